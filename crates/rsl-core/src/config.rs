@@ -1,0 +1,128 @@
+//! Every knob and limit of the core, in one place, with defaults that work unconfigured.
+//!
+//! Time is counted in ticks; the driver decides how long a tick is (production: 10 ms).
+
+use crate::types::{Membership, ReplicaId};
+
+/// The core's configuration. Validate with [`Config::validate`] before use.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This replica.
+    pub id: ReplicaId,
+    /// The initial membership (bootstrap); later changes arrive as slot values.
+    pub membership: Membership,
+    /// Slots the primary keeps in flight (proposed, not yet chosen).
+    pub pipeline_slots_max: u64,
+    /// Requests in one slot's batch.
+    pub batch_requests_max: usize,
+    /// Payload bytes in one slot's batch (a single larger request still gets a slot alone).
+    pub batch_bytes_max: usize,
+    /// Proposals waiting for a slot before new ones are refused as overloaded.
+    pub proposals_queued_max: usize,
+    /// Reads waiting to be served before new ones are refused as overloaded.
+    pub reads_queued_max: usize,
+    /// The primary sends a heartbeat (carrying the commit point) this often.
+    pub heartbeat_ticks: u32,
+    /// A replica that hears no primary for a random time in this range starts an election.
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
+    /// How long a majority's heartbeat acknowledgement lets the primary serve reads locally.
+    /// Must be below `election_ticks_min` minus the drift allowance.
+    pub lease_ticks: u32,
+    /// The most two replicas' tick rates may differ, in parts per thousand.
+    pub clock_drift_permille: u32,
+    /// Log entries sent in one catch-up message.
+    pub catchup_entries_max: usize,
+    /// Accepted entries reported in one promise.
+    pub promise_entries_max: usize,
+    /// Seed of the core's deterministic pseudo-random sequence (election timeouts). The
+    /// driver draws it; the core has no source of randomness of its own.
+    pub rng_seed: u64,
+    /// Planted bugs, for proving the simulator's checkers can fail. Test builds only.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: crate::bugs::Bugs,
+}
+
+/// A configuration that cannot work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// A configuration with the defaults, for replica `id` of a cluster of `voters`.
+    pub fn new(id: u32, voters: impl IntoIterator<Item = u32>) -> Config {
+        Config {
+            id: ReplicaId(id),
+            membership: Membership::new(voters),
+            pipeline_slots_max: 64,
+            batch_requests_max: 1024,
+            batch_bytes_max: 256 * 1024,
+            proposals_queued_max: 65_536,
+            reads_queued_max: 65_536,
+            heartbeat_ticks: 5,
+            election_ticks_min: 30,
+            election_ticks_max: 60,
+            lease_ticks: 20,
+            clock_drift_permille: 50,
+            catchup_entries_max: 256,
+            promise_entries_max: 4096,
+            rng_seed: u64::from(id),
+            #[cfg(feature = "planted-bugs")]
+            bugs: crate::bugs::Bugs::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
+        let n = self.membership.voters.len();
+        if n == 0 || n > 9 {
+            return err("membership", "needs 1 to 9 voters");
+        }
+        let mut voters = self.membership.voters.clone();
+        voters.sort();
+        voters.dedup();
+        if voters.len() != n {
+            return err("membership", "voters must be distinct");
+        }
+        if self.pipeline_slots_max == 0 {
+            return err("pipeline_slots_max", "must be at least 1");
+        }
+        if self.batch_requests_max == 0 {
+            return err("batch_requests_max", "must be at least 1");
+        }
+        if self.batch_bytes_max == 0 {
+            return err("batch_bytes_max", "must be at least 1");
+        }
+        if self.heartbeat_ticks == 0 {
+            return err("heartbeat_ticks", "must be at least 1");
+        }
+        if self.election_ticks_min <= self.heartbeat_ticks * 2 {
+            return err("election_ticks_min", "must exceed twice heartbeat_ticks");
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return err("election_ticks_max", "must exceed election_ticks_min");
+        }
+        if self.clock_drift_permille >= 500 {
+            return err("clock_drift_permille", "must be below 500");
+        }
+        let drift = u64::from(self.election_ticks_min) * u64::from(self.clock_drift_permille);
+        let safe = u64::from(self.election_ticks_min) - drift.div_ceil(1000) - 1;
+        if u64::from(self.lease_ticks) > safe {
+            return err("lease_ticks", "must be below election_ticks_min less the drift allowance");
+        }
+        if self.catchup_entries_max == 0 || self.promise_entries_max == 0 {
+            return err("catchup_entries_max", "limits must be at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The core's only boundary: [`Input`]s in, [`Action`]s out.
+//!
+//! The driver (production runtime or simulator) owns every side effect. It feeds inputs to
+//! `Replica::step` and carries out the returned actions **in order**. Two rules make the
+//! protocol safe whatever the driver's timing:
+//!
+//! 1. `Action::Persist` writes are made durable in `seq` order, and the driver reports
+//!    progress with `Input::Durable { seq }` (every write with a smaller or equal seq is
+//!    durable). The core never emits a message whose promise depends on a write before that
+//!    write is reported durable: such messages are held inside the core and released by
+//!    `Input::Durable`. So no driver can send a promise or a vote too early.
+//! 2. `Action::Execute` comes in strictly increasing slot order, each slot once.
+
+use bytes::Bytes;
+
+use crate::message::Message;
+use crate::types::{Ballot, Membership, ReplicaId, RequestId, Slot, Value};
+
+/// Identifies one read request, assigned by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadId(pub u64);
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Linearizable: served by the primary under its lease, or after a quorum round.
+    Linearizable,
+    /// RSL's fast read: any replica, once it has executed at least this slot.
+    AtLeast(Slot),
+}
+
+/// Everything the core can be told.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// One unit of time passed (the driver decides how long a tick is).
+    Tick,
+    /// A message from a peer (already authenticated and checksum-verified by the transport).
+    Receive(Message),
+    /// Every `Persist` with `seq <= seq` is durable.
+    Durable { seq: u64 },
+    /// A client request to replicate. `exclusive` puts it alone in its slot.
+    Propose { id: RequestId, payload: Bytes, exclusive: bool },
+    /// A read-only request waiting for the state to be fresh enough.
+    Read { id: ReadId, mode: ReadMode },
+    /// Ask the primary to hand primacy to `to` (or to any suitable replica if `None`).
+    TransferPrimacy { to: Option<ReplicaId> },
+    /// Whether this replica may stand for election (the application's can-become-primary).
+    SetCanBecomePrimary(bool),
+    /// Propose a new membership (at most one change in flight).
+    ChangeMembership(Membership),
+    /// The state machine's state after executing `slot` is durably checkpointed; the log at
+    /// and below it may be truncated.
+    CheckpointSaved { slot: Slot },
+    /// The log entries the core asked for with `Action::LoadLog`.
+    LogLoaded { token: u64, entries: Vec<LogEntry> },
+    /// A peer's checkpoint was installed: the state now reflects every slot up to `slot`.
+    CheckpointInstalled { slot: Slot },
+}
+
+/// One accepted log entry as kept in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub slot: Slot,
+    pub ballot: Ballot,
+    pub value: Value,
+}
+
+/// What must be written durably before the core may rely on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// The promised ballot (kept in metadata, replaced atomically).
+    Promise(Ballot),
+    /// An accepted value for a slot (a log record; a later record for the same slot wins).
+    Accept(LogEntry),
+    /// Every slot up to here is chosen (a hint that saves relearning it after a restart).
+    Commit(Slot),
+    /// Remove every log record at or above `from` (an unchosen tail being overridden).
+    TruncateSuffix { from: Slot },
+    /// Remove log records below `before` (covered by a checkpoint).
+    TruncatePrefix { before: Slot },
+}
+
+/// Why a proposal or read was refused. Every proposal ends in exactly one of: executed
+/// (its request appears in an `Action::Execute` on this replica) or refused with one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// This replica is not primary; `primary` is the one it follows, if known.
+    NotPrimary { primary: Option<ReplicaId> },
+    /// Too many proposals are queued; try later.
+    Overloaded,
+    /// The replica is shutting down.
+    ShuttingDown,
+    /// The request was proposed but a different value was chosen for its slot (this
+    /// replica lost primacy); it was definitely not executed.
+    Superseded { primary: Option<ReplicaId> },
+}
+
+/// Events for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    BecamePrimary { ballot: Ballot },
+    /// Everything earlier primaries committed has been executed here.
+    PrimaryRecovered,
+    LostPrimacy { primary: Option<ReplicaId> },
+    ConfigurationChanged { slot: Slot, membership: Membership },
+}
+
+/// Everything the core asks the driver to do, in the order it must be done.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send `msg` to `to`. May be lost; the protocol retries what matters.
+    Send { to: ReplicaId, msg: Message },
+    /// Make `write` durable, in `seq` order, then report `Input::Durable`.
+    Persist { seq: u64, write: Write },
+    /// Apply a chosen value to the state machine. Strictly increasing slots, each once.
+    Execute { slot: Slot, value: Value },
+    /// A proposal this replica took is refused.
+    Refuse { id: RequestId, reason: Refusal },
+    /// The read `id` may now be served from local state (after all earlier `Execute`s).
+    ReadReady { id: ReadId },
+    /// The read `id` cannot be served here.
+    ReadRefused { id: ReadId, reason: Refusal },
+    /// Tell the application something happened.
+    Notify(Event),
+    /// Read committed entries `from..=to` from storage and return them with
+    /// `Input::LogLoaded { token }` (used when entries are no longer in memory).
+    LoadLog { token: u64, from: Slot, to: Slot },
+    /// Stream the newest checkpoint to `to` (it needs slots this replica no longer has).
+    SendCheckpoint { to: ReplicaId },
+    /// Take a checkpoint of the state after the last executed slot.
+    TakeCheckpoint,
+}

@@ -1,0 +1,106 @@
+//! The protocol's vocabulary as types: replicas, ballots, slots, requests and values.
+//! See docs/protocol.md for the glossary.
+
+use bytes::Bytes;
+
+/// A replica's identity, unique in the cluster for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplicaId(pub u32);
+
+/// A position in the replicated log (RSL's decree). Slot 0 is never used: the first value
+/// lives in slot 1, so `Slot(0)` means "nothing yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Slot(pub u64);
+
+impl Slot {
+    pub const ZERO: Slot = Slot(0);
+
+    pub fn next(self) -> Slot {
+        Slot(self.0.checked_add(1).expect("slot overflow"))
+    }
+}
+
+/// A ballot: (round, replica). Totally ordered by round, then replica id, so two replicas
+/// never own the same ballot. `Ballot::ZERO` is below every ballot a replica can own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ballot {
+    pub round: u64,
+    pub replica: u32,
+}
+
+impl Ballot {
+    pub const ZERO: Ballot = Ballot { round: 0, replica: 0 };
+
+    pub fn new(round: u64, replica: ReplicaId) -> Ballot {
+        Ballot { round, replica: replica.0 }
+    }
+
+    pub fn owner(self) -> ReplicaId {
+        ReplicaId(self.replica)
+    }
+
+    /// Packs the ballot into an opaque 128-bit tag for storage, preserving order.
+    pub fn to_u128(self) -> u128 {
+        (u128::from(self.round) << 32) | u128::from(self.replica)
+    }
+
+    pub fn from_u128(tag: u128) -> Ballot {
+        Ballot { round: (tag >> 32) as u64, replica: tag as u32 }
+    }
+}
+
+/// Identifies one client request for its whole life. The driver assigns ids and guarantees
+/// they are unique across the cluster and across restarts (e.g. the proposer's id, an
+/// incarnation number drawn at start, and a counter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId {
+    pub proposer: ReplicaId,
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+/// One client request: opaque bytes for the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: RequestId,
+    pub payload: Bytes,
+}
+
+/// The replicas of a configuration: voters form quorums; learners receive the log but do
+/// not vote and cannot become primary (new replicas catch up as learners first).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Membership {
+    pub voters: Vec<ReplicaId>,
+    pub learners: Vec<ReplicaId>,
+}
+
+impl Membership {
+    pub fn new(voters: impl IntoIterator<Item = u32>) -> Membership {
+        Membership { voters: voters.into_iter().map(ReplicaId).collect(), learners: Vec::new() }
+    }
+
+    /// The number of voters that make a majority.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    pub fn is_voter(&self, id: ReplicaId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    /// Every replica that receives the log: voters and learners.
+    pub fn replicas(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.voters.iter().chain(self.learners.iter()).copied()
+    }
+}
+
+/// The value of one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Fills a gap found by phase 1; executes nothing.
+    Noop,
+    /// Client requests, executed in order.
+    Batch(Vec<Request>),
+    /// A configuration change; the new membership governs the slots after this one.
+    Config(Membership),
+}
