@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's first command: a local 3-replica rsl-kv cluster on loopback with a demo
+# workload, a primary kill, the failover time and the numbers. No configuration needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p rsl-kv
+exec ./target/release/rsl-kv cluster "$@"
