@@ -1,0 +1,352 @@
+//! A linearizability checker for the key-value histories, in the style of Wing & Gong with
+//! Lowe's memoisation (the algorithm Porcupine and Knossos use), written for this project.
+//!
+//! The history is split per key (operations on different keys commute, so a history is
+//! linearizable iff each key's sub-history is). For each key the checker searches for a total
+//! order that respects real time (an operation that returned before another was invoked comes
+//! first) and the sequential semantics of [`Kv`](crate::kv::Kv). An *indeterminate* operation
+//! (the client timed out) is given an infinite return time and accepts any output, so it may
+//! take effect anywhere after its invocation or, by being ordered last, not at all.
+//! Indeterminate reads are dropped: a read has no effect.
+
+use std::collections::HashSet;
+
+use crate::kv::{Fingerprint, Op, Output};
+
+/// One client operation as observed by the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub client: u32,
+    pub op: Op,
+    /// When the client invoked it (simulated time).
+    pub call: u64,
+    /// When and what it returned; `None` if the outcome is indeterminate.
+    pub ret: Option<(u64, Output)>,
+}
+
+/// Why a history was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// No linearization exists for this key's operations.
+    NotLinearizable { key: u8, operations: usize, detail: String },
+    /// The search exceeded its budget (not a proof either way).
+    Undecided { key: u8, operations: usize },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::NotLinearizable { key, operations, detail } => {
+                write!(f, "key {key}: no linearization of its {operations} operations; {detail}")
+            }
+            Violation::Undecided { key, operations } => {
+                write!(f, "key {key}: linearizability search over {operations} operations gave up")
+            }
+        }
+    }
+}
+
+/// Search steps allowed per key before giving up.
+pub const SEARCH_STEPS_MAX: u64 = 20_000_000;
+
+/// The sequential specification: the state after `op`, if `output` is possible from `state`.
+fn step(state: Fingerprint, op: Op, output: Option<Output>) -> Option<Fingerprint> {
+    match (op, output) {
+        (Op::Put { token, .. }, None | Some(Output::Ok)) => Some(Fingerprint::EMPTY.push(token)),
+        (Op::Append { token, .. }, out) => {
+            let next = state.push(token);
+            match out {
+                None => Some(next),
+                Some(Output::Len(len)) if len == next.len => Some(next),
+                Some(_) => None,
+            }
+        }
+        (Op::Get { .. }, None) => Some(state),
+        (Op::Get { .. }, Some(Output::Value(seen))) => (seen == state).then_some(state),
+        _ => None,
+    }
+}
+
+/// Checks the whole history, key by key.
+pub fn check(history: &[Operation]) -> Result<(), Violation> {
+    let mut keys: Vec<u8> = history.iter().map(|o| o.op.key()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let ops: Vec<&Operation> = history
+            .iter()
+            .filter(|o| o.op.key() == key && (o.ret.is_some() || o.op.is_write()))
+            .collect();
+        check_key(key, &ops)?;
+    }
+    Ok(())
+}
+
+const NONE: usize = usize::MAX;
+
+/// A node of the doubly linked list of call and return events.
+#[derive(Debug, Clone)]
+struct Node {
+    op: usize,
+    is_call: bool,
+    /// For a call: the index of its return node.
+    partner: usize,
+    prev: usize,
+    next: usize,
+}
+
+struct List {
+    nodes: Vec<Node>,
+}
+
+impl List {
+    /// Builds the list of events sorted by time; node 0 is the head sentinel.
+    fn new(ops: &[&Operation]) -> List {
+        let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
+        for (i, o) in ops.iter().enumerate() {
+            assert!(o.ret.is_none_or(|(t, _)| t >= o.call), "operation returns before its call");
+            events.push((o.call, 0, i));
+            events.push((o.ret.map_or(u64::MAX, |(t, _)| t), 1, i));
+        }
+        // Calls sort before returns at the same instant: such operations count as concurrent.
+        events.sort_unstable();
+        let mut nodes =
+            vec![Node { op: NONE, is_call: false, partner: NONE, prev: NONE, next: NONE }];
+        let mut call_node = vec![NONE; ops.len()];
+        for (i, (_, kind, op)) in events.iter().enumerate() {
+            let index = i + 1;
+            nodes.push(Node { op: *op, is_call: *kind == 0, partner: NONE, prev: i, next: NONE });
+            nodes[i].next = index;
+            if *kind == 0 {
+                call_node[*op] = index;
+            } else {
+                nodes[call_node[*op]].partner = index;
+            }
+        }
+        List { nodes }
+    }
+
+    fn unlink(&mut self, n: usize) {
+        let (prev, next) = (self.nodes[n].prev, self.nodes[n].next);
+        self.nodes[prev].next = next;
+        if next != NONE {
+            self.nodes[next].prev = prev;
+        }
+    }
+
+    fn relink(&mut self, n: usize) {
+        let (prev, next) = (self.nodes[n].prev, self.nodes[n].next);
+        self.nodes[prev].next = n;
+        if next != NONE {
+            self.nodes[next].prev = n;
+        }
+    }
+
+    /// Removes a call and its return (the operation is linearized).
+    fn lift(&mut self, call: usize) {
+        self.unlink(call);
+        self.unlink(self.nodes[call].partner);
+    }
+
+    /// Undoes `lift`, in reverse order.
+    fn unlift(&mut self, call: usize) {
+        self.relink(self.nodes[call].partner);
+        self.relink(call);
+    }
+}
+
+fn check_key(key: u8, ops: &[&Operation]) -> Result<(), Violation> {
+    let mut list = List::new(ops);
+    let words = ops.len().div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut cache: HashSet<(Vec<u64>, Fingerprint)> = HashSet::new();
+    let mut stack: Vec<(usize, Fingerprint)> = Vec::new();
+    let mut state = Fingerprint::EMPTY;
+    let mut entry = list.nodes[0].next;
+    let mut steps = 0u64;
+    let mut deepest = (0usize, NONE);
+    while list.nodes[0].next != NONE {
+        steps += 1;
+        if steps > SEARCH_STEPS_MAX {
+            return Err(Violation::Undecided { key, operations: ops.len() });
+        }
+        let node = &list.nodes[entry];
+        if node.is_call {
+            let op = ops[node.op];
+            if let Some(next) = step(state, op.op, op.ret.map(|(_, out)| out)) {
+                let (word, bit) = (node.op / 64, 1u64 << (node.op % 64));
+                linearized[word] |= bit;
+                if cache.insert((linearized.clone(), next)) {
+                    stack.push((entry, state));
+                    state = next;
+                    list.lift(entry);
+                    entry = list.nodes[0].next;
+                    continue;
+                }
+                linearized[word] &= !bit;
+            }
+            entry = list.nodes[entry].next;
+        } else {
+            // A return event: every operation that must precede it has been tried. Backtrack.
+            if stack.len() >= deepest.0 {
+                deepest = (stack.len(), node.op);
+            }
+            let Some((call, previous)) = stack.pop() else {
+                return Err(not_linearizable(key, ops, deepest));
+            };
+            let op = list.nodes[call].op;
+            linearized[op / 64] &= !(1u64 << (op % 64));
+            state = previous;
+            list.unlift(call);
+            entry = list.nodes[call].next;
+        }
+    }
+    Ok(())
+}
+
+fn not_linearizable(key: u8, ops: &[&Operation], deepest: (usize, usize)) -> Violation {
+    let (depth, op) = deepest;
+    let stuck = ops.get(op).map_or_else(String::new, |o| {
+        format!(
+            "at best {depth} operations linearized before client {} {:?} (called {}, returned {:?}) had to return",
+            o.client, o.op, o.call, o.ret
+        )
+    });
+    Violation::NotLinearizable { key, operations: ops.len(), detail: stuck }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(client: u32, token: u64, call: u64, ret: Option<(u64, u32)>) -> Operation {
+        Operation {
+            client,
+            op: Op::Append { key: 0, token },
+            call,
+            ret: ret.map(|(t, len)| (t, Output::Len(len))),
+        }
+    }
+
+    fn r(client: u32, seen: &[u64], call: u64, ret: u64) -> Operation {
+        Operation {
+            client,
+            op: Op::Get { key: 0 },
+            call,
+            ret: Some((ret, Output::Value(Fingerprint::of(seen)))),
+        }
+    }
+
+    fn put(client: u32, key: u8, token: u64, call: u64, ret: u64) -> Operation {
+        Operation { client, op: Op::Put { key, token }, call, ret: Some((ret, Output::Ok)) }
+    }
+
+    fn get(client: u32, key: u8, seen: &[u64], call: u64, ret: u64) -> Operation {
+        Operation {
+            client,
+            op: Op::Get { key },
+            call,
+            ret: Some((ret, Output::Value(Fingerprint::of(seen)))),
+        }
+    }
+
+    #[test]
+    fn sequential_history_is_accepted() {
+        let h = vec![w(1, 10, 0, Some((5, 1))), w(2, 11, 6, Some((9, 2))), r(1, &[10, 11], 10, 12)];
+        assert_eq!(check(&h), Ok(()));
+    }
+
+    #[test]
+    fn stale_read_after_completed_write_is_rejected() {
+        let h = vec![w(1, 10, 0, Some((5, 1))), r(2, &[], 6, 8)];
+        assert!(matches!(check(&h), Err(Violation::NotLinearizable { key: 0, .. })));
+    }
+
+    #[test]
+    fn concurrent_writes_may_take_either_order() {
+        let h =
+            vec![w(1, 10, 0, Some((10, 2))), w(2, 11, 1, Some((9, 1))), r(3, &[11, 10], 11, 12)];
+        assert_eq!(check(&h), Ok(()));
+        let bad =
+            vec![w(1, 10, 0, Some((10, 2))), w(2, 11, 1, Some((9, 1))), r(3, &[10, 11], 11, 12)];
+        assert!(check(&bad).is_err(), "the lengths fix the order 11 then 10");
+    }
+
+    #[test]
+    fn read_concurrent_with_write_sees_before_or_after() {
+        for seen in [&[][..], &[7][..]] {
+            let h = vec![w(1, 7, 0, Some((10, 1))), r(2, seen, 2, 4)];
+            assert_eq!(check(&h), Ok(()), "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn reads_must_not_go_back_in_time() {
+        // Both reads overlap the write, but the second starts after the first returned.
+        let h = vec![w(1, 7, 0, Some((100, 1))), r(2, &[7], 10, 20), r(3, &[], 30, 40)];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn indeterminate_write_may_or_may_not_take_effect() {
+        let applied = vec![w(1, 7, 0, None), r(2, &[7], 50, 60)];
+        assert_eq!(check(&applied), Ok(()));
+        let not_applied = vec![w(1, 7, 0, None), r(2, &[], 50, 60), w(2, 8, 61, Some((70, 1)))];
+        assert_eq!(check(&not_applied), Ok(()));
+        // ... but once seen it cannot disappear, and it cannot take effect before its call.
+        let vanished = vec![w(1, 7, 0, None), r(2, &[7], 50, 60), r(2, &[], 61, 62)];
+        assert!(check(&vanished).is_err());
+        let too_early = vec![r(2, &[7], 0, 5), w(1, 7, 6, None)];
+        assert!(check(&too_early).is_err());
+    }
+
+    #[test]
+    fn value_nobody_wrote_is_rejected_and_lost_write_is_rejected() {
+        assert!(check(&[r(1, &[99], 0, 1)]).is_err());
+        let lost = vec![w(1, 1, 0, Some((2, 1))), w(1, 2, 3, Some((4, 2))), r(2, &[2], 5, 6)];
+        assert!(check(&lost).is_err());
+    }
+
+    #[test]
+    fn append_length_must_match_position() {
+        let h = vec![w(1, 1, 0, Some((2, 2)))];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn puts_replace_and_keys_are_independent() {
+        let h = vec![
+            put(1, 1, 5, 0, 2),
+            put(1, 2, 6, 3, 4),
+            put(2, 1, 7, 5, 6),
+            get(3, 1, &[7], 7, 8),
+            get(3, 2, &[6], 9, 10),
+        ];
+        assert_eq!(check(&h), Ok(()));
+        let mut bad = h.clone();
+        bad[4] = get(3, 2, &[5], 9, 10);
+        assert!(matches!(check(&bad), Err(Violation::NotLinearizable { key: 2, .. })));
+    }
+
+    #[test]
+    fn many_concurrent_clients_with_timeouts_stay_tractable() {
+        // 8 clients, each appending in turn with overlapping intervals, some indeterminate,
+        // followed by one read of the true order.
+        let mut h = Vec::new();
+        let mut order = Vec::new();
+        let mut t = 0;
+        for round in 0..40u64 {
+            for c in 0..8u32 {
+                let token = round * 8 + u64::from(c);
+                order.push(token);
+                let len = order.len() as u32;
+                let ret = if token % 7 == 3 { None } else { Some((t + 20 + u64::from(c), len)) };
+                h.push(w(c, token, t + u64::from(c), ret));
+            }
+            t += 10;
+        }
+        // All writes complete at distinct times with lengths fixing the order.
+        h.push(r(99, &order, t + 100, t + 101));
+        assert_eq!(check(&h), Ok(()));
+    }
+}
