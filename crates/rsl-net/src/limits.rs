@@ -1,0 +1,63 @@
+//! Every limit of the transport, in one place.
+//!
+//! Names follow the project rule: `*_max` (or `*_min`) with the unit last. The const assertions
+//! at the bottom state how the limits relate; a change that breaks a relation fails to compile.
+
+use std::time::Duration;
+
+/// Bytes of a frame header: `u32` payload length, `u32` crc32c, `u8` kind.
+pub const FRAME_HEADER_BYTES: usize = 9;
+
+/// The largest payload one frame may carry. A peer that announces more is hostile or broken:
+/// the connection is closed before any of the payload is buffered.
+pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The largest frame on the wire, header included.
+pub const FRAME_BYTES_MAX: usize = FRAME_HEADER_BYTES + FRAME_PAYLOAD_BYTES_MAX;
+
+/// The longest cluster name a hello frame may carry.
+pub const CLUSTER_NAME_BYTES_MAX: usize = 64;
+
+/// The exact size of a hello payload is 4 (magic) + 2 (version) + 4 (id) + 2 (name length) +
+/// the name; this is its maximum.
+pub const HELLO_PAYLOAD_BYTES_MAX: usize = 12 + CLUSTER_NAME_BYTES_MAX;
+
+/// The writer stops gathering queued frames into one write once the batch holds this many
+/// bytes (a single larger frame still goes out whole).
+pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// The reader asks the socket for at least this much buffer space per read.
+pub const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
+
+/// The most peers one transport may name.
+pub const PEERS_MAX: usize = 64;
+
+/// Default bound on the frames queued for one peer.
+pub const QUEUE_FRAMES_MAX_DEFAULT: usize = 8192;
+
+/// Default bound on the payload bytes queued for one peer.
+pub const QUEUE_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// Default bound on the received frames waiting for the application.
+pub const INCOMING_FRAMES_MAX_DEFAULT: usize = 8192;
+
+/// Default first reconnection delay.
+pub const BACKOFF_INITIAL_DEFAULT: Duration = Duration::from_millis(50);
+
+/// Default cap on the reconnection delay.
+pub const BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(2);
+
+/// Default time a connection has to complete TCP connect, TLS and the hello exchange.
+pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Connections being handshaken at once on the listener; more are refused at once, so that a
+/// flood of idle sockets cannot exhaust memory.
+pub const HANDSHAKES_PENDING_MAX: usize = 256;
+
+const _: () = assert!(FRAME_HEADER_BYTES == 4 + 4 + 1);
+const _: () = assert!(FRAME_PAYLOAD_BYTES_MAX <= u32::MAX as usize);
+const _: () = assert!(HELLO_PAYLOAD_BYTES_MAX <= FRAME_PAYLOAD_BYTES_MAX);
+const _: () = assert!(CLUSTER_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(WRITE_BATCH_BYTES_MAX >= FRAME_HEADER_BYTES + 64);
+const _: () = assert!(QUEUE_BYTES_MAX_DEFAULT >= FRAME_PAYLOAD_BYTES_MAX);
+const _: () = assert!(READ_CHUNK_BYTES_MIN >= FRAME_HEADER_BYTES);

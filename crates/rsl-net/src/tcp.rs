@@ -1,0 +1,662 @@
+//! The TCP transport: one connection per pair of replicas, bounded per-peer queues, batched
+//! writes, reconnection with backoff, optional mutual TLS.
+//!
+//! Tasks, all on the caller's tokio runtime:
+//!
+//! - one **listener** task accepts sockets and runs each handshake (TLS, hello) in its own
+//!   short-lived task, bounded by [`HANDSHAKES_PENDING_MAX`] and the handshake timeout;
+//! - one **peer** task per configured peer owns that peer's queue receiver and its current
+//!   connection, and runs the connection's reader and writer side by side.
+//!
+//! Invariants:
+//!
+//! - **One connection per pair.** The replica with the lower id dials, the higher accepts; a
+//!   listener refuses a hello from a higher id. When a newer connection from the same peer is
+//!   accepted (the peer restarted before the old one was seen to fail), it replaces the old.
+//! - **`send` never waits on the network.** It only pushes onto a bounded queue and fails with
+//!   [`SendError::QueueFull`] when the frame or byte bound is reached. Frames queued while the
+//!   peer is disconnected stay queued (up to the bound) and go out after reconnection.
+//! - **Nothing unauthenticated reaches the application.** Data frames are delivered only from
+//!   a connection whose hello named this cluster and a configured peer (and, with TLS, matched
+//!   the certificate). Any malformed, oversized, truncated or unexpected frame closes its
+//!   connection, is counted and logged, and delivers nothing after it.
+//! - **No panics on input.** Every decode error is a value; panics are reserved for broken
+//!   internal invariants.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::{debug, info, warn};
+
+use crate::config::{Backoff, ConfigError, Security, TransportConfig};
+use crate::frame::{
+    decode_eof, decode_frame, encode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
+};
+use crate::limits::{
+    FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX, HELLO_PAYLOAD_BYTES_MAX,
+    READ_CHUNK_BYTES_MIN, WRITE_BATCH_BYTES_MAX,
+};
+use crate::stats::{Counters, PeerCounters, PeerStats, Stats};
+use crate::tls::{cert_names_replica, replica_server_name, TlsError};
+use crate::{PeerStatus, ReplicaId, SendError, Transport};
+
+/// One payload received from a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// The authenticated sender.
+    pub from: ReplicaId,
+    /// The payload, exactly as the sender passed it to `send`.
+    pub payload: Bytes,
+}
+
+/// Why a transport could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The TLS identity could not be turned into rustls configurations.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The listen address could not be bound or the listener could not be used.
+    #[error("listener: {0}")]
+    Listen(#[from] io::Error),
+}
+
+/// Why a connection was refused or closed. Logged, counted, never surfaced to `send`.
+#[derive(Debug, Error)]
+enum ConnError {
+    #[error("io: {0}")]
+    Io(#[from] io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("tls handshake: {0}")]
+    Tls(io::Error),
+    #[error("closed before the hello")]
+    ClosedBeforeHello,
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("hello: {0}")]
+    Hello(#[from] HelloError),
+    #[error("expected a hello frame, got {0:?}")]
+    NotHello(FrameKind),
+    #[error("hello frame of {0} bytes is too large")]
+    HelloTooLarge(usize),
+    #[error("a second hello on an established connection")]
+    SecondHello,
+    #[error("hello names cluster {0:?}")]
+    WrongCluster(String),
+    #[error("hello names replica {0}, which is not a peer")]
+    UnknownPeer(ReplicaId),
+    #[error("hello names replica {claimed} but replica {expected} was dialed")]
+    WrongPeer { claimed: ReplicaId, expected: ReplicaId },
+    #[error("replica {0} has the higher id and must be dialed, not dial")]
+    WrongDirection(ReplicaId),
+    #[error("hello names replica {0} but the certificate does not")]
+    CertificateMismatch(ReplicaId),
+}
+
+impl ConnError {
+    /// True for errors caused by the bytes a peer sent (counted in `rejected_frames`).
+    fn is_frame_rejection(&self) -> bool {
+        !matches!(
+            self,
+            ConnError::Io(_)
+                | ConnError::Timeout
+                | ConnError::Tls(_)
+                | ConnError::ClosedBeforeHello
+        )
+    }
+}
+
+/// A byte stream: plaintext TCP or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type Conn = Box<dyn Stream>;
+
+/// An established connection: the stream and any bytes read past the hello.
+struct Established {
+    conn: Conn,
+    buffered: BytesMut,
+}
+
+struct Peer {
+    id: ReplicaId,
+    addr: SocketAddr,
+    queue: mpsc::Sender<Bytes>,
+    queued_bytes: AtomicUsize,
+    accepted: mpsc::Sender<Established>,
+    counters: PeerCounters,
+}
+
+struct Tls {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+struct Shared {
+    config: TransportConfig,
+    peers: BTreeMap<ReplicaId, Peer>,
+    counters: Counters,
+    tls: Option<Tls>,
+    incoming: mpsc::Sender<Incoming>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in self.tasks.get_mut().expect("task list lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The TCP transport. Cheap to clone; the tasks stop when the last clone is dropped or on
+/// [`TcpTransport::shutdown`].
+#[derive(Clone)]
+pub struct TcpTransport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("id", &self.inner.shared.config.id)
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpTransport {
+    /// Binds `config.listen` and starts the transport. Returns the handle and the receiver of
+    /// every payload the peers send. Must be called within a tokio runtime.
+    pub async fn start(
+        config: TransportConfig,
+    ) -> Result<(TcpTransport, mpsc::Receiver<Incoming>), StartError> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen).await?;
+        TcpTransport::start_inner(config, listener)
+    }
+
+    /// Starts the transport on a listener bound by the caller (so that tests and launchers
+    /// can pick ephemeral ports before the peers' addresses are known). `config.listen` is
+    /// ignored. Must be called within a tokio runtime.
+    pub fn start_with_listener(
+        config: TransportConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<(TcpTransport, mpsc::Receiver<Incoming>), StartError> {
+        config.validate()?;
+        listener.set_nonblocking(true)?;
+        TcpTransport::start_inner(config, TcpListener::from_std(listener)?)
+    }
+
+    fn start_inner(
+        config: TransportConfig,
+        listener: TcpListener,
+    ) -> Result<(TcpTransport, mpsc::Receiver<Incoming>), StartError> {
+        let local_addr = listener.local_addr()?;
+        let tls = match &config.security {
+            Security::Plaintext => None,
+            Security::MutualTls(identity) => Some(Tls {
+                acceptor: TlsAcceptor::from(identity.server_config()?),
+                connector: TlsConnector::from(identity.client_config()?),
+            }),
+        };
+        let (incoming, incoming_rx) = mpsc::channel(config.incoming_frames_max);
+        let epoch = Instant::now();
+        let mut peers = BTreeMap::new();
+        let mut receivers = Vec::new();
+        for (&id, &addr) in &config.peers {
+            let (queue, queue_rx) = mpsc::channel(config.queue_frames_max);
+            let (accepted, accepted_rx) = mpsc::channel(2);
+            let counters = PeerCounters::new(epoch);
+            let queued_bytes = AtomicUsize::new(0);
+            peers.insert(id, Peer { id, addr, queue, queued_bytes, accepted, counters });
+            receivers.push((id, queue_rx, accepted_rx));
+        }
+        let counters = Counters::default();
+        let shared = Arc::new(Shared { config, peers, counters, tls, incoming });
+        let mut tasks = vec![tokio::spawn(listen(shared.clone(), listener))];
+        for (id, queue_rx, accepted_rx) in receivers {
+            tasks.push(tokio::spawn(run_peer(shared.clone(), id, queue_rx, accepted_rx)));
+        }
+        info!(id = shared.config.id, %local_addr, peers = shared.peers.len(), "transport started");
+        let inner = Arc::new(Inner { shared, local_addr, tasks: Mutex::new(tasks) });
+        Ok((TcpTransport { inner }, incoming_rx))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Stops every task and closes every socket (listener included) before returning, so the
+    /// listen address can be bound again at once. Frames still queued are dropped.
+    pub async fn shutdown(self) {
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("task list lock"));
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let result = task.await;
+            assert!(result.is_err_and(|e| e.is_cancelled()), "transport tasks run until aborted");
+        }
+    }
+
+    /// A snapshot of the counters, readable from any thread without blocking the transport.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let peers: Vec<PeerStats> = shared.peers.values().map(peer_stats).collect();
+        shared.counters.snapshot(peers)
+    }
+
+    /// Waits until the connection to `peer` is (`connected = true`) or is not established.
+    /// Returns `false` at once for an unknown peer. Bound it with a timeout.
+    pub async fn wait_connected(&self, peer: ReplicaId, connected: bool) -> bool {
+        let Some(peer) = self.inner.shared.peers.get(&peer) else {
+            return false;
+        };
+        loop {
+            let notified = peer.counters.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if peer.counters.connected() == connected {
+                return true;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until at least `count` frames and handshakes have been rejected in total. For
+    /// tests and monitoring; bound it with a timeout.
+    pub async fn wait_rejections(&self, count: u64) {
+        let counters = &self.inner.shared.counters;
+        loop {
+            let notified = counters.rejection.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if counters.rejected() >= count {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn peer_stats(peer: &Peer) -> PeerStats {
+    let queued = peer.queue.max_capacity() - peer.queue.capacity();
+    peer.counters.snapshot(peer.id, queued)
+}
+
+impl Transport for TcpTransport {
+    fn id(&self) -> ReplicaId {
+        self.inner.shared.config.id
+    }
+
+    fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError> {
+        let shared = &self.inner.shared;
+        let bytes = payload.len();
+        if bytes > FRAME_PAYLOAD_BYTES_MAX {
+            return Err(SendError::PayloadTooLarge { bytes });
+        }
+        let peer = shared.peers.get(&to).ok_or(SendError::UnknownPeer(to))?;
+        let queued = peer.queued_bytes.fetch_add(bytes, Relaxed);
+        let result = if queued + bytes > shared.config.queue_bytes_max {
+            Err(SendError::QueueFull(to))
+        } else {
+            peer.queue.try_send(payload).map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => SendError::QueueFull(to),
+                mpsc::error::TrySendError::Closed(_) => SendError::Shutdown,
+            })
+        };
+        if result.is_err() {
+            peer.queued_bytes.fetch_sub(bytes, Relaxed);
+        }
+        if matches!(result, Err(SendError::QueueFull(_))) {
+            shared.counters.queue_full_drops.fetch_add(1, Relaxed);
+            peer.counters.queue_full_drops.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
+    fn peer_status(&self, peer: ReplicaId) -> Option<PeerStatus> {
+        let peer = self.inner.shared.peers.get(&peer)?;
+        let stats = peer_stats(peer);
+        Some(PeerStatus {
+            connected: stats.connected,
+            last_contact_ago: stats.last_contact_ago,
+            queued_frames: stats.queued_frames,
+        })
+    }
+}
+
+/// Accepts sockets and hands each to its own handshake task.
+async fn listen(shared: Arc<Shared>, listener: TcpListener) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) if handshakes.len() < HANDSHAKES_PENDING_MAX => {
+                    handshakes.spawn(accept_one(shared.clone(), stream, addr));
+                }
+                Ok((_, addr)) => {
+                    warn!(%addr, "too many pending handshakes, connection refused");
+                    shared.counters.reject_handshake();
+                }
+                Err(error) => {
+                    // Out of file descriptors and similar: pause instead of spinning.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = handshakes.join_next() => {}
+        }
+    }
+}
+
+/// Runs one inbound handshake and hands the connection to its peer's task.
+async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let timeout = shared.config.handshake_timeout;
+    let result = match tokio::time::timeout(timeout, handshake_accept(&shared, stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnError::Timeout),
+    };
+    match result {
+        Ok((id, established)) => {
+            debug!(peer = id, %addr, "accepted");
+            let peer = &shared.peers[&id];
+            // The peer task takes it promptly; if the transport is shutting down, drop it.
+            let _ = peer.accepted.send(established).await;
+        }
+        Err(error) => {
+            if error.is_frame_rejection() {
+                shared.counters.reject_frame();
+            } else {
+                shared.counters.reject_handshake();
+            }
+            warn!(%addr, %error, "inbound connection rejected");
+        }
+    }
+}
+
+async fn handshake_accept(
+    shared: &Shared,
+    stream: TcpStream,
+) -> Result<(ReplicaId, Established), ConnError> {
+    stream.set_nodelay(true)?;
+    let (mut conn, cert): (Conn, _) = match &shared.tls {
+        None => (Box::new(stream), None),
+        Some(tls) => {
+            let stream = tls.acceptor.accept(stream).await.map_err(ConnError::Tls)?;
+            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned();
+            // The verifier requires a client certificate, so a session without one is a bug.
+            assert!(cert.is_some(), "mutual TLS session without a client certificate");
+            (Box::new(stream), cert)
+        }
+    };
+    let (hello, buffered) = read_hello(&mut conn).await?;
+    let config = &shared.config;
+    if hello.cluster != config.cluster {
+        return Err(ConnError::WrongCluster(hello.cluster));
+    }
+    if !shared.peers.contains_key(&hello.id) {
+        return Err(ConnError::UnknownPeer(hello.id));
+    }
+    if hello.id > config.id {
+        return Err(ConnError::WrongDirection(hello.id));
+    }
+    assert_ne!(hello.id, config.id, "own id is never a peer");
+    if let Some(cert) = cert {
+        if !cert_names_replica(&cert, hello.id) {
+            return Err(ConnError::CertificateMismatch(hello.id));
+        }
+    }
+    write_hello(shared, &mut conn).await?;
+    Ok((hello.id, Established { conn, buffered }))
+}
+
+/// Dials `peer`, runs TLS and the hello exchange.
+async fn dial(shared: &Shared, peer: &Peer) -> Result<Established, ConnError> {
+    let stream = TcpStream::connect(peer.addr).await?;
+    stream.set_nodelay(true)?;
+    let mut conn: Conn = match &shared.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(replica_server_name(peer.id))
+                .expect("replica names are DNS names");
+            Box::new(tls.connector.connect(name, stream).await.map_err(ConnError::Tls)?)
+        }
+    };
+    write_hello(shared, &mut conn).await?;
+    let (hello, buffered) = read_hello(&mut conn).await?;
+    if hello.cluster != shared.config.cluster {
+        return Err(ConnError::WrongCluster(hello.cluster));
+    }
+    if hello.id != peer.id {
+        return Err(ConnError::WrongPeer { claimed: hello.id, expected: peer.id });
+    }
+    Ok(Established { conn, buffered })
+}
+
+async fn write_hello(shared: &Shared, conn: &mut Conn) -> Result<(), ConnError> {
+    let hello = Hello { cluster: shared.config.cluster.clone(), id: shared.config.id };
+    conn.write_all(&frame_bytes(FrameKind::Hello, &hello.encode())).await?;
+    conn.flush().await?;
+    Ok(())
+}
+
+/// Reads the first frame, which must be a hello no larger than a hello can be. Returns it
+/// with any bytes read past it.
+async fn read_hello(conn: &mut Conn) -> Result<(Hello, BytesMut), ConnError> {
+    let mut buf = BytesMut::with_capacity(FRAME_HEADER_BYTES + HELLO_PAYLOAD_BYTES_MAX);
+    loop {
+        if buf.len() >= 4 {
+            // Refuse a large first frame before buffering it: the peer is not authenticated.
+            let length = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
+            if length > HELLO_PAYLOAD_BYTES_MAX {
+                return Err(ConnError::HelloTooLarge(length));
+            }
+        }
+        if let Some(frame) = decode_frame(&mut buf)? {
+            if frame.kind != FrameKind::Hello {
+                return Err(ConnError::NotHello(frame.kind));
+            }
+            return Ok((Hello::decode(&frame.payload)?, buf));
+        }
+        if conn.read_buf(&mut buf).await? == 0 {
+            decode_eof(&buf)?;
+            return Err(ConnError::ClosedBeforeHello);
+        }
+    }
+}
+
+/// How a connection ended.
+enum ConnectionEnd {
+    /// The peer dialed again; continue with the new connection.
+    Replaced(Established),
+    /// The connection failed or was closed.
+    Closed(Result<(), ConnError>),
+}
+
+/// Owns one peer's queue: obtains a connection (dialing with backoff, or waiting for the
+/// listener to hand one over), runs it until it ends, and starts again.
+async fn run_peer(
+    shared: Arc<Shared>,
+    id: ReplicaId,
+    mut queue: mpsc::Receiver<Bytes>,
+    mut accepted: mpsc::Receiver<Established>,
+) {
+    let peer = &shared.peers[&id];
+    let dials = shared.config.id < id;
+    let mut backoff = Backoff::new(shared.config.backoff, seed(shared.config.id, id));
+    let mut next: Option<Established> = None;
+    loop {
+        let established = match next.take() {
+            Some(established) => established,
+            None if dials => {
+                let timeout = shared.config.handshake_timeout;
+                let result = match tokio::time::timeout(timeout, dial(&shared, peer)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ConnError::Timeout),
+                };
+                match result {
+                    Ok(established) => established,
+                    Err(error) => {
+                        shared.counters.dial_failures.fetch_add(1, Relaxed);
+                        if error.is_frame_rejection() {
+                            shared.counters.reject_frame();
+                        }
+                        debug!(peer = id, %error, "dial failed");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        continue;
+                    }
+                }
+            }
+            None => match accepted.recv().await {
+                Some(established) => established,
+                None => return,
+            },
+        };
+        backoff.reset();
+        connected(&shared, peer);
+        let end = run_connection(&shared, peer, established, &mut queue, &mut accepted).await;
+        peer.counters.set_connected(false);
+        match end {
+            ConnectionEnd::Replaced(established) => {
+                info!(peer = id, "connection replaced by a newer one");
+                next = Some(established);
+            }
+            ConnectionEnd::Closed(result) => {
+                match result {
+                    Ok(()) => info!(peer = id, "connection closed by peer"),
+                    Err(error) => warn!(peer = id, %error, "connection closed"),
+                }
+                if dials {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+}
+
+fn connected(shared: &Shared, peer: &Peer) {
+    let before = peer.counters.connects.fetch_add(1, Relaxed);
+    shared.counters.connects.fetch_add(1, Relaxed);
+    if before > 0 {
+        shared.counters.reconnects.fetch_add(1, Relaxed);
+    }
+    peer.counters.touch();
+    peer.counters.set_connected(true);
+    info!(peer = peer.id, reconnect = before > 0, "connected");
+}
+
+fn seed(me: ReplicaId, peer: ReplicaId) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(me);
+    hasher.write_u32(peer);
+    hasher.finish()
+}
+
+/// Runs one established connection: the reader and the writer side by side, until either
+/// ends or the peer connects again.
+async fn run_connection(
+    shared: &Shared,
+    peer: &Peer,
+    established: Established,
+    queue: &mut mpsc::Receiver<Bytes>,
+    accepted: &mut mpsc::Receiver<Established>,
+) -> ConnectionEnd {
+    let (reader, writer) = tokio::io::split(established.conn);
+    tokio::select! {
+        result = read_loop(shared, peer, reader, established.buffered) => {
+            if let Err(error) = &result {
+                if error.is_frame_rejection() {
+                    shared.counters.reject_frame();
+                }
+            }
+            ConnectionEnd::Closed(result)
+        }
+        result = write_loop(shared, peer, writer, queue) => ConnectionEnd::Closed(result),
+        Some(newer) = accepted.recv() => ConnectionEnd::Replaced(newer),
+    }
+}
+
+/// Decodes frames and delivers data frames to the application. Returns `Ok` when the peer
+/// closed the stream cleanly between frames.
+async fn read_loop(
+    shared: &Shared,
+    peer: &Peer,
+    mut reader: impl AsyncRead + Unpin,
+    mut buf: BytesMut,
+) -> Result<(), ConnError> {
+    loop {
+        while let Some(frame) = decode_frame(&mut buf)? {
+            if frame.kind != FrameKind::Data {
+                return Err(ConnError::SecondHello);
+            }
+            let wire_bytes = (FRAME_HEADER_BYTES + frame.payload.len()) as u64;
+            shared.counters.frames_received.fetch_add(1, Relaxed);
+            shared.counters.bytes_received.fetch_add(wire_bytes, Relaxed);
+            peer.counters.frames_received.fetch_add(1, Relaxed);
+            let incoming = Incoming { from: peer.id, payload: frame.payload };
+            // A dropped receiver means the application no longer listens: drop the frame.
+            let _ = shared.incoming.send(incoming).await;
+        }
+        buf.reserve(READ_CHUNK_BYTES_MIN);
+        if reader.read_buf(&mut buf).await? == 0 {
+            decode_eof(&buf)?;
+            return Ok(());
+        }
+        peer.counters.touch();
+    }
+}
+
+/// Takes frames from the queue and writes them, as many as are queued (up to
+/// [`WRITE_BATCH_BYTES_MAX`]) per write.
+async fn write_loop(
+    shared: &Shared,
+    peer: &Peer,
+    mut writer: impl AsyncWrite + Unpin,
+    queue: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), ConnError> {
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    loop {
+        let Some(first) = queue.recv().await else {
+            return Ok(());
+        };
+        batch.clear();
+        let mut frames = 0u64;
+        let mut next = Some(first);
+        while let Some(payload) = next.take() {
+            encode_frame(FrameKind::Data, &payload, &mut batch);
+            let before = peer.queued_bytes.fetch_sub(payload.len(), Relaxed);
+            assert!(before >= payload.len(), "queued bytes underflow");
+            frames += 1;
+            if batch.len() < WRITE_BATCH_BYTES_MAX {
+                next = queue.try_recv().ok();
+            }
+        }
+        writer.write_all(&batch).await?;
+        writer.flush().await?;
+        shared.counters.frames_sent.fetch_add(frames, Relaxed);
+        shared.counters.bytes_sent.fetch_add(batch.len() as u64, Relaxed);
+        peer.counters.frames_sent.fetch_add(frames, Relaxed);
+    }
+}
