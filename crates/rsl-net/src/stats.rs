@@ -19,6 +19,8 @@ pub struct Stats {
     pub frames_sent: u64,
     /// Wire bytes (headers included) of the data frames written.
     pub bytes_sent: u64,
+    /// Socket writes of data; below `frames_sent` when queued frames were batched.
+    pub write_batches: u64,
     /// Data frames received and handed to the application.
     pub frames_received: u64,
     /// Wire bytes (headers included) of the data frames received.
@@ -67,6 +69,7 @@ pub struct PeerStats {
 pub(crate) struct Counters {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
+    pub(crate) write_batches: AtomicU64,
     pub(crate) frames_received: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
     pub(crate) rejected_frames: AtomicU64,
@@ -98,6 +101,7 @@ impl Counters {
         Stats {
             frames_sent: self.frames_sent.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
+            write_batches: self.write_batches.load(Relaxed),
             frames_received: self.frames_received.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),
             rejected_frames: self.rejected_frames.load(Relaxed),

@@ -1,0 +1,201 @@
+//! The transport between well-behaved replicas: delivery in both directions, one connection per
+//! pair, ordering, reconnection after a restart, and backpressure.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use rsl_net::limits::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
+use rsl_net::{SendError, TcpTransport, Transport};
+
+/// Every node sends one payload to every other node; each must arrive once, from the right
+/// sender, and each pair must hold exactly one connection.
+async fn all_pairs_exchange(ids: &[u32], certs: Option<&std::path::Path>) {
+    let (mut nodes, _) = start_cluster(ids, certs);
+    for (transport, _) in &nodes {
+        for &peer in ids.iter().filter(|&&p| p != transport.id()) {
+            let payload = format!("{} to {}", transport.id(), peer);
+            transport.send(peer, Bytes::from(payload)).unwrap();
+        }
+    }
+    for (transport, rx) in &mut nodes {
+        let me = transport.id();
+        let mut senders = Vec::new();
+        for _ in 1..ids.len() {
+            let incoming = recv(rx).await;
+            assert_eq!(incoming.payload, Bytes::from(format!("{} to {}", incoming.from, me)));
+            senders.push(incoming.from);
+        }
+        senders.sort();
+        let expected: Vec<u32> = ids.iter().copied().filter(|&p| p != me).collect();
+        assert_eq!(senders, expected, "one payload from each peer");
+        assert!(rx.try_recv().is_err(), "no duplicates");
+    }
+    for (transport, _) in &nodes {
+        for &peer in ids.iter().filter(|&&p| p != transport.id()) {
+            wait_connected(transport, peer, true).await;
+        }
+        let stats = transport.stats();
+        assert_eq!(stats.connects, ids.len() as u64 - 1, "one connection per pair: {stats:?}");
+        assert_eq!(stats.reconnects, 0);
+        assert_eq!(stats.rejected_frames + stats.rejected_handshakes, 0);
+        assert_eq!(stats.frames_received, ids.len() as u64 - 1);
+        assert!(stats.peers.iter().all(|p| p.connects == 1 && p.last_contact_ago.is_some()));
+    }
+}
+
+#[tokio::test]
+async fn two_transports_exchange_in_plaintext() {
+    all_pairs_exchange(&[1, 2], None).await;
+}
+
+#[tokio::test]
+async fn three_transports_exchange_in_plaintext() {
+    all_pairs_exchange(&[1, 2, 3], None).await;
+}
+
+#[tokio::test]
+async fn two_transports_exchange_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    rsl_net::generate_cluster_certs(dir.path(), CLUSTER, &[1, 2]).unwrap();
+    all_pairs_exchange(&[1, 2], Some(dir.path())).await;
+}
+
+#[tokio::test]
+async fn three_transports_exchange_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    rsl_net::generate_cluster_certs(dir.path(), CLUSTER, &[1, 2, 3]).unwrap();
+    all_pairs_exchange(&[1, 2, 3], Some(dir.path())).await;
+}
+
+/// Payloads queued before the peer exists are kept, go out batched once it connects, and
+/// arrive whole and in order; a large payload crosses intact.
+#[tokio::test]
+async fn queued_payloads_arrive_in_order_after_connecting() {
+    let (mut listeners, addrs) = bind(&[1, 2]);
+    let listener2 = listeners.pop().unwrap();
+    let listener1 = listeners.pop().unwrap();
+    let (one, _rx1) = TcpTransport::start_with_listener(
+        config(1, &addrs, rsl_net::Security::Plaintext),
+        listener1,
+    )
+    .unwrap();
+    let count = 2000u32;
+    for i in 0..count {
+        one.send(2, Bytes::from(i.to_le_bytes().to_vec())).unwrap();
+    }
+    let big = Bytes::from((0..1_000_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    one.send(2, big.clone()).unwrap();
+    assert_eq!(one.peer_status(2).unwrap().queued_frames, count as usize + 1);
+    let (two, mut rx2) = TcpTransport::start_with_listener(
+        config(2, &addrs, rsl_net::Security::Plaintext),
+        listener2,
+    )
+    .unwrap();
+    for i in 0..count {
+        let incoming = recv(&mut rx2).await;
+        assert_eq!((incoming.from, &incoming.payload[..]), (1, &i.to_le_bytes()[..]));
+    }
+    assert_eq!(recv(&mut rx2).await.payload, big);
+    let stats = two.stats();
+    assert_eq!(stats.frames_received, count as u64 + 1);
+    let wire = (count as u64) * (FRAME_HEADER_BYTES as u64 + 4) + 9 + big.len() as u64;
+    assert_eq!(stats.bytes_received, wire);
+    assert_eq!(stats.peers[0].frames_received, count as u64 + 1);
+}
+
+/// Restarts one side (the dialer or the acceptor) and checks that the pair reconnects, that a
+/// payload queued while the peer was down is delivered, and that both directions work again.
+async fn restart_and_reconnect(restarted: u32) {
+    let (mut nodes, addrs) = start_cluster(&[1, 2], None);
+    let survivor_id = 3 - restarted;
+    let (old, old_rx) = nodes.remove(restarted as usize - 1);
+    let (survivor, mut survivor_rx) = nodes.pop().unwrap();
+    wait_connected(&survivor, restarted, true).await;
+    old.send(survivor_id, Bytes::from_static(b"before")).unwrap();
+    assert_eq!(&recv(&mut survivor_rx).await.payload[..], b"before");
+
+    old.shutdown().await;
+    drop(old_rx);
+    wait_connected(&survivor, restarted, false).await;
+    survivor.send(restarted, Bytes::from_static(b"while down")).unwrap();
+
+    let listener = std::net::TcpListener::bind(addrs[&restarted]).unwrap();
+    let config = config(restarted, &addrs, rsl_net::Security::Plaintext);
+    let (new, mut new_rx) = TcpTransport::start_with_listener(config, listener).unwrap();
+    let incoming = recv(&mut new_rx).await;
+    assert_eq!((incoming.from, &incoming.payload[..]), (survivor_id, &b"while down"[..]));
+    new.send(survivor_id, Bytes::from_static(b"after")).unwrap();
+    assert_eq!(&recv(&mut survivor_rx).await.payload[..], b"after");
+
+    wait_connected(&survivor, restarted, true).await;
+    let stats = survivor.stats();
+    assert_eq!(stats.connects, 2, "{stats:?}");
+    assert_eq!(stats.reconnects, 1, "{stats:?}");
+    assert_eq!(stats.peers[0].connects, 2);
+    assert_eq!(stats.rejected_frames, 0);
+    assert_eq!(new.stats().connects, 1);
+}
+
+#[tokio::test]
+async fn the_dialer_restarts_and_the_pair_reconnects() {
+    restart_and_reconnect(1).await;
+}
+
+#[tokio::test]
+async fn the_acceptor_restarts_and_the_pair_reconnects() {
+    restart_and_reconnect(2).await;
+}
+
+/// A peer that accepts TCP but never answers keeps the queue from draining: `send` must fail
+/// fast with `QueueFull` at the frame bound and at the byte bound, and count each refusal.
+#[tokio::test]
+async fn a_full_queue_refuses_at_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (listeners, mut addrs) = bind(&[1]);
+    addrs.insert(2, silent.local_addr().unwrap());
+    let mut config = config(1, &addrs, rsl_net::Security::Plaintext);
+    config.queue_frames_max = 4;
+    config.queue_bytes_max = FRAME_PAYLOAD_BYTES_MAX;
+    let (one, _rx) =
+        TcpTransport::start_with_listener(config, listeners.into_iter().next().unwrap()).unwrap();
+    for i in 0..4u8 {
+        one.send(2, Bytes::from(vec![i])).unwrap();
+    }
+    assert_eq!(one.send(2, Bytes::from_static(b"x")), Err(SendError::QueueFull(2)));
+    assert_eq!(one.send(2, Bytes::from_static(b"y")), Err(SendError::QueueFull(2)));
+    let stats = one.stats();
+    assert_eq!(stats.queue_full_drops, 2);
+    assert_eq!(stats.peers[0].queue_full_drops, 2);
+    assert_eq!(stats.peers[0].queued_frames, 4);
+    assert!(!stats.peers[0].connected);
+    assert_eq!(stats.frames_sent, 0);
+
+    assert_eq!(one.send(9, Bytes::new()), Err(SendError::UnknownPeer(9)));
+    assert_eq!(one.send(1, Bytes::new()), Err(SendError::UnknownPeer(1)));
+    let huge = Bytes::from(vec![0u8; FRAME_PAYLOAD_BYTES_MAX + 1]);
+    assert_eq!(
+        one.send(2, huge),
+        Err(SendError::PayloadTooLarge { bytes: FRAME_PAYLOAD_BYTES_MAX + 1 })
+    );
+    assert_eq!(one.stats().queue_full_drops, 2, "other refusals are not queue-full drops");
+    assert!(one.peer_status(9).is_none());
+}
+
+#[tokio::test]
+async fn the_byte_bound_refuses_before_the_frame_bound() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (listeners, mut addrs) = bind(&[1]);
+    addrs.insert(2, silent.local_addr().unwrap());
+    let mut config = config(1, &addrs, rsl_net::Security::Plaintext);
+    config.queue_frames_max = 100;
+    config.queue_bytes_max = FRAME_PAYLOAD_BYTES_MAX;
+    let (one, _rx) =
+        TcpTransport::start_with_listener(config, listeners.into_iter().next().unwrap()).unwrap();
+    let half = Bytes::from(vec![0u8; FRAME_PAYLOAD_BYTES_MAX / 2]);
+    one.send(2, half.clone()).unwrap();
+    one.send(2, half.clone()).unwrap();
+    assert_eq!(one.send(2, Bytes::from_static(b"z")), Err(SendError::QueueFull(2)));
+    assert_eq!(one.peer_status(2).unwrap().queued_frames, 2);
+    assert_eq!(one.stats().queue_full_drops, 1);
+}
