@@ -1,0 +1,804 @@
+//! The segmented write-ahead log: [`Log`] (the interface) and [`SegmentLog`] (its one
+//! implementation, generic over the [`Media`] it is stored on).
+//!
+//! Role: keep every (slot, ballot, payload) the caller appends, durably after `sync`, and give
+//! it back by slot. The log knows nothing of Paxos: a ballot is an opaque `u128`.
+//!
+//! Invariants:
+//! * Records are appended in *append order*, not slot order; the newest record of a slot
+//!   supersedes older ones (a re-accept at a higher ballot, or a repair).
+//! * Every record has a sequence number `seq` (0, 1, 2, ... never reused) and carries
+//!   `durable_seq`: every record with a smaller `seq` was durable when it was written. Recovery
+//!   uses it to tell a torn tail (never acknowledged) from corruption of acknowledged data.
+//! * One `sync` makes every earlier append durable: it writes the buffer out and issues one
+//!   data sync per segment written since the last sync (one, except across a rollover), plus
+//!   one directory sync when segments were created or removed.
+//! * Payloads stay on disk; memory holds an index slot -> (segment, offset, length, ballot).
+//! * After a failed write or sync the log is poisoned (what reached the disk is unknown,
+//!   "fsyncgate"); the caller must reopen it and let recovery decide.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::codec::{
+    decode_record, encode_record, parse_segment_name, record_bytes, segment_name, Decoded,
+    RecordHeader, RecordKind, SegmentHeader,
+};
+use crate::error::{Result, StorageError};
+use crate::limits::{
+    RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES, WRITE_BUFFER_BYTES_MAX,
+};
+use crate::media::{Media, MediaFile};
+
+/// One record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The slot.
+    pub slot: u64,
+    /// The ballot the caller appended with (opaque to storage).
+    pub ballot: u128,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// The write-ahead log interface. Used from one I/O thread: `Send`, not `Sync`.
+pub trait Log: Send {
+    /// Buffer a record for `slot`. It supersedes earlier records of the slot at once (reads
+    /// see it), and is durable once a later `sync` returns `Ok`.
+    fn append(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()>;
+    /// Make every earlier append durable (group commit: one data sync for all of them).
+    fn sync(&mut self) -> Result<()>;
+    /// The newest record of `slot`, or None if the log has none. A record found corrupt
+    /// (at recovery or on this read) is [`StorageError::CorruptRecord`].
+    fn read(&mut self, slot: u64) -> Result<Option<Record>>;
+    /// Records of slots in `from..to`, in slot order, newest record per slot, stopping once
+    /// the payloads returned reach `bytes_max` (at least one record if any is in range).
+    fn read_range(&mut self, from: u64, to: u64, bytes_max: usize) -> Result<Vec<Record>>;
+    /// Lowest slot that has a record.
+    fn first_slot(&self) -> Option<u64>;
+    /// Highest slot that has a record.
+    fn last_slot(&self) -> Option<u64>;
+    /// Drop every slot below `below` (after a checkpoint), durably, and delete the segments
+    /// that hold nothing else.
+    fn truncate_prefix(&mut self, below: u64) -> Result<()>;
+    /// Drop every slot at or above `from`, durably.
+    fn truncate_suffix(&mut self, from: u64) -> Result<()>;
+    /// Slots whose newest record is corrupt (slot, ballot), until repaired by an append.
+    fn corrupt_slots(&self) -> Vec<(u64, u128)>;
+    /// Bytes of log kept on the medium (all segments).
+    fn bytes_on_disk(&self) -> u64;
+}
+
+/// Knobs of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// A segment rolls over once the next record would make it larger than this.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions { segment_bytes_max: SEGMENT_BYTES_DEFAULT }
+    }
+}
+
+/// A record whose header is intact but whose payload is corrupt: the caller had accepted
+/// `ballot` at `slot` and must repair the slot (from peers) rather than forget it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptRecord {
+    /// Slot of the record.
+    pub slot: u64,
+    /// Ballot of the record.
+    pub ballot: u128,
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// Segment holding it.
+    pub segment: u64,
+    /// Offset in the segment.
+    pub offset: u64,
+}
+
+/// Bytes whose headers are unreadable, before acknowledged records: records were lost there
+/// and their slots are unknown; `slot_before`/`slot_after` are the neighbours' slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptRegion {
+    /// Segment holding the bytes.
+    pub segment: u64,
+    /// Offset of the first bad byte.
+    pub offset: u64,
+    /// Length of the bad bytes (up to the next readable header).
+    pub bytes: u64,
+    /// Sequence numbers `seq_lo..seq_hi` were lost (at least one).
+    pub seq_lo: u64,
+    /// Exclusive end of the lost sequence numbers.
+    pub seq_hi: u64,
+    /// Slot of the last good record before the region.
+    pub slot_before: Option<u64>,
+    /// Slot of the first good record after it.
+    pub slot_after: Option<u64>,
+}
+
+/// The torn tail discarded by recovery: writes in flight at the crash, never acknowledged by
+/// a `sync`, with one ambiguity spelled out in docs/storage.md (bit rot in the last synced
+/// batch when nothing was written after it looks the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Segment where the discarded bytes start.
+    pub segment: u64,
+    /// Offset where they start.
+    pub offset: u64,
+    /// Identities (slot, ballot) of discarded records whose headers were readable.
+    pub records: Vec<(u64, u128)>,
+}
+
+/// What recovery found when the log was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Valid records scanned (including superseded ones).
+    pub records: u64,
+    /// Bytes of segments scanned.
+    pub bytes_scanned: u64,
+    /// Corrupt records with a known identity (the caller must repair these slots).
+    pub corrupt: Vec<CorruptRecord>,
+    /// Corrupt regions with unknown identity.
+    pub corrupt_regions: Vec<CorruptRegion>,
+    /// The discarded torn tail, if the last write was torn.
+    pub torn: Option<TornTail>,
+}
+
+impl RecoveryReport {
+    /// True if recovery found corruption that only peers can repair.
+    pub fn has_corruption(&self) -> bool {
+        !self.corrupt.is_empty() || !self.corrupt_regions.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    segment: u64,
+    offset: u64,
+    payload_len: u32,
+    ballot: u128,
+    corrupt: bool,
+}
+
+#[derive(Debug)]
+struct Segment<F> {
+    file: F,
+    first_seq: u64,
+    /// Bytes written to the file (the tail segment's buffer is beyond this).
+    written: u64,
+    /// Capacity: rollover before exceeding it.
+    capacity: u64,
+    /// Highest slot (or marker bound) of any record in it.
+    slot_max: Option<u64>,
+    /// Written since its last data sync.
+    dirty: bool,
+}
+
+/// The segmented write-ahead log over a medium `M`.
+#[derive(Debug)]
+pub struct SegmentLog<M: Media> {
+    media: M,
+    options: LogOptions,
+    fixed_capacity: bool,
+    segments: BTreeMap<u64, Segment<M::File>>,
+    index: BTreeMap<u64, Loc>,
+    /// Appends not yet written to the tail segment; they start at the tail's `written`.
+    buf: Vec<u8>,
+    next_seq: u64,
+    synced_seq: u64,
+    dir_dirty: bool,
+    poisoned: Option<&'static str>,
+}
+
+/// An event of the recovery scan, in log order.
+#[derive(Debug)]
+enum Scanned {
+    Good { segment: u64, offset: u64, header: RecordHeader },
+    Bad { segment: u64, offset: u64, bytes: u64, header: Option<RecordHeader> },
+}
+
+impl Scanned {
+    fn position(&self) -> (u64, u64) {
+        match self {
+            Scanned::Good { segment, offset, .. } | Scanned::Bad { segment, offset, .. } => {
+                (*segment, *offset)
+            }
+        }
+    }
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Scan one segment's bytes into events.
+fn scan_segment(id: u64, data: &[u8], events: &mut Vec<Scanned>) -> Option<SegmentHeader> {
+    let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
+    if header.is_none() {
+        events.push(Scanned::Bad {
+            segment: id,
+            offset: 0,
+            bytes: data.len() as u64,
+            header: None,
+        });
+        return None;
+    }
+    let mut pos = SEGMENT_HEADER_BYTES;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        match decode_record(rest) {
+            Decoded::Valid(h) => {
+                events.push(Scanned::Good { segment: id, offset: pos as u64, header: h });
+                pos += h.record_bytes();
+            }
+            Decoded::BadPayload(h) => {
+                let bytes = h.record_bytes() as u64;
+                events.push(Scanned::Bad {
+                    segment: id,
+                    offset: pos as u64,
+                    bytes,
+                    header: Some(h),
+                });
+                pos += h.record_bytes();
+            }
+            Decoded::Truncated(h) => {
+                let bytes = rest.len() as u64;
+                events.push(Scanned::Bad {
+                    segment: id,
+                    offset: pos as u64,
+                    bytes,
+                    header: Some(h),
+                });
+                break;
+            }
+            Decoded::End if all_zero(rest) => break,
+            Decoded::End | Decoded::BadHeader(_) | Decoded::ShortHeader => {
+                let next = resync(data, pos);
+                let bytes = (next - pos) as u64;
+                events.push(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: None });
+                pos = next;
+            }
+        }
+    }
+    header
+}
+
+/// The next aligned offset after `pos` holding a decodable record header, or the end.
+fn resync(data: &[u8], pos: usize) -> usize {
+    let mut q = pos + RECORD_ALIGN_BYTES;
+    while q + RECORD_HEADER_BYTES <= data.len() {
+        let head: &[u8; RECORD_HEADER_BYTES] =
+            data[q..q + RECORD_HEADER_BYTES].try_into().expect("64 bytes");
+        if RecordHeader::decode(head).is_ok() {
+            return q;
+        }
+        q += RECORD_ALIGN_BYTES;
+    }
+    data.len()
+}
+
+impl<M: Media> SegmentLog<M> {
+    /// Open (or create) the log on `media`, running recovery. Returns the log and what
+    /// recovery found. Never truncates the log at a corrupt record; only a torn tail (writes
+    /// that no `sync` acknowledged) is discarded.
+    pub fn open(mut media: M, options: LogOptions) -> Result<(Self, RecoveryReport)> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&options.segment_bytes_max) {
+            return Err(StorageError::LimitExceeded {
+                what: "segment_bytes_max",
+                value: options.segment_bytes_max,
+                limit: SEGMENT_BYTES_MAX,
+            });
+        }
+        let fixed_capacity = media.kind() == "pmem";
+        let mut ids: Vec<u64> =
+            media.list()?.iter().filter_map(|n| parse_segment_name(n)).collect();
+        ids.sort_unstable();
+        let mut log = SegmentLog {
+            media,
+            options,
+            fixed_capacity,
+            segments: BTreeMap::new(),
+            index: BTreeMap::new(),
+            buf: Vec::new(),
+            next_seq: 0,
+            synced_seq: 0,
+            dir_dirty: false,
+            poisoned: None,
+        };
+        let mut report = RecoveryReport::default();
+        let mut events = Vec::new();
+        let mut first_seqs = BTreeMap::new();
+        for &id in &ids {
+            let mut file = log.media.open(&segment_name(id))?;
+            let len = file.len()?;
+            let mut data = vec![0u8; len as usize];
+            file.read_at(0, &mut data)?;
+            report.bytes_scanned += len;
+            let first_seq = match scan_segment(id, &data, &mut events) {
+                Some(h) => {
+                    first_seqs.insert(id, h.first_seq);
+                    h.first_seq
+                }
+                None => 0,
+            };
+            let capacity = if fixed_capacity { len } else { options.segment_bytes_max };
+            let segment =
+                Segment { file, first_seq, written: len, capacity, slot_max: None, dirty: false };
+            log.segments.insert(id, segment);
+        }
+        log.recover(events, &first_seqs, &mut report)?;
+        log.check_invariants();
+        Ok((log, report))
+    }
+
+    /// Classify the scanned events, discard a torn tail, and rebuild the index.
+    fn recover(
+        &mut self,
+        events: Vec<Scanned>,
+        first_seqs: &BTreeMap<u64, u64>,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        let events = with_gaps(events, first_seqs);
+        // Everything below `durable_floor` was acknowledged durable by some sync.
+        let durable_floor = events
+            .iter()
+            .filter_map(|e| match e {
+                Scanned::Good { header, .. } | Scanned::Bad { header: Some(header), .. } => {
+                    Some(header.durable_seq)
+                }
+                Scanned::Bad { header: None, .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut last_seq: Option<u64> = None;
+        let mut last_slot: Option<u64> = None;
+        let mut cut: Option<usize> = None;
+        for (i, event) in events.iter().enumerate() {
+            let expected = last_seq.map_or(0, |s| s + 1);
+            match event {
+                Scanned::Good { segment, offset, header } => {
+                    report.records += 1;
+                    self.apply(*segment, *offset, header, false);
+                    last_seq = Some(header.seq);
+                    last_slot = Some(header.slot);
+                }
+                Scanned::Bad { segment, offset, bytes, header } => {
+                    let seq = header.map_or(expected, |h| h.seq);
+                    if seq >= durable_floor {
+                        cut = Some(i);
+                        break;
+                    }
+                    match header {
+                        Some(h) => {
+                            report.corrupt.push(CorruptRecord {
+                                slot: h.slot,
+                                ballot: h.ballot,
+                                seq: h.seq,
+                                segment: *segment,
+                                offset: *offset,
+                            });
+                            self.apply(*segment, *offset, h, true);
+                            last_seq = Some(h.seq);
+                        }
+                        None => {
+                            let seq_hi = next_known_seq(&events[i + 1..]).unwrap_or(seq + 1);
+                            report.corrupt_regions.push(CorruptRegion {
+                                segment: *segment,
+                                offset: *offset,
+                                bytes: *bytes,
+                                seq_lo: seq,
+                                seq_hi: seq_hi.max(seq + 1),
+                                slot_before: last_slot,
+                                slot_after: next_known_slot(&events[i + 1..]),
+                            });
+                            last_seq = Some(seq_hi.max(seq + 1) - 1);
+                        }
+                    }
+                }
+            }
+        }
+        // Only corrupt records that are still their slot's newest need repair.
+        report.corrupt.retain(|c| {
+            self.index
+                .get(&c.slot)
+                .is_some_and(|l| l.corrupt && (l.segment, l.offset) == (c.segment, c.offset))
+        });
+        if let Some(i) = cut {
+            report.torn = Some(self.discard_tail(&events[i..])?);
+        }
+        self.next_seq = last_seq.map_or_else(
+            || self.segments.values().next_back().map_or(0, |s| s.first_seq),
+            |s| s + 1,
+        );
+        self.finish_open()
+    }
+
+    /// Record one scanned record in the index and its segment's bookkeeping.
+    fn apply(&mut self, segment: u64, offset: u64, h: &RecordHeader, corrupt: bool) {
+        let seg = self.segments.get_mut(&segment).expect("scanned segment is open");
+        seg.slot_max = Some(seg.slot_max.map_or(h.slot, |m| m.max(h.slot)));
+        match h.kind {
+            RecordKind::Entry => {
+                let loc =
+                    Loc { segment, offset, payload_len: h.payload_len, ballot: h.ballot, corrupt };
+                self.index.insert(h.slot, loc);
+            }
+            RecordKind::TruncatePrefix => self.index = self.index.split_off(&h.slot),
+            RecordKind::TruncateSuffix => drop(self.index.split_off(&h.slot)),
+        }
+    }
+
+    /// Physically discard the torn tail starting at `events[0]`; returns what was discarded.
+    fn discard_tail(&mut self, events: &[Scanned]) -> Result<TornTail> {
+        let (segment, offset) = events[0].position();
+        let records = events
+            .iter()
+            .filter_map(|e| match e {
+                Scanned::Good { header, .. } | Scanned::Bad { header: Some(header), .. } => {
+                    (header.kind == RecordKind::Entry).then_some((header.slot, header.ballot))
+                }
+                Scanned::Bad { header: None, .. } => None,
+            })
+            .collect();
+        let later: Vec<u64> = self.segments.range(segment + 1..).map(|(id, _)| *id).collect();
+        for id in later {
+            self.segments.remove(&id);
+            self.media.remove(&segment_name(id))?;
+        }
+        if offset < SEGMENT_HEADER_BYTES as u64 {
+            self.segments.remove(&segment);
+            self.media.remove(&segment_name(segment))?;
+        } else {
+            let seg = self.segments.get_mut(&segment).expect("torn segment is open");
+            seg.file.truncate(offset)?;
+            seg.file.sync()?;
+            seg.written = offset;
+        }
+        self.media.sync_dir()?;
+        Ok(TornTail { segment, offset, records })
+    }
+
+    /// Set segment bookkeeping after recovery and make the recovered state durable (after a
+    /// process crash the recovered bytes may still be only in the page cache).
+    fn finish_open(&mut self) -> Result<()> {
+        if let Some((_, tail)) = self.segments.iter_mut().next_back() {
+            if self.fixed_capacity {
+                tail.written = end_of_data(&mut tail.file, tail.written)?;
+            }
+            tail.file.sync()?;
+        }
+        self.media.sync_dir()?;
+        self.synced_seq = self.next_seq;
+        Ok(())
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match self.poisoned {
+            Some(op) => Err(StorageError::Poisoned { op }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison<T>(&mut self, op: &'static str, r: Result<T>) -> Result<T> {
+        if r.is_err() && self.poisoned.is_none() {
+            self.poisoned = Some(op);
+        }
+        r
+    }
+
+    /// Offset in the tail segment where the next record goes.
+    fn tail_position(&self) -> Option<(u64, u64)> {
+        let (id, seg) = self.segments.iter().next_back()?;
+        Some((*id, seg.written + self.buf.len() as u64))
+    }
+
+    fn flush_buffer(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let (_, tail) = self.segments.iter_mut().next_back().expect("buffer implies a tail");
+        tail.file.write_at(tail.written, &self.buf)?;
+        tail.written += self.buf.len() as u64;
+        tail.dirty = true;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn roll_over(&mut self, record_len: u64) -> Result<()> {
+        self.flush_buffer()?;
+        let id = self.segments.keys().next_back().map_or(0, |id| id + 1);
+        let capacity = self.options.segment_bytes_max.max(SEGMENT_HEADER_BYTES as u64 + record_len);
+        let file = self.media.create(&segment_name(id), capacity)?;
+        let header = SegmentHeader { segment_id: id, first_seq: self.next_seq };
+        self.buf.extend_from_slice(&header.encode());
+        let segment = Segment {
+            file,
+            first_seq: self.next_seq,
+            written: 0,
+            capacity,
+            slot_max: None,
+            dirty: true,
+        };
+        self.segments.insert(id, segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    fn append_record(
+        &mut self,
+        kind: RecordKind,
+        slot: u64,
+        ballot: u128,
+        payload: &[u8],
+    ) -> Result<()> {
+        self.check_poison()?;
+        if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(StorageError::LimitExceeded {
+                what: "record payload bytes",
+                value: payload.len() as u64,
+                limit: RECORD_PAYLOAD_BYTES_MAX as u64,
+            });
+        }
+        let len = record_bytes(payload.len()) as u64;
+        let must_roll = match self.tail_position() {
+            None => true,
+            Some((id, pos)) => {
+                pos + len > self.segments[&id].capacity && pos > SEGMENT_HEADER_BYTES as u64
+            }
+        };
+        if must_roll {
+            let r = self.roll_over(len);
+            self.poison("rollover", r)?;
+        }
+        let (segment, offset) = self.tail_position().expect("a tail exists after rollover");
+        assert_eq!(offset % RECORD_ALIGN_BYTES as u64, 0, "records are aligned");
+        let header = RecordHeader {
+            kind,
+            payload_len: payload.len() as u32,
+            slot,
+            ballot,
+            seq: self.next_seq,
+            durable_seq: self.synced_seq,
+            payload_crc: 0,
+        };
+        encode_record(&mut self.buf, header, payload);
+        self.apply(segment, offset, &header, false);
+        self.next_seq += 1;
+        if self.buf.len() >= WRITE_BUFFER_BYTES_MAX {
+            let r = self.flush_buffer();
+            self.poison("write", r)?;
+        }
+        Ok(())
+    }
+
+    fn sync_inner(&mut self) -> Result<()> {
+        self.flush_buffer()?;
+        for seg in self.segments.values_mut().filter(|s| s.dirty) {
+            seg.file.sync()?;
+            seg.dirty = false;
+        }
+        if self.dir_dirty {
+            self.media.sync_dir()?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn read_loc(&mut self, slot: u64, loc: Loc) -> Result<Record> {
+        let corrupt = StorageError::CorruptRecord { slot, ballot: loc.ballot };
+        if loc.corrupt {
+            return Err(corrupt);
+        }
+        let total = record_bytes(loc.payload_len as usize);
+        let seg = self.segments.get_mut(&loc.segment).expect("index points at a live segment");
+        let mut bytes = vec![0u8; total];
+        if loc.offset >= seg.written {
+            // Still in the write buffer (only the tail segment has one).
+            let at = (loc.offset - seg.written) as usize;
+            bytes.copy_from_slice(&self.buf[at..at + total]);
+        } else {
+            seg.file.read_at(loc.offset, &mut bytes)?;
+        }
+        match decode_record(&bytes) {
+            Decoded::Valid(h)
+                if h.slot == slot && h.ballot == loc.ballot && h.payload_len == loc.payload_len =>
+            {
+                let payload = Bytes::from(bytes)
+                    .slice(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + h.payload_len as usize);
+                Ok(Record { slot, ballot: h.ballot, payload })
+            }
+            _ => Err(corrupt),
+        }
+    }
+
+    /// Check the bookkeeping invariants (cheap ones always, the index walk in debug builds).
+    fn check_invariants(&self) {
+        assert!(self.synced_seq <= self.next_seq, "synced_seq ahead of next_seq");
+        if let Some((_, tail)) = self.segments.iter().next_back() {
+            assert!(tail.written % RECORD_ALIGN_BYTES as u64 == 0 || tail.written == 0);
+        } else {
+            assert!(self.buf.is_empty(), "buffered bytes without a segment");
+        }
+        if cfg!(debug_assertions) {
+            for loc in self.index.values() {
+                assert!(
+                    self.segments.contains_key(&loc.segment),
+                    "index points at a deleted segment"
+                );
+                assert!(loc.offset >= SEGMENT_HEADER_BYTES as u64);
+            }
+        }
+    }
+
+    /// The medium (for tests that inspect it).
+    pub fn media(&self) -> &M {
+        &self.media
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Overwrite (repair) `slot` with a fresh record and make it durable. Equivalent to
+    /// `append` then `sync`; named for the protocol-aware-recovery step that uses it.
+    pub fn repair(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()> {
+        self.append(slot, ballot, payload)?;
+        self.sync()
+    }
+}
+
+/// Insert a `Bad { header: None }` event wherever sequence numbers jump (a lost segment),
+/// so the classification treats missing records like unreadable ones.
+fn with_gaps(events: Vec<Scanned>, first_seqs: &BTreeMap<u64, u64>) -> Vec<Scanned> {
+    let mut out = Vec::with_capacity(events.len());
+    let mut expected: Option<u64> = first_seqs.values().next().copied();
+    for e in events {
+        if let Scanned::Good { segment, offset, header } = &e {
+            if expected.is_some_and(|x| header.seq > x) {
+                out.push(Scanned::Bad {
+                    segment: *segment,
+                    offset: *offset,
+                    bytes: 0,
+                    header: None,
+                });
+            }
+            expected = Some(header.seq + 1);
+        } else if let Scanned::Bad { header, .. } = &e {
+            // After unreadable bytes the next sequence number is unknown; the region's
+            // report covers whatever was lost in it.
+            expected = header.map(|h| h.seq + 1);
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn next_known_seq(events: &[Scanned]) -> Option<u64> {
+    events.iter().find_map(|e| match e {
+        Scanned::Good { header, .. } | Scanned::Bad { header: Some(header), .. } => {
+            Some(header.seq)
+        }
+        _ => None,
+    })
+}
+
+fn next_known_slot(events: &[Scanned]) -> Option<u64> {
+    events.iter().find_map(|e| match e {
+        Scanned::Good { header, .. } => Some(header.slot),
+        _ => None,
+    })
+}
+
+/// For fixed-capacity (mapped) segments: the offset just past the last non-zero record.
+fn end_of_data<F: MediaFile>(file: &mut F, len: u64) -> Result<u64> {
+    let mut data = vec![0u8; len as usize];
+    file.read_at(0, &mut data)?;
+    let mut pos = SEGMENT_HEADER_BYTES;
+    while pos < data.len() {
+        match decode_record(&data[pos..]) {
+            Decoded::Valid(h) | Decoded::BadPayload(h) => pos += h.record_bytes(),
+            Decoded::End if all_zero(&data[pos..]) => break,
+            _ => pos = resync(&data, pos),
+        }
+    }
+    Ok(pos as u64)
+}
+
+impl<M: Media> Log for SegmentLog<M> {
+    fn append(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()> {
+        self.append_record(RecordKind::Entry, slot, ballot, payload)?;
+        debug_assert!(self.index.get(&slot).is_some_and(|l| l.ballot == ballot && !l.corrupt));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.check_poison()?;
+        let r = self.sync_inner();
+        self.poison("sync", r)?;
+        self.synced_seq = self.next_seq;
+        assert!(self.buf.is_empty(), "sync leaves nothing buffered");
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn read(&mut self, slot: u64) -> Result<Option<Record>> {
+        self.check_poison()?;
+        let Some(&loc) = self.index.get(&slot) else { return Ok(None) };
+        let record = self.read_loc(slot, loc)?;
+        assert_eq!(record.slot, slot);
+        assert_eq!(record.payload.len(), loc.payload_len as usize);
+        Ok(Some(record))
+    }
+
+    fn read_range(&mut self, from: u64, to: u64, bytes_max: usize) -> Result<Vec<Record>> {
+        self.check_poison()?;
+        let locs: Vec<(u64, Loc)> =
+            self.index.range(from..to.max(from)).map(|(s, l)| (*s, *l)).collect();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (slot, loc) in locs {
+            if !out.is_empty() && bytes + loc.payload_len as usize > bytes_max {
+                break;
+            }
+            let record = self.read_loc(slot, loc)?;
+            bytes += record.payload.len();
+            out.push(record);
+        }
+        debug_assert!(out.windows(2).all(|w| w[0].slot < w[1].slot), "slot order");
+        Ok(out)
+    }
+
+    fn first_slot(&self) -> Option<u64> {
+        self.index.keys().next().copied()
+    }
+
+    fn last_slot(&self) -> Option<u64> {
+        self.index.keys().next_back().copied()
+    }
+
+    fn truncate_prefix(&mut self, below: u64) -> Result<()> {
+        self.append_record(RecordKind::TruncatePrefix, below, 0, &[])?;
+        self.sync()?;
+        assert!(self.first_slot().is_none_or(|s| s >= below));
+        // Delete whole segments (never the tail) whose records are all below `below`.
+        let deletable: Vec<u64> = self
+            .segments
+            .iter()
+            .take(self.segments.len().saturating_sub(1))
+            .take_while(|(_, s)| s.slot_max.is_none_or(|m| m < below))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &deletable {
+            assert!(self.index.values().all(|l| l.segment != *id), "deleting a live segment");
+            self.segments.remove(id);
+            let r = self.media.remove(&segment_name(*id));
+            self.poison("remove", r)?;
+        }
+        if !deletable.is_empty() {
+            let r = self.media.sync_dir();
+            self.poison("sync_dir", r)?;
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn truncate_suffix(&mut self, from: u64) -> Result<()> {
+        self.append_record(RecordKind::TruncateSuffix, from, 0, &[])?;
+        self.sync()?;
+        assert!(self.last_slot().is_none_or(|s| s < from));
+        Ok(())
+    }
+
+    fn corrupt_slots(&self) -> Vec<(u64, u128)> {
+        self.index.iter().filter(|(_, l)| l.corrupt).map(|(s, l)| (*s, l.ballot)).collect()
+    }
+
+    fn bytes_on_disk(&self) -> u64 {
+        self.segments.values().map(|s| s.written).sum::<u64>() + self.buf.len() as u64
+    }
+}
