@@ -1,1 +1,153 @@
-fn main() {}
+//! The simulator command: runs seeds, prints failures, ends with `seeds: N run, F failed`.
+//!
+//! ```text
+//! cargo run --release -p rsl-sim -- --seeds 10000
+//! cargo run --release -p rsl-sim -- --seed 1234 -v
+//! cargo run --release -p rsl-sim --features planted-bugs -- --bug CommitOnMinority --seeds 300
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use clap::Parser;
+use rsl_sim::{run_seed, Options, Outcome};
+
+/// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
+#[derive(Debug, Parser)]
+#[command(name = "rsl-sim")]
+struct Args {
+    /// Run this many seeds, starting at --first.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed of a --seeds run.
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+    /// Run exactly this seed (replays a failure).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Cluster size (3, 5 or 7); drawn per seed if absent.
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Ticks of the fault phase (default 1500).
+    #[arg(long)]
+    ticks: Option<u64>,
+    /// Plant a core bug by name (needs `--features planted-bugs`).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Print the trace of the seed (with --seed).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Worker threads (default: available parallelism).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+fn options_for(args: &Args, seed: u64) -> Options {
+    let mut o = Options::swarm(seed);
+    if let Some(r) = args.replicas {
+        o.replicas = r;
+    }
+    if let Some(t) = args.ticks {
+        o.fault_ticks = t;
+    }
+    o.bug = args.bug.clone();
+    o
+}
+
+fn report(args: &Args, outcome: &Outcome) {
+    let Some(failure) = &outcome.failure else { return };
+    let o = options_for(args, outcome.seed);
+    println!("seed {} FAILED: {failure}", outcome.seed);
+    println!("  swarm: {}", o.summary());
+    let mut replay = format!("cargo run --release -p rsl-sim -- --seed {}", outcome.seed);
+    if let Some(r) = args.replicas {
+        replay += &format!(" --replicas {r}");
+    }
+    if let Some(t) = args.ticks {
+        replay += &format!(" --ticks {t}");
+    }
+    if let Some(b) = &args.bug {
+        replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");
+        replay += &format!(" --bug {b}");
+    }
+    println!("  replay: {replay} -v");
+}
+
+fn check_bug_name(args: &Args) -> Result<(), String> {
+    let Some(name) = &args.bug else { return Ok(()) };
+    #[cfg(feature = "planted-bugs")]
+    {
+        if rsl_sim::bugs::parse(name).is_none() {
+            let names: Vec<String> = rsl_sim::bugs::ALL.iter().map(|b| format!("{b:?}")).collect();
+            return Err(format!("unknown bug {name}; known: {}", names.join(", ")));
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    Err(format!("--bug {name} needs: cargo run --release -p rsl-sim --features planted-bugs"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = check_bug_name(&args) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (args.first..args.first + args.seeds).collect(),
+    };
+    let start = Instant::now();
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let verbose = args.verbose && seeds.len() == 1;
+    let next = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<Outcome>();
+    let mut failed = 0u64;
+    let mut run = 0u64;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, seeds, args) = (&next, &seeds, &args);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&seed) = seeds.get(i) else { break };
+                if tx.send(run_seed(&options_for(args, seed), verbose)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for outcome in rx {
+            run += 1;
+            if outcome.failure.is_some() {
+                failed += 1;
+                report(&args, &outcome);
+            }
+            if seeds.len() == 1 {
+                let s = &outcome.stats;
+                eprintln!(
+                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes, {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}",
+                    outcome.seed, outcome.trace_hash, s.events, s.messages, s.dropped, s.crashes,
+                    s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot
+                );
+            } else if run % 100 == 0 {
+                eprintln!(
+                    "{run}/{} seeds, {failed} failed, {:.1}s",
+                    seeds.len(),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    });
+    println!("seeds: {run} run, {failed} failed");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

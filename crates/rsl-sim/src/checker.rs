@@ -1,0 +1,384 @@
+//! The safety checkers that watch a whole cluster, and the failure type every check reports.
+//!
+//! * **Agreement** (at most one value chosen per slot), from two independent sources: the
+//!   values replicas *execute*, and the values a majority *durably accepted* at one ballot
+//!   (recorded when the simulated fsync completes, not when the core says so).
+//! * **Durable commit**: a replica executes a slot only once some ballot's value for it is
+//!   durably accepted by a majority; executing anything else means it was never chosen.
+//! * **Prefix**: each replica incarnation executes slots 1, 2, 3, ... with no gap or repeat,
+//!   and every replica executes the same value in the same slot.
+//! * **Unique execution**: a request id is executed in at most one slot.
+//! * **Acknowledged writes survive**: checked at the end of a run, every acknowledged write
+//!   is in the executed log of a majority.
+//!
+//! Linearizability of the client history is in [`crate::linearizability`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use rsl_core::{Ballot, LogEntry, ReplicaId, RequestId, Slot, Value};
+
+/// Which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// Two different values chosen (by execution or by durable majorities) for one slot.
+    Agreement,
+    /// A replica executed a value no majority durably accepted.
+    DurableCommit,
+    /// A replica executed out of order, skipped a slot or executed one twice.
+    Prefix,
+    /// A request executed in two slots.
+    UniqueExecution,
+    /// An acknowledged write is missing from the survivors' logs.
+    AckedWriteLost,
+    /// The client history is not linearizable.
+    Linearizability,
+    /// The cluster did not commit new operations within the bound after the faults stopped.
+    Liveness,
+    /// The core broke its boundary contract (answered a proposal twice, ...).
+    Contract,
+    /// The core panicked (an assertion or invariant), or the simulator did.
+    Panic,
+}
+
+/// A failed check, with when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub check: Check,
+    /// Simulated time, in ticks.
+    pub tick: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} at tick {}: {}", self.check, self.tick, self.detail)
+    }
+}
+
+/// A stable 64-bit digest of a value (FNV-1a over its debug form).
+pub fn value_digest(value: &Value) -> u64 {
+    let mut h = Fnv::new();
+    let _ = write!(h, "{value:?}");
+    h.finish()
+}
+
+/// FNV-1a, fed through `fmt::Write` so debug output streams into it without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub fn u64(&mut self, x: u64) {
+        self.bytes(&x.to_le_bytes());
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv::new()
+    }
+}
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Votes {
+    digest: u64,
+    voters: BTreeSet<ReplicaId>,
+}
+
+/// The cluster-wide observer.
+#[derive(Debug)]
+pub struct Checker {
+    quorum: usize,
+    /// The first value executed for each slot, and by whom.
+    executed: BTreeMap<Slot, (u64, Value, ReplicaId)>,
+    /// Durable accepts per (slot, ballot).
+    votes: BTreeMap<(Slot, Ballot), Votes>,
+    /// Values a durable majority accepted, per slot: digest and the first ballot.
+    chosen: BTreeMap<Slot, (u64, Ballot)>,
+    /// Per replica: the last slot its current incarnation executed.
+    progress: BTreeMap<ReplicaId, Slot>,
+    /// Per replica: the digest it executed in each slot, over all its incarnations.
+    logs: BTreeMap<ReplicaId, BTreeMap<Slot, u64>>,
+    /// The slot where each request executed.
+    requests: BTreeMap<RequestId, Slot>,
+    /// Acknowledged writes and their slot.
+    acked: Vec<(RequestId, Slot)>,
+    pub failure: Option<Failure>,
+    pub tick: u64,
+}
+
+impl Checker {
+    pub fn new(quorum: usize) -> Checker {
+        Checker {
+            quorum,
+            executed: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            chosen: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            acked: Vec::new(),
+            failure: None,
+            tick: 0,
+        }
+    }
+
+    pub fn fail(&mut self, check: Check, detail: String) {
+        if self.failure.is_none() {
+            self.failure = Some(Failure { check, tick: self.tick, detail });
+        }
+    }
+
+    /// The value chosen for `slot`, as far as executions tell.
+    pub fn chosen_value(&self, slot: Slot) -> Option<&Value> {
+        self.executed.get(&slot).map(|(_, v, _)| v)
+    }
+
+    /// Whether a durable majority accepted some value for `slot`.
+    pub fn chosen_by_majority(&self, slot: Slot) -> bool {
+        self.chosen.contains_key(&slot)
+    }
+
+    /// The highest slot anyone executed.
+    pub fn max_executed(&self) -> Slot {
+        self.executed.keys().next_back().copied().unwrap_or(Slot::ZERO)
+    }
+
+    /// A replica restarted: its execution starts again from slot 1.
+    pub fn restarted(&mut self, replica: ReplicaId) {
+        self.progress.insert(replica, Slot::ZERO);
+    }
+
+    /// A write became durable on `replica`'s disk.
+    pub fn durable_accept(&mut self, replica: ReplicaId, entry: &LogEntry) {
+        let digest = value_digest(&entry.value);
+        let votes = self
+            .votes
+            .entry((entry.slot, entry.ballot))
+            .or_insert_with(|| Votes { digest, voters: BTreeSet::new() });
+        if votes.digest != digest {
+            let detail = format!(
+                "slot {} ballot {:?}: {replica:?} durably accepted {:?}, others a different value",
+                entry.slot.0, entry.ballot, entry.value
+            );
+            self.fail(Check::Agreement, detail);
+            return;
+        }
+        votes.voters.insert(replica);
+        if votes.voters.len() < self.quorum {
+            return;
+        }
+        match self.chosen.get(&entry.slot) {
+            None => {
+                self.chosen.insert(entry.slot, (digest, entry.ballot));
+            }
+            Some((d, _)) if *d == digest => {}
+            Some((_, first)) => {
+                let detail = format!(
+                    "slot {}: a majority durably accepted one value at ballot {:?} and another, {:?}, at ballot {:?}",
+                    entry.slot.0, first, entry.value, entry.ballot
+                );
+                self.fail(Check::Agreement, detail);
+            }
+        }
+    }
+
+    /// `replica` executes `value` in `slot`.
+    pub fn execute(&mut self, replica: ReplicaId, slot: Slot, value: &Value) {
+        let last = self.progress.get(&replica).copied().unwrap_or(Slot::ZERO);
+        if slot != last.next() {
+            let detail =
+                format!("{replica:?} executed slot {} after slot {}", slot.0, last.0);
+            self.fail(Check::Prefix, detail);
+        }
+        self.progress.insert(replica, slot);
+        let digest = value_digest(value);
+        self.check_agreement(replica, slot, digest, value);
+        match self.chosen.get(&slot) {
+            Some((d, _)) if *d == digest => {}
+            Some(_) => {
+                let detail = format!(
+                    "{replica:?} executed {value:?} in slot {} but a majority durably accepted another value",
+                    slot.0
+                );
+                self.fail(Check::Agreement, detail);
+            }
+            None => {
+                let detail = format!(
+                    "{replica:?} executed slot {} ({value:?}) before a majority durably accepted it",
+                    slot.0
+                );
+                self.fail(Check::DurableCommit, detail);
+            }
+        }
+        self.record_requests(slot, value);
+    }
+
+    fn check_agreement(&mut self, replica: ReplicaId, slot: Slot, digest: u64, value: &Value) {
+        let log = self.logs.entry(replica).or_default();
+        if let Some(before) = log.insert(slot, digest) {
+            if before != digest {
+                let detail = format!(
+                    "{replica:?} executed a different value in slot {} after a restart: {value:?}",
+                    slot.0
+                );
+                self.fail(Check::Agreement, detail);
+            }
+        }
+        match self.executed.get(&slot) {
+            None => {
+                self.executed.insert(slot, (digest, value.clone(), replica));
+            }
+            Some((d, _, _)) if *d == digest => {}
+            Some((_, other, by)) => {
+                let detail = format!(
+                    "slot {}: {by:?} executed {other:?} but {replica:?} executed {value:?}",
+                    slot.0
+                );
+                self.fail(Check::Agreement, detail);
+            }
+        }
+    }
+
+    fn record_requests(&mut self, slot: Slot, value: &Value) {
+        let Value::Batch(requests) = value else { return };
+        for request in requests {
+            match self.requests.insert(request.id, slot) {
+                Some(other) if other != slot => {
+                    let detail = format!(
+                        "request {:?} executed in slots {} and {}",
+                        request.id, other.0, slot.0
+                    );
+                    self.fail(Check::UniqueExecution, detail);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A write was acknowledged to its client, executed in `slot`.
+    pub fn acked(&mut self, id: RequestId, slot: Slot) {
+        self.acked.push((id, slot));
+    }
+
+    /// At the end of a run: every acknowledged write is in the executed log of a majority.
+    pub fn check_acked_writes(&mut self) {
+        for i in 0..self.acked.len() {
+            let (id, slot) = self.acked[i];
+            let holders = self.logs.values().filter(|log| log.contains_key(&slot)).count();
+            let in_slot = match self.executed.get(&slot) {
+                Some((_, Value::Batch(requests), _)) => requests.iter().any(|r| r.id == id),
+                _ => false,
+            };
+            if !in_slot || holders < self.quorum {
+                let detail = format!(
+                    "acknowledged write {id:?} (slot {}) is not in the final log of a majority ({holders} replicas executed the slot, request present: {in_slot})",
+                    slot.0
+                );
+                self.fail(Check::AckedWriteLost, detail);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rsl_core::Request;
+
+    use super::*;
+
+    fn batch(seq: u64) -> Value {
+        Value::Batch(vec![Request {
+            id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
+            payload: Bytes::from_static(b"x"),
+        }])
+    }
+
+    fn entry(slot: u64, round: u64, value: Value) -> LogEntry {
+        LogEntry { slot: Slot(slot), ballot: Ballot::new(round, ReplicaId(1)), value }
+    }
+
+    #[test]
+    fn correct_run_passes() {
+        let mut c = Checker::new(2);
+        for r in [1, 2] {
+            c.durable_accept(ReplicaId(r), &entry(1, 1, batch(1)));
+        }
+        for r in [1, 2, 3] {
+            c.execute(ReplicaId(r), Slot(1), &batch(1));
+        }
+        c.acked(RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 }, Slot(1));
+        c.check_acked_writes();
+        assert_eq!(c.failure, None);
+    }
+
+    #[test]
+    fn two_majorities_for_different_values_is_disagreement() {
+        let mut c = Checker::new(2);
+        c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
+        c.durable_accept(ReplicaId(2), &entry(1, 1, batch(1)));
+        c.durable_accept(ReplicaId(2), &entry(1, 2, batch(2)));
+        assert_eq!(c.failure, None);
+        c.durable_accept(ReplicaId(3), &entry(1, 2, batch(2)));
+        assert_eq!(c.failure.unwrap().check, Check::Agreement);
+    }
+
+    #[test]
+    fn executing_without_durable_majority_is_caught() {
+        let mut c = Checker::new(2);
+        c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
+        c.execute(ReplicaId(1), Slot(1), &batch(1));
+        assert_eq!(c.failure.unwrap().check, Check::DurableCommit);
+    }
+
+    #[test]
+    fn gaps_and_divergence_are_caught() {
+        let mut c = Checker::new(1);
+        c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
+        c.durable_accept(ReplicaId(1), &entry(2, 1, batch(2)));
+        c.execute(ReplicaId(1), Slot(2), &batch(2));
+        assert_eq!(c.failure.take().unwrap().check, Check::Prefix);
+        c.execute(ReplicaId(2), Slot(1), &batch(1));
+        c.execute(ReplicaId(3), Slot(1), &batch(3));
+        assert_eq!(c.failure.take().unwrap().check, Check::Agreement);
+    }
+
+    #[test]
+    fn lost_ack_and_double_execution_are_caught() {
+        let mut c = Checker::new(2);
+        c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
+        c.durable_accept(ReplicaId(2), &entry(1, 1, batch(1)));
+        c.execute(ReplicaId(1), Slot(1), &batch(1));
+        c.acked(RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 }, Slot(1));
+        c.check_acked_writes();
+        assert_eq!(c.failure.take().unwrap().check, Check::AckedWriteLost, "one holder only");
+        c.durable_accept(ReplicaId(1), &entry(2, 1, batch(1)));
+        c.durable_accept(ReplicaId(2), &entry(2, 1, batch(1)));
+        c.execute(ReplicaId(1), Slot(2), &batch(1));
+        assert_eq!(c.failure.take().unwrap().check, Check::UniqueExecution);
+    }
+}
