@@ -35,6 +35,14 @@ pub struct Config {
     pub catchup_entries_max: usize,
     /// Accepted entries reported in one promise.
     pub promise_entries_max: usize,
+    /// Ask the application for a checkpoint (`Action::TakeCheckpoint`) every this many
+    /// executed slots; 0 never asks (the driver decides).
+    pub checkpoint_interval_slots: u64,
+    /// Log records kept in storage below a saved checkpoint, so that a slightly lagging peer
+    /// catches up from the log rather than needing a whole checkpoint.
+    pub log_kept_slots: u64,
+    /// Executed log entries kept in memory (older ones are read back with `LoadLog`).
+    pub log_memory_entries_max: usize,
     /// Seed of the core's deterministic pseudo-random sequence (election timeouts). The
     /// driver draws it; the core has no source of randomness of its own.
     pub rng_seed: u64,
@@ -76,6 +84,9 @@ impl Config {
             clock_drift_permille: 50,
             catchup_entries_max: 256,
             promise_entries_max: 4096,
+            checkpoint_interval_slots: 100_000,
+            log_kept_slots: 10_000,
+            log_memory_entries_max: 100_000,
             rng_seed: u64::from(id),
             #[cfg(feature = "planted-bugs")]
             bugs: crate::bugs::Bugs::default(),
@@ -122,6 +133,9 @@ impl Config {
         }
         if self.catchup_entries_max == 0 || self.promise_entries_max == 0 {
             return err("catchup_entries_max", "limits must be at least 1");
+        }
+        if self.log_memory_entries_max < self.pipeline_slots_max as usize {
+            return err("log_memory_entries_max", "must hold at least the pipeline");
         }
         Ok(())
     }

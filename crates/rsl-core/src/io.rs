@@ -98,11 +98,18 @@ pub enum Refusal {
 /// Events for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    BecamePrimary { ballot: Ballot },
+    BecamePrimary {
+        ballot: Ballot,
+    },
     /// Everything earlier primaries committed has been executed here.
     PrimaryRecovered,
-    LostPrimacy { primary: Option<ReplicaId> },
-    ConfigurationChanged { slot: Slot, membership: Membership },
+    LostPrimacy {
+        primary: Option<ReplicaId>,
+    },
+    ConfigurationChanged {
+        slot: Slot,
+        membership: Membership,
+    },
 }
 
 /// Everything the core asks the driver to do, in the order it must be done.

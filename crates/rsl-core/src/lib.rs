@@ -6,16 +6,24 @@
 //! randomness, so the same code runs in production, in the deterministic simulator and under
 //! property tests. See `docs/protocol.md` for the protocol and why it is safe.
 
+#[macro_use]
+mod contract;
+
+mod acceptor;
 #[cfg(feature = "planted-bugs")]
 pub mod bugs;
 pub mod config;
+mod election;
 pub mod io;
+mod learner;
 pub mod message;
+mod primary;
 pub mod replica;
+mod rng;
 pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use io::{Action, Event, Input, LogEntry, ReadId, ReadMode, Refusal, Write};
-pub use message::Message;
-pub use replica::{Recovered, Replica, Role, Status};
+pub use message::{Body, DecodeError, Message};
+pub use replica::{Counters, Recovered, Replica, Role, Status};
 pub use types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};

@@ -1,9 +1,20 @@
-//! Messages between replicas and their binary encoding.
+//! Messages between replicas and their compact binary encoding.
 //!
-//! TODO(core): define the message bodies (prepare, promise, accept, accepted, nack, heartbeat,
-//! catch-up ...) and `encode`/`decode` (decode never panics on any input).
+//! The transport authenticates peers and checksums frames; this module only turns a
+//! [`Message`] into bytes and back. The format is a version byte, the sender and receiver, a
+//! body tag and the body's fields, every integer as an unsigned LEB128 varint. `decode` never
+//! panics: every length is bounded by the bytes that remain and by a named limit, and any
+//! trailing byte is an error. See docs/protocol.md for what each message means.
 
-use crate::types::ReplicaId;
+use bytes::Bytes;
+
+use crate::io::LogEntry;
+use crate::types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};
+
+/// The format version written first in every encoded message.
+pub const WIRE_VERSION: u8 = 1;
+/// The most items (entries, slots, requests, replicas) one list may hold on the wire.
+pub const WIRE_ITEMS_MAX: u64 = 1 << 20;
 
 /// A message between two replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,4 +26,405 @@ pub struct Message {
 
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {}
+pub enum Body {
+    /// "May I stand for election at `ballot`?" Sent before phase 1 so that a replica that was
+    /// partitioned away cannot raise everyone's promise and depose a healthy primary.
+    PreVote { ballot: Ballot, commit: Slot },
+    /// The answer to a pre-vote: granted only by a voter that has not heard a primary for an
+    /// election timeout.
+    PreVoteReply { ballot: Ballot, granted: bool },
+    /// Phase 1a: promise `ballot` and report what you accepted above `commit`.
+    /// `transfer` carries the ballot of the primary handing over primacy, which lets the
+    /// acceptors of that primary answer inside the lease they granted it.
+    Prepare { ballot: Ballot, commit: Slot, transfer: Option<Ballot> },
+    /// Phase 1b: the acceptor promised `ballot`. `entries` are its accepted entries above the
+    /// candidate's commit point; `unknown` are slots it accepted at a ballot but lost the
+    /// value of (corrupt records); `truncated` says more entries exist than were reported,
+    /// so the candidate must catch up from this replica and prepare again.
+    Promise {
+        ballot: Ballot,
+        commit: Slot,
+        entries: Vec<LogEntry>,
+        unknown: Vec<(Slot, Ballot)>,
+        truncated: bool,
+    },
+    /// A prepare or accept at `ballot` was refused because the sender promised `promised`.
+    Nack { ballot: Ballot, promised: Ballot },
+    /// Phase 2a: accept these values at `ballot`; every slot up to `commit` is chosen.
+    Accept { ballot: Ballot, commit: Slot, entries: Vec<(Slot, Value)> },
+    /// Phase 2b: the sender durably accepted `slots` at `ballot`.
+    Accepted { ballot: Ballot, slots: Vec<Slot> },
+    /// The primary is alive; every slot up to `commit` is chosen. `round` numbers the
+    /// heartbeat for leases and quorum reads.
+    Heartbeat { ballot: Ballot, commit: Slot, round: u64 },
+    /// The sender heard heartbeat `round` of `ballot` (and granted the lease it carries);
+    /// `commit` is the sender's commit point, for lag and transfer decisions.
+    HeartbeatAck { ballot: Ballot, round: u64, commit: Slot },
+    /// "Send me the chosen entries `from..=to`."
+    CatchupRequest { from: Slot, to: Slot },
+    /// Chosen entries (every one at or below `commit`, the sender's commit point).
+    CatchupReply { commit: Slot, entries: Vec<LogEntry> },
+    /// Primacy transfer: the primary at `ballot` asks the receiver to start phase 1 now.
+    StartElection { ballot: Ballot },
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes end inside a field.
+    Truncated,
+    /// The version byte is not [`WIRE_VERSION`].
+    Version(u8),
+    /// An unknown body, value or flag tag.
+    Tag(u8),
+    /// A varint longer than ten bytes or above the field's range.
+    Overflow,
+    /// A list or byte string longer than the remaining bytes or [`WIRE_ITEMS_MAX`].
+    TooLong(u64),
+    /// Bytes remain after the message.
+    Trailing(usize),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "message truncated"),
+            DecodeError::Version(v) => write!(f, "unknown wire version {v}"),
+            DecodeError::Tag(t) => write!(f, "unknown tag {t}"),
+            DecodeError::Overflow => write!(f, "integer overflow"),
+            DecodeError::TooLong(n) => write!(f, "length {n} exceeds the remaining bytes"),
+            DecodeError::Trailing(n) => write!(f, "{n} trailing bytes"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Message {
+    /// Encodes the message. `decode(&encode(m)) == Ok(m)` for every message.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(64));
+        w.byte(WIRE_VERSION);
+        w.u64(u64::from(self.from.0));
+        w.u64(u64::from(self.to.0));
+        w.body(&self.body);
+        w.0
+    }
+
+    /// Decodes a message; never panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let version = r.byte()?;
+        if version != WIRE_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let from = ReplicaId(r.u32()?);
+        let to = ReplicaId(r.u32()?);
+        let body = r.body()?;
+        if r.pos != bytes.len() {
+            return Err(DecodeError::Trailing(bytes.len() - r.pos));
+        }
+        Ok(Message { from, to, body })
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn byte(&mut self, b: u8) {
+        self.0.push(b);
+    }
+
+    fn u64(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn len(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+
+    fn ballot(&mut self, b: Ballot) {
+        self.u64(b.round);
+        self.u64(u64::from(b.replica));
+    }
+
+    fn slot(&mut self, s: Slot) {
+        self.u64(s.0);
+    }
+
+    fn entry(&mut self, e: &LogEntry) {
+        self.slot(e.slot);
+        self.ballot(e.ballot);
+        self.value(&e.value);
+    }
+
+    fn ids(&mut self, ids: &[ReplicaId]) {
+        self.len(ids.len());
+        for id in ids {
+            self.u64(u64::from(id.0));
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Noop => self.byte(0),
+            Value::Batch(reqs) => {
+                self.byte(1);
+                self.len(reqs.len());
+                for r in reqs {
+                    self.u64(u64::from(r.id.proposer.0));
+                    self.u64(r.id.incarnation);
+                    self.u64(r.id.seq);
+                    self.len(r.payload.len());
+                    self.0.extend_from_slice(&r.payload);
+                }
+            }
+            Value::Config(m) => {
+                self.byte(2);
+                self.ids(&m.voters);
+                self.ids(&m.learners);
+            }
+        }
+    }
+
+    fn body(&mut self, body: &Body) {
+        match body {
+            Body::PreVote { ballot, commit } => {
+                self.byte(1);
+                self.ballot(*ballot);
+                self.slot(*commit);
+            }
+            Body::PreVoteReply { ballot, granted } => {
+                self.byte(2);
+                self.ballot(*ballot);
+                self.byte(u8::from(*granted));
+            }
+            Body::Prepare { ballot, commit, transfer } => {
+                self.byte(3);
+                self.ballot(*ballot);
+                self.slot(*commit);
+                match transfer {
+                    None => self.byte(0),
+                    Some(b) => {
+                        self.byte(1);
+                        self.ballot(*b);
+                    }
+                }
+            }
+            Body::Promise { ballot, commit, entries, unknown, truncated } => {
+                self.byte(4);
+                self.ballot(*ballot);
+                self.slot(*commit);
+                self.len(entries.len());
+                entries.iter().for_each(|e| self.entry(e));
+                self.len(unknown.len());
+                for (s, b) in unknown {
+                    self.slot(*s);
+                    self.ballot(*b);
+                }
+                self.byte(u8::from(*truncated));
+            }
+            Body::Nack { ballot, promised } => {
+                self.byte(5);
+                self.ballot(*ballot);
+                self.ballot(*promised);
+            }
+            Body::Accept { ballot, commit, entries } => {
+                self.byte(6);
+                self.ballot(*ballot);
+                self.slot(*commit);
+                self.len(entries.len());
+                for (s, v) in entries {
+                    self.slot(*s);
+                    self.value(v);
+                }
+            }
+            Body::Accepted { ballot, slots } => {
+                self.byte(7);
+                self.ballot(*ballot);
+                self.len(slots.len());
+                slots.iter().for_each(|s| self.slot(*s));
+            }
+            Body::Heartbeat { ballot, commit, round } => {
+                self.byte(8);
+                self.ballot(*ballot);
+                self.slot(*commit);
+                self.u64(*round);
+            }
+            Body::HeartbeatAck { ballot, round, commit } => {
+                self.byte(9);
+                self.ballot(*ballot);
+                self.u64(*round);
+                self.slot(*commit);
+            }
+            Body::CatchupRequest { from, to } => {
+                self.byte(10);
+                self.slot(*from);
+                self.slot(*to);
+            }
+            Body::CatchupReply { commit, entries } => {
+                self.byte(11);
+                self.slot(*commit);
+                self.len(entries.len());
+                entries.iter().for_each(|e| self.entry(e));
+            }
+            Body::StartElection { ballot } => {
+                self.byte(12);
+                self.ballot(*ballot);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let part = u64::from(b & 0x7f);
+            if i == 9 && part > 1 {
+                return Err(DecodeError::Overflow);
+            }
+            v |= part << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Overflow)
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        u32::try_from(self.u64()?).map_err(|_| DecodeError::Overflow)
+    }
+
+    fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            t => Err(DecodeError::Tag(t)),
+        }
+    }
+
+    /// A list length: each item takes at least one byte, so a length above the remaining
+    /// bytes is a lie, caught before anything is allocated.
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        if n > self.remaining() as u64 || n > WIRE_ITEMS_MAX {
+            return Err(DecodeError::TooLong(n));
+        }
+        Ok(n as usize)
+    }
+
+    fn ballot(&mut self) -> Result<Ballot, DecodeError> {
+        Ok(Ballot { round: self.u64()?, replica: self.u32()? })
+    }
+
+    fn slot(&mut self) -> Result<Slot, DecodeError> {
+        Ok(Slot(self.u64()?))
+    }
+
+    fn entry(&mut self) -> Result<LogEntry, DecodeError> {
+        Ok(LogEntry { slot: self.slot()?, ballot: self.ballot()?, value: self.value()? })
+    }
+
+    fn ids(&mut self) -> Result<Vec<ReplicaId>, DecodeError> {
+        let n = self.len()?;
+        (0..n).map(|_| Ok(ReplicaId(self.u32()?))).collect()
+    }
+
+    fn request(&mut self) -> Result<Request, DecodeError> {
+        let proposer = ReplicaId(self.u32()?);
+        let id = RequestId { proposer, incarnation: self.u64()?, seq: self.u64()? };
+        let n = self.len()?;
+        let payload = Bytes::copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(Request { id, payload })
+    }
+
+    fn value(&mut self) -> Result<Value, DecodeError> {
+        match self.byte()? {
+            0 => Ok(Value::Noop),
+            1 => {
+                let n = self.len()?;
+                let reqs = (0..n).map(|_| self.request()).collect::<Result<_, _>>()?;
+                Ok(Value::Batch(reqs))
+            }
+            2 => Ok(Value::Config(Membership { voters: self.ids()?, learners: self.ids()? })),
+            t => Err(DecodeError::Tag(t)),
+        }
+    }
+
+    fn entries(&mut self) -> Result<Vec<LogEntry>, DecodeError> {
+        let n = self.len()?;
+        (0..n).map(|_| self.entry()).collect()
+    }
+
+    fn body(&mut self) -> Result<Body, DecodeError> {
+        let tag = self.byte()?;
+        Ok(match tag {
+            1 => Body::PreVote { ballot: self.ballot()?, commit: self.slot()? },
+            2 => Body::PreVoteReply { ballot: self.ballot()?, granted: self.flag()? },
+            3 => {
+                let (ballot, commit) = (self.ballot()?, self.slot()?);
+                let transfer = if self.flag()? { Some(self.ballot()?) } else { None };
+                Body::Prepare { ballot, commit, transfer }
+            }
+            4 => {
+                let (ballot, commit, entries) = (self.ballot()?, self.slot()?, self.entries()?);
+                let n = self.len()?;
+                let unknown =
+                    (0..n)
+                        .map(|_| Ok((self.slot()?, self.ballot()?)))
+                        .collect::<Result<_, DecodeError>>()?;
+                Body::Promise { ballot, commit, entries, unknown, truncated: self.flag()? }
+            }
+            5 => Body::Nack { ballot: self.ballot()?, promised: self.ballot()? },
+            6 => {
+                let (ballot, commit) = (self.ballot()?, self.slot()?);
+                let n = self.len()?;
+                let entries =
+                    (0..n)
+                        .map(|_| Ok((self.slot()?, self.value()?)))
+                        .collect::<Result<_, DecodeError>>()?;
+                Body::Accept { ballot, commit, entries }
+            }
+            7 => {
+                let ballot = self.ballot()?;
+                let n = self.len()?;
+                let slots = (0..n).map(|_| self.slot()).collect::<Result<_, _>>()?;
+                Body::Accepted { ballot, slots }
+            }
+            8 => {
+                Body::Heartbeat { ballot: self.ballot()?, commit: self.slot()?, round: self.u64()? }
+            }
+            9 => Body::HeartbeatAck {
+                ballot: self.ballot()?,
+                round: self.u64()?,
+                commit: self.slot()?,
+            },
+            10 => Body::CatchupRequest { from: self.slot()?, to: self.slot()? },
+            11 => Body::CatchupReply { commit: self.slot()?, entries: self.entries()? },
+            12 => Body::StartElection { ballot: self.ballot()? },
+            t => return Err(DecodeError::Tag(t)),
+        })
+    }
+}

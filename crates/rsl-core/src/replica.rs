@@ -1,8 +1,24 @@
 //! The replica state machine: acceptor, proposer (primary) and learner in one struct.
+//!
+//! `step` is the only entry point: it dispatches one input to a short handler
+//! (`on_prepare`, `on_accept`, `on_tick` ...) in the sibling modules `acceptor`, `election`,
+//! `primary` and `learner`, then releases held messages, executes chosen slots and, in
+//! debug builds, checks every invariant. The state's invariants (checked by
+//! [`Replica::invariants`]):
+//!
+//! - every accepted ballot is at or below the promise;
+//! - `executed <= commit`, and every slot in `(mem_base, commit]` is held and chosen;
+//! - a held message waits for a write that was issued (`seq < next_seq`) and not yet durable;
+//! - only the primary has leader state, only a candidate has election state;
+//! - the primary's in-flight slots are above the commit point and in its log at its ballot.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::Config;
-use crate::io::{Action, Input, LogEntry};
-use crate::types::{Ballot, Membership, ReplicaId, Slot};
+use crate::io::{Action, Input, LogEntry, ReadId, Write};
+use crate::message::{Body, Message};
+use crate::rng::Rng;
+use crate::types::{Ballot, Membership, ReplicaId, RequestId, Slot, Value};
 
 /// What a replica finds on its disk at start.
 #[derive(Debug, Clone, Default)]
@@ -43,32 +59,495 @@ pub struct Status {
     pub commit: Slot,
     pub executed: Slot,
     pub membership: Membership,
+    /// Counted, dropped inputs and notable events.
+    pub counters: Counters,
+}
+
+/// Counters of normal-but-notable events (stale messages, refusals ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Messages dropped as stale, duplicated or not meant for this role.
+    pub dropped: u64,
+    /// Accepts refused because they conflict with a value at the same ballot or a chosen slot
+    /// (only a buggy primary sends these).
+    pub conflicts: u64,
+    /// Prepares and pre-votes refused because a live primary holds this replica's lease.
+    pub sticky_refusals: u64,
+    /// Elections started.
+    pub elections: u64,
+    /// Catch-up requests sent.
+    pub catchups: u64,
+}
+
+/// One accepted entry in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) ballot: Ballot,
+    pub(crate) value: Value,
+    /// The write that made it durable; votes for it wait for this seq.
+    pub(crate) seq: u64,
+    /// Known chosen (the value every replica will execute in this slot).
+    pub(crate) chosen: bool,
+}
+
+/// A message waiting for the write it depends on.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) seq: u64,
+    pub(crate) to: ReplicaId,
+    pub(crate) body: Body,
+}
+
+/// What one acceptor reported in its promise.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Report {
+    pub(crate) entries: Vec<LogEntry>,
+    pub(crate) unknown: Vec<(Slot, Ballot)>,
+    pub(crate) truncated: bool,
+}
+
+/// A candidate's state: first the pre-vote, then phase 1.
+#[derive(Debug, Clone)]
+pub(crate) struct Election {
+    pub(crate) ballot: Ballot,
+    pub(crate) prevote: bool,
+    pub(crate) grants: BTreeSet<ReplicaId>,
+    pub(crate) promises: BTreeMap<ReplicaId, Report>,
+    /// The seq of the candidate's own promise write (its own promise counts once durable).
+    pub(crate) own_seq: u64,
+    pub(crate) transfer: Option<Ballot>,
+    pub(crate) last_sent: u64,
+}
+
+/// A slot the primary proposed and has not yet seen chosen.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    pub(crate) votes: BTreeSet<ReplicaId>,
+    pub(crate) own_seq: u64,
+}
+
+/// A proposal waiting for a slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub(crate) id: RequestId,
+    pub(crate) payload: bytes::Bytes,
+    pub(crate) exclusive: bool,
+}
+
+/// A linearizable read waiting at the primary.
+#[derive(Debug, Clone)]
+pub(crate) struct LinRead {
+    pub(crate) id: ReadId,
+    /// Executed must reach this slot.
+    pub(crate) index: Slot,
+    /// A majority must have acknowledged this heartbeat round (0: the lease covered it).
+    pub(crate) round: u64,
+}
+
+/// A primacy transfer in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    pub(crate) target: ReplicaId,
+    pub(crate) deadline: u64,
+    pub(crate) sent: bool,
+}
+
+/// The primary's state.
+#[derive(Debug, Clone)]
+pub(crate) struct Leader {
+    pub(crate) ballot: Ballot,
+    pub(crate) next_slot: Slot,
+    /// The last slot phase 1 re-proposed: once it executes, every earlier primary's
+    /// committed value has executed here (PrimaryRecovered).
+    pub(crate) recovery_slot: Slot,
+    pub(crate) recovered: bool,
+    pub(crate) inflight: BTreeMap<Slot, InFlight>,
+    pub(crate) queue: VecDeque<Queued>,
+    /// New slots of this step, sent to every peer in one accept at the end of the step.
+    pub(crate) outbox: Vec<Slot>,
+    /// The slot of a configuration change not yet executed (nothing is proposed after it).
+    pub(crate) config_slot: Option<Slot>,
+    /// A membership to propose once the learners it promotes have caught up.
+    pub(crate) config_target: Option<Membership>,
+    pub(crate) round: u64,
+    pub(crate) round_sent: BTreeMap<u64, u64>,
+    /// Per peer: the highest heartbeat round acknowledged and its commit point.
+    pub(crate) acks: BTreeMap<ReplicaId, (u64, Slot)>,
+    pub(crate) last_heartbeat: u64,
+    pub(crate) reads: VecDeque<LinRead>,
+    pub(crate) transfer: Option<Transfer>,
 }
 
 /// One replica of the cluster.
 #[derive(Debug)]
 pub struct Replica {
-    config: Config,
+    pub(crate) config: Config,
+    pub(crate) id: ReplicaId,
+    pub(crate) membership: Membership,
+    pub(crate) membership_slot: Slot,
+    pub(crate) role: Role,
+    pub(crate) can_be_primary: bool,
+    pub(crate) primary: Option<ReplicaId>,
+    pub(crate) primary_ballot: Ballot,
+    pub(crate) promised: Ballot,
+    /// The seq of the newest promise write.
+    pub(crate) promised_seq: u64,
+    /// The highest ballot seen anywhere (new ballots go above it).
+    pub(crate) seen: Ballot,
+    pub(crate) log: BTreeMap<Slot, Entry>,
+    pub(crate) corrupt: BTreeMap<Slot, Ballot>,
+    /// Every slot up to here is chosen and its value known (or checkpointed).
+    pub(crate) commit: Slot,
+    /// The highest commit point heard from a peer, and who said it.
+    pub(crate) commit_hint: Slot,
+    pub(crate) hint_from: Option<ReplicaId>,
+    pub(crate) executed: Slot,
+    /// The state machine's newest checkpoint.
+    pub(crate) checkpoint: Slot,
+    /// Every slot at or below this is gone from storage (only a checkpoint has it).
+    pub(crate) truncated: Slot,
+    /// Executed entries at or below this are gone from memory (storage still has them).
+    pub(crate) mem_base: Slot,
+    pub(crate) next_seq: u64,
+    pub(crate) durable: u64,
+    pub(crate) held: Vec<Held>,
+    pub(crate) now: u64,
+    pub(crate) last_contact: u64,
+    pub(crate) election_deadline: u64,
+    pub(crate) rng: Rng,
+    pub(crate) election: Option<Election>,
+    pub(crate) leader: Option<Leader>,
+    /// This replica's proposals placed in slots, waiting for the slot to execute.
+    pub(crate) outcomes: BTreeMap<Slot, Vec<RequestId>>,
+    /// Fast reads waiting for `executed >= slot`.
+    pub(crate) reads: VecDeque<(ReadId, Slot)>,
+    pub(crate) catchup_sent: Option<u64>,
+    pub(crate) loads: BTreeMap<u64, ReplicaId>,
+    pub(crate) next_token: u64,
+    pub(crate) checkpoint_asked: Slot,
+    pub(crate) commit_persisted: Slot,
+    pub(crate) counters: Counters,
 }
 
 impl Replica {
     /// Starts a replica from what its disk holds. Panics on an invalid config.
     pub fn new(config: Config, recovered: Recovered) -> Replica {
         config.validate().expect("invalid config");
-        let _ = recovered;
-        Replica { config }
+        let mut rng = Rng::new(config.rng_seed);
+        let deadline =
+            rng.range(u64::from(config.election_ticks_min), u64::from(config.election_ticks_max));
+        let membership = recovered.membership.clone().unwrap_or_else(|| config.membership.clone());
+        let mut replica = Replica {
+            id: config.id,
+            role: Role::Follower,
+            membership,
+            membership_slot: Slot::ZERO,
+            can_be_primary: true,
+            primary: None,
+            primary_ballot: Ballot::ZERO,
+            promised: recovered.promised,
+            promised_seq: 0,
+            seen: recovered.promised,
+            log: BTreeMap::new(),
+            corrupt: BTreeMap::new(),
+            commit: recovered.checkpoint,
+            commit_hint: recovered.commit,
+            hint_from: None,
+            executed: recovered.checkpoint,
+            checkpoint: recovered.checkpoint,
+            truncated: recovered.checkpoint,
+            mem_base: recovered.checkpoint,
+            next_seq: 0,
+            durable: 0,
+            held: Vec::new(),
+            now: 0,
+            // A restarted replica may have granted a lease it no longer remembers: it acts
+            // as if it just heard a primary, refusing other candidates for a timeout.
+            last_contact: 0,
+            election_deadline: deadline,
+            rng,
+            election: None,
+            leader: None,
+            outcomes: BTreeMap::new(),
+            reads: VecDeque::new(),
+            catchup_sent: None,
+            loads: BTreeMap::new(),
+            next_token: 1,
+            checkpoint_asked: recovered.checkpoint,
+            commit_persisted: recovered.commit,
+            counters: Counters::default(),
+            config,
+        };
+        replica.recover(recovered);
+        replica.invariants();
+        replica
+    }
+
+    /// Loads the recovered log: entries at or below the commit hint are chosen.
+    fn recover(&mut self, recovered: Recovered) {
+        for (slot, ballot) in recovered.corrupt {
+            require!(slot > self.checkpoint, "corrupt slot {slot:?} at or below checkpoint");
+            self.corrupt.insert(slot, ballot);
+            self.promised = self.promised.max(ballot);
+        }
+        for e in recovered.log {
+            require!(e.ballot <= self.promised, "recovered {:?} above the promise", e.slot);
+            if e.slot <= self.checkpoint {
+                continue;
+            }
+            let chosen = e.slot <= recovered.commit;
+            self.log.insert(e.slot, Entry { ballot: e.ballot, value: e.value, seq: 0, chosen });
+        }
+        self.seen = self.promised;
+        self.role = self.follower_role();
+        self.advance_commit();
     }
 
     /// Takes one input and appends the resulting actions to `out`.
     pub fn step(&mut self, input: Input, out: &mut Vec<Action>) {
-        let _ = (input, out, &self.config);
-        unimplemented!("core")
+        match input {
+            Input::Tick => self.on_tick(out),
+            Input::Receive(msg) => self.on_receive(msg, out),
+            Input::Durable { seq } => self.on_durable(seq, out),
+            Input::Propose { id, payload, exclusive } => {
+                self.on_propose(Queued { id, payload, exclusive }, out)
+            }
+            Input::Read { id, mode } => self.on_read(id, mode, out),
+            Input::TransferPrimacy { to } => self.on_transfer(to, out),
+            Input::SetCanBecomePrimary(can) => self.on_set_can_become_primary(can, out),
+            Input::ChangeMembership(m) => self.on_change_membership(m, out),
+            Input::CheckpointSaved { slot } => self.on_checkpoint_saved(slot, out),
+            Input::LogLoaded { token, entries } => self.on_log_loaded(token, entries, out),
+            Input::CheckpointInstalled { slot } => self.on_checkpoint_installed(slot, out),
+        }
+        self.after_step(out);
+        #[cfg(debug_assertions)]
+        self.invariants();
+    }
+
+    /// Work every step ends with: new slots go out, chosen slots execute, the commit hint is
+    /// persisted, held messages whose writes are durable are released.
+    fn after_step(&mut self, out: &mut Vec<Action>) {
+        self.flush_accepts(out);
+        self.execute_chosen(out);
+        self.fill_pipeline(out);
+        self.flush_accepts(out);
+        if self.commit > self.commit_persisted {
+            self.commit_persisted = self.commit;
+            self.persist(Write::Commit(self.commit), out);
+        }
+        self.release_held(out);
+    }
+
+    fn on_receive(&mut self, msg: Message, out: &mut Vec<Action>) {
+        if msg.to != self.id || msg.from == self.id {
+            self.counters.dropped += 1;
+            return;
+        }
+        let from = msg.from;
+        match msg.body {
+            Body::PreVote { ballot, commit } => self.on_prevote(from, ballot, commit, out),
+            Body::PreVoteReply { ballot, granted } => {
+                self.on_prevote_reply(from, ballot, granted, out)
+            }
+            Body::Prepare { ballot, commit, transfer } => {
+                self.on_prepare(from, ballot, commit, transfer, out)
+            }
+            Body::Promise { ballot, commit, entries, unknown, truncated } => {
+                let report = Report { entries, unknown, truncated };
+                self.on_promise(from, ballot, commit, report, out)
+            }
+            Body::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
+            Body::Accept { ballot, commit, entries } => {
+                self.on_accept(from, ballot, commit, entries, out)
+            }
+            Body::Accepted { ballot, slots } => self.on_accepted(from, ballot, &slots, out),
+            Body::Heartbeat { ballot, commit, round } => {
+                self.on_heartbeat(from, ballot, commit, round, out)
+            }
+            Body::HeartbeatAck { ballot, round, commit } => {
+                self.on_heartbeat_ack(from, ballot, round, commit, out)
+            }
+            Body::CatchupRequest { from: first, to } => {
+                self.on_catchup_request(from, first, to, out)
+            }
+            Body::CatchupReply { commit, entries } => {
+                self.on_catchup_reply(from, commit, entries, out)
+            }
+            Body::StartElection { ballot } => self.on_start_election(from, ballot, out),
+        }
+    }
+
+    /// Writes up to `seq` are durable: held messages and the primary's own votes and the
+    /// candidate's own promise may now count.
+    fn on_durable(&mut self, seq: u64, out: &mut Vec<Action>) {
+        require!(seq <= self.next_seq, "durable {seq} was never issued");
+        self.durable = self.durable.max(seq);
+        self.count_own_votes(out);
+        self.check_phase1(out);
+    }
+
+    /// Issues a write; returns its seq.
+    pub(crate) fn persist(&mut self, write: Write, out: &mut Vec<Action>) -> u64 {
+        self.next_seq += 1;
+        out.push(Action::Persist { seq: self.next_seq, write });
+        self.next_seq
+    }
+
+    /// Sends now.
+    pub(crate) fn send(&self, to: ReplicaId, body: Body, out: &mut Vec<Action>) {
+        require!(to != self.id, "sending {body:?} to itself");
+        out.push(Action::Send { to, msg: Message { from: self.id, to, body } });
+    }
+
+    /// Sends once every write up to `seq` is durable (persist before send).
+    pub(crate) fn send_after(
+        &mut self,
+        seq: u64,
+        to: ReplicaId,
+        body: Body,
+        out: &mut Vec<Action>,
+    ) {
+        if seq <= self.durable || planted!(self, SendBeforePersist) {
+            self.send(to, body, out);
+        } else {
+            self.held.push(Held { seq, to, body });
+        }
+    }
+
+    fn release_held(&mut self, out: &mut Vec<Action>) {
+        if self.held.iter().all(|h| h.seq > self.durable) {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        for h in held {
+            if h.seq <= self.durable {
+                self.send(h.to, h.body, out);
+            } else {
+                self.held.push(h);
+            }
+        }
+        ensure!(self.held.iter().all(|h| h.seq > self.durable), "a durable message still held");
+    }
+
+    /// A fresh random election deadline.
+    pub(crate) fn reset_election_timer(&mut self) {
+        let min = u64::from(self.config.election_ticks_min);
+        let max = u64::from(self.config.election_ticks_max);
+        self.election_deadline = self.now + self.rng.range(min, max);
+    }
+
+    /// The role of a replica that is not primary nor candidate.
+    pub(crate) fn follower_role(&self) -> Role {
+        if self.membership.is_voter(self.id) {
+            Role::Follower
+        } else {
+            Role::Learner
+        }
+    }
+
+    /// Every other replica that receives the log.
+    pub(crate) fn peers(&self) -> Vec<ReplicaId> {
+        let mut peers: Vec<ReplicaId> = self.membership.replicas().collect();
+        if let Some(m) = self.leader.as_ref().and_then(|l| l.config_target.as_ref()) {
+            peers.extend(m.replicas());
+        }
+        peers.sort();
+        peers.dedup();
+        peers.retain(|&p| p != self.id);
+        peers
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
+            primary: self.primary,
+            ballot: self.primary_ballot,
+            promised: self.promised,
+            commit: self.commit,
+            executed: self.executed,
+            membership: self.membership.clone(),
+            counters: self.counters,
+        }
     }
 
     /// Checks every invariant of the replica's state; panics on a violation.
-    pub fn invariants(&self) {}
+    pub fn invariants(&self) {
+        invariant!(
+            self.executed <= self.commit || planted!(self, ExecuteOutOfOrder),
+            "executed {:?} above commit {:?}",
+            self.executed,
+            self.commit
+        );
+        invariant!(self.checkpoint <= self.executed, "checkpoint above executed");
+        invariant!(
+            self.durable <= self.next_seq,
+            "durable {} above issued {}",
+            self.durable,
+            self.next_seq
+        );
+        invariant!(
+            self.held.iter().all(|h| h.seq > self.durable && h.seq <= self.next_seq),
+            "a held message waits for a durable or unissued write"
+        );
+        invariant!(self.seen >= self.promised, "seen below promised");
+        self.check_log();
+        self.check_roles();
+    }
 
-    pub fn status(&self) -> Status {
-        unimplemented!("core")
+    fn check_log(&self) {
+        for (slot, e) in &self.log {
+            invariant!(unless self, AcceptorIgnoresPromise, e.chosen || e.ballot <= self.promised,
+                "slot {slot:?} accepted at {:?} above the promise {:?}", e.ballot, self.promised);
+            invariant!(*slot > self.mem_base, "slot {slot:?} kept below mem_base");
+            invariant!(*slot > self.commit || e.chosen, "committed slot {slot:?} not chosen");
+        }
+        let mut slot = self.mem_base.max(self.truncated).next();
+        while slot <= self.commit {
+            invariant!(self.log.contains_key(&slot), "committed slot {slot:?} missing");
+            slot = slot.next();
+        }
+        invariant!(
+            self.corrupt.keys().all(|s| *s > self.commit && !self.log.contains_key(s)),
+            "a corrupt slot is committed or held"
+        );
+        invariant!(
+            self.outcomes.keys().all(|s| *s > self.executed),
+            "an outcome waits for an executed slot"
+        );
+    }
+
+    fn check_roles(&self) {
+        invariant!(
+            (self.role == Role::Primary) == self.leader.is_some(),
+            "leader state iff primary"
+        );
+        invariant!(
+            (self.role == Role::Candidate) == self.election.is_some(),
+            "election iff candidate"
+        );
+        if let Some(l) = &self.leader {
+            invariant!(
+                l.ballot == self.promised,
+                "primary's ballot {:?} is not its promise",
+                l.ballot
+            );
+            invariant!(self.primary == Some(self.id), "primary does not name itself");
+            for slot in l.inflight.keys() {
+                invariant!(
+                    *slot > self.commit && *slot < l.next_slot,
+                    "in-flight {slot:?} out of range"
+                );
+                let e = self.log.get(slot).expect("in-flight slot missing from log");
+                invariant!(e.ballot == l.ballot, "in-flight {slot:?} not at the primary's ballot");
+            }
+            invariant!(l.queue.len() <= self.config.proposals_queued_max, "queue over its limit");
+        }
+        if let Some(e) = &self.election {
+            invariant!(e.ballot.owner() == self.id, "candidate ballot not owned");
+            invariant!(e.prevote || e.ballot == self.promised, "candidate ballot not promised");
+        }
+        invariant!(self.reads.len() <= self.config.reads_queued_max, "reads over their limit");
     }
 }

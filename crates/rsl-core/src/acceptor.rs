@@ -1,0 +1,247 @@
+//! The acceptor: answers pre-votes, prepares, accepts and heartbeats.
+//!
+//! Its invariants: the promise never goes down; nothing is accepted below the promise; a
+//! slot's accepted value changes only for a higher ballot; nothing at or below the commit
+//! point changes; every answer that promises something is held until the write behind it is
+//! durable (`send_after`). Stickiness: while the lease it granted to a live primary runs
+//! (`election_ticks_min` ticks after that primary was last heard), it refuses pre-votes and
+//! prepares from anyone else, except a prepare that carries the primary's own transfer.
+
+use crate::io::{Action, LogEntry, Write};
+use crate::message::Body;
+use crate::replica::{Entry, Replica, Role};
+use crate::types::{Ballot, ReplicaId, Slot, Value};
+
+impl Replica {
+    /// True while this replica must stay loyal to the primary it follows (or is).
+    pub(crate) fn lease_granted(&self) -> bool {
+        if self.role == Role::Primary {
+            return true;
+        }
+        let guard = u64::from(self.config.election_ticks_min);
+        self.now < self.last_contact + guard
+    }
+
+    pub(crate) fn on_prevote(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        out: &mut Vec<Action>,
+    ) {
+        let _ = commit;
+        let granted = self.membership.is_voter(self.id) && !self.lease_granted();
+        if !granted {
+            self.counters.sticky_refusals += 1;
+        }
+        self.send(from, Body::PreVoteReply { ballot, granted }, out);
+    }
+
+    pub(crate) fn on_prepare(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        transfer: Option<Ballot>,
+        out: &mut Vec<Action>,
+    ) {
+        require!(ballot.owner() == from, "prepare {ballot:?} not owned by its sender {from:?}");
+        let promised_before = self.promised;
+        self.seen = self.seen.max(ballot);
+        if ballot < self.promised {
+            let promised = self.promised;
+            self.send(from, Body::Nack { ballot, promised }, out);
+            return;
+        }
+        let transfer_ok = transfer.is_some() && transfer == Some(self.primary_ballot);
+        if ballot > self.promised && self.lease_granted() && !transfer_ok {
+            self.counters.sticky_refusals += 1;
+            return;
+        }
+        if ballot > self.promised {
+            self.raise_promise(ballot, out);
+            self.step_down(None, out);
+            self.primary_ballot = Ballot::ZERO;
+            self.reset_election_timer();
+        }
+        let body = self.promise_body(ballot, commit);
+        let seq = self.next_seq;
+        self.send_after(seq, from, body, out);
+        ensure!(self.promised == ballot, "promise is not the prepare's ballot");
+        ensure!(self.promised >= promised_before, "the promise went down");
+    }
+
+    /// Promises `ballot` durably (the answer that depends on it waits for the write).
+    pub(crate) fn raise_promise(&mut self, ballot: Ballot, out: &mut Vec<Action>) {
+        require!(ballot > self.promised, "promise {ballot:?} does not raise {:?}", self.promised);
+        self.promised = ballot;
+        self.seen = self.seen.max(ballot);
+        self.promised_seq = self.persist(Write::Promise(ballot), out);
+    }
+
+    /// The promise for a candidate whose commit point is `commit`: every accepted entry above
+    /// it (bounded), and every slot whose value this replica lost to corruption.
+    pub(crate) fn promise_body(&self, ballot: Ballot, commit: Slot) -> Body {
+        let max = self.config.promise_entries_max;
+        let above = self.log.range(commit.next()..);
+        let entries: Vec<LogEntry> = above
+            .take(max)
+            .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
+            .collect();
+        let more = self.log.range(commit.next()..).nth(max).is_some();
+        // Entries above the candidate's commit point that this replica dropped from memory
+        // or storage are chosen ones: the candidate must catch up on them first.
+        let dropped = self.mem_base.max(self.truncated) > commit;
+        let unknown = self.corrupt.range(commit.next()..).map(|(s, b)| (*s, *b)).collect();
+        let truncated = more || dropped;
+        Body::Promise { ballot, commit: self.commit, entries, unknown, truncated }
+    }
+
+    /// A message from the primary at `ballot` (at or above the promise): follow it.
+    pub(crate) fn adopt(&mut self, from: ReplicaId, ballot: Ballot, out: &mut Vec<Action>) {
+        require!(ballot >= self.promised, "adopting {ballot:?} below the promise");
+        require!(ballot.owner() == from, "primary {from:?} sent another's ballot {ballot:?}");
+        if ballot > self.promised {
+            self.raise_promise(ballot, out);
+        }
+        if self.role == Role::Primary || self.role == Role::Candidate {
+            self.step_down(Some(from), out);
+        }
+        self.primary = Some(from);
+        self.primary_ballot = ballot;
+        self.last_contact = self.now;
+        self.reset_election_timer();
+        ensure!(self.promised == ballot, "following {ballot:?} without promising it");
+    }
+
+    pub(crate) fn on_accept(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        entries: Vec<(Slot, Value)>,
+        out: &mut Vec<Action>,
+    ) {
+        let ignores_promise = planted!(self, AcceptorIgnoresPromise);
+        if ballot < self.promised && !ignores_promise {
+            let promised = self.promised;
+            self.send(from, Body::Nack { ballot, promised }, out);
+            return;
+        }
+        if ballot >= self.promised {
+            self.adopt(from, ballot, out);
+        }
+        let mut voted = Vec::with_capacity(entries.len());
+        let mut wait = self.promised_seq;
+        for (slot, value) in entries {
+            if let Some(seq) = self.accept_one(slot, ballot, value, out) {
+                voted.push(slot);
+                wait = wait.max(seq);
+            }
+        }
+        if !voted.is_empty() {
+            self.send_after(wait, from, Body::Accepted { ballot, slots: voted }, out);
+        }
+        if ballot == self.primary_ballot {
+            self.learn_commit(from, ballot, commit, out);
+        }
+    }
+
+    /// Accepts one slot; returns the seq its vote must wait for, or None to refuse.
+    fn accept_one(
+        &mut self,
+        slot: Slot,
+        ballot: Ballot,
+        value: Value,
+        out: &mut Vec<Action>,
+    ) -> Option<u64> {
+        let promised_before = self.promised;
+        let commit_before = self.commit;
+        require!(slot > Slot::ZERO, "accept for slot 0");
+        require!(unless self, AcceptorIgnoresPromise, ballot >= self.promised,
+            "accept {ballot:?} below the promise {:?}", self.promised);
+        if slot <= self.mem_base.max(self.truncated) {
+            // Executed and dropped from memory: chosen, and the primary's value is the chosen
+            // one (it ran phase 1), so the vote is true without a write.
+            return Some(0);
+        }
+        let result = match self.log.get(&slot) {
+            Some(e) if e.chosen || slot <= self.commit => self.accept_chosen(slot, &value),
+            Some(e) if e.ballot == ballot => self.accept_again(slot, &value),
+            Some(e) if e.ballot > ballot && !planted!(self, AcceptorIgnoresPromise) => {
+                panic!(
+                    "precondition: slot {slot:?} holds {:?} above the promise {ballot:?}",
+                    e.ballot
+                )
+            }
+            _ => Some(self.accept_new(slot, ballot, value, out)),
+        };
+        let entry = self.log.get(&slot);
+        ensure!(self.promised >= promised_before, "the promise went down");
+        ensure!(self.commit == commit_before, "accept moved the commit point");
+        ensure!(result.is_none() || entry.is_some(), "voted for {slot:?} without holding it");
+        ensure!(unless self, AcceptorIgnoresPromise, entry.is_none_or(|e| e.ballot <= self.promised),
+            "slot {slot:?} accepted above the promise");
+        ensure!(!self.corrupt.contains_key(&slot) || result.is_none(), "voted for a corrupt slot");
+        result
+    }
+
+    /// An accept for a slot already known chosen: the same value is a harmless resend; a
+    /// different one would change a chosen value, and only a buggy primary sends it.
+    fn accept_chosen(&mut self, slot: Slot, value: &Value) -> Option<u64> {
+        let e = &self.log[&slot];
+        if e.value == *value {
+            return Some(e.seq);
+        }
+        self.counters.conflicts += 1;
+        ensure!(self.log[&slot].value != *value, "a chosen value changed");
+        None
+    }
+
+    /// The same ballot again: the same value is re-accepted idempotently (no new write, the
+    /// vote waits for the first write); a different value is refused.
+    fn accept_again(&mut self, slot: Slot, value: &Value) -> Option<u64> {
+        let e = &self.log[&slot];
+        if e.value == *value {
+            return Some(e.seq);
+        }
+        self.counters.conflicts += 1;
+        None
+    }
+
+    fn accept_new(
+        &mut self,
+        slot: Slot,
+        ballot: Ballot,
+        value: Value,
+        out: &mut Vec<Action>,
+    ) -> u64 {
+        let entry = LogEntry { slot, ballot, value: value.clone() };
+        let seq = self.persist(Write::Accept(entry), out);
+        self.corrupt.remove(&slot);
+        self.log.insert(slot, Entry { ballot, value, seq, chosen: false });
+        seq
+    }
+
+    pub(crate) fn on_heartbeat(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        round: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if ballot < self.promised {
+            let promised = self.promised;
+            self.send(from, Body::Nack { ballot, promised }, out);
+            return;
+        }
+        self.adopt(from, ballot, out);
+        self.learn_commit(from, ballot, commit, out);
+        let body = Body::HeartbeatAck { ballot, round, commit: self.commit };
+        let seq = self.promised_seq;
+        self.send_after(seq, from, body, out);
+        ensure!(self.primary == Some(from), "heartbeat did not make its sender our primary");
+        ensure!(self.last_contact == self.now, "heartbeat did not renew the lease");
+    }
+}

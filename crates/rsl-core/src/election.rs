@@ -1,0 +1,397 @@
+//! Elections: the timer, the pre-vote, phase 1 (prepare/promise) and stepping down.
+//!
+//! A voter that hears no primary for a random election timeout first asks for pre-votes; a
+//! voter grants one only if it has not heard a primary for an election timeout either, so a
+//! replica that was partitioned away cannot raise the cluster's ballot and depose a healthy
+//! primary. With a majority of pre-votes it picks a ballot above any it has seen, promises
+//! it durably, and sends prepares. Phase 1 completes when a majority of voters (of the
+//! current membership and of every membership the open slots would install) promised with
+//! complete reports, and every open slot's highest-ballot report is a known value; the
+//! candidate then re-proposes, at its ballot, the highest-ballot value of each open slot and
+//! a no-op for each gap.
+//!
+//! Corrupt slots: an acceptor that lost the value it accepted at ballot `b` reports it as
+//! "unknown at `b`". If an unknown is the highest ballot for a slot, the candidate may not
+//! guess: it waits for every voter's promise, and then (only if fewer than a quorum reported
+//! the slot unknown) takes the highest known value, because any value chosen at a lower
+//! ballot was accepted by a quorum, at least one of which is intact and reported a ballot at
+//! or above the chosen one, whose value is the chosen value.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::io::{Action, Event, Refusal};
+use crate::message::Body;
+use crate::replica::{Election, Leader, Replica, Report, Role};
+use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
+
+impl Replica {
+    pub(crate) fn on_tick(&mut self, out: &mut Vec<Action>) {
+        self.now += 1;
+        match self.role {
+            Role::Primary => self.primary_tick(out),
+            Role::Candidate => self.candidate_tick(out),
+            Role::Follower => self.follower_tick(out),
+            Role::Learner => {}
+        }
+        self.catchup_tick(out);
+    }
+
+    fn may_stand(&self) -> bool {
+        self.can_be_primary && self.membership.is_voter(self.id)
+    }
+
+    fn follower_tick(&mut self, out: &mut Vec<Action>) {
+        if self.now >= self.election_deadline && self.may_stand() {
+            self.start_prevote(out);
+        }
+    }
+
+    fn candidate_tick(&mut self, out: &mut Vec<Action>) {
+        let e = self.election.as_ref().expect("candidate without election");
+        if self.now >= self.election_deadline {
+            self.start_prevote(out);
+        } else if self.now >= e.last_sent + u64::from(self.config.heartbeat_ticks) {
+            self.resend_election(out);
+        }
+    }
+
+    /// The next ballot this replica would use: above any it has seen.
+    fn next_ballot(&self) -> Ballot {
+        Ballot::new(self.seen.round.max(self.promised.round) + 1, self.id)
+    }
+
+    pub(crate) fn start_prevote(&mut self, out: &mut Vec<Action>) {
+        require!(self.may_stand(), "standing for election while not allowed");
+        require!(self.role != Role::Primary, "a primary starts an election");
+        self.counters.elections += 1;
+        self.reset_election_timer();
+        let ballot = self.next_ballot();
+        let grants = BTreeSet::from([self.id]);
+        let election = Election {
+            ballot,
+            prevote: true,
+            grants,
+            promises: BTreeMap::new(),
+            own_seq: u64::MAX,
+            transfer: None,
+            last_sent: self.now,
+        };
+        self.election = Some(election);
+        self.role = Role::Candidate;
+        self.primary = None;
+        if self.membership.quorum() <= 1 {
+            return self.start_prepare(None, out);
+        }
+        self.resend_election(out);
+        ensure!(self.role == Role::Candidate, "pre-vote did not make a candidate");
+    }
+
+    /// Sends the pre-vote or prepare to every voter that has not answered yet.
+    fn resend_election(&mut self, out: &mut Vec<Action>) {
+        let e = self.election.as_mut().expect("no election");
+        e.last_sent = self.now;
+        let (ballot, prevote, transfer) = (e.ballot, e.prevote, e.transfer);
+        let answered: BTreeSet<ReplicaId> = if prevote {
+            e.grants.clone()
+        } else {
+            e.promises.iter().filter(|(_, r)| !r.truncated).map(|(id, _)| *id).collect()
+        };
+        let commit = self.commit;
+        for to in self.election_voters() {
+            if to == self.id || answered.contains(&to) {
+                continue;
+            }
+            let body = if prevote {
+                Body::PreVote { ballot, commit }
+            } else {
+                Body::Prepare { ballot, commit, transfer }
+            };
+            self.send(to, body, out);
+        }
+    }
+
+    /// The voters whose promises phase 1 needs: the current membership's and those of any
+    /// configuration change in the log above the executed point.
+    fn election_voters(&self) -> Vec<ReplicaId> {
+        let mut voters = self.membership.voters.clone();
+        for m in self.pending_memberships(&BTreeMap::new()) {
+            voters.extend(m.voters);
+        }
+        voters.sort();
+        voters.dedup();
+        voters
+    }
+
+    pub(crate) fn on_prevote_reply(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        granted: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(e) = self.election.as_mut() else { return };
+        if !e.prevote || e.ballot != ballot || !granted {
+            self.counters.dropped += 1;
+            return;
+        }
+        if self.membership.is_voter(from) {
+            e.grants.insert(from);
+        }
+        if e.grants.len() >= self.membership.quorum() {
+            let transfer = e.transfer;
+            self.start_prepare(transfer, out);
+        }
+    }
+
+    /// Phase 1 begins: promise our own ballot durably and ask the voters for theirs.
+    pub(crate) fn start_prepare(&mut self, transfer: Option<Ballot>, out: &mut Vec<Action>) {
+        let ballot = self.next_ballot();
+        let promised_before = self.promised;
+        self.raise_promise(ballot, out);
+        let own_seq = self.promised_seq;
+        self.role = Role::Candidate;
+        self.primary = None;
+        self.election = Some(Election {
+            ballot,
+            prevote: false,
+            grants: BTreeSet::new(),
+            promises: BTreeMap::new(),
+            own_seq,
+            transfer,
+            last_sent: self.now,
+        });
+        self.reset_election_timer();
+        self.resend_election(out);
+        ensure!(
+            self.promised > promised_before,
+            "a candidate ballot that does not raise the promise"
+        );
+        ensure!(self.promised.owner() == self.id, "a candidate ballot not its own");
+    }
+
+    pub(crate) fn on_promise(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        report: Report,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(e) = self.election.as_mut() else { return };
+        if e.prevote || e.ballot != ballot {
+            self.counters.dropped += 1;
+            return;
+        }
+        if report.entries.iter().any(|x| x.ballot >= ballot) {
+            // Only a promise answered after we started proposing reports our own ballot.
+            self.counters.dropped += 1;
+            return;
+        }
+        let truncated = report.truncated;
+        e.promises.insert(from, report);
+        if truncated || commit > self.commit {
+            self.note_commit_hint(from, commit);
+            self.request_catchup(out);
+        }
+        self.check_phase1(out);
+    }
+
+    /// Completes phase 1 if a quorum promised and every open slot's value is determined.
+    pub(crate) fn check_phase1(&mut self, out: &mut Vec<Action>) {
+        let Some(e) = &self.election else { return };
+        if e.prevote || e.own_seq > self.durable {
+            return;
+        }
+        let complete: BTreeSet<ReplicaId> = e
+            .promises
+            .iter()
+            .filter(|(_, r)| !r.truncated)
+            .map(|(id, _)| *id)
+            .chain([self.id])
+            .collect();
+        if !self.has_quorum(&self.membership, &complete) {
+            return;
+        }
+        let Some(values) = self.choose_values(&complete) else { return };
+        for m in self.pending_memberships(&values) {
+            if !self.has_quorum(&m, &complete) {
+                return;
+            }
+        }
+        self.become_primary(values, out);
+    }
+
+    pub(crate) fn has_quorum(&self, m: &Membership, set: &BTreeSet<ReplicaId>) -> bool {
+        let votes = m.voters.iter().filter(|v| set.contains(v)).count();
+        let quorum = if planted!(self, CommitOnMinority) { m.voters.len() / 2 } else { m.quorum() };
+        votes >= quorum.max(1)
+    }
+
+    /// The value phase 1 re-proposes in each open slot, or None while a slot's value is lost
+    /// on a corrupt acceptor and could still be chosen.
+    fn choose_values(&self, complete: &BTreeSet<ReplicaId>) -> Option<BTreeMap<Slot, Value>> {
+        let e = self.election.as_ref().expect("no election");
+        let mut known: BTreeMap<Slot, (Ballot, &Value)> = BTreeMap::new();
+        let mut unknown: BTreeMap<Slot, (Ballot, usize)> = BTreeMap::new();
+        let own = self.log.range(self.commit.next()..).map(|(s, x)| (*s, x.ballot, &x.value));
+        let reported = e
+            .promises
+            .iter()
+            .filter(|(id, _)| complete.contains(id))
+            .flat_map(|(_, r)| r.entries.iter().map(|x| (x.slot, x.ballot, &x.value)));
+        for (slot, ballot, value) in own.chain(reported).filter(|(s, _, _)| *s > self.commit) {
+            let best = known.entry(slot).or_insert((ballot, value));
+            if ballot > best.0 {
+                *best = (ballot, value);
+            }
+        }
+        let own_unknown = self.corrupt.iter().map(|(s, b)| (*s, *b));
+        let reported_unknown = e
+            .promises
+            .iter()
+            .filter(|(id, _)| complete.contains(id))
+            .flat_map(|(_, r)| r.unknown.iter().copied());
+        for (slot, ballot) in own_unknown.chain(reported_unknown).filter(|(s, _)| *s > self.commit)
+        {
+            let u = unknown.entry(slot).or_insert((ballot, 0));
+            u.0 = u.0.max(ballot);
+            u.1 += 1;
+        }
+        let all_voters = self.membership.voters.iter().all(|v| complete.contains(v));
+        let quorum = self.membership.quorum();
+        for (slot, (ballot, count)) in &unknown {
+            let beaten = known.get(slot).is_some_and(|(b, _)| b >= ballot);
+            let recoverable = all_voters && *count < quorum;
+            if !(beaten || recoverable) {
+                return None;
+            }
+        }
+        let last = known.keys().chain(unknown.keys()).max().copied().unwrap_or(self.commit);
+        let mut values = BTreeMap::new();
+        let mut slot = self.commit.next();
+        while slot <= last {
+            let value = known.get(&slot).map(|(_, v)| (*v).clone()).unwrap_or(Value::Noop);
+            values.insert(slot, value);
+            slot = slot.next();
+        }
+        Some(values)
+    }
+
+    /// Memberships that configuration values above the executed point would install
+    /// (phase 1 must also hold a majority of each).
+    pub(crate) fn pending_memberships(&self, values: &BTreeMap<Slot, Value>) -> Vec<Membership> {
+        let logged = self.log.range(self.executed.next()..).map(|(_, e)| &e.value);
+        logged
+            .chain(values.values())
+            .filter_map(|v| match v {
+                Value::Config(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Phase 1 is complete: re-propose every open slot at our ballot and start serving.
+    fn become_primary(&mut self, values: BTreeMap<Slot, Value>, out: &mut Vec<Action>) {
+        let ballot = self.election.take().expect("no election").ballot;
+        require!(ballot == self.promised, "becoming primary at {ballot:?} not promised");
+        let values = if planted!(self, SkipPhase1Reproposal) {
+            values.into_keys().map(|s| (s, Value::Noop)).collect()
+        } else {
+            values
+        };
+        self.role = Role::Primary;
+        self.primary = Some(self.id);
+        self.primary_ballot = ballot;
+        self.leader = Some(Leader {
+            ballot,
+            next_slot: self.commit.next(),
+            recovery_slot: self.commit,
+            recovered: false,
+            inflight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            outbox: Vec::new(),
+            config_slot: None,
+            config_target: None,
+            round: 0,
+            round_sent: BTreeMap::new(),
+            acks: BTreeMap::new(),
+            last_heartbeat: self.now,
+            reads: VecDeque::new(),
+            transfer: None,
+        });
+        out.push(Action::Notify(Event::BecamePrimary { ballot }));
+        let values: Vec<Value> =
+            if values.is_empty() { vec![Value::Noop] } else { values.into_values().collect() };
+        for value in values {
+            self.propose_slot(value, out);
+        }
+        let l = self.leader.as_mut().expect("leader");
+        l.recovery_slot = l.next_slot.0.checked_sub(1).map(Slot).expect("no slot proposed");
+        self.send_heartbeats(out);
+        ensure!(self.role == Role::Primary && self.election.is_none(), "not primary after phase 1");
+    }
+
+    /// Leaves the primary or candidate role (a higher ballot exists, or primacy was given up):
+    /// queued proposals and waiting linearizable reads are refused at once; proposals already
+    /// in slots wait for the slot to execute (see `learner`).
+    pub(crate) fn step_down(&mut self, primary: Option<ReplicaId>, out: &mut Vec<Action>) {
+        let was_primary = self.leader.is_some();
+        if let Some(l) = self.leader.take() {
+            for q in l.queue {
+                out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
+            }
+            for r in l.reads {
+                out.push(Action::ReadRefused { id: r.id, reason: Refusal::NotPrimary { primary } });
+            }
+        }
+        self.election = None;
+        self.role = self.follower_role();
+        self.primary = primary;
+        if was_primary {
+            out.push(Action::Notify(Event::LostPrimacy { primary }));
+        }
+        self.reset_election_timer();
+        ensure!(self.leader.is_none() && self.election.is_none(), "stepped down but still leading");
+    }
+
+    pub(crate) fn on_nack(&mut self, ballot: Ballot, promised: Ballot, out: &mut Vec<Action>) {
+        self.seen = self.seen.max(promised);
+        let mine =
+            self.leader.as_ref().map(|l| l.ballot).or(self.election.as_ref().map(|e| e.ballot));
+        if mine == Some(ballot) && promised > ballot {
+            self.step_down(None, out);
+        } else {
+            self.counters.dropped += 1;
+        }
+    }
+
+    /// The primary asks us to take over now (primacy transfer): skip the pre-vote and tell
+    /// the acceptors which primary is handing over, so that they may break its lease.
+    pub(crate) fn on_start_election(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        out: &mut Vec<Action>,
+    ) {
+        if ballot.owner() != from || ballot != self.primary_ballot || !self.may_stand() {
+            self.counters.dropped += 1;
+            return;
+        }
+        self.counters.elections += 1;
+        self.start_prepare(Some(ballot), out);
+    }
+
+    pub(crate) fn on_set_can_become_primary(&mut self, can: bool, out: &mut Vec<Action>) {
+        self.can_be_primary = can;
+        if !can && self.role == Role::Candidate {
+            self.step_down(None, out);
+        }
+        if !can && self.role == Role::Primary {
+            self.on_transfer(None, out);
+        }
+        ensure!(
+            can || self.role != Role::Candidate,
+            "a replica kept out of elections is a candidate"
+        );
+    }
+}

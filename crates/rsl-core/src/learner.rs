@@ -1,0 +1,312 @@
+//! The learner: learns which slots are chosen, executes them in order, settles proposal
+//! outcomes, catches up from peers and manages checkpoints and the in-memory log.
+//!
+//! A slot is known chosen when (a) this replica, as primary, counted a majority of votes;
+//! (b) the primary at ballot `b` says the commit point is `c >= slot` and this replica holds
+//! the slot's value at that same ballot `b` (a primary proposes one value per slot per
+//! ballot, and its value for a committed slot is the chosen one); or (c) a peer sent the
+//! slot's chosen value in a catch-up reply. Anything else below a known commit point is
+//! fetched with a catch-up request. The commit point is the longest chosen prefix; slots
+//! execute in order up to it, each once.
+//!
+//! Every proposal this replica took ends in exactly one outcome: it appears in an
+//! `Execute`, or it is refused. Requests still queued when primacy is lost are refused at once
+//! (`step_down`); requests already placed in a slot wait for that slot to execute, and are
+//! refused as superseded if the executed value lacks them.
+
+use crate::io::{Action, Event, LogEntry, Refusal, Write};
+use crate::message::Body;
+use crate::replica::{Entry, Replica};
+use crate::types::{Ballot, ReplicaId, Slot, Value};
+
+/// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
+/// retries on its next tick).
+const LOADS_PENDING_MAX: usize = 64;
+
+impl Replica {
+    /// The primary at `ballot` says every slot up to `commit` is chosen.
+    pub(crate) fn learn_commit(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        commit: Slot,
+        out: &mut Vec<Action>,
+    ) {
+        let commit_before = self.commit;
+        self.note_commit_hint(from, commit);
+        let mut newly = Vec::new();
+        let from = self.commit.next();
+        for (slot, e) in self.log.range_mut(from..).take_while(|(s, _)| **s <= commit) {
+            if e.ballot == ballot && !e.chosen {
+                e.chosen = true;
+                newly.push(*slot);
+            }
+        }
+        if planted!(self, ExecuteOutOfOrder) {
+            self.execute_out_of_order(&newly, out);
+        }
+        self.advance_commit();
+        if self.commit < self.commit_hint && self.catchup_due() {
+            self.request_catchup(out);
+        }
+        ensure!(self.commit >= commit_before, "the commit point went back");
+    }
+
+    /// The planted bug: executes newly chosen slots at once, gaps or not.
+    fn execute_out_of_order(&mut self, newly: &[Slot], out: &mut Vec<Action>) {
+        for slot in newly.iter().filter(|s| **s > self.commit.next()) {
+            let value = self.log[slot].value.clone();
+            out.push(Action::Execute { slot: *slot, value });
+        }
+    }
+
+    pub(crate) fn note_commit_hint(&mut self, from: ReplicaId, commit: Slot) {
+        if commit > self.commit_hint {
+            self.commit_hint = commit;
+            self.hint_from = Some(from);
+        }
+    }
+
+    /// Extends the commit point over the chosen prefix.
+    pub(crate) fn advance_commit(&mut self) {
+        while self.log.get(&self.commit.next()).is_some_and(|e| e.chosen) {
+            self.commit = self.commit.next();
+        }
+        self.commit_hint = self.commit_hint.max(self.commit);
+    }
+
+    /// Executes every chosen slot after `executed`, in order.
+    pub(crate) fn execute_chosen(&mut self, out: &mut Vec<Action>) {
+        let executed_before = self.executed;
+        while self.executed < self.commit {
+            let slot = self.executed.next();
+            let e = self.log.get(&slot).expect("a committed slot is missing from memory");
+            require!(e.chosen, "executing {slot:?} that is not known chosen");
+            let value = e.value.clone();
+            self.settle_outcomes(slot, &value, out);
+            let config = if let Value::Config(m) = &value { Some(m.clone()) } else { None };
+            out.push(Action::Execute { slot, value });
+            self.executed = slot;
+            if let Some(m) = config {
+                self.membership = m;
+                self.membership_slot = slot;
+                self.config_executed(slot, out);
+            }
+        }
+        if self.executed > executed_before {
+            self.after_execute(out);
+        }
+        ensure!(self.executed >= executed_before, "executed went back");
+        ensure!(self.executed <= self.commit, "executed beyond the commit point");
+    }
+
+    fn after_execute(&mut self, out: &mut Vec<Action>) {
+        if self.leader.is_some() {
+            self.serve_reads(out);
+            self.notify_recovered(out);
+        } else {
+            self.serve_reads(out);
+        }
+        let interval = self.config.checkpoint_interval_slots;
+        if interval > 0 && self.executed.0 >= self.checkpoint_asked.0 + interval {
+            self.checkpoint_asked = self.executed;
+            out.push(Action::TakeCheckpoint);
+        }
+        self.prune_memory();
+    }
+
+    fn notify_recovered(&mut self, out: &mut Vec<Action>) {
+        let executed = self.executed;
+        let l = self.leader.as_mut().expect("leader");
+        if !l.recovered && executed >= l.recovery_slot {
+            l.recovered = true;
+            out.push(Action::Notify(Event::PrimaryRecovered));
+        }
+    }
+
+    /// This replica's proposals in `slot`: executed if the value holds them, else superseded.
+    fn settle_outcomes(&mut self, slot: Slot, value: &Value, out: &mut Vec<Action>) {
+        let Some(mut ids) = self.outcomes.remove(&slot) else { return };
+        ids.sort();
+        ids.dedup();
+        let executed: Vec<_> = match value {
+            Value::Batch(reqs) => reqs.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        };
+        let primary = self.primary.filter(|p| *p != self.id);
+        for id in ids.into_iter().filter(|id| !executed.contains(id)) {
+            out.push(Action::Refuse { id, reason: Refusal::Superseded { primary } });
+        }
+    }
+
+    /// Drops the oldest executed entries from memory beyond the cap (storage keeps them).
+    fn prune_memory(&mut self) {
+        while self.log.len() > self.config.log_memory_entries_max {
+            let Some((&first, _)) = self.log.first_key_value() else { break };
+            if first > self.executed {
+                break;
+            }
+            self.log.remove(&first);
+            self.mem_base = self.mem_base.max(first);
+        }
+    }
+
+    fn catchup_due(&self) -> bool {
+        let every = u64::from(self.config.heartbeat_ticks);
+        self.catchup_sent.is_none_or(|t| self.now >= t + every)
+    }
+
+    pub(crate) fn catchup_tick(&mut self, out: &mut Vec<Action>) {
+        if self.commit < self.commit_hint && self.catchup_due() {
+            self.request_catchup(out);
+        }
+    }
+
+    /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.
+    pub(crate) fn request_catchup(&mut self, out: &mut Vec<Action>) {
+        let target = self.primary.filter(|p| *p != self.id).or(self.hint_from);
+        let Some(to) = target.filter(|t| *t != self.id) else { return };
+        if self.commit >= self.commit_hint {
+            return;
+        }
+        let from = self.commit.next();
+        let last = Slot(self.commit.0 + self.config.catchup_entries_max as u64);
+        self.catchup_sent = Some(self.now);
+        self.counters.catchups += 1;
+        self.send(to, Body::CatchupRequest { from, to: last.min(self.commit_hint) }, out);
+    }
+
+    pub(crate) fn on_catchup_request(
+        &mut self,
+        requester: ReplicaId,
+        from: Slot,
+        to: Slot,
+        out: &mut Vec<Action>,
+    ) {
+        let last = Slot(from.0.saturating_add(self.config.catchup_entries_max as u64 - 1));
+        let to = to.min(self.commit).min(last);
+        let commit = self.commit;
+        if from > to || from == Slot::ZERO {
+            return self.send(requester, Body::CatchupReply { commit, entries: Vec::new() }, out);
+        }
+        if from <= self.truncated {
+            out.push(Action::SendCheckpoint { to: requester });
+            return;
+        }
+        if from <= self.mem_base {
+            let token = self.next_token;
+            self.next_token += 1;
+            if self.loads.len() >= LOADS_PENDING_MAX {
+                self.loads.pop_first();
+            }
+            self.loads.insert(token, requester);
+            out.push(Action::LoadLog { token, from, to });
+            return;
+        }
+        let entries = self
+            .log
+            .range(from..=to)
+            .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
+            .collect();
+        self.send(requester, Body::CatchupReply { commit, entries }, out);
+    }
+
+    pub(crate) fn on_log_loaded(
+        &mut self,
+        token: u64,
+        entries: Vec<LogEntry>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(requester) = self.loads.remove(&token) else {
+            self.counters.dropped += 1;
+            return;
+        };
+        let commit = self.commit;
+        let entries: Vec<LogEntry> = entries.into_iter().filter(|e| e.slot <= commit).collect();
+        self.send(requester, Body::CatchupReply { commit, entries }, out);
+    }
+
+    pub(crate) fn on_catchup_reply(
+        &mut self,
+        from: ReplicaId,
+        commit: Slot,
+        entries: Vec<LogEntry>,
+        out: &mut Vec<Action>,
+    ) {
+        let commit_before = self.commit;
+        self.note_commit_hint(from, commit);
+        for e in entries {
+            if e.slot > self.commit && e.slot <= commit {
+                self.install_chosen(e, out);
+            }
+        }
+        self.advance_commit();
+        self.catchup_sent = None;
+        if self.commit > commit_before && self.commit < self.commit_hint {
+            self.request_catchup(out);
+        }
+        ensure!(self.commit >= commit_before, "catch-up moved the commit point back");
+    }
+
+    /// Records a chosen value from a peer. If this replica accepted the slot at a ballot at
+    /// or above the chosen one, Paxos says its value is the chosen value.
+    fn install_chosen(&mut self, e: LogEntry, out: &mut Vec<Action>) {
+        if let Some(x) = self.log.get_mut(&e.slot) {
+            if x.ballot >= e.ballot {
+                invariant!(unless self, SkipPhase1Reproposal, x.value == e.value,
+                    "two values chosen for {:?}", e.slot);
+                x.chosen = true;
+                return;
+            }
+        }
+        let seq = self.persist(Write::Accept(e.clone()), out);
+        self.corrupt.remove(&e.slot);
+        self.log.insert(e.slot, Entry { ballot: e.ballot, value: e.value, seq, chosen: true });
+    }
+
+    pub(crate) fn on_checkpoint_saved(&mut self, slot: Slot, out: &mut Vec<Action>) {
+        require!(slot <= self.executed, "checkpoint {slot:?} above executed {:?}", self.executed);
+        if slot <= self.checkpoint {
+            return;
+        }
+        self.checkpoint = slot;
+        let before = Slot(slot.0.saturating_sub(self.config.log_kept_slots) + 1);
+        if before.0 > self.truncated.0 + 1 {
+            self.truncated = Slot(before.0 - 1);
+            self.persist(Write::TruncatePrefix { before }, out);
+            self.drop_log_through(self.truncated);
+        }
+        ensure!(self.log.keys().all(|s| *s > self.truncated), "truncated entries kept in memory");
+    }
+
+    fn drop_log_through(&mut self, slot: Slot) {
+        self.log = self.log.split_off(&slot.next());
+        self.corrupt = self.corrupt.split_off(&slot.next());
+        self.mem_base = self.mem_base.max(slot);
+    }
+
+    /// A peer's checkpoint replaced the state: everything up to `slot` is executed.
+    pub(crate) fn on_checkpoint_installed(&mut self, slot: Slot, out: &mut Vec<Action>) {
+        if slot <= self.executed {
+            return;
+        }
+        let skipped: Vec<Slot> = self.outcomes.range(..=slot).map(|(s, _)| *s).collect();
+        for s in skipped {
+            // Whether these executed is unknown here; the checkpoint's state may hold them.
+            let primary = self.primary.filter(|p| *p != self.id);
+            for id in self.outcomes.remove(&s).unwrap_or_default() {
+                out.push(Action::Refuse { id, reason: Refusal::Superseded { primary } });
+            }
+        }
+        self.executed = slot;
+        self.checkpoint = slot;
+        self.checkpoint_asked = slot;
+        self.commit = self.commit.max(slot);
+        self.truncated = self.truncated.max(slot);
+        self.drop_log_through(slot);
+        self.persist(Write::TruncatePrefix { before: slot.next() }, out);
+        self.advance_commit();
+        self.serve_reads(out);
+        ensure!(self.executed == slot && self.commit >= slot, "checkpoint not installed");
+    }
+}

@@ -1,0 +1,436 @@
+//! The primary: proposals, batching, pipelined phase 2, heartbeats, leases and reads.
+//!
+//! Proposals wait in a bounded queue; as long as fewer than `pipeline_slots_max` slots are in
+//! flight, the queue's head is batched into the next slot (an exclusive request alone). A new
+//! slot is written to the primary's own log (Persist) and sent to every peer (Send) in the
+//! same step: the write and the sends proceed in parallel, and the primary's own vote counts
+//! only once `Input::Durable` covers its write. A slot is chosen when a majority of the voters
+//! that govern it voted; the commit point then advances over the chosen prefix.
+//!
+//! Leases: each heartbeat round is stamped with the tick it was sent. Once a majority
+//! acknowledged round `r`, the primary may serve linearizable reads locally until
+//! `sent(r) + lease_ticks`: each acknowledging follower refuses other candidates for
+//! `election_ticks_min` of its own ticks after receiving the heartbeat, which the config
+//! keeps longer than the lease even with the allowed clock drift.
+
+use std::collections::BTreeSet;
+
+use crate::io::{Action, Event, ReadId, ReadMode, Refusal, Write};
+use crate::message::Body;
+use crate::replica::{Entry, InFlight, LinRead, Queued, Replica, Role, Transfer};
+use crate::types::{Membership, ReplicaId, Request, Slot, Value};
+
+impl Replica {
+    pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
+        let Some(l) = self.leader.as_mut() else {
+            let primary = self.primary.filter(|p| *p != self.id);
+            out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
+            return;
+        };
+        if let Some(t) = &l.transfer {
+            let primary = Some(t.target);
+            out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
+            return;
+        }
+        if l.queue.len() >= self.config.proposals_queued_max {
+            out.push(Action::Refuse { id: q.id, reason: Refusal::Overloaded });
+            return;
+        }
+        l.queue.push_back(q);
+    }
+
+    /// Proposes queued requests while the pipeline has room.
+    pub(crate) fn fill_pipeline(&mut self, out: &mut Vec<Action>) {
+        loop {
+            let Some(l) = self.leader.as_mut() else { return };
+            let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max;
+            if !room || l.queue.is_empty() || l.config_slot.is_some() || l.transfer.is_some() {
+                return;
+            }
+            let batch = self.take_batch();
+            self.propose_slot(Value::Batch(batch), out);
+        }
+    }
+
+    /// Takes the next batch from the queue: an exclusive request alone, otherwise as many
+    /// as the limits allow (the first one always fits).
+    fn take_batch(&mut self) -> Vec<Request> {
+        let (requests_max, bytes_max) =
+            (self.config.batch_requests_max, self.config.batch_bytes_max);
+        let l = self.leader.as_mut().expect("leader");
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = l.queue.front() {
+            let fits = bytes + next.payload.len() <= bytes_max && batch.len() < requests_max;
+            if !batch.is_empty() && (next.exclusive || !fits) {
+                break;
+            }
+            let q = l.queue.pop_front().expect("front");
+            bytes += q.payload.len();
+            batch.push(Request { id: q.id, payload: q.payload });
+            if q.exclusive {
+                break;
+            }
+        }
+        ensure!(!batch.is_empty(), "an empty batch");
+        batch
+    }
+
+    /// Writes `value` into the next slot at our ballot and queues it for every peer.
+    pub(crate) fn propose_slot(&mut self, value: Value, out: &mut Vec<Action>) {
+        let l = self.leader.as_ref().expect("proposing without leading");
+        let (slot, ballot) = (l.next_slot, l.ballot);
+        require!(slot > self.commit, "proposing {slot:?} at or below the commit point");
+        require!(!self.log.get(&slot).is_some_and(|e| e.chosen), "proposing over chosen {slot:?}");
+        let entry = crate::io::LogEntry { slot, ballot, value: value.clone() };
+        let seq = self.persist(Write::Accept(entry), out);
+        if let Value::Batch(reqs) = &value {
+            let mine = reqs.iter().map(|r| r.id);
+            self.outcomes.entry(slot).or_default().extend(mine);
+        }
+        let is_config = matches!(value, Value::Config(_));
+        self.corrupt.remove(&slot);
+        self.log.insert(slot, Entry { ballot, value, seq, chosen: false });
+        let l = self.leader.as_mut().expect("leader");
+        let mut votes = BTreeSet::new();
+        if planted!(self, CountOwnVoteBeforeDurable) {
+            votes.insert(self.id);
+        }
+        l.inflight.insert(slot, InFlight { votes, own_seq: seq });
+        l.outbox.push(slot);
+        l.next_slot = slot.next();
+        if is_config {
+            l.config_slot = Some(slot);
+        }
+        ensure!(self.log[&slot].ballot == ballot, "proposed slot not at our ballot");
+    }
+
+    /// Sends this step's new slots to every peer, in one accept each.
+    pub(crate) fn flush_accepts(&mut self, out: &mut Vec<Action>) {
+        let Some(l) = self.leader.as_mut() else { return };
+        if l.outbox.is_empty() {
+            return;
+        }
+        let slots = std::mem::take(&mut l.outbox);
+        let ballot = l.ballot;
+        let entries: Vec<(Slot, Value)> =
+            slots.iter().map(|s| (*s, self.log[s].value.clone())).collect();
+        let commit = self.commit;
+        for to in self.peers() {
+            let body = Body::Accept { ballot, commit, entries: entries.clone() };
+            self.send(to, body, out);
+        }
+    }
+
+    pub(crate) fn on_accepted(
+        &mut self,
+        from: ReplicaId,
+        ballot: crate::types::Ballot,
+        slots: &[Slot],
+        out: &mut Vec<Action>,
+    ) {
+        let Some(l) = self.leader.as_mut() else { return };
+        if l.ballot != ballot {
+            self.counters.dropped += 1;
+            return;
+        }
+        for slot in slots {
+            if let Some(f) = l.inflight.get_mut(slot) {
+                f.votes.insert(from);
+            }
+        }
+        self.advance_primary_commit(out);
+    }
+
+    /// The primary's own write for a slot is durable: its own vote counts.
+    pub(crate) fn count_own_votes(&mut self, out: &mut Vec<Action>) {
+        let (id, durable) = (self.id, self.durable);
+        let Some(l) = self.leader.as_mut() else { return };
+        for f in l.inflight.values_mut().filter(|f| f.own_seq <= durable) {
+            f.votes.insert(id);
+        }
+        self.advance_primary_commit(out);
+    }
+
+    /// Moves the commit point over every chosen slot at the head of the pipeline.
+    fn advance_primary_commit(&mut self, _out: &mut Vec<Action>) {
+        let commit_before = self.commit;
+        loop {
+            let next = self.commit.next();
+            let membership = self.membership_for(next);
+            let l = self.leader.as_ref().expect("leader");
+            let Some(f) = l.inflight.get(&next) else { break };
+            if !self.has_quorum(&membership, &f.votes) {
+                break;
+            }
+            let l = self.leader.as_mut().expect("leader");
+            l.inflight.remove(&next);
+            self.log.get_mut(&next).expect("in-flight slot in log").chosen = true;
+            self.commit = next;
+        }
+        ensure!(self.commit >= commit_before, "the commit point went back");
+    }
+
+    /// The membership that governs `slot`: the newest configuration value before it.
+    pub(crate) fn membership_for(&self, slot: Slot) -> Membership {
+        let newer = self.log.range(self.membership_slot.next()..slot).rev();
+        for (_, e) in newer {
+            if let Value::Config(m) = &e.value {
+                return m.clone();
+            }
+        }
+        self.membership.clone()
+    }
+
+    pub(crate) fn primary_tick(&mut self, out: &mut Vec<Action>) {
+        let l = self.leader.as_ref().expect("primary without leader state");
+        if self.now >= l.last_heartbeat + u64::from(self.config.heartbeat_ticks) {
+            self.send_heartbeats(out);
+            self.resend_unvoted(out);
+        }
+        self.transfer_tick(out);
+        self.config_tick(out);
+        self.serve_reads(out);
+    }
+
+    /// A heartbeat round to every peer: the commit point, and a lease request.
+    pub(crate) fn send_heartbeats(&mut self, out: &mut Vec<Action>) {
+        let now = self.now;
+        let commit = self.commit;
+        let l = self.leader.as_mut().expect("leader");
+        l.round += 1;
+        l.last_heartbeat = now;
+        l.round_sent.insert(l.round, now);
+        let (ballot, round) = (l.ballot, l.round);
+        for to in self.peers() {
+            self.send(to, Body::Heartbeat { ballot, commit, round }, out);
+        }
+    }
+
+    /// Accepts may be lost: resend in-flight slots a peer has not voted for.
+    fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
+        let l = self.leader.as_ref().expect("leader");
+        let ballot = l.ballot;
+        for to in self.peers() {
+            let entries: Vec<(Slot, Value)> = l
+                .inflight
+                .iter()
+                .filter(|(_, f)| !f.votes.contains(&to))
+                .take(self.config.catchup_entries_max)
+                .map(|(s, _)| (*s, self.log[s].value.clone()))
+                .collect();
+            if !entries.is_empty() {
+                self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
+            }
+        }
+    }
+
+    pub(crate) fn on_heartbeat_ack(
+        &mut self,
+        from: ReplicaId,
+        ballot: crate::types::Ballot,
+        round: u64,
+        commit: Slot,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(l) = self.leader.as_mut() else { return };
+        if l.ballot != ballot || round > l.round {
+            self.counters.dropped += 1;
+            return;
+        }
+        let ack = l.acks.entry(from).or_insert((0, Slot::ZERO));
+        *ack = (ack.0.max(round), ack.1.max(commit));
+        self.serve_reads(out);
+        self.transfer_tick(out);
+    }
+
+    /// The newest heartbeat round a majority of voters acknowledged (the primary counts as
+    /// acknowledging every round it sent).
+    fn quorum_round(&self) -> u64 {
+        let l = self.leader.as_ref().expect("leader");
+        let mut rounds: Vec<u64> = self
+            .membership
+            .voters
+            .iter()
+            .map(|v| if *v == self.id { l.round } else { l.acks.get(v).map_or(0, |a| a.0) })
+            .collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds[self.membership.quorum() - 1]
+    }
+
+    /// True while a majority's lease covers this tick.
+    pub(crate) fn lease_valid(&self) -> bool {
+        let l = self.leader.as_ref().expect("leader");
+        if l.transfer.is_some() {
+            return false;
+        }
+        let round = self.quorum_round();
+        let sent = l.round_sent.get(&round).copied();
+        sent.is_some_and(|t| self.now < t + u64::from(self.config.lease_ticks))
+    }
+
+    pub(crate) fn on_read(&mut self, id: ReadId, mode: ReadMode, out: &mut Vec<Action>) {
+        let queued = self.reads.len() + self.leader.as_ref().map_or(0, |l| l.reads.len());
+        match mode {
+            ReadMode::AtLeast(slot) if self.executed >= slot => out.push(Action::ReadReady { id }),
+            _ if queued >= self.config.reads_queued_max => {
+                out.push(Action::ReadRefused { id, reason: Refusal::Overloaded })
+            }
+            ReadMode::AtLeast(slot) => self.reads.push_back((id, slot)),
+            ReadMode::Linearizable => self.read_linearizable(id, out),
+        }
+    }
+
+    fn read_linearizable(&mut self, id: ReadId, out: &mut Vec<Action>) {
+        let transferring = self.leader.as_ref().is_some_and(|l| l.transfer.is_some());
+        if self.leader.is_none() || transferring {
+            let primary = self.primary.filter(|p| *p != self.id);
+            out.push(Action::ReadRefused { id, reason: Refusal::NotPrimary { primary } });
+            return;
+        }
+        let lease = self.lease_valid();
+        let l = self.leader.as_ref().expect("leader");
+        let index = self.commit.max(l.recovery_slot);
+        let round = if lease { 0 } else { l.round + 1 };
+        if !lease {
+            self.send_heartbeats(out);
+        }
+        let l = self.leader.as_mut().expect("leader");
+        l.reads.push_back(LinRead { id, index, round });
+        self.serve_reads(out);
+    }
+
+    /// Releases reads whose conditions now hold.
+    pub(crate) fn serve_reads(&mut self, out: &mut Vec<Action>) {
+        let executed = self.executed;
+        self.reads.retain(|(id, s)| {
+            let ready = *s <= executed;
+            if ready {
+                out.push(Action::ReadReady { id: *id });
+            }
+            !ready
+        });
+        if self.leader.is_none() {
+            return;
+        }
+        let quorum_round = self.quorum_round();
+        let l = self.leader.as_mut().expect("leader");
+        while l.reads.front().is_some_and(|r| r.index <= executed && r.round <= quorum_round) {
+            let r = l.reads.pop_front().expect("front");
+            out.push(Action::ReadReady { id: r.id });
+        }
+        // Rounds no waiting read or lease needs are forgotten.
+        let keep = quorum_round.min(l.reads.front().map_or(u64::MAX, |r| r.round));
+        l.round_sent.retain(|r, _| *r >= keep);
+    }
+
+    /// Hands primacy to `to` (or the most caught-up voter): stop proposing and lease reads,
+    /// wait until the target has everything, then tell it to start an election.
+    pub(crate) fn on_transfer(&mut self, to: Option<ReplicaId>, out: &mut Vec<Action>) {
+        if self.leader.is_none() {
+            return;
+        }
+        let target = to
+            .filter(|t| *t != self.id && self.membership.is_voter(*t))
+            .or_else(|| self.best_target());
+        let Some(target) = target else { return };
+        let deadline = self.now + u64::from(self.config.election_ticks_min);
+        let l = self.leader.as_mut().expect("leader");
+        l.transfer = Some(Transfer { target, deadline, sent: false });
+        let queue = std::mem::take(&mut l.queue);
+        for q in queue {
+            out.push(Action::Refuse {
+                id: q.id,
+                reason: Refusal::NotPrimary { primary: Some(target) },
+            });
+        }
+        self.transfer_tick(out);
+    }
+
+    fn best_target(&self) -> Option<ReplicaId> {
+        let l = self.leader.as_ref()?;
+        let voters = self.membership.voters.iter().filter(|v| **v != self.id);
+        voters.max_by_key(|v| l.acks.get(v).map_or(Slot::ZERO, |a| a.1)).copied()
+    }
+
+    /// Sends the start-election once the target has everything; gives up at the deadline.
+    fn transfer_tick(&mut self, out: &mut Vec<Action>) {
+        let commit = self.commit;
+        let now = self.now;
+        let Some(l) = self.leader.as_mut() else { return };
+        let Some(t) = l.transfer.as_mut() else { return };
+        if now >= t.deadline {
+            l.transfer = None;
+            return;
+        }
+        let caught_up = l.acks.get(&t.target).is_some_and(|a| a.1 >= commit);
+        if !t.sent && caught_up && l.inflight.is_empty() {
+            t.sent = true;
+            let (to, ballot) = (t.target, l.ballot);
+            self.send(to, Body::StartElection { ballot }, out);
+        } else if !caught_up {
+            // Heartbeats carry the commit point; the target catches up and acknowledges.
+            let (ballot, round, to) = (l.ballot, l.round, t.target);
+            self.send(to, Body::Heartbeat { ballot, commit, round }, out);
+        }
+    }
+
+    /// Proposes a configuration change. New voters join as learners first; the change that
+    /// makes them voters is proposed once they have caught up.
+    pub(crate) fn on_change_membership(&mut self, m: Membership, out: &mut Vec<Action>) {
+        let Some(l) = self.leader.as_ref() else { return };
+        if l.config_slot.is_some() || l.config_target.is_some() || m.voters.is_empty() {
+            return;
+        }
+        let current: Vec<ReplicaId> = self.membership.replicas().collect();
+        let fresh: Vec<ReplicaId> =
+            m.voters.iter().copied().filter(|v| !current.contains(v)).collect();
+        if fresh.is_empty() {
+            return self.propose_config(m, out);
+        }
+        let mut staged = self.membership.clone();
+        staged.learners.extend(fresh);
+        self.leader.as_mut().expect("leader").config_target = Some(m);
+        self.propose_config(staged, out);
+    }
+
+    fn propose_config(&mut self, m: Membership, out: &mut Vec<Action>) {
+        self.propose_slot(Value::Config(m), out);
+    }
+
+    /// After a configuration executes: promote the learners once they caught up.
+    pub(crate) fn config_tick(&mut self, out: &mut Vec<Action>) {
+        let commit = self.commit;
+        let Some(l) = self.leader.as_ref() else { return };
+        let Some(target) = l.config_target.clone() else { return };
+        if l.config_slot.is_some() {
+            return;
+        }
+        let lag_max = self.config.catchup_entries_max as u64;
+        let caught_up = target
+            .voters
+            .iter()
+            .filter(|v| !self.membership.is_voter(**v))
+            .all(|v| l.acks.get(v).is_some_and(|a| a.1 .0 + lag_max >= commit.0));
+        if caught_up {
+            self.leader.as_mut().expect("leader").config_target = None;
+            self.propose_config(target, out);
+        }
+    }
+
+    /// Notes that a configuration was executed (the pipeline may resume).
+    pub(crate) fn config_executed(&mut self, slot: Slot, out: &mut Vec<Action>) {
+        out.push(Action::Notify(Event::ConfigurationChanged {
+            slot,
+            membership: self.membership.clone(),
+        }));
+        if let Some(l) = self.leader.as_mut() {
+            if l.config_slot.is_some_and(|s| s <= slot) {
+                l.config_slot = None;
+            }
+        }
+        if !self.membership.is_voter(self.id) && self.role != Role::Learner {
+            self.step_down(None, out);
+        }
+    }
+}

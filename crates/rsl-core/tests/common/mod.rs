@@ -1,0 +1,213 @@
+//! A hand-wired cluster for the core's tests: replicas, a network that delivers in a
+//! seeded random order (with loss and duplication when asked), and disks that report
+//! durability after a random delay. It checks, after every step, the core's own invariants
+//! and the cluster's safety: agreement per executed slot, in-order execution, and exactly
+//! one outcome per proposal.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use rsl_core::{
+    Action, Config, Input, Message, Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot,
+    Value,
+};
+
+/// A tiny xorshift for test schedules (tests may use randomness; the core may not).
+pub struct TestRng(pub u64);
+
+impl TestRng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0.max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Executed,
+    Refused(Refusal),
+}
+
+pub struct Cluster {
+    pub replicas: Vec<Replica>,
+    pub up: Vec<bool>,
+    pub net: Vec<Message>,
+    /// Per replica: the highest persisted seq not yet reported durable.
+    pub unsynced: Vec<u64>,
+    pub executed: Vec<BTreeMap<Slot, Value>>,
+    pub last_executed: Vec<Slot>,
+    pub chosen: BTreeMap<Slot, Value>,
+    pub outcomes: HashMap<RequestId, Outcome>,
+    pub proposed: Vec<RequestId>,
+    pub rng: TestRng,
+    pub loss_permille: u64,
+    pub dup_permille: u64,
+    pub next_req: u64,
+}
+
+pub fn config(id: u32, n: u32, seed: u64) -> Config {
+    let mut c = Config::new(id, 1..=n);
+    c.rng_seed = seed.wrapping_mul(31).wrapping_add(u64::from(id));
+    c
+}
+
+impl Cluster {
+    pub fn new(n: u32, seed: u64) -> Cluster {
+        let replicas: Vec<Replica> =
+            (1..=n).map(|id| Replica::new(config(id, n, seed), Recovered::default())).collect();
+        let k = replicas.len();
+        Cluster {
+            replicas,
+            up: vec![true; k],
+            net: Vec::new(),
+            unsynced: vec![0; k],
+            executed: vec![BTreeMap::new(); k],
+            last_executed: vec![Slot::ZERO; k],
+            chosen: BTreeMap::new(),
+            outcomes: HashMap::new(),
+            proposed: Vec::new(),
+            rng: TestRng(seed | 1),
+            loss_permille: 0,
+            dup_permille: 0,
+            next_req: 0,
+        }
+    }
+
+    pub fn step(&mut self, i: usize, input: Input) {
+        if !self.up[i] {
+            return;
+        }
+        let mut out = Vec::new();
+        self.replicas[i].step(input, &mut out);
+        self.replicas[i].invariants();
+        for a in out {
+            self.apply(i, a);
+        }
+    }
+
+    fn apply(&mut self, i: usize, a: Action) {
+        match a {
+            Action::Send { msg, .. } => {
+                assert_eq!(msg.from, ReplicaId(i as u32 + 1));
+                let bytes = msg.encode();
+                assert_eq!(Message::decode(&bytes).as_ref(), Ok(&msg), "wire round trip");
+                self.net.push(msg);
+            }
+            Action::Persist { seq, .. } => {
+                assert!(seq > self.unsynced[i], "persist seqs increase");
+                self.unsynced[i] = seq;
+            }
+            Action::Execute { slot, value } => self.on_execute(i, slot, value),
+            Action::Refuse { id, reason } => self.settle(id, Outcome::Refused(reason)),
+            _ => {}
+        }
+    }
+
+    fn on_execute(&mut self, i: usize, slot: Slot, value: Value) {
+        assert_eq!(slot, self.last_executed[i].next(), "replica {i} executes out of order");
+        self.last_executed[i] = slot;
+        if let Some(v) = self.chosen.get(&slot) {
+            assert_eq!(v, &value, "two values executed in {slot:?}");
+        }
+        self.chosen.insert(slot, value.clone());
+        if let Value::Batch(reqs) = &value {
+            for r in reqs {
+                if r.id.proposer == ReplicaId(i as u32 + 1) {
+                    self.settle(r.id, Outcome::Executed);
+                }
+            }
+        }
+        self.executed[i].insert(slot, value);
+    }
+
+    fn settle(&mut self, id: RequestId, outcome: Outcome) {
+        let before = self.outcomes.insert(id, outcome.clone());
+        assert!(
+            before.is_none(),
+            "request {id:?} got a second outcome {outcome:?} after {before:?}"
+        );
+    }
+
+    pub fn propose(&mut self, i: usize, exclusive: bool) -> RequestId {
+        self.next_req += 1;
+        let id =
+            RequestId { proposer: ReplicaId(i as u32 + 1), incarnation: 1, seq: self.next_req };
+        self.proposed.push(id);
+        let payload = Bytes::from(self.next_req.to_le_bytes().to_vec());
+        self.step(i, Input::Propose { id, payload, exclusive });
+        id
+    }
+
+    /// One random event: deliver a message, sync a disk, or tick a replica.
+    pub fn random_event(&mut self) {
+        let n = self.replicas.len();
+        match self.rng.below(10) {
+            0..=5 if !self.net.is_empty() => self.deliver_random(),
+            6 | 7 => {
+                let i = self.rng.below(n as u64) as usize;
+                self.sync(i);
+            }
+            _ => {
+                let i = self.rng.below(n as u64) as usize;
+                self.step(i, Input::Tick);
+            }
+        }
+    }
+
+    pub fn deliver_random(&mut self) {
+        let k = self.rng.below(self.net.len() as u64) as usize;
+        let msg = self.net.swap_remove(k);
+        if self.rng.below(1000) < self.loss_permille {
+            return;
+        }
+        if self.rng.below(1000) < self.dup_permille {
+            self.net.push(msg.clone());
+        }
+        let to = msg.to.0 as usize - 1;
+        self.step(to, Input::Receive(msg));
+    }
+
+    pub fn sync(&mut self, i: usize) {
+        let seq = self.unsynced[i];
+        if seq > 0 {
+            self.step(i, Input::Durable { seq });
+        }
+    }
+
+    pub fn run(&mut self, events: usize) {
+        for _ in 0..events {
+            self.random_event();
+        }
+    }
+
+    pub fn primary(&self) -> Option<usize> {
+        (0..self.replicas.len())
+            .find(|&i| self.up[i] && self.replicas[i].status().role == Role::Primary)
+    }
+
+    /// Runs until a primary exists (panics after `events`).
+    pub fn elect(&mut self, events: usize) -> usize {
+        for _ in 0..events {
+            if let Some(p) = self.primary() {
+                return p;
+            }
+            self.random_event();
+        }
+        panic!("no primary elected");
+    }
+
+    /// Every proposal has exactly one outcome.
+    pub fn all_settled(&self) -> bool {
+        self.proposed.iter().all(|id| self.outcomes.contains_key(id))
+    }
+}
