@@ -1,0 +1,149 @@
+//! The boundary between the RESP server and whatever executes requests.
+//!
+//! The server encodes each data command as a [`crate::request::Request`] and hands it to an
+//! [`Engine`]: writes to [`Engine::write`], reads to [`Engine::read`]. Each call returns at
+//! once with a receiver that resolves, later, to exactly one outcome: the state machine's
+//! reply bytes (a complete RESP reply, errors such as a bad INCR included), or an
+//! [`EngineError`] saying why the request was not executed. A dropped sender counts as
+//! [`EngineError::Dropped`]. Because the calls do not wait, a connection submits pipelined
+//! commands back to back and the engine may batch them into one slot.
+//!
+//! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
+//! caller's thread. Tests use it, and it is the baseline that replication is measured against.
+//! The replicated engine is provided by the rsl runtime.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use rsl::StateMachine;
+use tokio::sync::oneshot;
+
+use crate::machine::KvMachine;
+use crate::resp::Reply;
+
+/// The pending outcome of one request.
+pub type EngineReply = oneshot::Receiver<Result<Bytes, EngineError>>;
+
+/// Why the engine did not execute a request. The request had no effect, except for
+/// [`EngineError::Timeout`] and [`EngineError::Dropped`], after which it may or may not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// This replica is not the primary; `primary` is the primary's client address if known.
+    #[error("not primary")]
+    NotPrimary {
+        /// The current primary's client address, if known.
+        primary: Option<String>,
+    },
+    /// The engine refused the request because too many are in flight.
+    #[error("overloaded")]
+    Overloaded,
+    /// The engine is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The request's outcome is unknown after waiting too long.
+    #[error("timed out")]
+    Timeout,
+    /// The engine dropped the request without answering; its outcome is unknown.
+    #[error("the engine dropped the request")]
+    Dropped,
+    /// Any other failure, described.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The RESP error reply a client receives for this error.
+    pub fn to_reply(&self) -> Reply {
+        match self {
+            EngineError::NotPrimary { primary: Some(addr) } => {
+                Reply::error(format!("TRYAGAIN not primary; the primary is {addr}"))
+            }
+            EngineError::NotPrimary { primary: None } => {
+                Reply::error("TRYAGAIN not primary; no primary is known")
+            }
+            EngineError::Overloaded => Reply::error("ERR overloaded, retry later"),
+            EngineError::ShuttingDown => Reply::error("ERR shutting down"),
+            EngineError::Timeout => Reply::error("TRYAGAIN timed out, the outcome is unknown"),
+            EngineError::Dropped => Reply::error("ERR request dropped, the outcome is unknown"),
+            EngineError::Internal(text) => Reply::error(format!("ERR internal error: {text}")),
+        }
+    }
+}
+
+/// Executes the requests of a RESP server. Implementations must be cheap to call from many
+/// connection tasks at once and must resolve every returned receiver exactly once (or drop it).
+pub trait Engine: Send + Sync + 'static {
+    /// Replicates a write request and resolves to the state machine's reply bytes.
+    fn write(&self, request: Bytes) -> EngineReply;
+
+    /// Serves a read request against local state and resolves to the reply bytes. The
+    /// consistency (linearizable, or any replica) is the engine's choice.
+    fn read(&self, request: Bytes) -> EngineReply;
+
+    /// Whether this replica is the primary, for INFO's `role` field.
+    fn is_primary(&self) -> bool {
+        true
+    }
+
+    /// Extra INFO text, appended after the server's sections: zero or more sections, each a
+    /// `# Title` line followed by `field:value` lines, every line ending in CRLF.
+    fn info(&self) -> String {
+        String::new()
+    }
+}
+
+/// An in-process, unreplicated engine: executes each request directly on a [`KvMachine`].
+#[derive(Debug, Default)]
+pub struct LocalEngine {
+    inner: Mutex<LocalState>,
+}
+
+#[derive(Debug, Default)]
+struct LocalState {
+    machine: KvMachine,
+    /// Every write gets its own slot.
+    slot_next: u64,
+}
+
+impl LocalEngine {
+    /// An engine over an empty machine.
+    pub fn new() -> LocalEngine {
+        LocalEngine::default()
+    }
+
+    /// An engine over `machine` (for instance one loaded from a checkpoint).
+    pub fn with_machine(machine: KvMachine) -> LocalEngine {
+        LocalEngine { inner: Mutex::new(LocalState { machine, slot_next: 1 }) }
+    }
+
+    /// Runs `f` on the machine, under the lock.
+    pub fn with<T>(&self, f: impl FnOnce(&KvMachine) -> T) -> T {
+        f(&self.inner.lock().expect("the machine lock is not poisoned").machine)
+    }
+}
+
+impl Engine for LocalEngine {
+    fn write(&self, request: Bytes) -> EngineReply {
+        let (tx, rx) = oneshot::channel();
+        let reply = {
+            let mut state = self.inner.lock().expect("the machine lock is not poisoned");
+            let slot = state.slot_next;
+            state.slot_next += 1;
+            state.machine.execute(slot, &request)
+        };
+        let _ = tx.send(Ok(reply)); // The receiver may have gone with its connection.
+        rx
+    }
+
+    fn read(&self, request: Bytes) -> EngineReply {
+        let (tx, rx) = oneshot::channel();
+        let reply = self.with(|machine| machine.read(&request));
+        let _ = tx.send(Ok(reply));
+        rx
+    }
+
+    fn info(&self) -> String {
+        let (keys, now_ms) = self.with(|m| (m.len(), m.now_ms()));
+        format!("# Engine\r\nengine:local\r\nkeys:{keys}\r\nmachine_now_ms:{now_ms}\r\n")
+    }
+}

@@ -1,0 +1,52 @@
+//! Every limit of rsl-kv, in one place.
+//!
+//! Each limit is named `*_max` (or `*_min`) with its unit last. The relations between them are
+//! checked at compile time below, so that changing one cannot silently break another: a value
+//! that the protocol parser accepts must also fit in a request and in a checkpoint record.
+
+/// The largest bulk string a client may send, in bytes (Redis's `proto-max-bulk-len` is
+/// 512 MiB; we keep it lower because a request is replicated to every replica).
+pub const BULK_BYTES_MAX: usize = 64 << 20;
+
+/// The most elements a client request array may have.
+pub const ARRAY_LEN_MAX: usize = 1 << 20;
+
+/// The longest inline command line (`PING\r\n`), in bytes, as Redis's `PROTO_INLINE_MAX_SIZE`.
+pub const INLINE_BYTES_MAX: usize = 64 << 10;
+
+/// The longest header line (`*3\r\n`, `$5\r\n`, `:12\r\n`) in bytes, CRLF included.
+pub const HEADER_BYTES_MAX: usize = 32;
+
+/// The deepest nesting of arrays the reply parser accepts (replies are parsed by clients and
+/// tests; requests are flat).
+pub const REPLY_DEPTH_MAX: usize = 32;
+
+/// The longest key, in bytes.
+pub const KEY_BYTES_MAX: usize = BULK_BYTES_MAX;
+
+/// The longest value, in bytes, including one grown by APPEND.
+pub const VALUE_BYTES_MAX: usize = BULK_BYTES_MAX;
+
+/// The largest encoded request handed to the engine, in bytes.
+pub const REQUEST_BYTES_MAX: usize = 2 * BULK_BYTES_MAX + 4096;
+
+/// The most replies one connection may have outstanding (pipelined commands submitted but not
+/// yet written back). When reached, the connection stops reading until replies drain.
+pub const PIPELINE_DEPTH_MAX: usize = 1024;
+
+/// The most client connections served at once; more are refused with an error.
+pub const CLIENTS_MAX: usize = 10_000;
+
+/// The capacity reserved in a connection's read buffer before each read, in bytes.
+pub const READ_CHUNK_BYTES_MIN: usize = 16 << 10;
+
+/// The most argument bytes quoted back in an "unknown command" error, as Redis does.
+pub const UNKNOWN_ARGS_BYTES_MAX: usize = 128;
+
+const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
+const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
+const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
+const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX);
+const _: () = assert!(KEY_BYTES_MAX <= u32::MAX as usize && VALUE_BYTES_MAX <= u32::MAX as usize);
+const _: () = assert!(ARRAY_LEN_MAX <= u32::MAX as usize);
+const _: () = assert!(PIPELINE_DEPTH_MAX >= 1 && CLIENTS_MAX >= 1);
