@@ -110,7 +110,7 @@ pub struct CorruptRegion {
     pub offset: u64,
     /// Length of the bad bytes (up to the next readable header).
     pub bytes: u64,
-    /// Sequence numbers `seq_lo..seq_hi` were lost (at least one).
+    /// Sequence numbers `seq_lo..seq_hi` were lost (empty only for a bad segment header).
     pub seq_lo: u64,
     /// Exclusive end of the lost sequence numbers.
     pub seq_hi: u64,
@@ -219,13 +219,10 @@ fn all_zero(b: &[u8]) -> bool {
 fn scan_segment(id: u64, data: &[u8], events: &mut Vec<Scanned>) -> Option<SegmentHeader> {
     let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
     if header.is_none() {
-        events.push(Scanned::Bad {
-            segment: id,
-            offset: 0,
-            bytes: data.len() as u64,
-            header: None,
-        });
-        return None;
+        // Records are self-describing: keep scanning after a bad segment header, so that a
+        // corrupt header of a full segment is reported, not taken for a torn creation.
+        let bytes = data.len().min(SEGMENT_HEADER_BYTES) as u64;
+        events.push(Scanned::Bad { segment: id, offset: 0, bytes, header: None });
     }
     let mut pos = SEGMENT_HEADER_BYTES;
     while pos < data.len() {
@@ -385,17 +382,23 @@ impl<M: Media> SegmentLog<M> {
                             last_seq = Some(h.seq);
                         }
                         None => {
-                            let seq_hi = next_known_seq(&events[i + 1..]).unwrap_or(seq + 1);
+                            // A bad segment header alone loses no record (seq_hi may equal
+                            // seq_lo); bad bytes at a record position lose at least one.
+                            let lost_min = if *offset == 0 { seq } else { seq + 1 };
+                            let seq_hi =
+                                next_known_seq(&events[i + 1..]).unwrap_or(lost_min).max(lost_min);
                             report.corrupt_regions.push(CorruptRegion {
                                 segment: *segment,
                                 offset: *offset,
                                 bytes: *bytes,
                                 seq_lo: seq,
-                                seq_hi: seq_hi.max(seq + 1),
+                                seq_hi,
                                 slot_before: last_slot,
                                 slot_after: next_known_slot(&events[i + 1..]),
                             });
-                            last_seq = Some(seq_hi.max(seq + 1) - 1);
+                            if seq_hi > seq {
+                                last_seq = Some(seq_hi - 1);
+                            }
                         }
                     }
                 }
