@@ -1,0 +1,365 @@
+//! The acceptor's contracts, one story each, and a property test that drives a lone
+//! acceptor with random messages and relies on the contracts (plus persist-before-send and a
+//! monotone promise, checked here) as the oracle.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use rsl_core::message::Body;
+use rsl_core::{
+    Action, Ballot, Config, Input, LogEntry, Message, Recovered, Replica, ReplicaId, Request,
+    RequestId, Slot, Value, Write,
+};
+
+fn acceptor() -> Replica {
+    Replica::new(Config::new(1, [1, 2, 3]), Recovered::default())
+}
+
+fn step(r: &mut Replica, input: Input) -> Vec<Action> {
+    let mut out = Vec::new();
+    r.step(input, &mut out);
+    r.invariants();
+    out
+}
+
+fn from(id: u32, body: Body) -> Input {
+    Input::Receive(Message { from: ReplicaId(id), to: ReplicaId(1), body })
+}
+
+fn b(round: u64, id: u32) -> Ballot {
+    Ballot::new(round, ReplicaId(id))
+}
+
+fn batch(n: u64) -> Value {
+    let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
+    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8]) }])
+}
+
+fn accept(ballot: Ballot, commit: u64, entries: &[(u64, Value)]) -> Input {
+    let entries = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
+    from(ballot.replica, Body::Accept { ballot, commit: Slot(commit), entries })
+}
+
+fn sent(out: &[Action]) -> Vec<Body> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send { msg, .. } => Some(msg.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_seq(out: &[Action]) -> Option<u64> {
+    out.iter().rev().find_map(|a| match a {
+        Action::Persist { seq, .. } => Some(*seq),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_vote_waits_for_its_write() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1))]));
+    assert!(sent(&out).is_empty(), "voted before the write was durable: {out:?}");
+    let seq = last_seq(&out).expect("the accept is persisted");
+    let out = step(&mut r, Input::Durable { seq });
+    assert_eq!(sent(&out), vec![Body::Accepted { ballot: b(1, 2), slots: vec![Slot(1)] }]);
+}
+
+#[test]
+fn the_same_value_at_the_same_ballot_is_reaccepted_idempotently() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1))]));
+    let seq = last_seq(&out).unwrap();
+    step(&mut r, Input::Durable { seq });
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1))]));
+    assert_eq!(last_seq(&out), None, "a re-accept writes nothing");
+    assert_eq!(sent(&out), vec![Body::Accepted { ballot: b(1, 2), slots: vec![Slot(1)] }]);
+}
+
+#[test]
+fn a_different_value_at_the_same_ballot_is_refused() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(2))]));
+    assert!(sent(&out).is_empty(), "voted for a conflicting value");
+    assert_eq!(last_seq(&out), None, "wrote a conflicting value");
+    assert_eq!(r.status().counters.conflicts, 1);
+}
+
+#[test]
+fn an_accept_below_the_promise_is_nacked() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(5, 3), 0, &[(1, batch(1))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    let out = step(&mut r, accept(b(4, 2), 0, &[(1, batch(2))]));
+    assert_eq!(sent(&out), vec![Body::Nack { ballot: b(4, 2), promised: b(5, 3) }]);
+    assert_eq!(r.status().promised, b(5, 3));
+}
+
+#[test]
+fn a_promise_waits_for_its_write_and_reports_accepted_entries() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1)), (2, batch(2))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    // Let the lease granted to replica 2 run out.
+    for _ in 0..100 {
+        step(&mut r, Input::Tick);
+    }
+    let prepare = Body::Prepare { ballot: b(2, 3), commit: Slot(1), transfer: None };
+    let out = step(&mut r, from(3, prepare));
+    assert!(sent(&out).is_empty(), "promised before the promise was durable");
+    let seq = last_seq(&out).unwrap();
+    let out = step(&mut r, Input::Durable { seq });
+    let entries = vec![LogEntry { slot: Slot(2), ballot: b(1, 2), value: batch(2) }];
+    let expected = Body::Promise {
+        ballot: b(2, 3),
+        commit: Slot::ZERO,
+        entries,
+        unknown: vec![],
+        truncated: false,
+    };
+    assert_eq!(sent(&out), vec![expected]);
+}
+
+#[test]
+fn a_live_primary_keeps_its_acceptors() {
+    let mut r = acceptor();
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot::ZERO, round: 1 }));
+    step(&mut r, Input::Durable { seq: 1 });
+    for _ in 0..5 {
+        step(&mut r, Input::Tick);
+    }
+    let out = step(
+        &mut r,
+        from(3, Body::Prepare { ballot: b(9, 3), commit: Slot::ZERO, transfer: None }),
+    );
+    assert!(sent(&out).is_empty() && last_seq(&out).is_none(), "a live primary was deposed");
+    assert_eq!(r.status().promised, b(1, 2));
+    assert_eq!(r.status().counters.sticky_refusals, 1);
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(9, 3), commit: Slot::ZERO }));
+    assert_eq!(sent(&out), vec![Body::PreVoteReply { ballot: b(9, 3), granted: false }]);
+}
+
+#[test]
+fn a_transfer_prepare_passes_the_lease() {
+    let mut r = acceptor();
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot::ZERO, round: 1 }));
+    let prepare = Body::Prepare { ballot: b(2, 3), commit: Slot::ZERO, transfer: Some(b(1, 2)) };
+    step(&mut r, from(3, prepare));
+    assert_eq!(r.status().promised, b(2, 3));
+}
+
+#[test]
+fn a_corrupt_slot_is_reported_unknown() {
+    let recovered =
+        Recovered { promised: b(1, 2), corrupt: vec![(Slot(3), b(1, 2))], ..Recovered::default() };
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), recovered);
+    for _ in 0..100 {
+        step(&mut r, Input::Tick);
+    }
+    let out = step(
+        &mut r,
+        from(3, Body::Prepare { ballot: b(7, 3), commit: Slot::ZERO, transfer: None }),
+    );
+    let seq = last_seq(&out).unwrap();
+    let out = step(&mut r, Input::Durable { seq });
+    match &sent(&out)[..] {
+        [Body::Promise { unknown, .. }] => assert_eq!(unknown, &vec![(Slot(3), b(1, 2))]),
+        other => panic!("expected a promise, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_commit_point_executes_entries_of_the_primarys_ballot_and_fetches_the_rest() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1)), (2, batch(2))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 1 }));
+    let executed: Vec<Slot> = out
+        .iter()
+        .filter_map(|a| if let Action::Execute { slot, .. } = a { Some(*slot) } else { None })
+        .collect();
+    assert_eq!(executed, vec![Slot(1), Slot(2)]);
+    assert!(sent(&out).contains(&Body::CatchupRequest { from: Slot(3), to: Slot(3) }), "{out:?}");
+}
+
+#[test]
+fn a_catchup_reply_fills_the_gap() {
+    let mut r = acceptor();
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(2), round: 1 }));
+    let entries = vec![
+        LogEntry { slot: Slot(1), ballot: b(1, 2), value: batch(1) },
+        LogEntry { slot: Slot(2), ballot: b(1, 2), value: Value::Noop },
+    ];
+    let out = step(&mut r, from(2, Body::CatchupReply { commit: Slot(2), entries }));
+    assert_eq!(r.status().executed, Slot(2));
+    let writes =
+        out.iter().filter(|a| matches!(a, Action::Persist { write: Write::Accept(_), .. })).count();
+    assert_eq!(writes, 2, "caught-up entries are persisted");
+}
+
+#[test]
+fn a_primary_serves_catchup_from_memory_storage_or_a_checkpoint() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 2, &[(1, batch(1)), (2, batch(2))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(2) }));
+    match &sent(&out)[..] {
+        [Body::CatchupReply { commit, entries }] => {
+            assert_eq!((*commit, entries.len()), (Slot(2), 2));
+        }
+        other => panic!("expected a catch-up reply, got {other:?}"),
+    }
+    let mut config = Config::new(1, [1, 2, 3]);
+    config.log_kept_slots = 0;
+    let mut r = Replica::new(config, Recovered::default());
+    let out = step(&mut r, accept(b(1, 2), 2, &[(1, batch(1)), (2, batch(2))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).unwrap() });
+    step(&mut r, Input::CheckpointSaved { slot: Slot(2) });
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(2) }));
+    assert!(out.iter().any(|a| matches!(a, Action::SendCheckpoint { to } if *to == ReplicaId(3))));
+}
+
+/// One random input to the lone acceptor (replica 1 of 3); peers 2 and 3 play primaries and
+/// candidates at ballots they own.
+#[derive(Debug, Clone)]
+enum Op {
+    Prepare { peer: u32, round: u64, commit: u64 },
+    Accept { peer: u32, round: u64, commit: u64, slots: Vec<(u64, u8)> },
+    Heartbeat { peer: u32, round: u64, commit: u64 },
+    Durable,
+    Tick(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let peer = 2u32..4;
+    prop_oneof![
+        (peer.clone(), 1u64..6, 0u64..4).prop_map(|(peer, round, commit)| Op::Prepare {
+            peer,
+            round,
+            commit
+        }),
+        (peer.clone(), 1u64..6, 0u64..6, prop::collection::vec((1u64..8, 0u8..3), 1..4))
+            .prop_map(|(peer, round, commit, slots)| Op::Accept { peer, round, commit, slots }),
+        (peer, 1u64..6, 0u64..6).prop_map(|(peer, round, commit)| Op::Heartbeat {
+            peer,
+            round,
+            commit
+        }),
+        Just(Op::Durable),
+        (1u8..80).prop_map(Op::Tick),
+    ]
+}
+
+fn value_of(v: u8) -> Value {
+    if v == 0 {
+        Value::Noop
+    } else {
+        batch(u64::from(v))
+    }
+}
+
+/// The oracle's memory of what the acceptor wrote and what is durable.
+#[derive(Default)]
+struct Disk {
+    writes: Vec<(u64, Write)>,
+    durable: u64,
+}
+
+impl Disk {
+    fn durable_promise(&self) -> Ballot {
+        self.writes
+            .iter()
+            .filter(|(s, _)| *s <= self.durable)
+            .filter_map(|(_, w)| if let Write::Promise(b) = w { Some(*b) } else { None })
+            .max()
+            .unwrap_or(Ballot::ZERO)
+    }
+
+    fn durably_holds(&self, slot: Slot) -> bool {
+        self.writes
+            .iter()
+            .any(|(s, w)| *s <= self.durable && matches!(w, Write::Accept(e) if e.slot == slot))
+    }
+}
+
+fn input_of(op: &Op, disk: &Disk) -> Vec<Input> {
+    match op {
+        Op::Prepare { peer, round, commit } => {
+            let body =
+                Body::Prepare { ballot: b(*round, *peer), commit: Slot(*commit), transfer: None };
+            vec![from(*peer, body)]
+        }
+        Op::Accept { peer, round, commit, slots } => {
+            let entries: Vec<(u64, Value)> =
+                slots.iter().map(|(s, v)| (*s, value_of(*v))).collect();
+            vec![accept(b(*round, *peer), *commit, &entries)]
+        }
+        Op::Heartbeat { peer, round, commit } => {
+            vec![from(
+                *peer,
+                Body::Heartbeat { ballot: b(*round, *peer), commit: Slot(*commit), round: 1 },
+            )]
+        }
+        Op::Durable => {
+            let seq = disk.writes.last().map_or(0, |w| w.0);
+            vec![Input::Durable { seq }]
+        }
+        Op::Tick(n) => vec![Input::Tick; usize::from(*n)],
+    }
+}
+
+fn check_sends(out: &[Action], disk: &Disk, promised: Ballot, commit: Slot) {
+    for body in sent(out) {
+        match body {
+            Body::Promise { ballot, .. } => {
+                assert!(disk.durable_promise() >= ballot, "promise {ballot:?} sent before durable");
+            }
+            Body::Accepted { ballot, slots } => {
+                assert!(promised >= ballot, "voted at {ballot:?} above the promise");
+                for s in slots {
+                    assert!(disk.durably_holds(s) || s <= commit, "vote for {s:?} before durable");
+                }
+            }
+            Body::Nack { ballot, promised } => {
+                assert!(promised > ballot, "a nack that is no refusal")
+            }
+            _ => {}
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_lone_acceptor_keeps_its_contracts(ops in prop::collection::vec(op(), 1..60)) {
+        let mut r = acceptor();
+        let mut disk = Disk::default();
+        let mut executed = Slot::ZERO;
+        for op in &ops {
+            for input in input_of(op, &disk) {
+                let before = r.status();
+                let out = step(&mut r, input);
+                for a in &out {
+                    match a {
+                        Action::Persist { seq, write } => disk.writes.push((*seq, write.clone())),
+                        Action::Execute { slot, .. } => {
+                            prop_assert_eq!(*slot, executed.next(), "execution in order");
+                            executed = *slot;
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(Input::Durable { seq }) = input_of(op, &disk).first() {
+                    disk.durable = disk.durable.max(*seq);
+                }
+                let after = r.status();
+                prop_assert!(after.promised >= before.promised, "the promise went down");
+                prop_assert!(after.commit >= before.commit, "the commit point went back");
+                check_sends(&out, &disk, after.promised, after.commit);
+            }
+        }
+    }
+}
