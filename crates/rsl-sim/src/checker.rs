@@ -209,8 +209,7 @@ impl Checker {
     pub fn execute(&mut self, replica: ReplicaId, slot: Slot, value: &Value) {
         let last = self.progress.get(&replica).copied().unwrap_or(Slot::ZERO);
         if slot != last.next() {
-            let detail =
-                format!("{replica:?} executed slot {} after slot {}", slot.0, last.0);
+            let detail = format!("{replica:?} executed slot {} after slot {}", slot.0, last.0);
             self.fail(Check::Prefix, detail);
         }
         self.progress.insert(replica, slot);

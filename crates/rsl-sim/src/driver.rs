@@ -159,7 +159,8 @@ impl<M: Machine> Driver<M> {
         host: &mut impl Host,
     ) -> RequestId {
         self.next_request += 1;
-        let id = RequestId { proposer: self.id, incarnation: self.incarnation, seq: self.next_request };
+        let id =
+            RequestId { proposer: self.id, incarnation: self.incarnation, seq: self.next_request };
         self.proposals.insert(id, ticket);
         self.step(Input::Propose { id, payload, exclusive }, host);
         id
@@ -182,7 +183,8 @@ impl<M: Machine> Driver<M> {
             Action::ReadReady { id } => self.read_ready(id, host),
             Action::ReadRefused { id, reason } => match self.reads.remove(&id) {
                 Some((ticket, _)) => host.reply(ticket, Reply::Refused(reason)),
-                None => host.contract_broken(format!("{:?}: read {id:?} refused but not waiting", self.id)),
+                None => host
+                    .contract_broken(format!("{:?}: read {id:?} refused but not waiting", self.id)),
             },
             Action::Notify(event) => host.notify(event),
             Action::LoadLog { token, from, to } => host.load_log(token, from, to),
@@ -207,7 +209,10 @@ impl<M: Machine> Driver<M> {
                 continue;
             }
             if self.refused.contains(&request.id) {
-                host.contract_broken(format!("{:?}: refused {:?} then executed it", self.id, request.id));
+                host.contract_broken(format!(
+                    "{:?}: refused {:?} then executed it",
+                    self.id, request.id
+                ));
             }
             if let Some(ticket) = self.proposals.remove(&request.id) {
                 host.reply(ticket, Reply::Done { slot, response });
@@ -234,7 +239,9 @@ impl<M: Machine> Driver<M> {
                 let response = self.machine.read(&query);
                 host.reply(ticket, Reply::Done { slot: self.executed, response });
             }
-            None => host.contract_broken(format!("{:?}: read {id:?} ready but not waiting", self.id)),
+            None => {
+                host.contract_broken(format!("{:?}: read {id:?} ready but not waiting", self.id))
+            }
         }
     }
 }

@@ -62,7 +62,11 @@ fn install_panic_hook() {
                 let frames: Vec<&str> = trace
                     .lines()
                     .map(str::trim)
-                    .filter(|l| l.contains("rsl_core") || l.contains("rsl-core/src") || l.contains("rsl-sim/src"))
+                    .filter(|l| {
+                        l.contains("rsl_core")
+                            || l.contains("rsl-core/src")
+                            || l.contains("rsl-sim/src")
+                    })
                     .filter(|l| !l.contains("rsl_sim::run_seed") && !l.contains("panic"))
                     .take(6)
                     .collect();

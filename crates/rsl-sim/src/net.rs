@@ -45,7 +45,12 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    pub fn new(loss_permille: u32, duplicate_permille: u32, delay_min: u64, delay_max: u64) -> Self {
+    pub fn new(
+        loss_permille: u32,
+        duplicate_permille: u32,
+        delay_min: u64,
+        delay_max: u64,
+    ) -> Self {
         Network {
             loss_permille,
             duplicate_permille,
@@ -82,7 +87,11 @@ impl Network {
         self.blocked.clear();
     }
 
-    pub fn add_filter(&mut self, matcher: impl FnMut(&Message) -> bool + 'static, action: FilterAction) {
+    pub fn add_filter(
+        &mut self,
+        matcher: impl FnMut(&Message) -> bool + 'static,
+        action: FilterAction,
+    ) {
         self.filters.push((Box::new(matcher), action));
     }
 

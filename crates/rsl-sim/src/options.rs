@@ -110,7 +110,8 @@ impl Options {
             o.duplicate_permille = r.range(0, 100) as u32;
         }
         o.delay_min = r.range(50, 500);
-        o.delay_max = o.delay_min + if on(&mut r, 500) { r.range(0, 8000) } else { r.range(0, 1000) };
+        o.delay_max =
+            o.delay_min + if on(&mut r, 500) { r.range(0, 8000) } else { r.range(0, 1000) };
         if on(&mut r, 600) {
             o.partition_permille = r.range(2, 30) as u32;
             o.partition_heal_permille = r.range(5, 50) as u32;

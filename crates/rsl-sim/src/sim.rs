@@ -497,7 +497,8 @@ impl Sim {
     }
 
     fn on_sync_done(&mut self, node: usize, incarnation: u64) {
-        if self.nodes[node].incarnation != incarnation || self.nodes[node].state == NodeState::Down {
+        if self.nodes[node].incarnation != incarnation || self.nodes[node].state == NodeState::Down
+        {
             return;
         }
         let Some((seq, writes)) = self.nodes[node].disk.complete_sync() else { return };
@@ -561,7 +562,8 @@ impl Sim {
         }
         if self.rng.chance(o.transfer_permille) {
             if let Some(p) = self.primary() {
-                let to = self.rng.chance(500).then(|| ReplicaId(self.rng.below(n as u64) as u32 + 1));
+                let to =
+                    self.rng.chance(500).then(|| ReplicaId(self.rng.below(n as u64) as u32 + 1));
                 let i = self.index(p);
                 self.deliver(i, Pending::Input(Input::TransferPrimacy { to }));
             }
@@ -611,9 +613,8 @@ impl Sim {
 
     fn check_liveness(&mut self, healed: u64) {
         if let Some(slot) = self.liveness_slot {
-            let converged = self.nodes.iter().all(|n| {
-                n.driver.as_ref().is_some_and(|d| d.executed() >= slot)
-            });
+            let converged =
+                self.nodes.iter().all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
             if converged {
                 self.healed_at = None;
                 return;
@@ -666,7 +667,9 @@ impl Sim {
         client.attempt += 1;
         let ticket = ((c as u64) << 32) | client.attempt;
         let pending = match cur.op {
-            Op::Get { key } if !cur.via_log => Pending::Read { ticket, key, mode: ReadMode::Linearizable },
+            Op::Get { key } if !cur.via_log => {
+                Pending::Read { ticket, key, mode: ReadMode::Linearizable }
+            }
             op => Pending::Propose { ticket, op, exclusive: cur.exclusive },
         };
         let node = client.target;
@@ -751,7 +754,12 @@ impl Sim {
     fn close_history(&mut self) {
         for c in 0..self.clients.len() {
             if let Some(cur) = self.clients[c].current.take() {
-                self.history.push(Operation { client: c as u32, op: cur.op, call: cur.call, ret: None });
+                self.history.push(Operation {
+                    client: c as u32,
+                    op: cur.op,
+                    call: cur.call,
+                    ret: None,
+                });
                 self.stats.ops_indeterminate += 1;
             }
         }
