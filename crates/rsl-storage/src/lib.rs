@@ -56,6 +56,7 @@ pub mod log;
 pub mod media;
 pub mod meta;
 mod rng;
+pub mod testkit;
 
 pub use checkpoint::{
     decode_checkpoint, CheckpointFiles, CheckpointInfo, CheckpointOptions, CheckpointReader,

@@ -13,18 +13,7 @@ use rsl_storage::{
     MetaFiles, MetaStore, SegmentLog, StorageError,
 };
 
-/// Payload derived from (slot, ballot), so every read can be checked.
-pub fn payload(slot: u64, ballot: u128, len: usize) -> Vec<u8> {
-    let mut x = slot.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (ballot as u64).rotate_left(17);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+pub use rsl_storage::testkit::payload;
 
 pub fn len_for(slot: u64) -> usize {
     [0usize, 1, 7, 8, 9, 63, 64, 100, 1000, 4000][(slot % 10) as usize]
