@@ -70,3 +70,16 @@ conformance!(pmem, {
         move || FsMedia::open(&path2).unwrap(),
     )
 });
+
+// The DAX code path (clwb or clflushopt, then sfence) forced on this non-DAX directory: not
+// durable here, but it runs the cache-line flush code against the same suite.
+conformance!(pmem_forced_dax, {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let path2 = path.clone();
+    (
+        dir,
+        move || PmemMedia::open(&path, DaxMode::On).unwrap(),
+        move || FsMedia::open(&path2).unwrap(),
+    )
+});
