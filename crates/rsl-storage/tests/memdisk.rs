@@ -69,6 +69,7 @@ struct Model {
 enum Op {
     Append(u64, u128, usize),
     TruncateSuffix(u64),
+    TruncatePrefix(u64),
 }
 
 fn apply(state: &mut BTreeMap<u64, (u128, usize)>, op: Op) {
@@ -78,6 +79,9 @@ fn apply(state: &mut BTreeMap<u64, (u128, usize)>, op: Op) {
         }
         Op::TruncateSuffix(from) => {
             state.split_off(&from);
+        }
+        Op::TruncatePrefix(below) => {
+            *state = state.split_off(&below);
         }
     }
 }
@@ -123,10 +127,15 @@ fn crash_run(seed: u64, mode: CrashMode) -> (bool, bool) {
                 log.append(slot, ballot, &payload(slot, ballot, len))
             }
             6..=8 => log.sync().map(|()| model.synced()),
-            _ => {
+            9 if rng.coin() => {
                 let from = 30 + rng.below(30);
                 model.pending.push(Op::TruncateSuffix(from));
                 log.truncate_suffix(from).map(|()| model.synced())
+            }
+            _ => {
+                let below = rng.below(20);
+                model.pending.push(Op::TruncatePrefix(below));
+                log.truncate_prefix(below).map(|()| model.synced())
             }
         };
         if let Err(e) = r {
@@ -383,4 +392,35 @@ fn same_seed_same_faults() {
     assert_eq!(run(42), run(42));
     let differs = (0..20).any(|s| run(s).1 != run(s + 1).1);
     assert!(differs, "different seeds draw different crashes");
+}
+
+#[test]
+fn prefix_truncation_is_safe_at_every_crash_point() {
+    for mode in [CrashMode::LoseAll, CrashMode::RandomPrefix, CrashMode::RandomSectors] {
+        for point in 0..16 {
+            let disk = MemDisk::new(300 + point);
+            let (mut log, _) = open(&disk, 4096);
+            for slot in 0..120 {
+                log.append(slot, 1, &payload(slot, 1, 100)).unwrap();
+            }
+            log.sync().unwrap();
+            let segments = log.segment_count();
+            disk.crash_after_ops(point, mode);
+            let done = log.truncate_prefix(80).is_ok();
+            if done {
+                assert!(log.segment_count() < segments, "whole segments below 80 are deleted");
+            }
+            disk.crash(mode);
+            let (mut log, report) = open(&disk, 4096);
+            assert!(!report.has_corruption(), "{mode:?} point {point}: {report:?}");
+            let first = log.first_slot().unwrap();
+            assert!(first == 0 || first == 80, "{mode:?} {point}: first slot {first}");
+            if done {
+                assert_eq!(first, 80, "{mode:?} {point}: acknowledged truncation undone");
+            }
+            for slot in first..120 {
+                common::check_slot(&mut log, slot, 1, 100);
+            }
+        }
+    }
 }
