@@ -144,6 +144,7 @@ impl KvMachine {
                     .collect(),
             ),
             ReadOp::DbSize => Reply::Integer(self.state.map.len() as i64),
+            ReadOp::Ttl { key, millis } => Reply::Integer(self.ttl(key, *millis)),
         }
     }
 
@@ -161,6 +162,18 @@ impl KvMachine {
             assert!(key.len() <= limits::KEY_BYTES_MAX);
             assert!(entry.value.len() <= limits::VALUE_BYTES_MAX);
         }
+    }
+
+    /// Redis's TTL/PTTL answer: the time left (seconds rounded to nearest), -1, or -2.
+    fn ttl(&self, key: &[u8], millis: bool) -> i64 {
+        if self.get(key).is_none() {
+            return -2;
+        }
+        let entry = self.state.map.get(key).expect("a live key is stored");
+        let Some(at) = entry.expire_at_ms else { return -1 };
+        let left_ms = at - self.state.now_ms; // A live key's deadline is not before now.
+        let left = if millis { left_ms } else { (left_ms + 500) / 1000 };
+        i64::try_from(left).unwrap_or(i64::MAX)
     }
 
     fn get(&self, key: &[u8]) -> Option<&Bytes> {
@@ -226,6 +239,28 @@ impl KvMachine {
                     self.store(key.clone(), value.clone(), None);
                 }
                 Reply::ok()
+            }
+            WriteOp::SetNx { key, value } => {
+                let absent = self.get(key).is_none();
+                if absent {
+                    self.store(key.clone(), value.clone(), None);
+                }
+                Reply::Integer(i64::from(absent))
+            }
+            WriteOp::Expire { key, at_ms } => {
+                let Some(value) = self.get(key).cloned() else { return Reply::Integer(0) };
+                self.store(key.clone(), value, Some(*at_ms));
+                Reply::Integer(1)
+            }
+            WriteOp::Persist { key } => {
+                let Some(entry) = self.state.map.get(key).cloned() else {
+                    return Reply::Integer(0);
+                };
+                if entry.expire_at_ms.is_none() {
+                    return Reply::Integer(0);
+                }
+                self.store(key.clone(), entry.value, None);
+                Reply::Integer(1)
             }
             WriteOp::FlushAll => {
                 self.state.map = OrdMap::new();

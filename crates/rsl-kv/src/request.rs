@@ -31,11 +31,15 @@ const OP_INCRBY: u8 = 0x05;
 const OP_APPEND: u8 = 0x06;
 const OP_MSET: u8 = 0x07;
 const OP_FLUSHALL: u8 = 0x08;
+const OP_SETNX: u8 = 0x09;
+const OP_EXPIRE: u8 = 0x0a;
+const OP_PERSIST: u8 = 0x0b;
 const OP_GET: u8 = 0x41;
 const OP_EXISTS: u8 = 0x42;
 const OP_STRLEN: u8 = 0x43;
 const OP_MGET: u8 = 0x44;
 const OP_DBSIZE: u8 = 0x45;
+const OP_TTL: u8 = 0x46;
 
 /// When SET applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +116,26 @@ pub enum WriteOp {
     },
     /// FLUSHALL / FLUSHDB: removes every key.
     FlushAll,
+    /// SETNX key value: sets only if absent; answers 1 if it did, 0 if not.
+    SetNx {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT: sets the key's deadline (made absolute by the
+    /// proposer); a deadline already passed deletes the key. Answers 1 if the key exists.
+    Expire {
+        /// The key.
+        key: Bytes,
+        /// The deadline in Unix milliseconds.
+        at_ms: u64,
+    },
+    /// PERSIST key: removes the expiry; answers 1 if there was one.
+    Persist {
+        /// The key.
+        key: Bytes,
+    },
 }
 
 /// A read-only command served from local state.
@@ -139,6 +163,13 @@ pub enum ReadOp {
     },
     /// DBSIZE.
     DbSize,
+    /// TTL / PTTL key: the time left, -1 without expiry, -2 for a missing key.
+    Ttl {
+        /// The key.
+        key: Bytes,
+        /// Whether to answer in milliseconds (PTTL) rather than seconds (TTL).
+        millis: bool,
+    },
 }
 
 /// A request as the engine carries it.
@@ -229,6 +260,9 @@ fn encode_write(stamp_ms: u64, op: &WriteOp, out: &mut BytesMut) {
         WriteOp::Append { .. } => OP_APPEND,
         WriteOp::MSet { .. } => OP_MSET,
         WriteOp::FlushAll => OP_FLUSHALL,
+        WriteOp::SetNx { .. } => OP_SETNX,
+        WriteOp::Expire { .. } => OP_EXPIRE,
+        WriteOp::Persist { .. } => OP_PERSIST,
     };
     out.put_u8(code);
     out.put_u64_le(stamp_ms);
@@ -241,11 +275,18 @@ fn encode_write(stamp_ms: u64, op: &WriteOp, out: &mut BytesMut) {
             put_expiry(*expiry, out);
             out.put_u8(u8::from(*get));
         }
-        WriteOp::GetSet { key, value } | WriteOp::Append { key, value } => {
+        WriteOp::GetSet { key, value }
+        | WriteOp::Append { key, value }
+        | WriteOp::SetNx { key, value } => {
             put_bytes(key, limits::KEY_BYTES_MAX, out);
             put_bytes(value, limits::VALUE_BYTES_MAX, out);
         }
         WriteOp::Del { keys } => put_keys(keys, out),
+        WriteOp::Expire { key, at_ms } => {
+            put_bytes(key, limits::KEY_BYTES_MAX, out);
+            out.put_u64_le(*at_ms);
+        }
+        WriteOp::Persist { key } => put_bytes(key, limits::KEY_BYTES_MAX, out),
         WriteOp::IncrBy { key, delta } => {
             put_bytes(key, limits::KEY_BYTES_MAX, out);
             out.put_i64_le(*delta);
@@ -279,6 +320,11 @@ fn encode_read(op: &ReadOp, out: &mut BytesMut) {
             put_keys(keys, out);
         }
         ReadOp::DbSize => out.put_u8(OP_DBSIZE),
+        ReadOp::Ttl { key, millis } => {
+            out.put_u8(OP_TTL);
+            put_bytes(key, limits::KEY_BYTES_MAX, out);
+            out.put_u8(u8::from(*millis));
+        }
     }
 }
 
@@ -296,6 +342,9 @@ fn decode_write(code: u8, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeErro
         OP_GETSET => WriteOp::GetSet { key: reader.key()?, value: reader.value()? },
         OP_APPEND => WriteOp::Append { key: reader.key()?, value: reader.value()? },
         OP_DEL => WriteOp::Del { keys: reader.keys()? },
+        OP_SETNX => WriteOp::SetNx { key: reader.key()?, value: reader.value()? },
+        OP_EXPIRE => WriteOp::Expire { key: reader.key()?, at_ms: reader.u64()? },
+        OP_PERSIST => WriteOp::Persist { key: reader.key()? },
         OP_INCRBY => WriteOp::IncrBy { key: reader.key()?, delta: reader.u64()? as i64 },
         OP_MSET => {
             let count = reader.count(8)?;
@@ -316,6 +365,7 @@ fn decode_read(code: u8, reader: &mut Reader<'_>) -> Result<ReadOp, DecodeError>
         OP_STRLEN => ReadOp::Strlen { key: reader.key()? },
         OP_MGET => ReadOp::MGet { keys: reader.keys()? },
         OP_DBSIZE => ReadOp::DbSize,
+        OP_TTL => ReadOp::Ttl { key: reader.key()?, millis: reader.flag()? },
         other => return Err(DecodeError::UnknownOp(other)),
     })
 }

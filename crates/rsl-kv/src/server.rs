@@ -378,6 +378,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     session("command", -1, cmd_command),
     session("client", -2, cmd_client),
     write("set", -3, parse_set),
+    write("setnx", 3, parse_setnx),
+    write("setex", 4, parse_setex),
+    write("psetex", 4, parse_setex),
     write("getset", 3, parse_getset),
     write("del", -2, parse_del),
     write("incr", 2, parse_incr),
@@ -386,6 +389,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     write("decrby", 3, parse_decrby),
     write("append", 3, parse_append),
     write("mset", -3, parse_mset),
+    write("expire", 3, parse_expire),
+    write("pexpire", 3, parse_expire),
+    write("expireat", 3, parse_expire),
+    write("pexpireat", 3, parse_expire),
+    write("persist", 2, parse_persist),
     write("flushall", -1, parse_flush),
     write("flushdb", -1, parse_flush),
     read("get", 2, parse_get),
@@ -393,6 +401,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     read("strlen", 2, parse_strlen),
     read("mget", -2, parse_mget),
     read("dbsize", 1, parse_dbsize),
+    read("ttl", 2, parse_ttl),
+    read("pttl", 2, parse_ttl),
 ];
 
 /// The table row for a command name, matched without regard to case.
@@ -703,20 +713,72 @@ fn parse_set(args: &[Bytes], stamp_ms: u64) -> Result<WriteOp, Reply> {
 
 /// The absolute deadline of an `EX`/`PX`/`EXAT`/`PXAT` option, checked as Redis does.
 fn expire_at_ms(unit: &[u8], amount: &[u8], stamp_ms: u64) -> Result<u64, Reply> {
-    let invalid = || Reply::error("ERR invalid expire time in 'set' command");
     let amount = int_arg(amount)?;
+    let seconds = is(unit, "ex") || is(unit, "exat");
+    let relative = is(unit, "ex") || is(unit, "px");
+    positive_deadline("set", amount, seconds, relative, stamp_ms)
+}
+
+/// A deadline from a strictly positive amount, or Redis's "invalid expire time" error.
+fn positive_deadline(
+    command: &str,
+    amount: i64,
+    seconds: bool,
+    relative: bool,
+    stamp_ms: u64,
+) -> Result<u64, Reply> {
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
     if amount <= 0 {
         return Err(invalid());
     }
-    let seconds = is(unit, "ex") || is(unit, "exat");
-    let ms = if seconds { amount.checked_mul(1000).ok_or_else(invalid)? } else { amount };
-    let relative = is(unit, "ex") || is(unit, "px");
-    let at =
-        if relative { (ms as u64).checked_add(stamp_ms).ok_or_else(invalid)? } else { ms as u64 };
-    if at > i64::MAX as u64 {
-        return Err(invalid());
-    }
-    Ok(at)
+    deadline_ms(amount, seconds, relative, stamp_ms).ok_or_else(invalid)
+}
+
+/// `amount` seconds or milliseconds, from `stamp_ms` if `relative`, as Unix milliseconds;
+/// `None` if it does not fit in an `i64`. A deadline before the epoch becomes 0 (the past).
+fn deadline_ms(amount: i64, seconds: bool, relative: bool, stamp_ms: u64) -> Option<u64> {
+    let ms = if seconds { amount.checked_mul(1000)? } else { amount };
+    let base = if relative { i64::try_from(stamp_ms).ok()? } else { 0 };
+    let at = ms.checked_add(base)?;
+    Some(u64::try_from(at).unwrap_or(0))
+}
+
+fn parse_setnx(args: &[Bytes], _: u64) -> Result<WriteOp, Reply> {
+    Ok(WriteOp::SetNx { key: args[1].clone(), value: args[2].clone() })
+}
+
+fn parse_setex(args: &[Bytes], stamp_ms: u64) -> Result<WriteOp, Reply> {
+    let seconds = is(&args[0], "setex");
+    let command = if seconds { "setex" } else { "psetex" };
+    let at = positive_deadline(command, int_arg(&args[2])?, seconds, true, stamp_ms)?;
+    Ok(WriteOp::Set {
+        key: args[1].clone(),
+        value: args[3].clone(),
+        condition: SetCondition::Always,
+        expiry: SetExpiry::At(at),
+        get: false,
+    })
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: any integer; one in the past deletes the key.
+fn parse_expire(args: &[Bytes], stamp_ms: u64) -> Result<WriteOp, Reply> {
+    let name = args[0].to_ascii_lowercase();
+    let seconds = name == b"expire" || name == b"expireat";
+    let relative = name == b"expire" || name == b"pexpire";
+    let amount = int_arg(&args[2])?;
+    let Some(at_ms) = deadline_ms(amount, seconds, relative, stamp_ms) else {
+        let name = String::from_utf8_lossy(&name);
+        return Err(Reply::error(format!("ERR invalid expire time in '{name}' command")));
+    };
+    Ok(WriteOp::Expire { key: args[1].clone(), at_ms })
+}
+
+fn parse_persist(args: &[Bytes], _: u64) -> Result<WriteOp, Reply> {
+    Ok(WriteOp::Persist { key: args[1].clone() })
+}
+
+fn parse_ttl(args: &[Bytes]) -> Result<ReadOp, Reply> {
+    Ok(ReadOp::Ttl { key: args[1].clone(), millis: is(&args[0], "pttl") })
 }
 
 fn parse_getset(args: &[Bytes], _: u64) -> Result<WriteOp, Reply> {

@@ -155,6 +155,28 @@ fn getset_append_mset_del_and_reads() {
 }
 
 #[test]
+fn setnx_expire_persist_and_ttl() {
+    let mut c = Check::new();
+    let ttl = |key: &str, millis: bool| ReadOp::Ttl { key: b(key), millis };
+    c.write(1000, WriteOp::SetNx { key: b("k"), value: b("a") }, ":1\r\n");
+    c.write(1000, WriteOp::SetNx { key: b("k"), value: b("b") }, ":0\r\n");
+    c.get("k", Some("a"));
+    c.read(ttl("k", false), ":-1\r\n");
+    c.read(ttl("none", true), ":-2\r\n");
+    c.write(1000, WriteOp::Expire { key: b("none"), at_ms: 5000 }, ":0\r\n");
+    c.write(1000, WriteOp::Expire { key: b("k"), at_ms: 3499 }, ":1\r\n");
+    c.read(ttl("k", true), ":2499\r\n");
+    c.read(ttl("k", false), ":2\r\n");
+    c.write(1000, WriteOp::Expire { key: b("k"), at_ms: 3500 }, ":1\r\n");
+    c.read(ttl("k", false), ":3\r\n"); // Seconds round to the nearest, as Redis does.
+    c.write(1000, WriteOp::Persist { key: b("k") }, ":1\r\n");
+    c.write(1000, WriteOp::Persist { key: b("k") }, ":0\r\n");
+    c.read(ttl("k", true), ":-1\r\n");
+    c.write(1000, WriteOp::Expire { key: b("k"), at_ms: 999 }, ":1\r\n");
+    c.get("k", None);
+}
+
+#[test]
 fn malformed_requests_are_errors_that_change_nothing() {
     let mut c = Check::new();
     c.write(5, set("k", "v"), "+OK\r\n");
@@ -292,6 +314,9 @@ fn write_op() -> impl Strategy<Value = WriteOp> {
         (key(), value()).prop_map(|(key, value)| WriteOp::Append { key, value }),
         prop::collection::vec((key(), value()), 1..3).prop_map(|pairs| WriteOp::MSet { pairs }),
         Just(WriteOp::FlushAll),
+        (key(), value()).prop_map(|(key, value)| WriteOp::SetNx { key, value }),
+        (key(), 0u64..300).prop_map(|(key, at_ms)| WriteOp::Expire { key, at_ms }),
+        key().prop_map(|key| WriteOp::Persist { key }),
     ]
 }
 
@@ -302,6 +327,7 @@ fn read_op() -> impl Strategy<Value = ReadOp> {
         key().prop_map(|key| ReadOp::Strlen { key }),
         prop::collection::vec(key(), 1..3).prop_map(|keys| ReadOp::MGet { keys }),
         Just(ReadOp::DbSize),
+        (key(), any::<bool>()).prop_map(|(key, millis)| ReadOp::Ttl { key, millis }),
     ]
 }
 

@@ -86,6 +86,43 @@ async fn expiry_uses_the_stamps_of_writes() {
 }
 
 #[tokio::test]
+async fn setnx_setex_expire_persist_ttl() {
+    let (now, config) = manual_clock(50_000);
+    let mut c = Client::connect(start(config).await).await;
+    assert_eq!(c.cmd(&["SETNX", "k", "a"]).await, int(1));
+    assert_eq!(c.cmd(&["SETNX", "k", "b"]).await, int(0));
+    assert_eq!(c.cmd(&["TTL", "k"]).await, int(-1));
+    assert_eq!(c.cmd(&["TTL", "nope"]).await, int(-2));
+    assert_eq!(c.cmd(&["SETEX", "s", "10", "v"]).await, ok());
+    assert_eq!(c.cmd(&["PTTL", "s"]).await, int(10_000));
+    assert_eq!(c.cmd(&["PSETEX", "p", "1500", "v"]).await, ok());
+    assert_eq!(c.cmd(&["TTL", "p"]).await, int(2));
+    assert_eq!(
+        c.cmd(&["SETEX", "s", "0", "v"]).await,
+        err("ERR invalid expire time in 'setex' command")
+    );
+    assert_eq!(
+        c.cmd(&["PSETEX", "s", "-1", "v"]).await,
+        err("ERR invalid expire time in 'psetex' command")
+    );
+    assert_eq!(c.cmd(&["EXPIRE", "k", "100"]).await, int(1));
+    assert_eq!(c.cmd(&["PTTL", "k"]).await, int(100_000));
+    assert_eq!(c.cmd(&["PEXPIREAT", "k", "60000"]).await, int(1));
+    assert_eq!(c.cmd(&["TTL", "k"]).await, int(10));
+    assert_eq!(c.cmd(&["PERSIST", "k"]).await, int(1));
+    assert_eq!(c.cmd(&["TTL", "k"]).await, int(-1));
+    assert_eq!(c.cmd(&["EXPIRE", "nope", "100"]).await, int(0));
+    assert_eq!(c.cmd(&["EXPIRE", "k", "x"]).await, err(NOT_INTEGER));
+    assert_eq!(
+        c.cmd(&["EXPIRE", "k", "9223372036854775807"]).await,
+        err("ERR invalid expire time in 'expire' command")
+    );
+    now.store(51_501, Ordering::SeqCst);
+    assert_eq!(c.cmd(&["EXPIRE", "k", "-1"]).await, int(1), "a past deadline deletes");
+    assert_eq!(c.cmd(&["EXISTS", "k", "p", "s"]).await, int(1));
+}
+
+#[tokio::test]
 async fn set_expiry_options_are_validated() {
     let mut c = Client::connect(start(ServerConfig::default()).await).await;
     let invalid = err("ERR invalid expire time in 'set' command");
