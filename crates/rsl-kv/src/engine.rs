@@ -143,7 +143,10 @@ impl Engine for LocalEngine {
     }
 
     fn info(&self) -> String {
-        let (keys, now_ms) = self.with(|m| (m.len(), m.now_ms()));
-        format!("# Engine\r\nengine:local\r\nkeys:{keys}\r\nmachine_now_ms:{now_ms}\r\n")
+        let (keys, expires, now_ms) = self.with(|m| (m.len(), m.expiring_len(), m.now_ms()));
+        format!(
+            "# Engine\r\nengine:local\r\nmachine_now_ms:{now_ms}\r\n\r\n\
+             # Keyspace\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n"
+        )
     }
 }

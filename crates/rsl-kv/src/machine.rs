@@ -108,6 +108,11 @@ impl KvMachine {
         self.state.map.len()
     }
 
+    /// The number of stored keys that have an expiry.
+    pub fn expiring_len(&self) -> usize {
+        self.state.expiries.len()
+    }
+
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.state.map.is_empty()

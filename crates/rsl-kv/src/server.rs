@@ -371,6 +371,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     no_auth(session("ping", -1, cmd_ping)),
     no_auth(session("auth", -2, cmd_auth)),
     no_auth(session("quit", -1, cmd_quit)),
+    no_auth(session("hello", -1, cmd_hello)),
     session("echo", 2, cmd_echo),
     session("select", 2, cmd_select),
     session("info", -1, cmd_info),
@@ -479,6 +480,61 @@ fn cmd_auth(session: &mut Session, args: &[Bytes]) -> Reply {
     } else {
         Reply::error(ERR_WRONGPASS)
     }
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: only RESP2 is spoken; a client asking for
+/// RESP3 gets Redis's NOPROTO error and falls back to RESP2.
+fn cmd_hello(session: &mut Session, args: &[Bytes]) -> Reply {
+    if let Some(version) = args.get(1) {
+        match parse_i64(version) {
+            Some(2) => {}
+            Some(_) => {
+                return Reply::error("NOPROTO sorry, this protocol version is not supported.")
+            }
+            None => return Reply::error("ERR Protocol version is not an integer or out of range"),
+        }
+    }
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "auth") && i + 2 < args.len() {
+            let auth = [args[0].clone(), args[i + 1].clone(), args[i + 2].clone()];
+            if let Reply::Error(e) = cmd_auth(session, &auth) {
+                return Reply::Error(e);
+            }
+            i += 3;
+        } else if is(&args[i], "setname") && i + 1 < args.len() {
+            session.name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            let option = String::from_utf8_lossy(&args[i]);
+            return Reply::error(format!("ERR Syntax error in HELLO option '{option}'"));
+        }
+    }
+    if session.shared.config.requirepass.is_some() && !session.authenticated {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        );
+    }
+    let role = if session.shared.engine.is_primary() { "master" } else { "replica" };
+    let text = |t: &str| Reply::Bulk(Bytes::copy_from_slice(t.as_bytes()));
+    Reply::Array(vec![
+        text("server"),
+        text("redis"),
+        text("version"),
+        text(REDIS_VERSION),
+        text("proto"),
+        Reply::Integer(2),
+        text("id"),
+        Reply::Integer(session.id as i64),
+        text("mode"),
+        text("standalone"),
+        text("role"),
+        text(role),
+        text("modules"),
+        Reply::Array(Vec::new()),
+    ])
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the password.

@@ -211,6 +211,27 @@ async fn auth_gates_every_command_but_auth_ping_and_quit() {
 }
 
 #[tokio::test]
+async fn hello_speaks_only_resp2_and_can_authenticate() {
+    let config = ServerConfig { requirepass: Some("pw".into()), ..ServerConfig::default() };
+    let mut c = Client::connect(start(config).await).await;
+    let noproto = err("NOPROTO sorry, this protocol version is not supported.");
+    assert_eq!(c.cmd(&["HELLO", "3", "AUTH", "default", "pw"]).await, noproto);
+    assert_eq!(c.cmd(&["GET", "k"]).await, err("NOAUTH Authentication required."));
+    assert!(matches!(c.cmd(&["HELLO", "2"]).await, Reply::Error(e) if e.starts_with(b"NOAUTH")));
+    let wrong = err("WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(c.cmd(&["HELLO", "2", "AUTH", "default", "no"]).await, wrong);
+    match c.cmd(&["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "me"]).await {
+        Reply::Array(items) => {
+            assert_eq!(items[0..2], [bulk("server"), bulk("redis")]);
+            assert_eq!(items[4..6], [bulk("proto"), int(2)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, bulk("me"));
+    assert_eq!(c.cmd(&["GET", "k"]).await, Reply::Null);
+}
+
+#[tokio::test]
 async fn auth_without_a_password_configured_is_an_error() {
     let mut c = Client::connect(start(ServerConfig::default()).await).await;
     match c.cmd(&["AUTH", "x"]).await {
@@ -297,6 +318,7 @@ async fn admin_commands_that_clients_send_at_connect() {
     assert!(matches!(c.cmd(&["CLIENT", "ID"]).await, Reply::Integer(id) if id > 0));
     assert!(matches!(c.cmd(&["CLIENT", "BOGUS"]).await, Reply::Error(_)));
     assert!(matches!(c.cmd(&["CONFIG", "BOGUS"]).await, Reply::Error(_)));
+    assert_eq!(c.cmd(&["SET", "k", "v", "EX", "100"]).await, ok());
     let Reply::Bulk(info) = c.cmd(&["INFO"]).await else { panic!("INFO is a bulk string") };
     let info = String::from_utf8(info.to_vec()).unwrap();
     for field in [
@@ -305,6 +327,7 @@ async fn admin_commands_that_clients_send_at_connect() {
         "# Replication\r\n",
         "role:master\r\n",
         "engine:local\r\n",
+        "db0:keys=1,expires=1,",
     ] {
         assert!(info.contains(field), "{field:?} in {info:?}");
     }
