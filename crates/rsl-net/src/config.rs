@@ -13,8 +13,8 @@ use thiserror::Error;
 use crate::frame::cluster_name_valid;
 use crate::limits::{
     BACKOFF_INITIAL_DEFAULT, BACKOFF_MAX_DEFAULT, FRAME_PAYLOAD_BYTES_MAX,
-    HANDSHAKE_TIMEOUT_DEFAULT, INCOMING_FRAMES_MAX_DEFAULT, PEERS_MAX, QUEUE_BYTES_MAX_DEFAULT,
-    QUEUE_FRAMES_MAX_DEFAULT,
+    HANDSHAKE_TIMEOUT_DEFAULT, IDLE_TIMEOUT_DEFAULT, INCOMING_FRAMES_MAX_DEFAULT, PEERS_MAX,
+    PING_INTERVAL_DEFAULT, QUEUE_BYTES_MAX_DEFAULT, QUEUE_FRAMES_MAX_DEFAULT,
 };
 use crate::tls::TlsIdentity;
 use crate::ReplicaId;
@@ -41,6 +41,11 @@ pub struct TransportConfig {
     pub backoff: BackoffConfig,
     /// Time allowed for TCP connect, TLS handshake and hello exchange together.
     pub handshake_timeout: Duration,
+    /// An established connection with nothing to send for this long sends a ping frame.
+    pub ping_interval: Duration,
+    /// An established connection that receives nothing (not even a ping) for this long is
+    /// closed: the peer is dead or cut off, which TCP alone may take minutes to notice.
+    pub idle_timeout: Duration,
     /// Plaintext or mutual TLS.
     pub security: Security,
 }
@@ -99,6 +104,15 @@ pub enum ConfigError {
     /// The handshake timeout is zero.
     #[error("handshake timeout must be positive")]
     HandshakeTimeout,
+    /// The ping interval is zero or not below the idle timeout (a healthy idle connection
+    /// would then be closed between two pings).
+    #[error("ping interval {ping_interval:?} must be positive and below the idle timeout {idle_timeout:?}")]
+    Keepalive {
+        /// The configured ping interval.
+        ping_interval: Duration,
+        /// The configured idle timeout.
+        idle_timeout: Duration,
+    },
 }
 
 impl TransportConfig {
@@ -119,6 +133,8 @@ impl TransportConfig {
             incoming_frames_max: INCOMING_FRAMES_MAX_DEFAULT,
             backoff: BackoffConfig::default(),
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+            ping_interval: PING_INTERVAL_DEFAULT,
+            idle_timeout: IDLE_TIMEOUT_DEFAULT,
             security: Security::Plaintext,
         }
     }
@@ -149,6 +165,10 @@ impl TransportConfig {
         }
         if self.handshake_timeout.is_zero() {
             return Err(ConfigError::HandshakeTimeout);
+        }
+        let (ping_interval, idle_timeout) = (self.ping_interval, self.idle_timeout);
+        if ping_interval.is_zero() || ping_interval >= idle_timeout {
+            return Err(ConfigError::Keepalive { ping_interval, idle_timeout });
         }
         Ok(())
     }
@@ -225,6 +245,9 @@ mod tests {
         let mut bad = config();
         bad.handshake_timeout = Duration::ZERO;
         assert_eq!(bad.validate(), Err(ConfigError::HandshakeTimeout));
+        let mut bad = config();
+        bad.ping_interval = bad.idle_timeout;
+        assert!(matches!(bad.validate(), Err(ConfigError::Keepalive { .. })));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | 4 | `length` | payload bytes, at most [`FRAME_PAYLOAD_BYTES_MAX`] |
 //! | 4 | `crc` | crc32c of the kind byte followed by the payload |
-//! | 1 | `kind` | [`FrameKind`]: hello or data |
+//! | 1 | `kind` | [`FrameKind`]: hello, data or ping |
 //! | `length` | payload | opaque bytes (data) or a [`Hello`] |
 //!
 //! Invariants: [`decode_frame`] never panics on any input, never returns a frame whose checksum
@@ -30,6 +30,9 @@ pub enum FrameKind {
     Hello = 1,
     /// An opaque application payload.
     Data = 2,
+    /// A keepalive with an empty payload, sent when a connection has been idle for the ping
+    /// interval, so that a silent peer can be told from a dead one.
+    Ping = 3,
 }
 
 impl FrameKind {
@@ -37,6 +40,7 @@ impl FrameKind {
         match byte {
             1 => Some(FrameKind::Hello),
             2 => Some(FrameKind::Data),
+            3 => Some(FrameKind::Ping),
             _ => None,
         }
     }
@@ -250,7 +254,7 @@ mod tests {
     }
 
     fn kind_strategy() -> impl Strategy<Value = FrameKind> {
-        prop_oneof![Just(FrameKind::Hello), Just(FrameKind::Data)]
+        prop_oneof![Just(FrameKind::Hello), Just(FrameKind::Data), Just(FrameKind::Ping)]
     }
 
     /// Decodes frames until the buffer needs more bytes or an error stops it.

@@ -50,6 +50,13 @@ pub const BACKOFF_MAX_DEFAULT: Duration = Duration::from_secs(2);
 /// Default time a connection has to complete TCP connect, TLS and the hello exchange.
 pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
+/// Default interval after which an idle connection sends a ping frame.
+pub const PING_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
+
+/// Default time without any byte from a peer after which its connection is presumed dead and
+/// closed (several ping intervals, so that one delayed ping does not close it).
+pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+
 /// Connections being handshaken at once on the listener; more are refused at once, so that a
 /// flood of idle sockets cannot exhaust memory.
 pub const HANDSHAKES_PENDING_MAX: usize = 256;
@@ -61,3 +68,4 @@ const _: () = assert!(CLUSTER_NAME_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(WRITE_BATCH_BYTES_MAX >= FRAME_HEADER_BYTES + 64);
 const _: () = assert!(QUEUE_BYTES_MAX_DEFAULT >= FRAME_PAYLOAD_BYTES_MAX);
 const _: () = assert!(READ_CHUNK_BYTES_MIN >= FRAME_HEADER_BYTES);
+const _: () = assert!(IDLE_TIMEOUT_DEFAULT.as_millis() >= 3 * PING_INTERVAL_DEFAULT.as_millis());

@@ -39,6 +39,8 @@ pub struct Stats {
     pub reconnects: u64,
     /// `send` calls refused because the peer's queue was full.
     pub queue_full_drops: u64,
+    /// Ping frames written on idle connections.
+    pub pings_sent: u64,
     /// One entry per configured peer, by ascending id.
     pub peers: Vec<PeerStats>,
 }
@@ -78,6 +80,7 @@ pub(crate) struct Counters {
     pub(crate) connects: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) queue_full_drops: AtomicU64,
+    pub(crate) pings_sent: AtomicU64,
     /// Woken on every rejection, for [`crate::TcpTransport::wait_rejections`].
     pub(crate) rejection: Notify,
 }
@@ -110,6 +113,7 @@ impl Counters {
             connects: self.connects.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             queue_full_drops: self.queue_full_drops.load(Relaxed),
+            pings_sent: self.pings_sent.load(Relaxed),
             peers,
         }
     }

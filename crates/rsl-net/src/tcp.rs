@@ -95,6 +95,10 @@ enum ConnError {
     HelloTooLarge(usize),
     #[error("a second hello on an established connection")]
     SecondHello,
+    #[error("a ping frame with a {0}-byte payload")]
+    PingPayload(usize),
+    #[error("nothing received for the idle timeout")]
+    Idle,
     #[error("hello names cluster {0:?}")]
     WrongCluster(String),
     #[error("hello names replica {0}, which is not a peer")]
@@ -116,6 +120,7 @@ impl ConnError {
                 | ConnError::Timeout
                 | ConnError::Tls(_)
                 | ConnError::ClosedBeforeHello
+                | ConnError::Idle
         )
     }
 }
@@ -606,10 +611,14 @@ async fn read_loop(
     mut reader: impl AsyncRead + Unpin,
     mut buf: BytesMut,
 ) -> Result<(), ConnError> {
+    let idle_timeout = shared.config.idle_timeout;
     loop {
         while let Some(frame) = decode_frame(&mut buf)? {
-            if frame.kind != FrameKind::Data {
-                return Err(ConnError::SecondHello);
+            match frame.kind {
+                FrameKind::Data => {}
+                FrameKind::Ping if frame.payload.is_empty() => continue,
+                FrameKind::Ping => return Err(ConnError::PingPayload(frame.payload.len())),
+                FrameKind::Hello => return Err(ConnError::SecondHello),
             }
             let wire_bytes = (FRAME_HEADER_BYTES + frame.payload.len()) as u64;
             shared.counters.frames_received.fetch_add(1, Relaxed);
@@ -620,7 +629,8 @@ async fn read_loop(
             let _ = shared.incoming.send(incoming).await;
         }
         buf.reserve(READ_CHUNK_BYTES_MIN);
-        if reader.read_buf(&mut buf).await? == 0 {
+        let read = tokio::time::timeout(idle_timeout, reader.read_buf(&mut buf)).await;
+        if read.map_err(|_| ConnError::Idle)?? == 0 {
             decode_eof(&buf)?;
             return Ok(());
         }
@@ -629,7 +639,8 @@ async fn read_loop(
 }
 
 /// Takes frames from the queue and writes them, as many as are queued (up to
-/// [`WRITE_BATCH_BYTES_MAX`]) per write.
+/// [`WRITE_BATCH_BYTES_MAX`]) per write; writes a ping whenever the queue stays empty for the
+/// ping interval.
 async fn write_loop(
     shared: &Shared,
     peer: &Peer,
@@ -637,9 +648,17 @@ async fn write_loop(
     queue: &mut mpsc::Receiver<Bytes>,
 ) -> Result<(), ConnError> {
     let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    let ping = frame_bytes(FrameKind::Ping, b"");
     loop {
-        let Some(first) = queue.recv().await else {
-            return Ok(());
+        let first = match tokio::time::timeout(shared.config.ping_interval, queue.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                writer.write_all(&ping).await?;
+                writer.flush().await?;
+                shared.counters.pings_sent.fetch_add(1, Relaxed);
+                continue;
+            }
         };
         let frames = fill_batch(first, queue, &mut batch, &peer.queued_bytes);
         writer.write_all(&batch).await?;

@@ -148,6 +148,11 @@ async fn unknown_kind_after_hello_is_rejected() {
 }
 
 #[tokio::test]
+async fn ping_with_a_payload_is_rejected() {
+    post_hello_attack(&with_valid_crc(3, b"x"), false).await;
+}
+
+#[tokio::test]
 async fn second_hello_is_rejected() {
     let hello = hello_frame(CLUSTER, 1);
     post_hello_attack(&cat(&[&hello, &data_frame(b"inject")]), false).await;
