@@ -21,6 +21,9 @@ pub const SEGMENT_BYTES_MIN: u64 = 4096;
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 /// Appends are buffered in memory and written out when the buffer exceeds this, or at `sync`.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// `read_range` reads records that lie next to each other on disk with one read of at most
+/// this many bytes.
+pub const READ_RUN_BYTES_MAX: usize = 1024 * 1024;
 /// Largest metadata blob (promised ballot, configuration).
 pub const META_BLOB_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Bytes of a metadata file header.

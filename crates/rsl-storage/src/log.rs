@@ -27,8 +27,9 @@ use crate::codec::{
 };
 use crate::error::{Result, StorageError};
 use crate::limits::{
-    RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, SEGMENT_BYTES_DEFAULT,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES, WRITE_BUFFER_BYTES_MAX,
+    READ_RUN_BYTES_MAX, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
+    WRITE_BUFFER_BYTES_MAX,
 };
 use crate::media::{Media, MediaFile};
 
@@ -309,13 +310,19 @@ impl<M: Media> SegmentLog<M> {
         let mut report = RecoveryReport::default();
         let mut events = Vec::new();
         let mut first_seqs = BTreeMap::new();
+        // One buffer for all segments: one segment in memory at a time, allocated once.
+        let mut buffer = Vec::new();
         for &id in &ids {
             let mut file = log.media.open(&segment_name(id))?;
             let len = file.len()?;
-            let mut data = vec![0u8; len as usize];
-            file.read_at(0, &mut data)?;
+            if buffer.len() < len as usize {
+                buffer.resize(len as usize, 0);
+            }
+            let data = &mut buffer[..len as usize];
+            file.read_at(0, data)?;
+            let data = &*data;
             report.bytes_scanned += len;
-            let first_seq = match scan_segment(id, &data, &mut events) {
+            let first_seq = match scan_segment(id, data, &mut events) {
                 Some(h) => {
                     first_seqs.insert(id, h.first_seq);
                     h.first_seq
@@ -592,9 +599,8 @@ impl<M: Media> SegmentLog<M> {
     }
 
     fn read_loc(&mut self, slot: u64, loc: Loc) -> Result<Record> {
-        let corrupt = StorageError::CorruptRecord { slot, ballot: loc.ballot };
         if loc.corrupt {
-            return Err(corrupt);
+            return Err(StorageError::CorruptRecord { slot, ballot: loc.ballot });
         }
         let total = record_bytes(loc.payload_len as usize);
         let seg = self.segments.get_mut(&loc.segment).expect("index points at a live segment");
@@ -606,16 +612,51 @@ impl<M: Media> SegmentLog<M> {
         } else {
             seg.file.read_at(loc.offset, &mut bytes)?;
         }
-        match decode_record(&bytes) {
-            Decoded::Valid(h)
-                if h.slot == slot && h.ballot == loc.ballot && h.payload_len == loc.payload_len =>
-            {
-                let payload = Bytes::from(bytes)
-                    .slice(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + h.payload_len as usize);
-                Ok(Record { slot, ballot: h.ballot, payload })
-            }
-            _ => Err(corrupt),
+        check_record(slot, loc, Bytes::from(bytes))
+    }
+
+    /// Read the records `run` (adjacent on disk, in one segment, none buffered or corrupt)
+    /// with one read.
+    fn read_run(&mut self, run: &[(u64, Loc)], out: &mut Vec<Record>) -> Result<()> {
+        let (first, last) = (run[0].1, run[run.len() - 1].1);
+        let end = last.offset + record_bytes(last.payload_len as usize) as u64;
+        let seg = self.segments.get_mut(&first.segment).expect("index points at a live segment");
+        assert!(end <= seg.written, "a run is on the medium, not in the buffer");
+        let mut chunk = vec![0u8; (end - first.offset) as usize];
+        seg.file.read_at(first.offset, &mut chunk)?;
+        let chunk = Bytes::from(chunk);
+        for &(slot, loc) in run {
+            let at = (loc.offset - first.offset) as usize;
+            let bytes = chunk.slice(at..at + record_bytes(loc.payload_len as usize));
+            out.push(check_record(slot, loc, bytes)?);
         }
+        Ok(())
+    }
+
+    /// Length of the run of records starting at `locs[0]` that `read_run` can read at once,
+    /// within `bytes_max` of payload (counting from `bytes`).
+    fn run_length(&self, locs: &[(u64, Loc)], mut bytes: usize, bytes_max: usize) -> usize {
+        let first = locs[0].1;
+        let written = self.segments[&first.segment].written;
+        let mut end = first.offset;
+        let mut n = 0;
+        for &(_, l) in locs {
+            let next_end = l.offset + record_bytes(l.payload_len as usize) as u64;
+            let fits = n == 0 || bytes + l.payload_len as usize <= bytes_max;
+            if l.segment != first.segment
+                || l.offset != end
+                || l.corrupt
+                || next_end > written
+                || next_end - first.offset > READ_RUN_BYTES_MAX as u64
+                || !fits
+            {
+                break;
+            }
+            bytes += l.payload_len as usize;
+            end = next_end;
+            n += 1;
+        }
+        n
     }
 
     /// Check the bookkeeping invariants (cheap ones always, the index walk in debug builds).
@@ -652,6 +693,20 @@ impl<M: Media> SegmentLog<M> {
     pub fn repair(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()> {
         self.append(slot, ballot, payload)?;
         self.sync()
+    }
+}
+
+/// Check that `bytes` is a valid record with the identity the index expects at `loc`.
+fn check_record(slot: u64, loc: Loc, bytes: Bytes) -> Result<Record> {
+    match decode_record(&bytes) {
+        Decoded::Valid(h)
+            if h.slot == slot && h.ballot == loc.ballot && h.payload_len == loc.payload_len =>
+        {
+            let payload =
+                bytes.slice(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + h.payload_len as usize);
+            Ok(Record { slot, ballot: h.ballot, payload })
+        }
+        _ => Err(StorageError::CorruptRecord { slot, ballot: loc.ballot }),
     }
 }
 
@@ -744,15 +799,26 @@ impl<M: Media> Log for SegmentLog<M> {
             self.index.range(from..to.max(from)).map(|(s, l)| (*s, *l)).collect();
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for (slot, loc) in locs {
+        let mut i = 0;
+        while i < locs.len() {
+            let (slot, loc) = locs[i];
             if !out.is_empty() && bytes + loc.payload_len as usize > bytes_max {
                 break;
             }
-            let record = self.read_loc(slot, loc)?;
-            bytes += record.payload.len();
-            out.push(record);
+            // Records appended in slot order lie next to each other: read them in one go.
+            let run = self.run_length(&locs[i..], bytes, bytes_max);
+            let before = out.len();
+            if run >= 2 {
+                self.read_run(&locs[i..i + run], &mut out)?;
+                i += run;
+            } else {
+                out.push(self.read_loc(slot, loc)?);
+                i += 1;
+            }
+            bytes += out[before..].iter().map(|r| r.payload.len()).sum::<usize>();
         }
         debug_assert!(out.windows(2).all(|w| w[0].slot < w[1].slot), "slot order");
+        debug_assert!(out.len() <= 1 || bytes <= bytes_max, "payload bound");
         Ok(out)
     }
 

@@ -163,6 +163,12 @@ proptest! {
                 Ok(None) | Err(_) => missing += 1,
             }
         }
+        // Batched reads (one read for adjacent records) check every record too.
+        if let Ok(records) = log.read_range(0, n, usize::MAX) {
+            for r in records {
+                prop_assert_eq!(&r.payload[..], &payload(r.slot, 3, (r.slot as usize * 37) % 300)[..]);
+            }
+        }
         // Whatever was lost is accounted for in the report, never dropped silently.
         if missing > 0 {
             prop_assert!(report.has_corruption() || report.torn.is_some(), "{:?}", report);
