@@ -5,10 +5,21 @@
 //! replica that finds itself in an impossible state must stop rather than corrupt the
 //! cluster. Each may name the planted bug that breaks it (`unless Bug`): when that bug is
 //! planted (feature `planted-bugs`), the check is skipped so that the simulator's checkers,
-//! not the core's own asserts, must catch the damage.
+//! not the core's own asserts, must catch the damage. `unless Any` marks checks of agreement
+//! between replicas, which any planted bug may break.
 
 /// True when `bug` is planted in this replica (always false without `planted-bugs`).
 macro_rules! planted {
+    ($replica:expr, Any) => {{
+        #[cfg(feature = "planted-bugs")]
+        let planted = !$replica.config.bugs.0.is_empty();
+        #[cfg(not(feature = "planted-bugs"))]
+        let planted = {
+            let _ = &$replica.config;
+            false
+        };
+        planted
+    }};
     ($replica:expr, $bug:ident) => {{
         #[cfg(feature = "planted-bugs")]
         let planted = $replica.config.bugs.has(crate::bugs::Bug::$bug);

@@ -73,6 +73,9 @@ impl Replica {
             self.commit = self.commit.next();
         }
         self.commit_hint = self.commit_hint.max(self.commit);
+        if let Some(l) = self.leader.as_mut() {
+            l.inflight = l.inflight.split_off(&self.commit.next());
+        }
     }
 
     /// Executes every chosen slot after `executed`, in order.
@@ -253,7 +256,7 @@ impl Replica {
     fn install_chosen(&mut self, e: LogEntry, out: &mut Vec<Action>) {
         if let Some(x) = self.log.get_mut(&e.slot) {
             if x.ballot >= e.ballot {
-                invariant!(unless self, SkipPhase1Reproposal, x.value == e.value,
+                invariant!(unless self, Any, x.value == e.value,
                     "two values chosen for {:?}", e.slot);
                 x.chosen = true;
                 return;

@@ -81,7 +81,11 @@ impl Replica {
         let l = self.leader.as_ref().expect("proposing without leading");
         let (slot, ballot) = (l.next_slot, l.ballot);
         require!(slot > self.commit, "proposing {slot:?} at or below the commit point");
-        require!(!self.log.get(&slot).is_some_and(|e| e.chosen), "proposing over chosen {slot:?}");
+        // Phase 1 may re-propose a slot this replica already knows chosen (above a gap): the
+        // value must be the chosen one, and the slot stays known chosen.
+        let chosen = self.log.get(&slot).filter(|e| e.chosen).map(|e| e.value.clone());
+        require!(unless self, Any, chosen.as_ref().is_none_or(|v| *v == value),
+            "re-proposing {slot:?} with a value other than the chosen one");
         let entry = crate::io::LogEntry { slot, ballot, value: value.clone() };
         let seq = self.persist(Write::Accept(entry), out);
         if let Value::Batch(reqs) = &value {
@@ -90,7 +94,7 @@ impl Replica {
         }
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
-        self.log.insert(slot, Entry { ballot, value, seq, chosen: false });
+        self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
         let l = self.leader.as_mut().expect("leader");
         let mut votes = BTreeSet::new();
         if planted!(self, CountOwnVoteBeforeDurable) {
@@ -152,22 +156,21 @@ impl Replica {
         self.advance_primary_commit(out);
     }
 
-    /// Moves the commit point over every chosen slot at the head of the pipeline.
+    /// Marks every in-flight slot that a majority voted for as chosen, then moves the commit
+    /// point over the chosen prefix.
     fn advance_primary_commit(&mut self, _out: &mut Vec<Action>) {
         let commit_before = self.commit;
-        loop {
-            let next = self.commit.next();
-            let membership = self.membership_for(next);
-            let l = self.leader.as_ref().expect("leader");
-            let Some(f) = l.inflight.get(&next) else { break };
-            if !self.has_quorum(&membership, &f.votes) {
-                break;
-            }
-            let l = self.leader.as_mut().expect("leader");
-            l.inflight.remove(&next);
-            self.log.get_mut(&next).expect("in-flight slot in log").chosen = true;
-            self.commit = next;
+        let l = self.leader.as_ref().expect("leader");
+        let chosen: Vec<Slot> = l
+            .inflight
+            .iter()
+            .filter(|(slot, f)| self.has_quorum(&self.membership_for(**slot), &f.votes))
+            .map(|(slot, _)| *slot)
+            .collect();
+        for slot in chosen {
+            self.log.get_mut(&slot).expect("in-flight slot in log").chosen = true;
         }
+        self.advance_commit();
         ensure!(self.commit >= commit_before, "the commit point went back");
     }
 
@@ -429,8 +432,11 @@ impl Replica {
                 l.config_slot = None;
             }
         }
-        if !self.membership.is_voter(self.id) && self.role != Role::Learner {
-            self.step_down(None, out);
+        let voter = self.membership.is_voter(self.id);
+        match self.role {
+            Role::Primary | Role::Candidate if !voter => self.step_down(None, out),
+            Role::Follower | Role::Learner => self.role = self.follower_role(),
+            _ => {}
         }
     }
 }

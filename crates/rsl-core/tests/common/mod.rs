@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use rsl_core::{
-    Action, Config, Input, Message, Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot,
-    Value,
+    Action, Ballot, Config, Input, LogEntry, Message, Recovered, Refusal, Replica, ReplicaId,
+    RequestId, Role, Slot, Value, Write,
 };
 
 /// A tiny xorshift for test schedules (tests may use randomness; the core may not).
@@ -53,6 +53,18 @@ pub struct Cluster {
     pub loss_permille: u64,
     pub dup_permille: u64,
     pub next_req: u64,
+    /// Per replica: every write issued, in seq order, and how many are durable.
+    pub disks: Vec<Vec<Write>>,
+    pub durable: Vec<usize>,
+    pub incarnation: Vec<u64>,
+    pub crashes: u64,
+    /// Replicas cut off from the network (messages to and from them are lost).
+    pub isolated: Vec<bool>,
+    /// Actions other than sends and writes, per replica, in order.
+    pub log: Vec<(usize, Action)>,
+    /// Configure replicas as they are created.
+    pub tune: fn(&mut Config),
+    pub voters: u32,
 }
 
 pub fn config(id: u32, n: u32, seed: u64) -> Config {
@@ -80,7 +92,59 @@ impl Cluster {
             loss_permille: 0,
             dup_permille: 0,
             next_req: 0,
+            disks: vec![Vec::new(); k],
+            durable: vec![0; k],
+            incarnation: vec![1; k],
+            crashes: 0,
+            isolated: vec![false; k],
+            log: Vec::new(),
+            tune: |_| {},
+            voters: n,
         }
+    }
+
+    /// A cluster of `total` replicas of which `voters` (the first ones) are the initial
+    /// voters; the others start as learners outside the membership.
+    pub fn with(total: u32, voters: u32, seed: u64, tune: fn(&mut Config)) -> Cluster {
+        let mut c = Cluster::new(total, seed);
+        c.tune = tune;
+        c.voters = voters;
+        for i in 0..total {
+            let mut cfg = config(i + 1, voters, seed);
+            tune(&mut cfg);
+            c.replicas[i as usize] = Replica::new(cfg, Recovered::default());
+        }
+        c
+    }
+
+    /// Crashes replica `i`: unsynced writes and in-flight messages to it are lost, and its
+    /// pending proposals need no outcome any more (the process died).
+    pub fn crash(&mut self, i: usize) {
+        self.crashes += 1;
+        self.up[i] = false;
+        self.disks[i].truncate(self.durable[i]);
+        let me = ReplicaId(i as u32 + 1);
+        self.net.retain(|m| m.to != me);
+        let outcomes = &self.outcomes;
+        self.proposed.retain(|id| id.proposer != me || outcomes.contains_key(id));
+    }
+
+    /// Restarts replica `i` from its durable writes.
+    pub fn restart(&mut self, i: usize, seed: u64) {
+        let n = self.voters;
+        let recovered = recover(&self.disks[i]);
+        self.incarnation[i] += 1;
+        let mut c = config(i as u32 + 1, n, seed);
+        (self.tune)(&mut c);
+        c.rng_seed ^= self.incarnation[i];
+        self.replicas[i] = Replica::new(c, recovered);
+        self.replicas[i].invariants();
+        self.unsynced[i] = 0;
+        self.disks[i].clear();
+        self.durable[i] = 0;
+        self.last_executed[i] = Slot::ZERO;
+        self.executed[i].clear();
+        self.up[i] = true;
     }
 
     pub fn step(&mut self, i: usize, input: Input) {
@@ -103,13 +167,32 @@ impl Cluster {
                 assert_eq!(Message::decode(&bytes).as_ref(), Ok(&msg), "wire round trip");
                 self.net.push(msg);
             }
-            Action::Persist { seq, .. } => {
+            Action::Persist { seq, write } => {
                 assert!(seq > self.unsynced[i], "persist seqs increase");
                 self.unsynced[i] = seq;
+                self.disks[i].push(write);
             }
             Action::Execute { slot, value } => self.on_execute(i, slot, value),
             Action::Refuse { id, reason } => self.settle(id, Outcome::Refused(reason)),
-            _ => {}
+            Action::LoadLog { token, from, to } => {
+                let entries: Vec<LogEntry> = recover(&self.disks[i])
+                    .log
+                    .into_iter()
+                    .filter(|e| e.slot >= from && e.slot <= to)
+                    .collect();
+                self.log.push((i, Action::LoadLog { token, from, to }));
+                self.step(i, Input::LogLoaded { token, entries });
+            }
+            Action::SendCheckpoint { to } => {
+                let slot = self.last_executed[i];
+                let j = to.0 as usize - 1;
+                self.log.push((i, Action::SendCheckpoint { to }));
+                if self.up[j] && slot > self.last_executed[j] {
+                    self.last_executed[j] = slot;
+                    self.step(j, Input::CheckpointInstalled { slot });
+                }
+            }
+            other => self.log.push((i, other)),
         }
     }
 
@@ -122,7 +205,8 @@ impl Cluster {
         self.chosen.insert(slot, value.clone());
         if let Value::Batch(reqs) = &value {
             for r in reqs {
-                if r.id.proposer == ReplicaId(i as u32 + 1) {
+                let mine = r.id.proposer == ReplicaId(i as u32 + 1);
+                if mine && r.id.incarnation == self.incarnation[i] {
                     self.settle(r.id, Outcome::Executed);
                 }
             }
@@ -140,9 +224,14 @@ impl Cluster {
 
     pub fn propose(&mut self, i: usize, exclusive: bool) -> RequestId {
         self.next_req += 1;
-        let id =
-            RequestId { proposer: ReplicaId(i as u32 + 1), incarnation: 1, seq: self.next_req };
-        self.proposed.push(id);
+        let id = RequestId {
+            proposer: ReplicaId(i as u32 + 1),
+            incarnation: self.incarnation[i],
+            seq: self.next_req,
+        };
+        if self.up[i] {
+            self.proposed.push(id);
+        }
         let payload = Bytes::from(self.next_req.to_le_bytes().to_vec());
         self.step(i, Input::Propose { id, payload, exclusive });
         id
@@ -167,7 +256,8 @@ impl Cluster {
     pub fn deliver_random(&mut self) {
         let k = self.rng.below(self.net.len() as u64) as usize;
         let msg = self.net.swap_remove(k);
-        if self.rng.below(1000) < self.loss_permille {
+        let cut = self.isolated[msg.from.0 as usize - 1] || self.isolated[msg.to.0 as usize - 1];
+        if cut || self.rng.below(1000) < self.loss_permille {
             return;
         }
         if self.rng.below(1000) < self.dup_permille {
@@ -179,7 +269,8 @@ impl Cluster {
 
     pub fn sync(&mut self, i: usize) {
         let seq = self.unsynced[i];
-        if seq > 0 {
+        if seq > 0 && self.up[i] {
+            self.durable[i] = self.disks[i].len();
             self.step(i, Input::Durable { seq });
         }
     }
@@ -210,4 +301,23 @@ impl Cluster {
     pub fn all_settled(&self) -> bool {
         self.proposed.iter().all(|id| self.outcomes.contains_key(id))
     }
+}
+
+/// What a replica finds on a disk holding `writes` (all durable).
+pub fn recover(writes: &[Write]) -> Recovered {
+    let mut promised = Ballot::ZERO;
+    let mut commit = Slot::ZERO;
+    let mut log: BTreeMap<Slot, LogEntry> = BTreeMap::new();
+    for w in writes {
+        match w {
+            Write::Promise(b) => promised = promised.max(*b),
+            Write::Accept(e) => {
+                log.insert(e.slot, e.clone());
+            }
+            Write::Commit(s) => commit = commit.max(*s),
+            Write::TruncateSuffix { from } => log.retain(|s, _| s < from),
+            Write::TruncatePrefix { before } => log.retain(|s, _| s >= before),
+        }
+    }
+    Recovered { promised, commit, log: log.into_values().collect(), ..Recovered::default() }
 }
