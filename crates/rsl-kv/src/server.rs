@@ -92,6 +92,16 @@ struct Shared {
     started: Instant,
     clients: AtomicUsize,
     client_id_last: AtomicU64,
+    stats: Stats,
+}
+
+/// Counters reported by INFO's `# Stats` section.
+#[derive(Default)]
+struct Stats {
+    connections_received: AtomicU64,
+    connections_rejected: AtomicU64,
+    commands_processed: AtomicU64,
+    protocol_errors: AtomicU64,
 }
 
 /// Serves clients accepted on `listener` until accepting fails; each connection runs on its
@@ -112,6 +122,7 @@ pub async fn serve<E: Engine>(
         started: Instant::now(),
         clients: AtomicUsize::new(0),
         client_id_last: AtomicU64::new(0),
+        stats: Stats::default(),
     });
     loop {
         let (stream, _) = listener.accept().await?;
@@ -133,7 +144,9 @@ impl Drop for ClientSlot {
 async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = ClientSlot(Arc::clone(&shared));
+    shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     if count > limits::CLIENTS_MAX {
+        shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
         let reply = Reply::error("ERR max number of clients reached").to_bytes();
         let _ = stream.write_all(&reply).await;
         return;
@@ -172,6 +185,7 @@ async fn read_commands(mut input: OwnedReadHalf, mut session: Session, tx: mpsc:
                 Ok(Some(args)) => session.dispatch(args),
                 Ok(None) => break,
                 Err(e) => {
+                    session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     session.closing = true;
                     ready(Reply::error(format!("ERR Protocol error: {e}")))
                 }
@@ -257,6 +271,7 @@ impl Session {
     /// Checks and runs one command; the returned reply is the command's, in order.
     fn dispatch(&mut self, args: Command) -> Pending {
         assert!(!args.is_empty(), "the parser never yields an empty command");
+        self.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(spec) = lookup(&args[0]) else { return ready(unknown_command(&args)) };
         if !spec.arity_ok(args.len()) {
             return ready(arity_error(spec.name));
@@ -571,6 +586,17 @@ fn cmd_info(session: &mut Session, args: &[Bytes]) -> Reply {
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
                 shared.clients.load(Ordering::Relaxed),
                 limits::CLIENTS_MAX,
+            ),
+        ),
+        (
+            "stats",
+            format!(
+                "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
+                 total_commands_processed:{}\r\nprotocol_errors:{}\r\n",
+                shared.stats.connections_received.load(Ordering::Relaxed),
+                shared.stats.connections_rejected.load(Ordering::Relaxed),
+                shared.stats.commands_processed.load(Ordering::Relaxed),
+                shared.stats.protocol_errors.load(Ordering::Relaxed),
             ),
         ),
         (

@@ -274,11 +274,17 @@ async fn unknown_commands_and_wrong_arity_are_errors_not_disconnects() {
 
 #[tokio::test]
 async fn a_protocol_error_is_answered_then_closes() {
-    let mut c = Client::connect(start(ServerConfig::default()).await).await;
+    let addr = start(ServerConfig::default()).await;
+    let mut c = Client::connect(addr).await;
     c.send(b"PING\r\n*1\r\n$x\r\n").await;
     assert_eq!(c.reply().await, Reply::Simple(Bytes::from("PONG")));
     assert_eq!(c.reply().await, err("ERR Protocol error: invalid bulk length"));
     c.expect_closed().await;
+    let mut other = Client::connect(addr).await;
+    let Reply::Bulk(stats) = other.cmd(&["INFO", "stats"]).await else { panic!("a bulk string") };
+    let stats = String::from_utf8(stats.to_vec()).unwrap();
+    assert!(stats.contains("protocol_errors:1\r\n"), "the error is counted: {stats}");
+    assert!(stats.contains("total_connections_received:2\r\n"), "{stats}");
 }
 
 #[tokio::test]
