@@ -345,6 +345,22 @@ proptest! {
         prop_assert_eq!(Request::decode(&bytes), Ok(request));
     }
 
+    /// Every byte string has at most one meaning: whatever decodes re-encodes identically.
+    #[test]
+    fn decoding_is_canonical(
+        request in request(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = request.encode().to_vec();
+        for (at, value) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] = value;
+        }
+        if let Ok(decoded) = Request::decode(&bytes) {
+            prop_assert_eq!(&decoded.encode()[..], &bytes[..]);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_the_machine(input in prop::collection::vec(any::<u8>(), 0..64)) {
         let _ = Request::decode(&input);
