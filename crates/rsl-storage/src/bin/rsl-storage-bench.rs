@@ -18,15 +18,19 @@ use rsl_storage::{
     DaxMode, FsMedia, Log, LogOptions, MemDisk, PmemMedia, SegmentLog, StorageError,
 };
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Storage benchmark: append throughput and commit latency per backend")]
 struct Args {
     /// Directory for the benchmark files (on the disk to measure); removed afterwards.
     #[arg(long, default_value = "rsl-storage-bench.tmp")]
     dir: PathBuf,
-    /// Seconds per measured case (about 30 cases run).
+    /// Seconds per measured case (24 cases run), split over the rounds.
     #[arg(long, default_value_t = 0.6)]
     seconds: f64,
+    /// Rounds: the cases of one table run interleaved (raw, file, pmem, memory, raw, ...) this
+    /// many times and are summed, so a slow moment of a shared disk hits every case alike.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Record sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = vec![64usize, 1024, 65536])]
     sizes: Vec<usize>,
@@ -44,7 +48,7 @@ struct Args {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// (For the crash tests.) Append and sync forever to the file log in DIR, printing the
     /// last slot of every batch whose sync returned.
@@ -100,10 +104,17 @@ struct Figures {
 }
 
 impl Figures {
+    fn merge(&mut self, other: Figures) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.elapsed += other.elapsed;
+        self.latency_ns.add(&other.latency_ns).expect("same bounds");
+    }
+
     fn row(&self, name: &str, raw: Option<&Figures>) -> String {
         let secs = self.elapsed.as_secs_f64();
         let mbps = self.bytes as f64 / secs / 1e6;
-        let vs_raw = raw.map_or("".to_string(), |r| {
+        let vs_raw = raw.filter(|_| name != "memory").map_or("".to_string(), |r| {
             let raw_mbps = r.bytes as f64 / r.elapsed.as_secs_f64() / 1e6;
             format!("{:.0}%", 100.0 * mbps / raw_mbps)
         });
@@ -255,6 +266,41 @@ fn replay(dir: &Path, mib: usize) -> Result<(), StorageError> {
     std::fs::remove_dir_all(&case_dir).map_err(|e| StorageError::io("remove_dir", e))
 }
 
+/// One table: raw and every backend, interleaved over the rounds.
+fn table(
+    dir: &Path,
+    args: &Args,
+    title: &str,
+    size: usize,
+    per_commit: usize,
+) -> Result<(), StorageError> {
+    header(title);
+    let rounds = args.rounds.max(1);
+    let round_args = Args { seconds: args.seconds / f64::from(rounds), ..args.clone() };
+    let mut raw_total: Option<Figures> = None;
+    let mut totals: Vec<Option<Figures>> = args.backends.iter().map(|_| None).collect();
+    for _ in 0..rounds {
+        let f = raw(dir, round_args.seconds, size, per_commit)?;
+        match &mut raw_total {
+            Some(t) => t.merge(f),
+            None => raw_total = Some(f),
+        }
+        for (backend, total) in args.backends.iter().zip(totals.iter_mut()) {
+            let f = backend_case(backend, dir, &round_args, size, per_commit)?;
+            match total {
+                Some(t) => t.merge(f),
+                None => *total = Some(f),
+            }
+        }
+    }
+    let raw_total = raw_total.expect("at least one round");
+    println!("{}", raw_total.row("raw write+fdatasync", None));
+    for (backend, total) in args.backends.iter().zip(totals) {
+        println!("{}", total.expect("at least one round").row(backend, Some(&raw_total)));
+    }
+    Ok(())
+}
+
 fn bench(args: &Args) -> Result<(), StorageError> {
     std::fs::create_dir_all(&args.dir).map_err(|e| StorageError::io("create_dir", e))?;
     let dir = args.dir.canonicalize().map_err(|e| StorageError::io("canonicalize", e))?;
@@ -262,7 +308,12 @@ fn bench(args: &Args) -> Result<(), StorageError> {
         dir.join("probe"),
         if args.force_dax { DaxMode::On } else { DaxMode::Detect },
     )?;
-    println!("rsl-storage-bench: dir {}, {} s per case", dir.display(), args.seconds);
+    println!(
+        "rsl-storage-bench: dir {}, {} s per case in {} interleaved rounds",
+        dir.display(),
+        args.seconds,
+        args.rounds
+    );
     println!(
         "pmem backend durability: {:?} (DAX detected: {}; CPU cache-line flush: {:?})",
         pmem.flush_kind(),
@@ -271,26 +322,15 @@ fn bench(args: &Args) -> Result<(), StorageError> {
     );
     std::fs::remove_dir_all(dir.join("probe")).map_err(|e| StorageError::io("remove_dir", e))?;
     for &size in &args.sizes {
-        header(&format!("### One record per sync, {size} B records"));
-        let raw_fig = raw(&dir, args.seconds, size, 1)?;
-        println!("{}", raw_fig.row("raw write+fdatasync", None));
-        for backend in &args.backends {
-            let f = backend_case(backend, &dir, args, size, 1)?;
-            println!("{}", f.row(backend, Some(&raw_fig)));
-        }
+        table(&dir, args, &format!("### One record per sync, {size} B records"), size, 1)?;
     }
     for &size in &args.sizes {
         let per_commit = (args.group_bytes / size).max(1);
-        header(&format!(
+        let title = format!(
             "### Group commit: {per_commit} x {size} B records per sync ({} B batches)",
             per_commit * size
-        ));
-        let raw_fig = raw(&dir, args.seconds, size, per_commit)?;
-        println!("{}", raw_fig.row("raw write+fdatasync", None));
-        for backend in &args.backends {
-            let f = backend_case(backend, &dir, args, size, per_commit)?;
-            println!("{}", f.row(backend, Some(&raw_fig)));
-        }
+        );
+        table(&dir, args, &title, size, per_commit)?;
     }
     replay(&dir, 256)?;
     std::fs::remove_dir_all(&dir).map_err(|e| StorageError::io("remove_dir", e))
