@@ -131,6 +131,11 @@ impl<M: Machine> Driver<M> {
         self.proposals.len()
     }
 
+    /// Reads taken and not answered yet.
+    pub fn reads_waiting(&self) -> usize {
+        self.reads.len()
+    }
+
     /// Whether to call `Replica::invariants` after every step (on by default).
     pub fn set_check_invariants(&mut self, on: bool) {
         self.check_invariants = on;

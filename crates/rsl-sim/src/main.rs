@@ -30,7 +30,7 @@ struct Args {
     /// Cluster size (3, 5 or 7); drawn per seed if absent.
     #[arg(long)]
     replicas: Option<usize>,
-    /// Ticks of the fault phase (default 1500).
+    /// Ticks of the fault phase (default 1000).
     #[arg(long)]
     ticks: Option<u64>,
     /// Plant a core bug by name (needs `--features planted-bugs`).

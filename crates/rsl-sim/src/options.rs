@@ -101,7 +101,7 @@ impl Options {
         let on = |r: &mut Rng, permille: u32| r.chance(permille);
         let replicas = r.pick(&[3, 3, 3, 5, 5, 7]);
         let mut o = Options::quiet(replicas, seed);
-        o.fault_ticks = 1500;
+        o.fault_ticks = 1000;
         o.liveness_ticks = 1500;
         if on(&mut r, 700) {
             o.loss_permille = r.range(0, 300) as u32;
