@@ -11,6 +11,16 @@
 //! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
 //! caller's thread. Tests use it, and it is the baseline that replication is measured against.
 //! The replicated engine is provided by the rsl runtime.
+//!
+//! A replicated engine, in outline: it runs an rsl replica whose state machine is a
+//! [`KvMachine`]; [`Engine::write`] proposes the request bytes unchanged and resolves with the
+//! bytes `KvMachine::execute` returned on this replica for that request (or with
+//! [`EngineError::NotPrimary`] and the primary's client address); [`Engine::read`] runs
+//! `StateMachine::read` with the request at the chosen consistency (or proposes it like a
+//! write, since `execute` answers reads too, for a read through the log). While the replica is
+//! primary it should also propose a [`crate::request::WriteOp::Tick`] now and then (the
+//! `local-server` does every 100 ms), because reads and expiry follow the machine's clock,
+//! which only writes advance. [`EngineError::Overloaded`] is the answer to a full queue.
 
 use std::sync::Mutex;
 
