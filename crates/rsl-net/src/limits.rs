@@ -57,6 +57,10 @@ pub const PING_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
 /// closed (several ping intervals, so that one delayed ping does not close it).
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
+/// Pause of the listener after a failed `accept` (out of file descriptors and similar), so
+/// that it does not spin.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
 /// Connections being handshaken at once on the listener; more are refused at once, so that a
 /// flood of idle sockets cannot exhaust memory.
 pub const HANDSHAKES_PENDING_MAX: usize = 256;

@@ -22,6 +22,9 @@
 //!   connection, is counted and logged, and delivers nothing after it.
 //! - **No panics on input.** Every decode error is a value; panics are reserved for broken
 //!   internal invariants.
+//! - **A dead peer is noticed.** A connection with nothing to send writes a ping every ping
+//!   interval, and a connection that receives nothing for the idle timeout is closed (and, on
+//!   the dialing side, redialed with backoff).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -44,8 +47,8 @@ use crate::frame::{
     decode_eof, decode_frame, encode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
 };
 use crate::limits::{
-    FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX, HELLO_PAYLOAD_BYTES_MAX,
-    READ_CHUNK_BYTES_MIN, WRITE_BATCH_BYTES_MAX,
+    ACCEPT_ERROR_PAUSE, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX,
+    HELLO_PAYLOAD_BYTES_MAX, READ_CHUNK_BYTES_MIN, WRITE_BATCH_BYTES_MAX,
 };
 use crate::stats::{Counters, PeerCounters, PeerStats, Stats};
 use crate::tls::{cert_names_replica, replica_server_name, TlsError};
@@ -367,7 +370,7 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener) {
                 Err(error) => {
                     // Out of file descriptors and similar: pause instead of spinning.
                     warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             },
             Some(_) = handshakes.join_next() => {}
