@@ -10,6 +10,14 @@
 use crate::io::{Action, LogEntry, Write};
 use crate::message::Body;
 use crate::replica::{Entry, Replica, Role};
+
+/// What the accept handler compares its result with.
+struct Before {
+    entry: Option<Entry>,
+    promised: Ballot,
+    commit: Slot,
+    next_seq: u64,
+}
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 impl Replica {
@@ -122,6 +130,9 @@ impl Replica {
         entries: Vec<(Slot, Value)>,
         out: &mut Vec<Action>,
     ) {
+        require!(from != self.id && ballot.owner() == from, "accept {ballot:?} from {from:?}");
+        require!(entries.windows(2).all(|w| w[0].0 < w[1].0), "accept entries not ascending");
+        let (promised_before, held_before) = (self.promised, self.held.len());
         let ignores_promise = planted!(self, AcceptorIgnoresPromise);
         if ballot < self.promised && !ignores_promise {
             let promised = self.promised;
@@ -139,12 +150,18 @@ impl Replica {
                 wait = wait.max(seq);
             }
         }
-        if !voted.is_empty() {
+        let voting = !voted.is_empty();
+        if voting {
             self.send_after(wait, from, Body::Accepted { ballot, slots: voted }, out);
         }
         if ballot == self.primary_ballot {
             self.learn_commit(from, ballot, commit, out);
         }
+        ensure!(self.promised >= promised_before, "the promise went down");
+        ensure!(unless self, AcceptorIgnoresPromise, self.promised == ballot, "accepted without promising {ballot:?}");
+        ensure!(unless self, AcceptorIgnoresPromise, self.primary == Some(from), "accepted from a replica it does not follow");
+        ensure!(unless self, SendBeforePersist, !voting || (wait > self.durable) == (self.held.len() > held_before),
+            "a vote is held iff its writes are not yet durable");
     }
 
     /// Accepts one slot; returns the seq its vote must wait for, or None to refuse.
@@ -155,8 +172,6 @@ impl Replica {
         value: Value,
         out: &mut Vec<Action>,
     ) -> Option<u64> {
-        let promised_before = self.promised;
-        let commit_before = self.commit;
         require!(slot > Slot::ZERO, "accept for slot 0");
         require!(unless self, AcceptorIgnoresPromise, ballot >= self.promised,
             "accept {ballot:?} below the promise {:?}", self.promised);
@@ -165,25 +180,72 @@ impl Replica {
             // one (it ran phase 1), so the vote is true without a write.
             return Some(0);
         }
-        let result = match self.log.get(&slot) {
+        let before = Before {
+            entry: self.log.get(&slot).cloned(),
+            promised: self.promised,
+            commit: self.commit,
+            next_seq: self.next_seq,
+        };
+        if let Some(e) = &before.entry {
+            require!(unless self, AcceptorIgnoresPromise, e.chosen || e.ballot <= ballot,
+                "slot {slot:?} holds {:?} above the accept's ballot {ballot:?}", e.ballot);
+        }
+        let result = match &before.entry {
             Some(e) if e.chosen || slot <= self.commit => self.accept_chosen(slot, &value),
             Some(e) if e.ballot == ballot => self.accept_again(slot, &value),
-            Some(e) if e.ballot > ballot && !planted!(self, AcceptorIgnoresPromise) => {
-                panic!(
-                    "precondition: slot {slot:?} holds {:?} above the promise {ballot:?}",
-                    e.ballot
-                )
-            }
-            _ => Some(self.accept_new(slot, ballot, value, out)),
+            _ => Some(self.accept_new(slot, ballot, value.clone(), out)),
         };
-        let entry = self.log.get(&slot);
-        ensure!(self.promised >= promised_before, "the promise went down");
-        ensure!(self.commit == commit_before, "accept moved the commit point");
-        ensure!(result.is_none() || entry.is_some(), "voted for {slot:?} without holding it");
-        ensure!(unless self, AcceptorIgnoresPromise, entry.is_none_or(|e| e.ballot <= self.promised),
-            "slot {slot:?} accepted above the promise");
-        ensure!(!self.corrupt.contains_key(&slot) || result.is_none(), "voted for a corrupt slot");
+        self.check_accept(slot, ballot, &value, &before, result);
         result
+    }
+
+    /// The accept handler's postconditions for one slot.
+    fn check_accept(
+        &self,
+        slot: Slot,
+        ballot: Ballot,
+        value: &Value,
+        before: &Before,
+        result: Option<u64>,
+    ) {
+        let after = self.log.get(&slot);
+        let kept = after.map(|e| &e.value) == before.entry.as_ref().map(|e| &e.value);
+        let wrote = self.next_seq - before.next_seq;
+        ensure!(self.promised >= before.promised, "the promise went down");
+        ensure!(self.commit == before.commit, "accept moved the commit point");
+        ensure!(wrote <= 1, "one accept wrote {wrote} records");
+        ensure!(result.is_none() || after.is_some(), "voted for {slot:?} without holding it");
+        ensure!(!self.corrupt.contains_key(&slot) || result.is_none(), "voted for a corrupt slot");
+        ensure!(unless self, AcceptorIgnoresPromise, after.is_none_or(|e| e.chosen || e.ballot <= self.promised),
+            "slot {slot:?} accepted above the promise");
+        if let Some(e) = &before.entry {
+            ensure!(
+                !(e.chosen || slot <= before.commit) || kept,
+                "a chosen value changed in {slot:?}"
+            );
+            if e.ballot == ballot && e.value == *value {
+                ensure!(
+                    result == Some(e.seq) && wrote == 0,
+                    "a same-value re-accept was not idempotent"
+                );
+            }
+            if e.ballot == ballot && e.value != *value {
+                ensure!(
+                    result.is_none() && kept,
+                    "a different value at the same ballot was accepted"
+                );
+            }
+        }
+        if result.is_some()
+            && slot > before.commit
+            && !before.entry.as_ref().is_some_and(|e| e.chosen)
+        {
+            let e = after.expect("voted entry");
+            ensure!(
+                e.ballot == ballot && e.value == *value,
+                "the vote is not for what was accepted"
+            );
+        }
     }
 
     /// An accept for a slot already known chosen: the same value is a harmless resend; a

@@ -134,6 +134,11 @@ impl Config {
         if self.catchup_entries_max == 0 || self.promise_entries_max == 0 {
             return err("catchup_entries_max", "limits must be at least 1");
         }
+        if (self.promise_entries_max as u64) < self.pipeline_slots_max {
+            // A promise must be able to report every unchosen slot a primary had in flight,
+            // or phase 1 could wait forever for a complete promise.
+            return err("promise_entries_max", "must be at least pipeline_slots_max");
+        }
         if self.log_memory_entries_max < self.pipeline_slots_max as usize {
             return err("log_memory_entries_max", "must hold at least the pipeline");
         }

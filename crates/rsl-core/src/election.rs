@@ -26,6 +26,7 @@ use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
 
 impl Replica {
     pub(crate) fn on_tick(&mut self, out: &mut Vec<Action>) {
+        let (now_before, promised_before) = (self.now, self.promised);
         self.now += 1;
         match self.role {
             Role::Primary => self.primary_tick(out),
@@ -34,6 +35,14 @@ impl Replica {
             Role::Learner => {}
         }
         self.catchup_tick(out);
+        ensure!(self.now == now_before + 1, "a tick is one tick");
+        ensure!(self.promised >= promised_before, "the promise went down");
+        let waiting = self.role != Role::Primary && self.may_stand();
+        ensure!(!waiting || self.election_deadline > self.now, "an election deadline in the past");
+        if let Some(l) = &self.leader {
+            let due = l.last_heartbeat + u64::from(self.config.heartbeat_ticks);
+            ensure!(due > self.now, "the primary missed a heartbeat");
+        }
     }
 
     fn may_stand(&self) -> bool {
@@ -187,6 +196,10 @@ impl Replica {
             self.counters.dropped += 1;
             return;
         }
+        require!(
+            report.unknown.iter().all(|(_, b)| *b < ballot),
+            "an unknown slot at or above the ballot"
+        );
         let truncated = report.truncated;
         e.promises.insert(from, report);
         if truncated || commit > self.commit {
@@ -194,6 +207,15 @@ impl Replica {
             self.request_catchup(out);
         }
         self.check_phase1(out);
+        ensure!(
+            self.role != Role::Primary || self.primary_ballot == ballot,
+            "primary at another ballot"
+        );
+        ensure!(
+            self.role == Role::Primary
+                || self.election.as_ref().is_some_and(|e| e.promises.contains_key(&from)),
+            "a promise was lost before phase 1 completed"
+        );
     }
 
     /// Completes phase 1 if a quorum promised and every open slot's value is determined.

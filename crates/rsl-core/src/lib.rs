@@ -5,6 +5,37 @@
 //! refuse, notify). It contains no clock, socket, file, thread, async runtime or source of
 //! randomness, so the same code runs in production, in the deterministic simulator and under
 //! property tests. See `docs/protocol.md` for the protocol and why it is safe.
+//!
+//! The driver loop, for a single-replica cluster whose "disk" is durable at once:
+//!
+//! ```
+//! use rsl_core::{Action, Config, Input, Recovered, Replica, ReplicaId, RequestId};
+//!
+//! let mut replica = Replica::new(Config::new(1, [1]), Recovered::default());
+//! let mut inputs = vec![Input::Tick; 100];
+//! let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+//! let mut executed = Vec::new();
+//! let mut proposed = false;
+//! while let Some(input) = inputs.pop() {
+//!     let mut actions = Vec::new();
+//!     replica.step(input, &mut actions);
+//!     for action in actions {
+//!         match action {
+//!             // A real driver writes and fsyncs, then reports; sends go to peers.
+//!             Action::Persist { seq, .. } => inputs.push(Input::Durable { seq }),
+//!             Action::Execute { slot, value } => executed.push((slot, value)),
+//!             Action::Notify(rsl_core::Event::BecamePrimary { .. }) if !proposed => {
+//!                 proposed = true;
+//!                 let payload = bytes::Bytes::from_static(b"set x 1");
+//!                 inputs.push(Input::Propose { id, payload, exclusive: false });
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! // The phase-1 no-op, then the request.
+//! assert_eq!(executed.len(), 2);
+//! ```
 
 #[macro_use]
 mod contract;

@@ -36,7 +36,11 @@ impl Replica {
             out.push(Action::Refuse { id: q.id, reason: Refusal::Overloaded });
             return;
         }
+        let queued_before = l.queue.len();
+        require!(!l.queue.iter().any(|x| x.id == q.id), "request {:?} proposed twice", q.id);
         l.queue.push_back(q);
+        ensure!(l.queue.len() == queued_before + 1, "a proposal was neither queued nor refused");
+        ensure!(l.queue.len() <= self.config.proposals_queued_max, "the queue outgrew its limit");
     }
 
     /// Proposes queued requests while the pipeline has room.
@@ -138,12 +142,22 @@ impl Replica {
             self.counters.dropped += 1;
             return;
         }
+        require!(from != self.id, "a vote from itself arrived as a message");
+        let commit_before = self.commit;
         for slot in slots {
             if let Some(f) = l.inflight.get_mut(slot) {
                 f.votes.insert(from);
             }
         }
         self.advance_primary_commit(out);
+        let l = self.leader.as_ref().expect("a vote cannot depose the primary");
+        ensure!(self.commit >= commit_before, "a vote moved the commit point back");
+        ensure!(l.inflight.keys().all(|s| *s > self.commit), "a committed slot is still in flight");
+        ensure!(
+            (commit_before.0 + 1..=self.commit.0)
+                .all(|s| self.log.get(&Slot(s)).is_some_and(|e| e.chosen)),
+            "the commit point passed a slot not chosen"
+        );
     }
 
     /// The primary's own write for a slot is durable: its own vote counts.
@@ -242,7 +256,10 @@ impl Replica {
             return;
         }
         let ack = l.acks.entry(from).or_insert((0, Slot::ZERO));
+        let before = *ack;
         *ack = (ack.0.max(round), ack.1.max(commit));
+        ensure!(ack.0 >= before.0 && ack.1 >= before.1, "an acknowledgement went back");
+        ensure!(ack.0 <= l.round, "acknowledged a round never sent");
         self.serve_reads(out);
         self.transfer_tick(out);
     }

@@ -384,9 +384,18 @@ impl Replica {
     /// candidate's own promise may now count.
     fn on_durable(&mut self, seq: u64, out: &mut Vec<Action>) {
         require!(seq <= self.next_seq, "durable {seq} was never issued");
+        let durable_before = self.durable;
         self.durable = self.durable.max(seq);
         self.count_own_votes(out);
         self.check_phase1(out);
+        ensure!(self.durable >= durable_before, "durability went back");
+        if let Some(l) = &self.leader {
+            let own = l.inflight.values().filter(|f| f.own_seq <= self.durable);
+            ensure!(
+                own.clone().all(|f| f.votes.contains(&self.id)),
+                "a durable own vote not counted"
+            );
+        }
     }
 
     /// Issues a write; returns its seq.
