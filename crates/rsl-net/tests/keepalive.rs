@@ -12,8 +12,8 @@ use rsl_net::{Security, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const PING_INTERVAL: Duration = Duration::from_millis(40);
-const IDLE_TIMEOUT: Duration = Duration::from_millis(400);
+const PING_INTERVAL: Duration = Duration::from_millis(50);
+const IDLE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// Replica 2 with a short ping interval and idle timeout; replica 1 is played by the test.
 fn target() -> (TcpTransport, tokio::sync::mpsc::Receiver<rsl_net::Incoming>) {

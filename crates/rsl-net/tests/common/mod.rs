@@ -37,7 +37,7 @@ pub fn config(id: u32, addrs: &BTreeMap<u32, SocketAddr>, security: Security) ->
     let mut config = TransportConfig::new(CLUSTER, id, listen, peers);
     config.backoff =
         BackoffConfig { initial: Duration::from_millis(5), max: Duration::from_millis(100) };
-    config.handshake_timeout = Duration::from_secs(2);
+    config.handshake_timeout = Duration::from_secs(5);
     config.security = security;
     config
 }
