@@ -143,13 +143,12 @@ pub fn decode_output(op: Op, response: &[u8]) -> Option<Output> {
         Op::Put { .. } => response.is_empty().then_some(Output::Ok),
         Op::Append { .. } => Some(Output::Len(u32::from_le_bytes(response.try_into().ok()?))),
         Op::Get { .. } => {
-            if response.len() % 8 != 0 {
+            let chunks = response.chunks_exact(8);
+            if !chunks.remainder().is_empty() {
                 return None;
             }
-            let tokens: Vec<u64> = response
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect();
+            let tokens: Vec<u64> =
+                chunks.map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
             Some(Output::Value(Fingerprint::of(&tokens)))
         }
     }

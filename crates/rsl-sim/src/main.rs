@@ -109,6 +109,7 @@ fn main() -> ExitCode {
     let (tx, rx) = mpsc::channel::<Outcome>();
     let mut failed = 0u64;
     let mut run = 0u64;
+    let mut next_report = 100u64;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
@@ -135,7 +136,8 @@ fn main() -> ExitCode {
                     outcome.seed, outcome.trace_hash, s.events, s.messages, s.dropped, s.crashes,
                     s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot
                 );
-            } else if run % 100 == 0 {
+            } else if run == next_report {
+                next_report += 100;
                 eprintln!(
                     "{run}/{} seeds, {failed} failed, {:.1}s",
                     seeds.len(),

@@ -592,14 +592,24 @@ fn messages_from_an_old_ballot_are_refused_after_a_new_primary() {
     assert!(ok);
     let q = sim.primary().unwrap();
     append(&mut sim, q, 0, 3);
+    let nacks = Rc::new(Cell::new(0));
+    let seen = nacks.clone();
+    sim.drop_messages(move |m| {
+        if m.to == p && matches!(m.body, Body::Nack { .. }) {
+            seen.set(seen.get() + 1);
+        }
+        false
+    });
     sim.resume(p);
     sim.run_ticks(100);
     assert_eq!(sim.primary(), Some(q));
     converge(&mut sim);
     let value = sim.kv(q).unwrap().value(0).to_vec();
     match sim.reply(stale) {
-        Some(Reply::Done { .. }) => assert!(value.contains(&2)),
-        _ => {}
+        Some(Reply::Done { .. }) => assert!(value.contains(&2), "acknowledged but lost"),
+        Some(Reply::Refused(_)) => assert!(!value.contains(&2), "refused but executed"),
+        None => {}
     }
+    assert!(nacks.get() > 0, "nobody told the stale primary about the higher ballot");
     finish(sim);
 }
