@@ -48,6 +48,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod codec;
 pub mod error;
@@ -64,7 +66,8 @@ pub use checkpoint::{
 };
 pub use error::{Result, StorageError};
 pub use log::{
-    CorruptRecord, CorruptRegion, Log, LogOptions, Record, RecoveryReport, SegmentLog, TornTail,
+    CorruptRecord, CorruptRegion, Log, LogOptions, RangeIter, Record, RecoveryReport, SegmentLog,
+    TornTail,
 };
 pub use media::{
     CrashMode, DaxMode, FlushKind, FsMedia, Media, MediaFile, MemDisk, MemDiskStats, MemMedia,
@@ -79,3 +82,14 @@ pub type FileLog = SegmentLog<FsMedia>;
 pub type MemLog = SegmentLog<MemMedia>;
 /// The log in memory-mapped files (persistent memory where the mount is DAX).
 pub type PmemLog = SegmentLog<PmemMedia>;
+
+// The driver moves each structure to its I/O thread: they must be `Send`.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<FileLog>();
+    assert_send::<MemLog>();
+    assert_send::<PmemLog>();
+    assert_send::<MetaFiles<FsMedia>>();
+    assert_send::<CheckpointFiles<FsMedia>>();
+    assert_send::<CheckpointWriter<media::FsFile>>();
+};

@@ -42,6 +42,9 @@ pub const CHECKPOINT_TRAILER_BYTES: usize = 32;
 pub const CHECKPOINTS_KEPT_DEFAULT: usize = 2;
 /// Largest number of checkpoints kept.
 pub const CHECKPOINTS_KEPT_MAX: usize = 64;
+/// Sector size of the memory backend's `CrashMode::RandomSectors` (each sector of an unsynced
+/// write survives a crash or not, independently).
+pub const SIMULATED_SECTOR_BYTES: usize = 512;
 /// Cache line size assumed by the persistent-memory flush loop.
 pub const CACHE_LINE_BYTES: usize = 64;
 

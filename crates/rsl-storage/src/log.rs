@@ -68,6 +68,13 @@ pub trait Log: Send {
     fn truncate_suffix(&mut self, from: u64) -> Result<()>;
     /// Slots whose newest record is corrupt (slot, ballot), until repaired by an append.
     fn corrupt_slots(&self) -> Vec<(u64, u128)>;
+    /// Overwrite (repair) `slot` with a fresh record and make it durable: `append` then
+    /// `sync`, named for the protocol-aware-recovery step that uses it (the value comes
+    /// from peers after recovery reported the slot corrupt).
+    fn repair(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()> {
+        self.append(slot, ballot, payload)?;
+        self.sync()
+    }
     /// Bytes of log kept on the medium (all segments).
     fn bytes_on_disk(&self) -> u64;
 }
@@ -688,11 +695,55 @@ impl<M: Media> SegmentLog<M> {
         self.segments.len()
     }
 
-    /// Overwrite (repair) `slot` with a fresh record and make it durable. Equivalent to
-    /// `append` then `sync`; named for the protocol-aware-recovery step that uses it.
-    pub fn repair(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()> {
-        self.append(slot, ballot, payload)?;
-        self.sync()
+    /// Iterate over the records of slots in `from..to`, in slot order, reading
+    /// `chunk_bytes_max` of payload per disk pass (for replay and catch-up with bounded
+    /// memory). Stops after the first error.
+    pub fn iter_range(&mut self, from: u64, to: u64, chunk_bytes_max: usize) -> RangeIter<'_, M> {
+        RangeIter {
+            log: self,
+            next: from,
+            to,
+            chunk_bytes_max,
+            chunk: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+}
+
+/// Iterator over a slot range of a [`SegmentLog`], see [`SegmentLog::iter_range`].
+#[derive(Debug)]
+pub struct RangeIter<'a, M: Media> {
+    log: &'a mut SegmentLog<M>,
+    next: u64,
+    to: u64,
+    chunk_bytes_max: usize,
+    chunk: std::vec::IntoIter<Record>,
+    failed: bool,
+}
+
+impl<M: Media> Iterator for RangeIter<'_, M> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if let Some(r) = self.chunk.next() {
+            return Some(Ok(r));
+        }
+        if self.failed || self.next >= self.to {
+            return None;
+        }
+        match self.log.read_range(self.next, self.to, self.chunk_bytes_max) {
+            Ok(records) => {
+                let last = records.last()?.slot;
+                assert!(last >= self.next && last < self.to, "read_range stays in range");
+                self.next = last + 1;
+                self.chunk = records.into_iter();
+                self.chunk.next().map(Ok)
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 

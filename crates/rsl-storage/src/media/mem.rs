@@ -23,10 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Media, MediaFile};
 use crate::error::{Result, StorageError};
+use crate::limits::SIMULATED_SECTOR_BYTES as SECTOR_BYTES;
 use crate::rng::Rng;
-
-/// Sector size used by [`CrashMode::RandomSectors`].
-pub const SECTOR_BYTES: usize = 512;
 
 /// What a crash keeps of the writes that were never synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

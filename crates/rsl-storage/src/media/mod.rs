@@ -20,14 +20,14 @@ mod fs;
 mod mem;
 mod pmem;
 
-pub use fs::FsMedia;
-pub use mem::{CrashMode, MemDisk, MemDiskStats, MemMedia};
-pub use pmem::{cpu_flush, dir_is_dax, DaxMode, FlushKind, PmemMedia};
+pub use fs::{FsFile, FsMedia};
+pub use mem::{CrashMode, MemDisk, MemDiskStats, MemFile, MemMedia};
+pub use pmem::{cpu_flush, dir_is_dax, DaxMode, FlushKind, PmemFile, PmemMedia};
 
 use crate::error::Result;
 
 /// A flat directory of named files.
-pub trait Media: Send {
+pub trait Media: Send + std::fmt::Debug {
     /// Open file handle type.
     type File: MediaFile;
 
@@ -49,7 +49,7 @@ pub trait Media: Send {
 }
 
 /// One open file.
-pub trait MediaFile: Send {
+pub trait MediaFile: Send + std::fmt::Debug {
     /// Size of the file in bytes (for mapped media: the mapped capacity).
     fn len(&mut self) -> Result<u64>;
     /// True if the file is empty.

@@ -162,6 +162,10 @@ pub fn read_range_is_ordered_and_bounded<M: Media>(media: &dyn Fn() -> M) {
     let one = log.read_range(0, 200, 1).unwrap();
     assert_eq!(one.len(), 1, "always at least one record");
     assert!(log.read_range(201, 300, usize::MAX).unwrap().is_empty());
+    // The iterator reads in bounded chunks and yields the same records.
+    let iterated: Vec<u64> = log.iter_range(10, 60, 250).map(|r| r.unwrap().slot).collect();
+    assert_eq!(iterated, (5..30).map(|s| s * 2).collect::<Vec<_>>());
+    assert_eq!(log.iter_range(0, u64::MAX, 1).count(), 100);
     assert!(log.read_range(60, 10, usize::MAX).unwrap().is_empty());
 }
 
