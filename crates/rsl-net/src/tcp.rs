@@ -517,34 +517,21 @@ async fn run_peer(
     loop {
         let established = match next.take() {
             Some(established) => established,
-            None if dials => {
-                let timeout = shared.config.handshake_timeout;
-                let result = match tokio::time::timeout(timeout, dial(&shared, peer)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ConnError::Timeout),
-                };
-                match result {
-                    Ok(established) => established,
-                    Err(error) => {
-                        shared.counters.dial_failures.fetch_add(1, Relaxed);
-                        if error.is_frame_rejection() {
-                            shared.counters.reject_frame();
-                        }
-                        debug!(peer = id, %error, "dial failed");
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        continue;
-                    }
-                }
-            }
+            None if dials => dial_until_connected(&shared, peer, &mut backoff).await,
             None => match accepted.recv().await {
                 Some(established) => established,
                 None => return,
             },
         };
-        backoff.reset();
+        let connected_at = Instant::now();
         connected(&shared, peer);
         let end = run_connection(&shared, peer, established, &mut queue, &mut accepted).await;
         peer.counters.set_connected(false);
+        // A connection that lived at least the backoff cap proves the peer healthy; one that
+        // failed sooner (a flapping peer) keeps the delay growing.
+        if connected_at.elapsed() >= shared.config.backoff.max {
+            backoff.reset();
+        }
         match end {
             ConnectionEnd::Replaced(established) => {
                 info!(peer = id, "connection replaced by a newer one");
@@ -560,6 +547,25 @@ async fn run_peer(
                 }
             }
         }
+    }
+}
+
+/// Dials `peer` until a connection is established, waiting a backoff delay after each failure.
+async fn dial_until_connected(shared: &Shared, peer: &Peer, backoff: &mut Backoff) -> Established {
+    assert!(shared.config.id < peer.id, "only the lower id dials");
+    loop {
+        let timeout = shared.config.handshake_timeout;
+        let error = match tokio::time::timeout(timeout, dial(shared, peer)).await {
+            Ok(Ok(established)) => return established,
+            Ok(Err(error)) => error,
+            Err(_) => ConnError::Timeout,
+        };
+        shared.counters.dial_failures.fetch_add(1, Relaxed);
+        if error.is_frame_rejection() {
+            shared.counters.reject_frame();
+        }
+        debug!(peer = peer.id, %error, "dial failed");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
