@@ -21,7 +21,9 @@
 //! use std::collections::BTreeMap;
 //! use rsl_net::{TcpTransport, Transport, TransportConfig};
 //!
-//! let listeners = [std::net::TcpListener::bind("127.0.0.1:0")?, std::net::TcpListener::bind("127.0.0.1:0")?];
+//! // Bind first, so that each replica's configuration can name the others' ephemeral ports.
+//! let bind = || std::net::TcpListener::bind("127.0.0.1:0");
+//! let listeners = [bind()?, bind()?];
 //! let addrs: BTreeMap<u32, _> =
 //!     [(1, listeners[0].local_addr()?), (2, listeners[1].local_addr()?)].into();
 //! let mut ends = Vec::new();
