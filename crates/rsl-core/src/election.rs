@@ -338,6 +338,7 @@ impl Replica {
             round_sent: BTreeMap::new(),
             acks: BTreeMap::new(),
             last_heartbeat: self.now,
+            since: self.now,
             reads: VecDeque::new(),
             transfer: None,
         });

@@ -191,6 +191,34 @@ impl Writer {
         }
     }
 
+    fn promise(
+        &mut self,
+        ballot: Ballot,
+        commit: Slot,
+        entries: &[LogEntry],
+        unknown: &[(Slot, Ballot)],
+        truncated: bool,
+    ) {
+        self.ballot(ballot);
+        self.slot(commit);
+        self.len(entries.len());
+        entries.iter().for_each(|e| self.entry(e));
+        self.len(unknown.len());
+        for (s, b) in unknown {
+            self.slot(*s);
+            self.ballot(*b);
+        }
+        self.byte(u8::from(truncated));
+    }
+
+    fn slot_values(&mut self, entries: &[(Slot, Value)]) {
+        self.len(entries.len());
+        for (s, v) in entries {
+            self.slot(*s);
+            self.value(v);
+        }
+    }
+
     fn body(&mut self, body: &Body) {
         match body {
             Body::PreVote { ballot, commit } => {
@@ -217,16 +245,7 @@ impl Writer {
             }
             Body::Promise { ballot, commit, entries, unknown, truncated } => {
                 self.byte(4);
-                self.ballot(*ballot);
-                self.slot(*commit);
-                self.len(entries.len());
-                entries.iter().for_each(|e| self.entry(e));
-                self.len(unknown.len());
-                for (s, b) in unknown {
-                    self.slot(*s);
-                    self.ballot(*b);
-                }
-                self.byte(u8::from(*truncated));
+                self.promise(*ballot, *commit, entries, unknown, *truncated);
             }
             Body::Nack { ballot, promised } => {
                 self.byte(5);
@@ -237,11 +256,7 @@ impl Writer {
                 self.byte(6);
                 self.ballot(*ballot);
                 self.slot(*commit);
-                self.len(entries.len());
-                for (s, v) in entries {
-                    self.slot(*s);
-                    self.value(v);
-                }
+                self.slot_values(entries);
             }
             Body::Accepted { ballot, slots } => {
                 self.byte(7);

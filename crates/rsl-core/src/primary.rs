@@ -205,9 +205,21 @@ impl Replica {
             self.send_heartbeats(out);
             self.resend_unvoted(out);
         }
+        if self.now > self.quorum_contact() + u64::from(self.config.election_ticks_max) {
+            // No majority heard us for an election timeout: another primary may exist.
+            // Stepping down refuses the queue at once instead of letting it wait.
+            return self.step_down(None, out);
+        }
         self.transfer_tick(out);
         self.config_tick(out);
         self.serve_reads(out);
+    }
+
+    /// The tick of the newest heartbeat round a majority acknowledged (or when primacy began).
+    fn quorum_contact(&self) -> u64 {
+        let l = self.leader.as_ref().expect("leader");
+        let round = self.quorum_round();
+        l.round_sent.get(&round).copied().unwrap_or(l.since).max(l.since)
     }
 
     /// A heartbeat round to every peer: the commit point, and a lease request.
@@ -380,8 +392,10 @@ impl Replica {
         let Some(l) = self.leader.as_mut() else { return };
         let Some(t) = l.transfer.as_mut() else { return };
         if now >= t.deadline {
-            l.transfer = None;
-            return;
+            // The target did not take over. Resuming at this ballot would be unsafe: a
+            // delayed transfer prepare may still break the leases granted to it. Relinquish,
+            // and let an ordinary election (with fresh ballots and leases) follow.
+            return self.step_down(None, out);
         }
         let caught_up = l.acks.get(&t.target).is_some_and(|a| a.1 >= commit);
         if !t.sent && caught_up && l.inflight.is_empty() {

@@ -174,6 +174,8 @@ pub(crate) struct Leader {
     /// Per peer: the highest heartbeat round acknowledged and its commit point.
     pub(crate) acks: BTreeMap<ReplicaId, (u64, Slot)>,
     pub(crate) last_heartbeat: u64,
+    /// The tick primacy began.
+    pub(crate) since: u64,
     pub(crate) reads: VecDeque<LinRead>,
     pub(crate) transfer: Option<Transfer>,
 }
@@ -285,8 +287,9 @@ impl Replica {
 
     /// Loads the recovered log: entries at or below the commit hint are chosen.
     fn recover(&mut self, recovered: Recovered) {
-        for (slot, ballot) in recovered.corrupt {
-            require!(slot > self.checkpoint, "corrupt slot {slot:?} at or below checkpoint");
+        // A corrupt record at or below the checkpoint no longer matters: the checkpoint
+        // holds the slot's effect.
+        for (slot, ballot) in recovered.corrupt.into_iter().filter(|(s, _)| *s > self.checkpoint) {
             self.corrupt.insert(slot, ballot);
             self.promised = self.promised.max(ballot);
         }

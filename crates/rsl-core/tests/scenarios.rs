@@ -334,3 +334,66 @@ fn configs_are_validated() {
     cfg.log_memory_entries_max = 1;
     assert_eq!(cfg.validate().unwrap_err().field, "log_memory_entries_max");
 }
+
+#[test]
+fn a_primary_cut_off_from_the_majority_steps_down_and_refuses_its_queue() {
+    let mut c = Cluster::with(3, 3, 35, |cfg| cfg.pipeline_slots_max = 1);
+    let p = c.elect(20_000);
+    settle(&mut c, 2_000);
+    c.isolated[p] = true;
+    let ids: Vec<_> = (0..3).map(|_| c.propose(p, false)).collect();
+    for _ in 0..200 {
+        c.step(p, Input::Tick);
+        c.sync(p);
+    }
+    assert_ne!(c.replicas[p].status().role, Role::Primary, "an isolated primary kept its role");
+    let queued = &ids[1..];
+    for id in queued {
+        assert!(
+            matches!(c.outcomes.get(id), Some(Outcome::Refused(Refusal::NotPrimary { .. }))),
+            "{id:?}: {:?}",
+            c.outcomes.get(id)
+        );
+    }
+    assert!(c
+        .log
+        .iter()
+        .any(|(i, a)| *i == p && matches!(a, Action::Notify(Event::LostPrimacy { .. }))));
+}
+
+#[test]
+fn a_transfer_that_does_not_complete_relinquishes_primacy() {
+    let mut c = Cluster::new(3, 36);
+    let p = c.elect(20_000);
+    settle(&mut c, 2_000);
+    let t = (p + 1) % 3;
+    c.isolated[t] = true;
+    c.step(p, Input::TransferPrimacy { to: Some(ReplicaId(t as u32 + 1)) });
+    for _ in 0..100 {
+        c.step(p, Input::Tick);
+    }
+    assert_ne!(
+        c.replicas[p].status().role,
+        Role::Primary,
+        "a failed transfer resumed at the same ballot"
+    );
+    c.isolated[t] = false;
+    let q = c.elect(50_000);
+    let id = c.propose(q, false);
+    c.run(5_000);
+    assert_eq!(c.outcomes.get(&id), Some(&Outcome::Executed));
+}
+
+#[test]
+fn a_new_primary_reports_when_it_has_recovered() {
+    let mut c = Cluster::new(3, 37);
+    let p = c.elect(20_000);
+    c.run(3_000);
+    let events: Vec<&Event> = c
+        .log
+        .iter()
+        .filter_map(|(i, a)| if let Action::Notify(e) = a { (*i == p).then_some(e) } else { None })
+        .collect();
+    assert!(matches!(events.first(), Some(Event::BecamePrimary { .. })), "{events:?}");
+    assert!(events.contains(&&Event::PrimaryRecovered), "{events:?}");
+}
