@@ -202,6 +202,18 @@ pub struct SegmentLog<M: Media> {
     poisoned: Option<&'static str>,
 }
 
+/// State of the recovery scan across segments.
+#[derive(Debug, Default)]
+struct ScanState {
+    /// The `seq` the next record should have, if known.
+    expected: Option<u64>,
+    /// Events from the first bad spot on, waiting for classification.
+    deferred: Vec<Scanned>,
+    /// Last record applied (seq, slot).
+    last_seq: Option<u64>,
+    last_slot: Option<u64>,
+}
+
 /// An event of the recovery scan, in log order.
 #[derive(Debug)]
 enum Scanned {
@@ -224,52 +236,41 @@ fn all_zero(b: &[u8]) -> bool {
 }
 
 /// Scan one segment's bytes into events.
-fn scan_segment(id: u64, data: &[u8], events: &mut Vec<Scanned>) -> Option<SegmentHeader> {
+fn scan_segment(id: u64, data: &[u8], emit: &mut dyn FnMut(Scanned)) {
     let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
     if header.is_none() {
         // Records are self-describing: keep scanning after a bad segment header, so that a
         // corrupt header of a full segment is reported, not taken for a torn creation.
         let bytes = data.len().min(SEGMENT_HEADER_BYTES) as u64;
-        events.push(Scanned::Bad { segment: id, offset: 0, bytes, header: None });
+        emit(Scanned::Bad { segment: id, offset: 0, bytes, header: None });
     }
     let mut pos = SEGMENT_HEADER_BYTES;
     while pos < data.len() {
         let rest = &data[pos..];
         match decode_record(rest) {
             Decoded::Valid(h) => {
-                events.push(Scanned::Good { segment: id, offset: pos as u64, header: h });
+                emit(Scanned::Good { segment: id, offset: pos as u64, header: h });
                 pos += h.record_bytes();
             }
             Decoded::BadPayload(h) => {
                 let bytes = h.record_bytes() as u64;
-                events.push(Scanned::Bad {
-                    segment: id,
-                    offset: pos as u64,
-                    bytes,
-                    header: Some(h),
-                });
+                emit(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: Some(h) });
                 pos += h.record_bytes();
             }
             Decoded::Truncated(h) => {
                 let bytes = rest.len() as u64;
-                events.push(Scanned::Bad {
-                    segment: id,
-                    offset: pos as u64,
-                    bytes,
-                    header: Some(h),
-                });
+                emit(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: Some(h) });
                 break;
             }
             Decoded::End if all_zero(rest) => break,
             Decoded::End | Decoded::BadHeader(_) | Decoded::ShortHeader => {
                 let next = resync(data, pos);
                 let bytes = (next - pos) as u64;
-                events.push(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: None });
+                emit(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: None });
                 pos = next;
             }
         }
     }
-    header
 }
 
 /// The next aligned offset after `pos` holding a decodable record header, or the end.
@@ -315,11 +316,10 @@ impl<M: Media> SegmentLog<M> {
             poisoned: None,
         };
         let mut report = RecoveryReport::default();
-        let mut events = Vec::new();
-        let mut first_seqs = BTreeMap::new();
+        let mut scan = ScanState::default();
         // One buffer for all segments: one segment in memory at a time, allocated once.
         let mut buffer = Vec::new();
-        for &id in &ids {
+        for (i, &id) in ids.iter().enumerate() {
             let mut file = log.media.open(&segment_name(id))?;
             let len = file.len()?;
             if buffer.len() < len as usize {
@@ -329,32 +329,57 @@ impl<M: Media> SegmentLog<M> {
             file.read_at(0, data)?;
             let data = &*data;
             report.bytes_scanned += len;
-            let first_seq = match scan_segment(id, data, &mut events) {
-                Some(h) => {
-                    first_seqs.insert(id, h.first_seq);
-                    h.first_seq
-                }
-                None => 0,
-            };
+            let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
+            let first_seq = header.map_or(0, |h| h.first_seq);
+            if i == 0 {
+                scan.expected = header.map(|h| h.first_seq);
+            }
             let capacity = if fixed_capacity { len } else { options.segment_bytes_max };
             let segment =
                 Segment { file, first_seq, written: len, capacity, slot_max: None, dirty: false };
             log.segments.insert(id, segment);
+            scan_segment(id, data, &mut |event| log.feed(&mut scan, event, &mut report));
         }
-        log.recover(events, &first_seqs, &mut report)?;
+        log.recover(scan, &mut report)?;
         log.check_invariants();
         Ok((log, report))
     }
 
-    /// Classify the scanned events, discard a torn tail, and rebuild the index.
-    fn recover(
-        &mut self,
-        events: Vec<Scanned>,
-        first_seqs: &BTreeMap<u64, u64>,
-        report: &mut RecoveryReport,
-    ) -> Result<()> {
-        let events = with_gaps(events, first_seqs);
-        // Everything below `durable_floor` was acknowledged durable by some sync.
+    /// Take one scanned event in log order. Records before the first bad spot are applied at
+    /// once (they are good whatever comes later); from the first bad spot on, events wait for
+    /// `recover`, which needs the largest `durable_seq` after them to classify the bad spots.
+    /// A jump in `seq` (a lost segment) becomes a bad spot without identity.
+    fn feed(&mut self, scan: &mut ScanState, event: Scanned, report: &mut RecoveryReport) {
+        match &event {
+            Scanned::Good { segment, offset, header } => {
+                if scan.expected.is_some_and(|x| header.seq > x) {
+                    let gap =
+                        Scanned::Bad { segment: *segment, offset: *offset, bytes: 0, header: None };
+                    scan.deferred.push(gap);
+                }
+                scan.expected = Some(header.seq + 1);
+            }
+            // After unreadable bytes the next sequence number is unknown; the region's
+            // report covers whatever was lost in it.
+            Scanned::Bad { header, .. } => scan.expected = header.map(|h| h.seq + 1),
+        }
+        match event {
+            Scanned::Good { segment, offset, header } if scan.deferred.is_empty() => {
+                assert!(scan.last_seq.is_none_or(|s| header.seq > s), "seq increases");
+                report.records += 1;
+                self.apply(segment, offset, &header, false);
+                scan.last_seq = Some(header.seq);
+                scan.last_slot = Some(header.slot);
+            }
+            other => scan.deferred.push(other),
+        }
+    }
+
+    /// Classify the deferred events, discard a torn tail, and finish rebuilding the index.
+    fn recover(&mut self, scan: ScanState, report: &mut RecoveryReport) -> Result<()> {
+        let events = scan.deferred;
+        // Everything below `durable_floor` was acknowledged durable by some sync. (Records
+        // applied before the first bad spot cannot raise it above that spot's seq.)
         let durable_floor = events
             .iter()
             .filter_map(|e| match e {
@@ -365,8 +390,7 @@ impl<M: Media> SegmentLog<M> {
             })
             .max()
             .unwrap_or(0);
-        let mut last_seq: Option<u64> = None;
-        let mut last_slot: Option<u64> = None;
+        let (mut last_seq, mut last_slot) = (scan.last_seq, scan.last_slot);
         let mut cut: Option<usize> = None;
         for (i, event) in events.iter().enumerate() {
             let expected = last_seq.map_or(0, |s| s + 1);
@@ -759,32 +783,6 @@ fn check_record(slot: u64, loc: Loc, bytes: Bytes) -> Result<Record> {
         }
         _ => Err(StorageError::CorruptRecord { slot, ballot: loc.ballot }),
     }
-}
-
-/// Insert a `Bad { header: None }` event wherever sequence numbers jump (a lost segment),
-/// so the classification treats missing records like unreadable ones.
-fn with_gaps(events: Vec<Scanned>, first_seqs: &BTreeMap<u64, u64>) -> Vec<Scanned> {
-    let mut out = Vec::with_capacity(events.len());
-    let mut expected: Option<u64> = first_seqs.values().next().copied();
-    for e in events {
-        if let Scanned::Good { segment, offset, header } = &e {
-            if expected.is_some_and(|x| header.seq > x) {
-                out.push(Scanned::Bad {
-                    segment: *segment,
-                    offset: *offset,
-                    bytes: 0,
-                    header: None,
-                });
-            }
-            expected = Some(header.seq + 1);
-        } else if let Scanned::Bad { header, .. } = &e {
-            // After unreadable bytes the next sequence number is unknown; the region's
-            // report covers whatever was lost in it.
-            expected = header.map(|h| h.seq + 1);
-        }
-        out.push(e);
-    }
-    out
 }
 
 fn next_known_seq(events: &[Scanned]) -> Option<u64> {

@@ -424,3 +424,33 @@ fn prefix_truncation_is_safe_at_every_crash_point() {
         }
     }
 }
+
+#[test]
+fn a_lost_middle_segment_is_reported_as_a_corrupt_region() {
+    use rsl_storage::Media;
+    let disk = MemDisk::new(8);
+    let (mut log, _) = open(&disk, 4096);
+    for slot in 0..150 {
+        log.append(slot, 1, &payload(slot, 1, 100)).unwrap();
+        if slot % 10 == 9 {
+            log.sync().unwrap();
+        }
+    }
+    assert!(log.segment_count() >= 4);
+    drop(log);
+    let mut media = disk.media();
+    media.remove("wal-0000000000000001.seg").unwrap();
+    media.sync_dir().unwrap();
+    let (mut log, report) = open(&disk, 4096);
+    assert!(report.torn.is_none(), "{report:?}");
+    assert_eq!(report.corrupt_regions.len(), 1, "{report:?}");
+    let region = report.corrupt_regions[0];
+    let (before, after) = (region.slot_before.unwrap(), region.slot_after.unwrap());
+    assert!(region.seq_hi - region.seq_lo == after - before - 1, "{region:?}");
+    for slot in (0..=before).chain(after..150) {
+        common::check_slot(&mut log, slot, 1, 100);
+    }
+    for slot in before + 1..after {
+        assert!(log.read(slot).unwrap().is_none());
+    }
+}
