@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_field() {
-        let e = error_of(&GOOD.replace("id = 2", "id = 9"));
+        let e = error_of(&GOOD.replacen("id = 2", "id = 9", 1));
         assert!(e.contains("id: 9 is not one of the members"), "{e}");
         let e = error_of(&GOOD.replace("7003", "7002"));
         assert!(e.contains("members: address"), "{e}");

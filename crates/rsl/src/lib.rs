@@ -28,6 +28,7 @@ pub mod config;
 pub mod disk;
 pub mod error;
 pub mod local;
+pub mod metrics;
 pub mod node;
 pub mod state_machine;
 pub mod status;

@@ -38,6 +38,12 @@ use crate::wire::Wire;
 /// The reply channel of one `replicate` or `read` call.
 pub(crate) type Reply = oneshot::Sender<Result<Bytes, ReplicateError>>;
 
+/// A proposal's reply channel and when it was proposed (for the commit latency histogram).
+pub(crate) struct Waiter {
+    reply: Reply,
+    since: Instant,
+}
+
 /// Events queued for `events_queued_max` before new proposals are refused as overloaded.
 pub const EVENTS_QUEUED_MAX: usize = 1 << 16;
 /// Events the consensus thread handles before it flushes actions (bounds batching latency).
@@ -55,7 +61,7 @@ pub(crate) enum Event {
 
 /// What the executor thread is told, in order.
 enum Exec {
-    Execute { slot: Slot, value: Value, replies: Vec<Option<Reply>> },
+    Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
     Read { request: Bytes, reply: Reply },
     Checkpoint,
     Notify(Notification),
@@ -68,6 +74,7 @@ pub(crate) struct Shared {
     /// Role, primary and ballot, published on every change so callers can await them.
     pub(crate) view: tokio::sync::watch::Sender<View>,
     pub(crate) counters: Counters,
+    pub(crate) histograms: crate::metrics::Histograms,
     pub(crate) stopped: AtomicBool,
     pub(crate) executed: AtomicU64,
 }
@@ -105,6 +112,7 @@ impl Node {
             status: Mutex::new(Status::starting(id)),
             view: tokio::sync::watch::Sender::new(View::default()),
             counters: Counters::default(),
+            histograms: crate::metrics::Histograms::default(),
             stopped: AtomicBool::new(false),
             executed: AtomicU64::new(parts.recovered.checkpoint.0),
         });
@@ -115,7 +123,10 @@ impl Node {
         let mut threads = Vec::new();
         let disk = parts.disk;
         let durable = events_tx.clone();
-        threads.push(spawn_named(format!("rsl-io-{id}"), move || io_loop(disk, io_rx, durable)));
+        let io_shared = shared.clone();
+        threads.push(spawn_named(format!("rsl-io-{id}"), move || {
+            io_loop(disk, io_rx, durable, io_shared)
+        }));
 
         let machine = parts.machine;
         let exec_shared = shared.clone();
@@ -241,6 +252,11 @@ impl Node {
         status
     }
 
+    /// Latency histograms (commit, sync), for metrics.
+    pub fn histograms(&self) -> &crate::metrics::Histograms {
+        &self.shared.histograms
+    }
+
     /// Stops the replica: pending calls end with `ShuttingDown`, the threads exit.
     pub fn shutdown(&self) {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
@@ -303,7 +319,7 @@ struct Consensus<W: Wire> {
     io: Sender<Vec<(u64, Write)>>,
     exec: Sender<Exec>,
     shared: Arc<Shared>,
-    proposals: HashMap<RequestId, Reply>,
+    proposals: HashMap<RequestId, Waiter>,
     reads: HashMap<ReadId, (Bytes, Reply)>,
     incarnation: u64,
     next_request: u64,
@@ -355,7 +371,7 @@ impl<W: Wire> Consensus<W> {
                     incarnation: self.incarnation,
                     seq: self.next_request,
                 };
-                let previous = self.proposals.insert(id, reply);
+                let previous = self.proposals.insert(id, Waiter { reply, since: Instant::now() });
                 assert!(previous.is_none(), "request id reused");
                 self.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
                 self.step(Input::Propose { id, payload, exclusive });
@@ -406,8 +422,8 @@ impl<W: Wire> Consensus<W> {
             Action::Persist { seq, write } => self.writes.push((seq, write)),
             Action::Execute { slot, value } => self.execute(slot, value),
             Action::Refuse { id, reason } => {
-                if let Some(reply) = self.proposals.remove(&id) {
-                    let _ = reply.send(Err(reason.into()));
+                if let Some(waiter) = self.proposals.remove(&id) {
+                    let _ = waiter.reply.send(Err(reason.into()));
                 }
             }
             Action::ReadReady { id } => {
@@ -470,15 +486,16 @@ impl<W: Wire> Consensus<W> {
 
     fn stop(&mut self) {
         self.shared.stopped.store(true, Ordering::Release);
-        for (_, reply) in self.proposals.drain() {
-            let _ = reply.send(Err(ReplicateError::ShuttingDown));
+        for (_, waiter) in self.proposals.drain() {
+            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
         }
         for (_, (_, reply)) in self.reads.drain() {
             let _ = reply.send(Err(ReplicateError::ShuttingDown));
         }
         let _ = self.exec.send(Exec::Notify(Notification::ShuttingDown));
         let _ = self.exec.send(Exec::Stop);
-        self.io = crossbeam_channel::never_sender();
+        // Dropping the sender lets the I/O thread drain what it has and exit.
+        self.io = crossbeam_channel::bounded(0).0;
     }
 }
 
@@ -496,7 +513,12 @@ fn notification(event: rsl_core::Event) -> Option<Notification> {
 }
 
 /// The I/O thread: applies each batch of writes, syncs once, reports the highest seq.
-fn io_loop<D: Disk>(mut disk: D, writes: Receiver<Vec<(u64, Write)>>, events: Sender<Event>) {
+fn io_loop<D: Disk>(
+    mut disk: D,
+    writes: Receiver<Vec<(u64, Write)>>,
+    events: Sender<Event>,
+    shared: Arc<Shared>,
+) {
     let mut batch: Vec<Write> = Vec::new();
     while let Ok(first) = writes.recv() {
         let mut seq = 0;
@@ -505,7 +527,11 @@ fn io_loop<D: Disk>(mut disk: D, writes: Receiver<Vec<(u64, Write)>>, events: Se
             seq = s;
             batch.push(w);
         }
-        if let Err(e) = disk.persist(&batch) {
+        let started = Instant::now();
+        let result = disk.persist(&batch);
+        shared.histograms.sync.record_micros(started.elapsed().as_micros() as u64);
+        shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = result {
             // A replica that cannot persist must not vote: stop it rather than lie.
             tracing::error!(error = %e, "storage failed; stopping this replica");
             let _ = events.send(Event::Stop);
@@ -531,7 +557,7 @@ fn exec_loop<M: StateMachine>(
         match item {
             Exec::Execute { slot, value, replies } => {
                 assert!(slot.0 == last + 1, "executed slot {} after {}", slot.0, last);
-                execute_slot(&mut machine, slot, value, replies);
+                execute_slot(&mut machine, slot, value, replies, &shared.histograms);
                 last = slot.0;
                 shared.executed.store(last, Ordering::Release);
             }
@@ -553,7 +579,8 @@ fn execute_slot<M: StateMachine>(
     machine: &mut M,
     slot: Slot,
     value: Value,
-    replies: Vec<Option<Reply>>,
+    replies: Vec<Option<Waiter>>,
+    histograms: &crate::metrics::Histograms,
 ) {
     match value {
         Value::Batch(requests) => {
@@ -562,8 +589,9 @@ fn execute_slot<M: StateMachine>(
             let mut replies = replies.into_iter();
             for request in requests {
                 let response = machine.execute(slot.0, &request.payload);
-                if let Some(Some(reply)) = replies.next() {
-                    let _ = reply.send(Ok(response));
+                if let Some(Some(waiter)) = replies.next() {
+                    histograms.commit.record_micros(waiter.since.elapsed().as_micros() as u64);
+                    let _ = waiter.reply.send(Ok(response));
                 }
             }
             machine.after_batch(slot.0);

@@ -1,0 +1,115 @@
+//! Prometheus metrics: lock-free histograms and the text exposition format, served on
+//! `GET /metrics` by a tiny HTTP responder (no web framework: one route, one format).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::node::Node;
+
+/// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
+pub const LATENCY_BUCKETS_MICROS: [u64; 16] = [
+    50, 100, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000,
+    100_000, 1_000_000,
+];
+
+/// A latency histogram updated with relaxed atomics from any thread.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MICROS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn record_micros(&self, micros: u64) {
+        let i = LATENCY_BUCKETS_MICROS.iter().position(|&b| micros <= b);
+        let i = i.unwrap_or(LATENCY_BUCKETS_MICROS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends the histogram in seconds, as Prometheus expects.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS_MICROS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[LATENCY_BUCKETS_MICROS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
+/// Renders a replica's metrics in the Prometheus text format.
+pub fn render(node: &Node) -> String {
+    let s = node.status();
+    let c = &s.counters;
+    let mut out = String::new();
+    let role = match s.role {
+        crate::Role::Primary => 2,
+        crate::Role::Candidate => 1,
+        _ => 0,
+    };
+    metric(&mut out, "rsl_role", "gauge", "0 follower/learner, 1 candidate, 2 primary", role);
+    metric(&mut out, "rsl_ballot_round", "gauge", "Round of the ballot this replica follows", s.ballot_round);
+    metric(&mut out, "rsl_committed_slot", "gauge", "Highest slot known chosen", s.committed);
+    metric(&mut out, "rsl_executed_slot", "gauge", "Highest slot executed", s.executed);
+    metric(&mut out, "rsl_proposals_total", "counter", "Requests proposed here", c.proposals);
+    metric(&mut out, "rsl_slots_committed_total", "counter", "Slots executed here", c.slots_committed);
+    metric(&mut out, "rsl_overloaded_total", "counter", "Requests refused as overloaded", c.overloaded);
+    metric(&mut out, "rsl_bytes_sent_total", "counter", "Message bytes sent to peers", c.bytes_sent);
+    metric(&mut out, "rsl_bytes_received_total", "counter", "Message bytes received", c.bytes_received);
+    metric(&mut out, "rsl_rejected_messages_total", "counter", "Messages or frames rejected", c.rejected_messages);
+    metric(&mut out, "rsl_syncs_total", "counter", "Group commits (one sync each)", c.syncs);
+    let h = node.histograms();
+    h.commit.render(&mut out, "rsl_commit_latency_seconds", "Proposal to execution on the proposer");
+    h.sync.render(&mut out, "rsl_sync_latency_seconds", "One group commit: writes plus fdatasync");
+    out
+}
+
+/// The histograms a node keeps.
+#[derive(Debug, Default)]
+pub struct Histograms {
+    pub commit: Histogram,
+    pub sync: Histogram,
+}
+
+/// Serves `GET /metrics` for `node` on `addr` until the node stops. Runs on the caller's
+/// tokio runtime.
+pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while node.is_running() {
+        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics") {
+                ("200 OK", render(&node))
+            } else {
+                ("404 Not Found", "only GET /metrics is served\n".to_string())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body.as_bytes()).await;
+        });
+    }
+}
