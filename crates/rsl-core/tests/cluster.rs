@@ -109,6 +109,11 @@ mod random {
                 c.propose(target, rng.below(5) == 0);
             }
             c.run(300);
+            if rng.below(8) == 0 {
+                if let Some(p) = c.primary() {
+                    c.step(p, rsl_core::Input::TransferPrimacy { to: None });
+                }
+            }
             if crashes && rng.below(6) == 0 && down.len() < (n as usize - 1) / 2 {
                 let victim = rng.below(u64::from(n)) as usize;
                 if c.up[victim] {

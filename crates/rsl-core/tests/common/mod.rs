@@ -65,6 +65,8 @@ pub struct Cluster {
     /// Configure replicas as they are created.
     pub tune: fn(&mut Config),
     pub voters: u32,
+    /// Durable accepts ever made, per (slot, ballot): the value and who accepted it.
+    pub durable_accepts: BTreeMap<(Slot, Ballot), (Value, Vec<usize>)>,
 }
 
 pub fn config(id: u32, n: u32, seed: u64) -> Config {
@@ -100,6 +102,7 @@ impl Cluster {
             log: Vec::new(),
             tune: |_| {},
             voters: n,
+            durable_accepts: BTreeMap::new(),
         }
     }
 
@@ -140,8 +143,8 @@ impl Cluster {
         self.replicas[i] = Replica::new(c, recovered);
         self.replicas[i].invariants();
         self.unsynced[i] = 0;
-        self.disks[i].clear();
-        self.durable[i] = 0;
+        // The disk keeps its durable writes; the new incarnation appends after them.
+        self.durable[i] = self.disks[i].len();
         self.last_executed[i] = Slot::ZERO;
         self.executed[i].clear();
         self.up[i] = true;
@@ -198,6 +201,13 @@ impl Cluster {
 
     fn on_execute(&mut self, i: usize, slot: Slot, value: Value) {
         assert_eq!(slot, self.last_executed[i].next(), "replica {i} executes out of order");
+        let quorum = self.voters as usize / 2 + 1;
+        let durable = self
+            .durable_accepts
+            .range((slot, Ballot::ZERO)..)
+            .take_while(|((s, _), _)| *s == slot)
+            .any(|(_, (v, who))| *v == value && who.len() >= quorum);
+        assert!(durable, "replica {i} executed {slot:?} before a majority durably accepted it");
         self.last_executed[i] = slot;
         if let Some(v) = self.chosen.get(&slot) {
             assert_eq!(v, &value, "two values executed in {slot:?}");
@@ -270,6 +280,16 @@ impl Cluster {
     pub fn sync(&mut self, i: usize) {
         let seq = self.unsynced[i];
         if seq > 0 && self.up[i] {
+            for w in &self.disks[i][self.durable[i]..] {
+                if let Write::Accept(e) = w {
+                    let rec = self.durable_accepts.entry((e.slot, e.ballot));
+                    let rec = rec.or_insert_with(|| (e.value.clone(), Vec::new()));
+                    assert_eq!(rec.0, e.value, "two values accepted at one ballot in {:?}", e.slot);
+                    if !rec.1.contains(&i) {
+                        rec.1.push(i);
+                    }
+                }
+            }
             self.durable[i] = self.disks[i].len();
             self.step(i, Input::Durable { seq });
         }
