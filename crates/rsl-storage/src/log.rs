@@ -476,6 +476,10 @@ impl<M: Media> SegmentLog<M> {
     /// Physically discard the torn tail starting at `events[0]`; returns what was discarded.
     fn discard_tail(&mut self, events: &[Scanned]) -> Result<TornTail> {
         let (segment, offset) = events[0].position();
+        assert!(
+            offset < SEGMENT_HEADER_BYTES as u64
+                || offset.is_multiple_of(RECORD_ALIGN_BYTES as u64)
+        );
         let records = events
             .iter()
             .filter_map(|e| match e {
@@ -500,6 +504,8 @@ impl<M: Media> SegmentLog<M> {
             seg.written = offset;
         }
         self.media.sync_dir()?;
+        // Nothing applied to the index lies in the discarded bytes (they were never applied).
+        debug_assert!(self.index.values().all(|l| (l.segment, l.offset) < (segment, offset)));
         Ok(TornTail { segment, offset, records })
     }
 
@@ -542,6 +548,11 @@ impl<M: Media> SegmentLog<M> {
             return Ok(());
         }
         let (_, tail) = self.segments.iter_mut().next_back().expect("buffer implies a tail");
+        assert!(
+            tail.written.is_multiple_of(RECORD_ALIGN_BYTES as u64),
+            "flush at a record boundary"
+        );
+        assert!(tail.written == 0 || tail.written >= SEGMENT_HEADER_BYTES as u64);
         tail.file.write_at(tail.written, &self.buf)?;
         tail.written += self.buf.len() as u64;
         tail.dirty = true;
@@ -551,6 +562,7 @@ impl<M: Media> SegmentLog<M> {
 
     fn roll_over(&mut self, record_len: u64) -> Result<()> {
         self.flush_buffer()?;
+        assert!(self.buf.is_empty(), "the old tail is written out before the new one starts");
         let id = self.segments.keys().next_back().map_or(0, |id| id + 1);
         let capacity = self.options.segment_bytes_max.max(SEGMENT_HEADER_BYTES as u64 + record_len);
         let file = self.media.create(&segment_name(id), capacity)?;
@@ -564,7 +576,9 @@ impl<M: Media> SegmentLog<M> {
             slot_max: None,
             dirty: true,
         };
-        self.segments.insert(id, segment);
+        let previous = self.segments.insert(id, segment);
+        assert!(previous.is_none(), "segment ids are never reused");
+        assert_eq!(self.buf.len(), SEGMENT_HEADER_BYTES);
         self.dir_dirty = true;
         Ok(())
     }
@@ -587,8 +601,10 @@ impl<M: Media> SegmentLog<M> {
         let len = record_bytes(payload.len()) as u64;
         let must_roll = match self.tail_position() {
             None => true,
+            // An empty tail takes any record, except a mapped one (its capacity is fixed).
             Some((id, pos)) => {
-                pos + len > self.segments[&id].capacity && pos > SEGMENT_HEADER_BYTES as u64
+                pos + len > self.segments[&id].capacity
+                    && (pos > SEGMENT_HEADER_BYTES as u64 || self.fixed_capacity)
             }
         };
         if must_roll {
@@ -606,7 +622,10 @@ impl<M: Media> SegmentLog<M> {
             durable_seq: self.synced_seq,
             payload_crc: 0,
         };
+        let before = self.buf.len();
         encode_record(&mut self.buf, header, payload);
+        assert_eq!((self.buf.len() - before) as u64, len, "record size as computed");
+        assert!(offset + len <= self.segments[&segment].capacity || !self.fixed_capacity);
         self.apply(segment, offset, &header, false);
         self.next_seq += 1;
         if self.buf.len() >= WRITE_BUFFER_BYTES_MAX {
@@ -626,6 +645,7 @@ impl<M: Media> SegmentLog<M> {
             self.media.sync_dir()?;
             self.dir_dirty = false;
         }
+        assert!(self.buf.is_empty() && self.segments.values().all(|s| !s.dirty));
         Ok(())
     }
 

@@ -161,6 +161,8 @@ impl<M: Media> MetaStore for MetaFiles<M> {
         drop(f);
         self.media.rename(&temp, copy)?;
         self.media.sync_dir()?;
+        assert_eq!(COPIES[(version % 2) as usize], copy, "version parity names the copy");
+        assert!(version > self.version, "versions only grow");
         self.version = version;
         Ok(())
     }
