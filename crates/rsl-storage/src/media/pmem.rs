@@ -74,6 +74,12 @@ pub struct PmemFile {
 pub fn dir_is_dax(dir: &Path) -> bool {
     let Ok(dir) = std::fs::canonicalize(dir) else { return false };
     let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return false };
+    mounts_say_dax(&mounts, &dir)
+}
+
+/// Whether, in a `/proc/mounts` text, the mount holding `dir` (the longest mount point that
+/// is a prefix of it, component-wise) has the `dax` or `dax=always` option.
+pub fn mounts_say_dax(mounts: &str, dir: &Path) -> bool {
     let mut best: Option<(usize, bool)> = None;
     for line in mounts.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -317,5 +323,44 @@ impl MediaFile for PmemFile {
             self.dirty_hi = total;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dax_is_read_from_the_mount_holding_the_directory() {
+        let mounts = "/dev/vda / ext4 rw,relatime 0 0\n\
+                      /dev/pmem0 /mnt/pmem ext4 rw,dax=always 0 0\n\
+                      /dev/pmem1 /mnt/pmem/plain xfs rw,dax=never 0 0\n\
+                      /dev/pmem2 /mnt/pmem2 xfs rw,dax 0 0\n";
+        assert!(mounts_say_dax(mounts, Path::new("/mnt/pmem/log")));
+        assert!(mounts_say_dax(mounts, Path::new("/mnt/pmem2")));
+        assert!(!mounts_say_dax(mounts, Path::new("/mnt/pmem/plain/log")), "longest prefix wins");
+        assert!(!mounts_say_dax(mounts, Path::new("/mnt/pmemx/log")), "component-wise prefix");
+        assert!(!mounts_say_dax(mounts, Path::new("/work")));
+        assert!(!mounts_say_dax("", Path::new("/work")));
+    }
+
+    #[test]
+    fn mapped_file_reads_back_and_truncate_zeroes() {
+        for dax in [DaxMode::Off, DaxMode::On] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut media = PmemMedia::open(dir.path(), dax).unwrap();
+            let mut f = media.create("seg", 8192).unwrap();
+            assert_eq!(f.len().unwrap(), 8192, "created at full capacity");
+            f.write_at(100, b"hello").unwrap();
+            f.sync().unwrap();
+            f.truncate(102).unwrap();
+            f.sync().unwrap();
+            drop(f);
+            let mut f = media.open("seg").unwrap();
+            let mut b = [0u8; 5];
+            f.read_at(100, &mut b).unwrap();
+            assert_eq!(&b, b"he\0\0\0");
+            assert!(f.write_at(8190, b"abc").is_err(), "no write past the capacity");
+        }
     }
 }
