@@ -1,13 +1,13 @@
 //! The RESP2 server: accepts client connections and answers their commands in order.
 //!
-//! Each connection has two tasks. The reader parses commands from the socket and dispatches
-//! each through the one command table, [`COMMANDS`]: connection commands (PING, AUTH, INFO,
-//! ...) are answered on the spot, data commands are encoded as requests and handed to the
-//! [`Engine`] without waiting for earlier ones, so pipelined commands reach the engine back to
-//! back. The reader queues each pending reply, in command order, to the writer, which awaits
-//! them one by one and writes them back in that same order, flushing whenever it would
-//! otherwise wait. The queue holds at most [`limits::PIPELINE_DEPTH_MAX`] replies; when it is
-//! full the reader stops reading, which pushes back on the client.
+//! Each connection is one task. It parses the commands in its input buffer and dispatches each
+//! through the one command table, [`COMMANDS`]: connection commands (PING, AUTH, INFO, ...) are
+//! answered on the spot, data commands are encoded as requests and handed to the [`Engine`]
+//! without waiting for earlier ones, so pipelined commands reach the engine back to back. The
+//! pending replies wait in command order; the task writes every reply at the head that is
+//! known, flushes, and then waits for whichever comes first: more input or the engine's
+//! answer to the head. At most [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many
+//! do, the connection stops reading, which pushes back on the client.
 //!
 //! Invariants: every parsed command gets exactly one reply, in order; a command never reaches
 //! the engine before its arity and (when a password is set) the connection's authentication
@@ -15,6 +15,7 @@
 //! sends panics the server. Write requests carry the server's clock at dispatch ([`Clock`]),
 //! which is the only place where wall time enters the replicated state.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,9 +24,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::WriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineError, EngineReply};
 use crate::limits;
@@ -153,99 +154,127 @@ async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
     }
     let _ = stream.set_nodelay(true);
     let id = shared.client_id_last.fetch_add(1, Ordering::Relaxed) + 1;
-    let (read_half, write_half) = stream.into_split();
-    let (tx, rx) = mpsc::channel(limits::PIPELINE_DEPTH_MAX);
-    let writer = tokio::spawn(write_replies(write_half, rx));
     let session = Session { shared, id, authenticated: false, closing: false, name: None };
-    read_commands(read_half, session, tx).await;
-    let _ = writer.await;
+    let _ = Connection::new(session).run(&mut stream).await;
     drop(slot);
 }
 
-/// A reply on its way to the writer.
+/// A reply not yet written.
 enum Pending {
-    /// Already known.
+    /// Known.
     Ready(Bytes),
     /// To come from the engine.
     Engine(EngineReply),
-    /// Flush and close the connection.
-    Close,
 }
 
 fn ready(reply: Reply) -> Pending {
     Pending::Ready(reply.to_bytes())
 }
 
-async fn read_commands(mut input: OwnedReadHalf, mut session: Session, tx: mpsc::Sender<Pending>) {
-    let mut parser = Parser::new(session.shared.config.parser_limits);
-    let mut buf = BytesMut::with_capacity(limits::READ_CHUNK_BYTES_MIN);
-    loop {
+/// One client connection: its input buffer, its parser and its replies in command order.
+struct Connection {
+    session: Session,
+    parser: Parser,
+    input: BytesMut,
+    /// Whether the client may still send (it has not closed its side).
+    input_open: bool,
+    /// Replies in command order; at most [`limits::PIPELINE_DEPTH_MAX`].
+    replies: VecDeque<Pending>,
+}
+
+impl Connection {
+    fn new(session: Session) -> Connection {
+        let parser = Parser::new(session.shared.config.parser_limits);
+        Connection {
+            session,
+            parser,
+            input: BytesMut::with_capacity(limits::READ_CHUNK_BYTES_MIN),
+            input_open: true,
+            replies: VecDeque::new(),
+        }
+    }
+
+    /// Serves the connection until the client leaves, QUITs or breaks the protocol. One task
+    /// does everything, so a command answered at once costs no hand-off between tasks.
+    async fn run(mut self, stream: &mut TcpStream) -> io::Result<()> {
+        let (mut reader, writer) = stream.split();
+        let mut out = BufWriter::with_capacity(64 << 10, writer);
         loop {
-            let pending = match parser.parse(&mut buf) {
-                Ok(Some(args)) => session.dispatch(args),
-                Ok(None) => break,
+            // Writing replies makes room in a full pipeline for more buffered commands.
+            while self.dispatch_buffered() && self.write_ready(&mut out).await? {}
+            self.write_ready(&mut out).await?;
+            out.flush().await?;
+            if self.replies.is_empty() && (self.session.closing || !self.input_open) {
+                return out.shutdown().await;
+            }
+            let can_read = self.can_read();
+            let waiting = matches!(self.replies.front(), Some(Pending::Engine(_)));
+            assert!(can_read || waiting, "a connection always waits for something");
+            if can_read {
+                self.input.reserve(limits::READ_CHUNK_BYTES_MIN);
+            }
+            tokio::select! {
+                read = reader.read_buf(&mut self.input), if can_read => {
+                    self.input_open = matches!(read, Ok(n) if n > 0);
+                }
+                outcome = head_reply(&mut self.replies), if waiting => {
+                    self.replies[0] = Pending::Ready(engine_reply(outcome));
+                }
+            }
+        }
+    }
+
+    fn can_read(&self) -> bool {
+        self.input_open && !self.session.closing && self.replies.len() < limits::PIPELINE_DEPTH_MAX
+    }
+
+    /// Parses and dispatches the buffered commands, as many as the pipeline depth allows;
+    /// returns whether it stopped at that depth (so buffered commands may remain).
+    fn dispatch_buffered(&mut self) -> bool {
+        while self.can_read() {
+            let pending = match self.parser.parse(&mut self.input) {
+                Ok(Some(args)) => self.session.dispatch(args),
+                Ok(None) => return false,
                 Err(e) => {
-                    session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    session.closing = true;
+                    self.session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    self.session.closing = true;
                     ready(Reply::error(format!("ERR Protocol error: {e}")))
                 }
             };
-            if tx.send(pending).await.is_err() {
-                return; // The writer has stopped: the client is gone.
-            }
-            if session.closing {
-                let _ = tx.send(Pending::Close).await;
-                return;
-            }
+            self.replies.push_back(pending);
         }
-        buf.reserve(limits::READ_CHUNK_BYTES_MIN);
-        match input.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        self.replies.len() >= limits::PIPELINE_DEPTH_MAX
     }
-}
 
-async fn write_replies(output: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
-    let mut out = BufWriter::with_capacity(64 << 10, output);
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(pending) = next {
-            let reply = match pending {
-                Pending::Ready(bytes) => bytes,
-                Pending::Engine(rx) => match resolve_now(rx) {
-                    Ok(bytes) => bytes,
-                    Err(rx) => {
-                        // Flush what is ready before waiting, so earlier replies are not held.
-                        if out.flush().await.is_err() {
-                            return;
-                        }
-                        engine_reply(rx.await)
+    /// Writes the replies at the head that are known; returns whether it wrote any.
+    async fn write_ready(&mut self, out: &mut BufWriter<WriteHalf<'_>>) -> io::Result<bool> {
+        let mut wrote = false;
+        while let Some(head) = self.replies.front_mut() {
+            let bytes = match head {
+                Pending::Ready(bytes) => std::mem::take(bytes),
+                Pending::Engine(rx) => match rx.try_recv() {
+                    Ok(outcome) => engine_reply(Ok(outcome)),
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        EngineError::Dropped.to_reply().to_bytes()
                     }
                 },
-                Pending::Close => {
-                    let _ = out.flush().await;
-                    let _ = out.shutdown().await;
-                    return;
-                }
             };
-            if out.write_all(&reply).await.is_err() {
-                return;
-            }
-            next = rx.try_recv().ok();
+            out.write_all(&bytes).await?;
+            self.replies.pop_front();
+            wrote = true;
         }
-        if out.flush().await.is_err() {
-            return;
-        }
+        Ok(wrote)
     }
 }
 
-/// The engine's outcome if it is already there, or the receiver back.
-fn resolve_now(mut rx: EngineReply) -> Result<Bytes, EngineReply> {
-    match rx.try_recv() {
-        Ok(outcome) => Ok(engine_reply(Ok(outcome))),
-        Err(oneshot::error::TryRecvError::Empty) => Err(rx),
-        Err(oneshot::error::TryRecvError::Closed) => Ok(EngineError::Dropped.to_reply().to_bytes()),
+/// Waits for the engine's outcome of the reply at the head of `replies`.
+async fn head_reply(
+    replies: &mut VecDeque<Pending>,
+) -> Result<Result<Bytes, EngineError>, oneshot::error::RecvError> {
+    match replies.front_mut() {
+        Some(Pending::Engine(rx)) => rx.await,
+        _ => unreachable!("head_reply is polled only while the head waits for the engine"),
     }
 }
 
@@ -257,12 +286,13 @@ fn engine_reply(outcome: Result<Result<Bytes, EngineError>, oneshot::error::Recv
     }
 }
 
-/// One connection's state, owned by its reader task.
+/// One connection's state as commands see it.
 struct Session {
     shared: Arc<Shared>,
     id: u64,
     authenticated: bool,
-    /// Set by QUIT and protocol errors: the reader stops after queueing the reply.
+    /// Set by QUIT and protocol errors: the connection reads no more and closes once its
+    /// replies are written.
     closing: bool,
     name: Option<Bytes>,
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::{bulk, err, int, manual_clock, ok, start, start_with, Client};
 use rsl_kv::engine::{Engine, EngineError, EngineReply};
+use rsl_kv::limits::PIPELINE_DEPTH_MAX;
 use rsl_kv::resp::Reply;
 use rsl_kv::server::COMMANDS;
 use rsl_kv::ServerConfig;
@@ -444,4 +445,70 @@ async fn pipelined_requests_reach_the_engine_without_waiting_and_replies_keep_or
     assert_eq!(c.reply().await, int(2));
     assert_eq!(c.reply().await, int(3));
     assert_eq!(c.reply().await, int(4));
+}
+
+/// An engine that holds every request until the test releases them, recording how many it
+/// ever held at once.
+struct HoldingEngine {
+    state: Mutex<Holding>,
+    held_count: tokio::sync::watch::Sender<usize>,
+}
+
+#[derive(Default)]
+struct Holding {
+    held: Vec<oneshot::Sender<Result<Bytes, EngineError>>>,
+    released: bool,
+    held_max: usize,
+}
+
+impl HoldingEngine {
+    fn release(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.released = true;
+        for tx in state.held.drain(..) {
+            let _ = tx.send(Ok(Reply::ok().to_bytes()));
+        }
+    }
+}
+
+impl Engine for HoldingEngine {
+    fn write(&self, _: Bytes) -> EngineReply {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.state.lock().unwrap();
+        if state.released {
+            let _ = tx.send(Ok(Reply::ok().to_bytes()));
+        } else {
+            state.held.push(tx);
+            state.held_max = state.held_max.max(state.held.len());
+            self.held_count.send_replace(state.held.len());
+        }
+        rx
+    }
+
+    fn read(&self, request: Bytes) -> EngineReply {
+        self.write(request)
+    }
+}
+
+#[tokio::test]
+async fn a_connection_holds_at_most_the_pipeline_depth() {
+    let (held_count, mut held_rx) = tokio::sync::watch::channel(0);
+    let engine = Arc::new(HoldingEngine { state: Mutex::default(), held_count });
+    let addr = start_with(Arc::clone(&engine), ServerConfig::default()).await;
+    let mut c = Client::connect(addr).await;
+    let total = 3 * PIPELINE_DEPTH_MAX;
+    let batch = b"SET k v\r\n".repeat(total);
+    // The server stops reading at the limit, so the send completes only after the release.
+    let sender = tokio::spawn(async move {
+        c.send(&batch).await;
+        c
+    });
+    let reached = held_rx.wait_for(|held| *held == PIPELINE_DEPTH_MAX);
+    tokio::time::timeout(common::REPLY_WAIT_MAX, reached).await.unwrap().unwrap();
+    engine.release();
+    let mut c = sender.await.unwrap();
+    for _ in 0..total {
+        assert_eq!(c.reply().await, ok());
+    }
+    assert_eq!(engine.state.lock().unwrap().held_max, PIPELINE_DEPTH_MAX);
 }
