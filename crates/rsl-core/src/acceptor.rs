@@ -21,10 +21,15 @@ struct Before {
 use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 impl Replica {
-    /// True while this replica must stay loyal to the primary it follows (or is).
-    pub(crate) fn lease_granted(&self) -> bool {
+    /// True while this replica must refuse `candidate`: it follows (or is) a live primary
+    /// and granted it a lease. The lease holder itself may always stand again (it gave up its
+    /// lease by stepping down).
+    pub(crate) fn lease_granted(&self, candidate: ReplicaId) -> bool {
         if self.role == Role::Primary {
             return true;
+        }
+        if self.primary == Some(candidate) {
+            return false;
         }
         let guard = u64::from(self.config.election_ticks_min);
         self.now < self.last_contact + guard
@@ -38,11 +43,14 @@ impl Replica {
         out: &mut Vec<Action>,
     ) {
         let _ = commit;
-        let granted = self.membership.is_voter(self.id) && !self.lease_granted();
+        let (promised_before, seq_before) = (self.promised, self.next_seq);
+        let granted = self.membership.is_voter(self.id) && !self.lease_granted(from);
         if !granted {
             self.counters.sticky_refusals += 1;
         }
         self.send(from, Body::PreVoteReply { ballot, granted }, out);
+        ensure!(self.promised == promised_before, "a pre-vote changed the promise");
+        ensure!(self.next_seq == seq_before, "a pre-vote wrote to storage");
     }
 
     pub(crate) fn on_prepare(
@@ -62,7 +70,7 @@ impl Replica {
             return;
         }
         let transfer_ok = transfer.is_some() && transfer == Some(self.primary_ballot);
-        if ballot > self.promised && self.lease_granted() && !transfer_ok {
+        if ballot > self.promised && self.lease_granted(from) && !transfer_ok {
             self.counters.sticky_refusals += 1;
             return;
         }

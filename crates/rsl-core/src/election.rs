@@ -146,10 +146,14 @@ impl Replica {
         if self.membership.is_voter(from) {
             e.grants.insert(from);
         }
+        let promised_before = self.promised;
         if e.grants.len() >= self.membership.quorum() {
             let transfer = e.transfer;
             self.start_prepare(transfer, out);
         }
+        let phase1 = self.election.as_ref().is_some_and(|e| !e.prevote);
+        ensure!(phase1 || self.promised == promised_before, "a pre-vote raised the promise");
+        ensure!(self.role == Role::Candidate, "a pre-vote reply ended the candidacy");
     }
 
     /// Phase 1 begins: promise our own ballot durably and ask the voters for theirs.
@@ -386,6 +390,11 @@ impl Replica {
         } else {
             self.counters.dropped += 1;
         }
+        ensure!(self.seen >= promised, "a nack's ballot was forgotten");
+        ensure!(
+            mine != Some(ballot) || promised <= ballot || self.leader.is_none(),
+            "a nacked primary kept leading"
+        );
     }
 
     /// The primary asks us to take over now (primacy transfer): skip the pre-vote and tell
@@ -402,6 +411,11 @@ impl Replica {
         }
         self.counters.elections += 1;
         self.start_prepare(Some(ballot), out);
+        ensure!(self.promised > ballot, "a transfer candidate below the old primary's ballot");
+        ensure!(
+            self.election.as_ref().is_some_and(|e| e.transfer == Some(ballot)),
+            "transfer not carried"
+        );
     }
 
     pub(crate) fn on_set_can_become_primary(&mut self, can: bool, out: &mut Vec<Action>) {

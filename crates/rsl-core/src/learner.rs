@@ -206,11 +206,20 @@ impl Replica {
             out.push(Action::LoadLog { token, from, to });
             return;
         }
-        let entries = self
+        let entries: Vec<LogEntry> = self
             .log
             .range(from..=to)
             .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
             .collect();
+        ensure!(entries.len() as u64 == to.0 - from.0 + 1, "a committed slot missing from memory");
+        ensure!(
+            entries.len() <= self.config.catchup_entries_max,
+            "a catch-up reply over its limit"
+        );
+        ensure!(
+            self.log.range(from..=to).all(|(_, e)| e.chosen),
+            "serving a slot not known chosen"
+        );
         self.send(requester, Body::CatchupReply { commit, entries }, out);
     }
 

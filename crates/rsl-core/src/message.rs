@@ -128,6 +128,28 @@ impl Message {
     }
 }
 
+/// Encodes one slot value on its own (the log's record payload), in the wire format.
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64));
+    w.byte(WIRE_VERSION);
+    w.value(value);
+    w.0
+}
+
+/// Decodes what [`encode_value`] wrote; never panics, whatever the bytes.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.byte()?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let value = r.value()?;
+    if r.pos != bytes.len() {
+        return Err(DecodeError::Trailing(bytes.len() - r.pos));
+    }
+    Ok(value)
+}
+
 struct Writer(Vec<u8>);
 
 impl Writer {

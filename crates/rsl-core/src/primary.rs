@@ -377,6 +377,13 @@ impl Replica {
             });
         }
         self.transfer_tick(out);
+        ensure!(target != self.id, "a transfer to itself");
+        if let Some(l) = &self.leader {
+            ensure!(
+                l.queue.is_empty() && !self.lease_valid(),
+                "a transferring primary still serves"
+            );
+        }
     }
 
     fn best_target(&self) -> Option<ReplicaId> {
