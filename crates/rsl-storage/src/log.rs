@@ -401,43 +401,15 @@ impl<M: Media> SegmentLog<M> {
                     last_seq = Some(header.seq);
                     last_slot = Some(header.slot);
                 }
-                Scanned::Bad { segment, offset, bytes, header } => {
+                Scanned::Bad { header, .. } => {
                     let seq = header.map_or(expected, |h| h.seq);
                     if seq >= durable_floor {
                         cut = Some(i);
                         break;
                     }
-                    match header {
-                        Some(h) => {
-                            report.corrupt.push(CorruptRecord {
-                                slot: h.slot,
-                                ballot: h.ballot,
-                                seq: h.seq,
-                                segment: *segment,
-                                offset: *offset,
-                            });
-                            self.apply(*segment, *offset, h, true);
-                            last_seq = Some(h.seq);
-                        }
-                        None => {
-                            // A bad segment header alone loses no record (seq_hi may equal
-                            // seq_lo); bad bytes at a record position lose at least one.
-                            let lost_min = if *offset == 0 { seq } else { seq + 1 };
-                            let seq_hi =
-                                next_known_seq(&events[i + 1..]).unwrap_or(lost_min).max(lost_min);
-                            report.corrupt_regions.push(CorruptRegion {
-                                segment: *segment,
-                                offset: *offset,
-                                bytes: *bytes,
-                                seq_lo: seq,
-                                seq_hi,
-                                slot_before: last_slot,
-                                slot_after: next_known_slot(&events[i + 1..]),
-                            });
-                            if seq_hi > seq {
-                                last_seq = Some(seq_hi - 1);
-                            }
-                        }
+                    let rest = &events[i + 1..];
+                    if let Some(s) = self.corrupt_spot(event, rest, seq, last_slot, report) {
+                        last_seq = Some(s);
                     }
                 }
             }
@@ -456,6 +428,43 @@ impl<M: Media> SegmentLog<M> {
             |s| s + 1,
         );
         self.finish_open()
+    }
+
+    /// Report a bad spot classified as corrupt (`seq` below the durable floor); `rest` are
+    /// the events after it. Returns the last `seq` the spot accounts for, if any.
+    fn corrupt_spot(
+        &mut self,
+        event: &Scanned,
+        rest: &[Scanned],
+        seq: u64,
+        last_slot: Option<u64>,
+        report: &mut RecoveryReport,
+    ) -> Option<u64> {
+        let Scanned::Bad { segment, offset, bytes, header } = *event else {
+            unreachable!("only bad spots are corrupt")
+        };
+        if let Some(h) = header {
+            let (slot, ballot) = (h.slot, h.ballot);
+            report.corrupt.push(CorruptRecord { slot, ballot, seq: h.seq, segment, offset });
+            // The corrupt record is the newest the replica accepted for its slot, unless a
+            // later record supersedes it.
+            self.apply(segment, offset, &h, true);
+            return Some(h.seq);
+        }
+        // A bad segment header alone loses no record (seq_hi may equal seq_lo); bad bytes at
+        // a record position lose at least one.
+        let lost_min = if offset == 0 { seq } else { seq + 1 };
+        let seq_hi = next_known_seq(rest).unwrap_or(lost_min).max(lost_min);
+        report.corrupt_regions.push(CorruptRegion {
+            segment,
+            offset,
+            bytes,
+            seq_lo: seq,
+            seq_hi,
+            slot_before: last_slot,
+            slot_after: next_known_slot(rest),
+        });
+        (seq_hi > seq).then(|| seq_hi - 1)
     }
 
     /// Record one scanned record in the index and its segment's bookkeeping.
