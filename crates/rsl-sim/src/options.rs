@@ -56,6 +56,13 @@ pub struct Options {
     pub batch_requests_max: usize,
     /// The planted bug, by name (needs the `planted-bugs` feature).
     pub bug: Option<String>,
+    /// Run the durable-commit check (on by default; off only to show the end-to-end checkers
+    /// catch a bug on their own).
+    pub durable_commit_check: bool,
+    /// A bug planted in the harness rather than the core: clients send their reads to a
+    /// random replica as fast reads of slot 0, so stale reads are served. Proves the
+    /// linearizability checker catches what the per-slot checkers cannot see.
+    pub stale_reads: bool,
 }
 
 impl Options {
@@ -92,6 +99,8 @@ impl Options {
             pipeline_slots_max: 16,
             batch_requests_max: 16,
             bug: None,
+            durable_commit_check: true,
+            stale_reads: false,
         }
     }
 

@@ -254,8 +254,10 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
+        let mut checker = Checker::new(n / 2 + 1);
+        checker.durable_commit = options.durable_commit_check;
         Sim {
-            checker: Checker::new(n / 2 + 1),
+            checker,
             options,
             rng,
             now: 0,
@@ -558,8 +560,13 @@ impl Sim {
         } else if self.rng.chance(o.partition_permille) {
             self.random_partition();
         }
-        if self.rng.chance(o.crash_permille) && self.nodes[r].state != NodeState::Down {
-            self.crash(id);
+        if self.rng.chance(o.crash_permille) {
+            // Half the crashes hit the primary: its failure is the interesting one.
+            let victim = match self.primary() {
+                Some(p) if self.rng.bool() => p,
+                _ => id,
+            };
+            self.crash(victim);
         }
         for i in 0..n {
             if self.nodes[i].state == NodeState::Down && self.rng.chance(o.restart_permille) {
@@ -676,13 +683,17 @@ impl Sim {
         let Some(cur) = client.current.clone() else { return };
         client.attempt += 1;
         let ticket = ((c as u64) << 32) | client.attempt;
+        let mut node = client.target;
         let pending = match cur.op {
+            Op::Get { key } if self.options.stale_reads => {
+                node = self.rng.below(self.nodes.len() as u64) as usize;
+                Pending::Read { ticket, key, mode: ReadMode::AtLeast(Slot::ZERO) }
+            }
             Op::Get { key } if !cur.via_log => {
                 Pending::Read { ticket, key, mode: ReadMode::Linearizable }
             }
             op => Pending::Propose { ticket, op, exclusive: cur.exclusive },
         };
-        let node = client.target;
         let delay = self.rng.range(50, 300);
         self.schedule(delay, Event::Arrive { node, pending });
     }

@@ -22,11 +22,12 @@ struct Catch {
     panics: u64,
 }
 
-fn hunt(bug: Bug) -> Catch {
+fn hunt(bug: Bug, durable_commit_check: bool) -> Catch {
     let mut panics = 0;
     for seed in 0..SEEDS_MAX {
         let mut options = Options::swarm(seed).with_ticks(TICKS);
         options.bug = Some(bugs::name(bug));
+        options.durable_commit_check = durable_commit_check;
         let outcome = run_seed(&options, false);
         match outcome.failure {
             Some(f) if f.check == Check::Panic => panics += 1,
@@ -46,19 +47,43 @@ fn hunt(bug: Bug) -> Catch {
 
 #[test]
 fn every_planted_bug_is_caught_by_a_checker() {
-    let queue = Mutex::new(bugs::ALL.to_vec());
+    hunt_all("all checkers", true, &bugs::ALL);
+}
+
+/// The durable-commit check catches the commit bugs at the first premature execution; with it
+/// off, the end-to-end checkers (agreement, lost acknowledged writes, linearizability) must
+/// still catch every bug.
+///
+/// The two durability bugs (`CountOwnVoteBeforeDurable`, `SendBeforePersist`) are left out:
+/// their effect shows end to end only when a machine crash lands inside one fsync window of
+/// the right replica *and* the next quorum excludes the replica that voted durably, which the
+/// swarm rarely draws; the durable-commit check exists to catch them at the cause.
+#[test]
+fn every_planted_bug_is_caught_by_the_end_to_end_checkers_alone() {
+    let end_to_end = [
+        Bug::AcceptorIgnoresPromise,
+        Bug::SkipPhase1Reproposal,
+        Bug::CommitOnMinority,
+        Bug::ExecuteOutOfOrder,
+    ];
+    hunt_all("without the durable-commit check", false, &end_to_end);
+}
+
+fn hunt_all(title: &str, durable_commit_check: bool, which: &[Bug]) {
+    let queue = Mutex::new(which.to_vec());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| loop {
                 let Some(bug) = queue.lock().unwrap().pop() else { break };
-                let catch = hunt(bug);
+                let catch = hunt(bug, durable_commit_check);
                 results.lock().unwrap().push(catch);
             });
         }
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|c| bugs::ALL.iter().position(|b| *b == c.bug));
+    println!("{title}:");
     println!("| bug | seeds to catch | checker | core panics before |");
     println!("| --- | --- | --- | --- |");
     for c in &results {

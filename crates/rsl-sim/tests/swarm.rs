@@ -73,3 +73,17 @@ fn a_seed_replays_exactly() {
     hashes.dedup();
     assert_eq!(hashes.len(), first.len(), "different seeds gave the same trace");
 }
+
+/// A bug planted in the harness: reads go to any replica as fast reads of slot 0. Only the
+/// linearizability checker can see the stale values; it must catch them quickly.
+#[test]
+fn stale_reads_are_caught_by_the_linearizability_checker() {
+    let stale = |seed| Options { stale_reads: true, ..options(seed) };
+    let outcomes = run_all(0..40, stale);
+    let caught = outcomes.iter().find(|o| o.failure.is_some()).expect("no stale read caught");
+    let failure = caught.failure.as_ref().unwrap();
+    assert_eq!(failure.check, rsl_sim::Check::Linearizability, "{failure}");
+    let count = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    println!("stale reads caught on {count} of 40 seeds, first at seed {}", caught.seed);
+    assert!(count >= 5, "only {count} of 40 seeds caught stale reads");
+}
