@@ -37,6 +37,7 @@ macro_rules! conformance {
             check!(corrupt_payload_is_reported_with_identity);
             check!(corrupt_header_is_reported_as_region);
             check!(torn_tail_is_discarded);
+            check!(random_operations_match_a_model);
             check!(meta_roundtrip_and_newest_wins, other);
             check!(meta_falls_back_to_the_other_copy, other);
             check!(checkpoint_roundtrip_and_retention, other);

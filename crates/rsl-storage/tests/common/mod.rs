@@ -361,3 +361,56 @@ pub fn corrupt_checkpoint_falls_back<M: Media>(media: &dyn Fn() -> M) {
     let err = bad.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }
+
+/// Random operations (appends, re-accepts, syncs, truncations, reopens) against a model map;
+/// after every reopen and at the end the log must equal the model.
+pub fn random_operations_match_a_model<M: Media>(media: &dyn Fn() -> M) {
+    use std::collections::BTreeMap;
+    let mut rng = rsl_storage::Rng::new(0xD1CE);
+    let mut model: BTreeMap<u64, (u128, usize)> = BTreeMap::new();
+    let mut log = open_log(media(), 4096);
+    let mut ballot = 0u128;
+    let check = |log: &mut SegmentLog<M>, model: &BTreeMap<u64, (u128, usize)>| {
+        let got: Vec<(u64, u128, usize)> = log
+            .iter_range(0, u64::MAX, 5000)
+            .map(|r| {
+                let r = r.unwrap();
+                assert_eq!(&r.payload[..], &payload(r.slot, r.ballot, r.payload.len())[..]);
+                (r.slot, r.ballot, r.payload.len())
+            })
+            .collect();
+        let want: Vec<(u64, u128, usize)> = model.iter().map(|(s, (b, l))| (*s, *b, *l)).collect();
+        assert_eq!(got, want);
+        assert_eq!(log.first_slot(), model.keys().next().copied());
+        assert_eq!(log.last_slot(), model.keys().next_back().copied());
+    };
+    for _ in 0..600 {
+        match rng.below(20) {
+            0..=11 => {
+                let slot = rng.below(200);
+                ballot += 1;
+                let len = [0, 3, 64, 500, 2000][rng.below(5) as usize];
+                log.append(slot, ballot, &payload(slot, ballot, len)).unwrap();
+                model.insert(slot, (ballot, len));
+            }
+            12..=15 => log.sync().unwrap(),
+            16 => {
+                let below = rng.below(100);
+                log.truncate_prefix(below).unwrap();
+                model = model.split_off(&below);
+            }
+            17 => {
+                let from = 100 + rng.below(100);
+                log.truncate_suffix(from).unwrap();
+                model.split_off(&from);
+            }
+            _ => {
+                log.sync().unwrap();
+                drop(log);
+                log = open_log(media(), 4096);
+                check(&mut log, &model);
+            }
+        }
+    }
+    check(&mut log, &model);
+}
