@@ -30,7 +30,9 @@ pub mod error;
 pub mod local;
 pub mod metrics;
 pub mod node;
+pub mod start;
 pub mod state_machine;
+pub mod store;
 pub mod status;
 pub mod wire;
 

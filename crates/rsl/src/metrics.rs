@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::node::Node;
+use crate::node::{Node, Shared};
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
 pub const LATENCY_BUCKETS_MICROS: [u64; 16] = [
@@ -56,7 +56,11 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 
 /// Renders a replica's metrics in the Prometheus text format.
 pub fn render(node: &Node) -> String {
-    let s = node.status();
+    render_shared(&node.metrics_source())
+}
+
+pub(crate) fn render_shared(shared: &Shared) -> String {
+    let s = shared.status();
     let c = &s.counters;
     let mut out = String::new();
     let role = match s.role {
@@ -75,7 +79,7 @@ pub fn render(node: &Node) -> String {
     metric(&mut out, "rsl_bytes_received_total", "counter", "Message bytes received", c.bytes_received);
     metric(&mut out, "rsl_rejected_messages_total", "counter", "Messages or frames rejected", c.rejected_messages);
     metric(&mut out, "rsl_syncs_total", "counter", "Group commits (one sync each)", c.syncs);
-    let h = node.histograms();
+    let h = &shared.histograms;
     h.commit.render(&mut out, "rsl_commit_latency_seconds", "Proposal to execution on the proposer");
     h.sync.render(&mut out, "rsl_sync_latency_seconds", "One group commit: writes plus fdatasync");
     out
@@ -90,7 +94,7 @@ pub struct Histograms {
 
 /// Serves `GET /metrics` for `node` on `addr` until the node stops. Runs on the caller's
 /// tokio runtime.
-pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(node: Arc<Shared>, listener: tokio::net::TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     while node.is_running() {
         let Ok((mut socket, _)) = listener.accept().await else { continue };
@@ -100,7 +104,7 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
             let n = socket.read(&mut buf).await.unwrap_or(0);
             let request = String::from_utf8_lossy(&buf[..n]);
             let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", render(&node))
+                ("200 OK", render_shared(&node))
             } else {
                 ("404 Not Found", "only GET /metrics is served\n".to_string())
             };

@@ -59,6 +59,14 @@ pub(crate) enum Event {
     Stop,
 }
 
+/// What the I/O thread is told, in order.
+pub(crate) enum IoJob {
+    /// Apply and make durable; then report the highest seq.
+    Writes(Vec<(u64, Write)>),
+    /// Read log entries back for a lagging peer; answer with `Input::LogLoaded`.
+    Load { token: u64, from: Slot, to: Slot },
+}
+
 /// What the executor thread is told, in order.
 enum Exec {
     Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
@@ -79,12 +87,27 @@ pub(crate) struct Shared {
     pub(crate) executed: AtomicU64,
 }
 
+impl Shared {
+    pub(crate) fn status(&self) -> Status {
+        let mut status = self.status.lock().expect("status lock").clone();
+        status.executed = self.executed.load(Ordering::Acquire);
+        status.counters = self.counters.snapshot();
+        status
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        !self.stopped.load(Ordering::Acquire)
+    }
+}
+
 /// A running replica. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Node {
     id: u32,
     events: Sender<Event>,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Run once at shutdown, after the threads stopped (transport, runtime).
+    on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -117,7 +140,7 @@ impl Node {
             executed: AtomicU64::new(parts.recovered.checkpoint.0),
         });
         let (events_tx, events_rx) = parts.events;
-        let (io_tx, io_rx) = crossbeam_channel::unbounded::<Vec<(u64, Write)>>();
+        let (io_tx, io_rx) = crossbeam_channel::unbounded::<IoJob>();
         let (exec_tx, exec_rx) = crossbeam_channel::unbounded::<Exec>();
 
         let mut threads = Vec::new();
@@ -156,7 +179,13 @@ impl Node {
         threads.push(spawn_named(format!("rsl-consensus-{id}"), move || {
             consensus.run(events_rx)
         }));
-        Node { id, events: events_tx, shared, threads: Mutex::new(threads) }
+        Node {
+            id,
+            events: events_tx,
+            shared,
+            threads: Mutex::new(threads),
+            on_shutdown: Mutex::new(Vec::new()),
+        }
     }
 
     /// This replica's id.
@@ -246,10 +275,12 @@ impl Node {
 
     /// A consistent view of the replica: role, primary, ballot, slots, counters.
     pub fn status(&self) -> Status {
-        let mut status = self.shared.status.lock().expect("status lock").clone();
-        status.executed = self.shared.executed.load(Ordering::Acquire);
-        status.counters = self.shared.counters.snapshot();
-        status
+        self.shared.status()
+    }
+
+    /// What the metrics endpoint reads (it outlives no replica: it stops with it).
+    pub(crate) fn metrics_source(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Latency histograms (commit, sync), for metrics.
@@ -267,6 +298,20 @@ impl Node {
         for t in threads {
             let _ = t.join();
         }
+        let hooks: Vec<_> = self.on_shutdown.lock().expect("hooks lock").drain(..).collect();
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` at shutdown, after the replica's threads have stopped.
+    pub(crate) fn at_shutdown(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.on_shutdown.lock().expect("hooks lock").push(hook);
+    }
+
+    /// The sender of the consensus thread's events (for the transport and checkpointer).
+    pub(crate) fn events(&self) -> Sender<Event> {
+        self.events.clone()
     }
 }
 
@@ -316,7 +361,7 @@ struct Consensus<W: Wire> {
     id: ReplicaId,
     replica: Replica,
     wire: W,
-    io: Sender<Vec<(u64, Write)>>,
+    io: Sender<IoJob>,
     exec: Sender<Exec>,
     shared: Arc<Shared>,
     proposals: HashMap<RequestId, Waiter>,
@@ -463,18 +508,21 @@ impl<W: Wire> Consensus<W> {
     }
 
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
-        // Rare (catch-up of a far-behind peer): read through the I/O thread's disk would
-        // need a second handle; for now answer from nothing and let the core fall back.
-        let _ = (from, to);
-        self.step(Input::LogLoaded { token, entries: Vec::new() });
+        // Reads go through the I/O thread, after the writes queued before them.
+        self.flush_writes();
+        let _ = self.io.send(IoJob::Load { token, from, to });
+    }
+
+    fn flush_writes(&mut self) {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            let _ = self.io.send(IoJob::Writes(writes));
+        }
     }
 
     /// Hands the turn's writes to the I/O thread and publishes the status.
     fn flush(&mut self) {
-        if !self.writes.is_empty() {
-            let writes = std::mem::take(&mut self.writes);
-            let _ = self.io.send(writes);
-        }
+        self.flush_writes();
         self.wire.flush();
         let core = self.replica.status();
         let view = View::of(&core);
@@ -513,33 +561,46 @@ fn notification(event: rsl_core::Event) -> Option<Notification> {
 }
 
 /// The I/O thread: applies each batch of writes, syncs once, reports the highest seq.
-fn io_loop<D: Disk>(
-    mut disk: D,
-    writes: Receiver<Vec<(u64, Write)>>,
-    events: Sender<Event>,
-    shared: Arc<Shared>,
-) {
+/// Every batch queued while the previous sync ran joins the next one (group commit).
+fn io_loop<D: Disk>(mut disk: D, jobs: Receiver<IoJob>, events: Sender<Event>, shared: Arc<Shared>) {
     let mut batch: Vec<Write> = Vec::new();
-    while let Ok(first) = writes.recv() {
-        let mut seq = 0;
-        for (s, w) in first.into_iter().chain(writes.try_iter().flatten()) {
-            assert!(s > seq, "writes out of seq order");
-            seq = s;
-            batch.push(w);
+    let mut seq = 0;
+    let mut loads = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        for job in std::iter::once(first).chain(jobs.try_iter()) {
+            match job {
+                IoJob::Writes(writes) => {
+                    for (s, w) in writes {
+                        assert!(s > seq, "writes out of seq order: {s} after {seq}");
+                        seq = s;
+                        batch.push(w);
+                    }
+                }
+                IoJob::Load { token, from, to } => loads.push((token, from, to)),
+            }
         }
-        let started = Instant::now();
-        let result = disk.persist(&batch);
-        shared.histograms.sync.record_micros(started.elapsed().as_micros() as u64);
-        shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = result {
-            // A replica that cannot persist must not vote: stop it rather than lie.
-            tracing::error!(error = %e, "storage failed; stopping this replica");
-            let _ = events.send(Event::Stop);
-            return;
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let result = disk.persist(&batch);
+            shared.histograms.sync.record_micros(started.elapsed().as_micros() as u64);
+            shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = result {
+                // A replica that cannot persist must not vote: stop it rather than lie.
+                tracing::error!(error = %e, "storage failed; stopping this replica");
+                let _ = events.send(Event::Stop);
+                return;
+            }
+            batch.clear();
+            if events.send(Event::Durable { seq }).is_err() {
+                return;
+            }
         }
-        batch.clear();
-        if events.send(Event::Durable { seq }).is_err() {
-            return;
+        for (token, from, to) in loads.drain(..) {
+            let entries = disk.load_log(from, to).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not read the log back for a peer");
+                Vec::new()
+            });
+            let _ = events.send(Event::Core(Input::LogLoaded { token, entries }));
         }
     }
 }

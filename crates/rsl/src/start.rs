@@ -1,0 +1,288 @@
+//! Starting a replica for real: storage on disk, TCP (with mutual TLS) between replicas,
+//! checkpoints, metrics. `Node::start` is the production entry point; `LocalCluster` is the
+//! in-process one for tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use rsl_core::{Membership, Slot};
+use rsl_net::{Security, TcpTransport, TlsIdentity, Transport, TransportConfig};
+use rsl_storage::{
+    CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media,
+    MetaFiles, PmemMedia, SegmentLog,
+};
+
+use crate::checkpoint::Checkpointer;
+use crate::config::{Backend, NodeConfig};
+use crate::disk::{Disk, MemoryDisk};
+use crate::error::StartError;
+use crate::node::{checkpoint_saved, inbound, Event, Node, Parts, EVENTS_QUEUED_MAX};
+use crate::state_machine::{Snapshot, StateMachine};
+use crate::store::StorageDisk;
+use crate::wire::Wire;
+
+/// The name every replica of a cluster carries in its transport hello.
+pub const CLUSTER_NAME: &str = "rsl";
+
+fn storage_err(dir: &Path, e: impl std::fmt::Display) -> StartError {
+    StartError::Storage { dir: dir.to_path_buf(), message: e.to_string() }
+}
+
+impl Node {
+    /// Starts a replica from its configuration: recovers its disk (or bootstraps an empty
+    /// data directory with the configured members), loads the newest valid checkpoint into
+    /// `machine`, connects to its peers, and begins taking part in consensus.
+    pub fn start<M: StateMachine>(config: NodeConfig, mut machine: M) -> Result<Node, StartError> {
+        config.validate()?;
+        let dir = config.data_dir.clone();
+        for sub in ["log", "meta", "checkpoints"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| storage_err(&dir, e))?;
+        }
+        let checkpoints = open_checkpoints(&config)?;
+        let checkpoint = load_checkpoint(&checkpoints, &mut machine, &dir)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("rsl-net-{}", config.id))
+            .enable_all()
+            .build()
+            .map_err(|e| StartError::Network(e.to_string()))?;
+        let transport_config = transport_config(&config)?;
+        let (transport, incoming) = block_on_outside(&runtime, TcpTransport::start(transport_config))
+            .map_err(|e| StartError::Network(e.to_string()))?;
+        let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
+        let wire = NetWire { transport: transport.clone() };
+        let node = match config.storage.backend {
+            Backend::File => {
+                let log = open_log(FsMedia::open(dir.join("log")), &config)?;
+                start_with(config.clone(), machine, log, checkpoint, wire, events, &checkpoints)?
+            }
+            Backend::Pmem => {
+                let media = PmemMedia::open(dir.join("log"), rsl_storage::DaxMode::Detect);
+                let log = open_log(media, &config)?;
+                start_with(config.clone(), machine, log, checkpoint, wire, events, &checkpoints)?
+            }
+            Backend::Memory => {
+                let disk = MemoryDisk::default();
+                start_parts(config.clone(), machine, disk, checkpoint, wire, events, &checkpoints)?
+            }
+        };
+        forward_incoming(&runtime, incoming, node.events());
+        if let Some(addr) = config.metrics_addr {
+            serve_metrics(&runtime, &node, addr)?;
+        }
+        node.at_shutdown(Box::new(move || {
+            block_on_outside(&runtime, transport.shutdown());
+            runtime.shutdown_background();
+        }));
+        Ok(node)
+    }
+}
+
+/// Runs `future` to completion on `runtime` from a thread of its own, so that `Node::start`
+/// and shutdown work whether or not the caller is itself inside an async runtime.
+fn block_on_outside<F: std::future::Future + Send>(
+    runtime: &tokio::runtime::Runtime,
+    future: F,
+) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| s.spawn(|| runtime.block_on(future)).join().expect("block_on thread"))
+}
+
+fn open_log<M: Media>(
+    media: rsl_storage::Result<M>,
+    config: &NodeConfig,
+) -> Result<SegmentLog<M>, StartError> {
+    let dir = config.data_dir.join("log");
+    let media = media.map_err(|e| storage_err(&dir, e))?;
+    let options = LogOptions { segment_bytes_max: config.storage.segment_bytes_max };
+    let (log, report) = SegmentLog::open(media, options).map_err(|e| storage_err(&dir, e))?;
+    if let Some(torn) = &report.torn {
+        tracing::warn!(records = torn.records.len(), "recovery discarded a torn tail");
+    }
+    if report.has_corruption() {
+        tracing::error!(
+            records = report.corrupt.len(),
+            regions = report.corrupt_regions.len(),
+            "the log has corrupt records; they will be repaired from peers"
+        );
+    }
+    Ok(log)
+}
+
+type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
+
+fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
+    let dir = config.data_dir.join("checkpoints");
+    let media = FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?;
+    let options = CheckpointOptions { kept_max: config.storage.checkpoints_kept };
+    let store = CheckpointFiles::open(media, options).map_err(|e| storage_err(&dir, e))?;
+    Ok(Arc::new(Mutex::new(store)))
+}
+
+/// Loads the newest checkpoint that verifies into `machine`; returns its slot.
+fn load_checkpoint<M: StateMachine>(
+    checkpoints: &Checkpoints,
+    machine: &mut M,
+    dir: &Path,
+) -> Result<Slot, StartError> {
+    let mut store = checkpoints.lock().expect("checkpoint lock");
+    let newest = store.open_newest().map_err(|e| storage_err(dir, e))?;
+    for (slot, error) in &newest.skipped {
+        tracing::error!(slot, %error, "checkpoint is corrupt; falling back to an older one");
+    }
+    let Some((info, mut reader)) = newest.found else { return Ok(Slot::ZERO) };
+    machine.load_checkpoint(&mut reader).map_err(StartError::Checkpoint)?;
+    tracing::info!(slot = info.slot, bytes = info.data_bytes, "loaded checkpoint");
+    Ok(Slot(info.slot))
+}
+
+fn start_with<M: StateMachine, L: Log + 'static>(
+    config: NodeConfig,
+    machine: M,
+    log: L,
+    checkpoint: Slot,
+    wire: NetWire,
+    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
+    checkpoints: &Checkpoints,
+) -> Result<Node, StartError> {
+    let dir = config.data_dir.join("meta");
+    let meta = MetaFiles::open(FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?);
+    let mut disk = StorageDisk::new(log, meta, config.storage.fsync).map_err(|e| storage_err(&dir, e))?;
+    let recovered = disk.recover().map_err(|e| storage_err(&dir, e))?;
+    if recovered.membership.is_none() {
+        // Bootstrap: an empty data directory joins the configured cluster, once.
+        let members = Membership::new(config.members.iter().map(|m| m.id));
+        disk.set_membership(members).map_err(|e| storage_err(&dir, e))?;
+    }
+    start_parts(config, machine, disk, checkpoint, wire, events, checkpoints)
+}
+
+fn start_parts<M: StateMachine, D: Disk>(
+    config: NodeConfig,
+    machine: M,
+    mut disk: D,
+    checkpoint: Slot,
+    wire: NetWire,
+    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
+    checkpoints: &Checkpoints,
+) -> Result<Node, StartError> {
+    let mut recovered = disk.recover().map_err(|e| storage_err(&config.data_dir, e))?;
+    recovered.checkpoint = checkpoint;
+    recovered.log.retain(|e| e.slot > checkpoint);
+    recovered.commit = recovered.commit.max(checkpoint);
+    let core = config.core_config(rand_seed(config.id));
+    let checkpointer: Box<dyn Checkpointer> = Box::new(FileCheckpointer {
+        store: checkpoints.clone(),
+        busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    });
+    Ok(Node::spawn(Parts {
+        core,
+        tick: Duration::from_millis(config.consensus.tick_ms),
+        machine,
+        disk,
+        wire,
+        recovered,
+        events,
+        checkpointer: Some(checkpointer),
+    }))
+}
+
+/// The core's seed: drawn here, by the driver, since the core has no randomness.
+fn rand_seed(id: u32) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    nanos.map(|d| d.as_nanos() as u64).unwrap_or(0).rotate_left(17) ^ u64::from(id)
+}
+
+fn transport_config(config: &NodeConfig) -> Result<TransportConfig, StartError> {
+    let peers: BTreeMap<u32, _> =
+        config.members.iter().filter(|m| m.id != config.id).map(|m| (m.id, m.addr)).collect();
+    let mut t = TransportConfig::new(CLUSTER_NAME, config.id, config.listen_addr(), peers);
+    if let Some(tls) = &config.tls {
+        let identity = TlsIdentity::from_pem_files(&tls.ca, &tls.cert, &tls.key)
+            .map_err(|e| StartError::Network(format!("tls: {e}")))?;
+        t.security = Security::MutualTls(identity);
+    }
+    Ok(t)
+}
+
+/// Peer messages from the transport into the consensus thread's channel.
+fn forward_incoming(
+    runtime: &tokio::runtime::Runtime,
+    mut incoming: tokio::sync::mpsc::Receiver<rsl_net::Incoming>,
+    events: Sender<Event>,
+) {
+    runtime.spawn(async move {
+        while let Some(m) = incoming.recv().await {
+            // A full channel drops the message: Paxos retransmits what matters.
+            inbound(&events, m.from, m.payload);
+        }
+    });
+}
+
+fn serve_metrics(
+    runtime: &tokio::runtime::Runtime,
+    node: &Node,
+    addr: std::net::SocketAddr,
+) -> Result<(), StartError> {
+    let listener = block_on_outside(runtime, tokio::net::TcpListener::bind(addr))
+        .map_err(|e| StartError::Network(format!("metrics address {addr}: {e}")))?;
+    let metrics = node.metrics_source();
+    runtime.spawn(crate::metrics::serve(metrics, listener));
+    Ok(())
+}
+
+/// The TCP transport as the consensus thread's wire.
+struct NetWire {
+    transport: TcpTransport,
+}
+
+impl Wire for NetWire {
+    fn send(&mut self, to: u32, payload: Bytes) {
+        // Refused sends (queue full, peer down) are dropped and counted by the transport.
+        let _ = self.transport.send(to, payload);
+    }
+}
+
+/// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
+struct FileCheckpointer {
+    store: Checkpoints,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer for FileCheckpointer {
+    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<Event>) {
+        use std::sync::atomic::Ordering;
+        if self.busy.swap(true, Ordering::AcqRel) {
+            tracing::debug!(slot = slot.0, "a checkpoint is already being written; skipped");
+            return;
+        }
+        let store = self.store.clone();
+        let busy = self.busy.clone();
+        let spawned = std::thread::Builder::new().name("rsl-checkpoint".into()).spawn(move || {
+            match write_checkpoint(&store, slot, snapshot.as_ref()) {
+                Ok(bytes) => {
+                    tracing::info!(slot = slot.0, bytes, "checkpoint saved");
+                    checkpoint_saved(&events, slot);
+                }
+                Err(e) => tracing::error!(slot = slot.0, error = %e, "checkpoint failed"),
+            }
+            busy.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn write_checkpoint(store: &Checkpoints, slot: Slot, snapshot: &dyn Snapshot) -> Result<u64, String> {
+    let mut writer = store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
+    snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
+    let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
+    Ok(info.data_bytes)
+}
