@@ -548,3 +548,28 @@ impl MediaFile for MemFile {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The simulator's storage twin must stay deterministic: no clocks, threads or OS
+    /// randomness in this file or in the generator it draws from.
+    #[test]
+    fn no_clocks_threads_or_os_randomness() {
+        let sources = [include_str!("mem.rs"), include_str!("../rng.rs")];
+        // Spelled in pieces so this test does not find itself.
+        let forbidden = [
+            ["Inst", "ant"],
+            ["System", "Time"],
+            ["thread", "::"],
+            ["getr", "andom"],
+            ["Random", "State"],
+            ["Hash", "Map"],
+        ];
+        for source in sources {
+            for piece in forbidden {
+                let word = piece.concat();
+                assert!(!source.contains(&word), "`{word}` in the deterministic memory backend");
+            }
+        }
+    }
+}
