@@ -343,6 +343,7 @@ impl Replica {
             acks: BTreeMap::new(),
             last_heartbeat: self.now,
             since: self.now,
+            departing: BTreeMap::new(),
             reads: VecDeque::new(),
             transfer: None,
         });

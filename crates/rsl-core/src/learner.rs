@@ -91,9 +91,9 @@ impl Replica {
             out.push(Action::Execute { slot, value });
             self.executed = slot;
             if let Some(m) = config {
-                self.membership = m;
+                let old = std::mem::replace(&mut self.membership, m);
                 self.membership_slot = slot;
-                self.config_executed(slot, out);
+                self.config_executed(slot, &old, out);
             }
         }
         if self.executed > executed_before {

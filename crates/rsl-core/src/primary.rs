@@ -189,8 +189,14 @@ impl Replica {
     }
 
     /// The membership that governs `slot`: the newest configuration value before it.
+    /// Configurations at or below the executed point are applied already, so only the
+    /// (pipeline-short) range above it is scanned.
     pub(crate) fn membership_for(&self, slot: Slot) -> Membership {
-        let newer = self.log.range(self.membership_slot.next()..slot).rev();
+        let from = self.executed.max(self.membership_slot).next();
+        if slot <= from {
+            return self.membership.clone();
+        }
+        let newer = self.log.range(from..slot).rev();
         for (_, e) in newer {
             if let Value::Config(m) = &e.value {
                 return m.clone();
@@ -266,6 +272,9 @@ impl Replica {
         if l.ballot != ballot || round > l.round {
             self.counters.dropped += 1;
             return;
+        }
+        if l.departing.get(&from).is_some_and(|s| commit >= *s) {
+            l.departing.remove(&from);
         }
         let ack = l.acks.entry(from).or_insert((0, Slot::ZERO));
         let before = *ack;
@@ -460,15 +469,20 @@ impl Replica {
     }
 
     /// Notes that a configuration was executed (the pipeline may resume).
-    pub(crate) fn config_executed(&mut self, slot: Slot, out: &mut Vec<Action>) {
+    pub(crate) fn config_executed(&mut self, slot: Slot, old: &Membership, out: &mut Vec<Action>) {
         out.push(Action::Notify(Event::ConfigurationChanged {
             slot,
             membership: self.membership.clone(),
         }));
+        let removed: Vec<ReplicaId> =
+            old.replicas().filter(|r| !self.membership.replicas().any(|x| x == *r)).collect();
         if let Some(l) = self.leader.as_mut() {
             if l.config_slot.is_some_and(|s| s <= slot) {
                 l.config_slot = None;
             }
+            // Removed replicas keep hearing from us until they know they were removed;
+            // otherwise they would time out and stand for election forever.
+            l.departing.extend(removed.into_iter().map(|r| (r, slot)));
         }
         let voter = self.membership.is_voter(self.id);
         match self.role {

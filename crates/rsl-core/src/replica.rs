@@ -176,6 +176,8 @@ pub(crate) struct Leader {
     pub(crate) last_heartbeat: u64,
     /// The tick primacy began.
     pub(crate) since: u64,
+    /// Replicas removed by an executed configuration, until they acknowledge it.
+    pub(crate) departing: BTreeMap<ReplicaId, Slot>,
     pub(crate) reads: VecDeque<LinRead>,
     pub(crate) transfer: Option<Transfer>,
 }
@@ -463,8 +465,9 @@ impl Replica {
     /// Every other replica that receives the log.
     pub(crate) fn peers(&self) -> Vec<ReplicaId> {
         let mut peers: Vec<ReplicaId> = self.membership.replicas().collect();
-        if let Some(m) = self.leader.as_ref().and_then(|l| l.config_target.as_ref()) {
-            peers.extend(m.replicas());
+        if let Some(l) = &self.leader {
+            peers.extend(l.config_target.iter().flat_map(|m| m.replicas()));
+            peers.extend(l.departing.keys());
         }
         peers.sort();
         peers.dedup();
@@ -510,14 +513,21 @@ impl Replica {
         self.check_roles();
     }
 
+    /// Checks the log above the executed point (below it, entries are immutable history, and
+    /// scanning them on every step would make the check cost grow with the log).
     fn check_log(&self) {
-        for (slot, e) in &self.log {
+        if let Some((first, _)) = self.log.first_key_value() {
+            invariant!(
+                *first > self.mem_base.max(self.truncated),
+                "slot {first:?} kept below mem_base"
+            );
+        }
+        for (slot, e) in self.log.range(self.executed.next()..) {
             invariant!(unless self, AcceptorIgnoresPromise, e.chosen || e.ballot <= self.promised,
                 "slot {slot:?} accepted at {:?} above the promise {:?}", e.ballot, self.promised);
-            invariant!(*slot > self.mem_base, "slot {slot:?} kept below mem_base");
             invariant!(*slot > self.commit || e.chosen, "committed slot {slot:?} not chosen");
         }
-        let mut slot = self.mem_base.max(self.truncated).next();
+        let mut slot = self.mem_base.max(self.truncated).max(self.executed).next();
         while slot <= self.commit {
             invariant!(self.log.contains_key(&slot), "committed slot {slot:?} missing");
             slot = slot.next();

@@ -397,3 +397,21 @@ fn a_new_primary_reports_when_it_has_recovered() {
     assert!(matches!(events.first(), Some(Event::BecamePrimary { .. })), "{events:?}");
     assert!(events.contains(&&Event::PrimaryRecovered), "{events:?}");
 }
+
+#[test]
+fn a_removed_voter_stops_counting() {
+    let mut c = Cluster::new(3, 38);
+    let p = c.elect(20_000);
+    settle(&mut c, 2_000);
+    let gone = (p + 1) % 3;
+    let keep: Vec<u32> = (0..3).filter(|i| *i != gone).map(|i| i as u32 + 1).collect();
+    c.step(p, Input::ChangeMembership(Membership::new(keep.clone())));
+    c.run(10_000);
+    assert_eq!(c.replicas[p].status().membership, Membership::new(keep));
+    assert_eq!(c.replicas[gone].status().role, Role::Learner);
+    // The two remaining voters commit without the removed one.
+    c.up[gone] = false;
+    let id = c.propose(p, false);
+    c.run(5_000);
+    assert_eq!(c.outcomes.get(&id), Some(&Outcome::Executed));
+}
