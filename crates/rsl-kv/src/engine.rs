@@ -103,12 +103,12 @@ pub trait Engine: Send + Sync + 'static {
 }
 
 /// An in-process, unreplicated engine: executes each request directly on a [`KvMachine`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocalEngine {
     inner: Mutex<LocalState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LocalState {
     machine: KvMachine,
     /// Every write gets its own slot.
@@ -118,7 +118,7 @@ struct LocalState {
 impl LocalEngine {
     /// An engine over an empty machine.
     pub fn new() -> LocalEngine {
-        LocalEngine::default()
+        LocalEngine::with_machine(KvMachine::new())
     }
 
     /// An engine over `machine` (for instance one loaded from a checkpoint).
@@ -129,6 +129,12 @@ impl LocalEngine {
     /// Runs `f` on the machine, under the lock.
     pub fn with<T>(&self, f: impl FnOnce(&KvMachine) -> T) -> T {
         f(&self.inner.lock().expect("the machine lock is not poisoned").machine)
+    }
+}
+
+impl Default for LocalEngine {
+    fn default() -> Self {
+        LocalEngine::new()
     }
 }
 

@@ -31,7 +31,7 @@ enum Subcommand {
 
 #[derive(Debug, clap::Args)]
 struct LocalServerArgs {
-    /// The client port.
+    /// The client port (0: any free port, printed at start).
     #[arg(long, default_value_t = 6379)]
     port: u16,
     /// The address to listen on.
@@ -49,6 +49,7 @@ struct LocalServerArgs {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -67,7 +68,11 @@ async fn local_server(args: LocalServerArgs) -> anyhow::Result<()> {
     if args.tick_ms > 0 {
         tokio::spawn(tick(Arc::clone(&engine), config.clock.clone(), args.tick_ms));
     }
-    tracing::info!(%addr, "rsl-kv local server listening (unreplicated)");
+    let bound = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%bound, "rsl-kv local server listening (unreplicated)");
+    // Scripts and tests read the address (the port may have been 0) from this first line.
+    println!("rsl-kv: listening on {bound} (local, unreplicated)");
+    std::io::Write::flush(&mut std::io::stdout()).context("writing to stdout")?;
     serve(listener, engine, config).await.context("serving clients")
 }
 
