@@ -110,6 +110,7 @@ fn main() -> ExitCode {
     let mut failed = 0u64;
     let mut run = 0u64;
     let mut next_report = 100u64;
+    let mut undecided = 0u64;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
@@ -125,6 +126,7 @@ fn main() -> ExitCode {
         drop(tx);
         for outcome in rx {
             run += 1;
+            undecided += u64::from(outcome.stats.undecided);
             if outcome.failure.is_some() {
                 failed += 1;
                 report(&args, &outcome);
@@ -146,6 +148,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    if undecided > 0 {
+        println!("linearizability search gave up (budget) on {undecided} seeds");
+    }
     println!("seeds: {run} run, {failed} failed");
     if failed > 0 {
         ExitCode::FAILURE
