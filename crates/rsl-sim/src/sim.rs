@@ -953,6 +953,15 @@ impl Sim {
         node.missed_ticks = 0;
     }
 
+    /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at
+    /// restart). Returns whether there was a record.
+    pub fn corrupt_record(&mut self, id: ReplicaId, slot: Slot) -> bool {
+        let i = self.index(id);
+        assert_eq!(self.nodes[i].state, NodeState::Down, "corrupt a record only while down");
+        self.record(format_args!("corrupt {id:?} slot {}", slot.0));
+        self.nodes[i].disk.corrupt(slot)
+    }
+
     /// Restarts a crashed replica from its durable state (no-op if it is not down).
     pub fn restart(&mut self, id: ReplicaId) {
         let i = self.index(id);
