@@ -341,6 +341,7 @@ impl Replica {
             round: 0,
             round_sent: BTreeMap::new(),
             acks: BTreeMap::new(),
+            last_ack: BTreeMap::new(),
             last_heartbeat: self.now,
             since: self.now,
             departing: BTreeMap::new(),

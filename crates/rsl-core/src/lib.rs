@@ -56,5 +56,5 @@ pub mod types;
 pub use config::{Config, ConfigError};
 pub use io::{Action, Event, Input, LogEntry, ReadId, ReadMode, Refusal, Write};
 pub use message::{Body, DecodeError, Message};
-pub use replica::{Counters, Recovered, Replica, Role, Status};
+pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};
 pub use types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};

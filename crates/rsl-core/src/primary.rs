@@ -276,6 +276,7 @@ impl Replica {
         if l.departing.get(&from).is_some_and(|s| commit >= *s) {
             l.departing.remove(&from);
         }
+        l.last_ack.insert(from, self.now);
         let ack = l.acks.entry(from).or_insert((0, Slot::ZERO));
         let before = *ack;
         *ack = (ack.0.max(round), ack.1.max(commit));

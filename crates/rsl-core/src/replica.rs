@@ -61,6 +61,20 @@ pub struct Status {
     pub membership: Membership,
     /// Counted, dropped inputs and notable events.
     pub counters: Counters,
+    /// Ticks since this replica started.
+    pub now: u64,
+    /// At the primary: each peer's health as the primary sees it (empty elsewhere).
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer's health, as the primary sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub id: ReplicaId,
+    /// The commit point it last acknowledged (lag = the primary's commit minus this).
+    pub commit: Slot,
+    /// The tick of its last acknowledgement, if any.
+    pub last_contact: Option<u64>,
 }
 
 /// Counters of normal-but-notable events (stale messages, refusals ...).
@@ -173,6 +187,8 @@ pub(crate) struct Leader {
     pub(crate) round_sent: BTreeMap<u64, u64>,
     /// Per peer: the highest heartbeat round acknowledged and its commit point.
     pub(crate) acks: BTreeMap<ReplicaId, (u64, Slot)>,
+    /// Per peer: the tick of its last acknowledgement.
+    pub(crate) last_ack: BTreeMap<ReplicaId, u64>,
     pub(crate) last_heartbeat: u64,
     /// The tick primacy began.
     pub(crate) since: u64,
@@ -486,7 +502,19 @@ impl Replica {
             executed: self.executed,
             membership: self.membership.clone(),
             counters: self.counters,
+            now: self.now,
+            peers: self.peer_status(),
         }
+    }
+
+    fn peer_status(&self) -> Vec<PeerStatus> {
+        let Some(l) = &self.leader else { return Vec::new() };
+        let peer = |id: ReplicaId| PeerStatus {
+            id,
+            commit: l.acks.get(&id).map_or(Slot::ZERO, |a| a.1),
+            last_contact: l.last_ack.get(&id).copied(),
+        };
+        self.peers().into_iter().map(peer).collect()
     }
 
     /// Checks every invariant of the replica's state; panics on a violation.

@@ -29,3 +29,29 @@ impl Rng {
         low + self.next_u64() % (high - low)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn the_same_seed_gives_the_same_sequence() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(Rng::new(8).next_u64(), xs[0], "different seeds, different sequences");
+    }
+
+    #[test]
+    fn a_range_stays_in_range_and_covers_it() {
+        let mut rng = Rng::new(42);
+        let mut seen = [false; 30];
+        for _ in 0..2_000 {
+            let x = rng.range(30, 60);
+            assert!((30..60).contains(&x));
+            seen[(x - 30) as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "some timeouts never drawn");
+    }
+}

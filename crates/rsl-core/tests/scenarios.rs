@@ -415,3 +415,19 @@ fn a_removed_voter_stops_counting() {
     c.run(5_000);
     assert_eq!(c.outcomes.get(&id), Some(&Outcome::Executed));
 }
+
+#[test]
+fn the_primary_reports_its_peers_health() {
+    let mut c = Cluster::new(3, 39);
+    let p = c.elect(20_000);
+    c.propose(p, false);
+    c.run(3_000);
+    let status = c.replicas[p].status();
+    assert_eq!(status.peers.len(), 2);
+    for peer in &status.peers {
+        assert!(peer.last_contact.is_some(), "{peer:?}");
+        assert!(peer.commit.0 + 1 >= status.commit.0, "{peer:?} lags {:?}", status.commit);
+    }
+    let f = (p + 1) % 3;
+    assert!(c.replicas[f].status().peers.is_empty());
+}
