@@ -431,3 +431,36 @@ fn the_primary_reports_its_peers_health() {
     let f = (p + 1) % 3;
     assert!(c.replicas[f].status().peers.is_empty());
 }
+
+#[test]
+fn a_lagging_candidate_catches_up_before_completing_phase_1() {
+    let mut c = Cluster::with(3, 3, 40, |cfg| {
+        cfg.pipeline_slots_max = 2;
+        cfg.promise_entries_max = 2;
+        cfg.catchup_entries_max = 4;
+    });
+    let p = c.elect(20_000);
+    settle(&mut c, 1_000);
+    let f = (p + 1) % 3;
+    let g = (p + 2) % 3;
+    c.isolated[f] = true;
+    for _ in 0..20 {
+        c.propose(p, true);
+        c.run(100);
+    }
+    c.run(2_000);
+    let commit = c.replicas[p].status().commit;
+    assert!(commit >= Slot(15), "commit {commit:?}");
+    c.crash(p);
+    c.step(g, Input::SetCanBecomePrimary(false));
+    c.isolated[f] = false;
+    for _ in 0..100_000 {
+        if c.primary() == Some(f) {
+            break;
+        }
+        c.random_event();
+    }
+    assert_eq!(c.primary(), Some(f), "the lagging replica never completed phase 1");
+    assert!(c.replicas[f].status().counters.catchups > 0);
+    assert!(c.replicas[f].status().commit >= commit, "the new primary lost committed slots");
+}
