@@ -430,19 +430,31 @@ impl Replica {
     /// makes them voters is proposed once they have caught up.
     pub(crate) fn on_change_membership(&mut self, m: Membership, out: &mut Vec<Action>) {
         let Some(l) = self.leader.as_ref() else { return };
-        if l.config_slot.is_some() || l.config_target.is_some() || m.voters.is_empty() {
+        // One change in flight; a change still waiting for its learners may be replaced
+        // (e.g. when a new replica never came up).
+        if l.config_slot.is_some() || m.voters.is_empty() {
             return;
         }
-        let current: Vec<ReplicaId> = self.membership.replicas().collect();
-        let fresh: Vec<ReplicaId> =
-            m.voters.iter().copied().filter(|v| !current.contains(v)).collect();
-        if fresh.is_empty() {
+        let promoted: Vec<ReplicaId> =
+            m.voters.iter().copied().filter(|v| !self.membership.is_voter(*v)).collect();
+        if promoted.is_empty() {
+            self.leader.as_mut().expect("leader").config_target = None;
             return self.propose_config(m, out);
         }
-        let mut staged = self.membership.clone();
-        staged.learners.extend(fresh);
+        let missing: Vec<ReplicaId> =
+            promoted.into_iter().filter(|v| !self.membership.learners.contains(v)).collect();
         self.leader.as_mut().expect("leader").config_target = Some(m);
-        self.propose_config(staged, out);
+        if !missing.is_empty() {
+            let mut staged = self.membership.clone();
+            staged.learners.extend(missing);
+            self.propose_config(staged, out);
+        }
+        let l = self.leader.as_ref().expect("leader");
+        ensure!(l.config_target.is_some(), "a promotion without a target");
+        ensure!(
+            l.config_slot.is_some() || self.membership.learners.len() >= 1,
+            "new voters are neither staged nor learners"
+        );
     }
 
     fn propose_config(&mut self, m: Membership, out: &mut Vec<Action>) {
