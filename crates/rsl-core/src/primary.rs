@@ -452,7 +452,7 @@ impl Replica {
         let l = self.leader.as_ref().expect("leader");
         ensure!(l.config_target.is_some(), "a promotion without a target");
         ensure!(
-            l.config_slot.is_some() || self.membership.learners.len() >= 1,
+            l.config_slot.is_some() || !self.membership.learners.is_empty(),
             "new voters are neither staged nor learners"
         );
     }
