@@ -522,9 +522,16 @@ impl<M: Media> SegmentLog<M> {
     /// process crash the recovered bytes may still be only in the page cache).
     fn finish_open(&mut self) -> Result<()> {
         if let Some((_, tail)) = self.segments.iter_mut().next_back() {
-            if self.fixed_capacity {
-                tail.written = end_of_data(&mut tail.file, tail.written)?;
+            // Appends resume right after the last record, not at the file's length: mapped
+            // segments are zero up to their capacity, and a file system may have persisted a
+            // file's size without its data (zeros after the last record). Appending after
+            // such zeros would hide the new records from the next recovery.
+            let end = end_of_data(&mut tail.file, tail.written)?;
+            assert!(end >= SEGMENT_HEADER_BYTES as u64, "recovery keeps no headerless tail");
+            if end < tail.written && !self.fixed_capacity {
+                tail.file.truncate(end)?;
             }
+            tail.written = end;
             tail.file.sync()?;
         }
         self.media.sync_dir()?;
@@ -830,7 +837,7 @@ fn next_known_slot(events: &[Scanned]) -> Option<u64> {
     })
 }
 
-/// For fixed-capacity (mapped) segments: the offset just past the last non-zero record.
+/// The offset just past the last record of a segment of `len` bytes (what follows is zeros).
 fn end_of_data<F: MediaFile>(file: &mut F, len: u64) -> Result<u64> {
     let mut data = vec![0u8; len as usize];
     file.read_at(0, &mut data)?;
@@ -842,7 +849,7 @@ fn end_of_data<F: MediaFile>(file: &mut F, len: u64) -> Result<u64> {
             _ => pos = resync(&data, pos),
         }
     }
-    Ok(pos as u64)
+    Ok((pos as u64).min(len))
 }
 
 impl<M: Media> Log for SegmentLog<M> {

@@ -171,7 +171,10 @@ fn crash_run(seed: u64, mode: CrashMode) -> (bool, bool) {
 
 /// Run a campaign and check it was not vacuous: some crashes tore a write, some kept
 /// unsynced appends (unless the mode loses them all).
+/// `RSL_STORAGE_CRASH_SEEDS=n` runs n seeds per campaign instead of the default.
 fn campaign(seeds: std::ops::Range<u64>, mode: CrashMode) {
+    let count = std::env::var("RSL_STORAGE_CRASH_SEEDS").ok().and_then(|v| v.parse().ok());
+    let seeds = seeds.start..count.map_or(seeds.end, |n: u64| seeds.start + n);
     let (mut torn, mut kept) = (0, 0);
     for seed in seeds {
         let (t, k) = crash_run(seed, mode);
@@ -191,12 +194,12 @@ fn crash_campaign_random_prefix() {
 
 #[test]
 fn crash_campaign_random_sectors() {
-    campaign(1000..1300, CrashMode::RandomSectors);
+    campaign(100_000..100_300, CrashMode::RandomSectors);
 }
 
 #[test]
 fn crash_campaign_lose_all() {
-    campaign(2000..2100, CrashMode::LoseAll);
+    campaign(200_000..200_100, CrashMode::LoseAll);
 }
 
 #[test]

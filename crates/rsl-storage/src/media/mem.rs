@@ -26,7 +26,9 @@ use crate::error::{Result, StorageError};
 use crate::limits::SIMULATED_SECTOR_BYTES as SECTOR_BYTES;
 use crate::rng::Rng;
 
-/// What a crash keeps of the writes that were never synced.
+/// What a crash keeps of the writes that were never synced. In the two random modes, one
+/// crash in four also keeps a file's new size without its lost data (zeros), as file systems
+/// that persist the size before the data do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashMode {
     /// Every unsynced write and directory operation is lost.
@@ -250,6 +252,17 @@ impl DiskState {
                         }
                     }
                 }
+            }
+        }
+        // A file system may persist a file's new size without its data (the lost range then
+        // reads as zeros): model it for every mode that keeps anything unsynced.
+        if mode != CrashMode::LoseAll && rng.below(4) == 0 {
+            let size = pending.iter().map(|op| match op {
+                FileOp::Write { offset, data } => *offset as usize + data.len(),
+                FileOp::Truncate(len) => *len as usize,
+            });
+            if let Some(size) = size.max().filter(|&n| n > bytes.len()) {
+                bytes.resize(size, 0);
             }
         }
         file.view = bytes.clone();
