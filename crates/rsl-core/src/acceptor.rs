@@ -42,6 +42,8 @@ impl Replica {
         commit: Slot,
         out: &mut Vec<Action>,
     ) {
+        // The candidate's commit point is carried for diagnostics; a pre-vote does not
+        // depend on logs (phase 1 re-proposes whatever was accepted, however far behind).
         let _ = commit;
         let (promised_before, seq_before) = (self.promised, self.next_seq);
         let granted = self.membership.is_voter(self.id) && !self.lease_granted(from);

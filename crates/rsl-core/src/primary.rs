@@ -135,7 +135,6 @@ impl Replica {
         from: ReplicaId,
         ballot: crate::types::Ballot,
         slots: &[Slot],
-        out: &mut Vec<Action>,
     ) {
         let Some(l) = self.leader.as_mut() else { return };
         if l.ballot != ballot {
@@ -149,7 +148,7 @@ impl Replica {
                 f.votes.insert(from);
             }
         }
-        self.advance_primary_commit(out);
+        self.advance_primary_commit();
         let l = self.leader.as_ref().expect("a vote cannot depose the primary");
         ensure!(self.commit >= commit_before, "a vote moved the commit point back");
         ensure!(l.inflight.keys().all(|s| *s > self.commit), "a committed slot is still in flight");
@@ -161,18 +160,18 @@ impl Replica {
     }
 
     /// The primary's own write for a slot is durable: its own vote counts.
-    pub(crate) fn count_own_votes(&mut self, out: &mut Vec<Action>) {
+    pub(crate) fn count_own_votes(&mut self) {
         let (id, durable) = (self.id, self.durable);
         let Some(l) = self.leader.as_mut() else { return };
         for f in l.inflight.values_mut().filter(|f| f.own_seq <= durable) {
             f.votes.insert(id);
         }
-        self.advance_primary_commit(out);
+        self.advance_primary_commit();
     }
 
     /// Marks every in-flight slot that a majority voted for as chosen, then moves the commit
     /// point over the chosen prefix.
-    fn advance_primary_commit(&mut self, _out: &mut Vec<Action>) {
+    fn advance_primary_commit(&mut self) {
         let commit_before = self.commit;
         let l = self.leader.as_ref().expect("leader");
         let chosen: Vec<Slot> = l

@@ -384,7 +384,7 @@ impl Replica {
             Body::Accept { ballot, commit, entries } => {
                 self.on_accept(from, ballot, commit, entries, out)
             }
-            Body::Accepted { ballot, slots } => self.on_accepted(from, ballot, &slots, out),
+            Body::Accepted { ballot, slots } => self.on_accepted(from, ballot, &slots),
             Body::Heartbeat { ballot, commit, round } => {
                 self.on_heartbeat(from, ballot, commit, round, out)
             }
@@ -407,7 +407,7 @@ impl Replica {
         require!(seq <= self.next_seq, "durable {seq} was never issued");
         let durable_before = self.durable;
         self.durable = self.durable.max(seq);
-        self.count_own_votes(out);
+        self.count_own_votes();
         self.check_phase1(out);
         ensure!(self.durable >= durable_before, "durability went back");
         if let Some(l) = &self.leader {
