@@ -144,6 +144,14 @@ fn crash_run(seed: u64, mode: CrashMode) -> (bool, bool) {
         }
     }
     disk.crash(mode);
+    // Sometimes crash again during recovery itself: recovery must be idempotent.
+    if rng.coin() {
+        disk.crash_after_ops(rng.below(6), mode);
+        match SegmentLog::open(disk.media(), LogOptions { segment_bytes_max }) {
+            Ok(_) => disk.crash(mode),
+            Err(e) => assert!(matches!(e, StorageError::Crashed), "seed {seed}: {e}"),
+        }
+    }
     let (mut log, report) = open(&disk, segment_bytes_max);
     assert!(
         !report.has_corruption(),
