@@ -464,3 +464,46 @@ fn a_lagging_candidate_catches_up_before_completing_phase_1() {
     assert!(c.replicas[f].status().counters.catchups > 0);
     assert!(c.replicas[f].status().commit >= commit, "the new primary lost committed slots");
 }
+
+/// One tick for every replica, then every message delivered and every disk synced.
+fn lockstep(c: &mut Cluster) {
+    for i in 0..c.replicas.len() {
+        c.step(i, Input::Tick);
+    }
+    while !c.net.is_empty() {
+        c.deliver_random();
+        for i in 0..c.replicas.len() {
+            c.sync(i);
+        }
+    }
+}
+
+#[test]
+fn a_cut_off_primary_stops_serving_lease_reads_before_another_primary_exists() {
+    let mut c = Cluster::new(3, 41);
+    let p = c.elect(20_000);
+    for _ in 0..20 {
+        lockstep(&mut c);
+    }
+    c.step(p, Input::Read { id: ReadId(0), mode: ReadMode::Linearizable });
+    assert!(ready(&c, p, ReadId(0)), "no lease to begin with");
+    c.isolated[p] = true;
+    let mut lease_reads = 0;
+    for k in 1..400 {
+        lockstep(&mut c);
+        let other = (0..3).find(|&i| i != p && c.replicas[i].status().role == Role::Primary);
+        let id = ReadId(k);
+        c.step(p, Input::Read { id, mode: ReadMode::Linearizable });
+        if ready(&c, p, id) {
+            lease_reads += 1;
+            assert!(
+                other.is_none(),
+                "tick {k}: a lease read at the old primary while {other:?} leads"
+            );
+        }
+        if other.is_some() {
+            return assert!(lease_reads > 0, "the lease never covered a read after the cut");
+        }
+    }
+    panic!("no new primary was elected");
+}
