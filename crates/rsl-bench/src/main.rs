@@ -1,0 +1,245 @@
+//! `rsl-bench`: benchmark commands that print figures.
+//!
+//! `rsl-bench embedded` starts three replicas in this process with `Node::start` (segment
+//! files with fdatasync, TCP on loopback), drives 64-byte requests at the primary from many
+//! concurrent callers, and prints committed requests per second and latency percentiles; then
+//! one caller with no pipelining for the latency figure. A trivial state machine (a counter)
+//! keeps the figure about the engine.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use rsl::config::{Backend, Member, NodeConfig};
+use rsl::{Node, ReplicateError, Role, Snapshot, StateMachine};
+
+#[derive(Parser)]
+#[command(about = "rsl benchmarks: each prints its figures and the settings that produced them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Three replicas in this process: throughput and latency of 64-byte requests.
+    Embedded(EmbeddedArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct EmbeddedArgs {
+    /// Seconds of load for the throughput phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent callers in the throughput phase.
+    #[arg(long, default_value_t = 512)]
+    clients: usize,
+    /// Request size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Turn fdatasync off (the figure is then not durable; say so when you quote it).
+    #[arg(long)]
+    no_fsync: bool,
+    /// Storage backend: file, pmem or memory.
+    #[arg(long, default_value = "file")]
+    backend: String,
+    /// Where the replicas keep their data (a temporary directory under it).
+    #[arg(long, default_value = "/tmp")]
+    dir: PathBuf,
+    /// Slots the primary keeps in flight.
+    #[arg(long)]
+    pipeline: Option<u64>,
+    /// Seconds of the single-caller latency phase.
+    #[arg(long, default_value_t = 5)]
+    latency_seconds: u64,
+}
+
+/// Counts requests; the response is the count.
+#[derive(Default)]
+struct Counter(u64);
+
+struct CounterSnapshot(u64);
+
+impl Snapshot for CounterSnapshot {
+    fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(&self.0.to_le_bytes())
+    }
+}
+
+impl StateMachine for Counter {
+    fn execute(&mut self, _slot: u64, _request: &[u8]) -> Bytes {
+        self.0 += 1;
+        Bytes::new()
+    }
+    fn read(&self, _request: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(CounterSnapshot(self.0))
+    }
+    fn load_checkpoint(&mut self, input: &mut dyn io::Read) -> io::Result<()> {
+        let mut b = [0; 8];
+        input.read_exact(&mut b)?;
+        self.0 = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<NodeConfig>> {
+    let backend = match args.backend.as_str() {
+        "file" => Backend::File,
+        "pmem" => Backend::Pmem,
+        "memory" => Backend::Memory,
+        other => bail!("unknown backend {other:?}: use file, pmem or memory"),
+    };
+    let mut members = Vec::new();
+    for id in 1..=3 {
+        members.push(Member { id, addr: format!("127.0.0.1:{}", free_port()?).parse()? });
+    }
+    let mut configs = Vec::new();
+    for id in 1..=3u32 {
+        let text = format!("id = {id}\ndata_dir = {:?}\nmembers = []", root.join(id.to_string()));
+        let mut c: NodeConfig = toml::from_str(&text)?;
+        c.members = members.clone();
+        c.storage.backend = backend;
+        c.storage.fsync = !args.no_fsync;
+        c.storage.checkpoint_interval_slots = 0;
+        if let Some(p) = args.pipeline {
+            c.consensus.pipeline_slots_max = p;
+        }
+        c.validate()?;
+        configs.push(c);
+    }
+    Ok(configs)
+}
+
+async fn wait_primary(nodes: &[Node]) -> Result<usize> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(i) = nodes.iter().position(|n| n.status().role == Role::Primary) {
+            // Make sure it commits: one request through.
+            if nodes[i].replicate(Bytes::from_static(b"warm")).await.is_ok() {
+                return Ok(i);
+            }
+        }
+        let mut w = nodes[0].watch();
+        let _ = tokio::time::timeout(Duration::from_millis(100), w.changed()).await;
+    }
+    bail!("no primary within 10 s")
+}
+
+struct Load {
+    done: AtomicU64,
+    refused: AtomicU64,
+    stop: AtomicBool,
+}
+
+async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64>, u64) {
+    let load = Arc::new(Load { done: AtomicU64::new(0), refused: AtomicU64::new(0), stop: AtomicBool::new(false) });
+    let payload = Bytes::from(vec![b'x'; args.size]);
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (node, load, payload) = (node.clone(), load.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            while !load.stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match node.replicate(payload.clone()).await {
+                    Ok(_) => {
+                        h.record(t.elapsed().as_micros() as u64).unwrap();
+                        load.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(ReplicateError::Overloaded) => {
+                        load.refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => panic!("request failed during the benchmark: {e}"),
+                }
+            }
+            h
+        }));
+    }
+    let start = Instant::now();
+    let before = load.done.load(Ordering::Relaxed);
+    for s in 0..args.seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let done = load.done.load(Ordering::Relaxed) - before;
+        eprintln!("  {:>3} s  {:>10.0} req/s", s + 1, done as f64 / start.elapsed().as_secs_f64());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let done = load.done.load(Ordering::Relaxed) - before;
+    load.stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for t in tasks {
+        all.add(t.await.unwrap()).unwrap();
+    }
+    (done as f64 / elapsed, all, load.refused.load(Ordering::Relaxed))
+}
+
+async fn latency(node: &Node, args: &EmbeddedArgs) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let payload = Bytes::from(vec![b'y'; args.size]);
+    let end = Instant::now() + Duration::from_secs(args.latency_seconds);
+    while Instant::now() < end {
+        let t = Instant::now();
+        node.replicate(payload.clone()).await.expect("request failed");
+        h.record(t.elapsed().as_micros() as u64).unwrap();
+    }
+    h
+}
+
+fn print_histogram(label: &str, h: &Histogram<u64>) {
+    println!(
+        "{label}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  ({} samples)",
+        h.value_at_quantile(0.5) as f64 / 1e3,
+        h.value_at_quantile(0.9) as f64 / 1e3,
+        h.value_at_quantile(0.99) as f64 / 1e3,
+        h.value_at_quantile(0.999) as f64 / 1e3,
+        h.max() as f64 / 1e3,
+        h.len()
+    );
+}
+
+async fn embedded(args: EmbeddedArgs) -> Result<()> {
+    let root = tempfile::Builder::new().prefix("rsl-bench-").tempdir_in(&args.dir)
+        .with_context(|| format!("creating a directory under {}", args.dir.display()))?;
+    let configs = cluster_configs(&args, root.path())?;
+    let nodes: Vec<Node> = configs.into_iter().map(|c| Node::start(c, Counter::default())).collect::<Result<_, _>>()?;
+    let p = wait_primary(&nodes).await?;
+    let nodes: Vec<Arc<Node>> = nodes.into_iter().map(Arc::new).collect();
+    println!(
+        "embedded: 3 replicas in one process, TCP loopback, backend {}, fsync {}, {}-byte requests, {} callers, {} s",
+        args.backend, if args.no_fsync { "OFF" } else { "on" }, args.size, args.clients, args.seconds
+    );
+    let (rate, h, refused) = throughput(nodes[p].clone(), &args).await;
+    let st = nodes[p].status();
+    println!("throughput: {rate:.0} committed requests/s ({refused} refused as overloaded)");
+    let c = &st.counters;
+    let slots = c.slots_committed.max(1);
+    println!("  slots {}  requests/slot {:.1}  syncs {}  ", slots, c.proposals as f64 / slots as f64, c.syncs);
+    print_histogram("  latency under load", &h);
+    let h = latency(&nodes[p], &args).await;
+    print_histogram("one caller, no pipelining", &h);
+    for n in &nodes {
+        n.shutdown();
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    match cli.command {
+        Command::Embedded(args) => rt.block_on(embedded(args)),
+    }
+}
