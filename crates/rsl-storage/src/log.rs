@@ -212,6 +212,8 @@ struct ScanState {
     /// Last record applied (seq, slot).
     last_seq: Option<u64>,
     last_slot: Option<u64>,
+    /// Where each segment's data ends (zeros may follow).
+    data_ends: BTreeMap<u64, u64>,
 }
 
 /// An event of the recovery scan, in log order.
@@ -235,8 +237,8 @@ fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
-/// Scan one segment's bytes into events.
-fn scan_segment(id: u64, data: &[u8], emit: &mut dyn FnMut(Scanned)) {
+/// Scan one segment's bytes into events; returns where its data ends (only zeros follow).
+fn scan_segment(id: u64, data: &[u8], emit: &mut dyn FnMut(Scanned)) -> u64 {
     let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
     if header.is_none() {
         // Records are self-describing: keep scanning after a bad segment header, so that a
@@ -260,6 +262,7 @@ fn scan_segment(id: u64, data: &[u8], emit: &mut dyn FnMut(Scanned)) {
             Decoded::Truncated(h) => {
                 let bytes = rest.len() as u64;
                 emit(Scanned::Bad { segment: id, offset: pos as u64, bytes, header: Some(h) });
+                pos = data.len();
                 break;
             }
             Decoded::End if all_zero(rest) => break,
@@ -271,6 +274,7 @@ fn scan_segment(id: u64, data: &[u8], emit: &mut dyn FnMut(Scanned)) {
             }
         }
     }
+    pos.min(data.len()) as u64
 }
 
 /// The next aligned offset after `pos` holding a decodable record header, or the end.
@@ -338,7 +342,8 @@ impl<M: Media> SegmentLog<M> {
             let segment =
                 Segment { file, first_seq, written: len, capacity, slot_max: None, dirty: false };
             log.segments.insert(id, segment);
-            scan_segment(id, data, &mut |event| log.feed(&mut scan, event, &mut report));
+            let end = scan_segment(id, data, &mut |event| log.feed(&mut scan, event, &mut report));
+            scan.data_ends.insert(id, end);
         }
         log.recover(scan, &mut report)?;
         log.check_invariants();
@@ -427,7 +432,7 @@ impl<M: Media> SegmentLog<M> {
             || self.segments.values().next_back().map_or(0, |s| s.first_seq),
             |s| s + 1,
         );
-        self.finish_open()
+        self.finish_open(&scan.data_ends)
     }
 
     /// Report a bad spot classified as corrupt (`seq` below the durable floor); `rest` are
@@ -520,13 +525,14 @@ impl<M: Media> SegmentLog<M> {
 
     /// Set segment bookkeeping after recovery and make the recovered state durable (after a
     /// process crash the recovered bytes may still be only in the page cache).
-    fn finish_open(&mut self) -> Result<()> {
-        if let Some((_, tail)) = self.segments.iter_mut().next_back() {
+    fn finish_open(&mut self, data_ends: &BTreeMap<u64, u64>) -> Result<()> {
+        if let Some((id, tail)) = self.segments.iter_mut().next_back() {
             // Appends resume right after the last record, not at the file's length: mapped
             // segments are zero up to their capacity, and a file system may have persisted a
             // file's size without its data (zeros after the last record). Appending after
             // such zeros would hide the new records from the next recovery.
-            let end = end_of_data(&mut tail.file, tail.written)?;
+            // (A discarded torn tail already lowered `written` to where it started.)
+            let end = data_ends[id].min(tail.written);
             assert!(end >= SEGMENT_HEADER_BYTES as u64, "recovery keeps no headerless tail");
             if end < tail.written && !self.fixed_capacity {
                 tail.file.truncate(end)?;
@@ -835,21 +841,6 @@ fn next_known_slot(events: &[Scanned]) -> Option<u64> {
         Scanned::Good { header, .. } => Some(header.slot),
         _ => None,
     })
-}
-
-/// The offset just past the last record of a segment of `len` bytes (what follows is zeros).
-fn end_of_data<F: MediaFile>(file: &mut F, len: u64) -> Result<u64> {
-    let mut data = vec![0u8; len as usize];
-    file.read_at(0, &mut data)?;
-    let mut pos = SEGMENT_HEADER_BYTES;
-    while pos < data.len() {
-        match decode_record(&data[pos..]) {
-            Decoded::Valid(h) | Decoded::BadPayload(h) => pos += h.record_bytes(),
-            Decoded::End if all_zero(&data[pos..]) => break,
-            _ => pos = resync(&data, pos),
-        }
-    }
-    Ok((pos as u64).min(len))
 }
 
 impl<M: Media> Log for SegmentLog<M> {
