@@ -56,6 +56,8 @@ pub trait Log: Send {
     fn read(&mut self, slot: u64) -> Result<Option<Record>>;
     /// Records of slots in `from..to`, in slot order, newest record per slot, stopping once
     /// the payloads returned reach `bytes_max` (at least one record if any is in range).
+    /// A corrupt record in the range fails the call with [`StorageError::CorruptRecord`]
+    /// naming it; read around it with a narrower range until it is repaired.
     fn read_range(&mut self, from: u64, to: u64, bytes_max: usize) -> Result<Vec<Record>>;
     /// Lowest slot that has a record.
     fn first_slot(&self) -> Option<u64>;
