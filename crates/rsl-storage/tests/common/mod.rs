@@ -224,6 +224,9 @@ pub fn corrupt_payload_is_reported_with_identity<M: Media>(media: &dyn Fn() -> M
     for slot in (0..5).chain(6..11) {
         check_slot(&mut log, slot, 1, 100);
     }
+    let in_range = log.read_range(0, 11, usize::MAX);
+    assert!(matches!(in_range, Err(StorageError::CorruptRecord { slot: 5, .. })), "{in_range:?}");
+    assert_eq!(log.read_range(6, 11, usize::MAX).unwrap().len(), 5, "read around it");
     // Repair from a peer: a fresh record for the slot.
     log.repair(5, 2, &payload(5, 2, 40)).unwrap();
     assert!(log.corrupt_slots().is_empty());
