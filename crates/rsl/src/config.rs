@@ -219,6 +219,7 @@ impl NodeConfig {
         core.batch_bytes_max = c.batch_bytes_max;
         core.proposals_queued_max = c.proposals_queued_max;
         core.reads_queued_max = c.reads_queued_max;
+        core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.rng_seed = rng_seed;
         core
     }

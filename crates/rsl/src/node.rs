@@ -56,6 +56,8 @@ pub(crate) enum Event {
     Receive { from: u32, payload: Bytes },
     Durable { seq: u64 },
     Core(Input),
+    /// Take a checkpoint now (admin request).
+    CheckpointNow,
     Stop,
 }
 
@@ -263,6 +265,12 @@ impl Node {
         self.control(Input::SetCanBecomePrimary(allowed));
     }
 
+    /// Takes a checkpoint of the state after the last executed slot now (it is written on a
+    /// background thread; the log behind it is truncated once it is durable).
+    pub fn checkpoint_now(&self) {
+        let _ = self.events.send(Event::CheckpointNow);
+    }
+
     /// Proposes a new set of voters (at most one change in flight).
     pub fn change_membership(&self, voters: Vec<u32>) {
         self.control(Input::ChangeMembership(rsl_core::Membership::new(voters)));
@@ -430,6 +438,9 @@ impl<W: Wire> Consensus<W> {
             Event::Receive { from, payload } => self.receive(from, payload),
             Event::Durable { seq } => self.step(Input::Durable { seq }),
             Event::Core(input) => self.step(input),
+            Event::CheckpointNow => {
+                let _ = self.exec.send(Exec::Checkpoint);
+            }
             Event::Stop => return true,
         }
         false
