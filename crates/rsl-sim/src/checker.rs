@@ -170,6 +170,11 @@ impl Checker {
         self.executed.keys().next_back().copied().unwrap_or(Slot::ZERO)
     }
 
+    /// Whether any replica executed the request.
+    pub fn was_executed(&self, id: RequestId) -> bool {
+        self.requests.contains_key(&id)
+    }
+
     /// A replica restarted: its execution starts again from slot 1.
     pub fn restarted(&mut self, replica: ReplicaId) {
         self.progress.insert(replica, Slot::ZERO);

@@ -127,6 +127,9 @@ fn main() -> ExitCode {
         for outcome in rx {
             run += 1;
             undecided += u64::from(outcome.stats.undecided);
+            if outcome.stats.undecided {
+                eprintln!("seed {}: the linearizability search gave up", outcome.seed);
+            }
             if outcome.failure.is_some() {
                 failed += 1;
                 report(&args, &outcome);

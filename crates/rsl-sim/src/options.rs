@@ -39,6 +39,8 @@ pub struct Options {
     pub transfer_permille: u32,
     /// The most two replicas' tick rates differ (per mille); also the core's allowance.
     pub drift_permille: u32,
+    /// Per tick: chance a replica's disk stalls (no fsync completes) for up to 100 ticks.
+    pub stall_permille: u32,
     /// fsync delay range (time units).
     pub fsync_min: u64,
     pub fsync_max: u64,
@@ -88,6 +90,7 @@ impl Options {
             pause_ticks_max: 0,
             transfer_permille: 0,
             drift_permille: 0,
+            stall_permille: 0,
             fsync_min: 100,
             fsync_max: 300,
             one_cannot_lead: false,
@@ -141,6 +144,9 @@ impl Options {
         if on(&mut r, 700) {
             o.drift_permille = r.range(1, 100) as u32;
         }
+        if on(&mut r, 300) {
+            o.stall_permille = r.range(1, 20) as u32;
+        }
         o.fsync_min = r.range(20, 500);
         o.fsync_max = o.fsync_min + r.range(0, 2000);
         o.one_cannot_lead = on(&mut r, 200);
@@ -163,7 +169,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰) pauses={}‰ transfers={}‰ drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰) pauses={}‰ stalls={}‰ transfers={}‰ drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -175,6 +181,7 @@ impl Options {
             self.machine_crash_permille,
             self.corrupt_permille,
             self.pause_permille,
+            self.stall_permille,
             self.transfer_permille,
             self.drift_permille,
             self.fsync_min,

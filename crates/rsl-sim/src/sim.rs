@@ -65,6 +65,7 @@ enum Event {
     ClientRetry { client: usize, op_no: u64 },
     ClientTimeout { client: usize, op_no: u64 },
     Resume { node: usize, pause: u64 },
+    Unstall { node: usize },
 }
 
 #[derive(Debug)]
@@ -120,6 +121,8 @@ struct Current {
     exclusive: bool,
     call: u64,
     op_no: u64,
+    /// The attempt number of its first try (its tickets run from here to the client's last).
+    first_attempt: u64,
 }
 
 #[derive(Debug)]
@@ -201,6 +204,8 @@ pub struct Sim {
     clients: Vec<Client>,
     clients_active: bool,
     history: Vec<Operation>,
+    /// Indeterminate operations: their index in `history` and the tickets of their attempts.
+    indeterminate: Vec<(usize, Vec<u64>)>,
     checker: Checker,
     trace: Fnv,
     verbose: bool,
@@ -270,6 +275,7 @@ impl Sim {
             clients: Vec::new(),
             clients_active: false,
             history: Vec::new(),
+            indeterminate: Vec::new(),
             trace: Fnv::new(),
             verbose: false,
             request_ids: BTreeMap::new(),
@@ -405,6 +411,11 @@ impl Sim {
                 }
             }
             Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
+            Event::Unstall { node } => {
+                let id = self.nodes[node].id;
+                self.record(format_args!("disk of {id:?} resumes"));
+                self.hold_fsync(id, false);
+            }
             Event::Resume { node, pause } => {
                 if self.nodes[node].pause == pause {
                     self.resume(ReplicaId(node as u32 + 1));
@@ -579,6 +590,12 @@ impl Sim {
             let ticks = self.rng.range(1, o.pause_ticks_max.max(1));
             self.pause_for(id, ticks);
         }
+        if self.rng.chance(o.stall_permille) && !self.nodes[r].disk.held {
+            let ticks = self.rng.range(1, 100);
+            self.record(format_args!("disk of {id:?} stalls for {ticks} ticks"));
+            self.hold_fsync(id, true);
+            self.schedule(ticks * TICK, Event::Unstall { node: r });
+        }
         if self.rng.chance(o.transfer_permille) {
             if let Some(p) = self.primary() {
                 let to =
@@ -674,7 +691,9 @@ impl Sim {
         };
         let via_log = self.rng.chance(self.options.read_through_log_permille);
         let exclusive = self.rng.chance(self.options.exclusive_permille);
-        self.clients[c].current = Some(Current { op, via_log, exclusive, call: self.now, op_no });
+        let first_attempt = self.clients[c].attempt + 1;
+        self.clients[c].current =
+            Some(Current { op, via_log, exclusive, call: self.now, op_no, first_attempt });
         self.client_send(c);
         let timeout = self.options.client_timeout_ticks * TICK;
         self.schedule(timeout, Event::ClientTimeout { client: c, op_no });
@@ -749,8 +768,7 @@ impl Sim {
         if cur.op_no != op_no {
             return;
         }
-        self.history.push(Operation { client: c as u32, op: cur.op, call: cur.call, ret: None });
-        self.stats.ops_indeterminate += 1;
+        self.push_indeterminate(c, &cur);
         self.clients[c].current = None;
         self.clients[c].target = self.rng.below(self.nodes.len() as u64) as usize;
         self.schedule(1, Event::ClientWake { client: c });
@@ -777,19 +795,36 @@ impl Sim {
     fn close_history(&mut self) {
         for c in 0..self.clients.len() {
             if let Some(cur) = self.clients[c].current.take() {
-                self.history.push(Operation {
-                    client: c as u32,
-                    op: cur.op,
-                    call: cur.call,
-                    ret: None,
-                });
-                self.stats.ops_indeterminate += 1;
+                self.push_indeterminate(c, &cur);
             }
         }
         for (ticket, (op, call)) in std::mem::take(&mut self.script_ops) {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
+            self.indeterminate.push((self.history.len(), vec![ticket]));
             self.history.push(Operation { client, op, call, ret: None });
         }
+    }
+
+    fn push_indeterminate(&mut self, c: usize, cur: &Current) {
+        let tickets =
+            (cur.first_attempt..=self.clients[c].attempt).map(|a| ((c as u64) << 32) | a).collect();
+        self.indeterminate.push((self.history.len(), tickets));
+        self.history.push(Operation { client: c as u32, op: cur.op, call: cur.call, ret: None });
+        self.stats.ops_indeterminate += 1;
+    }
+
+    /// The history to check. An indeterminate write that no replica ever executed is left
+    /// out: no operation can have observed it, so it is equivalent to ordering it last, and
+    /// leaving it out keeps the search small after crash-heavy runs.
+    fn checked_history(&self) -> Vec<Operation> {
+        let mut skip = vec![false; self.history.len()];
+        for (index, tickets) in &self.indeterminate {
+            let executed = tickets
+                .iter()
+                .any(|t| self.request_ids.get(t).is_some_and(|id| self.checker.was_executed(*id)));
+            skip[*index] = !executed;
+        }
+        self.history.iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o.clone()).collect()
     }
 
     // ----- the swarm run -----
@@ -828,7 +863,7 @@ impl Sim {
         if self.settled {
             self.check_all_answered();
         }
-        match linearizability::check(&self.history) {
+        match linearizability::check(&self.checked_history()) {
             Ok(()) => {}
             // Too many concurrent indeterminate operations to search: not a proof either way.
             Err(linearizability::Violation::Undecided { .. }) => self.stats.undecided = true,
