@@ -231,6 +231,11 @@ impl<M: Machine> Driver<M> {
                 self.refused.insert(id);
                 host.reply(ticket, Reply::Refused(reason));
             }
+            None if id.proposer != self.id || id.incarnation != self.incarnation => host
+                .contract_broken(format!(
+                    "{:?} (incarnation {}): refused {id:?} ({reason:?}), a request it never took",
+                    self.id, self.incarnation
+                )),
             None => host.contract_broken(format!(
                 "{:?}: refused {id:?} ({reason:?}) which is not waiting (answered twice?)",
                 self.id
