@@ -137,9 +137,10 @@ fn main() -> ExitCode {
             if seeds.len() == 1 {
                 let s = &outcome.stats;
                 eprintln!(
-                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes, {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}",
+                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes, {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}, {} log loads, {} checkpoint requests",
                     outcome.seed, outcome.trace_hash, s.events, s.messages, s.dropped, s.crashes,
-                    s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot
+                    s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot,
+                    s.log_loads, s.checkpoint_requests
                 );
             } else if run == next_report {
                 next_report += 100;

@@ -41,6 +41,27 @@ impl Machine for KvMachine {
     }
 }
 
+/// The name of a message's kind, for coverage counts.
+pub fn message_kind(msg: &Message) -> &'static str {
+    use rsl_core::message::Body;
+    match msg.body {
+        Body::PreVote { .. } => "PreVote",
+        Body::PreVoteReply { .. } => "PreVoteReply",
+        Body::Prepare { .. } => "Prepare",
+        Body::Promise { .. } => "Promise",
+        Body::Nack { .. } => "Nack",
+        Body::Accept { .. } => "Accept",
+        Body::Accepted { .. } => "Accepted",
+        Body::Heartbeat { .. } => "Heartbeat",
+        Body::HeartbeatAck { .. } => "HeartbeatAck",
+        Body::CatchupRequest { .. } => "CatchupRequest",
+        Body::CatchupReply { .. } => "CatchupReply",
+        Body::StartElection { .. } => "StartElection",
+        #[allow(unreachable_patterns)]
+        _ => "Other",
+    }
+}
+
 /// Tickets with this bit set belong to scripted proposals; others to simulated clients.
 const SCRIPT_TICKET: u64 = 1 << 63;
 
@@ -145,6 +166,8 @@ enum Effect {
     Send(ReplicaId, Message),
     Persist(u64, Write),
     LoadLog(u64, Slot, Slot),
+    /// The core asked for a checkpoint to be taken or streamed (not simulated yet).
+    Checkpoint,
     Reply(u64, Reply),
     Executed(Slot, Value),
     Notify(CoreEvent),
@@ -170,6 +193,12 @@ impl Host for Effects {
     fn notify(&mut self, event: CoreEvent) {
         self.list.push(Effect::Notify(event));
     }
+    fn send_checkpoint(&mut self, _to: ReplicaId) {
+        self.list.push(Effect::Checkpoint);
+    }
+    fn take_checkpoint(&mut self) {
+        self.list.push(Effect::Checkpoint);
+    }
     fn contract_broken(&mut self, what: String) {
         self.list.push(Effect::Contract(what));
     }
@@ -188,6 +217,10 @@ pub struct Stats {
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
+    pub log_loads: u64,
+    /// Messages sent, by kind.
+    pub kinds: BTreeMap<&'static str, u64>,
+    pub checkpoint_requests: u64,
     /// The linearizability search gave up (budget exceeded).
     pub undecided: bool,
 }
@@ -478,6 +511,7 @@ impl Sim {
         match effect {
             Effect::Send(to, msg) => {
                 self.stats.messages += 1;
+                *self.stats.kinds.entry(message_kind(&msg)).or_default() += 1;
                 assert_eq!((msg.from, msg.to), (id, to), "message addressing");
                 let _ = write!(self.trace, "s{}>{}", id.0, to.0);
                 // Every message crosses the wire codec, as in production.
@@ -496,7 +530,9 @@ impl Sim {
                 self.nodes[node].disk.write(seq, write);
                 self.start_sync(node);
             }
+            Effect::Checkpoint => self.stats.checkpoint_requests += 1,
             Effect::LoadLog(token, from, to) => {
+                self.stats.log_loads += 1;
                 let entries = self.nodes[node].disk.read_log(from, to);
                 let incarnation = self.nodes[node].incarnation;
                 let delay = self.options.fsync_min;

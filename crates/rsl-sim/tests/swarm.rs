@@ -87,3 +87,32 @@ fn stale_reads_are_caught_by_the_linearizability_checker() {
     println!("stale reads caught on {count} of 40 seeds, first at seed {}", caught.seed);
     assert!(count >= 5, "only {count} of 40 seeds caught stale reads");
 }
+
+/// The swarm exercises every message of the protocol (a kind never sent is a blind spot).
+#[test]
+fn the_swarm_sends_every_kind_of_message() {
+    let outcomes = run_all(0..30, options);
+    let mut kinds = std::collections::BTreeMap::new();
+    for o in &outcomes {
+        for (k, n) in &o.stats.kinds {
+            *kinds.entry(*k).or_insert(0u64) += n;
+        }
+    }
+    println!("{kinds:?}");
+    for kind in [
+        "PreVote",
+        "PreVoteReply",
+        "Prepare",
+        "Promise",
+        "Nack",
+        "Accept",
+        "Accepted",
+        "Heartbeat",
+        "HeartbeatAck",
+        "CatchupRequest",
+        "CatchupReply",
+        "StartElection",
+    ] {
+        assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} sent in 30 seeds: {kinds:?}");
+    }
+}
