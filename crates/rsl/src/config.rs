@@ -90,6 +90,9 @@ pub struct Storage {
     pub checkpoint_interval_slots: u64,
     /// Checkpoints kept on disk; the log before the oldest is deleted.
     pub checkpoints_kept: usize,
+    /// Slots of log kept behind the newest checkpoint, so lagging peers catch up from the
+    /// log; a peer further behind is sent the checkpoint.
+    pub log_kept_slots: u64,
 }
 
 impl Default for Storage {
@@ -100,6 +103,7 @@ impl Default for Storage {
             segment_bytes_max: 64 << 20,
             checkpoint_interval_slots: 100_000,
             checkpoints_kept: 2,
+            log_kept_slots: 10_000,
         }
     }
 }
@@ -202,7 +206,9 @@ impl NodeConfig {
         if self.storage.segment_bytes_max < 4096 {
             return Err(invalid("storage.segment_bytes_max", "must be at least 4096"));
         }
-        self.core_config(0).validate().map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+        self.core_config(0)
+            .validate()
+            .map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
     }
 
     /// The core's configuration for this replica.
@@ -220,6 +226,7 @@ impl NodeConfig {
         core.proposals_queued_max = c.proposals_queued_max;
         core.reads_queued_max = c.reads_queued_max;
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
+        core.log_kept_slots = self.storage.log_kept_slots;
         core.rng_seed = rng_seed;
         core
     }

@@ -32,8 +32,9 @@ pub mod metrics;
 pub mod node;
 pub mod start;
 pub mod state_machine;
-pub mod store;
 pub mod status;
+pub mod store;
+pub mod transfer;
 pub mod wire;
 
 pub use config::NodeConfig;

@@ -56,6 +56,7 @@ impl LocalCluster {
                     recovered,
                     events,
                     checkpointer: None,
+                    checkpoints: None,
                 })
             })
             .collect();

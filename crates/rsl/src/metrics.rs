@@ -69,18 +69,58 @@ pub(crate) fn render_shared(shared: &Shared) -> String {
         _ => 0,
     };
     metric(&mut out, "rsl_role", "gauge", "0 follower/learner, 1 candidate, 2 primary", role);
-    metric(&mut out, "rsl_ballot_round", "gauge", "Round of the ballot this replica follows", s.ballot_round);
+    metric(
+        &mut out,
+        "rsl_ballot_round",
+        "gauge",
+        "Round of the ballot this replica follows",
+        s.ballot_round,
+    );
     metric(&mut out, "rsl_committed_slot", "gauge", "Highest slot known chosen", s.committed);
     metric(&mut out, "rsl_executed_slot", "gauge", "Highest slot executed", s.executed);
     metric(&mut out, "rsl_proposals_total", "counter", "Requests proposed here", c.proposals);
-    metric(&mut out, "rsl_slots_committed_total", "counter", "Slots executed here", c.slots_committed);
-    metric(&mut out, "rsl_overloaded_total", "counter", "Requests refused as overloaded", c.overloaded);
-    metric(&mut out, "rsl_bytes_sent_total", "counter", "Message bytes sent to peers", c.bytes_sent);
-    metric(&mut out, "rsl_bytes_received_total", "counter", "Message bytes received", c.bytes_received);
-    metric(&mut out, "rsl_rejected_messages_total", "counter", "Messages or frames rejected", c.rejected_messages);
+    metric(
+        &mut out,
+        "rsl_slots_committed_total",
+        "counter",
+        "Slots executed here",
+        c.slots_committed,
+    );
+    metric(
+        &mut out,
+        "rsl_overloaded_total",
+        "counter",
+        "Requests refused as overloaded",
+        c.overloaded,
+    );
+    metric(
+        &mut out,
+        "rsl_bytes_sent_total",
+        "counter",
+        "Message bytes sent to peers",
+        c.bytes_sent,
+    );
+    metric(
+        &mut out,
+        "rsl_bytes_received_total",
+        "counter",
+        "Message bytes received",
+        c.bytes_received,
+    );
+    metric(
+        &mut out,
+        "rsl_rejected_messages_total",
+        "counter",
+        "Messages or frames rejected",
+        c.rejected_messages,
+    );
     metric(&mut out, "rsl_syncs_total", "counter", "Group commits (one sync each)", c.syncs);
     let h = &shared.histograms;
-    h.commit.render(&mut out, "rsl_commit_latency_seconds", "Proposal to execution on the proposer");
+    h.commit.render(
+        &mut out,
+        "rsl_commit_latency_seconds",
+        "Proposal to execution on the proposer",
+    );
     h.sync.render(&mut out, "rsl_sync_latency_seconds", "One group commit: writes plus fdatasync");
     out
 }

@@ -51,13 +51,28 @@ pub const EVENTS_PER_TURN_MAX: usize = 4096;
 
 /// What the consensus thread is told.
 pub(crate) enum Event {
-    Propose { payload: Bytes, exclusive: bool, reply: Reply },
-    Read { request: Bytes, mode: ReadMode, reply: Reply },
-    Receive { from: u32, payload: Bytes },
-    Durable { seq: u64 },
+    Propose {
+        payload: Bytes,
+        exclusive: bool,
+        reply: Reply,
+    },
+    Read {
+        request: Bytes,
+        mode: ReadMode,
+        reply: Reply,
+    },
+    Receive {
+        from: u32,
+        payload: Bytes,
+    },
+    Durable {
+        seq: u64,
+    },
     Core(Input),
     /// Take a checkpoint now (admin request).
     CheckpointNow,
+    /// A checkpoint received from a peer, verified, ready to load.
+    Install(crate::transfer::Install),
     Stop,
 }
 
@@ -74,6 +89,7 @@ enum Exec {
     Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
     Read { request: Bytes, reply: Reply },
     Checkpoint,
+    Install(crate::transfer::Install),
     Notify(Notification),
     Stop,
 }
@@ -128,6 +144,8 @@ pub(crate) struct Parts<M: StateMachine, D: Disk, W: Wire> {
     pub(crate) recovered: Recovered,
     pub(crate) events: (Sender<Event>, Receiver<Event>),
     pub(crate) checkpointer: Option<Box<dyn crate::checkpoint::Checkpointer>>,
+    /// Where checkpoints live, for sending them to lagging peers (none: no transfers).
+    pub(crate) checkpoints: Option<crate::transfer::Checkpoints>,
 }
 
 impl Node {
@@ -161,11 +179,23 @@ impl Node {
             exec_loop(machine, exec_rx, exec_shared, exec_events, checkpointer)
         }));
 
+        let transfer = parts.checkpoints.map(|store| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let t = crate::transfer::Transfer::new(
+                store,
+                parts.wire.side_sender(),
+                shared.clone(),
+                events_tx.clone(),
+            );
+            threads.push(spawn_named(format!("rsl-transfer-{id}"), move || t.run(rx)));
+            tx
+        });
         let replica = Replica::new(parts.core, parts.recovered);
         let consensus = Consensus {
             id: ReplicaId(id),
             replica,
             wire: parts.wire,
+            transfer,
             io: io_tx,
             exec: exec_tx,
             shared: shared.clone(),
@@ -178,9 +208,7 @@ impl Node {
             writes: Vec::new(),
             tick: parts.tick,
         };
-        threads.push(spawn_named(format!("rsl-consensus-{id}"), move || {
-            consensus.run(events_rx)
-        }));
+        threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx)));
         Node {
             id,
             events: events_tx,
@@ -369,6 +397,7 @@ struct Consensus<W: Wire> {
     id: ReplicaId,
     replica: Replica,
     wire: W,
+    transfer: Option<Sender<crate::transfer::Job>>,
     io: Sender<IoJob>,
     exec: Sender<Exec>,
     shared: Arc<Shared>,
@@ -441,6 +470,9 @@ impl<W: Wire> Consensus<W> {
             Event::CheckpointNow => {
                 let _ = self.exec.send(Exec::Checkpoint);
             }
+            Event::Install(install) => {
+                let _ = self.exec.send(Exec::Install(install));
+            }
             Event::Stop => return true,
         }
         false
@@ -449,12 +481,21 @@ impl<W: Wire> Consensus<W> {
     fn receive(&mut self, from: u32, payload: Bytes) {
         let counters = &self.shared.counters;
         counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if payload.first() == Some(&crate::transfer::TRANSFER_TAG) {
+            if let Some(t) = &self.transfer {
+                let _ = t.send(crate::transfer::Job::Frame { from, payload });
+            }
+            return;
+        }
         match Message::decode(&payload) {
             // The transport authenticated `from`; a message claiming another sender is hostile.
             Ok(msg) if msg.from.0 == from => self.step(Input::Receive(msg)),
             Ok(_) | Err(_) => {
                 counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(from, "rejected a message that does not decode or lies about its sender");
+                tracing::warn!(
+                    from,
+                    "rejected a message that does not decode or lies about its sender"
+                );
             }
         }
     }
@@ -498,9 +539,12 @@ impl<W: Wire> Consensus<W> {
                 }
             }
             Action::LoadLog { token, from, to } => self.load_log(token, from, to),
-            Action::SendCheckpoint { to } => {
-                tracing::warn!(to = to.0, "peer needs a checkpoint; streaming is not built yet");
-            }
+            Action::SendCheckpoint { to } => match &self.transfer {
+                Some(t) => {
+                    let _ = t.send(crate::transfer::Job::Offer { to: to.0 });
+                }
+                None => tracing::warn!(to = to.0, "a peer needs a checkpoint; none kept here"),
+            },
             Action::TakeCheckpoint => {
                 let _ = self.exec.send(Exec::Checkpoint);
             }
@@ -573,7 +617,12 @@ fn notification(event: rsl_core::Event) -> Option<Notification> {
 
 /// The I/O thread: applies each batch of writes, syncs once, reports the highest seq.
 /// Every batch queued while the previous sync ran joins the next one (group commit).
-fn io_loop<D: Disk>(mut disk: D, jobs: Receiver<IoJob>, events: Sender<Event>, shared: Arc<Shared>) {
+fn io_loop<D: Disk>(
+    mut disk: D,
+    jobs: Receiver<IoJob>,
+    events: Sender<Event>,
+    shared: Arc<Shared>,
+) {
     let mut batch: Vec<Write> = Vec::new();
     let mut seq = 0;
     let mut loads = Vec::new();
@@ -627,6 +676,9 @@ fn exec_loop<M: StateMachine>(
     let mut last = shared.executed.load(Ordering::Acquire);
     while let Ok(item) = items.recv() {
         match item {
+            Exec::Execute { slot, .. } if slot.0 <= last => {
+                // Covered by a checkpoint installed from a peer meanwhile.
+            }
             Exec::Execute { slot, value, replies } => {
                 assert!(slot.0 == last + 1, "executed slot {} after {}", slot.0, last);
                 execute_slot(&mut machine, slot, value, replies, &shared.histograms);
@@ -641,10 +693,34 @@ fn exec_loop<M: StateMachine>(
                     c.start(Slot(last), machine.snapshot(), events.clone());
                 }
             }
+            Exec::Install(install) => {
+                if install_checkpoint(&mut machine, install, &mut last, &events) {
+                    shared.executed.store(last, Ordering::Release);
+                }
+            }
             Exec::Notify(n) => machine.notify(n),
             Exec::Stop => return,
         }
     }
+}
+
+/// Loads a checkpoint received from a peer, unless execution already passed it.
+fn install_checkpoint<M: StateMachine>(
+    machine: &mut M,
+    mut install: crate::transfer::Install,
+    last: &mut u64,
+    events: &Sender<Event>,
+) -> bool {
+    if install.slot <= *last {
+        return false;
+    }
+    if let Err(e) = machine.load_checkpoint(&mut install.reader) {
+        tracing::error!(slot = install.slot, error = %e, "loading a received checkpoint failed");
+        return false;
+    }
+    *last = install.slot;
+    let _ = events.send(Event::Core(Input::CheckpointInstalled { slot: Slot(install.slot) }));
+    true
 }
 
 fn execute_slot<M: StateMachine>(

@@ -51,8 +51,9 @@ impl Node {
             .build()
             .map_err(|e| StartError::Network(e.to_string()))?;
         let transport_config = transport_config(&config)?;
-        let (transport, incoming) = block_on_outside(&runtime, TcpTransport::start(transport_config))
-            .map_err(|e| StartError::Network(e.to_string()))?;
+        let (transport, incoming) =
+            block_on_outside(&runtime, TcpTransport::start(transport_config))
+                .map_err(|e| StartError::Network(e.to_string()))?;
         let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
         let wire = NetWire { transport: transport.clone() };
         let node = match config.storage.backend {
@@ -71,6 +72,7 @@ impl Node {
             }
         };
         forward_incoming(&runtime, incoming, node.events());
+        count_rejections(&runtime, transport.clone(), &node);
         if let Some(addr) = config.metrics_addr {
             serve_metrics(&runtime, &node, addr)?;
         }
@@ -115,7 +117,7 @@ fn open_log<M: Media>(
     Ok(log)
 }
 
-type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
+use crate::transfer::Checkpoints;
 
 fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
     let dir = config.data_dir.join("checkpoints");
@@ -153,7 +155,8 @@ fn start_with<M: StateMachine, L: Log + 'static>(
 ) -> Result<Node, StartError> {
     let dir = config.data_dir.join("meta");
     let meta = MetaFiles::open(FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?);
-    let mut disk = StorageDisk::new(log, meta, config.storage.fsync).map_err(|e| storage_err(&dir, e))?;
+    let mut disk =
+        StorageDisk::new(log, meta, config.storage.fsync).map_err(|e| storage_err(&dir, e))?;
     let recovered = disk.recover().map_err(|e| storage_err(&dir, e))?;
     if recovered.membership.is_none() {
         // Bootstrap: an empty data directory joins the configured cluster, once.
@@ -190,6 +193,7 @@ fn start_parts<M: StateMachine, D: Disk>(
         recovered,
         events,
         checkpointer: Some(checkpointer),
+        checkpoints: Some(checkpoints.clone()),
     }))
 }
 
@@ -225,6 +229,26 @@ fn forward_incoming(
     });
 }
 
+/// Adds the transport's rejected frames and handshakes (an unauthenticated, malformed or
+/// oversized connection attempt) to the replica's `rejected_messages` counter, so that
+/// `rsl_rejected_messages_total` counts what its help text says: messages or frames rejected.
+fn count_rejections(runtime: &tokio::runtime::Runtime, transport: TcpTransport, node: &Node) {
+    let shared = node.metrics_source();
+    runtime.spawn(async move {
+        let mut seen = 0;
+        loop {
+            transport.wait_rejections(seen + 1).await;
+            let stats = transport.stats();
+            let now = stats.rejected_frames + stats.rejected_handshakes;
+            shared
+                .counters
+                .rejected_messages
+                .fetch_add(now - seen, std::sync::atomic::Ordering::Relaxed);
+            seen = now;
+        }
+    });
+}
+
 fn serve_metrics(
     runtime: &tokio::runtime::Runtime,
     node: &Node,
@@ -243,6 +267,13 @@ struct NetWire {
 }
 
 impl Wire for NetWire {
+    fn side_sender(&self) -> crate::transfer::SideSender {
+        let transport = self.transport.clone();
+        Arc::new(move |to, payload| {
+            let _ = transport.send(to, payload);
+        })
+    }
+
     fn send(&mut self, to: u32, payload: Bytes) {
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
         let _ = self.transport.send(to, payload);
@@ -280,8 +311,13 @@ impl Checkpointer for FileCheckpointer {
     }
 }
 
-fn write_checkpoint(store: &Checkpoints, slot: Slot, snapshot: &dyn Snapshot) -> Result<u64, String> {
-    let mut writer = store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
+fn write_checkpoint(
+    store: &Checkpoints,
+    slot: Slot,
+    snapshot: &dyn Snapshot,
+) -> Result<u64, String> {
+    let mut writer =
+        store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
     snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
     let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
     Ok(info.data_bytes)

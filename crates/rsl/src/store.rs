@@ -113,9 +113,10 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 self.state.promised = *b;
                 return Ok(true);
             }
-            Write::Accept(e) => {
-                self.log.append(e.slot.0, e.ballot.to_u128(), &encode_value(&e.value)).map_err(err)?
-            }
+            Write::Accept(e) => self
+                .log
+                .append(e.slot.0, e.ballot.to_u128(), &encode_value(&e.value))
+                .map_err(err)?,
             Write::Commit(s) => {
                 if *s > self.state.commit {
                     self.state.commit = *s;
@@ -167,7 +168,11 @@ impl<L: Log + 'static, M: MetaStore + 'static> Disk for StorageDisk<L, M> {
                 let Some(end) = records.last().map(|r| r.slot) else { break };
                 for r in records {
                     let value = decode_value(&r.payload)?;
-                    log.push(LogEntry { slot: Slot(r.slot), ballot: Ballot::from_u128(r.ballot), value });
+                    log.push(LogEntry {
+                        slot: Slot(r.slot),
+                        ballot: Ballot::from_u128(r.ballot),
+                        value,
+                    });
                 }
                 from = end + 1;
             }

@@ -6,12 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rsl::{LocalCluster, LocalOptions, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine};
+use rsl::{
+    LocalCluster, LocalOptions, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine,
+};
+
+/// Every request executed, with its slot.
+type Executed = Vec<(u64, Vec<u8>)>;
 
 /// A log of every request executed, shared with the test so it can compare replicas.
 #[derive(Clone, Default)]
 struct Recorder {
-    log: Arc<Mutex<Vec<(u64, Vec<u8>)>>>,
+    log: Arc<Mutex<Executed>>,
 }
 
 struct Snap(Vec<(u64, Vec<u8>)>);
@@ -72,7 +77,8 @@ fn replicas_execute_the_same_requests_in_the_same_order() {
     runtime().block_on(async {
         let logs: Vec<Recorder> = (0..3).map(|_| Recorder::default()).collect();
         let l = logs.clone();
-        let cluster = LocalCluster::start(LocalOptions::default(), move |id| l[id as usize - 1].clone());
+        let cluster =
+            LocalCluster::start(LocalOptions::default(), move |id| l[id as usize - 1].clone());
         let mut responses = Vec::new();
         for i in 0..50u8 {
             let payload: &'static [u8] = Box::leak(vec![i; 8].into_boxed_slice());
@@ -80,7 +86,8 @@ fn replicas_execute_the_same_requests_in_the_same_order() {
         }
         // Every acknowledged write was executed by the primary in order.
         let p = wait_primary(&cluster).await;
-        let read = cluster.nodes[p].read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap();
+        let read =
+            cluster.nodes[p].read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap();
         let count: usize = std::str::from_utf8(&read).unwrap().parse().unwrap();
         assert!(count >= 50, "linearizable read saw {count} of 50 acknowledged writes");
         // Followers catch up to the same log (fast read once they executed the same slot).
@@ -91,7 +98,10 @@ fn replicas_execute_the_same_requests_in_the_same_order() {
         let reference = logs[p].log.lock().unwrap().clone();
         for l in &logs {
             let log = l.log.lock().unwrap().clone();
-            assert_eq!(log[..reference.len().min(log.len())], reference[..reference.len().min(log.len())]);
+            assert_eq!(
+                log[..reference.len().min(log.len())],
+                reference[..reference.len().min(log.len())]
+            );
         }
     });
 }
@@ -122,7 +132,12 @@ fn the_cluster_fails_over_when_the_primary_stops() {
         assert_ne!(new.id(), old);
         assert_eq!(new.status().role, Role::Primary);
         // The new primary has the old primary's acknowledged write.
-        let n: usize = std::str::from_utf8(&new.read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap()).unwrap().parse().unwrap();
+        let n: usize = std::str::from_utf8(
+            &new.read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap(),
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
         assert!(n >= 2, "new primary executed {n} requests");
         eprintln!("failover took {:?}", started.elapsed());
     });

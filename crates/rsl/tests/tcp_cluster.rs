@@ -67,7 +67,8 @@ fn configs(root: &Path, tls: bool) -> Vec<NodeConfig> {
     }
     (1..=3)
         .map(|id| {
-            let text = format!("id = {id}\ndata_dir = {:?}\nmembers = []", root.join(id.to_string()));
+            let text =
+                format!("id = {id}\ndata_dir = {:?}\nmembers = []", root.join(id.to_string()));
             let mut c: NodeConfig = toml::from_str(&text).unwrap();
             c.members = members.clone();
             c.tls = tls.then(|| TlsFiles {
@@ -87,8 +88,11 @@ async fn primary_of(nodes: &[Option<Node>]) -> usize {
     loop {
         let live: Vec<(usize, &Node)> =
             nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (i, n))).collect();
-        if let Some((i, p)) = live.iter().find(|(_, n)| n.watch().borrow().role == Some(Role::Primary)) {
-            let agree = live.iter().filter(|(_, n)| n.watch().borrow().primary == Some(p.id())).count();
+        if let Some((i, p)) =
+            live.iter().find(|(_, n)| n.watch().borrow().role == Some(Role::Primary))
+        {
+            let agree =
+                live.iter().filter(|(_, n)| n.watch().borrow().primary == Some(p.id())).count();
             if agree * 2 > nodes.len() {
                 return *i;
             }
@@ -145,6 +149,54 @@ fn run(tls: bool) {
         let recovered = j.0.lock().unwrap().clone();
         assert_eq!(recovered[..], reference[..recovered.len()]);
         assert!(recovered.len() >= 21, "restarted replica has {} requests", recovered.len());
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
+/// A follower that was down while the others checkpointed and truncated their logs catches
+/// up by receiving a checkpoint, streamed in chunks, then the slots after it.
+#[test]
+fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.checkpoint_interval_slots = 20;
+            c.storage.log_kept_slots = 5;
+        }
+        let journals: Vec<Journal> = (0..3).map(|_| Journal::default()).collect();
+        let mut nodes: Vec<Option<Node>> = cfgs
+            .iter()
+            .zip(&journals)
+            .map(|(c, j)| Some(Node::start(c.clone(), j.clone()).unwrap()))
+            .collect();
+        write(&nodes, b"first").await;
+        let p = primary_of(&nodes).await;
+        let f = (p + 1) % 3;
+        nodes[f].take().unwrap().shutdown();
+        // Each write alone in its slot, so the log moves far past the follower.
+        for i in 0..200u32 {
+            let payload = Bytes::copy_from_slice(&i.to_le_bytes());
+            nodes[p].as_ref().unwrap().replicate_exclusive(payload).await.unwrap();
+        }
+        let fresh = Journal::default();
+        nodes[f] = Some(Node::start(cfgs[f].clone(), fresh.clone()).unwrap());
+        let slot = nodes[p].as_ref().unwrap().status().executed;
+        let follower = nodes[f].as_ref().unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            follower.read(Bytes::new(), ReadConsistency::AtLeast(slot)),
+        )
+        .await
+        .expect("the follower did not catch up within 20 s")
+        .unwrap();
+        let reference = journals[p].0.lock().unwrap().clone();
+        let caught_up = fresh.0.lock().unwrap().clone();
+        assert!(caught_up.len() >= 201, "follower has {} requests", caught_up.len());
+        assert_eq!(caught_up[..], reference[..caught_up.len()]);
         for n in nodes.iter().flatten() {
             n.shutdown();
         }

@@ -1,0 +1,347 @@
+//! Checkpoint transfer: how a replica that lags behind a peer's truncated log gets the
+//! peer's newest checkpoint, streamed in chunks, off the consensus path.
+//!
+//! The core asks for it (`Action::SendCheckpoint { to }`); this module's thread does the rest
+//! and tells the core `Input::CheckpointInstalled` through the executor once the state machine
+//! has loaded it. The receiver pulls: it asks for one chunk at a time at an offset, so the
+//! transfer is resumable (a lost chunk is asked for again when the core re-requests catch-up),
+//! holds one chunk in memory at a time, and writes what it receives straight into its own
+//! checkpoint store, where it is verified (block checksums) before it is installed.
+//!
+//! Frames share the replica-to-replica connection with the core's messages; they start with
+//! [`TRANSFER_TAG`], a byte no core message starts with (the core's wire version is 1).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use crossbeam_channel::{Receiver, Sender};
+use rsl_storage::{CheckpointFiles, CheckpointStore, CheckpointWriter, FsMedia, Media};
+
+use crate::node::Shared;
+
+/// The first byte of every transfer frame.
+pub const TRANSFER_TAG: u8 = 0xEE;
+/// Application bytes in one chunk (well under the transport's frame maximum).
+pub const CHUNK_BYTES_MAX: usize = 256 * 1024;
+/// A transfer with no progress for this long gives way to a newer offer.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+const _: () = assert!(CHUNK_BYTES_MAX + 64 < rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX);
+
+/// Sends a payload to a peer from any thread (a clone of the wire's sending side).
+pub type SideSender = Arc<dyn Fn(u32, Bytes) + Send + Sync>;
+
+/// The checkpoint store shared by the checkpointer and the transfer thread.
+pub type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
+
+/// One transfer frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// "I have a checkpoint at `slot`; fetch it."
+    Offer { slot: u64 },
+    /// "Send me the checkpoint at `slot` from byte `offset` of its data."
+    Fetch { slot: u64, offset: u64 },
+    /// Data of the checkpoint at `slot` from `offset`; `last` ends it.
+    Chunk { slot: u64, offset: u64, last: bool, data: Bytes },
+    /// "I no longer have the checkpoint at `slot`."
+    Gone { slot: u64 },
+}
+
+impl Frame {
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(32);
+        b.put_u8(TRANSFER_TAG);
+        match self {
+            Frame::Offer { slot } => {
+                b.put_u8(1);
+                b.put_u64_le(*slot);
+            }
+            Frame::Fetch { slot, offset } => {
+                b.put_u8(2);
+                b.put_u64_le(*slot);
+                b.put_u64_le(*offset);
+            }
+            Frame::Chunk { slot, offset, last, data } => {
+                b.put_u8(3);
+                b.put_u64_le(*slot);
+                b.put_u64_le(*offset);
+                b.put_u8(u8::from(*last));
+                b.extend_from_slice(data);
+            }
+            Frame::Gone { slot } => {
+                b.put_u8(4);
+                b.put_u64_le(*slot);
+            }
+        }
+        b.freeze()
+    }
+
+    /// Decodes a frame; `None` for anything malformed (the caller counts and drops it).
+    pub fn decode(b: &Bytes) -> Option<Frame> {
+        let u64_at =
+            |at: usize| b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
+        if b.first() != Some(&TRANSFER_TAG) {
+            return None;
+        }
+        let frame = match *b.get(1)? {
+            1 if b.len() == 10 => Frame::Offer { slot: u64_at(2)? },
+            2 if b.len() == 18 => Frame::Fetch { slot: u64_at(2)?, offset: u64_at(10)? },
+            3 if b.len() >= 19 && b[18] <= 1 => Frame::Chunk {
+                slot: u64_at(2)?,
+                offset: u64_at(10)?,
+                last: b[18] == 1,
+                data: b.slice(19..),
+            },
+            4 if b.len() == 10 => Frame::Gone { slot: u64_at(2)? },
+            _ => return None,
+        };
+        Some(frame)
+    }
+}
+
+/// Work for the transfer thread.
+pub(crate) enum Job {
+    /// The core wants `to` to get our newest checkpoint.
+    Offer { to: u32 },
+    /// A transfer frame from a peer.
+    Frame { from: u32, payload: Bytes },
+}
+
+/// What the transfer thread hands the executor: a verified checkpoint to load.
+pub(crate) struct Install {
+    pub(crate) slot: u64,
+    pub(crate) reader: Box<dyn Read + Send>,
+}
+
+type Writer = CheckpointWriter<<FsMedia as Media>::File>;
+type Reader = <CheckpointFiles<FsMedia> as CheckpointStore>::Reader;
+
+/// A checkpoint being received.
+struct Incoming {
+    from: u32,
+    slot: u64,
+    offset: u64,
+    writer: Writer,
+    progress: Instant,
+}
+
+/// A checkpoint being sent to one peer, kept open between its chunks.
+struct Outgoing {
+    slot: u64,
+    position: u64,
+    reader: Reader,
+}
+
+/// The transfer thread's state.
+pub(crate) struct Transfer {
+    store: Checkpoints,
+    send: SideSender,
+    shared: Arc<Shared>,
+    install: Sender<crate::node::Event>,
+    incoming: Option<Incoming>,
+    outgoing: HashMap<u32, Outgoing>,
+}
+
+impl Transfer {
+    pub(crate) fn new(
+        store: Checkpoints,
+        send: SideSender,
+        shared: Arc<Shared>,
+        install: Sender<crate::node::Event>,
+    ) -> Transfer {
+        Transfer { store, send, shared, install, incoming: None, outgoing: HashMap::new() }
+    }
+
+    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Offer { to } => self.offer(to),
+                Job::Frame { from, payload } => match Frame::decode(&payload) {
+                    Some(frame) => self.on_frame(from, frame),
+                    None => {
+                        self.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(from, "rejected a malformed checkpoint-transfer frame");
+                    }
+                },
+            }
+        }
+    }
+
+    fn send(&self, to: u32, frame: Frame) {
+        (self.send)(to, frame.encode());
+    }
+
+    fn offer(&mut self, to: u32) {
+        let newest = self
+            .store
+            .lock()
+            .expect("checkpoint lock")
+            .list()
+            .ok()
+            .and_then(|l| l.first().copied());
+        match newest {
+            Some(slot) => self.send(to, Frame::Offer { slot }),
+            None => tracing::warn!(to, "a peer needs a checkpoint but none is kept here"),
+        }
+    }
+
+    fn on_frame(&mut self, from: u32, frame: Frame) {
+        match frame {
+            Frame::Offer { slot } => self.on_offer(from, slot),
+            Frame::Fetch { slot, offset } => self.on_fetch(from, slot, offset),
+            Frame::Chunk { slot, offset, last, data } => {
+                if let Err(e) = self.on_chunk(from, slot, offset, last, &data) {
+                    tracing::error!(from, slot, error = %e, "checkpoint transfer failed; will retry");
+                    self.incoming = None;
+                }
+            }
+            Frame::Gone { slot } => {
+                if self.incoming.as_ref().is_some_and(|i| i.from == from && i.slot == slot) {
+                    self.incoming = None;
+                }
+            }
+        }
+    }
+
+    fn on_offer(&mut self, from: u32, slot: u64) {
+        if slot <= self.shared.executed.load(Ordering::Acquire) {
+            return; // Nothing to gain: this replica is already past it.
+        }
+        if let Some(i) = &self.incoming {
+            let live = i.progress.elapsed() < STALL_TIMEOUT;
+            if i.from == from && i.slot == slot {
+                // A repeated offer: the last fetch or chunk may have been lost; resume.
+                self.send(from, Frame::Fetch { slot, offset: i.offset });
+                return;
+            }
+            if live && i.slot >= slot {
+                return;
+            }
+        }
+        let writer = match self.store.lock().expect("checkpoint lock").begin(slot, b"") {
+            Ok(w) => w,
+            Err(e) => {
+                return tracing::error!(slot, error = %e, "cannot start receiving a checkpoint")
+            }
+        };
+        tracing::info!(from, slot, "receiving a checkpoint from a peer");
+        self.incoming = Some(Incoming { from, slot, offset: 0, writer, progress: Instant::now() });
+        self.send(from, Frame::Fetch { slot, offset: 0 });
+    }
+
+    fn on_chunk(
+        &mut self,
+        from: u32,
+        slot: u64,
+        offset: u64,
+        last: bool,
+        data: &[u8],
+    ) -> Result<(), String> {
+        let Some(i) = self.incoming.as_mut() else { return Ok(()) };
+        if (i.from, i.slot, i.offset) != (from, slot, offset) {
+            return Ok(()); // A duplicate or stale chunk.
+        }
+        std::io::Write::write_all(&mut i.writer, data).map_err(|e| e.to_string())?;
+        i.offset += data.len() as u64;
+        i.progress = Instant::now();
+        if !last {
+            let next = Frame::Fetch { slot, offset: i.offset };
+            self.send(from, next);
+            return Ok(());
+        }
+        let incoming = self.incoming.take().expect("incoming");
+        let mut store = self.store.lock().expect("checkpoint lock");
+        let info = store.commit(incoming.writer).map_err(|e| e.to_string())?;
+        let (_, reader) = store.open(slot).map_err(|e| e.to_string())?;
+        tracing::info!(from, slot, bytes = info.data_bytes, "checkpoint received and verified");
+        let install = Install { slot, reader: Box::new(reader) };
+        let _ = self.install.send(crate::node::Event::Install(install));
+        Ok(())
+    }
+
+    fn on_fetch(&mut self, to: u32, slot: u64, offset: u64) {
+        let reusable =
+            self.outgoing.get(&to).is_some_and(|o| o.slot == slot && o.position == offset);
+        if !reusable {
+            match self.open_at(slot, offset) {
+                Ok(reader) => {
+                    self.outgoing.insert(to, Outgoing { slot, position: offset, reader });
+                }
+                Err(e) => {
+                    tracing::warn!(to, slot, error = %e, "cannot serve a checkpoint chunk");
+                    self.outgoing.remove(&to);
+                    return self.send(to, Frame::Gone { slot });
+                }
+            }
+        }
+        let out = self.outgoing.get_mut(&to).expect("outgoing");
+        let mut data = vec![0u8; CHUNK_BYTES_MAX];
+        let mut filled = 0;
+        while filled < data.len() {
+            match out.reader.read(&mut data[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    tracing::warn!(to, slot, error = %e, "checkpoint read failed");
+                    self.outgoing.remove(&to);
+                    return self.send(to, Frame::Gone { slot });
+                }
+            }
+        }
+        data.truncate(filled);
+        let last = filled < CHUNK_BYTES_MAX;
+        out.position += filled as u64;
+        if last {
+            self.outgoing.remove(&to);
+        }
+        self.send(to, Frame::Chunk { slot, offset, last, data: Bytes::from(data) });
+    }
+
+    /// Opens the checkpoint at `slot` and skips to `offset` of its data.
+    fn open_at(&mut self, slot: u64, offset: u64) -> Result<Reader, String> {
+        let (_, mut reader) =
+            self.store.lock().expect("checkpoint lock").open(slot).map_err(|e| e.to_string())?;
+        let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+            .map_err(|e| e.to_string())?;
+        if skipped != offset {
+            return Err(format!("checkpoint has only {skipped} bytes, asked for {offset}"));
+        }
+        Ok(reader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let frames = [
+            Frame::Offer { slot: 7 },
+            Frame::Fetch { slot: 7, offset: 1 << 40 },
+            Frame::Chunk { slot: 7, offset: 3, last: true, data: Bytes::from_static(b"abc") },
+            Frame::Chunk { slot: 7, offset: 3, last: false, data: Bytes::new() },
+            Frame::Gone { slot: u64::MAX },
+        ];
+        for f in frames {
+            let b = f.encode();
+            assert_eq!(Frame::decode(&b), Some(f.clone()));
+            for cut in 0..b.len().min(19) {
+                if cut != b.len() {
+                    assert_eq!(Frame::decode(&b.slice(..cut)), None, "{f:?} cut at {cut}");
+                }
+            }
+        }
+        assert_eq!(Frame::decode(&Bytes::from_static(&[TRANSFER_TAG, 9, 0])), None);
+        let mut bad_last =
+            Frame::Chunk { slot: 1, offset: 0, last: true, data: Bytes::new() }.encode().to_vec();
+        bad_last[18] = 2;
+        assert_eq!(Frame::decode(&Bytes::from(bad_last)), None);
+        // A core message never starts with the tag.
+        assert_ne!(rsl_core::message::WIRE_VERSION, TRANSFER_TAG);
+    }
+}
