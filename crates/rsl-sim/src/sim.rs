@@ -1009,7 +1009,11 @@ impl Sim {
                 self.checker.durable_accept(id, entry);
             }
         }
-        if machine && self.rng.chance(self.options.corrupt_permille) {
+        // Corruption stays within the fault model (a majority's disks survive): only one
+        // replica at a time holds corrupt records, so every chosen slot keeps an intact copy.
+        let others_corrupt = (0..self.nodes.len())
+            .any(|j| j != i && !self.nodes[j].disk.durable().corrupt.is_empty());
+        if machine && self.rng.chance(self.options.corrupt_permille) && !others_corrupt {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
             if !slots.is_empty() {
                 let slot = self.rng.pick(&slots);
