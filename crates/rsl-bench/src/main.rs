@@ -58,35 +58,57 @@ struct EmbeddedArgs {
     /// Seconds of the single-caller latency phase.
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
+    /// Megabytes of state each replica holds (written out by every checkpoint).
+    #[arg(long, default_value_t = 64)]
+    state_mb: usize,
+    /// Skip the phase that measures throughput while every replica checkpoints.
+    #[arg(long)]
+    no_checkpoint_phase: bool,
 }
 
-/// Counts requests; the response is the count.
-#[derive(Default)]
-struct Counter(u64);
+/// Counts requests (the response is empty), and carries `ballast` bytes of state that every
+/// checkpoint writes out, so that checkpoints cost what a real state's would.
+struct Counter {
+    count: u64,
+    ballast: Arc<Vec<u8>>,
+}
 
-struct CounterSnapshot(u64);
+impl Counter {
+    fn new(state_bytes: usize) -> Counter {
+        Counter { count: 0, ballast: Arc::new(vec![0x5a; state_bytes]) }
+    }
+}
+
+struct CounterSnapshot(u64, Arc<Vec<u8>>);
 
 impl Snapshot for CounterSnapshot {
     fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(&self.0.to_le_bytes())
+        out.write_all(&self.0.to_le_bytes())?;
+        out.write_all(&(self.1.len() as u64).to_le_bytes())?;
+        out.write_all(&self.1)
     }
 }
 
 impl StateMachine for Counter {
     fn execute(&mut self, _slot: u64, _request: &[u8]) -> Bytes {
-        self.0 += 1;
+        self.count += 1;
         Bytes::new()
     }
     fn read(&self, _request: &[u8]) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
+        Bytes::copy_from_slice(&self.count.to_le_bytes())
     }
     fn snapshot(&self) -> Box<dyn Snapshot> {
-        Box::new(CounterSnapshot(self.0))
+        // Cheap: the ballast is shared, not copied.
+        Box::new(CounterSnapshot(self.count, self.ballast.clone()))
     }
     fn load_checkpoint(&mut self, input: &mut dyn io::Read) -> io::Result<()> {
         let mut b = [0; 8];
         input.read_exact(&mut b)?;
-        self.0 = u64::from_le_bytes(b);
+        self.count = u64::from_le_bytes(b);
+        input.read_exact(&mut b)?;
+        let mut ballast = vec![0; u64::from_le_bytes(b) as usize];
+        input.read_exact(&mut ballast)?;
+        self.ballast = Arc::new(ballast);
         Ok(())
     }
 }
@@ -144,8 +166,25 @@ struct Load {
     stop: AtomicBool,
 }
 
+/// Asks every replica for a checkpoint every `every` until `stop`; returns how many were asked.
+async fn checkpoint_loop(nodes: Vec<Arc<Node>>, every: Duration, stop: Arc<AtomicBool>) -> u64 {
+    let mut asked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for n in &nodes {
+            n.checkpoint_now();
+            asked += 1;
+        }
+        tokio::time::sleep(every).await;
+    }
+    asked
+}
+
 async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64>, u64) {
-    let load = Arc::new(Load { done: AtomicU64::new(0), refused: AtomicU64::new(0), stop: AtomicBool::new(false) });
+    let load = Arc::new(Load {
+        done: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
     let payload = Bytes::from(vec![b'x'; args.size]);
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
@@ -211,10 +250,16 @@ fn print_histogram(label: &str, h: &Histogram<u64>) {
 }
 
 async fn embedded(args: EmbeddedArgs) -> Result<()> {
-    let root = tempfile::Builder::new().prefix("rsl-bench-").tempdir_in(&args.dir)
+    let root = tempfile::Builder::new()
+        .prefix("rsl-bench-")
+        .tempdir_in(&args.dir)
         .with_context(|| format!("creating a directory under {}", args.dir.display()))?;
     let configs = cluster_configs(&args, root.path())?;
-    let nodes: Vec<Node> = configs.into_iter().map(|c| Node::start(c, Counter::default())).collect::<Result<_, _>>()?;
+    let state = args.state_mb << 20;
+    let nodes: Vec<Node> = configs
+        .into_iter()
+        .map(|c| Node::start(c, Counter::new(state)))
+        .collect::<Result<_, _>>()?;
     let p = wait_primary(&nodes).await?;
     let nodes: Vec<Arc<Node>> = nodes.into_iter().map(Arc::new).collect();
     println!(
@@ -226,8 +271,28 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     println!("throughput: {rate:.0} committed requests/s ({refused} refused as overloaded)");
     let c = &st.counters;
     let slots = c.slots_committed.max(1);
-    println!("  slots {}  requests/slot {:.1}  syncs {}  ", slots, c.proposals as f64 / slots as f64, c.syncs);
+    println!(
+        "  slots {}  requests/slot {:.1}  syncs {}  ",
+        slots,
+        c.proposals as f64 / slots as f64,
+        c.syncs
+    );
     print_histogram("  latency under load", &h);
+    if !args.no_checkpoint_phase {
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_millis(2000);
+        let ckpt = tokio::spawn(checkpoint_loop(nodes.clone(), every, stop.clone()));
+        let (with, h, _) = throughput(nodes[p].clone(), &args).await;
+        stop.store(true, Ordering::Relaxed);
+        let asked = ckpt.await?;
+        println!(
+            "while checkpointing ({} MB state, every replica asked every {} ms, {asked} asks): {with:.0} requests/s = {:.0}% of steady",
+            args.state_mb,
+            every.as_millis(),
+            100.0 * with / rate
+        );
+        print_histogram("  latency while checkpointing", &h);
+    }
     let h = latency(&nodes[p], &args).await;
     print_histogram("one caller, no pipelining", &h);
     for n in &nodes {
