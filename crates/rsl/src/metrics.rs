@@ -115,6 +115,18 @@ pub(crate) fn render_shared(shared: &Shared) -> String {
         c.rejected_messages,
     );
     metric(&mut out, "rsl_syncs_total", "counter", "Group commits (one sync each)", c.syncs);
+    let _ = writeln!(out, "# HELP rsl_peer_connected 1 if the transport is connected to the peer\n# TYPE rsl_peer_connected gauge");
+    for p in &s.peers {
+        let up = u64::from(p.connected.unwrap_or(false));
+        let _ = writeln!(out, "rsl_peer_connected{{peer=\"{}\"}} {up}", p.id);
+    }
+    let _ = writeln!(out, "# HELP rsl_peer_lag_slots Slots the peer is behind this replica's commit point\n# TYPE rsl_peer_lag_slots gauge");
+    for p in &s.peers {
+        let _ = writeln!(out, "rsl_peer_lag_slots{{peer=\"{}\"}} {}", p.id, p.lag_slots);
+    }
+    if let Some(extra) = shared.extra_metrics.lock().expect("metrics lock").as_ref() {
+        out.push_str(&extra());
+    }
     let h = &shared.histograms;
     h.commit.render(
         &mut out,

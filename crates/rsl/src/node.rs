@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) view: tokio::sync::watch::Sender<View>,
     pub(crate) counters: Counters,
     pub(crate) histograms: crate::metrics::Histograms,
+    /// More metrics text (the transport's counters), rendered on each scrape.
+    pub(crate) extra_metrics: Mutex<Option<Box<dyn Fn() -> String + Send + Sync>>>,
     pub(crate) stopped: AtomicBool,
     pub(crate) executed: AtomicU64,
 }
@@ -156,6 +158,7 @@ impl Node {
             view: tokio::sync::watch::Sender::new(View::default()),
             counters: Counters::default(),
             histograms: crate::metrics::Histograms::default(),
+            extra_metrics: Mutex::new(None),
             stopped: AtomicBool::new(false),
             executed: AtomicU64::new(parts.recovered.checkpoint.0),
         });
@@ -429,6 +432,7 @@ impl<W: Wire> Consensus<W> {
             }
             if Instant::now() >= next_tick {
                 self.step(Input::Tick);
+                self.publish_status();
                 next_tick += self.tick;
                 let now = Instant::now();
                 if next_tick < now {
@@ -581,9 +585,18 @@ impl<W: Wire> Consensus<W> {
         self.wire.flush();
         let core = self.replica.status();
         let view = View::of(&core);
-        self.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view);
+        if self.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
+            self.publish_status();
+        }
+    }
+
+    /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
+    fn publish_status(&mut self) {
+        let core = self.replica.status();
         if let Ok(mut status) = self.shared.status.try_lock() {
             status.update(&core);
+            let tick_ms = self.tick.as_millis() as u64;
+            status.update_peers(&core, tick_ms, |p| self.wire.connected(p));
         }
     }
 

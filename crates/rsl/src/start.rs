@@ -72,6 +72,9 @@ impl Node {
             }
         };
         forward_incoming(&runtime, incoming, node.events());
+        let stats_source = transport.clone();
+        *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
+            Some(Box::new(move || transport_metrics(&stats_source.stats())));
         count_rejections(&runtime, transport.clone(), &node);
         if let Some(addr) = config.metrics_addr {
             serve_metrics(&runtime, &node, addr)?;
@@ -261,12 +264,36 @@ fn serve_metrics(
     Ok(())
 }
 
+/// The transport's counters in the Prometheus text format.
+fn transport_metrics(s: &rsl_net::Stats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let counters = [
+        ("rsl_net_frames_sent_total", "Data frames written to peers", s.frames_sent),
+        ("rsl_net_bytes_sent_total", "Wire bytes written to peers", s.bytes_sent),
+        ("rsl_net_frames_received_total", "Data frames received from peers", s.frames_received),
+        ("rsl_net_bytes_received_total", "Wire bytes received from peers", s.bytes_received),
+        ("rsl_net_rejected_frames_total", "Frames that closed their connection (malformed, bad checksum, oversized, unauthenticated)", s.rejected_frames),
+        ("rsl_net_rejected_handshakes_total", "Inbound connections refused before a valid hello (TLS or timeout)", s.rejected_handshakes),
+        ("rsl_net_reconnects_total", "Connections re-established to a peer", s.reconnects),
+        ("rsl_net_queue_full_drops_total", "Sends dropped because a peer's queue was full", s.queue_full_drops),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    out
+}
+
 /// The TCP transport as the consensus thread's wire.
 struct NetWire {
     transport: TcpTransport,
 }
 
 impl Wire for NetWire {
+    fn connected(&self, peer: u32) -> Option<bool> {
+        self.transport.peer_status(peer).map(|s| s.connected)
+    }
+
     fn side_sender(&self) -> crate::transfer::SideSender {
         let transport = self.transport.clone();
         Arc::new(move |to, payload| {

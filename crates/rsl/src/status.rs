@@ -29,8 +29,11 @@ impl std::fmt::Display for Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerHealth {
     pub id: u32,
-    pub connected: bool,
-    /// Milliseconds since the last frame from it, if any.
+    /// Whether the transport has a connection to it now (`None`: the wire cannot tell).
+    pub connected: Option<bool>,
+    /// Slots it is behind this replica's commit point, by its last acknowledgement.
+    pub lag_slots: u64,
+    /// Milliseconds since its last acknowledgement, if any.
     pub last_contact_ms: Option<u64>,
 }
 
@@ -63,6 +66,27 @@ impl Status {
             peers: Vec::new(),
             counters: CounterValues::default(),
         }
+    }
+
+    /// Peer health from the core's view (lag, last acknowledgement) and the wire's
+    /// (`connected`); `tick_ms` turns ticks into milliseconds.
+    pub(crate) fn update_peers(
+        &mut self,
+        core: &rsl_core::Status,
+        tick_ms: u64,
+        connected: impl Fn(u32) -> Option<bool>,
+    ) {
+        self.peers = core
+            .peers
+            .iter()
+            .filter(|p| p.id != core.id)
+            .map(|p| PeerHealth {
+                id: p.id.0,
+                connected: connected(p.id.0),
+                lag_slots: core.commit.0.saturating_sub(p.commit.0),
+                last_contact_ms: p.last_contact.map(|t| core.now.saturating_sub(t) * tick_ms),
+            })
+            .collect();
     }
 
     pub(crate) fn update(&mut self, core: &rsl_core::Status) {

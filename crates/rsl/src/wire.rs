@@ -19,6 +19,10 @@ pub trait Wire: Send + 'static {
     fn flush(&mut self) {}
     /// A sender usable from other threads (checkpoint transfer), bypassing the turn queue.
     fn side_sender(&self) -> crate::transfer::SideSender;
+    /// Whether a connection to `peer` is up, if the wire can tell.
+    fn connected(&self, _peer: u32) -> Option<bool> {
+        None
+    }
 }
 
 /// An in-process network between the replicas of one process, with switches to cut links.
@@ -99,6 +103,14 @@ impl HubWire {
 }
 
 impl Wire for HubWire {
+    fn connected(&self, peer: u32) -> Option<bool> {
+        let cut = self.hub.inner.cut.lock().expect("hub lock");
+        let me = self.me;
+        let severed = cut.iter().any(|&(a, b)| (a, b) == (me, peer) || (b, a) == (me, peer));
+        let up = self.hub.inner.inboxes.read().expect("hub lock").contains_key(&peer);
+        Some(up && !severed)
+    }
+
     fn side_sender(&self) -> crate::transfer::SideSender {
         let (hub, me) = (self.hub.clone(), self.me);
         Arc::new(move |to, payload| HubWire::deliver(&hub, me, to, payload))

@@ -203,6 +203,60 @@ fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
     });
 }
 
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// Status names every peer with its health, and `/metrics` serves the engine's and the
+/// transport's figures in the Prometheus format.
+#[test]
+fn status_and_metrics_report_peers_and_counters() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        cfgs[0].metrics_addr = Some(metrics);
+        let nodes: Vec<Option<Node>> = cfgs
+            .iter()
+            .map(|c| Some(Node::start(c.clone(), Journal::default()).unwrap()))
+            .collect();
+        for i in 0..10u8 {
+            write(&nodes, &[i]).await;
+        }
+        let status = nodes[0].as_ref().unwrap().status();
+        let ids: Vec<u32> = status.peers.iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![2, 3], "{status:?}");
+        assert!(status.committed >= 10, "{status:?}");
+        let body = tokio::task::spawn_blocking(move || scrape(metrics)).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        for name in [
+            "rsl_role ",
+            "rsl_ballot_round ",
+            "rsl_committed_slot ",
+            "rsl_executed_slot ",
+            "rsl_proposals_total ",
+            "rsl_bytes_sent_total ",
+            "rsl_bytes_received_total ",
+            "rsl_commit_latency_seconds_bucket{le=\"+Inf\"}",
+            "rsl_sync_latency_seconds_count ",
+            "rsl_net_rejected_frames_total 0",
+            "rsl_peer_connected{peer=\"2\"}",
+            "rsl_peer_lag_slots{peer=\"3\"}",
+        ] {
+            assert!(body.contains(name), "metrics lack {name}:\n{body}");
+        }
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
 #[test]
 fn plaintext_cluster_survives_primary_restart() {
     run(false);
