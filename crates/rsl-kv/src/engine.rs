@@ -10,7 +10,7 @@
 //!
 //! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
 //! caller's thread. Tests use it, and it is the baseline that replication is measured against.
-//! The replicated engine is provided by the rsl runtime.
+//! [`crate::replicated::ReplicatedEngine`] is the replicated one, over an [`rsl::Node`].
 //!
 //! A replicated engine, in outline: it runs an rsl replica whose state machine is a
 //! [`KvMachine`]; [`Engine::write`] proposes the request bytes unchanged and resolves with the
@@ -93,6 +93,14 @@ pub trait Engine: Send + Sync + 'static {
     /// Whether this replica is the primary, for INFO's `role` field.
     fn is_primary(&self) -> bool {
         true
+    }
+
+    /// Carries out an engine command: one whose name starts with `RSL.` (the replicated
+    /// engine's forwarding and admin commands). The server has checked authentication; the
+    /// engine checks the arguments. `None` if the engine has no command of that name, which
+    /// the client hears as an unknown command.
+    fn command(&self, _args: &[Bytes]) -> Option<EngineReply> {
+        None
     }
 
     /// Extra INFO text, appended after the server's sections: zero or more sections, each a

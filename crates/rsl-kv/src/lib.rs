@@ -7,7 +7,12 @@
 //! - [`machine`]: [`KvMachine`], the deterministic state machine every replica runs
 //!   (an [`rsl::StateMachine`]);
 //! - [`server`]: the TCP server, generic over an [`Engine`] that executes requests, with
-//!   [`LocalEngine`] as the unreplicated one.
+//!   [`LocalEngine`] as the unreplicated one;
+//! - [`replicated`]: [`ReplicatedEngine`], the engine over an [`rsl::Node`], forwarding to
+//!   the primary from any replica;
+//! - [`config`]: a replicated server's TOML configuration; [`launch`]: starting a cluster of
+//!   `rsl-kv run` processes on loopback (the local cluster command and the tests);
+//!   [`client`]: a small RESP client.
 //!
 //! All limits live in [`limits`].
 //!
@@ -40,13 +45,20 @@
 //! assert_eq!(&replica.read(&get.encode())[..], b"$-1\r\n");
 //! ```
 
+pub mod admin;
+pub mod client;
+pub mod config;
 pub mod engine;
+pub mod launch;
 pub mod limits;
 pub mod machine;
+pub mod replicated;
 pub mod request;
 pub mod resp;
 pub mod server;
 
+pub use config::KvConfig;
 pub use engine::{Engine, EngineError, EngineReply, LocalEngine};
 pub use machine::{KvMachine, KvSnapshot};
+pub use replicated::{ReplicatedEngine, ReplicatedOptions};
 pub use server::{serve, Clock, ServerConfig};

@@ -43,7 +43,42 @@ pub const READ_CHUNK_BYTES_MIN: usize = 16 << 10;
 /// The most argument bytes quoted back in an "unknown command" error, as Redis does.
 pub const UNKNOWN_ARGS_BYTES_MAX: usize = 128;
 
+/// How long a replicated request waits for a primary to exist (an election in progress)
+/// before the client hears `-TRYAGAIN`, in milliseconds.
+pub const PRIMARY_WAIT_MS_MAX: u64 = 5_000;
+
+/// The pause before a request that found no primary (or a stale one) tries again, unless the
+/// replica's view of the primary changes first, in milliseconds.
+pub const RETRY_PAUSE_MS_MAX: u64 = 20;
+
+/// Persistent connections a replica keeps to the primary for forwarding.
+pub const FORWARD_CONNECTIONS_MAX: usize = 4;
+
+/// Forwarded requests queued for one forwarding connection; past it, `-ERR overloaded`.
+pub const FORWARD_QUEUED_MAX: usize = 4096;
+
+/// Forwarded requests awaiting their reply on one forwarding connection.
+pub const FORWARD_INFLIGHT_MAX: usize = 4096;
+
+/// The largest request a replica forwards, in bytes: it travels as one bulk string.
+pub const FORWARD_BYTES_MAX: usize = BULK_BYTES_MAX;
+
+/// How long a forwarded request waits for the primary's reply, in milliseconds.
+pub const FORWARD_REPLY_WAIT_MS_MAX: u64 = 5_000;
+
+/// How far ahead of the primary's clock a forwarded write's stamp may be, in milliseconds (a
+/// larger one would move every replica's expiry clock into the future).
+pub const FORWARD_STAMP_AHEAD_MS_MAX: u64 = 60_000;
+
+/// How long an admin command waits for another member (connect and reply), in milliseconds.
+pub const ADMIN_PEER_WAIT_MS_MAX: u64 = 1_000;
+
+/// How long `RSL.TRANSFER` waits for the new primary to take over, in milliseconds.
+pub const TRANSFER_WAIT_MS_MAX: u64 = 5_000;
+
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
+const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
+const _: () = assert!(FORWARD_CONNECTIONS_MAX >= 1 && FORWARD_INFLIGHT_MAX >= 1);
 const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX);

@@ -1,19 +1,24 @@
 //! The `rsl-kv` command: subcommands to run servers and administer clusters.
 //!
-//! `rsl-kv local-server --port P [--requirepass X]` serves the Redis protocol over a
-//! [`LocalEngine`], unreplicated. The replicated subcommands (run a replica, status, cluster)
-//! are added beside it as variants of [`Subcommand`].
+//! - `run --config FILE`: one replica of a replicated cluster ([`ReplicatedEngine`]);
+//! - `status`, `transfer`, `checkpoint`: admin commands sent to any member's client port;
+//! - `cluster`: a local 3-replica cluster with a demo workload and a failover (`demo`);
+//! - `local-server`: the Redis protocol over a [`LocalEngine`], unreplicated.
+
+mod demo;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use rsl_kv::admin::{admin_command, fetch_status, status_table};
 use rsl_kv::engine::Engine;
 use rsl_kv::request::{Request, WriteOp};
 use rsl_kv::server::{serve, ServerConfig};
-use rsl_kv::LocalEngine;
+use rsl_kv::{KvConfig, KvMachine, LocalEngine, ReplicatedEngine, ReplicatedOptions};
 
 /// A replicated key-value server on rsl, speaking the Redis protocol.
 #[derive(Debug, Parser)]
@@ -25,9 +30,48 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
+    /// Runs one replica of a replicated cluster, configured by a TOML file.
+    Run(RunArgs),
+    /// Prints every member's status as a table (asks any member).
+    Status(AdminArgs),
+    /// Hands primacy to another replica.
+    Transfer(TransferArgs),
+    /// Takes a checkpoint of one replica's state now.
+    Checkpoint(AdminArgs),
+    /// Starts a local 3-replica cluster, runs a demo workload, kills the primary and reports.
+    Cluster(demo::ClusterArgs),
     /// Serves the Redis protocol over one in-process, unreplicated state machine.
     LocalServer(LocalServerArgs),
 }
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The configuration file (see the README for every field).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// The client address of any member.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    addr: SocketAddr,
+    /// The client password, if the cluster has one.
+    #[arg(long)]
+    password: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TransferArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// The replica that should become primary.
+    #[arg(long)]
+    to: u32,
+}
+
+/// How long an admin subcommand waits for an answer.
+const ADMIN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 struct LocalServerArgs {
@@ -54,8 +98,97 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
+        Subcommand::Run(args) => runtime.block_on(run(args)),
+        Subcommand::Status(args) => runtime.block_on(status(args)),
+        Subcommand::Transfer(args) => runtime.block_on(transfer(args)),
+        Subcommand::Checkpoint(args) => runtime.block_on(checkpoint(args)),
+        Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = KvConfig::from_file(&args.config)?;
+    let listen = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("kv.listen: listening on {listen}"))?;
+    let node_config = config.node.clone();
+    let node = tokio::task::spawn_blocking(move || rsl::Node::start(node_config, KvMachine::new()))
+        .await
+        .context("starting the replica")?
+        .context("starting the replica")?;
+    let node = Arc::new(node);
+    let server =
+        ServerConfig { requirepass: config.kv.requirepass.clone(), ..ServerConfig::default() };
+    let options = ReplicatedOptions {
+        clients: config.client_addrs(),
+        requirepass: config.kv.requirepass.clone(),
+        clock: server.clock.clone(),
+    };
+    let engine = Arc::new(ReplicatedEngine::new(Arc::clone(&node), options));
+    if config.kv.tick_ms > 0 {
+        engine.start_ticks(Duration::from_millis(config.kv.tick_ms));
+    }
+    let id = config.node.id;
+    tracing::info!(id, %listen, "rsl-kv replica listening");
+    // Launchers read this first line, then one line per change of role, primary or ballot.
+    println!("{}{listen} (replica {id})", rsl_kv::launch::LISTENING_LINE_PREFIX);
+    tokio::spawn(report_roles(Arc::clone(&node)));
+    let outcome = tokio::select! {
+        served = serve(listener, engine, server) => served.context("serving clients"),
+        signal = shutdown_signal() => signal,
+    };
+    let stopping = Arc::clone(&node);
+    tokio::task::spawn_blocking(move || stopping.shutdown()).await.context("shutting down")?;
+    outcome
+}
+
+/// Prints a line every time the replica's role, primary or ballot changes.
+async fn report_roles(node: Arc<rsl::Node>) {
+    let mut view = node.watch();
+    loop {
+        let seen = *view.borrow_and_update();
+        let ballot_replica = node.status().ballot_replica;
+        println!("{}", rsl_kv::launch::role_line(node.id(), &seen, ballot_replica));
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn status(args: AdminArgs) -> anyhow::Result<()> {
+    let reports = fetch_status(args.addr, args.password.as_deref(), ADMIN_WAIT)
+        .await
+        .with_context(|| format!("asking {} for the cluster's status", args.addr))?;
+    print!("{}", status_table(&reports));
+    Ok(())
+}
+
+async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+    let to = args.to.to_string();
+    let command = ["RSL.TRANSFER", to.as_str()];
+    let password = args.admin.password.as_deref();
+    let reply = admin_command(args.admin.addr, password, &command, ADMIN_WAIT).await?;
+    println!("{reply}");
+    Ok(())
+}
+
+async fn checkpoint(args: AdminArgs) -> anyhow::Result<()> {
+    let command = ["RSL.CHECKPOINT"];
+    let reply = admin_command(args.addr, args.password.as_deref(), &command, ADMIN_WAIT).await?;
+    println!("{reply}");
+    Ok(())
 }
 
 async fn local_server(args: LocalServerArgs) -> anyhow::Result<()> {

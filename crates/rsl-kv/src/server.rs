@@ -40,6 +40,9 @@ pub const ERR_WRONGPASS: &str = "WRONGPASS invalid username-password pair or use
 /// The error for malformed options, in Redis's words.
 pub const ERR_SYNTAX: &str = "ERR syntax error";
 
+/// The prefix (lower case) of the commands an engine answers itself ([`Engine::command`]).
+pub const ENGINE_COMMAND_PREFIX: &[u8] = b"rsl.";
+
 /// The version reported to clients as `redis_version`: the Redis release whose behaviour the
 /// supported commands follow.
 pub const REDIS_VERSION: &str = "7.0.0";
@@ -302,7 +305,7 @@ impl Session {
     fn dispatch(&mut self, args: Command) -> Pending {
         assert!(!args.is_empty(), "the parser never yields an empty command");
         self.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-        let Some(spec) = lookup(&args[0]) else { return ready(unknown_command(&args)) };
+        let Some(spec) = lookup(&args[0]) else { return self.engine_command(&args) };
         if !spec.arity_ok(args.len()) {
             return ready(arity_error(spec.name));
         }
@@ -323,6 +326,20 @@ impl Session {
                 Ok(op) => self.submit(Request::Read(op)),
                 Err(reply) => ready(reply),
             },
+        }
+    }
+
+    /// A command the table does not know: the engine's own (`RSL.*`), or unknown.
+    fn engine_command(&self, args: &[Bytes]) -> Pending {
+        if !args[0].to_ascii_lowercase().starts_with(ENGINE_COMMAND_PREFIX) {
+            return ready(unknown_command(args));
+        }
+        if self.shared.config.requirepass.is_some() && !self.authenticated {
+            return ready(Reply::error(ERR_NOAUTH));
+        }
+        match self.shared.engine.command(args) {
+            Some(reply) => Pending::Engine(reply),
+            None => ready(unknown_command(args)),
         }
     }
 

@@ -1,0 +1,112 @@
+//! A small RESP2 client over TCP, for the admin subcommands, the local cluster's workload,
+//! forwarding between members and tests. Every call is bounded by a timeout given at
+//! connection, so a paused or dead server turns into an error rather than a hang.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::resp::{encode_command, parse_reply, Reply};
+
+/// A connection to a RESP server.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    input: BytesMut,
+    output: BytesMut,
+    timeout: Duration,
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+impl Client {
+    /// Connects within `timeout`; every later call is bounded by `timeout` too.
+    pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Client> {
+        let connect = tokio::time::timeout(timeout, TcpStream::connect(addr));
+        let stream = connect.await.map_err(|_| timed_out("connecting"))??;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, input: BytesMut::new(), output: BytesMut::new(), timeout })
+    }
+
+    /// Connects and, if `password` is given, authenticates.
+    pub async fn connect_auth(
+        addr: SocketAddr,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> io::Result<Client> {
+        let mut client = Client::connect(addr, timeout).await?;
+        if let Some(password) = password {
+            match client.cmd(&[b"AUTH".as_slice(), password.as_bytes()]).await? {
+                Reply::Simple(_) => {}
+                other => {
+                    let text = format!("AUTH refused: {}", describe(&other));
+                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, text));
+                }
+            }
+        }
+        Ok(client)
+    }
+
+    /// The connection and the bytes read but not yet parsed, to use the stream directly.
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.input)
+    }
+
+    /// Queues one command; [`Client::flush`] sends what is queued.
+    pub fn queue<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        encode_command(args, &mut self.output);
+    }
+
+    /// Sends the queued commands.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let write = self.stream.write_all(&self.output);
+        tokio::time::timeout(self.timeout, write).await.map_err(|_| timed_out("writing"))??;
+        self.output.clear();
+        Ok(())
+    }
+
+    /// Reads the next reply.
+    pub async fn reply(&mut self) -> io::Result<Reply> {
+        let read = async {
+            loop {
+                let parsed = parse_reply(&mut self.input)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                if let Some(reply) = parsed {
+                    return Ok(reply);
+                }
+                if self.stream.read_buf(&mut self.input).await? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed"));
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| timed_out("waiting for a reply"))?
+    }
+
+    /// Sends one command and returns its reply.
+    pub async fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> io::Result<Reply> {
+        self.queue(args);
+        self.flush().await?;
+        self.reply().await
+    }
+}
+
+/// A reply as a line of text, for messages.
+pub fn describe(reply: &Reply) -> String {
+    match reply {
+        Reply::Simple(s) | Reply::Error(s) | Reply::Bulk(s) => String::from_utf8_lossy(s).into(),
+        Reply::Integer(n) => n.to_string(),
+        Reply::Null | Reply::NullArray => "(nil)".into(),
+        Reply::Array(items) => {
+            let items: Vec<String> = items.iter().map(describe).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Starting a cluster of `rsl-kv run` processes on loopback: what the local cluster command
+//! (`rsl-kv cluster`), the benchmark script and the real-process tests share.
+//!
+//! [`Cluster::start`] generates a certificate authority and one certificate per replica,
+//! writes one configuration per replica into a temporary directory, picks free loopback
+//! ports, and starts each replica as a separate process (`EXE run --config FILE`) with
+//! mutual TLS between replicas. Each replica prints one line when it listens and one line
+//! every time its role, primary or ballot changes; the cluster reads those lines as events,
+//! so waiting for a primary is waiting for an event, not polling.
+//!
+//! Children never outlive the cluster: dropping it kills them (SIGKILL), and on Linux each
+//! child also asks the kernel to kill it if the thread that started it dies
+//! (`PR_SET_PDEATHSIG`), which covers a parent killed with SIGKILL.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use rsl::config::{Member, TlsFiles};
+use rsl::NodeConfig;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{ClientAddr, KvConfig, KvSection};
+
+/// The line prefix of a replica's role reports: `rsl-kv: replica ID role=R primary=P ballot=B`.
+pub const ROLE_LINE_PREFIX: &str = "rsl-kv: replica ";
+/// The line prefix of a replica's first line: `rsl-kv: listening on ADDR (replica ID)`.
+pub const LISTENING_LINE_PREFIX: &str = "rsl-kv: listening on ";
+
+/// How long a replica process may take to start listening.
+pub const START_WAIT_MAX: Duration = Duration::from_secs(20);
+
+/// How a local cluster is made.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Replicas (3, 5 or 7).
+    pub replicas: u32,
+    /// The client password, if any.
+    pub requirepass: Option<String>,
+    /// Extra TOML appended to every replica's `[consensus]` table (`key = value` lines).
+    pub consensus: String,
+    /// Whether the log is made durable with fdatasync.
+    pub fsync: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions { replicas: 3, requirepass: None, consensus: String::new(), fsync: true }
+    }
+}
+
+/// One replica's addresses and files.
+#[derive(Debug, Clone)]
+pub struct ReplicaFiles {
+    /// Its id (1-based).
+    pub id: u32,
+    /// The replica-to-replica (TLS) address.
+    pub peer_addr: SocketAddr,
+    /// The Redis client address.
+    pub client_addr: SocketAddr,
+    /// The Prometheus metrics address.
+    pub metrics_addr: SocketAddr,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Its stderr log.
+    pub log: PathBuf,
+}
+
+/// What a replica last reported on its stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaView {
+    /// `primary`, `follower`, `candidate`, `learner` or `starting`.
+    pub role: String,
+    /// The primary it follows, if known.
+    pub primary: Option<u32>,
+    /// `round.replica`.
+    pub ballot: String,
+}
+
+/// Something a replica process did.
+#[derive(Debug)]
+enum Event {
+    Listening { id: u32, generation: u32 },
+    Role { id: u32, generation: u32, view: ReplicaView },
+    Exited { id: u32, generation: u32 },
+}
+
+/// A running local cluster of replica processes.
+#[derive(Debug)]
+pub struct Cluster {
+    exe: PathBuf,
+    dir: tempfile::TempDir,
+    options: ClusterOptions,
+    replicas: Vec<ReplicaFiles>,
+    children: BTreeMap<u32, Child>,
+    generations: BTreeMap<u32, u32>,
+    paused: BTreeSet<u32>,
+    views: BTreeMap<u32, ReplicaView>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+/// Picks `n` distinct free loopback ports (bound together, then released).
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+impl Cluster {
+    /// Writes certificates and configurations into a new temporary directory and starts
+    /// every replica with `exe run --config FILE`; returns once all of them listen.
+    pub async fn start(exe: &Path, options: ClusterOptions) -> anyhow::Result<Cluster> {
+        let n = options.replicas;
+        if n == 0 || n > 9 {
+            bail!("a local cluster has 1 to 9 replicas");
+        }
+        let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
+        let ids: Vec<u32> = (1..=n).collect();
+        let certs = dir.path().join("certs");
+        rsl_net::generate_cluster_certs(&certs, rsl::start::CLUSTER_NAME, &ids)
+            .map_err(|e| anyhow!("generating certificates: {e}"))?;
+        std::fs::create_dir_all(dir.path().join("logs"))?;
+        let ports = free_ports(3 * n as usize)?;
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let replicas: Vec<ReplicaFiles> = ids
+            .iter()
+            .map(|&id| {
+                let i = 3 * (id - 1) as usize;
+                ReplicaFiles {
+                    id,
+                    peer_addr: addr(ports[i]),
+                    client_addr: addr(ports[i + 1]),
+                    metrics_addr: addr(ports[i + 2]),
+                    config: dir.path().join(format!("replica-{id}.toml")),
+                    log: dir.path().join("logs").join(format!("replica-{id}.log")),
+                }
+            })
+            .collect();
+        for r in &replicas {
+            let config = replica_config(dir.path(), &replicas, r, &options)?;
+            std::fs::write(&r.config, config.to_toml())?;
+        }
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut cluster = Cluster {
+            exe: exe.to_path_buf(),
+            dir,
+            options,
+            replicas,
+            children: BTreeMap::new(),
+            generations: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            views: BTreeMap::new(),
+            events_tx,
+            events,
+        };
+        for id in ids.clone() {
+            cluster.spawn(id)?;
+        }
+        for id in ids {
+            cluster.wait_listening(id).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// The temporary directory holding certificates, configurations, data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The options the cluster was made with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
+    /// Every replica's addresses and files.
+    pub fn replicas(&self) -> &[ReplicaFiles] {
+        &self.replicas
+    }
+
+    /// One replica's addresses and files.
+    pub fn replica(&self, id: u32) -> &ReplicaFiles {
+        &self.replicas[(id - 1) as usize]
+    }
+
+    /// The ids of the replicas whose process runs (paused ones included).
+    pub fn running(&self) -> Vec<u32> {
+        self.children.keys().copied().collect()
+    }
+
+    /// What replica `id` last reported, if it runs.
+    pub fn view(&self, id: u32) -> Option<&ReplicaView> {
+        self.views.get(&id)
+    }
+
+    /// The process id of replica `id`, if it runs.
+    pub fn pid(&self, id: u32) -> Option<u32> {
+        self.children.get(&id).and_then(Child::id)
+    }
+
+    fn spawn(&mut self, id: u32) -> anyhow::Result<()> {
+        assert!(!self.children.contains_key(&id), "replica {id} already runs");
+        let files = self.replica(id).clone();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&files.log)?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&files.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+        // which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child =
+            command.spawn().with_context(|| format!("starting {}", self.exe.display()))?;
+        let generation = self.generations.get(&id).map_or(1, |g| g + 1);
+        self.generations.insert(id, generation);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(event) = parse_line(&line, id, generation) {
+                    let _ = events.send(event);
+                }
+            }
+            let _ = events.send(Event::Exited { id, generation });
+        });
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    /// Takes the next event (applied to the views), or `None` at `deadline`.
+    async fn next_event(&mut self, deadline: Instant) -> Option<()> {
+        let event = tokio::time::timeout_at(deadline, self.events.recv()).await.ok()??;
+        let current = |cluster: &Cluster, id: u32, generation: u32| {
+            cluster.generations.get(&id) == Some(&generation) && cluster.children.contains_key(&id)
+        };
+        match event {
+            Event::Role { id, generation, view } if current(self, id, generation) => {
+                self.views.insert(id, view);
+            }
+            Event::Exited { id, generation } if current(self, id, generation) => {
+                self.views.remove(&id);
+            }
+            _ => {}
+        }
+        Some(())
+    }
+
+    async fn wait_listening(&mut self, id: u32) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_WAIT_MAX;
+        let generation = self.generations[&id];
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv()).await;
+            match event {
+                Ok(Some(Event::Listening { id: i, generation: g }))
+                    if i == id && g == generation =>
+                {
+                    return Ok(())
+                }
+                Ok(Some(Event::Exited { id: i, generation: g })) if i == id && g == generation => {
+                    bail!("replica {id} exited at start; see {}", self.replica(id).log.display())
+                }
+                Ok(Some(Event::Role { id: i, generation: g, view }))
+                    if g == self.generations[&i] =>
+                {
+                    self.views.insert(i, view);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => bail!("replica {id} did not start within {START_WAIT_MAX:?}"),
+            }
+        }
+    }
+
+    /// The primary that a majority of the running, unpaused replicas report, if any.
+    pub fn agreed_primary(&self) -> Option<u32> {
+        let live: Vec<u32> =
+            self.children.keys().copied().filter(|id| !self.paused.contains(id)).collect();
+        let majority = self.options.replicas as usize / 2 + 1;
+        live.iter()
+            .copied()
+            .filter(|id| self.views.get(id).is_some_and(|v| v.role == "primary"))
+            .find(|&p| {
+                let agree = |id: &&u32| {
+                    self.views.get(id).is_some_and(|v| v.primary == Some(p) || **id == p)
+                };
+                live.iter().filter(agree).count() >= majority
+            })
+    }
+
+    /// Waits until a majority of running, unpaused replicas agree on a primary other than
+    /// `not` (if given); returns it.
+    pub async fn wait_primary(
+        &mut self,
+        not: Option<u32>,
+        within: Duration,
+    ) -> anyhow::Result<u32> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.agreed_primary() {
+                Some(p) if Some(p) != not => return Ok(p),
+                _ => {}
+            }
+            if self.next_event(deadline).await.is_none() {
+                bail!("no primary within {within:?}; views: {:?}", self.views);
+            }
+        }
+    }
+
+    /// Waits until replica `id` reports a view that satisfies `check`.
+    pub async fn wait_view(
+        &mut self,
+        id: u32,
+        within: Duration,
+        check: impl Fn(&ReplicaView) -> bool,
+    ) -> anyhow::Result<ReplicaView> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(view) = self.views.get(&id).filter(|v| check(v)) {
+                return Ok(view.clone());
+            }
+            if self.next_event(deadline).await.is_none() {
+                bail!(
+                    "replica {id} did not reach the view within {within:?}; views: {:?}",
+                    self.views
+                );
+            }
+        }
+    }
+
+    /// Kills replica `id` with SIGKILL and reaps it.
+    pub async fn kill(&mut self, id: u32) -> anyhow::Result<()> {
+        let mut child =
+            self.children.remove(&id).ok_or_else(|| anyhow!("replica {id} is not running"))?;
+        self.views.remove(&id);
+        self.paused.remove(&id);
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Sends `signal` (such as `libc::SIGSTOP`) to replica `id`.
+    pub fn signal(&mut self, id: u32, signal: i32) -> anyhow::Result<()> {
+        let pid = self.pid(id).ok_or_else(|| anyhow!("replica {id} is not running"))?;
+        let pid = i32::try_from(pid)?;
+        // SAFETY: kill(2) with a pid of our own child has no memory-safety requirements.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!("signal {signal} to replica {id}: {}", std::io::Error::last_os_error());
+        }
+        if signal == libc::SIGSTOP {
+            self.paused.insert(id);
+        } else if signal == libc::SIGCONT {
+            self.paused.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Starts replica `id` again (from its data directory) and waits until it listens.
+    pub async fn restart(&mut self, id: u32) -> anyhow::Result<()> {
+        self.spawn(id)?;
+        self.wait_listening(id).await
+    }
+
+    /// Kills every replica and reaps them.
+    pub async fn stop(&mut self) {
+        for id in self.running() {
+            let _ = self.kill(id).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+fn replica_config(
+    dir: &Path,
+    replicas: &[ReplicaFiles],
+    me: &ReplicaFiles,
+    options: &ClusterOptions,
+) -> anyhow::Result<KvConfig> {
+    let certs = dir.join("certs");
+    let text = format!(
+        "id = {}\ndata_dir = {:?}\nmembers = []\n[consensus]\n{}\n[storage]\nfsync = {}\n",
+        me.id,
+        dir.join(format!("data-{}", me.id)),
+        options.consensus,
+        options.fsync,
+    );
+    let mut node: NodeConfig = toml::from_str(&text).context("the consensus options")?;
+    node.members = replicas.iter().map(|r| Member { id: r.id, addr: r.peer_addr }).collect();
+    node.metrics_addr = Some(me.metrics_addr);
+    node.tls = Some(TlsFiles {
+        ca: certs.join("ca.pem"),
+        cert: certs.join(format!("replica-{}.pem", me.id)),
+        key: certs.join(format!("replica-{}.key.pem", me.id)),
+    });
+    let kv = KvSection {
+        listen: None,
+        clients: replicas.iter().map(|r| ClientAddr { id: r.id, addr: r.client_addr }).collect(),
+        requirepass: options.requirepass.clone(),
+        tick_ms: 100,
+    };
+    let config = KvConfig { node, kv };
+    config.validate()?;
+    Ok(config)
+}
+
+fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
+    if line.starts_with(LISTENING_LINE_PREFIX) {
+        return Some(Event::Listening { id, generation });
+    }
+    let rest = line.strip_prefix(ROLE_LINE_PREFIX)?;
+    let mut view = ReplicaView { role: String::new(), primary: None, ballot: String::new() };
+    for word in rest.split_whitespace().skip(1) {
+        match word.split_once('=') {
+            Some(("role", role)) => view.role = role.to_string(),
+            Some(("primary", primary)) => view.primary = primary.parse().ok(),
+            Some(("ballot", ballot)) => view.ballot = ballot.to_string(),
+            _ => {}
+        }
+    }
+    Some(Event::Role { id, generation, view })
+}
+
+/// The role line a replica prints (parsed by [`Cluster`]).
+pub fn role_line(id: u32, view: &rsl::node::View, ballot_replica: u32) -> String {
+    let role = view.role.map_or("starting".to_string(), |r| r.to_string());
+    let primary = view.primary.map_or("-".to_string(), |p| p.to_string());
+    format!(
+        "{ROLE_LINE_PREFIX}{id} role={role} primary={primary} ballot={}.{ballot_replica}",
+        view.ballot_round
+    )
+}
