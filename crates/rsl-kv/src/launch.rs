@@ -102,6 +102,10 @@ pub struct Cluster {
     generations: BTreeMap<u32, u32>,
     paused: BTreeSet<u32>,
     views: BTreeMap<u32, ReplicaView>,
+    /// Replicas whose current process has printed its listening line.
+    listening: BTreeSet<u32>,
+    /// Replicas whose current process exited on its own.
+    exited: BTreeSet<u32>,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
 }
@@ -157,6 +161,8 @@ impl Cluster {
             generations: BTreeMap::new(),
             paused: BTreeSet::new(),
             views: BTreeMap::new(),
+            listening: BTreeSet::new(),
+            exited: BTreeSet::new(),
             events_tx,
             events,
         };
@@ -233,6 +239,8 @@ impl Cluster {
             command.spawn().with_context(|| format!("starting {}", self.exe.display()))?;
         let generation = self.generations.get(&id).map_or(1, |g| g + 1);
         self.generations.insert(id, generation);
+        self.listening.remove(&id);
+        self.exited.remove(&id);
         let stdout = child.stdout.take().expect("stdout is piped");
         let events = self.events_tx.clone();
         tokio::spawn(async move {
@@ -248,18 +256,23 @@ impl Cluster {
         Ok(())
     }
 
-    /// Takes the next event (applied to the views), or `None` at `deadline`.
+    /// Takes the next event and applies it, or returns `None` at `deadline`.
     async fn next_event(&mut self, deadline: Instant) -> Option<()> {
         let event = tokio::time::timeout_at(deadline, self.events.recv()).await.ok()??;
         let current = |cluster: &Cluster, id: u32, generation: u32| {
             cluster.generations.get(&id) == Some(&generation) && cluster.children.contains_key(&id)
         };
         match event {
+            Event::Listening { id, generation } if current(self, id, generation) => {
+                self.listening.insert(id);
+            }
             Event::Role { id, generation, view } if current(self, id, generation) => {
                 self.views.insert(id, view);
             }
             Event::Exited { id, generation } if current(self, id, generation) => {
                 self.views.remove(&id);
+                self.listening.remove(&id);
+                self.exited.insert(id);
             }
             _ => {}
         }
@@ -268,25 +281,15 @@ impl Cluster {
 
     async fn wait_listening(&mut self, id: u32) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_WAIT_MAX;
-        let generation = self.generations[&id];
         loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv()).await;
-            match event {
-                Ok(Some(Event::Listening { id: i, generation: g }))
-                    if i == id && g == generation =>
-                {
-                    return Ok(())
-                }
-                Ok(Some(Event::Exited { id: i, generation: g })) if i == id && g == generation => {
-                    bail!("replica {id} exited at start; see {}", self.replica(id).log.display())
-                }
-                Ok(Some(Event::Role { id: i, generation: g, view }))
-                    if g == self.generations[&i] =>
-                {
-                    self.views.insert(i, view);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => bail!("replica {id} did not start within {START_WAIT_MAX:?}"),
+            if self.listening.contains(&id) {
+                return Ok(());
+            }
+            if self.exited.contains(&id) {
+                bail!("replica {id} exited at start; see {}", self.replica(id).log.display());
+            }
+            if self.next_event(deadline).await.is_none() {
+                bail!("replica {id} did not start within {START_WAIT_MAX:?}");
             }
         }
     }
@@ -352,6 +355,7 @@ impl Cluster {
         let mut child =
             self.children.remove(&id).ok_or_else(|| anyhow!("replica {id} is not running"))?;
         self.views.remove(&id);
+        self.listening.remove(&id);
         self.paused.remove(&id);
         child.start_kill()?;
         child.wait().await?;

@@ -1,0 +1,314 @@
+//! Real processes: three `rsl-kv run --config FILE` replicas on loopback with mutual TLS
+//! between them (started by `rsl_kv::launch::Cluster`), driven over their client ports with
+//! `redis-cli` (when installed) or raw RESP, killed with SIGKILL, paused with SIGSTOP, and
+//! probed on their replica ports by processes that are not members.
+//!
+//! Waiting is on events where one exists: each replica prints a line whenever its role,
+//! primary or ballot changes, and the cluster waits for those lines. Catching up and the
+//! metrics counters have no event, so those are polled with a short pause, bounded.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rsl_kv::client::{describe, Client};
+use rsl_kv::launch::{Cluster, ClusterOptions};
+use rsl_kv::resp::Reply;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
+const WAIT: Duration = Duration::from_secs(10);
+/// The failover target with default settings.
+const FAILOVER_MAX: Duration = Duration::from_secs(2);
+/// The pause between two polls of something that has no event.
+const POLL_PAUSE: Duration = Duration::from_millis(50);
+
+async fn start(requirepass: Option<&str>) -> Cluster {
+    let options =
+        ClusterOptions { requirepass: requirepass.map(String::from), ..ClusterOptions::default() };
+    Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts")
+}
+
+async fn cmd(addr: SocketAddr, password: Option<&str>, args: &[&str]) -> Reply {
+    let mut client = Client::connect_auth(addr, password, WAIT).await.expect("connect");
+    client.cmd(args).await.expect("a reply")
+}
+
+fn bulk(text: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn others(cluster: &Cluster, not: &[u32]) -> Vec<u32> {
+    cluster.running().into_iter().filter(|id| !not.contains(id)).collect()
+}
+
+/// Runs redis-cli against `addr`, or returns `None` if it is not installed.
+fn redis_cli(addr: SocketAddr, password: Option<&str>, args: &[&str]) -> Option<String> {
+    let mut command = std::process::Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &addr.port().to_string()]);
+    if let Some(password) = password {
+        command.args(["--no-auth-warning", "-a", password]);
+    }
+    let output = command.args(args).output().ok()?;
+    assert!(output.status.success(), "redis-cli failed: {output:?}");
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Runs an rsl-kv admin subcommand; returns its stdout.
+fn rsl_kv(args: &[&str]) -> String {
+    let output = std::process::Command::new(EXE).args(args).output().expect("rsl-kv runs");
+    assert!(output.status.success(), "rsl-kv {args:?} failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `GET /metrics` from a replica's metrics address.
+async fn metrics(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("metrics connect");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut body)).await.unwrap().unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+/// The sum of every metric whose name holds "rejected" (the replica's rejected messages and
+/// the transport's rejected frames and handshakes, whichever the build exports).
+fn rejections(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("rejected"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A replica's own status fields (`RSL.STATUS`).
+async fn status(addr: SocketAddr, password: Option<&str>) -> BTreeMap<String, String> {
+    let Reply::Bulk(text) = cmd(addr, password, &["RSL.STATUS"]).await else { panic!("status") };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn slot(status: &BTreeMap<String, String>, field: &str) -> u64 {
+    status[field].parse().unwrap()
+}
+
+#[tokio::test]
+async fn any_replica_serves_with_a_password_and_admin_commands_work() {
+    let pw = Some("s3cret");
+    let mut cluster = start(pw).await;
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let followers = others(&cluster, &[primary]);
+    let (f, g) =
+        (cluster.replica(followers[0]).client_addr, cluster.replica(followers[1]).client_addr);
+
+    // Without AUTH, nothing (admin commands included) is served.
+    let noauth = cmd(f, None, &["RSL.STATUS"]).await;
+    assert!(describe(&noauth).starts_with("NOAUTH"), "{noauth:?}");
+    // A write through one follower (forwarded, authenticated) is read through the other.
+    match redis_cli(f, pw, &["SET", "greeting", "hello"]) {
+        Some(out) => {
+            assert_eq!(out, "OK");
+            assert_eq!(redis_cli(g, pw, &["GET", "greeting"]).unwrap(), "hello");
+            assert_eq!(redis_cli(g, pw, &["INCR", "n"]).unwrap(), "1");
+            assert_eq!(redis_cli(f, pw, &["INCR", "n"]).unwrap(), "2");
+        }
+        None => {
+            eprintln!("redis-cli is not installed: using raw RESP (apt-get install redis-tools)");
+            assert_eq!(cmd(f, pw, &["SET", "greeting", "hello"]).await, Reply::ok());
+            assert_eq!(cmd(g, pw, &["GET", "greeting"]).await, bulk("hello"));
+        }
+    }
+    let primary_addr = cluster.replica(primary).client_addr;
+    assert_eq!(cmd(primary_addr, pw, &["GET", "greeting"]).await, bulk("hello"));
+    let Reply::Bulk(info) = cmd(f, pw, &["INFO"]).await else { panic!("INFO") };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    assert!(info.contains("rsl_role:follower"), "{info}");
+    assert!(info.contains(&format!("rsl_primary:{primary}")), "{info}");
+
+    // status: one row per replica, the primary among them, all healthy.
+    let table = rsl_kv(&["status", "--addr", &f.to_string(), "--password", "s3cret"]);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert_eq!(rows.iter().filter(|r| r.contains(" primary ")).count(), 1, "{table}");
+    assert!(rows.iter().all(|r| r.ends_with(" ok")), "{table}");
+
+    let out = rsl_kv(&["checkpoint", "--addr", &g.to_string(), "--password", "s3cret"]);
+    assert!(out.starts_with("OK checkpoint"), "{out}");
+
+    // transfer, asked of a follower, moves primacy to the other follower.
+    let to = followers[1].to_string();
+    let out = rsl_kv(&["transfer", "--addr", &f.to_string(), "--password", "s3cret", "--to", &to]);
+    assert!(out.contains(&format!("replica {to} is the primary")), "{out}");
+    assert_eq!(cluster.wait_primary(Some(primary), WAIT).await.unwrap(), followers[1]);
+    assert_eq!(cmd(f, pw, &["SET", "after", "transfer"]).await, Reply::ok());
+
+    // The metrics endpoint serves the named metrics.
+    let text = metrics(cluster.replica(followers[1]).metrics_addr).await;
+    for name in [
+        "rsl_role 2",
+        "rsl_ballot_round",
+        "rsl_committed_slot",
+        "rsl_executed_slot",
+        "rsl_proposals_total",
+        "rsl_rejected_messages_total",
+        "rsl_syncs_total",
+        "rsl_commit_latency_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_primary_is_replaced_within_2s_without_losing_writes_and_catches_up() {
+    let mut cluster = start(None).await;
+    let old = cluster.wait_primary(None, WAIT).await.unwrap();
+    let old_addr = cluster.replica(old).client_addr;
+    let mut client = Client::connect(old_addr, WAIT).await.unwrap();
+    for i in 0..100 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        assert_eq!(client.cmd(&["SET", &k, &v]).await.unwrap(), Reply::ok());
+    }
+    let survivors = others(&cluster, &[old]);
+    let (a, b) =
+        (cluster.replica(survivors[0]).client_addr, cluster.replica(survivors[1]).client_addr);
+    let mut writer = Client::connect(a, WAIT).await.unwrap();
+
+    let killed = Instant::now();
+    cluster.kill(old).await.unwrap();
+    // The first write through a survivor: it waits for the new primary, then commits.
+    let reply = writer.cmd(&["SET", "after", "failover"]).await.unwrap();
+    let failover = killed.elapsed();
+    assert_eq!(reply, Reply::ok());
+    assert!(failover < FAILOVER_MAX, "failover took {failover:?}");
+    let new = cluster.wait_primary(Some(old), WAIT).await.unwrap();
+    assert!(survivors.contains(&new));
+
+    // Nothing acknowledged is lost.
+    let mut reader = Client::connect(b, WAIT).await.unwrap();
+    for i in 0..100 {
+        let got = reader.cmd(&["GET", &format!("k{i}")]).await.unwrap();
+        assert_eq!(got, bulk(&format!("v{i}")), "k{i}");
+    }
+    assert_eq!(reader.cmd(&["GET", "after"]).await.unwrap(), bulk("failover"));
+
+    // The killed replica restarts from its disk and catches up with the primary.
+    let target = slot(&status(cluster.replica(new).client_addr, None).await, "committed");
+    cluster.restart(old).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = status(old_addr, None).await;
+        if slot(&s, "executed") >= target {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted replica is stuck at {s:?}");
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+    cluster.wait_view(old, WAIT, |v| v.role == "follower" && v.primary == Some(new)).await.unwrap();
+    assert_eq!(cmd(old_addr, None, &["GET", "k99"]).await, bulk("v99"));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_paused_primary_is_replaced_and_rejoins_as_a_follower() {
+    let mut cluster = start(None).await;
+    let old = cluster.wait_primary(None, WAIT).await.unwrap();
+    assert_eq!(cmd(cluster.replica(old).client_addr, None, &["SET", "k", "1"]).await, Reply::ok());
+
+    let paused = Instant::now();
+    cluster.signal(old, libc::SIGSTOP).unwrap();
+    let new = cluster.wait_primary(Some(old), WAIT).await.unwrap();
+    let failover = paused.elapsed();
+    assert!(failover < FAILOVER_MAX, "the election took {failover:?}");
+    let new_addr = cluster.replica(new).client_addr;
+    assert_eq!(cmd(new_addr, None, &["SET", "k", "2"]).await, Reply::ok());
+
+    cluster.signal(old, libc::SIGCONT).unwrap();
+    let view = cluster
+        .wait_view(old, WAIT, |v| v.role == "follower" && v.primary == Some(new))
+        .await
+        .unwrap();
+    assert_eq!(view.primary, Some(new));
+    // Reads through the old primary are linearizable: it forwards to the new one.
+    assert_eq!(cmd(cluster.replica(old).client_addr, None, &["GET", "k"]).await, bulk("2"));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_process_that_is_not_a_member_cannot_inject_a_message() {
+    let mut cluster = start(None).await;
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let addr = cluster.replica(primary).client_addr;
+    assert_eq!(cmd(addr, None, &["SET", "k", "v"]).await, Reply::ok());
+    let victim = others(&cluster, &[primary])[0];
+    let target = cluster.replica(victim).clone();
+    let before = rejections(&metrics(target.metrics_addr).await);
+
+    // 1. No TLS at all: a plaintext hello and a frame's worth of bytes.
+    let mut raw = tokio::net::TcpStream::connect(target.peer_addr).await.unwrap();
+    let _ = raw.write_all(b"RSL\x01hello, I am replica 1; please accept this message\n").await;
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(WAIT, raw.read_to_end(&mut sink)).await;
+
+    // 2. TLS with a certificate from another authority, claiming to be a member.
+    let foreign = tempfile::tempdir().unwrap();
+    rsl_net::generate_cluster_certs(foreign.path(), rsl::start::CLUSTER_NAME, &[1, 2, 3]).unwrap();
+    let claimed = others(&cluster, &[victim])[0];
+    let identity = rsl_net::TlsIdentity::load(foreign.path(), claimed).unwrap();
+    let peers = BTreeMap::from([(victim, target.peer_addr)]);
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config =
+        rsl_net::TransportConfig::new(rsl::start::CLUSTER_NAME, claimed, listen, peers);
+    config.security = rsl_net::Security::MutualTls(identity);
+    let (impostor, _incoming) = rsl_net::TcpTransport::start(config).await.unwrap();
+    let _ = rsl_net::Transport::send(&impostor, victim, Bytes::from_static(b"forged message"));
+
+    // The victim counts the rejections (no event crosses processes: poll, bounded).
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let after = rejections(&metrics(target.metrics_addr).await);
+        if after >= before + 2 || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(POLL_PAUSE).await;
+    };
+    impostor.shutdown().await;
+    assert!(after >= before + 2, "rejections went from {before} to {after}");
+    // Nothing changed: same primary, same data.
+    assert_eq!(cluster.agreed_primary(), Some(primary));
+    let victim_addr = target.client_addr;
+    assert_eq!(cmd(victim_addr, None, &["DBSIZE"]).await, Reply::Integer(1));
+    assert_eq!(cmd(victim_addr, None, &["GET", "k"]).await, bulk("v"));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn run_refuses_a_bad_configuration_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = r#"
+        id = 1
+        data_dir = "/nonexistent/rsl-kv"
+        members = [{ id = 1, addr = "127.0.0.1:1" }, { id = 2, addr = "127.0.0.1:2" }]
+        [kv]
+        clients = [{ id = 1, addr = "127.0.0.1:3" }]
+    "#;
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new(EXE)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kv.clients: member 2 has no client address"), "{stderr}");
+    let missing = std::process::Command::new(EXE)
+        .args(["run", "--config", "/nonexistent/rsl-kv.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/rsl-kv.toml"));
+}
