@@ -52,7 +52,12 @@ impl Replica {
                 return;
             }
             let batch = self.take_batch();
+            // Only requests taken in this life have an outcome to report; values that phase 1
+            // re-proposes may hold other replicas' requests or a previous incarnation's.
+            let ids: Vec<_> = batch.iter().map(|r| r.id).collect();
+            let slot = self.leader.as_ref().expect("leader").next_slot;
             self.propose_slot(Value::Batch(batch), out);
+            self.outcomes.entry(slot).or_default().extend(ids);
         }
     }
 
@@ -92,10 +97,6 @@ impl Replica {
             "re-proposing {slot:?} with a value other than the chosen one");
         let entry = crate::io::LogEntry { slot, ballot, value: value.clone() };
         let seq = self.persist(Write::Accept(entry), out);
-        if let Value::Batch(reqs) = &value {
-            let mine = reqs.iter().map(|r| r.id);
-            self.outcomes.entry(slot).or_default().extend(mine);
-        }
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
         self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
