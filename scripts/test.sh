@@ -22,5 +22,6 @@ echo "== cargo test (workspace)"
 cargo test --workspace --locked
 echo "== planted bugs: each misbehaves in the core, and the simulator's checkers catch each"
 cargo test -p rsl-core -p rsl-sim --features rsl-sim/planted-bugs --locked
-echo "== simulator: 200 seeds (release)"
-cargo run --release --locked -p rsl-sim -- --seeds 200
+echo "== simulator: 200 more seeds through the command (the test suite ran seeds 0..200)"
+# The test profile (opt-level 1) reuses the test build: no separate release build in CI.
+cargo run --profile test --locked -p rsl-sim -- --seeds 200 --first 100000
