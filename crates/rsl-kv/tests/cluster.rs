@@ -312,3 +312,66 @@ async fn run_refuses_a_bad_configuration_naming_the_field() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/rsl-kv.toml"));
 }
+
+/// Whether process `pid` is gone (or a zombie awaiting its reaper).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The replica pids the cluster command prints (`  replica N: pid P ...`).
+fn replica_pids(output: &str) -> Vec<u32> {
+    output
+        .lines()
+        .filter(|l| l.trim_start().starts_with("replica ") && l.contains(" pid "))
+        .filter_map(|l| l.split(" pid ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cluster_command_fails_over_verifies_and_cleans_up() {
+    let output = tokio::process::Command::new(EXE)
+        .args(["cluster", "--seconds", "5", "--clients", "4"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("killed the primary"), "{stdout}");
+    assert!(stdout.contains("0 wrong reads"), "{stdout}");
+    let failover_line = stdout.lines().find(|l| l.trim_start().starts_with("failover")).unwrap();
+    let ms: u64 = failover_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(ms < FAILOVER_MAX.as_millis() as u64, "{failover_line}");
+    let pids = replica_pids(&stdout);
+    assert_eq!(pids.len(), 3, "{stdout}");
+    assert!(pids.iter().all(|&p| gone(p)), "replicas outlived the cluster command: {pids:?}");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_cluster_commands_replicas() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(EXE)
+        .args(["cluster", "--seconds", "60"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    // The workload line comes once every replica runs and a primary is elected.
+    while !seen.contains("workload:") {
+        let line = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap();
+        seen.push_str(&line.expect("the cluster command ended early"));
+        seen.push('\n');
+    }
+    let pids = replica_pids(&seen);
+    assert_eq!(pids.len(), 3, "{seen}");
+    assert!(pids.iter().all(|&p| !gone(p)));
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) }, 0);
+    let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(pids.iter().all(|&p| gone(p)), "replicas outlived Ctrl-C: {pids:?}");
+}
