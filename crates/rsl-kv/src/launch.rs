@@ -33,6 +33,9 @@ pub const ROLE_LINE_PREFIX: &str = "rsl-kv: replica ";
 /// The line prefix of a replica's first line: `rsl-kv: listening on ADDR (replica ID)`.
 pub const LISTENING_LINE_PREFIX: &str = "rsl-kv: listening on ";
 
+/// How many times [`Cluster::start`] tries to start a cluster.
+pub const START_TRIES_MAX: u32 = 3;
+
 /// How long a replica process may take to start listening.
 pub const START_WAIT_MAX: Duration = Duration::from_secs(20);
 
@@ -119,8 +122,25 @@ pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
 
 impl Cluster {
     /// Writes certificates and configurations into a new temporary directory and starts
-    /// every replica with `exe run --config FILE`; returns once all of them listen.
+    /// every replica with `exe run --config FILE`; returns once all of them listen. The free
+    /// ports are picked before the replicas bind them, so another process may take one in
+    /// between: a replica that then fails to start makes a fresh try, at most
+    /// [`START_TRIES_MAX`] in all.
     pub async fn start(exe: &Path, options: ClusterOptions) -> anyhow::Result<Cluster> {
+        let mut tries = 1;
+        loop {
+            match Cluster::try_start(exe, options.clone()).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) if tries < START_TRIES_MAX => {
+                    tracing::warn!(error = %e, "the local cluster did not start; trying again");
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_start(exe: &Path, options: ClusterOptions) -> anyhow::Result<Cluster> {
         let n = options.replicas;
         if n == 0 || n > 9 {
             bail!("a local cluster has 1 to 9 replicas");
