@@ -39,6 +39,21 @@ pub struct KvSection {
     /// writes, in milliseconds (0: never).
     #[serde(default = "tick_ms_default")]
     pub tick_ms: u64,
+    /// How reads are served.
+    #[serde(default)]
+    pub reads: Reads,
+}
+
+/// How a replicated server serves reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reads {
+    /// By the primary, under its lease or after a quorum round; followers forward them.
+    #[default]
+    Linearizable,
+    /// By whichever replica the client is connected to, from its own state, which may lag
+    /// the primary's (RSL's fast read). Never forwarded.
+    Local,
 }
 
 fn tick_ms_default() -> u64 {
@@ -200,6 +215,9 @@ mod tests {
         let c = KvConfig::from_toml(GOOD).unwrap();
         assert_eq!(c.listen_addr(), "127.0.0.1:6382".parse().unwrap());
         assert_eq!(c.kv.tick_ms, 100);
+        assert_eq!(c.kv.reads, Reads::Linearizable);
+        let local = KvConfig::from_toml(&GOOD.replace("[kv]", "[kv]\nreads = \"local\"")).unwrap();
+        assert_eq!(local.kv.reads, Reads::Local);
         assert_eq!(c.kv.requirepass.as_deref(), Some("secret"));
         assert_eq!(c.node.id, 2);
         assert_eq!(c.client_addrs().len(), 3);
@@ -227,6 +245,8 @@ mod tests {
         assert!(e.contains("id: 9 is not one of the members"), "{e}");
         let e = error_of(&GOOD.replace("tick_ms = 10", "tick_ms = 0"));
         assert!(e.contains("consensus.tick_ms"), "{e}");
+        let e = error_of(&GOOD.replace("[kv]", "[kv]\nreads = \"stale\""));
+        assert!(e.contains("kv:") && e.contains("stale"), "{e}");
         let e = error_of(&GOOD.replace("[kv]", "[kvv]"));
         assert!(e.contains("kv"), "{e}");
         let e = error_of(&GOOD.replace("127.0.0.1:6381", "localhost"));

@@ -424,12 +424,12 @@ async fn verify(addr: SocketAddr, results: &[ClientResult]) -> anyhow::Result<Ve
     Ok(verified)
 }
 
-/// Waits (bounded) until the restarted replica has executed what the primary had committed,
+/// Waits (bounded) until the restarted replica has executed what the primary had executed,
 /// and returns every member's status. No event announces catching up, so this polls.
 async fn caught_up(addr: SocketAddr, restarted: u32) -> anyhow::Result<Vec<StatusReport>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let reports = fetch_status(addr, None, REPLY_WAIT).await?;
-    let target = reports.iter().filter_map(|r| r.number("committed")).max().unwrap_or(0);
+    let target = reports.iter().filter_map(|r| r.number("executed")).max().unwrap_or(0);
     loop {
         let reports = fetch_status(addr, None, REPLY_WAIT).await?;
         let executed = reports

@@ -50,11 +50,19 @@ pub struct ClusterOptions {
     pub consensus: String,
     /// Whether the log is made durable with fdatasync.
     pub fsync: bool,
+    /// How the replicas serve reads.
+    pub reads: crate::config::Reads,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { replicas: 3, requirepass: None, consensus: String::new(), fsync: true }
+        ClusterOptions {
+            replicas: 3,
+            requirepass: None,
+            consensus: String::new(),
+            fsync: true,
+            reads: crate::config::Reads::Linearizable,
+        }
     }
 }
 
@@ -113,11 +121,44 @@ pub struct Cluster {
     events: mpsc::UnboundedReceiver<Event>,
 }
 
-/// Picks `n` distinct free loopback ports (bound together, then released).
+/// Picks `n` distinct loopback ports that are free now, below the kernel's ephemeral range:
+/// a replica that is killed and restarted must find its ports free again, and a port in the
+/// ephemeral range may meanwhile become the local end of some outgoing connection.
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let mut seed = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..100 * n {
+        if ports.len() == n {
+            break;
+        }
+        // xorshift: any spread will do; the bind below is the real check.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = low + (seed % u64::from(high - low)) as u16;
+        if ports.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    if ports.len() < n {
+        return Err(std::io::Error::other("no free loopback ports below the ephemeral range"));
+    }
+    Ok(ports)
 }
 
 impl Cluster {
@@ -306,7 +347,10 @@ impl Cluster {
                 return Ok(());
             }
             if self.exited.contains(&id) {
-                bail!("replica {id} exited at start; see {}", self.replica(id).log.display());
+                let log = std::fs::read_to_string(&self.replica(id).log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!("replica {id} exited at start; its log ends:\n{}", tail.join("\n"));
             }
             if self.next_event(deadline).await.is_none() {
                 bail!("replica {id} did not start within {START_WAIT_MAX:?}");
@@ -447,6 +491,7 @@ fn replica_config(
         clients: replicas.iter().map(|r| ClientAddr { id: r.id, addr: r.client_addr }).collect(),
         requirepass: options.requirepass.clone(),
         tick_ms: 100,
+        reads: options.reads,
     };
     let config = KvConfig { node, kv };
     config.validate()?;

@@ -125,6 +125,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         clients: config.client_addrs(),
         requirepass: config.kv.requirepass.clone(),
         clock: server.clock.clone(),
+        reads: config.kv.reads,
     };
     let engine = Arc::new(ReplicatedEngine::new(Arc::clone(&node), options));
     if config.kv.tick_ms > 0 {

@@ -2,7 +2,8 @@
 //!
 //! Writes go through [`Node::replicate`] and reads through [`Node::read`] at
 //! [`ReadConsistency::Linearizable`], so every answer is linearizable wherever the client is
-//! connected. Any replica accepts any command: when the local replica is not the primary,
+//! connected (or, with `kv.reads = "local"`, at `AtLeast(0)` on the replica the client is
+//! connected to: fast, possibly stale, never forwarded). Any replica accepts any command: when the local replica is not the primary,
 //! the request (already encoded by the server) is forwarded to the primary's client port as
 //! `RSL.FORWARD WRITE|READ <request>`, over a few persistent, pipelined connections per
 //! primary. The primary executes it locally only (never forwards again, so there is no
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::client::{describe, Client};
+use crate::config::Reads;
 use crate::engine::{Engine, EngineError, EngineReply};
 use crate::limits;
 use crate::request::{Request, WriteOp};
@@ -53,6 +55,8 @@ pub struct ReplicatedOptions {
     pub requirepass: Option<String>,
     /// The clock that stamps tick writes and bounds forwarded stamps.
     pub clock: Clock,
+    /// How reads are served.
+    pub reads: Reads,
 }
 
 impl std::fmt::Debug for ReplicatedOptions {
@@ -165,6 +169,9 @@ impl Engine for ReplicatedEngine {
     }
 
     fn read(&self, request: Bytes) -> EngineReply {
+        if self.inner.options.reads == Reads::Local {
+            return self.spawn(|inner| async move { inner.read_local(request).await });
+        }
         self.spawn(|inner| async move { inner.execute(Kind::Read, request).await })
     }
 
@@ -245,6 +252,16 @@ impl Inner {
                 let pause = Duration::from_millis(limits::RETRY_PAUSE_MS_MAX).min(deadline - now);
                 let _ = tokio::time::timeout(pause, view.changed()).await;
             }
+        }
+    }
+
+    /// A read from this replica's own state, whatever its role (`kv.reads = "local"`).
+    async fn read_local(&self, request: Bytes) -> Result<Bytes, EngineError> {
+        match self.node.read(request, ReadConsistency::AtLeast(0)).await {
+            Ok(reply) => Ok(reply),
+            Err(ReplicateError::Overloaded) => Err(EngineError::Overloaded),
+            Err(ReplicateError::ShuttingDown) => Err(EngineError::ShuttingDown),
+            Err(e) => Err(EngineError::Internal(e.to_string())),
         }
     }
 

@@ -197,7 +197,7 @@ async fn a_killed_primary_is_replaced_within_2s_without_losing_writes_and_catche
     assert_eq!(reader.cmd(&["GET", "after"]).await.unwrap(), bulk("failover"));
 
     // The killed replica restarts from its disk and catches up with the primary.
-    let target = slot(&status(cluster.replica(new).client_addr, None).await, "committed");
+    let target = slot(&status(cluster.replica(new).client_addr, None).await, "executed");
     cluster.restart(old).await.unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
@@ -374,4 +374,33 @@ async fn ctrl_c_stops_the_cluster_commands_replicas() {
     let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(pids.iter().all(|&p| gone(p)), "replicas outlived Ctrl-C: {pids:?}");
+}
+
+#[tokio::test]
+async fn local_reads_are_served_by_a_follower_without_a_quorum() {
+    let options =
+        ClusterOptions { reads: rsl_kv::config::Reads::Local, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.unwrap();
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let primary_addr = cluster.replica(primary).client_addr;
+    assert_eq!(cmd(primary_addr, None, &["SET", "k", "v"]).await, Reply::ok());
+    // `executed` is live on the primary; `committed` is published once per tick.
+    let target = slot(&status(primary_addr, None).await, "executed");
+    let followers = others(&cluster, &[primary]);
+    let f = cluster.replica(followers[0]).client_addr;
+    // No event says a follower executed a slot: poll, bounded.
+    let deadline = Instant::now() + WAIT;
+    while slot(&status(f, None).await, "executed") < target {
+        assert!(Instant::now() < deadline, "the follower never executed slot {target}");
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+    // With the two others paused there is no quorum, yet the follower answers from its state.
+    cluster.signal(primary, libc::SIGSTOP).unwrap();
+    cluster.signal(followers[1], libc::SIGSTOP).unwrap();
+    let mut client = Client::connect(f, Duration::from_secs(2)).await.unwrap();
+    let read = client.cmd(&["GET", "k"]).await;
+    cluster.signal(primary, libc::SIGCONT).unwrap();
+    cluster.signal(followers[1], libc::SIGCONT).unwrap();
+    assert_eq!(read.expect("a local read within 2 s"), bulk("v"));
+    cluster.stop().await;
 }
