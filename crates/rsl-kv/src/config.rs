@@ -225,6 +225,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_configuration() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("### The configuration file").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        let c = KvConfig::from_toml(example).unwrap();
+        assert_eq!(c.node.members.len(), 3);
+        assert_eq!(c.listen_addr(), "10.0.0.1:6379".parse().unwrap());
+        assert!(c.node.tls.is_some() && c.node.storage.fsync);
+    }
+
+    #[test]
     fn errors_name_the_bad_field() {
         let e = error_of(&GOOD.replace("{ id = 3, addr = \"127.0.0.1:6383\" },", ""));
         assert!(e.contains("kv.clients: member 3 has no client address"), "{e}");
