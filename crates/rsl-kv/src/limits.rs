@@ -51,8 +51,10 @@ pub const PRIMARY_WAIT_MS_MAX: u64 = 5_000;
 /// replica's view of the primary changes first, in milliseconds.
 pub const RETRY_PAUSE_MS_MAX: u64 = 20;
 
-/// Persistent connections a replica keeps to the primary for forwarding.
-pub const FORWARD_CONNECTIONS_MAX: usize = 4;
+/// Persistent connections a replica keeps to the primary for forwarding. One, so that the
+/// primary receives forwarded requests in the order they were submitted here (a client's
+/// pipelined commands execute in order); the connection is pipelined.
+pub const FORWARD_CONNECTIONS_MAX: usize = 1;
 
 /// Forwarded requests queued for one forwarding connection; past it, `-ERR overloaded`.
 pub const FORWARD_QUEUED_MAX: usize = 4096;

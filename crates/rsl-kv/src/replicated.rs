@@ -22,9 +22,12 @@
 //! member's as each one reports it), `RSL.TRANSFER <id>` and `RSL.CHECKPOINT`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -150,6 +153,14 @@ impl ReplicatedEngine {
         });
     }
 
+    /// Starts the request's first try before returning, so that requests reach the replica
+    /// (or the forwarding connection) in the order the server submits them: a connection's
+    /// pipelined commands execute in order, as Redis promises. Retries, if any, run later.
+    fn submit(&self, kind: Kind, request: Bytes) -> EngineReply {
+        let (first, target) = self.inner.start_attempt(kind, request.clone(), None);
+        self.spawn(|inner| async move { inner.execute(kind, request, first, target).await })
+    }
+
     fn spawn<F>(&self, f: impl FnOnce(Arc<Inner>) -> F) -> EngineReply
     where
         F: std::future::Future<Output = Result<Bytes, EngineError>> + Send + 'static,
@@ -165,14 +176,16 @@ impl ReplicatedEngine {
 
 impl Engine for ReplicatedEngine {
     fn write(&self, request: Bytes) -> EngineReply {
-        self.spawn(|inner| async move { inner.execute(Kind::Write, request).await })
+        self.submit(Kind::Write, request)
     }
 
     fn read(&self, request: Bytes) -> EngineReply {
         if self.inner.options.reads == Reads::Local {
-            return self.spawn(|inner| async move { inner.read_local(request).await });
+            let inner = Arc::clone(&self.inner);
+            let read = started(async move { inner.read_local(request).await });
+            return self.spawn(|_| read);
         }
-        self.spawn(|inner| async move { inner.execute(Kind::Read, request).await })
+        self.submit(Kind::Read, request)
     }
 
     fn is_primary(&self) -> bool {
@@ -183,7 +196,10 @@ impl Engine for ReplicatedEngine {
         let name = args[0].to_ascii_lowercase();
         let args: Vec<Bytes> = args.to_vec();
         let reply = match &name[..] {
-            b"rsl.forward" => self.spawn(|inner| async move { inner.forwarded(&args).await }),
+            b"rsl.forward" => {
+                let forwarded = self.inner.forwarded(&args);
+                self.spawn(|_| forwarded)
+            }
             b"rsl.status" => self.spawn(|inner| async move { inner.status_command(&args).await }),
             b"rsl.transfer" => self.spawn(|inner| async move { inner.transfer(&args).await }),
             b"rsl.checkpoint" => self.spawn(|inner| async move { Ok(inner.checkpoint(&args)) }),
@@ -222,29 +238,28 @@ impl Inner {
         self.view.borrow().role == Some(Role::Primary)
     }
 
-    /// Serves one client request: locally if primary, else forwarded, retrying while no
-    /// primary is known, for at most [`limits::PRIMARY_WAIT_MS_MAX`].
-    async fn execute(&self, kind: Kind, request: Bytes) -> Result<Bytes, EngineError> {
+    /// Serves one client request from its first try on: locally if primary, else
+    /// forwarded, retrying while no primary is known, for at most
+    /// [`limits::PRIMARY_WAIT_MS_MAX`].
+    async fn execute(
+        self: Arc<Self>,
+        kind: Kind,
+        request: Bytes,
+        first: AttemptFuture,
+        first_target: Option<u32>,
+    ) -> Result<Bytes, EngineError> {
         let deadline = Instant::now() + Duration::from_millis(limits::PRIMARY_WAIT_MS_MAX);
         let mut view = self.node.watch();
-        let mut hint = None;
+        view.borrow_and_update();
+        let (mut attempt, mut target) = (first, first_target);
         loop {
-            let seen = *view.borrow_and_update();
-            let target =
-                if seen.role == Some(Role::Primary) { Some(self.id) } else { seen.primary };
-            let target = hint.take().or(target);
-            let attempt = match target {
-                Some(p) if p == self.id => self.local(kind, request.clone()).await,
-                Some(p) => self.forward(p, kind, request.clone()).await,
-                None => Attempt::Retry { hint: None },
-            };
-            match attempt {
+            let mut hint = match attempt.await {
                 Attempt::Done(outcome) => return outcome,
-                Attempt::Retry { hint: next } => hint = next.filter(|&p| Some(p) != target),
-            }
+                Attempt::Retry { hint } => hint.filter(|&p| Some(p) != target),
+            };
             let now = Instant::now();
             if now >= deadline {
-                let primary = seen.primary.and_then(|p| self.options.clients.get(&p));
+                let primary = view.borrow().primary.and_then(|p| self.options.clients.get(&p));
                 return Err(EngineError::NotPrimary { primary: primary.map(|a| a.to_string()) });
             }
             if hint.is_none() {
@@ -252,7 +267,35 @@ impl Inner {
                 let pause = Duration::from_millis(limits::RETRY_PAUSE_MS_MAX).min(deadline - now);
                 let _ = tokio::time::timeout(pause, view.changed()).await;
             }
+            view.borrow_and_update();
+            (attempt, target) = self.start_attempt(kind, request.clone(), hint.take());
         }
+    }
+
+    /// Starts one try: at `hint`, else at the primary this replica knows. Whatever must
+    /// happen in submission order (the proposal reaching the replica, the request entering
+    /// the forwarding connection) has happened when this returns.
+    fn start_attempt(
+        self: &Arc<Self>,
+        kind: Kind,
+        request: Bytes,
+        hint: Option<u32>,
+    ) -> (AttemptFuture, Option<u32>) {
+        let seen = *self.view.borrow();
+        let known = if seen.role == Some(Role::Primary) { Some(self.id) } else { seen.primary };
+        let target = hint.or(known);
+        let attempt = match target {
+            Some(p) if p == self.id => {
+                let inner = Arc::clone(self);
+                started(async move { inner.local(kind, request).await })
+            }
+            Some(p) => {
+                let sent = self.send_forward(p, kind, &request);
+                Box::pin(async move { await_forward(kind, sent).await })
+            }
+            None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
+        };
+        (attempt, target)
     }
 
     /// A read from this replica's own state, whatever its role (`kv.reads = "local"`).
@@ -281,33 +324,23 @@ impl Inner {
         }
     }
 
-    /// One try through the primary `primary`'s client port.
-    async fn forward(&self, primary: u32, kind: Kind, request: Bytes) -> Attempt {
+    /// Puts the request into the forwarding connection to `primary`'s client port.
+    fn send_forward(
+        &self,
+        primary: u32,
+        kind: Kind,
+        request: &Bytes,
+    ) -> Result<ForwardReceiver, Attempt> {
         if request.len() > limits::FORWARD_BYTES_MAX {
             let text = "ERR request too large to forward; send it to the primary";
-            return Attempt::Done(Ok(error_bytes(text)));
+            return Err(Attempt::Done(Ok(error_bytes(text))));
         }
         let Some(&addr) = self.options.clients.get(&primary) else {
-            return Attempt::Retry { hint: None };
+            return Err(Attempt::Retry { hint: None });
         };
         let mut frame = BytesMut::new();
-        encode_command(&[b"RSL.FORWARD".as_slice(), kind.word().as_bytes(), &request], &mut frame);
-        let receiver = match self.pool(primary, addr).call(frame.freeze()) {
-            Ok(receiver) => receiver,
-            Err(e) => return Attempt::Done(Err(e)),
-        };
-        let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
-        let outcome = tokio::time::timeout(wait, receiver).await;
-        let unknown = |e: EngineError| match kind {
-            Kind::Read => Attempt::Retry { hint: None },
-            Kind::Write => Attempt::Done(Err(e)),
-        };
-        match outcome {
-            Err(_) => unknown(EngineError::Timeout),
-            Ok(Err(_)) | Ok(Ok(Err(Forward::Lost))) => unknown(EngineError::Dropped),
-            Ok(Ok(Err(Forward::NotSent))) => Attempt::Retry { hint: None },
-            Ok(Ok(Ok(reply))) => forwarded_reply(reply),
-        }
+        encode_command(&[b"RSL.FORWARD".as_slice(), kind.word().as_bytes(), request], &mut frame);
+        self.pool(primary, addr).call(frame.freeze()).map_err(|e| Attempt::Done(Err(e)))
     }
 
     fn pool(&self, primary: u32, addr: SocketAddr) -> Arc<Pool> {
@@ -319,26 +352,38 @@ impl Inner {
     }
 
     /// `RSL.FORWARD WRITE|READ <request>`: executes a request another member forwarded, here
-    /// only, and wraps the reply as one bulk string.
-    async fn forwarded(&self, args: &[Bytes]) -> Result<Bytes, EngineError> {
+    /// only, and wraps the reply as one bulk string. The local try starts before this
+    /// returns, so forwarded requests keep the order they arrived in.
+    fn forwarded(
+        self: &Arc<Self>,
+        args: &[Bytes],
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, EngineError>> + Send>> {
+        let reply = |bytes: Bytes| -> Pin<Box<dyn Future<Output = _> + Send>> {
+            Box::pin(std::future::ready(Ok(bytes)))
+        };
         let [_, kind, request] = args else {
-            return Ok(error_bytes("ERR wrong number of arguments for 'rsl.forward' command"));
+            return reply(error_bytes("ERR wrong number of arguments for 'rsl.forward' command"));
         };
         let kind = match kind.to_ascii_uppercase().as_slice() {
             b"WRITE" => Kind::Write,
             b"READ" => Kind::Read,
-            _ => return Ok(error_bytes("ERR RSL.FORWARD takes WRITE or READ")),
+            _ => return reply(error_bytes("ERR RSL.FORWARD takes WRITE or READ")),
         };
         if let Err(reason) = self.check_forwarded(kind, request) {
-            return Ok(error_bytes(format!("ERR bad forwarded request: {reason}")));
+            return reply(error_bytes(format!("ERR bad forwarded request: {reason}")));
         }
-        Ok(match self.local(kind, request.clone()).await {
-            Attempt::Done(Ok(reply)) => Reply::Bulk(reply).to_bytes(),
-            Attempt::Done(Err(e)) => e.to_reply().to_bytes(),
-            Attempt::Retry { hint } => {
-                let hint = hint.map_or("-".to_string(), |p| p.to_string());
-                error_bytes(format!("{ERR_NOT_PRIMARY_CODE} {hint}"))
-            }
+        let inner = Arc::clone(self);
+        let request = request.clone();
+        let attempt = started(async move { inner.local(kind, request).await });
+        Box::pin(async move {
+            Ok(match attempt.await {
+                Attempt::Done(Ok(reply)) => Reply::Bulk(reply).to_bytes(),
+                Attempt::Done(Err(e)) => e.to_reply().to_bytes(),
+                Attempt::Retry { hint } => {
+                    let hint = hint.map_or("-".to_string(), |p| p.to_string());
+                    error_bytes(format!("{ERR_NOT_PRIMARY_CODE} {hint}"))
+                }
+            })
         })
     }
 
@@ -473,6 +518,50 @@ impl Inner {
     }
 }
 
+/// Waits for the primary's answer to a forwarded request.
+async fn await_forward(kind: Kind, sent: Result<ForwardReceiver, Attempt>) -> Attempt {
+    let receiver = match sent {
+        Ok(receiver) => receiver,
+        Err(attempt) => return attempt,
+    };
+    let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
+    let outcome = tokio::time::timeout(wait, receiver).await;
+    let unknown = |e: EngineError| match kind {
+        Kind::Read => Attempt::Retry { hint: None },
+        Kind::Write => Attempt::Done(Err(e)),
+    };
+    match outcome {
+        Err(_) => unknown(EngineError::Timeout),
+        Ok(Err(_)) | Ok(Ok(Err(Forward::Lost))) => unknown(EngineError::Dropped),
+        Ok(Ok(Err(Forward::NotSent))) => Attempt::Retry { hint: None },
+        Ok(Ok(Ok(reply))) => forwarded_reply(reply),
+    }
+}
+
+type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
+
+/// A waker that does nothing, for the first poll of a request's future.
+static NOOP_WAKER: LazyLock<Waker> = LazyLock::new(|| {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    Waker::from(Arc::new(Noop))
+});
+
+/// Boxes `future` and polls it once now, so that its synchronous start (pushing a proposal
+/// or a read into the replica's queue) happens in the caller's order; the task that awaits
+/// it later polls it again with its own waker.
+fn started<T: Send + 'static>(
+    future: impl Future<Output = T> + Send + 'static,
+) -> Pin<Box<dyn Future<Output = T> + Send>> {
+    let mut future: Pin<Box<dyn Future<Output = T> + Send>> = Box::pin(future);
+    match future.as_mut().poll(&mut Context::from_waker(&NOOP_WAKER)) {
+        Poll::Ready(output) => Box::pin(std::future::ready(output)),
+        Poll::Pending => future,
+    }
+}
+
 /// Decodes the primary's answer to `RSL.FORWARD`.
 fn forwarded_reply(reply: Reply) -> Attempt {
     match reply {
@@ -500,6 +589,7 @@ enum Forward {
 }
 
 type ForwardReply = oneshot::Sender<Result<Reply, Forward>>;
+type ForwardReceiver = oneshot::Receiver<Result<Reply, Forward>>;
 
 struct Call {
     frame: Bytes,
@@ -524,7 +614,7 @@ impl Pool {
         Pool { connections, next: AtomicUsize::new(0) }
     }
 
-    fn call(&self, frame: Bytes) -> Result<oneshot::Receiver<Result<Reply, Forward>>, EngineError> {
+    fn call(&self, frame: Bytes) -> Result<ForwardReceiver, EngineError> {
         let (reply, receiver) = oneshot::channel();
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         match self.connections[i].try_send(Call { frame, reply }) {

@@ -404,3 +404,22 @@ async fn local_reads_are_served_by_a_follower_without_a_quorum() {
     assert_eq!(read.expect("a local read within 2 s"), bulk("v"));
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn pipelined_commands_execute_in_order_on_the_primary_and_through_a_follower() {
+    let mut cluster = start(None).await;
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let follower = others(&cluster, &[primary])[0];
+    for (id, counter) in [(primary, "on-primary"), (follower, "via-follower")] {
+        let mut client = Client::connect(cluster.replica(id).client_addr, WAIT).await.unwrap();
+        for _ in 0..500 {
+            client.queue(&["INCR", counter]);
+        }
+        client.flush().await.unwrap();
+        for expected in 1..=500 {
+            let reply = client.reply().await.unwrap();
+            assert_eq!(reply, Reply::Integer(expected), "{counter}: pipelined INCRs reordered");
+        }
+    }
+    cluster.stop().await;
+}
