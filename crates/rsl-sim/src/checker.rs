@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use rsl_core::{Ballot, LogEntry, ReplicaId, RequestId, Slot, Value};
+use rsl_core::{Ballot, LogEntry, Membership, ReplicaId, RequestId, Slot, Value};
 
 /// Which check failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,7 +110,11 @@ struct Votes {
 /// The cluster-wide observer.
 #[derive(Debug)]
 pub struct Checker {
-    quorum: usize,
+    /// The membership governing the slots after each key (slot 0: the initial one), from the
+    /// configuration values executed.
+    memberships: BTreeMap<Slot, Membership>,
+    /// Slots with durable accepts not yet judged (their membership may not be known yet).
+    unjudged: BTreeSet<Slot>,
     /// The first value executed for each slot, and by whom.
     executed: BTreeMap<Slot, (u64, Value, ReplicaId)>,
     /// Durable accepts per (slot, ballot).
@@ -133,9 +137,10 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new(quorum: usize) -> Checker {
+    pub fn new(membership: Membership) -> Checker {
         Checker {
-            quorum,
+            memberships: BTreeMap::from([(Slot::ZERO, membership)]),
+            unjudged: BTreeSet::new(),
             executed: BTreeMap::new(),
             votes: BTreeMap::new(),
             chosen: BTreeMap::new(),
@@ -180,6 +185,16 @@ impl Checker {
         self.progress.insert(replica, Slot::ZERO);
     }
 
+    /// The membership that governs `slot` (the last configuration executed before it).
+    pub fn membership_for(&self, slot: Slot) -> &Membership {
+        self.memberships.range(..slot).next_back().map(|(_, m)| m).expect("initial membership")
+    }
+
+    /// The membership after the last executed configuration.
+    pub fn membership(&self) -> &Membership {
+        self.memberships.values().next_back().expect("initial membership")
+    }
+
     /// A write became durable on `replica`'s disk.
     pub fn durable_accept(&mut self, replica: ReplicaId, entry: &LogEntry) {
         let digest = value_digest(&entry.value);
@@ -196,20 +211,44 @@ impl Checker {
             return;
         }
         votes.voters.insert(replica);
-        if votes.voters.len() < self.quorum {
-            return;
+        self.unjudged.insert(entry.slot);
+        self.judge_known();
+    }
+
+    /// Judges the slots whose governing membership is known: every slot up to one past the
+    /// highest executed (execution is contiguous, so every configuration below is known).
+    fn judge_known(&mut self) {
+        let known = self.max_executed().next();
+        while let Some(slot) = self.unjudged.first().copied().filter(|s| *s <= known) {
+            self.unjudged.remove(&slot);
+            self.judge(slot);
         }
-        match self.chosen.get(&entry.slot) {
-            None => {
-                self.chosen.insert(entry.slot, (digest, entry.ballot));
-            }
-            Some((d, _)) if *d == digest => {}
-            Some((_, first)) => {
-                let detail = format!(
-                    "slot {}: a majority durably accepted one value at ballot {:?} and another, {:?}, at ballot {:?}",
-                    entry.slot.0, first, entry.value, entry.ballot
-                );
-                self.fail(Check::Agreement, detail);
+    }
+
+    /// Records which value a durable majority accepted for `slot`; two is a violation.
+    fn judge(&mut self, slot: Slot) {
+        let m = self.membership_for(slot).clone();
+        let first = (slot, Ballot::ZERO);
+        let last = (slot, Ballot { round: u64::MAX, replica: u32::MAX });
+        let majorities: Vec<(Ballot, u64)> = self
+            .votes
+            .range(first..=last)
+            .filter(|(_, v)| v.voters.iter().filter(|r| m.is_voter(**r)).count() >= m.quorum())
+            .map(|((_, b), v)| (*b, v.digest))
+            .collect();
+        for (ballot, digest) in majorities {
+            match self.chosen.get(&slot) {
+                None => {
+                    self.chosen.insert(slot, (digest, ballot));
+                }
+                Some((d, _)) if *d == digest => {}
+                Some((_, other)) => {
+                    let detail = format!(
+                        "slot {}: majorities of {:?} durably accepted different values at ballots {other:?} and {ballot:?}",
+                        slot.0, m.voters
+                    );
+                    self.fail(Check::Agreement, detail);
+                }
             }
         }
     }
@@ -224,6 +263,10 @@ impl Checker {
         self.progress.insert(replica, slot);
         let digest = value_digest(value);
         self.check_agreement(replica, slot, digest, value);
+        if let Value::Config(m) = value {
+            self.memberships.entry(slot).or_insert_with(|| m.clone());
+        }
+        self.judge_known();
         match self.chosen.get(&slot) {
             Some((d, _)) if *d == digest => {}
             Some(_) => {
@@ -296,12 +339,17 @@ impl Checker {
     pub fn check_acked_writes(&mut self) {
         for i in 0..self.acked.len() {
             let (id, slot) = self.acked[i];
-            let holders = self.logs.values().filter(|log| log.contains_key(&slot)).count();
+            let m = self.membership_for(slot.next()).clone();
+            let holders = self
+                .logs
+                .iter()
+                .filter(|(r, log)| m.is_voter(**r) && log.contains_key(&slot))
+                .count();
             let in_slot = match self.executed.get(&slot) {
                 Some((_, Value::Batch(requests), _)) => requests.iter().any(|r| r.id == id),
                 _ => false,
             };
-            if !in_slot || holders < self.quorum {
+            if !in_slot || holders < m.quorum() {
                 let detail = format!(
                     "acknowledged write {id:?} (slot {}) is not in the final log of a majority ({holders} replicas executed the slot, request present: {in_slot})",
                     slot.0
@@ -333,7 +381,7 @@ mod tests {
 
     #[test]
     fn correct_run_passes() {
-        let mut c = Checker::new(2);
+        let mut c = Checker::new(Membership::new(1..=3));
         for r in [1, 2] {
             c.durable_accept(ReplicaId(r), &entry(1, 1, batch(1)));
         }
@@ -347,7 +395,7 @@ mod tests {
 
     #[test]
     fn two_majorities_for_different_values_is_disagreement() {
-        let mut c = Checker::new(2);
+        let mut c = Checker::new(Membership::new(1..=3));
         c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
         c.durable_accept(ReplicaId(2), &entry(1, 1, batch(1)));
         c.durable_accept(ReplicaId(2), &entry(1, 2, batch(2)));
@@ -358,7 +406,7 @@ mod tests {
 
     #[test]
     fn executing_without_durable_majority_is_caught() {
-        let mut c = Checker::new(2);
+        let mut c = Checker::new(Membership::new(1..=3));
         c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
         c.execute(ReplicaId(1), Slot(1), &batch(1));
         assert_eq!(c.failure.unwrap().check, Check::DurableCommit);
@@ -366,7 +414,7 @@ mod tests {
 
     #[test]
     fn gaps_and_divergence_are_caught() {
-        let mut c = Checker::new(1);
+        let mut c = Checker::new(Membership::new([1]));
         c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
         c.durable_accept(ReplicaId(1), &entry(2, 1, batch(2)));
         c.execute(ReplicaId(1), Slot(2), &batch(2));
@@ -378,7 +426,7 @@ mod tests {
 
     #[test]
     fn lost_ack_and_double_execution_are_caught() {
-        let mut c = Checker::new(2);
+        let mut c = Checker::new(Membership::new(1..=3));
         c.durable_accept(ReplicaId(1), &entry(1, 1, batch(1)));
         c.durable_accept(ReplicaId(2), &entry(1, 1, batch(1)));
         c.execute(ReplicaId(1), Slot(1), &batch(1));

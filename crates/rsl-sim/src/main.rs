@@ -33,6 +33,9 @@ struct Args {
     /// Ticks of the fault phase (default 1000).
     #[arg(long)]
     ticks: Option<u64>,
+    /// Add membership changes (spare replicas, random new memberships) to every seed.
+    #[arg(long)]
+    reconfig: bool,
     /// Plant a core bug by name (needs `--features planted-bugs`).
     #[arg(long)]
     bug: Option<String>,
@@ -53,6 +56,9 @@ fn options_for(args: &Args, seed: u64) -> Options {
         o.fault_ticks = t;
     }
     o.bug = args.bug.clone();
+    if args.reconfig {
+        o = o.with_reconfiguration();
+    }
     o
 }
 
@@ -67,6 +73,9 @@ fn report(args: &Args, outcome: &Outcome) {
     }
     if let Some(t) = args.ticks {
         replay += &format!(" --ticks {t}");
+    }
+    if args.reconfig {
+        replay += " --reconfig";
     }
     if let Some(b) = &args.bug {
         replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");

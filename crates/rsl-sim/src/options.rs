@@ -65,6 +65,11 @@ pub struct Options {
     /// random replica as fast reads of slot 0, so stale reads are served. Proves the
     /// linearizability checker catches what the per-slot checkers cannot see.
     pub stale_reads: bool,
+    /// Replicas beyond `replicas` that start outside the membership (candidates to add).
+    pub spares: usize,
+    /// Per tick: chance the primary is asked to change the membership to a random set of
+    /// 3, 5 or 7 voters drawn from all replicas.
+    pub reconfig_permille: u32,
 }
 
 impl Options {
@@ -104,6 +109,8 @@ impl Options {
             bug: None,
             durable_commit_check: true,
             stale_reads: false,
+            spares: 0,
+            reconfig_permille: 0,
         }
     }
 
@@ -160,6 +167,16 @@ impl Options {
         o
     }
 
+    /// Adds membership changes to a swarm run: 0 to 2 spare replicas outside the initial
+    /// membership, and a per-tick chance of asking the primary for a random new membership.
+    /// Opt-in (`--reconfig`) while the core's reconfiguration is young; see docs/testing.md.
+    pub fn with_reconfiguration(mut self) -> Options {
+        let mut r = Rng::new(self.seed ^ 0x5245_434f_4e46_0000);
+        self.spares = r.range(0, 2) as usize;
+        self.reconfig_permille = r.range(1, 10) as u32;
+        self
+    }
+
     /// Scales both phases to `ticks` of faults (the liveness bound stays generous).
     pub fn with_ticks(mut self, ticks: u64) -> Options {
         self.fault_ticks = ticks;
@@ -169,7 +186,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰) pauses={}‰ stalls={}‰ transfers={}‰ drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰) pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -183,6 +200,8 @@ impl Options {
             self.pause_permille,
             self.stall_permille,
             self.transfer_permille,
+            self.reconfig_permille,
+            self.spares,
             self.drift_permille,
             self.fsync_min,
             self.fsync_max,

@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use rsl_core::{
-    Config, Event as CoreEvent, Input, LogEntry, Message, ReadMode, ReplicaId, Request, RequestId,
-    Role, Slot, Status, Value, Write,
+    Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, ReplicaId, Request,
+    RequestId, Role, Slot, Status, Value, Write,
 };
 
 use crate::checker::{Check, Checker, Failure, Fnv};
@@ -214,6 +214,7 @@ pub struct Stats {
     pub pauses: u64,
     pub partitions: u64,
     pub elections: u64,
+    pub reconfigurations: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
@@ -271,7 +272,7 @@ impl Sim {
     /// catch a panic in the core's constructor).
     pub fn new_deferred(options: Options) -> Sim {
         let mut rng = Rng::new(options.seed);
-        let n = options.replicas;
+        let n = options.replicas + options.spares;
         assert!((1..=9).contains(&n), "1 to 9 replicas");
         let net = Network::new(
             options.loss_permille,
@@ -294,7 +295,7 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
-        let mut checker = Checker::new(n / 2 + 1);
+        let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
         checker.durable_commit = options.durable_commit_check;
         Sim {
             checker,
@@ -383,7 +384,7 @@ impl Sim {
     }
 
     fn make_config(&mut self, i: usize) -> Config {
-        let n = self.nodes.len() as u32;
+        let n = self.options.replicas as u32;
         let mut config = Config::new(i as u32 + 1, 1..=n);
         config.pipeline_slots_max = self.options.pipeline_slots_max;
         config.batch_requests_max = self.options.batch_requests_max;
@@ -632,6 +633,9 @@ impl Sim {
             self.hold_fsync(id, true);
             self.schedule(ticks * TICK, Event::Unstall { node: r });
         }
+        if self.rng.chance(o.reconfig_permille) {
+            self.random_reconfiguration();
+        }
         if self.rng.chance(o.transfer_permille) {
             if let Some(p) = self.primary() {
                 let to =
@@ -640,6 +644,26 @@ impl Sim {
                 self.deliver(i, Pending::Input(Input::TransferPrimacy { to }));
             }
         }
+    }
+
+    /// Asks the primary to move to a random membership of 3, 5 or 7 voters.
+    fn random_reconfiguration(&mut self) {
+        let Some(p) = self.primary() else { return };
+        let n = self.nodes.len();
+        let sizes: Vec<usize> = [3, 5, 7].into_iter().filter(|s| *s <= n).collect();
+        if sizes.is_empty() {
+            return;
+        }
+        let size = self.rng.pick(&sizes);
+        let mut ids: Vec<u32> = (1..=n as u32).collect();
+        self.rng.shuffle(&mut ids);
+        ids.truncate(size);
+        ids.sort_unstable();
+        let m = Membership::new(ids);
+        self.record(format_args!("change membership at {p:?} to {:?}", m.voters));
+        self.stats.reconfigurations += 1;
+        let i = self.index(p);
+        self.deliver(i, Pending::Input(Input::ChangeMembership(m)));
     }
 
     fn random_partition(&mut self) {
@@ -685,8 +709,13 @@ impl Sim {
 
     fn check_liveness(&mut self, healed: u64) {
         if let Some(slot) = self.liveness_slot {
-            let converged =
-                self.nodes.iter().all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
+            // Replicas outside the final membership no longer receive the log.
+            let m = self.checker.membership().clone();
+            let converged = self
+                .nodes
+                .iter()
+                .filter(|n| m.replicas().any(|r| r == n.id))
+                .all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
             if converged {
                 self.healed_at = None;
                 return;
