@@ -280,7 +280,7 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     print_histogram("  latency under load", &h);
     if !args.no_checkpoint_phase {
         let stop = Arc::new(AtomicBool::new(false));
-        let every = Duration::from_millis(2000);
+        let every = Duration::from_millis(5000);
         let ckpt = tokio::spawn(checkpoint_loop(nodes.clone(), every, stop.clone()));
         let (with, h, _) = throughput(nodes[p].clone(), &args).await;
         stop.store(true, Ordering::Relaxed);

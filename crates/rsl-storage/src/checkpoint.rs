@@ -17,7 +17,7 @@ use crate::error::{Result, StorageError};
 use crate::limits::{
     CHECKPOINTS_KEPT_DEFAULT, CHECKPOINTS_KEPT_MAX, CHECKPOINT_BLOCK_BYTES_MAX,
     CHECKPOINT_BLOCK_HEADER_BYTES, CHECKPOINT_CALLER_HEADER_BYTES_MAX, CHECKPOINT_HEADER_BYTES,
-    CHECKPOINT_TRAILER_BYTES,
+    CHECKPOINT_SYNC_INTERVAL_BYTES, CHECKPOINT_TRAILER_BYTES,
 };
 use crate::media::{Media, MediaFile, MemDisk};
 
@@ -125,6 +125,8 @@ pub struct CheckpointWriter<F> {
     block: Vec<u8>,
     data_bytes: u64,
     blocks: u64,
+    /// File offset of the last intermediate sync.
+    synced: u64,
 }
 
 impl<F: MediaFile> CheckpointWriter<F> {
@@ -143,6 +145,10 @@ impl<F: MediaFile> CheckpointWriter<F> {
         self.data_bytes += self.block.len() as u64;
         self.blocks += 1;
         self.block.clear();
+        if self.offset - self.synced >= CHECKPOINT_SYNC_INTERVAL_BYTES {
+            self.file.sync()?;
+            self.synced = self.offset;
+        }
         Ok(())
     }
 
@@ -395,6 +401,7 @@ impl<M: Media> CheckpointStore for CheckpointFiles<M> {
             block: Vec::with_capacity(CHECKPOINT_BLOCK_BYTES_MAX),
             data_bytes: 0,
             blocks: 0,
+            synced: 0,
         })
     }
 

@@ -34,6 +34,9 @@ pub const CHECKPOINT_HEADER_BYTES: usize = 64;
 pub const CHECKPOINT_CALLER_HEADER_BYTES_MAX: usize = 1024 * 1024;
 /// Data bytes per checksummed checkpoint block.
 pub const CHECKPOINT_BLOCK_BYTES_MAX: usize = 64 * 1024;
+/// A checkpoint being written is synced every this many bytes, so its write-back is spread
+/// out instead of one burst at commit that would stall the log's own syncs on the same disk.
+pub const CHECKPOINT_SYNC_INTERVAL_BYTES: u64 = 4 * 1024 * 1024;
 /// Bytes of a checkpoint block header (length and crc).
 pub const CHECKPOINT_BLOCK_HEADER_BYTES: usize = 8;
 /// Bytes of the checkpoint trailer.
