@@ -83,7 +83,10 @@ impl EngineError {
 /// Executes the requests of a RESP server. Implementations must be cheap to call from many
 /// connection tasks at once and must resolve every returned receiver exactly once (or drop it).
 pub trait Engine: Send + Sync + 'static {
-    /// Replicates a write request and resolves to the state machine's reply bytes.
+    /// Replicates a request through the log and resolves to the state machine's reply bytes
+    /// (`execute`'s). Usually a write; the server also sends a read this way when it follows
+    /// an unanswered write of its connection. Requests handed over one after the other must
+    /// reach the log in that order.
     fn write(&self, request: Bytes) -> EngineReply;
 
     /// Serves a read request against local state and resolves to the reply bytes. The

@@ -389,8 +389,9 @@ impl Inner {
 
     fn check_forwarded(&self, kind: Kind, request: &[u8]) -> Result<(), String> {
         let request = Request::decode(request).map_err(|e| e.to_string())?;
-        if request.is_write() != (kind == Kind::Write) {
-            return Err("its kind does not match".into());
+        // WRITE carries anything that goes through the log (a read behind a write too).
+        if kind == Kind::Read && request.is_write() {
+            return Err("a write sent as READ".into());
         }
         if let Request::Write { stamp_ms, .. } = request {
             let limit = (self.options.clock)().saturating_add(limits::FORWARD_STAMP_AHEAD_MS_MAX);

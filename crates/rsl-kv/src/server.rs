@@ -9,6 +9,12 @@
 //! answer to the head. At most [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many
 //! do, the connection stops reading, which pushes back on the client.
 //!
+//! A read that follows one of the connection's writes still unanswered goes through the log
+//! like a write ([`Engine::write`]; the machine's `execute` answers reads too), so a
+//! pipelined GET after a SET sees that SET and no later one, as Redis executes a pipeline in
+//! order. Engines keep the order of the requests they are handed. Other reads take the read
+//! path ([`Engine::read`]).
+//!
 //! Invariants: every parsed command gets exactly one reply, in order; a command never reaches
 //! the engine before its arity and (when a password is set) the connection's authentication
 //! are checked; a protocol error is answered and then closes the connection; nothing a client
@@ -166,8 +172,11 @@ async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
 enum Pending {
     /// Known.
     Ready(Bytes),
-    /// To come from the engine.
+    /// To come from the engine (a read or an engine command).
     Engine(EngineReply),
+    /// To come from the engine, for a request that goes through the log (a write, or a read
+    /// behind one).
+    Write(EngineReply),
 }
 
 fn ready(reply: Reply) -> Pending {
@@ -211,7 +220,8 @@ impl Connection {
                 return out.shutdown().await;
             }
             let can_read = self.can_read();
-            let waiting = matches!(self.replies.front(), Some(Pending::Engine(_)));
+            let waiting =
+                matches!(self.replies.front(), Some(Pending::Engine(_) | Pending::Write(_)));
             assert!(can_read || waiting, "a connection always waits for something");
             if can_read {
                 self.input.reserve(limits::READ_CHUNK_BYTES_MIN);
@@ -236,7 +246,10 @@ impl Connection {
     fn dispatch_buffered(&mut self) -> bool {
         while self.can_read() {
             let pending = match self.parser.parse(&mut self.input) {
-                Ok(Some(args)) => self.session.dispatch(args),
+                Ok(Some(args)) => {
+                    let behind_write = self.replies.iter().any(|p| matches!(p, Pending::Write(_)));
+                    self.session.dispatch(args, behind_write)
+                }
                 Ok(None) => return false,
                 Err(e) => {
                     self.session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
@@ -255,7 +268,7 @@ impl Connection {
         while let Some(head) = self.replies.front_mut() {
             let bytes = match head {
                 Pending::Ready(bytes) => std::mem::take(bytes),
-                Pending::Engine(rx) => match rx.try_recv() {
+                Pending::Engine(rx) | Pending::Write(rx) => match rx.try_recv() {
                     Ok(outcome) => engine_reply(Ok(outcome)),
                     Err(oneshot::error::TryRecvError::Empty) => break,
                     Err(oneshot::error::TryRecvError::Closed) => {
@@ -276,7 +289,7 @@ async fn head_reply(
     replies: &mut VecDeque<Pending>,
 ) -> Result<Result<Bytes, EngineError>, oneshot::error::RecvError> {
     match replies.front_mut() {
-        Some(Pending::Engine(rx)) => rx.await,
+        Some(Pending::Engine(rx) | Pending::Write(rx)) => rx.await,
         _ => unreachable!("head_reply is polled only while the head waits for the engine"),
     }
 }
@@ -301,8 +314,9 @@ struct Session {
 }
 
 impl Session {
-    /// Checks and runs one command; the returned reply is the command's, in order.
-    fn dispatch(&mut self, args: Command) -> Pending {
+    /// Checks and runs one command; the returned reply is the command's, in order. With
+    /// `behind_write`, a read goes through the log like a write (see the module's doc).
+    fn dispatch(&mut self, args: Command, behind_write: bool) -> Pending {
         assert!(!args.is_empty(), "the parser never yields an empty command");
         self.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
         let Some(spec) = lookup(&args[0]) else { return self.engine_command(&args) };
@@ -318,12 +332,12 @@ impl Session {
             Handler::Write(parse) => {
                 let stamp_ms = (self.shared.config.clock)();
                 match parse(&args, stamp_ms) {
-                    Ok(op) => self.submit(Request::Write { stamp_ms, op }),
+                    Ok(op) => self.submit(Request::Write { stamp_ms, op }, true),
                     Err(reply) => ready(reply),
                 }
             }
             Handler::Read(parse) => match parse(&args) {
-                Ok(op) => self.submit(Request::Read(op)),
+                Ok(op) => self.submit(Request::Read(op), behind_write),
                 Err(reply) => ready(reply),
             },
         }
@@ -343,13 +357,20 @@ impl Session {
         }
     }
 
-    fn submit(&self, request: Request) -> Pending {
+    /// Hands a request to the engine: through the log if `logged` (every write, and a read
+    /// behind one), else as a read.
+    fn submit(&self, request: Request, logged: bool) -> Pending {
         let bytes = request.encode();
         if bytes.len() > limits::REQUEST_BYTES_MAX {
             return ready(Reply::error("ERR request too large"));
         }
         let engine = &self.shared.engine;
-        Pending::Engine(if request.is_write() { engine.write(bytes) } else { engine.read(bytes) })
+        assert!(logged || !request.is_write(), "a write always goes through the log");
+        if logged {
+            Pending::Write(engine.write(bytes))
+        } else {
+            Pending::Engine(engine.read(bytes))
+        }
     }
 }
 

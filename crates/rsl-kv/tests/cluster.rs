@@ -423,3 +423,24 @@ async fn pipelined_commands_execute_in_order_on_the_primary_and_through_a_follow
     }
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_pipelined_read_sees_the_connections_earlier_writes() {
+    let mut cluster = start(None).await;
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let follower = others(&cluster, &[primary])[0];
+    for (id, key) in [(primary, "on-primary"), (follower, "via-follower")] {
+        let mut client = Client::connect(cluster.replica(id).client_addr, WAIT).await.unwrap();
+        for i in 0..200 {
+            client.queue(&["SET", key, &i.to_string()]);
+            client.queue(&["GET", key]);
+        }
+        client.flush().await.unwrap();
+        for i in 0..200 {
+            assert_eq!(client.reply().await.unwrap(), Reply::ok());
+            let got = client.reply().await.unwrap();
+            assert_eq!(got, bulk(&i.to_string()), "{key}: GET after SET {i} in one pipeline");
+        }
+    }
+    cluster.stop().await;
+}
