@@ -37,6 +37,9 @@ impl Replica {
             return;
         }
         let queued_before = l.queue.len();
+        // A linear scan of the queue: too slow for release builds under load, so tests only
+        // (the runtime also refuses to reuse a request id).
+        #[cfg(debug_assertions)]
         require!(!l.queue.iter().any(|x| x.id == q.id), "request {:?} proposed twice", q.id);
         l.queue.push_back(q);
         ensure!(l.queue.len() == queued_before + 1, "a proposal was neither queued nor refused");
@@ -175,10 +178,18 @@ impl Replica {
     fn advance_primary_commit(&mut self) {
         let commit_before = self.commit;
         let l = self.leader.as_ref().expect("leader");
+        // Usually no configuration change is pending: then one membership governs every
+        // in-flight slot, and it is not looked up (and cloned) once per slot per vote.
+        let unexecuted = self.log.range(self.executed.next()..);
+        let config_ahead = unexecuted.into_iter().any(|(_, e)| matches!(e.value, Value::Config(_)));
+        let governing = |slot: Slot| match config_ahead {
+            false => std::borrow::Cow::Borrowed(&self.membership),
+            true => std::borrow::Cow::Owned(self.membership_for(slot)),
+        };
         let chosen: Vec<Slot> = l
             .inflight
             .iter()
-            .filter(|(slot, f)| self.has_quorum(&self.membership_for(**slot), &f.votes))
+            .filter(|(slot, f)| self.has_quorum(&governing(**slot), &f.votes))
             .map(|(slot, _)| *slot)
             .collect();
         for slot in chosen {
