@@ -45,6 +45,7 @@ for _ in $(seq 1 300); do
 done
 grep -q '^ready$' "$work/cluster.out" || { echo "the rsl-kv cluster did not start" >&2; exit 1; }
 rsl_port=$(awk '/^primary-client/ { split($2, a, ":"); print a[2] }' "$work/cluster.out")
+follower_port=$(awk -v p="127.0.0.1:$rsl_port" '$1 == "replica" && $5 == "client" && $6 != p { split($6, a, ":"); print a[2]; exit }' "$work/cluster.out")
 
 # redis-server with every write fsynced, on a free port.
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -77,6 +78,13 @@ for pipeline in 1 "$PIPELINE"; do
     read -r _ r1 p50a p99a <<<"$(grep "^$t " <<<"$rsl")"
     read -r _ r2 p50b p99b <<<"$(grep "^$t " <<<"$red")"
     printf '%-6s %-9s | %14s %9s %9s | %14s %9s %9s\n' "$t" "$pipeline" "$r1" "$p50a" "$p99a" "$r2" "$p50b" "$p99b"
+  done
+done
+echo
+echo "rsl-kv through a follower (every request forwarded to the primary), same command:"
+for pipeline in 1 "$PIPELINE"; do
+  bench "$follower_port" "$pipeline" | while read -r t r p50 p99; do
+    printf '%-6s %-9s | %14s %9s %9s\n' "$t" "$pipeline" "$r" "$p50" "$p99"
   done
 done
 echo
