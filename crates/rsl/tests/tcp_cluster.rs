@@ -82,6 +82,17 @@ fn configs(root: &Path, tls: bool) -> Vec<NodeConfig> {
         .collect()
 }
 
+/// Starts one replica per configuration, each with a fresh journal it shares with the test.
+fn start_all(cfgs: &[NodeConfig]) -> (Vec<Journal>, Vec<Option<Node>>) {
+    let journals: Vec<Journal> = cfgs.iter().map(|_| Journal::default()).collect();
+    let nodes = cfgs
+        .iter()
+        .zip(&journals)
+        .map(|(c, j)| Some(Node::start(c.clone(), j.clone()).unwrap()))
+        .collect();
+    (journals, nodes)
+}
+
 async fn primary_of(nodes: &[Option<Node>]) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut watches: Vec<_> = nodes.iter().flatten().map(|n| n.watch()).collect();
@@ -123,12 +134,7 @@ fn run(tls: bool) {
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
         let cfgs = configs(root.path(), tls);
-        let journals: Vec<Journal> = (0..3).map(|_| Journal::default()).collect();
-        let mut nodes: Vec<Option<Node>> = cfgs
-            .iter()
-            .zip(&journals)
-            .map(|(c, j)| Some(Node::start(c.clone(), j.clone()).unwrap()))
-            .collect();
+        let (journals, mut nodes) = start_all(&cfgs);
         for i in 0..20u8 {
             write(&nodes, &[i; 16]).await;
         }
@@ -167,12 +173,7 @@ fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
             c.storage.checkpoint_interval_slots = 20;
             c.storage.log_kept_slots = 5;
         }
-        let journals: Vec<Journal> = (0..3).map(|_| Journal::default()).collect();
-        let mut nodes: Vec<Option<Node>> = cfgs
-            .iter()
-            .zip(&journals)
-            .map(|(c, j)| Some(Node::start(c.clone(), j.clone()).unwrap()))
-            .collect();
+        let (journals, mut nodes) = start_all(&cfgs);
         write(&nodes, b"first").await;
         let p = primary_of(&nodes).await;
         let f = (p + 1) % 3;
