@@ -374,11 +374,17 @@ async fn tick_progress(bar: ProgressBar, shared: Arc<Shared>) {
         }
         let (t0, ops0) = window[0];
         let rate = (ops - ops0) as f64 / t0.elapsed().as_secs_f64().max(0.1);
-        bar.set_position((shared.epoch.elapsed().as_millis() / 100) as u64);
-        bar.set_message(format!(
+        let tenths = (shared.epoch.elapsed().as_millis() / 100) as u64;
+        let message = format!(
             "{ops} ops, {rate:>7.0} ops/s, {} errors retried",
             shared.errors.load(Ordering::Relaxed)
-        ));
+        );
+        if bar.is_hidden() && tenths % 50 == 0 && tenths > 0 {
+            // Off a terminal the bar is hidden: a line every 5 s instead.
+            println!("  t={:>5.1}s  {message}", tenths as f64 / 10.0);
+        }
+        bar.set_position(tenths);
+        bar.set_message(message);
     }
 }
 
