@@ -7,10 +7,39 @@
 //! for a process crash, where the OS page cache survives; a random prefix, possibly empty, for
 //! a machine crash: later writes are lost, a torn tail is discarded). Restart rebuilds
 //! [`Recovered`] from what survived.
+//!
+//! [`StorageBug`] plants a storage bug in this model (the harness, not the core), to prove
+//! the checkers catch a storage layer that breaks its contract.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use rsl_core::{Ballot, LogEntry, Recovered, Slot, Write};
+
+/// A bug planted in the simulated storage (not in the core): selectable by name like the
+/// core's planted bugs (`--bug NAME`), but needs no feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBug {
+    /// A write is reported durable (`Input::Durable`) as soon as it is written, before its
+    /// fsync completes; a machine crash still loses it.
+    AckBeforeSync,
+    /// Recovery treats a corrupt record as the end of the log: it drops that record and every
+    /// later one, and reports none of them in `Recovered::corrupt` (what protocol-aware
+    /// recovery forbids: a dropped record may be a vote a chosen value depends on).
+    TruncateAtCorruption,
+}
+
+impl StorageBug {
+    pub const ALL: [StorageBug; 2] = [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption];
+
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// A storage bug by its name (case-insensitive).
+    pub fn parse(name: &str) -> Option<StorageBug> {
+        StorageBug::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(name))
+    }
+}
 
 /// What is on the platter.
 #[derive(Debug, Clone, Default)]
@@ -55,11 +84,18 @@ pub struct Disk {
     last_seq: u64,
     /// Scripted: fsyncs are not started while held.
     pub held: bool,
+    /// A planted storage bug (see [`StorageBug`]).
+    pub bug: Option<StorageBug>,
 }
 
 impl Disk {
     pub fn new() -> Disk {
         Disk::default()
+    }
+
+    /// A disk with a planted storage bug (or none).
+    pub fn with_bug(bug: Option<StorageBug>) -> Disk {
+        Disk { bug, ..Disk::default() }
     }
 
     pub fn durable(&self) -> &DiskState {
@@ -125,7 +161,20 @@ impl Disk {
         }
     }
 
-    /// What a replica finds at start.
+    /// Recovery at a restart: what the replica finds. With
+    /// [`StorageBug::TruncateAtCorruption`] planted, the log is first cut at its lowest corrupt
+    /// record (that record and all later ones are gone, and nothing is reported corrupt).
+    pub fn recover(&mut self) -> Recovered {
+        if self.bug == Some(StorageBug::TruncateAtCorruption) {
+            if let Some(first) = self.durable.corrupt.keys().next().copied() {
+                self.durable.log.split_off(&first);
+                self.durable.corrupt.clear();
+            }
+        }
+        self.recovered()
+    }
+
+    /// What a replica would find at start (without the effect of a planted bug).
     pub fn recovered(&self) -> Recovered {
         let log = self
             .durable
@@ -225,6 +274,27 @@ mod tests {
         let r = disk.recovered();
         assert!(r.log.is_empty());
         assert_eq!(r.corrupt, vec![(Slot(1), Ballot::new(3, ReplicaId(1)))]);
+    }
+
+    #[test]
+    fn the_truncating_recovery_drops_the_corrupt_record_and_everything_after_it() {
+        let mut disk = Disk::new();
+        for s in 1..=4 {
+            disk.write(s, accept(s, 1));
+        }
+        disk.begin_sync();
+        disk.complete_sync();
+        disk.corrupt(Slot(2));
+        let mut correct = Disk { durable: disk.durable.clone(), ..Disk::new() };
+        let r = correct.recover();
+        assert_eq!(r.log.iter().map(|e| e.slot.0).collect::<Vec<_>>(), vec![1, 3, 4]);
+        assert_eq!(r.corrupt.len(), 1);
+        disk.bug = Some(StorageBug::TruncateAtCorruption);
+        let r = disk.recover();
+        assert_eq!(r.log.iter().map(|e| e.slot.0).collect::<Vec<_>>(), vec![1]);
+        assert!(r.corrupt.is_empty());
+        assert!(disk.durable().corrupt.is_empty(), "the cut is on the disk too");
+        assert_eq!(StorageBug::parse("acKbeforesync"), Some(StorageBug::AckBeforeSync));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
+use rsl_sim::disk::StorageBug;
 use rsl_sim::{run_seed, Options, Outcome};
 
 /// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
@@ -36,7 +37,8 @@ struct Args {
     /// Add membership changes (spare replicas, random new memberships) to every seed.
     #[arg(long)]
     reconfig: bool,
-    /// Plant a core bug by name (needs `--features planted-bugs`).
+    /// Plant a bug by name: a storage bug of the simulated disk (AckBeforeSync,
+    /// TruncateAtCorruption), or a core bug (needs `--features planted-bugs`).
     #[arg(long)]
     bug: Option<String>,
     /// Print the trace of the seed (with --seed).
@@ -55,7 +57,11 @@ fn options_for(args: &Args, seed: u64) -> Options {
     if let Some(t) = args.ticks {
         o.fault_ticks = t;
     }
-    o.bug = args.bug.clone();
+    match args.bug.as_deref().map(|b| (b, StorageBug::parse(b))) {
+        Some((_, Some(storage))) => o = o.with_storage_bug(storage),
+        Some((core, None)) => o.bug = Some(core.to_string()),
+        None => {}
+    }
     if args.reconfig {
         o = o.with_reconfiguration();
     }
@@ -78,7 +84,9 @@ fn report(args: &Args, outcome: &Outcome) {
         replay += " --reconfig";
     }
     if let Some(b) = &args.bug {
-        replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");
+        if StorageBug::parse(b).is_none() {
+            replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");
+        }
         replay += &format!(" --bug {b}");
     }
     println!("  replay: {replay} -v");
@@ -86,10 +94,15 @@ fn report(args: &Args, outcome: &Outcome) {
 
 fn check_bug_name(args: &Args) -> Result<(), String> {
     let Some(name) = &args.bug else { return Ok(()) };
+    if StorageBug::parse(name).is_some() {
+        return Ok(());
+    }
     #[cfg(feature = "planted-bugs")]
     {
         if rsl_sim::bugs::parse(name).is_none() {
-            let names: Vec<String> = rsl_sim::bugs::ALL.iter().map(|b| format!("{b:?}")).collect();
+            let mut names: Vec<String> =
+                rsl_sim::bugs::ALL.iter().map(|b| format!("{b:?}")).collect();
+            names.extend(StorageBug::ALL.map(StorageBug::name));
             return Err(format!("unknown bug {name}; known: {}", names.join(", ")));
         }
         Ok(())

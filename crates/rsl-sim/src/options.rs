@@ -2,6 +2,7 @@
 //! at what rates. [`Options::swarm`] draws them from the seed ("swarm testing": each seed
 //! explores a different mix, so rare interleavings that one fixed mix never reaches get hit).
 
+use crate::disk::StorageBug;
 use crate::rng::Rng;
 
 /// Simulated time units per tick (a replica with no drift ticks every `TICK` units).
@@ -65,6 +66,8 @@ pub struct Options {
     /// random replica as fast reads of slot 0, so stale reads are served. Proves the
     /// linearizability checker catches what the per-slot checkers cannot see.
     pub stale_reads: bool,
+    /// A bug planted in the simulated disk (see [`StorageBug`]); no feature needed.
+    pub storage_bug: Option<StorageBug>,
     /// Replicas beyond `replicas` that start outside the membership (candidates to add).
     pub spares: usize,
     /// Per tick: chance the primary is asked to change the membership to a random set of
@@ -109,6 +112,7 @@ impl Options {
             bug: None,
             durable_commit_check: true,
             stale_reads: false,
+            storage_bug: None,
             spares: 0,
             reconfig_permille: 0,
         }
@@ -177,6 +181,18 @@ impl Options {
         self
     }
 
+    /// Plants a storage bug. For [`StorageBug::TruncateAtCorruption`], a seed that draws
+    /// crashes also gets machine crashes at least half the time, each corrupting a record
+    /// (the bug shows only through corruption, which the plain swarm draws rarely).
+    pub fn with_storage_bug(mut self, bug: StorageBug) -> Options {
+        self.storage_bug = Some(bug);
+        if bug == StorageBug::TruncateAtCorruption && self.crash_permille > 0 {
+            self.machine_crash_permille = self.machine_crash_permille.max(500);
+            self.corrupt_permille = 1000;
+        }
+        self
+    }
+
     /// Scales both phases to `ticks` of faults (the liveness bound stays generous).
     pub fn with_ticks(mut self, ticks: u64) -> Options {
         self.fault_ticks = ticks;
@@ -210,7 +226,11 @@ impl Options {
             self.pipeline_slots_max,
             self.batch_requests_max,
             if self.one_cannot_lead { " one-cannot-lead" } else { "" },
-            self.bug.as_ref().map(|b| format!(" bug={b}")).unwrap_or_default(),
+            self.bug
+                .clone()
+                .or(self.storage_bug.map(StorageBug::name))
+                .map(|b| format!(" bug={b}"))
+                .unwrap_or_default(),
         )
     }
 }

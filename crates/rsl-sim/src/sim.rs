@@ -19,7 +19,7 @@ use rsl_core::{
 };
 
 use crate::checker::{Check, Checker, Failure, Fnv};
-use crate::disk::Disk;
+use crate::disk::{Disk, StorageBug};
 use crate::driver::{Driver, Host, Machine, Reply};
 use crate::kv::{decode_output, Kv, Op};
 use crate::linearizability::{self, Operation};
@@ -76,17 +76,55 @@ enum Pending {
 #[derive(Debug)]
 enum Event {
     World,
-    Tick { node: usize, incarnation: u64 },
-    Deliver { msg: Message },
-    SyncDone { node: usize, incarnation: u64 },
-    LogLoaded { node: usize, incarnation: u64, token: u64, entries: Vec<LogEntry> },
-    Arrive { node: usize, pending: Pending },
-    ClientReply { ticket: u64, reply: Reply },
-    ClientWake { client: usize },
-    ClientRetry { client: usize, op_no: u64 },
-    ClientTimeout { client: usize, op_no: u64 },
-    Resume { node: usize, pause: u64 },
-    Unstall { node: usize },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
+    Deliver {
+        msg: Message,
+    },
+    SyncDone {
+        node: usize,
+        incarnation: u64,
+    },
+    /// The planted `AckBeforeSync`: a write reported durable before its fsync.
+    EarlyDurable {
+        node: usize,
+        incarnation: u64,
+        seq: u64,
+    },
+    LogLoaded {
+        node: usize,
+        incarnation: u64,
+        token: u64,
+        entries: Vec<LogEntry>,
+    },
+    Arrive {
+        node: usize,
+        pending: Pending,
+    },
+    ClientReply {
+        ticket: u64,
+        reply: Reply,
+    },
+    ClientWake {
+        client: usize,
+    },
+    ClientRetry {
+        client: usize,
+        op_no: u64,
+    },
+    ClientTimeout {
+        client: usize,
+        op_no: u64,
+    },
+    Resume {
+        node: usize,
+        pause: u64,
+    },
+    Unstall {
+        node: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -286,7 +324,7 @@ impl Sim {
                 id: ReplicaId(i as u32 + 1),
                 state: NodeState::Down,
                 driver: None,
-                disk: Disk::new(),
+                disk: Disk::with_bug(options.storage_bug),
                 incarnation: 0,
                 tick_period: TICK + rng.range(0, u64::from(options.drift_permille)) * TICK / 1000,
                 inbox: VecDeque::new(),
@@ -431,6 +469,11 @@ impl Sim {
                 self.deliver(node, Pending::Input(Input::Receive(msg)));
             }
             Event::SyncDone { node, incarnation } => self.on_sync_done(node, incarnation),
+            Event::EarlyDurable { node, incarnation, seq } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.deliver(node, Pending::Input(Input::Durable { seq }));
+                }
+            }
             Event::LogLoaded { node, incarnation, token, entries } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.deliver(node, Pending::Input(Input::LogLoaded { token, entries }));
@@ -529,6 +572,10 @@ impl Sim {
             }
             Effect::Persist(seq, write) => {
                 self.nodes[node].disk.write(seq, write);
+                if self.options.storage_bug == Some(StorageBug::AckBeforeSync) {
+                    let incarnation = self.nodes[node].incarnation;
+                    self.schedule(0, Event::EarlyDurable { node, incarnation, seq });
+                }
                 self.start_sync(node);
             }
             Effect::Checkpoint => self.stats.checkpoint_requests += 1,
@@ -570,7 +617,9 @@ impl Sim {
                 self.checker.durable_accept(id, entry);
             }
         }
-        self.deliver(node, Pending::Input(Input::Durable { seq }));
+        if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
+            self.deliver(node, Pending::Input(Input::Durable { seq }));
+        }
         self.start_sync(node);
     }
 
@@ -1077,7 +1126,7 @@ impl Sim {
 
     fn restart_node(&mut self, i: usize) {
         let config = self.make_config(i);
-        let recovered = self.nodes[i].disk.recovered();
+        let recovered = self.nodes[i].disk.recover();
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.state = NodeState::Up;
