@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rsl_core::{Ballot, LogEntry, Recovered, Slot, Write};
+use rsl_core::{Ballot, LogEntry, Recovered, Slot, Value, Write};
 
 /// A bug planted in the simulated storage (not in the core): selectable by name like the
 /// core's planted bugs (`--bug NAME`), but needs no feature.
@@ -26,10 +26,15 @@ pub enum StorageBug {
     /// later one, and reports none of them in `Recovered::corrupt` (what protocol-aware
     /// recovery forbids: a dropped record may be a vote a chosen value depends on).
     TruncateAtCorruption,
+    /// A machine crash tears the first write it loses, and recovery takes the torn record
+    /// as whole instead of discarding it as a torn tail: a torn accept of a batch holds only
+    /// its first half (or a no-op), a value nobody proposed at that ballot.
+    KeepTornWrite,
 }
 
 impl StorageBug {
-    pub const ALL: [StorageBug; 2] = [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption];
+    pub const ALL: [StorageBug; 3] =
+        [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption, StorageBug::KeepTornWrite];
 
     pub fn name(self) -> String {
         format!("{self:?}")
@@ -138,9 +143,23 @@ impl Disk {
 
     /// A crash: the first `keep` unsynced writes reach the disk, the rest are lost, and an
     /// fsync in flight never completes. Returns the writes that survived (they are durable now).
+    /// With [`StorageBug::KeepTornWrite`] planted, the first lost write survives torn.
     pub fn crash(&mut self, keep: usize) -> Vec<Write> {
         let mut survived = Vec::new();
-        for (_, write) in self.unsynced.drain(..).take(keep) {
+        let torn = match self.unsynced.get(keep) {
+            Some((_, Write::Accept(e))) if self.bug == Some(StorageBug::KeepTornWrite) => {
+                let value = match &e.value {
+                    Value::Batch(requests) if requests.len() > 1 => {
+                        Value::Batch(requests[..requests.len() / 2].to_vec())
+                    }
+                    Value::Batch(_) => Value::Noop,
+                    other => other.clone(),
+                };
+                Some(Write::Accept(LogEntry { value, ..e.clone() }))
+            }
+            _ => None,
+        };
+        for write in self.unsynced.drain(..).take(keep).map(|(_, w)| w).chain(torn) {
             self.durable.apply(&write);
             survived.push(write);
         }
@@ -215,7 +234,7 @@ impl Disk {
 
 #[cfg(test)]
 mod tests {
-    use rsl_core::{ReplicaId, Value};
+    use rsl_core::ReplicaId;
 
     use super::*;
 
@@ -295,6 +314,35 @@ mod tests {
         assert!(r.corrupt.is_empty());
         assert!(disk.durable().corrupt.is_empty(), "the cut is on the disk too");
         assert_eq!(StorageBug::parse("acKbeforesync"), Some(StorageBug::AckBeforeSync));
+    }
+
+    #[test]
+    fn a_torn_write_survives_a_crash_only_with_the_bug() {
+        let request = |seq| rsl_core::Request {
+            id: rsl_core::RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
+            payload: bytes::Bytes::from_static(b"x"),
+        };
+        let batch = |slot| {
+            Write::Accept(LogEntry {
+                slot: Slot(slot),
+                ballot: Ballot::new(1, ReplicaId(1)),
+                value: Value::Batch(vec![request(1), request(2)]),
+            })
+        };
+        for bug in [None, Some(StorageBug::KeepTornWrite)] {
+            let mut disk = Disk::with_bug(bug);
+            disk.write(1, batch(1));
+            disk.write(2, batch(2));
+            disk.write(3, batch(3));
+            let survived = disk.crash(1);
+            let r = disk.recovered();
+            if bug.is_none() {
+                assert_eq!((survived.len(), r.log.len()), (1, 1));
+            } else {
+                assert_eq!((survived.len(), r.log.len()), (2, 2));
+                assert_eq!(r.log[1].value, Value::Batch(vec![request(1)]), "torn in half");
+            }
+        }
     }
 
     #[test]

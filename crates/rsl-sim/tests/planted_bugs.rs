@@ -105,8 +105,8 @@ fn every_planted_bug_is_caught_by_the_end_to_end_checkers_alone() {
     hunt_all("without the durable-commit check", false, &which);
 }
 
-/// Storage that breaks its contract: a write acknowledged before its fsync, and a recovery
-/// that cuts the log at a corrupt record instead of reporting it.
+/// Storage that breaks its contract: a write acknowledged before its fsync, a recovery that
+/// cuts the log at a corrupt record instead of reporting it, and one that keeps a torn write.
 #[test]
 fn every_storage_bug_is_caught_by_a_checker() {
     let which: Vec<Planted> = StorageBug::ALL.into_iter().map(Planted::Storage).collect();
