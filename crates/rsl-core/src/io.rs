@@ -93,6 +93,9 @@ pub enum Refusal {
     /// The request was proposed but a different value was chosen for its slot (this
     /// replica lost primacy); it was definitely not executed.
     Superseded { primary: Option<ReplicaId> },
+    /// Whether the request executed is unknown: this replica skipped its slot by installing
+    /// a peer's checkpoint, whose state may or may not include it. Do not retry blindly.
+    OutcomeUnknown,
 }
 
 /// Events for the application.

@@ -305,9 +305,8 @@ impl Replica {
         let skipped: Vec<Slot> = self.outcomes.range(..=slot).map(|(s, _)| *s).collect();
         for s in skipped {
             // Whether these executed is unknown here; the checkpoint's state may hold them.
-            let primary = self.primary.filter(|p| *p != self.id);
             for id in self.outcomes.remove(&s).unwrap_or_default() {
-                out.push(Action::Refuse { id, reason: Refusal::Superseded { primary } });
+                out.push(Action::Refuse { id, reason: Refusal::OutcomeUnknown });
             }
         }
         self.executed = slot;

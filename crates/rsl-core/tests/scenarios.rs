@@ -507,3 +507,20 @@ fn a_cut_off_primary_stops_serving_lease_reads_before_another_primary_exists() {
     }
     panic!("no new primary was elected");
 }
+
+#[test]
+fn proposals_skipped_by_an_installed_checkpoint_have_an_unknown_outcome() {
+    // The primary proposes with its accepts lost, then learns (through a peer's checkpoint)
+    // that the cluster moved far past its slot: whether its request was executed is not
+    // known here, and must not be reported as definitely superseded (a client would retry).
+    let mut c = Cluster::new(3, 61);
+    let p = c.elect(20_000);
+    settle(&mut c, 2_000);
+    c.isolated[p] = true;
+    let id = c.propose(p, false);
+    c.run(200);
+    assert_eq!(c.outcomes.get(&id), None, "no outcome yet while cut off");
+    c.step(p, Input::CheckpointInstalled { slot: Slot(1_000) });
+    assert_eq!(c.outcomes.get(&id), Some(&Outcome::Refused(Refusal::OutcomeUnknown)));
+    assert_eq!(c.replicas[p].status().executed, Slot(1_000));
+}

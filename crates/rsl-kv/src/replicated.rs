@@ -321,6 +321,10 @@ impl Inner {
             | Err(ReplicateError::Superseded { primary }) => Attempt::Retry { hint: primary },
             Err(ReplicateError::Overloaded) => Attempt::Done(Err(EngineError::Overloaded)),
             Err(ReplicateError::ShuttingDown) => Attempt::Done(Err(EngineError::ShuttingDown)),
+            // It may have executed: retrying could apply it twice.
+            Err(e @ ReplicateError::OutcomeUnknown) => {
+                Attempt::Done(Err(EngineError::Internal(e.to_string())))
+            }
         }
     }
 

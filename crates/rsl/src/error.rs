@@ -12,6 +12,10 @@ pub enum ReplicateError {
     /// A different value was chosen for the request's slot: it was not executed.
     #[error("superseded: the request was not chosen (primary: {primary:?})")]
     Superseded { primary: Option<u32> },
+    /// Whether the request was executed is unknown (this replica caught up from a peer's
+    /// checkpoint past its slot). Retrying may execute it twice.
+    #[error("outcome unknown: the request may or may not have been executed")]
+    OutcomeUnknown,
     /// Too many requests are waiting; retry later.
     #[error("overloaded")]
     Overloaded,
@@ -30,6 +34,7 @@ impl From<rsl_core::Refusal> for ReplicateError {
             Refusal::Superseded { primary } => {
                 ReplicateError::Superseded { primary: primary.map(|p| p.0) }
             }
+            Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
             Refusal::Overloaded => ReplicateError::Overloaded,
             Refusal::ShuttingDown => ReplicateError::ShuttingDown,
         }

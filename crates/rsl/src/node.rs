@@ -46,6 +46,8 @@ pub(crate) struct Waiter {
 
 /// Events queued for `events_queued_max` before new proposals are refused as overloaded.
 pub const EVENTS_QUEUED_MAX: usize = 1 << 16;
+/// Ticks delivered at once after a stall; more than any lease or election timeout.
+pub const TICKS_CATCH_UP_MAX: u32 = 1_000;
 /// Events the consensus thread handles before it flushes actions (bounds batching latency).
 pub const EVENTS_PER_TURN_MAX: usize = 4096;
 
@@ -111,6 +113,9 @@ impl Shared {
     pub(crate) fn status(&self) -> Status {
         let mut status = self.status.lock().expect("status lock").clone();
         status.executed = self.executed.load(Ordering::Acquire);
+        // The full status is published once per tick; what is executed is chosen, so the
+        // commit point is at least the live executed slot.
+        status.committed = status.committed.max(status.executed);
         status.counters = self.counters.snapshot();
         status
     }
@@ -423,6 +428,11 @@ impl<W: Wire> Consensus<W> {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             };
+            // Time first: after a stall (the process paused, the machine overloaded) the
+            // ticks that passed must age the lease and the timers before any event that
+            // arrived meanwhile is handled, or a paused primary would serve a lease read it
+            // no longer holds.
+            self.catch_up_ticks(&mut next_tick);
             let mut stop = false;
             if let Some(e) = first {
                 stop |= self.handle(e);
@@ -430,20 +440,29 @@ impl<W: Wire> Consensus<W> {
                     stop |= self.handle(e);
                 }
             }
-            if Instant::now() >= next_tick {
-                self.step(Input::Tick);
-                self.publish_status();
-                next_tick += self.tick;
-                let now = Instant::now();
-                if next_tick < now {
-                    next_tick = now + self.tick; // do not burst ticks after a stall
-                }
-            }
             self.flush();
             if stop {
                 self.stop();
                 return;
             }
+        }
+    }
+
+    /// Steps the core once per tick that has passed, up to `TICKS_CATCH_UP_MAX` (beyond that
+    /// every lease and timeout has expired anyway).
+    fn catch_up_ticks(&mut self, next_tick: &mut Instant) {
+        let now = Instant::now();
+        let mut ticks = 0;
+        while *next_tick <= now && ticks < TICKS_CATCH_UP_MAX {
+            self.step(Input::Tick);
+            *next_tick += self.tick;
+            ticks += 1;
+        }
+        if *next_tick <= now {
+            *next_tick = now + self.tick;
+        }
+        if ticks > 0 {
+            self.publish_status();
         }
     }
 

@@ -31,9 +31,10 @@ pub struct PeerHealth {
     pub id: u32,
     /// Whether the transport has a connection to it now (`None`: the wire cannot tell).
     pub connected: Option<bool>,
-    /// Slots it is behind this replica's commit point, by its last acknowledgement.
+    /// Slots it is behind this replica's commit point, by its last acknowledgement (known at
+    /// the primary; 0 elsewhere).
     pub lag_slots: u64,
-    /// Milliseconds since its last acknowledgement, if any.
+    /// Milliseconds since its last acknowledgement to this replica as primary, if any.
     pub last_contact_ms: Option<u64>,
 }
 
@@ -68,23 +69,26 @@ impl Status {
         }
     }
 
-    /// Peer health from the core's view (lag, last acknowledgement) and the wire's
-    /// (`connected`); `tick_ms` turns ticks into milliseconds.
+    /// Peer health: every other member, with the wire's view (`connected`) and, at the
+    /// primary, the core's (lag, last acknowledgement); `tick_ms` turns ticks into ms.
     pub(crate) fn update_peers(
         &mut self,
         core: &rsl_core::Status,
         tick_ms: u64,
         connected: impl Fn(u32) -> Option<bool>,
     ) {
-        self.peers = core
-            .peers
-            .iter()
-            .filter(|p| p.id != core.id)
-            .map(|p| PeerHealth {
-                id: p.id.0,
-                connected: connected(p.id.0),
-                lag_slots: core.commit.0.saturating_sub(p.commit.0),
-                last_contact_ms: p.last_contact.map(|t| core.now.saturating_sub(t) * tick_ms),
+        let ids = core.membership.replicas().filter(|id| *id != core.id);
+        self.peers = ids
+            .map(|id| {
+                let seen = core.peers.iter().find(|p| p.id == id);
+                PeerHealth {
+                    id: id.0,
+                    connected: connected(id.0),
+                    lag_slots: seen.map_or(0, |p| core.commit.0.saturating_sub(p.commit.0)),
+                    last_contact_ms: seen
+                        .and_then(|p| p.last_contact)
+                        .map(|t| core.now.saturating_sub(t) * tick_ms),
+                }
             })
             .collect();
     }
