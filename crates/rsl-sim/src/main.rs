@@ -108,7 +108,10 @@ fn check_bug_name(args: &Args) -> Result<(), String> {
         Ok(())
     }
     #[cfg(not(feature = "planted-bugs"))]
-    Err(format!("--bug {name} needs: cargo run --release -p rsl-sim --features planted-bugs"))
+    Err(format!(
+        "--bug {name} is not a storage bug ({}); a core bug needs: cargo run --release -p rsl-sim --features planted-bugs",
+        StorageBug::ALL.map(StorageBug::name).join(", ")
+    ))
 }
 
 fn main() -> ExitCode {
