@@ -3,5 +3,4 @@
 # workload, a primary kill, the failover time and the numbers. No configuration needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p rsl-kv
-exec ./target/release/rsl-kv cluster "$@"
+exec cargo run --release --locked -p rsl-kv -- cluster "$@"
