@@ -42,10 +42,18 @@ impl Replica {
         commit: Slot,
         out: &mut Vec<Action>,
     ) {
-        // The candidate's commit point is carried for diagnostics; a pre-vote does not
-        // depend on logs (phase 1 re-proposes whatever was accepted, however far behind).
-        let _ = commit;
+        // A pre-vote does not depend on logs (phase 1 re-proposes whatever was accepted,
+        // however far behind). But after a membership change, replicas can be stuck under a
+        // membership that a committed configuration already replaced (the commit reached only
+        // replicas that then left): so the pre-vote's commit point is used to exchange chosen
+        // slots, whichever side is behind (found by the simulator with `--reconfig`).
         let (promised_before, seq_before) = (self.promised, self.next_seq);
+        if commit < self.commit {
+            self.on_catchup_request(from, commit.next(), self.commit, out);
+        } else if commit > self.commit {
+            self.note_commit_hint(from, commit);
+            self.request_catchup(out);
+        }
         let granted = self.membership.is_voter(self.id) && !self.lease_granted(from);
         if !granted {
             self.counters.sticky_refusals += 1;

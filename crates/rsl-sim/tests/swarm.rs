@@ -116,3 +116,16 @@ fn the_swarm_sends_every_kind_of_message() {
         assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} sent in 30 seeds: {kinds:?}");
     }
 }
+
+/// Seeds where, before the fix, a membership change left the new voters stuck pre-voting
+/// under the old membership (the configuration's commit had reached only replicas that then
+/// left). A pre-vote now carries chosen slots to whichever side is behind.
+#[test]
+fn membership_changes_do_not_strand_the_new_voters() {
+    for seed in [23, 26, 38, 39, 79, 104, 111, 116] {
+        let outcome = run_seed(&Options::swarm(seed).with_reconfiguration(), false);
+        if let Some(f) = outcome.failure {
+            panic!("seed {seed} with --reconfig failed: {f}");
+        }
+    }
+}
