@@ -83,7 +83,7 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     }
     let outcome = tokio::select! {
         outcome = run(&mut cluster, &args, started) => outcome,
-        signal = shutdown_signal() => {
+        signal = crate::shutdown_signal() => {
             println!("\ninterrupted: stopping the replicas");
             signal
         }
@@ -104,15 +104,6 @@ async fn run(cluster: &mut Cluster, args: &ClusterArgs, started: Instant) -> any
         std::future::pending::<()>().await;
     }
     demo(cluster, args).await
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
 
 /// What the demo clients share.
