@@ -2,36 +2,18 @@
 //! acceptor with random messages and relies on the contracts (plus persist-before-send and a
 //! monotone promise, checked here) as the oracle.
 
-use bytes::Bytes;
+#[path = "common/lone.rs"]
+mod lone;
+
+use lone::{b, batch, from, step};
 use proptest::prelude::*;
 use rsl_core::message::Body;
 use rsl_core::{
-    Action, Ballot, Config, Input, LogEntry, Message, Recovered, Replica, ReplicaId, Request,
-    RequestId, Slot, Value, Write,
+    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, Slot, Value, Write,
 };
 
 fn acceptor() -> Replica {
     Replica::new(Config::new(1, [1, 2, 3]), Recovered::default())
-}
-
-fn step(r: &mut Replica, input: Input) -> Vec<Action> {
-    let mut out = Vec::new();
-    r.step(input, &mut out);
-    r.invariants();
-    out
-}
-
-fn from(id: u32, body: Body) -> Input {
-    Input::Receive(Message { from: ReplicaId(id), to: ReplicaId(1), body })
-}
-
-fn b(round: u64, id: u32) -> Ballot {
-    Ballot::new(round, ReplicaId(id))
-}
-
-fn batch(n: u64) -> Value {
-    let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
-    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8]) }])
 }
 
 fn accept(ballot: Ballot, commit: u64, entries: &[(u64, Value)]) -> Input {

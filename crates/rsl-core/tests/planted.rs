@@ -3,11 +3,14 @@
 //! catch it. Run with `--features planted-bugs`; without it, the same stories show the
 //! correct behavior.
 
+#[path = "common/lone.rs"]
+mod lone;
+
 use bytes::Bytes;
+use lone::{b, batch, from, step};
 use rsl_core::message::Body;
 use rsl_core::{
-    Action, Ballot, Config, Input, LogEntry, Message, Recovered, Replica, ReplicaId, Request,
-    RequestId, Slot, Value,
+    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, RequestId, Slot, Value,
 };
 
 #[cfg(feature = "planted-bugs")]
@@ -46,26 +49,6 @@ fn bug(name: &'static str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn step(r: &mut Replica, input: Input) -> Vec<Action> {
-    let mut out = Vec::new();
-    r.step(input, &mut out);
-    r.invariants();
-    out
-}
-
-fn from(id: u32, body: Body) -> Input {
-    Input::Receive(Message { from: ReplicaId(id), to: ReplicaId(1), body })
-}
-
-fn b(round: u64, id: u32) -> Ballot {
-    Ballot::new(round, ReplicaId(id))
-}
-
-fn batch(n: u64) -> Value {
-    let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
-    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8]) }])
 }
 
 fn sent(out: &[Action]) -> Vec<Body> {
