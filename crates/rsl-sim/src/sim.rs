@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use rsl_core::{
-    Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, ReplicaId, Request,
-    RequestId, Role, Slot, Status, Value, Write,
+    Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, Refusal, ReplicaId,
+    Request, RequestId, Role, Slot, Status, Value, Write,
 };
 
 use crate::checker::{Check, Checker, Failure, Fnv};
@@ -27,12 +27,13 @@ use crate::net::{FilterAction, Network};
 use crate::options::{Options, TICK};
 use crate::rng::Rng;
 
-/// The key-value machine behind the driver.
+/// The key-value machine behind the driver, and the last slot it executed.
 #[derive(Debug, Default)]
-pub struct KvMachine(pub Kv);
+pub struct KvMachine(pub Kv, pub Slot);
 
 impl Machine for KvMachine {
-    fn execute(&mut self, _slot: Slot, request: &Request) -> Bytes {
+    fn execute(&mut self, slot: Slot, request: &Request) -> Bytes {
+        self.1 = slot;
         self.0.execute(&request.payload)
     }
 
@@ -163,7 +164,10 @@ pub enum NodeState {
 struct Node {
     id: ReplicaId,
     state: NodeState,
-    driver: Option<Driver<KvMachine>>,
+    /// The shared driver; its callers are client tickets.
+    driver: Option<Driver<u64>>,
+    /// The application state (a fresh one at every restart: the log is replayed).
+    machine: KvMachine,
     disk: Disk,
     incarnation: u64,
     tick_period: u64,
@@ -207,12 +211,15 @@ enum Effect {
     /// The core asked for a checkpoint to be taken or streamed (not simulated yet).
     Checkpoint,
     Reply(u64, Reply),
-    Executed(Slot, Value),
+    /// Execute a chosen slot; the callers wait on its requests.
+    Execute(Slot, Value, Vec<Option<u64>>),
+    /// Serve a read now (every slot handed to execute before it has been executed).
+    Read(u64, Bytes),
     Notify(CoreEvent),
     Contract(String),
 }
 
-impl Host for Effects {
+impl Host<u64> for Effects {
     fn send(&mut self, to: ReplicaId, msg: Message) {
         self.list.push(Effect::Send(to, msg));
     }
@@ -222,11 +229,14 @@ impl Host for Effects {
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
         self.list.push(Effect::LoadLog(token, from, to));
     }
-    fn reply(&mut self, ticket: u64, reply: Reply) {
-        self.list.push(Effect::Reply(ticket, reply));
+    fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<u64>>) {
+        self.list.push(Effect::Execute(slot, value, callers));
     }
-    fn executed(&mut self, slot: Slot, value: &Value) {
-        self.list.push(Effect::Executed(slot, value.clone()));
+    fn read(&mut self, ticket: u64, query: Bytes) {
+        self.list.push(Effect::Read(ticket, query));
+    }
+    fn refused(&mut self, ticket: u64, reason: Refusal) {
+        self.list.push(Effect::Reply(ticket, Reply::Refused(reason)));
     }
     fn notify(&mut self, event: CoreEvent) {
         self.list.push(Effect::Notify(event));
@@ -324,6 +334,7 @@ impl Sim {
                 id: ReplicaId(i as u32 + 1),
                 state: NodeState::Down,
                 driver: None,
+                machine: KvMachine::default(),
                 disk: Disk::with_bug(options.storage_bug),
                 incarnation: 0,
                 tick_period: TICK + rng.range(0, u64::from(options.drift_permille)) * TICK / 1000,
@@ -587,9 +598,23 @@ impl Sim {
                 self.schedule(delay, Event::LogLoaded { node, incarnation, token, entries });
             }
             Effect::Reply(ticket, reply) => self.on_replica_reply(ticket, reply),
-            Effect::Executed(slot, value) => {
+            Effect::Execute(slot, value, callers) => {
                 self.stats.max_slot = self.stats.max_slot.max(slot.0);
                 self.checker.execute(id, slot, &value);
+                self.nodes[node].machine.1 = slot;
+                if let Value::Batch(requests) = value {
+                    for (request, caller) in requests.iter().zip(callers) {
+                        let response = self.nodes[node].machine.execute(slot, request);
+                        if let Some(ticket) = caller {
+                            self.on_replica_reply(ticket, Reply::Done { slot, response });
+                        }
+                    }
+                }
+            }
+            Effect::Read(ticket, query) => {
+                let machine = &self.nodes[node].machine;
+                let (response, slot) = (machine.read(&query), machine.1);
+                self.on_replica_reply(ticket, Reply::Done { slot, response });
             }
             Effect::Notify(CoreEvent::BecamePrimary { .. }) => self.stats.elections += 1,
             Effect::Notify(_) => {}
@@ -1132,7 +1157,8 @@ impl Sim {
         node.state = NodeState::Up;
         node.missed_ticks = 0;
         let incarnation = node.incarnation;
-        node.driver = Some(Driver::new(config, recovered, KvMachine::default(), incarnation));
+        node.driver = Some(Driver::new(config, recovered, incarnation));
+        node.machine = KvMachine::default();
         let (id, can_lead) = (node.id, node.can_become_primary);
         self.checker.restarted(id);
         let first = self.rng.range(1, self.nodes[i].tick_period);
@@ -1339,7 +1365,8 @@ impl Sim {
 
     /// A replica's key-value state.
     pub fn kv(&self, id: ReplicaId) -> Option<&Kv> {
-        self.nodes[self.index(id)].driver.as_ref().map(|d| &d.machine().0)
+        let node = &self.nodes[self.index(id)];
+        node.driver.as_ref().map(|_| &node.machine.0)
     }
 
     /// The replica's durable disk.
