@@ -6,6 +6,10 @@
 //! one caller with no pipelining for the latency figure. A trivial state machine (a counter)
 //! keeps the figure about the engine.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
