@@ -41,6 +41,10 @@ struct Args {
     /// requirement; every safety checker stays on.
     #[arg(long)]
     safety_only: bool,
+    /// Turn off the cross-check of every recovery against the acknowledged state, to see
+    /// whether the protocol-level checkers catch a storage bug on their own.
+    #[arg(long)]
+    no_storage_check: bool,
     /// Plant a bug by name: a storage bug (AckBeforeSync; TruncateAtCorruption and
     /// KeepTornWrite need `--features planted-bugs`), or a core bug (needs the feature).
     #[arg(long)]
@@ -72,6 +76,7 @@ fn options_for(args: &Args, seed: u64) -> Options {
     if args.safety_only {
         o = o.safety_only();
     }
+    o.storage_check = !args.no_storage_check;
     o
 }
 
@@ -92,6 +97,9 @@ fn report(args: &Args, outcome: &Outcome) {
     }
     if args.safety_only {
         replay += " --safety-only";
+    }
+    if args.no_storage_check {
+        replay += " --no-storage-check";
     }
     if let Some(b) = &args.bug {
         if StorageBug::parse(b).is_none_or(|s| s != StorageBug::AckBeforeSync) {

@@ -37,6 +37,9 @@ pub struct Options {
     /// survives with the next write torn, or a seeded subset of sectors, half each) rather
     /// than losing them all.
     pub tear_permille: u32,
+    /// Chance (per mille) that a machine crash hits a replica while an fsync is in flight
+    /// (drawn when the fsync starts): power loss with writes half on the platter.
+    pub crash_in_sync_permille: u32,
     /// Chance (per mille) that an accepted record lands with a corrupt payload byte, on a
     /// replica with a faulty disk.
     pub write_corrupt_permille: u32,
@@ -76,6 +79,9 @@ pub struct Options {
     /// Run the durable-commit check (on by default; off only to show the end-to-end checkers
     /// catch a bug on their own).
     pub durable_commit_check: bool,
+    /// Cross-check every recovery against the acknowledged state (on by default; off only
+    /// to show the protocol-level checkers catch a storage bug on their own).
+    pub storage_check: bool,
     /// A bug planted in the harness rather than the core: clients send their reads to a
     /// random replica as fast reads of slot 0, so stale reads are served. Proves the
     /// linearizability checker catches what the per-slot checkers cannot see.
@@ -109,6 +115,7 @@ impl Options {
             machine_crash_permille: 0,
             corrupt_permille: 0,
             tear_permille: 0,
+            crash_in_sync_permille: 0,
             write_corrupt_permille: 0,
             read_corrupt_permille: 0,
             safety_only: false,
@@ -129,6 +136,7 @@ impl Options {
             batch_requests_max: 16,
             bug: None,
             durable_commit_check: true,
+            storage_check: true,
             stale_reads: false,
             storage_bug: None,
             spares: 0,
@@ -188,6 +196,9 @@ impl Options {
         o.batch_requests_max = r.pick(&[1, 2, 8, 64]);
         // Storage faults (drawn last, so the knobs above stay what they were per seed).
         o.tear_permille = r.range(0, 1000) as u32;
+        if o.crash_permille > 0 && on(&mut r, 300) {
+            o.crash_in_sync_permille = r.range(1, 10) as u32;
+        }
         if on(&mut r, 300) {
             o.write_corrupt_permille = r.range(1, 30) as u32;
         }
@@ -231,9 +242,11 @@ impl Options {
             self.corrupt_permille = 1000;
         }
         if bug == StorageBug::KeepTornWrite && self.crash_permille > 0 {
-            // The bug shows only when a machine crash tears a record.
+            // The bug shows only when a machine crash tears a record: power losses during
+            // fsyncs find writes half written.
             self.machine_crash_permille = self.machine_crash_permille.max(500);
             self.tear_permille = 1000;
+            self.crash_in_sync_permille = self.crash_in_sync_permille.max(100);
         }
         self
     }
@@ -247,7 +260,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, corrupt {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -258,6 +271,7 @@ impl Options {
             self.crash_permille,
             self.machine_crash_permille,
             self.tear_permille,
+            self.crash_in_sync_permille,
             self.corrupt_permille,
             self.write_corrupt_permille,
             self.read_corrupt_permille,

@@ -89,6 +89,11 @@ enum Event {
         node: usize,
         incarnation: u64,
     },
+    /// Power loss while an fsync is in flight (`Options::crash_in_sync_permille`).
+    CrashInSync {
+        node: usize,
+        incarnation: u64,
+    },
     /// The planted `AckBeforeSync`: a write reported durable before its fsync.
     EarlyDurable {
         node: usize,
@@ -347,6 +352,10 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
+        let mut nodes: Vec<Node> = nodes;
+        for node in &mut nodes {
+            node.disk.check = options.storage_check;
+        }
         let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
         checker.durable_commit = options.durable_commit_check;
         Sim {
@@ -483,6 +492,14 @@ impl Sim {
                 self.deliver(node, Pending::Input(Input::Receive(msg)));
             }
             Event::SyncDone { node, incarnation } => self.on_sync_done(node, incarnation),
+            Event::CrashInSync { node, incarnation } => {
+                let up = self.nodes[node].state != NodeState::Down;
+                if self.faults_on && up && self.nodes[node].incarnation == incarnation {
+                    let id = self.nodes[node].id;
+                    self.record(format_args!("power loss during an fsync of {id:?}"));
+                    self.crash_with(id, true);
+                }
+            }
             Event::EarlyDurable { node, incarnation, seq } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.deliver(node, Pending::Input(Input::Durable { seq }));
@@ -623,6 +640,10 @@ impl Sim {
             let delay = self.rng.range(self.options.fsync_min, self.options.fsync_max);
             let incarnation = self.nodes[node].incarnation;
             self.schedule(delay, Event::SyncDone { node, incarnation });
+            if self.faults_on && self.rng.chance(self.options.crash_in_sync_permille) {
+                let at = self.rng.range(0, delay);
+                self.schedule(at, Event::CrashInSync { node, incarnation });
+            }
         }
     }
 

@@ -475,6 +475,7 @@ impl<M: Media> SegmentLog<M> {
         let (mut last_seq, mut last_slot) = (scan.last_seq, scan.last_slot);
         let mut data_ends = scan.data_ends;
         let mut cut: Option<usize> = None;
+        let mut silent = false;
         for (i, event) in events.iter().enumerate() {
             let expected = last_seq.map_or(0, |s| s + 1);
             match event {
@@ -497,6 +498,8 @@ impl<M: Media> SegmentLog<M> {
                         }
                     }
                     if torn || self.planted_truncate_at_corruption() {
+                        // The planted bug cuts a corrupt record off and says nothing of it.
+                        silent = !torn;
                         cut = Some(i);
                         break;
                     }
@@ -514,7 +517,8 @@ impl<M: Media> SegmentLog<M> {
                 .is_some_and(|l| l.corrupt && (l.segment, l.offset) == (c.segment, c.offset))
         });
         if let Some(i) = cut {
-            report.torn = Some(self.discard_tail(&events[i..])?);
+            let tail = self.discard_tail(&events[i..])?;
+            report.torn = (!silent).then_some(tail);
         }
         self.next_seq = last_seq.map_or_else(
             || self.segments.values().next_back().map_or(0, |s| s.first_seq),

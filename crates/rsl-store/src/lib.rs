@@ -27,8 +27,11 @@ pub type DiskError = String;
 
 /// How often the commit hint is rewritten into metadata (each rewrite costs a few syncs).
 pub const COMMIT_HINT_INTERVAL_MS: u64 = 500;
-/// Bytes of log read per catch-up load.
+/// Bytes of log read per chunk of a catch-up load.
 pub const LOAD_BYTES_MAX: usize = 4 << 20;
+/// Further chunks a catch-up load reads after the first (a chunk ends early when a read had
+/// to be retried).
+pub const LOAD_RETRIES_MAX: usize = 4;
 const META_VERSION: u8 = 1;
 
 /// The metadata blob: what the replica promised and believes.
@@ -319,7 +322,21 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     /// record that cannot be read (after one retry): the caller gets a shorter range and asks
     /// again later, it never gets bad bytes.
     pub fn load_log(&mut self, from: Slot, to: Slot) -> Result<Vec<LogEntry>, DiskError> {
-        let (entries, _) = self.read_entries(from.0, to.0)?;
+        let (mut entries, bad) = self.read_entries(from.0, to.0)?;
+        // A read that failed once and succeeded on retry ends the chunk early: read on.
+        let mut retries = 0;
+        while bad.is_none() && retries < LOAD_RETRIES_MAX {
+            let Some(next) = entries.last().map(|e| e.slot.0 + 1).filter(|&n| n <= to.0) else {
+                break;
+            };
+            let (more, bad) = self.read_entries(next, to.0)?;
+            if more.is_empty() || bad.is_some() {
+                entries.extend(more);
+                break;
+            }
+            entries.extend(more);
+            retries += 1;
+        }
         Ok(entries)
     }
 }
