@@ -32,7 +32,9 @@ pub const LOAD_BYTES_MAX: usize = 4 << 20;
 /// Further chunks a catch-up load reads after the first (a chunk ends early when a read had
 /// to be retried).
 pub const LOAD_RETRIES_MAX: usize = 4;
-const META_VERSION: u8 = 1;
+const META_VERSION: u8 = 2;
+/// Slots kept as suspects in the metadata blob at most (a torn tail is one batch).
+pub const SUSPECTS_MAX: usize = 1 << 16;
 
 /// The metadata blob: what the replica promised and believes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,13 +42,23 @@ pub struct Meta {
     pub promised: Ballot,
     pub commit: Slot,
     pub membership: Option<Membership>,
+    /// Suspects: (slot, ballot) read in a torn tail that recovery discarded. Possibly
+    /// acknowledged (docs/storage.md, "the ambiguity"), so reported corrupt at every start
+    /// until the slot is written again; kept here because the discarded bytes are gone.
+    pub suspects: BTreeMap<u64, u128>,
 }
 
 impl Meta {
     pub fn encode(&self) -> Vec<u8> {
+        assert!(self.suspects.len() <= SUSPECTS_MAX, "suspects bounded");
         let mut b = vec![META_VERSION];
         b.extend_from_slice(&self.promised.to_u128().to_le_bytes());
         b.extend_from_slice(&self.commit.0.to_le_bytes());
+        b.extend_from_slice(&(self.suspects.len() as u32).to_le_bytes());
+        for (slot, ballot) in &self.suspects {
+            b.extend_from_slice(&slot.to_le_bytes());
+            b.extend_from_slice(&ballot.to_le_bytes());
+        }
         if let Some(m) = &self.membership {
             for ids in [&m.voters, &m.learners] {
                 b.push(u8::try_from(ids.len()).expect("at most 255 replicas"));
@@ -60,12 +72,26 @@ impl Meta {
 
     pub fn decode(b: &[u8]) -> Result<Meta, DiskError> {
         let bad = || "metadata blob is malformed".to_string();
-        if b.len() < 25 || b[0] != META_VERSION {
+        if b.len() < 25 || !(1..=META_VERSION).contains(&b[0]) {
             return Err(bad());
         }
         let promised = Ballot::from_u128(u128::from_le_bytes(b[1..17].try_into().unwrap()));
         let commit = Slot(u64::from_le_bytes(b[17..25].try_into().unwrap()));
         let mut rest = &b[25..];
+        let mut suspects = BTreeMap::new();
+        if b[0] >= 2 {
+            let n = rest.get(..4).ok_or_else(bad)?;
+            let n = u32::from_le_bytes(n.try_into().unwrap()) as usize;
+            if n > SUSPECTS_MAX {
+                return Err(bad());
+            }
+            let bytes = rest.get(4..4 + 24 * n).ok_or_else(bad)?;
+            for c in bytes.chunks(24) {
+                let slot = u64::from_le_bytes(c[..8].try_into().unwrap());
+                suspects.insert(slot, u128::from_le_bytes(c[8..].try_into().unwrap()));
+            }
+            rest = &rest[4 + 24 * n..];
+        }
         let mut lists = Vec::new();
         while !rest.is_empty() {
             let n = rest[0] as usize;
@@ -79,7 +105,7 @@ impl Meta {
             2 => Some(Membership { voters: lists[0].clone(), learners: lists[1].clone() }),
             _ => return Err(bad()),
         };
-        Ok(Meta { promised, commit, membership })
+        Ok(Meta { promised, commit, membership, suspects })
     }
 }
 
@@ -93,16 +119,6 @@ pub fn decode_value(payload: &[u8]) -> Result<Value, DiskError> {
     rsl_core::message::decode_value(payload).map_err(|e| format!("log value does not decode: {e}"))
 }
 
-/// What the open found that recovery must report beyond the log's own corrupt records.
-#[derive(Debug, Clone, Default)]
-struct OpenFindings {
-    /// Identities readable in a discarded torn tail: possibly acknowledged (the ambiguity of
-    /// docs/storage.md section 3), so reported as corrupt, never forgotten.
-    torn: Vec<(u64, u128)>,
-    /// Unreadable regions before acknowledged records (their slots are unknown).
-    regions: usize,
-}
-
 /// A disk made of a log and a metadata store.
 #[derive(Debug)]
 pub struct StorageDisk<L: Log, M: MetaStore> {
@@ -110,7 +126,8 @@ pub struct StorageDisk<L: Log, M: MetaStore> {
     meta: M,
     state: Meta,
     fsync: bool,
-    found: OpenFindings,
+    /// Unreadable regions before acknowledged records (their slots are unknown).
+    regions: usize,
     meta_dirty: bool,
     hint_dirty: bool,
     hint_written_ms: u64,
@@ -119,7 +136,8 @@ pub struct StorageDisk<L: Log, M: MetaStore> {
 impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     /// Wraps opened storage; `report` is what the log's recovery found when it was opened.
     /// `fsync: false` skips the log's syncs (benchmarks only). `now_ms` starts the commit
-    /// hint's interval.
+    /// hint's interval. Identities readable in a discarded torn tail become suspects, stored
+    /// in the metadata before this returns.
     pub fn new(
         log: L,
         report: &RecoveryReport,
@@ -131,18 +149,30 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
             Some(blob) => Meta::decode(&blob)?,
             None => Meta::default(),
         };
-        let torn = report.torn.as_ref().map(|t| t.records.clone()).unwrap_or_default();
-        let found = OpenFindings { torn, regions: report.corrupt_regions.len() };
-        Ok(StorageDisk {
+        let regions = report.corrupt_regions.len();
+        let mut disk = StorageDisk {
             log,
             meta,
             state,
             fsync,
-            found,
+            regions,
             meta_dirty: false,
             hint_dirty: false,
             hint_written_ms: now_ms,
-        })
+        };
+        let torn = report.torn.as_ref().map_or(&[][..], |t| &t.records[..]);
+        let mut new = false;
+        for &(slot, ballot) in torn {
+            let known = disk.state.suspects.get(&slot).copied();
+            if known.is_none_or(|b| b < ballot) && disk.state.suspects.len() < SUSPECTS_MAX {
+                disk.state.suspects.insert(slot, ballot);
+                new = true;
+            }
+        }
+        if new {
+            disk.store_meta(now_ms)?;
+        }
+        Ok(disk)
     }
 
     fn store_meta(&mut self, now_ms: u64) -> Result<(), DiskError> {
@@ -162,6 +192,11 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 self.meta_dirty = true;
             }
             Write::Accept(e) => {
+                if self.state.suspects.get(&e.slot.0).is_some_and(|b| *b <= e.ballot.to_u128()) {
+                    // Written again: once this sync returns, the suspect is settled.
+                    self.state.suspects.remove(&e.slot.0);
+                    self.meta_dirty = true;
+                }
                 let payload = encode_value(&e.value);
                 assert_eq!(decode_value(&payload).as_ref(), Ok(&e.value), "value round-trips");
                 self.log.append(e.slot.0, e.ballot.to_u128(), &payload).map_err(err)?;
@@ -172,8 +207,16 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                     self.hint_dirty = true;
                 }
             }
-            Write::TruncateSuffix { from } => self.log.truncate_suffix(from.0).map_err(err)?,
-            Write::TruncatePrefix { before } => self.log.truncate_prefix(before.0).map_err(err)?,
+            Write::TruncateSuffix { from } => {
+                self.log.truncate_suffix(from.0).map_err(err)?;
+                self.meta_dirty |= !self.state.suspects.split_off(&from.0).is_empty();
+            }
+            Write::TruncatePrefix { before } => {
+                self.log.truncate_prefix(before.0).map_err(err)?;
+                let kept = self.state.suspects.split_off(&before.0);
+                self.meta_dirty |= !self.state.suspects.is_empty();
+                self.state.suspects = kept;
+            }
         }
         Ok(())
     }
@@ -221,15 +264,15 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
 
     /// What the disk holds, for `Replica::new`. A record that fails its checksum when read
     /// here is read once more (a read error may be transient); if it fails again, or its
-    /// value does not decode, it is reported corrupt. Identities readable in a discarded
-    /// torn tail are reported corrupt too unless a newer readable record supersedes them.
+    /// value does not decode, it is reported corrupt. Suspects (identities read in a discarded
+    /// torn tail) are reported corrupt too unless a newer readable record supersedes them.
     /// Unreadable regions of unknown slots are an error: the replica cannot know what it
     /// accepted there and must be rebuilt from peers.
     pub fn recover(&mut self) -> Result<Recovered, DiskError> {
-        if self.found.regions > 0 {
+        if self.regions > 0 {
             return Err(format!(
                 "the log has {} unreadable regions of unknown slots: rebuild this replica",
-                self.found.regions
+                self.regions
             ));
         }
         let mut corrupt: BTreeMap<u64, u128> = self.log.corrupt_slots().into_iter().collect();
@@ -249,7 +292,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 from = end + 1;
             }
         }
-        for &(slot, ballot) in &self.found.torn {
+        for (&slot, &ballot) in &self.state.suspects {
             let newer = log.get(&slot).map(|e| e.ballot.to_u128()).max(corrupt.get(&slot).copied());
             if newer.is_none_or(|b| b < ballot) {
                 log.remove(&slot);
