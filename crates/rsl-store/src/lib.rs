@@ -198,7 +198,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                     self.meta_dirty = true;
                 }
                 let payload = encode_value(&e.value);
-                assert_eq!(decode_value(&payload).as_ref(), Ok(&e.value), "value round-trips");
+                debug_assert_eq!(decode_value(&payload).as_ref(), Ok(&e.value), "round-trips");
                 self.log.append(e.slot.0, e.ballot.to_u128(), &payload).map_err(err)?;
             }
             Write::Commit(s) => {
