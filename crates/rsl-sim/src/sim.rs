@@ -18,8 +18,10 @@ use rsl_core::{
     Request, RequestId, Role, Slot, Status, Value, Write,
 };
 
+use rsl_storage::CrashMode;
+
 use crate::checker::{Check, Checker, Failure, Fnv};
-use crate::disk::{Disk, StorageBug};
+use crate::disk::{Disk, DiskFaults, StorageBug};
 use crate::driver::{Driver, Host, Machine, Reply};
 use crate::kv::{decode_output, Kv, Op};
 use crate::linearizability::{self, Operation};
@@ -85,6 +87,11 @@ enum Event {
         msg: Message,
     },
     SyncDone {
+        node: usize,
+        incarnation: u64,
+    },
+    /// Power loss while an fsync is in flight (`Options::crash_in_sync_permille`).
+    CrashInSync {
         node: usize,
         incarnation: u64,
     },
@@ -170,6 +177,8 @@ struct Node {
     machine: KvMachine,
     disk: Disk,
     incarnation: u64,
+    /// Whether storage faults (corruption on write, at rest, on read) may hit this disk.
+    faulty: bool,
     tick_period: u64,
     inbox: VecDeque<Pending>,
     missed_ticks: u64,
@@ -270,6 +279,10 @@ pub struct Stats {
     /// Messages sent, by kind.
     pub kinds: BTreeMap<&'static str, u64>,
     pub checkpoint_requests: u64,
+    /// Storage faults injected and what recovery made of them (all disks).
+    pub storage: crate::disk::DiskStats,
+    /// Safety-only mode: the healed cluster did not converge (allowed there).
+    pub not_live: bool,
     /// The linearizability search gave up (budget exceeded).
     pub undecided: bool,
 }
@@ -329,14 +342,20 @@ impl Sim {
             options.delay_max,
         );
         let cannot_lead = options.one_cannot_lead.then(|| rng.below(n as u64) as usize);
+        let faulty = faulty_disks(&options, &mut rng);
         let nodes = (0..n)
             .map(|i| Node {
                 id: ReplicaId(i as u32 + 1),
                 state: NodeState::Down,
                 driver: None,
                 machine: KvMachine::default(),
-                disk: Disk::with_bug(options.storage_bug),
+                disk: Disk::with(
+                    rng.next_u64(),
+                    options.storage_bug,
+                    disk_faults(&options, faulty[i]),
+                ),
                 incarnation: 0,
+                faulty: faulty[i],
                 tick_period: TICK + rng.range(0, u64::from(options.drift_permille)) * TICK / 1000,
                 inbox: VecDeque::new(),
                 missed_ticks: 0,
@@ -344,6 +363,10 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
+        let mut nodes: Vec<Node> = nodes;
+        for node in &mut nodes {
+            node.disk.check = options.storage_check;
+        }
         let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
         checker.durable_commit = options.durable_commit_check;
         Sim {
@@ -480,6 +503,14 @@ impl Sim {
                 self.deliver(node, Pending::Input(Input::Receive(msg)));
             }
             Event::SyncDone { node, incarnation } => self.on_sync_done(node, incarnation),
+            Event::CrashInSync { node, incarnation } => {
+                let up = self.nodes[node].state != NodeState::Down;
+                if self.faults_on && up && self.nodes[node].incarnation == incarnation {
+                    let id = self.nodes[node].id;
+                    self.record(format_args!("power loss during an fsync of {id:?}"));
+                    self.crash_with(id, true);
+                }
+            }
             Event::EarlyDurable { node, incarnation, seq } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.deliver(node, Pending::Input(Input::Durable { seq }));
@@ -593,6 +624,13 @@ impl Sim {
             Effect::LoadLog(token, from, to) => {
                 self.stats.log_loads += 1;
                 let entries = self.nodes[node].disk.read_log(from, to);
+                self.record(format_args!(
+                    "s{} loads {}..={}: {}",
+                    id.0,
+                    from.0,
+                    to.0,
+                    entries.len()
+                ));
                 let incarnation = self.nodes[node].incarnation;
                 let delay = self.options.fsync_min;
                 self.schedule(delay, Event::LogLoaded { node, incarnation, token, entries });
@@ -627,6 +665,10 @@ impl Sim {
             let delay = self.rng.range(self.options.fsync_min, self.options.fsync_max);
             let incarnation = self.nodes[node].incarnation;
             self.schedule(delay, Event::SyncDone { node, incarnation });
+            if self.faults_on && self.rng.chance(self.options.crash_in_sync_permille) {
+                let at = self.rng.range(0, delay);
+                self.schedule(at, Event::CrashInSync { node, incarnation });
+            }
         }
     }
 
@@ -635,7 +677,8 @@ impl Sim {
         {
             return;
         }
-        let Some((seq, writes)) = self.nodes[node].disk.complete_sync() else { return };
+        let now = self.now;
+        let Some((seq, writes)) = self.nodes[node].disk.complete_sync(now) else { return };
         let id = self.nodes[node].id;
         for write in &writes {
             if let Write::Accept(entry) = write {
@@ -807,6 +850,12 @@ impl Sim {
                 self.liveness_slot.map(|s| s.0),
                 executed
             );
+            if self.options.safety_only {
+                // Corrupt copies on a majority may stop the cluster: allowed in this mode.
+                self.stats.not_live = true;
+                self.healed_at = None;
+                return;
+            }
             self.checker.fail(Check::Liveness, detail);
         }
     }
@@ -995,7 +1044,11 @@ impl Sim {
         if self.checker.failure.is_some() {
             return;
         }
-        self.checker.check_acked_writes();
+        self.stats.storage = self.storage_stats();
+        // Without liveness a majority may not have executed every acknowledged slot; the
+        // write must still be in its slot wherever it was executed.
+        let converged = !(self.options.safety_only && self.stats.not_live);
+        self.checker.check_acked_writes(converged);
         if self.checker.failure.is_some() {
             return;
         }
@@ -1076,6 +1129,18 @@ impl Sim {
         cond(self)
     }
 
+    fn storage_stats(&self) -> crate::disk::DiskStats {
+        let mut sum = crate::disk::DiskStats::default();
+        for d in self.nodes.iter().map(|n| n.disk.stats) {
+            sum.writes_corrupted += d.writes_corrupted;
+            sum.reads_corrupted += d.reads_corrupted;
+            sum.rests_corrupted += d.rests_corrupted;
+            sum.reported_corrupt += d.reported_corrupt;
+            sum.torn_tails += d.torn_tails;
+        }
+        sum
+    }
+
     /// Crashes a replica: its process state is gone, a suffix of its unsynced writes may be
     /// lost (a machine crash, per `options.machine_crash_permille`).
     pub fn crash(&mut self, id: ReplicaId) {
@@ -1083,40 +1148,49 @@ impl Sim {
         self.crash_with(id, machine);
     }
 
-    /// Crashes a replica: a machine crash keeps a random prefix of its unsynced writes
-    /// (possibly none), a process crash keeps them all (the page cache survives).
+    /// Crashes a replica: a machine crash loses its unsynced bytes (all of them, or, with
+    /// `options.tear_permille`, a seeded prefix with the next write torn or a seeded subset of
+    /// sectors), a process crash keeps them all (the page cache survives).
     pub fn crash_with(&mut self, id: ReplicaId, machine: bool) {
         let i = self.index(id);
-        let unsynced = self.nodes[i].disk.unsynced() as u64;
-        let keep = if machine { self.rng.range(0, unsynced) } else { unsynced };
-        self.crash_keeping(i, keep as usize, machine);
+        let mode = match (machine, self.rng.chance(self.options.tear_permille)) {
+            (false, _) => None,
+            (true, false) => Some(CrashMode::LoseAll),
+            (true, true) if self.rng.bool() => Some(CrashMode::RandomPrefix),
+            (true, true) => Some(CrashMode::RandomSectors),
+        };
+        self.crash_in(i, mode, machine);
     }
 
     /// Crashes a replica losing every write not yet durable.
     pub fn crash_losing_unsynced(&mut self, id: ReplicaId) {
         let i = self.index(id);
-        self.crash_keeping(i, 0, false);
+        self.crash_in(i, Some(CrashMode::LoseAll), false);
     }
 
-    fn crash_keeping(&mut self, i: usize, keep: usize, machine: bool) {
+    fn crash_in(&mut self, i: usize, mode: Option<CrashMode>, corruptible: bool) {
         if self.nodes[i].state == NodeState::Down {
             return;
         }
         let id = self.nodes[i].id;
         self.stats.crashes += 1;
         let unsynced = self.nodes[i].disk.unsynced();
-        self.record(format_args!("crash {id:?} keeping {keep} of {unsynced} unsynced writes"));
-        let survived = self.nodes[i].disk.crash(keep);
-        for write in &survived {
-            if let Write::Accept(entry) = write {
-                self.checker.durable_accept(id, entry);
+        self.record(format_args!("crash {id:?} ({mode:?}) with {unsynced} unsynced writes"));
+        match self.nodes[i].disk.crash(mode) {
+            Ok(survived) => {
+                for entry in &survived {
+                    self.checker.durable_accept(id, entry);
+                }
             }
+            Err(e) => self.checker.fail(Check::Storage, format!("{id:?}: {e}")),
         }
         // Corruption stays within the fault model (a majority's disks survive): only one
-        // replica at a time holds corrupt records, so every chosen slot keeps an intact copy.
+        // replica at a time holds corrupt records, so every chosen slot keeps an intact copy
+        // (safety-only mode lifts the limit).
         let others_corrupt = (0..self.nodes.len())
             .any(|j| j != i && !self.nodes[j].disk.durable().corrupt.is_empty());
-        if machine && self.rng.chance(self.options.corrupt_permille) && !others_corrupt {
+        let allowed = self.options.safety_only || (self.nodes[i].faulty && !others_corrupt);
+        if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
             if !slots.is_empty() {
                 let slot = self.rng.pick(&slots);
@@ -1151,7 +1225,18 @@ impl Sim {
 
     fn restart_node(&mut self, i: usize) {
         let config = self.make_config(i);
-        let recovered = self.nodes[i].disk.recover();
+        let recovered = match self.nodes[i].disk.recover() {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                let id = self.nodes[i].id;
+                self.checker.fail(Check::Storage, format!("{id:?} at restart: {e}"));
+                return;
+            }
+        };
+        if !recovered.corrupt.is_empty() {
+            let id = self.nodes[i].id;
+            self.record(format_args!("{id:?} recovers with corrupt {:?}", recovered.corrupt));
+        }
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.state = NodeState::Up;
@@ -1377,5 +1462,34 @@ impl Sim {
     /// Messages sent so far, and lost so far.
     pub fn messages(&self) -> (u64, u64) {
         (self.net.sent, self.net.dropped)
+    }
+}
+
+/// The storage faults of each disk: on a minority of the replicas (at most one when the
+/// membership may shrink to three), so a majority keeps a good copy of every chosen slot;
+/// on every replica in safety-only mode.
+fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
+    let n = options.replicas + options.spares;
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let f = match (options.safety_only, options.spares) {
+        (true, _) => n,
+        (false, 0) => (options.replicas - 1) / 2,
+        (false, _) => 1,
+    };
+    let mut out = vec![false; n];
+    for &i in &order[..f.min(n)] {
+        out[i] = true;
+    }
+    out
+}
+
+fn disk_faults(options: &Options, faulty: bool) -> DiskFaults {
+    match faulty {
+        true => DiskFaults {
+            write_corrupt_permille: options.write_corrupt_permille,
+            read_corrupt_permille: options.read_corrupt_permille,
+        },
+        false => DiskFaults::default(),
     }
 }
