@@ -1,5 +1,6 @@
 //! rsl-sim: a deterministic simulator that runs the real `rsl-core` replicas of a whole
-//! cluster in one thread, from a seed, with simulated time, network and disk, injects faults,
+//! cluster in one thread, from a seed, with simulated time and network and the real storage
+//! stack (`rsl-store` over `rsl-storage`) on a seeded in-memory disk, injects faults,
 //! and checks safety (agreement, identical executed logs, no acknowledged write lost,
 //! linearizable client histories) and liveness after the faults stop.
 //!
@@ -66,6 +67,8 @@ fn install_panic_hook() {
                         l.contains("rsl_core")
                             || l.contains("rsl-core/src")
                             || l.contains("rsl-sim/src")
+                            || l.contains("rsl-store/src")
+                            || l.contains("rsl-storage/src")
                     })
                     .filter(|l| !l.contains("rsl_sim::run_seed") && !l.contains("panic"))
                     .take(6)

@@ -17,7 +17,6 @@ use rsl_core::{
     Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, Refusal, ReplicaId,
     Request, RequestId, Role, Slot, Status, Value, Write,
 };
-
 use rsl_storage::CrashMode;
 
 use crate::checker::{Check, Checker, Failure, Fnv};
@@ -343,7 +342,7 @@ impl Sim {
         );
         let cannot_lead = options.one_cannot_lead.then(|| rng.below(n as u64) as usize);
         let faulty = faulty_disks(&options, &mut rng);
-        let nodes = (0..n)
+        let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
                 id: ReplicaId(i as u32 + 1),
                 state: NodeState::Down,
@@ -363,7 +362,6 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
-        let mut nodes: Vec<Node> = nodes;
         for node in &mut nodes {
             node.disk.check = options.storage_check;
         }
