@@ -49,6 +49,7 @@ pub mod io;
 mod learner;
 pub mod message;
 mod primary;
+mod rebuild;
 pub mod replica;
 mod rng;
 pub mod types;

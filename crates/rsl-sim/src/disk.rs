@@ -54,6 +54,8 @@ pub struct DiskState {
     pub commit: Slot,
     /// Records whose checksum will fail at the next start: (slot, ballot).
     pub corrupt: BTreeMap<Slot, Ballot>,
+    /// The disk-loss marker (`Write::Rebuilding`).
+    pub rebuilding: bool,
 }
 
 impl DiskState {
@@ -73,6 +75,7 @@ impl DiskState {
                 self.log = self.log.split_off(before);
                 self.corrupt = self.corrupt.split_off(before);
             }
+            Write::Rebuilding(on) => self.rebuilding = *on,
         }
     }
 }
@@ -101,6 +104,13 @@ impl Disk {
     /// A disk with a planted storage bug (or none).
     pub fn with_bug(bug: Option<StorageBug>) -> Disk {
         Disk { bug, ..Disk::default() }
+    }
+
+    /// The empty disk that replaces a lost one, holding only the disk-loss marker (what an
+    /// operator's "rejoin" leaves: the replica restarts rebuilding).
+    pub fn wiped(bug: Option<StorageBug>) -> Disk {
+        let durable = DiskState { rebuilding: true, ..DiskState::default() };
+        Disk { durable, bug, ..Disk::default() }
     }
 
     pub fn durable(&self) -> &DiskState {
@@ -209,6 +219,7 @@ impl Disk {
             commit: self.durable.commit,
             log,
             corrupt: self.durable.corrupt.iter().map(|(s, b)| (*s, *b)).collect(),
+            rebuilding: self.durable.rebuilding,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Options {
     pub machine_crash_permille: u32,
     /// Chance (per mille) that a machine crash also corrupts one durable log record.
     pub corrupt_permille: u32,
+    /// Chance (per mille) that a crash wipes the replica's whole disk: it restarts empty and
+    /// rebuilding (at most one replica wiped and not yet rebuilt at a time).
+    pub wipe_permille: u32,
     /// Per tick: chance a replica pauses (for up to `pause_ticks_max`).
     pub pause_permille: u32,
     pub pause_ticks_max: u64,
@@ -94,6 +97,7 @@ impl Options {
             restart_permille: 0,
             machine_crash_permille: 0,
             corrupt_permille: 0,
+            wipe_permille: 0,
             pause_permille: 0,
             pause_ticks_max: 0,
             transfer_permille: 0,
@@ -168,7 +172,24 @@ impl Options {
         o.exclusive_permille = if on(&mut r, 300) { r.range(0, 300) as u32 } else { 0 };
         o.pipeline_slots_max = r.pick(&[1, 2, 4, 16, 64]);
         o.batch_requests_max = r.pick(&[1, 2, 8, 64]);
+        // Drawn from a stream of its own, so the rest of the mix is what it was before the
+        // wipe fault existed.
+        let mut w = Rng::new(seed ^ 0x5749_5045_0000_0000);
+        if o.crash_permille > 0 && on(&mut w, 400) {
+            o.wipe_permille = w.range(50, 500) as u32;
+        }
         o
+    }
+
+    /// Plants a core bug by name (needs the `planted-bugs` feature). `WipedReplicaVotes`
+    /// shows only through disk loss, so a seed that draws crashes also wipes at least a
+    /// third of the time.
+    pub fn with_bug(mut self, name: &str) -> Options {
+        self.bug = Some(name.to_string());
+        if name.eq_ignore_ascii_case("WipedReplicaVotes") && self.crash_permille > 0 {
+            self.wipe_permille = self.wipe_permille.max(333);
+        }
+        self
     }
 
     /// Adds membership changes to a swarm run: 0 to 2 spare replicas outside the initial
@@ -202,7 +223,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰) pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰, wipe {}‰) pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -213,6 +234,7 @@ impl Options {
             self.crash_permille,
             self.machine_crash_permille,
             self.corrupt_permille,
+            self.wipe_permille,
             self.pause_permille,
             self.stall_permille,
             self.transfer_permille,

@@ -57,6 +57,8 @@ pub fn message_kind(msg: &Message) -> &'static str {
         Body::CatchupRequest { .. } => "CatchupRequest",
         Body::CatchupReply { .. } => "CatchupReply",
         Body::StartElection { .. } => "StartElection",
+        Body::Rebuild { .. } => "Rebuild",
+        Body::Rebuilt { .. } => "Rebuilt",
         #[allow(unreachable_patterns)]
         _ => "Other",
     }
@@ -249,6 +251,8 @@ pub struct Stats {
     pub messages: u64,
     pub dropped: u64,
     pub crashes: u64,
+    /// Crashes that also wiped the disk.
+    pub wipes: u64,
     pub pauses: u64,
     pub partitions: u64,
     pub elections: u64,
@@ -665,7 +669,13 @@ impl Sim {
                 Some(p) if self.rng.bool() => p,
                 _ => id,
             };
-            self.crash(victim);
+            // (No draw without the wipe fault, so such seeds replay as before it existed.)
+            let wipe = o.wipe_permille > 0 && self.rng.chance(o.wipe_permille);
+            if wipe && self.may_wipe(victim) {
+                self.wipe(victim);
+            } else {
+                self.crash(victim);
+            }
         }
         for i in 0..n {
             if self.nodes[i].state == NodeState::Down && self.rng.chance(o.restart_permille) {
@@ -765,6 +775,9 @@ impl Sim {
                 .iter()
                 .filter(|n| m.replicas().any(|r| r == n.id))
                 .all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
+            // A replica whose disk was wiped must also have finished rebuilding.
+            let rebuilt = self.nodes.iter().all(|n| !n.disk.durable().rebuilding);
+            let converged = converged && rebuilt;
             if converged {
                 self.healed_at = None;
                 return;
@@ -776,11 +789,14 @@ impl Sim {
                 .iter()
                 .map(|n| n.driver.as_ref().map_or(0, |d| d.executed().0))
                 .collect();
+            let rebuilding: Vec<ReplicaId> =
+                self.nodes.iter().filter(|n| n.disk.durable().rebuilding).map(|n| n.id).collect();
             let detail = format!(
-                "no convergence {} ticks after the faults stopped: new write committed at slot {:?}, replicas executed {:?}",
+                "no convergence {} ticks after the faults stopped: new write committed at slot {:?}, replicas executed {:?}, still rebuilding {:?}",
                 self.options.liveness_ticks,
                 self.liveness_slot.map(|s| s.0),
-                executed
+                executed,
+                rebuilding
             );
             self.checker.fail(Check::Liveness, detail);
         }
@@ -1088,9 +1104,9 @@ impl Sim {
             }
         }
         // Corruption stays within the fault model (a majority's disks survive): only one
-        // replica at a time holds corrupt records, so every chosen slot keeps an intact copy.
-        let others_corrupt = (0..self.nodes.len())
-            .any(|j| j != i && !self.nodes[j].disk.durable().corrupt.is_empty());
+        // replica at a time holds corrupt records or is rebuilding after a wiped disk, so
+        // every chosen slot keeps an intact copy.
+        let others_corrupt = (0..self.nodes.len()).any(|j| j != i && self.lost_data(j));
         if machine && self.rng.chance(self.options.corrupt_permille) && !others_corrupt {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
             if !slots.is_empty() {
@@ -1104,6 +1120,31 @@ impl Sim {
         node.driver = None;
         node.inbox.clear();
         node.missed_ticks = 0;
+    }
+
+    /// Whether replica `i`'s disk lost data: it holds corrupt records, or was wiped and has
+    /// not finished rebuilding (its disk still holds the marker).
+    fn lost_data(&self, i: usize) -> bool {
+        let disk = self.nodes[i].disk.durable();
+        !disk.corrupt.is_empty() || disk.rebuilding
+    }
+
+    /// A wipe stays within the fault model: no other replica lost data (see `lost_data`).
+    fn may_wipe(&self, id: ReplicaId) -> bool {
+        let i = self.index(id);
+        (0..self.nodes.len()).all(|j| j == i || !self.lost_data(j))
+    }
+
+    /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
+    /// empty and rebuilding (`Recovered::rebuilding`). Its lost votes stay in the checker's
+    /// record of durable accepts, since a primary may have counted them.
+    pub fn wipe(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        // (Not a machine crash: that could corrupt a record of the disk about to be erased.)
+        self.crash_keeping(i, 0, false);
+        self.stats.wipes += 1;
+        self.record(format_args!("wipe the disk of {id:?}"));
+        self.nodes[i].disk = Disk::wiped(self.options.storage_bug);
     }
 
     /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at

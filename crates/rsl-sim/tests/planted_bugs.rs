@@ -41,7 +41,7 @@ impl Planted {
         let options = Options::swarm(seed).with_ticks(TICKS);
         match self {
             #[cfg(feature = "planted-bugs")]
-            Planted::Core(bug) => Options { bug: Some(bugs::name(bug)), ..options },
+            Planted::Core(bug) => options.with_bug(&bugs::name(bug)),
             Planted::Storage(bug) => options.with_storage_bug(bug),
         }
     }
