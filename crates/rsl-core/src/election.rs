@@ -263,8 +263,9 @@ impl Replica {
         let e = self.election.as_ref().expect("no election");
         // Each value ranks by (known chosen, ballot): a value the reporter knows chosen (at
         // or below its commit point) wins whatever its ballot. A replica rebuilt after a disk
-        // loss may hold a chosen value at a low ballot, and be the only member of this quorum
-        // that voted for it before the loss (docs/protocol.md, "Disk loss").
+        // loss may be the only member of this quorum that voted for it (before the loss) and
+        // now holds it only as learned; its ballot is high enough anyway, but this does not
+        // depend on it (docs/protocol.md, "Disk loss").
         let mut known: BTreeMap<Slot, ((bool, Ballot), &Value)> = BTreeMap::new();
         let mut unknown: BTreeMap<Slot, (Ballot, usize)> = BTreeMap::new();
         let own =
