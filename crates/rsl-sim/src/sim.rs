@@ -775,8 +775,12 @@ impl Sim {
                 .iter()
                 .filter(|n| m.replicas().any(|r| r == n.id))
                 .all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
-            // A replica whose disk was wiped must also have finished rebuilding.
-            let rebuilt = self.nodes.iter().all(|n| !n.disk.durable().rebuilding);
+            // A member whose disk was wiped must also have finished rebuilding.
+            let rebuilt = self
+                .nodes
+                .iter()
+                .filter(|n| m.replicas().any(|r| r == n.id))
+                .all(|n| !n.disk.durable().rebuilding);
             let converged = converged && rebuilt;
             if converged {
                 self.healed_at = None;

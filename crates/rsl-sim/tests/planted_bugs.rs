@@ -100,6 +100,7 @@ fn every_planted_bug_is_caught_by_the_end_to_end_checkers_alone() {
         Bug::SkipPhase1Reproposal,
         Bug::CommitOnMinority,
         Bug::ExecuteOutOfOrder,
+        Bug::WipedReplicaVotes,
     ];
     let which: Vec<Planted> = end_to_end.into_iter().map(Planted::Core).collect();
     hunt_all("without the durable-commit check", false, &which);
