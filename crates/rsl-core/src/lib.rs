@@ -44,6 +44,7 @@ mod acceptor;
 #[cfg(feature = "planted-bugs")]
 pub mod bugs;
 pub mod config;
+pub mod driver;
 mod election;
 pub mod io;
 mod learner;
@@ -55,6 +56,7 @@ mod rng;
 pub mod types;
 
 pub use config::{Config, ConfigError};
+pub use driver::{Driver, Host};
 pub use io::{Action, Event, Input, LogEntry, ReadId, ReadMode, Refusal, Write};
 pub use message::{Body, DecodeError, Message};
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};

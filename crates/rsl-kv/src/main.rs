@@ -7,6 +7,10 @@
 
 mod demo;
 
+/// The servers allocate per request; mimalloc keeps that off the profile (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,34 +1,53 @@
-//! A replica's simulated durable storage: it separates what was *written* from what is
-//! *durable*.
+//! A replica's simulated disk: the **real** storage stack (`rsl_store::StorageDisk` over
+//! `rsl_storage::SegmentLog` and `MetaFiles`) on a seeded in-memory `MemDisk`, the same code
+//! the runtime runs on files.
 //!
-//! `Action::Persist` writes join the unsynced queue in seq order. An fsync takes everything
-//! queued when it starts and, after a simulated delay, makes it durable at once (group
-//! commit). A crash keeps the durable state plus a *prefix* of the unsynced queue (all of it
-//! for a process crash, where the OS page cache survives; a random prefix, possibly empty, for
-//! a machine crash: later writes are lost, a torn tail is discarded). Restart rebuilds
-//! [`Recovered`] from what survived.
+//! `Action::Persist` writes go to the storage at once (the log record reaches the medium's
+//! page cache: *written*, not durable) and join the unsynced queue in seq order. An fsync
+//! takes everything queued when it starts and, after a simulated delay, runs the storage's
+//! `sync` (one log sync, then the metadata: group commit); the queued writes are then
+//! acknowledged. A **process crash** loses nothing written (the page cache survives); a
+//! **machine crash** crashes the `MemDisk`: unsynced bytes are lost, all of them or a seeded
+//! prefix with the last write torn, or a seeded subset of sectors (`CrashMode`). A restart
+//! runs the real recovery (`SegmentLog::open`: a torn tail is discarded, corruption
+//! reported) and the real adapter that rebuilds `Recovered`.
 //!
-//! [`StorageBug`] plants a storage bug in this model (the harness, not the core), to prove
-//! the checkers catch a storage layer that breaks its contract.
+//! A **shadow** of the acknowledged state (promise, newest record per slot) is kept beside
+//! the real storage, for the checkers ("committed durably") and to cross-check every
+//! recovery: recovery must return every acknowledged record, or report it corrupt. A
+//! violation is a storage bug ([`Check::Storage`](crate::checker::Check::Storage)).
+//!
+//! Storage faults drawn per seed ([`DiskFaults`]): records corrupted on write (a payload
+//! byte), at rest (at a machine crash), and on read (a log read for catch-up or the
+//! recovery scan returns a flipped byte once); the checksums must catch every one.
+//!
+//! [`StorageBug`] plants a storage bug: `AckBeforeSync` in the simulator's host (durable
+//! reported before the sync), the other two in the real recovery code (`rsl-storage`'s
+//! feature `planted-bugs`).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rsl_core::{Ballot, LogEntry, Recovered, Slot, Value, Write};
+use rsl_core::{Ballot, LogEntry, Recovered, Slot, Write};
+use rsl_storage::{CrashMode, Log, LogOptions, MemDisk, MemMedia, MetaFiles, SegmentLog};
+use rsl_store::StorageDisk;
 
-/// A bug planted in the simulated storage (not in the core): selectable by name like the
-/// core's planted bugs (`--bug NAME`), but needs no feature.
+use crate::rng::Rng;
+
+/// A bug planted in the storage (not in the core): selectable by name like the core's
+/// planted bugs (`--bug NAME`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageBug {
     /// A write is reported durable (`Input::Durable`) as soon as it is written, before its
-    /// fsync completes; a machine crash still loses it.
+    /// fsync completes; a machine crash still loses it. Planted in the simulator's host; no
+    /// feature needed.
     AckBeforeSync,
-    /// Recovery treats a corrupt record as the end of the log: it drops that record and every
-    /// later one, and reports none of them in `Recovered::corrupt` (what protocol-aware
-    /// recovery forbids: a dropped record may be a vote a chosen value depends on).
+    /// Recovery treats the first bad record as the end of the log: it discards it and every
+    /// later record (on the medium too) and reports nothing corrupt (what protocol-aware
+    /// recovery forbids). Planted in `SegmentLog` recovery (feature `planted-bugs`).
     TruncateAtCorruption,
-    /// A machine crash tears the first write it loses, and recovery takes the torn record
-    /// as whole instead of discarding it as a torn tail: a torn accept of a batch holds only
-    /// its first half (or a no-op), a value nobody proposed at that ballot.
+    /// Recovery "repairs" a torn record whose header survived (zero-fills the lost bytes,
+    /// checksums it again) instead of discarding it as a torn tail: a value nobody proposed
+    /// at that ballot. Planted in `SegmentLog` recovery (feature `planted-bugs`).
     KeepTornWrite,
 }
 
@@ -44,15 +63,52 @@ impl StorageBug {
     pub fn parse(name: &str) -> Option<StorageBug> {
         StorageBug::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(name))
     }
+
+    /// Whether this build can plant it (the recovery bugs need the `planted-bugs` feature).
+    pub fn available(self) -> bool {
+        self == StorageBug::AckBeforeSync || cfg!(feature = "planted-bugs")
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn in_recovery(bug: Option<StorageBug>) -> Option<rsl_storage::bugs::PlantedBug> {
+        use rsl_storage::bugs::PlantedBug;
+        match bug? {
+            StorageBug::AckBeforeSync => None,
+            StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),
+            StorageBug::KeepTornWrite => Some(PlantedBug::KeepTornWrite),
+        }
+    }
 }
 
-/// What is on the platter.
+/// The storage faults of one disk (drawn per seed; zero on disks outside the faulty set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskFaults {
+    /// Chance (per mille) that an accepted record lands with a corrupt payload byte.
+    pub write_corrupt_permille: u32,
+    /// Chance (per mille) that a log read (catch-up, or the recovery at a restart) returns
+    /// one flipped byte.
+    pub read_corrupt_permille: u32,
+}
+
+/// Counters of the storage faults a disk saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub writes_corrupted: u64,
+    pub reads_corrupted: u64,
+    pub rests_corrupted: u64,
+    /// Records recovery reported corrupt (`Recovered::corrupt`).
+    pub reported_corrupt: u64,
+    /// Recoveries that discarded a torn tail.
+    pub torn_tails: u64,
+}
+
+/// The acknowledged state, as the simulator knows it (the shadow of the real storage).
 #[derive(Debug, Clone, Default)]
 pub struct DiskState {
     pub promised: Ballot,
     pub log: BTreeMap<Slot, LogEntry>,
     pub commit: Slot,
-    /// Records whose checksum will fail at the next start: (slot, ballot).
+    /// Records the last recovery reported corrupt: (slot, ballot).
     pub corrupt: BTreeMap<Slot, Ballot>,
     /// The disk-loss marker (`Write::Rebuilding`).
     pub rebuilding: bool,
@@ -78,13 +134,28 @@ impl DiskState {
             Write::Rebuilding(on) => self.rebuilding = *on,
         }
     }
+
+    fn from_recovered(r: &Recovered) -> DiskState {
+        DiskState {
+            promised: r.promised,
+            log: r.log.iter().map(|e| (e.slot, e.clone())).collect(),
+            commit: r.commit,
+            corrupt: r.corrupt.iter().copied().collect(),
+            rebuilding: r.rebuilding,
+        }
+    }
 }
 
+type Store = StorageDisk<SegmentLog<MemMedia>, MetaFiles<MemMedia>>;
+
 /// One replica's disk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Disk {
+    mem: MemDisk,
+    store: Store,
+    /// The acknowledged state.
     durable: DiskState,
-    /// Written, not yet durable, in seq order.
+    /// Written, not yet acknowledged, in seq order.
     unsynced: VecDeque<(u64, Write)>,
     /// The fsync in flight covers writes up to this seq.
     syncing_to: Option<u64>,
@@ -94,25 +165,54 @@ pub struct Disk {
     pub held: bool,
     /// A planted storage bug (see [`StorageBug`]).
     pub bug: Option<StorageBug>,
+    pub faults: DiskFaults,
+    pub stats: DiskStats,
+    /// Cross-check every recovery against the acknowledged state (see [`Disk::crash`]).
+    pub check: bool,
+    rng: Rng,
 }
 
+/// Simulated milliseconds per tick, for the commit hint's interval.
+const TICK_MS: u64 = 10;
+
 impl Disk {
+    /// A fault-free disk without bugs.
     pub fn new() -> Disk {
-        Disk::default()
+        Disk::with(0, None, DiskFaults::default())
     }
 
-    /// A disk with a planted storage bug (or none).
-    pub fn with_bug(bug: Option<StorageBug>) -> Disk {
-        Disk { bug, ..Disk::default() }
+    /// A disk whose faults are drawn from `seed`, with a planted storage bug (or none).
+    pub fn with(seed: u64, bug: Option<StorageBug>, faults: DiskFaults) -> Disk {
+        let mem = MemDisk::new(seed);
+        let (store, _) = open(&mem, bug).expect("a new disk opens");
+        Disk {
+            mem,
+            store,
+            durable: DiskState::default(),
+            unsynced: VecDeque::new(),
+            syncing_to: None,
+            last_seq: 0,
+            held: false,
+            bug,
+            faults,
+            stats: DiskStats::default(),
+            check: true,
+            rng: Rng::new(seed ^ 0x4449_534b),
+        }
     }
 
     /// The empty disk that replaces a lost one, holding only the disk-loss marker (what an
     /// operator's "rejoin" leaves: the replica restarts rebuilding).
-    pub fn wiped(bug: Option<StorageBug>) -> Disk {
-        let durable = DiskState { rebuilding: true, ..DiskState::default() };
-        Disk { durable, bug, ..Disk::default() }
+    pub fn wiped(seed: u64, bug: Option<StorageBug>, faults: DiskFaults) -> Disk {
+        let mut disk = Disk::with(seed, bug, faults);
+        disk.write(1, Write::Rebuilding(true));
+        disk.begin_sync();
+        disk.complete_sync(0);
+        disk.last_seq = 0;
+        disk
     }
 
+    /// The acknowledged state (what the core was told is durable, or recovery returned).
     pub fn durable(&self) -> &DiskState {
         &self.durable
     }
@@ -121,10 +221,25 @@ impl Disk {
         self.unsynced.len()
     }
 
-    /// Queues a write. Seqs of one incarnation must strictly increase.
+    /// Writes to the storage (page cache). Seqs of one incarnation must strictly increase.
     pub fn write(&mut self, seq: u64, write: Write) {
         assert!(seq > self.last_seq, "persist seq {seq} after {}", self.last_seq);
         self.last_seq = seq;
+        // A new segment's first write carries its header: corrupt only appends to a tail.
+        let tail = self.store.log().bytes_on_disk() > 0;
+        if matches!(write, Write::Accept(_))
+            && tail
+            && self.rng.chance(self.faults.write_corrupt_permille)
+        {
+            // A payload byte: the record header (its identity) stays readable.
+            self.mem.corrupt_next_write_after(64);
+            self.stats.writes_corrupted += 1;
+        }
+        self.store.write(std::slice::from_ref(&write)).expect("the simulated disk writes");
+        if matches!(write, Write::TruncatePrefix { .. } | Write::TruncateSuffix { .. }) {
+            // The log makes a truncation durable at once (a marker record and a sync).
+            self.durable.apply(&write);
+        }
         self.unsynced.push_back((seq, write));
     }
 
@@ -138,10 +253,12 @@ impl Disk {
         Some(last)
     }
 
-    /// Completes the fsync in flight: its writes become durable. Returns the highest seq
-    /// made durable and the writes, in order.
-    pub fn complete_sync(&mut self) -> Option<(u64, Vec<Write>)> {
+    /// Completes the fsync in flight (the storage's `sync` at simulated time `now`): its
+    /// writes are acknowledged. Returns the highest seq acknowledged and the writes, in order.
+    pub fn complete_sync(&mut self, now: u64) -> Option<(u64, Vec<Write>)> {
         let to = self.syncing_to.take()?;
+        let now_ms = now * TICK_MS / crate::options::TICK;
+        self.store.sync(now_ms).expect("the simulated disk syncs");
         let mut done = Vec::new();
         while self.unsynced.front().is_some_and(|(seq, _)| *seq <= to) {
             let (_, write) = self.unsynced.pop_front().expect("front exists");
@@ -151,216 +268,151 @@ impl Disk {
         Some((to, done))
     }
 
-    /// A crash: the first `keep` unsynced writes reach the disk, the rest are lost, and an
-    /// fsync in flight never completes. Returns the writes that survived (they are durable now).
-    /// With [`StorageBug::KeepTornWrite`] planted, the first lost write survives torn.
-    pub fn crash(&mut self, keep: usize) -> Vec<Write> {
-        let mut survived = Vec::new();
-        let torn = match self.unsynced.get(keep) {
-            Some((_, Write::Accept(e))) if self.bug == Some(StorageBug::KeepTornWrite) => {
-                let value = match &e.value {
-                    Value::Batch(requests) if requests.len() > 1 => {
-                        Value::Batch(requests[..requests.len() / 2].to_vec())
-                    }
-                    Value::Batch(_) => Value::Noop,
-                    other => other.clone(),
-                };
-                Some(Write::Accept(LogEntry { value, ..e.clone() }))
-            }
-            _ => None,
-        };
-        for write in self.unsynced.drain(..).take(keep).map(|(_, w)| w).chain(torn) {
-            self.durable.apply(&write);
-            survived.push(write);
+    /// A crash: `machine` crashes the medium (unsynced bytes lost as `mode` says); a process
+    /// crash keeps everything written. Runs recovery at once to learn what survived; returns
+    /// the accepted entries durable now that were not acknowledged before, or a storage
+    /// contract violation.
+    pub fn crash(&mut self, machine: Option<CrashMode>) -> Result<Vec<LogEntry>, String> {
+        if let Some(mode) = machine {
+            self.mem.crash(mode);
         }
+        // What recovery may return beyond the acknowledged state: writes never acknowledged.
+        let written: Vec<LogEntry> = (self.unsynced.iter())
+            .filter_map(|(_, w)| match w {
+                Write::Accept(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
         self.unsynced.clear();
         self.syncing_to = None;
         self.last_seq = 0;
-        survived
+        let before = self.durable.log.clone();
+        self.reopen(&written)?;
+        let survived = self.durable.log.iter().filter(|(s, e)| before.get(s) != Some(e));
+        Ok(survived.map(|(_, e)| e.clone()).collect())
     }
 
-    /// Marks the durable record of `slot` corrupt (its checksum fails at the next start).
+    /// Bit rot at rest: flips a payload byte of the record of `slot` (its header, its
+    /// identity, stays readable). Returns whether there was such a record. In the last
+    /// acknowledged batch, recovery cannot tell the damage from a torn write (the ambiguity of
+    /// docs/storage.md) and discards the batch from there, whose readable identities the
+    /// adapter then reports corrupt.
     pub fn corrupt(&mut self, slot: Slot) -> bool {
-        match self.durable.log.get(&slot) {
-            Some(entry) => {
-                self.durable.corrupt.insert(slot, entry.ballot);
-                true
-            }
-            None => false,
+        if !self.durable.log.contains_key(&slot) {
+            return false;
         }
+        let Some(place) = self.store.log().locate(slot.0) else { return false };
+        if place.payload_len == 0 {
+            return false;
+        }
+        let at = place.offset + 64 + self.rng.below(u64::from(place.payload_len));
+        let hit = self.mem.flip_byte(&place.file, at);
+        self.stats.rests_corrupted += u64::from(hit);
+        hit
     }
 
-    /// Recovery at a restart: what the replica finds. With
-    /// [`StorageBug::TruncateAtCorruption`] planted, the log is first cut at its lowest corrupt
-    /// record (that record and all later ones are gone, and nothing is reported corrupt).
-    pub fn recover(&mut self) -> Recovered {
-        if self.bug == Some(StorageBug::TruncateAtCorruption) {
-            if let Some(first) = self.durable.corrupt.keys().next().copied() {
-                self.durable.log.split_off(&first);
-                self.durable.corrupt.clear();
-            }
+    /// Recovery at a restart: the real recovery over what the medium holds (a read of it may
+    /// be corrupted, per the faults), cross-checked against the acknowledged state.
+    pub fn recover(&mut self) -> Result<Recovered, String> {
+        self.unsynced.clear();
+        self.syncing_to = None;
+        self.last_seq = 0;
+        if self.rng.chance(self.faults.read_corrupt_permille) {
+            self.mem.corrupt_next_read();
+            self.stats.reads_corrupted += 1;
         }
-        self.recovered()
+        self.reopen(&[])
     }
 
-    /// What a replica would find at start (without the effect of a planted bug).
-    pub fn recovered(&self) -> Recovered {
-        let log = self
-            .durable
-            .log
-            .values()
-            .filter(|e| !self.durable.corrupt.contains_key(&e.slot))
-            .cloned()
-            .collect();
-        Recovered {
-            promised: self.durable.promised,
-            membership: None,
-            checkpoint: Slot::ZERO,
-            commit: self.durable.commit,
-            log,
-            corrupt: self.durable.corrupt.iter().map(|(s, b)| (*s, *b)).collect(),
-            rebuilding: self.durable.rebuilding,
-        }
+    /// Opens the storage again (recovery) and checks it returned every acknowledged record.
+    fn reopen(&mut self, written: &[LogEntry]) -> Result<Recovered, String> {
+        let (mut store, torn) = open(&self.mem, self.bug)?;
+        let recovered = store.recover()?;
+        self.stats.torn_tails += u64::from(torn);
+        self.stats.reported_corrupt += recovered.corrupt.len() as u64;
+        let now = DiskState::from_recovered(&recovered);
+        let lost = match self.check {
+            true => self.check_covers(&now).and_then(|()| self.check_written(&now, written)),
+            false => Ok(()),
+        };
+        self.store = store;
+        self.durable = now;
+        lost.map(|()| recovered)
     }
 
-    /// Reads log entries `from..=to` as written (the page cache: durable plus unsynced).
-    pub fn read_log(&self, from: Slot, to: Slot) -> Vec<LogEntry> {
-        let mut view: BTreeMap<Slot, LogEntry> =
-            self.durable.log.range(from..=to).map(|(s, e)| (*s, e.clone())).collect();
-        for (_, write) in &self.unsynced {
-            match write {
-                Write::Accept(e) if e.slot >= from && e.slot <= to => {
-                    view.insert(e.slot, e.clone());
-                }
-                Write::TruncateSuffix { from: f } => {
-                    view.split_off(f);
-                }
-                Write::TruncatePrefix { before } => view = view.split_off(before),
-                _ => {}
+    /// Every acknowledged record is in `now` (the same or a newer ballot), or reported
+    /// corrupt; the promise did not go down.
+    fn check_covers(&self, now: &DiskState) -> Result<(), String> {
+        if now.promised < self.durable.promised {
+            let (was, is) = (self.durable.promised, now.promised);
+            return Err(format!("recovery lost the promise {was:?} (found {is:?})"));
+        }
+        for (slot, e) in &self.durable.log {
+            let kept = match (now.log.get(slot), now.corrupt.get(slot)) {
+                (Some(n), _) => n.ballot > e.ballot || n == e,
+                (None, Some(b)) => *b >= e.ballot,
+                (None, None) => false,
+            };
+            if !kept {
+                let found = now.log.get(slot).map(|n| (n.ballot, &n.value));
+                return Err(format!(
+                    "recovery lost acknowledged slot {} at {:?} ({:?}): found {found:?}",
+                    slot.0, e.ballot, e.value
+                ));
             }
         }
-        view.into_values().collect()
+        Ok(())
     }
+
+    /// Every record recovery returns was written: acknowledged, or among `written` (never
+    /// acknowledged, possibly survived). Recovery must never invent a value.
+    fn check_written(&self, now: &DiskState, written: &[LogEntry]) -> Result<(), String> {
+        for (slot, e) in &now.log {
+            if self.durable.log.get(slot) != Some(e) && !written.contains(e) {
+                return Err(format!(
+                    "recovery returned slot {} at {:?} with a value never written: {:?}",
+                    slot.0, e.ballot, e.value
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads log entries `from..=to` as written (durable or not), as the runtime's I/O
+    /// thread does for catch-up; a read may come back corrupted (per the faults), which the
+    /// checksums catch: the entries stop before the bad record.
+    pub fn read_log(&mut self, from: Slot, to: Slot) -> Vec<LogEntry> {
+        if self.rng.chance(self.faults.read_corrupt_permille) {
+            self.mem.corrupt_next_read();
+            self.stats.reads_corrupted += 1;
+        }
+        let entries = self.store.load_log(from, to).expect("the simulated disk reads");
+        assert!(entries.iter().all(|e| e.slot >= from && e.slot <= to), "entries in range");
+        entries
+    }
+}
+
+impl Default for Disk {
+    fn default() -> Disk {
+        Disk::new()
+    }
+}
+
+/// Opens the storage on `mem` (recovery); returns it and whether a torn tail was discarded.
+fn open(mem: &MemDisk, bug: Option<StorageBug>) -> Result<(Store, bool), String> {
+    let options = LogOptions::default();
+    #[cfg(feature = "planted-bugs")]
+    let opened = SegmentLog::open_planted(mem.media(), options, StorageBug::in_recovery(bug));
+    #[cfg(not(feature = "planted-bugs"))]
+    let opened = {
+        assert!(bug.is_none_or(StorageBug::available), "{bug:?} needs feature planted-bugs");
+        SegmentLog::open(mem.media(), options)
+    };
+    let (log, report) = opened.map_err(|e| format!("the log does not open: {e}"))?;
+    let meta = MetaFiles::open(mem.media());
+    let store = StorageDisk::new(log, &report, meta, true, 0)?;
+    Ok((store, report.torn.is_some()))
 }
 
 #[cfg(test)]
-mod tests {
-    use rsl_core::ReplicaId;
-
-    use super::*;
-
-    fn accept(slot: u64, round: u64) -> Write {
-        Write::Accept(LogEntry {
-            slot: Slot(slot),
-            ballot: Ballot::new(round, ReplicaId(1)),
-            value: Value::Noop,
-        })
-    }
-
-    #[test]
-    fn only_synced_writes_survive_a_machine_crash() {
-        let mut disk = Disk::new();
-        disk.write(1, Write::Promise(Ballot::new(1, ReplicaId(1))));
-        disk.write(2, accept(1, 1));
-        assert_eq!(disk.begin_sync(), Some(2));
-        disk.write(3, accept(2, 1));
-        assert_eq!(disk.begin_sync(), None, "one fsync at a time");
-        let (seq, done) = disk.complete_sync().unwrap();
-        assert_eq!((seq, done.len()), (2, 2));
-        disk.write(4, Write::Commit(Slot(2)));
-        disk.crash(0);
-        let r = disk.recovered();
-        assert_eq!(r.promised, Ballot::new(1, ReplicaId(1)));
-        assert_eq!(r.log.len(), 1);
-        assert_eq!(r.commit, Slot::ZERO);
-        // A new incarnation starts its seqs again.
-        disk.write(1, accept(3, 2));
-    }
-
-    #[test]
-    fn crash_keeps_a_prefix_in_order_and_truncation_applies() {
-        let mut disk = Disk::new();
-        for s in 1..=4 {
-            disk.write(s, accept(s, 1));
-        }
-        disk.write(5, Write::TruncateSuffix { from: Slot(3) });
-        disk.write(6, accept(3, 2));
-        assert_eq!(disk.read_log(Slot(1), Slot(9)).len(), 3);
-        disk.crash(3);
-        let r = disk.recovered();
-        assert_eq!(r.log.iter().map(|e| e.slot.0).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert_eq!(r.log[2].ballot.round, 1);
-    }
-
-    #[test]
-    fn later_record_for_a_slot_wins_and_corruption_is_reported() {
-        let mut disk = Disk::new();
-        disk.write(1, accept(1, 1));
-        disk.write(2, accept(1, 3));
-        disk.begin_sync();
-        disk.complete_sync();
-        assert!(disk.corrupt(Slot(1)));
-        assert!(!disk.corrupt(Slot(2)));
-        let r = disk.recovered();
-        assert!(r.log.is_empty());
-        assert_eq!(r.corrupt, vec![(Slot(1), Ballot::new(3, ReplicaId(1)))]);
-    }
-
-    #[test]
-    fn the_truncating_recovery_drops_the_corrupt_record_and_everything_after_it() {
-        let mut disk = Disk::new();
-        for s in 1..=4 {
-            disk.write(s, accept(s, 1));
-        }
-        disk.begin_sync();
-        disk.complete_sync();
-        disk.corrupt(Slot(2));
-        let mut correct = Disk { durable: disk.durable.clone(), ..Disk::new() };
-        let r = correct.recover();
-        assert_eq!(r.log.iter().map(|e| e.slot.0).collect::<Vec<_>>(), vec![1, 3, 4]);
-        assert_eq!(r.corrupt.len(), 1);
-        disk.bug = Some(StorageBug::TruncateAtCorruption);
-        let r = disk.recover();
-        assert_eq!(r.log.iter().map(|e| e.slot.0).collect::<Vec<_>>(), vec![1]);
-        assert!(r.corrupt.is_empty());
-        assert!(disk.durable().corrupt.is_empty(), "the cut is on the disk too");
-        assert_eq!(StorageBug::parse("acKbeforesync"), Some(StorageBug::AckBeforeSync));
-    }
-
-    #[test]
-    fn a_torn_write_survives_a_crash_only_with_the_bug() {
-        let request = |seq| rsl_core::Request {
-            id: rsl_core::RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
-            payload: bytes::Bytes::from_static(b"x"),
-        };
-        let batch = |slot| {
-            Write::Accept(LogEntry {
-                slot: Slot(slot),
-                ballot: Ballot::new(1, ReplicaId(1)),
-                value: Value::Batch(vec![request(1), request(2)]),
-            })
-        };
-        for bug in [None, Some(StorageBug::KeepTornWrite)] {
-            let mut disk = Disk::with_bug(bug);
-            disk.write(1, batch(1));
-            disk.write(2, batch(2));
-            disk.write(3, batch(3));
-            let survived = disk.crash(1);
-            let r = disk.recovered();
-            if bug.is_none() {
-                assert_eq!((survived.len(), r.log.len()), (1, 1));
-            } else {
-                assert_eq!((survived.len(), r.log.len()), (2, 2));
-                assert_eq!(r.log[1].value, Value::Batch(vec![request(1)]), "torn in half");
-            }
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "persist seq")]
-    fn seqs_must_increase() {
-        let mut disk = Disk::new();
-        disk.write(2, accept(1, 1));
-        disk.write(2, accept(2, 1));
-    }
-}
+mod tests;

@@ -37,8 +37,16 @@ struct Args {
     /// Add membership changes (spare replicas, random new memberships) to every seed.
     #[arg(long)]
     reconfig: bool,
-    /// Plant a bug by name: a storage bug of the simulated disk (AckBeforeSync,
-    /// TruncateAtCorruption), or a core bug (needs `--features planted-bugs`).
+    /// Safety only: storage faults on every replica (no minority limit), no liveness
+    /// requirement; every safety checker stays on.
+    #[arg(long)]
+    safety_only: bool,
+    /// Turn off the cross-check of every recovery against the acknowledged state, to see
+    /// whether the protocol-level checkers catch a storage bug on their own.
+    #[arg(long)]
+    no_storage_check: bool,
+    /// Plant a bug by name: a storage bug (AckBeforeSync; TruncateAtCorruption and
+    /// KeepTornWrite need `--features planted-bugs`), or a core bug (needs the feature).
     #[arg(long)]
     bug: Option<String>,
     /// Print the trace of the seed (with --seed).
@@ -65,6 +73,10 @@ fn options_for(args: &Args, seed: u64) -> Options {
     if args.reconfig {
         o = o.with_reconfiguration();
     }
+    if args.safety_only {
+        o = o.safety_only();
+    }
+    o.storage_check = !args.no_storage_check;
     o
 }
 
@@ -83,8 +95,14 @@ fn report(args: &Args, outcome: &Outcome) {
     if args.reconfig {
         replay += " --reconfig";
     }
+    if args.safety_only {
+        replay += " --safety-only";
+    }
+    if args.no_storage_check {
+        replay += " --no-storage-check";
+    }
     if let Some(b) = &args.bug {
-        if StorageBug::parse(b).is_none() {
+        if StorageBug::parse(b).is_none_or(|s| s != StorageBug::AckBeforeSync) {
             replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");
         }
         replay += &format!(" --bug {b}");
@@ -94,8 +112,14 @@ fn report(args: &Args, outcome: &Outcome) {
 
 fn check_bug_name(args: &Args) -> Result<(), String> {
     let Some(name) = &args.bug else { return Ok(()) };
-    if StorageBug::parse(name).is_some() {
-        return Ok(());
+    match StorageBug::parse(name) {
+        Some(bug) if bug.available() => return Ok(()),
+        Some(_) => {
+            return Err(format!(
+                "--bug {name} is planted in the storage's recovery: cargo run --release -p rsl-sim --features planted-bugs"
+            ))
+        }
+        None => {}
     }
     #[cfg(feature = "planted-bugs")]
     {
@@ -162,10 +186,11 @@ fn main() -> ExitCode {
             if seeds.len() == 1 {
                 let s = &outcome.stats;
                 eprintln!(
-                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes ({} wipes), {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}, {} log loads, {} checkpoint requests",
+                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes ({} wipes), {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}, {} log loads, {} checkpoint requests; storage: {:?}{}",
                     outcome.seed, outcome.trace_hash, s.events, s.messages, s.dropped, s.crashes,
                     s.wipes, s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot,
-                    s.log_loads, s.checkpoint_requests
+                    s.log_loads, s.checkpoint_requests, s.storage,
+                    if s.not_live { " (not live: allowed in safety-only mode)" } else { "" }
                 );
             } else if run == next_report {
                 next_report += 100;

@@ -36,6 +36,23 @@ pub struct Options {
     /// Chance (per mille) that a crash wipes the replica's whole disk: it restarts empty and
     /// rebuilding (at most one replica wiped and not yet rebuilt at a time).
     pub wipe_permille: u32,
+    /// Chance (per mille) that a machine crash tears the unsynced writes (a seeded prefix
+    /// survives with the next write torn, or a seeded subset of sectors, half each) rather
+    /// than losing them all.
+    pub tear_permille: u32,
+    /// Chance (per mille) that a machine crash hits a replica while an fsync is in flight
+    /// (drawn when the fsync starts): power loss with writes half on the platter.
+    pub crash_in_sync_permille: u32,
+    /// Chance (per mille) that an accepted record lands with a corrupt payload byte, on a
+    /// replica with a faulty disk.
+    pub write_corrupt_permille: u32,
+    /// Chance (per mille) that a log read (catch-up, recovery) returns a flipped byte, on a
+    /// replica with a faulty disk.
+    pub read_corrupt_permille: u32,
+    /// Safety only: storage faults may hit every replica (no minority limit), and the
+    /// liveness phase is not required (a cluster whose only copies are corrupt may stop);
+    /// every safety checker stays on.
+    pub safety_only: bool,
     /// Per tick: chance a replica pauses (for up to `pause_ticks_max`).
     pub pause_permille: u32,
     pub pause_ticks_max: u64,
@@ -65,6 +82,9 @@ pub struct Options {
     /// Run the durable-commit check (on by default; off only to show the end-to-end checkers
     /// catch a bug on their own).
     pub durable_commit_check: bool,
+    /// Cross-check every recovery against the acknowledged state (on by default; off only
+    /// to show the protocol-level checkers catch a storage bug on their own).
+    pub storage_check: bool,
     /// A bug planted in the harness rather than the core: clients send their reads to a
     /// random replica as fast reads of slot 0, so stale reads are served. Proves the
     /// linearizability checker catches what the per-slot checkers cannot see.
@@ -98,6 +118,11 @@ impl Options {
             machine_crash_permille: 0,
             corrupt_permille: 0,
             wipe_permille: 0,
+            tear_permille: 0,
+            crash_in_sync_permille: 0,
+            write_corrupt_permille: 0,
+            read_corrupt_permille: 0,
+            safety_only: false,
             pause_permille: 0,
             pause_ticks_max: 0,
             transfer_permille: 0,
@@ -115,6 +140,7 @@ impl Options {
             batch_requests_max: 16,
             bug: None,
             durable_commit_check: true,
+            storage_check: true,
             stale_reads: false,
             storage_bug: None,
             spares: 0,
@@ -172,6 +198,17 @@ impl Options {
         o.exclusive_permille = if on(&mut r, 300) { r.range(0, 300) as u32 } else { 0 };
         o.pipeline_slots_max = r.pick(&[1, 2, 4, 16, 64]);
         o.batch_requests_max = r.pick(&[1, 2, 8, 64]);
+        // Storage faults (drawn last, so the knobs above stay what they were per seed).
+        o.tear_permille = r.range(0, 1000) as u32;
+        if o.crash_permille > 0 && on(&mut r, 300) {
+            o.crash_in_sync_permille = r.range(1, 10) as u32;
+        }
+        if on(&mut r, 300) {
+            o.write_corrupt_permille = r.range(1, 30) as u32;
+        }
+        if on(&mut r, 300) {
+            o.read_corrupt_permille = r.range(1, 200) as u32;
+        }
         // Drawn from a stream of its own, so the rest of the mix is what it was before the
         // wipe fault existed.
         let mut w = Rng::new(seed ^ 0x5749_5045_0000_0000);
@@ -189,6 +226,20 @@ impl Options {
         if name.eq_ignore_ascii_case("WipedReplicaVotes") && self.crash_permille > 0 {
             self.wipe_permille = self.wipe_permille.max(333);
         }
+        self
+    }
+
+    /// Safety-only mode: storage faults on every replica, more of them, and no liveness
+    /// requirement (`--safety-only`).
+    pub fn safety_only(mut self) -> Options {
+        self.safety_only = true;
+        let mut r = Rng::new(self.seed ^ 0x5341_4645_5459_0000);
+        if self.crash_permille > 0 {
+            self.machine_crash_permille = self.machine_crash_permille.max(300);
+            self.corrupt_permille = self.corrupt_permille.max(r.range(100, 1000) as u32);
+        }
+        self.write_corrupt_permille = self.write_corrupt_permille.max(r.range(0, 50) as u32);
+        self.read_corrupt_permille = self.read_corrupt_permille.max(r.range(0, 300) as u32);
         self
     }
 
@@ -211,6 +262,13 @@ impl Options {
             self.machine_crash_permille = self.machine_crash_permille.max(500);
             self.corrupt_permille = 1000;
         }
+        if bug == StorageBug::KeepTornWrite && self.crash_permille > 0 {
+            // The bug shows only when a machine crash tears a record: power losses during
+            // fsyncs find writes half written.
+            self.machine_crash_permille = self.machine_crash_permille.max(500);
+            self.tear_permille = 1000;
+            self.crash_in_sync_permille = self.crash_in_sync_permille.max(100);
+        }
         self
     }
 
@@ -223,7 +281,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, corrupt {}‰, wipe {}‰) pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -233,8 +291,12 @@ impl Options {
             self.partition_permille,
             self.crash_permille,
             self.machine_crash_permille,
+            self.tear_permille,
+            self.crash_in_sync_permille,
             self.corrupt_permille,
             self.wipe_permille,
+            self.write_corrupt_permille,
+            self.read_corrupt_permille,
             self.pause_permille,
             self.stall_permille,
             self.transfer_permille,
@@ -248,6 +310,7 @@ impl Options {
             self.pipeline_slots_max,
             self.batch_requests_max,
             if self.one_cannot_lead { " one-cannot-lead" } else { "" },
+            if self.safety_only { " safety-only" } else { "" },
             self.bug
                 .clone()
                 .or(self.storage_bug.map(StorageBug::name))

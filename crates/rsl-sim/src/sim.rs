@@ -14,12 +14,14 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use rsl_core::{
-    Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, ReplicaId, Request,
-    RequestId, Role, Slot, Status, Value, Write,
+    Config, Event as CoreEvent, Input, LogEntry, Membership, Message, ReadMode, Refusal, ReplicaId,
+    Request, RequestId, Role, Slot, Status, Value, Write,
 };
 
+use rsl_storage::CrashMode;
+
 use crate::checker::{Check, Checker, Failure, Fnv};
-use crate::disk::{Disk, StorageBug};
+use crate::disk::{Disk, DiskFaults, StorageBug};
 use crate::driver::{Driver, Host, Machine, Reply};
 use crate::kv::{decode_output, Kv, Op};
 use crate::linearizability::{self, Operation};
@@ -27,12 +29,13 @@ use crate::net::{FilterAction, Network};
 use crate::options::{Options, TICK};
 use crate::rng::Rng;
 
-/// The key-value machine behind the driver.
+/// The key-value machine behind the driver, and the last slot it executed.
 #[derive(Debug, Default)]
-pub struct KvMachine(pub Kv);
+pub struct KvMachine(pub Kv, pub Slot);
 
 impl Machine for KvMachine {
-    fn execute(&mut self, _slot: Slot, request: &Request) -> Bytes {
+    fn execute(&mut self, slot: Slot, request: &Request) -> Bytes {
+        self.1 = slot;
         self.0.execute(&request.payload)
     }
 
@@ -86,6 +89,11 @@ enum Event {
         msg: Message,
     },
     SyncDone {
+        node: usize,
+        incarnation: u64,
+    },
+    /// Power loss while an fsync is in flight (`Options::crash_in_sync_permille`).
+    CrashInSync {
         node: usize,
         incarnation: u64,
     },
@@ -165,9 +173,14 @@ pub enum NodeState {
 struct Node {
     id: ReplicaId,
     state: NodeState,
-    driver: Option<Driver<KvMachine>>,
+    /// The shared driver; its callers are client tickets.
+    driver: Option<Driver<u64>>,
+    /// The application state (a fresh one at every restart: the log is replayed).
+    machine: KvMachine,
     disk: Disk,
     incarnation: u64,
+    /// Whether storage faults (corruption on write, at rest, on read) may hit this disk.
+    faulty: bool,
     tick_period: u64,
     inbox: VecDeque<Pending>,
     missed_ticks: u64,
@@ -209,12 +222,15 @@ enum Effect {
     /// The core asked for a checkpoint to be taken or streamed (not simulated yet).
     Checkpoint,
     Reply(u64, Reply),
-    Executed(Slot, Value),
+    /// Execute a chosen slot; the callers wait on its requests.
+    Execute(Slot, Value, Vec<Option<u64>>),
+    /// Serve a read now (every slot handed to execute before it has been executed).
+    Read(u64, Bytes),
     Notify(CoreEvent),
     Contract(String),
 }
 
-impl Host for Effects {
+impl Host<u64> for Effects {
     fn send(&mut self, to: ReplicaId, msg: Message) {
         self.list.push(Effect::Send(to, msg));
     }
@@ -224,11 +240,14 @@ impl Host for Effects {
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
         self.list.push(Effect::LoadLog(token, from, to));
     }
-    fn reply(&mut self, ticket: u64, reply: Reply) {
-        self.list.push(Effect::Reply(ticket, reply));
+    fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<u64>>) {
+        self.list.push(Effect::Execute(slot, value, callers));
     }
-    fn executed(&mut self, slot: Slot, value: &Value) {
-        self.list.push(Effect::Executed(slot, value.clone()));
+    fn read(&mut self, ticket: u64, query: Bytes) {
+        self.list.push(Effect::Read(ticket, query));
+    }
+    fn refused(&mut self, ticket: u64, reason: Refusal) {
+        self.list.push(Effect::Reply(ticket, Reply::Refused(reason)));
     }
     fn notify(&mut self, event: CoreEvent) {
         self.list.push(Effect::Notify(event));
@@ -264,6 +283,10 @@ pub struct Stats {
     /// Messages sent, by kind.
     pub kinds: BTreeMap<&'static str, u64>,
     pub checkpoint_requests: u64,
+    /// Storage faults injected and what recovery made of them (all disks).
+    pub storage: crate::disk::DiskStats,
+    /// Safety-only mode: the healed cluster did not converge (allowed there).
+    pub not_live: bool,
     /// The linearizability search gave up (budget exceeded).
     pub undecided: bool,
 }
@@ -323,13 +346,20 @@ impl Sim {
             options.delay_max,
         );
         let cannot_lead = options.one_cannot_lead.then(|| rng.below(n as u64) as usize);
+        let faulty = faulty_disks(&options, &mut rng);
         let nodes = (0..n)
             .map(|i| Node {
                 id: ReplicaId(i as u32 + 1),
                 state: NodeState::Down,
                 driver: None,
-                disk: Disk::with_bug(options.storage_bug),
+                machine: KvMachine::default(),
+                disk: Disk::with(
+                    rng.next_u64(),
+                    options.storage_bug,
+                    disk_faults(&options, faulty[i]),
+                ),
                 incarnation: 0,
+                faulty: faulty[i],
                 tick_period: TICK + rng.range(0, u64::from(options.drift_permille)) * TICK / 1000,
                 inbox: VecDeque::new(),
                 missed_ticks: 0,
@@ -337,6 +367,10 @@ impl Sim {
                 can_become_primary: cannot_lead != Some(i),
             })
             .collect();
+        let mut nodes: Vec<Node> = nodes;
+        for node in &mut nodes {
+            node.disk.check = options.storage_check;
+        }
         let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
         checker.durable_commit = options.durable_commit_check;
         Sim {
@@ -473,6 +507,14 @@ impl Sim {
                 self.deliver(node, Pending::Input(Input::Receive(msg)));
             }
             Event::SyncDone { node, incarnation } => self.on_sync_done(node, incarnation),
+            Event::CrashInSync { node, incarnation } => {
+                let up = self.nodes[node].state != NodeState::Down;
+                if self.faults_on && up && self.nodes[node].incarnation == incarnation {
+                    let id = self.nodes[node].id;
+                    self.record(format_args!("power loss during an fsync of {id:?}"));
+                    self.crash_with(id, true);
+                }
+            }
             Event::EarlyDurable { node, incarnation, seq } => {
                 if self.nodes[node].incarnation == incarnation {
                     self.deliver(node, Pending::Input(Input::Durable { seq }));
@@ -586,14 +628,35 @@ impl Sim {
             Effect::LoadLog(token, from, to) => {
                 self.stats.log_loads += 1;
                 let entries = self.nodes[node].disk.read_log(from, to);
+                self.record(format_args!(
+                    "s{} loads {}..={}: {}",
+                    id.0,
+                    from.0,
+                    to.0,
+                    entries.len()
+                ));
                 let incarnation = self.nodes[node].incarnation;
                 let delay = self.options.fsync_min;
                 self.schedule(delay, Event::LogLoaded { node, incarnation, token, entries });
             }
             Effect::Reply(ticket, reply) => self.on_replica_reply(ticket, reply),
-            Effect::Executed(slot, value) => {
+            Effect::Execute(slot, value, callers) => {
                 self.stats.max_slot = self.stats.max_slot.max(slot.0);
                 self.checker.execute(id, slot, &value);
+                self.nodes[node].machine.1 = slot;
+                if let Value::Batch(requests) = value {
+                    for (request, caller) in requests.iter().zip(callers) {
+                        let response = self.nodes[node].machine.execute(slot, request);
+                        if let Some(ticket) = caller {
+                            self.on_replica_reply(ticket, Reply::Done { slot, response });
+                        }
+                    }
+                }
+            }
+            Effect::Read(ticket, query) => {
+                let machine = &self.nodes[node].machine;
+                let (response, slot) = (machine.read(&query), machine.1);
+                self.on_replica_reply(ticket, Reply::Done { slot, response });
             }
             Effect::Notify(CoreEvent::BecamePrimary { .. }) => self.stats.elections += 1,
             Effect::Notify(_) => {}
@@ -606,6 +669,10 @@ impl Sim {
             let delay = self.rng.range(self.options.fsync_min, self.options.fsync_max);
             let incarnation = self.nodes[node].incarnation;
             self.schedule(delay, Event::SyncDone { node, incarnation });
+            if self.faults_on && self.rng.chance(self.options.crash_in_sync_permille) {
+                let at = self.rng.range(0, delay);
+                self.schedule(at, Event::CrashInSync { node, incarnation });
+            }
         }
     }
 
@@ -614,7 +681,8 @@ impl Sim {
         {
             return;
         }
-        let Some((seq, writes)) = self.nodes[node].disk.complete_sync() else { return };
+        let now = self.now;
+        let Some((seq, writes)) = self.nodes[node].disk.complete_sync(now) else { return };
         let id = self.nodes[node].id;
         for write in &writes {
             if let Write::Accept(entry) = write {
@@ -802,6 +870,12 @@ impl Sim {
                 executed,
                 rebuilding
             );
+            if self.options.safety_only {
+                // Corrupt copies on a majority may stop the cluster: allowed in this mode.
+                self.stats.not_live = true;
+                self.healed_at = None;
+                return;
+            }
             self.checker.fail(Check::Liveness, detail);
         }
     }
@@ -990,7 +1064,11 @@ impl Sim {
         if self.checker.failure.is_some() {
             return;
         }
-        self.checker.check_acked_writes();
+        self.stats.storage = self.storage_stats();
+        // Without liveness a majority may not have executed every acknowledged slot; the
+        // write must still be in its slot wherever it was executed.
+        let converged = !(self.options.safety_only && self.stats.not_live);
+        self.checker.check_acked_writes(converged);
         if self.checker.failure.is_some() {
             return;
         }
@@ -1071,6 +1149,18 @@ impl Sim {
         cond(self)
     }
 
+    fn storage_stats(&self) -> crate::disk::DiskStats {
+        let mut sum = crate::disk::DiskStats::default();
+        for d in self.nodes.iter().map(|n| n.disk.stats) {
+            sum.writes_corrupted += d.writes_corrupted;
+            sum.reads_corrupted += d.reads_corrupted;
+            sum.rests_corrupted += d.rests_corrupted;
+            sum.reported_corrupt += d.reported_corrupt;
+            sum.torn_tails += d.torn_tails;
+        }
+        sum
+    }
+
     /// Crashes a replica: its process state is gone, a suffix of its unsynced writes may be
     /// lost (a machine crash, per `options.machine_crash_permille`).
     pub fn crash(&mut self, id: ReplicaId) {
@@ -1078,40 +1168,48 @@ impl Sim {
         self.crash_with(id, machine);
     }
 
-    /// Crashes a replica: a machine crash keeps a random prefix of its unsynced writes
-    /// (possibly none), a process crash keeps them all (the page cache survives).
+    /// Crashes a replica: a machine crash loses its unsynced bytes (all of them, or, with
+    /// `options.tear_permille`, a seeded prefix with the next write torn or a seeded subset of
+    /// sectors), a process crash keeps them all (the page cache survives).
     pub fn crash_with(&mut self, id: ReplicaId, machine: bool) {
         let i = self.index(id);
-        let unsynced = self.nodes[i].disk.unsynced() as u64;
-        let keep = if machine { self.rng.range(0, unsynced) } else { unsynced };
-        self.crash_keeping(i, keep as usize, machine);
+        let mode = match (machine, self.rng.chance(self.options.tear_permille)) {
+            (false, _) => None,
+            (true, false) => Some(CrashMode::LoseAll),
+            (true, true) if self.rng.bool() => Some(CrashMode::RandomPrefix),
+            (true, true) => Some(CrashMode::RandomSectors),
+        };
+        self.crash_in(i, mode, machine);
     }
 
     /// Crashes a replica losing every write not yet durable.
     pub fn crash_losing_unsynced(&mut self, id: ReplicaId) {
         let i = self.index(id);
-        self.crash_keeping(i, 0, false);
+        self.crash_in(i, Some(CrashMode::LoseAll), false);
     }
 
-    fn crash_keeping(&mut self, i: usize, keep: usize, machine: bool) {
+    fn crash_in(&mut self, i: usize, mode: Option<CrashMode>, corruptible: bool) {
         if self.nodes[i].state == NodeState::Down {
             return;
         }
         let id = self.nodes[i].id;
         self.stats.crashes += 1;
         let unsynced = self.nodes[i].disk.unsynced();
-        self.record(format_args!("crash {id:?} keeping {keep} of {unsynced} unsynced writes"));
-        let survived = self.nodes[i].disk.crash(keep);
-        for write in &survived {
-            if let Write::Accept(entry) = write {
-                self.checker.durable_accept(id, entry);
+        self.record(format_args!("crash {id:?} ({mode:?}) with {unsynced} unsynced writes"));
+        match self.nodes[i].disk.crash(mode) {
+            Ok(survived) => {
+                for entry in &survived {
+                    self.checker.durable_accept(id, entry);
+                }
             }
+            Err(e) => self.checker.fail(Check::Storage, format!("{id:?}: {e}")),
         }
         // Corruption stays within the fault model (a majority's disks survive): only one
         // replica at a time holds corrupt records or is rebuilding after a wiped disk, so
-        // every chosen slot keeps an intact copy.
+        // every chosen slot keeps an intact copy (safety-only mode lifts the limit).
         let others_corrupt = (0..self.nodes.len()).any(|j| j != i && self.lost_data(j));
-        if machine && self.rng.chance(self.options.corrupt_permille) && !others_corrupt {
+        let allowed = self.options.safety_only || (self.nodes[i].faulty && !others_corrupt);
+        if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
             if !slots.is_empty() {
                 let slot = self.rng.pick(&slots);
@@ -1133,10 +1231,15 @@ impl Sim {
         !disk.corrupt.is_empty() || disk.rebuilding
     }
 
-    /// A wipe stays within the fault model: no other replica lost data (see `lost_data`).
+    /// A wipe stays within the fault model: no other replica lost data (see `lost_data`),
+    /// and no other replica's disk may corrupt records on write (latent damage `lost_data`
+    /// cannot see). Safety-only mode lifts the limit: several wiped replicas may stop the
+    /// cluster (none can rebuild without the others) but must never make it unsafe.
     fn may_wipe(&self, id: ReplicaId) -> bool {
         let i = self.index(id);
-        (0..self.nodes.len()).all(|j| j == i || !self.lost_data(j))
+        let latent = self.options.write_corrupt_permille > 0;
+        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        self.options.safety_only || !(0..self.nodes.len()).any(others)
     }
 
     /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
@@ -1144,11 +1247,13 @@ impl Sim {
     /// record of durable accepts, since a primary may have counted them.
     pub fn wipe(&mut self, id: ReplicaId) {
         let i = self.index(id);
-        // (Not a machine crash: that could corrupt a record of the disk about to be erased.)
-        self.crash_keeping(i, 0, false);
+        // (A process crash: the disk is about to be erased anyway.)
+        self.crash_in(i, None, false);
         self.stats.wipes += 1;
         self.record(format_args!("wipe the disk of {id:?}"));
-        self.nodes[i].disk = Disk::wiped(self.options.storage_bug);
+        let faults = self.nodes[i].disk.faults;
+        let seed = self.rng.next_u64();
+        self.nodes[i].disk = Disk::wiped(seed, self.options.storage_bug, faults);
     }
 
     /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at
@@ -1171,13 +1276,25 @@ impl Sim {
 
     fn restart_node(&mut self, i: usize) {
         let config = self.make_config(i);
-        let recovered = self.nodes[i].disk.recover();
+        let recovered = match self.nodes[i].disk.recover() {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                let id = self.nodes[i].id;
+                self.checker.fail(Check::Storage, format!("{id:?} at restart: {e}"));
+                return;
+            }
+        };
+        if !recovered.corrupt.is_empty() {
+            let id = self.nodes[i].id;
+            self.record(format_args!("{id:?} recovers with corrupt {:?}", recovered.corrupt));
+        }
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.state = NodeState::Up;
         node.missed_ticks = 0;
         let incarnation = node.incarnation;
-        node.driver = Some(Driver::new(config, recovered, KvMachine::default(), incarnation));
+        node.driver = Some(Driver::new(config, recovered, incarnation));
+        node.machine = KvMachine::default();
         let (id, can_lead) = (node.id, node.can_become_primary);
         self.checker.restarted(id);
         let first = self.rng.range(1, self.nodes[i].tick_period);
@@ -1384,7 +1501,8 @@ impl Sim {
 
     /// A replica's key-value state.
     pub fn kv(&self, id: ReplicaId) -> Option<&Kv> {
-        self.nodes[self.index(id)].driver.as_ref().map(|d| &d.machine().0)
+        let node = &self.nodes[self.index(id)];
+        node.driver.as_ref().map(|_| &node.machine.0)
     }
 
     /// The replica's durable disk.
@@ -1395,5 +1513,34 @@ impl Sim {
     /// Messages sent so far, and lost so far.
     pub fn messages(&self) -> (u64, u64) {
         (self.net.sent, self.net.dropped)
+    }
+}
+
+/// The storage faults of each disk: on a minority of the replicas (at most one when the
+/// membership may shrink to three), so a majority keeps a good copy of every chosen slot;
+/// on every replica in safety-only mode.
+fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
+    let n = options.replicas + options.spares;
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let f = match (options.safety_only, options.spares) {
+        (true, _) => n,
+        (false, 0) => (options.replicas - 1) / 2,
+        (false, _) => 1,
+    };
+    let mut out = vec![false; n];
+    for &i in &order[..f.min(n)] {
+        out[i] = true;
+    }
+    out
+}
+
+fn disk_faults(options: &Options, faulty: bool) -> DiskFaults {
+    match faulty {
+        true => DiskFaults {
+            write_corrupt_permille: options.write_corrupt_permille,
+            read_corrupt_permille: options.read_corrupt_permille,
+        },
+        false => DiskFaults::default(),
     }
 }

@@ -57,6 +57,32 @@ fn two_hundred_seeds_pass_every_checker() {
     let partitions: u64 = outcomes.iter().map(|o| o.stats.partitions).sum();
     assert!(ops > 200 * 50, "only {ops} operations completed");
     assert!(crashes > 50 && partitions > 50, "crashes {crashes}, partitions {partitions}");
+    // The storage faults ran through the real storage stack, and its checksums caught them.
+    let disk = |f: fn(&rsl_sim::disk::DiskStats) -> u64| -> u64 {
+        outcomes.iter().map(|o| f(&o.stats.storage)).sum()
+    };
+    let (written, read) = (disk(|d| d.writes_corrupted), disk(|d| d.reads_corrupted));
+    let (rest, reported) = (disk(|d| d.rests_corrupted), disk(|d| d.reported_corrupt));
+    assert!(written > 20 && read > 10 && rest > 3, "corrupted: {written} {read} {rest}");
+    assert!(reported > 10 && disk(|d| d.torn_tails) > 0, "reported {reported}");
+}
+
+fn safety_only(seed: u64) -> Options {
+    options(seed).safety_only()
+}
+
+/// Storage faults on every replica, any number of them: the cluster may stop (a chosen slot
+/// whose every copy is corrupt cannot be recovered), but nothing unsafe may happen.
+#[test]
+fn forty_safety_only_seeds_pass_every_safety_checker() {
+    let outcomes = run_all(1000..1040, safety_only);
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.failure.as_ref().map(|f| format!("seed {}: {f}", o.seed)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let reported: u64 = outcomes.iter().map(|o| o.stats.storage.reported_corrupt).sum();
+    assert!(reported > 40, "corruption reported {reported} times");
 }
 
 #[test]

@@ -50,6 +50,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "planted-bugs")]
+pub mod bugs;
 pub mod checkpoint;
 pub mod codec;
 pub mod error;
@@ -66,8 +68,8 @@ pub use checkpoint::{
 };
 pub use error::{Result, StorageError};
 pub use log::{
-    CorruptRecord, CorruptRegion, Log, LogOptions, RangeIter, Record, RecoveryReport, SegmentLog,
-    TornTail,
+    CorruptRecord, CorruptRegion, Log, LogOptions, RangeIter, Record, RecordPlace, RecoveryReport,
+    SegmentLog, TornTail,
 };
 pub use media::{
     CrashMode, DaxMode, FlushKind, FsMedia, Media, MediaFile, MemDisk, MemDiskStats, MemMedia,

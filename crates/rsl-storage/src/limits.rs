@@ -48,6 +48,9 @@ pub const CHECKPOINTS_KEPT_MAX: usize = 64;
 /// Sector size of the memory backend's `CrashMode::RandomSectors` (each sector of an unsynced
 /// write survives a crash or not, independently).
 pub const SIMULATED_SECTOR_BYTES: usize = 512;
+/// Times recovery re-reads a segment in which it found a bad spot, to tell a transient read
+/// error (the bytes differ between reads) from bad bytes on the medium.
+pub const RECOVERY_REREADS_MAX: usize = 2;
 /// Cache line size assumed by the persistent-memory flush loop.
 pub const CACHE_LINE_BYTES: usize = 64;
 

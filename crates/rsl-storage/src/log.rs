@@ -28,8 +28,8 @@ use crate::codec::{
 use crate::error::{Result, StorageError};
 use crate::limits::{
     READ_RUN_BYTES_MAX, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
-    WRITE_BUFFER_BYTES_MAX,
+    RECOVERY_REREADS_MAX as REREADS_MAX, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES, WRITE_BUFFER_BYTES_MAX,
 };
 use crate::media::{Media, MediaFile};
 
@@ -51,6 +51,9 @@ pub trait Log: Send {
     fn append(&mut self, slot: u64, ballot: u128, payload: &[u8]) -> Result<()>;
     /// Make every earlier append durable (group commit: one data sync for all of them).
     fn sync(&mut self) -> Result<()>;
+    /// Hand every earlier append to the medium (the page cache) without making it durable:
+    /// the `pwrite` half of `sync`. A crash before the next `sync` may lose or tear it.
+    fn write_out(&mut self) -> Result<()>;
     /// The newest record of `slot`, or None if the log has none. A record found corrupt
     /// (at recovery or on this read) is [`StorageError::CorruptRecord`].
     fn read(&mut self, slot: u64) -> Result<Option<Record>>;
@@ -150,6 +153,8 @@ pub struct RecoveryReport {
     pub records: u64,
     /// Bytes of segments scanned.
     pub bytes_scanned: u64,
+    /// Segments read again because two reads differed (transient read errors).
+    pub reread_segments: u64,
     /// Corrupt records with a known identity (the caller must repair these slots).
     pub corrupt: Vec<CorruptRecord>,
     /// Corrupt regions with unknown identity.
@@ -169,6 +174,7 @@ impl RecoveryReport {
 struct Loc {
     segment: u64,
     offset: u64,
+    seq: u64,
     payload_len: u32,
     ballot: u128,
     corrupt: bool,
@@ -202,6 +208,29 @@ pub struct SegmentLog<M: Media> {
     synced_seq: u64,
     dir_dirty: bool,
     poisoned: Option<&'static str>,
+    /// The largest `durable_seq` of any record applied (scanned or appended).
+    durable_seq_max: u64,
+    /// A bug planted in recovery (tests only: proves the simulator's checkers catch it).
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<crate::bugs::PlantedBug>,
+}
+
+#[cfg(feature = "planted-bugs")]
+type PlantedBugArg = crate::bugs::PlantedBug;
+#[cfg(not(feature = "planted-bugs"))]
+type PlantedBugArg = std::convert::Infallible;
+
+/// Where a record lies on the medium (for fault-injection tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPlace {
+    /// Name of the segment file.
+    pub file: String,
+    /// Offset of the record header in it.
+    pub offset: u64,
+    /// Payload bytes (the payload starts right after the 64-byte header).
+    pub payload_len: u32,
+    /// Sequence number of the record.
+    pub seq: u64,
 }
 
 /// State of the recovery scan across segments.
@@ -297,7 +326,29 @@ impl<M: Media> SegmentLog<M> {
     /// Open (or create) the log on `media`, running recovery. Returns the log and what
     /// recovery found. Never truncates the log at a corrupt record; only a torn tail (writes
     /// that no `sync` acknowledged) is discarded.
-    pub fn open(mut media: M, options: LogOptions) -> Result<(Self, RecoveryReport)> {
+    pub fn open(media: M, options: LogOptions) -> Result<(Self, RecoveryReport)> {
+        Self::open_inner(media, options, None)
+    }
+
+    /// [`SegmentLog::open`] with a bug planted in recovery (feature `planted-bugs`, never
+    /// on in a normal build): the simulator proves its checkers catch a recovery that breaks
+    /// the rules of protocol-aware recovery.
+    #[cfg(feature = "planted-bugs")]
+    pub fn open_planted(
+        media: M,
+        options: LogOptions,
+        bug: Option<crate::bugs::PlantedBug>,
+    ) -> Result<(Self, RecoveryReport)> {
+        Self::open_inner(media, options, bug)
+    }
+
+    fn open_inner(
+        mut media: M,
+        options: LogOptions,
+        #[cfg_attr(not(feature = "planted-bugs"), allow(unused_variables))] bug: Option<
+            PlantedBugArg,
+        >,
+    ) -> Result<(Self, RecoveryReport)> {
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&options.segment_bytes_max) {
             return Err(StorageError::LimitExceeded {
                 what: "segment_bytes_max",
@@ -320,6 +371,9 @@ impl<M: Media> SegmentLog<M> {
             synced_seq: 0,
             dir_dirty: false,
             poisoned: None,
+            durable_seq_max: 0,
+            #[cfg(feature = "planted-bugs")]
+            planted: bug,
         };
         let mut report = RecoveryReport::default();
         let mut scan = ScanState::default();
@@ -333,7 +387,26 @@ impl<M: Media> SegmentLog<M> {
             }
             let data = &mut buffer[..len as usize];
             file.read_at(0, data)?;
-            let data = &*data;
+            let mut events = Vec::new();
+            let mut end = scan_segment(id, data, &mut |event| events.push(event));
+            // A bad spot may be a transient read error (a bus or cache fault), not bad bytes
+            // on the medium: read the segment again, and classify what two reads agree on.
+            // Discarding a "torn tail" that was only misread would lose acknowledged records.
+            for _ in 0..REREADS_MAX {
+                if !events.iter().any(|e| matches!(e, Scanned::Bad { .. })) {
+                    break;
+                }
+                let mut again = vec![0u8; len as usize];
+                file.read_at(0, &mut again)?;
+                if again[..] == buffer[..len as usize] {
+                    break;
+                }
+                report.reread_segments += 1;
+                buffer[..len as usize].copy_from_slice(&again);
+                events.clear();
+                end = scan_segment(id, &buffer[..len as usize], &mut |e| events.push(e));
+            }
+            let data = &buffer[..len as usize];
             report.bytes_scanned += len;
             let header = SegmentHeader::decode(data).filter(|h| h.segment_id == id);
             let first_seq = header.map_or(0, |h| h.first_seq);
@@ -344,7 +417,9 @@ impl<M: Media> SegmentLog<M> {
             let segment =
                 Segment { file, first_seq, written: len, capacity, slot_max: None, dirty: false };
             log.segments.insert(id, segment);
-            let end = scan_segment(id, data, &mut |event| log.feed(&mut scan, event, &mut report));
+            for event in events {
+                log.feed(&mut scan, event, &mut report);
+            }
             scan.data_ends.insert(id, end);
         }
         log.recover(scan, &mut report)?;
@@ -398,7 +473,9 @@ impl<M: Media> SegmentLog<M> {
             .max()
             .unwrap_or(0);
         let (mut last_seq, mut last_slot) = (scan.last_seq, scan.last_slot);
+        let mut data_ends = scan.data_ends;
         let mut cut: Option<usize> = None;
+        let mut silent = false;
         for (i, event) in events.iter().enumerate() {
             let expected = last_seq.map_or(0, |s| s + 1);
             match event {
@@ -410,7 +487,19 @@ impl<M: Media> SegmentLog<M> {
                 }
                 Scanned::Bad { header, .. } => {
                     let seq = header.map_or(expected, |h| h.seq);
-                    if seq >= durable_floor {
+                    let torn = seq >= durable_floor;
+                    if torn && self.planted_keep_torn() {
+                        if let Some(h) = header.filter(|h| h.kind == RecordKind::Entry) {
+                            self.keep_torn(event, h, &mut data_ends)?;
+                            report.records += 1;
+                            last_seq = Some(h.seq);
+                            cut = (i + 1 < events.len()).then_some(i + 1);
+                            break;
+                        }
+                    }
+                    if torn || self.planted_truncate_at_corruption() {
+                        // The planted bug cuts a corrupt record off and says nothing of it.
+                        silent = !torn;
                         cut = Some(i);
                         break;
                     }
@@ -428,13 +517,60 @@ impl<M: Media> SegmentLog<M> {
                 .is_some_and(|l| l.corrupt && (l.segment, l.offset) == (c.segment, c.offset))
         });
         if let Some(i) = cut {
-            report.torn = Some(self.discard_tail(&events[i..])?);
+            let tail = self.discard_tail(&events[i..])?;
+            report.torn = (!silent).then_some(tail);
         }
         self.next_seq = last_seq.map_or_else(
             || self.segments.values().next_back().map_or(0, |s| s.first_seq),
             |s| s + 1,
         );
-        self.finish_open(&scan.data_ends)
+        self.finish_open(&data_ends)
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn planted_keep_torn(&self) -> bool {
+        self.planted == Some(crate::bugs::PlantedBug::KeepTornWrite)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn planted_keep_torn(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn planted_truncate_at_corruption(&self) -> bool {
+        self.planted == Some(crate::bugs::PlantedBug::TruncateAtCorruption)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn planted_truncate_at_corruption(&self) -> bool {
+        false
+    }
+
+    /// The planted `KeepTornWrite` bug: "repair" a torn record whose header survived by
+    /// zero-filling its lost bytes and checksumming it again, instead of discarding it.
+    fn keep_torn(
+        &mut self,
+        event: &Scanned,
+        h: RecordHeader,
+        data_ends: &mut BTreeMap<u64, u64>,
+    ) -> Result<()> {
+        let (segment, offset) = event.position();
+        let total = h.record_bytes() as u64;
+        let seg = self.segments.get_mut(&segment).expect("scanned segment is open");
+        let have = seg.file.len()?.saturating_sub(offset).min(total);
+        let mut bytes = vec![0u8; total as usize];
+        seg.file.read_at(offset, &mut bytes[..have as usize])?;
+        let payload = &bytes[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + h.payload_len as usize];
+        let mut record = Vec::with_capacity(total as usize);
+        encode_record(&mut record, h, payload);
+        seg.file.write_at(offset, &record)?;
+        seg.file.sync()?;
+        seg.written = seg.written.max(offset + total);
+        let end = data_ends.entry(segment).or_insert(0);
+        *end = (*end).max(offset + total);
+        self.apply(segment, offset, &h, false);
+        Ok(())
     }
 
     /// Report a bad spot classified as corrupt (`seq` below the durable floor); `rest` are
@@ -476,12 +612,13 @@ impl<M: Media> SegmentLog<M> {
 
     /// Record one scanned record in the index and its segment's bookkeeping.
     fn apply(&mut self, segment: u64, offset: u64, h: &RecordHeader, corrupt: bool) {
+        self.durable_seq_max = self.durable_seq_max.max(h.durable_seq);
         let seg = self.segments.get_mut(&segment).expect("scanned segment is open");
         seg.slot_max = Some(seg.slot_max.map_or(h.slot, |m| m.max(h.slot)));
         match h.kind {
             RecordKind::Entry => {
-                let loc =
-                    Loc { segment, offset, payload_len: h.payload_len, ballot: h.ballot, corrupt };
+                let (payload_len, ballot, seq) = (h.payload_len, h.ballot, h.seq);
+                let loc = Loc { segment, offset, seq, payload_len, ballot, corrupt };
                 self.index.insert(h.slot, loc);
             }
             RecordKind::TruncatePrefix => self.index = self.index.split_off(&h.slot),
@@ -753,6 +890,19 @@ impl<M: Media> SegmentLog<M> {
         }
     }
 
+    /// Where the newest record of `slot` lies (fault-injection tests corrupt it there).
+    pub fn locate(&self, slot: u64) -> Option<RecordPlace> {
+        let loc = self.index.get(&slot)?;
+        let (file, offset, seq) = (segment_name(loc.segment), loc.offset, loc.seq);
+        Some(RecordPlace { file, offset, payload_len: loc.payload_len, seq })
+    }
+
+    /// The largest `durable_seq` of any record in the log: recovery classifies a bad record
+    /// with a smaller `seq` as corrupt (reported), one at or above it as torn (discarded).
+    pub fn durable_floor(&self) -> u64 {
+        self.durable_seq_max
+    }
+
     /// The medium (for tests that inspect it).
     pub fn media(&self) -> &M {
         &self.media
@@ -850,6 +1000,12 @@ impl<M: Media> Log for SegmentLog<M> {
         self.append_record(RecordKind::Entry, slot, ballot, payload)?;
         debug_assert!(self.index.get(&slot).is_some_and(|l| l.ballot == ballot && !l.corrupt));
         Ok(())
+    }
+
+    fn write_out(&mut self) -> Result<()> {
+        self.check_poison()?;
+        let r = self.flush_buffer();
+        self.poison("write", r)
     }
 
     fn sync(&mut self) -> Result<()> {

@@ -107,7 +107,13 @@ impl<M: Media> MetaStore for MetaFiles<M> {
             }
             present += 1;
             let bytes = read_whole(&mut self.media, copy)?;
-            let Some((version, blob)) = decode_meta(&bytes) else { continue };
+            // A copy that fails its check is read once more: a transient read error must not
+            // make the older copy (an older promise) win.
+            let decoded = match decode_meta(&bytes) {
+                Some(d) => Some(d),
+                None => decode_meta(&read_whole(&mut self.media, copy)?),
+            };
+            let Some((version, blob)) = decoded else { continue };
             // A copy can only hold versions of its own parity; anything else is corrupt.
             if version % 2 != i as u64 || version == 0 {
                 continue;

@@ -1,6 +1,7 @@
 //! A running replica: the public handle ([`Node`]) and the three threads behind it.
 //!
-//! - The **consensus thread** owns the core (`rsl_core::Replica`). It takes events (client
+//! - The **consensus thread** owns the core through the driver the simulator also runs
+//!   (`rsl_core::Driver`, which keeps the waiting callers). It takes events (client
 //!   proposals and reads, peer messages, durability reports, ticks) from one channel, steps
 //!   the core, and routes the actions: sends to the wire, writes to the I/O thread, executes
 //!   and reads to the executor thread, refusals straight to the waiting callers. It never
@@ -15,7 +16,6 @@
 //! caller's reply channel until the core either executes the request (the reply moves with
 //! the value to the executor) or refuses it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rsl_core::{
-    Action, Input, Message, ReadId, ReadMode, Recovered, Replica, ReplicaId, RequestId, Slot,
-    Value, Write,
+    Driver, Host, Input, Message, ReadMode, Recovered, Refusal, ReplicaId, Slot, Value, Write,
 };
 use tokio::sync::oneshot;
 
@@ -198,24 +197,18 @@ impl Node {
             threads.push(spawn_named(format!("rsl-transfer-{id}"), move || t.run(rx)));
             tx
         });
-        let replica = Replica::new(parts.core, parts.recovered);
-        let consensus = Consensus {
-            id: ReplicaId(id),
-            replica,
+        let mut driver = Driver::new(parts.core, parts.recovered, incarnation());
+        // The per-step invariant walk and the refused-id set are for tests and the simulator.
+        driver.set_checking(false);
+        let router = Router {
             wire: parts.wire,
             transfer,
             io: io_tx,
             exec: exec_tx,
             shared: shared.clone(),
-            proposals: HashMap::new(),
-            reads: HashMap::new(),
-            incarnation: incarnation(),
-            next_request: 0,
-            next_read: 0,
-            actions: Vec::new(),
             writes: Vec::new(),
-            tick: parts.tick,
         };
+        let consensus = Consensus { driver, router, tick: parts.tick };
         threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx)));
         Node {
             id,
@@ -400,23 +393,24 @@ fn incarnation() -> u64 {
     now.map(|d| d.as_nanos() as u64).unwrap_or(0) ^ u64::from(std::process::id())
 }
 
-/// The consensus thread's state.
+/// The consensus thread's state: the shared driver (`rsl_core::Driver`, the same code the
+/// simulator runs) and the router that carries out its actions on this process's threads.
 struct Consensus<W: Wire> {
-    id: ReplicaId,
-    replica: Replica,
+    driver: Driver<Waiter>,
+    router: Router<W>,
+    tick: Duration,
+}
+
+/// The consensus thread's [`Host`]: sends go to the wire, writes to the I/O thread (handed
+/// over once per turn), executions and reads to the executor thread, refusals straight to
+/// the waiting caller.
+struct Router<W: Wire> {
     wire: W,
     transfer: Option<Sender<crate::transfer::Job>>,
     io: Sender<IoJob>,
     exec: Sender<Exec>,
     shared: Arc<Shared>,
-    proposals: HashMap<RequestId, Waiter>,
-    reads: HashMap<ReadId, (Bytes, Reply)>,
-    incarnation: u64,
-    next_request: u64,
-    next_read: u64,
-    actions: Vec<Action>,
     writes: Vec<(u64, Write)>,
-    tick: Duration,
 }
 
 impl<W: Wire> Consensus<W> {
@@ -470,31 +464,22 @@ impl<W: Wire> Consensus<W> {
     fn handle(&mut self, event: Event) -> bool {
         match event {
             Event::Propose { payload, exclusive, reply } => {
-                self.next_request += 1;
-                let id = RequestId {
-                    proposer: self.id,
-                    incarnation: self.incarnation,
-                    seq: self.next_request,
-                };
-                let previous = self.proposals.insert(id, Waiter { reply, since: Instant::now() });
-                assert!(previous.is_none(), "request id reused");
-                self.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
-                self.step(Input::Propose { id, payload, exclusive });
+                self.router.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
+                let waiter = Waiter { reply, since: Instant::now() };
+                self.driver.propose(payload, exclusive, waiter, &mut self.router);
             }
             Event::Read { request, mode, reply } => {
-                self.next_read += 1;
-                let id = ReadId(self.next_read);
-                self.reads.insert(id, (request, reply));
-                self.step(Input::Read { id, mode });
+                let waiter = Waiter { reply, since: Instant::now() };
+                self.driver.read(request, mode, waiter, &mut self.router);
             }
             Event::Receive { from, payload } => self.receive(from, payload),
             Event::Durable { seq } => self.step(Input::Durable { seq }),
             Event::Core(input) => self.step(input),
             Event::CheckpointNow => {
-                let _ = self.exec.send(Exec::Checkpoint);
+                let _ = self.router.exec.send(Exec::Checkpoint);
             }
             Event::Install(install) => {
-                let _ = self.exec.send(Exec::Install(install));
+                let _ = self.router.exec.send(Exec::Install(install));
             }
             Event::Stop => return true,
         }
@@ -502,10 +487,10 @@ impl<W: Wire> Consensus<W> {
     }
 
     fn receive(&mut self, from: u32, payload: Bytes) {
-        let counters = &self.shared.counters;
+        let counters = &self.router.shared.counters;
         counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
         if payload.first() == Some(&crate::transfer::TRANSFER_TAG) {
-            if let Some(t) = &self.transfer {
+            if let Some(t) = &self.router.transfer {
                 let _ = t.send(crate::transfer::Job::Frame { from, payload });
             }
             return;
@@ -524,65 +509,61 @@ impl<W: Wire> Consensus<W> {
     }
 
     fn step(&mut self, input: Input) {
-        self.replica.step(input, &mut self.actions);
-        let actions = std::mem::take(&mut self.actions);
-        for action in actions {
-            self.route(action);
+        self.driver.step(input, &mut self.router);
+    }
+
+    /// Hands the turn's writes to the I/O thread and publishes the status.
+    fn flush(&mut self) {
+        self.router.flush_writes();
+        self.router.wire.flush();
+        let core = self.driver.status();
+        let view = View::of(&core);
+        if self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
+            self.publish_status();
         }
     }
 
-    /// Carries out one action (in the order the core gave them).
-    fn route(&mut self, action: Action) {
-        match action {
-            Action::Send { to, msg } => {
-                let bytes = Bytes::from(msg.encode());
-                self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                self.wire.send(to.0, bytes);
-            }
-            Action::Persist { seq, write } => self.writes.push((seq, write)),
-            Action::Execute { slot, value } => self.execute(slot, value),
-            Action::Refuse { id, reason } => {
-                if let Some(waiter) = self.proposals.remove(&id) {
-                    let _ = waiter.reply.send(Err(reason.into()));
-                }
-            }
-            Action::ReadReady { id } => {
-                if let Some((request, reply)) = self.reads.remove(&id) {
-                    let _ = self.exec.send(Exec::Read { request, reply });
-                }
-            }
-            Action::ReadRefused { id, reason } => {
-                if let Some((_, reply)) = self.reads.remove(&id) {
-                    let _ = reply.send(Err(reason.into()));
-                }
-            }
-            Action::Notify(event) => {
-                if let Some(n) = notification(event) {
-                    let _ = self.exec.send(Exec::Notify(n));
-                }
-            }
-            Action::LoadLog { token, from, to } => self.load_log(token, from, to),
-            Action::SendCheckpoint { to } => match &self.transfer {
-                Some(t) => {
-                    let _ = t.send(crate::transfer::Job::Offer { to: to.0 });
-                }
-                None => tracing::warn!(to = to.0, "a peer needs a checkpoint; none kept here"),
-            },
-            Action::TakeCheckpoint => {
-                let _ = self.exec.send(Exec::Checkpoint);
-            }
+    /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
+    fn publish_status(&mut self) {
+        let core = self.driver.status();
+        if let Ok(mut status) = self.router.shared.status.try_lock() {
+            status.update(&core);
+            let tick_ms = self.tick.as_millis() as u64;
+            status.update_peers(&core, tick_ms, |p| self.router.wire.connected(p));
         }
     }
 
-    fn execute(&mut self, slot: Slot, value: Value) {
-        let replies = match &value {
-            Value::Batch(requests) => {
-                requests.iter().map(|r| self.proposals.remove(&r.id)).collect()
-            }
-            _ => Vec::new(),
-        };
-        self.shared.counters.slots_committed.fetch_add(1, Ordering::Relaxed);
-        let _ = self.exec.send(Exec::Execute { slot, value, replies });
+    fn stop(&mut self) {
+        let router = &mut self.router;
+        router.shared.stopped.store(true, Ordering::Release);
+        for waiter in self.driver.drain_callers() {
+            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
+        }
+        let _ = router.exec.send(Exec::Notify(Notification::ShuttingDown));
+        let _ = router.exec.send(Exec::Stop);
+        // Dropping the sender lets the I/O thread drain what it has and exit.
+        router.io = crossbeam_channel::bounded(0).0;
+    }
+}
+
+impl<W: Wire> Router<W> {
+    fn flush_writes(&mut self) {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            let _ = self.io.send(IoJob::Writes(writes));
+        }
+    }
+}
+
+impl<W: Wire> Host<Waiter> for Router<W> {
+    fn send(&mut self, to: ReplicaId, msg: Message) {
+        let bytes = Bytes::from(msg.encode());
+        self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.wire.send(to.0, bytes);
+    }
+
+    fn persist(&mut self, seq: u64, write: Write) {
+        self.writes.push((seq, write));
     }
 
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
@@ -591,46 +572,42 @@ impl<W: Wire> Consensus<W> {
         let _ = self.io.send(IoJob::Load { token, from, to });
     }
 
-    fn flush_writes(&mut self) {
-        if !self.writes.is_empty() {
-            let writes = std::mem::take(&mut self.writes);
-            let _ = self.io.send(IoJob::Writes(writes));
+    fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
+        self.shared.counters.slots_committed.fetch_add(1, Ordering::Relaxed);
+        let _ = self.exec.send(Exec::Execute { slot, value, replies: callers });
+    }
+
+    fn read(&mut self, caller: Waiter, query: Bytes) {
+        let _ = self.exec.send(Exec::Read { request: query, reply: caller.reply });
+    }
+
+    fn refused(&mut self, caller: Waiter, reason: Refusal) {
+        let _ = caller.reply.send(Err(reason.into()));
+    }
+
+    fn notify(&mut self, event: rsl_core::Event) {
+        if let Some(n) = notification(event) {
+            let _ = self.exec.send(Exec::Notify(n));
         }
     }
 
-    /// Hands the turn's writes to the I/O thread and publishes the status.
-    fn flush(&mut self) {
-        self.flush_writes();
-        self.wire.flush();
-        let core = self.replica.status();
-        let view = View::of(&core);
-        if self.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
-            self.publish_status();
+    fn send_checkpoint(&mut self, to: ReplicaId) {
+        match &self.transfer {
+            Some(t) => {
+                let _ = t.send(crate::transfer::Job::Offer { to: to.0 });
+            }
+            None => tracing::warn!(to = to.0, "a peer needs a checkpoint; none kept here"),
         }
     }
 
-    /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
-    fn publish_status(&mut self) {
-        let core = self.replica.status();
-        if let Ok(mut status) = self.shared.status.try_lock() {
-            status.update(&core);
-            let tick_ms = self.tick.as_millis() as u64;
-            status.update_peers(&core, tick_ms, |p| self.wire.connected(p));
-        }
+    fn take_checkpoint(&mut self) {
+        let _ = self.exec.send(Exec::Checkpoint);
     }
 
-    fn stop(&mut self) {
-        self.shared.stopped.store(true, Ordering::Release);
-        for (_, waiter) in self.proposals.drain() {
-            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
-        }
-        for (_, (_, reply)) in self.reads.drain() {
-            let _ = reply.send(Err(ReplicateError::ShuttingDown));
-        }
-        let _ = self.exec.send(Exec::Notify(Notification::ShuttingDown));
-        let _ = self.exec.send(Exec::Stop);
-        // Dropping the sender lets the I/O thread drain what it has and exit.
-        self.io = crossbeam_channel::bounded(0).0;
+    fn contract_broken(&mut self, what: String) {
+        // Every such report is a bug in the core; the simulator fails on it. Here the caller
+        // concerned has already been answered (or never was), so log it loudly and go on.
+        tracing::error!(what, "the consensus core broke its boundary contract");
     }
 }
 

@@ -13,7 +13,7 @@ use rsl_core::{Membership, Slot};
 use rsl_net::{Security, TcpTransport, TlsIdentity, Transport, TransportConfig};
 use rsl_storage::{
     CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media,
-    MetaFiles, PmemMedia, SegmentLog,
+    MetaFiles, PmemMedia, RecoveryReport, SegmentLog,
 };
 
 use crate::checkpoint::Checkpointer;
@@ -102,7 +102,7 @@ where
 fn open_log<M: Media>(
     media: rsl_storage::Result<M>,
     config: &NodeConfig,
-) -> Result<SegmentLog<M>, StartError> {
+) -> Result<(SegmentLog<M>, RecoveryReport), StartError> {
     let dir = config.data_dir.join("log");
     let media = media.map_err(|e| storage_err(&dir, e))?;
     let options = LogOptions { segment_bytes_max: config.storage.segment_bytes_max };
@@ -117,7 +117,7 @@ fn open_log<M: Media>(
             "the log has corrupt records; they will be repaired from peers"
         );
     }
-    Ok(log)
+    Ok((log, report))
 }
 
 use crate::transfer::Checkpoints;
@@ -150,7 +150,7 @@ fn load_checkpoint<M: StateMachine>(
 fn start_with<M: StateMachine, L: Log + 'static>(
     config: NodeConfig,
     machine: M,
-    log: L,
+    (log, report): (L, RecoveryReport),
     checkpoint: Slot,
     wire: NetWire,
     events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
@@ -158,8 +158,8 @@ fn start_with<M: StateMachine, L: Log + 'static>(
 ) -> Result<Node, StartError> {
     let dir = config.data_dir.join("meta");
     let meta = MetaFiles::open(FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?);
-    let mut disk =
-        StorageDisk::new(log, meta, config.storage.fsync).map_err(|e| storage_err(&dir, e))?;
+    let mut disk = StorageDisk::new(log, &report, meta, config.storage.fsync)
+        .map_err(|e| storage_err(&dir, e))?;
     let recovered = disk.recover().map_err(|e| storage_err(&dir, e))?;
     if recovered.membership.is_none() {
         // Bootstrap: an empty data directory joins the configured cluster, once.

@@ -87,7 +87,8 @@ struct DiskState {
     durable_names: BTreeMap<String, u64>,
     pending_dir: Vec<DirOp>,
     capacity_bytes: Option<u64>,
-    corrupt_next_write: bool,
+    /// The next write lands with a byte flipped at or after this offset of its data.
+    corrupt_next_write: Option<u64>,
     corrupt_next_read: bool,
     crash_countdown: Option<(u64, CrashMode)>,
     stats: MemDiskStats,
@@ -165,7 +166,7 @@ impl DiskState {
         self.generation += 1;
         self.stats.crashes += 1;
         self.corrupt_next_read = false;
-        self.corrupt_next_write = false;
+        self.corrupt_next_write = None;
         self.crash_countdown = None;
     }
 
@@ -283,7 +284,7 @@ impl MemDisk {
                 durable_names: BTreeMap::new(),
                 pending_dir: Vec::new(),
                 capacity_bytes: None,
-                corrupt_next_write: false,
+                corrupt_next_write: None,
                 corrupt_next_read: false,
                 crash_countdown: None,
                 stats: MemDiskStats::default(),
@@ -333,7 +334,14 @@ impl MemDisk {
 
     /// The next `write_at` (to any file) lands with one byte flipped at a seeded position.
     pub fn corrupt_next_write(&self) {
-        self.lock().corrupt_next_write = true;
+        self.corrupt_next_write_after(0);
+    }
+
+    /// The next `write_at` lands with one byte flipped at a seeded position at or after
+    /// `skip` bytes into its data (e.g. past a record header, so the damage hits a payload);
+    /// a write not longer than `skip` lands intact and the next one is tried.
+    pub fn corrupt_next_write_after(&self, skip: u64) {
+        self.lock().corrupt_next_write = Some(skip);
     }
 
     /// The next `read_at` (from any file) returns one byte flipped at a seeded position;
@@ -508,9 +516,9 @@ impl MediaFile for MemFile {
             }
         }
         let mut data = data.to_vec();
-        if s.corrupt_next_write && !data.is_empty() {
-            s.corrupt_next_write = false;
-            let at = s.rng.below(data.len() as u64) as usize;
+        if let Some(skip) = s.corrupt_next_write.filter(|&k| (data.len() as u64) > k) {
+            s.corrupt_next_write = None;
+            let at = (skip + s.rng.below(data.len() as u64 - skip)) as usize;
             data[at] ^= 0xFF;
         }
         s.stats.writes += 1;
