@@ -72,6 +72,11 @@ impl Replica {
         out: &mut Vec<Action>,
     ) {
         require!(ballot.owner() == from, "prepare {ballot:?} not owned by its sender {from:?}");
+        if self.rebuilding() {
+            // It may have promised anything before its disk was lost: no promise until rebuilt.
+            self.counters.dropped += 1;
+            return;
+        }
         let promised_before = self.promised;
         self.seen = self.seen.max(ballot);
         if ballot < self.promised {
@@ -160,6 +165,9 @@ impl Replica {
         if ballot >= self.promised {
             self.adopt(from, ballot, out);
         }
+        // A rebuilding replica follows the primary and learns its commit point, but votes for
+        // nothing: it may have voted for other values before its disk was lost.
+        let entries = if self.rebuilding() { Vec::new() } else { entries };
         let mut voted = Vec::with_capacity(entries.len());
         let mut wait = self.promised_seq;
         for (slot, value) in entries {
@@ -191,6 +199,7 @@ impl Replica {
         out: &mut Vec<Action>,
     ) -> Option<u64> {
         require!(slot > Slot::ZERO, "accept for slot 0");
+        require!(!self.rebuilding(), "a rebuilding replica accepts {slot:?}");
         require!(unless self, AcceptorIgnoresPromise, ballot >= self.promised,
             "accept {ballot:?} below the promise {:?}", self.promised);
         if slot <= self.mem_base.max(self.truncated) {

@@ -18,6 +18,9 @@ pub enum Bug {
     CommitOnMinority,
     /// A replica executes a chosen slot even when an earlier slot is not yet executed.
     ExecuteOutOfOrder,
+    /// A replica that lost its disk skips the rebuild: it promises and votes at once, as if
+    /// it had never voted (its lost promises and votes may have been counted).
+    WipedReplicaVotes,
 }
 
 /// The planted bugs of one run (usually none or one).

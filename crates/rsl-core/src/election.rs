@@ -35,6 +35,7 @@ impl Replica {
             Role::Learner => {}
         }
         self.catchup_tick(out);
+        self.rebuild_tick(out);
         ensure!(self.now == now_before + 1, "a tick is one tick");
         ensure!(self.promised >= promised_before, "the promise went down");
         let waiting = self.role != Role::Primary && self.may_stand();
@@ -46,7 +47,7 @@ impl Replica {
     }
 
     fn may_stand(&self) -> bool {
-        self.can_be_primary && self.membership.is_voter(self.id)
+        self.can_be_primary && self.membership.is_voter(self.id) && !self.rebuilding()
     }
 
     fn follower_tick(&mut self, out: &mut Vec<Action>) {
@@ -84,6 +85,7 @@ impl Replica {
             own_seq: u64::MAX,
             transfer: None,
             last_sent: self.now,
+            rebuilds: BTreeMap::new(),
         };
         self.election = Some(election);
         self.role = Role::Candidate;
@@ -158,6 +160,7 @@ impl Replica {
 
     /// Phase 1 begins: promise our own ballot durably and ask the voters for theirs.
     pub(crate) fn start_prepare(&mut self, transfer: Option<Ballot>, out: &mut Vec<Action>) {
+        require!(!self.rebuilding(), "a rebuilding replica starts phase 1");
         let ballot = self.next_ballot();
         let promised_before = self.promised;
         self.raise_promise(ballot, out);
@@ -172,6 +175,7 @@ impl Replica {
             own_seq,
             transfer,
             last_sent: self.now,
+            rebuilds: BTreeMap::new(),
         });
         self.reset_election_timer();
         self.resend_election(out);
@@ -257,18 +261,25 @@ impl Replica {
     /// on a corrupt acceptor and could still be chosen.
     fn choose_values(&self, complete: &BTreeSet<ReplicaId>) -> Option<BTreeMap<Slot, Value>> {
         let e = self.election.as_ref().expect("no election");
-        let mut known: BTreeMap<Slot, (Ballot, &Value)> = BTreeMap::new();
+        // Each value ranks by (known chosen, ballot): a value the reporter knows chosen (at
+        // or below its commit point) wins whatever its ballot. A replica rebuilt after a disk
+        // loss may be the only member of this quorum that voted for it (before the loss) and
+        // now holds it only as learned; its ballot is high enough anyway, but this does not
+        // depend on it (docs/protocol.md, "Disk loss").
+        let mut known: BTreeMap<Slot, ((bool, Ballot), &Value)> = BTreeMap::new();
         let mut unknown: BTreeMap<Slot, (Ballot, usize)> = BTreeMap::new();
-        let own = self.log.range(self.commit.next()..).map(|(s, x)| (*s, x.ballot, &x.value));
-        let reported = e
-            .promises
-            .iter()
-            .filter(|(id, _)| complete.contains(id))
-            .flat_map(|(_, r)| r.entries.iter().map(|x| (x.slot, x.ballot, &x.value)));
-        for (slot, ballot, value) in own.chain(reported).filter(|(s, _, _)| *s > self.commit) {
-            let best = known.entry(slot).or_insert((ballot, value));
-            if ballot > best.0 {
-                *best = (ballot, value);
+        let own =
+            self.log.range(self.commit.next()..).map(|(s, x)| (*s, (x.chosen, x.ballot), &x.value));
+        let reported =
+            e.promises.iter().filter(|(id, _)| complete.contains(id)).flat_map(|(_, r)| {
+                r.entries.iter().map(|x| (x.slot, (x.slot <= r.commit, x.ballot), &x.value))
+            });
+        for (slot, rank, value) in own.chain(reported).filter(|(s, _, _)| *s > self.commit) {
+            let best = known.entry(slot).or_insert((rank, value));
+            invariant!(unless self, Any, !(rank.0 && best.0 .0) || best.1 == value,
+                "two chosen values reported for {slot:?}");
+            if rank > best.0 {
+                *best = (rank, value);
             }
         }
         let own_unknown = self.corrupt.iter().map(|(s, b)| (*s, *b));
@@ -286,7 +297,7 @@ impl Replica {
         let all_voters = self.membership.voters.iter().all(|v| complete.contains(v));
         let quorum = self.membership.quorum();
         for (slot, (ballot, count)) in &unknown {
-            let beaten = known.get(slot).is_some_and(|(b, _)| b >= ballot);
+            let beaten = known.get(slot).is_some_and(|(b, _)| b.0 || b.1 >= *ballot);
             let recoverable = all_voters && *count < quorum;
             if !(beaten || recoverable) {
                 return None;
@@ -318,7 +329,8 @@ impl Replica {
 
     /// Phase 1 is complete: re-propose every open slot at our ballot and start serving.
     fn become_primary(&mut self, values: BTreeMap<Slot, Value>, out: &mut Vec<Action>) {
-        let ballot = self.election.take().expect("no election").ballot;
+        let election = self.election.take().expect("no election");
+        let (ballot, rebuilds) = (election.ballot, election.rebuilds);
         require!(ballot == self.promised, "becoming primary at {ballot:?} not promised");
         let values = if planted!(self, SkipPhase1Reproposal) {
             values.into_keys().map(|s| (s, Value::Noop)).collect()
@@ -347,6 +359,7 @@ impl Replica {
             departing: BTreeMap::new(),
             reads: VecDeque::new(),
             transfer: None,
+            rebuilt: BTreeMap::new(),
         });
         out.push(Action::Notify(Event::BecamePrimary { ballot }));
         let values: Vec<Value> =
@@ -357,6 +370,7 @@ impl Replica {
         let l = self.leader.as_mut().expect("leader");
         l.recovery_slot = l.next_slot.0.checked_sub(1).map(Slot).expect("no slot proposed");
         self.send_heartbeats(out);
+        self.answer_rebuilds(rebuilds, out);
         ensure!(self.role == Role::Primary && self.election.is_none(), "not primary after phase 1");
     }
 

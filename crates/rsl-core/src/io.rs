@@ -78,6 +78,11 @@ pub enum Write {
     TruncateSuffix { from: Slot },
     /// Remove log records below `before` (covered by a checkpoint).
     TruncatePrefix { before: Slot },
+    /// The disk-loss marker (kept in metadata, replaced atomically): `true` while this
+    /// replica rebuilds after losing its disk (it must not promise or vote), `false` once
+    /// rebuilt. Recovery reports it in `Recovered::rebuilding`. See docs/protocol.md,
+    /// "Disk loss".
+    Rebuilding(bool),
 }
 
 /// Why a proposal or read was refused. Every proposal ends in exactly one of: executed

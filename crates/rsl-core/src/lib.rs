@@ -50,6 +50,7 @@ pub mod io;
 mod learner;
 pub mod message;
 mod primary;
+mod rebuild;
 pub mod replica;
 mod rng;
 pub mod types;

@@ -66,6 +66,13 @@ pub enum Body {
     CatchupReply { commit: Slot, entries: Vec<LogEntry> },
     /// Primacy transfer: the primary at `ballot` asks the receiver to start phase 1 now.
     StartElection { ballot: Ballot },
+    /// Disk loss: the sender lost its disk and is rebuilding (`nonce` names this incarnation's
+    /// request). The primary answers with a phase 1 started after receiving it.
+    Rebuild { nonce: u64 },
+    /// The answer to `Rebuild { nonce }`: a phase 1 at `ballot`, started after the request
+    /// arrived, completed; `through` is the last slot it re-proposed. Once the receiver has
+    /// promised `ballot` and its commit point reaches `through`, it may vote again.
+    Rebuilt { nonce: u64, ballot: Ballot, through: Slot },
 }
 
 /// Why bytes are not a message.
@@ -313,6 +320,16 @@ impl Writer {
                 self.byte(12);
                 self.ballot(*ballot);
             }
+            Body::Rebuild { nonce } => {
+                self.byte(13);
+                self.u64(*nonce);
+            }
+            Body::Rebuilt { nonce, ballot, through } => {
+                self.byte(14);
+                self.u64(*nonce);
+                self.ballot(*ballot);
+                self.slot(*through);
+            }
         }
     }
 }
@@ -461,6 +478,10 @@ impl Reader<'_> {
             10 => Body::CatchupRequest { from: self.slot()?, to: self.slot()? },
             11 => Body::CatchupReply { commit: self.slot()?, entries: self.entries()? },
             12 => Body::StartElection { ballot: self.ballot()? },
+            13 => Body::Rebuild { nonce: self.u64()? },
+            14 => {
+                Body::Rebuilt { nonce: self.u64()?, ballot: self.ballot()?, through: self.slot()? }
+            }
             t => return Err(DecodeError::Tag(t)),
         })
     }

@@ -37,6 +37,11 @@ pub struct Recovered {
     /// Slots whose records were found corrupt: the replica accepted something there at this
     /// ballot but lost the value. It must not vote as if it never accepted them.
     pub corrupt: Vec<(Slot, Ballot)>,
+    /// The replica lost its disk (the driver was told so, or found the `Write::Rebuilding`
+    /// marker): it must rebuild before it promises or votes again (docs/protocol.md, "Disk
+    /// loss"). The driver must also give such a replica a `Config::rng_seed` it never had
+    /// before: the rebuild request's nonce is drawn from it.
+    pub rebuilding: bool,
 }
 
 /// A replica's role.
@@ -65,6 +70,8 @@ pub struct Status {
     pub now: u64,
     /// At the primary: each peer's health as the primary sees it (empty elsewhere).
     pub peers: Vec<PeerStatus>,
+    /// Rebuilding after a disk loss: it neither promises, votes nor stands for election yet.
+    pub rebuilding: bool,
 }
 
 /// One peer's health, as the primary sees it.
@@ -115,6 +122,8 @@ pub(crate) struct Held {
 /// What one acceptor reported in its promise.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Report {
+    /// The acceptor's commit point: its entries at or below it are chosen values.
+    pub(crate) commit: Slot,
     pub(crate) entries: Vec<LogEntry>,
     pub(crate) unknown: Vec<(Slot, Ballot)>,
     pub(crate) truncated: bool,
@@ -131,6 +140,8 @@ pub(crate) struct Election {
     pub(crate) own_seq: u64,
     pub(crate) transfer: Option<Ballot>,
     pub(crate) last_sent: u64,
+    /// Rebuild requests (replica, nonce) this phase 1 answers: it started after they arrived.
+    pub(crate) rebuilds: BTreeMap<ReplicaId, u64>,
 }
 
 /// A slot the primary proposed and has not yet seen chosen.
@@ -196,6 +207,8 @@ pub(crate) struct Leader {
     pub(crate) departing: BTreeMap<ReplicaId, Slot>,
     pub(crate) reads: VecDeque<LinRead>,
     pub(crate) transfer: Option<Transfer>,
+    /// Rebuild requests answered by this primacy's phase 1: replica -> (nonce, `Rebuilt`).
+    pub(crate) rebuilt: BTreeMap<ReplicaId, (u64, Body)>,
 }
 
 /// One replica of the cluster.
@@ -246,7 +259,25 @@ pub struct Replica {
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
     pub(crate) commit_persisted: Slot,
+    /// Set while rebuilding after a disk loss (see `rebuild.rs`).
+    pub(crate) rebuild: Option<Rebuild>,
     pub(crate) counters: Counters,
+}
+
+/// The state of a replica rebuilding after a disk loss.
+#[derive(Debug, Clone)]
+pub(crate) struct Rebuild {
+    /// This incarnation's request; only a `Rebuilt` with the same nonce counts.
+    pub(crate) nonce: u64,
+    /// The seq of the core's own write of the marker (0: not issued yet).
+    pub(crate) marker_seq: u64,
+    /// The tick the request was last sent.
+    pub(crate) last_sent: Option<u64>,
+    /// From the primary's `Rebuilt`: the ballot of a phase 1 that started after the request,
+    /// and the last slot it re-proposed.
+    pub(crate) granted: Option<(Ballot, Slot)>,
+    /// The write clearing the marker; the replica is rebuilt once it is durable.
+    pub(crate) clear_seq: Option<u64>,
 }
 
 impl Replica {
@@ -295,9 +326,11 @@ impl Replica {
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,
             commit_persisted: recovered.commit,
+            rebuild: None,
             counters: Counters::default(),
             config,
         };
+        replica.start_rebuild(recovered.rebuilding);
         replica.recover(recovered);
         replica.invariants();
         replica
@@ -359,6 +392,7 @@ impl Replica {
             self.commit_persisted = self.commit;
             self.persist(Write::Commit(self.commit), out);
         }
+        self.rebuild_after_step(out);
         self.release_held(out);
     }
 
@@ -377,7 +411,7 @@ impl Replica {
                 self.on_prepare(from, ballot, commit, transfer, out)
             }
             Body::Promise { ballot, commit, entries, unknown, truncated } => {
-                let report = Report { entries, unknown, truncated };
+                let report = Report { commit, entries, unknown, truncated };
                 self.on_promise(from, ballot, commit, report, out)
             }
             Body::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
@@ -398,6 +432,10 @@ impl Replica {
                 self.on_catchup_reply(from, commit, entries, out)
             }
             Body::StartElection { ballot } => self.on_start_election(from, ballot, out),
+            Body::Rebuild { nonce } => self.on_rebuild(from, nonce, out),
+            Body::Rebuilt { nonce, ballot, through } => {
+                self.on_rebuilt(from, nonce, ballot, through, out)
+            }
         }
     }
 
@@ -407,6 +445,7 @@ impl Replica {
         require!(seq <= self.next_seq, "durable {seq} was never issued");
         let durable_before = self.durable;
         self.durable = self.durable.max(seq);
+        self.rebuild_durable();
         self.count_own_votes();
         self.check_phase1(out);
         ensure!(self.durable >= durable_before, "durability went back");
@@ -429,6 +468,10 @@ impl Replica {
     /// Sends now.
     pub(crate) fn send(&self, to: ReplicaId, body: Body, out: &mut Vec<Action>) {
         require!(to != self.id, "sending {body:?} to itself");
+        require!(
+            self.rebuild.is_none() || !matches!(body, Body::Promise { .. } | Body::Accepted { .. }),
+            "a rebuilding replica sends {body:?}"
+        );
         out.push(Action::Send { to, msg: Message { from: self.id, to, body } });
     }
 
@@ -504,6 +547,7 @@ impl Replica {
             counters: self.counters,
             now: self.now,
             peers: self.peer_status(),
+            rebuilding: self.rebuild.is_some(),
         }
     }
 
@@ -539,6 +583,7 @@ impl Replica {
         invariant!(self.seen >= self.promised, "seen below promised");
         self.check_log();
         self.check_roles();
+        self.check_rebuild();
     }
 
     /// Checks the log above the executed point (below it, entries are immutable history, and
@@ -611,6 +656,7 @@ fn well_formed(msg: &Message) -> bool {
     let own = |b: &Ballot| b.owner() == msg.from;
     match &msg.body {
         Body::PreVote { ballot, .. } | Body::StartElection { ballot } => own(ballot),
+        Body::Rebuilt { ballot, .. } => own(ballot),
         Body::Prepare { ballot, .. } | Body::Heartbeat { ballot, .. } => own(ballot),
         Body::Accept { ballot, entries, .. } => {
             own(ballot) && ascending(entries.iter().map(|(s, _)| *s))

@@ -32,6 +32,7 @@ fn plant(config: &mut Config, bug: Option<&str>) {
         Some("SendBeforePersist") => Bug::SendBeforePersist,
         Some("CommitOnMinority") => Bug::CommitOnMinority,
         Some("ExecuteOutOfOrder") => Bug::ExecuteOutOfOrder,
+        Some("WipedReplicaVotes") => Bug::WipedReplicaVotes,
         Some(other) => panic!("unknown bug {other}"),
     };
     config.bugs = Bugs(vec![bug]);
@@ -91,6 +92,29 @@ fn send_before_persist() {
     let out = step(&mut r, accept(b(1, 2), 0, 1, batch(1)));
     let voted = sent(&out).iter().any(|m| matches!(m, Body::Accepted { .. }));
     assert_eq!(voted, planted.is_some(), "{out:?}");
+}
+
+#[test]
+fn wiped_replica_votes() {
+    // A replica told its disk was lost: once its marker writes are durable, it promises at
+    // once with the bug, never without (it waits for a primary's fresh phase 1).
+    let planted = bug("WipedReplicaVotes");
+    let mut config = Config::new(1, [1, 2, 3]);
+    plant(&mut config, planted);
+    let mut r = Replica::new(config, Recovered { rebuilding: true, ..Recovered::default() });
+    // Past the election timeout (a restarted replica first refuses every candidate).
+    for _ in 0..1000 {
+        let mut out = step(&mut r, Input::Tick);
+        while last_seq(&out) > 0 {
+            out = step(&mut r, Input::Durable { seq: last_seq(&out) });
+        }
+    }
+    let prepare = Body::Prepare { ballot: b(1000, 2), commit: Slot::ZERO, transfer: None };
+    let out = step(&mut r, from(2, prepare));
+    let out = step(&mut r, Input::Durable { seq: last_seq(&out) });
+    let promised = sent(&out).iter().any(|m| matches!(m, Body::Promise { .. }));
+    assert_eq!(promised, planted.is_some(), "{out:?}");
+    assert_eq!(r.status().rebuilding, planted.is_none());
 }
 
 #[test]

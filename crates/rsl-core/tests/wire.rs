@@ -76,6 +76,12 @@ fn body() -> impl Strategy<Value = Body> {
         (slot(), prop::collection::vec(entry(), 0..4))
             .prop_map(|(commit, entries)| Body::CatchupReply { commit, entries }),
         ballot().prop_map(|ballot| Body::StartElection { ballot }),
+        any::<u64>().prop_map(|nonce| Body::Rebuild { nonce }),
+        (any::<u64>(), ballot(), slot()).prop_map(|(nonce, ballot, through)| Body::Rebuilt {
+            nonce,
+            ballot,
+            through
+        }),
     ]
 }
 

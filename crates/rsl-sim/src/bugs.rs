@@ -4,13 +4,14 @@ use rsl_core::bugs::Bug;
 
 /// Every planted bug. `exhaustive` fails to compile when the core adds one, so this list
 /// cannot fall behind.
-pub const ALL: [Bug; 6] = [
+pub const ALL: [Bug; 7] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
     Bug::SendBeforePersist,
     Bug::CommitOnMinority,
     Bug::ExecuteOutOfOrder,
+    Bug::WipedReplicaVotes,
 ];
 
 #[allow(dead_code)]
@@ -21,7 +22,8 @@ fn exhaustive(bug: Bug) {
         | Bug::CountOwnVoteBeforeDurable
         | Bug::SendBeforePersist
         | Bug::CommitOnMinority
-        | Bug::ExecuteOutOfOrder => {}
+        | Bug::ExecuteOutOfOrder
+        | Bug::WipedReplicaVotes => {}
     }
 }
 

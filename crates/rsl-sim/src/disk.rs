@@ -110,6 +110,8 @@ pub struct DiskState {
     pub commit: Slot,
     /// Records the last recovery reported corrupt: (slot, ballot).
     pub corrupt: BTreeMap<Slot, Ballot>,
+    /// The disk-loss marker (`Write::Rebuilding`).
+    pub rebuilding: bool,
 }
 
 impl DiskState {
@@ -129,6 +131,7 @@ impl DiskState {
                 self.log = self.log.split_off(before);
                 self.corrupt = self.corrupt.split_off(before);
             }
+            Write::Rebuilding(on) => self.rebuilding = *on,
         }
     }
 
@@ -138,6 +141,7 @@ impl DiskState {
             log: r.log.iter().map(|e| (e.slot, e.clone())).collect(),
             commit: r.commit,
             corrupt: r.corrupt.iter().copied().collect(),
+            rebuilding: r.rebuilding,
         }
     }
 }
@@ -195,6 +199,17 @@ impl Disk {
             check: true,
             rng: Rng::new(seed ^ 0x4449_534b),
         }
+    }
+
+    /// The empty disk that replaces a lost one, holding only the disk-loss marker (what an
+    /// operator's "rejoin" leaves: the replica restarts rebuilding).
+    pub fn wiped(seed: u64, bug: Option<StorageBug>, faults: DiskFaults) -> Disk {
+        let mut disk = Disk::with(seed, bug, faults);
+        disk.write(1, Write::Rebuilding(true));
+        disk.begin_sync();
+        disk.complete_sync(0);
+        disk.last_seq = 0;
+        disk
     }
 
     /// The acknowledged state (what the core was told is durable, or recovery returned).

@@ -67,7 +67,7 @@ fn options_for(args: &Args, seed: u64) -> Options {
     }
     match args.bug.as_deref().map(|b| (b, StorageBug::parse(b))) {
         Some((_, Some(storage))) => o = o.with_storage_bug(storage),
-        Some((core, None)) => o.bug = Some(core.to_string()),
+        Some((core, None)) => o = o.with_bug(core),
         None => {}
     }
     if args.reconfig {
@@ -186,9 +186,9 @@ fn main() -> ExitCode {
             if seeds.len() == 1 {
                 let s = &outcome.stats;
                 eprintln!(
-                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes, {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}, {} log loads, {} checkpoint requests; storage: {:?}{}",
+                    "seed {}: trace {:016x}, {} events, {} messages ({} lost), {} crashes ({} wipes), {} pauses, {} partitions, {} elections, {} ops ok, {} indeterminate, max slot {}, {} log loads, {} checkpoint requests; storage: {:?}{}",
                     outcome.seed, outcome.trace_hash, s.events, s.messages, s.dropped, s.crashes,
-                    s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot,
+                    s.wipes, s.pauses, s.partitions, s.elections, s.ops_ok, s.ops_indeterminate, s.max_slot,
                     s.log_loads, s.checkpoint_requests, s.storage,
                     if s.not_live { " (not live: allowed in safety-only mode)" } else { "" }
                 );

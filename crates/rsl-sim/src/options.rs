@@ -33,6 +33,9 @@ pub struct Options {
     pub machine_crash_permille: u32,
     /// Chance (per mille) that a machine crash also corrupts one durable log record.
     pub corrupt_permille: u32,
+    /// Chance (per mille) that a crash wipes the replica's whole disk: it restarts empty and
+    /// rebuilding (at most one replica wiped and not yet rebuilt at a time).
+    pub wipe_permille: u32,
     /// Chance (per mille) that a machine crash tears the unsynced writes (a seeded prefix
     /// survives with the next write torn, or a seeded subset of sectors, half each) rather
     /// than losing them all.
@@ -114,6 +117,7 @@ impl Options {
             restart_permille: 0,
             machine_crash_permille: 0,
             corrupt_permille: 0,
+            wipe_permille: 0,
             tear_permille: 0,
             crash_in_sync_permille: 0,
             write_corrupt_permille: 0,
@@ -205,7 +209,24 @@ impl Options {
         if on(&mut r, 300) {
             o.read_corrupt_permille = r.range(1, 200) as u32;
         }
+        // Drawn from a stream of its own, so the rest of the mix is what it was before the
+        // wipe fault existed.
+        let mut w = Rng::new(seed ^ 0x5749_5045_0000_0000);
+        if o.crash_permille > 0 && on(&mut w, 400) {
+            o.wipe_permille = w.range(50, 500) as u32;
+        }
         o
+    }
+
+    /// Plants a core bug by name (needs the `planted-bugs` feature). `WipedReplicaVotes`
+    /// shows only through disk loss, so a seed that draws crashes also wipes at least a
+    /// third of the time.
+    pub fn with_bug(mut self, name: &str) -> Options {
+        self.bug = Some(name.to_string());
+        if name.eq_ignore_ascii_case("WipedReplicaVotes") && self.crash_permille > 0 {
+            self.wipe_permille = self.wipe_permille.max(333);
+        }
+        self
     }
 
     /// Safety-only mode: storage faults on every replica, more of them, and no liveness
@@ -260,7 +281,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
+            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
             self.replicas,
             self.fault_ticks,
             self.loss_permille,
@@ -273,6 +294,7 @@ impl Options {
             self.tear_permille,
             self.crash_in_sync_permille,
             self.corrupt_permille,
+            self.wipe_permille,
             self.write_corrupt_permille,
             self.read_corrupt_permille,
             self.pause_permille,

@@ -59,6 +59,8 @@ pub fn message_kind(msg: &Message) -> &'static str {
         Body::CatchupRequest { .. } => "CatchupRequest",
         Body::CatchupReply { .. } => "CatchupReply",
         Body::StartElection { .. } => "StartElection",
+        Body::Rebuild { .. } => "Rebuild",
+        Body::Rebuilt { .. } => "Rebuilt",
         #[allow(unreachable_patterns)]
         _ => "Other",
     }
@@ -267,6 +269,8 @@ pub struct Stats {
     pub messages: u64,
     pub dropped: u64,
     pub crashes: u64,
+    /// Crashes that also wiped the disk.
+    pub wipes: u64,
     pub pauses: u64,
     pub partitions: u64,
     pub elections: u64,
@@ -731,7 +735,13 @@ impl Sim {
                 Some(p) if self.rng.bool() => p,
                 _ => id,
             };
-            self.crash(victim);
+            // (No draw without the wipe fault, so such seeds replay as before it existed.)
+            let wipe = o.wipe_permille > 0 && self.rng.chance(o.wipe_permille);
+            if wipe && self.may_wipe(victim) {
+                self.wipe(victim);
+            } else {
+                self.crash(victim);
+            }
         }
         for i in 0..n {
             if self.nodes[i].state == NodeState::Down && self.rng.chance(o.restart_permille) {
@@ -831,6 +841,13 @@ impl Sim {
                 .iter()
                 .filter(|n| m.replicas().any(|r| r == n.id))
                 .all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
+            // A member whose disk was wiped must also have finished rebuilding.
+            let rebuilt = self
+                .nodes
+                .iter()
+                .filter(|n| m.replicas().any(|r| r == n.id))
+                .all(|n| !n.disk.durable().rebuilding);
+            let converged = converged && rebuilt;
             if converged {
                 self.healed_at = None;
                 return;
@@ -842,11 +859,14 @@ impl Sim {
                 .iter()
                 .map(|n| n.driver.as_ref().map_or(0, |d| d.executed().0))
                 .collect();
+            let rebuilding: Vec<ReplicaId> =
+                self.nodes.iter().filter(|n| n.disk.durable().rebuilding).map(|n| n.id).collect();
             let detail = format!(
-                "no convergence {} ticks after the faults stopped: new write committed at slot {:?}, replicas executed {:?}",
+                "no convergence {} ticks after the faults stopped: new write committed at slot {:?}, replicas executed {:?}, still rebuilding {:?}",
                 self.options.liveness_ticks,
                 self.liveness_slot.map(|s| s.0),
-                executed
+                executed,
+                rebuilding
             );
             if self.options.safety_only {
                 // Corrupt copies on a majority may stop the cluster: allowed in this mode.
@@ -1183,10 +1203,9 @@ impl Sim {
             Err(e) => self.checker.fail(Check::Storage, format!("{id:?}: {e}")),
         }
         // Corruption stays within the fault model (a majority's disks survive): only one
-        // replica at a time holds corrupt records, so every chosen slot keeps an intact copy
-        // (safety-only mode lifts the limit).
-        let others_corrupt = (0..self.nodes.len())
-            .any(|j| j != i && !self.nodes[j].disk.durable().corrupt.is_empty());
+        // replica at a time holds corrupt records or is rebuilding after a wiped disk, so
+        // every chosen slot keeps an intact copy (safety-only mode lifts the limit).
+        let others_corrupt = (0..self.nodes.len()).any(|j| j != i && self.lost_data(j));
         let allowed = self.options.safety_only || (self.nodes[i].faulty && !others_corrupt);
         if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
@@ -1201,6 +1220,38 @@ impl Sim {
         node.driver = None;
         node.inbox.clear();
         node.missed_ticks = 0;
+    }
+
+    /// Whether replica `i`'s disk lost data: it holds corrupt records, or was wiped and has
+    /// not finished rebuilding (its disk still holds the marker).
+    fn lost_data(&self, i: usize) -> bool {
+        let disk = self.nodes[i].disk.durable();
+        !disk.corrupt.is_empty() || disk.rebuilding
+    }
+
+    /// A wipe stays within the fault model: no other replica lost data (see `lost_data`),
+    /// and no other replica's disk may corrupt records on write (latent damage `lost_data`
+    /// cannot see). Safety-only mode lifts the limit: several wiped replicas may stop the
+    /// cluster (none can rebuild without the others) but must never make it unsafe.
+    fn may_wipe(&self, id: ReplicaId) -> bool {
+        let i = self.index(id);
+        let latent = self.options.write_corrupt_permille > 0;
+        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        self.options.safety_only || !(0..self.nodes.len()).any(others)
+    }
+
+    /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
+    /// empty and rebuilding (`Recovered::rebuilding`). Its lost votes stay in the checker's
+    /// record of durable accepts, since a primary may have counted them.
+    pub fn wipe(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        // (A process crash: the disk is about to be erased anyway.)
+        self.crash_in(i, None, false);
+        self.stats.wipes += 1;
+        self.record(format_args!("wipe the disk of {id:?}"));
+        let faults = self.nodes[i].disk.faults;
+        let seed = self.rng.next_u64();
+        self.nodes[i].disk = Disk::wiped(seed, self.options.storage_bug, faults);
     }
 
     /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at

@@ -42,7 +42,7 @@ impl Planted {
         let options = Options::swarm(seed).with_ticks(TICKS);
         match self {
             #[cfg(feature = "planted-bugs")]
-            Planted::Core(bug) => Options { bug: Some(bugs::name(bug)), ..options },
+            Planted::Core(bug) => options.with_bug(&bugs::name(bug)),
             Planted::Storage(bug) => options.with_storage_bug(bug),
         }
     }
@@ -118,6 +118,7 @@ fn every_planted_bug_is_caught_by_the_end_to_end_checkers_alone() {
         Bug::SkipPhase1Reproposal,
         Bug::CommitOnMinority,
         Bug::ExecuteOutOfOrder,
+        Bug::WipedReplicaVotes,
     ];
     let which: Vec<Planted> = end_to_end.into_iter().map(Planted::Core).collect();
     let checks = AtCause { durable_commit: false, storage: true };

@@ -826,3 +826,82 @@ fn a_voter_that_missed_the_commit_of_its_promotion_is_not_stuck_behind_it() {
     append(&mut sim, q, 0, 3);
     finish(sim);
 }
+
+/// The story of a wiped voter: slot s is chosen by the primary and one follower (the
+/// "voter"); the other follower ("away") never saw it. The primary goes down and the voter
+/// loses its whole disk and restarts empty. Returns the cluster 600 ticks later, with the
+/// primary still down: the only copies of s are on the primary's disk and in the voter's
+/// lost vote.
+fn a_voter_loses_its_disk(options: Options) -> (Sim, [ReplicaId; 3], Slot) {
+    let mut sim = Sim::new(options);
+    let p = elect(&mut sim);
+    append(&mut sim, p, 0, 1);
+    let fs = others(&sim, p);
+    let (voter, away) = (fs[0], fs[1]);
+    sim.isolate(away);
+    let s = append(&mut sim, p, 0, 2);
+    sim.crash_with(p, false);
+    sim.wipe(voter);
+    sim.heal();
+    sim.restart(voter);
+    sim.run_ticks(600);
+    (sim, [p, voter, away], s)
+}
+
+#[test]
+fn a_replica_whose_disk_was_wiped_does_not_vote_until_rebuilt() {
+    // Were the voter to promise as if it had never voted, "away" and the voter would form a
+    // quorum that knows nothing of s and fill it with a no-op (the planted bug below shows
+    // the simulator catching exactly that). Rebuilding, it refuses: no primary until the old
+    // one returns, then s keeps its value, and the voter rebuilds and votes again.
+    let (mut sim, [p, voter, away], s) = a_voter_loses_its_disk(Options::quiet(3, 27));
+    no_failure(&sim);
+    assert_eq!(sim.primary(), None, "a quorum formed with a replica that lost its votes");
+    assert!(sim.status(voter).unwrap().rebuilding);
+    assert!(sim.disk(voter).durable().rebuilding, "the marker is not durable");
+    assert!(sim.executed(away) < s, "away learned slot {} without the primary", s.0);
+    sim.restart(p);
+    let elected = sim.run_until(|s| s.primary().is_some(), ELECTION_TICKS);
+    assert!(elected, "no primary once the old one is back");
+    let elected_at = sim.status(sim.primary().unwrap()).unwrap().ballot;
+    let rebuilt = sim.run_until(|s| !s.disk(voter).durable().rebuilding, 400);
+    no_failure(&sim);
+    assert!(rebuilt, "the voter did not finish rebuilding");
+    // The primary answered the rebuild with a fresh phase 1, at a ballot the voter promised.
+    let q = sim.primary().expect("a primary after the rebuild");
+    let ballot = sim.status(q).unwrap().ballot;
+    assert!(ballot > elected_at, "no fresh phase 1 for the rebuild");
+    let status = sim.status(voter).unwrap();
+    assert!(!status.rebuilding && status.promised >= ballot, "{status:?}");
+    append(&mut sim, q, 0, 3);
+    converge(&mut sim);
+    for id in sim.ids() {
+        assert_eq!(sim.kv(id).unwrap().value(0), &[1, 2, 3], "{id:?}");
+    }
+    // The rebuilt voter votes again: with the primary's old peer cut off, it forms the quorum.
+    let q = sim.primary().unwrap();
+    let other = [p, away].into_iter().find(|i| *i != q).unwrap();
+    sim.isolate(other);
+    append(&mut sim, q, 0, 4);
+    sim.heal();
+    converge(&mut sim);
+    finish(sim);
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn a_wiped_replica_that_votes_at_once_loses_a_chosen_write() {
+    // The same story with the planted bug `WipedReplicaVotes`: the voter skips the rebuild,
+    // "away" wins with its promise and fills s with a no-op over the chosen write.
+    let options = Options { bug: Some("WipedReplicaVotes".into()), ..Options::quiet(3, 27) };
+    let (mut sim, [p, ..], s) = a_voter_loses_its_disk(options);
+    sim.restart(p);
+    sim.run_ticks(300);
+    sim.finish();
+    let failure = sim.failure().expect("the lost vote went unnoticed");
+    assert!(
+        matches!(failure.check, rsl_sim::Check::Agreement | rsl_sim::Check::AckedWriteLost),
+        "slot {}: {failure}",
+        s.0
+    );
+}

@@ -138,6 +138,8 @@ fn the_swarm_sends_every_kind_of_message() {
         "CatchupRequest",
         "CatchupReply",
         "StartElection",
+        "Rebuild",
+        "Rebuilt",
     ] {
         assert!(kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} sent in 30 seeds: {kinds:?}");
     }

@@ -32,7 +32,7 @@ pub const LOAD_BYTES_MAX: usize = 4 << 20;
 /// Further chunks a catch-up load reads after the first (a chunk ends early when a read had
 /// to be retried).
 pub const LOAD_RETRIES_MAX: usize = 4;
-const META_VERSION: u8 = 2;
+const META_VERSION: u8 = 3;
 /// Slots kept as suspects in the metadata blob at most (a torn tail is one batch).
 pub const SUSPECTS_MAX: usize = 1 << 16;
 
@@ -46,6 +46,9 @@ pub struct Meta {
     /// acknowledged (docs/storage.md, "the ambiguity"), so reported corrupt at every start
     /// until the slot is written again; kept here because the discarded bytes are gone.
     pub suspects: BTreeMap<u64, u128>,
+    /// The disk-loss marker (`Write::Rebuilding`, version 3): the replica lost its disk and
+    /// must rebuild before it promises or votes (docs/protocol.md, "Disk loss").
+    pub rebuilding: bool,
 }
 
 impl Meta {
@@ -59,6 +62,7 @@ impl Meta {
             b.extend_from_slice(&slot.to_le_bytes());
             b.extend_from_slice(&ballot.to_le_bytes());
         }
+        b.push(u8::from(self.rebuilding));
         if let Some(m) = &self.membership {
             for ids in [&m.voters, &m.learners] {
                 b.push(u8::try_from(ids.len()).expect("at most 255 replicas"));
@@ -92,6 +96,15 @@ impl Meta {
             }
             rest = &rest[4 + 24 * n..];
         }
+        let mut rebuilding = false;
+        if b[0] >= 3 {
+            rebuilding = match rest.first() {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(bad()),
+            };
+            rest = &rest[1..];
+        }
         let mut lists = Vec::new();
         while !rest.is_empty() {
             let n = rest[0] as usize;
@@ -105,7 +118,7 @@ impl Meta {
             2 => Some(Membership { voters: lists[0].clone(), learners: lists[1].clone() }),
             _ => return Err(bad()),
         };
-        Ok(Meta { promised, commit, membership, suspects })
+        Ok(Meta { promised, commit, membership, suspects, rebuilding })
     }
 }
 
@@ -217,6 +230,12 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 self.meta_dirty |= !self.state.suspects.is_empty();
                 self.state.suspects = kept;
             }
+            Write::Rebuilding(on) => {
+                // Kept in the metadata, stored after the log's sync: a cleared marker comes
+                // with the entries and the commit hint written before it.
+                self.state.rebuilding = *on;
+                self.meta_dirty = true;
+            }
         }
         Ok(())
     }
@@ -309,6 +328,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
             commit: self.state.commit,
             log: log.into_values().collect(),
             corrupt: corrupt.into_iter().map(|(s, b)| (Slot(s), Ballot::from_u128(b))).collect(),
+            rebuilding: self.state.rebuilding,
         })
     }
 

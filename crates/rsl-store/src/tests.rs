@@ -27,6 +27,7 @@ fn meta_round_trips_and_rejects_garbage() {
         commit: Slot(99),
         membership: Some(Membership::new([1, 2, 3])),
         suspects: BTreeMap::new(),
+        rebuilding: true,
     };
     assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
     let bare = Meta { membership: None, ..m.clone() };
@@ -141,4 +142,37 @@ fn suspects_round_trip_in_the_metadata_and_old_blobs_still_decode() {
     v1.extend_from_slice(&5u64.to_le_bytes());
     let old = Meta::decode(&v1).unwrap();
     assert_eq!((old.promised, old.commit, old.suspects.len()), (m.promised, Slot(5), 0));
+}
+
+#[test]
+fn the_disk_loss_marker_round_trips_and_version_2_blobs_have_none() {
+    let mut m = Meta { promised: Ballot::new(3, ReplicaId(2)), ..Meta::default() };
+    m.suspects.insert(7, Ballot::new(3, ReplicaId(2)).to_u128());
+    m.membership = Some(Membership::new([1, 2, 3]));
+    for rebuilding in [false, true] {
+        let m = Meta { rebuilding, ..m.clone() };
+        assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    }
+    // Version 2: the same layout without the marker byte (after the suspects).
+    let mut v2 = m.encode();
+    v2[0] = 2;
+    v2.remove(1 + 16 + 8 + 4 + 24);
+    assert_eq!(Meta::decode(&v2).unwrap(), m);
+    // A marker byte other than 0 or 1 is malformed.
+    let mut bad = Meta { rebuilding: true, ..m }.encode();
+    bad[1 + 16 + 8 + 4 + 24] = 2;
+    assert!(Meta::decode(&bad).is_err());
+}
+
+#[test]
+fn the_disk_loss_marker_survives_a_restart_and_is_cleared_durably() {
+    let disk = MemDisk::new(5);
+    let mut store = open(&disk);
+    store.recover().unwrap();
+    store.persist(&[Write::Rebuilding(true)], 0).unwrap();
+    assert!(open(&disk).recover().unwrap().rebuilding);
+    let mut store = open(&disk);
+    store.recover().unwrap();
+    store.persist(&[Write::Rebuilding(false)], 0).unwrap();
+    assert!(!open(&disk).recover().unwrap().rebuilding);
 }

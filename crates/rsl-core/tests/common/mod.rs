@@ -327,6 +327,7 @@ impl Cluster {
 pub fn recover(writes: &[Write]) -> Recovered {
     let mut promised = Ballot::ZERO;
     let mut commit = Slot::ZERO;
+    let mut rebuilding = false;
     let mut log: BTreeMap<Slot, LogEntry> = BTreeMap::new();
     for w in writes {
         match w {
@@ -337,7 +338,9 @@ pub fn recover(writes: &[Write]) -> Recovered {
             Write::Commit(s) => commit = commit.max(*s),
             Write::TruncateSuffix { from } => log.retain(|s, _| s < from),
             Write::TruncatePrefix { before } => log.retain(|s, _| s >= before),
+            Write::Rebuilding(on) => rebuilding = *on,
         }
     }
-    Recovered { promised, commit, log: log.into_values().collect(), ..Recovered::default() }
+    let log = log.into_values().collect();
+    Recovered { promised, commit, log, rebuilding, ..Recovered::default() }
 }
