@@ -92,6 +92,7 @@ pub fn status_table(reports: &[StatusReport]) -> String {
         let lag = r.number("executed").map(|e| executed_max - e);
         let health = match lag {
             _ if !r.reachable() => r.get("health").to_string(),
+            _ if r.get("rebuilding") == "1" => "rebuilding".to_string(),
             Some(lag) if lag > LAG_SLOTS_HEALTHY_MAX => "lagging".to_string(),
             _ => "ok".to_string(),
         };
@@ -116,7 +117,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_shows_lag_and_unreachable_members() {
+    fn the_table_shows_lag_unreachable_and_rebuilding_members() {
         let up = |id: u32, executed: u64| {
             StatusReport::parse(&format!(
                 "id:{id}\r\nhealth:ok\r\nclient_addr:127.0.0.1:1\r\nrole:follower\r\nprimary:1\r\n\
@@ -124,9 +125,13 @@ mod tests {
             ))
         };
         let down = StatusReport::parse("id:3\r\nhealth:unreachable (refused)\r\n");
-        let table = status_table(&[up(1, 5000), up(2, 3000), down]);
+        let rebuilding = StatusReport::parse(
+            "id:4\r\nhealth:ok\r\nrole:follower\r\nexecuted:5000\r\nrebuilding:1\r\n",
+        );
+        let table = status_table(&[up(1, 5000), up(2, 3000), down, rebuilding]);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 4, "{table}");
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[4].ends_with("rebuilding"), "{table}");
         assert!(lines[1].contains("5000") && lines[1].ends_with("ok"), "{table}");
         assert!(lines[2].contains("2000") && lines[2].ends_with("lagging"), "{table}");
         assert!(lines[3].ends_with("unreachable (refused)"), "{table}");

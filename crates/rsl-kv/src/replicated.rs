@@ -414,7 +414,7 @@ impl Inner {
         format!(
             "id:{}\r\nhealth:ok\r\nclient_addr:{client}\r\nrole:{}\r\nprimary:{}\r\n\
              ballot:{}.{}\r\ncommitted:{}\r\nexecuted:{}\r\nmembers:{}\r\nproposals:{}\r\n\
-             slots_committed:{}\r\noverloaded:{}\r\nrejected_messages:{}\r\n",
+             slots_committed:{}\r\noverloaded:{}\r\nrejected_messages:{}\r\nrebuilding:{}\r\n",
             s.id,
             s.role,
             s.primary.map_or("-".to_string(), |p| p.to_string()),
@@ -427,6 +427,7 @@ impl Inner {
             c.slots_committed,
             c.overloaded,
             c.rejected_messages,
+            u8::from(s.rebuilding),
         )
     }
 

@@ -93,6 +93,12 @@ pub struct Storage {
     /// Slots of log kept behind the newest checkpoint, so lagging peers catch up from the
     /// log; a peer further behind is sent the checkpoint.
     pub log_kept_slots: u64,
+    /// This replica lost its disk: its data directory is new, but it took part in the cluster
+    /// before (it may have promised and voted). It then rebuilds from its peers before it
+    /// promises or votes again (docs/protocol.md, "Disk loss"). Read only when the data
+    /// directory is empty; starting a replica that lost its disk without it can lose
+    /// acknowledged writes. Never set it when bootstrapping a new cluster.
+    pub disk_lost: bool,
 }
 
 impl Default for Storage {
@@ -104,6 +110,7 @@ impl Default for Storage {
             checkpoint_interval_slots: 100_000,
             checkpoints_kept: 2,
             log_kept_slots: 10_000,
+            disk_lost: false,
         }
     }
 }

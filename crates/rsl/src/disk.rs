@@ -27,6 +27,7 @@ pub struct MemoryDisk {
     membership: Option<Membership>,
     commit: Slot,
     log: BTreeMap<Slot, LogEntry>,
+    rebuilding: bool,
 }
 
 impl Disk for MemoryDisk {
@@ -47,6 +48,7 @@ impl Disk for MemoryDisk {
                 Write::TruncatePrefix { before } => {
                     self.log = self.log.split_off(before);
                 }
+                Write::Rebuilding(on) => self.rebuilding = *on,
             }
         }
         Ok(())
@@ -60,6 +62,7 @@ impl Disk for MemoryDisk {
             commit: self.commit,
             log: self.log.values().cloned().collect(),
             corrupt: Vec::new(),
+            rebuilding: self.rebuilding,
         })
     }
 

@@ -41,6 +41,8 @@ impl LocalCluster {
             .iter()
             .map(|&id| {
                 let mut core = rsl_core::Config::new(id, ids.iter().copied());
+                // Fixed seeds: these replicas start once, on fresh memory disks, and never
+                // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
                 (options.tune)(&mut core);
                 let mut disk = MemoryDisk::default();

@@ -200,6 +200,9 @@ impl Node {
         let mut driver = Driver::new(parts.core, parts.recovered, incarnation());
         // The per-step invariant walk and the refused-id set are for tests and the simulator.
         driver.set_checking(false);
+        // What the core recovered is the status until the first tick publishes more.
+        shared.status.lock().expect("status lock").update(&driver.status());
+        shared.view.send_replace(View::of(&driver.status()));
         let router = Router {
             wire: parts.wire,
             transfer,
@@ -364,13 +367,20 @@ pub struct View {
     pub role: Option<crate::status::Role>,
     pub primary: Option<u32>,
     pub ballot_round: u64,
+    /// Rebuilding after a disk loss (see `Status::rebuilding`).
+    pub rebuilding: bool,
 }
 
 impl View {
     fn of(core: &rsl_core::Status) -> View {
         let mut s = Status::starting(core.id.0);
         s.update(core);
-        View { role: Some(s.role), primary: s.primary, ballot_round: s.ballot_round }
+        View {
+            role: Some(s.role),
+            primary: s.primary,
+            ballot_round: s.ballot_round,
+            rebuilding: s.rebuilding,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use rsl_core::{Membership, Slot};
+use rsl_core::{Membership, Slot, Write};
 use rsl_net::{Security, TcpTransport, TlsIdentity, Transport, TransportConfig};
 use rsl_storage::{
     CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media,
@@ -165,6 +165,18 @@ fn start_with<M: StateMachine, L: Log + 'static>(
         // Bootstrap: an empty data directory joins the configured cluster, once.
         let members = Membership::new(config.members.iter().map(|m| m.id));
         disk.set_membership(members).map_err(|e| storage_err(&dir, e))?;
+        if config.storage.disk_lost {
+            // It took part before and forgot its promises and votes: the durable marker makes
+            // it rebuild from its peers before it promises or votes (docs/protocol.md, "Disk
+            // loss"), and keeps it rebuilding across crashes until the rebuild completes.
+            tracing::warn!(id = config.id, "starting after a disk loss: rebuilding from peers");
+            disk.persist(&[Write::Rebuilding(true)]).map_err(|e| storage_err(&dir, e))?;
+        }
+    } else if config.storage.disk_lost {
+        tracing::warn!(
+            id = config.id,
+            "storage.disk_lost is set but the data directory holds state; ignoring it"
+        );
     }
     start_parts(config, machine, disk, checkpoint, wire, events, checkpoints)
 }

@@ -49,6 +49,9 @@ pub struct Status {
     pub committed: u64,
     pub executed: u64,
     pub members: Vec<u32>,
+    /// Rebuilding after a disk loss (`storage.disk_lost`): it neither promises, votes nor
+    /// stands for election until the rebuild completes (docs/protocol.md, "Disk loss").
+    pub rebuilding: bool,
     pub peers: Vec<PeerHealth>,
     pub counters: CounterValues,
 }
@@ -64,6 +67,7 @@ impl Status {
             committed: 0,
             executed: 0,
             members: Vec::new(),
+            rebuilding: false,
             peers: Vec::new(),
             counters: CounterValues::default(),
         }
@@ -105,6 +109,7 @@ impl Status {
         self.ballot_replica = core.ballot.replica;
         self.committed = core.commit.0;
         self.members = core.membership.voters.iter().map(|v| v.0).collect();
+        self.rebuilding = core.rebuilding;
     }
 }
 
