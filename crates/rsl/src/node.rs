@@ -700,9 +700,11 @@ fn exec_loop<M: StateMachine>(
             }
             Exec::Execute { slot, value, replies } => {
                 assert!(slot.0 == last + 1, "executed slot {} after {}", slot.0, last);
-                execute_slot(&mut machine, slot, value, replies, &shared.histograms);
+                // Published before the replies go out: a caller that has its answer and then
+                // reads `status().executed` must see at least its own slot.
                 last = slot.0;
                 shared.executed.store(last, Ordering::Release);
+                execute_slot(&mut machine, slot, value, replies, &shared.histograms);
             }
             Exec::Read { request, reply } => {
                 let _ = reply.send(Ok(machine.read(&request)));
