@@ -248,7 +248,7 @@ impl Replica {
                 return;
             }
         }
-        self.become_primary(values, out);
+        self.become_primary(values, complete, out);
     }
 
     pub(crate) fn has_quorum(&self, m: &Membership, set: &BTreeSet<ReplicaId>) -> bool {
@@ -328,7 +328,12 @@ impl Replica {
     }
 
     /// Phase 1 is complete: re-propose every open slot at our ballot and start serving.
-    fn become_primary(&mut self, values: BTreeMap<Slot, Value>, out: &mut Vec<Action>) {
+    fn become_primary(
+        &mut self,
+        values: BTreeMap<Slot, Value>,
+        promisers: BTreeSet<ReplicaId>,
+        out: &mut Vec<Action>,
+    ) {
         let election = self.election.take().expect("no election");
         let (ballot, rebuilds) = (election.ballot, election.rebuilds);
         require!(ballot == self.promised, "becoming primary at {ballot:?} not promised");
@@ -360,6 +365,7 @@ impl Replica {
             reads: VecDeque::new(),
             transfer: None,
             rebuilt: BTreeMap::new(),
+            promisers,
         });
         out.push(Action::Notify(Event::BecamePrimary { ballot }));
         let values: Vec<Value> =

@@ -263,6 +263,12 @@ impl Replica {
     /// Records a chosen value from a peer. If this replica accepted the slot at a ballot at
     /// or above the chosen one, Paxos says its value is the chosen value.
     fn install_chosen(&mut self, e: LogEntry, out: &mut Vec<Action>) {
+        if self.leader.as_ref().is_some_and(|l| e.ballot > l.ballot) {
+            // A higher ballot completed phase 1 and proposed: ours is superseded. Counting
+            // our votes under a configuration it chose (and we never proposed) could count
+            // a quorum no phase 1 looks for (docs/protocol.md, "Reconfiguration").
+            self.step_down(None, out);
+        }
         if let Some(x) = self.log.get_mut(&e.slot) {
             if x.ballot >= e.ballot {
                 invariant!(unless self, Any, x.value == e.value,

@@ -93,6 +93,17 @@ impl Replica {
         let l = self.leader.as_ref().expect("proposing without leading");
         let (slot, ballot) = (l.next_slot, l.ballot);
         require!(slot > self.commit, "proposing {slot:?} at or below the commit point");
+        // Phase 1 at this ballot must have covered the membership that governs the slot:
+        // otherwise a quorum of it may have accepted, unseen, a value at a lower ballot.
+        let config_ahead = self
+            .log
+            .range(self.executed.next()..slot)
+            .any(|(_, e)| matches!(e.value, Value::Config(_)));
+        let covered = match config_ahead {
+            false => self.has_quorum(&self.membership, &l.promisers),
+            true => self.has_quorum(&self.membership_for(slot), &l.promisers),
+        };
+        require!(covered, "proposing {slot:?} under a membership phase 1 did not cover");
         // Phase 1 may re-propose a slot this replica already knows chosen (above a gap): the
         // value must be the chosen one, and the slot stays known chosen.
         let chosen = self.log.get(&slot).filter(|e| e.chosen).map(|e| e.value.clone());
@@ -186,12 +197,18 @@ impl Replica {
             false => std::borrow::Cow::Borrowed(&self.membership),
             true => std::borrow::Cow::Owned(self.membership_for(slot)),
         };
-        let chosen: Vec<Slot> = l
-            .inflight
-            .iter()
-            .filter(|(slot, f)| self.has_quorum(&governing(**slot), &f.votes))
-            .map(|(slot, _)| *slot)
-            .collect();
+        // A slot after a configuration slot is counted only once that configuration is
+        // chosen: until then another value may still be chosen there (by a higher ballot)
+        // and install another membership, whose quorums need not meet the one counted
+        // (docs/protocol.md, "Reconfiguration"). Only phase 1 re-proposes such slots.
+        let mut chosen: Vec<Slot> = Vec::new();
+        for (slot, f) in &l.inflight {
+            if self.has_quorum(&governing(*slot), &f.votes) {
+                chosen.push(*slot);
+            } else if config_ahead && matches!(self.log[slot].value, Value::Config(_)) {
+                break;
+            }
+        }
         for slot in chosen {
             self.log.get_mut(&slot).expect("in-flight slot in log").chosen = true;
         }
@@ -442,8 +459,9 @@ impl Replica {
     pub(crate) fn on_change_membership(&mut self, m: Membership, out: &mut Vec<Action>) {
         let Some(l) = self.leader.as_ref() else { return };
         // One change in flight; a change still waiting for its learners may be replaced
-        // (e.g. when a new replica never came up).
-        if l.config_slot.is_some() || m.voters.is_empty() {
+        // (e.g. when a new replica never came up). A primary handing over primacy proposes
+        // nothing more at its ballot (see `config_executed`).
+        if l.config_slot.is_some() || l.transfer.is_some() || m.voters.is_empty() {
             return;
         }
         let promoted: Vec<ReplicaId> =
@@ -477,7 +495,7 @@ impl Replica {
         let commit = self.commit;
         let Some(l) = self.leader.as_ref() else { return };
         let Some(target) = l.config_target.clone() else { return };
-        if l.config_slot.is_some() {
+        if l.config_slot.is_some() || l.transfer.is_some() {
             return;
         }
         let lag_max = self.config.catchup_entries_max as u64;
@@ -513,6 +531,28 @@ impl Replica {
             Role::Primary | Role::Candidate if !voter => self.step_down(None, out),
             Role::Follower | Role::Learner => self.role = self.follower_role(),
             _ => {}
+        }
+        // The new membership governs the slots after this one. If this ballot's phase 1 did
+        // not hold a quorum of it, a quorum of it may have accepted there, at a lower ballot,
+        // a value we never saw (it may even count as chosen once this configuration is
+        // known): run a fresh phase 1, which needs a quorum of the new membership, before
+        // proposing anything more. A transferring primary proposes nothing more at this
+        // ballot anyway (it relinquishes if the transfer fails).
+        let uncovered = self.leader.as_ref().is_some_and(|l| {
+            l.transfer.is_none() && !self.has_quorum(&self.membership, &l.promisers)
+        });
+        if uncovered {
+            let ballot_before = self.promised;
+            self.counters.elections += 1;
+            self.step_down(None, out);
+            self.start_prepare(None, out);
+            ensure!(self.promised > ballot_before, "a reconfiguration's phase 1 not higher");
+        }
+        if let Some(l) = &self.leader {
+            ensure!(
+                l.transfer.is_some() || self.has_quorum(&self.membership, &l.promisers),
+                "a primary kept a ballot whose phase 1 misses the new membership"
+            );
         }
     }
 }

@@ -209,6 +209,10 @@ pub(crate) struct Leader {
     pub(crate) transfer: Option<Transfer>,
     /// Rebuild requests answered by this primacy's phase 1: replica -> (nonce, `Rebuilt`).
     pub(crate) rebuilt: BTreeMap<ReplicaId, (u64, Body)>,
+    /// The replicas whose complete promises (and our own) completed phase 1 at this ballot.
+    /// Every slot this primary proposes must be governed by a membership of which they hold
+    /// a quorum (docs/protocol.md, "Reconfiguration").
+    pub(crate) promisers: BTreeSet<ReplicaId>,
 }
 
 /// One replica of the cluster.

@@ -157,3 +157,16 @@ fn membership_changes_do_not_strand_the_new_voters() {
         }
     }
 }
+
+/// Seed 950 with `--reconfig`, where before the fix a primary whose phase 1 promises came
+/// from a quorum of the old membership only ({1, 2, 5} of {1..5}) executed a change to
+/// {1, 3, 4} and proposed the next slot under it, although {3, 4}, a quorum of {1, 3, 4}, had
+/// accepted another value there at a lower ballot (Agreement failed at slot 641). A primary
+/// now runs a fresh phase 1 when its phase 1 did not cover the membership it installs.
+#[test]
+fn a_primary_covers_a_new_membership_with_phase_1_before_proposing_under_it() {
+    let outcome = run_seed(&Options::swarm(950).with_reconfiguration(), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 950 with --reconfig failed: {f}");
+    }
+}
