@@ -1,0 +1,160 @@
+//! Reconfiguration on a lone primary (id 1 of 1, 2, 3), one rule each (docs/protocol.md,
+//! "Reconfiguration"): a slot after a configuration slot is counted only once that
+//! configuration is chosen, and a primary that learns through catch-up a value chosen at a
+//! higher ballot steps down rather than count its votes under a membership it never proposed.
+
+#[path = "common/lone.rs"]
+mod lone;
+
+use bytes::Bytes;
+use lone::{b, batch, from, step};
+use rsl_core::message::Body;
+use rsl_core::{
+    Action, Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, ReplicaId, RequestId,
+    Role, Slot, Value,
+};
+
+fn sent(out: &[Action]) -> Vec<Body> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send { msg, .. } => Some(msg.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn executed(out: &[Action]) -> Vec<(Slot, Value)> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Execute { slot, value } => Some((*slot, value.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes every write so far durable; returns the actions of both steps.
+fn sync(r: &mut Replica, mut out: Vec<Action>) -> Vec<Action> {
+    let seq = out.iter().rev().find_map(|a| match a {
+        Action::Persist { seq, .. } => Some(*seq),
+        _ => None,
+    });
+    if let Some(seq) = seq {
+        out.extend(step(r, Input::Durable { seq }));
+    }
+    out
+}
+
+/// Elects replica 1 with replica 2's promise, which reports `entries`; returns its ballot and
+/// every action of the election.
+fn elect(r: &mut Replica, entries: Vec<LogEntry>) -> (Ballot, Vec<Action>) {
+    for _ in 0..2000 {
+        let out = step(r, Input::Tick);
+        if let Some(ballot) = sent(&out).iter().find_map(|m| match m {
+            Body::PreVote { ballot, .. } => Some(*ballot),
+            _ => None,
+        }) {
+            let out = step(r, from(2, Body::PreVoteReply { ballot, granted: true }));
+            let mut all = sync(r, out);
+            let ballot = r.status().promised;
+            let promise = Body::Promise {
+                ballot,
+                commit: Slot::ZERO,
+                entries,
+                unknown: Vec::new(),
+                truncated: false,
+            };
+            let out = step(r, from(2, promise));
+            all.extend(sync(r, out));
+            assert_eq!(r.status().role, Role::Primary);
+            return (ballot, all);
+        }
+    }
+    panic!("never stood for election");
+}
+
+/// Proposes one exclusive request (payload `n`) and makes it durable.
+fn propose(r: &mut Replica, n: u64) -> Vec<Action> {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
+    let input = Input::Propose { id, payload: Bytes::from(vec![n as u8]), exclusive: true };
+    let out = step(r, input);
+    sync(r, out)
+}
+
+/// The slots `out` sends in accepts at `ballot`, with their values.
+fn accepts(out: &[Action], at: Ballot) -> Vec<(Slot, Value)> {
+    sent(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            Body::Accept { ballot, entries, .. } if ballot == at => Some(entries),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Slot 1 holds a configuration {1, 2, 4} and slot 2 a batch, both accepted by replica 2 at
+/// an old ballot (a primary proposes nothing after a configuration until it executes, so
+/// only phase 1 re-proposes such a slot). The new primary re-proposes both; replica 4 votes
+/// for slot 2, so {1, 4} is a quorum of {1, 2, 4}, but slot 1 is not chosen: a higher ballot
+/// may still choose another value there, leaving {1, 2, 3} to govern slot 2, of which
+/// {1, 4} is no quorum. When catch-up brings such a value for slot 1, slot 2 must not
+/// execute.
+#[test]
+fn a_slot_after_an_unchosen_configuration_is_not_counted_under_its_membership() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let config = Value::Config(Membership::new([1, 2, 4]));
+    let old = vec![
+        LogEntry { slot: Slot(1), ballot: b(0, 3), value: config.clone() },
+        LogEntry { slot: Slot(2), ballot: b(0, 3), value: batch(1) },
+    ];
+    let (ballot, out) = elect(&mut r, old);
+    let proposed = accepts(&out, ballot);
+    assert!(proposed.contains(&(Slot(1), config)), "{out:?}");
+    assert!(proposed.contains(&(Slot(2), batch(1))), "{out:?}");
+    let out = step(&mut r, from(4, Body::Accepted { ballot, slots: vec![Slot(2)] }));
+    assert!(executed(&out).is_empty(), "{out:?}");
+    assert_eq!(r.status().commit, Slot::ZERO);
+    // A higher ballot chose a batch at slot 1: {1, 2, 3} governs slot 2.
+    let chosen = LogEntry { slot: Slot(1), ballot: b(9, 3), value: batch(7) };
+    let reply = Body::CatchupReply { commit: Slot(1), entries: vec![chosen] };
+    let out = step(&mut r, from(3, reply));
+    let out = sync(&mut r, out);
+    assert_eq!(executed(&out), vec![(Slot(1), batch(7))], "slot 2 counted under {{1, 2, 4}}");
+    assert_eq!(r.status().commit, Slot(1));
+}
+
+/// The primary at ballot B has two slots in flight, `first` and `second`, when catch-up
+/// brings every slot through `first` chosen at a higher ballot, `first` holding a
+/// configuration {1, 2, 4} that B never proposed. That ballot's phase 1 covered {1, 2, 3}
+/// only, and it may choose another value in `second` with {2, 4}; so a vote from 4 at B must
+/// not make B's `second` chosen under {1, 2, 4}. The primary steps down.
+#[test]
+fn a_primary_that_learns_a_value_chosen_at_a_higher_ballot_steps_down() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let (ballot, _) = elect(&mut r, Vec::new());
+    let out = propose(&mut r, 1);
+    let first = accepts(&out, ballot)[0].0;
+    let out = propose(&mut r, 2);
+    let second = accepts(&out, ballot)[0].0;
+    assert_eq!(second, first.next(), "{out:?}");
+    assert_eq!(r.status().commit, Slot::ZERO);
+    // A higher ballot chose every slot through `first`, a configuration {1, 2, 4} there.
+    let config = Value::Config(Membership::new([1, 2, 4]));
+    let entries: Vec<LogEntry> = (1..=first.0)
+        .map(|s| LogEntry {
+            slot: Slot(s),
+            ballot: b(9, 3),
+            value: if s == first.0 { config.clone() } else { batch(s) },
+        })
+        .collect();
+    let reply = Body::CatchupReply { commit: first, entries };
+    let out = step(&mut r, from(3, reply));
+    let out = sync(&mut r, out);
+    assert_eq!(executed(&out).last(), Some(&(first, config)));
+    assert_eq!(r.status().membership, Membership::new([1, 2, 4]));
+    assert_ne!(r.status().role, Role::Primary, "kept primacy under a higher ballot's choice");
+    let out = step(&mut r, from(4, Body::Accepted { ballot, slots: vec![second] }));
+    let out = sync(&mut r, out);
+    assert!(executed(&out).is_empty(), "{second:?} counted with a vote from 4: {out:?}");
+    assert_eq!(r.status().commit, first);
+}
