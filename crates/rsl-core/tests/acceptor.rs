@@ -5,7 +5,7 @@
 #[path = "common/lone.rs"]
 mod lone;
 
-use lone::{b, batch, from, step};
+use lone::{b, batch, from, sent, step};
 use proptest::prelude::*;
 use rsl_core::message::Body;
 use rsl_core::{
@@ -19,15 +19,6 @@ fn acceptor() -> Replica {
 fn accept(ballot: Ballot, commit: u64, entries: &[(u64, Value)]) -> Input {
     let entries = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
     from(ballot.replica, Body::Accept { ballot, commit: Slot(commit), entries })
-}
-
-fn sent(out: &[Action]) -> Vec<Body> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Send { msg, .. } => Some(msg.body.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn last_seq(out: &[Action]) -> Option<u64> {

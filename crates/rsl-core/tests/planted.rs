@@ -7,7 +7,7 @@
 mod lone;
 
 use bytes::Bytes;
-use lone::{b, batch, from, step};
+use lone::{b, batch, from, sent, step};
 use rsl_core::message::Body;
 use rsl_core::{
     Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, RequestId, Slot, Value,
@@ -50,14 +50,6 @@ fn bug(name: &'static str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn sent(out: &[Action]) -> Vec<Body> {
-    out.iter()
-        .filter_map(
-            |a| if let Action::Send { msg, .. } = a { Some(msg.body.clone()) } else { None },
-        )
-        .collect()
 }
 
 fn last_seq(out: &[Action]) -> u64 {

@@ -7,31 +7,13 @@
 #[path = "common/lone.rs"]
 mod lone;
 
-use lone::{b, batch, from, step};
+use lone::{b, batch, from, sent_to, step, writes};
 use rsl_core::message::Body;
 use rsl_core::{Action, Ballot, Config, Input, LogEntry, Recovered, Replica, Slot, Value, Write};
 
 fn rebuilding() -> Replica {
     let recovered = Recovered { rebuilding: true, ..Recovered::default() };
     Replica::new(Config::new(1, [1, 2, 3]), recovered)
-}
-
-fn sent(out: &[Action]) -> Vec<(u32, Body)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Send { to, msg } => Some((to.0, msg.body.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn writes(out: &[Action]) -> Vec<(u64, Write)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Persist { seq, write } => Some((*seq, write.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Makes every write so far durable.
@@ -47,7 +29,7 @@ fn nonce_of(r: &mut Replica) -> u64 {
     for _ in 0..50 {
         let out = step(r, Input::Tick);
         sync(r, &out);
-        for (_, body) in sent(&out) {
+        for (_, body) in sent_to(&out) {
             if let Body::Rebuild { nonce } = body {
                 return nonce;
             }
@@ -65,7 +47,7 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
     assert!(r.status().rebuilding);
     let prepare = Body::Prepare { ballot: b(5, 2), commit: Slot::ZERO, transfer: None };
     let out = step(&mut r, from(2, prepare));
-    assert!(sent(&out).is_empty() && writes(&out).is_empty(), "answered a prepare: {out:?}");
+    assert!(sent_to(&out).is_empty() && writes(&out).is_empty(), "answered a prepare: {out:?}");
     let accept =
         Body::Accept { ballot: b(6, 3), commit: Slot::ZERO, entries: vec![(Slot(1), batch(1))] };
     let out = step(&mut r, from(3, accept));
@@ -79,7 +61,9 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
     for _ in 0..2000 {
         let out = step(&mut r, Input::Tick);
         sync(&mut r, &out);
-        kinds.extend(sent(&out).into_iter().map(|(to, body)| (to, std::mem::discriminant(&body))));
+        kinds.extend(
+            sent_to(&out).into_iter().map(|(to, body)| (to, std::mem::discriminant(&body))),
+        );
     }
     let rebuild = std::mem::discriminant(&Body::Rebuild { nonce: 0 });
     assert!(kinds.iter().all(|(_, k)| *k == rebuild), "sent other than rebuild requests");
@@ -114,7 +98,7 @@ fn a_rebuilt_replica_promises_the_ballot_catches_up_to_the_tail_then_votes() {
     assert!(w.contains(&Write::Commit(Slot(2))));
     assert!(r.status().rebuilding, "rebuilt before the clearing write is durable");
     let prepare = Body::Prepare { ballot: b(5, 3), commit: Slot(2), transfer: None };
-    assert!(sent(&step(&mut r, from(3, prepare.clone()))).is_empty());
+    assert!(sent_to(&step(&mut r, from(3, prepare.clone()))).is_empty());
     sync(&mut r, &out);
     assert!(!r.status().rebuilding);
     assert!(r.status().promised >= b(4, 2));
@@ -123,14 +107,14 @@ fn a_rebuilt_replica_promises_the_ballot_catches_up_to_the_tail_then_votes() {
     let prepare = Body::Prepare { ballot: b(5, 2), commit: Slot(2), transfer: None };
     let out = step(&mut r, from(2, prepare));
     let out = sync(&mut r, &out);
-    assert!(sent(&out).iter().any(|(_, m)| matches!(m, Body::Promise { .. })), "{out:?}");
+    assert!(sent_to(&out).iter().any(|(_, m)| matches!(m, Body::Promise { .. })), "{out:?}");
 }
 
 /// Elects replica 1 with replica 2's help; returns its ballot.
 fn elect(r: &mut Replica) -> Ballot {
     for _ in 0..2000 {
         let out = step(r, Input::Tick);
-        if let Some(ballot) = sent(&out).iter().find_map(|(_, m)| match m {
+        if let Some(ballot) = sent_to(&out).iter().find_map(|(_, m)| match m {
             Body::PreVote { ballot, .. } => Some(*ballot),
             _ => None,
         }) {
@@ -158,13 +142,13 @@ fn a_primary_answers_a_rebuild_with_a_fresh_phase_1_and_repeats_its_answer() {
     let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
     let first = elect(&mut r);
     let out = step(&mut r, from(3, Body::Rebuild { nonce: 7 }));
-    let prepares: Vec<(u32, Body)> = sent(&out);
+    let prepares: Vec<(u32, Body)> = sent_to(&out);
     let fresh = match prepares.first() {
         Some((_, Body::Prepare { ballot, .. })) => *ballot,
         other => panic!("no fresh phase 1: {other:?}"),
     };
     assert!(fresh > first && prepares.iter().any(|(to, _)| *to == 3));
-    assert!(!sent(&out).iter().any(|(_, m)| matches!(m, Body::Rebuilt { .. })));
+    assert!(!sent_to(&out).iter().any(|(_, m)| matches!(m, Body::Rebuilt { .. })));
     sync(&mut r, &out);
     let promise = Body::Promise {
         ballot: fresh,
@@ -175,12 +159,12 @@ fn a_primary_answers_a_rebuild_with_a_fresh_phase_1_and_repeats_its_answer() {
     };
     let out = step(&mut r, from(2, promise));
     let answer = Body::Rebuilt { nonce: 7, ballot: fresh, through: Slot(3) };
-    assert!(sent(&out).contains(&(3, answer.clone())), "{out:?}");
+    assert!(sent_to(&out).contains(&(3, answer.clone())), "{out:?}");
     // Asked again, the same answer, no new phase 1; a new nonce gets a new phase 1.
     let out = step(&mut r, from(3, Body::Rebuild { nonce: 7 }));
-    assert_eq!(sent(&out), vec![(3, answer)]);
+    assert_eq!(sent_to(&out), vec![(3, answer)]);
     let out = step(&mut r, from(3, Body::Rebuild { nonce: 8 }));
-    assert!(sent(&out)
+    assert!(sent_to(&out)
         .iter()
         .any(|(_, m)| matches!(m, Body::Prepare { ballot, .. } if *ballot > fresh)));
 }
@@ -189,7 +173,7 @@ fn a_primary_answers_a_rebuild_with_a_fresh_phase_1_and_repeats_its_answer() {
 fn a_replica_that_is_not_primary_ignores_rebuild_requests() {
     let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
     let out = step(&mut r, from(3, Body::Rebuild { nonce: 7 }));
-    assert!(sent(&out).is_empty() && writes(&out).is_empty());
+    assert!(sent_to(&out).is_empty() && writes(&out).is_empty());
     assert_eq!(r.status().counters.dropped, 1);
 }
 
@@ -205,7 +189,7 @@ fn phase_1_prefers_a_value_reported_chosen_over_a_higher_ballot() {
     let mut ballot = None;
     for _ in 0..2000 {
         let out = step(&mut r, Input::Tick);
-        ballot = sent(&out).iter().find_map(|(_, m)| match m {
+        ballot = sent_to(&out).iter().find_map(|(_, m)| match m {
             Body::PreVote { ballot, .. } => Some(*ballot),
             _ => None,
         });

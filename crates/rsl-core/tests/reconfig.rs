@@ -7,30 +7,12 @@
 mod lone;
 
 use bytes::Bytes;
-use lone::{b, batch, from, step};
+use lone::{b, batch, executed, from, sent, step};
 use rsl_core::message::Body;
 use rsl_core::{
     Action, Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, ReplicaId, RequestId,
     Role, Slot, Value,
 };
-
-fn sent(out: &[Action]) -> Vec<Body> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Send { msg, .. } => Some(msg.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn executed(out: &[Action]) -> Vec<(Slot, Value)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Execute { slot, value } => Some((*slot, value.clone())),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Makes every write so far durable; returns the actions of both steps.
 fn sync(r: &mut Replica, mut out: Vec<Action>) -> Vec<Action> {
