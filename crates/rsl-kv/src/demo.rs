@@ -370,7 +370,7 @@ async fn tick_progress(bar: ProgressBar, shared: Arc<Shared>) {
             "{ops} ops, {rate:>7.0} ops/s, {} errors retried",
             shared.errors.load(Ordering::Relaxed)
         );
-        if bar.is_hidden() && tenths % 50 == 0 && tenths > 0 {
+        if bar.is_hidden() && tenths.is_multiple_of(50) && tenths > 0 {
             // Off a terminal the bar is hidden: a line every 5 s instead.
             println!("  t={:>5.1}s  {message}", tenths as f64 / 10.0);
         }

@@ -127,11 +127,7 @@ impl KvMachine {
             }
             Request::Read(op) => self.query(op),
         };
-        debug_assert!(self
-            .state
-            .expiries
-            .get_min()
-            .map_or(true, |(at, _)| *at >= self.state.now_ms));
+        debug_assert!(self.state.expiries.get_min().is_none_or(|(at, _)| *at >= self.state.now_ms));
         reply
     }
 
@@ -183,7 +179,7 @@ impl KvMachine {
 
     fn get(&self, key: &[u8]) -> Option<&Bytes> {
         let entry = self.state.map.get(key)?;
-        let live = entry.expire_at_ms.map_or(true, |at| self.state.now_ms <= at);
+        let live = entry.expire_at_ms.is_none_or(|at| self.state.now_ms <= at);
         live.then_some(&entry.value)
     }
 

@@ -11,7 +11,7 @@
 //! | stamp_ms | u64 LE | writes only: the proposer's clock |
 //! | fields | ... | per op; bytes as u32 LE length + data, lists as u32 LE count + items |
 //!
-//! Invariants: `decode(encode(r)) == r` for every request within the limits, and [`decode`]
+//! Invariants: `decode(encode(r)) == r` for every request within the limits, and [`Request::decode`]
 //! rejects every malformed input (truncated, trailing bytes, unknown op or tag, oversized
 //! lengths) with a [`DecodeError`], never panicking and never allocating more than the input
 //! could describe. A request is immutable once encoded, so every replica decodes the same op.
@@ -70,7 +70,7 @@ pub enum WriteOp {
     /// Changes nothing but advances the machine's clock to the request's stamp, so that keys
     /// expire on replicas that receive no other writes. Answers `+OK`.
     Tick,
-    /// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL].
+    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL]`.
     Set {
         /// The key.
         key: Bytes,

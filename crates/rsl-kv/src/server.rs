@@ -620,9 +620,10 @@ fn cmd_hello(session: &mut Session, args: &[Bytes]) -> Reply {
     ])
 }
 
-/// Compares without stopping at the first difference, so timing does not leak the password.
+/// Compares in constant time (for equal lengths), so timing does not leak the password.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 fn cmd_select(_: &mut Session, args: &[Bytes]) -> Reply {
@@ -962,7 +963,7 @@ fn parse_append(args: &[Bytes], _: u64) -> Result<WriteOp, Reply> {
 }
 
 fn parse_mset(args: &[Bytes], _: u64) -> Result<WriteOp, Reply> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(arity_error("mset"));
     }
     let pairs = args[1..].chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();

@@ -8,7 +8,8 @@
 //! - [`TcpTransport`]: one TCP connection per pair of replicas, bounded per-peer queues with
 //!   backpressure ([`SendError::QueueFull`]), batched writes, reconnection with capped,
 //!   jittered exponential backoff, and optional mutual TLS ([`Security::MutualTls`]).
-//! - [`tls`]: cluster certificate generation ([`generate_cluster_certs`]) and loading.
+//! - [`tls`]: loading a replica's certificates and checking identities; with the `certgen`
+//!   feature, `generate_cluster_certs` writes a cluster's CA and replica certificates.
 //! - [`Transport`]: the interface the engine uses, so that the simulator's network and a future
 //!   RDMA transport can stand in for TCP.
 //! - [`limits`]: every bound, in one place.
@@ -67,6 +68,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "certgen")]
+mod certgen;
 pub mod config;
 pub mod frame;
 pub mod limits;
@@ -79,11 +82,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use thiserror::Error;
 
+#[cfg(feature = "certgen")]
+pub use certgen::generate_cluster_certs;
 pub use config::{BackoffConfig, ConfigError, Security, TransportConfig};
 pub use frame::{Frame, FrameError, FrameKind};
 pub use stats::{PeerStats, Stats};
 pub use tcp::{Incoming, StartError, TcpTransport};
-pub use tls::{generate_cluster_certs, TlsError, TlsIdentity};
+pub use tls::{TlsError, TlsIdentity};
 
 /// A replica's id, unique within a cluster.
 pub type ReplicaId = u32;

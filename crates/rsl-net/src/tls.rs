@@ -16,16 +16,13 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::client::verify_server_name;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -67,7 +64,16 @@ pub enum TlsError {
     /// A PEM file holds no certificate or no private key.
     #[error("{0}: no certificate or private key found")]
     Missing(PathBuf),
+    /// A PEM file could not be parsed.
+    #[error("{path}: {source}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rustls::pki_types::pem::Error,
+    },
     /// rcgen refused to build a certificate.
+    #[cfg(feature = "certgen")]
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
     /// rustls refused a certificate, key or configuration.
@@ -99,7 +105,8 @@ impl fmt::Debug for TlsIdentity {
 }
 
 impl TlsIdentity {
-    /// Loads replica `id`'s identity from a directory written by [`generate_cluster_certs`].
+    /// Loads replica `id`'s identity from a directory written by `generate_cluster_certs`
+    /// (feature `certgen`) or laid out the same way.
     pub fn load(dir: &Path, id: ReplicaId) -> Result<TlsIdentity, TlsError> {
         TlsIdentity::from_pem_files(
             &dir.join(CA_CERT_FILE),
@@ -116,9 +123,11 @@ impl TlsIdentity {
         };
         let ca_der = read_certs(&read(ca)?, ca)?.swap_remove(0);
         let chain = read_certs(&read(cert)?, cert)?;
-        let key_der = rustls_pemfile::private_key(&mut &read(key)?[..])
-            .map_err(|source| TlsError::Io { path: key.to_owned(), source })?
-            .ok_or_else(|| TlsError::Missing(key.to_owned()))?;
+        let key_der = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+            Ok(key_der) => key_der,
+            Err(pem::Error::NoItemsFound) => return Err(TlsError::Missing(key.to_owned())),
+            Err(source) => return Err(TlsError::Pem { path: key.to_owned(), source }),
+        };
         Ok(TlsIdentity { ca: ca_der, chain, key: key_der })
     }
 
@@ -158,9 +167,9 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut &pem[..])
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Io { path: path.to_owned(), source })?;
+        .map_err(|source| TlsError::Pem { path: path.to_owned(), source })?;
     if certs.is_empty() {
         return Err(TlsError::Missing(path.to_owned()));
     }
@@ -177,57 +186,10 @@ pub fn cert_names_replica(cert: &CertificateDer<'_>, id: ReplicaId) -> bool {
     verify_server_name(&parsed, &name).is_ok()
 }
 
-/// Generates a cluster's certificates and writes them as PEM into `dir` (created if missing):
-/// [`CA_CERT_FILE`], [`CA_KEY_FILE`], and for each id [`replica_cert_file`] and
-/// [`replica_key_file`]. Keys are written with mode 0600 on Unix. Existing files are replaced.
-pub fn generate_cluster_certs(
-    dir: &Path,
-    cluster: &str,
-    ids: &[ReplicaId],
-) -> Result<(), TlsError> {
-    fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_owned(), source })?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, format!("rsl cluster {cluster} CA"));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    write_file(&dir.join(CA_CERT_FILE), ca_cert.pem().as_bytes(), false)?;
-    write_file(&dir.join(CA_KEY_FILE), ca_key.serialize_pem().as_bytes(), true)?;
-    for &id in ids {
-        let mut params = CertificateParams::new(vec![replica_server_name(id)])?;
-        params.distinguished_name.push(DnType::CommonName, replica_server_name(id));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
-        assert!(cert_names_replica(cert.der(), id));
-        write_file(&dir.join(replica_cert_file(id)), cert.pem().as_bytes(), false)?;
-        write_file(&dir.join(replica_key_file(id)), key.serialize_pem().as_bytes(), true)?;
-    }
-    Ok(())
-}
-
-fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), TlsError> {
-    let io_error = |source| TlsError::Io { path: path.to_owned(), source };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = options.open(path).map_err(io_error)?;
-    file.write_all(contents).map_err(io_error)?;
-    file.sync_all().map_err(io_error)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate_cluster_certs;
 
     #[test]
     fn generated_certificates_load_and_name_their_replica() {

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use common::*;
 use rsl_net::tls::{replica_cert_file, replica_key_file, replica_server_name, CA_CERT_FILE};
 use rsl_net::{Incoming, Security, Stats, TcpTransport, TlsIdentity, Transport};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::Receiver;
@@ -106,7 +107,7 @@ async fn a_client_without_a_certificate_is_rejected() {
     let (transport, mut rx) = target(certs.cluster.path());
     let mut roots = rustls::RootCertStore::empty();
     let ca = std::fs::read(certs.cluster.path().join(CA_CERT_FILE)).unwrap();
-    for cert in rustls_pemfile::certs(&mut &ca[..]) {
+    for cert in CertificateDer::pem_slice_iter(&ca) {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
