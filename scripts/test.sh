@@ -18,6 +18,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p rsl-core -p rsl-sim --all-targets --features rsl-sim/planted-bugs --locked -- -D warnings
+echo "== cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+echo "== MSRV: the declared rust-version (1.88) builds every target"
+if ! rustup toolchain list | grep -q '^1\.88\.0'; then
+  rustup toolchain install 1.88.0 --profile minimal
+fi
+CARGO_TARGET_DIR=target/msrv cargo +1.88.0 check --workspace --all-targets --locked --quiet
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 echo "== planted bugs: each misbehaves in the core, and the simulator's checkers catch each"
