@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::io::{Action, Event, Refusal};
 use crate::message::Body;
-use crate::replica::{Election, Leader, Replica, Report, Role};
+use crate::replica::{Election, Primacy, Replica, Report, Role};
 use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
 
 impl Replica {
@@ -40,7 +40,7 @@ impl Replica {
         ensure!(self.promised >= promised_before, "the promise went down");
         let waiting = self.role != Role::Primary && self.may_stand();
         ensure!(!waiting || self.election_deadline > self.now, "an election deadline in the past");
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             let due = l.last_heartbeat + u64::from(self.config.heartbeat_ticks);
             ensure!(due > self.now, "the primary missed a heartbeat");
         }
@@ -345,7 +345,7 @@ impl Replica {
         self.role = Role::Primary;
         self.primary = Some(self.id);
         self.primary_ballot = ballot;
-        self.leader = Some(Leader {
+        self.primacy = Some(Primacy {
             ballot,
             next_slot: self.commit.next(),
             recovery_slot: self.commit,
@@ -373,7 +373,7 @@ impl Replica {
         for value in values {
             self.propose_slot(value, out);
         }
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         l.recovery_slot = l.next_slot.0.checked_sub(1).map(Slot).expect("no slot proposed");
         self.send_heartbeats(out);
         self.answer_rebuilds(rebuilds, out);
@@ -384,8 +384,8 @@ impl Replica {
     /// queued proposals and waiting linearizable reads are refused at once; proposals already
     /// in slots wait for the slot to execute (see `learner`).
     pub(crate) fn step_down(&mut self, primary: Option<ReplicaId>, out: &mut Vec<Action>) {
-        let was_primary = self.leader.is_some();
-        if let Some(l) = self.leader.take() {
+        let was_primary = self.primacy.is_some();
+        if let Some(l) = self.primacy.take() {
             for q in l.queue {
                 out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
             }
@@ -400,13 +400,16 @@ impl Replica {
             out.push(Action::Notify(Event::LostPrimacy { primary }));
         }
         self.reset_election_timer();
-        ensure!(self.leader.is_none() && self.election.is_none(), "stepped down but still leading");
+        ensure!(
+            self.primacy.is_none() && self.election.is_none(),
+            "stepped down but still primary"
+        );
     }
 
     pub(crate) fn on_nack(&mut self, ballot: Ballot, promised: Ballot, out: &mut Vec<Action>) {
         self.seen = self.seen.max(promised);
         let mine =
-            self.leader.as_ref().map(|l| l.ballot).or(self.election.as_ref().map(|e| e.ballot));
+            self.primacy.as_ref().map(|l| l.ballot).or(self.election.as_ref().map(|e| e.ballot));
         if mine == Some(ballot) && promised > ballot {
             self.step_down(None, out);
         } else {
@@ -414,8 +417,8 @@ impl Replica {
         }
         ensure!(self.seen >= promised, "a nack's ballot was forgotten");
         ensure!(
-            mine != Some(ballot) || promised <= ballot || self.leader.is_none(),
-            "a nacked primary kept leading"
+            mine != Some(ballot) || promised <= ballot || self.primacy.is_none(),
+            "a nacked primary kept its primacy"
         );
     }
 

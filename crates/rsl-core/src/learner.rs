@@ -73,7 +73,7 @@ impl Replica {
             self.commit = self.commit.next();
         }
         self.commit_hint = self.commit_hint.max(self.commit);
-        if let Some(l) = self.leader.as_mut() {
+        if let Some(l) = self.primacy.as_mut() {
             l.inflight = l.inflight.split_off(&self.commit.next());
         }
     }
@@ -104,7 +104,7 @@ impl Replica {
     }
 
     fn after_execute(&mut self, out: &mut Vec<Action>) {
-        if self.leader.is_some() {
+        if self.primacy.is_some() {
             self.serve_reads(out);
             self.notify_recovered(out);
         } else {
@@ -120,7 +120,7 @@ impl Replica {
 
     fn notify_recovered(&mut self, out: &mut Vec<Action>) {
         let executed = self.executed;
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         if !l.recovered && executed >= l.recovery_slot {
             l.recovered = true;
             out.push(Action::Notify(Event::PrimaryRecovered));
@@ -263,7 +263,7 @@ impl Replica {
     /// Records a chosen value from a peer. If this replica accepted the slot at a ballot at
     /// or above the chosen one, Paxos says its value is the chosen value.
     fn install_chosen(&mut self, e: LogEntry, out: &mut Vec<Action>) {
-        if self.leader.as_ref().is_some_and(|l| e.ballot > l.ballot) {
+        if self.primacy.as_ref().is_some_and(|l| e.ballot > l.ballot) {
             // A higher ballot completed phase 1 and proposed: ours is superseded. Counting
             // our votes under a configuration it chose (and we never proposed) could count
             // a quorum no phase 1 looks for (docs/protocol.md, "Reconfiguration").

@@ -22,7 +22,7 @@ use crate::types::{Membership, ReplicaId, Request, Slot, Value};
 
 impl Replica {
     pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
-        let Some(l) = self.leader.as_mut() else {
+        let Some(l) = self.primacy.as_mut() else {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
             return;
@@ -49,7 +49,7 @@ impl Replica {
     /// Proposes queued requests while the pipeline has room.
     pub(crate) fn fill_pipeline(&mut self, out: &mut Vec<Action>) {
         loop {
-            let Some(l) = self.leader.as_mut() else { return };
+            let Some(l) = self.primacy.as_mut() else { return };
             let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max;
             if !room || l.queue.is_empty() || l.config_slot.is_some() || l.transfer.is_some() {
                 return;
@@ -58,7 +58,7 @@ impl Replica {
             // Only requests taken in this life have an outcome to report; values that phase 1
             // re-proposes may hold other replicas' requests or a previous incarnation's.
             let ids: Vec<_> = batch.iter().map(|r| r.id).collect();
-            let slot = self.leader.as_ref().expect("leader").next_slot;
+            let slot = self.primacy.as_ref().expect("primacy").next_slot;
             self.propose_slot(Value::Batch(batch), out);
             self.outcomes.entry(slot).or_default().extend(ids);
         }
@@ -69,7 +69,7 @@ impl Replica {
     fn take_batch(&mut self) -> Vec<Request> {
         let (requests_max, bytes_max) =
             (self.config.batch_requests_max, self.config.batch_bytes_max);
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         let mut batch = Vec::new();
         let mut bytes = 0;
         while let Some(next) = l.queue.front() {
@@ -90,7 +90,7 @@ impl Replica {
 
     /// Writes `value` into the next slot at our ballot and queues it for every peer.
     pub(crate) fn propose_slot(&mut self, value: Value, out: &mut Vec<Action>) {
-        let l = self.leader.as_ref().expect("proposing without leading");
+        let l = self.primacy.as_ref().expect("proposing without primacy");
         let (slot, ballot) = (l.next_slot, l.ballot);
         require!(slot > self.commit, "proposing {slot:?} at or below the commit point");
         // Phase 1 at this ballot must have covered the membership that governs the slot:
@@ -114,7 +114,7 @@ impl Replica {
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
         self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         let mut votes = BTreeSet::new();
         if planted!(self, CountOwnVoteBeforeDurable) {
             votes.insert(self.id);
@@ -130,7 +130,7 @@ impl Replica {
 
     /// Sends this step's new slots to every peer, in one accept each.
     pub(crate) fn flush_accepts(&mut self, out: &mut Vec<Action>) {
-        let Some(l) = self.leader.as_mut() else { return };
+        let Some(l) = self.primacy.as_mut() else { return };
         if l.outbox.is_empty() {
             return;
         }
@@ -151,7 +151,7 @@ impl Replica {
         ballot: crate::types::Ballot,
         slots: &[Slot],
     ) {
-        let Some(l) = self.leader.as_mut() else { return };
+        let Some(l) = self.primacy.as_mut() else { return };
         if l.ballot != ballot {
             self.counters.dropped += 1;
             return;
@@ -164,7 +164,7 @@ impl Replica {
             }
         }
         self.advance_primary_commit();
-        let l = self.leader.as_ref().expect("a vote cannot depose the primary");
+        let l = self.primacy.as_ref().expect("a vote cannot depose the primary");
         ensure!(self.commit >= commit_before, "a vote moved the commit point back");
         ensure!(l.inflight.keys().all(|s| *s > self.commit), "a committed slot is still in flight");
         ensure!(
@@ -177,7 +177,7 @@ impl Replica {
     /// The primary's own write for a slot is durable: its own vote counts.
     pub(crate) fn count_own_votes(&mut self) {
         let (id, durable) = (self.id, self.durable);
-        let Some(l) = self.leader.as_mut() else { return };
+        let Some(l) = self.primacy.as_mut() else { return };
         for f in l.inflight.values_mut().filter(|f| f.own_seq <= durable) {
             f.votes.insert(id);
         }
@@ -188,7 +188,7 @@ impl Replica {
     /// point over the chosen prefix.
     fn advance_primary_commit(&mut self) {
         let commit_before = self.commit;
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         // Usually no configuration change is pending: then one membership governs every
         // in-flight slot, and it is not looked up (and cloned) once per slot per vote.
         let unexecuted = self.log.range(self.executed.next()..);
@@ -234,7 +234,7 @@ impl Replica {
     }
 
     pub(crate) fn primary_tick(&mut self, out: &mut Vec<Action>) {
-        let l = self.leader.as_ref().expect("primary without leader state");
+        let l = self.primacy.as_ref().expect("primary without primacy state");
         if self.now >= l.last_heartbeat + u64::from(self.config.heartbeat_ticks) {
             self.send_heartbeats(out);
             self.resend_unvoted(out);
@@ -251,7 +251,7 @@ impl Replica {
 
     /// The tick of the newest heartbeat round a majority acknowledged (or when primacy began).
     fn quorum_contact(&self) -> u64 {
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         let round = self.quorum_round();
         l.round_sent.get(&round).copied().unwrap_or(l.since).max(l.since)
     }
@@ -260,7 +260,7 @@ impl Replica {
     pub(crate) fn send_heartbeats(&mut self, out: &mut Vec<Action>) {
         let now = self.now;
         let commit = self.commit;
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         l.round += 1;
         l.last_heartbeat = now;
         l.round_sent.insert(l.round, now);
@@ -272,7 +272,7 @@ impl Replica {
 
     /// Accepts may be lost: resend in-flight slots a peer has not voted for.
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
         for to in self.peers() {
             let entries: Vec<(Slot, Value)> = l
@@ -296,7 +296,7 @@ impl Replica {
         commit: Slot,
         out: &mut Vec<Action>,
     ) {
-        let Some(l) = self.leader.as_mut() else { return };
+        let Some(l) = self.primacy.as_mut() else { return };
         if l.ballot != ballot || round > l.round {
             self.counters.dropped += 1;
             return;
@@ -317,7 +317,7 @@ impl Replica {
     /// The newest heartbeat round a majority of voters acknowledged (the primary counts as
     /// acknowledging every round it sent).
     fn quorum_round(&self) -> u64 {
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         let mut rounds: Vec<u64> = self
             .membership
             .voters
@@ -330,7 +330,7 @@ impl Replica {
 
     /// True while a majority's lease covers this tick.
     pub(crate) fn lease_valid(&self) -> bool {
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         if l.transfer.is_some() {
             return false;
         }
@@ -340,7 +340,7 @@ impl Replica {
     }
 
     pub(crate) fn on_read(&mut self, id: ReadId, mode: ReadMode, out: &mut Vec<Action>) {
-        let queued = self.reads.len() + self.leader.as_ref().map_or(0, |l| l.reads.len());
+        let queued = self.reads.len() + self.primacy.as_ref().map_or(0, |l| l.reads.len());
         match mode {
             ReadMode::AtLeast(slot) if self.executed >= slot => out.push(Action::ReadReady { id }),
             _ if queued >= self.config.reads_queued_max => {
@@ -352,20 +352,20 @@ impl Replica {
     }
 
     fn read_linearizable(&mut self, id: ReadId, out: &mut Vec<Action>) {
-        let transferring = self.leader.as_ref().is_some_and(|l| l.transfer.is_some());
-        if self.leader.is_none() || transferring {
+        let transferring = self.primacy.as_ref().is_some_and(|l| l.transfer.is_some());
+        if self.primacy.is_none() || transferring {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::ReadRefused { id, reason: Refusal::NotPrimary { primary } });
             return;
         }
         let lease = self.lease_valid();
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         let index = self.commit.max(l.recovery_slot);
         let round = if lease { 0 } else { l.round + 1 };
         if !lease {
             self.send_heartbeats(out);
         }
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         l.reads.push_back(LinRead { id, index, round });
         self.serve_reads(out);
     }
@@ -380,11 +380,11 @@ impl Replica {
             }
             !ready
         });
-        if self.leader.is_none() {
+        if self.primacy.is_none() {
             return;
         }
         let quorum_round = self.quorum_round();
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         while l.reads.front().is_some_and(|r| r.index <= executed && r.round <= quorum_round) {
             let r = l.reads.pop_front().expect("front");
             out.push(Action::ReadReady { id: r.id });
@@ -397,7 +397,7 @@ impl Replica {
     /// Hands primacy to `to` (or the most caught-up voter): stop proposing and lease reads,
     /// wait until the target has everything, then tell it to start an election.
     pub(crate) fn on_transfer(&mut self, to: Option<ReplicaId>, out: &mut Vec<Action>) {
-        if self.leader.is_none() {
+        if self.primacy.is_none() {
             return;
         }
         let target = to
@@ -405,7 +405,7 @@ impl Replica {
             .or_else(|| self.best_target());
         let Some(target) = target else { return };
         let deadline = self.now + u64::from(self.config.election_ticks_min);
-        let l = self.leader.as_mut().expect("leader");
+        let l = self.primacy.as_mut().expect("primacy");
         l.transfer = Some(Transfer { target, deadline, sent: false });
         let queue = std::mem::take(&mut l.queue);
         for q in queue {
@@ -416,7 +416,7 @@ impl Replica {
         }
         self.transfer_tick(out);
         ensure!(target != self.id, "a transfer to itself");
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             ensure!(
                 l.queue.is_empty() && !self.lease_valid(),
                 "a transferring primary still serves"
@@ -425,7 +425,7 @@ impl Replica {
     }
 
     fn best_target(&self) -> Option<ReplicaId> {
-        let l = self.leader.as_ref()?;
+        let l = self.primacy.as_ref()?;
         let voters = self.membership.voters.iter().filter(|v| **v != self.id);
         voters.max_by_key(|v| l.acks.get(v).map_or(Slot::ZERO, |a| a.1)).copied()
     }
@@ -434,7 +434,7 @@ impl Replica {
     fn transfer_tick(&mut self, out: &mut Vec<Action>) {
         let commit = self.commit;
         let now = self.now;
-        let Some(l) = self.leader.as_mut() else { return };
+        let Some(l) = self.primacy.as_mut() else { return };
         let Some(t) = l.transfer.as_mut() else { return };
         if now >= t.deadline {
             // The target did not take over. Resuming at this ballot would be unsafe: a
@@ -457,7 +457,7 @@ impl Replica {
     /// Proposes a configuration change. New voters join as learners first; the change that
     /// makes them voters is proposed once they have caught up.
     pub(crate) fn on_change_membership(&mut self, m: Membership, out: &mut Vec<Action>) {
-        let Some(l) = self.leader.as_ref() else { return };
+        let Some(l) = self.primacy.as_ref() else { return };
         // One change in flight; a change still waiting for its learners may be replaced
         // (e.g. when a new replica never came up). A primary handing over primacy proposes
         // nothing more at its ballot (see `config_executed`).
@@ -467,18 +467,18 @@ impl Replica {
         let promoted: Vec<ReplicaId> =
             m.voters.iter().copied().filter(|v| !self.membership.is_voter(*v)).collect();
         if promoted.is_empty() {
-            self.leader.as_mut().expect("leader").config_target = None;
+            self.primacy.as_mut().expect("primacy").config_target = None;
             return self.propose_config(m, out);
         }
         let missing: Vec<ReplicaId> =
             promoted.into_iter().filter(|v| !self.membership.learners.contains(v)).collect();
-        self.leader.as_mut().expect("leader").config_target = Some(m);
+        self.primacy.as_mut().expect("primacy").config_target = Some(m);
         if !missing.is_empty() {
             let mut staged = self.membership.clone();
             staged.learners.extend(missing);
             self.propose_config(staged, out);
         }
-        let l = self.leader.as_ref().expect("leader");
+        let l = self.primacy.as_ref().expect("primacy");
         ensure!(l.config_target.is_some(), "a promotion without a target");
         ensure!(
             l.config_slot.is_some() || !self.membership.learners.is_empty(),
@@ -493,7 +493,7 @@ impl Replica {
     /// After a configuration executes: promote the learners once they caught up.
     pub(crate) fn config_tick(&mut self, out: &mut Vec<Action>) {
         let commit = self.commit;
-        let Some(l) = self.leader.as_ref() else { return };
+        let Some(l) = self.primacy.as_ref() else { return };
         let Some(target) = l.config_target.clone() else { return };
         if l.config_slot.is_some() || l.transfer.is_some() {
             return;
@@ -505,7 +505,7 @@ impl Replica {
             .filter(|v| !self.membership.is_voter(**v))
             .all(|v| l.acks.get(v).is_some_and(|a| a.1 .0 + lag_max >= commit.0));
         if caught_up {
-            self.leader.as_mut().expect("leader").config_target = None;
+            self.primacy.as_mut().expect("primacy").config_target = None;
             self.propose_config(target, out);
         }
     }
@@ -518,7 +518,7 @@ impl Replica {
         }));
         let removed: Vec<ReplicaId> =
             old.replicas().filter(|r| !self.membership.replicas().any(|x| x == *r)).collect();
-        if let Some(l) = self.leader.as_mut() {
+        if let Some(l) = self.primacy.as_mut() {
             if l.config_slot.is_some_and(|s| s <= slot) {
                 l.config_slot = None;
             }
@@ -538,7 +538,7 @@ impl Replica {
         // known): run a fresh phase 1, which needs a quorum of the new membership, before
         // proposing anything more. A transferring primary proposes nothing more at this
         // ballot anyway (it relinquishes if the transfer fails).
-        let uncovered = self.leader.as_ref().is_some_and(|l| {
+        let uncovered = self.primacy.as_ref().is_some_and(|l| {
             l.transfer.is_none() && !self.has_quorum(&self.membership, &l.promisers)
         });
         if uncovered {
@@ -548,7 +548,7 @@ impl Replica {
             self.start_prepare(None, out);
             ensure!(self.promised > ballot_before, "a reconfiguration's phase 1 not higher");
         }
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             ensure!(
                 l.transfer.is_some() || self.has_quorum(&self.membership, &l.promisers),
                 "a primary kept a ballot whose phase 1 misses the new membership"

@@ -36,7 +36,7 @@ impl Replica {
         let granted = planted!(self, WipedReplicaVotes).then_some((Ballot::ZERO, Slot::ZERO));
         self.rebuild =
             Some(Rebuild { nonce, marker_seq: 0, last_sent: None, granted, clear_seq: None });
-        ensure!(self.leader.is_none() && self.election.is_none(), "rebuilding while leading");
+        ensure!(self.primacy.is_none() && self.election.is_none(), "rebuilding while primary");
     }
 
     /// True while this replica must neither promise nor vote.
@@ -98,7 +98,7 @@ impl Replica {
     /// a new one gets a fresh phase 1, started now, after the request arrived.
     pub(crate) fn on_rebuild(&mut self, from: ReplicaId, nonce: u64, out: &mut Vec<Action>) {
         let member = self.membership.replicas().any(|r| r == from);
-        let Some(l) = self.leader.as_ref().filter(|_| member) else {
+        let Some(l) = self.primacy.as_ref().filter(|_| member) else {
             self.counters.dropped += 1;
             return;
         };
@@ -128,7 +128,7 @@ impl Replica {
         rebuilds: std::collections::BTreeMap<ReplicaId, u64>,
         out: &mut Vec<Action>,
     ) {
-        let l = self.leader.as_mut().expect("answering rebuilds without leading");
+        let l = self.primacy.as_mut().expect("answering rebuilds without primacy");
         let (ballot, through) = (l.ballot, l.recovery_slot);
         let mut answers = Vec::with_capacity(rebuilds.len());
         for (to, nonce) in rebuilds {
@@ -172,7 +172,7 @@ impl Replica {
     pub(crate) fn check_rebuild(&self) {
         let Some(r) = &self.rebuild else { return };
         invariant!(
-            self.leader.is_none() && self.election.is_none(),
+            self.primacy.is_none() && self.election.is_none(),
             "a rebuilding replica leads or stands"
         );
         invariant!(

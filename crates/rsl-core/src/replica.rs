@@ -9,7 +9,7 @@
 //! - every accepted ballot is at or below the promise;
 //! - `executed <= commit`, and every slot in `(mem_base, commit]` is held and chosen;
 //! - a held message waits for a write that was issued (`seq < next_seq`) and not yet durable;
-//! - only the primary has leader state, only a candidate has election state;
+//! - only the primary has primacy state, only a candidate has election state;
 //! - the primary's in-flight slots are above the commit point and in its log at its ballot.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -179,7 +179,7 @@ pub(crate) struct Transfer {
 
 /// The primary's state.
 #[derive(Debug, Clone)]
-pub(crate) struct Leader {
+pub(crate) struct Primacy {
     pub(crate) ballot: Ballot,
     pub(crate) next_slot: Slot,
     /// The last slot phase 1 re-proposed: once it executes, every earlier primary's
@@ -253,7 +253,7 @@ pub struct Replica {
     pub(crate) election_deadline: u64,
     pub(crate) rng: Rng,
     pub(crate) election: Option<Election>,
-    pub(crate) leader: Option<Leader>,
+    pub(crate) primacy: Option<Primacy>,
     /// This replica's proposals placed in slots, waiting for the slot to execute.
     pub(crate) outcomes: BTreeMap<Slot, Vec<RequestId>>,
     /// Fast reads waiting for `executed >= slot`.
@@ -322,7 +322,7 @@ impl Replica {
             election_deadline: deadline,
             rng,
             election: None,
-            leader: None,
+            primacy: None,
             outcomes: BTreeMap::new(),
             reads: VecDeque::new(),
             catchup_sent: None,
@@ -453,7 +453,7 @@ impl Replica {
         self.count_own_votes();
         self.check_phase1(out);
         ensure!(self.durable >= durable_before, "durability went back");
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             let own = l.inflight.values().filter(|f| f.own_seq <= self.durable);
             ensure!(
                 own.clone().all(|f| f.votes.contains(&self.id)),
@@ -528,7 +528,7 @@ impl Replica {
     /// Every other replica that receives the log.
     pub(crate) fn peers(&self) -> Vec<ReplicaId> {
         let mut peers: Vec<ReplicaId> = self.membership.replicas().collect();
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             peers.extend(l.config_target.iter().flat_map(|m| m.replicas()));
             peers.extend(l.departing.keys());
         }
@@ -556,7 +556,7 @@ impl Replica {
     }
 
     fn peer_status(&self) -> Vec<PeerStatus> {
-        let Some(l) = &self.leader else { return Vec::new() };
+        let Some(l) = &self.primacy else { return Vec::new() };
         let peer = |id: ReplicaId| PeerStatus {
             id,
             commit: l.acks.get(&id).map_or(Slot::ZERO, |a| a.1),
@@ -621,14 +621,14 @@ impl Replica {
 
     fn check_roles(&self) {
         invariant!(
-            (self.role == Role::Primary) == self.leader.is_some(),
-            "leader state iff primary"
+            (self.role == Role::Primary) == self.primacy.is_some(),
+            "primacy state iff primary"
         );
         invariant!(
             (self.role == Role::Candidate) == self.election.is_some(),
             "election iff candidate"
         );
-        if let Some(l) = &self.leader {
+        if let Some(l) = &self.primacy {
             invariant!(
                 l.ballot == self.promised,
                 "primary's ballot {:?} is not its promise",
