@@ -1,4 +1,4 @@
-//! Crash tests against real files: a child process (`rsl-storage-bench crash-child`) appends
+//! Crash tests against real files: a child process (`rsl-storage-crash-child`) appends
 //! and syncs, printing the last slot of every batch whose sync returned; the parent kills it
 //! with SIGKILL at random points, then recovers the log and checks that every acknowledged
 //! record is there, and that nothing is there that was never written.
@@ -48,7 +48,7 @@ fn recover_and_check(dir: &std::path::Path, acked: Option<u64>, kill: u32) -> Op
 
 #[test]
 fn sigkill_at_random_points_never_loses_a_synced_record() {
-    let exe = env!("CARGO_BIN_EXE_rsl-storage-bench");
+    let exe = env!("CARGO_BIN_EXE_rsl-storage-crash-child");
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(0x5EED_C4A5);
     let start = Instant::now();
@@ -57,7 +57,7 @@ fn sigkill_at_random_points_never_loses_a_synced_record() {
     let mut kills_mid_run = 0;
     while kills < KILLS_MAX && start.elapsed() < TEST_TIME_MAX {
         let mut child = Command::new(exe)
-            .args(["crash-child", "--dir"])
+            .arg("--dir")
             .arg(dir.path())
             .args(["--segment-bytes", &SEGMENT_BYTES.to_string()])
             .stdout(Stdio::piped())

@@ -1,19 +1,15 @@
 //! `rsl-storage-bench`: append throughput and commit latency of every storage backend, beside
 //! the raw limit of the same disk (a plain loop of `pwrite` + `fdatasync` of the same sizes,
 //! to a file in the same directory), measured in the same run.
-//!
-//! Also hosts the `crash-child` subcommand used by the crash tests (tests/crash_process.rs):
-//! it appends and syncs forever, printing the last slot of each batch whose sync returned.
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use hdrhistogram::Histogram;
-use rsl_storage::testkit::{ballot_for, length_for, payload};
+use rsl_storage::testkit::payload;
 use rsl_storage::{
     DaxMode, FsMedia, Log, LogOptions, MemDisk, PmemMedia, SegmentLog, StorageError,
 };
@@ -45,55 +41,6 @@ struct Args {
     /// Unsafe unless the directory really is on a DAX mount; for measuring only.
     #[arg(long)]
     force_dax: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug, Clone)]
-enum Command {
-    /// (For the crash tests.) Append and sync forever to the file log in DIR, printing the
-    /// last slot of every batch whose sync returned.
-    #[command(hide = true)]
-    CrashChild {
-        /// Log directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Segment size (small, to exercise rollover).
-        #[arg(long, default_value_t = 65536)]
-        segment_bytes: u64,
-    },
-}
-
-/// Payload length bound in the crash test.
-pub const CRASH_PAYLOAD_BYTES_MAX: usize = 3000;
-/// Slots a crash child writes at most (a guard against a runaway child).
-const CRASH_SLOTS_MAX: u64 = 10_000_000;
-
-fn crash_child(dir: &Path, segment_bytes: u64) -> Result<(), StorageError> {
-    let options = LogOptions { segment_bytes_max: segment_bytes };
-    let (mut log, report) = SegmentLog::open(FsMedia::open(dir)?, options)?;
-    assert!(!report.has_corruption(), "crash child found corruption: {report:?}");
-    let mut next = log.last_slot().map_or(0, |s| s + 1);
-    let stdout = std::io::stdout();
-    while next < CRASH_SLOTS_MAX {
-        let batch = 1 + next % 7;
-        for slot in next..next + batch {
-            let ballot = ballot_for(slot);
-            log.append(
-                slot,
-                ballot,
-                &payload(slot, ballot, length_for(slot, CRASH_PAYLOAD_BYTES_MAX)),
-            )?;
-        }
-        log.sync()?;
-        next += batch;
-        let mut out = stdout.lock();
-        // A closed pipe (the parent is gone) ends the child.
-        if writeln!(out, "{}", next - 1).and_then(|()| out.flush()).is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
 }
 
 /// Figures of one measured case.
@@ -343,11 +290,7 @@ fn bench(args: &Args) -> Result<(), StorageError> {
 
 fn main() {
     let args = Args::parse();
-    let result = match &args.command {
-        Some(Command::CrashChild { dir, segment_bytes }) => crash_child(dir, *segment_bytes),
-        None => bench(&args),
-    };
-    if let Err(e) = result {
+    if let Err(e) = bench(&args) {
         eprintln!("rsl-storage-bench: {e}");
         std::process::exit(1);
     }
