@@ -57,7 +57,10 @@ pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use driver::{Driver, Host};
-pub use io::{Action, Event, Input, LogEntry, ReadId, ReadMode, Refusal, Write};
+pub use io::{Action, Event, Input, ReadId, ReadMode, Refusal, Write};
 pub use message::{Body, DecodeError, Message};
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};
-pub use types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};
+pub use types::{
+    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
+    Value,
+};

@@ -8,8 +8,10 @@
 
 use bytes::Bytes;
 
-use crate::io::LogEntry;
-use crate::types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};
+use crate::types::{
+    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
+    Value,
+};
 
 /// The format version written first in every encoded message.
 pub const WIRE_VERSION: u8 = 1;
@@ -45,13 +47,13 @@ pub enum Body {
         ballot: Ballot,
         commit: Slot,
         entries: Vec<LogEntry>,
-        unknown: Vec<(Slot, Ballot)>,
+        unknown: Vec<UnknownValue>,
         truncated: bool,
     },
     /// A prepare or accept at `ballot` was refused because the sender promised `promised`.
     Nack { ballot: Ballot, promised: Ballot },
     /// Phase 2a: accept these values at `ballot`; every slot up to `commit` is chosen.
-    Accept { ballot: Ballot, commit: Slot, entries: Vec<(Slot, Value)> },
+    Accept { ballot: Ballot, commit: Slot, entries: Vec<SlotValue> },
     /// Phase 2b: the sender durably accepted `slots` at `ballot`.
     Accepted { ballot: Ballot, slots: Vec<Slot> },
     /// The primary is alive; every slot up to `commit` is chosen. `round` numbers the
@@ -225,7 +227,7 @@ impl Writer {
         ballot: Ballot,
         commit: Slot,
         entries: &[LogEntry],
-        unknown: &[(Slot, Ballot)],
+        unknown: &[UnknownValue],
         truncated: bool,
     ) {
         self.ballot(ballot);
@@ -233,18 +235,18 @@ impl Writer {
         self.len(entries.len());
         entries.iter().for_each(|e| self.entry(e));
         self.len(unknown.len());
-        for (s, b) in unknown {
-            self.slot(*s);
-            self.ballot(*b);
+        for u in unknown {
+            self.slot(u.slot);
+            self.ballot(u.ballot);
         }
         self.byte(u8::from(truncated));
     }
 
-    fn slot_values(&mut self, entries: &[(Slot, Value)]) {
+    fn slot_values(&mut self, entries: &[SlotValue]) {
         self.len(entries.len());
-        for (s, v) in entries {
-            self.slot(*s);
-            self.value(v);
+        for e in entries {
+            self.slot(e.slot);
+            self.value(&e.value);
         }
     }
 
@@ -445,20 +447,18 @@ impl Reader<'_> {
             4 => {
                 let (ballot, commit, entries) = (self.ballot()?, self.slot()?, self.entries()?);
                 let n = self.len()?;
-                let unknown =
-                    (0..n)
-                        .map(|_| Ok((self.slot()?, self.ballot()?)))
-                        .collect::<Result<_, DecodeError>>()?;
+                let unknown = (0..n)
+                    .map(|_| Ok(UnknownValue { slot: self.slot()?, ballot: self.ballot()? }))
+                    .collect::<Result<_, DecodeError>>()?;
                 Body::Promise { ballot, commit, entries, unknown, truncated: self.flag()? }
             }
             5 => Body::Nack { ballot: self.ballot()?, promised: self.ballot()? },
             6 => {
                 let (ballot, commit) = (self.ballot()?, self.slot()?);
                 let n = self.len()?;
-                let entries =
-                    (0..n)
-                        .map(|_| Ok((self.slot()?, self.value()?)))
-                        .collect::<Result<_, DecodeError>>()?;
+                let entries = (0..n)
+                    .map(|_| Ok(SlotValue { slot: self.slot()?, value: self.value()? }))
+                    .collect::<Result<_, DecodeError>>()?;
                 Body::Accept { ballot, commit, entries }
             }
             7 => {

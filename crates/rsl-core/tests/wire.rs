@@ -3,7 +3,10 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use rsl_core::message::{Body, DecodeError};
-use rsl_core::{Ballot, LogEntry, Membership, Message, ReplicaId, Request, RequestId, Slot, Value};
+use rsl_core::{
+    Ballot, LogEntry, Membership, Message, ReplicaId, Request, RequestId, Slot, SlotValue,
+    UnknownValue, Value,
+};
 
 fn ballot() -> impl Strategy<Value = Ballot> {
     (any::<u64>(), any::<u32>()).prop_map(|(round, replica)| Ballot { round, replica })
@@ -47,7 +50,10 @@ fn body() -> impl Strategy<Value = Body> {
             ballot(),
             slot(),
             prop::collection::vec(entry(), 0..4),
-            prop::collection::vec((slot(), ballot()), 0..3),
+            prop::collection::vec(
+                (slot(), ballot()).prop_map(|(slot, ballot)| UnknownValue { slot, ballot }),
+                0..3
+            ),
             any::<bool>()
         )
             .prop_map(|(ballot, commit, entries, unknown, truncated)| Body::Promise {
@@ -58,7 +64,14 @@ fn body() -> impl Strategy<Value = Body> {
                 truncated
             }),
         (ballot(), ballot()).prop_map(|(ballot, promised)| Body::Nack { ballot, promised }),
-        (ballot(), slot(), prop::collection::vec((slot(), value()), 0..4))
+        (
+            ballot(),
+            slot(),
+            prop::collection::vec(
+                (slot(), value()).prop_map(|(slot, value)| SlotValue { slot, value }),
+                0..4
+            )
+        )
             .prop_map(|(ballot, commit, entries)| Body::Accept { ballot, commit, entries }),
         (ballot(), prop::collection::vec(slot(), 0..6))
             .prop_map(|(ballot, slots)| Body::Accepted { ballot, slots }),
