@@ -48,6 +48,7 @@ pub mod driver;
 mod election;
 pub mod io;
 mod learner;
+pub mod limits;
 pub mod message;
 mod primary;
 mod rebuild;
