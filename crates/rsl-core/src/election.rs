@@ -97,7 +97,8 @@ impl Replica {
         ensure!(self.role == Role::Candidate, "pre-vote did not make a candidate");
     }
 
-    /// Sends the pre-vote or prepare to every voter that has not answered yet.
+    /// Sends the pre-vote or prepare to every voter that has not answered yet (for a promise
+    /// in pages, asks for the next page).
     fn resend_election(&mut self, out: &mut Vec<Action>) {
         let e = self.election.as_mut().expect("no election");
         e.last_sent = self.now;
@@ -105,7 +106,7 @@ impl Replica {
         let answered: BTreeSet<ReplicaId> = if prevote {
             e.grants.clone()
         } else {
-            e.promises.iter().filter(|(_, r)| !r.truncated).map(|(id, _)| *id).collect()
+            e.promises.iter().filter(|(_, r)| r.complete()).map(|(id, _)| *id).collect()
         };
         let commit = self.commit;
         for to in self.election_voters() {
@@ -115,10 +116,18 @@ impl Replica {
             let body = if prevote {
                 Body::PreVote { ballot, commit }
             } else {
-                Body::Prepare { ballot, commit, transfer }
+                Body::Prepare { ballot, after: self.prepare_after(to), transfer }
             };
             self.send(to, body, out);
         }
+    }
+
+    /// Where the report of `to` continues: after the last page it sent, or, for a first
+    /// page, after this replica's commit point.
+    fn prepare_after(&self, to: ReplicaId) -> Slot {
+        let e = self.election.as_ref().expect("no election");
+        let report = e.promises.get(&to).filter(|r| !r.dropped);
+        report.and_then(|r| r.more_after).unwrap_or(self.commit)
     }
 
     /// The voters whose promises phase 1 needs: the current membership's and those of any
@@ -190,8 +199,8 @@ impl Replica {
         &mut self,
         from: ReplicaId,
         ballot: Ballot,
-        commit: Slot,
-        report: Report,
+        after: Slot,
+        page: Report,
         out: &mut Vec<Action>,
     ) {
         let Some(e) = self.election.as_mut() else { return };
@@ -199,20 +208,41 @@ impl Replica {
             self.counters.dropped += 1;
             return;
         }
-        if report.entries.iter().any(|x| x.ballot >= ballot) {
+        if page.entries.iter().any(|x| x.ballot >= ballot) {
             // Only a promise answered after we started proposing reports our own ballot.
             self.counters.dropped += 1;
             return;
         }
         require!(
-            report.unknown.iter().all(|u| u.ballot < ballot),
+            page.unknown.iter().all(|u| u.ballot < ballot),
             "an unknown slot at or above the ballot"
         );
-        let truncated = report.truncated;
-        e.promises.insert(from, report);
-        if truncated || commit > self.commit {
+        let (commit, dropped) = (page.commit, page.dropped);
+        match e.promises.get_mut(&from) {
+            // The next page of a report in progress.
+            Some(r) if !r.dropped && r.more_after == Some(after) => r.extend(page),
+            // A complete report or one in progress stands; this page is a late copy.
+            Some(r) if !r.dropped => {
+                self.counters.dropped += 1;
+                return;
+            }
+            // A first page (or one that starts again after a drop): it covers every slot
+            // above this replica's commit point.
+            _ if after <= self.commit => {
+                e.promises.insert(from, page);
+            }
+            _ => {
+                self.counters.dropped += 1;
+                return;
+            }
+        }
+        let (transfer, more) = (e.transfer, e.promises[&from].more_after);
+        if dropped || commit > self.commit {
             self.note_commit_hint(from, commit);
             self.request_catchup(out);
+        }
+        if let Some(after) = more.filter(|_| !dropped) {
+            self.send(from, Body::Prepare { ballot, after, transfer }, out);
         }
         self.check_phase1(out);
         ensure!(
@@ -235,7 +265,7 @@ impl Replica {
         let complete: BTreeSet<ReplicaId> = e
             .promises
             .iter()
-            .filter(|(_, r)| !r.truncated)
+            .filter(|(_, r)| r.complete())
             .map(|(id, _)| *id)
             .chain([self.id])
             .collect();

@@ -15,7 +15,7 @@
 //! refused as superseded if the executed value lacks them.
 
 use crate::io::{Action, Event, Refusal, Write};
-use crate::message::Body;
+use crate::message::{body_len, entry_len, Body, Packer};
 use crate::replica::{Entry, Replica};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 
@@ -206,15 +206,18 @@ impl Replica {
             out.push(Action::LoadLog { token, from, to });
             return;
         }
+        let range = self.log.range(from..=to);
+        ensure!(range.count() as u64 == to.0 - from.0 + 1, "a committed slot missing from memory");
+        let mut packer = self.catchup_packer(commit);
         let entries: Vec<LogEntry> = self
             .log
             .range(from..=to)
             .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
+            .take_while(|e| packer.take(entry_len(e)))
             .collect();
-        ensure!(entries.len() as u64 == to.0 - from.0 + 1, "a committed slot missing from memory");
         ensure!(
-            entries.len() <= self.config.catchup_entries_max,
-            "a catch-up reply over its limit"
+            !entries.is_empty() && entries.len() <= self.config.catchup_entries_max,
+            "a catch-up reply empty or over its limit"
         );
         ensure!(
             self.log.range(from..=to).all(|(_, e)| e.chosen),
@@ -234,8 +237,20 @@ impl Replica {
             return;
         };
         let commit = self.commit;
-        let entries: Vec<LogEntry> = entries.into_iter().filter(|e| e.slot <= commit).collect();
+        let mut packer = self.catchup_packer(commit);
+        let entries: Vec<LogEntry> = entries
+            .into_iter()
+            .filter(|e| e.slot <= commit)
+            .take_while(|e| packer.take(entry_len(e)))
+            .collect();
         self.send(requester, Body::CatchupReply { commit, entries }, out);
+    }
+
+    /// Fills one catch-up reply: at most `catchup_entries_max` entries and the message limit
+    /// (the requester asks again for the rest).
+    fn catchup_packer(&self, commit: Slot) -> Packer {
+        let empty = body_len(&Body::CatchupReply { commit, entries: Vec::new() });
+        Packer::new(self.config.message_bytes_max, empty, 1, self.config.catchup_entries_max)
     }
 
     pub(crate) fn on_catchup_reply(

@@ -16,12 +16,19 @@
 use std::collections::BTreeSet;
 
 use crate::io::{Action, Event, ReadId, ReadMode, Refusal, Write};
-use crate::message::Body;
+use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
 use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
 
 impl Replica {
     pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
+        let (size, max) = (q.payload.len(), self.config.request_bytes_max);
+        if size > max {
+            // Whatever this replica's role: such a request must never reach a slot.
+            out.push(Action::Refuse { id: q.id, reason: Refusal::TooLarge { size, max } });
+            return;
+        }
         let Some(l) = self.primacy.as_mut() else {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
@@ -128,7 +135,8 @@ impl Replica {
         ensure!(self.log[&slot].ballot == ballot, "proposed slot not at our ballot");
     }
 
-    /// Sends this step's new slots to every peer, in one accept each.
+    /// Sends this step's new slots to every peer, in as few accepts as fit the message limit
+    /// (usually one).
     pub(crate) fn flush_accepts(&mut self, out: &mut Vec<Action>) {
         let Some(l) = self.primacy.as_mut() else { return };
         if l.outbox.is_empty() {
@@ -136,15 +144,29 @@ impl Replica {
         }
         let slots = std::mem::take(&mut l.outbox);
         let ballot = l.ballot;
-        let entries: Vec<SlotValue> = slots
-            .iter()
-            .map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() })
-            .collect();
+        let entries =
+            slots.iter().map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() });
         let commit = self.commit;
+        let packer = self.accept_packer(ballot, commit, crate::limits::WIRE_ITEMS_MAX);
+        let runs = split(entries, slot_value_len, packer);
         for to in self.peers() {
-            let body = Body::Accept { ballot, commit, entries: entries.clone() };
-            self.send(to, body, out);
+            for entries in &runs {
+                let body = Body::Accept { ballot, commit, entries: entries.clone() };
+                self.send(to, body, out);
+            }
         }
+    }
+
+    /// Fills one accept at `ballot` and `commit` with at most `count_max` entries.
+    fn accept_packer(
+        &self,
+        ballot: crate::types::Ballot,
+        commit: Slot,
+        count_max: usize,
+    ) -> impl Fn() -> Packer {
+        let empty = body_len(&Body::Accept { ballot, commit, entries: Vec::new() });
+        let message_bytes_max = self.config.message_bytes_max;
+        move || Packer::new(message_bytes_max, empty, 1, count_max)
     }
 
     pub(crate) fn on_accepted(
@@ -272,17 +294,20 @@ impl Replica {
         }
     }
 
-    /// Accepts may be lost: resend in-flight slots a peer has not voted for.
+    /// Accepts may be lost: resend in-flight slots a peer has not voted for (one accept per
+    /// peer per heartbeat; the rest go with the next ones).
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
+        let packer = self.accept_packer(ballot, self.commit, self.config.catchup_entries_max);
         for to in self.peers() {
+            let mut packer = packer();
             let entries: Vec<SlotValue> = l
                 .inflight
                 .iter()
                 .filter(|(_, f)| !f.votes.contains(&to))
-                .take(self.config.catchup_entries_max)
                 .map(|(s, _)| SlotValue { slot: *s, value: self.log[s].value.clone() })
+                .take_while(|e| packer.take(slot_value_len(e)))
                 .collect();
             if !entries.is_empty() {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
@@ -466,7 +491,9 @@ impl Replica {
         // One change in flight; a change still waiting for its learners may be replaced
         // (e.g. when a new replica never came up). A primary handing over primacy proposes
         // nothing more at its ballot (see `config_executed`).
-        if l.config_slot.is_some() || l.transfer.is_some() || m.voters.is_empty() {
+        let (voters, learners) = (m.voters.len(), m.learners.len());
+        let sized = (1..=VOTERS_MAX).contains(&voters) && learners <= LEARNERS_MAX;
+        if l.config_slot.is_some() || l.transfer.is_some() || !sized {
             return;
         }
         let promoted: Vec<ReplicaId> =

@@ -119,14 +119,38 @@ pub(crate) struct Held {
     pub(crate) body: Body,
 }
 
-/// What one acceptor reported in its promise.
+/// What one acceptor reported in its promise, assembled from its pages (one page, or a
+/// report in progress, has the same shape).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Report {
-    /// The acceptor's commit point: its entries at or below it are chosen values.
+    /// The acceptor's commit point when it sent the first page: its entries at or below it
+    /// are chosen values. Its commit point only grows and a chosen slot never changes, so
+    /// this holds for the later pages too (a later page's higher commit point would not hold
+    /// for the earlier pages, so it is not taken).
     pub(crate) commit: Slot,
     pub(crate) entries: Vec<LogEntry>,
     pub(crate) unknown: Vec<UnknownValue>,
-    pub(crate) truncated: bool,
+    /// `Some(s)`: the report continues with a page after slot `s`.
+    pub(crate) more_after: Option<Slot>,
+    /// The acceptor no longer holds some entries the report needs (chosen ones it dropped):
+    /// the candidate catches up, then asks for the report again from its first page.
+    pub(crate) dropped: bool,
+}
+
+impl Report {
+    /// Every page arrived, and nothing was dropped: the report counts for phase 1.
+    pub(crate) fn complete(&self) -> bool {
+        self.more_after.is_none() && !self.dropped
+    }
+
+    /// Appends the next page (its slots all follow this report's).
+    pub(crate) fn extend(&mut self, page: Report) {
+        require!(!self.dropped && self.more_after.is_some(), "extending a finished report");
+        self.entries.extend(page.entries);
+        self.unknown.extend(page.unknown);
+        self.more_after = page.more_after;
+        self.dropped = page.dropped;
+    }
 }
 
 /// A candidate's state: first the pre-vote, then phase 1.
@@ -443,12 +467,12 @@ impl Replica {
             Body::PreVoteReply { ballot, granted } => {
                 self.on_prevote_reply(from, ballot, granted, out)
             }
-            Body::Prepare { ballot, commit, transfer } => {
-                self.on_prepare(from, ballot, commit, transfer, out)
+            Body::Prepare { ballot, after, transfer } => {
+                self.on_prepare(from, ballot, after, transfer, out)
             }
-            Body::Promise { ballot, commit, entries, unknown, truncated } => {
-                let report = Report { commit, entries, unknown, truncated };
-                self.on_promise(from, ballot, commit, report, out)
+            Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped } => {
+                let page = Report { commit, entries, unknown, more_after, dropped };
+                self.on_promise(from, ballot, after, page, out)
             }
             Body::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
             Body::Accept { ballot, commit, entries } => {
@@ -693,12 +717,21 @@ fn well_formed(msg: &Message) -> bool {
     match &msg.body {
         Body::PreVote { ballot, .. } | Body::StartElection { ballot } => own(ballot),
         Body::Rebuilt { ballot, .. } => own(ballot),
-        Body::Prepare { ballot, .. } | Body::Heartbeat { ballot, .. } => own(ballot),
+        Body::Prepare { ballot, after, .. } => own(ballot) && *after < Slot(u64::MAX),
+        Body::Heartbeat { ballot, .. } => own(ballot),
         Body::Accept { ballot, entries, .. } => {
             own(ballot) && ascending(entries.iter().map(|e| e.slot))
         }
-        Body::Promise { entries, unknown, .. } => {
-            ascending(entries.iter().map(|e| e.slot)) && unknown.iter().all(|u| u.slot > Slot::ZERO)
+        Body::Promise { after, entries, unknown, more_after, .. } => {
+            // A page covers the slots after `after`, up to `more_after` if more follow, so
+            // that pages join in slot order.
+            let within = |s: Slot| s > *after && more_after.is_none_or(|m| s <= m);
+            *after < Slot(u64::MAX)
+                && more_after.is_none_or(|m| m > *after)
+                && ascending(entries.iter().map(|e| e.slot))
+                && ascending(unknown.iter().map(|u| u.slot))
+                && entries.iter().all(|e| within(e.slot))
+                && unknown.iter().all(|u| within(u.slot))
         }
         Body::CatchupReply { entries, .. } => ascending(entries.iter().map(|e| e.slot)),
         _ => true,

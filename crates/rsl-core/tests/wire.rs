@@ -45,24 +45,22 @@ fn body() -> impl Strategy<Value = Body> {
         (ballot(), any::<bool>())
             .prop_map(|(ballot, granted)| Body::PreVoteReply { ballot, granted }),
         (ballot(), slot(), prop::option::of(ballot()))
-            .prop_map(|(ballot, commit, transfer)| Body::Prepare { ballot, commit, transfer }),
+            .prop_map(|(ballot, after, transfer)| Body::Prepare { ballot, after, transfer }),
         (
-            ballot(),
-            slot(),
+            (ballot(), slot(), slot()),
             prop::collection::vec(entry(), 0..4),
             prop::collection::vec(
                 (slot(), ballot()).prop_map(|(slot, ballot)| UnknownValue { slot, ballot }),
                 0..3
             ),
+            prop::option::of(slot()),
             any::<bool>()
         )
-            .prop_map(|(ballot, commit, entries, unknown, truncated)| Body::Promise {
-                ballot,
-                commit,
-                entries,
-                unknown,
-                truncated
-            }),
+            .prop_map(
+                |((ballot, commit, after), entries, unknown, more_after, dropped)| {
+                    Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped }
+                }
+            ),
         (ballot(), ballot()).prop_map(|(ballot, promised)| Body::Nack { ballot, promised }),
         (
             ballot(),

@@ -67,6 +67,10 @@ pub struct Cluster {
     pub voters: u32,
     /// Durable accepts ever made, per (slot, ballot): the value and who accepted it.
     pub durable_accepts: BTreeMap<(Slot, Ballot), (Value, Vec<usize>)>,
+    /// The replicas' `message_bytes_max`: no message sent may be larger.
+    pub message_bytes_max: usize,
+    /// The largest encoded message sent so far.
+    pub largest_message: usize,
 }
 
 pub fn config(id: u32, n: u32, seed: u64) -> Config {
@@ -103,6 +107,8 @@ impl Cluster {
             tune: |_| {},
             voters: n,
             durable_accepts: BTreeMap::new(),
+            message_bytes_max: Config::new(1, [1]).message_bytes_max,
+            largest_message: 0,
         }
     }
 
@@ -115,6 +121,7 @@ impl Cluster {
         for i in 0..total {
             let mut cfg = config(i + 1, voters, seed);
             tune(&mut cfg);
+            c.message_bytes_max = cfg.message_bytes_max;
             c.replicas[i as usize] = Replica::new(cfg, Recovered::default());
         }
         c
@@ -167,7 +174,18 @@ impl Cluster {
             Action::Send { msg, .. } => {
                 assert_eq!(msg.from, ReplicaId(i as u32 + 1));
                 let bytes = msg.encode();
-                assert_eq!(Message::decode(&bytes).as_ref(), Ok(&msg), "wire round trip");
+                assert_eq!(bytes.len(), msg.encoded_len(), "the encoder measures what it writes");
+                // Neither comparison prints the message: its payloads may be megabytes.
+                let kind = format!("{:?}", msg.body).chars().take(60).collect::<String>();
+                assert!(
+                    bytes.len() <= self.message_bytes_max,
+                    "a message of {} bytes, above the limit of {}: {kind}",
+                    bytes.len(),
+                    self.message_bytes_max
+                );
+                self.largest_message = self.largest_message.max(bytes.len());
+                let decoded = Message::decode(&bytes);
+                assert!(decoded.as_ref() == Ok(&msg), "wire round trip: {kind}");
                 self.net.push(msg);
             }
             Action::Persist { seq, write } => {
@@ -233,6 +251,11 @@ impl Cluster {
     }
 
     pub fn propose(&mut self, i: usize, exclusive: bool) -> RequestId {
+        self.propose_sized(i, exclusive, 8)
+    }
+
+    /// Proposes a request of `size` payload bytes (its first bytes number it).
+    pub fn propose_sized(&mut self, i: usize, exclusive: bool, size: usize) -> RequestId {
         self.next_req += 1;
         let id = RequestId {
             proposer: ReplicaId(i as u32 + 1),
@@ -242,8 +265,11 @@ impl Cluster {
         if self.up[i] {
             self.proposed.push(id);
         }
-        let payload = Bytes::from(self.next_req.to_le_bytes().to_vec());
-        self.step(i, Input::Propose { id, payload, exclusive });
+        let mut payload = vec![0u8; size];
+        let number = self.next_req.to_le_bytes();
+        let n = size.min(number.len());
+        payload[..n].copy_from_slice(&number[..n]);
+        self.step(i, Input::Propose { id, payload: Bytes::from(payload), exclusive });
         id
     }
 

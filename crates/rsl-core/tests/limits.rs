@@ -1,0 +1,411 @@
+//! The size limits: a request at the maximum goes through every message kind and one above it
+//! is refused; no message the core builds exceeds `message_bytes_max` (accepts, catch-up
+//! replies and promises are split by bytes, a promise into pages); the configuration refuses
+//! limits that do not chain; and a property test runs clusters with request sizes drawn up to
+//! the limit, checking every message sent (size and round trip) in the shared harness.
+
+mod common;
+#[path = "common/lone.rs"]
+mod lone;
+
+use bytes::Bytes;
+use common::{Cluster, Outcome, TestRng};
+use lone::{b, from, sent, sent_to, step};
+use proptest::prelude::*;
+use rsl_core::limits::{
+    ENTRY_FRAMING_BYTES_MAX, MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX,
+};
+use rsl_core::message::Body;
+use rsl_core::{
+    Action, Ballot, Config, Input, LogEntry, Message, Recovered, Refusal, Replica, ReplicaId,
+    Request, RequestId, Role, Slot, SlotValue, UnknownValue, Value,
+};
+
+/// Limits small enough that one request fills a message: a 1,000-byte request maximum and
+/// the smallest message limit that carries it.
+fn small(c: &mut Config) {
+    c.request_bytes_max = 1000;
+    c.batch_bytes_max = 300;
+    c.batch_requests_max = 4;
+    // A short pipeline makes proposals queue, so that several slots go out in one step.
+    c.pipeline_slots_max = 2;
+    c.message_bytes_max = c.value_bytes_max() + ENTRY_FRAMING_BYTES_MAX;
+}
+
+fn small_config(id: u32) -> Config {
+    let mut c = Config::new(id, [1, 2, 3]);
+    small(&mut c);
+    c
+}
+
+/// A one-request batch of `size` payload bytes, distinct for each `n`.
+fn big(n: u64, size: usize) -> Value {
+    let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
+    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8; size]) }])
+}
+
+/// Every message `out` sends, checked against the limit; panics naming the kind otherwise.
+fn check_sizes(out: &[Action], max: usize) {
+    for a in out {
+        if let Action::Send { msg, .. } = a {
+            let len = msg.encode().len();
+            let kind: String = format!("{:?}", msg.body).chars().take(40).collect();
+            assert!(len <= max, "{kind}... is {len} bytes, above {max}");
+        }
+    }
+}
+
+fn durable(r: &mut Replica, out: &[Action]) -> Vec<Action> {
+    let seq = out.iter().rev().find_map(|a| match a {
+        Action::Persist { seq, .. } => Some(*seq),
+        _ => None,
+    });
+    seq.map_or_else(Vec::new, |seq| step(r, Input::Durable { seq }))
+}
+
+#[test]
+fn the_defaults_chain() {
+    let c = Config::new(1, [1, 2, 3]);
+    c.validate().expect("the defaults validate");
+    assert_eq!(c.request_bytes_max, REQUEST_BYTES_MAX_DEFAULT);
+    assert_eq!(c.message_bytes_max, MESSAGE_BYTES_MAX_DEFAULT);
+    assert!(c.value_bytes_max() + ENTRY_FRAMING_BYTES_MAX <= c.message_bytes_max);
+    assert!(c.value_bytes_max() < VALUE_BYTES_MAX);
+}
+
+#[test]
+fn limits_that_do_not_chain_are_refused_naming_the_field() {
+    let mut c = Config::new(1, [1, 2, 3]);
+    c.request_bytes_max = c.message_bytes_max;
+    assert_eq!(c.validate().map_err(|e| e.field), Err("message_bytes_max"));
+    // The smallest message that carries the largest value passes; one byte less does not.
+    c.message_bytes_max = c.value_bytes_max() + ENTRY_FRAMING_BYTES_MAX;
+    assert_eq!(c.validate(), Ok(()));
+    c.message_bytes_max -= 1;
+    assert_eq!(c.validate().map_err(|e| e.field), Err("message_bytes_max"));
+    let mut c = Config::new(1, [1, 2, 3]);
+    c.request_bytes_max = VALUE_BYTES_MAX;
+    c.message_bytes_max = usize::MAX;
+    assert_eq!(c.validate().map_err(|e| e.field), Err("request_bytes_max"));
+    let mut c = Config::new(1, [1, 2, 3]);
+    c.request_bytes_max = 0;
+    assert_eq!(c.validate().map_err(|e| e.field), Err("request_bytes_max"));
+    let mut c = Config::new(1, [1, 2, 3]);
+    c.batch_requests_max = (1 << 20) + 1;
+    assert_eq!(c.validate().map_err(|e| e.field), Err("batch_requests_max"));
+}
+
+/// `ENTRY_FRAMING_BYTES_MAX` bounds what every message kind that carries one entry adds
+/// around the entry's value, with every integer at its widest.
+#[test]
+fn the_entry_framing_bound_holds_for_the_widest_fields() {
+    let wide = Ballot { round: u64::MAX, replica: u32::MAX };
+    let slot = Slot(u64::MAX - 1);
+    let value = Value::Noop;
+    let entry = LogEntry { slot, ballot: wide, value: value.clone() };
+    let bodies = [
+        Body::Accept {
+            ballot: wide,
+            commit: slot,
+            entries: vec![SlotValue { slot, value: value.clone() }],
+        },
+        Body::CatchupReply { commit: slot, entries: vec![entry.clone()] },
+        Body::Promise {
+            ballot: wide,
+            commit: slot,
+            after: slot,
+            entries: vec![entry],
+            unknown: Vec::new(),
+            more_after: Some(slot),
+            dropped: true,
+        },
+    ];
+    for body in bodies {
+        let msg = Message { from: ReplicaId(u32::MAX), to: ReplicaId(u32::MAX), body };
+        let framing = msg.encoded_len() - rsl_core::message::value_len(&value);
+        // Lists of up to 2^20 items take up to two more bytes per list than one item does.
+        assert!(framing + 2 * 2 <= ENTRY_FRAMING_BYTES_MAX, "{framing} bytes of framing");
+    }
+}
+
+#[test]
+fn a_request_at_the_maximum_executes_and_one_byte_more_is_refused() {
+    let mut c = Cluster::with(1, 1, 5, small);
+    let p = c.elect(1_000);
+    let at = c.propose_sized(p, false, 1000);
+    let above = c.propose_sized(p, false, 1001);
+    for _ in 0..10 {
+        c.sync(0);
+        c.step(0, Input::Tick);
+    }
+    assert_eq!(c.outcomes.get(&at), Some(&Outcome::Executed));
+    let too_large = Refusal::TooLarge { size: 1001, max: 1000 };
+    assert_eq!(c.outcomes.get(&above), Some(&Outcome::Refused(too_large)));
+}
+
+/// A follower refuses an oversized proposal as too large, not as "not primary": retrying
+/// elsewhere cannot help.
+#[test]
+fn an_oversized_request_is_refused_as_too_large_anywhere() {
+    let mut r = Replica::new(small_config(1), Recovered::default());
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    let payload = Bytes::from(vec![0; 1001]);
+    let out = step(&mut r, Input::Propose { id, payload, exclusive: false });
+    let refused = out.iter().any(|a| {
+        matches!(a, Action::Refuse { reason: Refusal::TooLarge { size: 1001, max: 1000 }, .. })
+    });
+    assert!(refused, "{out:?}");
+}
+
+#[test]
+fn a_promise_larger_than_a_message_comes_in_pages() {
+    let config = small_config(1);
+    let max = config.message_bytes_max;
+    let mut r = Replica::new(config, Recovered::default());
+    let values: Vec<Value> = (1..=5).map(|n| big(n, 1000)).collect();
+    let entries = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| SlotValue { slot: Slot(i as u64 + 1), value: v.clone() });
+    // Replica 2's accept is split as a primary would split it: one maximal entry each.
+    for e in entries {
+        let out = step(
+            &mut r,
+            from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries: vec![e] }),
+        );
+        durable(&mut r, &out);
+    }
+    let mut after = Slot::ZERO;
+    let mut reported = Vec::new();
+    let mut pages = 0;
+    loop {
+        // From the primary it follows: no lease holds it back.
+        let prepare = Body::Prepare { ballot: b(2, 2), after, transfer: None };
+        let mut out = step(&mut r, from(2, prepare));
+        out.extend(durable(&mut r, &out));
+        check_sizes(&out, max);
+        let [Body::Promise { entries, more_after, dropped: false, after: a, .. }] = &sent(&out)[..]
+        else {
+            panic!("expected one promise page");
+        };
+        assert_eq!(*a, after);
+        pages += 1;
+        reported.extend(entries.iter().map(|e| e.value.clone()));
+        match more_after {
+            Some(next) => after = *next,
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "{pages} pages for five maximal entries");
+    assert_eq!(reported, values, "the pages report every entry once, in slot order");
+}
+
+#[test]
+fn unknown_slots_are_paged_with_the_entries_in_slot_order() {
+    let mut config = small_config(1);
+    config.promise_entries_max = 2;
+    let corrupt = vec![(Slot(2), b(1, 2)), (Slot(4), b(1, 2))];
+    let log =
+        [1, 3, 5].map(|s| LogEntry { slot: Slot(s), ballot: b(1, 2), value: big(s, 10) }).to_vec();
+    let recovered = Recovered { promised: b(1, 2), log, corrupt, ..Recovered::default() };
+    let mut r = Replica::new(config, recovered);
+    // A restarted replica honours a lease it may have granted: wait it out.
+    for _ in 0..40 {
+        step(&mut r, Input::Tick);
+    }
+    let mut after = Slot::ZERO;
+    let mut slots = Vec::new();
+    loop {
+        let mut out =
+            step(&mut r, from(3, Body::Prepare { ballot: b(2, 3), after, transfer: None }));
+        out.extend(durable(&mut r, &out));
+        let [Body::Promise { entries, unknown, more_after, .. }] = &sent(&out)[..] else {
+            panic!("expected one promise page");
+        };
+        assert!(entries.len() + unknown.len() <= 2, "promise_entries_max holds");
+        slots.extend(entries.iter().map(|e| (e.slot, true)));
+        slots.extend(unknown.iter().map(|u: &UnknownValue| (u.slot, false)));
+        match more_after {
+            Some(next) => after = *next,
+            None => break,
+        }
+    }
+    slots.sort();
+    let expected = [(1, true), (2, false), (3, true), (4, false), (5, true)];
+    assert_eq!(slots, expected.map(|(s, known)| (Slot(s), known)).to_vec());
+}
+
+/// Makes replica 1 of {1, 2, 3} a candidate in phase 1 with its own promise durable; returns
+/// its ballot.
+fn candidate(r: &mut Replica) -> Ballot {
+    for _ in 0..1000 {
+        let out = step(r, Input::Tick);
+        let Some(ballot) = sent(&out).iter().find_map(|m| match m {
+            Body::PreVote { ballot, .. } => Some(*ballot),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let out = step(r, from(2, Body::PreVoteReply { ballot, granted: true }));
+        durable(r, &out);
+        return r.status().promised;
+    }
+    panic!("never stood for election");
+}
+
+#[test]
+fn a_candidate_waits_for_every_page_then_reproposes_every_value() {
+    let config = small_config(1);
+    let max = config.message_bytes_max;
+    let mut r = Replica::new(config, Recovered::default());
+    let ballot = candidate(&mut r);
+    let values: Vec<Value> = (1..=3).map(|n| big(n, 1000)).collect();
+    let page = |n: usize, more: bool| Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        after: Slot(n as u64),
+        entries: vec![LogEntry {
+            slot: Slot(n as u64 + 1),
+            ballot: b(0, 3),
+            value: values[n].clone(),
+        }],
+        unknown: Vec::new(),
+        more_after: more.then_some(Slot(n as u64 + 1)),
+        dropped: false,
+    };
+    for n in 0..2 {
+        let out = step(&mut r, from(2, page(n, true)));
+        assert_eq!(r.status().role, Role::Candidate, "primary before the last page");
+        let asked = Body::Prepare { ballot, after: Slot(n as u64 + 1), transfer: None };
+        assert_eq!(sent_to(&out), vec![(2, asked)], "the next page is asked for at once");
+    }
+    // A late copy of the first page does not set the report back.
+    step(&mut r, from(2, page(0, true)));
+    let out = step(&mut r, from(2, page(2, false)));
+    assert_eq!(r.status().role, Role::Primary);
+    check_sizes(&out, max);
+    let proposed: Vec<SlotValue> = sent_to(&out)
+        .into_iter()
+        .filter(|(to, _)| *to == 2)
+        .flat_map(|(_, m)| match m {
+            Body::Accept { entries, .. } => entries,
+            _ => Vec::new(),
+        })
+        .collect();
+    let expected: Vec<SlotValue> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| SlotValue { slot: Slot(i as u64 + 1), value: v.clone() })
+        .collect();
+    assert_eq!(proposed, expected, "every value re-proposed, in accepts within the limit");
+}
+
+/// The real defaults: a 16 MiB request is carried by an accept, a catch-up reply and a
+/// promise, each within the default message limit; 16 MiB + 1 is refused.
+#[test]
+fn a_maximal_request_fits_every_message_at_the_default_limits() {
+    let mut c = Cluster::new(3, 21);
+    let p = c.elect(20_000);
+    let lagging = (p + 1) % 3;
+    c.isolated[lagging] = true;
+    let at = c.propose_sized(p, true, REQUEST_BYTES_MAX_DEFAULT);
+    let above = c.propose_sized(p, true, REQUEST_BYTES_MAX_DEFAULT + 1);
+    c.run(5_000);
+    assert_eq!(c.outcomes.get(&at), Some(&Outcome::Executed));
+    let too_large =
+        Refusal::TooLarge { size: REQUEST_BYTES_MAX_DEFAULT + 1, max: REQUEST_BYTES_MAX_DEFAULT };
+    assert_eq!(c.outcomes.get(&above), Some(&Outcome::Refused(too_large)));
+    // The lagging replica learns the slot by catch-up (or a resent accept).
+    c.isolated[lagging] = false;
+    c.run(20_000);
+    let commit = c.replicas[p].status().commit;
+    assert_eq!(c.replicas[lagging].status().executed, commit);
+    assert!(c.largest_message > REQUEST_BYTES_MAX_DEFAULT, "a maximal request was sent");
+    assert!(c.largest_message <= MESSAGE_BYTES_MAX_DEFAULT);
+
+    // A promise carrying it, from a lone acceptor.
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let value = big(1, REQUEST_BYTES_MAX_DEFAULT);
+    let accept = Body::Accept {
+        ballot: b(1, 2),
+        commit: Slot::ZERO,
+        entries: vec![SlotValue { slot: Slot(1), value }],
+    };
+    let out = step(&mut r, from(2, accept));
+    durable(&mut r, &out);
+    let mut out =
+        step(&mut r, from(2, Body::Prepare { ballot: b(2, 2), after: Slot::ZERO, transfer: None }));
+    out.extend(durable(&mut r, &out));
+    check_sizes(&out, MESSAGE_BYTES_MAX_DEFAULT);
+    let pages = sent(&out);
+    assert!(
+        matches!(&pages[..], [Body::Promise { entries, more_after: None, .. }] if entries.len() == 1)
+    );
+}
+
+/// Sizes the way the simulator draws them: mostly small, some at and near the maximum.
+fn draw_size(rng: &mut TestRng, max: usize) -> usize {
+    match rng.below(10) {
+        0 => max,
+        1 => max - rng.below(16) as usize,
+        2 => rng.below(max as u64 + 1) as usize,
+        _ => rng.below(64) as usize,
+    }
+}
+
+/// A random schedule with loss, duplication, crashes, transfers and request sizes up to the
+/// maximum, then healing: the harness checks that every message sent is within the limit and
+/// decodes to itself, and every proposal ends in one outcome.
+fn sized_schedule(seed: u64, n: u32) -> Cluster {
+    let mut c = Cluster::with(n, n, seed, small);
+    let mut rng = TestRng(seed ^ 0x5173);
+    c.loss_permille = 50;
+    c.dup_permille = 30;
+    let mut down: Vec<usize> = Vec::new();
+    for _ in 0..30 {
+        let i = rng.below(u64::from(n)) as usize;
+        let target = c.primary().unwrap_or(i);
+        for _ in 0..rng.below(12) {
+            let size = draw_size(&mut rng, 1000);
+            c.propose_sized(target, rng.below(5) == 0, size);
+        }
+        c.run(300);
+        if rng.below(8) == 0 {
+            if let Some(p) = c.primary() {
+                c.step(p, Input::TransferPrimacy { to: None });
+            }
+        }
+        if rng.below(6) == 0 && down.len() < (n as usize - 1) / 2 {
+            let victim = rng.below(u64::from(n)) as usize;
+            if c.up[victim] {
+                c.crash(victim);
+                down.push(victim);
+            }
+        } else if let Some(i) = down.pop() {
+            c.restart(i, seed);
+        }
+    }
+    for i in down {
+        c.restart(i, seed);
+    }
+    c.loss_permille = 0;
+    c.dup_permille = 0;
+    c.run(40_000 * n as usize / 3);
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_the_core_builds_fits_and_decodes(seed in any::<u64>(), five in any::<bool>()) {
+        let c = sized_schedule(seed, if five { 5 } else { 3 });
+        prop_assert!(c.all_settled(), "a proposal has no outcome");
+        let p = c.primary();
+        prop_assert!(p.is_some(), "no primary after healing");
+        let commit = c.replicas[p.unwrap()].status().commit;
+        for r in &c.replicas {
+            prop_assert_eq!(r.status().executed, commit, "{:?} lags", r.status().id);
+        }
+    }
+}
