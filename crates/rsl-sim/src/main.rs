@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
-use rsl_sim::disk::StorageBug;
+use rsl_sim::bugs::StorageBug;
 use rsl_sim::{run_seed, Options, Outcome};
 
 /// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
