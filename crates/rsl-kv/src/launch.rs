@@ -516,7 +516,7 @@ fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
 }
 
 /// The role line a replica prints (parsed by [`Cluster`]).
-pub fn role_line(id: u32, view: &rsl::node::View, ballot_replica: u32) -> String {
+pub fn role_line(id: u32, view: &rsl::View, ballot_replica: u32) -> String {
     let role = view.role.map_or("starting".to_string(), |r| r.to_string());
     let primary = view.primary.map_or("-".to_string(), |p| p.to_string());
     format!(

@@ -23,23 +23,31 @@
 //! # }
 //! ```
 
-pub(crate) mod checkpoint;
+mod channels;
+mod checkpoint;
 pub mod config;
+mod consensus;
 pub mod disk;
+mod envelope;
 pub mod error;
+mod executor;
+mod hub;
+mod io_thread;
 pub mod local;
 pub mod metrics;
+mod metrics_http;
 pub mod node;
+mod shared;
+mod shipping;
 pub mod start;
 pub mod state_machine;
 pub mod status;
 pub mod store;
-pub mod transfer;
-pub mod wire;
 
 pub use config::NodeConfig;
 pub use error::{ReplicateError, StartError};
+pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
 pub use node::{Node, ReadConsistency};
 pub use state_machine::{Notification, Snapshot, StateMachine};
-pub use status::{Role, Status};
+pub use status::{Role, Status, View};

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use crate::channels::EVENTS_QUEUED_MAX;
 use crate::disk::{Disk, MemoryDisk};
-use crate::node::{Node, Parts, EVENTS_QUEUED_MAX};
+use crate::hub::LocalHub;
+use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
-use crate::wire::LocalHub;
 
 /// Options of a local cluster.
 #[derive(Debug, Clone)]
@@ -54,7 +55,7 @@ impl LocalCluster {
                     tick: options.tick,
                     machine: machine(id),
                     disk,
-                    wire: hub.wire(id),
+                    transport: hub.end(id),
                     recovered,
                     events,
                     checkpointer: None,

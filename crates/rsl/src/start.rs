@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use crossbeam_channel::Sender;
 use rsl_core::{Membership, Slot, Write};
 use rsl_net::{Security, TcpTransport, TlsIdentity, Transport, TransportConfig};
@@ -16,14 +15,14 @@ use rsl_storage::{
     MetaFiles, PmemMedia, RecoveryReport, SegmentLog,
 };
 
-use crate::checkpoint::Checkpointer;
+use crate::channels::{inbound, ToConsensus, EVENTS_QUEUED_MAX};
+use crate::checkpoint::{Checkpointer, Checkpoints, FileCheckpointer};
 use crate::config::{Backend, NodeConfig};
 use crate::disk::{Disk, MemoryDisk};
 use crate::error::StartError;
-use crate::node::{checkpoint_saved, inbound, Event, Node, Parts, EVENTS_QUEUED_MAX};
-use crate::state_machine::{Snapshot, StateMachine};
+use crate::node::{Node, Parts};
+use crate::state_machine::StateMachine;
 use crate::store::StorageDisk;
-use crate::wire::Wire;
 
 /// The name every replica of a cluster carries in its transport hello.
 pub const CLUSTER_NAME: &str = "rsl";
@@ -55,7 +54,7 @@ impl Node {
             block_on_outside(&runtime, TcpTransport::start(transport_config))
                 .map_err(|e| StartError::Network(e.to_string()))?;
         let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
-        let wire = NetWire { transport: transport.clone() };
+        let wire: Arc<dyn Transport> = Arc::new(transport.clone());
         let node = match config.storage.backend {
             Backend::File => {
                 let log = open_log(FsMedia::open(dir.join("log")), &config)?;
@@ -120,8 +119,6 @@ fn open_log<M: Media>(
     Ok((log, report))
 }
 
-use crate::transfer::Checkpoints;
-
 fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
     let dir = config.data_dir.join("checkpoints");
     let media = FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?;
@@ -152,8 +149,8 @@ fn start_with<M: StateMachine, L: Log + 'static>(
     machine: M,
     (log, report): (L, RecoveryReport),
     checkpoint: Slot,
-    wire: NetWire,
-    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
+    wire: Arc<dyn Transport>,
+    events: (Sender<ToConsensus>, crossbeam_channel::Receiver<ToConsensus>),
     checkpoints: &Checkpoints,
 ) -> Result<Node, StartError> {
     let dir = config.data_dir.join("meta");
@@ -186,8 +183,8 @@ fn start_parts<M: StateMachine, D: Disk>(
     machine: M,
     mut disk: D,
     checkpoint: Slot,
-    wire: NetWire,
-    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
+    wire: Arc<dyn Transport>,
+    events: (Sender<ToConsensus>, crossbeam_channel::Receiver<ToConsensus>),
     checkpoints: &Checkpoints,
 ) -> Result<Node, StartError> {
     let mut recovered = disk.recover().map_err(|e| storage_err(&config.data_dir, e))?;
@@ -195,16 +192,13 @@ fn start_parts<M: StateMachine, D: Disk>(
     recovered.log.retain(|e| e.slot > checkpoint);
     recovered.commit = recovered.commit.max(checkpoint);
     let core = config.core_config(rand_seed(config.id));
-    let checkpointer: Box<dyn Checkpointer> = Box::new(FileCheckpointer {
-        store: checkpoints.clone(),
-        busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    });
+    let checkpointer: Box<dyn Checkpointer> = Box::new(FileCheckpointer::new(checkpoints.clone()));
     Ok(Node::spawn(Parts {
         core,
         tick: Duration::from_millis(config.consensus.tick_ms),
         machine,
         disk,
-        wire,
+        transport: wire,
         recovered,
         events,
         checkpointer: Some(checkpointer),
@@ -234,7 +228,7 @@ fn transport_config(config: &NodeConfig) -> Result<TransportConfig, StartError> 
 fn forward_incoming(
     runtime: &tokio::runtime::Runtime,
     mut incoming: tokio::sync::mpsc::Receiver<rsl_net::Incoming>,
-    events: Sender<Event>,
+    events: Sender<ToConsensus>,
 ) {
     runtime.spawn(async move {
         while let Some(m) = incoming.recv().await {
@@ -272,7 +266,7 @@ fn serve_metrics(
     let listener = block_on_outside(runtime, tokio::net::TcpListener::bind(addr))
         .map_err(|e| StartError::Network(format!("metrics address {addr}: {e}")))?;
     let metrics = node.metrics_source();
-    runtime.spawn(crate::metrics::serve(metrics, listener));
+    runtime.spawn(crate::metrics_http::serve(metrics, listener));
     Ok(())
 }
 
@@ -294,70 +288,4 @@ fn transport_metrics(s: &rsl_net::Stats) -> String {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
     }
     out
-}
-
-/// The TCP transport as the consensus thread's wire.
-struct NetWire {
-    transport: TcpTransport,
-}
-
-impl Wire for NetWire {
-    fn connected(&self, peer: u32) -> Option<bool> {
-        self.transport.peer_status(peer).map(|s| s.connected)
-    }
-
-    fn side_sender(&self) -> crate::transfer::SideSender {
-        let transport = self.transport.clone();
-        Arc::new(move |to, payload| {
-            let _ = transport.send(to, payload);
-        })
-    }
-
-    fn send(&mut self, to: u32, payload: Bytes) {
-        // Refused sends (queue full, peer down) are dropped and counted by the transport.
-        let _ = self.transport.send(to, payload);
-    }
-}
-
-/// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
-struct FileCheckpointer {
-    store: Checkpoints,
-    busy: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Checkpointer for FileCheckpointer {
-    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<Event>) {
-        use std::sync::atomic::Ordering;
-        if self.busy.swap(true, Ordering::AcqRel) {
-            tracing::debug!(slot = slot.0, "a checkpoint is already being written; skipped");
-            return;
-        }
-        let store = self.store.clone();
-        let busy = self.busy.clone();
-        let spawned = std::thread::Builder::new().name("rsl-checkpoint".into()).spawn(move || {
-            match write_checkpoint(&store, slot, snapshot.as_ref()) {
-                Ok(bytes) => {
-                    tracing::info!(slot = slot.0, bytes, "checkpoint saved");
-                    checkpoint_saved(&events, slot);
-                }
-                Err(e) => tracing::error!(slot = slot.0, error = %e, "checkpoint failed"),
-            }
-            busy.store(false, Ordering::Release);
-        });
-        if spawned.is_err() {
-            self.busy.store(false, Ordering::Release);
-        }
-    }
-}
-
-fn write_checkpoint(
-    store: &Checkpoints,
-    slot: Slot,
-    snapshot: &dyn Snapshot,
-) -> Result<u64, String> {
-    let mut writer =
-        store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
-    snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
-    let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
-    Ok(info.data_bytes)
 }
