@@ -189,7 +189,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
-        rsl_net::generate_cluster_certs(&certs, rsl::start::CLUSTER_NAME, &ids)
+        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &ids)
             .map_err(|e| anyhow!("generating certificates: {e}"))?;
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let ports = free_ports(3 * n as usize)?;

@@ -8,15 +8,21 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use rsl_core::{Input, Write};
+use rsl_storage::{Log, MetaStore};
+use rsl_store::StorageDisk;
 
 use crate::channels::{ToConsensus, ToIo};
-use crate::disk::Disk;
 use crate::shared::Shared;
+
+/// A replica's storage as the I/O thread owns it: the core's writes mapped onto a log and a
+/// metadata blob (`rsl_store`, the same code the simulator runs), on files, mapped files or
+/// memory.
+pub(crate) type Store<L, M> = StorageDisk<L, M>;
 
 /// The I/O thread: applies each batch of writes, syncs once, reports the highest seq.
 /// Every batch queued while the previous sync ran joins the next one (group commit).
-pub(crate) fn run<D: Disk>(
-    mut disk: D,
+pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
+    mut disk: Store<L, M>,
     jobs: Receiver<ToIo>,
     events: Sender<ToConsensus>,
     shared: Arc<Shared>,
@@ -24,6 +30,8 @@ pub(crate) fn run<D: Disk>(
     let mut batch: Vec<Write> = Vec::new();
     let mut seq = 0;
     let mut loads = Vec::new();
+    // The commit hint's interval runs on this clock (the store takes time as an input).
+    let epoch = Instant::now();
     while let Ok(first) = jobs.recv() {
         for job in std::iter::once(first).chain(jobs.try_iter()) {
             match job {
@@ -39,7 +47,8 @@ pub(crate) fn run<D: Disk>(
         }
         if !batch.is_empty() {
             let started = Instant::now();
-            let result = disk.persist(&batch);
+            let now_ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let result = disk.persist(&batch, now_ms);
             shared.histograms.sync.record_micros(started.elapsed().as_micros() as u64);
             shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = result {

@@ -25,13 +25,14 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rsl_core::{Driver, Input, ReadMode, Recovered, ReplicaId, Slot};
 use rsl_net::Transport;
+use rsl_storage::{Log, MetaStore};
 use tokio::sync::oneshot;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo};
 use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::consensus::{Consensus, Router};
-use crate::disk::Disk;
-use crate::error::ReplicateError;
+use crate::error::{ReplicateError, StartError};
+use crate::io_thread::Store;
 use crate::metrics::Histograms;
 use crate::shared::Shared;
 use crate::shipping::Shipping;
@@ -55,11 +56,11 @@ impl std::fmt::Debug for Node {
 }
 
 /// Everything a node needs to start, already opened.
-pub(crate) struct Parts<M: StateMachine, D: Disk> {
+pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
     pub(crate) core: rsl_core::Config,
     pub(crate) tick: Duration,
-    pub(crate) machine: M,
-    pub(crate) disk: D,
+    pub(crate) machine: S,
+    pub(crate) disk: Store<L, M>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recovered: Recovered,
     pub(crate) events: (Sender<ToConsensus>, Receiver<ToConsensus>),
@@ -69,7 +70,12 @@ pub(crate) struct Parts<M: StateMachine, D: Disk> {
 }
 
 impl Node {
-    pub(crate) fn spawn<M: StateMachine, D: Disk>(parts: Parts<M, D>) -> Node {
+    pub(crate) fn spawn<S, L, M>(parts: Parts<S, L, M>) -> Result<Node, StartError>
+    where
+        S: StateMachine,
+        L: Log + 'static,
+        M: MetaStore + 'static,
+    {
         let id = parts.core.id.0;
         let shared = Arc::new(Shared::new(id, parts.recovered.checkpoint.0));
         let (events_tx, events_rx) = parts.events;
@@ -80,22 +86,23 @@ impl Node {
         let (disk, durable, io_shared) = (parts.disk, events_tx.clone(), shared.clone());
         threads.push(spawn_named(format!("rsl-io-{id}"), move || {
             crate::io_thread::run(disk, io_rx, durable, io_shared)
-        }));
+        })?);
 
         let (machine, exec_shared, exec_events) =
             (parts.machine, shared.clone(), events_tx.clone());
         let checkpointer = parts.checkpointer;
         threads.push(spawn_named(format!("rsl-exec-{id}"), move || {
             crate::executor::run(machine, exec_rx, exec_shared, exec_events, checkpointer)
-        }));
+        })?);
 
-        let shipping = parts.checkpoints.map(|store| {
+        let mut shipping = None;
+        if let Some(store) = parts.checkpoints {
             let (tx, rx) = crossbeam_channel::unbounded();
             let transport = parts.transport.clone();
             let s = Shipping::new(store, transport, shared.clone(), events_tx.clone());
-            threads.push(spawn_named(format!("rsl-shipping-{id}"), move || s.run(rx)));
-            tx
-        });
+            threads.push(spawn_named(format!("rsl-shipping-{id}"), move || s.run(rx))?);
+            shipping = Some(tx);
+        }
         let mut driver = Driver::new(parts.core, parts.recovered, incarnation());
         // The per-step invariant walk and the refused-id set are for tests and the simulator.
         driver.set_checking(false);
@@ -108,14 +115,14 @@ impl Node {
             writes: Vec::new(),
         };
         let consensus = Consensus::new(driver, router, parts.tick);
-        threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx)));
-        Node {
+        threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx))?);
+        Ok(Node {
             id,
             events: events_tx,
             shared,
             threads: Mutex::new(threads),
             on_shutdown: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// This replica's id.
@@ -244,11 +251,6 @@ impl Node {
     pub(crate) fn at_shutdown(&self, hook: Box<dyn FnOnce() + Send>) {
         self.on_shutdown.lock().expect("hooks lock").push(hook);
     }
-
-    /// The sender of the consensus thread's events (for the transport and checkpointer).
-    pub(crate) fn events(&self) -> Sender<ToConsensus> {
-        self.events.clone()
-    }
 }
 
 impl Drop for Node {
@@ -266,8 +268,13 @@ pub enum ReadConsistency {
     AtLeast(u64),
 }
 
-fn spawn_named(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new().name(name).spawn(f).expect("spawn thread")
+/// Spawns a named thread. If it fails, the threads spawned before it exit on their own once
+/// the caller drops the channels' senders.
+fn spawn_named(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new().name(name).spawn(f).map_err(StartError::Threads)
 }
 
 /// A number that differs between two lives of this process, so request ids never repeat.
