@@ -278,7 +278,7 @@ impl Disk {
     /// Opens the storage again (recovery) and checks it returned every acknowledged record.
     fn reopen(&mut self, written: &[LogEntry]) -> Result<Recovered, String> {
         let (mut store, torn) = open(&self.mem, self.bug)?;
-        let recovered = store.recover()?;
+        let recovered = store.recover().map_err(|e| e.to_string())?;
         self.stats.torn_tails += u64::from(torn);
         self.stats.reported_corrupt += recovered.corrupt.len() as u64;
         let now = DiskState::from_recovered(&recovered);
@@ -361,7 +361,7 @@ fn open(mem: &MemDisk, bug: Option<StorageBug>) -> Result<(Store, bool), String>
     };
     let (log, report) = opened.map_err(|e| format!("the log does not open: {e}"))?;
     let meta = MetaFiles::open(mem.media());
-    let store = StorageDisk::new(log, &report, meta, true, 0)?;
+    let store = StorageDisk::new(log, &report, meta, true, 0).map_err(|e| e.to_string())?;
     Ok((store, report.torn.is_some()))
 }
 
