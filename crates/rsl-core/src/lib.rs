@@ -53,7 +53,7 @@ pub mod message;
 mod primary;
 mod rebuild;
 pub mod replica;
-mod rng;
+pub mod rng;
 pub mod types;
 
 pub use config::{Config, ConfigError};
