@@ -126,7 +126,9 @@ impl Replica {
         if planted!(self, CountOwnVoteBeforeDurable) {
             votes.insert(self.id);
         }
-        l.inflight.insert(slot, InFlight { votes, own_seq: seq });
+        let resend_ticks = u64::from(self.config.heartbeat_ticks);
+        let resend_at = self.now + resend_ticks;
+        l.inflight.insert(slot, InFlight { votes, own_seq: seq, resend_at, resend_ticks });
         l.outbox.push(slot);
         l.next_slot = slot.next();
         if is_config {
@@ -297,21 +299,31 @@ impl Replica {
     /// Accepts may be lost: resend in-flight slots a peer has not voted for (one accept per
     /// peer per heartbeat; the rest go with the next ones).
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
+        let now = self.now;
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
         let packer = self.accept_packer(ballot, self.commit, self.config.catchup_entries_max);
+        let mut resent = BTreeSet::new();
         for to in self.peers() {
             let mut packer = packer();
             let entries: Vec<SlotValue> = l
                 .inflight
                 .iter()
-                .filter(|(_, f)| !f.votes.contains(&to))
+                .filter(|(_, f)| f.resend_at <= now && !f.votes.contains(&to))
                 .map(|(s, _)| SlotValue { slot: *s, value: self.log[s].value.clone() })
                 .take_while(|e| packer.take(slot_value_len(e)))
                 .collect();
+            resent.extend(entries.iter().map(|e| e.slot));
             if !entries.is_empty() {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
             }
+        }
+        let cap = u64::from(self.config.election_ticks_min);
+        let l = self.primacy.as_mut().expect("primacy");
+        for slot in resent {
+            let f = l.inflight.get_mut(&slot).expect("resent from the in-flight slots");
+            f.resend_ticks = (f.resend_ticks * 2).min(cap);
+            f.resend_at = now + f.resend_ticks;
         }
     }
 

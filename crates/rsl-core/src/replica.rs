@@ -173,6 +173,12 @@ pub(crate) struct Election {
 pub(crate) struct InFlight {
     pub(crate) votes: BTreeSet<ReplicaId>,
     pub(crate) own_seq: u64,
+    /// From this tick the slot is resent to the peers that have not voted for it.
+    pub(crate) resend_at: u64,
+    /// The wait before the resend after that: it doubles with each resend, up to
+    /// `election_ticks_min`, so that a large value on a slow disk is not sent again with
+    /// every heartbeat while its first copy is still being written.
+    pub(crate) resend_ticks: u64,
 }
 
 /// A proposal waiting for a slot.

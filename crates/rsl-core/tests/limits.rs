@@ -409,3 +409,51 @@ proptest! {
         }
     }
 }
+
+/// A slot a peer has not voted for is resent with waits that double up to an election
+/// timeout, not with every heartbeat: a maximal value on a slow disk is not sent again and
+/// again while its first copy is still being written.
+#[test]
+fn unvoted_slots_are_resent_with_growing_waits() {
+    let config = small_config(1);
+    let (heartbeat, cap) =
+        (u64::from(config.heartbeat_ticks), u64::from(config.election_ticks_min));
+    let mut r = Replica::new(config, Recovered::default());
+    let ballot = candidate(&mut r);
+    let promise = Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        after: Slot::ZERO,
+        entries: Vec::new(),
+        unknown: Vec::new(),
+        more_after: None,
+        dropped: false,
+    };
+    let out = step(&mut r, from(2, promise));
+    durable(&mut r, &out);
+    assert_eq!(r.status().role, Role::Primary);
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    let out =
+        step(&mut r, Input::Propose { id, payload: Bytes::from(vec![1; 1000]), exclusive: false });
+    durable(&mut r, &out);
+    // Replica 2 acknowledges heartbeats (so the primary stays) but never votes.
+    let mut resent_at = Vec::new();
+    for tick in 1..=200u64 {
+        let out = step(&mut r, Input::Tick);
+        for (to, body) in sent_to(&out) {
+            match body {
+                Body::Accept { .. } if to == 2 => resent_at.push(tick),
+                Body::Heartbeat { ballot, round, .. } if to == 2 => {
+                    let ack = Body::HeartbeatAck { ballot, round, commit: Slot::ZERO };
+                    step(&mut r, from(2, ack));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(r.status().role, Role::Primary);
+    let waits: Vec<u64> = resent_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(resent_at.len() >= 4 && resent_at.len() <= 12, "resent at ticks {resent_at:?}");
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "waits shrink: {waits:?}");
+    assert!(waits[0] >= heartbeat && *waits.last().unwrap() <= cap + heartbeat, "{waits:?}");
+}
