@@ -57,6 +57,10 @@ pub struct Consensus {
     pub batch_bytes_max: usize,
     pub proposals_queued_max: usize,
     pub reads_queued_max: usize,
+    /// The largest request (and read query) in bytes; a larger one is refused with
+    /// `ReplicateError::TooLarge`. At most what the transport's frame carries (16 MiB by
+    /// default, the most the frame allows with the default batching knobs).
+    pub request_bytes_max: usize,
 }
 
 impl Default for Consensus {
@@ -74,6 +78,7 @@ impl Default for Consensus {
             batch_bytes_max: core.batch_bytes_max,
             proposals_queued_max: core.proposals_queued_max,
             reads_queued_max: core.reads_queued_max,
+            request_bytes_max: core.request_bytes_max,
         }
     }
 }
@@ -213,9 +218,20 @@ impl NodeConfig {
         if self.storage.segment_bytes_max < 4096 {
             return Err(invalid("storage.segment_bytes_max", "must be at least 4096"));
         }
-        self.core_config(0)
-            .validate()
-            .map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+        self.core_config(0).validate().map_err(|e| match e.field {
+            // Not a knob of its own: it is the transport's frame, which bounds the request.
+            "message_bytes_max" => invalid(
+                "consensus.request_bytes_max",
+                format!(
+                    "{} bytes (with batch_bytes_max {}) does not fit the transport's frame of {} \
+                     bytes with its framing",
+                    self.consensus.request_bytes_max,
+                    self.consensus.batch_bytes_max,
+                    rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
+                ),
+            ),
+            field => invalid(&format!("consensus.{field}"), e.reason),
+        })
     }
 
     /// The core's configuration for this replica.
@@ -232,6 +248,8 @@ impl NodeConfig {
         core.batch_bytes_max = c.batch_bytes_max;
         core.proposals_queued_max = c.proposals_queued_max;
         core.reads_queued_max = c.reads_queued_max;
+        core.request_bytes_max = c.request_bytes_max;
+        core.message_bytes_max = crate::envelope::MESSAGE_BYTES_MAX;
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.log_kept_slots = self.storage.log_kept_slots;
         core.rng_seed = rng_seed;

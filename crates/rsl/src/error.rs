@@ -22,6 +22,10 @@ pub enum ReplicateError {
     /// The replica is shutting down or has shut down.
     #[error("shutting down")]
     ShuttingDown,
+    /// The request is larger than the cluster carries (`consensus.request_bytes_max`): it was
+    /// refused before it reached the log, on any replica. Retrying cannot help.
+    #[error("request of {size} bytes exceeds the maximum of {max} bytes (request_bytes_max)")]
+    TooLarge { size: usize, max: usize },
 }
 
 impl From<rsl_core::Refusal> for ReplicateError {
@@ -37,6 +41,7 @@ impl From<rsl_core::Refusal> for ReplicateError {
             Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
             Refusal::Overloaded => ReplicateError::Overloaded,
             Refusal::ShuttingDown => ReplicateError::ShuttingDown,
+            Refusal::TooLarge { size, max } => ReplicateError::TooLarge { size, max },
         }
     }
 }

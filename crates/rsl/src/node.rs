@@ -42,6 +42,8 @@ use crate::status::{Status, View};
 /// A running replica. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Node {
     id: u32,
+    /// Requests and read queries above this many bytes are refused at once.
+    request_bytes_max: usize,
     events: Sender<ToConsensus>,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -77,6 +79,12 @@ impl Node {
         M: MetaStore + 'static,
     {
         let id = parts.core.id.0;
+        let request_bytes_max = parts.core.request_bytes_max;
+        assert!(
+            parts.core.message_bytes_max <= crate::envelope::MESSAGE_BYTES_MAX,
+            "the core's message limit {} exceeds what the transport carries",
+            parts.core.message_bytes_max
+        );
         let shared = Arc::new(Shared::new(id, parts.recovered.checkpoint.0));
         let (events_tx, events_rx) = parts.events;
         let (io_tx, io_rx) = crossbeam_channel::unbounded::<ToIo>();
@@ -118,6 +126,7 @@ impl Node {
         threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx))?);
         Ok(Node {
             id,
+            request_bytes_max,
             events: events_tx,
             shared,
             threads: Mutex::new(threads),
@@ -147,6 +156,7 @@ impl Node {
     }
 
     async fn submit(&self, payload: Bytes, exclusive: bool) -> Result<Bytes, ReplicateError> {
+        self.check_size(&payload)?;
         let (reply, rx) = oneshot::channel();
         self.push(ToConsensus::Propose { payload, exclusive, reply })?;
         rx.await.unwrap_or(Err(ReplicateError::ShuttingDown))
@@ -162,9 +172,25 @@ impl Node {
             ReadConsistency::Linearizable => ReadMode::Linearizable,
             ReadConsistency::AtLeast(slot) => ReadMode::AtLeast(Slot(slot)),
         };
+        self.check_size(&request)?;
         let (reply, rx) = oneshot::channel();
         self.push(ToConsensus::Read { request, mode, reply })?;
         rx.await.unwrap_or(Err(ReplicateError::ShuttingDown))
+    }
+
+    /// Refuses a request larger than the cluster carries, before it reaches the core (which
+    /// would refuse it too): it never reaches the log.
+    fn check_size(&self, request: &Bytes) -> Result<(), ReplicateError> {
+        let (size, max) = (request.len(), self.request_bytes_max);
+        if size > max {
+            return Err(ReplicateError::TooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// The largest request (and read query) this replica takes, in bytes.
+    pub fn request_bytes_max(&self) -> usize {
+        self.request_bytes_max
     }
 
     fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
