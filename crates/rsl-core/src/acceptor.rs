@@ -93,8 +93,10 @@ impl Replica {
             self.raise_promise(ballot, out);
             self.step_down(None, out);
             self.primary_ballot = Ballot::ZERO;
-            self.reset_election_timer();
         }
+        // A candidate asking (again, or for the next page of a long promise) is alive: do not
+        // stand against it while it gathers its promises.
+        self.reset_election_timer();
         let body = self.promise_page(ballot, after);
         let seq = self.next_seq;
         self.send_after(seq, from, body, out);
@@ -177,6 +179,7 @@ impl Replica {
         self.primary = Some(from);
         self.primary_ballot = ballot;
         self.last_contact = self.now;
+        self.election_backoff = 0;
         self.reset_election_timer();
         ensure!(self.promised == ballot, "following {ballot:?} without promising it");
     }

@@ -20,6 +20,10 @@ pub struct Config {
     pub membership: Membership,
     /// Slots the primary keeps in flight (proposed, not yet chosen).
     pub pipeline_slots_max: u64,
+    /// Value bytes the primary keeps in flight: it proposes a new slot only while fewer are
+    /// (a slot alone always goes). Bounds the memory of the pipeline and the tail of values a
+    /// new primary's phase 1 must gather when requests are large.
+    pub pipeline_bytes_max: usize,
     /// Requests in one slot's batch.
     pub batch_requests_max: usize,
     /// Payload bytes in one slot's batch (a single larger request still gets a slot alone).
@@ -33,6 +37,9 @@ pub struct Config {
     pub message_bytes_max: usize,
     /// Proposals waiting for a slot before new ones are refused as overloaded.
     pub proposals_queued_max: usize,
+    /// Payload bytes of the proposals waiting for a slot before new ones are refused as
+    /// overloaded (a proposal into an empty queue is always taken).
+    pub proposals_queued_bytes_max: usize,
     /// Reads waiting to be served before new ones are refused as overloaded.
     pub reads_queued_max: usize,
     /// The primary sends a heartbeat (carrying the commit point) this often.
@@ -89,11 +96,13 @@ impl Config {
             id: ReplicaId(id),
             membership: Membership::new(voters),
             pipeline_slots_max: 64,
+            pipeline_bytes_max: 2 * REQUEST_BYTES_MAX_DEFAULT,
             batch_requests_max: 1024,
             batch_bytes_max: 256 * 1024,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             proposals_queued_max: 65_536,
+            proposals_queued_bytes_max: 4 * REQUEST_BYTES_MAX_DEFAULT,
             reads_queued_max: 65_536,
             heartbeat_ticks: 5,
             election_ticks_min: 30,
@@ -136,6 +145,9 @@ impl Config {
         }
         if self.pipeline_slots_max == 0 {
             return err("pipeline_slots_max", "must be at least 1");
+        }
+        if self.pipeline_bytes_max == 0 || self.proposals_queued_bytes_max == 0 {
+            return err("pipeline_bytes_max", "byte limits must be at least 1");
         }
         if self.batch_requests_max == 0 {
             return err("batch_requests_max", "must be at least 1");

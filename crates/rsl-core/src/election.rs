@@ -24,6 +24,9 @@ use crate::message::Body;
 use crate::replica::{Election, Primacy, Replica, Report, Role};
 use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
 
+/// The most times a candidacy's timeout doubles after running out (up to 4 election timeouts).
+pub(crate) const ELECTION_BACKOFF_MAX: u32 = 2;
+
 impl Replica {
     pub(crate) fn on_tick(&mut self, out: &mut Vec<Action>) {
         let (now_before, promised_before) = (self.now, self.promised);
@@ -59,6 +62,7 @@ impl Replica {
     fn candidate_tick(&mut self, out: &mut Vec<Action>) {
         let e = self.election.as_ref().expect("candidate without election");
         if self.now >= self.election_deadline {
+            self.election_backoff = (self.election_backoff + 1).min(ELECTION_BACKOFF_MAX);
             self.start_prevote(out);
         } else if self.now >= e.last_sent + u64::from(self.config.heartbeat_ticks) {
             self.resend_election(out);
@@ -237,6 +241,9 @@ impl Replica {
             }
         }
         let (transfer, more) = (e.transfer, e.promises[&from].more_after);
+        // A promise in pages may take longer than an election timeout to arrive: while pages
+        // come, phase 1 is making progress, so it is not started over.
+        self.reset_election_timer();
         if dropped || commit > self.commit {
             self.note_commit_hint(from, commit);
             self.request_catchup(out);
@@ -373,6 +380,7 @@ impl Replica {
             values
         };
         self.role = Role::Primary;
+        self.election_backoff = 0;
         self.primary = Some(self.id);
         self.primary_ballot = ballot;
         self.primacy = Some(Primacy {
@@ -382,6 +390,7 @@ impl Replica {
             recovered: false,
             inflight: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             outbox: Vec::new(),
             config_slot: None,
             config_target: None,

@@ -39,7 +39,9 @@ impl Replica {
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
             return;
         }
-        if l.queue.len() >= self.config.proposals_queued_max {
+        let bytes_full = l.queued_bytes + size > self.config.proposals_queued_bytes_max;
+        if l.queue.len() >= self.config.proposals_queued_max || (!l.queue.is_empty() && bytes_full)
+        {
             out.push(Action::Refuse { id: q.id, reason: Refusal::Overloaded });
             return;
         }
@@ -48,6 +50,7 @@ impl Replica {
         // (the runtime also refuses to reuse a request id).
         #[cfg(debug_assertions)]
         require!(!l.queue.iter().any(|x| x.id == q.id), "request {:?} proposed twice", q.id);
+        l.queued_bytes += size;
         l.queue.push_back(q);
         ensure!(l.queue.len() == queued_before + 1, "a proposal was neither queued nor refused");
         ensure!(l.queue.len() <= self.config.proposals_queued_max, "the queue outgrew its limit");
@@ -57,7 +60,9 @@ impl Replica {
     pub(crate) fn fill_pipeline(&mut self, out: &mut Vec<Action>) {
         loop {
             let Some(l) = self.primacy.as_mut() else { return };
-            let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max;
+            let inflight_bytes: usize = l.inflight.values().map(|f| f.bytes).sum();
+            let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max
+                && (l.inflight.is_empty() || inflight_bytes < self.config.pipeline_bytes_max);
             if !room || l.queue.is_empty() || l.config_slot.is_some() || l.transfer.is_some() {
                 return;
             }
@@ -86,6 +91,7 @@ impl Replica {
             }
             let q = l.queue.pop_front().expect("front");
             bytes += q.payload.len();
+            l.queued_bytes -= q.payload.len();
             batch.push(Request { id: q.id, payload: q.payload });
             if q.exclusive {
                 break;
@@ -121,14 +127,18 @@ impl Replica {
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
         self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
+        let bytes = crate::message::value_len(&self.log[&slot].value);
         let l = self.primacy.as_mut().expect("primacy");
         let mut votes = BTreeSet::new();
         if planted!(self, CountOwnVoteBeforeDurable) {
             votes.insert(self.id);
         }
-        let resend_ticks = u64::from(self.config.heartbeat_ticks);
-        let resend_at = self.now + resend_ticks;
-        l.inflight.insert(slot, InFlight { votes, own_seq: seq, resend_at, resend_ticks });
+        // Two heartbeats: time for the one after the accept to be acknowledged, which shows
+        // the accept arrived (see `resend_unvoted`).
+        let resend_ticks = 2 * u64::from(self.config.heartbeat_ticks);
+        let (sent_at, sent_round) = (self.now, l.round);
+        let f = InFlight { votes, own_seq: seq, sent_at, sent_round, resend_ticks, bytes };
+        l.inflight.insert(slot, f);
         l.outbox.push(slot);
         l.next_slot = slot.next();
         if is_config {
@@ -145,7 +155,12 @@ impl Replica {
             return;
         }
         let slots = std::mem::take(&mut l.outbox);
-        let ballot = l.ballot;
+        let (ballot, round, now) = (l.ballot, l.round, self.now);
+        for s in &slots {
+            // Heartbeats sent earlier in this step went out before these accepts.
+            let f = l.inflight.get_mut(s).expect("a new slot is in flight");
+            (f.sent_at, f.sent_round) = (now, round);
+        }
         let entries =
             slots.iter().map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() });
         let commit = self.commit;
@@ -297,19 +312,29 @@ impl Replica {
     }
 
     /// Accepts may be lost: resend in-flight slots a peer has not voted for (one accept per
-    /// peer per heartbeat; the rest go with the next ones).
+    /// peer per heartbeat; the rest go with the next ones). Not with every heartbeat: a slot
+    /// waits twice as long after each resend (up to `election_ticks_min`), and a peer that
+    /// acknowledged a heartbeat sent after the slot received it (the transport delivers in
+    /// order) and is only writing it, so it gets it again only after `election_ticks_min` (in
+    /// case it was lost anyway, with a connection). So a maximal value on a slow disk is not
+    /// sent again and again while its first copy is still being written.
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
-        let now = self.now;
+        let (now, cap) = (self.now, u64::from(self.config.election_ticks_min));
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
         let packer = self.accept_packer(ballot, self.commit, self.config.catchup_entries_max);
         let mut resent = BTreeSet::new();
         for to in self.peers() {
+            let acked = l.acks.get(&to).map_or(0, |a| a.round);
+            let due = |f: &InFlight| {
+                now >= f.sent_at + f.resend_ticks
+                    && (acked <= f.sent_round || now >= f.sent_at + cap)
+            };
             let mut packer = packer();
             let entries: Vec<SlotValue> = l
                 .inflight
                 .iter()
-                .filter(|(_, f)| f.resend_at <= now && !f.votes.contains(&to))
+                .filter(|(_, f)| due(f) && !f.votes.contains(&to))
                 .map(|(s, _)| SlotValue { slot: *s, value: self.log[s].value.clone() })
                 .take_while(|e| packer.take(slot_value_len(e)))
                 .collect();
@@ -318,12 +343,11 @@ impl Replica {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
             }
         }
-        let cap = u64::from(self.config.election_ticks_min);
         let l = self.primacy.as_mut().expect("primacy");
         for slot in resent {
             let f = l.inflight.get_mut(&slot).expect("resent from the in-flight slots");
             f.resend_ticks = (f.resend_ticks * 2).min(cap);
-            f.resend_at = now + f.resend_ticks;
+            (f.sent_at, f.sent_round) = (now, l.round);
         }
     }
 
@@ -450,6 +474,7 @@ impl Replica {
         let l = self.primacy.as_mut().expect("primacy");
         l.transfer = Some(Transfer { target, deadline, sent: false });
         let queue = std::mem::take(&mut l.queue);
+        l.queued_bytes = 0;
         for q in queue {
             out.push(Action::Refuse {
                 id: q.id,

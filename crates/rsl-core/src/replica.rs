@@ -173,12 +173,15 @@ pub(crate) struct Election {
 pub(crate) struct InFlight {
     pub(crate) votes: BTreeSet<ReplicaId>,
     pub(crate) own_seq: u64,
-    /// From this tick the slot is resent to the peers that have not voted for it.
-    pub(crate) resend_at: u64,
-    /// The wait before the resend after that: it doubles with each resend, up to
-    /// `election_ticks_min`, so that a large value on a slow disk is not sent again with
-    /// every heartbeat while its first copy is still being written.
+    /// The tick the slot was last sent (or resent).
+    pub(crate) sent_at: u64,
+    /// The heartbeat round current when it was last sent: a peer that acknowledged a later
+    /// round received it (the transport delivers in order), so only its vote is missing.
+    pub(crate) sent_round: u64,
+    /// The wait before a resend: it doubles with each resend, up to `election_ticks_min`.
     pub(crate) resend_ticks: u64,
+    /// The value's encoded size (for `pipeline_bytes_max`).
+    pub(crate) bytes: usize,
 }
 
 /// A proposal waiting for a slot.
@@ -242,6 +245,8 @@ pub(crate) struct Primacy {
     pub(crate) recovered: bool,
     pub(crate) inflight: BTreeMap<Slot, InFlight>,
     pub(crate) queue: VecDeque<Queued>,
+    /// Payload bytes in `queue`.
+    pub(crate) queued_bytes: usize,
     /// New slots of this step, sent to every peer in one accept at the end of the step.
     pub(crate) outbox: Vec<Slot>,
     /// The slot of a configuration change not yet executed (nothing is proposed after it).
@@ -305,6 +310,11 @@ pub struct Replica {
     pub(crate) now: u64,
     pub(crate) last_contact: u64,
     pub(crate) election_deadline: u64,
+    /// How many times in a row this replica's candidacy ran out of time (at most
+    /// `ELECTION_BACKOFF_MAX`): each doubles the next election timeout, so that a phase 1
+    /// whose promises carry large values, slower to move than one timeout, completes in the
+    /// end instead of starting over forever. Back to 0 once a primary is followed or won.
+    pub(crate) election_backoff: u32,
     pub(crate) rng: Rng,
     pub(crate) election: Option<Election>,
     pub(crate) primacy: Option<Primacy>,
@@ -382,6 +392,7 @@ impl Replica {
             // as if it just heard a primary, refusing other candidates for a timeout.
             last_contact: 0,
             election_deadline: deadline,
+            election_backoff: 0,
             rng,
             election: None,
             primacy: None,
@@ -571,11 +582,11 @@ impl Replica {
         ensure!(self.held.iter().all(|h| h.seq > self.durable), "a durable message still held");
     }
 
-    /// A fresh random election deadline.
+    /// A fresh random election deadline, stretched by the election backoff.
     pub(crate) fn reset_election_timer(&mut self) {
         let min = u64::from(self.config.election_ticks_min);
         let max = u64::from(self.config.election_ticks_max);
-        self.election_deadline = self.now + self.rng.range(min, max);
+        self.election_deadline = self.now + (self.rng.range(min, max) << self.election_backoff);
     }
 
     /// The role of a replica that is not primary nor candidate.
@@ -706,6 +717,10 @@ impl Replica {
                 invariant!(e.ballot == l.ballot, "in-flight {slot:?} not at the primary's ballot");
             }
             invariant!(l.queue.len() <= self.config.proposals_queued_max, "queue over its limit");
+            invariant!(
+                l.queued_bytes == l.queue.iter().map(|q| q.payload.len()).sum::<usize>(),
+                "the queue's byte count is off"
+            );
         }
         if let Some(e) = &self.election {
             invariant!(e.ballot.owner() == self.id, "candidate ballot not owned");

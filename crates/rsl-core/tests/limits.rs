@@ -411,8 +411,10 @@ proptest! {
 }
 
 /// A slot a peer has not voted for is resent with waits that double up to an election
-/// timeout, not with every heartbeat: a maximal value on a slow disk is not sent again and
-/// again while its first copy is still being written.
+/// timeout, not with every heartbeat; and a peer that acknowledged a heartbeat sent after the
+/// slot (so it received it: the transport delivers in order) gets it again only after an
+/// election timeout. A maximal value on a slow disk is not sent again and again while its
+/// first copy is still being written.
 #[test]
 fn unvoted_slots_are_resent_with_growing_waits() {
     let config = small_config(1);
@@ -433,16 +435,18 @@ fn unvoted_slots_are_resent_with_growing_waits() {
     durable(&mut r, &out);
     assert_eq!(r.status().role, Role::Primary);
     let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
-    let out =
-        step(&mut r, Input::Propose { id, payload: Bytes::from(vec![1; 1000]), exclusive: false });
+    let payload = Bytes::from(vec![1; 1000]);
+    let out = step(&mut r, Input::Propose { id, payload, exclusive: false });
     durable(&mut r, &out);
-    // Replica 2 acknowledges heartbeats (so the primary stays) but never votes.
-    let mut resent_at = Vec::new();
-    for tick in 1..=200u64 {
+    // Replica 2 acknowledges every heartbeat (so the primary stays) but never votes;
+    // replica 3 is silent.
+    let (mut to_two, mut to_three) = (Vec::new(), Vec::new());
+    for tick in 1..=300u64 {
         let out = step(&mut r, Input::Tick);
         for (to, body) in sent_to(&out) {
             match body {
-                Body::Accept { .. } if to == 2 => resent_at.push(tick),
+                Body::Accept { .. } if to == 2 => to_two.push(tick),
+                Body::Accept { .. } if to == 3 => to_three.push(tick),
                 Body::Heartbeat { ballot, round, .. } if to == 2 => {
                     let ack = Body::HeartbeatAck { ballot, round, commit: Slot::ZERO };
                     step(&mut r, from(2, ack));
@@ -452,8 +456,92 @@ fn unvoted_slots_are_resent_with_growing_waits() {
         }
     }
     assert_eq!(r.status().role, Role::Primary);
-    let waits: Vec<u64> = resent_at.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(resent_at.len() >= 4 && resent_at.len() <= 12, "resent at ticks {resent_at:?}");
-    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "waits shrink: {waits:?}");
-    assert!(waits[0] >= heartbeat && *waits.last().unwrap() <= cap + heartbeat, "{waits:?}");
+    let waits = |at: &[u64]| at.windows(2).map(|w| w[1] - w[0]).collect::<Vec<u64>>();
+    let three = waits(&to_three);
+    assert!(to_three[0] >= 2 * heartbeat, "the first resend came at {}", to_three[0]);
+    assert!(three.windows(2).all(|w| w[1] >= w[0]), "waits shrink: {to_three:?}");
+    assert!(three.iter().all(|w| *w <= cap + heartbeat), "waits beyond the cap: {to_three:?}");
+    assert!(to_three.len() <= 12, "{} resends to a silent peer in 300 ticks", to_three.len());
+    assert!(to_two.len() >= 2, "a peer that received it still gets it now and then");
+    assert!(to_two[0] >= cap && waits(&to_two).iter().all(|w| *w >= cap), "{to_two:?}");
+}
+
+/// Makes replica 1 of {1, 2, 3} primary with `tune`d limits (replica 2's empty promise).
+fn primary(tune: fn(&mut Config)) -> Replica {
+    let mut config = small_config(1);
+    tune(&mut config);
+    let mut r = Replica::new(config, Recovered::default());
+    let ballot = candidate(&mut r);
+    let promise = Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        after: Slot::ZERO,
+        entries: Vec::new(),
+        unknown: Vec::new(),
+        more_after: None,
+        dropped: false,
+    };
+    let out = step(&mut r, from(2, promise));
+    durable(&mut r, &out);
+    assert_eq!(r.status().role, Role::Primary);
+    r
+}
+
+fn propose(r: &mut Replica, seq: u64, size: usize) -> Vec<Action> {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq };
+    step(r, Input::Propose { id, payload: Bytes::from(vec![0; size]), exclusive: false })
+}
+
+/// The slots an accept in `out` carries (to replica 2).
+fn accepted_slots(out: &[Action]) -> Vec<Slot> {
+    sent_to(out)
+        .into_iter()
+        .filter(|(to, _)| *to == 2)
+        .flat_map(|(_, m)| match m {
+            Body::Accept { entries, .. } => entries.into_iter().map(|e| e.slot).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// `pipeline_bytes_max` bounds the value bytes in flight (a slot alone always goes): with
+/// room for two maximal values, the third waits until a slot is chosen.
+#[test]
+fn the_pipeline_is_bounded_by_bytes() {
+    let mut r = primary(|c| {
+        c.pipeline_slots_max = 64;
+        c.pipeline_bytes_max = 2000;
+    });
+    let mut proposed = Vec::new();
+    for seq in 1..=4 {
+        let out = propose(&mut r, seq, 1000);
+        proposed.extend(accepted_slots(&out));
+        // The primary's own writes are durable: its own votes count.
+        proposed.extend(accepted_slots(&durable(&mut r, &out)));
+    }
+    // The phase-1 no-op (slot 1) and two maximal requests are in flight; the rest queue.
+    assert_eq!(proposed, vec![Slot(2), Slot(3)], "{proposed:?}");
+    // Replica 2 votes for everything in flight: slots are chosen and the queue moves on.
+    let ballot = r.status().promised;
+    let vote = Body::Accepted { ballot, slots: vec![Slot(1), Slot(2), Slot(3)] };
+    let out = step(&mut r, from(2, vote));
+    assert_eq!(accepted_slots(&out), vec![Slot(4), Slot(5)]);
+}
+
+/// `proposals_queued_bytes_max` bounds the payload bytes waiting for a slot: beyond it a
+/// proposal is refused as overloaded (one always enters an empty queue).
+#[test]
+fn the_queue_is_bounded_by_bytes() {
+    let mut r = primary(|c| {
+        c.pipeline_slots_max = 1;
+        c.proposals_queued_bytes_max = 2500;
+    });
+    // Slot 1 (the no-op) fills the pipeline: proposals queue.
+    let refused = |out: &[Action]| {
+        out.iter().any(|a| matches!(a, Action::Refuse { reason: Refusal::Overloaded, .. }))
+    };
+    assert!(!refused(&propose(&mut r, 1, 1000)));
+    assert!(!refused(&propose(&mut r, 2, 1000)));
+    assert!(refused(&propose(&mut r, 3, 1000)), "2,500 bytes hold two of 1,000, not three");
+    assert!(!refused(&propose(&mut r, 4, 500)), "500 more bytes fit");
 }
