@@ -41,6 +41,10 @@ pub enum Backend {
     Pmem,
 }
 
+/// The default `consensus.request_bytes_max`: the largest request (and read query) a cluster
+/// carries unless configured lower, 16 MiB (docs/limits.md).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = rsl_core::limits::REQUEST_BYTES_MAX_DEFAULT;
+
 /// Consensus knobs (see rsl_core::Config for their meaning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,9 +57,11 @@ pub struct Consensus {
     pub lease_ticks: u32,
     pub clock_drift_permille: u32,
     pub pipeline_slots_max: u64,
+    pub pipeline_bytes_max: usize,
     pub batch_requests_max: usize,
     pub batch_bytes_max: usize,
     pub proposals_queued_max: usize,
+    pub proposals_queued_bytes_max: usize,
     pub reads_queued_max: usize,
     /// The largest request (and read query) in bytes; a larger one is refused with
     /// `ReplicateError::TooLarge`. At most what the transport's frame carries (16 MiB by
@@ -74,9 +80,11 @@ impl Default for Consensus {
             lease_ticks: core.lease_ticks,
             clock_drift_permille: core.clock_drift_permille,
             pipeline_slots_max: core.pipeline_slots_max,
+            pipeline_bytes_max: core.pipeline_bytes_max,
             batch_requests_max: core.batch_requests_max,
             batch_bytes_max: core.batch_bytes_max,
             proposals_queued_max: core.proposals_queued_max,
+            proposals_queued_bytes_max: core.proposals_queued_bytes_max,
             reads_queued_max: core.reads_queued_max,
             request_bytes_max: core.request_bytes_max,
         }
@@ -244,9 +252,11 @@ impl NodeConfig {
         core.lease_ticks = c.lease_ticks;
         core.clock_drift_permille = c.clock_drift_permille;
         core.pipeline_slots_max = c.pipeline_slots_max;
+        core.pipeline_bytes_max = c.pipeline_bytes_max;
         core.batch_requests_max = c.batch_requests_max;
         core.batch_bytes_max = c.batch_bytes_max;
         core.proposals_queued_max = c.proposals_queued_max;
+        core.proposals_queued_bytes_max = c.proposals_queued_bytes_max;
         core.reads_queued_max = c.reads_queued_max;
         core.request_bytes_max = c.request_bytes_max;
         core.message_bytes_max = crate::envelope::MESSAGE_BYTES_MAX;

@@ -44,7 +44,7 @@ mod start;
 pub mod state_machine;
 pub mod status;
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, REQUEST_BYTES_MAX_DEFAULT};
 pub use error::{ReplicateError, StartError};
 pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
