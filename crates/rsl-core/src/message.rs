@@ -139,9 +139,28 @@ impl Message {
         w.0 .0
     }
 
+    /// Encodes the message after `prefix` (an envelope's header) into one buffer, so that
+    /// a large value is copied once on its way to the transport.
+    pub fn encode_after(&self, prefix: &[u8]) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(prefix.len() + self.encoded_len()));
+        w.0.put_slice(prefix);
+        w.message(self);
+        w.0
+    }
+
     /// Decodes a message; never panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader { bytes, pos: 0 };
+        Message::decode_from(Reader { bytes, shared: None, pos: 0 })
+    }
+
+    /// Like [`Message::decode`], but the requests' payloads share `bytes`' memory instead of
+    /// being copied (a 16 MiB request is not copied again on the consensus thread).
+    pub fn decode_shared(bytes: &Bytes) -> Result<Message, DecodeError> {
+        Message::decode_from(Reader { bytes, shared: Some(bytes), pos: 0 })
+    }
+
+    fn decode_from(mut r: Reader<'_>) -> Result<Message, DecodeError> {
+        let bytes = r.bytes;
         let version = r.byte()?;
         if version != WIRE_VERSION {
             return Err(DecodeError::Version(version));
@@ -267,7 +286,7 @@ pub(crate) fn split<T>(
 
 /// Decodes what [`encode_value`] wrote; never panics, whatever the bytes.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader { bytes, shared: None, pos: 0 };
     let version = r.byte()?;
     if version != WIRE_VERSION {
         return Err(DecodeError::Version(version));
@@ -504,6 +523,8 @@ impl<S: Sink> Writer<S> {
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// The same bytes, shared: payloads are sliced from it rather than copied.
+    shared: Option<&'a Bytes>,
     pos: usize,
 }
 
@@ -588,7 +609,11 @@ impl Reader<'_> {
         let proposer = ReplicaId(self.u32()?);
         let id = RequestId { proposer, incarnation: self.u64()?, seq: self.u64()? };
         let n = self.bytes_len()?;
-        let payload = Bytes::copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        let range = self.pos..self.pos + n;
+        let payload = match self.shared {
+            Some(b) => b.slice(range),
+            None => Bytes::copy_from_slice(&self.bytes[range]),
+        };
         self.pos += n;
         Ok(Request { id, payload })
     }

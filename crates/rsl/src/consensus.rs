@@ -16,7 +16,7 @@ use rsl_core::{Driver, Host, Input, Message, Refusal, ReplicaId, Slot, Value, Wr
 use rsl_net::Transport;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
-use crate::envelope::{open, seal, Channel};
+use crate::envelope::{open, seal_message, Channel};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
 use crate::state_machine::Notification;
@@ -134,7 +134,8 @@ impl Consensus {
         let counters = &self.router.shared.counters;
         counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
         match open(&payload) {
-            Some((Channel::Consensus, body)) => match Message::decode(&body) {
+            // Shared: a large request's payload is not copied again on this thread.
+            Some((Channel::Consensus, body)) => match Message::decode_shared(&body) {
                 // The transport authenticated `from`; a message claiming another sender is
                 // hostile.
                 Ok(msg) if msg.from.0 == from => self.step(Input::Receive(msg)),
@@ -207,7 +208,7 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
-        let bytes = seal(Channel::Consensus, &msg.encode());
+        let bytes = seal_message(&msg);
         self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
         let _ = self.transport.send(to.0, bytes);
