@@ -48,6 +48,9 @@ pub struct ClusterOptions {
     pub requirepass: Option<String>,
     /// Extra TOML appended to every replica's `[consensus]` table (`key = value` lines).
     pub consensus: String,
+    /// Extra TOML appended to every replica's `[storage]` table (`key = value` lines), such
+    /// as a small `checkpoint_interval_slots` and `log_kept_slots`.
+    pub storage: String,
     /// Whether the log is made durable with fdatasync.
     pub fsync: bool,
     /// How the replicas serve reads.
@@ -60,6 +63,7 @@ impl Default for ClusterOptions {
             replicas: 3,
             requirepass: None,
             consensus: String::new(),
+            storage: String::new(),
             fsync: true,
             reads: crate::config::Reads::Linearizable,
         }
@@ -472,11 +476,12 @@ fn replica_config(
 ) -> anyhow::Result<KvConfig> {
     let certs = dir.join("certs");
     let text = format!(
-        "id = {}\ndata_dir = {:?}\nmembers = []\n[consensus]\n{}\n[storage]\nfsync = {}\n",
+        "id = {}\ndata_dir = {:?}\nmembers = []\n[consensus]\n{}\n[storage]\nfsync = {}\n{}\n",
         me.id,
         dir.join(format!("data-{}", me.id)),
         options.consensus,
         options.fsync,
+        options.storage,
     );
     let mut node: NodeConfig = toml::from_str(&text).context("the consensus options")?;
     node.members = replicas.iter().map(|r| Member { id: r.id, addr: r.peer_addr }).collect();

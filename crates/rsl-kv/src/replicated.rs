@@ -192,6 +192,10 @@ impl Engine for ReplicatedEngine {
         self.inner.is_primary()
     }
 
+    fn request_bytes_max(&self) -> usize {
+        self.inner.node.request_bytes_max()
+    }
+
     fn command(&self, args: &[Bytes]) -> Option<EngineReply> {
         let name = args[0].to_ascii_lowercase();
         let args: Vec<Bytes> = args.to_vec();
@@ -304,6 +308,7 @@ impl Inner {
             Ok(reply) => Ok(reply),
             Err(ReplicateError::Overloaded) => Err(EngineError::Overloaded),
             Err(ReplicateError::ShuttingDown) => Err(EngineError::ShuttingDown),
+            Err(ReplicateError::TooLarge { size, max }) => Err(EngineError::TooLarge { size, max }),
             Err(e) => Err(EngineError::Internal(e.to_string())),
         }
     }
@@ -321,6 +326,9 @@ impl Inner {
             | Err(ReplicateError::Superseded { primary }) => Attempt::Retry { hint: primary },
             Err(ReplicateError::Overloaded) => Attempt::Done(Err(EngineError::Overloaded)),
             Err(ReplicateError::ShuttingDown) => Attempt::Done(Err(EngineError::ShuttingDown)),
+            Err(ReplicateError::TooLarge { size, max }) => {
+                Attempt::Done(Err(EngineError::TooLarge { size, max }))
+            }
             // It may have executed: retrying could apply it twice.
             Err(e @ ReplicateError::OutcomeUnknown) => {
                 Attempt::Done(Err(EngineError::Internal(e.to_string())))

@@ -229,6 +229,15 @@ impl Request {
         out.freeze()
     }
 
+    /// The length of [`Request::encode`]'s output, without encoding (the server checks it
+    /// against the request limit first: a field over its limit must never be encoded).
+    pub fn encoded_len(&self) -> usize {
+        1 + match self {
+            Request::Write { op, .. } => 1 + 8 + write_fields_len(op),
+            Request::Read(op) => 1 + read_fields_len(op),
+        }
+    }
+
     /// Parses a request's binary form.
     pub fn decode(input: &[u8]) -> Result<Request, DecodeError> {
         let mut reader = Reader { rest: input };
@@ -387,6 +396,52 @@ fn condition_from_tag(tag: u8) -> Result<SetCondition, DecodeError> {
     }
 }
 
+/// The encoded length of a byte field and of a list of them.
+fn field_len(data: &[u8]) -> usize {
+    4 + data.len()
+}
+
+fn keys_len(keys: &[Bytes]) -> usize {
+    4 + keys.iter().map(|k| field_len(k)).sum::<usize>()
+}
+
+fn expiry_len(expiry: SetExpiry) -> usize {
+    match expiry {
+        SetExpiry::At(_) => 9,
+        SetExpiry::Clear | SetExpiry::Keep => 1,
+    }
+}
+
+/// The encoded length of a write's fields (after its op code and stamp), as `encode_write`
+/// writes them.
+fn write_fields_len(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Tick | WriteOp::FlushAll => 0,
+        WriteOp::Set { key, value, expiry, .. } => {
+            field_len(key) + field_len(value) + 1 + expiry_len(*expiry) + 1
+        }
+        WriteOp::GetSet { key, value }
+        | WriteOp::Append { key, value }
+        | WriteOp::SetNx { key, value } => field_len(key) + field_len(value),
+        WriteOp::Del { keys } => keys_len(keys),
+        WriteOp::Expire { key, .. } | WriteOp::IncrBy { key, .. } => field_len(key) + 8,
+        WriteOp::Persist { key } => field_len(key),
+        WriteOp::MSet { pairs } => {
+            4 + pairs.iter().map(|(k, v)| field_len(k) + field_len(v)).sum::<usize>()
+        }
+    }
+}
+
+/// The encoded length of a read's fields (after its op code), as `encode_read` writes them.
+fn read_fields_len(op: &ReadOp) -> usize {
+    match op {
+        ReadOp::Get { key } | ReadOp::Strlen { key } => field_len(key),
+        ReadOp::Exists { keys } | ReadOp::MGet { keys } => keys_len(keys),
+        ReadOp::DbSize => 0,
+        ReadOp::Ttl { key, .. } => field_len(key) + 1,
+    }
+}
+
 fn put_expiry(expiry: SetExpiry, out: &mut BytesMut) {
     match expiry {
         SetExpiry::Clear => out.put_u8(0),
@@ -495,5 +550,75 @@ impl Reader<'_> {
             2 => Ok(SetExpiry::At(self.u64()?)),
             other => Err(DecodeError::InvalidTag(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// `encoded_len` measures exactly what `encode` writes, for every kind of request.
+    #[test]
+    fn encoded_len_is_the_encoded_length() {
+        let (k, v) = (b("key"), b("some value"));
+        let writes = [
+            WriteOp::Tick,
+            WriteOp::FlushAll,
+            WriteOp::Set {
+                key: k.clone(),
+                value: v.clone(),
+                condition: SetCondition::IfAbsent,
+                expiry: SetExpiry::At(5),
+                get: true,
+            },
+            WriteOp::Set {
+                key: k.clone(),
+                value: v.clone(),
+                condition: SetCondition::Always,
+                expiry: SetExpiry::Keep,
+                get: false,
+            },
+            WriteOp::GetSet { key: k.clone(), value: v.clone() },
+            WriteOp::Append { key: k.clone(), value: v.clone() },
+            WriteOp::SetNx { key: k.clone(), value: v.clone() },
+            WriteOp::Del { keys: vec![k.clone(), v.clone()] },
+            WriteOp::IncrBy { key: k.clone(), delta: -3 },
+            WriteOp::Expire { key: k.clone(), at_ms: 9 },
+            WriteOp::Persist { key: k.clone() },
+            WriteOp::MSet { pairs: vec![(k.clone(), v.clone()), (v.clone(), k.clone())] },
+        ];
+        let reads = [
+            ReadOp::Get { key: k.clone() },
+            ReadOp::Strlen { key: k.clone() },
+            ReadOp::Exists { keys: vec![k.clone(), v.clone()] },
+            ReadOp::MGet { keys: vec![k.clone()] },
+            ReadOp::DbSize,
+            ReadOp::Ttl { key: k.clone(), millis: true },
+        ];
+        let requests = writes
+            .into_iter()
+            .map(|op| Request::Write { stamp_ms: 7, op })
+            .chain(reads.into_iter().map(Request::Read));
+        for request in requests {
+            assert_eq!(request.encoded_len(), request.encode().len(), "{request:?}");
+        }
+    }
+
+    /// A SET without options adds exactly `SET_FRAMING_BYTES` to its key and value.
+    #[test]
+    fn set_framing_is_what_a_set_adds() {
+        let op = WriteOp::Set {
+            key: b("k"),
+            value: b("vv"),
+            condition: SetCondition::Always,
+            expiry: SetExpiry::Clear,
+            get: false,
+        };
+        let request = Request::Write { stamp_ms: 1, op };
+        assert_eq!(request.encoded_len(), limits::SET_FRAMING_BYTES + 3);
     }
 }

@@ -130,9 +130,7 @@ pub async fn serve<E: Engine>(
     engine: Arc<E>,
     config: ServerConfig,
 ) -> io::Result<()> {
-    assert!(
-        config.parser_limits.bulk_bytes_max <= limits::KEY_BYTES_MAX.min(limits::VALUE_BYTES_MAX)
-    );
+    assert!(config.parser_limits.bulk_bytes_max <= limits::BULK_BYTES_MAX);
     assert!(config.parser_limits.array_len_max <= limits::ARRAY_LEN_MAX);
     let shared = Arc::new(Shared {
         engine,
@@ -369,10 +367,15 @@ impl Session {
     /// Hands a request to the engine: through the log if `logged` (every write, and a read
     /// behind one), else as a read.
     fn submit(&self, request: Request, logged: bool) -> Pending {
-        let bytes = request.encode();
-        if bytes.len() > limits::REQUEST_BYTES_MAX {
-            return ready(Reply::error("ERR request too large"));
+        // Measured before it is encoded: a key or value too large for one request is refused
+        // here, naming the limit, and never reaches the log (nor the encoder's field checks).
+        let size = request.encoded_len();
+        let max = self.shared.engine.request_bytes_max().min(limits::REQUEST_BYTES_MAX);
+        if size > max {
+            return ready(EngineError::TooLarge { size, max }.to_reply());
         }
+        let bytes = request.encode();
+        debug_assert_eq!(bytes.len(), size, "the request measures what it encodes");
         let engine = &self.shared.engine;
         assert!(logged || !request.is_write(), "a write always goes through the log");
         if logged {
