@@ -46,9 +46,14 @@
 //! ```
 
 pub mod admin;
+pub mod checkpoint;
 pub mod client;
+pub mod commands;
 pub mod config;
+pub mod db;
 pub mod engine;
+pub mod glob;
+pub mod hub;
 pub mod launch;
 pub mod limits;
 pub mod machine;
@@ -56,9 +61,12 @@ pub mod replicated;
 pub mod request;
 pub mod resp;
 pub mod server;
+pub mod value;
 
+pub use checkpoint::KvSnapshot;
 pub use config::KvConfig;
 pub use engine::{Engine, EngineError, EngineReply, LocalEngine};
-pub use machine::{KvMachine, KvSnapshot};
+pub use hub::Hub;
+pub use machine::KvMachine;
 pub use replicated::{ReplicatedEngine, ReplicatedOptions};
 pub use server::{serve, Clock, ServerConfig};

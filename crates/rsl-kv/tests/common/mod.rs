@@ -80,6 +80,28 @@ impl Client {
         }
     }
 
+    /// Reads the next reply's exact bytes.
+    pub async fn raw_reply(&mut self) -> Bytes {
+        let read = async {
+            loop {
+                let mut probe = self.buf.clone();
+                if parse_reply(&mut probe).unwrap().is_some() {
+                    let used = self.buf.len() - probe.len();
+                    return self.buf.split_to(used).freeze();
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+                assert!(n > 0, "the server closed the connection; buffered {:?}", self.buf);
+            }
+        };
+        tokio::time::timeout(REPLY_WAIT_MAX, read).await.expect("a reply in time")
+    }
+
+    /// Sends a command and returns its reply's exact bytes.
+    pub async fn raw_cmd(&mut self, args: &[&str]) -> Bytes {
+        self.send_cmd(args).await;
+        self.raw_reply().await
+    }
+
     /// Sends a command and returns its reply.
     pub async fn cmd(&mut self, args: &[&str]) -> Reply {
         self.send_cmd(args).await;
