@@ -271,7 +271,8 @@ impl Connection {
         let (mut reader, writer) = stream.split();
         let mut out = BufWriter::with_capacity(64 << 10, writer);
         loop {
-            // Writing replies makes room in a full pipeline for more buffered commands.
+            // Writing replies makes room in a full pipeline, or lifts a barrier, for more
+            // buffered commands.
             while self.dispatch_buffered() && self.write_ready(&mut out).await? {}
             self.write_ready(&mut out).await?;
             out.flush().await?;
@@ -315,8 +316,9 @@ impl Connection {
             && !self.replies.iter().any(Pending::is_barrier)
     }
 
-    /// Parses and dispatches the buffered commands, as many as the pipeline depth allows;
-    /// returns whether it stopped at that depth (so buffered commands may remain).
+    /// Parses and dispatches the buffered commands, as many as the pipeline depth and the
+    /// barriers allow; returns whether it stopped for them (so buffered commands may remain
+    /// once replies are written).
     fn dispatch_buffered(&mut self) -> bool {
         while self.can_read() {
             let pending = match self.parser.parse(&mut self.input) {
@@ -333,7 +335,7 @@ impl Connection {
             };
             self.replies.push_back(pending);
         }
-        self.replies.len() >= limits::PIPELINE_DEPTH_MAX
+        !self.input.is_empty()
     }
 
     /// Writes the replies at the head that are known; returns whether it wrote any.

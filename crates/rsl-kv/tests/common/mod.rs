@@ -44,13 +44,19 @@ pub fn manual_clock(start_ms: u64) -> (Arc<AtomicU64>, ServerConfig) {
 pub struct Client {
     stream: TcpStream,
     buf: BytesMut,
+    addr: SocketAddr,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: BytesMut::new() }
+        Client { stream, buf: BytesMut::new(), addr }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Sends bytes as they are.
