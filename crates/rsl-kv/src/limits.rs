@@ -97,6 +97,13 @@ pub const LCS_CELLS_MAX: usize = 1 << 26;
 /// for that many picks with repeats).
 pub const RANDOM_COUNT_MAX: usize = 1 << 20;
 
+/// The Lua instructions one script may run (counted in steps of a thousand). A script that
+/// runs past it fails, at the same instruction on every replica.
+pub const SCRIPT_INSTRUCTIONS_MAX: u64 = 100_000_000;
+
+/// The memory one script's Lua state may allocate, in bytes.
+pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 << 20;
+
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
 const _: () = assert!(FORWARD_CONNECTIONS_MAX >= 1 && FORWARD_INFLIGHT_MAX >= 1);

@@ -24,7 +24,7 @@ mod bits;
 mod hashes;
 pub(crate) mod keys;
 pub(crate) mod lists;
-pub(crate) mod scripting;
+pub mod scripting;
 mod sets;
 mod strings;
 mod zsets;
