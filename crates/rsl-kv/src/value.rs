@@ -220,7 +220,7 @@ impl Value {
         !matches!(self, Value::Str(_)) && self.len() == 0
     }
 
-    /// OBJECT ENCODING's answer, by Redis 7.0's thresholds, so clients that look at it see
+    /// OBJECT ENCODING's answer, by Redis 7.0's rules (a list is always a quicklist), so clients that look at it see
     /// the names they know (the representation here is the same whatever the size).
     pub fn encoding(&self) -> &'static str {
         match self {
@@ -233,7 +233,6 @@ impl Value {
                 "listpack"
             }
             Value::Hash(_) => "hashtable",
-            Value::List(l) if l.len() <= 128 && l.iter().all(|v| v.len() <= 64) => "listpack",
             Value::List(_) => "quicklist",
             Value::Set(s)
                 if s.len() <= 512 && s.iter().all(|m| crate::resp::parse_i64(m).is_some()) =>

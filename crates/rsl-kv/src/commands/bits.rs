@@ -34,7 +34,12 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         b"1" => true,
         _ => return Err(Reply::error("ERR bit is not an integer or out of range")),
     };
-    let mut value = string_mut(ctx, &args[1])?.map(|s| s.to_vec()).unwrap_or_default();
+    let old_value = string_mut(ctx, &args[1])?;
+    if old_value.as_ref().is_some_and(|v| v.len() > offset / 8 && bit_at(v, offset) == on) {
+        // Nothing changes: the key's version (and so WATCH) is left alone.
+        return Ok(Reply::Integer(i64::from(on)));
+    }
+    let mut value = old_value.map(|s| s.to_vec()).unwrap_or_default();
     if value.len() <= offset / 8 {
         value.resize(offset / 8 + 1, 0);
     }
@@ -71,6 +76,9 @@ fn bitcount(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let Some((start, end, bits)) = range else {
         return Ok(Reply::Integer(value.iter().map(|b| b.count_ones() as i64).sum()));
     };
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::Integer(0));
+    }
     let total = if bits { value.len() as i64 * 8 } else { value.len() as i64 };
     let start = if start < 0 { (total + start).max(0) } else { start };
     let end = if end < 0 { (total + end).max(0) } else { end }.min(total - 1);

@@ -65,6 +65,9 @@ fn hmget(view: &View<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if !ctx.view().hash(&args[1])?.is_some_and(|h| args[2..].iter().any(|f| h.contains_key(f))) {
+        return Ok(Reply::Integer(0));
+    }
     let Some(value) = ctx.value_mut(&args[1], Kind::Hash, false)? else {
         return Ok(Reply::Integer(0));
     };

@@ -158,6 +158,9 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let count = int_arg(&args[2])?;
+    if !ctx.view().list(&args[1])?.is_some_and(|l| l.contains(&args[3])) {
+        return Ok(Reply::Integer(0));
+    }
     let Some(value) = ctx.value_mut(&args[1], Kind::List, false)? else {
         return Ok(Reply::Integer(0));
     };

@@ -35,12 +35,21 @@ pub(super) const COMMANDS: &[CommandDef] = &[
 ];
 
 fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // A command that changes nothing leaves the key's version (and so WATCH) alone.
+    if let Some(set) = ctx.view().set(&args[1])? {
+        if args[2..].iter().all(|m| set.contains(m)) {
+            return Ok(Reply::Integer(0));
+        }
+    }
     let set = ctx.value_mut(&args[1], Kind::Set, true)?.expect("created").set_mut();
     let added = args[2..].iter().filter(|m| set.insert((*m).clone()).is_none()).count();
     Ok(Reply::Integer(added as i64))
 }
 
 fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if !ctx.view().set(&args[1])?.is_some_and(|s| args[2..].iter().any(|m| s.contains(m))) {
+        return Ok(Reply::Integer(0));
+    }
     let Some(value) = ctx.value_mut(&args[1], Kind::Set, false)? else {
         return Ok(Reply::Integer(0));
     };
@@ -119,14 +128,17 @@ fn srandmember(view: &View<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let source = ctx.view().set(&args[1])?.cloned();
-    ctx.view().set(&args[2])?;
-    let Some(source) = source else { return Ok(Reply::Integer(0)) };
-    if !source.contains(&args[3]) {
+    // Redis's order: a missing source answers 0 before either type is checked.
+    if ctx.view().get(&args[1]).is_none() {
         return Ok(Reply::Integer(0));
     }
+    let source = ctx.view().set(&args[1])?.cloned().expect("checked");
+    ctx.view().set(&args[2])?;
     if args[1] == args[2] {
-        return Ok(Reply::Integer(1));
+        return Ok(Reply::Integer(i64::from(source.contains(&args[3]))));
+    }
+    if !source.contains(&args[3]) {
+        return Ok(Reply::Integer(0));
     }
     ctx.value_mut(&args[1], Kind::Set, false)?.expect("checked").set_mut().remove(&args[3]);
     ctx.db.remove_if_empty(&args[1]);

@@ -208,11 +208,12 @@ pub(super) fn format_float(value: f64) -> String {
 }
 
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let delta = float_arg(&args[2])?;
+    // Redis's order: the key's type, its value, then the increment.
     let current = match string_mut(ctx, &args[1])? {
         None => 0.0,
         Some(s) => parse_float(&s).ok_or_else(|| Reply::error(super::ERR_NOT_FLOAT))?,
     };
+    let delta = float_arg(&args[2])?;
     let next = current + delta;
     if !next.is_finite() {
         return Err(Reply::error("ERR increment would produce NaN or Infinity"));
@@ -264,8 +265,12 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let value = string_mut(ctx, &args[1])?;
+    let current = ctx.db.keys.get(&args[1][..]).and_then(|e| e.expire_at_ms);
+    // PERSIST on a key without a deadline changes nothing (and so does not touch WATCH).
     if let (Some(_), Some(at)) = (&value, change) {
-        ctx.db.set_expiry(&args[1], at);
+        if at.is_some() || current.is_some() {
+            ctx.db.set_expiry(&args[1], at);
+        }
     }
     Ok(bulk_or_null(value.as_ref()))
 }

@@ -87,6 +87,15 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if xx && ctx.view().zset(&args[1])?.is_none() {
         return Ok(if incr { Reply::Null } else { Reply::Integer(0) });
     }
+    let current = ctx.view().zset(&args[1])?;
+    let unchanged = |(score, member): &(f64, Bytes)| match current.and_then(|z| z.score(member)) {
+        Some(old) => nx || old == *score || (gt && *score <= old) || (lt && *score >= old),
+        None => xx,
+    };
+    if !incr && scores.iter().all(unchanged) {
+        // Nothing changes: the key's version (and so WATCH) is left alone.
+        return Ok(Reply::Integer(0));
+    }
     let zset = ctx.value_mut(&args[1], Kind::ZSet, true)?.expect("created").zset_mut();
     let (mut added, mut changed) = (0, 0);
     let mut incr_reply = Reply::Null;
@@ -136,6 +145,9 @@ fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if !ctx.view().zset(&args[1])?.is_some_and(|z| args[2..].iter().any(|m| z.score(m).is_some())) {
+        return Ok(Reply::Integer(0));
+    }
     let Some(value) = ctx.value_mut(&args[1], Kind::ZSet, false)? else {
         return Ok(Reply::Integer(0));
     };
@@ -445,6 +457,9 @@ fn zremrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let Some(zset) = ctx.view().zset(&args[1])? else { return Ok(Reply::Integer(0)) };
     let doomed: Vec<Bytes> = run_query(zset, &query).into_iter().map(|e| e.1.clone()).collect();
+    if doomed.is_empty() {
+        return Ok(Reply::Integer(0));
+    }
     let zset = ctx.value_mut(&args[1], Kind::ZSet, false)?.expect("checked").zset_mut();
     for member in &doomed {
         zset.remove(member);
