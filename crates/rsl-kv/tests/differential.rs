@@ -313,7 +313,7 @@ fn zset_command(rng: &mut Rng) -> Vec<String> {
     let m = rng.pick(MEMBERS).to_string();
     let score = if k == "zlex" { "0".to_string() } else { rng.pick(SCORES).to_string() };
     match rng.below(20) {
-        0 | 1 | 2 => {
+        0..=2 => {
             let mut c = vec!["ZADD".into(), k];
             for option in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
                 if rng.chance(8) {

@@ -57,10 +57,9 @@ pub(super) fn start(session: &mut Session, args: Command) -> Pending {
         (timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout.min(1e9)));
     let (tx, rx) = oneshot::channel();
     tokio::spawn(async move {
-        info.blocked.store(true, Ordering::Relaxed);
         let mut tx = tx;
         let outcome = tokio::select! {
-            outcome = run(engine, clock, hub, keys, args, proto, deadline) => outcome,
+            outcome = run(engine, clock, hub, keys, args, proto, deadline, &info) => outcome,
             // The client left: stop trying (a pop already in flight may still happen).
             () = tx.closed() => Err(EngineError::Dropped),
         };
@@ -70,6 +69,7 @@ pub(super) fn start(session: &mut Session, args: Command) -> Pending {
     Pending::Blocked(rx)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     engine: Arc<dyn crate::engine::Engine>,
     clock: super::Clock,
@@ -78,6 +78,7 @@ async fn run(
     args: Command,
     proto: Proto,
     deadline: Option<Instant>,
+    info: &super::clients::ClientInfo,
 ) -> Result<Bytes, EngineError> {
     let timed_out = || Ok(Reply::NullArray.to_bytes_in(proto));
     loop {
@@ -89,6 +90,8 @@ async fn run(
         }
         // Without a hub nothing would wake the loop: answer as a timeout.
         let Some(waiter) = waiter else { return timed_out() };
+        // Blocked (CLIENT LIST's flag b) while waiting, as in Redis.
+        info.blocked.store(true, Ordering::Relaxed);
         match deadline {
             None => waiter.ready().await,
             Some(deadline) => {
