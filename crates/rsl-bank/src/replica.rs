@@ -66,7 +66,7 @@ async fn answer(node: &Node, line: &str) -> String {
 fn outcome(result: Result<Bytes, ReplicateError>) -> String {
     match result {
         Ok(response) => format!("ok {}", String::from_utf8_lossy(&response)),
-        Err(ReplicateError::NotPrimary { primary }) => {
+        Err(ReplicateError::NotPrimary { primary, .. }) => {
             format!("err not-primary {}", primary.map_or("-".to_string(), |p| p.to_string()))
         }
         Err(other) => format!("err {other}"),

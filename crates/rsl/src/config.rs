@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The default of `consensus.call_timeout_ms`: several elections' worth, so that a call
+/// rides out a failover and still ends when a majority is gone.
+pub const CALL_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// The largest `consensus.call_timeout_ms` (one hour).
+pub const CALL_TIMEOUT_MS_MAX: u64 = 3_600_000;
+
 /// One member of the cluster as the configuration names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +63,9 @@ pub struct Consensus {
     pub batch_bytes_max: usize,
     pub proposals_queued_max: usize,
     pub reads_queued_max: usize,
+    /// Milliseconds a `replicate` or `read` call waits at most, unless the call sets its
+    /// own deadline; then it ends with `ReplicateError::Timeout`.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for Consensus {
@@ -74,7 +83,41 @@ impl Default for Consensus {
             batch_bytes_max: core.batch_bytes_max,
             proposals_queued_max: core.proposals_queued_max,
             reads_queued_max: core.reads_queued_max,
+            call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
         }
+    }
+}
+
+impl Consensus {
+    /// Checks the knobs the runtime reads itself (the core checks its own when it starts);
+    /// the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.tick_ms > 1000 {
+            return Err(invalid("consensus.tick_ms", "must be between 1 and 1000"));
+        }
+        if !(1..=CALL_TIMEOUT_MS_MAX).contains(&self.call_timeout_ms) {
+            return Err(invalid(
+                "consensus.call_timeout_ms",
+                format!("must be between 1 and {CALL_TIMEOUT_MS_MAX}"),
+            ));
+        }
+        let mut core = rsl_core::Config::new(1, [1]);
+        self.apply(&mut core);
+        core.validate().map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+    }
+
+    /// Copies the knobs into the core's configuration.
+    pub(crate) fn apply(&self, core: &mut rsl_core::Config) {
+        core.heartbeat_ticks = self.heartbeat_ticks;
+        core.election_ticks_min = self.election_ticks_min;
+        core.election_ticks_max = self.election_ticks_max;
+        core.lease_ticks = self.lease_ticks;
+        core.clock_drift_permille = self.clock_drift_permille;
+        core.pipeline_slots_max = self.pipeline_slots_max;
+        core.batch_requests_max = self.batch_requests_max;
+        core.batch_bytes_max = self.batch_bytes_max;
+        core.proposals_queued_max = self.proposals_queued_max;
+        core.reads_queued_max = self.reads_queued_max;
     }
 }
 
@@ -204,9 +247,7 @@ impl NodeConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        if self.consensus.tick_ms == 0 || self.consensus.tick_ms > 1000 {
-            return Err(invalid("consensus.tick_ms", "must be between 1 and 1000"));
-        }
+        self.consensus.validate()?;
         if self.storage.checkpoints_kept == 0 {
             return Err(invalid("storage.checkpoints_kept", "must be at least 1"));
         }
@@ -220,18 +261,8 @@ impl NodeConfig {
 
     /// The core's configuration for this replica.
     pub fn core_config(&self, rng_seed: u64) -> rsl_core::Config {
-        let c = &self.consensus;
         let mut core = rsl_core::Config::new(self.id, self.members.iter().map(|m| m.id));
-        core.heartbeat_ticks = c.heartbeat_ticks;
-        core.election_ticks_min = c.election_ticks_min;
-        core.election_ticks_max = c.election_ticks_max;
-        core.lease_ticks = c.lease_ticks;
-        core.clock_drift_permille = c.clock_drift_permille;
-        core.pipeline_slots_max = c.pipeline_slots_max;
-        core.batch_requests_max = c.batch_requests_max;
-        core.batch_bytes_max = c.batch_bytes_max;
-        core.proposals_queued_max = c.proposals_queued_max;
-        core.reads_queued_max = c.reads_queued_max;
+        self.consensus.apply(&mut core);
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.log_kept_slots = self.storage.log_kept_slots;
         core.rng_seed = rng_seed;

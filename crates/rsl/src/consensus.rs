@@ -20,7 +20,7 @@ use crate::envelope::{open, seal, Channel};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
 use crate::state_machine::Notification;
-use crate::status::View;
+use crate::status::{StopCause, View};
 
 /// Ticks delivered at once after a stall; more than any lease or election timeout.
 pub(crate) const TICKS_CATCH_UP_MAX: u32 = 1_000;
@@ -52,7 +52,7 @@ impl Consensus {
         // What the core recovered is the status until the first tick publishes more.
         let core = driver.status();
         router.shared.status.lock().expect("status lock").update(&core);
-        router.shared.view.send_replace(View::of(&core));
+        router.shared.view.send_replace(View::of(&core, router.shared.health()));
         Consensus { driver, router, tick }
     }
 
@@ -164,7 +164,7 @@ impl Consensus {
     fn flush(&mut self) {
         self.router.flush_writes();
         let core = self.driver.status();
-        let view = View::of(&core);
+        let view = View::of(&core, self.router.shared.health());
         if self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
             self.publish_status();
         }
@@ -183,9 +183,11 @@ impl Consensus {
 
     fn stop(&mut self) {
         let router = &mut self.router;
-        router.shared.stopped.store(true, Ordering::Release);
+        // A failure recorded its own cause first; otherwise this is a shutdown.
+        router.shared.stop(StopCause::Shutdown, "shut down".to_string());
+        let error = router.shared.stop_error();
         for waiter in self.driver.drain_callers() {
-            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
+            let _ = waiter.reply.send(Err(error.clone()));
         }
         let _ = router.exec.send(ToExecutor::Notify(Notification::ShuttingDown));
         let _ = router.exec.send(ToExecutor::Stop);
@@ -197,6 +199,25 @@ impl Consensus {
 }
 
 impl Router {
+    /// The caller's error for a refusal of the core, naming the primary's address where the
+    /// configuration gives one.
+    fn refusal_error(&self, reason: Refusal) -> ReplicateError {
+        let address = |p: Option<ReplicaId>| p.and_then(|p| self.shared.address_of(p.0));
+        match reason {
+            Refusal::NotPrimary { primary } => ReplicateError::NotPrimary {
+                primary: primary.map(|p| p.0),
+                primary_addr: address(primary),
+            },
+            Refusal::Superseded { primary } => ReplicateError::Superseded {
+                primary: primary.map(|p| p.0),
+                primary_addr: address(primary),
+            },
+            Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
+            Refusal::Overloaded => ReplicateError::Overloaded,
+            Refusal::ShuttingDown => self.shared.stop_error(),
+        }
+    }
+
     fn flush_writes(&mut self) {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
@@ -233,7 +254,10 @@ impl Host<Waiter> for Router {
     }
 
     fn refused(&mut self, caller: Waiter, reason: Refusal) {
-        let _ = caller.reply.send(Err(reason.into()));
+        if reason == Refusal::Overloaded {
+            self.shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = caller.reply.send(Err(self.refusal_error(reason)));
     }
 
     fn notify(&mut self, event: rsl_core::Event) {

@@ -13,6 +13,7 @@ use rsl_store::StorageDisk;
 
 use crate::channels::{ToConsensus, ToIo};
 use crate::shared::Shared;
+use crate::status::StopCause;
 
 /// A replica's storage as the I/O thread owns it: the core's writes mapped onto a log and a
 /// metadata blob (`rsl_store`, the same code the simulator runs), on files, mapped files or
@@ -49,11 +50,14 @@ pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
             let started = Instant::now();
             let now_ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
             let result = disk.persist(&batch, now_ms);
-            shared.histograms.sync.record_micros(started.elapsed().as_micros() as u64);
+            let micros = started.elapsed().as_micros() as u64;
+            shared.histograms.sync.record_micros(micros);
             shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            shared.counters.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
             if let Err(e) = result {
-                // A replica that cannot persist must not vote: stop it rather than lie.
-                tracing::error!(error = %e, "storage failed; stopping this replica");
+                // A replica that cannot persist must not vote: stop it, visibly, rather than
+                // lie.
+                shared.stop(StopCause::StorageFailure, format!("storage failed: {e}"));
                 let _ = events.send(ToConsensus::Stop);
                 return;
             }

@@ -45,11 +45,11 @@ pub mod state_machine;
 pub mod status;
 
 pub use config::NodeConfig;
-pub use error::{ReplicateError, StartError};
+pub use error::{MembershipError, ReplicateError, StartError};
 pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
 pub use net::CLUSTER_NAME;
-pub use node::{Node, ReadConsistency};
+pub use node::{Node, ReadConsistency, ReplicateOptions};
 pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
-pub use status::{Role, Status, View};
+pub use status::{CounterValues, Health, PeerHealth, Role, Status, StopCause, View};

@@ -179,6 +179,8 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
         events,
         checkpointer: Some(Box::new(FileCheckpointer::new(checkpoints.clone()))),
         checkpoints: Some(checkpoints),
+        members: config.members.iter().map(|m| (m.id, Some(m.addr))).collect(),
+        call_timeout: Duration::from_millis(config.consensus.call_timeout_ms),
     })?;
     let stats = transport.clone();
     *node.metrics_source().extra_metrics.lock().expect("metrics lock") =

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{configs, free_port, primary_of, start_all, write, Journal};
-use rsl::{Node, ReadConsistency};
+use rsl::{Health, Node, ReadConsistency, ReplicateError, StopCause};
 
 fn run(tls: bool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -198,6 +198,48 @@ fn a_replica_that_lost_its_disk_rebuilds_before_it_votes() {
         let learned = fresh.0.lock().unwrap().clone();
         assert_eq!(learned, reference, "the rebuilt replica executed exactly the same requests");
         assert!(!rebuilt.status().rebuilding);
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
+/// A storage failure (here: the log's directory vanished, so the next segment cannot be
+/// created) stops the replica visibly: `is_running()` false, `status()` and `watch()` name
+/// the cause; the others carry on.
+#[test]
+fn a_storage_failure_stops_the_replica_visibly() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.segment_bytes_max = 4096;
+        }
+        let (_journals, nodes) = start_all(&cfgs);
+        write(&nodes, b"first").await;
+        let p = primary_of(&nodes).await;
+        let f = (p + 1) % 3;
+        let log = cfgs[f].data_dir.join("log");
+        std::fs::rename(&log, cfgs[f].data_dir.join("log.gone")).unwrap();
+        let follower = nodes[f].as_ref().unwrap();
+        let mut view = follower.watch();
+        // Writes of a kilobyte fill a 4 KiB segment within a few slots.
+        let mut writes = 0;
+        while view.borrow_and_update().health == Health::Ok {
+            write(&nodes, &[7u8; 1024]).await;
+            writes += 1;
+            assert!(writes < 1000, "the follower never hit the missing directory");
+        }
+        let health = view.borrow().health;
+        assert_eq!(health, Health::Stopped(StopCause::StorageFailure));
+        assert!(!follower.is_running());
+        let reason = follower.status().stop_reason.unwrap();
+        assert!(reason.starts_with("storage failed"), "{reason}");
+        let err = follower.read(Bytes::new(), ReadConsistency::AtLeast(0)).await.unwrap_err();
+        assert_eq!(err, ReplicateError::Stopped { reason });
+        // The other two still commit.
+        write(&nodes, b"after").await;
         for n in nodes.iter().flatten() {
             n.shutdown();
         }
