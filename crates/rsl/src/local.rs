@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use rsl_storage::{LogOptions, MemDisk, MetaFiles, SegmentLog};
-use rsl_store::StorageDisk;
+use rsl_store::{StorageDisk, StoreError};
 
 use crate::channels::EVENTS_QUEUED_MAX;
 use crate::config::Consensus;
 use crate::hub::LocalHub;
+use crate::io_thread::Reopen;
 use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
@@ -49,26 +50,40 @@ impl LocalCluster {
     /// If `options` are invalid (the message names the knob) or a thread cannot be started:
     /// this is a test harness, and a test should fail there.
     pub fn start<M: StateMachine>(options: LocalOptions, machine: impl Fn(u32) -> M) -> Self {
+        let disks = (1..=options.replicas).map(|id| MemDisk::new(u64::from(id))).collect();
+        LocalCluster::start_on(options, machine, disks)
+    }
+
+    /// [`LocalCluster::start`] on the given memory disks (`disks[i]` for replica `i + 1`), so
+    /// that a test can fill one up or fail it.
+    pub(crate) fn start_on<M: StateMachine>(
+        options: LocalOptions,
+        machine: impl Fn(u32) -> M,
+        disks: Vec<MemDisk>,
+    ) -> Self {
         if let Err(e) = options.consensus.validate() {
             panic!("invalid LocalOptions: {e}");
         }
+        assert_eq!(disks.len(), options.replicas as usize, "one disk per replica");
         let hub = LocalHub::new();
         let ids: Vec<u32> = (1..=options.replicas).collect();
         let nodes = ids
             .iter()
-            .map(|&id| {
+            .zip(disks)
+            .map(|(&id, mem)| {
                 let mut core = rsl_core::Config::new(id, ids.iter().copied());
                 options.consensus.apply(&mut core);
                 // Fixed seeds: these replicas start once, on fresh memory disks, and never
                 // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
-                let mem = MemDisk::new(u64::from(id));
-                let (log, report) =
-                    SegmentLog::open(mem.media(), LogOptions::default()).expect("memory log");
-                let meta = MetaFiles::open(mem.media());
-                let mut disk =
-                    StorageDisk::new(log, &report, meta, true, 0).expect("memory metadata");
-                let recovered = disk.recover().expect("memory disk");
+                let open = move || -> Result<_, StoreError> {
+                    let (log, report) = SegmentLog::open(mem.media(), LogOptions::default())?;
+                    StorageDisk::new(log, &report, MetaFiles::open(mem.media()), true, 0)
+                };
+                let mut disk = open().expect("a memory disk opens");
+                let recovered = disk.recover().expect("a memory disk recovers");
+                let reopen =
+                    Reopen { place: format!("memory of replica {id}"), open: Box::new(open) };
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
                 hub.register(id, events.0.clone());
                 Node::spawn(Parts {
@@ -76,6 +91,7 @@ impl LocalCluster {
                     tick: Duration::from_millis(options.consensus.tick_ms),
                     machine: machine(id),
                     disk,
+                    reopen,
                     transport: hub.end(id),
                     recovered,
                     events,
@@ -142,3 +158,6 @@ impl Drop for LocalCluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,6 +110,31 @@ pub(crate) fn render(s: &Status, h: &Histograms, extra: Option<&str>) -> String 
         c.rejected_messages,
     );
     metric(&mut out, "rsl_syncs_total", "counter", "Group commits (one sync each)", c.syncs);
+    metric(
+        &mut out,
+        "rsl_sync_micros_total",
+        "counter",
+        "Microseconds spent in group commits",
+        c.sync_micros_total,
+    );
+    metric(
+        &mut out,
+        "rsl_timeouts_total",
+        "counter",
+        "Calls that ended at their deadline",
+        c.timeouts,
+    );
+    metric(
+        &mut out,
+        "rsl_disk_full_total",
+        "counter",
+        "Group commits that failed on a full disk (each retried)",
+        c.disk_full,
+    );
+    let full = u64::from(s.health == crate::status::Health::DiskFull);
+    metric(&mut out, "rsl_disk_full", "gauge", "1 while writes are refused on a full disk", full);
+    let stopped = u64::from(matches!(s.health, crate::status::Health::Stopped(_)));
+    metric(&mut out, "rsl_stopped", "gauge", "1 once the replica has stopped", stopped);
     let _ = writeln!(out, "# HELP rsl_peer_connected 1 if the transport is connected to the peer\n# TYPE rsl_peer_connected gauge");
     for p in &s.peers {
         let up = u64::from(p.connected.unwrap_or(false));

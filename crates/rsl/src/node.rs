@@ -34,7 +34,7 @@ use crate::channels::{ToConsensus, ToExecutor, ToIo};
 use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::consensus::{Consensus, Router};
 use crate::error::{MembershipError, ReplicateError, StartError};
-use crate::io_thread::Store;
+use crate::io_thread::{Reopen, Store};
 use crate::shared::Shared;
 use crate::shipping::Shipping;
 use crate::state_machine::StateMachine;
@@ -67,6 +67,8 @@ pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
     pub(crate) tick: Duration,
     pub(crate) machine: S,
     pub(crate) disk: Store<L, M>,
+    /// Opens the storage again after a failed write (full-disk retries).
+    pub(crate) reopen: Reopen<L, M>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recovered: Recovered,
     pub(crate) events: (Sender<ToConsensus>, Receiver<ToConsensus>),
@@ -98,9 +100,10 @@ impl Node {
         let (exec_tx, exec_rx) = crossbeam_channel::unbounded::<ToExecutor>();
 
         let mut threads = Vec::new();
-        let (disk, durable, io_shared) = (parts.disk, events_tx.clone(), shared.clone());
+        let (disk, reopen) = (parts.disk, parts.reopen);
+        let (durable, io_shared) = (events_tx.clone(), shared.clone());
         threads.push(spawn_named(format!("rsl-io-{id}"), move || {
-            crate::io_thread::run(disk, io_rx, durable, io_shared)
+            crate::io_thread::run(disk, reopen, io_rx, durable, io_shared)
         })?);
 
         let (machine, exec_shared, exec_events) =

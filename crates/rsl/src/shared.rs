@@ -115,7 +115,6 @@ impl Shared {
     }
 
     /// Sets or clears the full-disk state (the I/O thread, on ENOSPC and on recovery).
-    #[allow(dead_code)] // Used by the full-disk retry, which lands next.
     pub(crate) fn set_disk_full(&self, reason: Option<String>) {
         *self.disk_full.lock().expect("disk lock") = reason;
         self.publish_health();

@@ -19,6 +19,7 @@ use crate::checkpoint::{Checkpoints, FileCheckpointer};
 use crate::config::{Backend, NodeConfig};
 use crate::data_dir::DataDirLock;
 use crate::error::StartError;
+use crate::io_thread::Reopen;
 use crate::net::{transport_metrics, NetRuntime};
 use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
@@ -43,33 +44,63 @@ impl Node {
         let checkpoint = load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
         let meta_dir = config.data_dir.join("meta");
         let log_dir = config.data_dir.join("log");
+        let open = StartParts { machine, checkpoint, checkpoints, lock };
         match config.storage.backend {
             Backend::File => {
-                let log = open_log(FsMedia::open(&log_dir), &config)?;
-                let meta = MetaFiles::open(
-                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
-                );
-                let store = open_store(log, meta, &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta = move || FsMedia::open(&meta_dir);
+                start_on(config, move || FsMedia::open(&log_dir), meta, open)
             }
             Backend::Pmem => {
-                let log =
-                    open_log(PmemMedia::open(&log_dir, rsl_storage::DaxMode::Detect), &config)?;
-                let meta = MetaFiles::open(
-                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
-                );
-                let store = open_store(log, meta, &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta = move || FsMedia::open(&meta_dir);
+                let log = move || PmemMedia::open(&log_dir, rsl_storage::DaxMode::Detect);
+                start_on(config, log, meta, open)
             }
             Backend::Memory => {
                 // Nothing survives the process: a fresh memory disk every start.
                 let disk = MemDisk::new(u64::from(config.id));
-                let log = open_log(Ok(disk.media()), &config)?;
-                let store = open_store(log, MetaFiles::open(disk.media()), &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta_disk = disk.clone();
+                start_on(config, move || Ok(disk.media()), move || Ok(meta_disk.media()), open)
             }
         }
     }
+}
+
+/// What `Node::start` prepared before it opens the log: the state machine with its
+/// checkpoint loaded, the checkpoint store, the data directory's lock.
+struct StartParts<S> {
+    machine: S,
+    checkpoint: Slot,
+    checkpoints: Checkpoints,
+    lock: DataDirLock,
+}
+
+/// Opens the log and the metadata on the media `log_media` and `meta_media` make (again on
+/// every full-disk retry), recovers them, and launches the replica.
+fn start_on<S, Lm, Mm>(
+    config: NodeConfig,
+    log_media: impl Fn() -> rsl_storage::Result<Lm> + Send + 'static,
+    meta_media: impl Fn() -> rsl_storage::Result<Mm> + Send + 'static,
+    parts: StartParts<S>,
+) -> Result<Node, StartError>
+where
+    S: StateMachine,
+    Lm: Media + 'static,
+    Mm: Media + 'static,
+{
+    let meta_dir = config.data_dir.join("meta");
+    let log = open_log(log_media(), &config)?;
+    let meta = MetaFiles::open(meta_media().map_err(|e| storage_err(&meta_dir, e))?);
+    let opened = open_store(log, meta, &config)?;
+    let options = LogOptions { segment_bytes_max: config.storage.segment_bytes_max };
+    let fsync = config.storage.fsync;
+    let reopen = Reopen {
+        place: config.data_dir.display().to_string(),
+        open: Box::new(move || {
+            let (log, report) = SegmentLog::open(log_media()?, options)?;
+            StorageDisk::new(log, &report, MetaFiles::open(meta_media()?), fsync, 0)
+        }),
+    };
+    launch(config, opened, reopen, parts)
 }
 
 /// Storage opened and recovered, with what it holds.
@@ -157,12 +188,11 @@ fn load_checkpoint<S: StateMachine>(
 /// Starts the transport and the threads over opened storage.
 fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
     config: NodeConfig,
-    machine: S,
     (store, mut recovered): Opened<L, M>,
-    checkpoint: Slot,
-    checkpoints: Checkpoints,
-    lock: DataDirLock,
+    reopen: Reopen<L, M>,
+    parts: StartParts<S>,
 ) -> Result<Node, StartError> {
+    let StartParts { machine, checkpoint, checkpoints, lock } = parts;
     recovered.checkpoint = checkpoint;
     recovered.log.retain(|e| e.slot > checkpoint);
     recovered.commit = recovered.commit.max(checkpoint);
@@ -174,6 +204,7 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
         tick: Duration::from_millis(config.consensus.tick_ms),
         machine,
         disk: store,
+        reopen,
         transport: Arc::new(transport.clone()),
         recovered,
         events,
