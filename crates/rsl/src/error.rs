@@ -9,6 +9,7 @@ use std::time::Duration;
 /// have been executed (and so whether retrying it elsewhere may execute it twice).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum ReplicateError {
     /// This replica is not primary: the request was not executed. `primary` is the replica
     /// it follows, if it knows one, and `primary_addr` that replica's peer address, if the
@@ -46,6 +47,7 @@ pub enum ReplicateError {
 /// Why `change_membership` refused a new set of voters. Nothing was proposed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum MembershipError {
     /// The list of voters is empty.
     #[error("a membership needs at least one voter")]
@@ -64,6 +66,7 @@ pub enum MembershipError {
 /// Why a replica could not start. `Node::start` returns every one of these; it never panics
 /// on an operating error.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum StartError {
     /// The configuration is invalid (the error names the field).
     #[error(transparent)]

@@ -37,6 +37,69 @@ impl Node {
     /// It may be called from inside an async runtime or outside one. Every failure is
     /// returned: an invalid configuration, a data directory another replica holds, storage
     /// that cannot be recovered, a taken peer or metrics port, unreadable TLS files.
+    ///
+    /// A cluster of one, restarted on its data directory (a real cluster lists three or five
+    /// members, each started on its own machine with the same list):
+    ///
+    /// ```
+    /// # use std::io;
+    /// # use std::sync::{Arc, Mutex};
+    /// # use bytes::Bytes;
+    /// # use rsl::{Snapshot, StateMachine};
+    /// # /// A list of every request executed, shared with the example.
+    /// # #[derive(Clone, Default)]
+    /// # struct Journal(Arc<Mutex<Vec<Vec<u8>>>>);
+    /// # struct Copy(Vec<Vec<u8>>);
+    /// # impl Snapshot for Copy {
+    /// #     fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+    /// #         for r in &self.0 { out.write_all(&[r.len() as u8])?; out.write_all(r)?; }
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl StateMachine for Journal {
+    /// #     fn execute(&mut self, _slot: u64, request: &[u8]) -> Bytes {
+    /// #         let mut j = self.0.lock().unwrap();
+    /// #         j.push(request.to_vec());
+    /// #         Bytes::from(j.len().to_string())
+    /// #     }
+    /// #     fn read(&self, _request: &[u8]) -> Bytes { Bytes::from(self.0.lock().unwrap().len().to_string()) }
+    /// #     fn snapshot(&self) -> Box<dyn Snapshot> { Box::new(Copy(self.0.lock().unwrap().clone())) }
+    /// #     fn load_checkpoint(&mut self, input: &mut dyn io::Read) -> io::Result<()> {
+    /// #         let mut all = Vec::new();
+    /// #         input.read_to_end(&mut all)?;
+    /// #         let mut j = self.0.lock().unwrap();
+    /// #         let mut rest = &all[..];
+    /// #         while let Some((&n, tail)) = rest.split_first() { j.push(tail[..n as usize].to_vec()); rest = &tail[n as usize..]; }
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// use rsl::{Member, Node, NodeConfig, ReadConsistency};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    /// let config = NodeConfig::new(1, dir.path(), vec![Member::new(1, port)]);
+    ///
+    /// let node = Node::start(config.clone(), Journal::default())?;
+    /// let mut view = node.watch();
+    /// view.wait_for(|v| v.primary == Some(1)).await?;
+    /// assert_eq!(node.replicate(Bytes::from_static(b"hello")).await?, Bytes::from("1"));
+    /// // A second replica on the same directory is refused while the first runs.
+    /// assert!(Node::start(config.clone(), Journal::default()).is_err());
+    /// node.shutdown();
+    ///
+    /// // Restarted on its directory, it recovers what it executed from its log.
+    /// let again = Journal::default();
+    /// let node = Node::start(config, again.clone())?;
+    /// node.watch().wait_for(|v| v.primary == Some(1)).await?;
+    /// let executed = node.replicate(Bytes::from_static(b"again")).await?;
+    /// assert_eq!(executed, Bytes::from("2"));
+    /// assert_eq!(again.0.lock().unwrap()[0], b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start<S: StateMachine>(config: NodeConfig, mut machine: S) -> Result<Node, StartError> {
         config.validate()?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
