@@ -6,7 +6,6 @@
 //! offers to the shipping thread, refusals straight to the waiting callers. It never blocks
 //! on disk, network, the state machine or a status reader.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,7 +106,7 @@ impl Consensus {
     fn handle(&mut self, event: ToConsensus) -> bool {
         match event {
             ToConsensus::Propose { payload, exclusive, reply } => {
-                self.router.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
+                self.router.shared.metrics.counters.proposals.inc();
                 let waiter = Waiter { reply, since: Instant::now() };
                 self.driver.propose(payload, exclusive, waiter, &mut self.router);
             }
@@ -131,8 +130,8 @@ impl Consensus {
 
     /// A payload from a peer: opens its envelope and hands the body to its channel.
     fn receive(&mut self, from: u32, payload: Bytes) {
-        let counters = &self.router.shared.counters;
-        counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let counters = &self.router.shared.metrics.counters;
+        counters.bytes_received.inc_by(payload.len() as u64);
         match open(&payload) {
             Some((Channel::Consensus, body)) => match Message::decode(&body) {
                 // The transport authenticated `from`; a message claiming another sender is
@@ -152,7 +151,7 @@ impl Consensus {
     }
 
     fn reject(&self, from: u32, what: &'static str) {
-        self.router.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+        self.router.shared.metrics.counters.rejected_messages.inc();
         tracing::warn!(from, what, "rejected a payload from a peer");
     }
 
@@ -229,7 +228,7 @@ impl Router {
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
         let bytes = seal(Channel::Consensus, &msg.encode());
-        self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.shared.metrics.counters.bytes_sent.inc_by(bytes.len() as u64);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
         let _ = self.transport.send(to.0, bytes);
     }
@@ -245,7 +244,7 @@ impl Host<Waiter> for Router {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
-        self.shared.counters.slots_committed.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.counters.slots_committed.inc();
         let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
     }
 
@@ -255,7 +254,7 @@ impl Host<Waiter> for Router {
 
     fn refused(&mut self, caller: Waiter, reason: Refusal) {
         if reason == Refusal::Overloaded {
-            self.shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.counters.overloaded.inc();
         }
         let _ = caller.reply.send(Err(self.refusal_error(reason)));
     }

@@ -204,7 +204,7 @@ fn execute_slot<S: StateMachine>(
                 let response = machine.execute(slot.0, &request.payload);
                 if let Some(waiter) = replies.get_mut(i).and_then(Option::take) {
                     let micros = waiter.since.elapsed().as_micros() as u64;
-                    shared.histograms.commit.record_micros(micros);
+                    shared.metrics.commit.record_micros(micros);
                     let _ = waiter.reply.send(Ok(response));
                 }
             }

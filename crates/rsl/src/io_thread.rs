@@ -11,7 +11,6 @@
 //! value). Nothing was reported durable, so nothing is lost; once the batch is durable the
 //! replica resumes by itself. Any other storage error (EIO on fsync) stops the replica.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,7 +117,7 @@ impl<L: Log + 'static, M: MetaStore + 'static> Io<L, M> {
                     return Ok(());
                 }
                 Err(e) if e.is_no_space() => {
-                    self.shared.counters.disk_full.fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.counters.disk_full.inc();
                     if self.shared.disk_full_error().is_none() {
                         let reason = format!("{e} in {}", self.reopen.place);
                         tracing::error!(reason, "disk full: writes refused until space is freed");
@@ -145,9 +144,9 @@ impl<L: Log + 'static, M: MetaStore + 'static> Io<L, M> {
         let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let result = self.disk.persist(batch, now_ms);
         let micros = started.elapsed().as_micros() as u64;
-        self.shared.histograms.sync.record_micros(micros);
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        self.shared.counters.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.shared.metrics.sync.record_micros(micros);
+        self.shared.metrics.counters.syncs.inc();
+        self.shared.metrics.counters.sync_micros_total.inc_by(micros);
         self.poisoned = result.is_err();
         result
     }

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -224,7 +223,7 @@ impl Node {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(self.shared.stop_error()),
             Err(_) => {
-                self.shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.counters.timeouts.inc();
                 Err(ReplicateError::Timeout { after: timeout })
             }
         }
@@ -237,7 +236,7 @@ impl Node {
         match self.events.try_send(event) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                self.shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.counters.overloaded.inc();
                 Err(ReplicateError::Overloaded)
             }
             Err(TrySendError::Disconnected(_)) => Err(self.shared.stop_error()),

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::ReplicateError;
-use crate::metrics::Histograms;
-use crate::status::{Counters, Health, Status, StopCause, View};
+use crate::metrics::Metrics;
+use crate::status::{Health, Status, StopCause, View};
 
 /// Why the replica stopped, kept once.
 #[derive(Debug, Clone)]
@@ -24,10 +24,8 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<Status>,
     /// Role, primary, ballot and health, published on every change so callers can await them.
     pub(crate) view: tokio::sync::watch::Sender<View>,
-    pub(crate) counters: Counters,
-    pub(crate) histograms: Histograms,
-    /// More metrics text (the transport's counters), rendered on each scrape.
-    pub(crate) extra_metrics: Mutex<Option<Box<dyn Fn() -> String + Send + Sync>>>,
+    /// Counters, latency histograms and the registry they are scraped from.
+    pub(crate) metrics: Metrics,
     /// The last slot the executor executed (or installed from a checkpoint).
     pub(crate) executed: AtomicU64,
     /// Every member this replica knows, with its peer address where it has one (a
@@ -53,9 +51,7 @@ impl Shared {
         Shared {
             status: Mutex::new(Status::starting(id)),
             view: tokio::sync::watch::Sender::new(View::default()),
-            counters: Counters::default(),
-            histograms: Histograms::default(),
-            extra_metrics: Mutex::new(None),
+            metrics: Metrics::new(),
             executed: AtomicU64::new(executed),
             members,
             call_timeout,
@@ -72,7 +68,7 @@ impl Shared {
         // The full status is published once per tick; what is executed is chosen, so the
         // commit point is at least the live executed slot.
         status.committed = status.committed.max(status.executed);
-        status.counters = self.counters.snapshot();
+        status.counters = self.metrics.counters.snapshot();
         status.health = self.health();
         status.stop_reason = match self.stopped.lock().expect("stop lock").as_ref() {
             Some(s) => Some(s.reason.clone()),
@@ -149,7 +145,6 @@ impl Shared {
 
     /// The replica's metrics in the Prometheus text format.
     pub(crate) fn metrics_text(&self) -> String {
-        let extra = self.extra_metrics.lock().expect("metrics lock").as_ref().map(|f| f());
-        crate::metrics::render(&self.status(), &self.histograms, extra.as_deref())
+        self.metrics.render(&self.status())
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{Backend, NodeConfig};
 use crate::data_dir::DataDirLock;
 use crate::error::StartError;
 use crate::io_thread::Reopen;
-use crate::net::{transport_metrics, NetRuntime};
+use crate::net::{transport_counters, NetRuntime};
 use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 
@@ -276,9 +276,8 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
         members: config.members.iter().map(|m| (m.id, Some(m.addr))).collect(),
         call_timeout: Duration::from_millis(config.consensus.call_timeout_ms),
     })?;
-    let stats = transport.clone();
-    *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
-        Some(Box::new(move || transport_metrics(&stats.stats())));
+    let stats = Box::new(transport_counters(transport.clone()));
+    node.metrics_source().metrics.register_collector(stats);
     net.count_rejections(transport.clone(), node.metrics_source());
     if let Some(addr) = config.metrics_addr {
         net.serve_metrics(addr, node.metrics_source())?;

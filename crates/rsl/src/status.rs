@@ -2,8 +2,6 @@
 //! counters ([`Status`]), and the small part callers wait on ([`View`]). Data only: it
 //! imports none of the thread modules.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 /// A replica's role, as status pages show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -182,21 +180,6 @@ impl Status {
     }
 }
 
-/// Counters, updated with relaxed atomics on the hot path.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) proposals: AtomicU64,
-    pub(crate) slots_committed: AtomicU64,
-    pub(crate) overloaded: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) bytes_sent: AtomicU64,
-    pub(crate) bytes_received: AtomicU64,
-    pub(crate) rejected_messages: AtomicU64,
-    pub(crate) syncs: AtomicU64,
-    pub(crate) sync_micros_total: AtomicU64,
-    pub(crate) disk_full: AtomicU64,
-}
-
 /// The counters' values at one moment. Every counter only grows over a replica's life.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CounterValues {
@@ -220,24 +203,6 @@ pub struct CounterValues {
     pub sync_micros_total: u64,
     /// Group commits that failed on a full disk (each is retried).
     pub disk_full: u64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> CounterValues {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CounterValues {
-            proposals: r(&self.proposals),
-            slots_committed: r(&self.slots_committed),
-            overloaded: r(&self.overloaded),
-            timeouts: r(&self.timeouts),
-            bytes_sent: r(&self.bytes_sent),
-            bytes_received: r(&self.bytes_received),
-            rejected_messages: r(&self.rejected_messages),
-            syncs: r(&self.syncs),
-            sync_micros_total: r(&self.sync_micros_total),
-            disk_full: r(&self.disk_full),
-        }
-    }
 }
 
 /// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on

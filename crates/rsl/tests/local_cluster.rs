@@ -208,6 +208,7 @@ fn calls_end_with_a_timeout_when_a_majority_is_down() {
         assert_eq!(err, ReplicateError::Timeout { after: Duration::from_millis(300) });
         let err = primary.read_with(Bytes::new(), ReadConsistency::AtLeast(far), short).await;
         assert_eq!(err, Err(ReplicateError::Timeout { after: short }));
+        assert!(primary.metrics().contains("rsl_timeouts_total 4\n"), "{}", primary.metrics());
         assert_eq!(primary.status().counters.timeouts, 4, "{:?}", primary.status().counters);
     });
 }
@@ -236,6 +237,7 @@ fn a_panicking_state_machine_stops_the_replica_visibly() {
             let status = node.status();
             assert_eq!(status.health, Health::Stopped(StopCause::StateMachinePanic));
             assert!(status.stop_reason.unwrap().contains("cannot execute"));
+            assert!(node.metrics().contains("rsl_stopped 1\n"), "{}", node.metrics());
         }
         let later = primary.replicate(Bytes::from_static(b"later")).await.unwrap_err();
         assert_eq!(later, err);
@@ -267,5 +269,29 @@ fn change_membership_refuses_unknown_members() {
         node.change_membership(keep.clone()).unwrap();
         let done = applied.wait_for(|m| *m == keep);
         tokio::time::timeout(Duration::from_secs(10), done).await.expect("applied").unwrap();
+    });
+}
+
+/// More concurrent proposals than the primary may queue: the surplus is refused as
+/// overloaded (never executed), and counted.
+#[test]
+fn proposals_beyond_the_queue_are_refused_as_overloaded_and_counted() {
+    runtime().block_on(async {
+        let mut options = LocalOptions::default();
+        options.consensus.proposals_queued_max = 1;
+        options.consensus.pipeline_slots_max = 1;
+        options.consensus.batch_requests_max = 1;
+        let cluster = LocalCluster::start(options, |_| Recorder::default());
+        let p = wait_primary(&cluster).await;
+        let primary = &cluster.nodes[p];
+        let calls = (0..200u32).map(|i| primary.replicate(Bytes::from(i.to_le_bytes().to_vec())));
+        let outcomes = futures_util::future::join_all(calls).await;
+        let refused =
+            outcomes.iter().filter(|o| matches!(o, Err(ReplicateError::Overloaded))).count();
+        assert!(refused > 0, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| o.is_ok() || matches!(o, Err(ReplicateError::Overloaded))));
+        let counted = primary.status().counters.overloaded;
+        assert_eq!(counted, refused as u64);
+        assert!(primary.metrics().contains(&format!("rsl_overloaded_total {refused}\n")));
     });
 }

@@ -89,12 +89,13 @@ fn a_full_disk_refuses_writes_serves_reads_and_resumes_once_space_is_freed() {
         assert_eq!(status.stop_reason.as_deref(), Some(reason.as_str()));
         assert!(status.counters.disk_full >= 1, "{:?}", status.counters);
         assert!(node.is_running());
-        assert!(node.metrics().contains("rsl_disk_full 1"), "{}", node.metrics());
+        assert!(node.metrics().contains("rsl_disk_full 1\n"), "{}", node.metrics());
+        assert!(!node.metrics().contains("rsl_disk_full_total 0\n"), "{}", node.metrics());
 
         disks[p].set_capacity_bytes(None);
         let ok = view.wait_for(|v| v.health == Health::Ok);
         tokio::time::timeout(Duration::from_secs(10), ok).await.unwrap().unwrap();
-        assert!(node.metrics().contains("rsl_disk_full 0"));
+        assert!(node.metrics().contains("rsl_disk_full 0\n"));
         for i in 10..15u8 {
             write(&cluster, &[i]).await;
         }
