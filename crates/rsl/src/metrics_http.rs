@@ -27,8 +27,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
                 let response = respond(&shared, &request);
                 async move { Ok::<_, Infallible>(response) }
             });
-            // A client that goes away mid-request is its own business.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            // One response per connection, then close (as the scrapers and the simple clients
+            // that read to the end expect). A client that goes away mid-request is its own
+            // business.
+            let http = http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = http.await;
         });
     }
 }

@@ -87,7 +87,8 @@ fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
 fn scrape(addr: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    // No `Connection: close`: the endpoint closes after one response by itself.
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body
