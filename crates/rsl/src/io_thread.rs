@@ -6,9 +6,10 @@
 //! it (`Health::DiskFull`: writes are refused at the door with `ReplicateError::DiskFull`,
 //! reads are still served), then retries the failed batch with backoff. The log refuses use
 //! after a failed write ("fsyncgate": what reached the medium is unknown), so each retry
-//! reopens the storage, whose recovery finds the last durable state, and applies the whole
-//! batch again (every write is idempotent: a slot written twice at one ballot keeps one
-//! value). Nothing was reported durable, so nothing is lost; once the batch is durable the
+//! discards what lies after the log's durable end (the end of its last successful sync: even
+//! bytes a failed fsync left readable in the page cache go), reopens the storage, whose
+//! recovery then finds exactly the acknowledged state, and applies the whole batch again
+//! (every write is idempotent: a slot written twice at one ballot keeps one value). Nothing was reported durable, so nothing is lost; once the batch is durable the
 //! replica resumes by itself. Any other storage error (EIO on fsync) stops the replica.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rsl_core::{Input, Write};
-use rsl_storage::{Log, MetaStore};
+use rsl_storage::{DurableEnd, Log, MetaStore};
 use rsl_store::{StorageDisk, StoreError};
 
 use crate::channels::{ToConsensus, ToIo};
@@ -28,11 +29,13 @@ use crate::status::StopCause;
 /// memory.
 pub(crate) type Store<L, M> = StorageDisk<L, M>;
 
-/// Opens the replica's storage again (recovery included), after a failed write.
+/// Opens the replica's storage again after a failed write: first discards what lies after
+/// the failed log's durable end (`None`: unknown, recovery alone decides), then recovers.
 pub(crate) struct Reopen<L: Log, M: MetaStore> {
     /// Where the storage lives, for the full-disk message (a data directory, or "memory").
     pub(crate) place: String,
-    pub(crate) open: Box<dyn FnMut() -> Result<Store<L, M>, StoreError> + Send>,
+    #[allow(clippy::type_complexity)]
+    pub(crate) open: Box<dyn FnMut(Option<DurableEnd>) -> Result<Store<L, M>, StoreError> + Send>,
 }
 
 /// The first wait before a batch that failed on a full disk is tried again.
@@ -49,7 +52,7 @@ pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
     events: Sender<ToConsensus>,
     shared: Arc<Shared>,
 ) {
-    let mut io = Io { disk, reopen, poisoned: false, shared, epoch: Instant::now() };
+    let mut io = Io { disk, reopen, poisoned: None, shared, epoch: Instant::now() };
     let mut batch: Vec<Write> = Vec::new();
     let mut seq = 0;
     let mut loads = Vec::new();
@@ -95,8 +98,9 @@ pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
 struct Io<L: Log, M: MetaStore> {
     disk: Store<L, M>,
     reopen: Reopen<L, M>,
-    /// A write failed: the storage must be reopened before it is used again.
-    poisoned: bool,
+    /// A write failed: the storage must be reopened before it is used again, after
+    /// discarding what lies after the failed log's durable end (kept from the failure).
+    poisoned: Option<Option<DurableEnd>>,
     shared: Arc<Shared>,
     /// The commit hint's interval runs on this clock (the store takes time as an input).
     epoch: Instant,
@@ -136,9 +140,9 @@ impl<L: Log + 'static, M: MetaStore + 'static> Io<L, M> {
     }
 
     fn try_persist(&mut self, batch: &[Write]) -> Result<(), StoreError> {
-        if self.poisoned {
-            self.disk = (self.reopen.open)()?;
-            self.poisoned = false;
+        if let Some(end) = self.poisoned {
+            self.disk = (self.reopen.open)(end)?;
+            self.poisoned = None;
         }
         let started = Instant::now();
         let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -147,7 +151,9 @@ impl<L: Log + 'static, M: MetaStore + 'static> Io<L, M> {
         self.shared.metrics.sync.record_micros(micros);
         self.shared.metrics.counters.syncs.inc();
         self.shared.metrics.counters.sync_micros_total.inc_by(micros);
-        self.poisoned = result.is_err();
+        if result.is_err() {
+            self.poisoned = Some(self.disk.log().durable_end());
+        }
         result
     }
 

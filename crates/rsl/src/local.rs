@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rsl_storage::{LogOptions, MemDisk, MetaFiles, SegmentLog};
+use rsl_storage::{DurableEnd, LogOptions, MemDisk, MetaFiles, SegmentLog};
 use rsl_store::{StorageDisk, StoreError};
 
 use crate::channels::EVENTS_QUEUED_MAX;
@@ -76,11 +76,15 @@ impl LocalCluster {
                 // Fixed seeds: these replicas start once, on fresh memory disks, and never
                 // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
-                let open = move || -> Result<_, StoreError> {
-                    let (log, report) = SegmentLog::open(mem.media(), LogOptions::default())?;
+                let open = move |end: Option<DurableEnd>| -> Result<_, StoreError> {
+                    let mut media = mem.media();
+                    if let Some(end) = end {
+                        SegmentLog::discard_after(&mut media, end)?;
+                    }
+                    let (log, report) = SegmentLog::open(media, LogOptions::default())?;
                     StorageDisk::new(log, &report, MetaFiles::open(mem.media()), true, 0)
                 };
-                let mut disk = open().expect("a memory disk opens");
+                let mut disk = open(None).expect("a memory disk opens");
                 let recovered = disk.recover().expect("a memory disk recovers");
                 let reopen =
                     Reopen { place: format!("memory of replica {id}"), open: Box::new(open) };

@@ -158,8 +158,12 @@ where
     let fsync = config.storage.fsync;
     let reopen = Reopen {
         place: config.data_dir.display().to_string(),
-        open: Box::new(move || {
-            let (log, report) = SegmentLog::open(log_media()?, options)?;
+        open: Box::new(move |end| {
+            let mut media = log_media()?;
+            if let Some(end) = end {
+                SegmentLog::discard_after(&mut media, end)?;
+            }
+            let (log, report) = SegmentLog::open(media, options)?;
             StorageDisk::new(log, &report, MetaFiles::open(meta_media()?), fsync, 0)
         }),
     };
