@@ -74,6 +74,7 @@
 //! [`config`]; everything else is private to the runtime.
 
 #![warn(missing_docs)]
+
 mod channels;
 mod checkpoint;
 pub mod config;

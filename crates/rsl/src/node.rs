@@ -176,7 +176,8 @@ impl Node {
         request: Bytes,
         options: ReplicateOptions,
     ) -> Result<Bytes, ReplicateError> {
-        if let Some(full) = self.shared.disk_full_error() {
+        // A full disk refuses writes at the door (a stopped replica says it stopped).
+        if let Some(full) = self.shared.disk_full_error().filter(|_| self.shared.is_running()) {
             return Err(full);
         }
         let timeout = options.timeout.unwrap_or(self.shared.call_timeout);
