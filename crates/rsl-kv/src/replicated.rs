@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rsl::node::View;
+use rsl::View;
 use rsl::{Node, ReadConsistency, ReplicateError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -331,14 +331,12 @@ impl Inner {
         match outcome {
             Ok(reply) => Attempt::Done(Ok(reply)),
             // Neither was executed: safe to try again.
-            Err(ReplicateError::NotPrimary { primary })
-            | Err(ReplicateError::Superseded { primary }) => Attempt::Retry { hint: primary },
+            Err(ReplicateError::NotPrimary { primary, .. })
+            | Err(ReplicateError::Superseded { primary, .. }) => Attempt::Retry { hint: primary },
             Err(ReplicateError::Overloaded) => Attempt::Done(Err(EngineError::Overloaded)),
             Err(ReplicateError::ShuttingDown) => Attempt::Done(Err(EngineError::ShuttingDown)),
-            // It may have executed: retrying could apply it twice.
-            Err(e @ ReplicateError::OutcomeUnknown) => {
-                Attempt::Done(Err(EngineError::Internal(e.to_string())))
-            }
+            // It may have executed (or the replica stopped): retrying could apply it twice.
+            Err(e) => Attempt::Done(Err(EngineError::Internal(e.to_string()))),
         }
     }
 
