@@ -127,3 +127,30 @@ async fn each_pushed_element_goes_to_one_blocked_client() {
     let expected: Vec<Reply> = (0..5).map(|i| bulk(&i.to_string())).collect();
     assert_eq!(got, expected, "every job popped exactly once");
 }
+
+/// Whether CLIENT LIST shows `text`.
+async fn listed(other: &mut Client, text: &str) -> bool {
+    let Reply::Bulk(list) = other.cmd(&["CLIENT", "LIST"]).await else { panic!("a bulk") };
+    String::from_utf8_lossy(&list).contains(text)
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_while_blocked_pops_nothing() {
+    let addr = start(ServerConfig::default()).await;
+    let mut leaving = Client::connect(addr).await;
+    let mut other = Client::connect(addr).await;
+    leaving.send_cmd(&["BLPOP", "q", "0"]).await;
+    let deadline = Instant::now() + common::REPLY_WAIT_MAX;
+    while !listed(&mut other, "flags=b").await {
+        assert!(Instant::now() < deadline, "the pop blocks");
+        tokio::task::yield_now().await;
+    }
+    drop(leaving);
+    while listed(&mut other, "cmd=blpop").await {
+        assert!(Instant::now() < deadline, "the server forgets a client that left while blocked");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
+    // Had the departed client's pop lived on, it would have taken the job.
+    assert_eq!(other.cmd(&["BLPOP", "q", "1"]).await, array(&[bulk("q"), bulk("job")]));
+}

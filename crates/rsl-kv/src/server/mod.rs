@@ -289,6 +289,11 @@ impl Connection {
             tokio::select! {
                 read = reader.read_buf(&mut self.input), if can_read => {
                     self.input_open = matches!(read, Ok(n) if n > 0);
+                    if !self.input_open && self.replies.iter().any(|p| matches!(p, Pending::Blocked(_))) {
+                        // The client left while blocked: drop the pop (its task stops when
+                        // it sees the reply's receiver gone), as Redis unblocks it.
+                        return Ok(());
+                    }
                 }
                 outcome = head_reply(&mut self.replies), if waiting => {
                     let head = self.replies.pop_front().expect("a head");
@@ -309,18 +314,36 @@ impl Connection {
         }
     }
 
+    /// Whether to read more input. Behind a barrier the connection still reads (so that it
+    /// sees a client that leaves while blocked), up to [`limits::INLINE_BYTES_MAX`] buffered.
     fn can_read(&self) -> bool {
         self.input_open
             && !self.session.closing
             && self.replies.len() < limits::PIPELINE_DEPTH_MAX
-            && !self.replies.iter().any(Pending::is_barrier)
+            && (self.input.len() < limits::INLINE_BYTES_MAX || !self.barrier())
+    }
+
+    fn barrier(&self) -> bool {
+        self.replies.iter().any(Pending::is_barrier)
+    }
+
+    /// Whether to dispatch buffered commands: as for reading, and no barrier is pending.
+    fn can_dispatch(&self) -> bool {
+        self.input_open_or_buffered()
+            && !self.session.closing
+            && self.replies.len() < limits::PIPELINE_DEPTH_MAX
+            && !self.barrier()
+    }
+
+    fn input_open_or_buffered(&self) -> bool {
+        self.input_open || !self.input.is_empty()
     }
 
     /// Parses and dispatches the buffered commands, as many as the pipeline depth and the
     /// barriers allow; returns whether it stopped for them (so buffered commands may remain
     /// once replies are written).
     fn dispatch_buffered(&mut self) -> bool {
-        while self.can_read() {
+        while self.can_dispatch() {
             let pending = match self.parser.parse(&mut self.input) {
                 Ok(Some(args)) => {
                     let behind_write = self.replies.iter().any(Pending::is_logged);
