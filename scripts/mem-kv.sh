@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null; }
-cargo build --release -p rsl-kv --quiet
-exe=target/release/rsl-kv
+# PROFILE=debug measures an existing debug build (the data structures are the same).
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build --release -p rsl-kv --quiet; fi
+exe=${CARGO_TARGET_DIR:-target}/$PROFILE/rsl-kv
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }

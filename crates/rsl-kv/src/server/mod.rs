@@ -2,7 +2,7 @@
 //! or (after `HELLO 3`) RESP3.
 //!
 //! Each connection is one task. It parses the commands in its input buffer and dispatches
-//! each ([`session`]): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
+//! each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
 //! in `table`, the handlers in `connection`, `pubsub` and `session`) are answered by the
 //! server; data commands ([`crate::commands`]) are encoded as requests that carry the command
 //! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
