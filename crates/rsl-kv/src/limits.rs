@@ -13,9 +13,10 @@
 /// answered `-ERR key or value too large ...` (the engine may configure a lower limit).
 pub const REQUEST_BYTES_MAX: usize = rsl::REQUEST_BYTES_MAX_DEFAULT;
 
-/// Bytes a SET without options adds to its key and value in its request: the version, the op,
-/// the stamp, two field lengths, the condition, the expiry tag and the GET flag.
-pub const SET_FRAMING_BYTES: usize = 1 + 1 + 8 + 4 + 4 + 1 + 1 + 1;
+/// Bytes a `SET key value` without options adds to its key and value in its request: the
+/// format version, the kind, the stamp, the protocol, the argument count, the three argument
+/// lengths and the command name (`request.rs`; a test there pins this to the encoder).
+pub const SET_FRAMING_BYTES: usize = 1 + 1 + 8 + 1 + 4 + 3 * 4 + b"SET".len();
 
 /// The largest bulk string a client may send, in bytes (Redis's `proto-max-bulk-len` is
 /// 512 MiB; we keep it lower because a request is replicated to every replica). Above

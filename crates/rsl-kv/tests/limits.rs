@@ -141,6 +141,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn start(storage: &str) -> (Cluster, u32, u32, u32) {
     let options = ClusterOptions {
         storage: storage.to_string(),
+        // This test is about sizes: 16 MiB through TLS and fsync in a debug build on a loaded
+        // machine can take longer than the default call deadline of 5 s.
+        consensus: "call_timeout_ms = 60000".to_string(),
         reads: rsl_kv::config::Reads::Local,
         ..ClusterOptions::default()
     };

@@ -130,7 +130,25 @@ impl Consensus {
         }
         let mut core = rsl_core::Config::new(1, [1]);
         self.apply(&mut core);
-        core.validate().map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+        core.validate().map_err(|e| self.core_error(e))
+    }
+
+    /// The core's refusal of these knobs, named by the knob a user sets.
+    fn core_error(&self, e: rsl_core::ConfigError) -> ConfigError {
+        match e.field {
+            // Not a knob of its own: it is the transport's frame, which bounds the request.
+            "message_bytes_max" => invalid(
+                "consensus.request_bytes_max",
+                format!(
+                    "{} bytes (with batch_bytes_max {}) does not fit the transport's frame of {} \
+                     bytes with its framing",
+                    self.request_bytes_max,
+                    self.batch_bytes_max,
+                    rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
+                ),
+            ),
+            field => invalid(&format!("consensus.{field}"), e.reason),
+        }
     }
 
     /// Copies the knobs into the core's configuration.
@@ -344,20 +362,7 @@ impl NodeConfig {
         if self.storage.segment_bytes_max < 4096 {
             return Err(invalid("storage.segment_bytes_max", "must be at least 4096"));
         }
-        self.core_config(0).validate().map_err(|e| match e.field {
-            // Not a knob of its own: it is the transport's frame, which bounds the request.
-            "message_bytes_max" => invalid(
-                "consensus.request_bytes_max",
-                format!(
-                    "{} bytes (with batch_bytes_max {}) does not fit the transport's frame of {} \
-                     bytes with its framing",
-                    self.consensus.request_bytes_max,
-                    self.consensus.batch_bytes_max,
-                    rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
-                ),
-            ),
-            field => invalid(&format!("consensus.{field}"), e.reason),
-        })
+        self.core_config(0).validate().map_err(|e| self.consensus.core_error(e))
     }
 
     /// The core's configuration for this replica.

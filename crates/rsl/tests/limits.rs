@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{configs, primary_of, start_all, write, Journal};
-use rsl::{LocalCluster, LocalOptions, Node, ReadConsistency, ReplicateError};
+use rsl::{LocalCluster, LocalOptions, Node, ReadConsistency, ReplicateError, ReplicateOptions};
 
 /// The default request limit, as the configuration states it.
 fn max() -> usize {
@@ -47,10 +47,13 @@ async fn replicate(nodes: &[&Node], request: Bytes, exclusive: bool) {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
-        let result = match exclusive {
-            true => node.replicate_exclusive(request.clone()).await,
-            false => node.replicate(request.clone()).await,
-        };
+        // Generous: this test is about sizes, and megabytes through TLS and fsync on a loaded
+        // machine in a debug build can take longer than the default call deadline.
+        let mut options = ReplicateOptions::default().timeout(Duration::from_secs(120));
+        if exclusive {
+            options = options.exclusive();
+        }
+        let result = node.replicate_with(request.clone(), options).await;
         match result {
             Ok(_) => return,
             Err(ReplicateError::NotPrimary { .. } | ReplicateError::Superseded { .. }) => {}
