@@ -32,7 +32,7 @@ use std::sync::Once;
 
 pub use checker::{Check, Failure};
 pub use options::{Options, TICK};
-pub use sim::{Sim, Stats};
+pub use sim::{Sim, Stats, ELECTION_WAIT_TICKS};
 
 /// The result of one seed.
 #[derive(Debug, Clone)]

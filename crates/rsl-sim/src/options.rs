@@ -2,6 +2,8 @@
 //! at what rates. [`Options::swarm`] draws them from the seed ("swarm testing": each seed
 //! explores a different mix, so rare interleavings that one fixed mix never reaches get hit).
 
+use rsl_core::Config;
+
 use crate::bugs::StorageBug;
 use crate::rng::Rng;
 
@@ -74,9 +76,16 @@ pub struct Options {
     /// Chance (per mille) that a read goes through the log as a request.
     pub read_through_log_permille: u32,
     pub exclusive_permille: u32,
-    /// Core knobs.
+    /// Core knobs (`rsl_core::Config`); where the swarm draws none, the core's defaults.
     pub pipeline_slots_max: u64,
     pub batch_requests_max: usize,
+    pub proposals_queued_max: usize,
+    pub reads_queued_max: usize,
+    pub catchup_entries_max: usize,
+    pub promise_entries_max: usize,
+    pub log_memory_entries_max: usize,
+    pub checkpoint_interval_slots: u64,
+    pub log_kept_slots: u64,
     /// The planted bug, by name (needs the `planted-bugs` feature).
     pub bug: Option<String>,
     /// Run the durable-commit check (on by default; off only to show the end-to-end checkers
@@ -102,6 +111,7 @@ impl Options {
     /// A quiet cluster for scripted scenarios: a reliable network with a small delay, fast
     /// fsyncs, no faults, no drift, no background clients.
     pub fn quiet(replicas: usize, seed: u64) -> Options {
+        let core = Config::new(1, [1]);
         Options {
             seed,
             replicas,
@@ -138,6 +148,13 @@ impl Options {
             exclusive_permille: 0,
             pipeline_slots_max: 16,
             batch_requests_max: 16,
+            proposals_queued_max: core.proposals_queued_max,
+            reads_queued_max: core.reads_queued_max,
+            catchup_entries_max: core.catchup_entries_max,
+            promise_entries_max: core.promise_entries_max,
+            log_memory_entries_max: core.log_memory_entries_max,
+            checkpoint_interval_slots: core.checkpoint_interval_slots,
+            log_kept_slots: core.log_kept_slots,
             bug: None,
             durable_commit_check: true,
             storage_check: true,

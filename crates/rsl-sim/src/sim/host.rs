@@ -119,6 +119,7 @@ impl Host<u64> for SimHost<'_> {
         if let CoreEvent::BecamePrimary { .. } = event {
             self.sim.stats.elections += 1;
         }
+        self.sim.nodes[self.node].notes.push(event);
     }
 
     fn send_checkpoint(&mut self, _to: ReplicaId) {

@@ -12,7 +12,8 @@
 //! `host` carries out what a replica's driver asks (sends, writes, executions, replies);
 //! `faults` injects and scripts crashes, wipes, pauses and partitions; `workload` runs the
 //! simulated clients and keeps their history; `swarm` is the randomized run with its
-//! liveness and end-of-run checks; `script` is the API scripted scenarios drive.
+//! liveness and end-of-run checks; `script` is the API scripted scenarios drive, and `story`
+//! the assert-style helpers they tell their stories with.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -34,8 +35,11 @@ mod event;
 mod faults;
 mod host;
 mod script;
+mod story;
 mod swarm;
 mod workload;
+
+pub use story::ELECTION_WAIT_TICKS;
 
 use event::{Event, Pending, Scheduled};
 use faults::{disk_faults, faulty_disks};
@@ -107,6 +111,8 @@ struct Node {
     missed_ticks: u64,
     pause: u64,
     can_become_primary: bool,
+    /// The core's notifications to the application, over every incarnation.
+    notes: Vec<rsl_core::Event>,
 }
 
 /// Counters of one run.
@@ -211,6 +217,7 @@ impl Sim {
                 missed_ticks: 0,
                 pause: 0,
                 can_become_primary: cannot_lead != Some(i),
+                notes: Vec::new(),
             })
             .collect();
         for node in &mut nodes {
@@ -307,8 +314,16 @@ impl Sim {
     fn make_config(&mut self, i: usize) -> Config {
         let n = self.options.replicas as u32;
         let mut config = Config::new(i as u32 + 1, 1..=n);
-        config.pipeline_slots_max = self.options.pipeline_slots_max;
-        config.batch_requests_max = self.options.batch_requests_max;
+        let o = &self.options;
+        config.pipeline_slots_max = o.pipeline_slots_max;
+        config.batch_requests_max = o.batch_requests_max;
+        config.proposals_queued_max = o.proposals_queued_max;
+        config.reads_queued_max = o.reads_queued_max;
+        config.catchup_entries_max = o.catchup_entries_max;
+        config.promise_entries_max = o.promise_entries_max;
+        config.log_memory_entries_max = o.log_memory_entries_max;
+        config.checkpoint_interval_slots = o.checkpoint_interval_slots;
+        config.log_kept_slots = o.log_kept_slots;
         config.clock_drift_permille = self.options.drift_permille;
         config.rng_seed = self.rng.next_u64();
         #[cfg(feature = "planted-bugs")]

@@ -189,6 +189,13 @@ impl Sim {
             .map(|s| s.id)
     }
 
+    /// A replica other than `me` that is up and primary (at any ballot), if any.
+    pub fn primary_other_than(&self, me: ReplicaId) -> Option<ReplicaId> {
+        let up = self.nodes.iter().filter(|n| n.id != me && n.state == NodeState::Up);
+        let mut primaries = up.filter_map(|n| n.driver.as_ref().map(|d| d.status()));
+        primaries.find(|s| s.role == Role::Primary).map(|s| s.id)
+    }
+
     /// The last slot a replica executed (this incarnation), or zero if it is down.
     pub fn executed(&self, id: ReplicaId) -> Slot {
         self.nodes[self.index(id)].driver.as_ref().map_or(Slot::ZERO, |d| d.executed())
@@ -203,6 +210,11 @@ impl Sim {
     /// The replica's durable disk.
     pub fn disk(&self, id: ReplicaId) -> &Disk {
         &self.nodes[self.index(id)].disk
+    }
+
+    /// The core's notifications to the application at `id`, over all its incarnations.
+    pub fn notifications(&self, id: ReplicaId) -> &[rsl_core::Event] {
+        &self.nodes[self.index(id)].notes
     }
 
     /// Messages sent so far, and lost so far.
