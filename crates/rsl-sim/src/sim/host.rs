@@ -89,6 +89,9 @@ impl Host<u64> for SimHost<'_> {
         sim.checker.execute(id, slot, &value);
         sim.nodes[node].machine.1 = slot;
         if let Value::Batch(requests) = value {
+            for request in &requests {
+                sim.first_executed.entry(request.id).or_insert(sim.now);
+            }
             for (request, caller) in requests.iter().zip(callers) {
                 let response = sim.nodes[node].machine.execute(slot, request);
                 if let Some(ticket) = caller {
@@ -204,6 +207,9 @@ impl Sim {
         if ticket & SCRIPT_TICKET != 0 {
             self.script_reply(ticket, reply);
             return;
+        }
+        if let Reply::Done { response, .. } = &reply {
+            self.replica_replies.insert(ticket, (self.now, response.clone()));
         }
         let delay = self.rng.range(50, 300);
         self.schedule(delay, Event::ClientReply { ticket, reply });

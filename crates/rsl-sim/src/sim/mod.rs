@@ -161,6 +161,11 @@ pub struct Sim {
     trace: Fnv,
     verbose: bool,
     request_ids: BTreeMap<u64, RequestId>,
+    /// When each request was first executed anywhere (the latest it can take effect).
+    first_executed: BTreeMap<RequestId, u64>,
+    /// Every client ticket a replica answered with `Done`, when, and the response (the
+    /// client may have given up on it already).
+    replica_replies: BTreeMap<u64, (u64, Bytes)>,
     script_ops: BTreeMap<u64, (Op, u64)>,
     script_replies: BTreeMap<u64, Reply>,
     next_script: u64,
@@ -241,6 +246,8 @@ impl Sim {
             trace: Fnv::new(),
             verbose: false,
             request_ids: BTreeMap::new(),
+            first_executed: BTreeMap::new(),
+            replica_replies: BTreeMap::new(),
             script_ops: BTreeMap::new(),
             script_replies: BTreeMap::new(),
             next_script: 0,

@@ -142,7 +142,8 @@ impl Sim {
                         client,
                         op,
                         call,
-                        ret: Some((self.now, output)),
+                        ret: Some(self.now),
+                        output: Some(output),
                     }),
                     None => self.checker.fail(Check::Contract, format!("bad response to {op:?}")),
                 }
