@@ -115,10 +115,20 @@ impl Replica {
             let body = if prevote {
                 Body::PreVote { ballot, commit }
             } else {
-                Body::Prepare { ballot, commit, transfer }
+                Body::Prepare { ballot, commit: self.report_cursor(to), transfer }
             };
             self.send(to, body, out);
         }
+    }
+
+    /// Where the next prepare to `to` asks its report to start: after the last entry of the
+    /// pages it already reported (see `on_promise`), or after our commit point. It never
+    /// decreases: both only grow.
+    fn report_cursor(&self, to: ReplicaId) -> Slot {
+        let e = self.election.as_ref().expect("no election");
+        let pages = e.promises.get(&to).filter(|r| r.truncated && r.commit <= self.commit);
+        let last = pages.and_then(|r| r.entries.last()).map(|x| x.slot);
+        last.map_or(self.commit, |s| s.max(self.commit))
     }
 
     /// The voters whose promises phase 1 needs: the current membership's and those of any
@@ -208,11 +218,24 @@ impl Replica {
             report.unknown.iter().all(|(_, b)| *b < ballot),
             "an unknown slot at or above the ballot"
         );
-        let truncated = report.truncated;
+        let report = match e.promises.remove(&from) {
+            Some(prev) => merge_pages(prev, report),
+            None => report,
+        };
+        let next_page = report.truncated && report.commit <= self.commit;
         e.promises.insert(from, report);
-        if truncated || commit > self.commit {
+        if commit > self.commit {
+            // It knows slots chosen that we do not (it may have dropped them from its report):
+            // catch up first, then prepare again from the new commit point.
             self.note_commit_hint(from, commit);
             self.request_catchup(out);
+        } else if next_page {
+            // More accepted entries than a promise carries, none of them known chosen: the
+            // rest of its report comes in pages (docs/protocol.md, phase 1, step 3).
+            let e = self.election.as_ref().expect("candidate");
+            let transfer = e.transfer;
+            let body = Body::Prepare { ballot, commit: self.report_cursor(from), transfer };
+            self.send(from, body, out);
         }
         self.check_phase1(out);
         ensure!(
@@ -456,4 +479,27 @@ impl Replica {
             "a replica kept out of elections is a candidate"
         );
     }
+}
+
+/// Joins a page of an acceptor's report to what it reported before at this ballot: the union
+/// of the entries, complete once any page was not truncated. Pages may arrive late, twice or
+/// out of order; joining them is sound because an acceptor's entries below the ballot it
+/// promised cannot change after its promise, so every page reports the same accepted state:
+/// a page answering a prepare from slot `c` holds all its entries from `c` up to the page's
+/// last (or all of them, if not truncated), and `c` is never above what the earlier pages
+/// cover (see `report_cursor`), so the union covers everything from the commit point up.
+fn merge_pages(mut prev: Report, next: Report) -> Report {
+    let complete = !prev.truncated || !next.truncated;
+    let mut entries: BTreeMap<Slot, crate::io::LogEntry> =
+        prev.entries.into_iter().map(|e| (e.slot, e)).collect();
+    for e in next.entries {
+        entries.entry(e.slot).or_insert(e);
+    }
+    prev.entries = entries.into_values().collect();
+    prev.unknown.extend(next.unknown);
+    prev.unknown.sort_unstable();
+    prev.unknown.dedup();
+    prev.commit = prev.commit.max(next.commit);
+    prev.truncated = !complete;
+    prev
 }

@@ -390,3 +390,31 @@ fn a_full_queue_refuses_overloaded() {
     sim.heal();
     sim.end();
 }
+
+#[test]
+fn a_lagging_replica_catches_up_past_a_record_the_primary_cannot_read_back() {
+    // The primary serves catch-up from its log on disk (it keeps two entries in memory), and
+    // one chosen record there rotted: its reads stop before it, so its replies bring nothing.
+    // The lagging replica must ask another peer rather than the primary forever (found by
+    // the swarm, seed 1011, with a record corrupted on write).
+    let options = Options {
+        pipeline_slots_max: 2,
+        log_memory_entries_max: 2,
+        catchup_entries_max: 3,
+        ..Options::quiet(3, 43)
+    };
+    let mut sim = Sim::new(options);
+    let p = sim.elect();
+    let f = sim.others(p)[0];
+    sim.isolate(f);
+    let mut slots = Vec::new();
+    for token in 1..=12 {
+        slots.push(sim.append(p, 0, token));
+    }
+    sim.run_ticks(5);
+    assert!(sim.corrupt_record(p, slots[3]), "the primary holds the slot on disk");
+    sim.heal();
+    sim.converge();
+    assert_eq!(sim.kv(f).unwrap().value(0), &(1..=12).collect::<Vec<u64>>()[..]);
+    sim.end();
+}

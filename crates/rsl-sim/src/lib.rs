@@ -16,6 +16,7 @@
 //! See docs/testing.md for the fault model, the checkers and the command.
 
 pub mod bugs;
+pub mod cause;
 pub mod checker;
 pub mod disk;
 pub mod driver;

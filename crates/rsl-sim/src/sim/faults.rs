@@ -79,6 +79,50 @@ impl Sim {
                 self.deliver(i, Pending::Input(Input::TransferPrimacy { to }));
             }
         }
+        if o.partial_accept_permille > 0 && self.rng.chance(o.partial_accept_permille) {
+            self.partial_accepts();
+        }
+        if o.crash_loaded_permille > 0 && self.rng.chance(o.crash_loaded_permille) {
+            self.crash_loaded_primary();
+        }
+    }
+
+    /// The primary's slots in flight beyond its commit point (by what it wrote).
+    fn undecided(&self, p: ReplicaId) -> u64 {
+        let n = &self.nodes[self.index(p)];
+        let Some(commit) = n.driver.as_ref().map(|d| d.status().commit) else { return 0 };
+        let last = n.written.keys().next_back().copied().unwrap_or(Slot::ZERO);
+        last.0.saturating_sub(commit.0)
+    }
+
+    /// Crashes the primary if it has a pipeline of undecided slots in flight: the next
+    /// primary must find them in phase 1, some accepted by a minority.
+    fn crash_loaded_primary(&mut self) {
+        let Some(p) = self.primary() else { return };
+        let undecided = self.undecided(p);
+        if undecided >= 4 {
+            self.stats.loaded_crashes += 1;
+            self.record(format_args!("crash {p:?} with {undecided} undecided slots"));
+            self.crash(p);
+        }
+    }
+
+    /// For a few ticks the primary's accepts reach at most a minority (itself included):
+    /// slots accepted by a minority, which a later phase 1 finds beside other values.
+    fn partial_accepts(&mut self) {
+        let Some(p) = self.primary() else { return };
+        let i = self.index(p);
+        let Some(m) = self.nodes[i].driver.as_ref().map(|d| d.status().membership) else {
+            return;
+        };
+        let mut followers: Vec<ReplicaId> = m.replicas().filter(|r| *r != p).collect();
+        self.rng.shuffle(&mut followers);
+        let keep = self.rng.range(0, (m.quorum() as u64).saturating_sub(2)) as usize;
+        let cut: Vec<ReplicaId> = followers.into_iter().skip(keep).collect();
+        let ticks = self.rng.range(2, 10);
+        self.stats.partial_accepts += 1;
+        self.record(format_args!("accepts of {p:?} to {cut:?} lost for {ticks} ticks"));
+        self.net.partial = Some((p, cut, self.now + ticks * TICK));
     }
 
     /// Asks the primary to move to a random membership of 3, 5 or 7 voters.
@@ -188,10 +232,16 @@ impl Sim {
         self.stats.crashes += 1;
         let unsynced = self.nodes[i].disk.unsynced();
         self.record(format_args!("crash {id:?} ({mode:?}) with {unsynced} unsynced writes"));
+        let promised = self.nodes[i].disk.durable().promised;
         match self.nodes[i].disk.crash(mode) {
             Ok(survived) => {
                 for entry in &survived {
                     self.checker.durable_accept(id, entry);
+                }
+                // A promise written but never acknowledged may have survived too.
+                let now = self.nodes[i].disk.durable().promised;
+                if now > promised {
+                    self.causes.promise_durable(id, now);
                 }
             }
             Err(e) => self.checker.fail(Check::Storage, format!("{id:?}: {e}")),
@@ -203,7 +253,11 @@ impl Sim {
             self.options.safety_only || (self.nodes[i].faulty && !self.others_lost_data(i));
         if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
-            if !slots.is_empty() {
+            // A third of the time the newest checkpoint file rots instead (if there is one):
+            // the restart falls back to an older one, or to the peers' checkpoints.
+            if self.rng.chance(333) && self.nodes[i].disk.corrupt_checkpoint() {
+                self.record(format_args!("corrupt the newest checkpoint of {id:?}"));
+            } else if !slots.is_empty() {
                 let slot = self.rng.pick(&slots);
                 self.record(format_args!("corrupt {id:?} slot {}", slot.0));
                 self.nodes[i].disk.corrupt(slot);
@@ -236,7 +290,10 @@ impl Sim {
         let i = self.index(id);
         let latent = self.options.write_corrupt_permille > 0;
         let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
-        self.options.safety_only || !(0..self.nodes.len()).any(others)
+        // A cluster of one or two voters has no quorum without the wiped one: it could never
+        // rebuild (docs/protocol.md, "Disk loss").
+        let rebuildable = self.options.replicas >= 3;
+        self.options.safety_only || (rebuildable && !(0..self.nodes.len()).any(others))
     }
 
     /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
@@ -253,11 +310,11 @@ impl Sim {
         self.nodes[i].disk = Disk::wiped(seed, self.options.storage_bug, faults);
     }
 
-    /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at
-    /// restart). Returns whether there was a record.
+    /// Corrupts the durable record of `slot` (bit rot at rest): a crashed replica finds it
+    /// at its restart, a running one when it reads the slot back (catch-up from its log).
+    /// Returns whether there was a record.
     pub fn corrupt_record(&mut self, id: ReplicaId, slot: Slot) -> bool {
         let i = self.index(id);
-        assert_eq!(self.nodes[i].state, NodeState::Down, "corrupt a record only while down");
         self.record(format_args!("corrupt {id:?} slot {}", slot.0));
         self.nodes[i].disk.corrupt(slot)
     }
@@ -273,7 +330,7 @@ impl Sim {
 
     pub(super) fn restart_node(&mut self, i: usize) {
         let config = self.make_config(i);
-        let recovered = match self.nodes[i].disk.recover() {
+        let mut recovered = match self.nodes[i].disk.recover() {
             Ok(recovered) => recovered,
             Err(e) => {
                 let id = self.nodes[i].id;
@@ -285,15 +342,23 @@ impl Sim {
             let id = self.nodes[i].id;
             self.record(format_args!("{id:?} recovers with corrupt {:?}", recovered.corrupt));
         }
+        // The state machine starts from the newest checkpoint that verifies, if any.
+        self.nodes[i].machine = KvMachine::default();
+        let id = self.nodes[i].id;
+        self.checker.restarted(id);
+        self.load_checkpoint(i, &mut recovered);
+        let recovered_commit = recovered.commit;
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.state = NodeState::Up;
         node.missed_ticks = 0;
         let incarnation = node.incarnation;
         node.driver = Some(Driver::new(config, recovered, incarnation));
-        node.machine = KvMachine::default();
-        let (id, can_lead) = (node.id, node.can_become_primary);
-        self.checker.restarted(id);
+        node.primacy = None;
+        node.checkpoint_writing = false;
+        node.written.clear();
+        node.heard_commit = recovered_commit;
+        let can_lead = node.can_become_primary;
         let first = self.rng.range(1, self.nodes[i].tick_period);
         self.schedule(first, Event::Tick { node: i, incarnation });
         if !can_lead {
@@ -343,7 +408,7 @@ impl Sim {
 /// membership may shrink to three), so a majority keeps a good copy of every chosen slot;
 /// on every replica in safety-only mode.
 pub(super) fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
-    let n = options.replicas + options.spares;
+    let n = options.nodes();
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
     let f = match (options.safety_only, options.spares) {

@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use rsl_core::{Config, Input, Membership, Message, ReplicaId, Request, RequestId, Slot};
+use rsl_core::{Config, Input, Message, ReplicaId, Request, RequestId, Slot};
 
+use crate::cause::Causes;
 use crate::checker::{Checker, Failure, Fnv};
 use crate::disk::Disk;
 use crate::driver::{Driver, Machine, Reply};
@@ -31,6 +32,7 @@ use crate::net::Network;
 use crate::options::{Options, TICK};
 use crate::rng::Rng;
 
+mod checkpoints;
 mod event;
 mod faults;
 mod host;
@@ -113,6 +115,16 @@ struct Node {
     can_become_primary: bool,
     /// The core's notifications to the application, over every incarnation.
     notes: Vec<rsl_core::Event>,
+    /// This incarnation's primacy (its ballot), as the core's notifications report it.
+    primacy: Option<rsl_core::Ballot>,
+    /// This incarnation's accepted records per slot: the ballots it wrote it at.
+    written: BTreeMap<Slot, Vec<rsl_core::Ballot>>,
+    /// A checkpoint is being written (the core's next request is skipped meanwhile).
+    checkpoint_writing: bool,
+    /// The highest commit point this incarnation heard of (its recovered commit hint, or a
+    /// peer's accept, heartbeat or catch-up reply): the slots at or below it it may know
+    /// chosen without counting votes.
+    heard_commit: Slot,
 }
 
 /// Counters of one run.
@@ -135,6 +147,18 @@ pub struct Stats {
     /// Messages sent, by kind.
     pub kinds: BTreeMap<&'static str, u64>,
     pub checkpoint_requests: u64,
+    /// Checkpoints taken, streamed to a peer, installed from a peer, loaded at a restart.
+    pub checkpoints_taken: u64,
+    pub checkpoints_sent: u64,
+    pub checkpoints_installed: u64,
+    pub checkpoints_loaded: u64,
+    /// Checkpoint writes the store refused (a corrupted write failed its verification).
+    pub checkpoints_failed: u64,
+    /// Primaries crashed with a pipeline of undecided slots; partial-accept windows.
+    pub loaded_crashes: u64,
+    pub partial_accepts: u64,
+    /// Linearizable reads a primary decided under its lease.
+    pub lease_reads: u64,
     /// Storage faults injected and what recovery made of them (all disks).
     pub storage: crate::disk::DiskStats,
     /// Safety-only mode: the healed cluster did not converge (allowed there).
@@ -158,9 +182,15 @@ pub struct Sim {
     /// Indeterminate operations: their index in `history` and the tickets of their attempts.
     indeterminate: Vec<(usize, Vec<u64>)>,
     checker: Checker,
+    causes: Causes,
     trace: Fnv,
     verbose: bool,
     request_ids: BTreeMap<u64, RequestId>,
+    /// Votes sent without a write behind them, by acceptors that knew the slot chosen:
+    /// (voter, slot, ballot).
+    vouched: std::collections::BTreeSet<(ReplicaId, Slot, rsl_core::Ballot)>,
+    /// Checkpoints replicas loaded or installed: (replica, slot, digest of the state).
+    checkpoint_claims: Vec<(ReplicaId, Slot, u64)>,
     /// When each request was first executed anywhere (the latest it can take effect).
     first_executed: BTreeMap<RequestId, u64>,
     /// Every client ticket a replica answered with `Done`, when, and the response (the
@@ -194,7 +224,7 @@ impl Sim {
     /// catch a panic in the core's constructor).
     pub fn new_deferred(options: Options) -> Sim {
         let mut rng = Rng::new(options.seed);
-        let n = options.replicas + options.spares;
+        let n = options.nodes();
         assert!((1..=9).contains(&n), "1 to 9 replicas");
         let net = Network::new(
             options.loss_permille,
@@ -223,15 +253,20 @@ impl Sim {
                 pause: 0,
                 can_become_primary: cannot_lead != Some(i),
                 notes: Vec::new(),
+                primacy: None,
+                written: BTreeMap::new(),
+                heard_commit: Slot::ZERO,
+                checkpoint_writing: false,
             })
             .collect();
         for node in &mut nodes {
             node.disk.check = options.storage_check;
         }
-        let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
+        let mut checker = Checker::new(options.membership());
         checker.durable_commit = options.durable_commit_check;
         Sim {
             checker,
+            causes: Causes::default(),
             options,
             rng,
             now: 0,
@@ -246,6 +281,8 @@ impl Sim {
             trace: Fnv::new(),
             verbose: false,
             request_ids: BTreeMap::new(),
+            vouched: Default::default(),
+            checkpoint_claims: Vec::new(),
             first_executed: BTreeMap::new(),
             replica_replies: BTreeMap::new(),
             script_ops: BTreeMap::new(),
@@ -319,8 +356,8 @@ impl Sim {
     }
 
     fn make_config(&mut self, i: usize) -> Config {
-        let n = self.options.replicas as u32;
-        let mut config = Config::new(i as u32 + 1, 1..=n);
+        let mut config = Config::new(i as u32 + 1, [1]);
+        config.membership = self.options.membership();
         let o = &self.options;
         config.pipeline_slots_max = o.pipeline_slots_max;
         config.batch_requests_max = o.batch_requests_max;
@@ -331,6 +368,10 @@ impl Sim {
         config.log_memory_entries_max = o.log_memory_entries_max;
         config.checkpoint_interval_slots = o.checkpoint_interval_slots;
         config.log_kept_slots = o.log_kept_slots;
+        config.heartbeat_ticks = o.heartbeat_ticks;
+        config.election_ticks_min = o.election_ticks_min;
+        config.election_ticks_max = o.election_ticks_max;
+        config.lease_ticks = o.lease_ticks;
         config.clock_drift_permille = self.options.drift_permille;
         config.rng_seed = self.rng.next_u64();
         #[cfg(feature = "planted-bugs")]
@@ -401,6 +442,12 @@ impl Sim {
                 }
             }
             Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
+            Event::CheckpointWritten { node, incarnation, slot, data } => {
+                self.on_checkpoint_written(node, incarnation, slot, data)
+            }
+            Event::CheckpointArrives { from, to, slot, data } => {
+                self.on_checkpoint_arrives(from, to, slot, data)
+            }
             Event::Unstall { node } => {
                 let id = self.nodes[node].id;
                 self.record(format_args!("disk of {id:?} resumes"));

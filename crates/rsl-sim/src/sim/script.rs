@@ -134,7 +134,11 @@ impl Sim {
     }
 
     pub(super) fn script_reply(&mut self, ticket: u64, reply: Reply) {
-        if let Some((op, call)) = self.script_ops.remove(&ticket) {
+        // An unknown outcome leaves the operation open: the history holds it as
+        // indeterminate (it may have executed in the slot a checkpoint skipped).
+        let unknown = matches!(reply, Reply::Refused(rsl_core::Refusal::OutcomeUnknown));
+        let open = if unknown { None } else { self.script_ops.remove(&ticket) };
+        if let Some((op, call)) = open {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
             if let Reply::Done { response, .. } = &reply {
                 match decode_output(op, response) {
@@ -199,7 +203,7 @@ impl Sim {
 
     /// The last slot a replica executed (this incarnation), or zero if it is down.
     pub fn executed(&self, id: ReplicaId) -> Slot {
-        self.nodes[self.index(id)].driver.as_ref().map_or(Slot::ZERO, |d| d.executed())
+        self.nodes[self.index(id)].driver.as_ref().map_or(Slot::ZERO, |d| d.status().executed)
     }
 
     /// A replica's key-value state.

@@ -18,7 +18,7 @@ impl Sim {
                 .nodes
                 .iter()
                 .filter(|n| m.replicas().any(|r| r == n.id))
-                .all(|n| n.driver.as_ref().is_some_and(|d| d.executed() >= slot));
+                .all(|n| n.driver.as_ref().is_some_and(|d| d.status().executed >= slot));
             // A member whose disk was wiped must also have finished rebuilding.
             let rebuilt = self
                 .nodes
@@ -35,7 +35,7 @@ impl Sim {
             let executed: Vec<u64> = self
                 .nodes
                 .iter()
-                .map(|n| n.driver.as_ref().map_or(0, |d| d.executed().0))
+                .map(|n| n.driver.as_ref().map_or(0, |d| d.status().executed.0))
                 .collect();
             let rebuilding: Vec<ReplicaId> =
                 self.nodes.iter().filter(|n| n.disk.durable().rebuilding).map(|n| n.id).collect();
@@ -88,6 +88,7 @@ impl Sim {
         // write must still be in its slot wherever it was executed.
         let converged = !(self.options.safety_only && self.stats.not_live);
         self.checker.check_acked_writes(converged);
+        self.check_checkpoints();
         if self.checker.failure.is_some() {
             return;
         }

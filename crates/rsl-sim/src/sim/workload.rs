@@ -107,6 +107,12 @@ impl Sim {
                 let think = self.rng.range(0, 4 * TICK);
                 self.schedule(think, Event::ClientWake { client: c });
             }
+            Reply::Refused(rsl_core::Refusal::OutcomeUnknown) => {
+                // The replica skipped the request's slot by installing a checkpoint: it may
+                // or may not have executed, so the client must not retry it blindly; its
+                // outcome is indeterminate, as after a timeout.
+                self.on_client_timeout(c, cur.op_no);
+            }
             Reply::Refused(reason) => {
                 let hint = match reason {
                     rsl_core::Refusal::NotPrimary { primary }
