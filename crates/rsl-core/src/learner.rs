@@ -36,8 +36,9 @@ impl Replica {
         self.note_commit_hint(from, commit);
         let mut newly = Vec::new();
         let from = self.commit.next();
+        let any_ballot = planted!(self, LearnCommitAtAnyBallot);
         for (slot, e) in self.log.range_mut(from..).take_while(|(s, _)| **s <= commit) {
-            if e.ballot == ballot && !e.chosen {
+            if (e.ballot == ballot || any_ballot) && !e.chosen {
                 e.chosen = true;
                 newly.push(*slot);
             }
@@ -322,14 +323,18 @@ impl Replica {
 
     /// A peer's checkpoint replaced the state: everything up to `slot` is executed.
     pub(crate) fn on_checkpoint_installed(&mut self, slot: Slot, out: &mut Vec<Action>) {
-        if slot <= self.executed {
+        if slot <= self.executed && !planted!(self, InstallMovesExecutedBack) {
             return;
         }
         let skipped: Vec<Slot> = self.outcomes.range(..=slot).map(|(s, _)| *s).collect();
         for s in skipped {
             // Whether these executed is unknown here; the checkpoint's state may hold them.
             for id in self.outcomes.remove(&s).unwrap_or_default() {
-                out.push(Action::Refuse { id, reason: Refusal::OutcomeUnknown });
+                let reason = match planted!(self, InstalledOutcomeSuperseded) {
+                    true => Refusal::Superseded { primary: None },
+                    false => Refusal::OutcomeUnknown,
+                };
+                out.push(Action::Refuse { id, reason });
             }
         }
         self.executed = slot;

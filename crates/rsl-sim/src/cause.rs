@@ -36,6 +36,9 @@ struct Evidence {
     sent: BTreeMap<u64, u64>,
     /// Each peer's highest round whose acknowledgement reached the primary.
     acked: BTreeMap<ReplicaId, u64>,
+    /// The primary sent `StartElection`: it consented to a transfer, and acceptors may now
+    /// promise the target inside the leases they granted.
+    consented: bool,
 }
 
 /// What a primary looks like to the lease check at the moment it decides a lease read.
@@ -47,6 +50,33 @@ pub struct LeaseRead {
     pub membership: Membership,
     /// Global time, in units.
     pub now: u64,
+}
+
+/// The stickiness check: an acceptor that heard a live primary refuses every other
+/// candidate's prepare for `election_ticks_min` of its own ticks (that is what the primary's
+/// lease stands on), unless the prepare comes from the primary it follows or carries that
+/// primary's own transfer. `heard` is its tick count when it last adopted a primary (tick 0
+/// just after a restart: a restarted replica acts as if it had just heard one), `now` its
+/// tick count when it promised `candidate`'s ballot; `follows` the primary and ballot it
+/// followed (or led) just before.
+pub fn check_stickiness(
+    acceptor: ReplicaId,
+    heard: u64,
+    now: u64,
+    follows: (Option<ReplicaId>, Ballot),
+    candidate: ReplicaId,
+    transfer: Option<Ballot>,
+    guard_ticks: u64,
+) -> Result<(), String> {
+    let (primary, ballot) = follows;
+    let exempt = primary == Some(candidate) || (ballot > Ballot::ZERO && transfer == Some(ballot));
+    if exempt || now >= heard + guard_ticks {
+        return Ok(());
+    }
+    Err(format!(
+        "{acceptor:?} promised {candidate:?}'s ballot at its tick {now}, {} ticks after it last heard a primary (it follows {primary:?} at {ballot:?}; it must refuse for {guard_ticks})",
+        now - heard
+    ))
 }
 
 /// The state behind the checks at the cause.
@@ -82,6 +112,11 @@ impl Causes {
             let acked = evidence.acked.entry(from).or_insert(0);
             *acked = (*acked).max(round);
         }
+    }
+
+    /// The primary of `p` sent `StartElection` (consent to break its leases).
+    pub fn transfer_consented(&mut self, p: Primacy) {
+        self.evidence(p).consented = true;
     }
 
     /// A promise of `ballot` became durable on `replica`.
@@ -141,6 +176,11 @@ impl Causes {
         // of the round it acknowledged (it may receive it just before its own tick).
         let horizon = guard_ticks.saturating_sub(1) * TICK;
         let evidence = self.evidence((primary, read.incarnation, ballot));
+        if evidence.consented {
+            return Err(format!(
+                "{primary:?} served a lease read at {ballot:?} after it sent StartElection (its acceptors may promise the transfer's target)"
+            ));
+        }
         let fresh = |r: &u64| evidence.sent.get(r).is_some_and(|sent| now < sent + horizon);
         let guarded: Vec<ReplicaId> = (membership.voters.iter())
             .filter(|v| **v != primary && evidence.acked.get(v).is_some_and(fresh))

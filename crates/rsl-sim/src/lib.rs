@@ -20,6 +20,7 @@ pub mod cause;
 pub mod checker;
 pub mod disk;
 pub mod driver;
+pub mod hunt;
 pub mod kv;
 pub mod linearizability;
 pub mod net;

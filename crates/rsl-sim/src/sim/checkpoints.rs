@@ -13,6 +13,7 @@ use rsl_core::{Input, Recovered, ReplicaId, Slot, Value};
 
 use super::event::{Event, Pending};
 use super::{KvMachine, NodeState, Sim};
+use crate::bugs::StorageBug;
 use crate::checker::Check;
 use crate::kv::Kv;
 
@@ -26,7 +27,11 @@ impl Sim {
             return;
         }
         n.checkpoint_writing = true;
-        let (slot, data) = (n.machine.1, n.machine.0.snapshot());
+        let (mut slot, data) = (n.machine.1, n.machine.0.snapshot());
+        if self.options.storage_bug == Some(StorageBug::CheckpointSlotOffByOne) && slot.0 > 1 {
+            // The planted bug: the state after slot s labelled as the state after s - 1.
+            slot = Slot(slot.0 - 1);
+        }
         let incarnation = n.incarnation;
         self.stats.checkpoints_taken += 1;
         let delay = 2 * self.rng.range(self.options.fsync_min, self.options.fsync_max);
@@ -88,36 +93,39 @@ impl Sim {
         self.deliver(to, Pending::Install { slot, data });
     }
 
-    /// Replica `node` received a checkpoint: it keeps it in its store, and installs it if it
-    /// is ahead of what it executed. Returns the input for the core, if any.
-    pub(super) fn install_checkpoint(
-        &mut self,
-        node: usize,
-        executed: Slot,
-        slot: Slot,
-        data: &[u8],
-    ) -> Option<Input> {
+    /// Replica `node` received a checkpoint: it keeps it in its store and, if the state
+    /// machine has not executed past it, loads it; the core hears of it a little later (in
+    /// the runtime the executor loads it and tells the consensus thread, which may have
+    /// executed more meanwhile: installs race with executes).
+    pub(super) fn install_checkpoint(&mut self, node: usize, slot: Slot, data: &[u8]) {
         let id = self.nodes[node].id;
         if let Err(e) = self.nodes[node].disk.save_checkpoint(slot, data) {
             // As in the runtime, a received checkpoint is installed only once it is safely in
             // the store; the core asks again.
             self.record(format_args!("{id:?} failed to keep checkpoint {}: {e}", slot.0));
             self.stats.checkpoints_failed += 1;
-            return None;
+            return;
         }
-        if slot <= executed {
-            return None;
+        if slot <= self.nodes[node].machine.1 {
+            return;
         }
         let Some(kv) = Kv::restore(data) else {
-            self.checker
-                .fail(Check::Checkpoint, format!("{id:?} received an unreadable checkpoint"));
-            return None;
+            let detail = format!("{id:?} received an unreadable checkpoint");
+            return self.checker.fail(Check::Checkpoint, detail);
         };
         self.stats.checkpoints_installed += 1;
         self.claim_checkpoint(id, slot, kv.digest());
         self.nodes[node].machine = KvMachine(kv, slot);
-        self.checker.checkpoint(id, slot);
-        Some(Input::CheckpointInstalled { slot })
+        let incarnation = self.nodes[node].incarnation;
+        let delay = self.rng.range(0, self.options.fsync_max);
+        self.schedule(delay, Event::Installed { node, incarnation, slot });
+    }
+
+    /// The core hears that the state machine installed a checkpoint.
+    pub(super) fn on_installed(&mut self, node: usize, incarnation: u64, slot: Slot) {
+        if self.nodes[node].incarnation == incarnation {
+            self.deliver(node, Pending::Input(Input::CheckpointInstalled { slot }));
+        }
     }
 
     /// At a restart: loads the newest checkpoint that verifies into the machine and what

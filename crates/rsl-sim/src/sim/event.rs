@@ -91,6 +91,12 @@ pub(crate) enum Event {
         slot: Slot,
         data: Vec<u8>,
     },
+    /// The state machine installed a checkpoint: the core is told.
+    Installed {
+        node: usize,
+        incarnation: u64,
+        slot: Slot,
+    },
     /// A streamed checkpoint reaches its receiver.
     CheckpointArrives {
         from: usize,

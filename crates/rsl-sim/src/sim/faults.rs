@@ -164,7 +164,12 @@ impl Sim {
                 }
             }
             1 => {
-                let x = self.rng.pick(&ids);
+                // Half the isolations cut off the primary: its leases, its pipeline and its
+                // callers are the interesting ones.
+                let x = match self.primary() {
+                    Some(p) if self.rng.bool() => p,
+                    _ => self.rng.pick(&ids),
+                };
                 self.record(format_args!("isolate {x:?}"));
                 for y in &ids {
                     if *y != x {
@@ -356,6 +361,7 @@ impl Sim {
         node.driver = Some(Driver::new(config, recovered, incarnation));
         node.primacy = None;
         node.checkpoint_writing = false;
+        node.heard = 0;
         node.written.clear();
         node.heard_commit = recovered_commit;
         let can_lead = node.can_become_primary;

@@ -18,7 +18,7 @@ use rsl_core::{
 use super::event::{Event, Pending};
 use super::{message_kind, NodeState, Sim, SCRIPT_TICKET};
 use crate::bugs::StorageBug;
-use crate::cause::LeaseRead;
+use crate::cause::{check_stickiness, LeaseRead};
 use crate::checker::Check;
 use crate::driver::{Host, Machine, Reply};
 use crate::options::TICK;
@@ -65,6 +65,10 @@ impl Host<u64> for SimHost<'_> {
                 slots.iter().filter(|s| !written.get(s).is_some_and(|w| w.contains(ballot)));
             let vouched: Vec<_> = unwritten.map(|s| (id, *s, *ballot)).collect();
             sim.vouched.extend(vouched);
+        }
+        if let Body::StartElection { ballot } = msg.body {
+            let incarnation = sim.nodes[self.node].incarnation;
+            sim.causes.transfer_consented((id, incarnation, ballot));
         }
         if let Body::Heartbeat { ballot, round, .. } = msg.body {
             self.heartbeats = true;
@@ -128,6 +132,11 @@ impl Host<u64> for SimHost<'_> {
             }
         }
         sim.checker.execute(id, slot, &value);
+        if slot <= sim.nodes[node].machine.1 {
+            // Covered by a checkpoint the state machine installed meanwhile (its callers
+            // hear nothing, as in the runtime: their outcome is unknown).
+            return;
+        }
         sim.nodes[node].machine.1 = slot;
         if let Value::Batch(requests) = value {
             for request in &requests {
@@ -212,8 +221,37 @@ impl Sim {
             became_primary: None,
         };
         let mut lease_read = None;
+        // A message from a primary (heartbeat or accept: the follower may adopt it) or a
+        // prepare (the follower may promise it): what the stickiness check looks at.
+        let mut contact = None;
+        let mut prepare = None;
         match pending {
             Pending::Input(input) => {
+                if let Input::CheckpointInstalled { slot } = input {
+                    // The core continues after the checkpoint if it is ahead of what it
+                    // executed (it executes the slots after it in this very step).
+                    let status = driver.status();
+                    if slot > status.executed {
+                        host.sim.checker.checkpoint(status.id, slot);
+                    }
+                }
+                match &input {
+                    Input::Receive(Message {
+                        from,
+                        body: Body::Heartbeat { ballot, .. } | Body::Accept { ballot, .. },
+                        ..
+                    }) => contact = Some((*from, *ballot)),
+                    Input::Receive(Message {
+                        from,
+                        body: Body::Prepare { ballot, transfer, .. },
+                        ..
+                    }) => {
+                        let s = driver.status();
+                        let follows = (s.primary, s.ballot);
+                        prepare = Some((*from, *ballot, *transfer, s.promised, s.now, follows));
+                    }
+                    _ => {}
+                }
                 match &input {
                     Input::Receive(Message {
                         from,
@@ -246,16 +284,27 @@ impl Sim {
                 driver.read(Bytes::from(vec![key]), mode, ticket, &mut host);
                 lease_read = (mode == ReadMode::Linearizable).then_some(ticket);
             }
-            Pending::Install { slot, data } => {
-                let executed = driver.status().executed;
-                if let Some(input) = host.sim.install_checkpoint(node, executed, slot, &data) {
-                    driver.step(input, &mut host);
-                }
-            }
+            Pending::Install { slot, data } => host.sim.install_checkpoint(node, slot, &data),
         }
         let SimHost { heartbeats, refused, became_primary, .. } = host;
         let status = driver.status();
         self.nodes[node].driver = Some(driver);
+        if let Some((from, ballot)) = contact {
+            if status.primary == Some(from) && status.ballot == ballot {
+                self.nodes[node].heard = status.now;
+            }
+        }
+        if let Some((from, ballot, transfer, promised, now, follows)) = prepare {
+            if status.promised == ballot && ballot > promised {
+                let guard = u64::from(self.options.election_ticks_min);
+                let heard = self.nodes[node].heard;
+                let id = status.id;
+                let result = check_stickiness(id, heard, now, follows, from, transfer, guard);
+                if let Err(detail) = result {
+                    self.checker.fail(Check::Lease, detail);
+                }
+            }
+        }
         if let Some(ballot) = became_primary.filter(|b| status.ballot == *b) {
             let result = self.causes.check_phase1(status.id, ballot, &status.membership);
             if let Err(detail) = result {

@@ -119,6 +119,9 @@ struct Node {
     primacy: Option<rsl_core::Ballot>,
     /// This incarnation's accepted records per slot: the ballots it wrote it at.
     written: BTreeMap<Slot, Vec<rsl_core::Ballot>>,
+    /// This incarnation's tick count when it last adopted a primary (heard a heartbeat or
+    /// accept from it): the stickiness check's view of the core's guard.
+    heard: u64,
     /// A checkpoint is being written (the core's next request is skipped meanwhile).
     checkpoint_writing: bool,
     /// The highest commit point this incarnation heard of (its recovered commit hint, or a
@@ -257,6 +260,7 @@ impl Sim {
                 written: BTreeMap::new(),
                 heard_commit: Slot::ZERO,
                 checkpoint_writing: false,
+                heard: 0,
             })
             .collect();
         for node in &mut nodes {
@@ -444,6 +448,9 @@ impl Sim {
             Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
             Event::CheckpointWritten { node, incarnation, slot, data } => {
                 self.on_checkpoint_written(node, incarnation, slot, data)
+            }
+            Event::Installed { node, incarnation, slot } => {
+                self.on_installed(node, incarnation, slot)
             }
             Event::CheckpointArrives { from, to, slot, data } => {
                 self.on_checkpoint_arrives(from, to, slot, data)
