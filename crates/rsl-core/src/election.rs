@@ -283,7 +283,7 @@ impl Replica {
         };
         let n = m.voters.len();
         let quorum = match planted!(self, CommitOnMinority)
-            || (planted!(self, EvenQuorumIsHalf) && n % 2 == 0)
+            || (planted!(self, EvenQuorumIsHalf) && n.is_multiple_of(2))
         {
             true => n / 2,
             false => m.quorum(),

@@ -147,6 +147,8 @@ pub struct Checker {
     checkpoints: BTreeMap<ReplicaId, Slot>,
     pub failure: Option<Failure>,
     pub tick: u64,
+    /// Learners the executed configurations made voters.
+    pub promotions: u64,
     /// Whether the durable-commit check runs (turned off only to show which end-to-end
     /// checker catches a planted bug without it).
     pub durable_commit: bool,
@@ -167,6 +169,7 @@ impl Checker {
             checkpoints: BTreeMap::new(),
             failure: None,
             tick: 0,
+            promotions: 0,
             durable_commit: true,
         }
     }
@@ -327,7 +330,12 @@ impl Checker {
         let digest = value_digest(value);
         self.check_agreement(replica, slot, digest, value);
         if let Value::Config(m) = value {
-            self.memberships.entry(slot).or_insert_with(|| m.clone());
+            if !self.memberships.contains_key(&slot) {
+                let before = self.membership_for(slot);
+                let promoted = m.voters.iter().filter(|v| before.learners.contains(v)).count();
+                self.promotions += promoted as u64;
+                self.memberships.insert(slot, m.clone());
+            }
         }
         self.judge_known();
         match self.chosen.get(&slot) {

@@ -35,6 +35,7 @@ use rsl_storage::{
 use rsl_store::StorageDisk;
 
 use crate::bugs::StorageBug;
+use crate::checker::value_digest;
 use crate::rng::Rng;
 
 /// The storage faults of one disk (drawn per seed; zero on disks outside the faulty set).
@@ -115,6 +116,8 @@ type Store = StorageDisk<SegmentLog<MemMedia>, MetaFiles<MemMedia>>;
 pub struct Disk {
     mem: MemDisk,
     store: Store,
+    /// Every accepted record ever written to this disk: (slot, ballot) -> value digest.
+    ever: BTreeMap<(Slot, Ballot), u64>,
     /// The checkpoint store (the real one) on the same medium.
     checkpoints: CheckpointFiles<MemMedia>,
     /// The acknowledged state.
@@ -153,6 +156,7 @@ impl Disk {
             mem,
             store,
             checkpoints,
+            ever: BTreeMap::new(),
             durable: DiskState::default(),
             unsynced: VecDeque::new(),
             syncing_to: None,
@@ -199,6 +203,9 @@ impl Disk {
             // A payload byte: the record header (its identity) stays readable.
             self.mem.corrupt_next_write_after(64);
             self.stats.writes_corrupted += 1;
+        }
+        if let Write::Accept(e) = &write {
+            self.ever.insert((e.slot, e.ballot), value_digest(&e.value));
         }
         self.store.write(std::slice::from_ref(&write)).expect("the simulated disk writes");
         if matches!(write, Write::TruncatePrefix { .. } | Write::TruncateSuffix { .. }) {
@@ -344,10 +351,14 @@ impl Disk {
     }
 
     /// Every record recovery returns was written: acknowledged, or among `written` (never
-    /// acknowledged, possibly survived). Recovery must never invent a value.
+    /// acknowledged, possibly survived), or written once and truncated since (a record
+    /// below a truncation that comes back is stale, not invented: the checkpoint it lies
+    /// under holds its chosen value, which `check_covers` and the checkers keep). Recovery
+    /// must never invent a value.
     fn check_written(&self, now: &DiskState, written: &[LogEntry]) -> Result<(), String> {
         for (slot, e) in &now.log {
-            if self.durable.log.get(slot) != Some(e) && !written.contains(e) {
+            let once = self.ever.get(&(e.slot, e.ballot)) == Some(&value_digest(&e.value));
+            if self.durable.log.get(slot) != Some(e) && !written.contains(e) && !once {
                 return Err(format!(
                     "recovery returned slot {} at {:?} with a value never written: {:?}",
                     slot.0, e.ballot, e.value

@@ -18,6 +18,7 @@
 pub mod bugs;
 pub mod cause;
 pub mod checker;
+pub mod coverage;
 pub mod disk;
 pub mod driver;
 pub mod hunt;

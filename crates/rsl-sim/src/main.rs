@@ -223,6 +223,7 @@ fn main() -> ExitCode {
     let mut run = 0u64;
     let mut next_report = 100u64;
     let mut undecided = 0u64;
+    let mut coverage = rsl_sim::coverage::Coverage::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
@@ -238,6 +239,7 @@ fn main() -> ExitCode {
         drop(tx);
         for outcome in rx {
             run += 1;
+            coverage.add(&outcome.stats);
             if args.hashes {
                 println!("seed {} trace {:016x}", outcome.seed, outcome.trace_hash);
             }
@@ -270,6 +272,9 @@ fn main() -> ExitCode {
     });
     if undecided > 0 {
         println!("linearizability search gave up (budget) on {undecided} seeds");
+    }
+    if seeds.len() > 1 {
+        print!("{}", coverage.report());
     }
     println!("seeds: {run} run, {failed} failed");
     if failed > 0 {

@@ -296,6 +296,10 @@ impl Options {
         if x.chance(400) {
             self.partial_accept_permille = x.range(5, 50) as u32;
         }
+        // Corruption at rest (of log records, and of checkpoints) on more of the seeds.
+        if self.crash_permille > 0 && x.chance(400) {
+            self.corrupt_permille = self.corrupt_permille.max(x.range(100, 500) as u32);
+        }
     }
 
     /// Every replica the run starts: voters, learners, spares.

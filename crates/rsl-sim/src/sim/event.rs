@@ -91,6 +91,16 @@ pub(crate) enum Event {
         slot: Slot,
         data: Vec<u8>,
     },
+    /// A crashed replica restarts (if it is still down).
+    Restart {
+        node: usize,
+    },
+    /// The second half of a chained failure: the primary crashes if still at that ballot.
+    CrashIfPrimary {
+        node: usize,
+        incarnation: u64,
+        ballot: rsl_core::Ballot,
+    },
     /// The state machine installed a checkpoint: the core is told.
     Installed {
         node: usize,

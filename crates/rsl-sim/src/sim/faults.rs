@@ -104,16 +104,24 @@ impl Sim {
             self.stats.loaded_crashes += 1;
             self.record(format_args!("crash {p:?} with {undecided} undecided slots"));
             self.crash(p);
+            let node = self.index(p);
+            self.restart_soon(node);
         }
     }
 
     /// For a few ticks the primary's accepts reach at most a minority (itself included):
     /// slots accepted by a minority, which a later phase 1 finds beside other values.
     fn partial_accepts(&mut self) {
-        let Some(p) = self.primary() else { return };
+        if let Some(p) = self.primary() {
+            self.partial_accepts_of(p);
+        }
+    }
+
+    /// Starts a partial-accept window for the primary `p`; returns when it ends.
+    fn partial_accepts_of(&mut self, p: ReplicaId) -> u64 {
         let i = self.index(p);
         let Some(m) = self.nodes[i].driver.as_ref().map(|d| d.status().membership) else {
-            return;
+            return self.now;
         };
         let mut followers: Vec<ReplicaId> = m.replicas().filter(|r| *r != p).collect();
         self.rng.shuffle(&mut followers);
@@ -122,7 +130,51 @@ impl Sim {
         let ticks = self.rng.range(2, 10);
         self.stats.partial_accepts += 1;
         self.record(format_args!("accepts of {p:?} to {cut:?} lost for {ticks} ticks"));
-        self.net.partial = Some((p, cut, self.now + ticks * TICK));
+        let until = self.now + ticks * TICK;
+        self.net.partial = Some((p, cut, until));
+        until
+    }
+
+    /// A chained failure, right after `p` won an election at `ballot` (in half the
+    /// elections of a seed that draws partial accepts): its first slots reach a minority,
+    /// then it crashes if it is still primary. Slots a minority accepted at one ballot meet
+    /// slots another minority accepted at the next: the next phase 1 finds competing values.
+    pub(super) fn chain_failure(&mut self, p: ReplicaId, ballot: rsl_core::Ballot) {
+        let o = &self.options;
+        if !self.faults_on || o.partial_accept_permille == 0 || !self.rng.chance(500) {
+            return;
+        }
+        let until = self.partial_accepts_of(p);
+        let node = self.index(p);
+        let incarnation = self.nodes[node].incarnation;
+        let at = until + TICK - self.now;
+        self.schedule(at, Event::CrashIfPrimary { node, incarnation, ballot });
+    }
+
+    /// The second half of a chained failure.
+    pub(super) fn crash_if_primary(
+        &mut self,
+        node: usize,
+        incarnation: u64,
+        ballot: rsl_core::Ballot,
+    ) {
+        let n = &self.nodes[node];
+        if n.incarnation == incarnation && n.primacy == Some(ballot) && self.faults_on {
+            let id = n.id;
+            self.stats.loaded_crashes += 1;
+            self.record(format_args!(
+                "crash {id:?}, primary at {ballot:?}, after its partial accepts"
+            ));
+            self.crash(id);
+            self.restart_soon(node);
+        }
+    }
+
+    /// Restarts a replica a few ticks from now (the chained failures' victims come back
+    /// quickly, so the next phase 1 hears from each minority).
+    fn restart_soon(&mut self, node: usize) {
+        let ticks = self.rng.range(5, 40);
+        self.schedule(ticks * TICK, Event::Restart { node });
     }
 
     /// Asks the primary to move to a random membership of 3, 5 or 7 voters.
@@ -235,6 +287,7 @@ impl Sim {
         }
         let id = self.nodes[i].id;
         self.stats.crashes += 1;
+        self.stats.machine_crashes += u64::from(mode.is_some());
         let unsynced = self.nodes[i].disk.unsynced();
         self.record(format_args!("crash {id:?} ({mode:?}) with {unsynced} unsynced writes"));
         let promised = self.nodes[i].disk.durable().promised;
@@ -258,9 +311,9 @@ impl Sim {
             self.options.safety_only || (self.nodes[i].faulty && !self.others_lost_data(i));
         if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
             let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
-            // A third of the time the newest checkpoint file rots instead (if there is one):
+            // Half the time the newest checkpoint file rots instead (if there is one):
             // the restart falls back to an older one, or to the peers' checkpoints.
-            if self.rng.chance(333) && self.nodes[i].disk.corrupt_checkpoint() {
+            if self.rng.chance(500) && self.nodes[i].disk.corrupt_checkpoint() {
                 self.record(format_args!("corrupt the newest checkpoint of {id:?}"));
             } else if !slots.is_empty() {
                 let slot = self.rng.pick(&slots);
@@ -362,6 +415,8 @@ impl Sim {
         node.primacy = None;
         node.checkpoint_writing = false;
         node.heard = 0;
+        node.reports.clear();
+        node.transfer_asked = None;
         node.written.clear();
         node.heard_commit = recovered_commit;
         let can_lead = node.can_become_primary;

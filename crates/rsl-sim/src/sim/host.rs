@@ -170,15 +170,35 @@ impl Host<u64> for SimHost<'_> {
 
     fn notify(&mut self, event: CoreEvent) {
         self.record(format_args!("Notify({event:?})"));
+        let (now, guard) = (self.sim.now, u64::from(self.sim.options.election_ticks_min));
+        let stats = &mut self.sim.stats;
         let node = &mut self.sim.nodes[self.node];
-        match event {
+        match &event {
             CoreEvent::BecamePrimary { ballot } => {
-                self.sim.stats.elections += 1;
-                node.primacy = Some(ballot);
-                self.became_primary = Some(ballot);
+                stats.elections += 1;
+                node.primacy = Some(*ballot);
+                self.became_primary = Some(*ballot);
+                // Its own log counts too (a restarted primary may hold one value, a promise
+                // another).
+                let own = &node.disk.durable().log;
+                let competing = node.reports.iter().any(|(slot, values)| {
+                    let mine = own.get(slot).map(|e| crate::checker::value_digest(&e.value));
+                    values.len() + usize::from(mine.is_some_and(|d| !values.contains(&d))) > 1
+                });
+                stats.phase1_competing += u64::from(competing);
+                node.reports.clear();
+                node.transfer_asked = None;
             }
-            CoreEvent::LostPrimacy { .. } => node.primacy = None,
-            _ => {}
+            CoreEvent::LostPrimacy { .. } => {
+                node.primacy = None;
+                // A transfer whose target did not take over within an election timeout: the
+                // primary relinquished.
+                let asked = node.transfer_asked.take();
+                let timed_out = asked.is_some_and(|t| now >= t + guard * TICK);
+                stats.transfers_timed_out += u64::from(timed_out);
+            }
+            CoreEvent::ConfigurationChanged { .. } => {}
+            CoreEvent::PrimaryRecovered => {}
         }
         self.sim.nodes[self.node].notes.push(event);
     }
@@ -241,6 +261,19 @@ impl Sim {
                         body: Body::Heartbeat { ballot, .. } | Body::Accept { ballot, .. },
                         ..
                     }) => contact = Some((*from, *ballot)),
+                    Input::Receive(Message { body: Body::Promise { entries, .. }, .. }) => {
+                        let reports = &mut host.sim.nodes[node].reports;
+                        for e in entries {
+                            let digest = crate::checker::value_digest(&e.value);
+                            reports.entry(e.slot).or_default().insert(digest);
+                        }
+                    }
+                    Input::TransferPrimacy { .. } => {
+                        if host.sim.nodes[node].primacy.is_some() {
+                            host.sim.stats.transfers += 1;
+                            host.sim.nodes[node].transfer_asked = Some(host.sim.now);
+                        }
+                    }
                     Input::Receive(Message {
                         from,
                         body: Body::Prepare { ballot, transfer, .. },
@@ -310,6 +343,7 @@ impl Sim {
             if let Err(detail) = result {
                 self.checker.fail(Check::Promises, detail);
             }
+            self.chain_failure(status.id, ballot);
         }
         // A linearizable read the primary took without sending a heartbeat round and without
         // refusing it was decided under its lease.
@@ -372,6 +406,7 @@ impl Sim {
             match write {
                 Write::Accept(entry) => self.checker.durable_accept(id, entry),
                 Write::Promise(ballot) => self.causes.promise_durable(id, *ballot),
+                Write::Rebuilding(false) => self.stats.rebuilds += 1,
                 _ => {}
             }
         }

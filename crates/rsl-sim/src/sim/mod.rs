@@ -122,6 +122,11 @@ struct Node {
     /// This incarnation's tick count when it last adopted a primary (heard a heartbeat or
     /// accept from it): the stickiness check's view of the core's guard.
     heard: u64,
+    /// The values each slot's promises reported in the election this incarnation runs
+    /// (digests), for the coverage of phase 1 with competing values.
+    reports: BTreeMap<Slot, std::collections::BTreeSet<u64>>,
+    /// When (global time) this incarnation, as primary, was asked to transfer primacy.
+    transfer_asked: Option<u64>,
     /// A checkpoint is being written (the core's next request is skipped meanwhile).
     checkpoint_writing: bool,
     /// The highest commit point this incarnation heard of (its recovered commit hint, or a
@@ -157,6 +162,18 @@ pub struct Stats {
     pub checkpoints_loaded: u64,
     /// Checkpoint writes the store refused (a corrupted write failed its verification).
     pub checkpoints_failed: u64,
+    /// Machine crashes (unsynced writes lost or torn), and power losses inside an fsync.
+    pub machine_crashes: u64,
+    pub power_losses: u64,
+    /// Phase 1 completions that found different values for one slot in the promises.
+    pub phase1_competing: u64,
+    /// Primacy transfers asked for, and those that timed out (the primary relinquished).
+    pub transfers: u64,
+    pub transfers_timed_out: u64,
+    /// Learners made voters by an executed configuration.
+    pub promotions: u64,
+    /// Wiped replicas that finished rebuilding (their disk-loss marker cleared durably).
+    pub rebuilds: u64,
     /// Primaries crashed with a pipeline of undecided slots; partial-accept windows.
     pub loaded_crashes: u64,
     pub partial_accepts: u64,
@@ -260,6 +277,8 @@ impl Sim {
                 written: BTreeMap::new(),
                 heard_commit: Slot::ZERO,
                 checkpoint_writing: false,
+                reports: BTreeMap::new(),
+                transfer_asked: None,
                 heard: 0,
             })
             .collect();
@@ -423,6 +442,7 @@ impl Sim {
                 let up = self.nodes[node].state != NodeState::Down;
                 if self.faults_on && up && self.nodes[node].incarnation == incarnation {
                     let id = self.nodes[node].id;
+                    self.stats.power_losses += 1;
                     self.record(format_args!("power loss during an fsync of {id:?}"));
                     self.crash_with(id, true);
                 }
@@ -451,6 +471,14 @@ impl Sim {
             }
             Event::Installed { node, incarnation, slot } => {
                 self.on_installed(node, incarnation, slot)
+            }
+            Event::Restart { node } => {
+                if self.faults_on {
+                    self.restart(self.nodes[node].id);
+                }
+            }
+            Event::CrashIfPrimary { node, incarnation, ballot } => {
+                self.crash_if_primary(node, incarnation, ballot)
             }
             Event::CheckpointArrives { from, to, slot, data } => {
                 self.on_checkpoint_arrives(from, to, slot, data)

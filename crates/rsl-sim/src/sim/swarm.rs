@@ -80,10 +80,11 @@ impl Sim {
     pub fn finish(&mut self) {
         self.close_history();
         self.stats.dropped = self.net.dropped;
+        self.stats.promotions = self.checker.promotions;
+        self.stats.storage = self.storage_stats();
         if self.checker.failure.is_some() {
             return;
         }
-        self.stats.storage = self.storage_stats();
         // Without liveness a majority may not have executed every acknowledged slot; the
         // write must still be in its slot wherever it was executed.
         let converged = !(self.options.safety_only && self.stats.not_live);
@@ -154,6 +155,9 @@ impl Sim {
             sum.rests_corrupted += d.rests_corrupted;
             sum.reported_corrupt += d.reported_corrupt;
             sum.torn_tails += d.torn_tails;
+            sum.checkpoints_saved += d.checkpoints_saved;
+            sum.checkpoints_corrupted += d.checkpoints_corrupted;
+            sum.checkpoints_skipped += d.checkpoints_skipped;
         }
         sum
     }
