@@ -142,6 +142,8 @@ pub struct Checker {
     requests: BTreeMap<RequestId, Slot>,
     /// Acknowledged writes and their slot.
     acked: Vec<(RequestId, Slot)>,
+    /// Requests refused as definitely not executed, and why.
+    refused: BTreeMap<RequestId, String>,
     /// Per replica: the highest checkpoint it loaded or installed (it holds every slot up
     /// to it without having executed them in this incarnation).
     checkpoints: BTreeMap<ReplicaId, Slot>,
@@ -166,6 +168,7 @@ impl Checker {
             logs: BTreeMap::new(),
             requests: BTreeMap::new(),
             acked: Vec::new(),
+            refused: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             failure: None,
             tick: 0,
@@ -388,6 +391,13 @@ impl Checker {
     fn record_requests(&mut self, slot: Slot, value: &Value) {
         let Value::Batch(requests) = value else { return };
         for request in requests {
+            if let Some(reason) = self.refused.get(&request.id) {
+                let detail = format!(
+                    "request {:?} executed in slot {} after its proposer refused it ({reason}: definitely not executed)",
+                    request.id, slot.0
+                );
+                self.fail(Check::Contract, detail);
+            }
             match self.requests.insert(request.id, slot) {
                 Some(other) if other != slot => {
                     let detail = format!(
@@ -399,6 +409,22 @@ impl Checker {
                 _ => {}
             }
         }
+    }
+
+    /// A replica refused a request it had taken with `reason`. Every refusal but
+    /// `OutcomeUnknown` says the request was definitely not executed, anywhere, ever.
+    pub fn refused(&mut self, id: RequestId, reason: &rsl_core::Refusal) {
+        if *reason == rsl_core::Refusal::OutcomeUnknown {
+            return;
+        }
+        if let Some(slot) = self.requests.get(&id) {
+            let detail = format!(
+                "{:?} refused request {id:?} ({reason:?}: definitely not executed) but it executed in slot {}",
+                id.proposer, slot.0
+            );
+            return self.fail(Check::Contract, detail);
+        }
+        self.refused.insert(id, format!("{reason:?}"));
     }
 
     /// A write was acknowledged to its client, executed in `slot`.

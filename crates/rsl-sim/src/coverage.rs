@@ -5,7 +5,7 @@
 use crate::Stats;
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [(&str, fn(&Stats) -> u64); 24] = [
+pub const PATHS: [(&str, fn(&Stats) -> u64); 25] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("lease reads", |s| s.lease_reads),
@@ -19,6 +19,7 @@ pub const PATHS: [(&str, fn(&Stats) -> u64); 24] = [
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),
     ("checkpoint installs", |s| s.checkpoints_installed),
     ("checkpoints loaded at a restart", |s| s.checkpoints_loaded),
+    ("proposals whose slot an install skipped (outcome unknown)", |s| s.outcomes_unknown),
     ("disk wipes", |s| s.wipes),
     ("rebuilds completed", |s| s.rebuilds),
     ("crashes", |s| s.crashes),

@@ -58,9 +58,17 @@ impl Sim {
                 self.restart(ReplicaId(i as u32 + 1));
             }
         }
-        if self.rng.chance(o.pause_permille) && self.nodes[r].state == NodeState::Up {
-            let ticks = self.rng.range(1, o.pause_ticks_max.max(1));
-            self.pause_for(id, ticks);
+        if self.rng.chance(o.pause_permille) {
+            // Half the pauses hit the primary: it resumes with proposals in flight, a lease
+            // it must not trust, and a cluster that may have moved past its log.
+            let victim = match self.primary() {
+                Some(p) if self.rng.bool() => p,
+                _ => id,
+            };
+            if self.nodes[self.index(victim)].state == NodeState::Up {
+                let ticks = self.rng.range(1, o.pause_ticks_max.max(1));
+                self.pause_for(victim, ticks);
+            }
         }
         if self.rng.chance(o.stall_permille) && !self.nodes[r].disk.held {
             let ticks = self.rng.range(1, 100);

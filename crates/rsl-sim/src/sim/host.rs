@@ -163,6 +163,10 @@ impl Host<u64> for SimHost<'_> {
 
     fn refused(&mut self, ticket: u64, reason: Refusal) {
         self.refused.push(ticket);
+        self.sim.stats.outcomes_unknown += u64::from(reason == Refusal::OutcomeUnknown);
+        if let Some(id) = self.sim.request_ids.get(&ticket).copied() {
+            self.sim.checker.refused(id, &reason);
+        }
         let reply = Reply::Refused(reason);
         self.record(format_args!("Reply({ticket:?}, {reply:?})"));
         self.sim.on_replica_reply(ticket, reply);

@@ -170,6 +170,8 @@ pub struct Stats {
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
+    /// Proposals refused with an unknown outcome (a checkpoint install skipped their slot).
+    pub outcomes_unknown: u64,
     /// Learners made voters by an executed configuration.
     pub promotions: u64,
     /// Wiped replicas that finished rebuilding (their disk-loss marker cleared durably).
