@@ -32,6 +32,7 @@ impl Replica {
             return false;
         }
         let guard = u64::from(self.config.election_ticks_min);
+        let guard = if planted!(self, ShortStickiness) { guard / 2 } else { guard };
         self.now < self.last_contact + guard
     }
 
@@ -89,7 +90,14 @@ impl Replica {
             self.counters.sticky_refusals += 1;
             return;
         }
-        if ballot > self.promised {
+        if ballot > self.promised && planted!(self, PromiseNotPersisted) {
+            // The planted bug: the promise lives in memory only.
+            self.promised = ballot;
+            self.seen = self.seen.max(ballot);
+            self.step_down(None, out);
+            self.primary_ballot = Ballot::ZERO;
+            self.reset_election_timer();
+        } else if ballot > self.promised {
             self.raise_promise(ballot, out);
             self.step_down(None, out);
             self.primary_ballot = Ballot::ZERO;
@@ -259,6 +267,12 @@ impl Replica {
         let result = match &before.entry {
             Some(e) if e.chosen || slot <= self.commit => self.accept_chosen(slot, &value),
             Some(e) if e.ballot == ballot => self.accept_again(slot, &value),
+            Some(e) if e.value == value && planted!(self, SameValueNotRewritten) => {
+                // The planted bug: the newer ballot lives in memory only.
+                let seq = e.seq;
+                self.log.get_mut(&slot).expect("held").ballot = ballot;
+                Some(seq)
+            }
             _ => Some(self.accept_new(slot, ballot, value.clone(), out)),
         };
         self.check_accept(slot, ballot, &value, &before, result);

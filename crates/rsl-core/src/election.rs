@@ -266,13 +266,15 @@ impl Replica {
     /// Completes phase 1 if a quorum promised and every open slot's value is determined.
     pub(crate) fn check_phase1(&mut self, out: &mut Vec<Action>) {
         let Some(e) = &self.election else { return };
-        if e.prevote || e.own_seq > self.durable {
+        let early = planted!(self, Phase1BeforeOwnPromiseDurable);
+        if e.prevote || (e.own_seq > self.durable && !early) {
             return;
         }
+        let truncated_counts = planted!(self, TruncatedPromiseCounts);
         let complete: BTreeSet<ReplicaId> = e
             .promises
             .iter()
-            .filter(|(_, r)| r.complete())
+            .filter(|(_, r)| r.complete() || truncated_counts)
             .map(|(id, _)| *id)
             .chain([self.id])
             .collect();
@@ -289,8 +291,17 @@ impl Replica {
     }
 
     pub(crate) fn has_quorum(&self, m: &Membership, set: &BTreeSet<ReplicaId>) -> bool {
-        let votes = m.voters.iter().filter(|v| set.contains(v)).count();
-        let quorum = if planted!(self, CommitOnMinority) { m.voters.len() / 2 } else { m.quorum() };
+        let votes = match planted!(self, CountLearnerVotes) {
+            true => m.replicas().filter(|v| set.contains(v)).count(),
+            false => m.voters.iter().filter(|v| set.contains(v)).count(),
+        };
+        let n = m.voters.len();
+        let quorum = match planted!(self, CommitOnMinority)
+            || (planted!(self, EvenQuorumIsHalf) && n.is_multiple_of(2))
+        {
+            true => n / 2,
+            false => m.quorum(),
+        };
         votes >= quorum.max(1)
     }
 
@@ -315,7 +326,13 @@ impl Replica {
             let best = known.entry(slot).or_insert((rank, value));
             invariant!(unless self, Any, !(rank.0 && best.0 .0) || best.1 == value,
                 "two chosen values reported for {slot:?}");
-            if rank > best.0 {
+            let better = match planted!(self, Phase1PicksLowestBallot) {
+                true => {
+                    (rank.0, std::cmp::Reverse(rank.1)) > (best.0 .0, std::cmp::Reverse(best.0 .1))
+                }
+                false => rank > best.0,
+            };
+            if better {
                 *best = (rank, value);
             }
         }
@@ -336,7 +353,7 @@ impl Replica {
         for (slot, (ballot, count)) in &unknown {
             let beaten = known.get(slot).is_some_and(|(b, _)| b.0 || b.1 >= *ballot);
             let recoverable = all_voters && *count < quorum;
-            if !(beaten || recoverable) {
+            if !(beaten || recoverable || planted!(self, Phase1IgnoresUnknown)) {
                 return None;
             }
         }
@@ -496,3 +513,4 @@ impl Replica {
         );
     }
 }
+

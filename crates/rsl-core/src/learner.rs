@@ -36,8 +36,9 @@ impl Replica {
         self.note_commit_hint(from, commit);
         let mut newly = Vec::new();
         let from = self.commit.next();
+        let any_ballot = planted!(self, LearnCommitAtAnyBallot);
         for (slot, e) in self.log.range_mut(from..).take_while(|(s, _)| **s <= commit) {
-            if e.ballot == ballot && !e.chosen {
+            if (e.ballot == ballot || any_ballot) && !e.chosen {
                 e.chosen = true;
                 newly.push(*slot);
             }
@@ -168,6 +169,10 @@ impl Replica {
     /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.
     pub(crate) fn request_catchup(&mut self, out: &mut Vec<Action>) {
         let target = self.primary.filter(|p| *p != self.id).or(self.hint_from);
+        let target = match (target, self.catchup_avoid) {
+            (Some(t), Some(avoid)) if t == avoid => Some(self.peer_after(avoid)),
+            (t, _) => t,
+        };
         let Some(to) = target.filter(|t| *t != self.id) else { return };
         if self.commit >= self.commit_hint {
             return;
@@ -177,6 +182,14 @@ impl Replica {
         self.catchup_sent = Some(self.now);
         self.counters.catchups += 1;
         self.send(to, Body::CatchupRequest { from, to: last.min(self.commit_hint) }, out);
+    }
+
+    /// The replica after `peer` in id order, among the others that receive the log
+    /// (cyclically); `peer` itself if there is no other.
+    fn peer_after(&self, peer: ReplicaId) -> ReplicaId {
+        let peers: Vec<ReplicaId> = self.peers().into_iter().filter(|p| *p != peer).collect();
+        let next = peers.iter().find(|p| **p > peer).or(peers.first());
+        next.copied().unwrap_or(peer)
     }
 
     pub(crate) fn on_catchup_request(
@@ -269,6 +282,11 @@ impl Replica {
         }
         self.advance_commit();
         self.catchup_sent = None;
+        // A peer that answers without the slots we lack (it may fail to read them back from
+        // a damaged log) is not asked again until another peer helped: otherwise a replica
+        // behind a primary with one unreadable record would ask it forever.
+        let stuck = self.commit == commit_before && self.commit < self.commit_hint;
+        self.catchup_avoid = if stuck { Some(from) } else { None };
         if self.commit > commit_before && self.commit < self.commit_hint {
             self.request_catchup(out);
         }
@@ -320,14 +338,18 @@ impl Replica {
 
     /// A peer's checkpoint replaced the state: everything up to `slot` is executed.
     pub(crate) fn on_checkpoint_installed(&mut self, slot: Slot, out: &mut Vec<Action>) {
-        if slot <= self.executed {
+        if slot <= self.executed && !planted!(self, InstallMovesExecutedBack) {
             return;
         }
         let skipped: Vec<Slot> = self.outcomes.range(..=slot).map(|(s, _)| *s).collect();
         for s in skipped {
             // Whether these executed is unknown here; the checkpoint's state may hold them.
             for id in self.outcomes.remove(&s).unwrap_or_default() {
-                out.push(Action::Refuse { id, reason: Refusal::OutcomeUnknown });
+                let reason = match planted!(self, InstalledOutcomeSuperseded) {
+                    true => Refusal::Superseded { primary: None },
+                    false => Refusal::OutcomeUnknown,
+                };
+                out.push(Action::Refuse { id, reason });
             }
         }
         self.executed = slot;

@@ -192,8 +192,9 @@ impl Replica {
         ballot: crate::types::Ballot,
         slots: &[Slot],
     ) {
+        let other_ballot = planted!(self, CountVotesFromOtherBallots);
         let Some(l) = self.primacy.as_mut() else { return };
-        if l.ballot != ballot {
+        if l.ballot != ballot && !(other_ballot && ballot.owner() == self.id) {
             self.counters.dropped += 1;
             return;
         }
@@ -384,9 +385,11 @@ impl Replica {
     /// acknowledging every round it sent).
     fn quorum_round(&self) -> u64 {
         let l = self.primacy.as_ref().expect("primacy");
-        let mut rounds: Vec<u64> = self
-            .membership
-            .voters
+        let counted: Vec<ReplicaId> = match planted!(self, LeaseCountsLearners) {
+            true => self.membership.replicas().collect(),
+            false => self.membership.voters.clone(),
+        };
+        let mut rounds: Vec<u64> = counted
             .iter()
             .map(|v| if *v == self.id { l.round } else { l.acks.get(v).map_or(0, |a| a.round) })
             .collect();
@@ -397,12 +400,17 @@ impl Replica {
     /// True while a majority's lease covers this tick.
     pub(crate) fn lease_valid(&self) -> bool {
         let l = self.primacy.as_ref().expect("primacy");
-        if l.transfer.is_some() {
+        if l.transfer.is_some() && !planted!(self, LeaseReadDuringTransfer) {
             return false;
         }
-        let round = self.quorum_round();
+        let round =
+            if planted!(self, LeaseFromNewestRound) { l.round } else { self.quorum_round() };
         let sent = l.round_sent.get(&round).copied();
-        sent.is_some_and(|t| self.now < t + u64::from(self.config.lease_ticks))
+        let lease = match planted!(self, LeaseIgnoresDrift) {
+            true => u64::from(self.config.election_ticks_min) - 1,
+            false => u64::from(self.config.lease_ticks),
+        };
+        sent.is_some_and(|t| self.now < t + lease)
     }
 
     pub(crate) fn on_read(&mut self, id: ReadId, mode: ReadMode, out: &mut Vec<Action>) {
@@ -418,7 +426,8 @@ impl Replica {
     }
 
     fn read_linearizable(&mut self, id: ReadId, out: &mut Vec<Action>) {
-        let transferring = self.primacy.as_ref().is_some_and(|l| l.transfer.is_some());
+        let transferring = self.primacy.as_ref().is_some_and(|l| l.transfer.is_some())
+            && !planted!(self, LeaseReadDuringTransfer);
         if self.primacy.is_none() || transferring {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::ReadRefused { id, reason: Refusal::NotPrimary { primary } });
@@ -426,7 +435,10 @@ impl Replica {
         }
         let lease = self.lease_valid();
         let l = self.primacy.as_ref().expect("primacy");
-        let index = self.commit.max(l.recovery_slot);
+        let index = match planted!(self, ReadIndexIgnoresRecovery) {
+            true => self.commit,
+            false => self.commit.max(l.recovery_slot),
+        };
         let round = if lease { 0 } else { l.round + 1 };
         if !lease {
             self.send_heartbeats(out);
@@ -484,7 +496,7 @@ impl Replica {
         self.transfer_tick(out);
         ensure!(target != self.id, "a transfer to itself");
         if let Some(l) = &self.primacy {
-            ensure!(
+            ensure!(unless self, LeaseReadDuringTransfer,
                 l.queue.is_empty() && !self.lease_valid(),
                 "a transferring primary still serves"
             );
@@ -507,6 +519,10 @@ impl Replica {
             // The target did not take over. Resuming at this ballot would be unsafe: a
             // delayed transfer prepare may still break the leases granted to it. Relinquish,
             // and let an ordinary election (with fresh ballots and leases) follow.
+            if planted!(self, TransferTimeoutResumes) {
+                l.transfer = None;
+                return;
+            }
             return self.step_down(None, out);
         }
         let caught_up = l.acks.get(&t.target).is_some_and(|a| a.commit >= commit);

@@ -323,6 +323,9 @@ pub struct Replica {
     /// Fast reads waiting for `executed >= slot`.
     pub(crate) reads: VecDeque<FastRead>,
     pub(crate) catchup_sent: Option<u64>,
+    /// A peer whose last catch-up reply brought none of the slots asked for (it may be
+    /// unable to read them back): the next requests go to another peer until one helps.
+    pub(crate) catchup_avoid: Option<ReplicaId>,
     pub(crate) loads: BTreeMap<u64, ReplicaId>,
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
@@ -399,6 +402,7 @@ impl Replica {
             outcomes: BTreeMap::new(),
             reads: VecDeque::new(),
             catchup_sent: None,
+            catchup_avoid: None,
             loads: BTreeMap::new(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,

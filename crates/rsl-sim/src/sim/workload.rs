@@ -96,7 +96,8 @@ impl Sim {
                     client: c as u32,
                     op: cur.op,
                     call: cur.call,
-                    ret: Some((self.now, output)),
+                    ret: Some(self.now),
+                    output: Some(output),
                 });
                 self.stats.ops_ok += 1;
                 if cur.op.is_write() && self.healed_at.is_some_and(|h| cur.call >= h) {
@@ -105,6 +106,12 @@ impl Sim {
                 self.clients[c].current = None;
                 let think = self.rng.range(0, 4 * TICK);
                 self.schedule(think, Event::ClientWake { client: c });
+            }
+            Reply::Refused(rsl_core::Refusal::OutcomeUnknown) => {
+                // The replica skipped the request's slot by installing a checkpoint: it may
+                // or may not have executed, so the client must not retry it blindly; its
+                // outcome is indeterminate, as after a timeout.
+                self.on_client_timeout(c, cur.op_no);
             }
             Reply::Refused(reason) => {
                 let hint = match reason {
@@ -161,7 +168,7 @@ impl Sim {
         for (ticket, (op, call)) in std::mem::take(&mut self.script_ops) {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
             self.indeterminate.push((self.history.len(), vec![ticket]));
-            self.history.push(Operation { client, op, call, ret: None });
+            self.history.push(Operation { client, op, call, ret: None, output: None });
         }
     }
 
@@ -169,21 +176,37 @@ impl Sim {
         let tickets =
             (cur.first_attempt..=self.clients[c].attempt).map(|a| ((c as u64) << 32) | a).collect();
         self.indeterminate.push((self.history.len(), tickets));
-        self.history.push(Operation { client: c as u32, op: cur.op, call: cur.call, ret: None });
+        let op =
+            Operation { client: c as u32, op: cur.op, call: cur.call, ret: None, output: None };
+        self.history.push(op);
         self.stats.ops_indeterminate += 1;
     }
 
-    /// The history to check. An indeterminate write that no replica ever executed is left
-    /// out: no operation can have observed it, so it is equivalent to ordering it last, and
-    /// leaving it out keeps the search small after crash-heavy runs.
+    /// The history to check. An operation whose client gave up (indeterminate) is resolved
+    /// with what the simulator knows: if a replica answered it, it returned then with that
+    /// output (the reply was lost or came too late, which the system's behaviour cannot
+    /// depend on); otherwise a write some replica executed took effect by its first
+    /// execution anywhere (an executed write is chosen, and every read invoked later must see
+    /// it); a write no replica executed is left out (no operation can have observed it, which
+    /// is the same as ordering it last). Both keep the search small after crash-heavy runs.
     pub(super) fn checked_history(&self) -> Vec<Operation> {
-        let mut skip = vec![false; self.history.len()];
+        let mut history = self.history.clone();
+        let mut skip = vec![false; history.len()];
         for (index, tickets) in &self.indeterminate {
-            let executed = tickets
-                .iter()
-                .any(|t| self.request_ids.get(t).is_some_and(|id| self.checker.was_executed(*id)));
-            skip[*index] = !executed;
+            let o = &mut history[*index];
+            let answered = tickets.iter().find_map(|t| self.replica_replies.get(t));
+            if let Some(output) = answered.and_then(|(_, response)| decode_output(o.op, response)) {
+                o.ret = answered.map(|(time, _)| *time);
+                o.output = Some(output);
+                continue;
+            }
+            let ids = tickets.iter().filter_map(|t| self.request_ids.get(t));
+            let effect = ids.filter_map(|id| self.first_executed.get(id)).min();
+            match effect {
+                Some(time) if o.op.is_write() => o.ret = Some((*time).max(o.call)),
+                _ => skip[*index] = o.op.is_write(),
+            }
         }
-        self.history.iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o.clone()).collect()
+        history.into_iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o).collect()
     }
 }
