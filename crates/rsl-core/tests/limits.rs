@@ -2,14 +2,12 @@
 //! is refused; no message the core builds exceeds `message_bytes_max` (accepts, catch-up
 //! replies and promises are split by bytes, a promise into pages); the configuration refuses
 //! limits that do not chain; and a property test runs clusters with request sizes drawn up to
-//! the limit, checking every message sent (size and round trip) in the shared harness.
+//! the limit on the simulator, whose host checks every message sent (size and round trip).
 
-mod common;
 #[path = "common/lone.rs"]
 mod lone;
 
 use bytes::Bytes;
-use common::{Cluster, Outcome, TestRng};
 use lone::{b, from, sent, sent_to, step};
 use proptest::prelude::*;
 use rsl_core::limits::{
@@ -20,6 +18,9 @@ use rsl_core::{
     Action, Ballot, Config, Input, LogEntry, Message, Recovered, Refusal, Replica, ReplicaId,
     Request, RequestId, Role, Slot, SlotValue, UnknownValue, Value,
 };
+use rsl_sim::driver::Reply;
+use rsl_sim::kv::Op;
+use rsl_sim::{Options, Sim};
 
 /// Limits small enough that one request fills a message: a 1,000-byte request maximum and
 /// the smallest message limit that carries it.
@@ -36,6 +37,28 @@ fn small_config(id: u32) -> Config {
     let mut c = Config::new(id, [1, 2, 3]);
     small(&mut c);
     c
+}
+
+/// The simulator's options for a quiet cluster of `n` under the `small` limits.
+fn small_options(n: usize, seed: u64) -> Options {
+    let mut c = Config::new(1, [1]);
+    small(&mut c);
+    Options {
+        request_bytes_max: c.request_bytes_max,
+        batch_bytes_max: c.batch_bytes_max,
+        batch_requests_max: c.batch_requests_max,
+        pipeline_slots_max: c.pipeline_slots_max,
+        message_bytes_max: c.message_bytes_max,
+        ..Options::quiet(n, seed)
+    }
+}
+
+/// Waits (up to `ticks`) for the answers to `tickets` and returns them.
+fn answers(sim: &mut Sim, tickets: &[u64], ticks: u64) -> Vec<Reply> {
+    let ok = sim.run_until(|s| tickets.iter().all(|t| s.reply(*t).is_some()), ticks);
+    sim.assert_no_failure();
+    assert!(ok, "no answer within {ticks} ticks");
+    tickets.iter().map(|t| sim.reply(*t).expect("answered").clone()).collect()
 }
 
 /// A one-request batch of `size` payload bytes, distinct for each `n`.
@@ -130,17 +153,16 @@ fn the_entry_framing_bound_holds_for_the_widest_fields() {
 
 #[test]
 fn a_request_at_the_maximum_executes_and_one_byte_more_is_refused() {
-    let mut c = Cluster::with(1, 1, 5, small);
-    let p = c.elect(1_000);
-    let at = c.propose_sized(p, false, 1000);
-    let above = c.propose_sized(p, false, 1001);
-    for _ in 0..10 {
-        c.sync(0);
-        c.step(0, Input::Tick);
-    }
-    assert_eq!(c.outcomes.get(&at), Some(&Outcome::Executed));
+    let mut sim = Sim::new(small_options(1, 5));
+    let p = sim.elect();
+    let at = sim.propose_sized(p, Op::Append { key: 0, token: 1 }, 1000, false);
+    let above = sim.propose_sized(p, Op::Append { key: 0, token: 2 }, 1001, false);
+    let replies = answers(&mut sim, &[at, above], 10);
+    assert!(matches!(replies[0], Reply::Done { .. }), "{:?}", replies[0]);
     let too_large = Refusal::TooLarge { size: 1001, max: 1000 };
-    assert_eq!(c.outcomes.get(&above), Some(&Outcome::Refused(too_large)));
+    assert_eq!(replies[1], Reply::Refused(too_large));
+    assert_eq!(sim.kv(p).unwrap().value(0), &[1]);
+    sim.end();
 }
 
 /// A follower refuses an oversized proposal as too large, not as "not primary": retrying
@@ -304,24 +326,27 @@ fn a_candidate_waits_for_every_page_then_reproposes_every_value() {
 /// promise, each within the default message limit; 16 MiB + 1 is refused.
 #[test]
 fn a_maximal_request_fits_every_message_at_the_default_limits() {
-    let mut c = Cluster::new(3, 21);
-    let p = c.elect(20_000);
-    let lagging = (p + 1) % 3;
-    c.isolated[lagging] = true;
-    let at = c.propose_sized(p, true, REQUEST_BYTES_MAX_DEFAULT);
-    let above = c.propose_sized(p, true, REQUEST_BYTES_MAX_DEFAULT + 1);
-    c.run(5_000);
-    assert_eq!(c.outcomes.get(&at), Some(&Outcome::Executed));
-    let too_large =
-        Refusal::TooLarge { size: REQUEST_BYTES_MAX_DEFAULT + 1, max: REQUEST_BYTES_MAX_DEFAULT };
-    assert_eq!(c.outcomes.get(&above), Some(&Outcome::Refused(too_large)));
+    let mut sim = Sim::new(Options::quiet(3, 21));
+    let p = sim.elect();
+    let lagging = sim.others(p)[0];
+    sim.isolate(lagging);
+    let (max, op) = (REQUEST_BYTES_MAX_DEFAULT, Op::Append { key: 0, token: 1 });
+    let at = sim.propose_sized(p, op, max, true);
+    let above = sim.propose_sized(p, Op::Append { key: 0, token: 2 }, max + 1, true);
+    let replies = answers(&mut sim, &[at, above], 200);
+    assert!(matches!(replies[0], Reply::Done { .. }), "{:?}", replies[0]);
+    let too_large = Refusal::TooLarge { size: max + 1, max };
+    assert_eq!(replies[1], Reply::Refused(too_large));
     // The lagging replica learns the slot by catch-up (or a resent accept).
-    c.isolated[lagging] = false;
-    c.run(20_000);
-    let commit = c.replicas[p].status().commit;
-    assert_eq!(c.replicas[lagging].status().executed, commit);
-    assert!(c.largest_message > REQUEST_BYTES_MAX_DEFAULT, "a maximal request was sent");
-    assert!(c.largest_message <= MESSAGE_BYTES_MAX_DEFAULT);
+    sim.heal();
+    sim.converge();
+    let commit = sim.status(p).unwrap().commit;
+    assert_eq!(sim.executed(lagging), commit);
+    assert_eq!(sim.kv(lagging).unwrap().value(0), &[1]);
+    let largest = sim.stats.largest_message as usize;
+    assert!(largest > REQUEST_BYTES_MAX_DEFAULT, "a maximal request was sent");
+    assert!(largest <= MESSAGE_BYTES_MAX_DEFAULT);
+    sim.end();
 
     // A promise carrying it, from a lone acceptor.
     let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
@@ -343,69 +368,38 @@ fn a_maximal_request_fits_every_message_at_the_default_limits() {
     );
 }
 
-/// Sizes the way the simulator draws them: mostly small, some at and near the maximum.
-fn draw_size(rng: &mut TestRng, max: usize) -> usize {
-    match rng.below(10) {
-        0 => max,
-        1 => max - rng.below(16) as usize,
-        2 => rng.below(max as u64 + 1) as usize,
-        _ => rng.below(64) as usize,
-    }
-}
-
-/// A random schedule with loss, duplication, crashes, transfers and request sizes up to the
-/// maximum, then healing: the harness checks that every message sent is within the limit and
-/// decodes to itself, and every proposal ends in one outcome.
-fn sized_schedule(seed: u64, n: u32) -> Cluster {
-    let mut c = Cluster::with(n, n, seed, small);
-    let mut rng = TestRng(seed ^ 0x5173);
-    c.loss_permille = 50;
-    c.dup_permille = 30;
-    let mut down: Vec<usize> = Vec::new();
-    for _ in 0..30 {
-        let i = rng.below(u64::from(n)) as usize;
-        let target = c.primary().unwrap_or(i);
-        for _ in 0..rng.below(12) {
-            let size = draw_size(&mut rng, 1000);
-            c.propose_sized(target, rng.below(5) == 0, size);
-        }
-        c.run(300);
-        if rng.below(8) == 0 {
-            if let Some(p) = c.primary() {
-                c.step(p, Input::TransferPrimacy { to: None });
-            }
-        }
-        if rng.below(6) == 0 && down.len() < (n as usize - 1) / 2 {
-            let victim = rng.below(u64::from(n)) as usize;
-            if c.up[victim] {
-                c.crash(victim);
-                down.push(victim);
-            }
-        } else if let Some(i) = down.pop() {
-            c.restart(i, seed);
-        }
-    }
-    for i in down {
-        c.restart(i, seed);
-    }
-    c.loss_permille = 0;
-    c.dup_permille = 0;
-    c.run(40_000 * n as usize / 3);
-    c
+/// A random run with loss, duplication, crashes, pauses, transfers and client requests
+/// sized up to and past the maximum (`Options::large_permille`), then healing: the
+/// simulator's host checks that every message sent is within the limit and decodes to
+/// itself, every request above the limit is refused as too large and none within it, every
+/// proposal ends in one outcome, and the healed cluster commits and converges.
+fn sized_run(seed: u64, n: usize) -> Sim {
+    let mut o = small_options(n, seed);
+    o.fault_ticks = 300;
+    o.loss_permille = 50;
+    o.duplicate_permille = 30;
+    o.crash_permille = 5;
+    o.restart_permille = 30;
+    o.transfer_permille = 10;
+    o.clients = 4;
+    o.large_permille = 700;
+    let mut sim = Sim::new(o);
+    sim.run_swarm();
+    sim
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
     fn every_message_the_core_builds_fits_and_decodes(seed in any::<u64>(), five in any::<bool>()) {
-        let c = sized_schedule(seed, if five { 5 } else { 3 });
-        prop_assert!(c.all_settled(), "a proposal has no outcome");
-        let p = c.primary();
-        prop_assert!(p.is_some(), "no primary after healing");
-        let commit = c.replicas[p.unwrap()].status().commit;
-        for r in &c.replicas {
-            prop_assert_eq!(r.status().executed, commit, "{:?} lags", r.status().id);
+        let mut sim = sized_run(seed, if five { 5 } else { 3 });
+        prop_assert!(sim.failure().is_none(), "{}", sim.failure().unwrap());
+        prop_assert!(sim.primary().is_some(), "no primary after healing");
+        sim.converge();
+        let commit = sim.status(sim.primary().unwrap()).unwrap().commit;
+        for id in sim.ids() {
+            prop_assert_eq!(sim.executed(id), commit, "{:?} lags", id);
         }
     }
 }

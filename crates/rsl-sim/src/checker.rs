@@ -52,6 +52,10 @@ pub enum Check {
     /// The storage broke its contract: recovery lost or changed an acknowledged record or
     /// the promise (checked against the simulator's shadow of what was acknowledged).
     Storage,
+    /// A size limit broke: a message sent above `message_bytes_max` (or not the size the
+    /// encoder measures), a request within `request_bytes_max` refused as too large, or one
+    /// above it executed.
+    Limits,
 }
 
 /// A failed check, with when and why.

@@ -44,8 +44,17 @@ impl Op {
         Bytes::from(out)
     }
 
+    /// The operation padded with zeros to `size` bytes (at least its own 10), so that the
+    /// workload can send requests of any size up to and past the limits.
+    pub fn encode_sized(self, size: usize) -> Bytes {
+        let mut out = self.encode().to_vec();
+        out.resize(size.max(out.len()), 0);
+        Bytes::from(out)
+    }
+
+    /// Decodes what [`Op::encode`] or [`Op::encode_sized`] wrote (padding is ignored).
     pub fn decode(bytes: &[u8]) -> Option<Op> {
-        if bytes.len() != 10 {
+        if bytes.len() < 10 {
             return None;
         }
         let key = bytes[1];
@@ -205,6 +214,9 @@ mod tests {
             assert_eq!(Op::decode(&op.encode()), Some(op));
         }
         assert_eq!(Op::decode(b""), None);
+        let op = Op::Append { key: 2, token: 7 };
+        assert_eq!(Op::decode(&op.encode_sized(1000)), Some(op));
+        assert_eq!(op.encode_sized(1000).len(), 1000);
         assert_eq!(Op::decode(b"X123456789"), None);
     }
 

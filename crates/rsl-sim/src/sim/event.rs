@@ -14,6 +14,8 @@ pub(crate) enum Pending {
         ticket: u64,
         op: Op,
         exclusive: bool,
+        /// The payload's size in bytes: the operation, padded (at least its 10 bytes).
+        size: usize,
     },
     Read {
         ticket: u64,

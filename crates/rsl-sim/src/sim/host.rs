@@ -75,11 +75,30 @@ impl Host<u64> for SimHost<'_> {
             let incarnation = sim.nodes[self.node].incarnation;
             sim.causes.heartbeat_sent((id, incarnation, ballot), round, sim.now);
         }
-        // Every message crosses the wire codec, as in production.
-        match Message::decode(&msg.encode()) {
+        // Every message crosses the wire codec, as in production, and must fit the frame the
+        // transport carries (issue 8: a message above it wedged a cluster). Neither report
+        // prints the message whole: its values may be large.
+        let bytes = msg.encode();
+        sim.stats.largest_message = sim.stats.largest_message.max(bytes.len() as u64);
+        let brief = || format!("{msg:?}").chars().take(200).collect::<String>();
+        if bytes.len() > sim.options.message_bytes_max || bytes.len() != msg.encoded_len() {
+            let detail = format!(
+                "a message of {} bytes (the encoder measured {}), above the limit of {} (message_bytes_max): {}",
+                bytes.len(),
+                msg.encoded_len(),
+                sim.options.message_bytes_max,
+                brief()
+            );
+            sim.checker.fail(Check::Limits, detail);
+        }
+        match Message::decode(&bytes) {
             Ok(decoded) if decoded == msg => {}
-            other => {
-                let detail = format!("wire codec does not round-trip {msg:?}: {other:?}");
+            Ok(_) => {
+                let detail = format!("wire codec does not round-trip {}", brief());
+                sim.checker.fail(Check::Contract, detail);
+            }
+            Err(e) => {
+                let detail = format!("wire codec does not decode {}: {e:?}", brief());
                 sim.checker.fail(Check::Contract, detail);
             }
         }
@@ -141,6 +160,15 @@ impl Host<u64> for SimHost<'_> {
         if let Value::Batch(requests) = value {
             for request in &requests {
                 sim.first_executed.entry(request.id).or_insert(sim.now);
+                if sim.oversized.contains(&request.id) {
+                    let detail = format!(
+                        "{id:?} executed {:?} of {} bytes, above request_bytes_max {}",
+                        request.id,
+                        request.payload.len(),
+                        sim.options.request_bytes_max
+                    );
+                    sim.checker.fail(Check::Limits, detail);
+                }
             }
             for (request, caller) in requests.iter().zip(callers) {
                 let response = sim.nodes[node].machine.execute(slot, request);
@@ -166,6 +194,18 @@ impl Host<u64> for SimHost<'_> {
         self.sim.stats.outcomes_unknown += u64::from(reason == Refusal::OutcomeUnknown);
         if let Some(id) = self.sim.request_ids.get(&ticket).copied() {
             self.sim.checker.refused(id, &reason);
+        }
+        // A request above the limit is refused as too large at the door (synchronously,
+        // whatever the replica's role), and only such a request.
+        let oversized = self.sim.oversized_tickets.contains(&ticket);
+        let limit = self.sim.options.request_bytes_max;
+        let right = match reason {
+            Refusal::TooLarge { size, max } => oversized && size > max && max == limit,
+            _ => !oversized,
+        };
+        if !right {
+            let detail = format!("ticket {ticket} refused {reason:?} (request_bytes_max {limit})");
+            self.sim.checker.fail(Check::Limits, detail);
         }
         let reply = Reply::Refused(reason);
         self.record(format_args!("Reply({ticket:?}, {reply:?})"));
@@ -313,9 +353,17 @@ impl Sim {
                 }
                 driver.step(input, &mut host);
             }
-            Pending::Propose { ticket, op, exclusive } => {
-                let id = driver.propose(op.encode(), exclusive, ticket, &mut host);
+            Pending::Propose { ticket, op, exclusive, size } => {
+                let oversized = size > host.sim.options.request_bytes_max;
+                if oversized {
+                    host.sim.oversized_tickets.insert(ticket);
+                    host.sim.stats.too_large += 1;
+                }
+                let id = driver.propose(op.encode_sized(size), exclusive, ticket, &mut host);
                 host.sim.request_ids.insert(ticket, id);
+                if oversized {
+                    host.sim.oversized.insert(id);
+                }
             }
             Pending::Read { ticket, key, mode } => {
                 driver.read(Bytes::from(vec![key]), mode, ticket, &mut host);

@@ -16,7 +16,7 @@
 //! the assert-style helpers they tell their stories with.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
@@ -140,6 +140,10 @@ struct Node {
 pub struct Stats {
     pub events: u64,
     pub messages: u64,
+    /// The largest message sent, encoded (bytes).
+    pub largest_message: u64,
+    /// Requests proposed above `request_bytes_max` (refused as too large).
+    pub too_large: u64,
     pub dropped: u64,
     pub crashes: u64,
     /// Crashes that also wiped the disk.
@@ -219,6 +223,10 @@ pub struct Sim {
     /// client may have given up on it already).
     replica_replies: BTreeMap<u64, (u64, Bytes)>,
     script_ops: BTreeMap<u64, (Op, u64)>,
+    /// Requests proposed above `request_bytes_max`: they must be refused, never executed.
+    oversized: BTreeSet<RequestId>,
+    /// The tickets of those proposals (a refusal at the door comes before the id is known).
+    oversized_tickets: BTreeSet<u64>,
     script_replies: BTreeMap<u64, Reply>,
     next_script: u64,
     faults_on: bool,
@@ -311,6 +319,8 @@ impl Sim {
             first_executed: BTreeMap::new(),
             replica_replies: BTreeMap::new(),
             script_ops: BTreeMap::new(),
+            oversized: BTreeSet::new(),
+            oversized_tickets: BTreeSet::new(),
             script_replies: BTreeMap::new(),
             next_script: 0,
             faults_on: false,
@@ -393,6 +403,11 @@ impl Sim {
         config.log_memory_entries_max = o.log_memory_entries_max;
         config.checkpoint_interval_slots = o.checkpoint_interval_slots;
         config.log_kept_slots = o.log_kept_slots;
+        config.request_bytes_max = o.request_bytes_max;
+        config.batch_bytes_max = o.batch_bytes_max;
+        config.message_bytes_max = o.message_bytes_max;
+        config.pipeline_bytes_max = o.pipeline_bytes_max;
+        config.proposals_queued_bytes_max = o.proposals_queued_bytes_max;
         config.heartbeat_ticks = o.heartbeat_ticks;
         config.election_ticks_min = o.election_ticks_min;
         config.election_ticks_max = o.election_ticks_max;

@@ -114,7 +114,16 @@ impl Sim {
     pub fn propose(&mut self, id: ReplicaId, op: Op) -> u64 {
         let ticket = self.new_script_ticket(op);
         let i = self.index(id);
-        self.deliver(i, Pending::Propose { ticket, op, exclusive: false });
+        self.deliver(i, Pending::Propose { ticket, op, exclusive: false, size: 10 });
+        ticket
+    }
+
+    /// Proposes `op` padded to `size` payload bytes (see [`Op::encode_sized`]) at replica
+    /// `id`, exclusive or not; returns a ticket for [`Sim::reply`].
+    pub fn propose_sized(&mut self, id: ReplicaId, op: Op, size: usize, exclusive: bool) -> u64 {
+        let ticket = self.new_script_ticket(op);
+        let i = self.index(id);
+        self.deliver(i, Pending::Propose { ticket, op, exclusive, size });
         ticket
     }
 
