@@ -86,6 +86,17 @@ pub struct Options {
     pub log_memory_entries_max: usize,
     pub checkpoint_interval_slots: u64,
     pub log_kept_slots: u64,
+    /// Size limits (bytes), the core's knobs of the same names. The swarm draws small ones on
+    /// some seeds (a maximal request stays cheap) with `large_permille` of the client
+    /// requests padded to sizes at and near them.
+    pub request_bytes_max: usize,
+    pub batch_bytes_max: usize,
+    pub message_bytes_max: usize,
+    pub pipeline_bytes_max: usize,
+    pub proposals_queued_bytes_max: usize,
+    /// Chance (per mille) that a client's write is padded to a size drawn up to and just
+    /// past the limits (`Sim::draw_size`); the others carry their 10-byte operation.
+    pub large_permille: u32,
     /// Timing (ticks): heartbeats, election timeouts, the lease.
     pub heartbeat_ticks: u32,
     pub election_ticks_min: u32,
@@ -170,6 +181,12 @@ impl Options {
             log_memory_entries_max: core.log_memory_entries_max,
             checkpoint_interval_slots: core.checkpoint_interval_slots,
             log_kept_slots: core.log_kept_slots,
+            request_bytes_max: core.request_bytes_max,
+            batch_bytes_max: core.batch_bytes_max,
+            message_bytes_max: core.message_bytes_max,
+            pipeline_bytes_max: core.pipeline_bytes_max,
+            proposals_queued_bytes_max: core.proposals_queued_bytes_max,
+            large_permille: 0,
             heartbeat_ticks: core.heartbeat_ticks,
             election_ticks_min: core.election_ticks_min,
             election_ticks_max: core.election_ticks_max,
@@ -255,7 +272,37 @@ impl Options {
             o.wipe_permille = w.range(50, 500) as u32;
         }
         o.draw_configurations(&mut Rng::new(seed ^ 0x434f_4e46_4947_0000));
+        o.draw_sizes(&mut Rng::new(seed ^ 0x5349_5a45_0000_0000));
         o
+    }
+
+    /// Small size limits on half the seeds, with requests drawn up to them (issue 8: a value
+    /// larger than one message wedged a cluster, and small requests never showed it). The
+    /// limits chain as `Config::validate` requires; the message limit is at its minimum
+    /// (the largest value and its framing) half the time. Drawn from a stream of their own.
+    fn draw_sizes(&mut self, x: &mut Rng) {
+        if !x.chance(500) {
+            return;
+        }
+        self.request_bytes_max = x.range(16, 4096) as usize;
+        self.batch_bytes_max = match x.below(3) {
+            0 => self.request_bytes_max,
+            1 => x.range(10, self.request_bytes_max as u64) as usize,
+            _ => x.range(self.request_bytes_max as u64, 4 * self.request_bytes_max as u64) as usize,
+        };
+        let mut c = Config::new(1, [1]);
+        c.request_bytes_max = self.request_bytes_max;
+        c.batch_bytes_max = self.batch_bytes_max;
+        c.batch_requests_max = self.batch_requests_max;
+        let least = c.value_bytes_max() + rsl_core::limits::ENTRY_FRAMING_BYTES_MAX;
+        self.message_bytes_max = match x.bool() {
+            true => least,
+            false => least + x.range(0, 2 * self.request_bytes_max as u64) as usize,
+        };
+        let request = self.request_bytes_max as u64;
+        self.pipeline_bytes_max = x.range(request, 8 * request) as usize;
+        self.proposals_queued_bytes_max = x.range(request, 16 * request) as usize;
+        self.large_permille = x.range(100, 600) as u32;
     }
 
     /// The configurations and rare paths of the swarm (docs/testing.md): even-sized
@@ -397,7 +444,7 @@ impl Options {
             self.keys,
         );
         s += &format!(
-            " pipeline={} batch={} timing={}/{}..{}/{} checkpoint-every={} kept={} memory={} catchup={} promise={}",
+            " pipeline={} batch={} timing={}/{}..{}/{} checkpoint-every={} kept={} memory={} catchup={} promise={} sizes=request {} batch {} message {} pipeline {} queued {} large {}‰",
             self.pipeline_slots_max,
             self.batch_requests_max,
             self.heartbeat_ticks,
@@ -409,6 +456,12 @@ impl Options {
             self.log_memory_entries_max,
             self.catchup_entries_max,
             self.promise_entries_max,
+            self.request_bytes_max,
+            self.batch_bytes_max,
+            self.message_bytes_max,
+            self.pipeline_bytes_max,
+            self.proposals_queued_bytes_max,
+            self.large_permille,
         );
         if self.one_cannot_lead {
             s += " one-cannot-lead";
@@ -439,6 +492,7 @@ mod tests {
         assert!(count(|o| o.learners > 0) > 10, "learners");
         assert!(count(|o| o.checkpoint_interval_slots < 100) > 20, "checkpoints");
         assert!(count(|o| o.promise_entries_max < 100) > 10, "small promises");
+        assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);
@@ -456,6 +510,12 @@ mod tests {
                 c.election_ticks_max = o.election_ticks_max;
                 c.lease_ticks = o.lease_ticks;
                 c.clock_drift_permille = o.drift_permille;
+                c.batch_requests_max = o.batch_requests_max;
+                c.request_bytes_max = o.request_bytes_max;
+                c.batch_bytes_max = o.batch_bytes_max;
+                c.message_bytes_max = o.message_bytes_max;
+                c.pipeline_bytes_max = o.pipeline_bytes_max;
+                c.proposals_queued_bytes_max = o.proposals_queued_bytes_max;
                 assert_eq!(c.validate(), Ok(()), "seed {s}");
             }
         }

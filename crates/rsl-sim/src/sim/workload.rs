@@ -18,6 +18,8 @@ pub(super) struct Current {
     pub(super) op: Op,
     pub(super) via_log: bool,
     pub(super) exclusive: bool,
+    /// The request's payload size (bytes), drawn once for all its tries.
+    pub(super) size: usize,
     pub(super) call: u64,
     pub(super) op_no: u64,
     /// The attempt number of its first try (its tickets run from here to the client's last).
@@ -51,9 +53,11 @@ impl Sim {
         };
         let via_log = self.rng.chance(self.options.read_through_log_permille);
         let exclusive = self.rng.chance(self.options.exclusive_permille);
+        let size = self.draw_size();
         let first_attempt = self.clients[c].attempt + 1;
+        let call = self.now;
         self.clients[c].current =
-            Some(Current { op, via_log, exclusive, call: self.now, op_no, first_attempt });
+            Some(Current { op, via_log, exclusive, size, call, op_no, first_attempt });
         self.client_send(c);
         let timeout = self.options.client_timeout_ticks * TICK;
         self.schedule(timeout, Event::ClientTimeout { client: c, op_no });
@@ -73,7 +77,7 @@ impl Sim {
             Op::Get { key } if !cur.via_log => {
                 Pending::Read { ticket, key, mode: ReadMode::Linearizable }
             }
-            op => Pending::Propose { ticket, op, exclusive: cur.exclusive },
+            op => Pending::Propose { ticket, op, exclusive: cur.exclusive, size: cur.size },
         };
         let delay = self.rng.range(50, 300);
         self.schedule(delay, Event::Arrive { node, pending });
@@ -107,6 +111,12 @@ impl Sim {
                 let think = self.rng.range(0, 4 * TICK);
                 self.schedule(think, Event::ClientWake { client: c });
             }
+            Reply::Refused(rsl_core::Refusal::TooLarge { .. }) => {
+                // Refused at the door, definitely not executed (the host checked the size
+                // against the limit): the operation had no effect, and retrying cannot help.
+                self.clients[c].current = None;
+                self.schedule(1, Event::ClientWake { client: c });
+            }
             Reply::Refused(rsl_core::Refusal::OutcomeUnknown) => {
                 // The replica skipped the request's slot by installing a checkpoint: it may
                 // or may not have executed, so the client must not retry it blindly; its
@@ -128,6 +138,33 @@ impl Sim {
                 self.schedule(backoff, Event::ClientRetry { client: c, op_no: cur.op_no });
             }
         }
+    }
+
+    /// A request's size: most carry their 10-byte operation; `large_permille` of them are
+    /// drawn at and near each limit (the request maximum and one byte past it, a slot's
+    /// batch, the largest request one message carries alone) or anywhere up to the maximum.
+    pub(super) fn draw_size(&mut self) -> usize {
+        let o = &self.options;
+        // No draw at all without large requests: the seeds' runs stay what they were.
+        if o.large_permille == 0 || !self.rng.chance(o.large_permille) {
+            return 10;
+        }
+        let max = o.request_bytes_max;
+        // A request alone in an entry of one message: the message limit less the framing.
+        let framing = rsl_core::limits::ENTRY_FRAMING_BYTES_MAX
+            + rsl_core::limits::BATCH_HEADER_BYTES_MAX
+            + rsl_core::limits::REQUEST_FRAMING_BYTES_MAX;
+        let one_message = o.message_bytes_max.saturating_sub(framing).min(max);
+        let jitter = self.rng.below(4) as usize;
+        let size = match self.rng.below(10) {
+            0 | 1 => max,
+            2 => max + 1,
+            3 => max - jitter.min(max),
+            4 => (o.batch_bytes_max + 1).saturating_sub(jitter.min(2)),
+            5 => one_message - jitter.min(one_message),
+            _ => self.rng.range(10, max.max(10) as u64) as usize,
+        };
+        size.max(10)
     }
 
     pub(super) fn on_client_timeout(&mut self, c: usize, op_no: u64) {
