@@ -80,6 +80,12 @@ pub enum Bug {
     /// A linearizable read's index is the commit point even before the new primary's
     /// phase 1 re-proposals executed.
     ReadIndexIgnoresRecovery,
+
+    // Limits.
+    /// Accepts (new slots and resends) are split by `catchup_entries_max` only, not by
+    /// bytes: several large values go out in one message above `message_bytes_max` (issue 8:
+    /// a 1 MiB value wedged the cluster when the transport refused such a frame).
+    AcceptsNotSplitByBytes,
 }
 
 /// The planted bugs of one run (usually none or one).

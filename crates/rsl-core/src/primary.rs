@@ -182,7 +182,10 @@ impl Replica {
         count_max: usize,
     ) -> impl Fn() -> Packer {
         let empty = body_len(&Body::Accept { ballot, commit, entries: Vec::new() });
-        let message_bytes_max = self.config.message_bytes_max;
+        let message_bytes_max = match planted!(self, AcceptsNotSplitByBytes) {
+            true => usize::MAX,
+            false => self.config.message_bytes_max,
+        };
         move || Packer::new(message_bytes_max, empty, 1, count_max)
     }
 

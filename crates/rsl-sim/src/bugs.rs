@@ -8,7 +8,7 @@ use rsl_core::bugs::Bug;
 /// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
 /// this list cannot fall behind.
 #[cfg(feature = "planted-bugs")]
-pub const ALL: [Bug; 26] = [
+pub const ALL: [Bug; 27] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
@@ -35,6 +35,7 @@ pub const ALL: [Bug; 26] = [
     Bug::Phase1IgnoresUnknown,
     Bug::TruncatedPromiseCounts,
     Bug::ReadIndexIgnoresRecovery,
+    Bug::AcceptsNotSplitByBytes,
 ];
 
 #[cfg(feature = "planted-bugs")]
@@ -66,7 +67,8 @@ fn exhaustive(bug: Bug) {
         | Bug::Phase1PicksLowestBallot
         | Bug::Phase1IgnoresUnknown
         | Bug::TruncatedPromiseCounts
-        | Bug::ReadIndexIgnoresRecovery => {}
+        | Bug::ReadIndexIgnoresRecovery
+        | Bug::AcceptsNotSplitByBytes => {}
     }
 }
 
