@@ -113,6 +113,14 @@ impl Host<u64> for SimHost<'_> {
         if let Write::Accept(entry) = &write {
             sim.nodes[node].written.entry(entry.slot).or_default().push(entry.ballot);
         }
+        if let Write::TruncatePrefix { before } = &write {
+            // The records below a checkpoint are gone: a vote for one of those slots now
+            // rests on the slot being chosen (vouched), not on a record (seed 12400773: a
+            // replica installed a checkpoint over a slot it had just accepted at the new
+            // primary's ballot, then voted for it).
+            let written = &mut sim.nodes[node].written;
+            *written = written.split_off(before);
+        }
         sim.nodes[node].disk.write(seq, write);
         if sim.options.storage_bug == Some(StorageBug::AckBeforeSync) {
             let incarnation = sim.nodes[node].incarnation;
