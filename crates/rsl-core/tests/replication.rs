@@ -388,8 +388,10 @@ fn a_full_queue_refuses_overloaded() {
         tickets.iter().filter(|t| sim.reply(**t) == Some(&Reply::Refused(Refusal::Overloaded)));
     assert_eq!(overloaded.count(), 2);
     sim.heal();
-    // The followers get the slots with the next resend (its waits grew while isolated).
-    sim.converge();
+    // The three taken execute everywhere: the followers get the slots with the next resend
+    // (its waits grew while the primary was isolated).
+    let all = |s: &Sim| s.ids().iter().all(|i| s.kv(*i).is_some_and(|k| k.value(0).len() == 3));
+    assert!(sim.run_until(all, 600), "the taken proposals did not execute everywhere");
     sim.end();
 }
 
