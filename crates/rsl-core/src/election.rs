@@ -296,12 +296,9 @@ impl Replica {
             false => m.voters.iter().filter(|v| set.contains(v)).count(),
         };
         let n = m.voters.len();
-        let quorum = match planted!(self, CommitOnMinority)
-            || (planted!(self, EvenQuorumIsHalf) && n.is_multiple_of(2))
-        {
-            true => n / 2,
-            false => m.quorum(),
-        };
+        let minority = planted!(self, CommitOnMinority);
+        let even_half = planted!(self, EvenQuorumIsHalf) && n.is_multiple_of(2);
+        let quorum = if minority || even_half { n / 2 } else { m.quorum() };
         votes >= quorum.max(1)
     }
 

@@ -4,8 +4,11 @@
 
 use crate::Stats;
 
+/// A path of the report: its name, and how often it fired in one seed (from its counters).
+pub type Path = (&'static str, fn(&Stats) -> u64);
+
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [(&str, fn(&Stats) -> u64); 25] = [
+pub const PATHS: [Path; 25] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("lease reads", |s| s.lease_reads),

@@ -320,11 +320,9 @@ impl Sim {
                             reports.entry(e.slot).or_default().insert(digest);
                         }
                     }
-                    Input::TransferPrimacy { .. } => {
-                        if host.sim.nodes[node].primacy.is_some() {
-                            host.sim.stats.transfers += 1;
-                            host.sim.nodes[node].transfer_asked = Some(host.sim.now);
-                        }
+                    Input::TransferPrimacy { .. } if host.sim.nodes[node].primacy.is_some() => {
+                        host.sim.stats.transfers += 1;
+                        host.sim.nodes[node].transfer_asked = Some(host.sim.now);
                     }
                     Input::Receive(Message {
                         from,
