@@ -48,8 +48,7 @@ impl LocalCluster {
                 let mut disk = MemoryDisk::default();
                 let recovered = disk.recover().expect("memory disk");
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
-                hub.register(id, events.0.clone());
-                Node::spawn(Parts {
+                let node = Node::spawn(Parts {
                     core,
                     tick: options.tick,
                     machine: machine(id),
@@ -59,7 +58,10 @@ impl LocalCluster {
                     events,
                     checkpointer: None,
                     checkpoints: None,
-                })
+                });
+                // Messages sent to it before this are lost, which Paxos tolerates.
+                hub.register(id, node.inbox());
+                node
             })
             .collect();
         LocalCluster { hub, nodes }

@@ -129,6 +129,8 @@ pub struct Node {
     id: u32,
     events: Sender<Event>,
     shared: Arc<Shared>,
+    /// Calls to and from other members (`peer_call.rs`).
+    peer_calls: Arc<crate::peer_call::PeerCalls>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Run once at shutdown, after the threads stopped (transport, runtime).
     on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -186,6 +188,8 @@ impl Node {
             exec_loop(machine, exec_rx, exec_shared, exec_events, checkpointer)
         }));
 
+        let peer_calls =
+            crate::peer_call::PeerCalls::new(id, parts.wire.peer_link(), shared.clone());
         let transfer = parts.checkpoints.map(|store| {
             let (tx, rx) = crossbeam_channel::unbounded();
             let t = crate::transfer::Transfer::new(
@@ -217,6 +221,7 @@ impl Node {
             id,
             events: events_tx,
             shared,
+            peer_calls,
             threads: Mutex::new(threads),
             on_shutdown: Mutex::new(Vec::new()),
         }
@@ -334,6 +339,7 @@ impl Node {
             return;
         }
         let _ = self.events.send(Event::Stop);
+        self.peer_calls.stop();
         let threads: Vec<_> = self.threads.lock().expect("threads lock").drain(..).collect();
         for t in threads {
             let _ = t.join();
@@ -352,6 +358,16 @@ impl Node {
     /// The sender of the consensus thread's events (for the transport and checkpointer).
     pub(crate) fn events(&self) -> Sender<Event> {
         self.events.clone()
+    }
+
+    /// Where the wires deliver this replica's incoming payloads.
+    pub(crate) fn inbox(&self) -> crate::peer_call::Inbox {
+        crate::peer_call::Inbox { events: self.events(), calls: self.peer_calls.clone() }
+    }
+
+    /// This replica's calls to and from other members.
+    pub(crate) fn peer_calls(&self) -> &Arc<crate::peer_call::PeerCalls> {
+        &self.peer_calls
     }
 }
 

@@ -20,7 +20,7 @@ use crate::checkpoint::Checkpointer;
 use crate::config::{Backend, NodeConfig};
 use crate::disk::{Disk, MemoryDisk};
 use crate::error::StartError;
-use crate::node::{checkpoint_saved, inbound, Event, Node, Parts, EVENTS_QUEUED_MAX};
+use crate::node::{checkpoint_saved, Event, Node, Parts, EVENTS_QUEUED_MAX};
 use crate::state_machine::{Snapshot, StateMachine};
 use crate::store::StorageDisk;
 use crate::wire::Wire;
@@ -71,7 +71,8 @@ impl Node {
                 start_parts(config.clone(), machine, disk, checkpoint, wire, events, &checkpoints)?
             }
         };
-        forward_incoming(&runtime, incoming, node.events());
+        forward_incoming(&runtime, incoming, node.inbox());
+        watch_disconnects(&runtime, &transport, &node);
         let stats_source = transport.clone();
         *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
             Some(Box::new(move || transport_metrics(&stats_source.stats())));
@@ -230,18 +231,34 @@ fn transport_config(config: &NodeConfig) -> Result<TransportConfig, StartError> 
     Ok(t)
 }
 
-/// Peer messages from the transport into the consensus thread's channel.
+/// Peer messages from the transport into the consensus thread's channel (peer calls to
+/// their own module).
 fn forward_incoming(
     runtime: &tokio::runtime::Runtime,
     mut incoming: tokio::sync::mpsc::Receiver<rsl_net::Incoming>,
-    events: Sender<Event>,
+    inbox: crate::peer_call::Inbox,
 ) {
     runtime.spawn(async move {
         while let Some(m) = incoming.recv().await {
             // A full channel drops the message: Paxos retransmits what matters.
-            inbound(&events, m.from, m.payload);
+            inbox.deliver(m.from, m.payload);
         }
     });
+}
+
+/// Ends the peer calls waiting on a member as soon as the connection to it breaks, rather
+/// than at their deadlines.
+fn watch_disconnects(runtime: &tokio::runtime::Runtime, transport: &TcpTransport, node: &Node) {
+    for peer in transport.stats().peers.iter().map(|p| p.id) {
+        let (transport, calls) = (transport.clone(), node.peer_calls().clone());
+        runtime.spawn(async move {
+            loop {
+                transport.wait_connected(peer, true).await;
+                transport.wait_connected(peer, false).await;
+                calls.peer_lost(peer);
+            }
+        });
+    }
 }
 
 /// Adds the transport's rejected frames and handshakes (an unauthenticated, malformed or
@@ -304,6 +321,10 @@ struct NetWire {
 impl Wire for NetWire {
     fn connected(&self, peer: u32) -> Option<bool> {
         self.transport.peer_status(peer).map(|s| s.connected)
+    }
+
+    fn peer_link(&self) -> Arc<dyn Transport> {
+        Arc::new(self.transport.clone())
     }
 
     fn side_sender(&self) -> crate::transfer::SideSender {

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
 
-use crate::node::{inbound, Event};
+use crate::peer_call::Inbox;
 
 /// A replica's outgoing half of the network.
 pub trait Wire: Send + 'static {
@@ -23,6 +22,9 @@ pub trait Wire: Send + 'static {
     fn connected(&self, _peer: u32) -> Option<bool> {
         None
     }
+    /// The transport as peer calls (`peer_call.rs`) use it from any thread: sends that report
+    /// refusals, and whether a peer is connected.
+    fn peer_link(&self) -> Arc<dyn rsl_net::Transport>;
 }
 
 /// An in-process network between the replicas of one process, with switches to cut links.
@@ -33,16 +35,10 @@ pub struct LocalHub {
 
 #[derive(Debug, Default)]
 struct HubInner {
-    inboxes: RwLock<HashMap<u32, SenderDebug>>,
+    inboxes: RwLock<HashMap<u32, Inbox>>,
+    /// Every replica ever registered (a stopped one is still a peer, only unreachable).
+    known: Mutex<std::collections::BTreeSet<u32>>,
     cut: Mutex<Vec<(u32, u32)>>,
-}
-
-struct SenderDebug(Sender<Event>);
-
-impl std::fmt::Debug for SenderDebug {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("inbox")
-    }
 }
 
 impl LocalHub {
@@ -50,8 +46,9 @@ impl LocalHub {
         LocalHub::default()
     }
 
-    pub(crate) fn register(&self, id: u32, inbox: Sender<Event>) {
-        self.inner.inboxes.write().expect("hub lock").insert(id, SenderDebug(inbox));
+    pub(crate) fn register(&self, id: u32, inbox: Inbox) {
+        self.inner.inboxes.write().expect("hub lock").insert(id, inbox);
+        self.inner.known.lock().expect("hub lock").insert(id);
     }
 
     pub(crate) fn unregister(&self, id: u32) {
@@ -76,6 +73,14 @@ impl LocalHub {
         }
     }
 
+    /// Whether `peer` is registered and the link between it and `me` is not cut.
+    fn link_up(&self, me: u32, peer: u32) -> bool {
+        let cut = self.inner.cut.lock().expect("hub lock");
+        let severed = cut.iter().any(|&(a, b)| (a, b) == (me, peer) || (b, a) == (me, peer));
+        let up = self.inner.inboxes.read().expect("hub lock").contains_key(&peer);
+        up && !severed
+    }
+
     pub(crate) fn wire(&self, me: u32) -> HubWire {
         HubWire { me, hub: self.clone(), queued: Vec::new() }
     }
@@ -90,30 +95,62 @@ pub struct HubWire {
 }
 
 impl HubWire {
-    fn deliver(hub: &LocalHub, me: u32, to: u32, payload: Bytes) {
+    fn deliver(hub: &LocalHub, me: u32, to: u32, payload: Bytes) -> bool {
         let cut = hub.inner.cut.lock().expect("hub lock");
         if cut.iter().any(|&(a, b)| (a, b) == (me, to) || (b, a) == (me, to)) {
-            return;
+            return false;
         }
         drop(cut);
-        if let Some(inbox) = hub.inner.inboxes.read().expect("hub lock").get(&to) {
-            inbound(&inbox.0, me, payload);
+        let inbox = hub.inner.inboxes.read().expect("hub lock").get(&to).cloned();
+        // Delivered outside the lock: a peer call's handler may answer at once, through it.
+        inbox.is_some_and(|inbox| inbox.deliver(me, payload))
+    }
+}
+
+/// One replica's end of a [`LocalHub`] as peer calls use it (`Wire::peer_link`).
+#[derive(Debug)]
+struct HubLink {
+    me: u32,
+    hub: LocalHub,
+}
+
+impl rsl_net::Transport for HubLink {
+    fn id(&self) -> u32 {
+        self.me
+    }
+
+    fn send(&self, to: u32, payload: Bytes) -> Result<(), rsl_net::SendError> {
+        if to == self.me {
+            return Err(rsl_net::SendError::UnknownPeer(to));
         }
+        // A cut link loses the payload, as a broken connection would.
+        HubWire::deliver(&self.hub, self.me, to, payload);
+        Ok(())
+    }
+
+    fn peer_status(&self, peer: u32) -> Option<rsl_net::PeerStatus> {
+        if peer == self.me || !self.hub.inner.known.lock().expect("hub lock").contains(&peer) {
+            return None;
+        }
+        let connected = self.hub.link_up(self.me, peer);
+        Some(rsl_net::PeerStatus { connected, last_contact_ago: None, queued_frames: 0 })
     }
 }
 
 impl Wire for HubWire {
     fn connected(&self, peer: u32) -> Option<bool> {
-        let cut = self.hub.inner.cut.lock().expect("hub lock");
-        let me = self.me;
-        let severed = cut.iter().any(|&(a, b)| (a, b) == (me, peer) || (b, a) == (me, peer));
-        let up = self.hub.inner.inboxes.read().expect("hub lock").contains_key(&peer);
-        Some(up && !severed)
+        Some(self.hub.link_up(self.me, peer))
+    }
+
+    fn peer_link(&self) -> Arc<dyn rsl_net::Transport> {
+        Arc::new(HubLink { me: self.me, hub: self.hub.clone() })
     }
 
     fn side_sender(&self) -> crate::transfer::SideSender {
         let (hub, me) = (self.hub.clone(), self.me);
-        Arc::new(move |to, payload| HubWire::deliver(&hub, me, to, payload))
+        Arc::new(move |to, payload| {
+            HubWire::deliver(&hub, me, to, payload);
+        })
     }
 
     fn send(&mut self, to: u32, payload: Bytes) {
@@ -131,7 +168,7 @@ impl Wire for HubWire {
                 continue;
             }
             if let Some(inbox) = inboxes.get(&to) {
-                inbound(&inbox.0, self.me, payload);
+                inbox.deliver(self.me, payload);
             }
         }
     }
