@@ -11,9 +11,10 @@
 //! handler with [`Node::serve_peer_calls`]; it is called with the caller's authenticated id, the
 //! request and a [`PeerResponder`] to answer with, later, from any thread.
 //!
-//! Calls have frames of their own: a payload starting with [`CALL_TAG`] or [`REPLY_TAG`], bytes
-//! that no core message starts with (the core's wire version is 1) and no checkpoint-transfer
-//! frame either ([`crate::transfer::TRANSFER_TAG`]). They are told apart where payloads arrive
+//! Calls have frames of their own: a payload whose first byte is [`PEER_CALL_CHANNEL`], a
+//! byte no core message starts with (the core's wire version is 1) and no checkpoint-transfer
+//! frame either ([`crate::transfer::TRANSFER_TAG`]); it is the channel byte of an envelope
+//! (`channel`, then the channel's bytes). Calls are told apart where payloads arrive
 //! ([`Inbox::deliver`]), before the consensus thread's queue: the consensus thread never sees
 //! one, and a burst of calls cannot crowd protocol messages out of its queue.
 //!
@@ -21,7 +22,8 @@
 //!
 //! | bytes | call | reply |
 //! | --- | --- | --- |
-//! | 1 | [`CALL_TAG`] | [`REPLY_TAG`] |
+//! | 1 | [`PEER_CALL_CHANNEL`] | [`PEER_CALL_CHANNEL`] |
+//! | 1 | [`CALL_KIND`] | [`REPLY_KIND`] |
 //! | 8 | call id (the caller's) | the call's id |
 //! | 1 | 0 | status: 0 answered, 1 no handler, 2 overloaded, 3 dropped, 4 answer too large |
 //! | rest | the request | the response (status 0 only) |
@@ -57,12 +59,14 @@ use tokio::sync::oneshot;
 
 use crate::node::{inbound, Event, Node, Shared};
 
-/// The first byte of a call frame.
-pub const CALL_TAG: u8 = 0xEC;
-/// The first byte of a reply frame.
-pub const REPLY_TAG: u8 = 0xED;
-/// Bytes of a call or reply frame before its body: tag, call id, status.
-pub const PEER_CALL_HEADER_BYTES: usize = 1 + 8 + 1;
+/// The first byte of every call and reply frame: their channel.
+pub const PEER_CALL_CHANNEL: u8 = 3;
+/// The second byte of a call frame.
+pub const CALL_KIND: u8 = 1;
+/// The second byte of a reply frame.
+pub const REPLY_KIND: u8 = 2;
+/// Bytes of a call or reply frame before its body: channel, kind, call id, status.
+pub const PEER_CALL_HEADER_BYTES: usize = 1 + 1 + 8 + 1;
 /// The largest request or response of one call, in bytes: a frame holds the header and it.
 pub const PEER_CALL_BYTES_MAX: usize =
     rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX - PEER_CALL_HEADER_BYTES;
@@ -71,9 +75,8 @@ pub const PEER_CALLS_WAITING_MAX: usize = 4096;
 /// Calls from other members being handled here at once; more are answered "overloaded".
 pub const PEER_CALLS_SERVING_MAX: usize = 4096;
 
-const _: () = assert!(CALL_TAG != crate::transfer::TRANSFER_TAG);
-const _: () = assert!(REPLY_TAG != crate::transfer::TRANSFER_TAG);
-const _: () = assert!(CALL_TAG > 1 && REPLY_TAG > 1, "core messages start with version 1");
+const _: () = assert!(PEER_CALL_CHANNEL != crate::transfer::TRANSFER_TAG);
+const _: () = assert!(PEER_CALL_CHANNEL != rsl_core::message::WIRE_VERSION);
 const _: () = assert!(
     PEER_CALL_BYTES_MAX + PEER_CALL_HEADER_BYTES <= rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
 );
@@ -318,7 +321,8 @@ impl PeerCalls {
         }
         let forget = Forget { calls: Arc::clone(self), id };
         let mut frame = BytesMut::with_capacity(PEER_CALL_HEADER_BYTES + request.len());
-        frame.put_u8(CALL_TAG);
+        frame.put_u8(PEER_CALL_CHANNEL);
+        frame.put_u8(CALL_KIND);
         frame.put_u64_le(id);
         frame.put_u8(0);
         frame.put_slice(request);
@@ -338,7 +342,8 @@ impl PeerCalls {
     fn reply(&self, to: u32, id: u64, status: Status, body: &[u8]) {
         debug_assert!(body.len() <= PEER_CALL_BYTES_MAX);
         let mut frame = BytesMut::with_capacity(PEER_CALL_HEADER_BYTES + body.len());
-        frame.put_u8(REPLY_TAG);
+        frame.put_u8(PEER_CALL_CHANNEL);
+        frame.put_u8(REPLY_KIND);
         frame.put_u64_le(id);
         frame.put_u8(status as u8);
         frame.put_slice(body);
@@ -349,16 +354,16 @@ impl PeerCalls {
 
     /// Handles one call or reply frame from `from` (already authenticated by the transport).
     fn receive(self: &Arc<Self>, from: u32, payload: Bytes) {
-        let Some((tag, id, status, body)) = decode(&payload) else {
+        let Some((kind, id, status, body)) = decode(&payload) else {
             return self.reject(from, "a malformed peer call frame");
         };
-        match tag {
-            CALL_TAG if status == 0 => self.serve(from, id, body),
-            REPLY_TAG => match Status::from_byte(status) {
+        match kind {
+            CALL_KIND if status == 0 => self.serve(from, id, body),
+            REPLY_KIND => match Status::from_byte(status) {
                 Some(status) => self.settle(from, id, status, body),
                 None => self.reject(from, "a peer call reply with an unknown status"),
             },
-            _ => self.reject(from, "a peer call frame with a status"),
+            _ => self.reject(from, "a peer call frame of an unknown kind, or a call with a status"),
         }
     }
 
@@ -444,20 +449,20 @@ impl Drop for Forget {
     }
 }
 
-/// Splits a call or reply frame into tag, id, status and body; `None` if it is malformed.
+/// Splits a call or reply frame into kind, id, status and body; `None` if it is malformed.
 fn decode(payload: &Bytes) -> Option<(u8, u64, u8, Bytes)> {
-    if payload.len() < PEER_CALL_HEADER_BYTES {
+    if payload.len() < PEER_CALL_HEADER_BYTES || payload[0] != PEER_CALL_CHANNEL {
         return None;
     }
-    let tag = payload[0];
-    let id = u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"));
-    let status = payload[9];
-    Some((tag, id, status, payload.slice(PEER_CALL_HEADER_BYTES..)))
+    let kind = payload[1];
+    let id = u64::from_le_bytes(payload[2..10].try_into().expect("8 bytes"));
+    let status = payload[10];
+    Some((kind, id, status, payload.slice(PEER_CALL_HEADER_BYTES..)))
 }
 
-/// Whether `payload` is a peer call or reply frame (by its first byte).
+/// Whether `payload` is a peer call or reply frame (by its channel byte).
 fn is_peer_call(payload: &[u8]) -> bool {
-    matches!(payload.first(), Some(&CALL_TAG) | Some(&REPLY_TAG))
+    payload.first() == Some(&PEER_CALL_CHANNEL)
 }
 
 /// Where a replica's incoming peer payloads go: calls and replies to this module, everything
@@ -563,16 +568,17 @@ mod tests {
         })
     }
 
-    fn frame(tag: u8, id: u64, status: u8, body: &[u8]) -> Bytes {
-        Bytes::from([&[tag][..], &id.to_le_bytes(), &[status], body].concat())
+    fn frame(kind: u8, id: u64, status: u8, body: &[u8]) -> Bytes {
+        Bytes::from([&[PEER_CALL_CHANNEL, kind][..], &id.to_le_bytes(), &[status], body].concat())
     }
 
     #[test]
     fn frames_shorter_than_the_header_are_malformed_and_tags_are_recognised() {
-        assert!(decode(&Bytes::from_static(&[CALL_TAG; 9])).is_none());
-        let reply = frame(REPLY_TAG, 7, 3, b"body");
-        assert_eq!(decode(&reply), Some((REPLY_TAG, 7, 3, Bytes::from_static(b"body"))));
-        assert!(is_peer_call(&reply) && is_peer_call(&[CALL_TAG]));
+        let short = frame(CALL_KIND, 7, 0, b"");
+        assert!(decode(&short.slice(..PEER_CALL_HEADER_BYTES - 1)).is_none());
+        let reply = frame(REPLY_KIND, 7, 3, b"body");
+        assert_eq!(decode(&reply), Some((REPLY_KIND, 7, 3, Bytes::from_static(b"body"))));
+        assert!(is_peer_call(&reply) && is_peer_call(&[PEER_CALL_CHANNEL]));
         assert!(!is_peer_call(&[1, 2, 3]) && !is_peer_call(&[crate::transfer::TRANSFER_TAG]));
         assert!(!is_peer_call(&[]));
         for byte in 0..=u8::MAX {
@@ -587,28 +593,28 @@ mod tests {
         let calls = PeerCalls::new(1, link.clone(), shared.clone());
         let (mut receiver, _forget) = calls.send_call(2, b"ask").unwrap();
         let (to, sent) = link.0.lock().unwrap()[0].clone();
-        assert_eq!((to, &sent[..]), (2, &frame(CALL_TAG, 1, 0, b"ask")[..]));
+        assert_eq!((to, &sent[..]), (2, &frame(CALL_KIND, 1, 0, b"ask")[..]));
         let rejected = || shared.counters.rejected_messages.load(Ordering::Relaxed);
 
         // Replica 3 answers a call that went to replica 2: rejected, the call still waits.
-        calls.receive(3, frame(REPLY_TAG, 1, 0, b"forged"));
+        calls.receive(3, frame(REPLY_KIND, 1, 0, b"forged"));
         assert_eq!(rejected(), 1);
         assert!(receiver.try_recv().is_err());
         // Malformed, an unknown status, a call frame with a status: each rejected, counted.
-        calls.receive(2, Bytes::from_static(&[REPLY_TAG, 1, 0]));
-        calls.receive(2, frame(REPLY_TAG, 1, 9, b""));
-        calls.receive(2, frame(CALL_TAG, 5, 1, b""));
+        calls.receive(2, Bytes::from_static(&[PEER_CALL_CHANNEL, REPLY_KIND, 1, 0]));
+        calls.receive(2, frame(REPLY_KIND, 1, 9, b""));
+        calls.receive(2, frame(CALL_KIND, 5, 1, b""));
         assert_eq!(rejected(), 4);
         assert!(receiver.try_recv().is_err());
         // The called member's answer settles it; a duplicate finds nobody and is ignored.
-        calls.receive(2, frame(REPLY_TAG, 1, 0, b"answer"));
+        calls.receive(2, frame(REPLY_KIND, 1, 0, b"answer"));
         assert_eq!(receiver.try_recv().unwrap(), Ok(Bytes::from_static(b"answer")));
-        calls.receive(2, frame(REPLY_TAG, 1, 0, b"again"));
+        calls.receive(2, frame(REPLY_KIND, 1, 0, b"again"));
         assert_eq!(rejected(), 4);
         assert!(calls.waiting().is_empty());
 
         // A call without a handler is answered "no handler" and never reaches one.
-        calls.receive(3, frame(CALL_TAG, 42, 0, b"call"));
-        assert_eq!(link.0.lock().unwrap().last().unwrap(), &(3, frame(REPLY_TAG, 42, 1, b"")));
+        calls.receive(3, frame(CALL_KIND, 42, 0, b"call"));
+        assert_eq!(link.0.lock().unwrap().last().unwrap(), &(3, frame(REPLY_KIND, 42, 1, b"")));
     }
 }
