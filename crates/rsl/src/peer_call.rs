@@ -6,23 +6,21 @@
 //! tags each payload with the sender's certified id), travels on the connection the replicas
 //! already keep, and needs no port or password of its own.
 //!
-//! The caller: [`Node::call_peer`] sends one request to a member and returns a future of its
+//! The caller: [`crate::Node::call_peer`] sends one request to a member and returns a future of its
 //! response, bounded by a deadline the caller gives. The callee: the application registers one
-//! handler with [`Node::serve_peer_calls`]; it is called with the caller's authenticated id, the
+//! handler with [`crate::Node::serve_peer_calls`]; it is called with the caller's authenticated id, the
 //! request and a [`PeerResponder`] to answer with, later, from any thread.
 //!
-//! Calls have frames of their own: a payload whose first byte is [`PEER_CALL_CHANNEL`], a
-//! byte no core message starts with (the core's wire version is 1) and no checkpoint-transfer
-//! frame either ([`crate::transfer::TRANSFER_TAG`]); it is the channel byte of an envelope
-//! (`channel`, then the channel's bytes). Calls are told apart where payloads arrive
-//! ([`Inbox::deliver`]), before the consensus thread's queue: the consensus thread never sees
-//! one, and a burst of calls cannot crowd protocol messages out of its queue.
+//! Calls travel in envelopes of their own channel (`crate::envelope`, `Channel::Calls`), and
+//! are told apart where payloads arrive ([`Inbox::deliver`]), before the consensus thread's
+//! queue: the consensus thread never sees one, and a burst of calls cannot crowd protocol
+//! messages out of its queue.
 //!
 //! Frames, little-endian:
 //!
 //! | bytes | call | reply |
 //! | --- | --- | --- |
-//! | 1 | [`PEER_CALL_CHANNEL`] | [`PEER_CALL_CHANNEL`] |
+//! | 1 | envelope: `Channel::Calls` | envelope: `Channel::Calls` |
 //! | 1 | [`CALL_KIND`] | [`REPLY_KIND`] |
 //! | 8 | call id (the caller's) | the call's id |
 //! | 1 | 0 | status: 0 answered, 1 no handler, 2 overloaded, 3 dropped, 4 answer too large |
@@ -33,7 +31,7 @@
 //! - The handler is called on the thread that receives payloads, in the order calls arrive
 //!   from each member, which is the order that member sent them (the transport keeps order per
 //!   peer): a handler that starts its work before returning keeps the caller's order.
-//! - A call is sent when [`Node::call_peer`] returns, or refused then (not connected, too large,
+//! - A call is sent when [`crate::Node::call_peer`] returns, or refused then (not connected, too large,
 //!   too many calls waiting) with an error that says it was not sent.
 //! - Every call ends in exactly one outcome: the response, or a [`PeerCallError`] that says
 //!   whether the callee may have handled it ([`PeerCallError::maybe_handled`]). A call waits
@@ -49,7 +47,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -57,10 +55,12 @@ use crossbeam_channel::Sender;
 use rsl_net::{SendError, Transport};
 use tokio::sync::oneshot;
 
-use crate::node::{inbound, Event, Node, Shared};
+use crate::channels::{inbound, ToConsensus};
+use crate::envelope::{open, Channel};
+use crate::shared::Shared;
 
-/// The first byte of every call and reply frame: their channel.
-pub const PEER_CALL_CHANNEL: u8 = 3;
+/// The first byte of every call and reply frame: their envelope's channel.
+const PEER_CALL_CHANNEL: u8 = Channel::Calls as u8;
 /// The second byte of a call frame.
 pub const CALL_KIND: u8 = 1;
 /// The second byte of a reply frame.
@@ -75,8 +75,6 @@ pub const PEER_CALLS_WAITING_MAX: usize = 4096;
 /// Calls from other members being handled here at once; more are answered "overloaded".
 pub const PEER_CALLS_SERVING_MAX: usize = 4096;
 
-const _: () = assert!(PEER_CALL_CHANNEL != crate::transfer::TRANSFER_TAG);
-const _: () = assert!(PEER_CALL_CHANNEL != rsl_core::message::WIRE_VERSION);
 const _: () = assert!(
     PEER_CALL_BYTES_MAX + PEER_CALL_HEADER_BYTES <= rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
 );
@@ -262,11 +260,12 @@ struct Waiting {
     reply: oneshot::Sender<Result<Bytes, PeerCallError>>,
 }
 
-/// One replica's calls: those it sent (waiting for replies) and those it serves.
+/// One replica's calls: those it sent (waiting for replies) and those it serves. Made before
+/// the transport (whose incoming payloads it receives) and bound to it and to the replica's
+/// shared state once the node is spawned; frames that arrive before are dropped.
 pub(crate) struct PeerCalls {
     id: u32,
-    link: Arc<dyn Transport>,
-    shared: Arc<Shared>,
+    bound: OnceLock<Bound>,
     next_id: AtomicU64,
     waiting: Mutex<HashMap<u64, Waiting>>,
     handler: RwLock<Option<Arc<PeerCallHandler>>>,
@@ -274,18 +273,29 @@ pub(crate) struct PeerCalls {
     stopped: AtomicBool,
 }
 
+/// What a replica's calls use once it runs.
+struct Bound {
+    link: Arc<dyn Transport>,
+    shared: Arc<Shared>,
+}
+
 impl PeerCalls {
-    pub(crate) fn new(id: u32, link: Arc<dyn Transport>, shared: Arc<Shared>) -> Arc<PeerCalls> {
+    pub(crate) fn new(id: u32) -> Arc<PeerCalls> {
         Arc::new(PeerCalls {
             id,
-            link,
-            shared,
+            bound: OnceLock::new(),
             next_id: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
             handler: RwLock::new(None),
             serving: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         })
+    }
+
+    /// Binds the calls to the replica's transport and shared state (once, at spawn).
+    pub(crate) fn bind(&self, link: Arc<dyn Transport>, shared: Arc<Shared>) {
+        let fresh = self.bound.set(Bound { link, shared }).is_ok();
+        assert!(fresh, "peer calls bound twice");
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
@@ -299,13 +309,13 @@ impl PeerCalls {
         to: u32,
         request: &[u8],
     ) -> Result<(oneshot::Receiver<Result<Bytes, PeerCallError>>, Forget), PeerCallError> {
-        if self.stopped.load(Ordering::Acquire) {
+        let Some(bound) = self.bound.get().filter(|_| !self.stopped.load(Ordering::Acquire)) else {
             return Err(PeerCallError::ShuttingDown);
-        }
+        };
         if request.len() > PEER_CALL_BYTES_MAX {
             return Err(PeerCallError::TooLarge { size: request.len(), max: PEER_CALL_BYTES_MAX });
         }
-        match self.link.peer_status(to).filter(|_| to != self.id) {
+        match bound.link.peer_status(to).filter(|_| to != self.id) {
             None => return Err(PeerCallError::UnknownPeer { to }),
             Some(status) if !status.connected => return Err(PeerCallError::NotConnected { to }),
             Some(_) => {}
@@ -326,7 +336,7 @@ impl PeerCalls {
         frame.put_u64_le(id);
         frame.put_u8(0);
         frame.put_slice(request);
-        match self.link.send(to, frame.freeze()) {
+        match bound.link.send(to, frame.freeze()) {
             Ok(()) => Ok((receiver, forget)),
             // The guard removes the entry: the call was never queued.
             Err(SendError::QueueFull(_)) => Err(PeerCallError::Overloaded { to }),
@@ -347,7 +357,8 @@ impl PeerCalls {
         frame.put_u64_le(id);
         frame.put_u8(status as u8);
         frame.put_slice(body);
-        if let Err(e) = self.link.send(to, frame.freeze()) {
+        let Some(bound) = self.bound.get() else { return };
+        if let Err(e) = bound.link.send(to, frame.freeze()) {
             tracing::debug!(to, id, error = %e, "a peer call's reply was not sent");
         }
     }
@@ -368,7 +379,9 @@ impl PeerCalls {
     }
 
     fn reject(&self, from: u32, what: &'static str) {
-        self.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+        if let Some(bound) = self.bound.get() {
+            bound.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::warn!(from, "rejected {what}");
     }
 
@@ -449,18 +462,20 @@ impl Drop for Forget {
     }
 }
 
-/// Splits a call or reply frame into kind, id, status and body; `None` if it is malformed.
+/// Splits a call or reply frame (its envelope included) into kind, id, status and body;
+/// `None` if it is malformed.
 fn decode(payload: &Bytes) -> Option<(u8, u64, u8, Bytes)> {
-    if payload.len() < PEER_CALL_HEADER_BYTES || payload[0] != PEER_CALL_CHANNEL {
+    let (Channel::Calls, body) = open(payload)? else { return None };
+    if body.len() < PEER_CALL_HEADER_BYTES - 1 {
         return None;
     }
-    let kind = payload[1];
-    let id = u64::from_le_bytes(payload[2..10].try_into().expect("8 bytes"));
-    let status = payload[10];
-    Some((kind, id, status, payload.slice(PEER_CALL_HEADER_BYTES..)))
+    let kind = body[0];
+    let id = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
+    let status = body[9];
+    Some((kind, id, status, body.slice(PEER_CALL_HEADER_BYTES - 1..)))
 }
 
-/// Whether `payload` is a peer call or reply frame (by its channel byte).
+/// Whether `payload` is in a peer-call envelope (by its channel byte).
 fn is_peer_call(payload: &[u8]) -> bool {
     payload.first() == Some(&PEER_CALL_CHANNEL)
 }
@@ -469,7 +484,7 @@ fn is_peer_call(payload: &[u8]) -> bool {
 /// else to the consensus thread. Every wire delivers through one.
 #[derive(Clone)]
 pub(crate) struct Inbox {
-    pub(crate) events: Sender<Event>,
+    pub(crate) events: Sender<ToConsensus>,
     pub(crate) calls: Arc<PeerCalls>,
 }
 
@@ -490,19 +505,15 @@ impl Inbox {
     }
 }
 
-impl Node {
-    /// Calls member `to` with `request`: the call is sent (or refused, with an error saying it
-    /// was not sent) before this returns, so calls made one after the other reach `to` in that
-    /// order. The returned future resolves to the response of `to`'s handler
-    /// ([`Node::serve_peer_calls`]), or to an error once `wait` has passed, the connection
-    /// broke, or `to` refused. Await it within a tokio runtime (it uses tokio's timer).
-    pub fn call_peer(
-        &self,
+impl PeerCalls {
+    /// [`crate::Node::call_peer`].
+    pub(crate) fn call(
+        self: &Arc<Self>,
         to: u32,
         request: Bytes,
         wait: Duration,
     ) -> impl Future<Output = Result<Bytes, PeerCallError>> + Send + 'static {
-        let sent = self.peer_calls().send_call(to, &request);
+        let sent = self.send_call(to, &request);
         let deadline = std::time::Instant::now() + wait;
         async move {
             let (receiver, _forget) = sent?;
@@ -515,18 +526,11 @@ impl Node {
         }
     }
 
-    /// Registers the handler of calls from other members (replacing any earlier one). Until
-    /// one is registered, callers hear [`PeerCallError::NoHandler`]. The handler is dropped
-    /// when the replica shuts down.
-    pub fn serve_peer_calls(
-        &self,
-        handler: impl Fn(u32, Bytes, PeerResponder) + Send + Sync + 'static,
-    ) {
-        let calls = self.peer_calls();
-        if calls.stopped.load(Ordering::Acquire) {
-            return;
+    /// [`crate::Node::serve_peer_calls`].
+    pub(crate) fn set_handler(&self, handler: Arc<PeerCallHandler>) {
+        if !self.stopped.load(Ordering::Acquire) {
+            *self.handler.write().expect("peer call handler lock") = Some(handler);
         }
-        *calls.handler.write().expect("peer call handler lock") = Some(Arc::new(handler));
     }
 }
 
@@ -556,18 +560,6 @@ mod tests {
         }
     }
 
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            status: Mutex::new(crate::status::Status::starting(1)),
-            view: tokio::sync::watch::Sender::new(crate::node::View::default()),
-            counters: crate::status::Counters::default(),
-            histograms: crate::metrics::Histograms::default(),
-            extra_metrics: Mutex::new(None),
-            stopped: AtomicBool::new(false),
-            executed: AtomicU64::new(0),
-        })
-    }
-
     fn frame(kind: u8, id: u64, status: u8, body: &[u8]) -> Bytes {
         Bytes::from([&[PEER_CALL_CHANNEL, kind][..], &id.to_le_bytes(), &[status], body].concat())
     }
@@ -579,7 +571,9 @@ mod tests {
         let reply = frame(REPLY_KIND, 7, 3, b"body");
         assert_eq!(decode(&reply), Some((REPLY_KIND, 7, 3, Bytes::from_static(b"body"))));
         assert!(is_peer_call(&reply) && is_peer_call(&[PEER_CALL_CHANNEL]));
-        assert!(!is_peer_call(&[1, 2, 3]) && !is_peer_call(&[crate::transfer::TRANSFER_TAG]));
+        assert!(
+            !is_peer_call(&[Channel::Consensus as u8]) && !is_peer_call(&[Channel::Shipping as u8])
+        );
         assert!(!is_peer_call(&[]));
         for byte in 0..=u8::MAX {
             assert_eq!(Status::from_byte(byte).map(|s| s as u8), (byte <= 4).then_some(byte));
@@ -589,8 +583,9 @@ mod tests {
     #[test]
     fn only_the_called_member_can_answer_and_bad_frames_are_counted() {
         let link = Arc::new(Recorder::default());
-        let shared = shared();
-        let calls = PeerCalls::new(1, link.clone(), shared.clone());
+        let shared = Arc::new(Shared::new(1, 0));
+        let calls = PeerCalls::new(1);
+        calls.bind(link.clone(), shared.clone());
         let (mut receiver, _forget) = calls.send_call(2, b"ask").unwrap();
         let (to, sent) = link.0.lock().unwrap()[0].clone();
         assert_eq!((to, &sent[..]), (2, &frame(CALL_KIND, 1, 0, b"ask")[..]));

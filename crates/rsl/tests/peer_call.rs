@@ -212,7 +212,7 @@ fn start_tls(root: &std::path::Path) -> Vec<Node> {
         .map(|id| Member { id, addr: format!("127.0.0.1:{}", free_port()).parse().unwrap() })
         .collect();
     let certs = root.join("certs");
-    rsl_net::generate_cluster_certs(&certs, rsl::start::CLUSTER_NAME, &[1, 2, 3]).unwrap();
+    rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &[1, 2, 3]).unwrap();
     (1..=3)
         .map(|id| {
             let text =
