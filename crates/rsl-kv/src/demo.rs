@@ -476,13 +476,13 @@ async fn verify(addr: SocketAddr, results: &[ClientResult]) -> anyhow::Result<Ve
 async fn caught_up(addr: SocketAddr, restarted: u32) -> anyhow::Result<Vec<StatusReport>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let reports = fetch_status(addr, None, REPLY_WAIT).await?;
-    let target = reports.iter().filter_map(|r| r.number("executed")).max().unwrap_or(0);
+    let target = reports.iter().filter_map(|r| r.number("rsl_executed_slot")).max().unwrap_or(0);
     loop {
         let reports = fetch_status(addr, None, REPLY_WAIT).await?;
         let executed = reports
             .iter()
-            .find(|r| r.get("id") == restarted.to_string())
-            .and_then(|r| r.number("executed"))
+            .find(|r| r.get("rsl_replica_id") == restarted.to_string())
+            .and_then(|r| r.number("rsl_executed_slot"))
             .unwrap_or(0);
         if executed >= target || Instant::now() >= deadline {
             return Ok(reports);

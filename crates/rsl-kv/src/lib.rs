@@ -9,7 +9,8 @@
 //! - [`server`]: the TCP server, generic over an [`Engine`] that executes requests, with
 //!   [`LocalEngine`] as the unreplicated one;
 //! - [`replicated`]: [`ReplicatedEngine`], the engine over an [`rsl::Node`], forwarding to
-//!   the primary from any replica;
+//!   the primary from any replica ([`forward`]: between members only, over their own
+//!   authenticated transport);
 //! - [`config`]: a replicated server's TOML configuration; [`launch`]: starting a cluster of
 //!   `rsl-kv run` processes on loopback (the local cluster command and the tests);
 //!   [`client`]: a small RESP client.
@@ -49,6 +50,7 @@ pub mod admin;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod forward;
 pub mod launch;
 pub mod limits;
 pub mod machine;
