@@ -655,3 +655,29 @@ async fn a_paused_primary_holds_no_request_and_followers_serve_again_once_one_is
     );
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_whose_storage_fails_exits_non_zero_naming_the_cause() {
+    // Small log segments, so that a few writes make every replica open a new segment file.
+    let options =
+        ClusterOptions { storage: "segment_bytes_max = 4096".into(), ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.unwrap();
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let victim = others(&cluster, &[primary])[0];
+    // Its data directory disappears under it: the next segment cannot be created.
+    std::fs::remove_dir_all(cluster.data_dir(victim)).unwrap();
+    let addr = cluster.replica(primary).client_addr;
+    let mut client = Client::connect(addr, WAIT).await.unwrap();
+    let value = "x".repeat(1024);
+    for i in 0..32 {
+        // The other two still make a majority: every write is acknowledged.
+        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &value]).await.unwrap(), Reply::ok());
+    }
+    let status = cluster.wait_exit(victim, WAIT).await.unwrap();
+    assert!(!status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&cluster.replica(victim).log).unwrap();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("replica {victim} stopped on its own")), "{log}");
+    assert!(last.contains("storage"), "the cause is named: {last}");
+    cluster.stop().await;
+}
