@@ -53,7 +53,7 @@ pub const RETRY_PAUSE_MS_MAX: u64 = 20;
 
 /// The largest request a replica forwards to the primary, in bytes: it travels as one rsl
 /// peer call with a one-byte header (`forward`).
-pub const FORWARD_BYTES_MAX: usize = rsl::peer_call::PEER_CALL_BYTES_MAX - 1;
+pub const FORWARD_BYTES_MAX: usize = rsl::PEER_CALL_BYTES_MAX - 1;
 
 /// How long a forwarded request waits for the primary's answer, in milliseconds (unless this
 /// replica learns of another primary first).

@@ -467,15 +467,18 @@ fn started<T: Send + 'static>(
     }
 }
 
-/// The client's error for a refusal by replica `id`'s runtime, naming its cause. Variants are
-/// told apart by their text, so that ones the runtime adds (a full disk, a deadline, a request
-/// too large, a stop) are named before this code matches them by name.
+/// The client's error for a refusal by replica `id`'s runtime, naming its cause. Refusals are
+/// told apart by their text, so that the ones the runtime adds (a full disk, a deadline, a
+/// request too large, a stop) are named before this code matches them by name.
 fn refusal_text(id: u32, kind: Kind, error: &ReplicateError) -> String {
-    let text = error.to_string();
+    refusal_text_of(id, kind, &error.to_string())
+}
+
+fn refusal_text_of(id: u32, kind: Kind, text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     if lower.contains("disk full") || lower.contains("no space") {
         format!("ERR disk full on replica {id}: writes refused until space is freed")
-    } else if lower.contains("too large") {
+    } else if lower.contains("too large") || lower.contains("exceeds the maximum") {
         format!("ERR request refused by replica {id}: {text}")
     } else if lower.contains("timed out") || lower.contains("timeout") {
         match kind {
@@ -491,7 +494,7 @@ fn refusal_text(id: u32, kind: Kind, error: &ReplicateError) -> String {
              may or may not have been applied"
         )
     } else if lower.contains("stopped") {
-        format!("ERR replica {id} has stopped: {text}")
+        format!("ERR replica {id} has stopped and serves nothing more: {text}")
     } else if lower.contains("shutting down") {
         format!("ERR replica {id} is shutting down")
     } else {
@@ -512,5 +515,27 @@ mod tests {
         );
         let unknown = text(Kind::Write, ReplicateError::OutcomeUnknown);
         assert!(unknown.starts_with("ERR outcome unknown: replica 2 "), "{unknown}");
+        // The texts of the refusals the runtime adds (issue 8): each client error names its
+        // cause, and a write's unknown outcome is never a TRYAGAIN.
+        let of = |kind, text| refusal_text_of(3, kind, text);
+        assert_eq!(
+            of(Kind::Write, "disk full, writes refused: no space left on device (os error 28)"),
+            "ERR disk full on replica 3: writes refused until space is freed"
+        );
+        let large = of(Kind::Write, "request of 17 bytes exceeds the maximum of 16 bytes (x)");
+        assert_eq!(
+            large,
+            "ERR request refused by replica 3: request of 17 bytes exceeds the maximum of 16 \
+             bytes (x)"
+        );
+        let timeout = "timed out after 5s: a write may still execute";
+        assert!(of(Kind::Write, timeout).starts_with("ERR outcome unknown: replica 3 timed out"));
+        assert!(of(Kind::Read, timeout).starts_with("TRYAGAIN replica 3 timed out"));
+        let stopped = of(Kind::Read, "replica stopped: state machine panicked");
+        assert!(stopped.starts_with("ERR replica 3 has stopped") && stopped.contains("panicked"));
+        assert_eq!(
+            of(Kind::Write, "something new"),
+            "ERR replica 3 refused the request: something new"
+        );
     }
 }

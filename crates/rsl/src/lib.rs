@@ -38,7 +38,7 @@ pub mod metrics;
 mod metrics_http;
 mod net;
 pub mod node;
-pub mod peer_call;
+mod peer_call;
 mod shared;
 mod shipping;
 mod start;
@@ -51,7 +51,10 @@ pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
 pub use net::CLUSTER_NAME;
 pub use node::{Node, ReadConsistency};
-pub use peer_call::{PeerCallError, PeerResponder};
+pub use peer_call::{
+    PeerCallError, PeerResponder, PEER_CALLS_SERVING_MAX, PEER_CALLS_WAITING_MAX,
+    PEER_CALL_BYTES_MAX,
+};
 pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
 pub use status::{Role, Status, View};

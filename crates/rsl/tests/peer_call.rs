@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsl::config::{Member, NodeConfig, TlsFiles};
-use rsl::peer_call::{PEER_CALLS_SERVING_MAX, PEER_CALLS_WAITING_MAX, PEER_CALL_BYTES_MAX};
 use rsl::{LocalCluster, LocalOptions, Node, PeerCallError, PeerResponder, Snapshot, StateMachine};
+use rsl::{PEER_CALLS_SERVING_MAX, PEER_CALLS_WAITING_MAX, PEER_CALL_BYTES_MAX};
 
 /// A state machine that does nothing: these tests are about calls, not consensus.
 struct Idle;
