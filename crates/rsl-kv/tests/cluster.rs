@@ -129,6 +129,19 @@ async fn any_replica_serves_with_a_password_and_admin_commands_work() {
     let info = String::from_utf8_lossy(&info).into_owned();
     assert!(info.contains("rsl_role:follower"), "{info}");
     assert!(info.contains(&format!("rsl_primary:{primary}")), "{info}");
+    // One name per field: INFO's `# Rsl` section is RSL.STATUS, and no field appears twice.
+    let names = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|l| l.split_once(':')).map(|(n, _)| n.to_string()).collect()
+    };
+    let section = info.split("# Rsl\r\n").nth(1).expect("a # Rsl section");
+    let section = section.split("\r\n\r\n").next().unwrap();
+    let Reply::Bulk(own) = cmd(f, pw, &["RSL.STATUS"]).await else { panic!("RSL.STATUS") };
+    assert_eq!(names(section), names(&String::from_utf8_lossy(&own)), "{info}");
+    let mut all = names(&info);
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before, "a field appears twice in INFO: {info}");
 
     // status: one row per replica, the primary among them, all healthy.
     let table = rsl_kv(&["status", "--addr", &f.to_string(), "--password", "s3cret"]);
