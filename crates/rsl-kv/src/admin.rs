@@ -21,18 +21,16 @@ use crate::resp::Reply;
 /// in executed slots.
 pub const LAG_SLOTS_HEALTHY_MAX: u64 = 1_000;
 
-/// A replica's status as `(name, value)` fields, in the order they are shown; `health` is
-/// `ok`, or what is wrong.
-pub fn status_fields(
-    s: &Status,
-    client_addr: SocketAddr,
-    health: &str,
-) -> Vec<(&'static str, String)> {
+/// A replica's status as `(name, value)` fields, in the order they are shown. `rsl_health` is
+/// `ok`, `disk-full` or `stopped (cause)`, and `rsl_stop_reason` says why in words (`-` while
+/// healthy).
+pub fn status_fields(s: &Status, client_addr: SocketAddr) -> Vec<(&'static str, String)> {
     let c = &s.counters;
     let members: Vec<String> = s.members.iter().map(u32::to_string).collect();
     vec![
         ("rsl_replica_id", s.id.to_string()),
-        ("rsl_health", health.to_string()),
+        ("rsl_health", s.health.to_string()),
+        ("rsl_stop_reason", s.stop_reason.clone().unwrap_or_else(|| "-".to_string())),
         ("rsl_client_addr", client_addr.to_string()),
         ("rsl_role", s.role.to_string()),
         ("rsl_primary", s.primary.map_or("-".to_string(), |p| p.to_string())),
@@ -82,7 +80,7 @@ impl StatusReport {
     }
 
     /// Whether the member answered and is healthy.
-    pub fn reachable(&self) -> bool {
+    pub fn healthy(&self) -> bool {
         self.get("rsl_health") == "ok"
     }
 }
@@ -132,7 +130,7 @@ pub fn status_table(reports: &[StatusReport]) -> String {
     for r in reports {
         let lag = r.number("rsl_executed_slot").map(|e| executed_max - e);
         let health = match lag {
-            _ if !r.reachable() => r.get("rsl_health").to_string(),
+            _ if !r.healthy() => r.get("rsl_health").to_string(),
             _ if r.get("rsl_rebuilding") == "1" => "rebuilding".to_string(),
             Some(lag) if lag > LAG_SLOTS_HEALTHY_MAX => "lagging".to_string(),
             _ => "ok".to_string(),
@@ -173,16 +171,22 @@ mod tests {
             (s.ballot_round, s.ballot_replica) = (2, 1);
             (s.committed, s.executed) = (executed, executed);
             let addr = "127.0.0.1:1".parse().unwrap();
-            StatusReport::parse(&render_fields(&status_fields(&s, addr, "ok")))
+            StatusReport::parse(&render_fields(&status_fields(&s, addr)))
         };
         let down = StatusReport::parse("rsl_replica_id:3\r\nrsl_health:unreachable (refused)\r\n");
+        let full = {
+            let mut s = status.clone();
+            (s.id, s.health) = (5, rsl::Health::DiskFull);
+            StatusReport::parse(&render_fields(&status_fields(&s, "127.0.0.1:5".parse().unwrap())))
+        };
         let rebuilding = StatusReport::parse(
             "rsl_replica_id:4\r\nrsl_health:ok\r\nrsl_role:follower\r\nrsl_executed_slot:5000\r\n\
              rsl_rebuilding:1\r\n",
         );
-        let table = status_table(&[up(1, 5000), up(2, 3000), down, rebuilding]);
+        let table = status_table(&[up(1, 5000), up(2, 3000), down, rebuilding, full]);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 5, "{table}");
+        assert_eq!(lines.len(), 6, "{table}");
+        assert!(lines[5].ends_with("disk-full"), "{table}");
         assert!(lines[4].ends_with("rebuilding"), "{table}");
         assert!(lines[1].contains("5000") && lines[1].ends_with("ok"), "{table}");
         assert!(lines[2].contains("2000") && lines[2].ends_with("lagging"), "{table}");
@@ -193,7 +197,7 @@ mod tests {
     #[test]
     fn every_status_field_has_one_name() {
         let s = a_status();
-        let fields = status_fields(&s, "127.0.0.1:1".parse().unwrap(), "ok");
+        let fields = status_fields(&s, "127.0.0.1:1".parse().unwrap());
         let mut names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
         assert!(names.iter().all(|n| n.starts_with("rsl_")), "{names:?}");
         names.sort_unstable();
@@ -201,6 +205,6 @@ mod tests {
         assert_eq!(names.len(), fields.len(), "a field appears twice");
         let report = StatusReport::parse(&render_fields(&fields));
         assert_eq!(report.fields.len(), fields.len());
-        assert!(report.reachable());
+        assert!(report.healthy());
     }
 }

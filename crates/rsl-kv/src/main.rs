@@ -164,27 +164,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Resolves once the replica has stopped on its own (a storage failure, a state machine
-/// panic), with the cause in words. Its view changes when it stops; the interval is a
-/// backstop for a stop that changes nothing else.
+/// panic), with the cause in words.
 async fn replica_stopped(node: &rsl::Node) -> String {
     let mut view = node.watch();
-    let mut check = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        if !node.is_running() {
-            return stop_cause(node);
-        }
-        tokio::select! {
-            _ = view.changed() => {}
-            _ = check.tick() => {}
-        }
-    }
-}
-
-/// Why the replica stopped, as far as the runtime tells: this runtime reports only that it
-/// stopped, and logs the error that stopped it.
-fn stop_cause(_node: &rsl::Node) -> String {
-    "its storage failed or its state machine panicked (the error logged above says which)"
-        .to_string()
+    // A closed watch means the node is gone; its status still says why.
+    let _ = view.wait_for(|v| matches!(v.health, rsl::Health::Stopped(_))).await;
+    let status = node.status();
+    status.stop_reason.unwrap_or_else(|| status.health.to_string())
 }
 
 /// Prints a line every time the replica's role, primary or ballot changes.

@@ -341,8 +341,7 @@ impl Inner {
 
     /// This replica's status fields (`RSL.STATUS`, INFO's `# Rsl`).
     fn status_fields(&self) -> Vec<(&'static str, String)> {
-        let health = if self.node.is_running() { "ok" } else { "stopped" };
-        status_fields(&self.node.status(), self.options.clients[&self.id], health)
+        status_fields(&self.node.status(), self.options.clients[&self.id])
     }
 
     /// `RSL.STATUS`: this replica's status; `RSL.STATUS ALL`: every member's, as an array.
@@ -467,13 +466,36 @@ fn started<T: Send + 'static>(
     }
 }
 
-/// The client's error for a refusal by replica `id`'s runtime, naming its cause. Refusals are
-/// told apart by their text, so that the ones the runtime adds (a full disk, a deadline, a
-/// request too large, a stop) are named before this code matches them by name.
+/// The client's error for a refusal by replica `id`'s runtime, naming its cause and whether
+/// a write may have been applied.
 fn refusal_text(id: u32, kind: Kind, error: &ReplicateError) -> String {
-    refusal_text_of(id, kind, &error.to_string())
+    match error {
+        ReplicateError::DiskFull { .. } => {
+            format!("ERR disk full on replica {id}: writes refused until space is freed")
+        }
+        ReplicateError::Timeout { after } => match kind {
+            Kind::Read => {
+                format!("TRYAGAIN replica {id} timed out after {after:?}; the read had no effect")
+            }
+            Kind::Write => format!(
+                "ERR outcome unknown: replica {id} timed out after {after:?}; the write may or \
+                 may not have been applied"
+            ),
+        },
+        ReplicateError::Stopped { reason } => {
+            format!("ERR replica {id} has stopped and serves nothing more: {reason}")
+        }
+        ReplicateError::ShuttingDown => format!("ERR replica {id} is shutting down"),
+        ReplicateError::OutcomeUnknown => format!(
+            "ERR outcome unknown: replica {id} caught up from a checkpoint past the write; it \
+             may or may not have been applied"
+        ),
+        // Refusals added later (a request too large, ...) are told apart by their text.
+        other => refusal_text_of(id, kind, &other.to_string()),
+    }
 }
 
+/// The client's error for a refusal known only by its text.
 fn refusal_text_of(id: u32, kind: Kind, text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     if lower.contains("disk full") || lower.contains("no space") {
@@ -512,6 +534,21 @@ mod tests {
         assert_eq!(
             text(Kind::Write, ReplicateError::ShuttingDown),
             "ERR replica 2 is shutting down"
+        );
+        let full = ReplicateError::DiskFull { reason: "no space left on device".into() };
+        assert_eq!(
+            text(Kind::Write, full),
+            "ERR disk full on replica 2: writes refused until space is freed"
+        );
+        let after = Duration::from_secs(5);
+        let write = text(Kind::Write, ReplicateError::Timeout { after });
+        assert!(write.starts_with("ERR outcome unknown: replica 2 timed out after 5s"), "{write}");
+        let read = text(Kind::Read, ReplicateError::Timeout { after });
+        assert!(read.starts_with("TRYAGAIN replica 2 timed out after 5s"), "{read}");
+        let stopped = ReplicateError::Stopped { reason: "state machine panicked: boom".into() };
+        assert_eq!(
+            text(Kind::Read, stopped),
+            "ERR replica 2 has stopped and serves nothing more: state machine panicked: boom"
         );
         let unknown = text(Kind::Write, ReplicateError::OutcomeUnknown);
         assert!(unknown.starts_with("ERR outcome unknown: replica 2 "), "{unknown}");

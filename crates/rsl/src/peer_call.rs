@@ -380,7 +380,7 @@ impl PeerCalls {
 
     fn reject(&self, from: u32, what: &'static str) {
         if let Some(bound) = self.bound.get() {
-            bound.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+            bound.shared.metrics.counters.rejected_messages.inc();
         }
         tracing::warn!(from, "rejected {what}");
     }
@@ -537,6 +537,7 @@ impl PeerCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// A transport that records what is sent; replicas 2 and 3 are connected peers.
     #[derive(Default)]
@@ -583,13 +584,13 @@ mod tests {
     #[test]
     fn only_the_called_member_can_answer_and_bad_frames_are_counted() {
         let link = Arc::new(Recorder::default());
-        let shared = Arc::new(Shared::new(1, 0));
+        let shared = Arc::new(Shared::new(1, 0, BTreeMap::new(), Duration::from_secs(1)));
         let calls = PeerCalls::new(1);
         calls.bind(link.clone(), shared.clone());
         let (mut receiver, _forget) = calls.send_call(2, b"ask").unwrap();
         let (to, sent) = link.0.lock().unwrap()[0].clone();
         assert_eq!((to, &sent[..]), (2, &frame(CALL_KIND, 1, 0, b"ask")[..]));
-        let rejected = || shared.counters.rejected_messages.load(Ordering::Relaxed);
+        let rejected = || shared.metrics.counters.rejected_messages.get();
 
         // Replica 3 answers a call that went to replica 2: rejected, the call still waits.
         calls.receive(3, frame(REPLY_KIND, 1, 0, b"forged"));
