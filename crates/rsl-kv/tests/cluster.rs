@@ -692,5 +692,6 @@ async fn a_replica_whose_storage_fails_exits_non_zero_naming_the_cause() {
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains(&format!("replica {victim} stopped on its own")), "{log}");
     assert!(last.contains("storage"), "the cause is named: {last}");
+    eprintln!("replica {victim}'s last line: {last}");
     cluster.stop().await;
 }
