@@ -553,7 +553,7 @@ async fn pause_client(client: usize, replica: u32, addr: SocketAddr, log: Arc<Pa
     use std::sync::atomic::Ordering::SeqCst;
     const REPLY_MAX: Duration = Duration::from_secs(60);
     let mut conn = Client::connect(addr, REPLY_MAX).await.expect("connect");
-    let write = client % 2 == 0;
+    let write = client.is_multiple_of(2);
     let mut n = 0;
     while !log.stop.load(SeqCst) {
         let key = if write { format!("pause:{client}:{n}") } else { "pause:read".to_string() };
