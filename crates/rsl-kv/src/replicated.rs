@@ -137,7 +137,7 @@ impl ReplicatedEngine {
     }
 
     /// Starts the request's first try before returning, so that requests reach the replica
-    /// (or the forwarding connection) in the order the server submits them: a connection's
+    /// (or the call to the primary) in the order the server submits them: a connection's
     /// pipelined commands execute in order, as Redis promises. Retries, if any, run later.
     fn submit(&self, kind: Kind, request: Bytes) -> EngineReply {
         let (first, target) = self.inner.start_attempt(kind, request.clone(), None);
