@@ -40,6 +40,7 @@ use crate::client::{describe, Client};
 use crate::config::Reads;
 use crate::engine::{Engine, EngineError, EngineReply};
 use crate::forward::{self, error_bytes, Attempt, Kind};
+use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
 use crate::resp::{parse_i64, Reply};
@@ -78,6 +79,8 @@ struct Inner {
     /// The runtime the engine was made in: forwarded requests arrive on the transport's
     /// thread and run here.
     runtime: tokio::runtime::Handle,
+    /// The hub of the node's machine.
+    hub: Hub,
 }
 
 impl std::fmt::Debug for Inner {
@@ -88,8 +91,14 @@ impl std::fmt::Debug for Inner {
 
 impl ReplicatedEngine {
     /// An engine over `node`; it serves the requests other members forward here. Call from
-    /// within a tokio runtime.
+    /// within a tokio runtime. Pub/sub and blocking pops need the hub of the node's machine:
+    /// see [`ReplicatedEngine::with_hub`].
     pub fn new(node: Arc<Node>, options: ReplicatedOptions) -> ReplicatedEngine {
+        ReplicatedEngine::with_hub(node, options, Hub::new())
+    }
+
+    /// An engine over `node`, whose machine delivers to `hub` ([`crate::KvMachine::with_hub`]).
+    pub fn with_hub(node: Arc<Node>, options: ReplicatedOptions, hub: Hub) -> ReplicatedEngine {
         assert!(options.clients.contains_key(&node.id()), "this replica has a client address");
         let inner = Arc::new(Inner {
             id: node.id(),
@@ -97,6 +106,7 @@ impl ReplicatedEngine {
             node,
             options,
             runtime: tokio::runtime::Handle::current(),
+            hub,
         });
         // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.
         let weak = Arc::downgrade(&inner);
@@ -173,6 +183,10 @@ impl Engine for ReplicatedEngine {
 
     fn is_primary(&self) -> bool {
         self.inner.is_primary()
+    }
+
+    fn hub(&self) -> Option<Hub> {
+        Some(self.inner.hub.clone())
     }
 
     fn command(&self, args: &[Bytes]) -> Option<EngineReply> {

@@ -460,17 +460,15 @@ async fn a_pipelined_read_sees_the_connections_earlier_writes() {
 
 #[tokio::test]
 async fn a_client_cannot_forward_and_nothing_it_sends_as_forwarded_executes() {
-    use rsl_kv::request::{Request, SetCondition, SetExpiry, WriteOp};
+    use rsl_kv::request::{Request, WriteOp};
+    use rsl_kv::resp::Proto;
     let mut cluster = start(None).await;
     let primary = cluster.wait_primary(None, WAIT).await.unwrap();
     let set = Request::Write {
         stamp_ms: 1,
-        op: WriteOp::Set {
-            key: "forged".into(),
-            value: "v".into(),
-            condition: SetCondition::Always,
-            expiry: SetExpiry::Clear,
-            get: false,
+        op: WriteOp::Command {
+            proto: Proto::Resp2,
+            args: vec!["SET".into(), "forged".into(), "v".into()],
         },
     };
     let encoded = set.encode();
