@@ -687,7 +687,8 @@ async fn a_replica_whose_storage_fails_exits_non_zero_naming_the_cause() {
     let status = cluster.wait_exit(victim, WAIT).await.unwrap();
     assert!(!status.success(), "{status:?}");
     let log = std::fs::read_to_string(&cluster.replica(victim).log).unwrap();
-    let last = log.lines().last().unwrap_or_default();
+    // The error line (with RUST_BACKTRACE set, a backtrace follows it).
+    let last = log.lines().rfind(|l| l.starts_with("Error: ")).unwrap_or_default();
     assert!(last.contains(&format!("replica {victim} stopped on its own")), "{log}");
     assert!(last.contains("storage"), "the cause is named: {last}");
     eprintln!("replica {victim}'s last line: {last}");
