@@ -288,9 +288,6 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
         #[cfg(target_os = "linux")]
         // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
         // which is async-signal-safe.
@@ -414,6 +411,29 @@ impl Cluster {
                     "replica {id} did not reach the view within {within:?}; views: {:?}",
                     self.views
                 );
+            }
+        }
+    }
+
+    /// Replica `id`'s data directory.
+    pub fn data_dir(&self, id: u32) -> PathBuf {
+        self.dir.path().join(format!("data-{id}"))
+    }
+
+    /// Waits until replica `id`'s process exits on its own; returns its exit status.
+    pub async fn wait_exit(
+        &mut self,
+        id: u32,
+        within: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.exited.contains(&id) {
+                let mut child = self.children.remove(&id).expect("an exited replica was running");
+                return Ok(child.wait().await?);
+            }
+            if self.next_event(deadline).await.is_none() {
+                bail!("replica {id} did not exit within {within:?}");
             }
         }
     }
