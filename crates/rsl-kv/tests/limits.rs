@@ -103,7 +103,7 @@ async fn executed(addr: SocketAddr) -> u64 {
         panic!("RSL.STATUS")
     };
     let text = String::from_utf8_lossy(&text).into_owned();
-    let line = text.lines().find_map(|l| l.strip_prefix("executed:")).expect("executed");
+    let line = text.lines().find_map(|l| l.strip_prefix("rsl_executed_slot:")).expect("executed");
     line.trim().parse().unwrap()
 }
 
