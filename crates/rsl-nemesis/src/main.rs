@@ -1,0 +1,3 @@
+//! The `rsl-nemesis` command.
+
+fn main() {}
