@@ -17,3 +17,10 @@
 
 pub mod check;
 pub mod history;
+pub mod cluster;
+pub mod disk;
+pub mod faults;
+pub mod netns;
+pub mod report;
+pub mod run;
+pub mod workload;

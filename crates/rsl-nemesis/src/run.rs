@@ -1,0 +1,527 @@
+//! One run: build the machinery, start the replicas and the clients, let the nemesis loose,
+//! heal, read every key back, check, report.
+//!
+//! The end of a run, in order: every fault is healed and the clients keep running for
+//! [`RECOVERY_WINDOW`] (so the figures show the recovery); the clients stop; every key is read
+//! through every replica (linearizable reads, forwarded to the primary; they join the
+//! history); then every replica is restarted with `kv.reads = "local"`, waits until it has
+//! executed every slot the cluster committed, and every key is read from each replica's own
+//! state (what the lost-write check and the agreement check judge). A replica that cannot
+//! catch up leaves its values unread, which makes the run inconclusive rather than passed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use rsl_kv::client::Client;
+use rsl_kv::resp::Reply;
+use tokio::task::JoinSet;
+
+use crate::check::{self, Verdicts};
+use crate::cluster::{Clock, Cluster, ClusterOptions};
+use crate::disk::Disk;
+use crate::faults::{FaultEvent, FaultKind, Nemesis, Rig, Timing};
+use crate::history::{self, parse_big, parse_list, KeyClass, Kind, Observed, Outcome, Record};
+use crate::netns::Net;
+use crate::report::{self, PlantResult};
+use crate::workload::{classify, Workload, WorkloadOptions};
+
+/// How long the clients keep running after the last heal.
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(5);
+
+/// How long the cluster may take to elect a primary at the start and in the final phase.
+pub const PRIMARY_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a replica may take to execute every committed slot in the final phase.
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+
+/// The first client id of the final reads (replica `r` reads as `FINAL_CLIENT + r`).
+pub const FINAL_CLIENT: u32 = 1000;
+
+/// Final reads in flight per replica.
+const FINAL_READERS: usize = 4;
+
+/// Tries of a final read before it is given up.
+const FINAL_READ_TRIES: u32 = 5;
+
+/// How long the final reads through one replica may take in all.
+const FINAL_READS_WAIT: Duration = Duration::from_secs(60);
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The `rsl-kv` binary.
+    pub exe: PathBuf,
+    /// The run directory (default: a new one under the system's temporary directory).
+    pub dir: Option<PathBuf>,
+    /// How long the faults go on.
+    pub duration: Duration,
+    /// The seed of the faults and the workload.
+    pub seed: u64,
+    /// The fault kinds to draw from.
+    pub kinds: Vec<FaultKind>,
+    /// Fault durations and gaps.
+    pub timing: Timing,
+    /// The clients.
+    pub workload: WorkloadOptions,
+    /// Each replica's filesystem, in bytes.
+    pub disk_bytes: u64,
+    /// The replicas' configuration.
+    pub cluster: ClusterOptions,
+    /// Keep the run directory even when the run passes.
+    pub keep: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No violation, no lost write, no anomaly; every planted lie caught.
+    Pass,
+    /// A violation, a lost write, an anomaly, or a planted lie the checkers missed.
+    Unsafe,
+    /// Safety could not be verified (a replica's final values could not be read).
+    Inconclusive,
+}
+
+/// The run's processes, filesystems and network, torn down in that order when dropped.
+#[derive(Debug)]
+struct Machinery {
+    cluster: Cluster,
+    disks: Vec<Disk>,
+    net: Net,
+}
+
+fn default_dir() -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::env::temp_dir().join(format!("rsl-nemesis-{stamp}-{}", std::process::id()))
+}
+
+fn say(clock: &Clock, text: impl AsRef<str>) {
+    println!("{:>8.2} s  {}", clock.now_us() as f64 / 1e6, text.as_ref());
+}
+
+/// Runs the suite once and prints its figures; the directory holds the history, the final
+/// values, the replicas' logs and the report.
+pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
+    let dir = options.dir.clone().unwrap_or_else(default_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let clock = Clock::start();
+    println!(
+        "rsl-nemesis: seed {}, {} s of faults ({}), {} clients, run directory {}",
+        options.seed,
+        options.duration.as_secs(),
+        options.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" "),
+        options.workload.clients,
+        dir.display()
+    );
+    let replicas = options.cluster.replicas;
+    let net = Net::create(replicas, &dir)?;
+    let mut disks = Vec::new();
+    for id in 1..=replicas {
+        disks.push(Disk::mount(&dir.join(format!("disk-{id}")), options.disk_bytes)?);
+    }
+    let cluster = Cluster::new(&options.exe, &dir, &net, &disks, options.cluster.clone(), clock)?;
+    let mut m = Machinery { cluster, disks, net };
+    say(&clock, format!("network slot {}: replicas at {}", m.net.slot(), m.net.ip(1)));
+    for id in m.cluster.ids() {
+        m.cluster.start(id).await?;
+    }
+    let primary = m.cluster.wait_primary(PRIMARY_WAIT).await?;
+    say(&clock, format!("replica {primary} is primary; clients start"));
+    let addrs: Vec<_> = m.cluster.ids().into_iter().map(|id| m.cluster.client_addr(id)).collect();
+    let workload = Workload::start(options.workload.clone(), addrs, clock);
+    let load_start = clock.now_us();
+    let (faults, notes) = nemesis(&options, &mut m, &workload, &clock).await?;
+    m.cluster.settle(RECOVERY_WINDOW).await;
+    let load_end = clock.now_us();
+    let recorder = workload.recorder().clone();
+    let mut history = workload.stop(options.workload.op_timeout + Duration::from_secs(2)).await;
+    let observed = recorder.observed();
+    say(&clock, format!("clients stopped after {} operations; final reads", history.len()));
+    let mut notes = notes;
+    let (reads, finals) = final_phase(&mut m.cluster, &history, &clock, &mut notes).await?;
+    history.extend(reads);
+    m.cluster.stop_all().await;
+    let exits = m.cluster.unexpected_exits.clone();
+    let primaries = primary_changes(&m.cluster);
+    drop(m);
+    save(&dir, &history, &finals, &observed, &faults)?;
+    say(&clock, format!("checking {} operations", history.len()));
+    let (verdicts, plants) = tokio::task::spawn_blocking({
+        let (history, finals) = (history.clone(), finals.clone());
+        move || check_all(&history, &finals, &observed)
+    })
+    .await?;
+    let inputs = report::Inputs {
+        history: &history,
+        load: (load_start, load_end),
+        faults: &faults,
+        exits: &exits,
+        primaries: &primaries,
+        verdicts: &verdicts,
+        plants: &plants,
+        notes: &notes,
+    };
+    let text = report::render(&inputs);
+    println!("\n{text}");
+    std::fs::write(dir.join("report.txt"), &text)?;
+    let verdict = verdict_of(&verdicts, &plants);
+    println!("verdict: {verdict:?} (run directory {})", dir.display());
+    if verdict == Verdict::Pass && !options.keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok((verdict, dir))
+}
+
+/// The verdict from the checkers and the plants.
+pub fn verdict_of(v: &Verdicts, plants: &[(String, PlantResult)]) -> Verdict {
+    let missed = plants.iter().any(|(_, p)| matches!(p, PlantResult::Missed(_)));
+    if !v.passed() || missed {
+        Verdict::Unsafe
+    } else if !v.unverified.is_empty() {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Pass
+    }
+}
+
+/// Checks the history and proves, on it, that the checkers reject the planted lies.
+pub fn check_all(
+    history: &[Record],
+    finals: &[(u32, String, Observed)],
+    observed: &HashSet<u64>,
+) -> (Verdicts, Vec<(String, PlantResult)>) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let verdicts = check::check(history, finals, observed, threads);
+    let stale = match check::plant_stale_read(history) {
+        None => PlantResult::NotTried,
+        Some(plant) => {
+            let records: Vec<&Record> = plant.records.iter().collect();
+            match check::linearizable(&plant.key, &records, observed, &mut Vec::new()).1 {
+                Err(rsl_sim::linearizability::Violation::NotLinearizable { .. }) => {
+                    PlantResult::Caught(format!("linearizability ({})", plant.what))
+                }
+                _ => PlantResult::Missed(plant.what),
+            }
+        }
+    };
+    let phantom = match check::plant_phantom_write(history, finals) {
+        None => PlantResult::NotTried,
+        Some((plant, replica, observed)) => {
+            let records: Vec<&Record> = plant.records.iter().collect();
+            let (mut lost, mut anomalies) = (Vec::new(), Vec::new());
+            check::lost_writes(&plant.key, &records, replica, &observed, &mut lost, &mut anomalies);
+            if lost.is_empty() {
+                PlantResult::Missed(plant.what)
+            } else {
+                PlantResult::Caught(format!("the lost-write check ({})", plant.what))
+            }
+        }
+    };
+    let plants = vec![
+        ("stale read (a client reports an old value)".to_string(), stale),
+        ("phantom write (a client reports a write it never sent)".to_string(), phantom),
+    ];
+    (verdicts, plants)
+}
+
+async fn nemesis(
+    options: &RunOptions,
+    m: &mut Machinery,
+    workload: &Workload,
+    clock: &Clock,
+) -> anyhow::Result<(Vec<FaultEvent>, Vec<String>)> {
+    let mut schedule = Nemesis::new(options.seed, &options.kinds, options.timing);
+    let deadline = clock.now_us() + options.duration.as_micros() as u64;
+    let (mut events, mut notes) = (Vec::new(), Vec::new());
+    m.cluster.settle(Duration::from_secs(3)).await;
+    loop {
+        let gap = schedule.gap();
+        m.cluster.settle(gap).await;
+        if clock.now_us() >= deadline {
+            break;
+        }
+        let kind = schedule.next_kind();
+        let hold = schedule.hold(kind);
+        let mut rig = Rig { cluster: &mut m.cluster, net: &mut m.net, disks: &mut m.disks, workload };
+        let mut active = schedule.apply(kind, &mut rig, clock.now_us()).await?;
+        let e = &active.event;
+        say(
+            clock,
+            format!(
+                "{} {:?} (primary {}) for {:.1} s {} [{} operations so far]",
+                kind.name(),
+                e.targets,
+                e.primary.map_or("unknown".into(), |p| p.to_string()),
+                hold.as_secs_f64(),
+                e.note,
+                workload.recorder().len()
+            ),
+        );
+        rig.cluster.settle(hold).await;
+        active.heal(&mut rig, clock.now_us()).await?;
+        restart_exited(rig.cluster, clock, &mut notes).await;
+        events.push(active.event);
+    }
+    // Everything healed, whatever the last fault was.
+    m.net.heal()?;
+    for disk in m.disks.iter_mut().filter(|d| d.is_full()) {
+        disk.free()?;
+    }
+    for id in m.cluster.ids() {
+        if m.cluster.is_paused(id) {
+            m.cluster.signal(id, libc::SIGCONT)?;
+        }
+    }
+    restart_exited(&mut m.cluster, clock, &mut notes).await;
+    say(clock, "faults over, everything healed");
+    Ok((events, notes))
+}
+
+/// Starts the replicas whose process is gone (one that exited by itself) again.
+async fn restart_exited(cluster: &mut Cluster, clock: &Clock, notes: &mut Vec<String>) {
+    cluster.pump();
+    for id in cluster.ids() {
+        if cluster.is_running(id) {
+            continue;
+        }
+        let at = clock.now_us() as f64 / 1e6;
+        match cluster.start(id).await {
+            Ok(()) => notes.push(format!("{at:.2} s: replica {id} was not running; restarted")),
+            Err(e) => notes.push(format!("{at:.2} s: replica {id} would not restart: {e:#}")),
+        }
+    }
+}
+
+fn primary_changes(cluster: &Cluster) -> Vec<(u64, u32)> {
+    let mut out: Vec<(u64, u32)> = Vec::new();
+    for (at, id, view) in &cluster.role_changes {
+        if view.role == "primary" && out.last().map(|l| l.1) != Some(*id) {
+            out.push((*at, *id));
+        }
+    }
+    out
+}
+
+fn keys_of(history: &[Record]) -> Vec<String> {
+    let mut keys: Vec<String> = history.iter().map(|r| r.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Reads every key through every replica (recorded), then from every replica's own state.
+async fn final_phase(
+    cluster: &mut Cluster,
+    history: &[Record],
+    clock: &Clock,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<(Vec<Record>, Vec<(u32, String, Observed)>)> {
+    let keys = keys_of(history);
+    if let Err(e) = cluster.wait_primary(PRIMARY_WAIT).await {
+        notes.push(format!("no primary after healing: {e:#}"));
+    }
+    let mut reads = Vec::new();
+    for id in cluster.ids() {
+        let addr = cluster.client_addr(id);
+        for (key, tries) in read_all(addr, &keys, clock).await {
+            reads.extend(tries.into_iter().map(|(mut r, _)| {
+                r.client = FINAL_CLIENT + id;
+                r.replica = id;
+                r.key = key.clone();
+                r
+            }));
+        }
+    }
+    say(clock, "restarting every replica with local reads to read its own state");
+    for id in cluster.ids() {
+        if cluster.is_running(id) {
+            cluster.terminate(id).await?;
+        }
+    }
+    cluster.write_configs(true)?;
+    for id in cluster.ids() {
+        cluster.start(id).await?;
+    }
+    let caught_up = catch_up(cluster, notes).await;
+    let mut finals = Vec::new();
+    for id in cluster.ids() {
+        let addr = cluster.client_addr(id);
+        for (key, tries) in read_all(addr, &keys, clock).await {
+            let last = tries.last().map(|(_, reply)| reply.clone());
+            let observed = match (caught_up.get(&id), last) {
+                (Some(Err(why)), _) => Observed::Unread(why.clone()),
+                (_, Some(Ok(reply))) => observed(&key, &reply),
+                (_, Some(Err(why))) => Observed::Unread(why),
+                (_, None) => Observed::Unread(format!("not read within {FINAL_READS_WAIT:?}")),
+            };
+            finals.push((id, key, observed));
+        }
+    }
+    Ok((reads, finals))
+}
+
+/// Waits until every replica has executed what the cluster committed; a replica that does
+/// not is restarted once. Returns, per replica, whether it caught up.
+async fn catch_up(
+    cluster: &mut Cluster,
+    notes: &mut Vec<String>,
+) -> std::collections::BTreeMap<u32, Result<(), String>> {
+    let _ = cluster.wait_primary(PRIMARY_WAIT).await;
+    let wait = Duration::from_secs(1);
+    let mut target = 0;
+    for id in cluster.ids() {
+        if let Some(s) = cluster.status(id, wait).await {
+            target = target.max(s.number("committed").unwrap_or(0));
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for id in cluster.ids() {
+        let mut result = executed_at_least(cluster, id, target).await;
+        if result.is_err() {
+            notes.push(format!("replica {id} did not execute slot {target} in the final phase; restarted"));
+            let _ = cluster.kill(id).await;
+            let _ = cluster.start(id).await;
+            result = executed_at_least(cluster, id, target).await;
+        }
+        out.insert(id, result);
+    }
+    out
+}
+
+async fn executed_at_least(cluster: &mut Cluster, id: u32, target: u64) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+    let mut seen = None;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(s) = cluster.status(id, Duration::from_secs(1)).await {
+            seen = s.number("executed");
+            if seen.is_some_and(|e| e >= target) {
+                return Ok(());
+            }
+        }
+        cluster.settle(Duration::from_millis(200)).await;
+    }
+    Err(format!("replica {id} executed {seen:?}, not slot {target}, within {CATCH_UP_WAIT:?}"))
+}
+
+type Tries = Vec<(Record, Result<Reply, String>)>;
+
+/// GETs every key at `addr`, a few at a time, retrying errors; returns every try per key.
+async fn read_all(addr: std::net::SocketAddr, keys: &[String], clock: &Clock) -> Vec<(String, Tries)> {
+    let deadline = tokio::time::Instant::now() + FINAL_READS_WAIT;
+    let mut tasks = JoinSet::new();
+    for part in keys.chunks(keys.len().div_ceil(FINAL_READERS).max(1)) {
+        let (part, clock) = (part.to_vec(), *clock);
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            let mut conn: Option<Client> = None;
+            for key in part {
+                let mut tries = Vec::new();
+                for _ in 0..FINAL_READ_TRIES {
+                    if tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    if conn.is_none() {
+                        conn = Client::connect(addr, Duration::from_secs(10)).await.ok();
+                    }
+                    let call_us = clock.now_us();
+                    let reply = match conn.as_mut() {
+                        Some(c) => c.cmd(&[&b"GET"[..], key.as_bytes()]).await,
+                        None => Err(std::io::Error::other("cannot connect")),
+                    };
+                    let outcome = classify(Kind::Get, &key, &reply);
+                    let record = Record {
+                        client: FINAL_CLIENT,
+                        replica: 0,
+                        kind: Kind::Get,
+                        key: key.clone(),
+                        token: 0,
+                        bytes: 0,
+                        call_us,
+                        ret_us: Some(clock.now_us()),
+                        outcome: outcome.clone(),
+                    };
+                    let done = outcome.is_ok() || matches!(outcome, Outcome::Corrupt(_));
+                    let reply = reply.map_err(|e| e.to_string());
+                    if reply.is_err() {
+                        conn = None;
+                    }
+                    tries.push((record, reply));
+                    if done {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                out.push((key, tries));
+            }
+            out
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(part) = tasks.join_next().await {
+        all.extend(part.expect("a final reader panicked"));
+    }
+    all
+}
+
+/// What a GET reply says a replica holds for `key`.
+fn observed(key: &str, reply: &Reply) -> Observed {
+    match (KeyClass::of(key), reply) {
+        (KeyClass::List, Reply::Null) => Observed::List(Vec::new()),
+        (KeyClass::List, Reply::Bulk(b)) => parse_list(b).map_or_else(Observed::Malformed, Observed::List),
+        (KeyClass::Big, Reply::Null) => Observed::Big(None),
+        (KeyClass::Big, Reply::Bulk(b)) => {
+            parse_big(b).map_or_else(Observed::Malformed, |v| Observed::Big(Some(v)))
+        }
+        (_, other) => Observed::Unread(format!("GET answered {}", rsl_kv::client::describe(other))),
+    }
+}
+
+fn save(
+    dir: &Path,
+    history: &[Record],
+    finals: &[(u32, String, Observed)],
+    observed: &HashSet<u64>,
+    faults: &[FaultEvent],
+) -> anyhow::Result<()> {
+    history::write_lines(&dir.join("observed.tsv"), observed.iter().map(|t| format!("{t:x}")))?;
+    history::write_lines(&dir.join("history.tsv"), history.iter().map(history::record_line))?;
+    history::write_lines(
+        &dir.join("finals.tsv"),
+        finals.iter().map(|(r, k, o)| history::observed_line(*r, k, o)),
+    )?;
+    history::write_lines(
+        &dir.join("faults.tsv"),
+        faults.iter().map(|f| {
+            let heal = f.heal_us.map_or("-".to_string(), |t| t.to_string());
+            format!("{}\t{}\t{:?}\t{:?}\t{heal}\t{}", f.start_us, f.kind.name(), f.targets, f.primary, f.note)
+        }),
+    )
+}
+
+/// Checks a saved run again (`rsl-nemesis check DIR`).
+pub fn check_saved(dir: &Path) -> anyhow::Result<Verdict> {
+    let history = history::read_lines(&dir.join("history.tsv"), history::parse_record)?;
+    let finals = history::read_lines(&dir.join("finals.tsv"), history::parse_observed)?;
+    let observed: HashSet<u64> =
+        history::read_lines(&dir.join("observed.tsv"), |l| u64::from_str_radix(l, 16).ok())?
+            .into_iter()
+            .collect();
+    let (verdicts, plants) = check_all(&history, &finals, &observed);
+    let inputs = report::Inputs {
+        history: &history,
+        load: (0, 0),
+        faults: &[],
+        exits: &[],
+        primaries: &[],
+        verdicts: &verdicts,
+        plants: &plants,
+        notes: &[],
+    };
+    println!("{}", report::render(&inputs));
+    Ok(verdict_of(&verdicts, &plants))
+}
