@@ -94,6 +94,11 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
             r.kind.word()
         ));
     }
+    if let Outcome::Value(v) = &r.outcome {
+        if v.bytes > VALUE_BYTES_MAX as u64 {
+            anomalies.push(format!("{}: a read returned {} bytes, past the value limit", r.key, v.bytes));
+        }
+    }
     let (op, out) = match (r.kind, &r.outcome) {
         (_, Outcome::Failed(_)) => return None,
         (Kind::Get, Outcome::Value(v)) => (Op::Get { key: 0 }, Some(Output::Value(v.fingerprint))),
@@ -181,6 +186,9 @@ pub fn lost_writes(
     let tokens: Vec<u64> = match observed {
         Observed::List(tokens) => tokens.clone(),
         Observed::Big(Some((token, bytes))) => {
+            if *bytes > VALUE_BYTES_MAX as u64 {
+                anomalies.push(format!("{key}: replica {replica} holds {bytes} bytes, past the value limit"));
+            }
             if let Some(w) = writes.get(token).filter(|w| w.bytes != *bytes) {
                 anomalies.push(format!(
                     "{key}: replica {replica} holds {bytes} bytes for a SET of {} bytes",

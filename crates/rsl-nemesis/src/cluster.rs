@@ -423,6 +423,28 @@ impl Cluster {
         })
     }
 
+    /// The primary as the replicas say it now (`RSL.STATUS` of every running, unpaused
+    /// replica: the one that says it is primary at the highest ballot), else the newest
+    /// claim seen in the role lines.
+    pub async fn ask_primary(&mut self) -> Option<u32> {
+        self.pump();
+        let mut best: Option<((u64, u64), u32)> = None;
+        for id in self.ids().into_iter().filter(|&id| self.is_running(id) && !self.is_paused(id)) {
+            let Some(status) = self.status(id, Duration::from_millis(500)).await else { continue };
+            if status.get("role") != "primary" {
+                continue;
+            }
+            let ballot = status.get("ballot").split_once('.').and_then(|(r, i)| {
+                Some((r.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
+            });
+            let ballot = ballot.unwrap_or((0, 0));
+            if best.is_none_or(|(b, _)| ballot > b) {
+                best = Some((ballot, id));
+            }
+        }
+        best.map(|(_, id)| id).or_else(|| self.claimed_primary())
+    }
+
     /// Waits until a majority agrees on a primary; returns it.
     pub async fn wait_primary(&mut self, within: Duration) -> anyhow::Result<u32> {
         let deadline = tokio::time::Instant::now() + within;

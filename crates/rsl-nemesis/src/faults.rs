@@ -232,8 +232,7 @@ impl Nemesis {
 
     /// Starts a fault of `kind`.
     pub async fn apply(&mut self, kind: FaultKind, rig: &mut Rig<'_>, now_us: u64) -> anyhow::Result<Active> {
-        rig.cluster.pump();
-        let primary = rig.cluster.claimed_primary();
+        let primary = rig.cluster.ask_primary().await;
         let running: Vec<u32> =
             rig.cluster.ids().into_iter().filter(|&id| rig.cluster.is_running(id)).collect();
         let followers: Vec<u32> = running.iter().copied().filter(|&id| Some(id) != primary).collect();
@@ -327,7 +326,7 @@ impl Nemesis {
                 (all.clone(), Undo::Free(all))
             }
             FaultKind::BigValues => {
-                let job = self.big_job(primary_or_any, &rig.cluster.ids());
+                let job = self.big_job(&rig.cluster.ids());
                 note = format!("{} operations on {}", job.ops.len(), job.key);
                 rig.workload.big_job(job);
                 (Vec::new(), Undo::Nothing)
@@ -344,13 +343,14 @@ impl Nemesis {
         Ok(())
     }
 
-    /// The largest values, at the primary (or any replica) and through a random replica.
-    fn big_job(&mut self, primary: Option<u32>, ids: &[u32]) -> BigJob {
+    /// The largest values, at the primary (found when each operation starts) and through
+    /// random replicas.
+    fn big_job(&mut self, ids: &[u32]) -> BigJob {
         let key = format!("b{}", self.big_jobs);
         self.big_jobs += 1;
-        let target = primary.unwrap_or(ids[0]);
-        let any = self.pick(ids).unwrap_or(target);
-        let another = self.pick(ids).unwrap_or(target);
+        let target = None;
+        let any = self.pick(ids);
+        let another = self.pick(ids);
         let random_bytes = self.rng.random_range(64 << 10..=VALUE_BYTES_MAX);
         let op = |kind, bytes, replica, after_ack| BigOp { kind, bytes, replica, after_ack };
         let ops = vec![
@@ -441,12 +441,12 @@ mod tests {
     #[test]
     fn a_big_job_writes_at_the_limit_and_one_past_it() {
         let mut n = Nemesis::new(3, &[FaultKind::BigValues], Timing::default());
-        let job = n.big_job(Some(2), &[1, 2, 3]);
+        let job = n.big_job(&[1, 2, 3]);
         assert_eq!(job.key, "b0");
         let sets: Vec<usize> = job.ops.iter().filter(|o| o.kind == Kind::Set).map(|o| o.bytes).collect();
         assert!(sets.contains(&VALUE_BYTES_MAX) && sets.contains(&(VALUE_BYTES_MAX + 1)));
-        assert_eq!(job.ops[0].replica, 2, "the largest value goes to the primary");
+        assert_eq!(job.ops[0].replica, None, "the largest value goes to the primary");
         assert!(job.ops.iter().any(|o| o.kind == Kind::Append && o.after_ack));
-        assert_eq!(n.big_job(None, &[1, 2, 3]).key, "b1");
+        assert_eq!(n.big_job(&[1, 2, 3]).key, "b1");
     }
 }

@@ -53,6 +53,10 @@ struct RunArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 9)]
     clients: u32,
+    /// Operations per second the clients start at most, in all (0: no limit). It keeps a
+    /// long run's history to a size the checker and memory handle.
+    #[arg(long, default_value_t = 3000)]
+    rate: u32,
     /// The fault kinds to draw from (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<FaultKind>,
@@ -115,6 +119,7 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
             big_timeout: Duration::from_secs(60),
             read_percent: 45,
             append_percent: 48,
+            rate: args.rate,
             seed,
             plant: args.plant,
         },

@@ -71,12 +71,16 @@ fn veth_name(slot: u8, id: u32) -> String {
     format!("rnem{slot}-v{id}")
 }
 
-/// The start time of process `pid` (field 22 of `/proc/PID/stat`), if it exists.
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), if it exists and has not
+/// died (a zombie waiting to be reaped is dead).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+    if matches!(rest.next(), Some("Z" | "X")) {
+        return None;
+    }
+    rest.nth(18)?.parse().ok()
 }
 
 /// The owner of a slot, as its file records it.

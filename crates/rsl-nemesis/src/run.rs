@@ -31,10 +31,10 @@ use crate::workload::{classify, Workload, WorkloadOptions};
 pub const RECOVERY_WINDOW: Duration = Duration::from_secs(5);
 
 /// How long the cluster may take to elect a primary at the start and in the final phase.
-pub const PRIMARY_WAIT: Duration = Duration::from_secs(60);
+pub const PRIMARY_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a replica may take to execute every committed slot in the final phase.
-pub const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
 /// The first client id of the final reads (replica `r` reads as `FINAL_CLIENT + r`).
 pub const FINAL_CLIENT: u32 = 1000;
@@ -43,10 +43,11 @@ pub const FINAL_CLIENT: u32 = 1000;
 const FINAL_READERS: usize = 4;
 
 /// Tries of a final read before it is given up.
-const FINAL_READ_TRIES: u32 = 5;
+const FINAL_READ_TRIES: u32 = 3;
 
-/// How long the final reads through one replica may take in all.
-const FINAL_READS_WAIT: Duration = Duration::from_secs(60);
+/// How long the final reads through all replicas may take in all (the cluster may be
+/// unavailable: the reads must not hold the run for long).
+const FINAL_READS_WAIT: Duration = Duration::from_secs(30);
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -151,9 +152,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
     drop(m);
     save(&dir, &history, &finals, &observed, &faults)?;
     say(&clock, format!("checking {} operations", history.len()));
-    let (verdicts, plants) = tokio::task::spawn_blocking({
-        let (history, finals) = (history.clone(), finals.clone());
-        move || check_all(&history, &finals, &observed)
+    let (history, verdicts, plants) = tokio::task::spawn_blocking(move || {
+        let (verdicts, plants) = check_all(&history, &finals, &observed);
+        (history, verdicts, plants)
     })
     .await?;
     let inputs = report::Inputs {
@@ -325,10 +326,11 @@ async fn final_phase(
     if let Err(e) = cluster.wait_primary(PRIMARY_WAIT).await {
         notes.push(format!("no primary after healing: {e:#}"));
     }
+    let addrs: Vec<(u32, std::net::SocketAddr)> =
+        cluster.ids().into_iter().map(|id| (id, cluster.client_addr(id))).collect();
     let mut reads = Vec::new();
-    for id in cluster.ids() {
-        let addr = cluster.client_addr(id);
-        for (key, tries) in read_all(addr, &keys, clock).await {
+    for (id, results) in read_everywhere(&addrs, &keys, clock).await {
+        for (key, tries) in results {
             reads.extend(tries.into_iter().map(|(mut r, _)| {
                 r.client = FINAL_CLIENT + id;
                 r.replica = id;
@@ -348,10 +350,11 @@ async fn final_phase(
         cluster.start(id).await?;
     }
     let caught_up = catch_up(cluster, notes).await;
+    let addrs: Vec<(u32, std::net::SocketAddr)> =
+        cluster.ids().into_iter().map(|id| (id, cluster.client_addr(id))).collect();
     let mut finals = Vec::new();
-    for id in cluster.ids() {
-        let addr = cluster.client_addr(id);
-        for (key, tries) in read_all(addr, &keys, clock).await {
+    for (id, results) in read_everywhere(&addrs, &keys, clock).await {
+        for (key, tries) in results {
             let last = tries.last().map(|(_, reply)| reply.clone());
             let observed = match (caught_up.get(&id), last) {
                 (Some(Err(why)), _) => Observed::Unread(why.clone()),
@@ -410,9 +413,30 @@ async fn executed_at_least(cluster: &mut Cluster, id: u32, target: u64) -> Resul
 
 type Tries = Vec<(Record, Result<Reply, String>)>;
 
-/// GETs every key at `addr`, a few at a time, retrying errors; returns every try per key.
-async fn read_all(addr: std::net::SocketAddr, keys: &[String], clock: &Clock) -> Vec<(String, Tries)> {
+/// Reads every key through every replica at once, within [`FINAL_READS_WAIT`] in all.
+async fn read_everywhere(
+    addrs: &[(u32, std::net::SocketAddr)],
+    keys: &[String],
+    clock: &Clock,
+) -> Vec<(u32, Vec<(String, Tries)>)> {
     let deadline = tokio::time::Instant::now() + FINAL_READS_WAIT;
+    let mut tasks = JoinSet::new();
+    for &(id, addr) in addrs {
+        let (keys, clock) = (keys.to_vec(), *clock);
+        tasks.spawn(async move { (id, read_all(addr, &keys, &clock, deadline).await) });
+    }
+    let mut out: Vec<(u32, Vec<(String, Tries)>)> = tasks.join_all().await;
+    out.sort_by_key(|(id, _)| *id);
+    out
+}
+
+/// GETs every key at `addr`, a few at a time, retrying errors; returns every try per key.
+async fn read_all(
+    addr: std::net::SocketAddr,
+    keys: &[String],
+    clock: &Clock,
+    deadline: tokio::time::Instant,
+) -> Vec<(String, Tries)> {
     let mut tasks = JoinSet::new();
     for part in keys.chunks(keys.len().div_ceil(FINAL_READERS).max(1)) {
         let (part, clock) = (part.to_vec(), *clock);
@@ -426,7 +450,8 @@ async fn read_all(addr: std::net::SocketAddr, keys: &[String], clock: &Clock) ->
                         break;
                     }
                     if conn.is_none() {
-                        conn = Client::connect(addr, Duration::from_secs(10)).await.ok();
+                        let connect = Client::connect(addr, Duration::from_secs(10));
+                        conn = tokio::time::timeout(Duration::from_secs(1), connect).await.ok().and_then(Result::ok);
                     }
                     let call_us = clock.now_us();
                     let reply = match conn.as_mut() {

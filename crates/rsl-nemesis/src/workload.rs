@@ -70,6 +70,8 @@ pub struct WorkloadOptions {
     pub read_percent: u32,
     /// Percent of appends.
     pub append_percent: u32,
+    /// Operations per second the clients start, in all, at most (0: as fast as they can).
+    pub rate: u32,
     /// The seed of the clients' choices.
     pub seed: u64,
     /// A lie to plant, if any.
@@ -83,8 +85,8 @@ pub struct BigOp {
     pub kind: Kind,
     /// The value's size (writes).
     pub bytes: usize,
-    /// The replica to send it to.
-    pub replica: u32,
+    /// The replica to send it to; `None`: the primary, as the replicas say when it starts.
+    pub replica: Option<u32>,
     /// Only if the previous write of the job was acknowledged (the probe past the limit
     /// must find the value at exactly the limit).
     pub after_ack: bool,
@@ -300,7 +302,15 @@ async fn run_client(shared: Arc<Shared>, client: u32, stop: watch::Receiver<bool
     let mut connection: Option<(Client, u32)> = None;
     let mut seq = 0u64;
     let mut liar = (client == 0).then(Liar::default).filter(|_| options.plant.is_some());
+    // Each client starts one operation per `pace` at most, so that all start `rate` a second.
+    let pace = (options.rate > 0)
+        .then(|| Duration::from_secs_f64(f64::from(options.clients) / f64::from(options.rate)));
+    let mut next = tokio::time::Instant::now();
     while !*stop.borrow() {
+        if let Some(pace) = pace {
+            tokio::time::sleep_until(next).await;
+            next = next.max(tokio::time::Instant::now() - pace) + pace;
+        }
         if connection.is_none() {
             connection = connect(&shared.addrs, home, options.op_timeout).await;
             if connection.is_none() {
@@ -427,11 +437,40 @@ async fn run_big_client(
     }
 }
 
+/// The replica that says it is primary (or that the others name), asked over RESP.
+async fn find_primary(addrs: &[SocketAddr]) -> Option<u32> {
+    let mut named = None;
+    for addr in addrs {
+        let Ok(mut conn) = connect_one(*addr, CONNECT_WAIT).await else { continue };
+        let Ok(Reply::Bulk(text)) = conn.cmd(&["RSL.STATUS"]).await else { continue };
+        let status = rsl_kv::admin::StatusReport::parse(&String::from_utf8_lossy(&text));
+        if status.get("role") == "primary" {
+            return status.number("id").map(|id| id as u32);
+        }
+        named = named.or(status.number("primary").map(|id| id as u32));
+    }
+    named
+}
+
+/// Sends one command; if sending fails (a server that refuses a value past its limit may
+/// answer and close before reading it all), the reply it sent is still read.
+async fn send(conn: &mut Client, args: &[&[u8]]) -> io::Result<Reply> {
+    conn.queue(args);
+    match conn.flush().await {
+        Ok(()) => conn.reply().await,
+        Err(e) => conn.reply().await.map_err(|_| e),
+    }
+}
+
 async fn big_op(shared: &Shared, client: u32, key: &str, op: &BigOp, tok: u64) -> Outcome {
+    let replica = match op.replica {
+        Some(id) => id,
+        None => find_primary(&shared.addrs).await.unwrap_or(1),
+    };
     let (call_us, timeout) = (shared.clock.now_us(), shared.options.big_timeout);
     let record = Record {
         client,
-        replica: op.replica,
+        replica,
         kind: op.kind,
         key: key.to_string(),
         token: if op.kind == Kind::Set { tok } else { 0 },
@@ -441,29 +480,25 @@ async fn big_op(shared: &Shared, client: u32, key: &str, op: &BigOp, tok: u64) -
         outcome: Outcome::Unknown("pending when the run ended".into()),
     };
     let index = shared.recorder.invoke(record);
-    let addr = shared.addrs[(op.replica - 1) as usize];
+    let addr = shared.addrs[(replica - 1) as usize];
     let reply = match connect_one(addr, timeout).await {
         Err(e) => Err(e),
         Ok(mut conn) => match op.kind {
             Kind::Get => conn.cmd(&[&b"GET"[..], key.as_bytes()]).await,
             Kind::Set => {
                 let value = big_value(tok, op.bytes);
-                conn.cmd(&[&b"SET"[..], key.as_bytes(), &value]).await
+                send(&mut conn, &[&b"SET"[..], key.as_bytes(), &value]).await
             }
             Kind::Append => {
                 let suffix = vec![PAD_BYTE; op.bytes];
-                conn.cmd(&[&b"APPEND"[..], key.as_bytes(), &suffix]).await
+                send(&mut conn, &[&b"APPEND"[..], key.as_bytes(), &suffix]).await
             }
         },
     };
     if op.kind == Kind::Get {
         shared.recorder.observe(&observed_tokens(key, &reply));
     }
-    let outcome = match (op.kind, classify(op.kind, key, &reply)) {
-        // The probe past the limit answers with a length when it (wrongly) succeeds.
-        (Kind::Append, Outcome::Len(n)) => Outcome::Len(n),
-        (_, outcome) => outcome,
-    };
+    let outcome = classify(op.kind, key, &reply);
     shared.recorder.complete(index, shared.clock.now_us(), outcome.clone());
     outcome
 }
