@@ -96,7 +96,10 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
     }
     if let Outcome::Value(v) = &r.outcome {
         if v.bytes > VALUE_BYTES_MAX as u64 {
-            anomalies.push(format!("{}: a read returned {} bytes, past the value limit", r.key, v.bytes));
+            anomalies.push(format!(
+                "{}: a read returned {} bytes, past the value limit",
+                r.key, v.bytes
+            ));
         }
     }
     let (op, out) = match (r.kind, &r.outcome) {
@@ -114,7 +117,7 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
             }
             return None;
         }
-        (Kind::Append, Outcome::Len(n)) if n % ELEMENT_BYTES as u64 == 0 => {
+        (Kind::Append, Outcome::Len(n)) if n.is_multiple_of(ELEMENT_BYTES as u64) => {
             let len = u32::try_from(n / ELEMENT_BYTES as u64).expect("lists stay short");
             (Op::Append { key: 0, token: r.token }, Some(Output::Len(len)))
         }
@@ -162,7 +165,8 @@ pub fn linearizable(
             Some((op, unseen))
         })
         .collect();
-    let seen: Vec<Operation> = ops.iter().filter(|(_, unseen)| !unseen).map(|(op, _)| op.clone()).collect();
+    let seen: Vec<Operation> =
+        ops.iter().filter(|(_, unseen)| !unseen).map(|(op, _)| op.clone()).collect();
     if seen.len() < ops.len() && linearizability::check(&seen).is_ok() {
         return (ops.len(), Ok(()));
     }
@@ -187,7 +191,9 @@ pub fn lost_writes(
         Observed::List(tokens) => tokens.clone(),
         Observed::Big(Some((token, bytes))) => {
             if *bytes > VALUE_BYTES_MAX as u64 {
-                anomalies.push(format!("{key}: replica {replica} holds {bytes} bytes, past the value limit"));
+                anomalies.push(format!(
+                    "{key}: replica {replica} holds {bytes} bytes, past the value limit"
+                ));
             }
             if let Some(w) = writes.get(token).filter(|w| w.bytes != *bytes) {
                 anomalies.push(format!(
@@ -206,7 +212,9 @@ pub fn lost_writes(
     };
     for t in &tokens {
         match writes.get(t) {
-            None => anomalies.push(format!("{key}: replica {replica} holds token {t:x}, never written")),
+            None => {
+                anomalies.push(format!("{key}: replica {replica} holds token {t:x}, never written"))
+            }
             Some(w) => {
                 if let Outcome::Failed(why) = &w.outcome {
                     anomalies.push(format!(

@@ -13,7 +13,14 @@ fn check(h: &[Record], f: &[(u32, String, Observed)], threads: usize) -> Verdict
     super::check(h, f, &HashSet::new(), threads)
 }
 
-fn rec(client: u32, kind: Kind, key: &str, tok: u64, span: (u64, Option<u64>), out: Outcome) -> Record {
+fn rec(
+    client: u32,
+    kind: Kind,
+    key: &str,
+    tok: u64,
+    span: (u64, Option<u64>),
+    out: Outcome,
+) -> Record {
     let bytes = match kind {
         Kind::Get => 0,
         _ if KeyClass::of(key) == KeyClass::Big => 1000,
@@ -33,7 +40,14 @@ fn rec(client: u32, kind: Kind, key: &str, tok: u64, span: (u64, Option<u64>), o
 }
 
 fn append(client: u32, tok: u64, call: u64, ret: u64, len: u64) -> Record {
-    rec(client, Kind::Append, "n0.0", tok, (call, Some(ret)), Outcome::Len(len * ELEMENT_BYTES as u64))
+    rec(
+        client,
+        Kind::Append,
+        "n0.0",
+        tok,
+        (call, Some(ret)),
+        Outcome::Len(len * ELEMENT_BYTES as u64),
+    )
 }
 
 fn set(client: u32, tok: u64, call: u64, ret: u64) -> Record {
@@ -133,7 +147,8 @@ fn values_nobody_wrote_and_replicas_that_disagree_are_anomalies() {
 
 #[test]
 fn big_keys_are_registers_with_sizes_and_a_limit() {
-    let big_set = |client, tok, call, ret| rec(client, Kind::Set, "b0", tok, (call, Some(ret)), Outcome::Ok);
+    let big_set =
+        |client, tok, call, ret| rec(client, Kind::Set, "b0", tok, (call, Some(ret)), Outcome::Ok);
     let big_get = |tok: Option<u64>, call, ret| {
         let v = tok.map_or(Value::EMPTY, |t| Value::of_big(t, 1000));
         rec(3, Kind::Get, "b0", 0, (call, Some(ret)), Outcome::Value(v))
@@ -141,7 +156,8 @@ fn big_keys_are_registers_with_sizes_and_a_limit() {
     let f = |tok: Option<u64>, bytes| -> Vec<(u32, String, Observed)> {
         vec![(1, "b0".into(), Observed::Big(tok.map(|t| (t, bytes))))]
     };
-    let h = vec![big_get(None, 0, 1), big_set(1, 5, 2, 4), big_get(Some(5), 5, 6), big_set(2, 6, 7, 9)];
+    let h =
+        vec![big_get(None, 0, 1), big_set(1, 5, 2, 4), big_get(Some(5), 5, 6), big_set(2, 6, 7, 9)];
     assert!(check(&h, &f(Some(6), 1000), 1).passed());
     assert_eq!(check(&h, &f(Some(5), 1000), 1).lost.len(), 1, "SET 6 came after 5");
     assert_eq!(check(&h, &f(None, 0), 1).lost.len(), 2);
@@ -179,7 +195,14 @@ fn an_undecided_search_is_not_a_pass() {
 #[test]
 fn unknown_writes_nobody_saw_do_not_blow_up_the_search_nor_hide_their_effect() {
     let unknown = |tok, call| {
-        rec(4, Kind::Append, "n0.0", tok, (call, None), Outcome::Unknown("ERR shutting down".into()))
+        rec(
+            4,
+            Kind::Append,
+            "n0.0",
+            tok,
+            (call, None),
+            Outcome::Unknown("ERR shutting down".into()),
+        )
     };
     // Hundreds of unknown appends nobody saw, then reads that show none of them: the search
     // leaves them out first and passes at once.
@@ -210,14 +233,16 @@ fn unknown_writes_nobody_saw_do_not_blow_up_the_search_nor_hide_their_effect() {
 /// linearizable by construction: each operation takes effect at one instant inside its
 /// interval, in instant order, against a model; some writes time out (with or without
 /// effect), some are refused (no effect). Returns it with every replica's final values.
-fn random_history(seed: u64) -> (Vec<Record>, Vec<(u32, String, Observed)>, HashSet<u64>) {
+type Finals = Vec<(u32, String, Observed)>;
+
+fn random_history(seed: u64) -> (Vec<Record>, Finals, HashSet<u64>) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let keys: Vec<String> = (0..rng.random_range(1..4)).map(|i| format!("n0.{i}")).collect();
     let all_keys: Vec<String> = keys.iter().cloned().chain(["b0".to_string()]).collect();
     // (instant, record index) of every effect, applied in instant order afterwards.
     let mut records = Vec::new();
     let mut effects: Vec<(u64, usize)> = Vec::new();
-    let mut clock = vec![0u64; 6];
+    let mut clock = [0u64; 6];
     for i in 0..rng.random_range(20..200) {
         let client = rng.random_range(0..6u32);
         let call = clock[client as usize] + rng.random_range(1..50);
@@ -237,7 +262,7 @@ fn random_history(seed: u64) -> (Vec<Record>, Vec<(u32, String, Observed)>, Hash
         let outcome = match fate {
             0 if kind.is_write() => Outcome::Failed("TRYAGAIN not primary".into()),
             1 | 2 => Outcome::Unknown("timed out".into()), // with (2) or without (1) effect
-            _ => Outcome::Ok, // filled in when the effect is applied
+            _ => Outcome::Ok,                              // filled in when the effect is applied
         };
         let effect = effect && fate != 1;
         let ret_us = match outcome {

@@ -434,9 +434,10 @@ impl Cluster {
             if status.get("role") != "primary" {
                 continue;
             }
-            let ballot = status.get("ballot").split_once('.').and_then(|(r, i)| {
-                Some((r.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
-            });
+            let ballot = status
+                .get("ballot")
+                .split_once('.')
+                .and_then(|(r, i)| Some((r.parse::<u64>().ok()?, i.parse::<u64>().ok()?)));
             let ballot = ballot.unwrap_or((0, 0));
             if best.is_none_or(|(b, _)| ballot > b) {
                 best = Some((ballot, id));
@@ -467,7 +468,8 @@ impl Cluster {
     }
 
     fn take(&mut self, id: u32) -> anyhow::Result<Child> {
-        let child = self.children.remove(&id).ok_or_else(|| anyhow!("replica {id} is not running"))?;
+        let child =
+            self.children.remove(&id).ok_or_else(|| anyhow!("replica {id} is not running"))?;
         self.views.remove(&id);
         self.listening.remove(&id);
         self.paused.remove(&id);

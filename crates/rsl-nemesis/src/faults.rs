@@ -231,11 +231,17 @@ impl Nemesis {
     }
 
     /// Starts a fault of `kind`.
-    pub async fn apply(&mut self, kind: FaultKind, rig: &mut Rig<'_>, now_us: u64) -> anyhow::Result<Active> {
+    pub async fn apply(
+        &mut self,
+        kind: FaultKind,
+        rig: &mut Rig<'_>,
+        now_us: u64,
+    ) -> anyhow::Result<Active> {
         let primary = rig.cluster.ask_primary().await;
         let running: Vec<u32> =
             rig.cluster.ids().into_iter().filter(|&id| rig.cluster.is_running(id)).collect();
-        let followers: Vec<u32> = running.iter().copied().filter(|&id| Some(id) != primary).collect();
+        let followers: Vec<u32> =
+            running.iter().copied().filter(|&id| Some(id) != primary).collect();
         // Without a known primary, a "primary" fault hits any running replica.
         let primary_or_any = match primary {
             Some(p) if running.contains(&p) => Some(p),
@@ -244,7 +250,11 @@ impl Nemesis {
         let mut note = String::new();
         let (targets, undo) = match kind {
             FaultKind::KillPrimary | FaultKind::KillFollower => {
-                let target = if kind == FaultKind::KillPrimary { primary_or_any } else { self.pick(&followers) };
+                let target = if kind == FaultKind::KillPrimary {
+                    primary_or_any
+                } else {
+                    self.pick(&followers)
+                };
                 let targets: Vec<u32> = target.into_iter().collect();
                 for &id in &targets {
                     rig.cluster.kill(id).await?;
@@ -258,7 +268,11 @@ impl Nemesis {
                 (running.clone(), Undo::Start(running.clone()))
             }
             FaultKind::PausePrimary | FaultKind::PauseFollower => {
-                let target = if kind == FaultKind::PausePrimary { primary_or_any } else { self.pick(&followers) };
+                let target = if kind == FaultKind::PausePrimary {
+                    primary_or_any
+                } else {
+                    self.pick(&followers)
+                };
                 let targets: Vec<u32> = target.into_iter().collect();
                 for &id in &targets {
                     rig.cluster.signal(id, libc::SIGSTOP)?;
@@ -267,8 +281,13 @@ impl Nemesis {
             }
             FaultKind::IsolatePrimary | FaultKind::IsolateFollower => {
                 let all = rig.cluster.ids();
-                let others: Vec<u32> = all.iter().copied().filter(|&id| Some(id) != primary).collect();
-                let target = if kind == FaultKind::IsolatePrimary { primary.or_else(|| self.pick(&all)) } else { self.pick(&others) };
+                let others: Vec<u32> =
+                    all.iter().copied().filter(|&id| Some(id) != primary).collect();
+                let target = if kind == FaultKind::IsolatePrimary {
+                    primary.or_else(|| self.pick(&all))
+                } else {
+                    self.pick(&others)
+                };
                 let targets: Vec<u32> = target.into_iter().collect();
                 let mut cut = Vec::new();
                 for &id in &targets {
@@ -286,7 +305,11 @@ impl Nemesis {
                 let mut cut = Vec::new();
                 for &p in &targets {
                     for other in all.iter().copied().filter(|&o| o != p) {
-                        cut.push(if kind == FaultKind::PrimaryMute { (p, other) } else { (other, p) });
+                        cut.push(if kind == FaultKind::PrimaryMute {
+                            (p, other)
+                        } else {
+                            (other, p)
+                        });
                     }
                 }
                 self.block(rig, &cut)?;
@@ -294,7 +317,8 @@ impl Nemesis {
             }
             FaultKind::Bridge => {
                 let all = rig.cluster.ids();
-                let mut pair: Vec<u32> = all.iter().copied().filter(|&id| Some(id) != primary).collect();
+                let mut pair: Vec<u32> =
+                    all.iter().copied().filter(|&id| Some(id) != primary).collect();
                 pair.shuffle(&mut self.rng);
                 pair.truncate(2);
                 let cut = match pair[..] {
@@ -308,7 +332,9 @@ impl Nemesis {
                 let targets: Vec<u32> = self.pick(&running).into_iter().collect();
                 for &id in &targets {
                     if !rig.cluster.terminate(id).await? {
-                        note = format!("replica {id} did not stop within the limit after SIGTERM; killed");
+                        note = format!(
+                            "replica {id} did not stop within the limit after SIGTERM; killed"
+                        );
                     }
                 }
                 (targets.clone(), Undo::Start(targets))
@@ -384,7 +410,9 @@ impl Active {
                         continue;
                     }
                     if let Err(e) = rig.cluster.start(id).await {
-                        self.event.note.push_str(&format!(" replica {id} did not start again: {e:#}"));
+                        self.event
+                            .note
+                            .push_str(&format!(" replica {id} did not start again: {e:#}"));
                     }
                 }
             }
@@ -443,7 +471,8 @@ mod tests {
         let mut n = Nemesis::new(3, &[FaultKind::BigValues], Timing::default());
         let job = n.big_job(&[1, 2, 3]);
         assert_eq!(job.key, "b0");
-        let sets: Vec<usize> = job.ops.iter().filter(|o| o.kind == Kind::Set).map(|o| o.bytes).collect();
+        let sets: Vec<usize> =
+            job.ops.iter().filter(|o| o.kind == Kind::Set).map(|o| o.bytes).collect();
         assert!(sets.contains(&VALUE_BYTES_MAX) && sets.contains(&(VALUE_BYTES_MAX + 1)));
         assert_eq!(job.ops[0].replica, None, "the largest value goes to the primary");
         assert!(job.ops.iter().any(|o| o.kind == Kind::Append && o.after_ack));

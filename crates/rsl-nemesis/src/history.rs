@@ -191,7 +191,7 @@ fn parse_hex(digits: &[u8]) -> Option<u64> {
 
 /// The tokens of a list value, or why it is not one.
 pub fn parse_list(value: &[u8]) -> Result<Vec<u64>, String> {
-    if value.len() % ELEMENT_BYTES != 0 {
+    if !value.len().is_multiple_of(ELEMENT_BYTES) {
         return Err(format!("{} bytes is not a whole number of elements", value.len()));
     }
     value
@@ -349,7 +349,8 @@ pub fn parse_observed(line: &str) -> Option<(u32, String, Observed)> {
 
 /// Writes `lines` to `path`, one per line.
 pub fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     for line in lines {
         writeln!(out, "{line}")?;

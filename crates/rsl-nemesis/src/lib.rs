@@ -16,10 +16,10 @@
 //! "Real-process nemesis".
 
 pub mod check;
-pub mod history;
 pub mod cluster;
 pub mod disk;
 pub mod faults;
+pub mod history;
 pub mod netns;
 pub mod report;
 pub mod run;

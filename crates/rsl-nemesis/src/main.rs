@@ -93,14 +93,19 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         (None, None) => 60,
     };
     let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
     });
     let exe = match args.exe {
         Some(exe) => exe,
         None => std::env::current_exe()?.with_file_name("rsl-kv"),
     };
     if !exe.is_file() {
-        bail!("{} not found: build it (cargo build --release -p rsl-kv) or pass --exe", exe.display());
+        bail!(
+            "{} not found: build it (cargo build --release -p rsl-kv) or pass --exe",
+            exe.display()
+        );
     }
     let kinds = if args.faults.is_empty() { FaultKind::ALL.to_vec() } else { args.faults };
     let op_timeout = Duration::from_secs(args.op_timeout_secs);
@@ -169,7 +174,8 @@ fn main() -> ExitCode {
                 }
             }
             Command::Check { dir } => {
-                let verdict = run::check_saved(&dir).with_context(|| format!("checking {}", dir.display()))?;
+                let verdict = run::check_saved(&dir)
+                    .with_context(|| format!("checking {}", dir.display()))?;
                 println!("verdict: {verdict:?}");
                 Ok(exit_code(verdict))
             }

@@ -205,7 +205,8 @@ pub struct Net {
 impl Net {
     /// Cleans stale slots, claims a free one and builds the bridge and `replicas` namespaces.
     pub fn create(replicas: u32, run_dir: &Path) -> anyhow::Result<Net> {
-        std::fs::create_dir_all(REGISTRY_DIR).with_context(|| format!("creating {REGISTRY_DIR}"))?;
+        std::fs::create_dir_all(REGISTRY_DIR)
+            .with_context(|| format!("creating {REGISTRY_DIR}"))?;
         for line in clean_stale() {
             eprintln!("rsl-nemesis: cleaned up after an earlier run: {line}");
         }

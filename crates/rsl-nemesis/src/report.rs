@@ -1,12 +1,13 @@
 //! The figures of a run: operations by outcome, the errors clients saw, faults by kind,
 //! unavailability, the largest values, and the verdicts.
 //!
-//! **Unavailability** is measured on successful operations only. The longest unavailability
-//! is the longest interval, while the clients ran, in which no operation completed
-//! successfully. The unavailability after a fault is the time from the fault's start to the
-//! completion of the first successful operation *invoked after* the fault started (an
-//! operation already in flight may still succeed just after a primary is paused, which says
-//! nothing about availability); likewise after its heal, for recovery.
+//! **Unavailability** is measured on successful operations only: the longest interval in
+//! which no operation completed successfully. Over the whole run (while the clients ran), and
+//! for each fault over its window, from its start to the start of the next fault (so the
+//! window holds the fault, its heal and the recovery after it). It is given for all
+//! operations and for writes alone: an isolated primary may go on serving reads from its
+//! lease while no write can commit, and a cluster whose disks are full should go on serving
+//! reads.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,47 +28,30 @@ pub enum PlantResult {
     NotTried,
 }
 
-/// Answers "when did the first successful operation invoked at or after `t` complete?".
+/// The completion times of the successful operations, sorted.
 #[derive(Debug, Clone)]
 pub struct Successes {
-    /// (call, ret) of every successful operation, by call.
-    by_call: Vec<(u64, u64)>,
-    /// The earliest ret among `by_call[i..]`.
-    suffix_min: Vec<u64>,
-    /// Every successful completion, sorted.
     rets: Vec<u64>,
 }
 
 impl Successes {
-    /// Indexes the successful operations of `history`.
-    pub fn new(history: &[Record]) -> Successes {
-        let mut by_call: Vec<(u64, u64)> = history
+    /// Indexes the successful operations of `history` that `include` selects.
+    pub fn new(history: &[Record], include: impl Fn(&Record) -> bool) -> Successes {
+        let mut rets: Vec<u64> = history
             .iter()
-            .filter(|r| r.outcome.is_ok())
-            .filter_map(|r| Some((r.call_us, r.ret_us?)))
+            .filter(|r| r.outcome.is_ok() && include(r))
+            .filter_map(|r| r.ret_us)
             .collect();
-        by_call.sort_unstable();
-        let mut suffix_min = vec![u64::MAX; by_call.len() + 1];
-        for i in (0..by_call.len()).rev() {
-            suffix_min[i] = suffix_min[i + 1].min(by_call[i].1);
-        }
-        let mut rets: Vec<u64> = by_call.iter().map(|&(_, r)| r).collect();
         rets.sort_unstable();
-        Successes { by_call, suffix_min, rets }
-    }
-
-    /// The completion of the first successful operation invoked at or after `t`.
-    pub fn first_after(&self, t: u64) -> Option<u64> {
-        let i = self.by_call.partition_point(|&(call, _)| call < t);
-        let ret = self.suffix_min[i];
-        (ret != u64::MAX).then_some(ret)
+        Successes { rets }
     }
 
     /// The longest interval within `[from, to]` with no successful completion: (start, length).
     pub fn longest_gap(&self, from: u64, to: u64) -> (u64, u64) {
         let mut best = (from, 0);
         let mut last = from;
-        for &ret in self.rets.iter().filter(|&&r| r >= from && r <= to) {
+        let first = self.rets.partition_point(|&r| r < from);
+        for &ret in self.rets[first..].iter().take_while(|&&r| r <= to) {
             if ret - last > best.1 {
                 best = (last, ret - last);
             }
@@ -121,6 +105,32 @@ pub struct Inputs<'a> {
     pub plants: &'a [(String, PlantResult)],
     /// Notes from the final phase (replicas restarted to recover, and so on).
     pub notes: &'a [String],
+    /// The replicas' log files.
+    pub logs: &'a [std::path::PathBuf],
+}
+
+/// Lines of the replicas' logs worth a reader's attention, counted by pattern.
+pub const LOG_PATTERNS: [&str; 4] =
+    ["panicked at", "storage failed", "rejected a message", "discarded a torn tail"];
+
+fn replica_logs(out: &mut String, logs: &[std::path::PathBuf]) {
+    let _ = writeln!(out, "\n== replica logs");
+    for path in logs {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let name = path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let counts: Vec<String> = LOG_PATTERNS
+            .iter()
+            .map(|p| (p, text.lines().filter(|l| l.contains(p)).collect::<Vec<_>>()))
+            .filter(|(_, lines)| !lines.is_empty())
+            .map(|(p, lines)| {
+                let first: String = lines[0].chars().take(160).collect();
+                format!("\n  {} x \"{p}\", first: {first}", lines.len())
+            })
+            .collect();
+        let summary =
+            if counts.is_empty() { " nothing notable".to_string() } else { counts.concat() };
+        let _ = writeln!(out, "{name}:{summary}");
+    }
 }
 
 /// The report as text.
@@ -128,9 +138,10 @@ pub fn render(i: &Inputs<'_>) -> String {
     let mut out = String::new();
     operations(&mut out, i.history);
     errors(&mut out, i.history);
-    let load: Vec<Record> = i.history.iter().filter(|r| r.client < 1000).cloned().collect();
-    let successes = Successes::new(&load);
-    faults(&mut out, i, &successes);
+    let all = Successes::new(i.history, |r| r.client < 1000);
+    let writes = Successes::new(i.history, |r| r.client < 1000 && r.kind.is_write());
+    faults(&mut out, i, &all, &writes);
+    replica_logs(&mut out, i.logs);
     big_values(&mut out, i.history);
     let _ = writeln!(out, "\n== events");
     let _ = writeln!(out, "primary changes reported: {}", i.primaries.len());
@@ -163,7 +174,8 @@ fn operations(out: &mut String, history: &[Record]) {
         }
     }
     let total = rows.values().fold([0; 3], |a, r| [a[0] + r[0], a[1] + r[1], a[2] + r[2]]);
-    let _ = writeln!(out, "{:<8} {:>10} {:>10} {:>10} {:>10}", "", "ok", "failed", "unknown", "total");
+    let _ =
+        writeln!(out, "{:<8} {:>10} {:>10} {:>10} {:>10}", "", "ok", "failed", "unknown", "total");
     for (kind, r) in rows.iter().chain([(&"all", &total)]) {
         let sum: u64 = r.iter().sum();
         let _ = writeln!(out, "{kind:<8} {:>10} {:>10} {:>10} {sum:>10}", r[0], r[1], r[2]);
@@ -191,47 +203,53 @@ fn median(mut v: Vec<u64>) -> u64 {
     v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
-fn faults(out: &mut String, i: &Inputs<'_>, s: &Successes) {
+fn faults(out: &mut String, i: &Inputs<'_>, all: &Successes, writes: &Successes) {
     let (from, to) = i.load;
-    let (gap_start, gap) = s.longest_gap(from, to);
-    let during: Vec<&str> = i
-        .faults
-        .iter()
-        .filter(|f| f.start_us <= gap_start + gap && f.heal_us.unwrap_or(u64::MAX) >= gap_start)
-        .map(|f| f.kind.name())
-        .collect();
     let _ = writeln!(out, "\n== availability");
+    for (what, s) in [("", all), (" of writes", writes)] {
+        let (gap_start, gap) = s.longest_gap(from, to);
+        let during: Vec<&str> = i
+            .faults
+            .iter()
+            .filter(|f| f.start_us <= gap_start + gap && f.heal_us.unwrap_or(u64::MAX) >= gap_start)
+            .map(|f| f.kind.name())
+            .collect();
+        let _ = writeln!(
+            out,
+            "longest unavailability{what}: {} from {} (faults in force: {})",
+            secs(gap),
+            secs(gap_start),
+            if during.is_empty() { "none".to_string() } else { during.join(", ") }
+        );
+    }
     let _ = writeln!(
         out,
-        "longest unavailability: {} from {} (faults in force or just healed: {})",
-        secs(gap),
-        secs(gap_start),
-        if during.is_empty() { "none".to_string() } else { during.join(", ") }
-    );
-    let _ = writeln!(
-        out,
-        "\n{:<20} {:>5} {:>22} {:>22}",
-        "fault", "count", "unavailable max (med)", "after heal max (med)"
+        "\nlongest interval without a successful operation, from each fault's start to the next fault's\n{:<20} {:>5} {:>24} {:>24}",
+        "fault", "count", "all ops: max (median)", "writes: max (median)"
     );
     for kind in FaultKind::ALL {
-        let events: Vec<&FaultEvent> = i.faults.iter().filter(|f| f.kind == kind).collect();
-        if events.is_empty() {
+        let windows: Vec<(u64, u64)> = i
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == kind)
+            .map(|(n, f)| (f.start_us, i.faults.get(n + 1).map_or(to, |next| next.start_us)))
+            .collect();
+        if windows.is_empty() {
             continue;
         }
-        let wait = |t: u64| s.first_after(t).map_or(to.saturating_sub(t), |r| r - t);
-        let after: Vec<u64> = events.iter().map(|f| wait(f.start_us)).collect();
-        let healed: Vec<u64> = events.iter().filter_map(|f| f.heal_us).map(wait).collect();
-        let cell = |v: &Vec<u64>| {
-            let max = v.iter().copied().max().unwrap_or(0);
-            format!("{} ({})", secs(max), secs(median(v.clone())))
+        let cell = |s: &Successes| {
+            let gaps: Vec<u64> = windows.iter().map(|&(a, b)| s.longest_gap(a, b).1).collect();
+            let max = gaps.iter().copied().max().unwrap_or(0);
+            format!("{} ({})", secs(max), secs(median(gaps)))
         };
         let _ = writeln!(
             out,
-            "{:<20} {:>5} {:>22} {:>22}",
+            "{:<20} {:>5} {:>24} {:>24}",
             kind.name(),
-            events.len(),
-            cell(&after),
-            cell(&healed)
+            windows.len(),
+            cell(all),
+            cell(writes)
         );
     }
 }
@@ -244,7 +262,8 @@ fn big_values(out: &mut String, history: &[Record]) {
     if big.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\n== the largest values (limit {} bytes)", rsl_kv::limits::VALUE_BYTES_MAX);
+    let _ =
+        writeln!(out, "\n== the largest values (limit {} bytes)", rsl_kv::limits::VALUE_BYTES_MAX);
     for r in big {
         let took = r.ret_us.map_or("-".to_string(), |t| secs(t - r.call_us));
         let what = match (r.kind, &r.outcome) {
@@ -277,7 +296,8 @@ fn verdicts(out: &mut String, i: &Inputs<'_>) {
     );
     let _ = writeln!(out, "lost acknowledged writes: {}", v.lost.len());
     let _ = writeln!(out, "anomalies: {}", v.anomalies.len());
-    let _ = writeln!(out, "final values not read (safety unverified for them): {}", v.unverified.len());
+    let _ =
+        writeln!(out, "final values not read (safety unverified for them): {}", v.unverified.len());
     for (title, items) in [
         ("violation", &v.violations),
         ("undecided", &v.undecided),
@@ -322,21 +342,21 @@ mod tests {
     }
 
     #[test]
-    fn unavailability_counts_only_successes_invoked_after_the_fault() {
+    fn unavailability_is_the_longest_interval_without_a_success() {
         let h = vec![
             op(0, Some(10), true),
-            op(5, Some(120), true), // in flight at the fault: does not count after 50
+            op(5, Some(120), true),
             op(60, Some(500), false),
             op(70, Some(300), true),
             op(200, Some(210), true),
             op(400, None, false),
         ];
-        let s = Successes::new(&h);
-        assert_eq!(s.first_after(50), Some(210), "the op invoked at 200 completes first");
-        assert_eq!(s.first_after(0), Some(10));
-        assert_eq!(s.first_after(201), None);
+        let s = Successes::new(&h, |_| true);
         assert_eq!(s.longest_gap(0, 1000), (300, 700), "nothing succeeded after 300");
         assert_eq!(s.longest_gap(0, 300), (10, 110));
+        assert_eq!(s.longest_gap(130, 250), (130, 80), "clipped to the window");
+        let none = Successes::new(&h, |r| r.call_us > 1000);
+        assert_eq!(none.longest_gap(50, 60), (50, 10));
     }
 
     #[test]

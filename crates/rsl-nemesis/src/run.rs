@@ -148,6 +148,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
     history.extend(reads);
     m.cluster.stop_all().await;
     let exits = m.cluster.unexpected_exits.clone();
+    let logs: Vec<PathBuf> = m.cluster.files().iter().map(|f| f.log.clone()).collect();
     let primaries = primary_changes(&m.cluster);
     drop(m);
     save(&dir, &history, &finals, &observed, &faults)?;
@@ -166,6 +167,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
         verdicts: &verdicts,
         plants: &plants,
         notes: &notes,
+        logs: &logs,
     };
     let text = report::render(&inputs);
     println!("\n{text}");
@@ -248,7 +250,8 @@ async fn nemesis(
         }
         let kind = schedule.next_kind();
         let hold = schedule.hold(kind);
-        let mut rig = Rig { cluster: &mut m.cluster, net: &mut m.net, disks: &mut m.disks, workload };
+        let mut rig =
+            Rig { cluster: &mut m.cluster, net: &mut m.net, disks: &mut m.disks, workload };
         let mut active = schedule.apply(kind, &mut rig, clock.now_us()).await?;
         let e = &active.event;
         say(
@@ -386,7 +389,9 @@ async fn catch_up(
     for id in cluster.ids() {
         let mut result = executed_at_least(cluster, id, target).await;
         if result.is_err() {
-            notes.push(format!("replica {id} did not execute slot {target} in the final phase; restarted"));
+            notes.push(format!(
+                "replica {id} did not execute slot {target} in the final phase; restarted"
+            ));
             let _ = cluster.kill(id).await;
             let _ = cluster.start(id).await;
             result = executed_at_least(cluster, id, target).await;
@@ -451,7 +456,10 @@ async fn read_all(
                     }
                     if conn.is_none() {
                         let connect = Client::connect(addr, Duration::from_secs(10));
-                        conn = tokio::time::timeout(Duration::from_secs(1), connect).await.ok().and_then(Result::ok);
+                        conn = tokio::time::timeout(Duration::from_secs(1), connect)
+                            .await
+                            .ok()
+                            .and_then(Result::ok);
                     }
                     let call_us = clock.now_us();
                     let reply = match conn.as_mut() {
@@ -497,7 +505,9 @@ async fn read_all(
 fn observed(key: &str, reply: &Reply) -> Observed {
     match (KeyClass::of(key), reply) {
         (KeyClass::List, Reply::Null) => Observed::List(Vec::new()),
-        (KeyClass::List, Reply::Bulk(b)) => parse_list(b).map_or_else(Observed::Malformed, Observed::List),
+        (KeyClass::List, Reply::Bulk(b)) => {
+            parse_list(b).map_or_else(Observed::Malformed, Observed::List)
+        }
         (KeyClass::Big, Reply::Null) => Observed::Big(None),
         (KeyClass::Big, Reply::Bulk(b)) => {
             parse_big(b).map_or_else(Observed::Malformed, |v| Observed::Big(Some(v)))
@@ -523,7 +533,14 @@ fn save(
         &dir.join("faults.tsv"),
         faults.iter().map(|f| {
             let heal = f.heal_us.map_or("-".to_string(), |t| t.to_string());
-            format!("{}\t{}\t{:?}\t{:?}\t{heal}\t{}", f.start_us, f.kind.name(), f.targets, f.primary, f.note)
+            format!(
+                "{}\t{}\t{:?}\t{:?}\t{heal}\t{}",
+                f.start_us,
+                f.kind.name(),
+                f.targets,
+                f.primary,
+                f.note
+            )
         }),
     )
 }
@@ -546,6 +563,7 @@ pub fn check_saved(dir: &Path) -> anyhow::Result<Verdict> {
         verdicts: &verdicts,
         plants: &plants,
         notes: &[],
+        logs: &[],
     };
     println!("{}", report::render(&inputs));
     Ok(verdict_of(&verdicts, &plants))

@@ -202,7 +202,9 @@ pub fn classify(kind: Kind, key: &str, reply: &io::Result<Reply>) -> Outcome {
 pub fn observed_tokens(key: &str, reply: &io::Result<Reply>) -> Vec<u64> {
     match (KeyClass::of(key), reply) {
         (KeyClass::List, Ok(Reply::Bulk(bytes))) => parse_list(bytes).unwrap_or_default(),
-        (KeyClass::Big, Ok(Reply::Bulk(bytes))) => parse_big(bytes).map(|(t, _)| vec![t]).unwrap_or_default(),
+        (KeyClass::Big, Ok(Reply::Bulk(bytes))) => {
+            parse_big(bytes).map(|(t, _)| vec![t]).unwrap_or_default()
+        }
         _ => Vec::new(),
     }
 }
@@ -259,10 +261,9 @@ impl Workload {
     /// ones still waiting then are abandoned with an unknown outcome. Returns the history.
     pub async fn stop(mut self, drain: Duration) -> Vec<Record> {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(drain, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let _ =
+            tokio::time::timeout(drain, async { while self.tasks.join_next().await.is_some() {} })
+                .await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         self.recorder.snapshot()
@@ -382,12 +383,18 @@ impl Liar {
             return None;
         }
         self.appends += 1;
-        (self.appends % 20 == 0).then_some(Outcome::Len(ELEMENT_BYTES as u64))
+        self.appends.is_multiple_of(20).then_some(Outcome::Len(ELEMENT_BYTES as u64))
     }
 
     /// With `StaleRead`, a read of a key this client wrote since its first read of it reports
     /// that first read's value.
-    fn stale(&mut self, plant: Option<LivePlant>, kind: Kind, key: &str, outcome: Outcome) -> Outcome {
+    fn stale(
+        &mut self,
+        plant: Option<LivePlant>,
+        kind: Kind,
+        key: &str,
+        outcome: Outcome,
+    ) -> Outcome {
         if plant != Some(LivePlant::StaleRead) || !outcome.is_ok() {
             return outcome;
         }
@@ -546,10 +553,7 @@ mod tests {
         assert!(matches!(classify(Kind::Set, "n0.0", &unknown), Outcome::Unknown(_)));
         let broken: io::Result<Reply> = Err(io::Error::other("server closed"));
         assert!(matches!(classify(Kind::Append, "n0.0", &broken), Outcome::Unknown(_)));
-        assert!(matches!(
-            classify(Kind::Set, "n0.0", &ok(Reply::Integer(1))),
-            Outcome::Unknown(_)
-        ));
+        assert!(matches!(classify(Kind::Set, "n0.0", &ok(Reply::Integer(1))), Outcome::Unknown(_)));
     }
 
     #[test]
@@ -564,6 +568,11 @@ mod tests {
         assert_eq!(liar.stale(plant, Kind::Get, "k", v1), v0, "the lie");
         let mut honest = Liar::default();
         assert_eq!(honest.stale(None, Kind::Get, "k", v0.clone()), v0);
-        assert!((0..40).filter(|_| liar.phantom(Some(LivePlant::PhantomAck), Kind::Append).is_some()).count() == 2);
+        assert!(
+            (0..40)
+                .filter(|_| liar.phantom(Some(LivePlant::PhantomAck), Kind::Append).is_some())
+                .count()
+                == 2
+        );
     }
 }
