@@ -198,11 +198,13 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Writes every replica's configuration; with `local_reads`, each serves reads from its
-    /// own state (`kv.reads = "local"`), which the final check uses to read every replica.
-    pub fn write_configs(&self, local_reads: bool) -> anyhow::Result<()> {
+    /// Writes every replica's configuration. With `final_check`, each serves reads from its
+    /// own state (`kv.reads = "local"`) and the primary proposes no clock ticks
+    /// (`kv.tick_ms = 0`), so that with the clients stopped the log comes to rest and every
+    /// replica can be read at the same slot.
+    pub fn write_configs(&self, final_check: bool) -> anyhow::Result<()> {
         for me in &self.files {
-            let text = self.config_text(me, local_reads);
+            let text = self.config_text(me, final_check);
             rsl_kv::KvConfig::from_toml(&text)
                 .with_context(|| format!("the configuration of replica {}", me.id))?;
             std::fs::write(&me.config, text)?;
@@ -210,7 +212,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn config_text(&self, me: &ReplicaFiles, local_reads: bool) -> String {
+    fn config_text(&self, me: &ReplicaFiles, final_check: bool) -> String {
         let list = |addr: fn(&ReplicaFiles) -> SocketAddr| -> String {
             let items: Vec<String> = self
                 .files
@@ -224,7 +226,7 @@ impl Cluster {
             "id = {id}\ndata_dir = {data:?}\nmembers = {members}\nmetrics_addr = \"{ip}:{METRICS_PORT}\"\n\
              tls = {{ ca = {ca:?}, cert = {cert:?}, key = {key:?} }}\n\n\
              [storage]\nfsync = true\ncheckpoint_interval_slots = {interval}\nlog_kept_slots = {kept}\n\n\
-             [kv]\nclients = {clients}\nreads = \"{reads}\"\n",
+             [kv]\nclients = {clients}\nreads = \"{reads}\"\ntick_ms = {tick_ms}\n",
             id = me.id,
             data = me.data_dir.display().to_string(),
             members = list(|f| f.peer),
@@ -235,7 +237,8 @@ impl Cluster {
             interval = self.options.checkpoint_interval_slots,
             kept = self.options.log_kept_slots,
             clients = list(|f| f.client),
-            reads = if local_reads { "local" } else { "linearizable" },
+            reads = if final_check { "local" } else { "linearizable" },
+            tick_ms = if final_check { 0 } else { 100 },
         )
     }
 

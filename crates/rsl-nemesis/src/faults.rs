@@ -119,6 +119,18 @@ pub struct Timing {
     pub hold_max: Duration,
 }
 
+impl Timing {
+    /// Shorter gaps and faults, so that a short run (CI's) meets every kind.
+    pub fn quick() -> Timing {
+        Timing {
+            gap_min: Duration::from_secs(1),
+            gap_max: Duration::from_secs(2),
+            hold_min: Duration::from_secs(2),
+            hold_max: Duration::from_secs(4),
+        }
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {

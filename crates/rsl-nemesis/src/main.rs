@@ -81,6 +81,9 @@ struct RunArgs {
     /// The replicas' `storage.log_kept_slots`.
     #[arg(long, default_value_t = 1000)]
     log_kept_slots: u64,
+    /// Shorter gaps (1-2 s) and faults (2-4 s), so that a short run meets every kind of fault.
+    #[arg(long)]
+    quick: bool,
     /// How long a client waits for a reply before the outcome is unknown, in seconds.
     #[arg(long, default_value_t = 10)]
     op_timeout_secs: u64,
@@ -115,7 +118,7 @@ fn run_options(args: RunArgs) -> anyhow::Result<RunOptions> {
         duration: Duration::from_secs(seconds),
         seed,
         kinds,
-        timing: Timing::default(),
+        timing: if args.quick { Timing::quick() } else { Timing::default() },
         workload: WorkloadOptions {
             clients: args.clients,
             keys_per_generation: 5,

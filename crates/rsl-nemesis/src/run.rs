@@ -4,12 +4,13 @@
 //! The end of a run, in order: every fault is healed and the clients keep running for
 //! [`RECOVERY_WINDOW`] (so the figures show the recovery); the clients stop; every key is read
 //! through every replica (linearizable reads, forwarded to the primary; they join the
-//! history); then every replica is restarted with `kv.reads = "local"`, waits until it has
-//! executed every slot the cluster committed, and every key is read from each replica's own
-//! state (what the lost-write check and the agreement check judge). A replica that cannot
-//! catch up leaves its values unread, which makes the run inconclusive rather than passed.
+//! history); then every replica is restarted with `kv.reads = "local"` and no clock ticks,
+//! the log comes to rest with every replica at the same executed slot, and every key is read
+//! from each replica's own state (what the lost-write check and the agreement check judge).
+//! A replica that cannot catch up, or whose state moves while it is read, leaves its values
+//! unread, which makes the run inconclusive rather than passed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -326,13 +327,19 @@ async fn final_phase(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<(Vec<Record>, Vec<(u32, String, Observed)>)> {
     let keys = keys_of(history);
-    if let Err(e) = cluster.wait_primary(PRIMARY_WAIT).await {
-        notes.push(format!("no primary after healing: {e:#}"));
-    }
     let addrs: Vec<(u32, std::net::SocketAddr)> =
         cluster.ids().into_iter().map(|id| (id, cluster.client_addr(id))).collect();
     let mut reads = Vec::new();
-    for (id, results) in read_everywhere(&addrs, &keys, clock).await {
+    // Linearizable reads need a primary; without one they would only wait and fail.
+    let primary = cluster.wait_primary(PRIMARY_WAIT).await;
+    if let Err(e) = &primary {
+        notes.push(format!("no primary after healing, so no linearizable final reads: {e:#}"));
+    }
+    let through_primary = match primary {
+        Ok(_) => read_everywhere(&addrs, &keys, clock).await,
+        Err(_) => Vec::new(),
+    };
+    for (id, results) in through_primary {
         for (key, tries) in results {
             reads.extend(tries.into_iter().map(|(mut r, _)| {
                 r.client = FINAL_CLIENT + id;
@@ -352,7 +359,18 @@ async fn final_phase(
     for id in cluster.ids() {
         cluster.start(id).await?;
     }
-    let caught_up = catch_up(cluster, notes).await;
+    let caught_up = converge(cluster, notes).await;
+    for id in cluster.ids() {
+        if let Some(s) = cluster.status(id, Duration::from_secs(1)).await {
+            notes.push(format!(
+                "final state of replica {id}: role {}, ballot {}, committed {}, executed {}",
+                s.get("role"),
+                s.get("ballot"),
+                s.get("committed"),
+                s.get("executed")
+            ));
+        }
+    }
     let addrs: Vec<(u32, std::net::SocketAddr)> =
         cluster.ids().into_iter().map(|id| (id, cluster.client_addr(id))).collect();
     let mut finals = Vec::new();
@@ -368,52 +386,75 @@ async fn final_phase(
             finals.push((id, key, observed));
         }
     }
+    // The values are comparable only if nothing executed while they were read.
+    let after = executed_all(cluster).await;
+    for (id, key, observed) in finals.iter_mut() {
+        let before = caught_up.get(id).and_then(|r| r.as_ref().ok()).copied();
+        if before.is_some() && after.get(id).copied().flatten() != before {
+            *observed = Observed::Unread(format!(
+                "replica {id} executed more while {key} was read ({before:?} then {:?})",
+                after.get(id)
+            ));
+        }
+    }
     Ok((reads, finals))
 }
 
-/// Waits until every replica has executed what the cluster committed; a replica that does
-/// not is restarted once. Returns, per replica, whether it caught up.
-async fn catch_up(
-    cluster: &mut Cluster,
-    notes: &mut Vec<String>,
-) -> std::collections::BTreeMap<u32, Result<(), String>> {
-    let _ = cluster.wait_primary(PRIMARY_WAIT).await;
-    let wait = Duration::from_secs(1);
-    let mut target = 0;
+/// Every replica's executed slot, as it reports it.
+async fn executed_all(cluster: &Cluster) -> BTreeMap<u32, Option<u64>> {
+    let mut out = BTreeMap::new();
     for id in cluster.ids() {
-        if let Some(s) = cluster.status(id, wait).await {
-            target = target.max(s.number("committed").unwrap_or(0));
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    for id in cluster.ids() {
-        let mut result = executed_at_least(cluster, id, target).await;
-        if result.is_err() {
-            notes.push(format!(
-                "replica {id} did not execute slot {target} in the final phase; restarted"
-            ));
-            let _ = cluster.kill(id).await;
-            let _ = cluster.start(id).await;
-            result = executed_at_least(cluster, id, target).await;
-        }
-        out.insert(id, result);
+        let status = cluster.status(id, Duration::from_secs(1)).await;
+        out.insert(id, status.and_then(|s| s.number("executed")));
     }
     out
 }
 
-async fn executed_at_least(cluster: &mut Cluster, id: u32, target: u64) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
-    let mut seen = None;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(s) = cluster.status(id, Duration::from_secs(1)).await {
-            seen = s.number("executed");
-            if seen.is_some_and(|e| e >= target) {
-                return Ok(());
-            }
+/// Waits until the log is at rest and every replica has executed all of it: the same slot
+/// everywhere, twice in a row a second apart (no clients, no ticks: nothing proposes once a
+/// primary has finished its phase 1). A replica still behind at the deadline is restarted
+/// once. Returns per replica the slot it rests at, or why it cannot be compared.
+async fn converge(
+    cluster: &mut Cluster,
+    notes: &mut Vec<String>,
+) -> BTreeMap<u32, Result<u64, String>> {
+    let _ = cluster.wait_primary(PRIMARY_WAIT).await;
+    let mut deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+    let mut restarted = false;
+    let mut last = BTreeMap::new();
+    loop {
+        let seen = executed_all(cluster).await;
+        let max = seen.values().flatten().copied().max();
+        let stable = seen == last;
+        if let Some(slot) = max.filter(|_| stable && seen.values().all(|e| *e == max)) {
+            return seen.keys().map(|&id| (id, Ok(slot))).collect();
         }
-        cluster.settle(Duration::from_millis(200)).await;
+        if tokio::time::Instant::now() >= deadline {
+            let laggards: Vec<u32> =
+                seen.iter().filter(|(_, e)| **e != max).map(|(id, _)| *id).collect();
+            if !restarted && !laggards.is_empty() {
+                notes.push(format!(
+                    "final phase: replicas {laggards:?} lagged ({seen:?}); restarted"
+                ));
+                for &id in &laggards {
+                    let _ = cluster.kill(id).await;
+                    let _ = cluster.start(id).await;
+                }
+                restarted = true;
+                deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+                last.clear();
+                continue;
+            }
+            let why = |e: &Option<u64>| match (stable, max) {
+                (true, Some(m)) if *e == Some(m) => Ok(m),
+                (true, _) => Err(format!("executed {e:?} while others rest at {max:?}")),
+                (false, _) => Err(format!("the log did not come to rest: executed {seen:?}")),
+            };
+            return seen.iter().map(|(&id, e)| (id, why(e))).collect();
+        }
+        last = seen;
+        cluster.settle(Duration::from_secs(1)).await;
     }
-    Err(format!("replica {id} executed {seen:?}, not slot {target}, within {CATCH_UP_WAIT:?}"))
 }
 
 type Tries = Vec<(Record, Result<Reply, String>)>;
