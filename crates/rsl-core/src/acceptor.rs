@@ -7,9 +7,10 @@
 //! (`election_ticks_min` ticks after that primary was last heard), it refuses pre-votes and
 //! prepares from anyone else, except a prepare that carries the primary's own transfer.
 
-use crate::io::{Action, LogEntry, Write};
+use crate::io::{Action, Write};
 use crate::message::Body;
 use crate::replica::{Entry, Replica, Role};
+use crate::types::{Ballot, LogEntry, ReplicaId, Slot, SlotValue, UnknownValue, Value};
 
 /// What the accept handler compares its result with.
 struct Before {
@@ -18,7 +19,6 @@ struct Before {
     commit: Slot,
     next_seq: u64,
 }
-use crate::types::{Ballot, ReplicaId, Slot, Value};
 
 impl Replica {
     /// True while this replica must refuse `candidate`: it follows (or is) a live primary
@@ -123,7 +123,11 @@ impl Replica {
         // Entries above the candidate's commit point that this replica dropped from memory
         // or storage are chosen ones: the candidate must catch up on them first.
         let dropped = self.mem_base.max(self.truncated) > commit;
-        let unknown = self.corrupt.range(commit.next()..).map(|(s, b)| (*s, *b)).collect();
+        let unknown = self
+            .corrupt
+            .range(commit.next()..)
+            .map(|(s, b)| UnknownValue { slot: *s, ballot: *b })
+            .collect();
         let truncated = more || dropped;
         Body::Promise { ballot, commit: self.commit, entries, unknown, truncated }
     }
@@ -150,11 +154,11 @@ impl Replica {
         from: ReplicaId,
         ballot: Ballot,
         commit: Slot,
-        entries: Vec<(Slot, Value)>,
+        entries: Vec<SlotValue>,
         out: &mut Vec<Action>,
     ) {
         require!(from != self.id && ballot.owner() == from, "accept {ballot:?} from {from:?}");
-        require!(entries.windows(2).all(|w| w[0].0 < w[1].0), "accept entries not ascending");
+        require!(entries.windows(2).all(|w| w[0].slot < w[1].slot), "accept entries not ascending");
         let (promised_before, held_before) = (self.promised, self.held.len());
         let ignores_promise = planted!(self, AcceptorIgnoresPromise);
         if ballot < self.promised && !ignores_promise {
@@ -170,7 +174,7 @@ impl Replica {
         let entries = if self.rebuilding() { Vec::new() } else { entries };
         let mut voted = Vec::with_capacity(entries.len());
         let mut wait = self.promised_seq;
-        for (slot, value) in entries {
+        for SlotValue { slot, value } in entries {
             if let Some(seq) = self.accept_one(slot, ballot, value, out) {
                 voted.push(slot);
                 wait = wait.max(seq);

@@ -53,6 +53,13 @@ pub trait Host<T> {
     }
 }
 
+/// A read waiting for the core's `ReadReady`: who asked, and what.
+#[derive(Debug)]
+struct WaitingRead<T> {
+    caller: T,
+    query: Bytes,
+}
+
 /// One replica's core with its waiting callers.
 #[derive(Debug)]
 pub struct Driver<T> {
@@ -66,8 +73,8 @@ pub struct Driver<T> {
     proposals: HashMap<RequestId, T>,
     /// Proposals refused in this incarnation (kept only when checking): they must never execute.
     refused: BTreeSet<RequestId>,
-    /// Reads waiting for `ReadReady`, with their caller and query.
-    reads: HashMap<ReadId, (T, Bytes)>,
+    /// Reads waiting for `ReadReady`.
+    reads: HashMap<ReadId, WaitingRead<T>>,
     actions: Vec<Action>,
     check: bool,
 }
@@ -168,13 +175,13 @@ impl<T> Driver<T> {
     pub fn read(&mut self, query: Bytes, mode: ReadMode, caller: T, host: &mut impl Host<T>) {
         self.next_read += 1;
         let id = ReadId(self.next_read);
-        self.reads.insert(id, (caller, query));
+        self.reads.insert(id, WaitingRead { caller, query });
         self.step(Input::Read { id, mode }, host);
     }
 
     /// Every caller still waiting (at shutdown: each must be told).
     pub fn drain_callers(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.proposals.drain().map(|(_, c)| c).chain(self.reads.drain().map(|(_, (c, _))| c))
+        self.proposals.drain().map(|(_, c)| c).chain(self.reads.drain().map(|(_, r)| r.caller))
     }
 
     fn apply(&mut self, action: Action, host: &mut impl Host<T>) {
@@ -184,12 +191,12 @@ impl<T> Driver<T> {
             Action::Execute { slot, value } => self.execute(slot, value, host),
             Action::Refuse { id, reason } => self.refuse(id, reason, host),
             Action::ReadReady { id } => match self.reads.remove(&id) {
-                Some((caller, query)) => host.read(caller, query),
+                Some(r) => host.read(r.caller, r.query),
                 None => host
                     .contract_broken(format!("{:?}: read {id:?} ready but not waiting", self.id)),
             },
             Action::ReadRefused { id, reason } => match self.reads.remove(&id) {
-                Some((caller, _)) => host.refused(caller, reason),
+                Some(r) => host.refused(r.caller, reason),
                 None => host
                     .contract_broken(format!("{:?}: read {id:?} refused but not waiting", self.id)),
             },

@@ -205,7 +205,7 @@ impl Replica {
             return;
         }
         require!(
-            report.unknown.iter().all(|(_, b)| *b < ballot),
+            report.unknown.iter().all(|u| u.ballot < ballot),
             "an unknown slot at or above the ballot"
         );
         let truncated = report.truncated;
@@ -287,7 +287,7 @@ impl Replica {
             .promises
             .iter()
             .filter(|(id, _)| complete.contains(id))
-            .flat_map(|(_, r)| r.unknown.iter().copied());
+            .flat_map(|(_, r)| r.unknown.iter().map(|u| (u.slot, u.ballot)));
         for (slot, ballot) in own_unknown.chain(reported_unknown).filter(|(s, _)| *s > self.commit)
         {
             let u = unknown.entry(slot).or_insert((ballot, 0));

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 
 use crate::message::Message;
-use crate::types::{Ballot, Membership, ReplicaId, RequestId, Slot, Value};
+use crate::types::{Ballot, LogEntry, Membership, ReplicaId, RequestId, Slot, Value};
 
 /// Identifies one read request, assigned by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,14 +55,6 @@ pub enum Input {
     LogLoaded { token: u64, entries: Vec<LogEntry> },
     /// A peer's checkpoint was installed: the state now reflects every slot up to `slot`.
     CheckpointInstalled { slot: Slot },
-}
-
-/// One accepted log entry as kept in storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub slot: Slot,
-    pub ballot: Ballot,
-    pub value: Value,
 }
 
 /// What must be written durably before the core may rely on it.

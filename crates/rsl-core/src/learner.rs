@@ -14,10 +14,10 @@
 //! (`step_down`); requests already placed in a slot wait for that slot to execute, and are
 //! refused as superseded if the executed value lacks them.
 
-use crate::io::{Action, Event, LogEntry, Refusal, Write};
+use crate::io::{Action, Event, Refusal, Write};
 use crate::message::Body;
 use crate::replica::{Entry, Replica};
-use crate::types::{Ballot, ReplicaId, Slot, Value};
+use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 
 /// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
 /// retries on its next tick).

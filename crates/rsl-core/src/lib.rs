@@ -48,16 +48,20 @@ pub mod driver;
 mod election;
 pub mod io;
 mod learner;
+pub mod limits;
 pub mod message;
 mod primary;
 mod rebuild;
 pub mod replica;
-mod rng;
+pub mod rng;
 pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use driver::{Driver, Host};
-pub use io::{Action, Event, Input, LogEntry, ReadId, ReadMode, Refusal, Write};
+pub use io::{Action, Event, Input, ReadId, ReadMode, Refusal, Write};
 pub use message::{Body, DecodeError, Message};
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};
-pub use types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};
+pub use types::{
+    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
+    Value,
+};

@@ -3,18 +3,26 @@
 //! The transport authenticates peers and checksums frames; this module only turns a
 //! [`Message`] into bytes and back. The format is a version byte, the sender and receiver, a
 //! body tag and the body's fields, every integer as an unsigned LEB128 varint. `decode` never
-//! panics: every length is bounded by the bytes that remain and by a named limit, and any
-//! trailing byte is an error. See docs/protocol.md for what each message means.
+//! panics: a byte string's length is bounded by the bytes that remain, a list's also by
+//! [`WIRE_ITEMS_MAX`], and any trailing byte is an error. See docs/protocol.md for what each
+//! message means.
+//!
+//! The encoder also measures: [`Message::encoded_len`] and the `*_len` functions give the
+//! exact size of what `encode` writes (the same code, writing into a counter), so that the
+//! core can split what it sends into messages no larger than `Config::message_bytes_max`
+//! (see [`crate::limits`]).
 
 use bytes::Bytes;
 
-use crate::io::LogEntry;
-use crate::types::{Ballot, Membership, ReplicaId, Request, RequestId, Slot, Value};
+pub use crate::limits::WIRE_ITEMS_MAX;
+use crate::limits::{LIST_LEN_BYTES_MAX, MESSAGE_HEADER_BYTES_MAX};
+use crate::types::{
+    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
+    Value,
+};
 
 /// The format version written first in every encoded message.
 pub const WIRE_VERSION: u8 = 1;
-/// The most items (entries, slots, requests, replicas) one list may hold on the wire.
-pub const WIRE_ITEMS_MAX: u64 = 1 << 20;
 
 /// A message between two replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +53,13 @@ pub enum Body {
         ballot: Ballot,
         commit: Slot,
         entries: Vec<LogEntry>,
-        unknown: Vec<(Slot, Ballot)>,
+        unknown: Vec<UnknownValue>,
         truncated: bool,
     },
     /// A prepare or accept at `ballot` was refused because the sender promised `promised`.
     Nack { ballot: Ballot, promised: Ballot },
     /// Phase 2a: accept these values at `ballot`; every slot up to `commit` is chosen.
-    Accept { ballot: Ballot, commit: Slot, entries: Vec<(Slot, Value)> },
+    Accept { ballot: Ballot, commit: Slot, entries: Vec<SlotValue> },
     /// Phase 2b: the sender durably accepted `slots` at `ballot`.
     Accepted { ballot: Ballot, slots: Vec<Slot> },
     /// The primary is alive; every slot up to `commit` is chosen. `round` numbers the
@@ -86,7 +94,8 @@ pub enum DecodeError {
     Tag(u8),
     /// A varint longer than ten bytes or above the field's range.
     Overflow,
-    /// A list or byte string longer than the remaining bytes or [`WIRE_ITEMS_MAX`].
+    /// A byte string longer than the remaining bytes, or a list longer than the remaining
+    /// bytes or [`WIRE_ITEMS_MAX`].
     TooLong(u64),
     /// Bytes remain after the message.
     Trailing(usize),
@@ -99,7 +108,9 @@ impl std::fmt::Display for DecodeError {
             DecodeError::Version(v) => write!(f, "unknown wire version {v}"),
             DecodeError::Tag(t) => write!(f, "unknown tag {t}"),
             DecodeError::Overflow => write!(f, "integer overflow"),
-            DecodeError::TooLong(n) => write!(f, "length {n} exceeds the remaining bytes"),
+            DecodeError::TooLong(n) => {
+                write!(f, "length {n} exceeds the remaining bytes or the item limit")
+            }
             DecodeError::Trailing(n) => write!(f, "{n} trailing bytes"),
         }
     }
@@ -110,12 +121,16 @@ impl std::error::Error for DecodeError {}
 impl Message {
     /// Encodes the message. `decode(&encode(m)) == Ok(m)` for every message.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64));
-        w.byte(WIRE_VERSION);
-        w.u64(u64::from(self.from.0));
-        w.u64(u64::from(self.to.0));
-        w.body(&self.body);
+        let mut w = Writer(Vec::with_capacity(self.encoded_len()));
+        w.message(self);
         w.0
+    }
+
+    /// The exact length of [`Message::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let mut w = Writer(Count(0));
+        w.message(self);
+        w.0 .0
     }
 
     /// Decodes a message; never panics, whatever the bytes.
@@ -137,10 +152,90 @@ impl Message {
 
 /// Encodes one slot value on its own (the log's record payload), in the wire format.
 pub fn encode_value(value: &Value) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(64));
+    let mut w = Writer(Vec::with_capacity(1 + value_len(value)));
     w.byte(WIRE_VERSION);
     w.value(value);
     w.0
+}
+
+/// The encoded length of a body (its tag and fields).
+pub fn body_len(body: &Body) -> usize {
+    measure(|w| w.body(body))
+}
+
+/// The encoded length of a value (in a message; [`encode_value`] adds one version byte).
+pub fn value_len(value: &Value) -> usize {
+    measure(|w| w.value(value))
+}
+
+/// The encoded length of a log entry in a promise or catch-up reply.
+pub fn entry_len(entry: &LogEntry) -> usize {
+    measure(|w| w.entry(entry))
+}
+
+/// The encoded length of a slot's value in an accept.
+pub fn slot_value_len(entry: &SlotValue) -> usize {
+    measure(|w| {
+        w.slot(entry.slot);
+        w.value(&entry.value);
+    })
+}
+
+/// The encoded length of an unknown slot in a promise.
+pub fn unknown_len(unknown: &UnknownValue) -> usize {
+    measure(|w| {
+        w.slot(unknown.slot);
+        w.ballot(unknown.ballot);
+    })
+}
+
+fn measure(f: impl FnOnce(&mut Writer<Count>)) -> usize {
+    let mut w = Writer(Count(0));
+    f(&mut w);
+    w.0 .0
+}
+
+/// Fills one message with list items, up to the message's byte limit and a count limit, so
+/// that no message the core builds is larger than `Config::message_bytes_max`. The first item
+/// always goes in: with consistent limits it fits (`Config::validate`); a value written under
+/// larger limits than the current ones is sent alone, and a transport with the smaller frame
+/// refuses it (docs/limits.md).
+#[derive(Debug)]
+pub(crate) struct Packer {
+    left: usize,
+    count: usize,
+    count_max: usize,
+}
+
+impl Packer {
+    /// A message of at most `message_bytes_max` bytes whose body, with its `lists` lists
+    /// empty, encodes to `empty_body` bytes; at most `count_max` items in all.
+    pub(crate) fn new(
+        message_bytes_max: usize,
+        empty_body: usize,
+        lists: usize,
+        count_max: usize,
+    ) -> Packer {
+        // An empty list's length takes one byte, a full one up to LIST_LEN_BYTES_MAX.
+        let used = MESSAGE_HEADER_BYTES_MAX + empty_body + lists * (LIST_LEN_BYTES_MAX - 1);
+        let count_max = count_max.clamp(1, WIRE_ITEMS_MAX);
+        Packer { left: message_bytes_max.saturating_sub(used), count: 0, count_max }
+    }
+
+    /// Takes an item of `len` encoded bytes if it fits (the first always does).
+    pub(crate) fn take(&mut self, len: usize) -> bool {
+        if self.count >= self.count_max || (self.count > 0 && len > self.left) {
+            return false;
+        }
+        self.left = self.left.saturating_sub(len);
+        self.count += 1;
+        true
+    }
+
+    /// Whether the message holds no item yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// Decodes what [`encode_value`] wrote; never panics, whatever the bytes.
@@ -157,19 +252,55 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
-struct Writer(Vec<u8>);
+/// Where the writer puts bytes: a buffer, or a counter that measures without encoding.
+trait Sink {
+    fn put(&mut self, b: u8);
+    fn put_slice(&mut self, bytes: &[u8]);
+}
 
-impl Writer {
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: u8) {
+        self.push(b);
+    }
+
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts the bytes written.
+struct Count(usize);
+
+impl Sink for Count {
+    fn put(&mut self, _: u8) {
+        self.0 += 1;
+    }
+
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+struct Writer<S: Sink>(S);
+
+impl<S: Sink> Writer<S> {
     fn byte(&mut self, b: u8) {
-        self.0.push(b);
+        self.0.put(b);
     }
 
     fn u64(&mut self, mut v: u64) {
         while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
+            self.0.put((v as u8) | 0x80);
             v >>= 7;
         }
-        self.0.push(v as u8);
+        self.0.put(v as u8);
+    }
+
+    fn message(&mut self, m: &Message) {
+        self.byte(WIRE_VERSION);
+        self.u64(u64::from(m.from.0));
+        self.u64(u64::from(m.to.0));
+        self.body(&m.body);
     }
 
     fn len(&mut self, n: usize) {
@@ -209,7 +340,7 @@ impl Writer {
                     self.u64(r.id.incarnation);
                     self.u64(r.id.seq);
                     self.len(r.payload.len());
-                    self.0.extend_from_slice(&r.payload);
+                    self.0.put_slice(&r.payload);
                 }
             }
             Value::Config(m) => {
@@ -225,7 +356,7 @@ impl Writer {
         ballot: Ballot,
         commit: Slot,
         entries: &[LogEntry],
-        unknown: &[(Slot, Ballot)],
+        unknown: &[UnknownValue],
         truncated: bool,
     ) {
         self.ballot(ballot);
@@ -233,18 +364,18 @@ impl Writer {
         self.len(entries.len());
         entries.iter().for_each(|e| self.entry(e));
         self.len(unknown.len());
-        for (s, b) in unknown {
-            self.slot(*s);
-            self.ballot(*b);
+        for u in unknown {
+            self.slot(u.slot);
+            self.ballot(u.ballot);
         }
         self.byte(u8::from(truncated));
     }
 
-    fn slot_values(&mut self, entries: &[(Slot, Value)]) {
+    fn slot_values(&mut self, entries: &[SlotValue]) {
         self.len(entries.len());
-        for (s, v) in entries {
-            self.slot(*s);
-            self.value(v);
+        for e in entries {
+            self.slot(e.slot);
+            self.value(&e.value);
         }
     }
 
@@ -379,10 +510,21 @@ impl Reader<'_> {
     }
 
     /// A list length: each item takes at least one byte, so a length above the remaining
-    /// bytes is a lie, caught before anything is allocated.
+    /// bytes is a lie, caught before anything is allocated; and no encoder writes a list of
+    /// more than [`WIRE_ITEMS_MAX`] items, which bounds what a list may allocate.
     fn len(&mut self) -> Result<usize, DecodeError> {
         let n = self.u64()?;
-        if n > self.remaining() as u64 || n > WIRE_ITEMS_MAX {
+        if n > self.remaining() as u64 || n > WIRE_ITEMS_MAX as u64 {
+            return Err(DecodeError::TooLong(n));
+        }
+        Ok(n as usize)
+    }
+
+    /// A byte string's length: bounded only by the bytes that remain (the message's size is
+    /// bounded by the transport), never by the item limit, which counts list items.
+    fn bytes_len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        if n > self.remaining() as u64 {
             return Err(DecodeError::TooLong(n));
         }
         Ok(n as usize)
@@ -408,7 +550,7 @@ impl Reader<'_> {
     fn request(&mut self) -> Result<Request, DecodeError> {
         let proposer = ReplicaId(self.u32()?);
         let id = RequestId { proposer, incarnation: self.u64()?, seq: self.u64()? };
-        let n = self.len()?;
+        let n = self.bytes_len()?;
         let payload = Bytes::copy_from_slice(&self.bytes[self.pos..self.pos + n]);
         self.pos += n;
         Ok(Request { id, payload })
@@ -445,20 +587,18 @@ impl Reader<'_> {
             4 => {
                 let (ballot, commit, entries) = (self.ballot()?, self.slot()?, self.entries()?);
                 let n = self.len()?;
-                let unknown =
-                    (0..n)
-                        .map(|_| Ok((self.slot()?, self.ballot()?)))
-                        .collect::<Result<_, DecodeError>>()?;
+                let unknown = (0..n)
+                    .map(|_| Ok(UnknownValue { slot: self.slot()?, ballot: self.ballot()? }))
+                    .collect::<Result<_, DecodeError>>()?;
                 Body::Promise { ballot, commit, entries, unknown, truncated: self.flag()? }
             }
             5 => Body::Nack { ballot: self.ballot()?, promised: self.ballot()? },
             6 => {
                 let (ballot, commit) = (self.ballot()?, self.slot()?);
                 let n = self.len()?;
-                let entries =
-                    (0..n)
-                        .map(|_| Ok((self.slot()?, self.value()?)))
-                        .collect::<Result<_, DecodeError>>()?;
+                let entries = (0..n)
+                    .map(|_| Ok(SlotValue { slot: self.slot()?, value: self.value()? }))
+                    .collect::<Result<_, DecodeError>>()?;
                 Body::Accept { ballot, commit, entries }
             }
             7 => {

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 
 use crate::io::{Action, Event, ReadId, ReadMode, Refusal, Write};
 use crate::message::Body;
-use crate::replica::{Entry, InFlight, LinRead, Queued, Replica, Role, Transfer};
-use crate::types::{Membership, ReplicaId, Request, Slot, Value};
+use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
+use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
 
 impl Replica {
     pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
@@ -109,7 +109,7 @@ impl Replica {
         let chosen = self.log.get(&slot).filter(|e| e.chosen).map(|e| e.value.clone());
         require!(unless self, Any, chosen.as_ref().is_none_or(|v| *v == value),
             "re-proposing {slot:?} with a value other than the chosen one");
-        let entry = crate::io::LogEntry { slot, ballot, value: value.clone() };
+        let entry = LogEntry { slot, ballot, value: value.clone() };
         let seq = self.persist(Write::Accept(entry), out);
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
@@ -136,8 +136,10 @@ impl Replica {
         }
         let slots = std::mem::take(&mut l.outbox);
         let ballot = l.ballot;
-        let entries: Vec<(Slot, Value)> =
-            slots.iter().map(|s| (*s, self.log[s].value.clone())).collect();
+        let entries: Vec<SlotValue> = slots
+            .iter()
+            .map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() })
+            .collect();
         let commit = self.commit;
         for to in self.peers() {
             let body = Body::Accept { ballot, commit, entries: entries.clone() };
@@ -275,12 +277,12 @@ impl Replica {
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
         for to in self.peers() {
-            let entries: Vec<(Slot, Value)> = l
+            let entries: Vec<SlotValue> = l
                 .inflight
                 .iter()
                 .filter(|(_, f)| !f.votes.contains(&to))
                 .take(self.config.catchup_entries_max)
-                .map(|(s, _)| (*s, self.log[s].value.clone()))
+                .map(|(s, _)| SlotValue { slot: *s, value: self.log[s].value.clone() })
                 .collect();
             if !entries.is_empty() {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
@@ -305,11 +307,14 @@ impl Replica {
             l.departing.remove(&from);
         }
         l.last_ack.insert(from, self.now);
-        let ack = l.acks.entry(from).or_insert((0, Slot::ZERO));
+        let ack = l.acks.entry(from).or_insert(Ack { round: 0, commit: Slot::ZERO });
         let before = *ack;
-        *ack = (ack.0.max(round), ack.1.max(commit));
-        ensure!(ack.0 >= before.0 && ack.1 >= before.1, "an acknowledgement went back");
-        ensure!(ack.0 <= l.round, "acknowledged a round never sent");
+        *ack = Ack { round: ack.round.max(round), commit: ack.commit.max(commit) };
+        ensure!(
+            ack.round >= before.round && ack.commit >= before.commit,
+            "an acknowledgement went back"
+        );
+        ensure!(ack.round <= l.round, "acknowledged a round never sent");
         self.serve_reads(out);
         self.transfer_tick(out);
     }
@@ -322,7 +327,7 @@ impl Replica {
             .membership
             .voters
             .iter()
-            .map(|v| if *v == self.id { l.round } else { l.acks.get(v).map_or(0, |a| a.0) })
+            .map(|v| if *v == self.id { l.round } else { l.acks.get(v).map_or(0, |a| a.round) })
             .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         rounds[self.membership.quorum() - 1]
@@ -346,7 +351,7 @@ impl Replica {
             _ if queued >= self.config.reads_queued_max => {
                 out.push(Action::ReadRefused { id, reason: Refusal::Overloaded })
             }
-            ReadMode::AtLeast(slot) => self.reads.push_back((id, slot)),
+            ReadMode::AtLeast(slot) => self.reads.push_back(FastRead { id, slot }),
             ReadMode::Linearizable => self.read_linearizable(id, out),
         }
     }
@@ -373,10 +378,10 @@ impl Replica {
     /// Releases reads whose conditions now hold.
     pub(crate) fn serve_reads(&mut self, out: &mut Vec<Action>) {
         let executed = self.executed;
-        self.reads.retain(|(id, s)| {
-            let ready = *s <= executed;
+        self.reads.retain(|r| {
+            let ready = r.slot <= executed;
             if ready {
-                out.push(Action::ReadReady { id: *id });
+                out.push(Action::ReadReady { id: r.id });
             }
             !ready
         });
@@ -427,7 +432,7 @@ impl Replica {
     fn best_target(&self) -> Option<ReplicaId> {
         let l = self.primacy.as_ref()?;
         let voters = self.membership.voters.iter().filter(|v| **v != self.id);
-        voters.max_by_key(|v| l.acks.get(v).map_or(Slot::ZERO, |a| a.1)).copied()
+        voters.max_by_key(|v| l.acks.get(v).map_or(Slot::ZERO, |a| a.commit)).copied()
     }
 
     /// Sends the start-election once the target has everything; gives up at the deadline.
@@ -442,7 +447,7 @@ impl Replica {
             // and let an ordinary election (with fresh ballots and leases) follow.
             return self.step_down(None, out);
         }
-        let caught_up = l.acks.get(&t.target).is_some_and(|a| a.1 >= commit);
+        let caught_up = l.acks.get(&t.target).is_some_and(|a| a.commit >= commit);
         if !t.sent && caught_up && l.inflight.is_empty() {
             t.sent = true;
             let (to, ballot) = (t.target, l.ballot);
@@ -503,7 +508,7 @@ impl Replica {
             .voters
             .iter()
             .filter(|v| !self.membership.is_voter(**v))
-            .all(|v| l.acks.get(v).is_some_and(|a| a.1 .0 + lag_max >= commit.0));
+            .all(|v| l.acks.get(v).is_some_and(|a| a.commit.0 + lag_max >= commit.0));
         if caught_up {
             self.primacy.as_mut().expect("primacy").config_target = None;
             self.propose_config(target, out);

@@ -21,7 +21,7 @@
 
 use crate::io::{Action, Write};
 use crate::message::Body;
-use crate::replica::{Rebuild, Replica, Role};
+use crate::replica::{Grant, Rebuild, RebuildAnswer, Replica, Role};
 use crate::types::{Ballot, ReplicaId, Slot};
 
 impl Replica {
@@ -33,7 +33,8 @@ impl Replica {
         let nonce = self.rng.next_u64();
         // The planted bug grants itself the rebuild: it clears the marker as soon as it is
         // written and votes again, as if it had never voted.
-        let granted = planted!(self, WipedReplicaVotes).then_some((Ballot::ZERO, Slot::ZERO));
+        let granted = planted!(self, WipedReplicaVotes)
+            .then_some(Grant { ballot: Ballot::ZERO, through: Slot::ZERO });
         self.rebuild =
             Some(Rebuild { nonce, marker_seq: 0, last_sent: None, granted, clear_seq: None });
         ensure!(self.primacy.is_none() && self.election.is_none(), "rebuilding while primary");
@@ -55,7 +56,7 @@ impl Replica {
             self.rebuild.as_mut().expect("rebuilding").marker_seq = seq;
             return;
         }
-        let Some((ballot, through)) = r.granted else { return };
+        let Some(Grant { ballot, through }) = r.granted else { return };
         if r.clear_seq.is_some() || self.commit < through {
             return;
         }
@@ -69,7 +70,7 @@ impl Replica {
     pub(crate) fn rebuild_durable(&mut self) {
         let Some(r) = &self.rebuild else { return };
         let Some(seq) = r.clear_seq.filter(|s| *s <= self.durable) else { return };
-        let (ballot, through) = r.granted.expect("cleared without a grant");
+        let Grant { ballot, through } = r.granted.expect("cleared without a grant");
         require!(seq > r.marker_seq, "the marker cleared before it was written");
         self.rebuild = None;
         // Standing at once would only disrupt the primary that just rebuilt us.
@@ -102,8 +103,8 @@ impl Replica {
             self.counters.dropped += 1;
             return;
         };
-        if let Some((_, body)) = l.rebuilt.get(&from).filter(|(n, _)| *n == nonce) {
-            let body = body.clone();
+        if let Some(answer) = l.rebuilt.get(&from).filter(|a| a.nonce == nonce) {
+            let body = answer.body.clone();
             return self.send(from, body, out);
         }
         if l.transfer.is_some() {
@@ -133,7 +134,7 @@ impl Replica {
         let mut answers = Vec::with_capacity(rebuilds.len());
         for (to, nonce) in rebuilds {
             let body = Body::Rebuilt { nonce, ballot, through };
-            l.rebuilt.insert(to, (nonce, body.clone()));
+            l.rebuilt.insert(to, RebuildAnswer { nonce, body: body.clone() });
             answers.push((to, body));
         }
         for (to, body) in answers {
@@ -163,7 +164,7 @@ impl Replica {
         if ballot > self.promised {
             self.raise_promise(ballot, out);
         }
-        self.rebuild.as_mut().expect("rebuilding").granted = Some((ballot, through));
+        self.rebuild.as_mut().expect("rebuilding").granted = Some(Grant { ballot, through });
         ensure!(self.promised >= ballot, "granted a rebuild without promising {ballot:?}");
         ensure!(self.rebuilding(), "a grant ended the rebuild before the commit point");
     }
@@ -181,7 +182,7 @@ impl Replica {
                 .all(|h| !matches!(h.body, Body::Promise { .. } | Body::Accepted { .. })),
             "a rebuilding replica holds a promise or a vote"
         );
-        if let Some((ballot, through)) = r.granted {
+        if let Some(Grant { ballot, through }) = r.granted {
             invariant!(self.promised >= ballot, "granted {ballot:?} above the promise");
             invariant!(
                 r.clear_seq.is_none() || self.commit >= through,

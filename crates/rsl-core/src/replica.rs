@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::Config;
-use crate::io::{Action, Input, LogEntry, ReadId, Write};
+use crate::io::{Action, Input, ReadId, Write};
 use crate::message::{Body, Message};
 use crate::rng::Rng;
-use crate::types::{Ballot, Membership, ReplicaId, RequestId, Slot, Value};
+use crate::types::{Ballot, LogEntry, Membership, ReplicaId, RequestId, Slot, UnknownValue, Value};
 
 /// What a replica finds on its disk at start.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +125,7 @@ pub(crate) struct Report {
     /// The acceptor's commit point: its entries at or below it are chosen values.
     pub(crate) commit: Slot,
     pub(crate) entries: Vec<LogEntry>,
-    pub(crate) unknown: Vec<(Slot, Ballot)>,
+    pub(crate) unknown: Vec<UnknownValue>,
     pub(crate) truncated: bool,
 }
 
@@ -157,6 +157,30 @@ pub(crate) struct Queued {
     pub(crate) id: RequestId,
     pub(crate) payload: bytes::Bytes,
     pub(crate) exclusive: bool,
+}
+
+/// A fast read (`ReadMode::AtLeast`) waiting until this replica has executed `slot`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastRead {
+    pub(crate) id: ReadId,
+    pub(crate) slot: Slot,
+}
+
+/// What the primary last heard from a peer's heartbeat acknowledgements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ack {
+    /// The highest heartbeat round acknowledged (leases and quorum reads).
+    pub(crate) round: u64,
+    /// The highest commit point reported (lag, transfers, promotions).
+    pub(crate) commit: Slot,
+}
+
+/// A rebuild request the primary answered: the requester's nonce and the answer, sent again
+/// if the same request comes again.
+#[derive(Debug, Clone)]
+pub(crate) struct RebuildAnswer {
+    pub(crate) nonce: u64,
+    pub(crate) body: Body,
 }
 
 /// A linearizable read waiting at the primary.
@@ -197,7 +221,7 @@ pub(crate) struct Primacy {
     pub(crate) round: u64,
     pub(crate) round_sent: BTreeMap<u64, u64>,
     /// Per peer: the highest heartbeat round acknowledged and its commit point.
-    pub(crate) acks: BTreeMap<ReplicaId, (u64, Slot)>,
+    pub(crate) acks: BTreeMap<ReplicaId, Ack>,
     /// Per peer: the tick of its last acknowledgement.
     pub(crate) last_ack: BTreeMap<ReplicaId, u64>,
     pub(crate) last_heartbeat: u64,
@@ -207,8 +231,8 @@ pub(crate) struct Primacy {
     pub(crate) departing: BTreeMap<ReplicaId, Slot>,
     pub(crate) reads: VecDeque<LinRead>,
     pub(crate) transfer: Option<Transfer>,
-    /// Rebuild requests answered by this primacy's phase 1: replica -> (nonce, `Rebuilt`).
-    pub(crate) rebuilt: BTreeMap<ReplicaId, (u64, Body)>,
+    /// Rebuild requests answered by this primacy's phase 1, per requester.
+    pub(crate) rebuilt: BTreeMap<ReplicaId, RebuildAnswer>,
     /// The replicas whose complete promises (and our own) completed phase 1 at this ballot.
     /// Every slot this primary proposes must be governed by a membership of which they hold
     /// a quorum (docs/protocol.md, "Reconfiguration").
@@ -257,7 +281,7 @@ pub struct Replica {
     /// This replica's proposals placed in slots, waiting for the slot to execute.
     pub(crate) outcomes: BTreeMap<Slot, Vec<RequestId>>,
     /// Fast reads waiting for `executed >= slot`.
-    pub(crate) reads: VecDeque<(ReadId, Slot)>,
+    pub(crate) reads: VecDeque<FastRead>,
     pub(crate) catchup_sent: Option<u64>,
     pub(crate) loads: BTreeMap<u64, ReplicaId>,
     pub(crate) next_token: u64,
@@ -277,11 +301,19 @@ pub(crate) struct Rebuild {
     pub(crate) marker_seq: u64,
     /// The tick the request was last sent.
     pub(crate) last_sent: Option<u64>,
-    /// From the primary's `Rebuilt`: the ballot of a phase 1 that started after the request,
-    /// and the last slot it re-proposed.
-    pub(crate) granted: Option<(Ballot, Slot)>,
+    /// From the primary's `Rebuilt`, once it came.
+    pub(crate) granted: Option<Grant>,
     /// The write clearing the marker; the replica is rebuilt once it is durable.
     pub(crate) clear_seq: Option<u64>,
+}
+
+/// A primary's answer to a rebuild request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The ballot of a phase 1 that started after the request arrived.
+    pub(crate) ballot: Ballot,
+    /// The last slot that phase 1 re-proposed.
+    pub(crate) through: Slot,
 }
 
 impl Replica {
@@ -559,7 +591,7 @@ impl Replica {
         let Some(l) = &self.primacy else { return Vec::new() };
         let peer = |id: ReplicaId| PeerStatus {
             id,
-            commit: l.acks.get(&id).map_or(Slot::ZERO, |a| a.1),
+            commit: l.acks.get(&id).map_or(Slot::ZERO, |a| a.commit),
             last_contact: l.last_ack.get(&id).copied(),
         };
         self.peers().into_iter().map(peer).collect()
@@ -663,11 +695,10 @@ fn well_formed(msg: &Message) -> bool {
         Body::Rebuilt { ballot, .. } => own(ballot),
         Body::Prepare { ballot, .. } | Body::Heartbeat { ballot, .. } => own(ballot),
         Body::Accept { ballot, entries, .. } => {
-            own(ballot) && ascending(entries.iter().map(|(s, _)| *s))
+            own(ballot) && ascending(entries.iter().map(|e| e.slot))
         }
         Body::Promise { entries, unknown, .. } => {
-            ascending(entries.iter().map(|e| e.slot))
-                && unknown.iter().all(|(s, _)| *s > Slot::ZERO)
+            ascending(entries.iter().map(|e| e.slot)) && unknown.iter().all(|u| u.slot > Slot::ZERO)
         }
         Body::CatchupReply { entries, .. } => ascending(entries.iter().map(|e| e.slot)),
         _ => true,

@@ -1,21 +1,24 @@
 //! A tiny deterministic pseudo-random sequence (splitmix64) for election timeouts.
 //!
 //! The core has no source of randomness: the driver passes a seed in the config, so the same
-//! seed gives the same timeouts, and a simulator run replays exactly.
+//! seed gives the same timeouts, and a simulator run replays exactly. It is public because
+//! it is also the seed expander of the simulator's generator (`rsl_sim::rng`), so the
+//! project has one splitmix64; `rsl-storage` keeps its own copy for its seeded test medium,
+//! since the storage must not depend on the core.
 
 /// splitmix64: a 64-bit state advanced by a constant and mixed; good enough to spread
 /// election timeouts, and trivially reproducible.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct Rng {
     state: u64,
 }
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
+    pub fn new(seed: u64) -> Rng {
         Rng { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -24,7 +27,7 @@ impl Rng {
     }
 
     /// A number in `[low, high)`; `high > low`.
-    pub(crate) fn range(&mut self, low: u64, high: u64) -> u64 {
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
         assert!(high > low, "empty range {low}..{high}");
         low + self.next_u64() % (high - low)
     }

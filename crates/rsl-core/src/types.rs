@@ -1,5 +1,8 @@
-//! The protocol's vocabulary as types: replicas, ballots, slots, requests and values.
-//! See docs/protocol.md for the glossary.
+//! The protocol's vocabulary as types: replicas, ballots, slots, requests, values and log
+//! entries. See docs/protocol.md for the glossary.
+//!
+//! Every other module of the core imports from here and nothing here imports them back, so
+//! the boundary types (`io`) and the wire format (`message`) share these without a circle.
 
 use bytes::Bytes;
 
@@ -103,4 +106,29 @@ pub enum Value {
     Batch(Vec<Request>),
     /// A configuration change; the new membership governs the slots after this one.
     Config(Membership),
+}
+
+/// One accepted log entry: the value a replica accepted for a slot, and at which ballot. The
+/// unit of the log in storage, of promises and of catch-up replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub slot: Slot,
+    pub ballot: Ballot,
+    pub value: Value,
+}
+
+/// A slot's proposed value, as an accept carries it (the ballot is the accept's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotValue {
+    pub slot: Slot,
+    pub value: Value,
+}
+
+/// A slot a replica accepted something in, at `ballot`, but whose value it lost (a corrupt
+/// record): it must report the slot in its promises rather than promise as if it never
+/// accepted there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub slot: Slot,
+    pub ballot: Ballot,
 }

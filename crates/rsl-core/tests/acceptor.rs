@@ -9,7 +9,8 @@ use lone::{b, batch, from, sent, step};
 use proptest::prelude::*;
 use rsl_core::message::Body;
 use rsl_core::{
-    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, Slot, Value, Write,
+    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, Slot, SlotValue,
+    UnknownValue, Value, Write,
 };
 
 fn acceptor() -> Replica {
@@ -17,7 +18,8 @@ fn acceptor() -> Replica {
 }
 
 fn accept(ballot: Ballot, commit: u64, entries: &[(u64, Value)]) -> Input {
-    let entries = entries.iter().map(|(s, v)| (Slot(*s), v.clone())).collect();
+    let entries =
+        entries.iter().map(|(s, v)| SlotValue { slot: Slot(*s), value: v.clone() }).collect();
     from(ballot.replica, Body::Accept { ballot, commit: Slot(commit), entries })
 }
 
@@ -138,7 +140,9 @@ fn a_corrupt_slot_is_reported_unknown() {
     let seq = last_seq(&out).unwrap();
     let out = step(&mut r, Input::Durable { seq });
     match &sent(&out)[..] {
-        [Body::Promise { unknown, .. }] => assert_eq!(unknown, &vec![(Slot(3), b(1, 2))]),
+        [Body::Promise { unknown, .. }] => {
+            assert_eq!(unknown, &vec![UnknownValue { slot: Slot(3), ballot: b(1, 2) }])
+        }
         other => panic!("expected a promise, got {other:?}"),
     }
 }

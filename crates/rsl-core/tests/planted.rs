@@ -10,7 +10,8 @@ use bytes::Bytes;
 use lone::{b, batch, from, sent, step};
 use rsl_core::message::Body;
 use rsl_core::{
-    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, RequestId, Slot, Value,
+    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, ReplicaId, RequestId, Slot,
+    SlotValue, Value,
 };
 
 #[cfg(feature = "planted-bugs")]
@@ -62,7 +63,11 @@ fn last_seq(out: &[Action]) -> u64 {
 fn accept(ballot: Ballot, commit: u64, slot: u64, value: Value) -> Input {
     from(
         ballot.replica,
-        Body::Accept { ballot, commit: Slot(commit), entries: vec![(Slot(slot), value)] },
+        Body::Accept {
+            ballot,
+            commit: Slot(commit),
+            entries: vec![SlotValue { slot: Slot(slot), value }],
+        },
     )
 }
 
@@ -155,7 +160,9 @@ fn skip_phase1_reproposal() {
     let (accepts, _) = elect(&mut r, vec![accepted]);
     assert!(!accepts.is_empty(), "phase 1 did not complete");
     let reproposed = accepts.iter().any(|m| match m {
-        Body::Accept { entries, .. } => entries.contains(&(Slot(1), batch(1))),
+        Body::Accept { entries, .. } => {
+            entries.contains(&SlotValue { slot: Slot(1), value: batch(1) })
+        }
         _ => false,
     });
     assert_eq!(reproposed, planted.is_none(), "{accepts:?}");

@@ -9,7 +9,9 @@ mod lone;
 
 use lone::{b, batch, from, sent_to, step, writes};
 use rsl_core::message::Body;
-use rsl_core::{Action, Ballot, Config, Input, LogEntry, Recovered, Replica, Slot, Value, Write};
+use rsl_core::{
+    Action, Ballot, Config, Input, LogEntry, Recovered, Replica, Slot, SlotValue, Value, Write,
+};
 
 fn rebuilding() -> Replica {
     let recovered = Recovered { rebuilding: true, ..Recovered::default() };
@@ -48,8 +50,11 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
     let prepare = Body::Prepare { ballot: b(5, 2), commit: Slot::ZERO, transfer: None };
     let out = step(&mut r, from(2, prepare));
     assert!(sent_to(&out).is_empty() && writes(&out).is_empty(), "answered a prepare: {out:?}");
-    let accept =
-        Body::Accept { ballot: b(6, 3), commit: Slot::ZERO, entries: vec![(Slot(1), batch(1))] };
+    let accept = Body::Accept {
+        ballot: b(6, 3),
+        commit: Slot::ZERO,
+        entries: vec![SlotValue { slot: Slot(1), value: batch(1) }],
+    };
     let out = step(&mut r, from(3, accept));
     sync(&mut r, &out);
     assert!(
@@ -182,8 +187,11 @@ fn phase_1_prefers_a_value_reported_chosen_over_a_higher_ballot() {
     // Replica 1 accepted batch(2) at b(2, 3) in slot 1; replica 2 reports batch(1) at the
     // lower b(1, 2) but within its commit point, so chosen. The chosen value must win.
     let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
-    let accept =
-        Body::Accept { ballot: b(2, 3), commit: Slot::ZERO, entries: vec![(Slot(1), batch(2))] };
+    let accept = Body::Accept {
+        ballot: b(2, 3),
+        commit: Slot::ZERO,
+        entries: vec![SlotValue { slot: Slot(1), value: batch(2) }],
+    };
     let out = step(&mut r, from(3, accept));
     sync(&mut r, &out);
     let mut ballot = None;

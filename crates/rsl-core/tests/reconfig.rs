@@ -71,6 +71,7 @@ fn accepts(out: &[Action], at: Ballot) -> Vec<(Slot, Value)> {
             _ => None,
         })
         .flatten()
+        .map(|e| (e.slot, e.value))
         .collect()
 }
 

@@ -189,7 +189,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
-        rsl_net::generate_cluster_certs(&certs, rsl::start::CLUSTER_NAME, &ids)
+        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &ids)
             .map_err(|e| anyhow!("generating certificates: {e}"))?;
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let ports = free_ports(3 * n as usize)?;
@@ -516,7 +516,7 @@ fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
 }
 
 /// The role line a replica prints (parsed by [`Cluster`]).
-pub fn role_line(id: u32, view: &rsl::node::View, ballot_replica: u32) -> String {
+pub fn role_line(id: u32, view: &rsl::View, ballot_replica: u32) -> String {
     let role = view.role.map_or("starting".to_string(), |r| r.to_string());
     let primary = view.primary.map_or("-".to_string(), |p| p.to_string());
     format!(

@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rsl::node::View;
+use rsl::View;
 use rsl::{Node, ReadConsistency, ReplicateError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -256,13 +256,12 @@ async fn a_process_that_is_not_a_member_cannot_inject_a_message() {
 
     // 2. TLS with a certificate from another authority, claiming to be a member.
     let foreign = tempfile::tempdir().unwrap();
-    rsl_net::generate_cluster_certs(foreign.path(), rsl::start::CLUSTER_NAME, &[1, 2, 3]).unwrap();
+    rsl_net::generate_cluster_certs(foreign.path(), rsl::CLUSTER_NAME, &[1, 2, 3]).unwrap();
     let claimed = others(&cluster, &[victim])[0];
     let identity = rsl_net::TlsIdentity::load(foreign.path(), claimed).unwrap();
     let peers = BTreeMap::from([(victim, target.peer_addr)]);
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config =
-        rsl_net::TransportConfig::new(rsl::start::CLUSTER_NAME, claimed, listen, peers);
+    let mut config = rsl_net::TransportConfig::new(rsl::CLUSTER_NAME, claimed, listen, peers);
     config.security = rsl_net::Security::MutualTls(identity);
     let (impostor, _incoming) = rsl_net::TcpTransport::start(config).await.unwrap();
     let _ = rsl_net::Transport::send(&impostor, victim, Bytes::from_static(b"forged message"));

@@ -1,9 +1,13 @@
-//! The core's planted bugs by name (feature `planted-bugs`).
+//! The bugs a test can plant, by name (`--bug NAME`): the core's (`rsl_core::bugs`, feature
+//! `planted-bugs`) and the storage's ([`StorageBug`]: one in the simulator's host, no feature
+//! needed; the others in `rsl-storage`'s real recovery code, feature `planted-bugs`).
 
+#[cfg(feature = "planted-bugs")]
 use rsl_core::bugs::Bug;
 
-/// Every planted bug. `exhaustive` fails to compile when the core adds one, so this list
-/// cannot fall behind.
+/// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
+/// this list cannot fall behind.
+#[cfg(feature = "planted-bugs")]
 pub const ALL: [Bug; 7] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
@@ -14,6 +18,7 @@ pub const ALL: [Bug; 7] = [
     Bug::WipedReplicaVotes,
 ];
 
+#[cfg(feature = "planted-bugs")]
 #[allow(dead_code)]
 fn exhaustive(bug: Bug) {
     match bug {
@@ -27,11 +32,61 @@ fn exhaustive(bug: Bug) {
     }
 }
 
+/// A core bug's name.
+#[cfg(feature = "planted-bugs")]
 pub fn name(bug: Bug) -> String {
     format!("{bug:?}")
 }
 
-/// A bug by its name (case-insensitive).
+/// A core bug by its name (case-insensitive).
+#[cfg(feature = "planted-bugs")]
 pub fn parse(name: &str) -> Option<Bug> {
     ALL.into_iter().find(|b| format!("{b:?}").eq_ignore_ascii_case(name))
+}
+
+/// A bug planted in the storage (not in the core): selectable by name like the core's
+/// planted bugs (`--bug NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBug {
+    /// A write is reported durable (`Input::Durable`) as soon as it is written, before its
+    /// fsync completes; a machine crash still loses it. Planted in the simulator's host; no
+    /// feature needed.
+    AckBeforeSync,
+    /// Recovery treats the first bad record as the end of the log: it discards it and every
+    /// later record (on the medium too) and reports nothing corrupt (what protocol-aware
+    /// recovery forbids). Planted in `SegmentLog` recovery (feature `planted-bugs`).
+    TruncateAtCorruption,
+    /// Recovery "repairs" a torn record whose header survived (zero-fills the lost bytes,
+    /// checksums it again) instead of discarding it as a torn tail: a value nobody proposed
+    /// at that ballot. Planted in `SegmentLog` recovery (feature `planted-bugs`).
+    KeepTornWrite,
+}
+
+impl StorageBug {
+    pub const ALL: [StorageBug; 3] =
+        [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption, StorageBug::KeepTornWrite];
+
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// A storage bug by its name (case-insensitive).
+    pub fn parse(name: &str) -> Option<StorageBug> {
+        StorageBug::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this build can plant it (the recovery bugs need the `planted-bugs` feature).
+    pub fn available(self) -> bool {
+        self == StorageBug::AckBeforeSync || cfg!(feature = "planted-bugs")
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn in_recovery(bug: Option<StorageBug>) -> Option<rsl_storage::bugs::PlantedBug> {
+        use rsl_storage::bugs::PlantedBug;
+        match bug? {
+            StorageBug::AckBeforeSync => None,
+            StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),
+            StorageBug::KeepTornWrite => Some(PlantedBug::KeepTornWrite),
+        }
+    }
 }

@@ -31,54 +31,8 @@ use rsl_core::{Ballot, LogEntry, Recovered, Slot, Write};
 use rsl_storage::{CrashMode, Log, LogOptions, MemDisk, MemMedia, MetaFiles, SegmentLog};
 use rsl_store::StorageDisk;
 
+use crate::bugs::StorageBug;
 use crate::rng::Rng;
-
-/// A bug planted in the storage (not in the core): selectable by name like the core's
-/// planted bugs (`--bug NAME`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageBug {
-    /// A write is reported durable (`Input::Durable`) as soon as it is written, before its
-    /// fsync completes; a machine crash still loses it. Planted in the simulator's host; no
-    /// feature needed.
-    AckBeforeSync,
-    /// Recovery treats the first bad record as the end of the log: it discards it and every
-    /// later record (on the medium too) and reports nothing corrupt (what protocol-aware
-    /// recovery forbids). Planted in `SegmentLog` recovery (feature `planted-bugs`).
-    TruncateAtCorruption,
-    /// Recovery "repairs" a torn record whose header survived (zero-fills the lost bytes,
-    /// checksums it again) instead of discarding it as a torn tail: a value nobody proposed
-    /// at that ballot. Planted in `SegmentLog` recovery (feature `planted-bugs`).
-    KeepTornWrite,
-}
-
-impl StorageBug {
-    pub const ALL: [StorageBug; 3] =
-        [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption, StorageBug::KeepTornWrite];
-
-    pub fn name(self) -> String {
-        format!("{self:?}")
-    }
-
-    /// A storage bug by its name (case-insensitive).
-    pub fn parse(name: &str) -> Option<StorageBug> {
-        StorageBug::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(name))
-    }
-
-    /// Whether this build can plant it (the recovery bugs need the `planted-bugs` feature).
-    pub fn available(self) -> bool {
-        self == StorageBug::AckBeforeSync || cfg!(feature = "planted-bugs")
-    }
-
-    #[cfg(feature = "planted-bugs")]
-    fn in_recovery(bug: Option<StorageBug>) -> Option<rsl_storage::bugs::PlantedBug> {
-        use rsl_storage::bugs::PlantedBug;
-        match bug? {
-            StorageBug::AckBeforeSync => None,
-            StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),
-            StorageBug::KeepTornWrite => Some(PlantedBug::KeepTornWrite),
-        }
-    }
-}
 
 /// The storage faults of one disk (drawn per seed; zero on disks outside the faulty set).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,9 +126,6 @@ pub struct Disk {
     rng: Rng,
 }
 
-/// Simulated milliseconds per tick, for the commit hint's interval.
-const TICK_MS: u64 = 10;
-
 impl Disk {
     /// A fault-free disk without bugs.
     pub fn new() -> Disk {
@@ -253,11 +204,11 @@ impl Disk {
         Some(last)
     }
 
-    /// Completes the fsync in flight (the storage's `sync` at simulated time `now`): its
-    /// writes are acknowledged. Returns the highest seq acknowledged and the writes, in order.
-    pub fn complete_sync(&mut self, now: u64) -> Option<(u64, Vec<Write>)> {
+    /// Completes the fsync in flight (the storage's `sync` at simulated time `now_ms`, in
+    /// milliseconds): its writes are acknowledged. Returns the highest seq acknowledged and
+    /// the writes, in order.
+    pub fn complete_sync(&mut self, now_ms: u64) -> Option<(u64, Vec<Write>)> {
         let to = self.syncing_to.take()?;
-        let now_ms = now * TICK_MS / crate::options::TICK;
         self.store.sync(now_ms).expect("the simulated disk syncs");
         let mut done = Vec::new();
         while self.unsynced.front().is_some_and(|(seq, _)| *seq <= to) {
@@ -327,7 +278,7 @@ impl Disk {
     /// Opens the storage again (recovery) and checks it returned every acknowledged record.
     fn reopen(&mut self, written: &[LogEntry]) -> Result<Recovered, String> {
         let (mut store, torn) = open(&self.mem, self.bug)?;
-        let recovered = store.recover()?;
+        let recovered = store.recover().map_err(|e| e.to_string())?;
         self.stats.torn_tails += u64::from(torn);
         self.stats.reported_corrupt += recovered.corrupt.len() as u64;
         let now = DiskState::from_recovered(&recovered);
@@ -410,7 +361,7 @@ fn open(mem: &MemDisk, bug: Option<StorageBug>) -> Result<(Store, bool), String>
     };
     let (log, report) = opened.map_err(|e| format!("the log does not open: {e}"))?;
     let meta = MetaFiles::open(mem.media());
-    let store = StorageDisk::new(log, &report, meta, true, 0)?;
+    let store = StorageDisk::new(log, &report, meta, true, 0).map_err(|e| e.to_string())?;
     Ok((store, report.torn.is_some()))
 }
 

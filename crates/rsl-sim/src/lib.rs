@@ -15,7 +15,6 @@
 //!
 //! See docs/testing.md for the fault model, the checkers and the command.
 
-#[cfg(feature = "planted-bugs")]
 pub mod bugs;
 pub mod checker;
 pub mod disk;

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
-use rsl_sim::disk::StorageBug;
+use rsl_sim::bugs::StorageBug;
 use rsl_sim::{run_seed, Options, Outcome};
 
 /// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
@@ -55,6 +55,9 @@ struct Args {
     /// Worker threads (default: available parallelism).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Print every seed's trace hash (`seed S trace H`), to compare two builds' replays.
+    #[arg(long)]
+    hashes: bool,
 }
 
 fn options_for(args: &Args, seed: u64) -> Options {
@@ -175,6 +178,9 @@ fn main() -> ExitCode {
         drop(tx);
         for outcome in rx {
             run += 1;
+            if args.hashes {
+                println!("seed {} trace {:016x}", outcome.seed, outcome.trace_hash);
+            }
             undecided += u64::from(outcome.stats.undecided);
             if outcome.stats.undecided {
                 eprintln!("seed {}: the linearizability search gave up", outcome.seed);

@@ -2,7 +2,7 @@
 //! at what rates. [`Options::swarm`] draws them from the seed ("swarm testing": each seed
 //! explores a different mix, so rare interleavings that one fixed mix never reaches get hit).
 
-use crate::disk::StorageBug;
+use crate::bugs::StorageBug;
 use crate::rng::Rng;
 
 /// Simulated time units per tick (a replica with no drift ticks every `TICK` units).

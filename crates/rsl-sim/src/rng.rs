@@ -4,29 +4,17 @@
 //! `rng_seed`) is drawn from one of these, so a seed replays exactly. No OS randomness, no wall
 //! clock.
 
-/// xoshiro256**, seeded through splitmix64.
+/// xoshiro256**, its state expanded from the seed by the core's splitmix64
+/// ([`rsl_core::rng::Rng`], the seeding its authors recommend).
 #[derive(Debug, Clone)]
 pub struct Rng {
     s: [u64; 4],
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        let mut state = seed;
-        let s = [
-            splitmix(&mut state),
-            splitmix(&mut state),
-            splitmix(&mut state),
-            splitmix(&mut state),
-        ];
+        let mut expand = rsl_core::rng::Rng::new(seed);
+        let s = [expand.next_u64(), expand.next_u64(), expand.next_u64(), expand.next_u64()];
         Rng { s }
     }
 

@@ -1,5 +1,5 @@
 //! Proof that the checkers can fail: for every bug the core can plant (rsl-core/src/bugs.rs,
-//! feature `planted-bugs`) and every storage bug (`rsl_sim::disk::StorageBug`: `AckBeforeSync`
+//! feature `planted-bugs`) and every storage bug (`rsl_sim::bugs::StorageBug`: `AckBeforeSync`
 //! in the simulator's host, no feature needed; the recovery bugs in rsl-storage's real
 //! recovery code, feature `planted-bugs`), seeds run until a *checker* reports a
 //! failure, which must happen within `SEEDS_MAX` seeds. A panic in the core does not count as
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use rsl_core::bugs::Bug;
 #[cfg(feature = "planted-bugs")]
 use rsl_sim::bugs;
-use rsl_sim::disk::StorageBug;
+use rsl_sim::bugs::StorageBug;
 use rsl_sim::{run_seed, Check, Options};
 
 const SEEDS_MAX: u64 = 300;

@@ -18,12 +18,43 @@
 
 use std::collections::BTreeMap;
 
+use rsl_core::message::DecodeError;
 use rsl_core::{Ballot, LogEntry, Membership, Recovered, ReplicaId, Slot, Value, Write};
 use rsl_storage::{Log, MetaStore, RecoveryReport, StorageError};
 
-/// A storage failure the caller cannot work around (the replica stops: a replica that
-/// cannot persist must not vote).
-pub type DiskError = String;
+/// Why the store could not do what was asked. A replica that cannot persist must not vote:
+/// the runtime stops it, except on a full disk ([`StoreError::is_no_space`]), where it
+/// refuses writes and retries the same sync until space is freed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The log, the metadata or the medium failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The metadata blob does not decode.
+    #[error("metadata blob is malformed")]
+    MalformedMeta,
+    /// A log payload passed its checksum but is not a value (corruption).
+    #[error("log value does not decode: {0}")]
+    ValueDoesNotDecode(#[from] DecodeError),
+    /// Recovery found unreadable regions whose slots are unknown: this replica cannot know
+    /// what it accepted there and must be rebuilt from its peers.
+    #[error("the log has {regions} unreadable regions of unknown slots: rebuild this replica")]
+    UnreadableRegions {
+        /// How many regions.
+        regions: usize,
+    },
+}
+
+impl StoreError {
+    /// True for a full disk (ENOSPC): nothing is lost, and the same sync succeeds once space
+    /// is freed.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Storage(StorageError::NoSpace { .. }))
+    }
+}
+
+/// Results of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// How often the commit hint is rewritten into metadata (each rewrite costs a few syncs).
 pub const COMMIT_HINT_INTERVAL_MS: u64 = 500;
@@ -74,8 +105,8 @@ impl Meta {
         b
     }
 
-    pub fn decode(b: &[u8]) -> Result<Meta, DiskError> {
-        let bad = || "metadata blob is malformed".to_string();
+    pub fn decode(b: &[u8]) -> Result<Meta> {
+        let bad = || StoreError::MalformedMeta;
         if b.len() < 25 || !(1..=META_VERSION).contains(&b[0]) {
             return Err(bad());
         }
@@ -128,8 +159,8 @@ pub fn encode_value(value: &Value) -> Vec<u8> {
 }
 
 /// Decodes a log payload; a payload that does not decode is corruption.
-pub fn decode_value(payload: &[u8]) -> Result<Value, DiskError> {
-    rsl_core::message::decode_value(payload).map_err(|e| format!("log value does not decode: {e}"))
+pub fn decode_value(payload: &[u8]) -> Result<Value> {
+    Ok(rsl_core::message::decode_value(payload)?)
 }
 
 /// A disk made of a log and a metadata store.
@@ -157,8 +188,8 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
         mut meta: M,
         fsync: bool,
         now_ms: u64,
-    ) -> Result<Self, DiskError> {
-        let state = match meta.load().map_err(|e| e.to_string())? {
+    ) -> Result<Self> {
+        let state = match meta.load()? {
             Some(blob) => Meta::decode(&blob)?,
             None => Meta::default(),
         };
@@ -188,16 +219,15 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
         Ok(disk)
     }
 
-    fn store_meta(&mut self, now_ms: u64) -> Result<(), DiskError> {
-        self.meta.store(&self.state.encode()).map_err(|e| e.to_string())?;
+    fn store_meta(&mut self, now_ms: u64) -> Result<()> {
+        self.meta.store(&self.state.encode())?;
         self.hint_written_ms = now_ms;
         self.hint_dirty = false;
         self.meta_dirty = false;
         Ok(())
     }
 
-    fn apply(&mut self, write: &Write) -> Result<(), DiskError> {
-        let err = |e: StorageError| e.to_string();
+    fn apply(&mut self, write: &Write) -> Result<()> {
         match write {
             Write::Promise(b) => {
                 assert!(*b >= self.state.promised, "a promise never goes down");
@@ -211,8 +241,8 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                     self.meta_dirty = true;
                 }
                 let payload = encode_value(&e.value);
-                debug_assert_eq!(decode_value(&payload).as_ref(), Ok(&e.value), "round-trips");
-                self.log.append(e.slot.0, e.ballot.to_u128(), &payload).map_err(err)?;
+                debug_assert!(decode_value(&payload).is_ok_and(|v| v == e.value), "round-trips");
+                self.log.append(e.slot.0, e.ballot.to_u128(), &payload)?;
             }
             Write::Commit(s) => {
                 if *s > self.state.commit {
@@ -221,11 +251,11 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 }
             }
             Write::TruncateSuffix { from } => {
-                self.log.truncate_suffix(from.0).map_err(err)?;
+                self.log.truncate_suffix(from.0)?;
                 self.meta_dirty |= !self.state.suspects.split_off(&from.0).is_empty();
             }
             Write::TruncatePrefix { before } => {
-                self.log.truncate_prefix(before.0).map_err(err)?;
+                self.log.truncate_prefix(before.0)?;
                 let kept = self.state.suspects.split_off(&before.0);
                 self.meta_dirty |= !self.state.suspects.is_empty();
                 self.state.suspects = kept;
@@ -242,18 +272,18 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
 
     /// Applies `writes` in order and hands the log appends to the medium (its page cache):
     /// written, not yet durable. A promise is kept for the next `sync`.
-    pub fn write(&mut self, writes: &[Write]) -> Result<(), DiskError> {
+    pub fn write(&mut self, writes: &[Write]) -> Result<()> {
         for w in writes {
             self.apply(w)?;
         }
-        self.log.write_out().map_err(|e| e.to_string())
+        Ok(self.log.write_out()?)
     }
 
     /// Makes everything written durable: one log sync, then the metadata if a promise
     /// changed or the commit hint is due (`now_ms` is the caller's clock).
-    pub fn sync(&mut self, now_ms: u64) -> Result<(), DiskError> {
+    pub fn sync(&mut self, now_ms: u64) -> Result<()> {
         if self.fsync {
-            self.log.sync().map_err(|e| e.to_string())?;
+            self.log.sync()?;
         }
         let hint_due = self.hint_dirty
             && now_ms.saturating_sub(self.hint_written_ms) >= COMMIT_HINT_INTERVAL_MS;
@@ -264,13 +294,13 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     }
 
     /// `write` then `sync`: one batch, one sync (the runtime's I/O thread).
-    pub fn persist(&mut self, writes: &[Write], now_ms: u64) -> Result<(), DiskError> {
+    pub fn persist(&mut self, writes: &[Write], now_ms: u64) -> Result<()> {
         self.write(writes)?;
         self.sync(now_ms)
     }
 
     /// Sets the membership kept in metadata (bootstrap and configuration changes).
-    pub fn set_membership(&mut self, membership: Membership) -> Result<(), DiskError> {
+    pub fn set_membership(&mut self, membership: Membership) -> Result<()> {
         self.state.membership = Some(membership);
         let now = self.hint_written_ms;
         self.store_meta(now)
@@ -287,12 +317,9 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     /// torn tail) are reported corrupt too unless a newer readable record supersedes them.
     /// Unreadable regions of unknown slots are an error: the replica cannot know what it
     /// accepted there and must be rebuilt from peers.
-    pub fn recover(&mut self) -> Result<Recovered, DiskError> {
+    pub fn recover(&mut self) -> Result<Recovered> {
         if self.regions > 0 {
-            return Err(format!(
-                "the log has {} unreadable regions of unknown slots: rebuild this replica",
-                self.regions
-            ));
+            return Err(StoreError::UnreadableRegions { regions: self.regions });
         }
         let mut corrupt: BTreeMap<u64, u128> = self.log.corrupt_slots().into_iter().collect();
         let mut log: BTreeMap<u64, LogEntry> = BTreeMap::new();
@@ -335,11 +362,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     /// Reads entries of slots `from..=to` (up to `LOAD_BYTES_MAX`), stopping at the first
     /// record that stays unreadable after one retry; returns it as `(slot, ballot)`.
     #[allow(clippy::type_complexity)]
-    fn read_entries(
-        &mut self,
-        from: u64,
-        to: u64,
-    ) -> Result<(Vec<LogEntry>, Option<(u64, u128)>), DiskError> {
+    fn read_entries(&mut self, from: u64, to: u64) -> Result<(Vec<LogEntry>, Option<(u64, u128)>)> {
         let mut bad = None;
         let records = match self.log.read_range(from, to + 1, LOAD_BYTES_MAX) {
             Ok(records) => records,
@@ -348,7 +371,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 let mut records = match slot > from {
                     true => {
                         let records = self.log.read_range(from, slot, LOAD_BYTES_MAX);
-                        records.map_err(|e| e.to_string())?
+                        records?
                     }
                     false => Vec::new(),
                 };
@@ -361,7 +384,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 }
                 records
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         let mut entries = Vec::with_capacity(records.len());
         for r in records {
@@ -384,7 +407,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
     /// Accepted entries with slots in `from..=to`, ascending, for catch-up. Stops before a
     /// record that cannot be read (after one retry): the caller gets a shorter range and asks
     /// again later, it never gets bad bytes.
-    pub fn load_log(&mut self, from: Slot, to: Slot) -> Result<Vec<LogEntry>, DiskError> {
+    pub fn load_log(&mut self, from: Slot, to: Slot) -> Result<Vec<LogEntry>> {
         let (mut entries, bad) = self.read_entries(from.0, to.0)?;
         // A read that failed once and succeeded on retry ends the chunk early: read on.
         let mut retries = 0;

@@ -1,14 +1,70 @@
-//! Writing checkpoints off the consensus path: the executor hands over a cheap snapshot and
-//! a checkpointer writes it out on its own thread, then tells the core `CheckpointSaved`.
+//! The checkpoint writer: the executor hands over a cheap snapshot and a [`Checkpointer`]
+//! writes it out on a thread of its own, then tells the core `CheckpointSaved` (after which
+//! the core truncates the log behind it). It never blocks the executor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 use rsl_core::Slot;
+use rsl_storage::{CheckpointFiles, CheckpointStore, FsMedia};
 
-use crate::node::Event;
+use crate::channels::{checkpoint_saved, ToConsensus};
 use crate::state_machine::Snapshot;
+
+/// The checkpoint store shared by the checkpoint writer and checkpoint shipping.
+pub(crate) type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
 
 /// Writes snapshots durably. Implementations must not block the caller.
 pub(crate) trait Checkpointer: Send + 'static {
     /// Starts writing `snapshot`, the state after `slot`; reports back through `events`.
-    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<Event>);
+    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<ToConsensus>);
+}
+
+/// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
+pub(crate) struct FileCheckpointer {
+    store: Checkpoints,
+    busy: Arc<AtomicBool>,
+}
+
+impl FileCheckpointer {
+    pub(crate) fn new(store: Checkpoints) -> FileCheckpointer {
+        FileCheckpointer { store, busy: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+impl Checkpointer for FileCheckpointer {
+    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<ToConsensus>) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            tracing::debug!(slot = slot.0, "a checkpoint is already being written; skipped");
+            return;
+        }
+        let store = self.store.clone();
+        let busy = self.busy.clone();
+        let spawned = std::thread::Builder::new().name("rsl-checkpoint".into()).spawn(move || {
+            match write_checkpoint(&store, slot, snapshot.as_ref()) {
+                Ok(bytes) => {
+                    tracing::info!(slot = slot.0, bytes, "checkpoint saved");
+                    checkpoint_saved(&events, slot);
+                }
+                Err(e) => tracing::error!(slot = slot.0, error = %e, "checkpoint failed"),
+            }
+            busy.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn write_checkpoint(
+    store: &Checkpoints,
+    slot: Slot,
+    snapshot: &dyn Snapshot,
+) -> Result<u64, String> {
+    let mut writer =
+        store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
+    snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
+    let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
+    Ok(info.data_bytes)
 }

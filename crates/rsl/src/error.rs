@@ -41,15 +41,35 @@ impl From<rsl_core::Refusal> for ReplicateError {
     }
 }
 
-/// Why a replica could not start.
+/// Why a replica could not start. `Node::start` returns every one of these; it never panics
+/// on an operating error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The configuration is invalid (the error names the field).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("storage in {dir}: {message}")]
-    Storage { dir: PathBuf, message: String },
-    #[error("network: {0}")]
-    Network(String),
+    /// The data directory cannot be created or its lock file opened.
+    #[error("data directory {dir}: {source}")]
+    DataDir { dir: PathBuf, source: std::io::Error },
+    /// Another replica (in this process or another) holds the data directory.
+    #[error("data directory {dir} is in use: another replica holds its lock ({dir}/LOCK)")]
+    DataDirLocked { dir: PathBuf },
+    /// Storage in `dir` cannot be opened or recovered.
+    #[error("storage in {dir}: {source}")]
+    Storage { dir: PathBuf, source: crate::StoreError },
+    /// The checkpoint found on disk did not load into the state machine.
     #[error("loading checkpoint: {0}")]
     Checkpoint(std::io::Error),
+    /// The transport did not start (the peer port is taken, the TLS files are bad, ...).
+    #[error("transport: {0}")]
+    Transport(#[from] rsl_net::StartError),
+    /// The TLS files could not be read.
+    #[error("tls: {0}")]
+    Tls(#[from] rsl_net::TlsError),
+    /// The metrics address could not be bound.
+    #[error("metrics address {addr}: {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    /// A thread or the network runtime could not be started.
+    #[error("starting threads: {0}")]
+    Threads(std::io::Error),
 }

@@ -23,23 +23,33 @@
 //! # }
 //! ```
 
-pub(crate) mod checkpoint;
+mod channels;
+mod checkpoint;
 pub mod config;
-pub mod disk;
+mod consensus;
+mod data_dir;
+mod envelope;
 pub mod error;
+mod executor;
+mod hub;
+mod io_thread;
 pub mod local;
 pub mod metrics;
+mod metrics_http;
+mod net;
 pub mod node;
-pub mod start;
+mod shared;
+mod shipping;
+mod start;
 pub mod state_machine;
 pub mod status;
-pub mod store;
-pub mod transfer;
-pub mod wire;
 
 pub use config::NodeConfig;
 pub use error::{ReplicateError, StartError};
+pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
+pub use net::CLUSTER_NAME;
 pub use node::{Node, ReadConsistency};
+pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
-pub use status::{Role, Status};
+pub use status::{Role, Status, View};

@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
-use crate::disk::{Disk, MemoryDisk};
-use crate::node::{Node, Parts, EVENTS_QUEUED_MAX};
+use rsl_storage::{LogOptions, MemDisk, MetaFiles, SegmentLog};
+use rsl_store::StorageDisk;
+
+use crate::channels::EVENTS_QUEUED_MAX;
+use crate::hub::LocalHub;
+use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
-use crate::wire::LocalHub;
 
 /// Options of a local cluster.
 #[derive(Debug, Clone)]
@@ -45,7 +48,12 @@ impl LocalCluster {
                 // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
                 (options.tune)(&mut core);
-                let mut disk = MemoryDisk::default();
+                let mem = MemDisk::new(u64::from(id));
+                let (log, report) =
+                    SegmentLog::open(mem.media(), LogOptions::default()).expect("memory log");
+                let meta = MetaFiles::open(mem.media());
+                let mut disk =
+                    StorageDisk::new(log, &report, meta, true, 0).expect("memory metadata");
                 let recovered = disk.recover().expect("memory disk");
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
                 hub.register(id, events.0.clone());
@@ -54,12 +62,13 @@ impl LocalCluster {
                     tick: options.tick,
                     machine: machine(id),
                     disk,
-                    wire: hub.wire(id),
+                    transport: hub.end(id),
                     recovered,
                     events,
                     checkpointer: None,
                     checkpoints: None,
                 })
+                .expect("start a local replica")
             })
             .collect();
         LocalCluster { hub, nodes }

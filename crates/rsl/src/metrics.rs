@@ -1,11 +1,10 @@
-//! Prometheus metrics: lock-free histograms and the text exposition format, served on
-//! `GET /metrics` by a tiny HTTP responder (no web framework: one route, one format).
+//! Prometheus metrics: lock-free histograms and the text exposition format (served by
+//! `metrics_http`). Data and rendering only: it imports none of the thread modules.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use crate::node::{Node, Shared};
+use crate::status::{Role, Status};
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
 pub const LATENCY_BUCKETS_MICROS: [u64; 16] = [
@@ -54,18 +53,14 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
 }
 
-/// Renders a replica's metrics in the Prometheus text format.
-pub fn render(node: &Node) -> String {
-    render_shared(&node.metrics_source())
-}
-
-pub(crate) fn render_shared(shared: &Shared) -> String {
-    let s = shared.status();
+/// Renders a replica's metrics in the Prometheus text format, from its status, its
+/// histograms and `extra` text (the transport's counters).
+pub(crate) fn render(s: &Status, h: &Histograms, extra: Option<&str>) -> String {
     let c = &s.counters;
     let mut out = String::new();
     let role = match s.role {
-        crate::Role::Primary => 2,
-        crate::Role::Candidate => 1,
+        Role::Primary => 2,
+        Role::Candidate => 1,
         _ => 0,
     };
     metric(&mut out, "rsl_role", "gauge", "0 follower/learner, 1 candidate, 2 primary", role);
@@ -124,10 +119,9 @@ pub(crate) fn render_shared(shared: &Shared) -> String {
     for p in &s.peers {
         let _ = writeln!(out, "rsl_peer_lag_slots{{peer=\"{}\"}} {}", p.id, p.lag_slots);
     }
-    if let Some(extra) = shared.extra_metrics.lock().expect("metrics lock").as_ref() {
-        out.push_str(&extra());
+    if let Some(extra) = extra {
+        out.push_str(extra);
     }
-    let h = &shared.histograms;
     h.commit.render(
         &mut out,
         "rsl_commit_latency_seconds",
@@ -142,30 +136,4 @@ pub(crate) fn render_shared(shared: &Shared) -> String {
 pub struct Histograms {
     pub commit: Histogram,
     pub sync: Histogram,
-}
-
-/// Serves `GET /metrics` for `node` on `addr` until the node stops. Runs on the caller's
-/// tokio runtime.
-pub(crate) async fn serve(node: Arc<Shared>, listener: tokio::net::TcpListener) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    while node.is_running() {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
-        let node = node.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = socket.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", render_shared(&node))
-            } else {
-                ("404 Not Found", "only GET /metrics is served\n".to_string())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(body.as_bytes()).await;
-        });
-    }
 }

@@ -1,108 +1,84 @@
-//! Starting a replica for real: storage on disk, TCP (with mutual TLS) between replicas,
-//! checkpoints, metrics. `Node::start` is the production entry point; `LocalCluster` is the
-//! in-process one for tests.
+//! Starting a replica for real (`Node::start`): lock the data directory, recover the log and
+//! metadata (or bootstrap an empty directory), load the newest checkpoint that verifies, start
+//! the transport, then the threads. Every failure is returned as a [`StartError`]; nothing
+//! here panics on an operating error.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use crossbeam_channel::Sender;
-use rsl_core::{Membership, Slot, Write};
-use rsl_net::{Security, TcpTransport, TlsIdentity, Transport, TransportConfig};
+use rsl_core::{Membership, Recovered, Slot, Write};
 use rsl_storage::{
-    CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media,
-    MetaFiles, PmemMedia, RecoveryReport, SegmentLog,
+    CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media, MemDisk,
+    MetaFiles, MetaStore, PmemMedia, SegmentLog,
 };
+use rsl_store::{StorageDisk, StoreError};
 
-use crate::checkpoint::Checkpointer;
+use crate::channels::EVENTS_QUEUED_MAX;
+use crate::checkpoint::{Checkpoints, FileCheckpointer};
 use crate::config::{Backend, NodeConfig};
-use crate::disk::{Disk, MemoryDisk};
+use crate::data_dir::DataDirLock;
 use crate::error::StartError;
-use crate::node::{checkpoint_saved, inbound, Event, Node, Parts, EVENTS_QUEUED_MAX};
-use crate::state_machine::{Snapshot, StateMachine};
-use crate::store::StorageDisk;
-use crate::wire::Wire;
+use crate::net::{transport_metrics, NetRuntime};
+use crate::node::{Node, Parts};
+use crate::state_machine::StateMachine;
 
-/// The name every replica of a cluster carries in its transport hello.
-pub const CLUSTER_NAME: &str = "rsl";
-
-fn storage_err(dir: &Path, e: impl std::fmt::Display) -> StartError {
-    StartError::Storage { dir: dir.to_path_buf(), message: e.to_string() }
+fn storage_err(dir: &Path, e: impl Into<StoreError>) -> StartError {
+    StartError::Storage { dir: dir.to_path_buf(), source: e.into() }
 }
 
 impl Node {
-    /// Starts a replica from its configuration: recovers its disk (or bootstraps an empty
-    /// data directory with the configured members), loads the newest valid checkpoint into
-    /// `machine`, connects to its peers, and begins taking part in consensus.
-    pub fn start<M: StateMachine>(config: NodeConfig, mut machine: M) -> Result<Node, StartError> {
+    /// Starts a replica from its configuration: takes the data directory's lock, recovers
+    /// its disk (or bootstraps an empty data directory with the configured members), loads
+    /// the newest valid checkpoint into `machine`, connects to its peers, and begins taking
+    /// part in consensus.
+    ///
+    /// It may be called from inside an async runtime or outside one. Every failure is
+    /// returned: an invalid configuration, a data directory another replica holds, storage
+    /// that cannot be recovered, a taken peer or metrics port, unreadable TLS files.
+    pub fn start<S: StateMachine>(config: NodeConfig, mut machine: S) -> Result<Node, StartError> {
         config.validate()?;
-        let dir = config.data_dir.clone();
-        for sub in ["log", "meta", "checkpoints"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| storage_err(&dir, e))?;
-        }
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let checkpoints = open_checkpoints(&config)?;
-        let checkpoint = load_checkpoint(&checkpoints, &mut machine, &dir)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(format!("rsl-net-{}", config.id))
-            .enable_all()
-            .build()
-            .map_err(|e| StartError::Network(e.to_string()))?;
-        let transport_config = transport_config(&config)?;
-        let (transport, incoming) =
-            block_on_outside(&runtime, TcpTransport::start(transport_config))
-                .map_err(|e| StartError::Network(e.to_string()))?;
-        let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
-        let wire = NetWire { transport: transport.clone() };
-        let node = match config.storage.backend {
+        let checkpoint = load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
+        let meta_dir = config.data_dir.join("meta");
+        let log_dir = config.data_dir.join("log");
+        match config.storage.backend {
             Backend::File => {
-                let log = open_log(FsMedia::open(dir.join("log")), &config)?;
-                start_with(config.clone(), machine, log, checkpoint, wire, events, &checkpoints)?
+                let log = open_log(FsMedia::open(&log_dir), &config)?;
+                let meta = MetaFiles::open(
+                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
+                );
+                let store = open_store(log, meta, &config)?;
+                launch(config, machine, store, checkpoint, checkpoints, lock)
             }
             Backend::Pmem => {
-                let media = PmemMedia::open(dir.join("log"), rsl_storage::DaxMode::Detect);
-                let log = open_log(media, &config)?;
-                start_with(config.clone(), machine, log, checkpoint, wire, events, &checkpoints)?
+                let log =
+                    open_log(PmemMedia::open(&log_dir, rsl_storage::DaxMode::Detect), &config)?;
+                let meta = MetaFiles::open(
+                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
+                );
+                let store = open_store(log, meta, &config)?;
+                launch(config, machine, store, checkpoint, checkpoints, lock)
             }
             Backend::Memory => {
-                let disk = MemoryDisk::default();
-                start_parts(config.clone(), machine, disk, checkpoint, wire, events, &checkpoints)?
+                // Nothing survives the process: a fresh memory disk every start.
+                let disk = MemDisk::new(u64::from(config.id));
+                let log = open_log(Ok(disk.media()), &config)?;
+                let store = open_store(log, MetaFiles::open(disk.media()), &config)?;
+                launch(config, machine, store, checkpoint, checkpoints, lock)
             }
-        };
-        forward_incoming(&runtime, incoming, node.events());
-        let stats_source = transport.clone();
-        *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
-            Some(Box::new(move || transport_metrics(&stats_source.stats())));
-        count_rejections(&runtime, transport.clone(), &node);
-        if let Some(addr) = config.metrics_addr {
-            serve_metrics(&runtime, &node, addr)?;
         }
-        node.at_shutdown(Box::new(move || {
-            block_on_outside(&runtime, transport.shutdown());
-            runtime.shutdown_background();
-        }));
-        Ok(node)
     }
 }
 
-/// Runs `future` to completion on `runtime` from a thread of its own, so that `Node::start`
-/// and shutdown work whether or not the caller is itself inside an async runtime.
-fn block_on_outside<F: std::future::Future + Send>(
-    runtime: &tokio::runtime::Runtime,
-    future: F,
-) -> F::Output
-where
-    F::Output: Send,
-{
-    std::thread::scope(|s| s.spawn(|| runtime.block_on(future)).join().expect("block_on thread"))
-}
+/// Storage opened and recovered, with what it holds.
+type Opened<L, M> = (StorageDisk<L, M>, Recovered);
 
 fn open_log<M: Media>(
     media: rsl_storage::Result<M>,
     config: &NodeConfig,
-) -> Result<(SegmentLog<M>, RecoveryReport), StartError> {
+) -> Result<(SegmentLog<M>, rsl_storage::RecoveryReport), StartError> {
     let dir = config.data_dir.join("log");
     let media = media.map_err(|e| storage_err(&dir, e))?;
     let options = LogOptions { segment_bytes_max: config.storage.segment_bytes_max };
@@ -120,7 +96,38 @@ fn open_log<M: Media>(
     Ok((log, report))
 }
 
-use crate::transfer::Checkpoints;
+/// Wraps the log and the metadata into the store and recovers it; bootstraps an empty data
+/// directory into the configured cluster (once).
+fn open_store<L: Log, M: MetaStore>(
+    (log, report): (L, rsl_storage::RecoveryReport),
+    meta: M,
+    config: &NodeConfig,
+) -> Result<Opened<L, M>, StartError> {
+    let dir = &config.data_dir;
+    let mut store = StorageDisk::new(log, &report, meta, config.storage.fsync, 0)
+        .map_err(|e| storage_err(dir, e))?;
+    let recovered = store.recover().map_err(|e| storage_err(dir, e))?;
+    if recovered.membership.is_some() {
+        if config.storage.disk_lost {
+            tracing::warn!(
+                id = config.id,
+                "storage.disk_lost is set but the data directory holds state; ignoring it"
+            );
+        }
+        return Ok((store, recovered));
+    }
+    let members = Membership::new(config.members.iter().map(|m| m.id));
+    store.set_membership(members).map_err(|e| storage_err(dir, e))?;
+    if config.storage.disk_lost {
+        // It took part before and forgot its promises and votes: the durable marker makes
+        // it rebuild from its peers before it promises or votes (docs/protocol.md, "Disk
+        // loss"), and keeps it rebuilding across crashes until the rebuild completes.
+        tracing::warn!(id = config.id, "starting after a disk loss: rebuilding from peers");
+        store.persist(&[Write::Rebuilding(true)], 0).map_err(|e| storage_err(dir, e))?;
+    }
+    let recovered = store.recover().map_err(|e| storage_err(dir, e))?;
+    Ok((store, recovered))
+}
 
 fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
     let dir = config.data_dir.join("checkpoints");
@@ -131,9 +138,9 @@ fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
 }
 
 /// Loads the newest checkpoint that verifies into `machine`; returns its slot.
-fn load_checkpoint<M: StateMachine>(
+fn load_checkpoint<S: StateMachine>(
     checkpoints: &Checkpoints,
-    machine: &mut M,
+    machine: &mut S,
     dir: &Path,
 ) -> Result<Slot, StartError> {
     let mut store = checkpoints.lock().expect("checkpoint lock");
@@ -147,217 +154,51 @@ fn load_checkpoint<M: StateMachine>(
     Ok(Slot(info.slot))
 }
 
-fn start_with<M: StateMachine, L: Log + 'static>(
+/// Starts the transport and the threads over opened storage.
+fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
     config: NodeConfig,
-    machine: M,
-    (log, report): (L, RecoveryReport),
+    machine: S,
+    (store, mut recovered): Opened<L, M>,
     checkpoint: Slot,
-    wire: NetWire,
-    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
-    checkpoints: &Checkpoints,
+    checkpoints: Checkpoints,
+    lock: DataDirLock,
 ) -> Result<Node, StartError> {
-    let dir = config.data_dir.join("meta");
-    let meta = MetaFiles::open(FsMedia::open(&dir).map_err(|e| storage_err(&dir, e))?);
-    let mut disk = StorageDisk::new(log, &report, meta, config.storage.fsync)
-        .map_err(|e| storage_err(&dir, e))?;
-    let recovered = disk.recover().map_err(|e| storage_err(&dir, e))?;
-    if recovered.membership.is_none() {
-        // Bootstrap: an empty data directory joins the configured cluster, once.
-        let members = Membership::new(config.members.iter().map(|m| m.id));
-        disk.set_membership(members).map_err(|e| storage_err(&dir, e))?;
-        if config.storage.disk_lost {
-            // It took part before and forgot its promises and votes: the durable marker makes
-            // it rebuild from its peers before it promises or votes (docs/protocol.md, "Disk
-            // loss"), and keeps it rebuilding across crashes until the rebuild completes.
-            tracing::warn!(id = config.id, "starting after a disk loss: rebuilding from peers");
-            disk.persist(&[Write::Rebuilding(true)]).map_err(|e| storage_err(&dir, e))?;
-        }
-    } else if config.storage.disk_lost {
-        tracing::warn!(
-            id = config.id,
-            "storage.disk_lost is set but the data directory holds state; ignoring it"
-        );
-    }
-    start_parts(config, machine, disk, checkpoint, wire, events, checkpoints)
-}
-
-fn start_parts<M: StateMachine, D: Disk>(
-    config: NodeConfig,
-    machine: M,
-    mut disk: D,
-    checkpoint: Slot,
-    wire: NetWire,
-    events: (Sender<Event>, crossbeam_channel::Receiver<Event>),
-    checkpoints: &Checkpoints,
-) -> Result<Node, StartError> {
-    let mut recovered = disk.recover().map_err(|e| storage_err(&config.data_dir, e))?;
     recovered.checkpoint = checkpoint;
     recovered.log.retain(|e| e.slot > checkpoint);
     recovered.commit = recovered.commit.max(checkpoint);
-    let core = config.core_config(rand_seed(config.id));
-    let checkpointer: Box<dyn Checkpointer> = Box::new(FileCheckpointer {
-        store: checkpoints.clone(),
-        busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    });
-    Ok(Node::spawn(Parts {
-        core,
+    let net = NetRuntime::new(config.id)?;
+    let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
+    let transport = net.start_transport(&config, events.0.clone())?;
+    let node = Node::spawn(Parts {
+        core: config.core_config(rand_seed(config.id)),
         tick: Duration::from_millis(config.consensus.tick_ms),
         machine,
-        disk,
-        wire,
+        disk: store,
+        transport: Arc::new(transport.clone()),
         recovered,
         events,
-        checkpointer: Some(checkpointer),
-        checkpoints: Some(checkpoints.clone()),
-    }))
+        checkpointer: Some(Box::new(FileCheckpointer::new(checkpoints.clone()))),
+        checkpoints: Some(checkpoints),
+    })?;
+    let stats = transport.clone();
+    *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
+        Some(Box::new(move || transport_metrics(&stats.stats())));
+    net.count_rejections(transport.clone(), node.metrics_source());
+    if let Some(addr) = config.metrics_addr {
+        net.serve_metrics(addr, node.metrics_source())?;
+    }
+    tracing::info!(id = config.id, dir = %lock.dir().display(), "replica started");
+    node.at_shutdown(Box::new(move || {
+        net.block_on(transport.shutdown());
+        drop(net);
+        // Released last: the directory is free once nothing of this replica touches it.
+        drop(lock);
+    }));
+    Ok(node)
 }
 
 /// The core's seed: drawn here, by the driver, since the core has no randomness.
 fn rand_seed(id: u32) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     nanos.map(|d| d.as_nanos() as u64).unwrap_or(0).rotate_left(17) ^ u64::from(id)
-}
-
-fn transport_config(config: &NodeConfig) -> Result<TransportConfig, StartError> {
-    let peers: BTreeMap<u32, _> =
-        config.members.iter().filter(|m| m.id != config.id).map(|m| (m.id, m.addr)).collect();
-    let mut t = TransportConfig::new(CLUSTER_NAME, config.id, config.listen_addr(), peers);
-    if let Some(tls) = &config.tls {
-        let identity = TlsIdentity::from_pem_files(&tls.ca, &tls.cert, &tls.key)
-            .map_err(|e| StartError::Network(format!("tls: {e}")))?;
-        t.security = Security::MutualTls(identity);
-    }
-    Ok(t)
-}
-
-/// Peer messages from the transport into the consensus thread's channel.
-fn forward_incoming(
-    runtime: &tokio::runtime::Runtime,
-    mut incoming: tokio::sync::mpsc::Receiver<rsl_net::Incoming>,
-    events: Sender<Event>,
-) {
-    runtime.spawn(async move {
-        while let Some(m) = incoming.recv().await {
-            // A full channel drops the message: Paxos retransmits what matters.
-            inbound(&events, m.from, m.payload);
-        }
-    });
-}
-
-/// Adds the transport's rejected frames and handshakes (an unauthenticated, malformed or
-/// oversized connection attempt) to the replica's `rejected_messages` counter, so that
-/// `rsl_rejected_messages_total` counts what its help text says: messages or frames rejected.
-fn count_rejections(runtime: &tokio::runtime::Runtime, transport: TcpTransport, node: &Node) {
-    let shared = node.metrics_source();
-    runtime.spawn(async move {
-        let mut seen = 0;
-        loop {
-            transport.wait_rejections(seen + 1).await;
-            let stats = transport.stats();
-            let now = stats.rejected_frames + stats.rejected_handshakes;
-            shared
-                .counters
-                .rejected_messages
-                .fetch_add(now - seen, std::sync::atomic::Ordering::Relaxed);
-            seen = now;
-        }
-    });
-}
-
-fn serve_metrics(
-    runtime: &tokio::runtime::Runtime,
-    node: &Node,
-    addr: std::net::SocketAddr,
-) -> Result<(), StartError> {
-    let listener = block_on_outside(runtime, tokio::net::TcpListener::bind(addr))
-        .map_err(|e| StartError::Network(format!("metrics address {addr}: {e}")))?;
-    let metrics = node.metrics_source();
-    runtime.spawn(crate::metrics::serve(metrics, listener));
-    Ok(())
-}
-
-/// The transport's counters in the Prometheus text format.
-fn transport_metrics(s: &rsl_net::Stats) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let counters = [
-        ("rsl_net_frames_sent_total", "Data frames written to peers", s.frames_sent),
-        ("rsl_net_bytes_sent_total", "Wire bytes written to peers", s.bytes_sent),
-        ("rsl_net_frames_received_total", "Data frames received from peers", s.frames_received),
-        ("rsl_net_bytes_received_total", "Wire bytes received from peers", s.bytes_received),
-        ("rsl_net_rejected_frames_total", "Frames that closed their connection (malformed, bad checksum, oversized, unauthenticated)", s.rejected_frames),
-        ("rsl_net_rejected_handshakes_total", "Inbound connections refused before a valid hello (TLS or timeout)", s.rejected_handshakes),
-        ("rsl_net_reconnects_total", "Connections re-established to a peer", s.reconnects),
-        ("rsl_net_queue_full_drops_total", "Sends dropped because a peer's queue was full", s.queue_full_drops),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-    }
-    out
-}
-
-/// The TCP transport as the consensus thread's wire.
-struct NetWire {
-    transport: TcpTransport,
-}
-
-impl Wire for NetWire {
-    fn connected(&self, peer: u32) -> Option<bool> {
-        self.transport.peer_status(peer).map(|s| s.connected)
-    }
-
-    fn side_sender(&self) -> crate::transfer::SideSender {
-        let transport = self.transport.clone();
-        Arc::new(move |to, payload| {
-            let _ = transport.send(to, payload);
-        })
-    }
-
-    fn send(&mut self, to: u32, payload: Bytes) {
-        // Refused sends (queue full, peer down) are dropped and counted by the transport.
-        let _ = self.transport.send(to, payload);
-    }
-}
-
-/// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
-struct FileCheckpointer {
-    store: Checkpoints,
-    busy: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Checkpointer for FileCheckpointer {
-    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<Event>) {
-        use std::sync::atomic::Ordering;
-        if self.busy.swap(true, Ordering::AcqRel) {
-            tracing::debug!(slot = slot.0, "a checkpoint is already being written; skipped");
-            return;
-        }
-        let store = self.store.clone();
-        let busy = self.busy.clone();
-        let spawned = std::thread::Builder::new().name("rsl-checkpoint".into()).spawn(move || {
-            match write_checkpoint(&store, slot, snapshot.as_ref()) {
-                Ok(bytes) => {
-                    tracing::info!(slot = slot.0, bytes, "checkpoint saved");
-                    checkpoint_saved(&events, slot);
-                }
-                Err(e) => tracing::error!(slot = slot.0, error = %e, "checkpoint failed"),
-            }
-            busy.store(false, Ordering::Release);
-        });
-        if spawned.is_err() {
-            self.busy.store(false, Ordering::Release);
-        }
-    }
-}
-
-fn write_checkpoint(
-    store: &Checkpoints,
-    slot: Slot,
-    snapshot: &dyn Snapshot,
-) -> Result<u64, String> {
-    let mut writer =
-        store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
-    snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
-    let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
-    Ok(info.data_bytes)
 }

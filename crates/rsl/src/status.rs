@@ -154,3 +154,26 @@ impl Counters {
         }
     }
 }
+
+/// The part of a replica's state that callers wait on ([`crate::Node::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct View {
+    pub role: Option<Role>,
+    pub primary: Option<u32>,
+    pub ballot_round: u64,
+    /// Rebuilding after a disk loss (see `Status::rebuilding`).
+    pub rebuilding: bool,
+}
+
+impl View {
+    pub(crate) fn of(core: &rsl_core::Status) -> View {
+        let mut s = Status::starting(core.id.0);
+        s.update(core);
+        View {
+            role: Some(s.role),
+            primary: s.primary,
+            ballot_round: s.ballot_round,
+            rebuilding: s.rebuilding,
+        }
+    }
+}

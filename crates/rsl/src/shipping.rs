@@ -1,46 +1,43 @@
-//! Checkpoint transfer: how a replica that lags behind a peer's truncated log gets the
-//! peer's newest checkpoint, streamed in chunks, off the consensus path.
+//! Checkpoint shipping: how a replica that lags behind a peer's truncated log gets the
+//! peer's newest checkpoint, streamed in chunks, off the consensus path. (Shipping, not
+//! "transfer": in this project a transfer is always a transfer of primacy.)
 //!
 //! The core asks for it (`Action::SendCheckpoint { to }`); this module's thread does the rest
 //! and tells the core `Input::CheckpointInstalled` through the executor once the state machine
 //! has loaded it. The receiver pulls: it asks for one chunk at a time at an offset, so the
-//! transfer is resumable (a lost chunk is asked for again when the core re-requests catch-up),
+//! shipment is resumable (a lost chunk is asked for again when the core re-requests catch-up),
 //! holds one chunk in memory at a time, and writes what it receives straight into its own
 //! checkpoint store, where it is verified (block checksums) before it is installed.
 //!
-//! Frames share the replica-to-replica connection with the core's messages; they start with
-//! [`TRANSFER_TAG`], a byte no core message starts with (the core's wire version is 1).
+//! Frames share the replica-to-replica connection with the core's messages, in envelopes of
+//! their own channel (`crate::envelope`).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
+use rsl_net::Transport;
 use rsl_storage::{CheckpointFiles, CheckpointStore, CheckpointWriter, FsMedia, Media};
 
-use crate::node::Shared;
+use crate::channels::{Install, ToConsensus, ToShipping};
+use crate::checkpoint::Checkpoints;
+use crate::envelope::{seal, Channel};
+use crate::shared::Shared;
 
-/// The first byte of every transfer frame.
-pub const TRANSFER_TAG: u8 = 0xEE;
 /// Application bytes in one chunk (well under the transport's frame maximum).
-pub const CHUNK_BYTES_MAX: usize = 256 * 1024;
-/// A transfer with no progress for this long gives way to a newer offer.
-pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CHUNK_BYTES_MAX: usize = 256 * 1024;
+/// A shipment with no progress for this long gives way to a newer offer.
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 const _: () = assert!(CHUNK_BYTES_MAX + 64 < rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX);
 
-/// Sends a payload to a peer from any thread (a clone of the wire's sending side).
-pub type SideSender = Arc<dyn Fn(u32, Bytes) + Send + Sync>;
-
-/// The checkpoint store shared by the checkpointer and the transfer thread.
-pub type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
-
-/// One transfer frame.
+/// One shipping frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+enum Frame {
     /// "I have a checkpoint at `slot`; fetch it."
     Offer { slot: u64 },
     /// "Send me the checkpoint at `slot` from byte `offset` of its data."
@@ -52,9 +49,8 @@ pub enum Frame {
 }
 
 impl Frame {
-    pub fn encode(&self) -> Bytes {
+    fn encode(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(32);
-        b.put_u8(TRANSFER_TAG);
         match self {
             Frame::Offer { slot } => {
                 b.put_u8(1);
@@ -81,40 +77,23 @@ impl Frame {
     }
 
     /// Decodes a frame; `None` for anything malformed (the caller counts and drops it).
-    pub fn decode(b: &Bytes) -> Option<Frame> {
+    fn decode(b: &Bytes) -> Option<Frame> {
         let u64_at =
             |at: usize| b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
-        if b.first() != Some(&TRANSFER_TAG) {
-            return None;
-        }
-        let frame = match *b.get(1)? {
-            1 if b.len() == 10 => Frame::Offer { slot: u64_at(2)? },
-            2 if b.len() == 18 => Frame::Fetch { slot: u64_at(2)?, offset: u64_at(10)? },
-            3 if b.len() >= 19 && b[18] <= 1 => Frame::Chunk {
-                slot: u64_at(2)?,
-                offset: u64_at(10)?,
-                last: b[18] == 1,
-                data: b.slice(19..),
+        let frame = match *b.first()? {
+            1 if b.len() == 9 => Frame::Offer { slot: u64_at(1)? },
+            2 if b.len() == 17 => Frame::Fetch { slot: u64_at(1)?, offset: u64_at(9)? },
+            3 if b.len() >= 18 && b[17] <= 1 => Frame::Chunk {
+                slot: u64_at(1)?,
+                offset: u64_at(9)?,
+                last: b[17] == 1,
+                data: b.slice(18..),
             },
-            4 if b.len() == 10 => Frame::Gone { slot: u64_at(2)? },
+            4 if b.len() == 9 => Frame::Gone { slot: u64_at(1)? },
             _ => return None,
         };
         Some(frame)
     }
-}
-
-/// Work for the transfer thread.
-pub(crate) enum Job {
-    /// The core wants `to` to get our newest checkpoint.
-    Offer { to: u32 },
-    /// A transfer frame from a peer.
-    Frame { from: u32, payload: Bytes },
-}
-
-/// What the transfer thread hands the executor: a verified checkpoint to load.
-pub(crate) struct Install {
-    pub(crate) slot: u64,
-    pub(crate) reader: Box<dyn Read + Send>,
 }
 
 type Writer = CheckpointWriter<<FsMedia as Media>::File>;
@@ -136,35 +115,36 @@ struct Outgoing {
     reader: Reader,
 }
 
-/// The transfer thread's state.
-pub(crate) struct Transfer {
+/// The shipping thread's state.
+pub(crate) struct Shipping {
     store: Checkpoints,
-    send: SideSender,
+    transport: Arc<dyn Transport>,
     shared: Arc<Shared>,
-    install: Sender<crate::node::Event>,
+    install: Sender<ToConsensus>,
     incoming: Option<Incoming>,
     outgoing: HashMap<u32, Outgoing>,
 }
 
-impl Transfer {
+impl Shipping {
     pub(crate) fn new(
         store: Checkpoints,
-        send: SideSender,
+        transport: Arc<dyn Transport>,
         shared: Arc<Shared>,
-        install: Sender<crate::node::Event>,
-    ) -> Transfer {
-        Transfer { store, send, shared, install, incoming: None, outgoing: HashMap::new() }
+        install: Sender<ToConsensus>,
+    ) -> Shipping {
+        Shipping { store, transport, shared, install, incoming: None, outgoing: HashMap::new() }
     }
 
-    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+    /// The thread's loop: until the runtime drops the sender of `jobs`.
+    pub(crate) fn run(mut self, jobs: Receiver<ToShipping>) {
         while let Ok(job) = jobs.recv() {
             match job {
-                Job::Offer { to } => self.offer(to),
-                Job::Frame { from, payload } => match Frame::decode(&payload) {
+                ToShipping::Offer { to } => self.offer(to),
+                ToShipping::Frame { from, payload } => match Frame::decode(&payload) {
                     Some(frame) => self.on_frame(from, frame),
                     None => {
                         self.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(from, "rejected a malformed checkpoint-transfer frame");
+                        tracing::warn!(from, "rejected a malformed checkpoint-shipping frame");
                     }
                 },
             }
@@ -172,7 +152,8 @@ impl Transfer {
     }
 
     fn send(&self, to: u32, frame: Frame) {
-        (self.send)(to, frame.encode());
+        // Refused sends (queue full, peer down) are dropped: the receiver asks again.
+        let _ = self.transport.send(to, seal(Channel::Shipping, &frame.encode()));
     }
 
     fn offer(&mut self, to: u32) {
@@ -195,7 +176,7 @@ impl Transfer {
             Frame::Fetch { slot, offset } => self.on_fetch(from, slot, offset),
             Frame::Chunk { slot, offset, last, data } => {
                 if let Err(e) = self.on_chunk(from, slot, offset, last, &data) {
-                    tracing::error!(from, slot, error = %e, "checkpoint transfer failed; will retry");
+                    tracing::error!(from, slot, error = %e, "checkpoint shipping failed; will retry");
                     self.incoming = None;
                 }
             }
@@ -259,7 +240,7 @@ impl Transfer {
         let (_, reader) = store.open(slot).map_err(|e| e.to_string())?;
         tracing::info!(from, slot, bytes = info.data_bytes, "checkpoint received and verified");
         let install = Install { slot, reader: Box::new(reader) };
-        let _ = self.install.send(crate::node::Event::Install(install));
+        let _ = self.install.send(ToConsensus::Install(install));
         Ok(())
     }
 
@@ -330,18 +311,16 @@ mod tests {
         for f in frames {
             let b = f.encode();
             assert_eq!(Frame::decode(&b), Some(f.clone()));
-            for cut in 0..b.len().min(19) {
+            for cut in 0..b.len().min(18) {
                 if cut != b.len() {
                     assert_eq!(Frame::decode(&b.slice(..cut)), None, "{f:?} cut at {cut}");
                 }
             }
         }
-        assert_eq!(Frame::decode(&Bytes::from_static(&[TRANSFER_TAG, 9, 0])), None);
+        assert_eq!(Frame::decode(&Bytes::from_static(&[9, 0])), None);
         let mut bad_last =
             Frame::Chunk { slot: 1, offset: 0, last: true, data: Bytes::new() }.encode().to_vec();
-        bad_last[18] = 2;
+        bad_last[17] = 2;
         assert_eq!(Frame::decode(&Bytes::from(bad_last)), None);
-        // A core message never starts with the tag.
-        assert_ne!(rsl_core::message::WIRE_VERSION, TRANSFER_TAG);
     }
 }

@@ -1,0 +1,75 @@
+//! The core's fixed limits, and the bounds the configurable ones are validated against.
+//!
+//! A request travels through every layer as one piece, so each layer must carry the largest
+//! request the API accepts. The chain, and the relation that keeps each link whole
+//! (`Config::validate` checks the configurable ones; the crates that join two layers assert
+//! the rest; docs/limits.md has the table of every limit in the system):
+//!
+//! - request (`Config::request_bytes_max`) ≤ one slot's value (`Config::value_bytes_max`,
+//!   a request alone in its slot or a batch of small ones);
+//! - value + [`ENTRY_FRAMING_BYTES_MAX`] ≤ one message (`Config::message_bytes_max`): an
+//!   accept, a catch-up reply or a promise page holding that value alone; the core splits
+//!   every list it sends by bytes, so no message it builds is larger;
+//! - message ≤ the transport's frame (`rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX`, checked by
+//!   the runtime, which sets `message_bytes_max` from it);
+//! - value as the log stores it ≤ [`VALUE_BYTES_MAX`] ≤ one storage record
+//!   (`rsl_storage::limits::RECORD_PAYLOAD_BYTES_MAX`, asserted in `rsl-store`).
+//!
+//! The decoder's limits are never below what the encoder produces: a byte string is bounded
+//! only by the bytes that remain, and a list by [`WIRE_ITEMS_MAX`], which no list the core
+//! builds exceeds.
+
+/// The most items (entries, slots, requests, replicas) one list may hold on the wire. The
+/// decoder refuses a longer list before allocating it; every list the core builds is bounded
+/// by a knob validated against this, or split.
+pub const WIRE_ITEMS_MAX: usize = 1 << 20;
+
+/// Bytes of a list's length on the wire at most: a varint of at most [`WIRE_ITEMS_MAX`].
+pub const LIST_LEN_BYTES_MAX: usize = 3;
+
+/// The default `Config::request_bytes_max`: 16 MiB, a round size the whole chain carries
+/// (a maximal request plus its framing fits the default message, frame and record limits).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 16 << 20;
+
+/// The default `Config::message_bytes_max`: a maximal request plus room for the framing of
+/// the message around it (a few hundred bytes; 64 KiB leaves room for batching knobs).
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = REQUEST_BYTES_MAX_DEFAULT + (64 << 10);
+
+/// The largest encoded slot value as the log stores it (with its version byte), whatever the
+/// configuration: storage's record limit is at least this (asserted in `rsl-store`).
+pub const VALUE_BYTES_MAX: usize = 64 << 20;
+
+/// Bytes a message's header takes at most: the version, the sender and the receiver.
+pub const MESSAGE_HEADER_BYTES_MAX: usize = 1 + 5 + 5;
+
+/// Bytes any message that carries one entry adds around the entry's value at most: the
+/// header, the body's fixed fields, the list lengths and the entry's slot and ballot (the
+/// largest is a promise page; a test encodes each kind with the widest fields).
+pub const ENTRY_FRAMING_BYTES_MAX: usize = 128;
+
+/// Bytes a batch value adds before its requests at most: the tag and the request count.
+pub const BATCH_HEADER_BYTES_MAX: usize = 1 + LIST_LEN_BYTES_MAX;
+
+/// Bytes one request adds to a batch beyond its payload at most: its id (proposer,
+/// incarnation, sequence number) and the payload's length, each a varint.
+pub const REQUEST_FRAMING_BYTES_MAX: usize = 5 + 10 + 10 + 10;
+
+/// The most voters a membership may have.
+pub const VOTERS_MAX: usize = 9;
+
+/// The most learners a membership may have (replicas catching up before they vote).
+pub const LEARNERS_MAX: usize = 64;
+
+/// The largest configuration value: the tag and two lists of replica ids (a staged
+/// membership adds the new voters to the learners).
+pub const CONFIG_VALUE_BYTES_MAX: usize =
+    1 + 2 * (LIST_LEN_BYTES_MAX + (VOTERS_MAX + LEARNERS_MAX + VOTERS_MAX) * 5);
+
+const _: () = assert!(WIRE_ITEMS_MAX < 1 << (7 * LIST_LEN_BYTES_MAX));
+const _: () = assert!(
+    BATCH_HEADER_BYTES_MAX + REQUEST_FRAMING_BYTES_MAX + REQUEST_BYTES_MAX_DEFAULT
+        + ENTRY_FRAMING_BYTES_MAX
+        <= MESSAGE_BYTES_MAX_DEFAULT
+);
+const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT < VALUE_BYTES_MAX);
+const _: () = assert!(CONFIG_VALUE_BYTES_MAX + ENTRY_FRAMING_BYTES_MAX < MESSAGE_BYTES_MAX_DEFAULT);

@@ -1,0 +1,353 @@
+//! Faults: the swarm's per-tick draws (partitions, crashes and wipes, restarts, pauses, disk
+//! stalls, membership changes, primacy transfers) and the fault primitives scenarios script
+//! directly (crash, wipe, restart, pause, corrupt a record).
+
+use rsl_core::{Input, Membership, ReplicaId, Slot};
+use rsl_storage::CrashMode;
+
+use super::event::{Event, Pending};
+use super::KvMachine;
+use super::{NodeState, Sim};
+use crate::checker::Check;
+use crate::disk::{Disk, DiskFaults};
+use crate::driver::Driver;
+use crate::options::{Options, TICK};
+use crate::rng::Rng;
+
+impl Sim {
+    // ----- faults -----
+
+    pub(super) fn world_tick(&mut self) {
+        self.schedule(TICK, Event::World);
+        if self.faults_on {
+            self.inject_faults();
+        }
+        if let Some(healed) = self.healed_at {
+            self.check_liveness(healed);
+        }
+    }
+
+    pub(super) fn inject_faults(&mut self) {
+        let o = self.options.clone();
+        let n = self.nodes.len();
+        let r = self.rng.below(n as u64) as usize;
+        let id = ReplicaId(r as u32 + 1);
+        if self.net.partitioned() {
+            if self.rng.chance(o.partition_heal_permille) {
+                self.heal();
+            }
+        } else if self.rng.chance(o.partition_permille) {
+            self.random_partition();
+        }
+        if self.rng.chance(o.crash_permille) {
+            // Half the crashes hit the primary: its failure is the interesting one.
+            let victim = match self.primary() {
+                Some(p) if self.rng.bool() => p,
+                _ => id,
+            };
+            // (No draw without the wipe fault, so such seeds replay as before it existed.)
+            let wipe = o.wipe_permille > 0 && self.rng.chance(o.wipe_permille);
+            if wipe && self.may_wipe(victim) {
+                self.wipe(victim);
+            } else {
+                self.crash(victim);
+            }
+        }
+        for i in 0..n {
+            if self.nodes[i].state == NodeState::Down && self.rng.chance(o.restart_permille) {
+                self.restart(ReplicaId(i as u32 + 1));
+            }
+        }
+        if self.rng.chance(o.pause_permille) && self.nodes[r].state == NodeState::Up {
+            let ticks = self.rng.range(1, o.pause_ticks_max.max(1));
+            self.pause_for(id, ticks);
+        }
+        if self.rng.chance(o.stall_permille) && !self.nodes[r].disk.held {
+            let ticks = self.rng.range(1, 100);
+            self.record(format_args!("disk of {id:?} stalls for {ticks} ticks"));
+            self.hold_fsync(id, true);
+            self.schedule(ticks * TICK, Event::Unstall { node: r });
+        }
+        if self.rng.chance(o.reconfig_permille) {
+            self.random_reconfiguration();
+        }
+        if self.rng.chance(o.transfer_permille) {
+            if let Some(p) = self.primary() {
+                let to =
+                    self.rng.chance(500).then(|| ReplicaId(self.rng.below(n as u64) as u32 + 1));
+                let i = self.index(p);
+                self.deliver(i, Pending::Input(Input::TransferPrimacy { to }));
+            }
+        }
+    }
+
+    /// Asks the primary to move to a random membership of 3, 5 or 7 voters.
+    pub(super) fn random_reconfiguration(&mut self) {
+        let Some(p) = self.primary() else { return };
+        let n = self.nodes.len();
+        let sizes: Vec<usize> = [3, 5, 7].into_iter().filter(|s| *s <= n).collect();
+        if sizes.is_empty() {
+            return;
+        }
+        let size = self.rng.pick(&sizes);
+        let mut ids: Vec<u32> = (1..=n as u32).collect();
+        self.rng.shuffle(&mut ids);
+        ids.truncate(size);
+        ids.sort_unstable();
+        let m = Membership::new(ids);
+        self.record(format_args!("change membership at {p:?} to {:?}", m.voters));
+        self.stats.reconfigurations += 1;
+        let i = self.index(p);
+        self.deliver(i, Pending::Input(Input::ChangeMembership(m)));
+    }
+
+    pub(super) fn random_partition(&mut self) {
+        self.stats.partitions += 1;
+        let n = self.nodes.len();
+        let ids: Vec<ReplicaId> = (1..=n as u32).map(ReplicaId).collect();
+        match self.rng.below(3) {
+            0 => {
+                // A symmetric split into two sides.
+                let mut shuffled = ids.clone();
+                self.rng.shuffle(&mut shuffled);
+                let k = self.rng.range(1, n as u64 - 1) as usize;
+                let (a, b) = shuffled.split_at(k);
+                self.record(format_args!("partition {a:?} | {b:?}"));
+                for x in a {
+                    for y in b {
+                        self.net.cut_both(*x, *y);
+                    }
+                }
+            }
+            1 => {
+                let x = self.rng.pick(&ids);
+                self.record(format_args!("isolate {x:?}"));
+                for y in &ids {
+                    if *y != x {
+                        self.net.cut_both(x, *y);
+                    }
+                }
+            }
+            _ => {
+                // One-way cuts: some replica stops hearing from others, or vice versa.
+                let cuts = self.rng.range(1, n as u64);
+                for _ in 0..cuts {
+                    let (x, y) = (self.rng.pick(&ids), self.rng.pick(&ids));
+                    if x != y {
+                        self.record(format_args!("cut {x:?} -> {y:?}"));
+                        self.net.cut(x, y);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Crashes a replica: its process state is gone, a suffix of its unsynced writes may be
+    /// lost (a machine crash, per `options.machine_crash_permille`).
+    pub fn crash(&mut self, id: ReplicaId) {
+        let machine = self.rng.chance(self.options.machine_crash_permille);
+        self.crash_with(id, machine);
+    }
+
+    /// Crashes a replica: a machine crash loses its unsynced bytes (all of them, or, with
+    /// `options.tear_permille`, a seeded prefix with the next write torn or a seeded subset of
+    /// sectors), a process crash keeps them all (the page cache survives).
+    pub fn crash_with(&mut self, id: ReplicaId, machine: bool) {
+        let i = self.index(id);
+        let mode = match (machine, self.rng.chance(self.options.tear_permille)) {
+            (false, _) => None,
+            (true, false) => Some(CrashMode::LoseAll),
+            (true, true) if self.rng.bool() => Some(CrashMode::RandomPrefix),
+            (true, true) => Some(CrashMode::RandomSectors),
+        };
+        self.crash_in(i, mode, machine);
+    }
+
+    /// Crashes a replica losing every write not yet durable.
+    pub fn crash_losing_unsynced(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        self.crash_in(i, Some(CrashMode::LoseAll), false);
+    }
+
+    pub(super) fn crash_in(&mut self, i: usize, mode: Option<CrashMode>, corruptible: bool) {
+        if self.nodes[i].state == NodeState::Down {
+            return;
+        }
+        let id = self.nodes[i].id;
+        self.stats.crashes += 1;
+        let unsynced = self.nodes[i].disk.unsynced();
+        self.record(format_args!("crash {id:?} ({mode:?}) with {unsynced} unsynced writes"));
+        match self.nodes[i].disk.crash(mode) {
+            Ok(survived) => {
+                for entry in &survived {
+                    self.checker.durable_accept(id, entry);
+                }
+            }
+            Err(e) => self.checker.fail(Check::Storage, format!("{id:?}: {e}")),
+        }
+        // Corruption stays within the fault model (a majority's disks survive): only one
+        // replica at a time holds corrupt records or is rebuilding after a wiped disk, so
+        // every chosen slot keeps an intact copy (safety-only mode lifts the limit).
+        let others_corrupt = (0..self.nodes.len()).any(|j| j != i && self.lost_data(j));
+        let allowed = self.options.safety_only || (self.nodes[i].faulty && !others_corrupt);
+        if corruptible && self.rng.chance(self.options.corrupt_permille) && allowed {
+            let slots: Vec<Slot> = self.nodes[i].disk.durable().log.keys().copied().collect();
+            if !slots.is_empty() {
+                let slot = self.rng.pick(&slots);
+                self.record(format_args!("corrupt {id:?} slot {}", slot.0));
+                self.nodes[i].disk.corrupt(slot);
+            }
+        }
+        let node = &mut self.nodes[i];
+        node.state = NodeState::Down;
+        node.driver = None;
+        node.inbox.clear();
+        node.missed_ticks = 0;
+    }
+
+    /// Whether replica `i`'s disk lost data: it holds corrupt records, or was wiped and has
+    /// not finished rebuilding (its disk still holds the marker).
+    pub(super) fn lost_data(&self, i: usize) -> bool {
+        let disk = self.nodes[i].disk.durable();
+        !disk.corrupt.is_empty() || disk.rebuilding
+    }
+
+    /// A wipe stays within the fault model: no other replica lost data (see `lost_data`),
+    /// and no other replica's disk may corrupt records on write (latent damage `lost_data`
+    /// cannot see). Safety-only mode lifts the limit: several wiped replicas may stop the
+    /// cluster (none can rebuild without the others) but must never make it unsafe.
+    pub(super) fn may_wipe(&self, id: ReplicaId) -> bool {
+        let i = self.index(id);
+        let latent = self.options.write_corrupt_permille > 0;
+        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        self.options.safety_only || !(0..self.nodes.len()).any(others)
+    }
+
+    /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
+    /// empty and rebuilding (`Recovered::rebuilding`). Its lost votes stay in the checker's
+    /// record of durable accepts, since a primary may have counted them.
+    pub fn wipe(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        // (A process crash: the disk is about to be erased anyway.)
+        self.crash_in(i, None, false);
+        self.stats.wipes += 1;
+        self.record(format_args!("wipe the disk of {id:?}"));
+        let faults = self.nodes[i].disk.faults;
+        let seed = self.rng.next_u64();
+        self.nodes[i].disk = Disk::wiped(seed, self.options.storage_bug, faults);
+    }
+
+    /// Corrupts the durable record of `slot` on a crashed replica (its checksum will fail at
+    /// restart). Returns whether there was a record.
+    pub fn corrupt_record(&mut self, id: ReplicaId, slot: Slot) -> bool {
+        let i = self.index(id);
+        assert_eq!(self.nodes[i].state, NodeState::Down, "corrupt a record only while down");
+        self.record(format_args!("corrupt {id:?} slot {}", slot.0));
+        self.nodes[i].disk.corrupt(slot)
+    }
+
+    /// Restarts a crashed replica from its durable state (no-op if it is not down).
+    pub fn restart(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        if self.nodes[i].state == NodeState::Down {
+            self.record(format_args!("restart {id:?}"));
+            self.restart_node(i);
+        }
+    }
+
+    pub(super) fn restart_node(&mut self, i: usize) {
+        let config = self.make_config(i);
+        let recovered = match self.nodes[i].disk.recover() {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                let id = self.nodes[i].id;
+                self.checker.fail(Check::Storage, format!("{id:?} at restart: {e}"));
+                return;
+            }
+        };
+        if !recovered.corrupt.is_empty() {
+            let id = self.nodes[i].id;
+            self.record(format_args!("{id:?} recovers with corrupt {:?}", recovered.corrupt));
+        }
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        node.state = NodeState::Up;
+        node.missed_ticks = 0;
+        let incarnation = node.incarnation;
+        node.driver = Some(Driver::new(config, recovered, incarnation));
+        node.machine = KvMachine::default();
+        let (id, can_lead) = (node.id, node.can_become_primary);
+        self.checker.restarted(id);
+        let first = self.rng.range(1, self.nodes[i].tick_period);
+        self.schedule(first, Event::Tick { node: i, incarnation });
+        if !can_lead {
+            self.process(i, Pending::Input(Input::SetCanBecomePrimary(false)));
+        }
+    }
+
+    /// Pauses a replica: it takes no input until resumed, then gets the ticks it missed
+    /// first and its queued inputs after, in arrival order.
+    pub fn pause(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        if self.nodes[i].state == NodeState::Up {
+            self.stats.pauses += 1;
+            self.record(format_args!("pause {id:?}"));
+            self.nodes[i].state = NodeState::Paused;
+            self.nodes[i].pause += 1;
+        }
+    }
+
+    /// Pauses a replica for `ticks` ticks.
+    pub fn pause_for(&mut self, id: ReplicaId, ticks: u64) {
+        self.pause(id);
+        let i = self.index(id);
+        let pause = self.nodes[i].pause;
+        self.schedule(ticks * TICK, Event::Resume { node: i, pause });
+    }
+
+    pub fn resume(&mut self, id: ReplicaId) {
+        let i = self.index(id);
+        if self.nodes[i].state != NodeState::Paused {
+            return;
+        }
+        self.record(format_args!("resume {id:?}"));
+        self.nodes[i].state = NodeState::Up;
+        self.nodes[i].pause += 1;
+        for _ in 0..std::mem::take(&mut self.nodes[i].missed_ticks) {
+            self.process(i, Pending::Input(Input::Tick));
+        }
+        while self.nodes[i].state == NodeState::Up {
+            let Some(p) = self.nodes[i].inbox.pop_front() else { break };
+            self.process(i, p);
+        }
+    }
+}
+
+/// The storage faults of each disk: on a minority of the replicas (at most one when the
+/// membership may shrink to three), so a majority keeps a good copy of every chosen slot;
+/// on every replica in safety-only mode.
+pub(super) fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
+    let n = options.replicas + options.spares;
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let f = match (options.safety_only, options.spares) {
+        (true, _) => n,
+        (false, 0) => (options.replicas - 1) / 2,
+        (false, _) => 1,
+    };
+    let mut out = vec![false; n];
+    for &i in &order[..f.min(n)] {
+        out[i] = true;
+    }
+    out
+}
+
+pub(super) fn disk_faults(options: &Options, faulty: bool) -> DiskFaults {
+    match faulty {
+        true => DiskFaults {
+            write_corrupt_permille: options.write_corrupt_permille,
+            read_corrupt_permille: options.read_corrupt_permille,
+        },
+        false => DiskFaults::default(),
+    }
+}

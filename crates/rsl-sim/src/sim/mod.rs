@@ -1,0 +1,417 @@
+//! The simulator: a whole cluster of real [`rsl_core::Replica`]s in one thread, driven by a
+//! seeded event queue over simulated time.
+//!
+//! Time is counted in units; a tick is [`TICK`] units, and every replica has its own tick
+//! period (within the drift bound) so clocks drift apart. Every event (a tick, a message
+//! delivery, an fsync completion, a client arrival, a fault) sits in one priority queue
+//! ordered by (time, sequence number), so a seed fully determines the run. The same type
+//! serves the randomized swarm runs ([`crate::run_seed`]) and the scripted scenarios
+//! (`tests/`), through its scripting methods.
+//!
+//! The module is split by concern: this file holds the cluster's state and the event loop;
+//! `host` carries out what a replica's driver asks (sends, writes, executions, replies);
+//! `faults` injects and scripts crashes, wipes, pauses and partitions; `workload` runs the
+//! simulated clients and keeps their history; `swarm` is the randomized run with its
+//! liveness and end-of-run checks; `script` is the API scripted scenarios drive.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use rsl_core::{Config, Input, Membership, Message, ReplicaId, Request, RequestId, Slot};
+
+use crate::checker::{Checker, Failure, Fnv};
+use crate::disk::Disk;
+use crate::driver::{Driver, Machine, Reply};
+use crate::kv::{Kv, Op};
+use crate::linearizability::Operation;
+use crate::net::Network;
+use crate::options::{Options, TICK};
+use crate::rng::Rng;
+
+mod event;
+mod faults;
+mod host;
+mod script;
+mod swarm;
+mod workload;
+
+use event::{Event, Pending, Scheduled};
+use faults::{disk_faults, faulty_disks};
+use workload::Client;
+
+/// The key-value machine behind the driver, and the last slot it executed.
+#[derive(Debug, Default)]
+pub struct KvMachine(pub Kv, pub Slot);
+
+impl Machine for KvMachine {
+    fn execute(&mut self, slot: Slot, request: &Request) -> Bytes {
+        self.1 = slot;
+        self.0.execute(&request.payload)
+    }
+
+    fn read(&self, query: &[u8]) -> Bytes {
+        self.0.read(query.first().copied().unwrap_or(0))
+    }
+}
+
+/// The name of a message's kind, for coverage counts.
+pub fn message_kind(msg: &Message) -> &'static str {
+    use rsl_core::message::Body;
+    match msg.body {
+        Body::PreVote { .. } => "PreVote",
+        Body::PreVoteReply { .. } => "PreVoteReply",
+        Body::Prepare { .. } => "Prepare",
+        Body::Promise { .. } => "Promise",
+        Body::Nack { .. } => "Nack",
+        Body::Accept { .. } => "Accept",
+        Body::Accepted { .. } => "Accepted",
+        Body::Heartbeat { .. } => "Heartbeat",
+        Body::HeartbeatAck { .. } => "HeartbeatAck",
+        Body::CatchupRequest { .. } => "CatchupRequest",
+        Body::CatchupReply { .. } => "CatchupReply",
+        Body::StartElection { .. } => "StartElection",
+        Body::Rebuild { .. } => "Rebuild",
+        Body::Rebuilt { .. } => "Rebuilt",
+        #[allow(unreachable_patterns)]
+        _ => "Other",
+    }
+}
+
+/// Tickets with this bit set belong to scripted proposals; others to simulated clients.
+const SCRIPT_TICKET: u64 = 1 << 63;
+
+/// A replica's process state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Up,
+    Paused,
+    Down,
+}
+
+#[derive(Debug)]
+struct Node {
+    id: ReplicaId,
+    state: NodeState,
+    /// The shared driver; its callers are client tickets.
+    driver: Option<Driver<u64>>,
+    /// The application state (a fresh one at every restart: the log is replayed).
+    machine: KvMachine,
+    disk: Disk,
+    incarnation: u64,
+    /// Whether storage faults (corruption on write, at rest, on read) may hit this disk.
+    faulty: bool,
+    tick_period: u64,
+    inbox: VecDeque<Pending>,
+    missed_ticks: u64,
+    pause: u64,
+    can_become_primary: bool,
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub crashes: u64,
+    /// Crashes that also wiped the disk.
+    pub wipes: u64,
+    pub pauses: u64,
+    pub partitions: u64,
+    pub elections: u64,
+    pub reconfigurations: u64,
+    pub ops_ok: u64,
+    pub ops_indeterminate: u64,
+    pub max_slot: u64,
+    pub log_loads: u64,
+    /// Messages sent, by kind.
+    pub kinds: BTreeMap<&'static str, u64>,
+    pub checkpoint_requests: u64,
+    /// Storage faults injected and what recovery made of them (all disks).
+    pub storage: crate::disk::DiskStats,
+    /// Safety-only mode: the healed cluster did not converge (allowed there).
+    pub not_live: bool,
+    /// The linearizability search gave up (budget exceeded).
+    pub undecided: bool,
+}
+
+/// The simulated cluster.
+pub struct Sim {
+    pub options: Options,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: Vec<Node>,
+    net: Network,
+    clients: Vec<Client>,
+    clients_active: bool,
+    history: Vec<Operation>,
+    /// Indeterminate operations: their index in `history` and the tickets of their attempts.
+    indeterminate: Vec<(usize, Vec<u64>)>,
+    checker: Checker,
+    trace: Fnv,
+    verbose: bool,
+    request_ids: BTreeMap<u64, RequestId>,
+    script_ops: BTreeMap<u64, (Op, u64)>,
+    script_replies: BTreeMap<u64, Reply>,
+    next_script: u64,
+    faults_on: bool,
+    healed_at: Option<u64>,
+    liveness_slot: Option<Slot>,
+    settled: bool,
+    pub stats: Stats,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").field("seed", &self.options.seed).field("now", &self.now).finish()
+    }
+}
+
+impl Sim {
+    /// A cluster of `options.replicas` replicas, all up, with no client started.
+    pub fn new(options: Options) -> Sim {
+        let mut sim = Sim::new_deferred(options);
+        sim.boot();
+        sim
+    }
+
+    /// A cluster whose replicas are not started yet: call [`Sim::boot`] (lets the caller
+    /// catch a panic in the core's constructor).
+    pub fn new_deferred(options: Options) -> Sim {
+        let mut rng = Rng::new(options.seed);
+        let n = options.replicas + options.spares;
+        assert!((1..=9).contains(&n), "1 to 9 replicas");
+        let net = Network::new(
+            options.loss_permille,
+            options.duplicate_permille,
+            options.delay_min,
+            options.delay_max,
+        );
+        let cannot_lead = options.one_cannot_lead.then(|| rng.below(n as u64) as usize);
+        let faulty = faulty_disks(&options, &mut rng);
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node {
+                id: ReplicaId(i as u32 + 1),
+                state: NodeState::Down,
+                driver: None,
+                machine: KvMachine::default(),
+                disk: Disk::with(
+                    rng.next_u64(),
+                    options.storage_bug,
+                    disk_faults(&options, faulty[i]),
+                ),
+                incarnation: 0,
+                faulty: faulty[i],
+                tick_period: TICK + rng.range(0, u64::from(options.drift_permille)) * TICK / 1000,
+                inbox: VecDeque::new(),
+                missed_ticks: 0,
+                pause: 0,
+                can_become_primary: cannot_lead != Some(i),
+            })
+            .collect();
+        for node in &mut nodes {
+            node.disk.check = options.storage_check;
+        }
+        let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
+        checker.durable_commit = options.durable_commit_check;
+        Sim {
+            checker,
+            options,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            net,
+            clients: Vec::new(),
+            clients_active: false,
+            history: Vec::new(),
+            indeterminate: Vec::new(),
+            trace: Fnv::new(),
+            verbose: false,
+            request_ids: BTreeMap::new(),
+            script_ops: BTreeMap::new(),
+            script_replies: BTreeMap::new(),
+            next_script: 0,
+            faults_on: false,
+            healed_at: None,
+            liveness_slot: None,
+            settled: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Starts every replica.
+    pub fn boot(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.restart_node(i);
+        }
+        self.schedule(TICK, Event::World);
+    }
+
+    /// Prints every event and action to stdout.
+    pub fn set_verbose(&mut self, on: bool) {
+        self.verbose = on;
+    }
+
+    /// Simulated time in units.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Simulated time in ticks.
+    pub fn tick(&self) -> u64 {
+        self.now / TICK
+    }
+
+    /// The hash of every event so far: equal for two runs of one seed.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.finish()
+    }
+
+    pub fn failure(&self) -> Option<&Failure> {
+        self.checker.failure.as_ref()
+    }
+
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    pub fn history(&self) -> &[Operation] {
+        &self.history
+    }
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { time: self.now + delay, seq: self.seq, event }));
+    }
+
+    fn index(&self, id: ReplicaId) -> usize {
+        let i = id.0 as usize - 1;
+        assert!(i < self.nodes.len(), "no replica {id:?}");
+        i
+    }
+
+    fn record(&mut self, args: std::fmt::Arguments<'_>) {
+        let _ = write!(self.trace, "{} ", self.now);
+        let _ = self.trace.write_fmt(args);
+        if self.verbose {
+            println!("{:>9.3} {}", self.now as f64 / TICK as f64, args);
+        }
+    }
+
+    fn make_config(&mut self, i: usize) -> Config {
+        let n = self.options.replicas as u32;
+        let mut config = Config::new(i as u32 + 1, 1..=n);
+        config.pipeline_slots_max = self.options.pipeline_slots_max;
+        config.batch_requests_max = self.options.batch_requests_max;
+        config.clock_drift_permille = self.options.drift_permille;
+        config.rng_seed = self.rng.next_u64();
+        #[cfg(feature = "planted-bugs")]
+        if let Some(name) = &self.options.bug {
+            let bug = crate::bugs::parse(name).unwrap_or_else(|| panic!("unknown bug {name}"));
+            config.bugs = rsl_core::bugs::Bugs(vec![bug]);
+        }
+        config
+    }
+
+    // ----- the event loop -----
+
+    /// Runs events up to time `until` (units), stopping early at the first failure.
+    fn run_to(&mut self, until: u64) {
+        while self.checker.failure.is_none() {
+            match self.queue.peek() {
+                Some(Reverse(s)) if s.time <= until => {}
+                _ => break,
+            }
+            let Reverse(s) = self.queue.pop().expect("peeked");
+            self.now = s.time;
+            self.checker.tick = self.now / TICK;
+            self.stats.events += 1;
+            self.handle(s.event);
+        }
+        if self.checker.failure.is_none() {
+            self.now = self.now.max(until);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::World => self.world_tick(),
+            Event::Tick { node, incarnation } => self.on_tick(node, incarnation),
+            Event::Deliver { msg } => {
+                let node = self.index(msg.to);
+                if self.net.is_cut(msg.from, msg.to) {
+                    self.net.dropped += 1;
+                    return;
+                }
+                self.deliver(node, Pending::Input(Input::Receive(msg)));
+            }
+            Event::SyncDone { node, incarnation } => self.on_sync_done(node, incarnation),
+            Event::CrashInSync { node, incarnation } => {
+                let up = self.nodes[node].state != NodeState::Down;
+                if self.faults_on && up && self.nodes[node].incarnation == incarnation {
+                    let id = self.nodes[node].id;
+                    self.record(format_args!("power loss during an fsync of {id:?}"));
+                    self.crash_with(id, true);
+                }
+            }
+            Event::EarlyDurable { node, incarnation, seq } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.deliver(node, Pending::Input(Input::Durable { seq }));
+                }
+            }
+            Event::LogLoaded { node, incarnation, token, entries } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.deliver(node, Pending::Input(Input::LogLoaded { token, entries }));
+                }
+            }
+            Event::Arrive { node, pending } => self.deliver(node, pending),
+            Event::ClientReply { ticket, reply } => self.on_client_reply(ticket, reply),
+            Event::ClientWake { client } => self.client_next(client),
+            Event::ClientRetry { client, op_no } => {
+                if self.clients[client].current.as_ref().is_some_and(|c| c.op_no == op_no) {
+                    self.client_send(client);
+                }
+            }
+            Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
+            Event::Unstall { node } => {
+                let id = self.nodes[node].id;
+                self.record(format_args!("disk of {id:?} resumes"));
+                self.hold_fsync(id, false);
+            }
+            Event::Resume { node, pause } => {
+                if self.nodes[node].pause == pause {
+                    self.resume(ReplicaId(node as u32 + 1));
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self, node: usize, incarnation: u64) {
+        let n = &mut self.nodes[node];
+        if n.incarnation != incarnation || n.state == NodeState::Down {
+            return;
+        }
+        let period = n.tick_period;
+        self.schedule(period, Event::Tick { node, incarnation });
+        if self.nodes[node].state == NodeState::Paused {
+            self.nodes[node].missed_ticks += 1;
+        } else {
+            self.process(node, Pending::Input(Input::Tick));
+        }
+    }
+
+    /// Hands something to a replica: dropped if it is down, queued if it is paused.
+    fn deliver(&mut self, node: usize, pending: Pending) {
+        match self.nodes[node].state {
+            NodeState::Down => {}
+            NodeState::Paused => self.nodes[node].inbox.push_back(pending),
+            NodeState::Up => self.process(node, pending),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! What the runtime's threads tell each other: one message type per receiving thread
+//! ([`ToConsensus`], [`ToIo`], [`ToExecutor`], [`ToShipping`]) and the reply channel a caller
+//! waits on. This module holds data only; it imports none of the thread modules, so every
+//! thread can import it without an import circle.
+
+use std::io::Read;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use rsl_core::{Input, ReadMode, Slot, Value, Write};
+use tokio::sync::oneshot;
+
+use crate::error::ReplicateError;
+use crate::state_machine::Notification;
+
+/// Events queued for the consensus thread before new proposals are refused as overloaded.
+pub(crate) const EVENTS_QUEUED_MAX: usize = 1 << 16;
+
+/// The reply channel of one `replicate` or `read` call.
+pub(crate) type Reply = oneshot::Sender<Result<Bytes, ReplicateError>>;
+
+/// A proposal's reply channel and when it was proposed (for the commit latency histogram).
+pub(crate) struct Waiter {
+    pub(crate) reply: Reply,
+    pub(crate) since: Instant,
+}
+
+/// What the consensus thread is told, on its one bounded channel.
+pub(crate) enum ToConsensus {
+    /// A caller's request to replicate.
+    Propose { payload: Bytes, exclusive: bool, reply: Reply },
+    /// A caller's read at the given consistency.
+    Read { request: Bytes, mode: ReadMode, reply: Reply },
+    /// A payload from peer `from` (authenticated by the transport), still in its envelope.
+    Receive { from: u32, payload: Bytes },
+    /// The I/O thread made every write up to `seq` durable.
+    Durable { seq: u64 },
+    /// An input for the core as it is (control calls, loaded log, saved checkpoints).
+    Core(Input),
+    /// Take a checkpoint now (admin request).
+    CheckpointNow,
+    /// A checkpoint received from a peer, verified, ready to load.
+    Install(Install),
+    /// Stop: answer every waiting caller and end the threads.
+    Stop,
+}
+
+/// What the I/O thread is told, in order.
+pub(crate) enum ToIo {
+    /// Apply and make durable; then report the highest seq.
+    Writes(Vec<(u64, Write)>),
+    /// Read log entries back for a lagging peer; answer with `Input::LogLoaded`.
+    Load { token: u64, from: Slot, to: Slot },
+}
+
+/// What the executor thread is told, in order.
+pub(crate) enum ToExecutor {
+    /// Execute a chosen slot; `replies[i]` waits for the response of request `i`.
+    Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
+    /// Serve a read against the state as it is now (the core said it is fresh enough).
+    Read { request: Bytes, reply: Reply },
+    /// Take a snapshot and hand it to the checkpoint writer.
+    Checkpoint,
+    /// Load a checkpoint received from a peer.
+    Install(Install),
+    /// Tell the state machine.
+    Notify(Notification),
+    /// No more work.
+    Stop,
+}
+
+/// What the checkpoint-shipping thread is told.
+pub(crate) enum ToShipping {
+    /// The core wants `to` to get this replica's newest checkpoint.
+    Offer { to: u32 },
+    /// A shipping frame from a peer (the envelope already removed).
+    Frame { from: u32, payload: Bytes },
+}
+
+/// A verified checkpoint received from a peer, ready for the executor to load.
+pub(crate) struct Install {
+    pub(crate) slot: u64,
+    pub(crate) reader: Box<dyn Read + Send>,
+}
+
+/// Tells the consensus thread that the checkpoint after `slot` is durable.
+pub(crate) fn checkpoint_saved(events: &Sender<ToConsensus>, slot: Slot) {
+    let _ = events.send(ToConsensus::Core(Input::CheckpointSaved { slot }));
+}
+
+/// Hands a payload from a peer to the consensus thread; false if its queue is full (the
+/// payload is dropped: Paxos retransmits what matters) or it has stopped.
+pub(crate) fn inbound(events: &Sender<ToConsensus>, from: u32, payload: Bytes) -> bool {
+    events.try_send(ToConsensus::Receive { from, payload }).is_ok()
+}

@@ -1,0 +1,275 @@
+//! The consensus thread: it owns the core through the driver the simulator also runs
+//! (`rsl_core::Driver`, which keeps the waiting callers), takes events from one bounded
+//! channel ([`ToConsensus`]: client proposals and reads, peer messages, durability reports,
+//! control) plus a tick every `tick`, steps the core, and routes its actions: sends to the
+//! transport, writes to the I/O thread, executes and reads to the executor thread, checkpoint
+//! offers to the shipping thread, refusals straight to the waiting callers. It never blocks
+//! on disk, network, the state machine or a status reader.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use rsl_core::{Driver, Host, Input, Message, Refusal, ReplicaId, Slot, Value, Write};
+use rsl_net::Transport;
+
+use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
+use crate::envelope::{open, seal, Channel};
+use crate::error::ReplicateError;
+use crate::shared::Shared;
+use crate::state_machine::Notification;
+use crate::status::View;
+
+/// Ticks delivered at once after a stall; more than any lease or election timeout.
+pub(crate) const TICKS_CATCH_UP_MAX: u32 = 1_000;
+/// Events the consensus thread handles before it flushes actions (bounds batching latency).
+pub(crate) const EVENTS_PER_TURN_MAX: usize = 4096;
+
+/// The consensus thread's state: the shared driver (`rsl_core::Driver`, the same code the
+/// simulator runs) and the router that carries out its actions on this process's threads.
+pub(crate) struct Consensus {
+    driver: Driver<Waiter>,
+    router: Router,
+    tick: Duration,
+}
+
+/// The consensus thread's [`Host`]: sends go to the transport, writes to the I/O thread
+/// (handed over once per turn), executions and reads to the executor thread, refusals
+/// straight to the waiting caller.
+pub(crate) struct Router {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) shipping: Option<Sender<ToShipping>>,
+    pub(crate) io: Sender<ToIo>,
+    pub(crate) exec: Sender<ToExecutor>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) writes: Vec<(u64, Write)>,
+}
+
+impl Consensus {
+    pub(crate) fn new(driver: Driver<Waiter>, router: Router, tick: Duration) -> Consensus {
+        // What the core recovered is the status until the first tick publishes more.
+        let core = driver.status();
+        router.shared.status.lock().expect("status lock").update(&core);
+        router.shared.view.send_replace(View::of(&core));
+        Consensus { driver, router, tick }
+    }
+
+    /// The thread's loop, until a `Stop` event or every sender is gone.
+    pub(crate) fn run(mut self, events: Receiver<ToConsensus>) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let first = match events.recv_deadline(next_tick) {
+                Ok(e) => Some(e),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            };
+            // Time first: after a stall (the process paused, the machine overloaded) the
+            // ticks that passed must age the lease and the timers before any event that
+            // arrived meanwhile is handled, or a paused primary would serve a lease read it
+            // no longer holds.
+            self.catch_up_ticks(&mut next_tick);
+            let mut stop = false;
+            if let Some(e) = first {
+                stop |= self.handle(e);
+                for e in events.try_iter().take(EVENTS_PER_TURN_MAX) {
+                    stop |= self.handle(e);
+                }
+            }
+            self.flush();
+            if stop {
+                self.stop();
+                return;
+            }
+        }
+    }
+
+    /// Steps the core once per tick that has passed, up to `TICKS_CATCH_UP_MAX` (beyond that
+    /// every lease and timeout has expired anyway).
+    fn catch_up_ticks(&mut self, next_tick: &mut Instant) {
+        let now = Instant::now();
+        let mut ticks = 0;
+        while *next_tick <= now && ticks < TICKS_CATCH_UP_MAX {
+            self.step(Input::Tick);
+            *next_tick += self.tick;
+            ticks += 1;
+        }
+        if *next_tick <= now {
+            *next_tick = now + self.tick;
+        }
+        if ticks > 0 {
+            self.publish_status();
+        }
+    }
+
+    /// Handles one event; returns true on stop.
+    fn handle(&mut self, event: ToConsensus) -> bool {
+        match event {
+            ToConsensus::Propose { payload, exclusive, reply } => {
+                self.router.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
+                let waiter = Waiter { reply, since: Instant::now() };
+                self.driver.propose(payload, exclusive, waiter, &mut self.router);
+            }
+            ToConsensus::Read { request, mode, reply } => {
+                let waiter = Waiter { reply, since: Instant::now() };
+                self.driver.read(request, mode, waiter, &mut self.router);
+            }
+            ToConsensus::Receive { from, payload } => self.receive(from, payload),
+            ToConsensus::Durable { seq } => self.step(Input::Durable { seq }),
+            ToConsensus::Core(input) => self.step(input),
+            ToConsensus::CheckpointNow => {
+                let _ = self.router.exec.send(ToExecutor::Checkpoint);
+            }
+            ToConsensus::Install(install) => {
+                let _ = self.router.exec.send(ToExecutor::Install(install));
+            }
+            ToConsensus::Stop => return true,
+        }
+        false
+    }
+
+    /// A payload from a peer: opens its envelope and hands the body to its channel.
+    fn receive(&mut self, from: u32, payload: Bytes) {
+        let counters = &self.router.shared.counters;
+        counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        match open(&payload) {
+            Some((Channel::Consensus, body)) => match Message::decode(&body) {
+                // The transport authenticated `from`; a message claiming another sender is
+                // hostile.
+                Ok(msg) if msg.from.0 == from => self.step(Input::Receive(msg)),
+                Ok(_) | Err(_) => {
+                    self.reject(from, "a message that does not decode or lies about its sender")
+                }
+            },
+            Some((Channel::Shipping, body)) => {
+                if let Some(s) = &self.router.shipping {
+                    let _ = s.send(ToShipping::Frame { from, payload: body });
+                }
+            }
+            None => self.reject(from, "a payload in no known envelope"),
+        }
+    }
+
+    fn reject(&self, from: u32, what: &'static str) {
+        self.router.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(from, what, "rejected a payload from a peer");
+    }
+
+    fn step(&mut self, input: Input) {
+        self.driver.step(input, &mut self.router);
+    }
+
+    /// Hands the turn's writes to the I/O thread and publishes the status.
+    fn flush(&mut self) {
+        self.router.flush_writes();
+        let core = self.driver.status();
+        let view = View::of(&core);
+        if self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
+            self.publish_status();
+        }
+    }
+
+    /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
+    fn publish_status(&mut self) {
+        let core = self.driver.status();
+        if let Ok(mut status) = self.router.shared.status.try_lock() {
+            status.update(&core);
+            let tick_ms = self.tick.as_millis() as u64;
+            let transport = &self.router.transport;
+            status.update_peers(&core, tick_ms, |p| transport.peer_status(p).map(|s| s.connected));
+        }
+    }
+
+    fn stop(&mut self) {
+        let router = &mut self.router;
+        router.shared.stopped.store(true, Ordering::Release);
+        for waiter in self.driver.drain_callers() {
+            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
+        }
+        let _ = router.exec.send(ToExecutor::Notify(Notification::ShuttingDown));
+        let _ = router.exec.send(ToExecutor::Stop);
+        // Dropping the senders lets the I/O and shipping threads drain what they have and
+        // exit.
+        router.io = crossbeam_channel::bounded(0).0;
+        router.shipping = None;
+    }
+}
+
+impl Router {
+    fn flush_writes(&mut self) {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            let _ = self.io.send(ToIo::Writes(writes));
+        }
+    }
+}
+
+impl Host<Waiter> for Router {
+    fn send(&mut self, to: ReplicaId, msg: Message) {
+        let bytes = seal(Channel::Consensus, &msg.encode());
+        self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        // Refused sends (queue full, peer down) are dropped and counted by the transport.
+        let _ = self.transport.send(to.0, bytes);
+    }
+
+    fn persist(&mut self, seq: u64, write: Write) {
+        self.writes.push((seq, write));
+    }
+
+    fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
+        // Reads go through the I/O thread, after the writes queued before them.
+        self.flush_writes();
+        let _ = self.io.send(ToIo::Load { token, from, to });
+    }
+
+    fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
+        self.shared.counters.slots_committed.fetch_add(1, Ordering::Relaxed);
+        let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
+    }
+
+    fn read(&mut self, caller: Waiter, query: Bytes) {
+        let _ = self.exec.send(ToExecutor::Read { request: query, reply: caller.reply });
+    }
+
+    fn refused(&mut self, caller: Waiter, reason: Refusal) {
+        let _ = caller.reply.send(Err(reason.into()));
+    }
+
+    fn notify(&mut self, event: rsl_core::Event) {
+        let _ = self.exec.send(ToExecutor::Notify(notification(event)));
+    }
+
+    fn send_checkpoint(&mut self, to: ReplicaId) {
+        match &self.shipping {
+            Some(s) => {
+                let _ = s.send(ToShipping::Offer { to: to.0 });
+            }
+            None => tracing::warn!(to = to.0, "a peer needs a checkpoint; none kept here"),
+        }
+    }
+
+    fn take_checkpoint(&mut self) {
+        let _ = self.exec.send(ToExecutor::Checkpoint);
+    }
+
+    fn contract_broken(&mut self, what: String) {
+        // Every such report is a bug in the core; the simulator fails on it. Here the caller
+        // concerned has already been answered (or never was), so log it loudly and go on.
+        tracing::error!(what, "the consensus core broke its boundary contract");
+    }
+}
+
+/// The application's notification for one of the core's events.
+fn notification(event: rsl_core::Event) -> Notification {
+    use rsl_core::Event as E;
+    match event {
+        E::BecamePrimary { ballot } => Notification::BecamePrimary { ballot_round: ballot.round },
+        E::PrimaryRecovered => Notification::PrimaryRecovered,
+        E::LostPrimacy { primary } => Notification::LostPrimacy { primary: primary.map(|p| p.0) },
+        E::ConfigurationChanged { slot, membership } => Notification::ConfigurationChanged {
+            slot: slot.0,
+            members: membership.voters.iter().map(|v| v.0).collect(),
+        },
+    }
+}

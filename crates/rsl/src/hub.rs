@@ -1,0 +1,111 @@
+//! An in-process network between the replicas of one process ([`LocalHub`]), with switches to
+//! cut links: the transport of [`crate::LocalCluster`]. Each replica's end implements the same
+//! [`rsl_net::Transport`] as TCP does, so the runtime has one transport interface; a send
+//! never blocks (a full inbox drops the payload, as a full TCP queue does).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use rsl_net::{PeerStatus, SendError, Transport};
+
+use crate::channels::{inbound, ToConsensus};
+
+/// An in-process network between the replicas of one process, with switches to cut links.
+/// Cloning it gives another handle to the same network.
+#[derive(Debug, Default, Clone)]
+pub struct LocalHub {
+    inner: Arc<HubInner>,
+}
+
+#[derive(Debug, Default)]
+struct HubInner {
+    inboxes: RwLock<HashMap<u32, Inbox>>,
+    cut: Mutex<Vec<(u32, u32)>>,
+}
+
+struct Inbox(Sender<ToConsensus>);
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("inbox")
+    }
+}
+
+impl LocalHub {
+    /// A network with no replica on it yet.
+    pub fn new() -> LocalHub {
+        LocalHub::default()
+    }
+
+    pub(crate) fn register(&self, id: u32, inbox: Sender<ToConsensus>) {
+        self.inner.inboxes.write().expect("hub lock").insert(id, Inbox(inbox));
+    }
+
+    pub(crate) fn unregister(&self, id: u32) {
+        self.inner.inboxes.write().expect("hub lock").remove(&id);
+    }
+
+    /// Drops every message between `a` and `b`, both ways, until [`LocalHub::heal`].
+    pub fn cut(&self, a: u32, b: u32) {
+        self.inner.cut.lock().expect("hub lock").push((a, b));
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.inner.cut.lock().expect("hub lock").clear();
+    }
+
+    /// Isolates `a` from every other replica.
+    pub fn isolate(&self, a: u32) {
+        let ids: Vec<u32> = self.inner.inboxes.read().expect("hub lock").keys().copied().collect();
+        for b in ids.into_iter().filter(|b| *b != a) {
+            self.cut(a, b);
+        }
+    }
+
+    /// Replica `me`'s end of the network.
+    pub(crate) fn end(&self, me: u32) -> Arc<dyn Transport> {
+        Arc::new(HubEnd { me, hub: self.clone() })
+    }
+
+    fn severed(&self, a: u32, b: u32) -> bool {
+        let cut = self.inner.cut.lock().expect("hub lock");
+        cut.iter().any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+    }
+}
+
+/// One replica's end of a [`LocalHub`].
+#[derive(Debug)]
+struct HubEnd {
+    me: u32,
+    hub: LocalHub,
+}
+
+impl Transport for HubEnd {
+    fn id(&self) -> u32 {
+        self.me
+    }
+
+    fn send(&self, to: u32, payload: Bytes) -> Result<(), SendError> {
+        if self.hub.severed(self.me, to) {
+            // A cut link loses what is sent over it, as a partition does.
+            return Ok(());
+        }
+        match self.hub.inner.inboxes.read().expect("hub lock").get(&to) {
+            Some(inbox) if inbound(&inbox.0, self.me, payload) => Ok(()),
+            Some(_) => Err(SendError::QueueFull(to)),
+            None => Err(SendError::UnknownPeer(to)),
+        }
+    }
+
+    fn peer_status(&self, peer: u32) -> Option<PeerStatus> {
+        let up = self.hub.inner.inboxes.read().expect("hub lock").contains_key(&peer);
+        Some(PeerStatus {
+            connected: up && !self.hub.severed(self.me, peer),
+            last_contact_ago: None,
+            queued_frames: 0,
+        })
+    }
+}
