@@ -158,7 +158,7 @@ impl Cluster {
     ) -> anyhow::Result<Cluster> {
         let ids: Vec<u32> = (1..=options.replicas).collect();
         let certs = dir.join("certs");
-        rsl_net::generate_cluster_certs(&certs, rsl::start::CLUSTER_NAME, &ids)
+        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &ids)
             .map_err(|e| anyhow!("generating certificates: {e}"))?;
         std::fs::create_dir_all(dir.join("logs"))?;
         let files = ids
