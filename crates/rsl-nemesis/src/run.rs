@@ -205,7 +205,7 @@ pub fn check_all(
         None => PlantResult::NotTried,
         Some(plant) => {
             let records: Vec<&Record> = plant.records.iter().collect();
-            match check::linearizable(&plant.key, &records, observed, &mut Vec::new()).1 {
+            match check::linearizable(&plant.key, &records, observed, &mut Vec::new()).result {
                 Err(rsl_sim::linearizability::Violation::NotLinearizable { .. }) => {
                     PlantResult::Caught(format!("linearizability ({})", plant.what))
                 }
