@@ -40,6 +40,10 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(1);
 /// The pause after every replica refused a connection.
 pub const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
+/// How long a client stays connected to another replica than its own before it tries its
+/// own again.
+pub const HOME_AGAIN_AFTER: Duration = Duration::from_secs(2);
+
 /// The pause after an error reply, so that a replica answering every request with an error
 /// at once does not fill the history with millions of them.
 pub const ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -307,13 +311,21 @@ async fn run_client(shared: Arc<Shared>, client: u32, stop: watch::Receiver<bool
     let pace = (options.rate > 0)
         .then(|| Duration::from_secs_f64(f64::from(options.clients) / f64::from(options.rate)));
     let mut next = tokio::time::Instant::now();
+    let mut connected_at = next;
     while !*stop.borrow() {
         if let Some(pace) = pace {
             tokio::time::sleep_until(next).await;
             next = next.max(tokio::time::Instant::now() - pace) + pace;
         }
+        // A client that had to go elsewhere goes home again after a while, so that the
+        // clients stay spread over the replicas after a replica comes back.
+        let away = connection.as_ref().is_some_and(|(_, r)| *r as usize != home + 1);
+        if away && connected_at.elapsed() >= HOME_AGAIN_AFTER {
+            connection = None;
+        }
         if connection.is_none() {
             connection = connect(&shared.addrs, home, options.op_timeout).await;
+            connected_at = tokio::time::Instant::now();
             if connection.is_none() {
                 tokio::time::sleep(RECONNECT_PAUSE).await;
                 continue;
