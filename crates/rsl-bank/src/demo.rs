@@ -13,6 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
+use rsl::{Member, NodeConfig};
 
 const REPLICAS: u32 = 3;
 const ACCOUNTS: [&str; 3] = ["alice", "bob", "carol"];
@@ -108,7 +109,8 @@ impl Cluster {
                 self.ledger.last_slot = self.ledger.last_slot.max(slot);
                 return Ok(outcome.to_string());
             }
-            match answer.strip_prefix("err not-primary ").map(str::parse::<u32>) {
+            let named = answer.strip_prefix("err not-primary ").map(|r| r.split(' ').next());
+            match named.map(|id| id.unwrap_or("-").parse::<u32>()) {
                 Some(Ok(next)) if self.replicas[next as usize - 1].process.is_some() => {
                     self.primary = next
                 }
@@ -238,17 +240,16 @@ fn write_configs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let ports: Vec<u16> = (0..REPLICAS)
         .map(|_| Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
         .collect::<anyhow::Result<_>>()?;
-    let members: Vec<String> = (1..=REPLICAS)
-        .map(|id| format!("{{ id = {id}, addr = \"127.0.0.1:{}\" }}", ports[id as usize - 1]))
+    let members: Vec<Member> = (1..=REPLICAS)
+        .map(|id| Member::new(id, ([127, 0, 0, 1], ports[id as usize - 1]).into()))
         .collect();
     let mut paths = Vec::new();
     for id in 1..=REPLICAS {
-        let data = dir.join(format!("data-{id}"));
-        let text = format!(
-            "id = {id}\ndata_dir = {data:?}\nmembers = [{}]\n\n[storage]\n\
-             checkpoint_interval_slots = 100\nlog_kept_slots = 50\n",
-            members.join(", ")
-        );
+        let mut config = NodeConfig::new(id, dir.join(format!("data-{id}")), members.clone());
+        config.storage.checkpoint_interval_slots = 100;
+        config.storage.log_kept_slots = 50;
+        config.validate()?;
+        let text = toml::to_string(&config)?;
         let path = dir.join(format!("bank-{id}.toml"));
         std::fs::write(&path, text)?;
         paths.push(path);

@@ -7,7 +7,8 @@
 //! | `read-at SLOT REQUEST` | [`Node::read`] with [`ReadConsistency::AtLeast`] | `ok ...` |
 //! | `wait-primary [NOT]` | [`Node::watch`] until a primary other than `NOT` is known | `ok ID` |
 //!
-//! `err not-primary ID` names the primary to try instead (`-` when none is known). Closing
+//! `err not-primary ID ADDR` names the primary to try instead and its peer address (`-` when
+//! none is known). Closing
 //! standard input shuts the replica down cleanly.
 
 use std::path::Path;
@@ -66,9 +67,12 @@ async fn answer(node: &Node, line: &str) -> String {
 fn outcome(result: Result<Bytes, ReplicateError>) -> String {
     match result {
         Ok(response) => format!("ok {}", String::from_utf8_lossy(&response)),
-        Err(ReplicateError::NotPrimary { primary }) => {
-            format!("err not-primary {}", primary.map_or("-".to_string(), |p| p.to_string()))
-        }
+        // The primary's id, then its peer address (where the operator would reach it).
+        Err(ReplicateError::NotPrimary { primary, primary_addr }) => format!(
+            "err not-primary {} {}",
+            primary.map_or("-".to_string(), |p| p.to_string()),
+            primary_addr.map_or("-".to_string(), |a| a.to_string())
+        ),
         Err(other) => format!("err {other}"),
     }
 }

@@ -413,8 +413,13 @@ impl Replica {
             Input::CheckpointInstalled { slot } => self.on_checkpoint_installed(slot, out),
         }
         self.after_step(out);
+        // The cheap checks run after every step in every build (ARCHITECTURE.md, invariant
+        // 5): a replica in an impossible state stops rather than corrupt the cluster. The
+        // walks over the log and the in-flight slots run in debug builds and wherever the
+        // driver checks (the simulator, the tests).
+        self.invariants_cheap();
         #[cfg(debug_assertions)]
-        self.invariants();
+        self.invariants_walks();
     }
 
     /// Work every step ends with: new slots go out, chosen slots execute, the commit hint is
@@ -599,6 +604,13 @@ impl Replica {
 
     /// Checks every invariant of the replica's state; panics on a violation.
     pub fn invariants(&self) {
+        self.invariants_cheap();
+        self.invariants_walks();
+    }
+
+    /// The invariants that cost a few comparisons, whatever the size of the log: on after
+    /// every step in release builds too.
+    pub fn invariants_cheap(&self) {
         invariant!(
             self.executed <= self.commit || planted!(self, ExecuteOutOfOrder),
             "executed {:?} above commit {:?}",
@@ -612,13 +624,19 @@ impl Replica {
             self.durable,
             self.next_seq
         );
+        invariant!(self.seen >= self.promised, "seen below promised");
+        self.check_roles_cheap();
+    }
+
+    /// The invariants that walk the held messages, the log above the executed point and the
+    /// in-flight slots: debug builds and checking drivers only.
+    pub fn invariants_walks(&self) {
         invariant!(
             self.held.iter().all(|h| h.seq > self.durable && h.seq <= self.next_seq),
             "a held message waits for a durable or unissued write"
         );
-        invariant!(self.seen >= self.promised, "seen below promised");
         self.check_log();
-        self.check_roles();
+        self.check_inflight();
         self.check_rebuild();
     }
 
@@ -651,7 +669,7 @@ impl Replica {
         );
     }
 
-    fn check_roles(&self) {
+    fn check_roles_cheap(&self) {
         invariant!(
             (self.role == Role::Primary) == self.primacy.is_some(),
             "primacy state iff primary"
@@ -667,14 +685,6 @@ impl Replica {
                 l.ballot
             );
             invariant!(self.primary == Some(self.id), "primary does not name itself");
-            for slot in l.inflight.keys() {
-                invariant!(
-                    *slot > self.commit && *slot < l.next_slot,
-                    "in-flight {slot:?} out of range"
-                );
-                let e = self.log.get(slot).expect("in-flight slot missing from log");
-                invariant!(e.ballot == l.ballot, "in-flight {slot:?} not at the primary's ballot");
-            }
             invariant!(l.queue.len() <= self.config.proposals_queued_max, "queue over its limit");
         }
         if let Some(e) = &self.election {
@@ -682,6 +692,18 @@ impl Replica {
             invariant!(e.prevote || e.ballot == self.promised, "candidate ballot not promised");
         }
         invariant!(self.reads.len() <= self.config.reads_queued_max, "reads over their limit");
+    }
+
+    fn check_inflight(&self) {
+        let Some(l) = &self.primacy else { return };
+        for slot in l.inflight.keys() {
+            invariant!(
+                *slot > self.commit && *slot < l.next_slot,
+                "in-flight {slot:?} out of range"
+            );
+            let e = self.log.get(slot).expect("in-flight slot missing from log");
+            invariant!(e.ballot == l.ballot, "in-flight {slot:?} not at the primary's ballot");
+        }
     }
 }
 

@@ -317,14 +317,12 @@ impl Inner {
         match outcome {
             Ok(reply) => Attempt::Done(Ok(reply)),
             // Neither was executed: safe to try again.
-            Err(ReplicateError::NotPrimary { primary })
-            | Err(ReplicateError::Superseded { primary }) => Attempt::Retry { hint: primary },
+            Err(ReplicateError::NotPrimary { primary, .. })
+            | Err(ReplicateError::Superseded { primary, .. }) => Attempt::Retry { hint: primary },
             Err(ReplicateError::Overloaded) => Attempt::Done(Err(EngineError::Overloaded)),
             Err(ReplicateError::ShuttingDown) => Attempt::Done(Err(EngineError::ShuttingDown)),
-            // It may have executed: retrying could apply it twice.
-            Err(e @ ReplicateError::OutcomeUnknown) => {
-                Attempt::Done(Err(EngineError::Internal(e.to_string())))
-            }
+            // It may have executed (or the replica stopped): retrying could apply it twice.
+            Err(e) => Attempt::Done(Err(EngineError::Internal(e.to_string()))),
         }
     }
 

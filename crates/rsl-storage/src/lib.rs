@@ -68,8 +68,8 @@ pub use checkpoint::{
 };
 pub use error::{Result, StorageError};
 pub use log::{
-    CorruptRecord, CorruptRegion, Log, LogOptions, RangeIter, Record, RecordPlace, RecoveryReport,
-    SegmentLog, TornTail,
+    CorruptRecord, CorruptRegion, DurableEnd, Log, LogOptions, RangeIter, Record, RecordPlace,
+    RecoveryReport, SegmentLog, TornTail,
 };
 pub use media::{
     CrashMode, DaxMode, FlushKind, FsMedia, Media, MediaFile, MemDisk, MemDiskStats, MemMedia,

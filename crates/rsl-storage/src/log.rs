@@ -37,6 +37,8 @@ use crate::limits::{
 use crate::media::{Media, MediaFile};
 
 mod recovery;
+#[cfg(test)]
+mod tests;
 
 pub use recovery::{CorruptRecord, CorruptRegion, RecoveryReport, TornTail};
 
@@ -89,6 +91,29 @@ pub trait Log: Send {
     }
     /// Bytes of log kept on the medium (all segments).
     fn bytes_on_disk(&self) -> u64;
+    /// Where the durable prefix of the log ends: everything after it was never made
+    /// durable by a `sync` (`None`: unknown). After a failed write or sync, discarding what
+    /// lies after it ([`SegmentLog::discard_after`]) before reopening leaves exactly the
+    /// acknowledged state, whatever a failed sync left in the page cache.
+    fn durable_end(&self) -> Option<DurableEnd> {
+        None
+    }
+}
+
+/// The end of a log's durable prefix: `offset` bytes into segment `segment` (later segments
+/// hold nothing durable). An `offset` inside the segment header means the segment itself was
+/// never made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableEnd {
+    /// The last segment with durable records.
+    pub segment: u64,
+    /// Where its durable bytes end.
+    pub offset: u64,
+}
+
+impl DurableEnd {
+    /// A log with nothing durable: every segment may go.
+    pub const EMPTY: DurableEnd = DurableEnd { segment: 0, offset: 0 };
 }
 
 /// Knobs of the log.
@@ -142,6 +167,8 @@ pub struct SegmentLog<M: Media> {
     synced_seq: u64,
     dir_dirty: bool,
     poisoned: Option<&'static str>,
+    /// Where the durable prefix ends, as of the last successful sync (or the open).
+    durable_end: DurableEnd,
     /// The largest `durable_seq` of any record applied (scanned or appended).
     durable_seq_max: u64,
     /// A bug planted in recovery (tests only: proves the simulator's checkers catch it).
@@ -196,6 +223,14 @@ impl<M: Media> SegmentLog<M> {
             self.poisoned = Some(op);
         }
         r
+    }
+
+    /// Where the bytes handed to the medium end (nothing buffered counts).
+    fn tail_end(&self) -> DurableEnd {
+        match self.segments.iter().next_back() {
+            Some((id, seg)) => DurableEnd { segment: *id, offset: seg.written },
+            None => DurableEnd::EMPTY,
+        }
     }
 
     /// Offset in the tail segment where the next record goes.
@@ -497,6 +532,7 @@ impl<M: Media> Log for SegmentLog<M> {
         let r = self.sync_inner();
         self.poison("sync", r)?;
         self.synced_seq = self.next_seq;
+        self.durable_end = self.tail_end();
         assert!(self.buf.is_empty(), "sync leaves nothing buffered");
         self.check_invariants();
         Ok(())
@@ -583,6 +619,10 @@ impl<M: Media> Log for SegmentLog<M> {
 
     fn corrupt_slots(&self) -> Vec<(u64, u128)> {
         self.index.iter().filter(|(_, l)| l.corrupt).map(|(s, l)| (*s, l.ballot)).collect()
+    }
+
+    fn durable_end(&self) -> Option<DurableEnd> {
+        Some(self.durable_end)
     }
 
     fn bytes_on_disk(&self) -> u64 {

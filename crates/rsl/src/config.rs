@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The default of `consensus.call_timeout_ms`: several elections' worth, so that a call
+/// rides out a failover and still ends when a majority is gone.
+pub const CALL_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// The largest `consensus.call_timeout_ms` (one hour).
+pub const CALL_TIMEOUT_MS_MAX: u64 = 3_600_000;
+
 /// One member of the cluster as the configuration names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,22 +47,37 @@ pub enum Backend {
     Pmem,
 }
 
-/// Consensus knobs (see rsl_core::Config for their meaning).
+/// Consensus knobs (`[consensus]`). Times are in ticks of `tick_ms` unless the name says
+/// otherwise; the defaults are the core's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Consensus {
     /// Milliseconds per core tick.
     pub tick_ms: u64,
+    /// The primary sends a heartbeat after this many ticks without another message.
     pub heartbeat_ticks: u32,
+    /// A follower that hears no primary starts an election after a random timeout drawn
+    /// between `election_ticks_min` and `election_ticks_max`.
     pub election_ticks_min: u32,
+    /// See `election_ticks_min`.
     pub election_ticks_max: u32,
+    /// How long a primary's read lease lasts (below `election_ticks_min`, drift included).
     pub lease_ticks: u32,
+    /// The clock drift the leases allow for, in thousandths.
     pub clock_drift_permille: u32,
+    /// Slots the primary keeps in flight at most.
     pub pipeline_slots_max: u64,
+    /// Requests batched into one slot at most.
     pub batch_requests_max: usize,
+    /// Request bytes batched into one slot at most.
     pub batch_bytes_max: usize,
+    /// Proposals queued at the primary before new ones are refused as overloaded.
     pub proposals_queued_max: usize,
+    /// Reads waiting for freshness before new ones are refused as overloaded.
     pub reads_queued_max: usize,
+    /// Milliseconds a `replicate` or `read` call waits at most, unless the call sets its
+    /// own deadline; then it ends with `ReplicateError::Timeout`.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for Consensus {
@@ -74,7 +95,41 @@ impl Default for Consensus {
             batch_bytes_max: core.batch_bytes_max,
             proposals_queued_max: core.proposals_queued_max,
             reads_queued_max: core.reads_queued_max,
+            call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
         }
+    }
+}
+
+impl Consensus {
+    /// Checks the knobs the runtime reads itself (the core checks its own when it starts);
+    /// the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.tick_ms > 1000 {
+            return Err(invalid("consensus.tick_ms", "must be between 1 and 1000"));
+        }
+        if !(1..=CALL_TIMEOUT_MS_MAX).contains(&self.call_timeout_ms) {
+            return Err(invalid(
+                "consensus.call_timeout_ms",
+                format!("must be between 1 and {CALL_TIMEOUT_MS_MAX}"),
+            ));
+        }
+        let mut core = rsl_core::Config::new(1, [1]);
+        self.apply(&mut core);
+        core.validate().map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+    }
+
+    /// Copies the knobs into the core's configuration.
+    pub(crate) fn apply(&self, core: &mut rsl_core::Config) {
+        core.heartbeat_ticks = self.heartbeat_ticks;
+        core.election_ticks_min = self.election_ticks_min;
+        core.election_ticks_max = self.election_ticks_max;
+        core.lease_ticks = self.lease_ticks;
+        core.clock_drift_permille = self.clock_drift_permille;
+        core.pipeline_slots_max = self.pipeline_slots_max;
+        core.batch_requests_max = self.batch_requests_max;
+        core.batch_bytes_max = self.batch_bytes_max;
+        core.proposals_queued_max = self.proposals_queued_max;
+        core.reads_queued_max = self.reads_queued_max;
     }
 }
 
@@ -82,9 +137,11 @@ impl Default for Consensus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Storage {
+    /// Where the log lives: segment files (the default), mapped files, or memory.
     pub backend: Backend,
     /// Make writes durable with fdatasync. Off only for benchmarks that say so.
     pub fsync: bool,
+    /// A log segment rolls over once the next record would make it larger than this.
     pub segment_bytes_max: u64,
     /// Take a checkpoint every this many executed slots (0: never automatically).
     pub checkpoint_interval_slots: u64,
@@ -134,19 +191,25 @@ pub struct NodeConfig {
     /// Prometheus metrics endpoint (`GET /metrics`); absent means none.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Consensus knobs (`[consensus]`).
     #[serde(default)]
     pub consensus: Consensus,
+    /// Storage knobs (`[storage]`).
     #[serde(default)]
     pub storage: Storage,
 }
 
 /// A configuration that cannot be used, naming the field.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // The fields are what the messages say.
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read configuration file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML for this schema (an unknown or mistyped field).
     #[error("configuration file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A field's value is not allowed; `field` names it (`consensus.tick_ms`).
     #[error("invalid configuration: {field}: {reason}")]
     Invalid { field: String, reason: String },
 }
@@ -155,7 +218,56 @@ fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field: field.to_string(), reason: reason.into() }
 }
 
+impl Member {
+    /// A member with id `id`, reached by its peers at `addr`.
+    pub fn new(id: u32, addr: SocketAddr) -> Member {
+        Member { id, addr }
+    }
+}
+
 impl NodeConfig {
+    /// A configuration with every knob at its default: replica `id` of the cluster
+    /// `members`, keeping its state in `data_dir`. Set fields to change the rest, then
+    /// [`NodeConfig::validate`] (which [`crate::Node::start`] also runs).
+    ///
+    /// ```
+    /// use rsl::{Member, NodeConfig};
+    ///
+    /// let members = (1..=3).map(|id| Member::new(id, format!("10.0.0.{id}:7001").parse().unwrap()));
+    /// let mut config = NodeConfig::new(2, "/var/lib/rsl/2", members.collect());
+    /// config.consensus.call_timeout_ms = 2_000;
+    /// config.metrics_addr = Some("127.0.0.1:9102".parse().unwrap());
+    /// config.validate().expect("valid");
+    /// assert_eq!(config.listen_addr(), "10.0.0.2:7001".parse().unwrap());
+    ///
+    /// // The same, as the TOML a replica reads from its configuration file.
+    /// let toml = r#"
+    ///     id = 2
+    ///     data_dir = "/var/lib/rsl/2"
+    ///     metrics_addr = "127.0.0.1:9102"
+    ///     members = [
+    ///         { id = 1, addr = "10.0.0.1:7001" },
+    ///         { id = 2, addr = "10.0.0.2:7001" },
+    ///         { id = 3, addr = "10.0.0.3:7001" },
+    ///     ]
+    ///     [consensus]
+    ///     call_timeout_ms = 2000
+    /// "#;
+    /// assert_eq!(NodeConfig::from_toml(toml).unwrap(), config);
+    /// ```
+    pub fn new(id: u32, data_dir: impl Into<PathBuf>, members: Vec<Member>) -> NodeConfig {
+        NodeConfig {
+            id,
+            data_dir: data_dir.into(),
+            members,
+            listen: None,
+            tls: None,
+            metrics_addr: None,
+            consensus: Consensus::default(),
+            storage: Storage::default(),
+        }
+    }
+
     /// Reads and validates a TOML configuration file.
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -181,6 +293,7 @@ impl NodeConfig {
         self.listen.unwrap_or_else(|| self.member(self.id).expect("validated").addr)
     }
 
+    /// The member with id `id`, if the configuration names it.
     pub fn member(&self, id: u32) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
     }
@@ -204,9 +317,7 @@ impl NodeConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        if self.consensus.tick_ms == 0 || self.consensus.tick_ms > 1000 {
-            return Err(invalid("consensus.tick_ms", "must be between 1 and 1000"));
-        }
+        self.consensus.validate()?;
         if self.storage.checkpoints_kept == 0 {
             return Err(invalid("storage.checkpoints_kept", "must be at least 1"));
         }
@@ -219,19 +330,9 @@ impl NodeConfig {
     }
 
     /// The core's configuration for this replica.
-    pub fn core_config(&self, rng_seed: u64) -> rsl_core::Config {
-        let c = &self.consensus;
+    pub(crate) fn core_config(&self, rng_seed: u64) -> rsl_core::Config {
         let mut core = rsl_core::Config::new(self.id, self.members.iter().map(|m| m.id));
-        core.heartbeat_ticks = c.heartbeat_ticks;
-        core.election_ticks_min = c.election_ticks_min;
-        core.election_ticks_max = c.election_ticks_max;
-        core.lease_ticks = c.lease_ticks;
-        core.clock_drift_permille = c.clock_drift_permille;
-        core.pipeline_slots_max = c.pipeline_slots_max;
-        core.batch_requests_max = c.batch_requests_max;
-        core.batch_bytes_max = c.batch_bytes_max;
-        core.proposals_queued_max = c.proposals_queued_max;
-        core.reads_queued_max = c.reads_queued_max;
+        self.consensus.apply(&mut core);
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.log_kept_slots = self.storage.log_kept_slots;
         core.rng_seed = rng_seed;

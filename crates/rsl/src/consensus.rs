@@ -6,7 +6,6 @@
 //! offers to the shipping thread, refusals straight to the waiting callers. It never blocks
 //! on disk, network, the state machine or a status reader.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use crate::envelope::{open, seal, Channel};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
 use crate::state_machine::Notification;
-use crate::status::View;
+use crate::status::{StopCause, View};
 
 /// Ticks delivered at once after a stall; more than any lease or election timeout.
 pub(crate) const TICKS_CATCH_UP_MAX: u32 = 1_000;
@@ -52,7 +51,7 @@ impl Consensus {
         // What the core recovered is the status until the first tick publishes more.
         let core = driver.status();
         router.shared.status.lock().expect("status lock").update(&core);
-        router.shared.view.send_replace(View::of(&core));
+        router.shared.view.send_replace(View::of(&core, router.shared.health()));
         Consensus { driver, router, tick }
     }
 
@@ -107,7 +106,7 @@ impl Consensus {
     fn handle(&mut self, event: ToConsensus) -> bool {
         match event {
             ToConsensus::Propose { payload, exclusive, reply } => {
-                self.router.shared.counters.proposals.fetch_add(1, Ordering::Relaxed);
+                self.router.shared.metrics.counters.proposals.inc();
                 let waiter = Waiter { reply, since: Instant::now() };
                 self.driver.propose(payload, exclusive, waiter, &mut self.router);
             }
@@ -131,8 +130,8 @@ impl Consensus {
 
     /// A payload from a peer: opens its envelope and hands the body to its channel.
     fn receive(&mut self, from: u32, payload: Bytes) {
-        let counters = &self.router.shared.counters;
-        counters.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let counters = &self.router.shared.metrics.counters;
+        counters.bytes_received.inc_by(payload.len() as u64);
         match open(&payload) {
             Some((Channel::Consensus, body)) => match Message::decode(&body) {
                 // The transport authenticated `from`; a message claiming another sender is
@@ -152,7 +151,7 @@ impl Consensus {
     }
 
     fn reject(&self, from: u32, what: &'static str) {
-        self.router.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+        self.router.shared.metrics.counters.rejected_messages.inc();
         tracing::warn!(from, what, "rejected a payload from a peer");
     }
 
@@ -164,7 +163,7 @@ impl Consensus {
     fn flush(&mut self) {
         self.router.flush_writes();
         let core = self.driver.status();
-        let view = View::of(&core);
+        let view = View::of(&core, self.router.shared.health());
         if self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
             self.publish_status();
         }
@@ -183,9 +182,11 @@ impl Consensus {
 
     fn stop(&mut self) {
         let router = &mut self.router;
-        router.shared.stopped.store(true, Ordering::Release);
+        // A failure recorded its own cause first; otherwise this is a shutdown.
+        router.shared.stop(StopCause::Shutdown, "shut down".to_string());
+        let error = router.shared.stop_error();
         for waiter in self.driver.drain_callers() {
-            let _ = waiter.reply.send(Err(ReplicateError::ShuttingDown));
+            let _ = waiter.reply.send(Err(error.clone()));
         }
         let _ = router.exec.send(ToExecutor::Notify(Notification::ShuttingDown));
         let _ = router.exec.send(ToExecutor::Stop);
@@ -197,6 +198,25 @@ impl Consensus {
 }
 
 impl Router {
+    /// The caller's error for a refusal of the core, naming the primary's address where the
+    /// configuration gives one.
+    fn refusal_error(&self, reason: Refusal) -> ReplicateError {
+        let address = |p: Option<ReplicaId>| p.and_then(|p| self.shared.address_of(p.0));
+        match reason {
+            Refusal::NotPrimary { primary } => ReplicateError::NotPrimary {
+                primary: primary.map(|p| p.0),
+                primary_addr: address(primary),
+            },
+            Refusal::Superseded { primary } => ReplicateError::Superseded {
+                primary: primary.map(|p| p.0),
+                primary_addr: address(primary),
+            },
+            Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
+            Refusal::Overloaded => ReplicateError::Overloaded,
+            Refusal::ShuttingDown => self.shared.stop_error(),
+        }
+    }
+
     fn flush_writes(&mut self) {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
@@ -208,7 +228,7 @@ impl Router {
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
         let bytes = seal(Channel::Consensus, &msg.encode());
-        self.shared.counters.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.shared.metrics.counters.bytes_sent.inc_by(bytes.len() as u64);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
         let _ = self.transport.send(to.0, bytes);
     }
@@ -224,7 +244,7 @@ impl Host<Waiter> for Router {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
-        self.shared.counters.slots_committed.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.counters.slots_committed.inc();
         let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
     }
 
@@ -233,7 +253,10 @@ impl Host<Waiter> for Router {
     }
 
     fn refused(&mut self, caller: Waiter, reason: Refusal) {
-        let _ = caller.reply.send(Err(reason.into()));
+        if reason == Refusal::Overloaded {
+            self.shared.metrics.counters.overloaded.inc();
+        }
+        let _ = caller.reply.send(Err(self.refusal_error(reason)));
     }
 
     fn notify(&mut self, event: rsl_core::Event) {

@@ -1,49 +1,72 @@
 //! Errors at the public API boundary.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Why a `replicate` or `read` call did not produce a response. Every call ends in exactly
-/// one response or one of these.
+/// one response or one of these; the comment on each variant says whether the request may
+/// have been executed (and so whether retrying it elsewhere may execute it twice).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum ReplicateError {
-    /// This replica is not primary; `primary` is the one it follows, if it knows.
-    #[error("not primary (primary: {primary:?})")]
-    NotPrimary { primary: Option<u32> },
+    /// This replica is not primary: the request was not executed. `primary` is the replica
+    /// it follows, if it knows one, and `primary_addr` that replica's peer address, if the
+    /// configuration names one (send the request to the application's endpoint there).
+    #[error("not primary (primary: {primary:?} at {primary_addr:?})")]
+    NotPrimary { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// A different value was chosen for the request's slot: it was not executed.
-    #[error("superseded: the request was not chosen (primary: {primary:?})")]
-    Superseded { primary: Option<u32> },
+    #[error("superseded: the request was not chosen (primary: {primary:?} at {primary_addr:?})")]
+    Superseded { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// Whether the request was executed is unknown (this replica caught up from a peer's
     /// checkpoint past its slot). Retrying may execute it twice.
     #[error("outcome unknown: the request may or may not have been executed")]
     OutcomeUnknown,
-    /// Too many requests are waiting; retry later.
+    /// Too many requests are waiting: it was not executed; retry later.
     #[error("overloaded")]
     Overloaded,
-    /// The replica is shutting down or has shut down.
+    /// The call's deadline passed first (`consensus.call_timeout_ms`, or the call's own). A
+    /// write that timed out **may still execute**: its outcome is unknown, as with
+    /// `OutcomeUnknown`. A read that timed out had no effect.
+    #[error("timed out after {after:?}: a write may still execute")]
+    Timeout { after: Duration },
+    /// This replica's disk is full: the write was not executed. Reads are still served, and
+    /// the replica resumes by itself once space is freed.
+    #[error("disk full, writes refused: {reason}")]
+    DiskFull { reason: String },
+    /// The replica stopped on a failure (its state machine panicked, its storage failed); it
+    /// serves nothing more. A write may or may not have executed before the stop.
+    #[error("replica stopped: {reason}")]
+    Stopped { reason: String },
+    /// The replica is shutting down or has shut down ([`crate::Node::shutdown`]).
     #[error("shutting down")]
     ShuttingDown,
 }
 
-impl From<rsl_core::Refusal> for ReplicateError {
-    fn from(r: rsl_core::Refusal) -> Self {
-        use rsl_core::Refusal;
-        match r {
-            Refusal::NotPrimary { primary } => {
-                ReplicateError::NotPrimary { primary: primary.map(|p| p.0) }
-            }
-            Refusal::Superseded { primary } => {
-                ReplicateError::Superseded { primary: primary.map(|p| p.0) }
-            }
-            Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
-            Refusal::Overloaded => ReplicateError::Overloaded,
-            Refusal::ShuttingDown => ReplicateError::ShuttingDown,
-        }
-    }
+/// Why `change_membership` refused a new set of voters. Nothing was proposed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // The fields are described with their variants.
+pub enum MembershipError {
+    /// The list of voters is empty.
+    #[error("a membership needs at least one voter")]
+    Empty,
+    /// A voter appears twice.
+    #[error("replica {id} appears twice")]
+    Duplicate { id: u32 },
+    /// A voter is not a member this replica knows (it has no address for it).
+    #[error("replica {id} is not a known member: this replica has no address for it")]
+    UnknownMember { id: u32 },
+    /// The replica has stopped.
+    #[error("the replica has stopped")]
+    Stopped,
 }
 
 /// Why a replica could not start. `Node::start` returns every one of these; it never panics
 /// on an operating error.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum StartError {
     /// The configuration is invalid (the error names the field).
     #[error(transparent)]

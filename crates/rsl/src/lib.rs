@@ -1,27 +1,79 @@
 //! rsl: a multi-Paxos replicated state machine library.
 //!
-//! The application implements [`StateMachine`]; the engine calls it to execute committed
-//! requests in slot order, to take and load checkpoints, and to serve local reads. The
-//! application calls a [`Node`]: `replicate` a request (batched, or alone in its slot),
-//! `read` at a chosen consistency, watch `status`, transfer primacy, shut down.
+//! The application implements [`StateMachine`] (and [`Snapshot`] for its checkpoints); the
+//! engine calls it to execute chosen requests in slot order on every replica, to take and
+//! load checkpoints, and to serve local reads. The application calls a [`Node`]:
+//! [`Node::replicate`] a request (batched, or alone in its slot), [`Node::read`] at a chosen
+//! [`ReadConsistency`], [`Node::watch`] role and health, transfer primacy, shut down. Every
+//! call ends: with the state machine's response, or with a [`ReplicateError`] that says
+//! whether the request may have executed (each call has a deadline,
+//! `consensus.call_timeout_ms`).
 //!
-//! ```no_run
-//! # use rsl::{LocalCluster, LocalOptions, StateMachine, Snapshot};
-//! # use bytes::Bytes;
-//! # struct Counter(u64);
-//! # struct Snap(u64);
-//! # impl Snapshot for Snap { fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> { out.write_all(&self.0.to_le_bytes()) } }
-//! # impl StateMachine for Counter {
-//! #   fn execute(&mut self, _slot: u64, _r: &[u8]) -> Bytes { self.0 += 1; Bytes::from(self.0.to_string()) }
-//! #   fn read(&self, _r: &[u8]) -> Bytes { Bytes::from(self.0.to_string()) }
-//! #   fn snapshot(&self) -> Box<dyn Snapshot> { Box::new(Snap(self.0)) }
-//! #   fn load_checkpoint(&mut self, i: &mut dyn std::io::Read) -> std::io::Result<()> { let mut b = [0; 8]; i.read_exact(&mut b)?; self.0 = u64::from_le_bytes(b); Ok(()) }
-//! # }
-//! # async fn demo() {
-//! let cluster = LocalCluster::start(LocalOptions::default(), |_| Counter(0));
-//! let response = cluster.nodes[0].replicate(Bytes::from_static(b"incr")).await;
+//! A replica in production is started with [`Node::start`] from a [`NodeConfig`] (storage in
+//! a data directory, TCP with mutual TLS between replicas, a Prometheus endpoint); a whole
+//! cluster in one process, for tests, with [`LocalCluster`]:
+//!
+//! ```
+//! use std::io;
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use rsl::{LocalCluster, LocalOptions, ReadConsistency, ReplicateError, Snapshot, StateMachine};
+//!
+//! /// The replicated state: a counter that each request adds one to.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! /// A checkpoint of it (a copy: the state is eight bytes).
+//! struct Saved(u64);
+//!
+//! impl Snapshot for Saved {
+//!     fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+//!         out.write_all(&self.0.to_le_bytes())
+//!     }
+//! }
+//!
+//! impl StateMachine for Counter {
+//!     fn execute(&mut self, _slot: u64, _request: &[u8]) -> Bytes {
+//!         self.0 += 1;
+//!         Bytes::from(self.0.to_string())
+//!     }
+//!     fn read(&self, _request: &[u8]) -> Bytes {
+//!         Bytes::from(self.0.to_string())
+//!     }
+//!     fn snapshot(&self) -> Box<dyn Snapshot> {
+//!         Box::new(Saved(self.0))
+//!     }
+//!     fn load_checkpoint(&mut self, input: &mut dyn io::Read) -> io::Result<()> {
+//!         let mut bytes = [0; 8];
+//!         input.read_exact(&mut bytes)?;
+//!         self.0 = u64::from_le_bytes(bytes);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let cluster = LocalCluster::start(LocalOptions::default(), |_| Counter::default());
+//! let primary = cluster.wait_for_primary(Duration::from_secs(10)).await.expect("elected");
+//! assert_eq!(primary.replicate(Bytes::from_static(b"+1")).await, Ok(Bytes::from("1")));
+//!
+//! // A follower refuses writes and names the primary.
+//! let follower = cluster.nodes.iter().find(|n| n.id() != primary.id()).unwrap();
+//! let refused = follower.replicate(Bytes::from_static(b"+1")).await;
+//! assert!(matches!(refused, Err(ReplicateError::NotPrimary { primary: Some(_), .. })));
+//!
+//! // Any replica serves a read once it has executed the slot the caller saw.
+//! let slot = primary.status().executed;
+//! let read = follower.read(Bytes::new(), ReadConsistency::AtLeast(slot)).await;
+//! assert_eq!(read, Ok(Bytes::from("1")));
 //! # }
 //! ```
+//!
+//! The public surface is what this root re-exports, plus the configuration schema in
+//! [`config`]; everything else is private to the runtime.
+
+#![warn(missing_docs)]
 
 mod channels;
 mod checkpoint;
@@ -29,27 +81,27 @@ pub mod config;
 mod consensus;
 mod data_dir;
 mod envelope;
-pub mod error;
+mod error;
 mod executor;
 mod hub;
 mod io_thread;
-pub mod local;
-pub mod metrics;
+mod local;
+mod metrics;
 mod metrics_http;
 mod net;
-pub mod node;
+mod node;
 mod shared;
 mod shipping;
 mod start;
-pub mod state_machine;
-pub mod status;
+mod state_machine;
+mod status;
 
-pub use config::NodeConfig;
-pub use error::{ReplicateError, StartError};
+pub use config::{ConfigError, Member, NodeConfig};
+pub use error::{MembershipError, ReplicateError, StartError};
 pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
 pub use net::CLUSTER_NAME;
-pub use node::{Node, ReadConsistency};
+pub use node::{Node, ReadConsistency, ReplicateOptions};
 pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
-pub use status::{Role, Status, View};
+pub use status::{CounterValues, Health, PeerHealth, Role, Status, StopCause, View};

@@ -4,69 +4,105 @@
 
 use std::time::Duration;
 
-use rsl_storage::{LogOptions, MemDisk, MetaFiles, SegmentLog};
-use rsl_store::StorageDisk;
+use rsl_storage::{DurableEnd, LogOptions, MemDisk, MetaFiles, SegmentLog};
+use rsl_store::{StorageDisk, StoreError};
 
 use crate::channels::EVENTS_QUEUED_MAX;
+use crate::config::Consensus;
 use crate::hub::LocalHub;
+use crate::io_thread::Reopen;
 use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
 
-/// Options of a local cluster.
-#[derive(Debug, Clone)]
+/// Options of a local cluster: how many replicas, and the same consensus knobs as a
+/// replica's configuration (`[consensus]` in [`crate::NodeConfig`]; `tick_ms` is the tick and
+/// `call_timeout_ms` the calls' default deadline).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalOptions {
+    /// Replicas, with ids `1..=replicas`.
     pub replicas: u32,
-    pub tick: Duration,
-    /// Adjusts each replica's core configuration (knobs, seeds).
-    pub tune: fn(&mut rsl_core::Config),
+    /// Consensus knobs, as in a replica's configuration.
+    pub consensus: Consensus,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { replicas: 3, tick: Duration::from_millis(10), tune: |_| {} }
+        LocalOptions { replicas: 3, consensus: Consensus::default() }
     }
 }
 
-/// Replicas in one process.
+/// Replicas in one process, joined by an in-process network with switches to cut links.
+/// Dropping it shuts every replica down.
 #[derive(Debug)]
 pub struct LocalCluster {
+    /// The network between the replicas (cut and heal links with it).
     pub hub: LocalHub,
+    /// The replicas, in id order (`nodes[0]` is replica 1).
     pub nodes: Vec<Node>,
 }
 
 impl LocalCluster {
     /// Starts `options.replicas` replicas with ids 1..=n, each with `machine(id)`.
+    ///
+    /// # Panics
+    ///
+    /// If `options` are invalid (the message names the knob) or a thread cannot be started:
+    /// this is a test harness, and a test should fail there.
     pub fn start<M: StateMachine>(options: LocalOptions, machine: impl Fn(u32) -> M) -> Self {
+        let disks = (1..=options.replicas).map(|id| MemDisk::new(u64::from(id))).collect();
+        LocalCluster::start_on(options, machine, disks)
+    }
+
+    /// [`LocalCluster::start`] on the given memory disks (`disks[i]` for replica `i + 1`), so
+    /// that a test can fill one up or fail it.
+    pub(crate) fn start_on<M: StateMachine>(
+        options: LocalOptions,
+        machine: impl Fn(u32) -> M,
+        disks: Vec<MemDisk>,
+    ) -> Self {
+        if let Err(e) = options.consensus.validate() {
+            panic!("invalid LocalOptions: {e}");
+        }
+        assert_eq!(disks.len(), options.replicas as usize, "one disk per replica");
         let hub = LocalHub::new();
         let ids: Vec<u32> = (1..=options.replicas).collect();
         let nodes = ids
             .iter()
-            .map(|&id| {
+            .zip(disks)
+            .map(|(&id, mem)| {
                 let mut core = rsl_core::Config::new(id, ids.iter().copied());
+                options.consensus.apply(&mut core);
                 // Fixed seeds: these replicas start once, on fresh memory disks, and never
                 // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
-                (options.tune)(&mut core);
-                let mem = MemDisk::new(u64::from(id));
-                let (log, report) =
-                    SegmentLog::open(mem.media(), LogOptions::default()).expect("memory log");
-                let meta = MetaFiles::open(mem.media());
-                let mut disk =
-                    StorageDisk::new(log, &report, meta, true, 0).expect("memory metadata");
-                let recovered = disk.recover().expect("memory disk");
+                let open = move |end: Option<DurableEnd>| -> Result<_, StoreError> {
+                    let mut media = mem.media();
+                    if let Some(end) = end {
+                        SegmentLog::discard_after(&mut media, end)?;
+                    }
+                    let (log, report) = SegmentLog::open(media, LogOptions::default())?;
+                    StorageDisk::new(log, &report, MetaFiles::open(mem.media()), true, 0)
+                };
+                let mut disk = open(None).expect("a memory disk opens");
+                let recovered = disk.recover().expect("a memory disk recovers");
+                let reopen =
+                    Reopen { place: format!("memory of replica {id}"), open: Box::new(open) };
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
                 hub.register(id, events.0.clone());
                 Node::spawn(Parts {
                     core,
-                    tick: options.tick,
+                    tick: Duration::from_millis(options.consensus.tick_ms),
                     machine: machine(id),
                     disk,
+                    reopen,
                     transport: hub.end(id),
                     recovered,
                     events,
                     checkpointer: None,
                     checkpoints: None,
+                    members: ids.iter().map(|&id| (id, None)).collect(),
+                    call_timeout: Duration::from_millis(options.consensus.call_timeout_ms),
                 })
                 .expect("start a local replica")
             })
@@ -126,3 +162,6 @@ impl Drop for LocalCluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -15,6 +14,7 @@ use rsl_net::{Security, TcpTransport, TlsIdentity, TransportConfig};
 use crate::channels::{inbound, ToConsensus};
 use crate::config::NodeConfig;
 use crate::error::StartError;
+use crate::metrics::ReadAtScrape;
 use crate::shared::Shared;
 
 /// The name every replica of a cluster carries in its transport hello.
@@ -90,7 +90,7 @@ impl NetRuntime {
                 transport.wait_rejections(seen + 1).await;
                 let stats = transport.stats();
                 let now = stats.rejected_frames + stats.rejected_handshakes;
-                shared.counters.rejected_messages.fetch_add(now - seen, Ordering::Relaxed);
+                shared.metrics.counters.rejected_messages.inc_by(now - seen);
                 seen = now;
             }
         });
@@ -121,22 +121,31 @@ fn transport_config(config: &NodeConfig) -> Result<TransportConfig, StartError> 
     Ok(t)
 }
 
-/// The transport's counters in the Prometheus text format.
-pub(crate) fn transport_metrics(s: &rsl_net::Stats) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let counters = [
-        ("rsl_net_frames_sent_total", "Data frames written to peers", s.frames_sent),
-        ("rsl_net_bytes_sent_total", "Wire bytes written to peers", s.bytes_sent),
-        ("rsl_net_frames_received_total", "Data frames received from peers", s.frames_received),
-        ("rsl_net_bytes_received_total", "Wire bytes received from peers", s.bytes_received),
-        ("rsl_net_rejected_frames_total", "Frames that closed their connection (malformed, bad checksum, oversized, unauthenticated)", s.rejected_frames),
-        ("rsl_net_rejected_handshakes_total", "Inbound connections refused before a valid hello (TLS or timeout)", s.rejected_handshakes),
-        ("rsl_net_reconnects_total", "Connections re-established to a peer", s.reconnects),
-        ("rsl_net_queue_full_drops_total", "Sends dropped because a peer's queue was full", s.queue_full_drops),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-    }
-    out
+/// The transport's counters, read at each scrape (names without `_total`).
+pub(crate) fn transport_counters(transport: TcpTransport) -> ReadAtScrape {
+    ReadAtScrape(Box::new(move || {
+        let s = transport.stats();
+        vec![
+            ("rsl_net_frames_sent", "Data frames written to peers", s.frames_sent),
+            ("rsl_net_bytes_sent", "Wire bytes written to peers", s.bytes_sent),
+            ("rsl_net_frames_received", "Data frames received from peers", s.frames_received),
+            ("rsl_net_bytes_received", "Wire bytes received from peers", s.bytes_received),
+            (
+                "rsl_net_rejected_frames",
+                "Frames that closed their connection (malformed, bad checksum, oversized, unauthenticated)",
+                s.rejected_frames,
+            ),
+            (
+                "rsl_net_rejected_handshakes",
+                "Inbound connections refused before a valid hello (TLS or timeout)",
+                s.rejected_handshakes,
+            ),
+            ("rsl_net_reconnects", "Connections re-established to a peer", s.reconnects),
+            (
+                "rsl_net_queue_full_drops",
+                "Sends dropped because a peer's queue was full",
+                s.queue_full_drops,
+            ),
+        ]
+    }))
 }

@@ -16,7 +16,8 @@
 //! caller's reply channel until the core either executes the request (the reply moves with
 //! the value to the executor) or refuses it.
 
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,15 +32,19 @@ use tokio::sync::oneshot;
 use crate::channels::{ToConsensus, ToExecutor, ToIo};
 use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::consensus::{Consensus, Router};
-use crate::error::{ReplicateError, StartError};
-use crate::io_thread::Store;
-use crate::metrics::Histograms;
+use crate::error::{MembershipError, ReplicateError, StartError};
+use crate::io_thread::{Reopen, Store};
 use crate::shared::Shared;
 use crate::shipping::Shipping;
 use crate::state_machine::StateMachine;
-use crate::status::{Status, View};
+use crate::status::{Status, StopCause, View};
 
-/// A running replica. Cheap to share behind an `Arc`; all methods take `&self`.
+/// A running replica: the application's handle on it. Cheap to share behind an `Arc`; every
+/// method takes `&self` and may be called from any thread.
+///
+/// Start one with [`Node::start`] (storage on disk, TCP between replicas) or as part of a
+/// [`crate::LocalCluster`] (in one process, for tests). It runs until [`Node::shutdown`], until
+/// it is dropped, or until it stops on a failure ([`Node::is_running`] says which).
 pub struct Node {
     id: u32,
     events: Sender<ToConsensus>,
@@ -61,12 +66,18 @@ pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
     pub(crate) tick: Duration,
     pub(crate) machine: S,
     pub(crate) disk: Store<L, M>,
+    /// Opens the storage again after a failed write (full-disk retries).
+    pub(crate) reopen: Reopen<L, M>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) recovered: Recovered,
     pub(crate) events: (Sender<ToConsensus>, Receiver<ToConsensus>),
     pub(crate) checkpointer: Option<Box<dyn Checkpointer>>,
     /// Where checkpoints live, for shipping them to lagging peers (none: no shipping).
     pub(crate) checkpoints: Option<Checkpoints>,
+    /// Every member, with its peer address where known.
+    pub(crate) members: BTreeMap<u32, Option<SocketAddr>>,
+    /// How long a call waits unless it says otherwise.
+    pub(crate) call_timeout: Duration,
 }
 
 impl Node {
@@ -77,15 +88,21 @@ impl Node {
         M: MetaStore + 'static,
     {
         let id = parts.core.id.0;
-        let shared = Arc::new(Shared::new(id, parts.recovered.checkpoint.0));
+        let shared = Arc::new(Shared::new(
+            id,
+            parts.recovered.checkpoint.0,
+            parts.members,
+            parts.call_timeout,
+        ));
         let (events_tx, events_rx) = parts.events;
         let (io_tx, io_rx) = crossbeam_channel::unbounded::<ToIo>();
         let (exec_tx, exec_rx) = crossbeam_channel::unbounded::<ToExecutor>();
 
         let mut threads = Vec::new();
-        let (disk, durable, io_shared) = (parts.disk, events_tx.clone(), shared.clone());
+        let (disk, reopen) = (parts.disk, parts.reopen);
+        let (durable, io_shared) = (events_tx.clone(), shared.clone());
         threads.push(spawn_named(format!("rsl-io-{id}"), move || {
-            crate::io_thread::run(disk, io_rx, durable, io_shared)
+            crate::io_thread::run(disk, reopen, io_rx, durable, io_shared)
         })?);
 
         let (machine, exec_shared, exec_events) =
@@ -130,33 +147,63 @@ impl Node {
         self.id
     }
 
-    /// False once the replica has shut down (or stopped on a storage failure).
+    /// True while the replica serves; false once it has shut down or stopped on a failure
+    /// (then [`Node::status`] and [`Node::watch`] say why: [`crate::Health::Stopped`]).
     pub fn is_running(&self) -> bool {
-        !self.shared.stopped.load(Ordering::Acquire)
+        self.shared.is_running()
     }
 
-    /// Replicates `request`: resolves to the state machine's response once it is executed
-    /// here, or to an error saying why not. Requests are batched into slots.
+    /// Replicates `request` and resolves to the state machine's response once it is
+    /// executed on this replica (it is then chosen: every replica executes it in the same
+    /// slot, in the same order), or to an error saying why not. Requests are batched into
+    /// slots. The call ends after `consensus.call_timeout_ms` at the latest
+    /// ([`ReplicateError::Timeout`]: a write that timed out may still execute).
+    ///
+    /// Call it from a tokio runtime (its deadline uses tokio's timer). On a replica that is
+    /// not primary it ends at once with [`ReplicateError::NotPrimary`], naming the primary.
     pub async fn replicate(&self, request: Bytes) -> Result<Bytes, ReplicateError> {
-        self.submit(request, false).await
+        self.replicate_with(request, ReplicateOptions::default()).await
     }
 
     /// Like [`Node::replicate`], but the request is alone in its slot.
     pub async fn replicate_exclusive(&self, request: Bytes) -> Result<Bytes, ReplicateError> {
-        self.submit(request, true).await
+        self.replicate_with(request, ReplicateOptions::default().exclusive()).await
     }
 
-    async fn submit(&self, payload: Bytes, exclusive: bool) -> Result<Bytes, ReplicateError> {
+    /// [`Node::replicate`] with options: a deadline of the call's own, alone in its slot.
+    pub async fn replicate_with(
+        &self,
+        request: Bytes,
+        options: ReplicateOptions,
+    ) -> Result<Bytes, ReplicateError> {
+        // A full disk refuses writes at the door (a stopped replica says it stopped).
+        if let Some(full) = self.shared.disk_full_error().filter(|_| self.shared.is_running()) {
+            return Err(full);
+        }
+        let timeout = options.timeout.unwrap_or(self.shared.call_timeout);
         let (reply, rx) = oneshot::channel();
-        self.push(ToConsensus::Propose { payload, exclusive, reply })?;
-        rx.await.unwrap_or(Err(ReplicateError::ShuttingDown))
+        let exclusive = options.exclusive;
+        self.push(ToConsensus::Propose { payload: request, exclusive, reply })?;
+        self.wait(rx, timeout).await
     }
 
-    /// A read-only request against the local state, at the chosen consistency.
+    /// A read-only request served by the state machine's [`StateMachine::read`] at the
+    /// chosen consistency ([`ReadConsistency`]). It never changes the state. The call ends
+    /// after `consensus.call_timeout_ms` at the latest ([`ReplicateError::Timeout`]).
     pub async fn read(
         &self,
         request: Bytes,
         consistency: ReadConsistency,
+    ) -> Result<Bytes, ReplicateError> {
+        self.read_with(request, consistency, self.shared.call_timeout).await
+    }
+
+    /// [`Node::read`] with a deadline of the call's own.
+    pub async fn read_with(
+        &self,
+        request: Bytes,
+        consistency: ReadConsistency,
+        timeout: Duration,
     ) -> Result<Bytes, ReplicateError> {
         let mode = match consistency {
             ReadConsistency::Linearizable => ReadMode::Linearizable,
@@ -164,20 +211,36 @@ impl Node {
         };
         let (reply, rx) = oneshot::channel();
         self.push(ToConsensus::Read { request, mode, reply })?;
-        rx.await.unwrap_or(Err(ReplicateError::ShuttingDown))
+        self.wait(rx, timeout).await
+    }
+
+    /// Waits for a call's answer until `timeout`; a dropped reply means the replica stopped.
+    async fn wait(
+        &self,
+        rx: oneshot::Receiver<Result<Bytes, ReplicateError>>,
+        timeout: Duration,
+    ) -> Result<Bytes, ReplicateError> {
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(self.shared.stop_error()),
+            Err(_) => {
+                self.shared.metrics.counters.timeouts.inc();
+                Err(ReplicateError::Timeout { after: timeout })
+            }
+        }
     }
 
     fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
-        if self.shared.stopped.load(Ordering::Acquire) {
-            return Err(ReplicateError::ShuttingDown);
+        if !self.shared.is_running() {
+            return Err(self.shared.stop_error());
         }
         match self.events.try_send(event) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                self.shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.counters.overloaded.inc();
                 Err(ReplicateError::Overloaded)
             }
-            Err(TrySendError::Disconnected(_)) => Err(ReplicateError::ShuttingDown),
+            Err(TrySendError::Disconnected(_)) => Err(self.shared.stop_error()),
         }
     }
 
@@ -185,7 +248,8 @@ impl Node {
         let _ = self.events.send(ToConsensus::Core(input));
     }
 
-    /// Asks the primary to hand primacy to `to` (any suitable replica if `None`).
+    /// Asks the primary to hand primacy to `to` (any suitable replica if `None`). A replica
+    /// that is not primary ignores it; [`Node::watch`] shows the outcome.
     pub fn transfer_primacy(&self, to: Option<u32>) {
         self.control(Input::TransferPrimacy { to: to.map(ReplicaId) });
     }
@@ -206,19 +270,44 @@ impl Node {
         let _ = self.events.send(ToConsensus::CheckpointNow);
     }
 
-    /// Proposes a new set of voters (at most one change in flight).
-    pub fn change_membership(&self, voters: Vec<u32>) {
+    /// Proposes a new set of voters (at most one change in flight; the primary proposes it,
+    /// a follower ignores it). Refuses, proposing nothing, a list that is empty, names a
+    /// replica twice, or names a replica this replica knows no address for (adding a
+    /// replica with its address is a later feature).
+    pub fn change_membership(&self, voters: Vec<u32>) -> Result<(), MembershipError> {
+        if voters.is_empty() {
+            return Err(MembershipError::Empty);
+        }
+        for (i, id) in voters.iter().enumerate() {
+            if voters[..i].contains(id) {
+                return Err(MembershipError::Duplicate { id: *id });
+            }
+            if !self.shared.members.contains_key(id) {
+                return Err(MembershipError::UnknownMember { id: *id });
+            }
+        }
+        if !self.shared.is_running() {
+            return Err(MembershipError::Stopped);
+        }
         self.control(Input::ChangeMembership(rsl_core::Membership::new(voters)));
+        Ok(())
     }
 
-    /// Role, primary and ballot, updated on every change: `changed().await` to wait for one.
+    /// Role, primary, ballot and health, updated on every change: `changed().await` to wait
+    /// for one (no polling).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<View> {
         self.shared.view.subscribe()
     }
 
-    /// A consistent view of the replica: role, primary, ballot, slots, counters.
+    /// A consistent view of the replica: role, primary, ballot, slots, health, peers,
+    /// counters.
     pub fn status(&self) -> Status {
         self.shared.status()
+    }
+
+    /// The replica's metrics in the Prometheus text format (what `metrics_addr` serves).
+    pub fn metrics(&self) -> String {
+        self.shared.metrics_text()
     }
 
     /// What the metrics endpoint reads (it outlives no replica: it stops with it).
@@ -226,16 +315,12 @@ impl Node {
         self.shared.clone()
     }
 
-    /// Latency histograms (commit, sync), for metrics.
-    pub fn histograms(&self) -> &Histograms {
-        &self.shared.histograms
-    }
-
-    /// Stops the replica: pending calls end with `ShuttingDown`, the threads exit.
+    /// Stops the replica: every pending call ends with [`ReplicateError::ShuttingDown`] (or
+    /// [`ReplicateError::Stopped`] if it had already stopped on a failure), the threads and
+    /// the transport stop, and the data directory's lock is released. Idempotent; dropping
+    /// the node does the same.
     pub fn shutdown(&self) {
-        if self.shared.stopped.swap(true, Ordering::AcqRel) {
-            return;
-        }
+        self.shared.stop(StopCause::Shutdown, "shut down".to_string());
         let _ = self.events.send(ToConsensus::Stop);
         let threads: Vec<_> = self.threads.lock().expect("threads lock").drain(..).collect();
         for t in threads {
@@ -262,10 +347,35 @@ impl Drop for Node {
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadConsistency {
-    /// Linearizable: served by the primary under its lease, or after a quorum round.
+    /// Linearizable: served by the primary under its lease, or after a quorum round. A
+    /// replica that is not primary refuses it with [`ReplicateError::NotPrimary`].
     Linearizable,
-    /// RSL's fast read: any replica, once it has executed at least this slot.
+    /// RSL's fast read: any replica, once it has executed at least this slot (a slot a
+    /// caller saw in [`Status::executed`] makes the read see that state or later).
     AtLeast(u64),
+}
+
+/// Options of one [`Node::replicate_with`] call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicateOptions {
+    /// The call's deadline; `None` uses `consensus.call_timeout_ms`.
+    pub timeout: Option<Duration>,
+    /// Put the request alone in its slot.
+    pub exclusive: bool,
+}
+
+impl ReplicateOptions {
+    /// Sets the call's deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Puts the request alone in its slot.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
+        self
+    }
 }
 
 /// Spawns a named thread. If it fails, the threads spawned before it exit on their own once

@@ -1,58 +1,150 @@
 //! What a replica's threads share: the status they publish, the view callers wait on, the
-//! counters and histograms, and whether the replica has stopped. Data only: it imports none
-//! of the thread modules.
+//! counters and histograms, the members' addresses, and whether (and why) the replica
+//! stopped. Data only: it imports none of the thread modules.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::metrics::Histograms;
-use crate::status::{Counters, Status, View};
+use crate::error::ReplicateError;
+use crate::metrics::Metrics;
+use crate::status::{Health, Status, StopCause, View};
+
+/// Why the replica stopped, kept once.
+#[derive(Debug, Clone)]
+struct Stopped {
+    cause: StopCause,
+    reason: String,
+}
 
 /// Where a replica's parts are shared between threads.
 pub(crate) struct Shared {
     pub(crate) status: Mutex<Status>,
-    /// Role, primary and ballot, published on every change so callers can await them.
+    /// Role, primary, ballot and health, published on every change so callers can await them.
     pub(crate) view: tokio::sync::watch::Sender<View>,
-    pub(crate) counters: Counters,
-    pub(crate) histograms: Histograms,
-    /// More metrics text (the transport's counters), rendered on each scrape.
-    pub(crate) extra_metrics: Mutex<Option<Box<dyn Fn() -> String + Send + Sync>>>,
-    pub(crate) stopped: AtomicBool,
+    /// Counters, latency histograms and the registry they are scraped from.
+    pub(crate) metrics: Metrics,
+    /// The last slot the executor executed (or installed from a checkpoint).
     pub(crate) executed: AtomicU64,
+    /// Every member this replica knows, with its peer address where it has one (a
+    /// `LocalCluster`'s replicas have none).
+    pub(crate) members: BTreeMap<u32, Option<SocketAddr>>,
+    /// How long a call waits unless it says otherwise (`consensus.call_timeout_ms`).
+    pub(crate) call_timeout: Duration,
+    stopped_flag: AtomicBool,
+    stopped: Mutex<Option<Stopped>>,
+    /// The reason writes are refused while the disk is full, if it is.
+    disk_full: Mutex<Option<String>>,
 }
 
 impl Shared {
     /// A replica's shared state before its threads start; `executed` is the slot its
     /// checkpoint covers.
-    pub(crate) fn new(id: u32, executed: u64) -> Shared {
+    pub(crate) fn new(
+        id: u32,
+        executed: u64,
+        members: BTreeMap<u32, Option<SocketAddr>>,
+        call_timeout: Duration,
+    ) -> Shared {
         Shared {
             status: Mutex::new(Status::starting(id)),
             view: tokio::sync::watch::Sender::new(View::default()),
-            counters: Counters::default(),
-            histograms: Histograms::default(),
-            extra_metrics: Mutex::new(None),
-            stopped: AtomicBool::new(false),
+            metrics: Metrics::new(),
             executed: AtomicU64::new(executed),
+            members,
+            call_timeout,
+            stopped_flag: AtomicBool::new(false),
+            stopped: Mutex::new(None),
+            disk_full: Mutex::new(None),
         }
     }
 
+    /// A consistent copy of the status, with the live executed slot, counters and health.
     pub(crate) fn status(&self) -> Status {
         let mut status = self.status.lock().expect("status lock").clone();
         status.executed = self.executed.load(Ordering::Acquire);
         // The full status is published once per tick; what is executed is chosen, so the
         // commit point is at least the live executed slot.
         status.committed = status.committed.max(status.executed);
-        status.counters = self.counters.snapshot();
+        status.counters = self.metrics.counters.snapshot();
+        status.health = self.health();
+        status.stop_reason = match self.stopped.lock().expect("stop lock").as_ref() {
+            Some(s) => Some(s.reason.clone()),
+            None => self.disk_full.lock().expect("disk lock").clone(),
+        };
         status
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        !self.stopped.load(Ordering::Acquire)
+        !self.stopped_flag.load(Ordering::Acquire)
+    }
+
+    /// Serving, refusing writes on a full disk, or stopped.
+    pub(crate) fn health(&self) -> Health {
+        if let Some(s) = self.stopped.lock().expect("stop lock").as_ref() {
+            return Health::Stopped(s.cause);
+        }
+        match self.disk_full.lock().expect("disk lock").is_some() {
+            true => Health::DiskFull,
+            false => Health::Ok,
+        }
+    }
+
+    /// Marks the replica stopped for `cause` (the first cause wins); publishes it in the view.
+    /// Returns false if it had already stopped.
+    pub(crate) fn stop(&self, cause: StopCause, reason: String) -> bool {
+        {
+            let mut stopped = self.stopped.lock().expect("stop lock");
+            if stopped.is_some() {
+                return false;
+            }
+            if cause != StopCause::Shutdown {
+                tracing::error!(%cause, reason, "this replica stopped");
+            }
+            *stopped = Some(Stopped { cause, reason });
+            self.stopped_flag.store(true, Ordering::Release);
+        }
+        self.publish_health();
+        true
+    }
+
+    /// Sets or clears the full-disk state (the I/O thread, on ENOSPC and on recovery).
+    pub(crate) fn set_disk_full(&self, reason: Option<String>) {
+        *self.disk_full.lock().expect("disk lock") = reason;
+        self.publish_health();
+    }
+
+    /// The full-disk refusal, while the disk is full.
+    pub(crate) fn disk_full_error(&self) -> Option<ReplicateError> {
+        let reason = self.disk_full.lock().expect("disk lock").clone()?;
+        Some(ReplicateError::DiskFull { reason })
+    }
+
+    fn publish_health(&self) {
+        let health = self.health();
+        self.view.send_if_modified(|v| std::mem::replace(&mut v.health, health) != health);
+    }
+
+    /// The error every call gets once the replica has stopped: `ShuttingDown` after a
+    /// shutdown, `Stopped` with the reason after a failure.
+    pub(crate) fn stop_error(&self) -> ReplicateError {
+        match self.stopped.lock().expect("stop lock").as_ref() {
+            Some(Stopped { cause, reason }) if *cause != StopCause::Shutdown => {
+                ReplicateError::Stopped { reason: reason.clone() }
+            }
+            _ => ReplicateError::ShuttingDown,
+        }
+    }
+
+    /// The peer address of member `id`, where known.
+    pub(crate) fn address_of(&self, id: u32) -> Option<SocketAddr> {
+        self.members.get(&id).copied().flatten()
     }
 
     /// The replica's metrics in the Prometheus text format.
     pub(crate) fn metrics_text(&self) -> String {
-        let extra = self.extra_metrics.lock().expect("metrics lock").as_ref().map(|f| f());
-        crate::metrics::render(&self.status(), &self.histograms, extra.as_deref())
+        self.metrics.render(&self.status())
     }
 }

@@ -143,7 +143,7 @@ impl Shipping {
                 ToShipping::Frame { from, payload } => match Frame::decode(&payload) {
                     Some(frame) => self.on_frame(from, frame),
                     None => {
-                        self.shared.counters.rejected_messages.fetch_add(1, Ordering::Relaxed);
+                        self.shared.metrics.counters.rejected_messages.inc();
                         tracing::warn!(from, "rejected a malformed checkpoint-shipping frame");
                     }
                 },

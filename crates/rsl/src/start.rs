@@ -19,7 +19,8 @@ use crate::checkpoint::{Checkpoints, FileCheckpointer};
 use crate::config::{Backend, NodeConfig};
 use crate::data_dir::DataDirLock;
 use crate::error::StartError;
-use crate::net::{transport_metrics, NetRuntime};
+use crate::io_thread::Reopen;
+use crate::net::{transport_counters, NetRuntime};
 use crate::node::{Node, Parts};
 use crate::state_machine::StateMachine;
 
@@ -36,6 +37,69 @@ impl Node {
     /// It may be called from inside an async runtime or outside one. Every failure is
     /// returned: an invalid configuration, a data directory another replica holds, storage
     /// that cannot be recovered, a taken peer or metrics port, unreadable TLS files.
+    ///
+    /// A cluster of one, restarted on its data directory (a real cluster lists three or five
+    /// members, each started on its own machine with the same list):
+    ///
+    /// ```
+    /// # use std::io;
+    /// # use std::sync::{Arc, Mutex};
+    /// # use bytes::Bytes;
+    /// # use rsl::{Snapshot, StateMachine};
+    /// # /// A list of every request executed, shared with the example.
+    /// # #[derive(Clone, Default)]
+    /// # struct Journal(Arc<Mutex<Vec<Vec<u8>>>>);
+    /// # struct Copy(Vec<Vec<u8>>);
+    /// # impl Snapshot for Copy {
+    /// #     fn write_to(&self, out: &mut dyn io::Write) -> io::Result<()> {
+    /// #         for r in &self.0 { out.write_all(&[r.len() as u8])?; out.write_all(r)?; }
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # impl StateMachine for Journal {
+    /// #     fn execute(&mut self, _slot: u64, request: &[u8]) -> Bytes {
+    /// #         let mut j = self.0.lock().unwrap();
+    /// #         j.push(request.to_vec());
+    /// #         Bytes::from(j.len().to_string())
+    /// #     }
+    /// #     fn read(&self, _request: &[u8]) -> Bytes { Bytes::from(self.0.lock().unwrap().len().to_string()) }
+    /// #     fn snapshot(&self) -> Box<dyn Snapshot> { Box::new(Copy(self.0.lock().unwrap().clone())) }
+    /// #     fn load_checkpoint(&mut self, input: &mut dyn io::Read) -> io::Result<()> {
+    /// #         let mut all = Vec::new();
+    /// #         input.read_to_end(&mut all)?;
+    /// #         let mut j = self.0.lock().unwrap();
+    /// #         let mut rest = &all[..];
+    /// #         while let Some((&n, tail)) = rest.split_first() { j.push(tail[..n as usize].to_vec()); rest = &tail[n as usize..]; }
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// use std::time::Duration;
+    /// use rsl::{Member, Node, NodeConfig, ReadConsistency};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    /// let config = NodeConfig::new(1, dir.path(), vec![Member::new(1, port)]);
+    ///
+    /// let node = Node::start(config.clone(), Journal::default())?;
+    /// let mut view = node.watch();
+    /// view.wait_for(|v| v.primary == Some(1)).await?;
+    /// assert_eq!(node.replicate(Bytes::from_static(b"hello")).await?, Bytes::from("1"));
+    /// // A second replica on the same directory is refused while the first runs.
+    /// assert!(Node::start(config.clone(), Journal::default()).is_err());
+    /// node.shutdown();
+    ///
+    /// // Restarted on its directory, it recovers what it executed from its log.
+    /// let again = Journal::default();
+    /// let node = Node::start(config, again.clone())?;
+    /// node.watch().wait_for(|v| v.primary == Some(1)).await?;
+    /// let executed = node.replicate(Bytes::from_static(b"again")).await?;
+    /// assert_eq!(executed, Bytes::from("2"));
+    /// assert_eq!(again.0.lock().unwrap()[0], b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start<S: StateMachine>(config: NodeConfig, mut machine: S) -> Result<Node, StartError> {
         config.validate()?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
@@ -43,33 +107,67 @@ impl Node {
         let checkpoint = load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
         let meta_dir = config.data_dir.join("meta");
         let log_dir = config.data_dir.join("log");
+        let open = StartParts { machine, checkpoint, checkpoints, lock };
         match config.storage.backend {
             Backend::File => {
-                let log = open_log(FsMedia::open(&log_dir), &config)?;
-                let meta = MetaFiles::open(
-                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
-                );
-                let store = open_store(log, meta, &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta = move || FsMedia::open(&meta_dir);
+                start_on(config, move || FsMedia::open(&log_dir), meta, open)
             }
             Backend::Pmem => {
-                let log =
-                    open_log(PmemMedia::open(&log_dir, rsl_storage::DaxMode::Detect), &config)?;
-                let meta = MetaFiles::open(
-                    FsMedia::open(&meta_dir).map_err(|e| storage_err(&meta_dir, e))?,
-                );
-                let store = open_store(log, meta, &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta = move || FsMedia::open(&meta_dir);
+                let log = move || PmemMedia::open(&log_dir, rsl_storage::DaxMode::Detect);
+                start_on(config, log, meta, open)
             }
             Backend::Memory => {
                 // Nothing survives the process: a fresh memory disk every start.
                 let disk = MemDisk::new(u64::from(config.id));
-                let log = open_log(Ok(disk.media()), &config)?;
-                let store = open_store(log, MetaFiles::open(disk.media()), &config)?;
-                launch(config, machine, store, checkpoint, checkpoints, lock)
+                let meta_disk = disk.clone();
+                start_on(config, move || Ok(disk.media()), move || Ok(meta_disk.media()), open)
             }
         }
     }
+}
+
+/// What `Node::start` prepared before it opens the log: the state machine with its
+/// checkpoint loaded, the checkpoint store, the data directory's lock.
+struct StartParts<S> {
+    machine: S,
+    checkpoint: Slot,
+    checkpoints: Checkpoints,
+    lock: DataDirLock,
+}
+
+/// Opens the log and the metadata on the media `log_media` and `meta_media` make (again on
+/// every full-disk retry), recovers them, and launches the replica.
+fn start_on<S, Lm, Mm>(
+    config: NodeConfig,
+    log_media: impl Fn() -> rsl_storage::Result<Lm> + Send + 'static,
+    meta_media: impl Fn() -> rsl_storage::Result<Mm> + Send + 'static,
+    parts: StartParts<S>,
+) -> Result<Node, StartError>
+where
+    S: StateMachine,
+    Lm: Media + 'static,
+    Mm: Media + 'static,
+{
+    let meta_dir = config.data_dir.join("meta");
+    let log = open_log(log_media(), &config)?;
+    let meta = MetaFiles::open(meta_media().map_err(|e| storage_err(&meta_dir, e))?);
+    let opened = open_store(log, meta, &config)?;
+    let options = LogOptions { segment_bytes_max: config.storage.segment_bytes_max };
+    let fsync = config.storage.fsync;
+    let reopen = Reopen {
+        place: config.data_dir.display().to_string(),
+        open: Box::new(move |end| {
+            let mut media = log_media()?;
+            if let Some(end) = end {
+                SegmentLog::discard_after(&mut media, end)?;
+            }
+            let (log, report) = SegmentLog::open(media, options)?;
+            StorageDisk::new(log, &report, MetaFiles::open(meta_media()?), fsync, 0)
+        }),
+    };
+    launch(config, opened, reopen, parts)
 }
 
 /// Storage opened and recovered, with what it holds.
@@ -157,12 +255,11 @@ fn load_checkpoint<S: StateMachine>(
 /// Starts the transport and the threads over opened storage.
 fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
     config: NodeConfig,
-    machine: S,
     (store, mut recovered): Opened<L, M>,
-    checkpoint: Slot,
-    checkpoints: Checkpoints,
-    lock: DataDirLock,
+    reopen: Reopen<L, M>,
+    parts: StartParts<S>,
 ) -> Result<Node, StartError> {
+    let StartParts { machine, checkpoint, checkpoints, lock } = parts;
     recovered.checkpoint = checkpoint;
     recovered.log.retain(|e| e.slot > checkpoint);
     recovered.commit = recovered.commit.max(checkpoint);
@@ -174,15 +271,17 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
         tick: Duration::from_millis(config.consensus.tick_ms),
         machine,
         disk: store,
+        reopen,
         transport: Arc::new(transport.clone()),
         recovered,
         events,
         checkpointer: Some(Box::new(FileCheckpointer::new(checkpoints.clone()))),
         checkpoints: Some(checkpoints),
+        members: config.members.iter().map(|m| (m.id, Some(m.addr))).collect(),
+        call_timeout: Duration::from_millis(config.consensus.call_timeout_ms),
     })?;
-    let stats = transport.clone();
-    *node.metrics_source().extra_metrics.lock().expect("metrics lock") =
-        Some(Box::new(move || transport_metrics(&stats.stats())));
+    let stats = Box::new(transport_counters(transport.clone()));
+    node.metrics_source().metrics.register_collector(stats);
     net.count_rejections(transport.clone(), node.metrics_source());
     if let Some(addr) = config.metrics_addr {
         net.serve_metrics(addr, node.metrics_source())?;

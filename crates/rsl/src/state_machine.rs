@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 /// Events the engine reports to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // The fields are described with their variants.
 pub enum Notification {
     /// This replica won an election and is now primary for `ballot`.
     BecamePrimary { ballot_round: u64 },

@@ -1,14 +1,19 @@
-//! What a replica reports about itself: role, primary, ballot, slots, counters.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! What a replica reports about itself: role, primary, ballot, slots, health, peers and
+//! counters ([`Status`]), and the small part callers wait on ([`View`]). Data only: it
+//! imports none of the thread modules.
 
 /// A replica's role, as status pages show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// Started, not yet stepped by the consensus thread.
     Starting,
+    /// Follows a primary (or waits for one to be elected).
     Follower,
+    /// Runs an election.
     Candidate,
+    /// Leads: proposes, and serves linearizable reads under its lease.
     Primary,
+    /// Learns chosen values without voting.
     Learner,
 }
 
@@ -25,11 +30,57 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// Whether a replica is serving, and if it stopped, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Health {
+    /// Running normally.
+    #[default]
+    Ok,
+    /// Its disk is full: writes are refused with [`crate::ReplicateError::DiskFull`], reads
+    /// are still served, and it resumes by itself once space is freed.
+    DiskFull,
+    /// It stopped and serves nothing more; [`Status::stop_reason`] says why in words.
+    Stopped(StopCause),
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Health::Ok => f.write_str("ok"),
+            Health::DiskFull => f.write_str("disk-full"),
+            Health::Stopped(cause) => write!(f, "stopped ({cause})"),
+        }
+    }
+}
+
+/// Why a replica stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// [`crate::Node::shutdown`] was called (or the node was dropped).
+    Shutdown,
+    /// The application's state machine panicked; its state can no longer be trusted.
+    StateMachinePanic,
+    /// Storage failed in a way that is not a full disk (an I/O error on write or sync): a
+    /// replica that cannot persist must not vote.
+    StorageFailure,
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopCause::Shutdown => "shut down",
+            StopCause::StateMachinePanic => "state machine panicked",
+            StopCause::StorageFailure => "storage failed",
+        })
+    }
+}
+
 /// One peer's health as this replica sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerHealth {
+    /// The peer's replica id.
     pub id: u32,
-    /// Whether the transport has a connection to it now (`None`: the wire cannot tell).
+    /// Whether the transport has a connection to it now (`None`: the transport cannot tell).
     pub connected: Option<bool>,
     /// Slots it is behind this replica's commit point, by its last acknowledgement (known at
     /// the primary; 0 elsewhere).
@@ -38,21 +89,35 @@ pub struct PeerHealth {
     pub last_contact_ms: Option<u64>,
 }
 
-/// A replica's status.
+/// A replica's status: a consistent copy, taken when [`crate::Node::status`] is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// This replica's id.
     pub id: u32,
+    /// Its role.
     pub role: Role,
+    /// The primary it follows (itself when primary), if it knows one.
     pub primary: Option<u32>,
+    /// Round of the ballot it follows.
     pub ballot_round: u64,
+    /// Replica that owns the ballot it follows.
     pub ballot_replica: u32,
+    /// Highest slot it knows chosen (at least `executed`).
     pub committed: u64,
+    /// Highest slot its state machine executed.
     pub executed: u64,
+    /// The voters of the membership it follows.
     pub members: Vec<u32>,
     /// Rebuilding after a disk loss (`storage.disk_lost`): it neither promises, votes nor
     /// stands for election until the rebuild completes (docs/protocol.md, "Disk loss").
     pub rebuilding: bool,
+    /// Serving, refusing writes on a full disk, or stopped.
+    pub health: Health,
+    /// Why it stopped or refuses writes, in words (`None` while healthy).
+    pub stop_reason: Option<String>,
+    /// Every other member, with the transport's and the core's view of it.
     pub peers: Vec<PeerHealth>,
+    /// The replica's counters.
     pub counters: CounterValues,
 }
 
@@ -68,12 +133,14 @@ impl Status {
             executed: 0,
             members: Vec::new(),
             rebuilding: false,
+            health: Health::Ok,
+            stop_reason: None,
             peers: Vec::new(),
             counters: CounterValues::default(),
         }
     }
 
-    /// Peer health: every other member, with the wire's view (`connected`) and, at the
+    /// Peer health: every other member, with the transport's view (`connected`) and, at the
     /// primary, the core's (lag, last acknowledgement); `tick_ms` turns ticks into ms.
     pub(crate) fn update_peers(
         &mut self,
@@ -113,60 +180,49 @@ impl Status {
     }
 }
 
-/// Counters, updated with relaxed atomics on the hot path.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub proposals: AtomicU64,
-    pub slots_committed: AtomicU64,
-    pub overloaded: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub rejected_messages: AtomicU64,
-    pub syncs: AtomicU64,
-    pub sync_micros_total: AtomicU64,
-}
-
-/// The counters' values at one moment.
+/// The counters' values at one moment. Every counter only grows over a replica's life.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CounterValues {
+    /// Requests proposed here (taken by the consensus thread).
     pub proposals: u64,
+    /// Slots executed here.
     pub slots_committed: u64,
+    /// Calls refused as overloaded (the replica's queue or the core's was full).
     pub overloaded: u64,
+    /// Calls that ended with [`crate::ReplicateError::Timeout`].
+    pub timeouts: u64,
+    /// Bytes of payloads sent to peers (envelopes included).
     pub bytes_sent: u64,
+    /// Bytes of payloads received from peers (envelopes included).
     pub bytes_received: u64,
+    /// Payloads or frames from peers rejected (malformed, unauthenticated, lying).
     pub rejected_messages: u64,
+    /// Group commits: one sync each.
     pub syncs: u64,
+    /// Microseconds spent in group commits (writes plus sync), summed.
     pub sync_micros_total: u64,
+    /// Group commits that failed on a full disk (each is retried).
+    pub disk_full: u64,
 }
 
-impl Counters {
-    pub fn snapshot(&self) -> CounterValues {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CounterValues {
-            proposals: r(&self.proposals),
-            slots_committed: r(&self.slots_committed),
-            overloaded: r(&self.overloaded),
-            bytes_sent: r(&self.bytes_sent),
-            bytes_received: r(&self.bytes_received),
-            rejected_messages: r(&self.rejected_messages),
-            syncs: r(&self.syncs),
-            sync_micros_total: r(&self.sync_micros_total),
-        }
-    }
-}
-
-/// The part of a replica's state that callers wait on ([`crate::Node::watch`]).
+/// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on
+/// every change of role, primary, ballot, rebuilding or health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
+    /// Its role (`None` before the consensus thread first published).
     pub role: Option<Role>,
+    /// The primary it follows, if it knows one.
     pub primary: Option<u32>,
+    /// Round of the ballot it follows.
     pub ballot_round: u64,
-    /// Rebuilding after a disk loss (see `Status::rebuilding`).
+    /// Rebuilding after a disk loss (see [`Status::rebuilding`]).
     pub rebuilding: bool,
+    /// Serving, refusing writes on a full disk, or stopped (and why).
+    pub health: Health,
 }
 
 impl View {
-    pub(crate) fn of(core: &rsl_core::Status) -> View {
+    pub(crate) fn of(core: &rsl_core::Status, health: Health) -> View {
         let mut s = Status::starting(core.id.0);
         s.update(core);
         View {
@@ -174,6 +230,7 @@ impl View {
             primary: s.primary,
             ballot_round: s.ballot_round,
             rebuilding: s.rebuilding,
+            health,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{configs, free_port, primary_of, start_all, write, Journal};
-use rsl::{Node, ReadConsistency};
+use rsl::{Health, Node, ReadConsistency, ReplicateError, StopCause};
 
 fn run(tls: bool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -87,22 +87,34 @@ fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
 fn scrape(addr: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    // No `Connection: close`: the endpoint closes after one response by itself.
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body
 }
 
+/// The samples of a Prometheus text body: `name{labels}` -> value.
+fn samples(body: &str) -> std::collections::BTreeMap<String, f64> {
+    let text = body.split("\r\n\r\n").nth(1).unwrap_or(body);
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(name, value)| (name.to_string(), value.parse().unwrap()))
+        .collect()
+}
+
 /// Status names every peer with its health, and `/metrics` serves the engine's and the
-/// transport's figures in the Prometheus format.
+/// transport's figures in the Prometheus format, each of them moved by the traffic.
 #[test]
 fn status_and_metrics_report_peers_and_counters() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
         let mut cfgs = configs(root.path(), false);
-        let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        cfgs[0].metrics_addr = Some(metrics);
+        for c in &mut cfgs {
+            c.metrics_addr = Some(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+        }
         let nodes: Vec<Option<Node>> = cfgs
             .iter()
             .map(|c| Some(Node::start(c.clone(), Journal::default()).unwrap()))
@@ -110,28 +122,102 @@ fn status_and_metrics_report_peers_and_counters() {
         for i in 0..10u8 {
             write(&nodes, &[i]).await;
         }
-        let status = nodes[0].as_ref().unwrap().status();
+        let p = primary_of(&nodes).await;
+        let primary = nodes[p].as_ref().unwrap();
+        let status = primary.status();
         let ids: Vec<u32> = status.peers.iter().map(|p| p.id).collect();
-        assert_eq!(ids, vec![2, 3], "{status:?}");
+        let expected: Vec<u32> = (1..=3).filter(|&i| i != primary.id()).collect();
+        assert_eq!(ids, expected, "{status:?}");
         assert!(status.committed >= 10, "{status:?}");
-        let body = tokio::task::spawn_blocking(move || scrape(metrics)).await.unwrap();
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        for name in [
-            "rsl_role ",
-            "rsl_ballot_round ",
-            "rsl_committed_slot ",
-            "rsl_executed_slot ",
-            "rsl_proposals_total ",
-            "rsl_bytes_sent_total ",
-            "rsl_bytes_received_total ",
-            "rsl_commit_latency_seconds_bucket{le=\"+Inf\"}",
-            "rsl_sync_latency_seconds_count ",
-            "rsl_net_rejected_frames_total 0",
-            "rsl_peer_connected{peer=\"2\"}",
-            "rsl_peer_lag_slots{peer=\"3\"}",
-        ] {
-            assert!(body.contains(name), "metrics lack {name}:\n{body}");
+
+        // A peer port that gets garbage rejects it, and counts it.
+        let peer_port = cfgs[p].listen_addr();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(peer_port).unwrap();
+            let _ = s.write_all(&[0xFF; 64]);
+        })
+        .await
+        .unwrap();
+        // The count reaches the replica through the transport's task; nothing outside can
+        // await it, so look again for a bounded while.
+        for _ in 0..500 {
+            if primary.status().counters.rejected_messages > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+
+        let addr = cfgs[p].metrics_addr.unwrap();
+        let body = tokio::task::spawn_blocking(move || scrape(addr)).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(body.contains("text/plain; version=0.0.4"), "{body}");
+        let m = samples(&body);
+        let value = |name: &str| *m.get(name).unwrap_or_else(|| panic!("no {name}:\n{body}"));
+        for moved in [
+            "rsl_proposals_total",
+            "rsl_slots_committed_total",
+            "rsl_bytes_sent_total",
+            "rsl_bytes_received_total",
+            "rsl_rejected_messages_total",
+            "rsl_syncs_total",
+            "rsl_sync_micros_total",
+            "rsl_ballot_round",
+            "rsl_committed_slot",
+            "rsl_executed_slot",
+            "rsl_commit_latency_seconds_count",
+            "rsl_commit_latency_seconds_sum",
+            "rsl_sync_latency_seconds_count",
+            "rsl_sync_latency_seconds_sum",
+            "rsl_net_frames_sent_total",
+            "rsl_net_bytes_sent_total",
+            "rsl_net_frames_received_total",
+            "rsl_net_bytes_received_total",
+        ] {
+            assert!(value(moved) > 0.0, "{moved} did not move:\n{body}");
+        }
+        // The garbage closed its connection, in the hello or as a frame.
+        let rejected =
+            value("rsl_net_rejected_handshakes_total") + value("rsl_net_rejected_frames_total");
+        assert!(rejected > 0.0, "{body}");
+        assert_eq!(value("rsl_role"), 2.0);
+        assert_eq!(
+            value("rsl_commit_latency_seconds_bucket{le=\"+Inf\"}"),
+            value("rsl_commit_latency_seconds_count")
+        );
+        for peer in &expected {
+            assert_eq!(value(&format!("rsl_peer_connected{{peer=\"{peer}\"}}")), 1.0);
+            assert!(value(&format!("rsl_peer_lag_slots{{peer=\"{peer}\"}}")) >= 0.0);
+        }
+        for zero in [
+            "rsl_overloaded_total",
+            "rsl_timeouts_total",
+            "rsl_disk_full_total",
+            "rsl_disk_full",
+            "rsl_stopped",
+        ] {
+            assert_eq!(value(zero), 0.0, "{zero}");
+        }
+        // Every replica has its own registry: a follower reports its own role and figures.
+        let f = (p + 1) % 3;
+        let addr = cfgs[f].metrics_addr.unwrap();
+        let body = tokio::task::spawn_blocking(move || scrape(addr)).await.unwrap();
+        let m = samples(&body);
+        assert_eq!(m["rsl_role"], 0.0);
+        assert_eq!(m["rsl_proposals_total"], 0.0);
+        assert!(m["rsl_executed_slot"] > 0.0);
+        let addr = cfgs[f].metrics_addr.unwrap();
+        let other = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).unwrap();
+            body
+        })
+        .await
+        .unwrap();
+        assert!(other.starts_with("HTTP/1.1 404"), "{other}");
         for n in nodes.iter().flatten() {
             n.shutdown();
         }
@@ -198,6 +284,48 @@ fn a_replica_that_lost_its_disk_rebuilds_before_it_votes() {
         let learned = fresh.0.lock().unwrap().clone();
         assert_eq!(learned, reference, "the rebuilt replica executed exactly the same requests");
         assert!(!rebuilt.status().rebuilding);
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
+/// A storage failure (here: the log's directory vanished, so the next segment cannot be
+/// created) stops the replica visibly: `is_running()` false, `status()` and `watch()` name
+/// the cause; the others carry on.
+#[test]
+fn a_storage_failure_stops_the_replica_visibly() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.segment_bytes_max = 4096;
+        }
+        let (_journals, nodes) = start_all(&cfgs);
+        write(&nodes, b"first").await;
+        let p = primary_of(&nodes).await;
+        let f = (p + 1) % 3;
+        let log = cfgs[f].data_dir.join("log");
+        std::fs::rename(&log, cfgs[f].data_dir.join("log.gone")).unwrap();
+        let follower = nodes[f].as_ref().unwrap();
+        let mut view = follower.watch();
+        // Writes of a kilobyte fill a 4 KiB segment within a few slots.
+        let mut writes = 0;
+        while view.borrow_and_update().health == Health::Ok {
+            write(&nodes, &[7u8; 1024]).await;
+            writes += 1;
+            assert!(writes < 1000, "the follower never hit the missing directory");
+        }
+        let health = view.borrow().health;
+        assert_eq!(health, Health::Stopped(StopCause::StorageFailure));
+        assert!(!follower.is_running());
+        let reason = follower.status().stop_reason.unwrap();
+        assert!(reason.starts_with("storage failed"), "{reason}");
+        let err = follower.read(Bytes::new(), ReadConsistency::AtLeast(0)).await.unwrap_err();
+        assert_eq!(err, ReplicateError::Stopped { reason });
+        // The other two still commit.
+        write(&nodes, b"after").await;
         for n in nodes.iter().flatten() {
             n.shutdown();
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{LogOptions, PlantedBugArg, Segment, SegmentLog};
+use super::{DurableEnd, LogOptions, PlantedBugArg, Segment, SegmentLog};
 use crate::codec::{
     decode_record, encode_record, parse_segment_name, segment_name, Decoded, RecordHeader,
     RecordKind, SegmentHeader,
@@ -228,6 +228,7 @@ impl<M: Media> SegmentLog<M> {
             synced_seq: 0,
             dir_dirty: false,
             poisoned: None,
+            durable_end: DurableEnd::EMPTY,
             durable_seq_max: 0,
             #[cfg(feature = "planted-bugs")]
             planted: bug,
@@ -522,7 +523,37 @@ impl<M: Media> SegmentLog<M> {
         }
         self.media.sync_dir()?;
         self.synced_seq = self.next_seq;
+        self.durable_end = self.tail_end();
         Ok(())
+    }
+
+    /// Discards from `media` everything after `end` (segments after its segment, bytes after
+    /// its offset), so that the next [`SegmentLog::open`] finds exactly the durable prefix a
+    /// failed log had: what a failed write or sync left behind, even bytes a failed sync left
+    /// readable in the page cache without writing them, is gone, as a torn tail would be.
+    /// Nothing after `end` was acknowledged, so nothing acknowledged is lost. Mapped media
+    /// (fixed capacity) are left to recovery.
+    pub fn discard_after(media: &mut M, end: DurableEnd) -> Result<()> {
+        if media.kind() == "pmem" {
+            return Ok(());
+        }
+        let mut ids: Vec<u64> =
+            media.list()?.iter().filter_map(|n| parse_segment_name(n)).collect();
+        ids.sort_unstable();
+        for id in ids {
+            let whole =
+                id > end.segment || (id == end.segment && end.offset < SEGMENT_HEADER_BYTES as u64);
+            if whole {
+                media.remove(&segment_name(id))?;
+            } else if id == end.segment {
+                let mut file = media.open(&segment_name(id))?;
+                if file.len()? > end.offset {
+                    file.truncate(end.offset)?;
+                    file.sync()?;
+                }
+            }
+        }
+        media.sync_dir()
     }
 }
 
