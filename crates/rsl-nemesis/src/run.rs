@@ -34,6 +34,15 @@ pub const RECOVERY_WINDOW: Duration = Duration::from_secs(5);
 /// How long the cluster may take to elect a primary at the start and in the final phase.
 pub const PRIMARY_WAIT: Duration = Duration::from_secs(30);
 
+/// How long the operations in flight when the clients stop may take to complete; those still
+/// waiting are recorded with an unknown outcome (they may still take effect, which the
+/// checkers allow).
+pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the final linearizable reads wait for a primary after the recovery window (the
+/// cluster has had the window already; the final check does not need these reads).
+pub const FINAL_PRIMARY_WAIT: Duration = Duration::from_secs(15);
+
 /// How long a replica may take to execute every committed slot in the final phase.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
@@ -141,7 +150,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
     m.cluster.settle(RECOVERY_WINDOW).await;
     let load_end = clock.now_us();
     let recorder = workload.recorder().clone();
-    let mut history = workload.stop(options.workload.op_timeout + Duration::from_secs(2)).await;
+    let mut history = workload.stop(DRAIN_WAIT).await;
     let observed = recorder.observed();
     say(&clock, format!("clients stopped after {} operations; final reads", history.len()));
     let mut notes = notes;
@@ -331,7 +340,7 @@ async fn final_phase(
         cluster.ids().into_iter().map(|id| (id, cluster.client_addr(id))).collect();
     let mut reads = Vec::new();
     // Linearizable reads need a primary; without one they would only wait and fail.
-    let primary = cluster.wait_primary(PRIMARY_WAIT).await;
+    let primary = cluster.wait_primary(FINAL_PRIMARY_WAIT).await;
     if let Err(e) = &primary {
         notes.push(format!("no primary after healing, so no linearizable final reads: {e:#}"));
     }
