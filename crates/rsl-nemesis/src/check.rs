@@ -145,10 +145,10 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
 /// is first left out: that is choosing "it had no effect", which the checker may choose
 /// anyway, so a linearization without it is one of the whole history. When that finds no
 /// linearization (such a write did take effect: a later APPEND's length counts it, before a
-/// SET replaced it unseen), they are added a window of neighbours at a time, and only then is
-/// the whole history searched: every unknown write multiplies the search, and a replica that
-/// answers every request with an error at once makes hundreds. Every pass is a linearization
-/// of the whole history; only the whole search reports a violation.
+/// SET replaced it unseen), they are added a window of neighbours at a time (8, then 32), and
+/// only then is the whole history searched: every unknown write multiplies the search, and a
+/// replica that answers every request with an error at once makes hundreds. Every pass is a
+/// linearization of the whole history; only the whole search reports a violation.
 pub fn linearizable(
     key: &str,
     records: &[&Record],
@@ -183,9 +183,9 @@ pub fn linearizable(
     }
     // Some unknown write nobody saw did take effect (an APPEND's length counts it before a
     // SET replaced it). Try them a few neighbours at a time before the whole search.
-    if unseen.len() > UNSEEN_WINDOW {
-        for start in (0..unseen.len()).step_by(UNSEEN_WINDOW / 2) {
-            let window = &unseen[start..(start + UNSEEN_WINDOW).min(unseen.len())];
+    for size in UNSEEN_WINDOWS.into_iter().filter(|&size| unseen.len() > size) {
+        for start in (0..unseen.len()).step_by(size / 2) {
+            let window = &unseen[start..(start + size).min(unseen.len())];
             let ops: Vec<Operation> = seen.iter().chain(window).cloned().collect();
             if linearizability::check(&ops).is_ok() {
                 return pass;
@@ -197,8 +197,8 @@ pub fn linearizable(
 }
 
 /// How many unknown writes nobody saw (neighbours in invocation order) are tried at a time
-/// before the whole search.
-pub const UNSEEN_WINDOW: usize = 8;
+/// before the whole search: windows of each size in turn, overlapping by half.
+pub const UNSEEN_WINDOWS: [usize; 2] = [8, 32];
 
 /// The linearizability verdict on one key.
 #[derive(Debug, Clone)]
