@@ -32,7 +32,9 @@ use rsl_kv::limits::VALUE_BYTES_MAX;
 use rsl_sim::kv::{Op, Output};
 use rsl_sim::linearizability::{self, Operation, Violation};
 
-use crate::history::{KeyClass, Kind, Observed, Outcome, Record, Value, ELEMENT_BYTES};
+use crate::history::{
+    sight, KeyClass, Kind, Observed, Outcome, Record, Sighting, Sightings, Value, ELEMENT_BYTES,
+};
 
 /// Everything the checkers found.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +86,13 @@ fn ret_or_never(r: &Record) -> u64 {
 }
 
 /// The operation the simulator's checker sees for `r`, if any (all on its key 0).
-fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
+///
+/// A write of unknown outcome that a read showed did take effect, and before that read
+/// returned; its place in the value the read showed is its place when it took effect (nothing
+/// removed it in between, or the read would not show it). So it becomes an operation that
+/// returned when that read did, with that output: no linearization of the history is lost,
+/// and the search no longer tries it everywhere after its invocation.
+fn operation(r: &Record, sightings: &Sightings, anomalies: &mut Vec<String>) -> Option<Operation> {
     let class = KeyClass::of(&r.key);
     if r.kind.is_write() && r.bytes > VALUE_BYTES_MAX as u64 && r.outcome.is_ok() {
         anomalies.push(format!(
@@ -107,7 +115,12 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
         (Kind::Get, Outcome::Value(v)) => (Op::Get { key: 0 }, Some(Output::Value(v.fingerprint))),
         (Kind::Get, _) => return None,
         (Kind::Set, Outcome::Ok) => (Op::Put { key: 0, token: r.token }, Some(Output::Ok)),
-        (Kind::Set, Outcome::Unknown(_)) => (Op::Put { key: 0, token: r.token }, None),
+        (Kind::Set, Outcome::Unknown(_)) => {
+            let sighted = sighted(r, sightings).filter(|s| s.position == 1);
+            let op = Op::Put { key: 0, token: r.token };
+            let ret = sighted.map(|s| (s.ret_us, Output::Ok));
+            return Some(Operation { client: r.client, op, call: r.call_us, ret });
+        }
         (Kind::Append, _) if class == KeyClass::Big => {
             if r.outcome.is_ok() {
                 anomalies.push(format!(
@@ -125,7 +138,11 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
             anomalies.push(format!("{}: APPEND answered length {n}, not whole elements", r.key));
             (Op::Append { key: 0, token: r.token }, None)
         }
-        (Kind::Append, Outcome::Unknown(_)) => (Op::Append { key: 0, token: r.token }, None),
+        (Kind::Append, Outcome::Unknown(_)) => {
+            let op = Op::Append { key: 0, token: r.token };
+            let ret = sighted(r, sightings).map(|s| (s.ret_us, Output::Len(s.position)));
+            return Some(Operation { client: r.client, op, call: r.call_us, ret });
+        }
         (kind, outcome) => {
             anomalies.push(format!("{}: {} answered {outcome:?}", r.key, kind.word()));
             return None;
@@ -136,6 +153,12 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
         _ => None,
     };
     Some(Operation { client: r.client, op, call: r.call_us, ret })
+}
+
+/// The first sighting of `r`'s token, if it was after `r` was invoked (one before is a
+/// violation the search must find, so it is not used).
+fn sighted(r: &Record, sightings: &Sightings) -> Option<Sighting> {
+    sightings.get(&r.token).copied().filter(|s| s.ret_us >= r.call_us)
 }
 
 /// Checks one key's records for linearizability; also reports the anomalies the records
@@ -152,7 +175,7 @@ fn operation(r: &Record, anomalies: &mut Vec<String>) -> Option<Operation> {
 pub fn linearizable(
     key: &str,
     records: &[&Record],
-    observed: &HashSet<u64>,
+    sightings: &Sightings,
     anomalies: &mut Vec<String>,
 ) -> KeyCheck {
     for r in records {
@@ -163,8 +186,8 @@ pub fn linearizable(
     let ops: Vec<(Operation, bool)> = records
         .iter()
         .filter_map(|r| {
-            let op = operation(r, anomalies)?;
-            let unseen = op.ret.is_none() && r.kind.is_write() && !observed.contains(&r.token);
+            let op = operation(r, sightings, anomalies)?;
+            let unseen = op.ret.is_none() && r.kind.is_write() && !sightings.contains_key(&r.token);
             Some((op, unseen))
         })
         .collect();
@@ -287,12 +310,12 @@ fn check_key(
     key: &str,
     records: &[&Record],
     finals: &[(u32, &Observed)],
-    observed: &HashSet<u64>,
+    sightings: &Sightings,
     verdicts: &mut Verdicts,
 ) {
     verdicts.keys += 1;
     let KeyCheck { operations, result, pruned } =
-        linearizable(key, records, observed, &mut verdicts.anomalies);
+        linearizable(key, records, sightings, &mut verdicts.anomalies);
     verdicts.operations += operations;
     let without = |pruned: &Option<(usize, Violation)>| match pruned {
         Some((n, v)) => format!("; without the {n} unknown writes no read showed: {v}"),
@@ -323,25 +346,25 @@ fn check_key(
 }
 
 /// Checks a whole run: `history` (final linearizable reads included), what each replica
-/// held for each key at the end, and the tokens any read returned. Keys are checked on up to
-/// `threads` threads.
+/// held for each key at the end, and where reads first showed each token. Keys are checked on
+/// up to `threads` threads.
 pub fn check(
     history: &[Record],
     finals: &[(u32, String, Observed)],
-    observed: &HashSet<u64>,
+    sightings: &Sightings,
     threads: usize,
 ) -> Verdicts {
-    let mut observed = observed.clone();
+    // The final values were read after every operation: a sighting at the end of the run.
+    let end = history.iter().map(|r| r.ret_us.unwrap_or(r.call_us)).max().unwrap_or(0) + 1;
+    let mut sightings = sightings.clone();
     for (_, _, o) in finals {
         match o {
-            Observed::List(tokens) => observed.extend(tokens),
-            Observed::Big(Some((token, _))) => {
-                observed.insert(*token);
-            }
+            Observed::List(tokens) => sight(&mut sightings, tokens, end),
+            Observed::Big(Some((token, _))) => sight(&mut sightings, &[*token], end),
             _ => {}
         }
     }
-    let observed = &observed;
+    let sightings = &sightings;
     let keys = by_key(history);
     let mut final_by_key: HashMap<&str, Vec<(u32, &Observed)>> = HashMap::new();
     for (replica, key, observed) in finals {
@@ -364,7 +387,7 @@ pub fn check(
                     let mut v = Verdicts::default();
                     for (key, records) in part {
                         let finals = final_by_key.get(key).map_or(&[][..], Vec::as_slice);
-                        check_key(key, records, finals, observed, &mut v);
+                        check_key(key, records, finals, sightings, &mut v);
                     }
                     v
                 })

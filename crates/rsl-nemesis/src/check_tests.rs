@@ -8,9 +8,9 @@ use rand::{RngExt, SeedableRng};
 use super::*;
 use crate::history::token;
 
-/// The checkers with no token observed by a read (the finals' tokens are added by `check`).
+/// The checkers with no token sighted by a read (the finals' tokens are added by `check`).
 fn check(h: &[Record], f: &[(u32, String, Observed)], threads: usize) -> Verdicts {
-    super::check(h, f, &HashSet::new(), threads)
+    super::check(h, f, &Sightings::new(), threads)
 }
 
 fn rec(
@@ -193,6 +193,32 @@ fn an_undecided_search_is_not_a_pass() {
 }
 
 #[test]
+fn unknown_writes_a_read_showed_are_pinned_where_it_showed_them() {
+    // Twenty appends of unknown outcome, all pending from the start; then twenty epochs, each a
+    // SET and a read that shows one of the appends after it. Left free, each append could have
+    // taken effect (and been replaced) in any earlier epoch, and the search gives up (it does,
+    // after 45 s, with no sightings); pinned by its sighting, each has one place.
+    let mut h = Vec::new();
+    let mut sightings = Sightings::new();
+    for k in 0..20u64 {
+        let unknown = Outcome::Unknown("timed out".into());
+        h.push(rec(7, Kind::Append, "n0.0", 100 + k, (k, None), unknown));
+    }
+    for k in 0..20u64 {
+        let t = 1000 + 10 * k;
+        h.push(set(1, 200 + k, t, t + 1));
+        h.push(get(2, &[200 + k, 100 + k], t + 2, t + 3));
+        sight(&mut sightings, &[200 + k, 100 + k], t + 3);
+    }
+    let f = finals(&[219, 119]);
+    let v = super::check(&h, &f, &sightings, 1);
+    assert!(v.passed() && v.undecided.is_empty(), "{v:?}");
+    // A sighting is a fact about the history: one that contradicts it is still a violation.
+    h.push(get(3, &[219], 1300, 1301));
+    assert_eq!(super::check(&h, &f, &sightings, 1).violations.len(), 1);
+}
+
+#[test]
 fn unknown_writes_nobody_saw_do_not_blow_up_the_search_nor_hide_their_effect() {
     let unknown = |tok, call| {
         rec(
@@ -243,7 +269,7 @@ fn unknown_writes_nobody_saw_do_not_blow_up_the_search_nor_hide_their_effect() {
 /// effect), some are refused (no effect). Returns it with every replica's final values.
 type Finals = Vec<(u32, String, Observed)>;
 
-fn random_history(seed: u64) -> (Vec<Record>, Finals, HashSet<u64>) {
+fn random_history(seed: u64) -> (Vec<Record>, Finals, Sightings) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let keys: Vec<String> = (0..rng.random_range(1..4)).map(|i| format!("n0.{i}")).collect();
     let all_keys: Vec<String> = keys.iter().cloned().chain(["b0".to_string()]).collect();
@@ -289,7 +315,7 @@ fn random_history(seed: u64) -> (Vec<Record>, Finals, HashSet<u64>) {
     effects.sort_unstable();
     let mut state: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut sizes: HashMap<u64, u64> = HashMap::new();
-    let mut observed = HashSet::new();
+    let mut observed = Sightings::new();
     for (_, i) in effects {
         let r = &mut records[i];
         let list = state.entry(r.key.clone()).or_default();
@@ -306,7 +332,7 @@ fn random_history(seed: u64) -> (Vec<Record>, Finals, HashSet<u64>) {
                 }
             }
             Kind::Get => {
-                observed.extend(list.iter().copied());
+                sight(&mut observed, list, r.ret_us.expect("a read that took effect returned"));
                 r.outcome = Outcome::Value(match (KeyClass::of(&r.key), list.first()) {
                     (KeyClass::Big, Some(&t)) => Value::of_big(t, sizes[&t]),
                     _ => Value::of_list(list),

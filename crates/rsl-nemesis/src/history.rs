@@ -258,6 +258,51 @@ fn parse_outcome(text: &str) -> Option<Outcome> {
     })
 }
 
+/// Where a token was first seen: the earliest return of a read that showed it, and its
+/// position (1-based) in that read's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sighting {
+    /// When that read returned (µs since the run started).
+    pub ret_us: u64,
+    /// The token's place in the value it was read in (1: the first element).
+    pub position: u32,
+}
+
+/// Every token some read showed, with its first sighting.
+pub type Sightings = std::collections::HashMap<u64, Sighting>;
+
+/// Notes the tokens of a read's value, keeping each token's earliest sighting.
+pub fn sight(sightings: &mut Sightings, tokens: &[u64], ret_us: u64) {
+    for (i, &token) in tokens.iter().enumerate() {
+        let seen = Sighting { ret_us, position: i as u32 + 1 };
+        sightings.entry(token).and_modify(|s| *s = (*s).min_by_ret(seen)).or_insert(seen);
+    }
+}
+
+impl Sighting {
+    fn min_by_ret(self, other: Sighting) -> Sighting {
+        if other.ret_us < self.ret_us {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// One line of the sightings file: `token ret position`.
+pub fn sighting_line(token: u64, s: &Sighting) -> String {
+    format!("{token:x}\t{}\t{}", s.ret_us, s.position)
+}
+
+/// Parses a line written by [`sighting_line`].
+pub fn parse_sighting(line: &str) -> Option<(u64, Sighting)> {
+    let mut f = line.split('\t');
+    let token = u64::from_str_radix(f.next()?, 16).ok()?;
+    let ret_us = f.next()?.parse().ok()?;
+    let position = f.next()?.parse().ok()?;
+    Some((token, Sighting { ret_us, position }))
+}
+
 /// One line of the history file.
 pub fn record_line(r: &Record) -> String {
     let ret = r.ret_us.map_or("-".to_string(), |t| t.to_string());
@@ -404,6 +449,19 @@ mod tests {
         assert!(parse_big(&bad).is_err());
         assert!(parse_big(&value[..10]).is_err());
         assert!(parse_big(&list_element(4)).is_err(), "a list element is not a big value");
+    }
+
+    #[test]
+    fn a_token_keeps_its_earliest_sighting() {
+        let mut s = Sightings::new();
+        sight(&mut s, &[7, 8, 9], 500);
+        sight(&mut s, &[8, 9], 300);
+        sight(&mut s, &[9], 900);
+        assert_eq!(s[&7], Sighting { ret_us: 500, position: 1 });
+        assert_eq!(s[&8], Sighting { ret_us: 300, position: 1 });
+        assert_eq!(s[&9], Sighting { ret_us: 300, position: 2 });
+        let line = sighting_line(9, &s[&9]);
+        assert_eq!(parse_sighting(&line), Some((9, s[&9])));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! A replica that cannot catch up, or whose state moves while it is read, leaves its values
 //! unread, which makes the run inconclusive rather than passed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +23,9 @@ use crate::check::{self, Verdicts};
 use crate::cluster::{Clock, Cluster, ClusterOptions};
 use crate::disk::Disk;
 use crate::faults::{FaultEvent, FaultKind, Nemesis, Rig, Timing};
-use crate::history::{self, parse_big, parse_list, KeyClass, Kind, Observed, Outcome, Record};
+use crate::history::{
+    self, parse_big, parse_list, KeyClass, Kind, Observed, Outcome, Record, Sightings,
+};
 use crate::netns::Net;
 use crate::report::{self, PlantResult};
 use crate::workload::{classify, Workload, WorkloadOptions};
@@ -151,7 +153,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
     let load_end = clock.now_us();
     let recorder = workload.recorder().clone();
     let mut history = workload.stop(DRAIN_WAIT).await;
-    let observed = recorder.observed();
+    let sightings = recorder.sightings();
     say(&clock, format!("clients stopped after {} operations; final reads", history.len()));
     let mut notes = notes;
     let (reads, finals) = final_phase(&mut m.cluster, &history, &clock, &mut notes).await?;
@@ -161,10 +163,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<(Verdict, PathBuf)> {
     let logs: Vec<PathBuf> = m.cluster.files().iter().map(|f| f.log.clone()).collect();
     let primaries = primary_changes(&m.cluster);
     drop(m);
-    save(&dir, &history, &finals, &observed, &faults)?;
+    save(&dir, &history, &finals, &sightings, &faults)?;
     say(&clock, format!("checking {} operations", history.len()));
     let (history, verdicts, plants) = tokio::task::spawn_blocking(move || {
-        let (verdicts, plants) = check_all(&history, &finals, &observed);
+        let (verdicts, plants) = check_all(&history, &finals, &sightings);
         (history, verdicts, plants)
     })
     .await?;
@@ -206,15 +208,15 @@ pub fn verdict_of(v: &Verdicts, plants: &[(String, PlantResult)]) -> Verdict {
 pub fn check_all(
     history: &[Record],
     finals: &[(u32, String, Observed)],
-    observed: &HashSet<u64>,
+    sightings: &Sightings,
 ) -> (Verdicts, Vec<(String, PlantResult)>) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let verdicts = check::check(history, finals, observed, threads);
+    let verdicts = check::check(history, finals, sightings, threads);
     let stale = match check::plant_stale_read(history) {
         None => PlantResult::NotTried,
         Some(plant) => {
             let records: Vec<&Record> = plant.records.iter().collect();
-            match check::linearizable(&plant.key, &records, observed, &mut Vec::new()).result {
+            match check::linearizable(&plant.key, &records, sightings, &mut Vec::new()).result {
                 Err(rsl_sim::linearizability::Violation::NotLinearizable { .. }) => {
                     PlantResult::Caught(format!("linearizability ({})", plant.what))
                 }
@@ -570,10 +572,13 @@ fn save(
     dir: &Path,
     history: &[Record],
     finals: &[(u32, String, Observed)],
-    observed: &HashSet<u64>,
+    sightings: &Sightings,
     faults: &[FaultEvent],
 ) -> anyhow::Result<()> {
-    history::write_lines(&dir.join("observed.tsv"), observed.iter().map(|t| format!("{t:x}")))?;
+    history::write_lines(
+        &dir.join("sightings.tsv"),
+        sightings.iter().map(|(t, s)| history::sighting_line(*t, s)),
+    )?;
     history::write_lines(&dir.join("history.tsv"), history.iter().map(history::record_line))?;
     history::write_lines(
         &dir.join("finals.tsv"),
@@ -599,11 +604,11 @@ fn save(
 pub fn check_saved(dir: &Path) -> anyhow::Result<Verdict> {
     let history = history::read_lines(&dir.join("history.tsv"), history::parse_record)?;
     let finals = history::read_lines(&dir.join("finals.tsv"), history::parse_observed)?;
-    let observed: HashSet<u64> =
-        history::read_lines(&dir.join("observed.tsv"), |l| u64::from_str_radix(l, 16).ok())?
+    let sightings: Sightings =
+        history::read_lines(&dir.join("sightings.tsv"), history::parse_sighting)?
             .into_iter()
             .collect();
-    let (verdicts, plants) = check_all(&history, &finals, &observed);
+    let (verdicts, plants) = check_all(&history, &finals, &sightings);
     let inputs = report::Inputs {
         history: &history,
         load: (0, 0),

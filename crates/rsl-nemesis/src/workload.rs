@@ -14,7 +14,7 @@
 //! the outcome unknown. The live plants (`--plant`) make client 0 lie, to show that the
 //! checkers catch a client that reports a stale read or a write it never sent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,8 +30,8 @@ use tokio::task::JoinSet;
 
 use crate::cluster::Clock;
 use crate::history::{
-    big_value, list_element, parse_big, parse_list, token, KeyClass, Kind, Outcome, Record, Value,
-    ELEMENT_BYTES, PAD_BYTE,
+    big_value, list_element, parse_big, parse_list, sight, token, KeyClass, Kind, Outcome, Record,
+    Sightings, Value, ELEMENT_BYTES, PAD_BYTE,
 };
 
 /// How long a client waits to connect before it tries another replica.
@@ -109,7 +109,7 @@ pub struct BigJob {
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     records: Arc<Mutex<Vec<Record>>>,
-    observed: Arc<Mutex<HashSet<u64>>>,
+    sightings: Arc<Mutex<Sightings>>,
 }
 
 impl Recorder {
@@ -127,14 +127,15 @@ impl Recorder {
         records[index].outcome = outcome;
     }
 
-    /// Notes the tokens a read returned.
-    pub fn observe(&self, tokens: &[u64]) {
-        self.observed.lock().expect("the token lock is not poisoned").extend(tokens);
+    /// Notes the tokens a read returned at `ret_us`.
+    pub fn observe(&self, tokens: &[u64], ret_us: u64) {
+        let mut sightings = self.sightings.lock().expect("the token lock is not poisoned");
+        sight(&mut sightings, tokens, ret_us);
     }
 
-    /// Every token some read returned.
-    pub fn observed(&self) -> HashSet<u64> {
-        self.observed.lock().expect("the token lock is not poisoned").clone()
+    /// Every token some read returned, with its first sighting.
+    pub fn sightings(&self) -> Sightings {
+        self.sightings.lock().expect("the token lock is not poisoned").clone()
     }
 
     /// A copy of the history so far.
@@ -370,15 +371,16 @@ async fn run_client(shared: Arc<Shared>, client: u32, stop: watch::Receiver<bool
             Kind::Set => conn.cmd(&[&b"SET"[..], key.as_bytes(), &value]).await,
             Kind::Append => conn.cmd(&[&b"APPEND"[..], key.as_bytes(), &value]).await,
         };
+        let ret_us = shared.clock.now_us();
         let mut outcome = classify(kind, &key, &reply);
         if kind == Kind::Get {
-            shared.recorder.observe(&observed_tokens(&key, &reply));
+            shared.recorder.observe(&observed_tokens(&key, &reply), ret_us);
         }
         if let Some(l) = liar.as_mut() {
             outcome = l.stale(options.plant, kind, &key, outcome);
         }
         let failed = !outcome.is_ok();
-        shared.recorder.complete(index, shared.clock.now_us(), outcome);
+        shared.recorder.complete(index, ret_us, outcome);
         if reply.is_err() {
             connection = None;
         }
@@ -514,11 +516,12 @@ async fn big_op(shared: &Shared, client: u32, key: &str, op: &BigOp, tok: u64) -
             }
         },
     };
+    let ret_us = shared.clock.now_us();
     if op.kind == Kind::Get {
-        shared.recorder.observe(&observed_tokens(key, &reply));
+        shared.recorder.observe(&observed_tokens(key, &reply), ret_us);
     }
     let outcome = classify(op.kind, key, &reply);
-    shared.recorder.complete(index, shared.clock.now_us(), outcome.clone());
+    shared.recorder.complete(index, ret_us, outcome.clone());
     outcome
 }
 
