@@ -411,8 +411,9 @@ impl Nemesis {
 }
 
 impl Active {
-    /// Undoes the fault; returns a note if something went wrong that the run survives (a
-    /// replica that would not start again is recorded and left for the final phase).
+    /// Undoes the fault. A replica that would not start again is noted in the event (the run
+    /// goes on; the final phase tries again); an error is one the run cannot survive (a route
+    /// or a mount that cannot be undone).
     pub async fn heal(&mut self, rig: &mut Rig<'_>, now_us: u64) -> anyhow::Result<()> {
         self.event.heal_us = Some(now_us);
         match std::mem::replace(&mut self.undo, Undo::Nothing) {

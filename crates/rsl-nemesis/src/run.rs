@@ -112,6 +112,7 @@ fn default_dir() -> PathBuf {
     std::env::temp_dir().join(format!("rsl-nemesis-{stamp}-{}", std::process::id()))
 }
 
+/// Prints a progress line with the run's time.
 fn say(clock: &Clock, text: impl AsRef<str>) {
     println!("{:>8.2} s  {}", clock.now_us() as f64 / 1e6, text.as_ref());
 }
