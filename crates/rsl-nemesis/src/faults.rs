@@ -159,6 +159,52 @@ pub struct FaultEvent {
     pub note: String,
 }
 
+impl FaultEvent {
+    /// Its line in `faults.tsv`: start, kind, targets, primary, heal, note.
+    pub fn line(&self) -> String {
+        let ids = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |t| t.to_string());
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.start_us,
+            self.kind.name(),
+            ids(&self.targets),
+            or_dash(self.primary.map(u64::from)),
+            or_dash(self.heal_us),
+            self.note.replace(['\t', '\n'], " ")
+        )
+    }
+
+    /// Parses a line written by [`FaultEvent::line`].
+    pub fn parse(line: &str) -> Option<FaultEvent> {
+        let f: Vec<&str> = line.splitn(6, '\t').collect();
+        let [start, kind, targets, primary, heal, note] = f[..] else { return None };
+        // Also the first format, which wrote `[1, 2]` and `Some(2)`.
+        let dash = |t: &str| -> Option<Option<u64>> {
+            let t = t.trim_start_matches("Some(").trim_end_matches(')');
+            if t == "-" || t == "None" {
+                Some(None)
+            } else {
+                t.parse().ok().map(Some)
+            }
+        };
+        Some(FaultEvent {
+            kind: FaultKind::ALL.into_iter().find(|k| k.name() == kind)?,
+            targets: targets
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().ok())
+                .collect::<Option<_>>()?,
+            primary: dash(primary)?.map(|p| p as u32),
+            start_us: start.parse().ok()?,
+            heal_us: dash(heal)?,
+            note: note.to_string(),
+        })
+    }
+}
+
 /// What must be undone.
 #[derive(Debug)]
 enum Undo {
@@ -477,6 +523,30 @@ mod tests {
             assert!(n.hold(FaultKind::KillAll) <= Duration::from_secs(3));
             assert!(n.hold(FaultKind::BigValues) >= Duration::from_secs(10));
         }
+    }
+
+    #[test]
+    fn fault_events_round_trip_through_their_lines() {
+        let e = FaultEvent {
+            kind: FaultKind::DiskFullMajority,
+            targets: vec![3, 1],
+            primary: Some(2),
+            start_us: 12,
+            heal_us: None,
+            note: "filled:\treplica 3".into(),
+        };
+        let back = FaultEvent::parse(&e.line()).expect("parses");
+        assert_eq!((back.kind, back.targets, back.primary), (e.kind, e.targets.clone(), e.primary));
+        assert_eq!(
+            (back.start_us, back.heal_us, back.note.as_str()),
+            (12, None, "filled: replica 3")
+        );
+        let none = FaultEvent { targets: vec![], primary: None, heal_us: Some(40), ..e };
+        let back = FaultEvent::parse(&none.line()).expect("parses");
+        assert_eq!((back.targets, back.primary, back.heal_us), (vec![], None, Some(40)));
+        let first_format = FaultEvent::parse("5\tbridge\t[3, 1]\tSome(2)\t9\t").expect("parses");
+        assert_eq!((first_format.targets, first_format.primary), (vec![3, 1], Some(2)));
+        assert!(FaultEvent::parse("5\tno-such-fault\t\t-\t-\t").is_none());
     }
 
     #[test]

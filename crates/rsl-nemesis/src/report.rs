@@ -7,7 +7,9 @@
 //! window holds the fault, its heal and the recovery after it). It is given for all
 //! operations and for writes alone: an isolated primary may go on serving reads from its
 //! lease while no write can commit, and a cluster whose disks are full should go on serving
-//! reads.
+//! reads. Also per fault: the time from its start to the completion of the first successful
+//! write *invoked after* it started (a write already in flight may still succeed just after a
+//! primary is paused, which says nothing about availability).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,18 +34,34 @@ pub enum PlantResult {
 #[derive(Debug, Clone)]
 pub struct Successes {
     rets: Vec<u64>,
+    /// (call, ret) of every success, by call.
+    by_call: Vec<(u64, u64)>,
+    /// The earliest ret among `by_call[i..]`.
+    suffix_min: Vec<u64>,
 }
 
 impl Successes {
     /// Indexes the successful operations of `history` that `include` selects.
     pub fn new(history: &[Record], include: impl Fn(&Record) -> bool) -> Successes {
-        let mut rets: Vec<u64> = history
+        let mut by_call: Vec<(u64, u64)> = history
             .iter()
             .filter(|r| r.outcome.is_ok() && include(r))
-            .filter_map(|r| r.ret_us)
+            .filter_map(|r| Some((r.call_us, r.ret_us?)))
             .collect();
+        by_call.sort_unstable();
+        let mut suffix_min = vec![u64::MAX; by_call.len() + 1];
+        for i in (0..by_call.len()).rev() {
+            suffix_min[i] = suffix_min[i + 1].min(by_call[i].1);
+        }
+        let mut rets: Vec<u64> = by_call.iter().map(|&(_, ret)| ret).collect();
         rets.sort_unstable();
-        Successes { rets }
+        Successes { rets, by_call, suffix_min }
+    }
+
+    /// When the first success invoked at or after `t` completed, if one did.
+    pub fn first_after(&self, t: u64) -> Option<u64> {
+        let i = self.by_call.partition_point(|&(call, _)| call < t);
+        Some(self.suffix_min[i]).filter(|&ret| ret != u64::MAX)
     }
 
     /// The longest interval within `[from, to]` with no successful completion: (start, length).
@@ -224,8 +242,10 @@ fn faults(out: &mut String, i: &Inputs<'_>, all: &Successes, writes: &Successes)
     }
     let _ = writeln!(
         out,
-        "\nlongest interval without a successful operation, from each fault's start to the next fault's\n{:<20} {:>5} {:>24} {:>24}",
-        "fault", "count", "all ops: max (median)", "writes: max (median)"
+        "\nlongest interval without a successful operation (all, writes) from each fault's start to the\n\
+         next fault's; and from its start to the first successful write invoked after it\n\
+         {:<20} {:>5} {:>22} {:>22} {:>22}",
+        "fault", "count", "all: max (median)", "writes: max (median)", "1st write: max (median)"
     );
     for kind in FaultKind::ALL {
         let windows: Vec<(u64, u64)> = i
@@ -238,18 +258,24 @@ fn faults(out: &mut String, i: &Inputs<'_>, all: &Successes, writes: &Successes)
         if windows.is_empty() {
             continue;
         }
-        let cell = |s: &Successes| {
-            let gaps: Vec<u64> = windows.iter().map(|&(a, b)| s.longest_gap(a, b).1).collect();
+        let cell = |gaps: Vec<u64>| {
             let max = gaps.iter().copied().max().unwrap_or(0);
             format!("{} ({})", secs(max), secs(median(gaps)))
         };
+        let gaps = |s: &Successes| windows.iter().map(|&(a, b)| s.longest_gap(a, b).1).collect();
+        // No write succeeding before the clients stopped counts as the rest of the run.
+        let first = windows
+            .iter()
+            .map(|&(a, _)| writes.first_after(a).unwrap_or(to).saturating_sub(a))
+            .collect();
         let _ = writeln!(
             out,
-            "{:<20} {:>5} {:>24} {:>24}",
+            "{:<20} {:>5} {:>22} {:>22} {:>22}",
             kind.name(),
             windows.len(),
-            cell(all),
-            cell(writes)
+            cell(gaps(all)),
+            cell(gaps(writes)),
+            cell(first)
         );
     }
 }
@@ -357,6 +383,24 @@ mod tests {
         assert_eq!(s.longest_gap(130, 250), (130, 80), "clipped to the window");
         let none = Successes::new(&h, |r| r.call_us > 1000);
         assert_eq!(none.longest_gap(50, 60), (50, 10));
+    }
+
+    #[test]
+    fn the_first_success_after_a_fault_is_one_invoked_after_it() {
+        let h = vec![
+            op(0, Some(10), true),
+            op(5, Some(120), true),
+            op(60, Some(500), false),
+            op(70, Some(300), true),
+            op(200, Some(210), true),
+            op(400, None, false),
+        ];
+        let s = Successes::new(&h, |_| true);
+        assert_eq!(s.first_after(0), Some(10));
+        // The one invoked at 5 completed at 120, but was in flight when the fault began.
+        assert_eq!(s.first_after(6), Some(210), "the earliest completion, not the earliest call");
+        assert_eq!(s.first_after(200), Some(210));
+        assert_eq!(s.first_after(201), None, "the failure and the unfinished one do not count");
     }
 
     #[test]

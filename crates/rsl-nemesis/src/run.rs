@@ -585,20 +585,7 @@ fn save(
         &dir.join("finals.tsv"),
         finals.iter().map(|(r, k, o)| history::observed_line(*r, k, o)),
     )?;
-    history::write_lines(
-        &dir.join("faults.tsv"),
-        faults.iter().map(|f| {
-            let heal = f.heal_us.map_or("-".to_string(), |t| t.to_string());
-            format!(
-                "{}\t{}\t{:?}\t{:?}\t{heal}\t{}",
-                f.start_us,
-                f.kind.name(),
-                f.targets,
-                f.primary,
-                f.note
-            )
-        }),
-    )
+    history::write_lines(&dir.join("faults.tsv"), faults.iter().map(FaultEvent::line))
 }
 
 /// Checks a saved run again (`rsl-nemesis check DIR`).
@@ -609,17 +596,24 @@ pub fn check_saved(dir: &Path) -> anyhow::Result<Verdict> {
         history::read_lines(&dir.join("sightings.tsv"), history::parse_sighting)?
             .into_iter()
             .collect();
+    let faults = history::read_lines(&dir.join("faults.tsv"), FaultEvent::parse)?;
     let (verdicts, plants) = check_all(&history, &finals, &sightings);
+    let load = history.iter().filter(|r| r.client < FINAL_CLIENT);
+    let load = (
+        load.clone().map(|r| r.call_us).min().unwrap_or(0),
+        load.filter_map(|r| r.ret_us).max().unwrap_or(0),
+    );
+    let logs: Vec<PathBuf> = (1..=3).map(|id| dir.join(format!("logs/replica-{id}.log"))).collect();
     let inputs = report::Inputs {
         history: &history,
-        load: (0, 0),
-        faults: &[],
+        load,
+        faults: &faults,
         exits: &[],
         primaries: &[],
         verdicts: &verdicts,
         plants: &plants,
         notes: &[],
-        logs: &[],
+        logs: &logs,
     };
     println!("{}", report::render(&inputs));
     Ok(verdict_of(&verdicts, &plants))
