@@ -27,7 +27,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rsl_kv::limits::VALUE_BYTES_MAX;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Clock, Cluster};
 use crate::disk::Disk;
 use crate::history::Kind;
 use crate::netns::Net;
@@ -288,12 +288,15 @@ impl Nemesis {
         (!from.is_empty()).then(|| from[self.rng.random_range(0..from.len())])
     }
 
-    /// Starts a fault of `kind`.
+    /// Starts a fault of `kind`. Its start time is taken once it is in force (the processes
+    /// killed or stopped, every route in place, the disks filled), not before: asking for the
+    /// primary and installing routes take tens of milliseconds on a loaded machine, and an
+    /// operation that completed in between would count as served under the fault.
     pub async fn apply(
         &mut self,
         kind: FaultKind,
         rig: &mut Rig<'_>,
-        now_us: u64,
+        clock: &Clock,
     ) -> anyhow::Result<Active> {
         let primary = rig.cluster.ask_primary().await;
         let running: Vec<u32> =
@@ -416,7 +419,8 @@ impl Nemesis {
                 (Vec::new(), Undo::Nothing)
             }
         };
-        let event = FaultEvent { kind, targets, primary, start_us: now_us, heal_us: None, note };
+        let start_us = clock.now_us();
+        let event = FaultEvent { kind, targets, primary, start_us, heal_us: None, note };
         Ok(Active { event, undo })
     }
 

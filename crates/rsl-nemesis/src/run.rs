@@ -265,7 +265,7 @@ async fn nemesis(
         let hold = schedule.hold(kind);
         let mut rig =
             Rig { cluster: &mut m.cluster, net: &mut m.net, disks: &mut m.disks, workload };
-        let mut active = schedule.apply(kind, &mut rig, clock.now_us()).await?;
+        let mut active = schedule.apply(kind, &mut rig, clock).await?;
         let e = &active.event;
         say(
             clock,
