@@ -42,6 +42,29 @@ pub const START_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How long a replica may take to stop after SIGTERM before it is killed.
 pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
+/// The `RSL.STATUS` fields the suite reads, by their names since rsl-kv's status and INFO's
+/// `# Rsl` section share them, with the names rsl-kv used before.
+const STATUS_FIELDS: [(&str, &str); 6] = [
+    ("rsl_replica_id", "id"),
+    ("rsl_role", "role"),
+    ("rsl_primary", "primary"),
+    ("rsl_ballot", "ballot"),
+    ("rsl_committed_slot", "committed"),
+    ("rsl_executed_slot", "executed"),
+];
+
+/// Parses an `RSL.STATUS` reply; a field under its earlier name is also given its current
+/// name, so that the suite measures a binary from before the rename as well.
+pub fn parse_status(text: &str) -> StatusReport {
+    let mut status = StatusReport::parse(text);
+    for (name, old) in STATUS_FIELDS {
+        if let Some(value) = status.fields.get(old).cloned() {
+            status.fields.entry(name.to_string()).or_insert(value);
+        }
+    }
+    status
+}
+
 /// The run's clock: microseconds since the run started, shared by clients and nemesis.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock(Instant);
@@ -434,11 +457,11 @@ impl Cluster {
         let mut best: Option<((u64, u64), u32)> = None;
         for id in self.ids().into_iter().filter(|&id| self.is_running(id) && !self.is_paused(id)) {
             let Some(status) = self.status(id, Duration::from_millis(500)).await else { continue };
-            if status.get("role") != "primary" {
+            if status.get("rsl_role") != "primary" {
                 continue;
             }
             let ballot = status
-                .get("ballot")
+                .get("rsl_ballot")
                 .split_once('.')
                 .and_then(|(r, i)| Some((r.parse::<u64>().ok()?, i.parse::<u64>().ok()?)));
             let ballot = ballot.unwrap_or((0, 0));
@@ -524,7 +547,7 @@ impl Cluster {
     pub async fn status(&self, id: u32, timeout: Duration) -> Option<StatusReport> {
         let mut client = Client::connect(self.client_addr(id), timeout).await.ok()?;
         match client.cmd(&["RSL.STATUS"]).await.ok()? {
-            Reply::Bulk(text) => Some(StatusReport::parse(&String::from_utf8_lossy(&text))),
+            Reply::Bulk(text) => Some(parse_status(&String::from_utf8_lossy(&text))),
             _ => None,
         }
     }
@@ -564,6 +587,21 @@ fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_fields_are_read_under_both_names() {
+        let now = parse_status("rsl_replica_id:2\r\nrsl_role:primary\r\nrsl_executed_slot:9\r\n");
+        let before = parse_status("id:2\r\nrole:primary\r\nexecuted:9\r\nballot:4.2\r\n");
+        for s in [&now, &before] {
+            assert_eq!(s.get("rsl_role"), "primary");
+            assert_eq!(
+                (s.number("rsl_replica_id"), s.number("rsl_executed_slot")),
+                (Some(2), Some(9))
+            );
+        }
+        assert_eq!(before.get("rsl_ballot"), "4.2");
+        assert_eq!(now.get("rsl_ballot"), "-");
+    }
 
     #[test]
     fn replica_lines_become_events() {

@@ -376,10 +376,10 @@ async fn final_phase(
         if let Some(s) = cluster.status(id, Duration::from_secs(1)).await {
             notes.push(format!(
                 "final state of replica {id}: role {}, ballot {}, committed {}, executed {}",
-                s.get("role"),
-                s.get("ballot"),
-                s.get("committed"),
-                s.get("executed")
+                s.get("rsl_role"),
+                s.get("rsl_ballot"),
+                s.get("rsl_committed_slot"),
+                s.get("rsl_executed_slot")
             ));
         }
     }
@@ -417,7 +417,7 @@ async fn executed_all(cluster: &Cluster) -> BTreeMap<u32, Option<u64>> {
     let mut out = BTreeMap::new();
     for id in cluster.ids() {
         let status = cluster.status(id, Duration::from_secs(1)).await;
-        out.insert(id, status.and_then(|s| s.number("executed")));
+        out.insert(id, status.and_then(|s| s.number("rsl_executed_slot")));
     }
     out
 }

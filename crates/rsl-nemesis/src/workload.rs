@@ -464,11 +464,11 @@ async fn find_primary(addrs: &[SocketAddr]) -> Option<u32> {
     for addr in addrs {
         let Ok(mut conn) = connect_one(*addr, CONNECT_WAIT).await else { continue };
         let Ok(Reply::Bulk(text)) = conn.cmd(&["RSL.STATUS"]).await else { continue };
-        let status = rsl_kv::admin::StatusReport::parse(&String::from_utf8_lossy(&text));
-        if status.get("role") == "primary" {
-            return status.number("id").map(|id| id as u32);
+        let status = crate::cluster::parse_status(&String::from_utf8_lossy(&text));
+        if status.get("rsl_role") == "primary" {
+            return status.number("rsl_replica_id").map(|id| id as u32);
         }
-        named = named.or(status.number("primary").map(|id| id as u32));
+        named = named.or(status.number("rsl_primary").map(|id| id as u32));
     }
     named
 }
