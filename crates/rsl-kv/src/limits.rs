@@ -51,22 +51,19 @@ pub const PRIMARY_WAIT_MS_MAX: u64 = 5_000;
 /// replica's view of the primary changes first, in milliseconds.
 pub const RETRY_PAUSE_MS_MAX: u64 = 20;
 
-/// Persistent connections a replica keeps to the primary for forwarding. One, so that the
-/// primary receives forwarded requests in the order they were submitted here (a client's
-/// pipelined commands execute in order); the connection is pipelined.
-pub const FORWARD_CONNECTIONS_MAX: usize = 1;
+/// The largest request a replica forwards to the primary, in bytes: it travels as one rsl
+/// peer call with a one-byte header (`forward`).
+pub const FORWARD_BYTES_MAX: usize = rsl::PEER_CALL_BYTES_MAX - 1;
 
-/// Forwarded requests queued for one forwarding connection; past it, `-ERR overloaded`.
-pub const FORWARD_QUEUED_MAX: usize = 4096;
-
-/// Forwarded requests awaiting their reply on one forwarding connection.
-pub const FORWARD_INFLIGHT_MAX: usize = 4096;
-
-/// The largest request a replica forwards, in bytes: it travels as one bulk string.
-pub const FORWARD_BYTES_MAX: usize = BULK_BYTES_MAX;
-
-/// How long a forwarded request waits for the primary's reply, in milliseconds.
+/// How long a forwarded request waits for the primary's answer, in milliseconds (unless this
+/// replica learns of another primary first).
 pub const FORWARD_REPLY_WAIT_MS_MAX: u64 = 5_000;
+
+/// How long a forwarded write still waits for the answer of a primary this replica has just
+/// learned was deposed, before its client hears that the outcome is unknown, in milliseconds.
+/// A primary that handed over primacy on purpose answers within it (its last slots are chosen
+/// as the new primary starts); a paused or isolated one does not, and its clients' wait ends.
+pub const DEPOSED_REPLY_WAIT_MS_MAX: u64 = 100;
 
 /// How far ahead of the primary's clock a forwarded write's stamp may be, in milliseconds (a
 /// larger one would move every replica's expiry clock into the future).
@@ -78,9 +75,35 @@ pub const ADMIN_PEER_WAIT_MS_MAX: u64 = 1_000;
 /// How long `RSL.TRANSFER` waits for the new primary to take over, in milliseconds.
 pub const TRANSFER_WAIT_MS_MAX: u64 = 5_000;
 
+/// The most commands one MULTI may queue; past it the transaction fails at EXEC
+/// (EXECABORT), as one request carries them all.
+pub const MULTI_QUEUED_MAX: usize = 100_000;
+
+/// The deleted keys the machine remembers for WATCH. An EXEC that watched an absent key
+/// before the oldest one remembered aborts, since nothing proves the key untouched.
+pub const WATCH_TOMBSTONES_MAX: usize = 10_000;
+
+/// The messages queued for one pub/sub subscriber; past it the subscriber is disconnected, as
+/// Redis does past its pub/sub output buffer limit.
+pub const SUBSCRIBER_QUEUED_MAX: usize = 65_536;
+
+/// The cells of LCS's dynamic-programming table (the product of the two lengths).
+pub const LCS_CELLS_MAX: usize = 1 << 26;
+
+/// The largest count SRANDMEMBER, HRANDFIELD and ZRANDMEMBER accept (a negative count asks
+/// for that many picks with repeats).
+pub const RANDOM_COUNT_MAX: usize = 1 << 20;
+
+/// The Lua instructions one script may run (counted in steps of a thousand). A script that
+/// runs past it fails, at the same instruction on every replica.
+pub const SCRIPT_INSTRUCTIONS_MAX: u64 = 100_000_000;
+
+/// The memory one script's Lua state may allocate, in bytes.
+pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 << 20;
+
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
-const _: () = assert!(FORWARD_CONNECTIONS_MAX >= 1 && FORWARD_INFLIGHT_MAX >= 1);
+const _: () = assert!(DEPOSED_REPLY_WAIT_MS_MAX < FORWARD_REPLY_WAIT_MS_MAX);
 const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX);
