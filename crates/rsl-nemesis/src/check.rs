@@ -33,7 +33,8 @@ use rsl_sim::kv::{Op, Output};
 use rsl_sim::linearizability::{self, Operation, Violation};
 
 use crate::history::{
-    sight, KeyClass, Kind, Observed, Outcome, Record, Sighting, Sightings, Value, ELEMENT_BYTES,
+    set_value_bytes_max, sight, KeyClass, Kind, Observed, Outcome, Record, Sighting, Sightings,
+    Value, ELEMENT_BYTES,
 };
 
 /// Everything the checkers found.
@@ -94,9 +95,10 @@ fn ret_or_never(r: &Record) -> u64 {
 /// and the search no longer tries it everywhere after its invocation.
 fn operation(r: &Record, sightings: &Sightings, anomalies: &mut Vec<String>) -> Option<Operation> {
     let class = KeyClass::of(&r.key);
-    if r.kind.is_write() && r.bytes > VALUE_BYTES_MAX as u64 && r.outcome.is_ok() {
+    let limit = if r.kind == Kind::Set { set_value_bytes_max(&r.key) } else { VALUE_BYTES_MAX };
+    if r.kind.is_write() && r.bytes > limit as u64 && r.outcome.is_ok() {
         anomalies.push(format!(
-            "{}: a {}-byte {} past the {VALUE_BYTES_MAX}-byte value limit was acknowledged",
+            "{}: a {}-byte {} past its {limit}-byte limit was acknowledged",
             r.key,
             r.bytes,
             r.kind.word()
@@ -119,7 +121,7 @@ fn operation(r: &Record, sightings: &Sightings, anomalies: &mut Vec<String>) -> 
             let sighted = sighted(r, sightings).filter(|s| s.position == 1);
             let op = Op::Put { key: 0, token: r.token };
             let ret = sighted.map(|s| (s.ret_us, Output::Ok));
-            return Some(Operation { client: r.client, op, call: r.call_us, ret });
+            return Some(checked_op(r, op, ret));
         }
         (Kind::Append, _) if class == KeyClass::Big => {
             if r.outcome.is_ok() {
@@ -141,7 +143,7 @@ fn operation(r: &Record, sightings: &Sightings, anomalies: &mut Vec<String>) -> 
         (Kind::Append, Outcome::Unknown(_)) => {
             let op = Op::Append { key: 0, token: r.token };
             let ret = sighted(r, sightings).map(|s| (s.ret_us, Output::Len(s.position)));
-            return Some(Operation { client: r.client, op, call: r.call_us, ret });
+            return Some(checked_op(r, op, ret));
         }
         (kind, outcome) => {
             anomalies.push(format!("{}: {} answered {outcome:?}", r.key, kind.word()));
@@ -152,7 +154,14 @@ fn operation(r: &Record, sightings: &Sightings, anomalies: &mut Vec<String>) -> 
         (Some(out), Some(t)) => Some((t, out)),
         _ => None,
     };
-    Some(Operation { client: r.client, op, call: r.call_us, ret })
+    Some(checked_op(r, op, ret))
+}
+
+/// The checker's operation for `r`: returned at a time with an output, or neither (it may
+/// take effect any time after its call, or never).
+fn checked_op(r: &Record, op: Op, ret: Option<(u64, Output)>) -> Operation {
+    let (ret, output) = ret.map_or((None, None), |(t, out)| (Some(t), Some(out)));
+    Operation { client: r.client, op, call: r.call_us, ret, output }
 }
 
 /// The first sighting of `r`'s token, if it was after `r` was invoked (one before is a

@@ -167,9 +167,16 @@ fn big_keys_are_registers_with_sizes_and_a_limit() {
     stale.push(big_get(Some(5), 10, 11));
     assert_eq!(check(&stale, &f(Some(6), 1000), 1).violations.len(), 1);
     // Past the limit: refusals are fine, acknowledgements are not.
+    let set_max = set_value_bytes_max("b0") as u64;
+    let mut at = big_set(1, 7, 12, 13);
+    at.bytes = set_max;
+    let mut h_at = h.clone();
+    h_at.push(at);
+    let v = check(&h_at, &f(Some(7), set_max), 1);
+    assert!(v.anomalies.is_empty(), "a SET at its limit is fine: {v:?}");
     let mut over = big_set(1, 7, 12, 13);
-    over.bytes = VALUE_BYTES_MAX as u64 + 1;
-    over.outcome = Outcome::Failed("ERR Protocol error: invalid bulk length".into());
+    over.bytes = set_max + 1;
+    over.outcome = Outcome::Failed("ERR key or value too large".into());
     let mut h2 = h.clone();
     h2.push(over.clone());
     assert!(check(&h2, &f(Some(6), 1000), 1).passed());

@@ -29,7 +29,7 @@ use rsl_kv::limits::VALUE_BYTES_MAX;
 
 use crate::cluster::{Clock, Cluster};
 use crate::disk::Disk;
-use crate::history::Kind;
+use crate::history::{set_value_bytes_max, Kind};
 use crate::netns::Net;
 use crate::workload::{BigJob, BigOp, Workload};
 
@@ -439,15 +439,18 @@ impl Nemesis {
         let target = None;
         let any = self.pick(ids);
         let another = self.pick(ids);
-        let random_bytes = self.rng.random_range(64 << 10..=VALUE_BYTES_MAX);
+        // One SET carries at most its request's limit less the key and framing; APPEND may
+        // grow the value up to VALUE_BYTES_MAX.
+        let set_max = set_value_bytes_max(&key);
+        let random_bytes = self.rng.random_range(64 << 10..=set_max);
         let op = |kind, bytes, replica, after_ack| BigOp { kind, bytes, replica, after_ack };
         let ops = vec![
-            op(Kind::Set, VALUE_BYTES_MAX, target, false),
+            op(Kind::Set, set_max, target, false),
             op(Kind::Get, 0, any, false),
-            // The value is at the limit only if that SET was acknowledged: one more byte
-            // must be refused.
-            op(Kind::Append, 1, target, true),
-            op(Kind::Set, VALUE_BYTES_MAX + 1, target, false),
+            // Only if that SET was acknowledged is the value known: an APPEND that would
+            // make it one byte longer than VALUE_BYTES_MAX must be refused.
+            op(Kind::Append, VALUE_BYTES_MAX + 1 - set_max, target, true),
+            op(Kind::Set, set_max + 1, target, false),
             op(Kind::Get, 0, another, false),
             op(Kind::Set, 1 << 20, any, false),
             op(Kind::Set, (1 << 20) + 1, another, false),
@@ -560,9 +563,17 @@ mod tests {
         assert_eq!(job.key, "b0");
         let sets: Vec<usize> =
             job.ops.iter().filter(|o| o.kind == Kind::Set).map(|o| o.bytes).collect();
-        assert!(sets.contains(&VALUE_BYTES_MAX) && sets.contains(&(VALUE_BYTES_MAX + 1)));
+        let set_max = set_value_bytes_max("b0");
+        assert_eq!(
+            set_max,
+            rsl_kv::limits::REQUEST_BYTES_MAX - rsl_kv::limits::SET_FRAMING_BYTES - 2
+        );
+        assert!(sets.contains(&set_max) && sets.contains(&(set_max + 1)));
+        assert!(sets.iter().all(|&b| b <= set_max + 1));
         assert_eq!(job.ops[0].replica, None, "the largest value goes to the primary");
-        assert!(job.ops.iter().any(|o| o.kind == Kind::Append && o.after_ack));
+        let append: Vec<&BigOp> = job.ops.iter().filter(|o| o.kind == Kind::Append).collect();
+        assert!(append.len() == 1 && append[0].after_ack);
+        assert_eq!(set_max + append[0].bytes, VALUE_BYTES_MAX + 1, "one byte past the limit");
         assert_eq!(n.big_job(&[1, 2, 3]).key, "b1");
     }
 }

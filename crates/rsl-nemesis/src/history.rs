@@ -83,6 +83,14 @@ impl KeyClass {
     }
 }
 
+/// The largest value one `SET` of `key` may carry, in bytes: rsl-kv puts a write's key and
+/// value in one request of at most `REQUEST_BYTES_MAX`, with `SET_FRAMING_BYTES` of its own
+/// (`rsl_kv::limits`). A value may still grow by `APPEND` up to `VALUE_BYTES_MAX`.
+pub fn set_value_bytes_max(key: &str) -> usize {
+    use rsl_kv::limits::{REQUEST_BYTES_MAX, SET_FRAMING_BYTES, VALUE_BYTES_MAX};
+    (REQUEST_BYTES_MAX - SET_FRAMING_BYTES - key.len()).min(VALUE_BYTES_MAX)
+}
+
 /// A read's value, summarised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Value {

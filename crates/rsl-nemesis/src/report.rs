@@ -288,8 +288,12 @@ fn big_values(out: &mut String, history: &[Record]) {
     if big.is_empty() {
         return;
     }
-    let _ =
-        writeln!(out, "\n== the largest values (limit {} bytes)", rsl_kv::limits::VALUE_BYTES_MAX);
+    let _ = writeln!(
+        out,
+        "\n== the largest values (a SET of b0 carries at most {} bytes; a value is at most {})",
+        crate::history::set_value_bytes_max("b0"),
+        rsl_kv::limits::VALUE_BYTES_MAX
+    );
     for r in big {
         let took = r.ret_us.map_or("-".to_string(), |t| secs(t - r.call_us));
         let what = match (r.kind, &r.outcome) {
