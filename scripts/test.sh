@@ -43,6 +43,14 @@ echo "== cargo test (workspace)"
 cargo test --workspace --locked
 echo "== planted bugs: each misbehaves in the core, and the simulator's checkers catch each"
 cargo test -p rsl-core -p rsl-sim --features rsl-sim/planted-bugs --locked
+echo "== nemesis: 3 rsl-kv processes in network namespaces, 90 s of every kind of fault, safety checked"
+# Real processes, real partitions (docs/testing.md, "Real-process nemesis"). It asserts safety
+# only (no linearizability violation, no lost acknowledged write), never timing. Needs root.
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1; then
+  PROFILE=test scripts/nemesis.sh --seconds 90 --quick
+else
+  echo "warning: the nemesis needs root and iproute2 (ip netns); not run" >&2
+fi
 echo "== simulator: 200 more seeds through the command (the test suite ran seeds 0..200)"
 # The test profile (opt-level 1) reuses the test build: no separate release build in CI.
 cargo run --profile test --locked -p rsl-sim -- --seeds 200 --first 100000
