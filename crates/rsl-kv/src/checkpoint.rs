@@ -21,7 +21,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use rsl::Snapshot;
 
-use crate::db::{Db, Entry};
+use crate::db::{Db, Entry, NO_DEADLINE};
 use crate::limits;
 use crate::value::{Kind, Value, ZSet};
 
@@ -100,7 +100,7 @@ fn put_bytes(out: &mut impl Write, data: &[u8]) -> io::Result<()> {
 fn write_entry(out: &mut impl Write, key: &[u8], entry: &Entry) -> io::Result<()> {
     put_bytes(out, key)?;
     out.write_all(&[entry.value.kind().tag()])?;
-    match entry.expire_at_ms {
+    match entry.expire_at_ms() {
         None => out.write_all(&[0])?,
         Some(at) => {
             out.write_all(&[1])?;
@@ -199,16 +199,16 @@ fn read_entries<R: Read>(
         let key = r.field(limits::KEY_BYTES_MAX)?;
         in_order(&mut last, &key, "keys")?;
         let entry = if strings_only { read_string_entry(r)? } else { read_entry(r)? };
-        if entry.expire_at_ms.is_some_and(|at| at < db.now_ms) {
+        if entry.expire_at_ms().is_some_and(|at| at < db.now_ms) {
             return Err(CheckpointError::Corrupt("an expired entry".into()));
         }
         if entry.value.is_empty() {
             return Err(CheckpointError::Corrupt("an empty collection".into()));
         }
-        if let Some(at) = entry.expire_at_ms {
+        if let Some(at) = entry.expire_at_ms() {
             db.expiries.insert((at, key.clone()));
         }
-        db.keys.insert(key, entry);
+        db.keys.insert(key, Box::new(entry));
     }
     Ok(())
 }
@@ -216,7 +216,7 @@ fn read_entries<R: Read>(
 fn read_string_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
     let value = r.field(limits::VALUE_BYTES_MAX)?;
     let expire_at_ms = r.expiry()?;
-    Ok(Entry { value: Value::Str(value), expire_at_ms, version: 0 })
+    Ok(Entry::new(Value::Str(value), expire_at_ms, 0))
 }
 
 fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
@@ -261,7 +261,7 @@ fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
         }
         other => return Err(CheckpointError::Corrupt(format!("type tag {other}"))),
     };
-    Ok(Entry { value, expire_at_ms, version })
+    Ok(Entry::new(value, expire_at_ms, version))
 }
 
 /// A writer that checksums what passes through it.
@@ -308,7 +308,10 @@ impl<R: Read> CrcReader<R> {
     fn expiry(&mut self) -> Result<Option<u64>, CheckpointError> {
         match self.array::<1>()?[0] {
             0 => Ok(None),
-            1 => Ok(Some(self.u64()?)),
+            1 => match self.u64()? {
+                NO_DEADLINE => Err(CheckpointError::Corrupt("a deadline of u64::MAX".into())),
+                at => Ok(Some(at)),
+            },
             tag => Err(CheckpointError::Corrupt(format!("expiry tag {tag}"))),
         }
     }

@@ -68,7 +68,7 @@ fn ttl(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let millis = name.starts_with(b"p");
     let absolute = name.ends_with(b"expiretime");
     let Some(entry) = view.db.live(&args[1], view.now_ms) else { return Ok(Reply::Integer(-2)) };
-    let Some(at) = entry.expire_at_ms else { return Ok(Reply::Integer(-1)) };
+    let Some(at) = entry.expire_at_ms() else { return Ok(Reply::Integer(-1)) };
     let left = if absolute { at } else { at - view.now_ms };
     let left = if millis { left } else { (left + 500) / 1000 };
     Ok(Reply::Integer(i64::try_from(left).unwrap_or(i64::MAX)))
@@ -107,7 +107,7 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let base = if name == "expire" || name == "pexpire" { ctx.now_ms() as i64 } else { 0 };
     let at = ms.checked_add(base).ok_or_else(invalid)?;
     let Some(entry) = ctx.db.keys.get(&args[1][..]) else { return Ok(Reply::Integer(0)) };
-    let current = entry.expire_at_ms.map(|c| c as i64);
+    let current = entry.expire_at_ms().map(|c| c as i64);
     let refused = (nx && current.is_some())
         || (xx && current.is_none())
         || (gt && current.is_none_or(|c| at <= c))
@@ -124,7 +124,7 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let has_expiry = ctx.db.keys.get(&args[1][..]).is_some_and(|e| e.expire_at_ms.is_some());
+    let has_expiry = ctx.db.keys.get(&args[1][..]).is_some_and(|e| e.expire_at_ms().is_some());
     if has_expiry {
         ctx.db.set_expiry(&args[1], None);
     }
@@ -255,7 +255,8 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if args[1] != args[2] {
         ctx.db.remove(&args[1]);
-        ctx.db.store(args[2].clone(), entry.value, entry.expire_at_ms);
+        let at = entry.expire_at_ms();
+        ctx.db.store(args[2].clone(), entry.value, at);
         ctx.ready(&args[2]);
     }
     Ok(if nx { Reply::Integer(1) } else { Reply::ok() })
@@ -286,7 +287,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !replace && ctx.db.keys.contains_key(&args[2][..]) {
         return Ok(Reply::Integer(0));
     }
-    ctx.db.store(args[2].clone(), entry.value, entry.expire_at_ms);
+    let at = entry.expire_at_ms();
+    ctx.db.store(args[2].clone(), entry.value, at);
     ctx.ready(&args[2]);
     Ok(Reply::Integer(1))
 }
@@ -294,7 +296,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn randomkey(view: &View<'_>, _: &[Bytes]) -> CmdResult {
     let pick = read_random(view, b"randomkey").to_be_bytes();
     let from = Bytes::copy_from_slice(&pick);
-    let live = |(k, e): (&Bytes, &crate::db::Entry)| e.live_at(view.now_ms).then(|| k.clone());
+    let live = |(k, e): (&Bytes, &Box<crate::db::Entry>)| e.live_at(view.now_ms).then(|| k.clone());
     let found =
         view.db.keys.range(from..).find_map(live).or_else(|| view.db.keys.iter().find_map(live));
     Ok(found.map_or(Reply::Null, Reply::Bulk))
