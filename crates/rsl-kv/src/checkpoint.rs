@@ -21,7 +21,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use rsl::Snapshot;
 
-use crate::db::{Db, Entry, NO_DEADLINE};
+use crate::db::{Db, Entry, Key, NO_DEADLINE};
 use crate::limits;
 use crate::value::{Kind, Value, ZSet};
 
@@ -208,7 +208,7 @@ fn read_entries<R: Read>(
         if let Some(at) = entry.expire_at_ms() {
             db.expiries.insert((at, key.clone()));
         }
-        db.keys.insert(key, Box::new(entry));
+        db.keys.insert(Key::from(&key[..]), Box::new(entry));
     }
     Ok(())
 }

@@ -9,6 +9,8 @@
 //! added or removed in between (Redis promises at least once). HSCAN, SSCAN and ZSCAN page
 //! their collections the same way.
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 
 use super::{
@@ -139,7 +141,7 @@ fn keys(view: &View<'_>, args: &[Bytes]) -> CmdResult {
         .keys
         .iter()
         .filter(|(k, e)| e.live_at(view.now_ms) && (all || glob_match(pattern, k, false)))
-        .map(|(k, _)| Reply::Bulk(k.clone()));
+        .map(|(k, _)| Reply::bulk(k));
     Ok(Reply::Array(found.collect()))
 }
 
@@ -210,11 +212,11 @@ pub(super) fn scan_options(
 /// One page of an ordered iteration from `start`: at least `count` items (unless the end
 /// comes first), extended so as not to end inside a run of items sharing a cursor prefix.
 /// Returns the page and the next cursor (0 at the end).
-pub(super) fn page<'a, T: 'a>(
-    mut items: impl Iterator<Item = (&'a Bytes, T)>,
+pub(super) fn page<'a, K: std::ops::Deref<Target = [u8]> + 'a, T: 'a>(
+    mut items: impl Iterator<Item = (&'a K, T)>,
     count: usize,
-) -> (Vec<(&'a Bytes, T)>, u64) {
-    let mut taken: Vec<(&Bytes, T)> = Vec::new();
+) -> (Vec<(&'a K, T)>, u64) {
+    let mut taken: Vec<(&K, T)> = Vec::new();
     for item in items.by_ref() {
         if taken.len() >= count {
             let last = prefix_of(taken.last().expect("a full page").0);
@@ -232,8 +234,8 @@ fn scan(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let options = scan_options(args, 2, true)?;
     let kind = options.kind.as_ref().map(|name| Kind::from_name(name));
     let items = match &start {
-        None => view.db.keys.range::<_, Bytes>(..),
-        Some(from) => view.db.keys.range(from.clone()..),
+        None => view.db.keys.range::<_, [u8]>(..),
+        Some(from) => view.db.keys.range::<_, [u8]>((Bound::Included(&from[..]), Bound::Unbounded)),
     };
     let (taken, next) = page(items, options.count);
     let keys = taken
@@ -241,7 +243,7 @@ fn scan(view: &View<'_>, args: &[Bytes]) -> CmdResult {
         .filter(|(_, e)| e.live_at(view.now_ms))
         .filter(|(k, _)| options.pattern.as_ref().is_none_or(|p| glob_match(p, k, false)))
         .filter(|(_, e)| kind.is_none_or(|kind| Some(e.value.kind()) == kind))
-        .map(|(k, _)| Reply::Bulk(k.clone()));
+        .map(|(k, _)| Reply::bulk(k));
     Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys.collect())]))
 }
 
@@ -296,9 +298,15 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn randomkey(view: &View<'_>, _: &[Bytes]) -> CmdResult {
     let pick = read_random(view, b"randomkey").to_be_bytes();
     let from = Bytes::copy_from_slice(&pick);
-    let live = |(k, e): (&Bytes, &Box<crate::db::Entry>)| e.live_at(view.now_ms).then(|| k.clone());
-    let found =
-        view.db.keys.range(from..).find_map(live).or_else(|| view.db.keys.iter().find_map(live));
+    let live = |(k, e): (&crate::db::Key, &Box<crate::db::Entry>)| {
+        e.live_at(view.now_ms).then(|| Bytes::copy_from_slice(k))
+    };
+    let found = view
+        .db
+        .keys
+        .range::<_, [u8]>((Bound::Included(&from[..]), Bound::Unbounded))
+        .find_map(live)
+        .or_else(|| view.db.keys.iter().find_map(live));
     Ok(found.map_or(Reply::Null, Reply::Bulk))
 }
 
