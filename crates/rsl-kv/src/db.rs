@@ -267,3 +267,45 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_deadline_reads_back() {
+        let s = || Value::Str(Bytes::from_static(b"v"));
+        let none = Entry::new(s(), None, 3);
+        assert_eq!(none.expire_at_ms(), None);
+        assert!(none.live_at(u64::MAX - 1) && none.live_at(0), "no deadline is live forever");
+        for at in [0, 1, 1_700_000_000_000, i64::MAX as u64, NO_DEADLINE - 1] {
+            let mut entry = Entry::new(s(), Some(at), 3);
+            assert_eq!(entry.expire_at_ms(), Some(at));
+            assert!(entry.live_at(at) && !entry.live_at(at + 1), "gone once now is past {at}");
+            entry.set_expire_at_ms(None);
+            assert_eq!(entry.expire_at_ms(), None);
+            entry.set_expire_at_ms(Some(at));
+            assert_eq!((entry.expire_at_ms(), entry.version), (Some(at), 3));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "never u64::MAX")]
+    fn the_sentinel_is_not_a_deadline() {
+        Entry::new(Value::Str(Bytes::from_static(b"v")), Some(NO_DEADLINE), 0);
+    }
+
+    #[test]
+    fn a_stored_string_holds_only_its_own_bytes() {
+        let mut db = Db::default();
+        // Arguments as a request holds them: slices of one larger buffer.
+        let request = Bytes::from(b"SET key value and more".to_vec());
+        db.store(request.slice(4..7), Value::Str(request.slice(8..13)), None);
+        drop(request);
+        assert_eq!(db.keys.keys().map(|k| &k[..]).collect::<Vec<_>>(), [b"key"]);
+        let Value::Str(value) = db.remove(b"key").expect("stored").value else { panic!() };
+        let value = value.try_into_mut().expect("nothing else holds the stored value");
+        assert_eq!((&value[..], value.capacity()), (&b"value"[..], 5), "not the request's buffer");
+        db.check_invariants();
+    }
+}

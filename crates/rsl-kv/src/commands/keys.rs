@@ -367,9 +367,11 @@ pub fn unknown_subcommand(sub: &[u8], command: &str) -> Reply {
     Reply::error(format!("ERR unknown subcommand '{sub}'. Try {command} HELP."))
 }
 
-/// The estimated bytes a key takes: key, value, and the entry's fixed overhead.
+/// The estimated bytes a key takes: key, value, and the entry's fixed overhead: the boxed
+/// entry (56 bytes) and its B-tree slot (24 bytes, which a leaf half used doubles), as
+/// measured in docs/benchmarks.md ("rsl-kv memory at 1,000,000 keys").
 pub fn key_memory_bytes(key: &[u8], entry: &crate::db::Entry) -> usize {
-    const ENTRY_OVERHEAD_BYTES: usize = 72;
+    const ENTRY_OVERHEAD_BYTES: usize = 104;
     key.len() + entry.value.memory_bytes() + ENTRY_OVERHEAD_BYTES
 }
 
