@@ -298,15 +298,14 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn randomkey(view: &View<'_>, _: &[Bytes]) -> CmdResult {
     let pick = read_random(view, b"randomkey").to_be_bytes();
     let from = Bytes::copy_from_slice(&pick);
-    let live = |(k, e): (&crate::db::Key, &Box<crate::db::Entry>)| {
-        e.live_at(view.now_ms).then(|| Bytes::copy_from_slice(k))
-    };
+    let live =
+        |k: &[u8], e: &crate::db::Entry| e.live_at(view.now_ms).then(|| Bytes::copy_from_slice(k));
     let found = view
         .db
         .keys
         .range::<_, [u8]>((Bound::Included(&from[..]), Bound::Unbounded))
-        .find_map(live)
-        .or_else(|| view.db.keys.iter().find_map(live));
+        .find_map(|(k, e)| live(k, e))
+        .or_else(|| view.db.keys.iter().find_map(|(k, e)| live(k, e)));
     Ok(found.map_or(Reply::Null, Reply::Bulk))
 }
 
