@@ -26,9 +26,9 @@ use crate::value::Value;
 /// (after a checkpoint's snapshot) or takes a separator for a branch.
 pub type Key = Box<[u8]>;
 
-/// One stored key's entry. The map holds it boxed (see [`Db::keys`]), and it packs "no deadline" into
-/// the deadline itself, because its size is paid once per key: 56 bytes here, where an
-/// `Option<u64>` deadline would make it 64.
+/// One stored key's entry. The map holds it boxed (see [`Db::keys`]), and it packs "no
+/// deadline" into the deadline itself, because its size is paid once per key: 56 bytes here,
+/// where an `Option<u64>` deadline would make it 64.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The value.
