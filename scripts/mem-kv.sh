@@ -17,12 +17,16 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-# The load: SET key:<n> <64 bytes>, in RESP, fed with redis-cli --pipe.
-python3 - "$N" > "$dir/load.resp" <<'PY'
-import sys
+# The load: SET key:<n> <64 bytes>, in RESP, fed with redis-cli --pipe; in key order, or
+# with SHUFFLE=1 in a random order (a fixed seed), which fills B-tree leaves differently.
+python3 - "$N" "${SHUFFLE:-0}" > "$dir/load.resp" <<'PY'
+import random, sys
 n = int(sys.argv[1])
+order = list(range(n))
+if sys.argv[2] == "1":
+    random.Random(1).shuffle(order)
 out = sys.stdout
-for i in range(n):
+for i in order:
     key = f"key:{i:012d}"
     value = f"{i:064d}"
     out.write(f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n$64\r\n{value}\r\n")

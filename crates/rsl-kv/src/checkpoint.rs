@@ -6,7 +6,7 @@
 //! | magic | 8 | [`CHECKPOINT_MAGIC`] |
 //! | version | u32 LE | [`CHECKPOINT_VERSION`] (version 1, strings only, still loads) |
 //! | now_ms, mods, seed, tombstone_horizon | 4 x u64 LE | the clocks and the random seed |
-//! | keys | u64 LE count, then records | per key, in key order: key, type tag (u8), expiry (u8 0, or 1 and u64 LE), version (u64 LE), value |
+//! | keys | u64 LE count, then records | per key, in key order: key, type tag (u8), expiry (u8 0, or 1 and u64 LE below `u64::MAX`), version (u64 LE), value |
 //! | tombstones | u64 LE count, then (key, u64 LE count) | in key order |
 //! | scripts | u64 LE count, then (sha, body) | in sha order |
 //! | crc32c | u32 LE | of everything before it |
@@ -21,7 +21,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use rsl::Snapshot;
 
-use crate::db::{Db, Entry};
+use crate::db::{Db, Entry, Key, NO_DEADLINE};
 use crate::limits;
 use crate::value::{Kind, Value, ZSet};
 
@@ -50,7 +50,8 @@ pub enum CheckpointError {
         computed: u32,
     },
     /// A record is inconsistent: a length over its limit, keys out of order, a bad tag, an
-    /// expired entry, an empty collection, or bytes after the checksum.
+    /// expired entry, a deadline of `u64::MAX`, an empty collection, or bytes after the
+    /// checksum.
     #[error("corrupt checkpoint: {0}")]
     Corrupt(String),
     /// Reading failed (including an input that ends early).
@@ -100,7 +101,7 @@ fn put_bytes(out: &mut impl Write, data: &[u8]) -> io::Result<()> {
 fn write_entry(out: &mut impl Write, key: &[u8], entry: &Entry) -> io::Result<()> {
     put_bytes(out, key)?;
     out.write_all(&[entry.value.kind().tag()])?;
-    match entry.expire_at_ms {
+    match entry.expire_at_ms() {
         None => out.write_all(&[0])?,
         Some(at) => {
             out.write_all(&[1])?;
@@ -199,16 +200,16 @@ fn read_entries<R: Read>(
         let key = r.field(limits::KEY_BYTES_MAX)?;
         in_order(&mut last, &key, "keys")?;
         let entry = if strings_only { read_string_entry(r)? } else { read_entry(r)? };
-        if entry.expire_at_ms.is_some_and(|at| at < db.now_ms) {
+        if entry.expire_at_ms().is_some_and(|at| at < db.now_ms) {
             return Err(CheckpointError::Corrupt("an expired entry".into()));
         }
         if entry.value.is_empty() {
             return Err(CheckpointError::Corrupt("an empty collection".into()));
         }
-        if let Some(at) = entry.expire_at_ms {
+        if let Some(at) = entry.expire_at_ms() {
             db.expiries.insert((at, key.clone()));
         }
-        db.keys.insert(key, entry);
+        db.keys.insert(Key::from(&key[..]), Box::new(entry));
     }
     Ok(())
 }
@@ -216,7 +217,7 @@ fn read_entries<R: Read>(
 fn read_string_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
     let value = r.field(limits::VALUE_BYTES_MAX)?;
     let expire_at_ms = r.expiry()?;
-    Ok(Entry { value: Value::Str(value), expire_at_ms, version: 0 })
+    Ok(Entry::new(Value::Str(value), expire_at_ms, 0))
 }
 
 fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
@@ -261,7 +262,7 @@ fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
         }
         other => return Err(CheckpointError::Corrupt(format!("type tag {other}"))),
     };
-    Ok(Entry { value, expire_at_ms, version })
+    Ok(Entry::new(value, expire_at_ms, version))
 }
 
 /// A writer that checksums what passes through it.
@@ -308,7 +309,10 @@ impl<R: Read> CrcReader<R> {
     fn expiry(&mut self) -> Result<Option<u64>, CheckpointError> {
         match self.array::<1>()?[0] {
             0 => Ok(None),
-            1 => Ok(Some(self.u64()?)),
+            1 => match self.u64()? {
+                NO_DEADLINE => Err(CheckpointError::Corrupt("a deadline of u64::MAX".into())),
+                at => Ok(Some(at)),
+            },
             tag => Err(CheckpointError::Corrupt(format!("expiry tag {tag}"))),
         }
     }
@@ -327,5 +331,41 @@ impl<R: Read> CrcReader<R> {
         }
         self.crc = crc32c::crc32c_append(self.crc, &data);
         Ok(Bytes::from(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint of one string key `k` = `v` with the given expiry bytes.
+    fn one_key(expiry: &[u8]) -> Vec<u8> {
+        let mut out = CHECKPOINT_MAGIC.to_vec();
+        out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        for n in [5u64, 1, 0, 0, 1] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        put_bytes(&mut out, b"k").unwrap();
+        out.push(Kind::Str.tag());
+        out.extend_from_slice(expiry);
+        out.extend_from_slice(&1u64.to_le_bytes());
+        put_bytes(&mut out, b"v").unwrap();
+        out.extend_from_slice(&[0; 16]);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn the_no_deadline_sentinel_is_refused_as_a_deadline() {
+        let db = read_checkpoint(&mut &one_key(&[0])[..]).expect("no expiry loads");
+        assert_eq!(db.keys.get(&b"k"[..]).unwrap().expire_at_ms(), None);
+        let mut at = vec![1];
+        at.extend_from_slice(&(NO_DEADLINE - 1).to_le_bytes());
+        let db = read_checkpoint(&mut &one_key(&at)[..]).expect("a far deadline loads");
+        assert_eq!(db.keys.get(&b"k"[..]).unwrap().expire_at_ms(), Some(NO_DEADLINE - 1));
+        at[1..].copy_from_slice(&NO_DEADLINE.to_le_bytes());
+        let err = read_checkpoint(&mut &one_key(&at)[..]).expect_err("u64::MAX is refused");
+        assert!(matches!(err, CheckpointError::Corrupt(_)), "{err}");
     }
 }

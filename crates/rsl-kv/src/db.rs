@@ -21,29 +21,76 @@ use imbl::{OrdMap, OrdSet};
 use crate::limits;
 use crate::value::Value;
 
-/// One stored key.
+/// A stored key: 16 bytes in the map (where a `Bytes` takes 32) and an allocation of exactly
+/// its length. Cloning one copies it, which the map does only when it copies a B-tree node
+/// (after a checkpoint's snapshot) or takes a separator for a branch.
+pub type Key = Box<[u8]>;
+
+/// One stored key's entry. The map holds it boxed (see [`Db::keys`]), and it packs "no
+/// deadline" into the deadline itself, because its size is paid once per key: 56 bytes here,
+/// where an `Option<u64>` deadline would make it 64.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Unix milliseconds after which the key is gone; `None` for no expiry.
-    pub expire_at_ms: Option<u64>,
+    /// Unix milliseconds after which the key is gone; [`NO_DEADLINE`] for no expiry.
+    deadline_ms: u64,
     /// The modification count (`Db::mods`) of the write that last changed the key.
     pub version: u64,
 }
 
+/// The deadline an entry without expiry holds. Deadlines come from commands as positive
+/// `i64`s, and a checkpoint holding this one is refused as corrupt, so no real deadline is it.
+pub const NO_DEADLINE: u64 = u64::MAX;
+
 impl Entry {
+    /// An entry for `value` with deadline `expire_at_ms`, last changed at count `version`.
+    pub fn new(value: Value, expire_at_ms: Option<u64>, version: u64) -> Entry {
+        let deadline_ms = expire_at_ms.unwrap_or(NO_DEADLINE);
+        assert!(expire_at_ms != Some(NO_DEADLINE), "a deadline is never u64::MAX");
+        Entry { value, deadline_ms, version }
+    }
+
+    /// Unix milliseconds after which the key is gone; `None` for no expiry.
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        (self.deadline_ms != NO_DEADLINE).then_some(self.deadline_ms)
+    }
+
+    /// Sets the deadline (the caller keeps [`Db::expiries`] in step).
+    fn set_expire_at_ms(&mut self, expire_at_ms: Option<u64>) {
+        assert!(expire_at_ms != Some(NO_DEADLINE), "a deadline is never u64::MAX");
+        self.deadline_ms = expire_at_ms.unwrap_or(NO_DEADLINE);
+    }
+
     /// Whether the key is live at `now_ms` (Redis's rule: gone once now is past the deadline).
     pub fn live_at(&self, now_ms: u64) -> bool {
-        self.expire_at_ms.is_none_or(|at| now_ms <= at)
+        now_ms <= self.deadline_ms
     }
 }
+
+/// A copy of `bytes` in an allocation of its own and of its exact size, to store in the
+/// keyspace. A request's argument is shared with the request (cloning it allocates a shared
+/// header, 24 bytes, on top of the data), and a slice can hold a larger buffer alive; a stored
+/// copy holds only its own bytes. Arguments above [`COMPACT_BYTES_MAX`] are kept as they are,
+/// since copying them would cost more than the header saves.
+pub fn compact(bytes: &Bytes) -> Bytes {
+    if bytes.len() <= COMPACT_BYTES_MAX {
+        Bytes::copy_from_slice(bytes)
+    } else {
+        bytes.clone()
+    }
+}
+
+/// The largest argument [`compact`] copies, in bytes.
+pub const COMPACT_BYTES_MAX: usize = 4096;
 
 /// The whole replicated state: cheap to clone, since every map is persistent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Db {
-    /// The keyspace.
-    pub keys: OrdMap<Bytes, Entry>,
+    /// The keyspace. A key is a [`Key`] and its entry is boxed, so that a B-tree leaf holds
+    /// 16 slots of 24 bytes rather than of 96: a leaf filled by keys inserted in order is only
+    /// half used, and each unused slot costs its size (crates/rsl-kv/README.md, "Memory").
+    pub keys: OrdMap<Key, Box<Entry>>,
     /// `(expire_at_ms, key)` for every stored key that has an expiry.
     pub expiries: OrdSet<(u64, Bytes)>,
     /// The largest write stamp executed so far.
@@ -65,7 +112,7 @@ pub struct Db {
 impl Db {
     /// The key's entry if it is live at `now_ms`.
     pub fn live(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.keys.get(key).filter(|e| e.live_at(now_ms))
+        self.keys.get(key).map(|e| &**e).filter(|e| e.live_at(now_ms))
     }
 
     /// Starts a write request stamped `stamp_ms`: counts it, moves the clock forward (never
@@ -79,7 +126,7 @@ impl Db {
                 break;
             }
             let removed = self.remove(&key);
-            assert_eq!(removed.and_then(|e| e.expire_at_ms), Some(at));
+            assert_eq!(removed.and_then(|e| e.expire_at_ms()), Some(at));
         }
     }
 
@@ -91,16 +138,20 @@ impl Db {
         if expire_at_ms.is_some_and(|at| at < self.now_ms) {
             return;
         }
+        let value = match value {
+            Value::Str(s) => Value::Str(compact(&s)),
+            other => other,
+        };
         if let Some(at) = expire_at_ms {
-            self.expiries.insert((at, key.clone()));
+            self.expiries.insert((at, compact(&key)));
         }
-        self.keys.insert(key, Entry { value, expire_at_ms, version: self.mods });
+        self.keys.insert(Key::from(&key[..]), Box::new(Entry::new(value, expire_at_ms, self.mods)));
     }
 
     /// Creates `key` with an empty collection, which the caller fills before the request ends.
     pub fn create(&mut self, key: Bytes, value: Value) {
-        assert!(!self.keys.contains_key(&key), "the key is new");
-        self.keys.insert(key, Entry { value, expire_at_ms: None, version: self.mods });
+        assert!(!self.keys.contains_key(&key[..]), "the key is new");
+        self.keys.insert(Key::from(&key[..]), Box::new(Entry::new(value, None, self.mods)));
     }
 
     /// The key's entry, to change its value in place (its version moves to now). The caller
@@ -109,7 +160,7 @@ impl Db {
         let mods = self.mods;
         let entry = self.keys.get_mut(key)?;
         entry.version = mods;
-        Some(entry)
+        Some(&mut **entry)
     }
 
     /// Removes `key` if it holds an emptied collection.
@@ -127,7 +178,7 @@ impl Db {
             self.remove(key);
             return true;
         }
-        let old = entry.expire_at_ms;
+        let old = entry.expire_at_ms();
         let key = Bytes::copy_from_slice(key);
         if let Some(at) = old {
             let indexed = self.expiries.remove(&(at, key.clone()));
@@ -137,15 +188,15 @@ impl Db {
             self.expiries.insert((at, key.clone()));
         }
         let entry = self.entry_mut(&key).expect("the key exists");
-        entry.expire_at_ms = expire_at_ms;
+        entry.set_expire_at_ms(expire_at_ms);
         true
     }
 
     /// Removes `key`, leaving a tombstone for WATCH.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.keys.remove(key)?;
+        let entry = *self.keys.remove(key)?;
         let key = Bytes::copy_from_slice(key);
-        if let Some(at) = entry.expire_at_ms {
+        if let Some(at) = entry.expire_at_ms() {
             let indexed = self.expiries.remove(&(at, key.clone()));
             assert!(indexed.is_some(), "an expiring key is indexed");
         }
@@ -193,11 +244,11 @@ impl Db {
 
     /// Checks the invariants in the module doc; panics if one is broken. O(n): for tests.
     pub fn check_invariants(&self) {
-        let with_expiry = self.keys.values().filter(|e| e.expire_at_ms.is_some()).count();
+        let with_expiry = self.keys.values().filter(|e| e.expire_at_ms().is_some()).count();
         assert_eq!(with_expiry, self.expiries.len(), "one index entry per expiring key");
         for (at, key) in self.expiries.iter() {
-            let entry = self.keys.get(key).expect("an indexed key is stored");
-            assert_eq!(entry.expire_at_ms, Some(*at), "the index matches the entry");
+            let entry = self.keys.get(&key[..]).expect("an indexed key is stored");
+            assert_eq!(entry.expire_at_ms(), Some(*at), "the index matches the entry");
             assert!(*at >= self.now_ms, "no stored key is expired");
         }
         for (key, entry) in self.keys.iter() {
@@ -215,4 +266,46 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_deadline_reads_back() {
+        let s = || Value::Str(Bytes::from_static(b"v"));
+        let none = Entry::new(s(), None, 3);
+        assert_eq!(none.expire_at_ms(), None);
+        assert!(none.live_at(u64::MAX - 1) && none.live_at(0), "no deadline is live forever");
+        for at in [0, 1, 1_700_000_000_000, i64::MAX as u64, NO_DEADLINE - 1] {
+            let mut entry = Entry::new(s(), Some(at), 3);
+            assert_eq!(entry.expire_at_ms(), Some(at));
+            assert!(entry.live_at(at) && !entry.live_at(at + 1), "gone once now is past {at}");
+            entry.set_expire_at_ms(None);
+            assert_eq!(entry.expire_at_ms(), None);
+            entry.set_expire_at_ms(Some(at));
+            assert_eq!((entry.expire_at_ms(), entry.version), (Some(at), 3));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "never u64::MAX")]
+    fn the_sentinel_is_not_a_deadline() {
+        Entry::new(Value::Str(Bytes::from_static(b"v")), Some(NO_DEADLINE), 0);
+    }
+
+    #[test]
+    fn a_stored_string_holds_only_its_own_bytes() {
+        let mut db = Db::default();
+        // Arguments as a request holds them: slices of one larger buffer.
+        let request = Bytes::from(b"SET key value and more".to_vec());
+        db.store(request.slice(4..7), Value::Str(request.slice(8..13)), None);
+        drop(request);
+        assert_eq!(db.keys.keys().map(|k| &k[..]).collect::<Vec<_>>(), [b"key"]);
+        let Value::Str(value) = db.remove(b"key").expect("stored").value else { panic!() };
+        let value = value.try_into_mut().expect("nothing else holds the stored value");
+        assert_eq!((&value[..], value.capacity()), (&b"value"[..], 5), "not the request's buffer");
+        db.check_invariants();
+    }
 }

@@ -9,6 +9,8 @@
 //! added or removed in between (Redis promises at least once). HSCAN, SSCAN and ZSCAN page
 //! their collections the same way.
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 
 use super::{
@@ -68,7 +70,7 @@ fn ttl(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let millis = name.starts_with(b"p");
     let absolute = name.ends_with(b"expiretime");
     let Some(entry) = view.db.live(&args[1], view.now_ms) else { return Ok(Reply::Integer(-2)) };
-    let Some(at) = entry.expire_at_ms else { return Ok(Reply::Integer(-1)) };
+    let Some(at) = entry.expire_at_ms() else { return Ok(Reply::Integer(-1)) };
     let left = if absolute { at } else { at - view.now_ms };
     let left = if millis { left } else { (left + 500) / 1000 };
     Ok(Reply::Integer(i64::try_from(left).unwrap_or(i64::MAX)))
@@ -107,7 +109,7 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let base = if name == "expire" || name == "pexpire" { ctx.now_ms() as i64 } else { 0 };
     let at = ms.checked_add(base).ok_or_else(invalid)?;
     let Some(entry) = ctx.db.keys.get(&args[1][..]) else { return Ok(Reply::Integer(0)) };
-    let current = entry.expire_at_ms.map(|c| c as i64);
+    let current = entry.expire_at_ms().map(|c| c as i64);
     let refused = (nx && current.is_some())
         || (xx && current.is_none())
         || (gt && current.is_none_or(|c| at <= c))
@@ -124,7 +126,7 @@ fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let has_expiry = ctx.db.keys.get(&args[1][..]).is_some_and(|e| e.expire_at_ms.is_some());
+    let has_expiry = ctx.db.keys.get(&args[1][..]).is_some_and(|e| e.expire_at_ms().is_some());
     if has_expiry {
         ctx.db.set_expiry(&args[1], None);
     }
@@ -139,7 +141,7 @@ fn keys(view: &View<'_>, args: &[Bytes]) -> CmdResult {
         .keys
         .iter()
         .filter(|(k, e)| e.live_at(view.now_ms) && (all || glob_match(pattern, k, false)))
-        .map(|(k, _)| Reply::Bulk(k.clone()));
+        .map(|(k, _)| Reply::bulk(k));
     Ok(Reply::Array(found.collect()))
 }
 
@@ -210,11 +212,11 @@ pub(super) fn scan_options(
 /// One page of an ordered iteration from `start`: at least `count` items (unless the end
 /// comes first), extended so as not to end inside a run of items sharing a cursor prefix.
 /// Returns the page and the next cursor (0 at the end).
-pub(super) fn page<'a, T: 'a>(
-    mut items: impl Iterator<Item = (&'a Bytes, T)>,
+pub(super) fn page<'a, K: std::ops::Deref<Target = [u8]> + 'a, T: 'a>(
+    mut items: impl Iterator<Item = (&'a K, T)>,
     count: usize,
-) -> (Vec<(&'a Bytes, T)>, u64) {
-    let mut taken: Vec<(&Bytes, T)> = Vec::new();
+) -> (Vec<(&'a K, T)>, u64) {
+    let mut taken: Vec<(&K, T)> = Vec::new();
     for item in items.by_ref() {
         if taken.len() >= count {
             let last = prefix_of(taken.last().expect("a full page").0);
@@ -232,8 +234,8 @@ fn scan(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let options = scan_options(args, 2, true)?;
     let kind = options.kind.as_ref().map(|name| Kind::from_name(name));
     let items = match &start {
-        None => view.db.keys.range::<_, Bytes>(..),
-        Some(from) => view.db.keys.range(from.clone()..),
+        None => view.db.keys.range::<_, [u8]>(..),
+        Some(from) => view.db.keys.range::<_, [u8]>((Bound::Included(&from[..]), Bound::Unbounded)),
     };
     let (taken, next) = page(items, options.count);
     let keys = taken
@@ -241,7 +243,7 @@ fn scan(view: &View<'_>, args: &[Bytes]) -> CmdResult {
         .filter(|(_, e)| e.live_at(view.now_ms))
         .filter(|(k, _)| options.pattern.as_ref().is_none_or(|p| glob_match(p, k, false)))
         .filter(|(_, e)| kind.is_none_or(|kind| Some(e.value.kind()) == kind))
-        .map(|(k, _)| Reply::Bulk(k.clone()));
+        .map(|(k, _)| Reply::bulk(k));
     Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys.collect())]))
 }
 
@@ -255,7 +257,8 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if args[1] != args[2] {
         ctx.db.remove(&args[1]);
-        ctx.db.store(args[2].clone(), entry.value, entry.expire_at_ms);
+        let at = entry.expire_at_ms();
+        ctx.db.store(args[2].clone(), entry.value, at);
         ctx.ready(&args[2]);
     }
     Ok(if nx { Reply::Integer(1) } else { Reply::ok() })
@@ -286,7 +289,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !replace && ctx.db.keys.contains_key(&args[2][..]) {
         return Ok(Reply::Integer(0));
     }
-    ctx.db.store(args[2].clone(), entry.value, entry.expire_at_ms);
+    let at = entry.expire_at_ms();
+    ctx.db.store(args[2].clone(), entry.value, at);
     ctx.ready(&args[2]);
     Ok(Reply::Integer(1))
 }
@@ -294,9 +298,14 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn randomkey(view: &View<'_>, _: &[Bytes]) -> CmdResult {
     let pick = read_random(view, b"randomkey").to_be_bytes();
     let from = Bytes::copy_from_slice(&pick);
-    let live = |(k, e): (&Bytes, &crate::db::Entry)| e.live_at(view.now_ms).then(|| k.clone());
-    let found =
-        view.db.keys.range(from..).find_map(live).or_else(|| view.db.keys.iter().find_map(live));
+    let live =
+        |k: &[u8], e: &crate::db::Entry| e.live_at(view.now_ms).then(|| Bytes::copy_from_slice(k));
+    let found = view
+        .db
+        .keys
+        .range::<_, [u8]>((Bound::Included(&from[..]), Bound::Unbounded))
+        .find_map(|(k, e)| live(k, e))
+        .or_else(|| view.db.keys.iter().find_map(|(k, e)| live(k, e)));
     Ok(found.map_or(Reply::Null, Reply::Bulk))
 }
 
@@ -357,9 +366,11 @@ pub fn unknown_subcommand(sub: &[u8], command: &str) -> Reply {
     Reply::error(format!("ERR unknown subcommand '{sub}'. Try {command} HELP."))
 }
 
-/// The estimated bytes a key takes: key, value, and the entry's fixed overhead.
+/// The estimated bytes a key takes: key, value, and the entry's fixed overhead: the boxed
+/// entry (56 bytes) and its B-tree slot (24 bytes, which a leaf half used doubles), as
+/// measured in docs/benchmarks.md ("rsl-kv memory at 1,000,000 keys").
 pub fn key_memory_bytes(key: &[u8], entry: &crate::db::Entry) -> usize {
-    const ENTRY_OVERHEAD_BYTES: usize = 72;
+    const ENTRY_OVERHEAD_BYTES: usize = 104;
     key.len() + entry.value.memory_bytes() + ENTRY_OVERHEAD_BYTES
 }
 

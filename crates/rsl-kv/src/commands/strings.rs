@@ -120,7 +120,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let expire_at_ms = match ttl {
         Ttl::Clear => None,
-        Ttl::Keep => ctx.db.keys.get(&args[1][..]).and_then(|e| e.expire_at_ms),
+        Ttl::Keep => ctx.db.keys.get(&args[1][..]).and_then(|e| e.expire_at_ms()),
         Ttl::At(at) => Some(at),
     };
     ctx.db.store(args[1].clone(), Value::Str(args[2].clone()), expire_at_ms);
@@ -265,7 +265,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let value = string_mut(ctx, &args[1])?;
-    let current = ctx.db.keys.get(&args[1][..]).and_then(|e| e.expire_at_ms);
+    let current = ctx.db.keys.get(&args[1][..]).and_then(|e| e.expire_at_ms());
     // PERSIST on a key without a deadline changes nothing (and so does not touch WATCH).
     if let (Some(_), Some(at)) = (&value, change) {
         if at.is_some() || current.is_some() {
