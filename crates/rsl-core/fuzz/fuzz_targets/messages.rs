@@ -1,0 +1,25 @@
+//! Fuzzes the wire decoders of rsl-core: `Message::decode` and `decode_value` must never panic,
+//! whatever the bytes; what they accept must round-trip (`decode(encode(m)) == m`), its
+//! `encoded_len` must be the length `encode` writes, and the canonical encoding is never
+//! longer than the bytes it was decoded from (a decoder that accepted trailing or padding
+//! bytes would break this).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rsl_core::message::{decode_value, encode_value};
+use rsl_core::Message;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(message) = Message::decode(data) {
+        let encoded = message.encode();
+        assert_eq!(encoded.len(), message.encoded_len());
+        assert!(encoded.len() <= data.len());
+        assert_eq!(Message::decode(&encoded).as_ref(), Ok(&message));
+    }
+    if let Ok(value) = decode_value(data) {
+        let encoded = encode_value(&value);
+        assert!(encoded.len() <= data.len());
+        assert_eq!(decode_value(&encoded).as_ref(), Ok(&value));
+    }
+});
