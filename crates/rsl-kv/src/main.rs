@@ -95,10 +95,7 @@ struct LocalServerArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
@@ -109,6 +106,20 @@ fn main() -> anyhow::Result<()> {
         Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise, with colours only when stderr
+/// is a terminal (a file or a pipe gets plain text).
+fn init_logs() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -145,10 +156,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         served = serve(listener, engine, server) => served.context("serving clients"),
         signal = shutdown_signal() => signal,
+        cause = replica_stopped(&node) => Err(anyhow::anyhow!(
+            "replica {id} stopped on its own: {cause}"
+        )),
     };
     let stopping = Arc::clone(&node);
     tokio::task::spawn_blocking(move || stopping.shutdown()).await.context("shutting down")?;
     outcome
+}
+
+/// Resolves once the replica has stopped on its own (a storage failure, a state machine
+/// panic), with the cause in words.
+async fn replica_stopped(node: &rsl::Node) -> String {
+    let mut view = node.watch();
+    // A closed watch means the node is gone; its status still says why.
+    let _ = view.wait_for(|v| matches!(v.health, rsl::Health::Stopped(_))).await;
+    let status = node.status();
+    status.stop_reason.unwrap_or_else(|| status.health.to_string())
 }
 
 /// Prints a line every time the replica's role, primary or ballot changes.
