@@ -5,22 +5,29 @@
 #
 #   scripts/fuzz.sh                          # every target, 600 s each
 #   scripts/fuzz.sh --seconds 60 server      # only the named targets
+#   scripts/fuzz.sh --cmin                   # minimise the corpora to keep in the repo
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). A crash stops
 # nothing: it is reported, its input lands in crates/<crate>/fuzz/artifacts/<target>/, and
 # `cargo +nightly fuzz run <target> <that file>` (from crates/<crate>) replays it. New corpus
 # entries stay in the corpus directories; minimise them with `cargo +nightly fuzz cmin
-# <target>` before committing. Logs: target/fuzz-logs/<target>.log.
+# <target>` before committing (--cmin does it for every target and then keeps at most
+# $corpus_files_max files of each, spread over the minimised set). Logs:
+# target/fuzz-logs/<target>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 seconds=600
+cmin=false
+# The most corpus files of one target kept in the repository.
+corpus_files_max=48
 wanted=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --cmin) cmin=true; shift ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) wanted+=("$1"); shift ;;
   esac
 done
@@ -36,6 +43,28 @@ all=(
 unset CARGO_TARGET_DIR
 logs="$root/target/fuzz-logs"
 mkdir -p "$logs"
+if $cmin; then
+  for entry in "${all[@]}"; do
+    crate=${entry%%:*}
+    name=${entry#*:}
+    if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
+      continue
+    fi
+    corpus="$root/crates/$crate/fuzz/corpus/$name"
+    [ -d "$corpus" ] || continue
+    before=$(find "$corpus" -type f | wc -l)
+    (cd "$root/crates/$crate" && nice -n 10 cargo +nightly fuzz cmin -O "$name" \
+      >"$logs/$name.cmin.log" 2>&1) || { echo "$crate:$name: cmin failed, see $logs/$name.cmin.log" >&2; continue; }
+    minimised=$(find "$corpus" -type f | wc -l)
+    if [ "$minimised" -gt "$corpus_files_max" ]; then
+      # Keep every k-th file of the minimised set (by name, which is a content hash).
+      k=$(( (minimised + corpus_files_max - 1) / corpus_files_max ))
+      find "$corpus" -type f | sort | awk -v k="$k" 'NR % k != 0' | xargs rm -f
+    fi
+    echo "$crate:$name: $before files, $minimised after cmin, $(find "$corpus" -type f | wc -l) kept"
+  done
+  exit 0
+fi
 printf '%-30s %14s %8s %10s  %s\n' target executions seconds corpus outcome
 for entry in "${all[@]}"; do
   crate=${entry%%:*}
