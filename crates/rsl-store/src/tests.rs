@@ -176,3 +176,20 @@ fn the_disk_loss_marker_survives_a_restart_and_is_cleared_durably() {
     store.persist(&[Write::Rebuilding(false)], 0).unwrap();
     assert!(!open(&disk).recover().unwrap().rebuilding);
 }
+
+/// `META_BYTES_MAX` is the largest blob `Meta::encode` writes (every suspect, the widest
+/// membership), so the compile-time check against the metadata store's limit covers every blob.
+#[test]
+fn the_largest_metadata_blob_is_meta_bytes_max() {
+    let ids = |base: u32| (base..base + 255).map(ReplicaId).collect::<Vec<_>>();
+    let m = Meta {
+        promised: Ballot { round: u64::MAX, replica: u32::MAX },
+        commit: Slot(u64::MAX),
+        membership: Some(Membership { voters: ids(0), learners: ids(1000) }),
+        suspects: (0..SUSPECTS_MAX as u64).map(|s| (s, u128::MAX)).collect(),
+        rebuilding: true,
+    };
+    let blob = m.encode();
+    assert_eq!(blob.len(), META_BYTES_MAX);
+    assert_eq!(Meta::decode(&blob).unwrap(), m);
+}
