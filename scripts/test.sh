@@ -39,6 +39,18 @@ fi
 if rustup toolchain list | grep -q '^1\.88\.0'; then
   CARGO_TARGET_DIR=target/msrv cargo +1.88.0 check --workspace --all-targets --locked --quiet
 fi
+echo "== fuzz crates build (each is its own workspace, outside the default members)"
+# A check on stable: the fuzz targets compile against today's APIs without the minutes a
+# sanitizer build takes (crates/rsl-kv's is about 10 min on 2 cores). The campaign itself is
+# scripts/fuzz.sh (nightly and cargo-fuzz); docs/testing.md "Fuzzing" has its figures. Not
+# --locked: each fuzz crate has its own Cargo.lock, which follows the workspace's dependencies
+# when they change rather than failing the run.
+for manifest in crates/*/fuzz/Cargo.toml; do
+  cargo check --quiet --bins --manifest-path "$manifest" --target-dir target/fuzz-check
+done
+if ! rustup toolchain list | grep -q '^nightly' || ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "warning: no nightly toolchain or cargo-fuzz here; scripts/fuzz.sh (the fuzzing campaign) cannot run" >&2
+fi
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 echo "== planted bugs: each misbehaves in the core, and the simulator's checkers catch each"

@@ -44,6 +44,13 @@ pub const KEY_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 /// `REQUEST_BYTES_MAX - SET_FRAMING_BYTES` less its key; APPEND grows a value up to this).
 pub const VALUE_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 
+/// The most input, in bytes, a connection buffers behind a barrier (a blocking pop or a WATCH
+/// waiting for its answer). It keeps reading that far so that it sees a client that leaves
+/// while blocked (whose pop must then not take an element); a client that sends more behind a
+/// barrier is disconnected, as Redis disconnects a client past its query buffer limit. One
+/// request of the largest size fits.
+pub const BARRIER_INPUT_BYTES_MAX: usize = REQUEST_BYTES_MAX;
+
 /// The most replies one connection may have outstanding (pipelined commands submitted but not
 /// yet written back). When reached, the connection stops reading until replies drain.
 pub const PIPELINE_DEPTH_MAX: usize = 1024;

@@ -154,3 +154,73 @@ async fn a_client_that_leaves_while_blocked_pops_nothing() {
     // Had the departed client's pop lived on, it would have taken the job.
     assert_eq!(other.cmd(&["BLPOP", "q", "1"]).await, array(&[bulk("q"), bulk("job")]));
 }
+
+/// Found by the `server` fuzz target: a client that pipelined more than 64 KiB behind a
+/// blocking pop and then left was never seen to leave (the connection had stopped reading at
+/// 64 KiB), so its pop lived on and would have taken an element.
+#[tokio::test]
+async fn a_client_that_leaves_while_blocked_behind_a_long_pipeline_pops_nothing() {
+    let addr = start(ServerConfig::default()).await;
+    let mut leaving = Client::connect(addr).await;
+    let mut other = Client::connect(addr).await;
+    leaving.send_cmd(&["BLPOP", "q", "0"]).await;
+    let behind = "x".repeat(100 << 10);
+    leaving.send_cmd(&["SET", "after", &behind]).await;
+    let deadline = Instant::now() + common::REPLY_WAIT_MAX;
+    while !listed(&mut other, "flags=b").await {
+        assert!(Instant::now() < deadline, "the pop blocks");
+        tokio::task::yield_now().await;
+    }
+    drop(leaving);
+    while listed(&mut other, "cmd=blpop").await {
+        assert!(Instant::now() < deadline, "the server forgets a client that left while blocked");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
+    assert_eq!(other.cmd(&["LLEN", "q"]).await, int(1), "no departed pop took the job");
+    assert_eq!(other.cmd(&["EXISTS", "after"]).await, int(0), "nothing behind the pop ran");
+}
+
+/// ECHO commands of exactly `total` bytes in all (at least 64 bytes).
+fn echoes(total: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(total);
+    while out.len() < total {
+        let left = total - out.len();
+        // `*2\r\n$4\r\nECHO\r\n$<n>\r\n<n bytes>\r\n` is 19 bytes, the digits of n and n.
+        // Leave at least 64 bytes for the last command.
+        let budget = if left > rsl_kv::limits::BULK_BYTES_MAX { left - 64 } else { left };
+        let budget = budget.min(rsl_kv::limits::BULK_BYTES_MAX);
+        let n = (1..=9)
+            .filter_map(|d| budget.checked_sub(19 + d).filter(|n| n.to_string().len() == d))
+            .next()
+            .expect("a payload length that fits");
+        out.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${n}\r\n").as_bytes());
+        out.resize(out.len() + n, b'x');
+        out.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(out.len(), total);
+    out
+}
+
+/// Behind a blocked pop the server buffers up to `BARRIER_INPUT_BYTES_MAX` bytes of input
+/// and serves the pop; one byte more ends the connection (dropping the pop).
+#[tokio::test]
+async fn input_behind_a_blocked_pop_is_buffered_up_to_its_limit() {
+    let addr = start(ServerConfig::default()).await;
+    let mut other = Client::connect(addr).await;
+    for (extra, served) in [(0, true), (1, false)] {
+        let mut client = Client::connect(addr).await;
+        client.send_cmd(&["BLPOP", "q", "0"]).await;
+        let mut behind = echoes(rsl_kv::limits::BARRIER_INPUT_BYTES_MAX);
+        behind.resize(behind.len() + extra, b'*');
+        client.send(&behind).await;
+        if served {
+            assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
+            assert_eq!(client.reply().await, array(&[bulk("q"), bulk("job")]));
+        } else {
+            client.expect_closed().await;
+            assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
+            assert_eq!(other.cmd(&["LLEN", "q"]).await, int(1), "no dropped pop took the job");
+        }
+    }
+}

@@ -96,6 +96,31 @@ fn limits_are_enforced() {
     check(b"*1\r\n$8\r\n12345678\r\n", &[&["12345678"]]);
 }
 
+/// Found by the `resp_requests` fuzz target: an inline command split into more arguments
+/// than `array_len_max` was accepted, although the array form of it is refused.
+#[test]
+fn inline_commands_obey_the_argument_limit() {
+    let limits = small_limits();
+    check_error(limits, b"a b c d e\r\n", ProtocolError::InvalidArrayLength);
+    check_error(limits, b"a\tb\tc\td\te\n", ProtocolError::InvalidArrayLength);
+    let (commands, outcome) = parse_all(&mut Parser::new(limits), b"a b c d\r\n");
+    assert_eq!((commands.len(), outcome), (1, Ok(())), "at the limit, accepted");
+}
+
+/// Found by the `resp_replies` fuzz target: a simple or error reply line holding a bare LF
+/// was accepted, and re-encoding it panicked (a line reply holds no CR or LF).
+#[test]
+fn reply_lines_with_cr_or_lf_are_refused() {
+    for input in [&b"-ERR a\nb\r\n"[..], b"+OK\rx\r\n", b"+a\n\r\n", b"(1\n2\r\n"] {
+        let outcome = parse_reply(&mut BytesMut::from(input));
+        assert!(outcome.is_err(), "{:?} gave {outcome:?}", String::from_utf8_lossy(input));
+    }
+    assert_eq!(
+        parse_reply(&mut BytesMut::from(&b"-ERR a b\r\n"[..])),
+        Ok(Some(Reply::error("ERR a b")))
+    );
+}
+
 #[test]
 fn a_partial_bulk_waits_for_its_bytes() {
     let mut parser = Parser::default();

@@ -27,7 +27,8 @@ pub type Command = Vec<Bytes>;
 /// server sends it as `-ERR Protocol error: <text>` and closes the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// An array header that is not an integer or exceeds `array_len_max`.
+    /// An array header that is not an integer or exceeds `array_len_max`, or an inline
+    /// command of more than `array_len_max` arguments.
     #[error("invalid multibulk length")]
     InvalidArrayLength,
     /// A bulk header that is not an integer, is negative, or exceeds `bulk_bytes_max`.
@@ -57,6 +58,9 @@ pub enum ProtocolError {
     /// A reply nested deeper than [`limits::REPLY_DEPTH_MAX`] (reply parsing only).
     #[error("reply nested too deep")]
     TooDeep,
+    /// A simple, error or other line reply holding a CR or LF (reply parsing only).
+    #[error("CR or LF inside a line reply")]
+    InvalidLine,
 }
 
 /// The limits one parser enforces. [`ParserLimits::default`] takes them from [`limits`].
@@ -164,7 +168,7 @@ impl Parser {
         }
         let line = buf.split_to(newline + 1);
         let end = if newline > 0 && line[newline - 1] == b'\r' { newline - 1 } else { newline };
-        split_inline(&line[..end]).map(Some)
+        split_inline(&line[..end], self.limits.array_len_max).map(Some)
     }
 }
 
@@ -238,7 +242,7 @@ pub fn parse_i64(text: &[u8]) -> Option<i64> {
 
 /// Splits an inline command line into arguments, with Redis's quoting rules (`sdssplitargs`):
 /// double quotes with escapes (`\n`, `\r`, `\t`, `\b`, `\a`, `\xHH`), single quotes with `\'`.
-fn split_inline(line: &[u8]) -> Result<Command, ProtocolError> {
+fn split_inline(line: &[u8], array_len_max: usize) -> Result<Command, ProtocolError> {
     let mut args = Vec::new();
     let mut rest = line;
     loop {
@@ -250,6 +254,10 @@ fn split_inline(line: &[u8]) -> Result<Command, ProtocolError> {
         }
         if rest.is_empty() {
             return Ok(args);
+        }
+        if args.len() == array_len_max {
+            // The same limit as for the array form of the command.
+            return Err(ProtocolError::InvalidArrayLength);
         }
         let (arg, tail) = split_inline_arg(rest)?;
         args.push(Bytes::from(arg));

@@ -248,6 +248,10 @@ fn parse_reply_at(
     if matches!(kind, b'+' | b'-' | b'_' | b',' | b'#' | b'(') {
         let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
         let line = &rest[1..end];
+        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+            // A line ends at its first CRLF and holds no other CR or LF.
+            return Err(ProtocolError::InvalidLine);
+        }
         let reply = match kind {
             b'+' => Reply::Simple(Bytes::copy_from_slice(line)),
             b'-' => Reply::Error(Bytes::copy_from_slice(line)),

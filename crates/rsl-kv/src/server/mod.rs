@@ -294,6 +294,12 @@ impl Connection {
                         // it sees the reply's receiver gone), as Redis unblocks it.
                         return Ok(());
                     }
+                    if self.barrier() && self.input.len() > limits::BARRIER_INPUT_BYTES_MAX {
+                        // Reading no further would leave a departed client's pop blocked
+                        // (see the limit): end the connection, which drops the pop.
+                        self.session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
                 }
                 outcome = head_reply(&mut self.replies), if waiting => {
                     let head = self.replies.pop_front().expect("a head");
@@ -315,12 +321,13 @@ impl Connection {
     }
 
     /// Whether to read more input. Behind a barrier the connection still reads (so that it
-    /// sees a client that leaves while blocked), up to [`limits::INLINE_BYTES_MAX`] buffered.
+    /// sees a client that leaves while blocked), and `run` ends the connection once more than
+    /// [`limits::BARRIER_INPUT_BYTES_MAX`] is buffered.
     fn can_read(&self) -> bool {
         self.input_open
             && !self.session.closing
             && self.replies.len() < limits::PIPELINE_DEPTH_MAX
-            && (self.input.len() < limits::INLINE_BYTES_MAX || !self.barrier())
+            && (self.input.len() <= limits::BARRIER_INPUT_BYTES_MAX || !self.barrier())
     }
 
     fn barrier(&self) -> bool {
