@@ -398,3 +398,47 @@ fn the_checker_finds_a_planted_circle() {
     assert!(!graph.edges["a"].contains_key("e"), "comments import nothing: {graph:?}");
     assert!(!graph.edges["c"].contains_key("e"), "unit tests import nothing: {graph:?}");
 }
+
+/// The longest source file a reader is asked to hold (STYLE.md, issue 13): a file that grows
+/// past it is split by concern.
+const SOURCE_LINES_MAX: usize = 800;
+
+/// Source files of every crate (src, tests, benches, examples, fuzz targets) longer than
+/// `max` lines, with their lengths. Build output and fuzz corpora are not sources.
+fn long_files(crates: &Path, max: usize) -> Vec<(PathBuf, usize)> {
+    let mut files = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(crates) else { return Vec::new() };
+    for dir in dirs.flatten() {
+        for sub in ["src", "tests", "benches", "examples", "fuzz/fuzz_targets"] {
+            rust_files(&dir.path().join(sub), &mut files);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "target"))
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(&f).ok()?.lines().count();
+            (lines > max).then_some((f, lines))
+        })
+        .collect()
+}
+
+#[test]
+fn no_source_file_is_longer_than_800_lines() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crates folder");
+    let long = long_files(crates, SOURCE_LINES_MAX);
+    assert!(long.is_empty(), "split these files by concern: {long:?}");
+}
+
+#[test]
+fn the_length_check_finds_a_long_file() {
+    // Planted: a crate with one file of max + 1 lines and one of exactly max.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("planted").join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("long.rs"), "//\n".repeat(SOURCE_LINES_MAX + 1)).unwrap();
+    std::fs::write(src.join("edge.rs"), "//\n".repeat(SOURCE_LINES_MAX)).unwrap();
+    let long = long_files(dir.path(), SOURCE_LINES_MAX);
+    assert_eq!(long, vec![(src.join("long.rs"), SOURCE_LINES_MAX + 1)]);
+}
