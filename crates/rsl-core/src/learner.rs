@@ -16,7 +16,7 @@
 
 use crate::io::{Action, Event, Refusal, Write};
 use crate::message::Body;
-use crate::replica::{Entry, Replica};
+use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 
 /// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
@@ -163,6 +163,29 @@ impl Replica {
         if self.commit < self.commit_hint && self.catchup_due() {
             self.request_catchup(out);
         }
+        self.probe_tick(out);
+    }
+
+    /// A replica that heard no primary for an election timeout, and is not standing for
+    /// election itself, asks every peer for the slot after its commit point, once per
+    /// election timeout. Nobody else would tell it: after a configuration that replaced the
+    /// voters, the old voters executed it and left, and the new ones, which missed its
+    /// commit, wait as learners of the old membership for a primary that will never come
+    /// (docs/protocol.md, "Reconfiguration", liveness). A peer that knows more answers with
+    /// that slot and its commit point, and the usual catch-up takes over from there.
+    fn probe_tick(&mut self, out: &mut Vec<Action>) {
+        let quiet = u64::from(self.config.election_ticks_max);
+        let waiting = matches!(self.role, Role::Follower | Role::Learner);
+        let heard = self.last_contact.max(self.probe_sent);
+        if !waiting || self.now < heard + quiet {
+            return;
+        }
+        self.probe_sent = self.now;
+        let slot = self.commit.next();
+        for to in self.peers() {
+            self.send(to, Body::CatchupRequest { from: slot, to: slot }, out);
+        }
+        ensure!(self.probe_sent == self.now, "a probe not recorded");
     }
 
     /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.

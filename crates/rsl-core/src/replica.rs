@@ -283,6 +283,8 @@ pub struct Replica {
     /// Fast reads waiting for `executed >= slot`.
     pub(crate) reads: VecDeque<FastRead>,
     pub(crate) catchup_sent: Option<u64>,
+    /// The tick this replica last probed its peers for their commit point (`probe_tick`).
+    pub(crate) probe_sent: u64,
     pub(crate) loads: BTreeMap<u64, ReplicaId>,
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
@@ -358,6 +360,7 @@ impl Replica {
             outcomes: BTreeMap::new(),
             reads: VecDeque::new(),
             catchup_sent: None,
+            probe_sent: 0,
             loads: BTreeMap::new(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,

@@ -94,7 +94,7 @@ pub struct Options {
     /// Replicas beyond `replicas` that start outside the membership (candidates to add).
     pub spares: usize,
     /// Per tick: chance the primary is asked to change the membership to a random set of
-    /// 3, 5 or 7 voters drawn from all replicas.
+    /// 3 to 7 voters drawn from all replicas.
     pub reconfig_permille: u32,
 }
 
