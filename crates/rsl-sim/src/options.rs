@@ -215,6 +215,12 @@ impl Options {
         if o.crash_permille > 0 && on(&mut w, 400) {
             o.wipe_permille = w.range(50, 500) as u32;
         }
+        // Membership changes in a third of the seeds, drawn from a stream of their own too:
+        // a seed that does not draw them runs as it did before they joined the swarm.
+        let mut c = Rng::new(seed ^ 0x4d45_4d42_4552_0000);
+        if on(&mut c, 333) {
+            o = o.with_reconfiguration();
+        }
         o
     }
 
@@ -245,7 +251,8 @@ impl Options {
 
     /// Adds membership changes to a swarm run: 0 to 2 spare replicas outside the initial
     /// membership, and a per-tick chance of asking the primary for a random new membership.
-    /// Opt-in (`--reconfig`) while the core's reconfiguration is young; see docs/testing.md.
+    /// [`Options::swarm`] draws it for a third of the seeds; `--reconfig` forces it on every
+    /// seed. Idempotent: its draws come from a stream of their own.
     pub fn with_reconfiguration(mut self) -> Options {
         let mut r = Rng::new(self.seed ^ 0x5245_434f_4e46_0000);
         self.spares = r.range(0, 2) as usize;
@@ -332,6 +339,17 @@ mod tests {
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![3, 5, 7]);
         let lossy = (0..100).filter(|s| Options::swarm(*s).loss_permille > 0).count();
         assert!((30..100).contains(&lossy), "{lossy}");
+        // Membership changes are drawn for some seeds, not all; forcing them is idempotent.
+        let changing = (0..300).filter(|s| Options::swarm(*s).reconfig_permille > 0).count();
+        assert!((60..150).contains(&changing), "{changing}");
+        for s in 0..100 {
+            let o = Options::swarm(s);
+            let forced = o.clone().with_reconfiguration();
+            assert!(forced.reconfig_permille > 0);
+            if o.reconfig_permille > 0 {
+                assert_eq!(forced, o);
+            }
+        }
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);
