@@ -9,8 +9,14 @@ use crate::types::{Membership, ReplicaId};
 pub struct Config {
     /// This replica.
     pub id: ReplicaId,
-    /// The initial membership (bootstrap); later changes arrive as slot values.
+    /// The initial membership (bootstrap); later changes arrive as slot values. For a
+    /// replica that joins a running cluster (`joining`), the members it knows to start with:
+    /// it learns the real membership from the log or a checkpoint.
     pub membership: Membership,
+    /// This replica joins a running cluster: it is not a member until a configuration adds
+    /// it (it waits to be added rather than bootstrapping a cluster of its own). Read only
+    /// until it became a member (`Write::MemberSince`).
+    pub joining: bool,
     /// Slots the primary keeps in flight (proposed, not yet chosen).
     pub pipeline_slots_max: u64,
     /// Requests in one slot's batch.
@@ -72,6 +78,7 @@ impl Config {
         Config {
             id: ReplicaId(id),
             membership: Membership::new(voters),
+            joining: false,
             pipeline_slots_max: 64,
             batch_requests_max: 1024,
             batch_bytes_max: 256 * 1024,
@@ -96,8 +103,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
         let n = self.membership.voters.len();
-        if n == 0 || n > 9 {
+        if (n == 0 && !self.joining) || n > crate::limits::VOTERS_MAX {
             return err("membership", "needs 1 to 9 voters");
+        }
+        if self.joining && self.membership.contains(self.id) {
+            return err("membership", "a joining replica is not a member of what it knows");
         }
         let mut voters = self.membership.voters.clone();
         voters.sort();

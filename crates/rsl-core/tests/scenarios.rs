@@ -520,7 +520,7 @@ fn proposals_skipped_by_an_installed_checkpoint_have_an_unknown_outcome() {
     let id = c.propose(p, false);
     c.run(200);
     assert_eq!(c.outcomes.get(&id), None, "no outcome yet while cut off");
-    c.step(p, Input::CheckpointInstalled { slot: Slot(1_000) });
+    c.step(p, Input::CheckpointInstalled { slot: Slot(1_000), membership: None });
     assert_eq!(c.outcomes.get(&id), Some(&Outcome::Refused(Refusal::OutcomeUnknown)));
     assert_eq!(c.replicas[p].status().executed, Slot(1_000));
 }

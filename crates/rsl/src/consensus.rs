@@ -260,6 +260,10 @@ impl Host<Waiter> for Router {
     }
 
     fn notify(&mut self, event: rsl_core::Event) {
+        if let rsl_core::Event::Removed { slot } = event {
+            tracing::warn!(slot = slot.0, "a configuration removed this replica");
+            return;
+        }
         let _ = self.exec.send(ToExecutor::Notify(notification(event)));
     }
 
@@ -294,5 +298,6 @@ fn notification(event: rsl_core::Event) -> Notification {
             slot: slot.0,
             members: membership.voters.iter().map(|v| v.0).collect(),
         },
+        E::Removed { .. } => unreachable!("handled by the router"),
     }
 }

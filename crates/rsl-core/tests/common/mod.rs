@@ -192,7 +192,7 @@ impl Cluster {
                 self.log.push((i, Action::SendCheckpoint { to }));
                 if self.up[j] && slot > self.last_executed[j] {
                     self.last_executed[j] = slot;
-                    self.step(j, Input::CheckpointInstalled { slot });
+                    self.step(j, Input::CheckpointInstalled { slot, membership: None });
                 }
             }
             other => self.log.push((i, other)),
@@ -328,6 +328,7 @@ pub fn recover(writes: &[Write]) -> Recovered {
     let mut promised = Ballot::ZERO;
     let mut commit = Slot::ZERO;
     let mut rebuilding = false;
+    let mut member_since = None;
     let mut log: BTreeMap<Slot, LogEntry> = BTreeMap::new();
     for w in writes {
         match w {
@@ -339,8 +340,9 @@ pub fn recover(writes: &[Write]) -> Recovered {
             Write::TruncateSuffix { from } => log.retain(|s, _| s < from),
             Write::TruncatePrefix { before } => log.retain(|s, _| s >= before),
             Write::Rebuilding(on) => rebuilding = *on,
+            Write::MemberSince(s) => member_since = Some(*s),
         }
     }
     let log = log.into_values().collect();
-    Recovered { promised, commit, log, rebuilding, ..Recovered::default() }
+    Recovered { promised, commit, log, rebuilding, member_since, ..Recovered::default() }
 }

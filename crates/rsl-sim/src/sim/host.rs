@@ -9,7 +9,10 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use rsl_core::{Event as CoreEvent, Input, Message, Refusal, ReplicaId, Slot, Value, Write};
+use rsl_core::{
+    Event as CoreEvent, Input, Membership, Message, ReconfigRefusal, Refusal, ReplicaId, Slot,
+    Value, Write,
+};
 
 use super::event::{Event, Pending};
 use super::{message_kind, NodeState, Sim, SCRIPT_TICKET};
@@ -129,6 +132,28 @@ impl Host<u64> for SimHost<'_> {
     fn take_checkpoint(&mut self) {
         self.record(format_args!("Checkpoint"));
         self.sim.stats.checkpoint_requests += 1;
+    }
+
+    fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
+        self.record(format_args!("Reconfigured({id}, {outcome:?})"));
+        let sim = &mut *self.sim;
+        match &outcome {
+            Ok((slot, membership)) => {
+                let slot = *slot;
+                sim.stats.reconfigurations_made += 1;
+                // A change reported made is the configuration chosen in its slot.
+                if sim.checker.chosen_value(slot) != Some(&Value::Config(membership.clone())) {
+                    let detail = format!(
+                        "membership operation {id} reported made in slot {} as {membership:?}, which executed {:?}",
+                        slot.0,
+                        sim.checker.chosen_value(slot)
+                    );
+                    sim.checker.fail(Check::Contract, detail);
+                }
+            }
+            Err(_) => sim.stats.reconfigurations_refused += 1,
+        }
+        sim.reconfig_outcomes.push((id, outcome));
     }
 
     fn contract_broken(&mut self, what: String) {

@@ -122,6 +122,9 @@ pub struct Stats {
     pub partitions: u64,
     pub elections: u64,
     pub reconfigurations: u64,
+    /// Membership operations (`Input::Reconfigure`) answered made, and refused.
+    pub reconfigurations_made: u64,
+    pub reconfigurations_refused: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
@@ -162,6 +165,9 @@ pub struct Sim {
     healed_at: Option<u64>,
     liveness_slot: Option<Slot>,
     settled: bool,
+    /// Every membership operation's answer, in order (scenarios read them).
+    reconfig_outcomes: Vec<(u64, Result<(Slot, Membership), rsl_core::ReconfigRefusal>)>,
+    next_reconfig: u64,
     pub stats: Stats,
 }
 
@@ -241,6 +247,8 @@ impl Sim {
             healed_at: None,
             liveness_slot: None,
             settled: false,
+            reconfig_outcomes: Vec::new(),
+            next_reconfig: 0,
             stats: Stats::default(),
         }
     }
@@ -307,6 +315,8 @@ impl Sim {
     fn make_config(&mut self, i: usize) -> Config {
         let n = self.options.replicas as u32;
         let mut config = Config::new(i as u32 + 1, 1..=n);
+        // Spares start outside the membership: they join the running cluster when added.
+        config.joining = i as u32 >= n;
         config.pipeline_slots_max = self.options.pipeline_slots_max;
         config.batch_requests_max = self.options.batch_requests_max;
         config.clock_drift_permille = self.options.drift_permille;
