@@ -91,7 +91,7 @@ impl Node {
         let shared = Arc::new(Shared::new(
             id,
             parts.recovered.checkpoint.0,
-            parts.members,
+            parts.members.clone(),
             parts.call_timeout,
         ));
         let (events_tx, events_rx) = parts.events;
@@ -123,7 +123,10 @@ impl Node {
         let mut driver = Driver::new(parts.core, parts.recovered, incarnation());
         // The per-step invariant walk and the refused-id set are for tests and the simulator.
         driver.set_checking(false);
+        let configured = parts.members.iter().filter_map(|(id, a)| Some((*id, (*a)?)));
+        let changes = crate::members::Changes::new(configured.collect());
         let router = Router {
+            changes,
             transport: parts.transport,
             shipping,
             io: io_tx,
@@ -230,7 +233,12 @@ impl Node {
         }
     }
 
-    fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
+    /// How long a call waits unless it says otherwise.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.shared.call_timeout
+    }
+
+    pub(crate) fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
         if !self.shared.is_running() {
             return Err(self.shared.stop_error());
         }
@@ -282,7 +290,7 @@ impl Node {
             if voters[..i].contains(id) {
                 return Err(MembershipError::Duplicate { id: *id });
             }
-            if !self.shared.members.contains_key(id) {
+            if !self.shared.knows_member(*id) {
                 return Err(MembershipError::UnknownMember { id: *id });
             }
         }

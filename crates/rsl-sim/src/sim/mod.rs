@@ -140,6 +140,9 @@ pub struct Stats {
     pub undecided: bool,
 }
 
+/// A membership operation's answer: the slot and membership it made, or why not.
+pub type ReconfigAnswer = Result<(Slot, Membership), rsl_core::ReconfigRefusal>;
+
 /// The simulated cluster.
 pub struct Sim {
     pub options: Options,
@@ -166,7 +169,7 @@ pub struct Sim {
     liveness_slot: Option<Slot>,
     settled: bool,
     /// Every membership operation's answer, in order (scenarios read them).
-    reconfig_outcomes: Vec<(u64, Result<(Slot, Membership), rsl_core::ReconfigRefusal>)>,
+    reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
     next_reconfig: u64,
     pub stats: Stats,
 }

@@ -112,11 +112,7 @@ impl Sim {
     }
 
     /// The answer to the membership operation `change`, once it came.
-    #[allow(clippy::type_complexity)]
-    pub fn reconfig_outcome(
-        &self,
-        change: u64,
-    ) -> Option<&Result<(Slot, rsl_core::Membership), rsl_core::ReconfigRefusal>> {
+    pub fn reconfig_outcome(&self, change: u64) -> Option<&super::ReconfigAnswer> {
         self.reconfig_outcomes.iter().find(|(id, _)| *id == change).map(|(_, o)| o)
     }
 
