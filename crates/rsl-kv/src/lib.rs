@@ -52,6 +52,7 @@ pub mod engine;
 pub mod launch;
 pub mod limits;
 pub mod machine;
+pub mod members;
 pub mod replicated;
 pub mod request;
 pub mod resp;

@@ -42,6 +42,8 @@ enum Subcommand {
     Transfer(TransferArgs),
     /// Takes a checkpoint of one replica's state now.
     Checkpoint(AdminArgs),
+    /// Lists the members, or adds, promotes, removes or replaces one (through any member).
+    Member(rsl_kv::members::MemberArgs),
     /// Starts a local 3-replica cluster, runs a demo workload, kills the primary and reports.
     Cluster(demo::ClusterArgs),
     /// Serves the Redis protocol over one in-process, unreplicated state machine.
@@ -106,6 +108,12 @@ fn main() -> anyhow::Result<()> {
         Subcommand::Status(args) => runtime.block_on(status(args)),
         Subcommand::Transfer(args) => runtime.block_on(transfer(args)),
         Subcommand::Checkpoint(args) => runtime.block_on(checkpoint(args)),
+        Subcommand::Member(args) => runtime.block_on(async {
+            let addr = args.addr;
+            let out = rsl_kv::members::member(args).await;
+            print!("{}", out.with_context(|| format!("asking {addr}"))?);
+            Ok(())
+        }),
         Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
@@ -143,10 +151,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         served = serve(listener, engine, server) => served.context("serving clients"),
         signal = shutdown_signal() => signal,
+        () = removed(Arc::clone(&node)) => {
+            tracing::warn!(id, "removed from the membership: exiting");
+            Ok(())
+        }
     };
     let stopping = Arc::clone(&node);
     tokio::task::spawn_blocking(move || stopping.shutdown()).await.context("shutting down")?;
     outcome
+}
+
+/// Resolves once a membership change removed this replica and it stopped (the cluster no
+/// longer needs it, so the process exits).
+async fn removed(node: Arc<rsl::Node>) {
+    let mut view = node.watch();
+    let gone = |v: &rsl::View| v.health == rsl::Health::Stopped(rsl::StopCause::Removed);
+    if view.wait_for(gone).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Prints a line every time the replica's role, primary or ballot changes.

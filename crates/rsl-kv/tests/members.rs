@@ -1,0 +1,112 @@
+//! Membership changes with real processes: a three-replica `rsl-kv` cluster (mutual TLS
+//! between replicas, started by `rsl_kv::launch::Cluster`) has every member replaced, one at
+//! a time, by a new process on new addresses with a new data directory, through `rsl-kv
+//! member add` and `rsl-kv member replace` sent to whichever member (relayed to the
+//! primary); each replaced process exits by itself; every acknowledged write is then read
+//! back from the new members. Also `RSL.MEMBERS` refusals and the member list.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rsl_kv::client::Client;
+use rsl_kv::launch::{Cluster, ClusterOptions};
+use rsl_kv::resp::Reply;
+
+const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn cmd(addr: SocketAddr, args: &[&str]) -> Reply {
+    let mut client = Client::connect_auth(addr, None, WAIT).await.expect("connect");
+    client.cmd(args).await.expect("a reply")
+}
+
+/// Runs `rsl-kv` with `args`; returns its stdout, or panics with its stderr.
+fn rsl_kv(args: &[&str]) -> String {
+    let output = std::process::Command::new(EXE).args(args).output().expect("rsl-kv runs");
+    assert!(output.status.success(), "rsl-kv {args:?} failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes `key` at the primary; panics unless it is acknowledged.
+async fn set(cluster: &mut Cluster, key: &str) {
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let addr = cluster.replica(p).client_addr;
+    assert_eq!(cmd(addr, &["SET", key, key]).await, Reply::ok(), "SET {key} at {p}");
+}
+
+#[tokio::test]
+async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let key = format!("before-{i}");
+        set(&mut cluster, &key).await;
+        written.push(key);
+    }
+    let mut members: Vec<u32> = vec![1, 2, 3];
+    for round in 0..3 {
+        let new = cluster.add_joining(&members).await.unwrap();
+        // Any member takes the command; it is relayed to the primary.
+        let via = cluster.replica(members[round % members.len()]).client_addr.to_string();
+        let (id, peer, client) =
+            (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
+        let added = rsl_kv(&[
+            "member", "add", "--addr", &via, "--id", &id, "--peer", &peer, "--client", &client,
+        ]);
+        assert!(added.contains(&format!("{id}:learner")), "{added}");
+        // The original with the lowest id leaves (the primary too, in its turn: it steps
+        // down once the change executes).
+        let old = members.iter().copied().find(|m| *m <= 3).unwrap();
+        let old_s = old.to_string();
+        let replaced =
+            rsl_kv(&["member", "replace", "--addr", &via, "--old", &old_s, "--new", &id]);
+        assert!(replaced.contains(&format!("{id}:voter")), "{replaced}");
+        assert!(!replaced.contains(&format!("{old}:")), "{replaced}");
+        cluster.wait_exited(old, WAIT).await.expect("the replaced replica exits by itself");
+        members.retain(|m| *m != old);
+        members.push(new.id);
+        let key = format!("after-{id}");
+        set(&mut cluster, &key).await;
+        written.push(key);
+    }
+    assert_eq!(members, [4, 5, 6]);
+    let listed = rsl_kv(&["member", "list", "--addr", &cluster.replica(5).client_addr.to_string()]);
+    for id in [4, 5, 6] {
+        assert!(listed.lines().any(|l| l.starts_with(&id.to_string()) && l.contains("voter")));
+    }
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    // Every acknowledged write, read back at the new primary.
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    assert!(p >= 4);
+    let addr = cluster.replica(p).client_addr;
+    for key in &written {
+        let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
+        assert_eq!(cmd(addr, &["GET", key]).await, value, "{key}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn members_commands_refuse_with_the_reason() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let addr = cluster.replica(p).client_addr;
+    let err = |r: Reply| match r {
+        Reply::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+        other => panic!("not an error: {other:?}"),
+    };
+    let e = err(cmd(addr, &["RSL.MEMBERS", "REMOVE", "9"]).await);
+    assert!(e.contains("replica 9 is not a member"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "ADD", "2", "127.0.0.1:1", "127.0.0.1:2"]).await);
+    assert!(e.contains("replica 2 is a member already"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "PROMOTE", "x"]).await);
+    assert!(e.contains("not a number"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "FROB"]).await);
+    assert!(e.contains("syntax error"), "{e}");
+    let Reply::Array(items) = cmd(addr, &["RSL.MEMBERS"]).await else { panic!("not a list") };
+    assert_eq!(items.len(), 3);
+    cluster.stop().await;
+}
