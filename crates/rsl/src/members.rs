@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::error::MembershipError;
 
-/// One member of the membership, as [`Node::members`] and the membership calls report it.
+/// One member of the membership, as [`crate::Node::members`] and the membership calls report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMember {
     /// The replica's id.
