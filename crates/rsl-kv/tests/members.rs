@@ -3,10 +3,13 @@
 //! a time, by a new process on new addresses with a new data directory, through `rsl-kv
 //! member add` and `rsl-kv member replace` sent to whichever member (relayed to the
 //! primary); each replaced process exits by itself; every acknowledged write is then read
-//! back from the new members. Also `RSL.MEMBERS` refusals and the member list.
+//! back from the new members, those of a client writing all along included (the longest gap
+//! between two of its acknowledged writes is printed). Also `RSL.MEMBERS` refusals and the
+//! member list.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rsl_kv::client::Client;
@@ -35,10 +38,49 @@ async fn set(cluster: &mut Cluster, key: &str) {
     assert_eq!(cmd(addr, &["SET", key, key]).await, Reply::ok(), "SET {key} at {p}");
 }
 
+/// What the background client acknowledged, and the longest time it waited for an answer.
+#[derive(Default)]
+struct Load {
+    acknowledged: Vec<String>,
+    longest_gap: Duration,
+}
+
+/// Writes `load-N` keys one after another until `stop`, each through the first address of
+/// `addrs` that acknowledges it (a stopped or removed member refuses; a follower forwards).
+async fn write_load(addrs: Arc<Mutex<Vec<SocketAddr>>>, stop: Arc<Mutex<bool>>) -> Load {
+    let mut load = Load::default();
+    let mut last = Instant::now();
+    let mut n = 0;
+    while !*stop.lock().unwrap() {
+        let key = format!("load-{n}");
+        let targets = addrs.lock().unwrap().clone();
+        for addr in targets.iter().rev() {
+            let attempt = async {
+                let wait = Duration::from_secs(2);
+                let mut client = Client::connect_auth(*addr, None, wait).await?;
+                client.cmd(&["SET", &key, &key]).await
+            };
+            if let Ok(Reply::Simple(_)) = attempt.await {
+                load.longest_gap = load.longest_gap.max(last.elapsed());
+                last = Instant::now();
+                load.acknowledged.push(key.clone());
+                n += 1;
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    load
+}
+
 #[tokio::test]
 async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
     let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
     let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let addrs: Vec<SocketAddr> = (1..=3).map(|id| cluster.replica(id).client_addr).collect();
+    let addrs = Arc::new(Mutex::new(addrs));
+    let stop = Arc::new(Mutex::new(false));
+    let load = tokio::spawn(write_load(addrs.clone(), stop.clone()));
     let mut written = Vec::new();
     for i in 0..20 {
         let key = format!("before-{i}");
@@ -48,6 +90,7 @@ async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
     let mut members: Vec<u32> = vec![1, 2, 3];
     for round in 0..3 {
         let new = cluster.add_joining(&members).await.unwrap();
+        addrs.lock().unwrap().push(new.client_addr);
         // Any member takes the command; it is relayed to the primary.
         let via = cluster.replica(members[round % members.len()]).client_addr.to_string();
         let (id, peer, client) =
@@ -72,6 +115,15 @@ async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
         written.push(key);
     }
     assert_eq!(members, [4, 5, 6]);
+    *stop.lock().unwrap() = true;
+    let load = load.await.unwrap();
+    assert!(load.acknowledged.len() > 10, "the client wrote {}", load.acknowledged.len());
+    println!(
+        "replace-all under load: {} writes acknowledged, longest gap between two {:?}",
+        load.acknowledged.len(),
+        load.longest_gap
+    );
+    written.extend(load.acknowledged);
     let listed = rsl_kv(&["member", "list", "--addr", &cluster.replica(5).client_addr.to_string()]);
     for id in [4, 5, 6] {
         assert!(listed.lines().any(|l| l.starts_with(&id.to_string()) && l.contains("voter")));
