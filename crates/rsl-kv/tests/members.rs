@@ -124,15 +124,15 @@ async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
         load.longest_gap
     );
     written.extend(load.acknowledged);
-    let listed = rsl_kv(&["member", "list", "--addr", &cluster.replica(5).client_addr.to_string()]);
+    // Every acknowledged write, read back at the new primary, which lists the new members.
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    assert!(p >= 4);
+    let addr = cluster.replica(p).client_addr;
+    let listed = rsl_kv(&["member", "list", "--addr", &addr.to_string()]);
     for id in [4, 5, 6] {
         assert!(listed.lines().any(|l| l.starts_with(&id.to_string()) && l.contains("voter")));
     }
     assert_eq!(listed.lines().count(), 4, "{listed}");
-    // Every acknowledged write, read back at the new primary.
-    let p = cluster.wait_primary(None, WAIT).await.unwrap();
-    assert!(p >= 4);
-    let addr = cluster.replica(p).client_addr;
     for key in &written {
         let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
         assert_eq!(cmd(addr, &["GET", key]).await, value, "{key}");
@@ -160,5 +160,46 @@ async fn members_commands_refuse_with_the_reason() {
     assert!(e.contains("syntax error"), "{e}");
     let Reply::Array(items) = cmd(addr, &["RSL.MEMBERS"]).await else { panic!("not a list") };
     assert_eq!(items.len(), 3);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_cluster_grows_to_five_voters_and_back_to_three_from_the_command_line() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    set(&mut cluster, "three").await;
+    let via = cluster.replica(2).client_addr.to_string();
+    for _ in 0..2 {
+        let running = cluster.running();
+        let new = cluster.add_joining(&running).await.unwrap();
+        let (id, peer, client) =
+            (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
+        rsl_kv(&[
+            "member", "add", "--addr", &via, "--id", &id, "--peer", &peer, "--client", &client,
+        ]);
+        let promoted = rsl_kv(&["member", "promote", "--addr", &via, "--id", &id]);
+        assert!(promoted.contains(&format!("{id}:voter")), "{promoted}");
+    }
+    // The list is the membership the member asked has executed: ask the primary.
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let at_primary = cluster.replica(p).client_addr.to_string();
+    let listed = rsl_kv(&["member", "list", "--addr", &at_primary]);
+    assert_eq!(listed.lines().filter(|l| l.contains("voter")).count(), 5, "{listed}");
+    set(&mut cluster, "five").await;
+    for gone in [4u32, 5] {
+        let removed = rsl_kv(&["member", "remove", "--addr", &via, "--id", &gone.to_string()]);
+        assert!(!removed.contains(&format!("{gone}:")), "{removed}");
+        cluster.wait_exited(gone, WAIT).await.expect("the removed replica exits by itself");
+    }
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let at_primary = cluster.replica(p).client_addr.to_string();
+    let listed = rsl_kv(&["member", "list", "--addr", &at_primary]);
+    assert_eq!(listed.lines().filter(|l| l.contains("voter")).count(), 3, "{listed}");
+    set(&mut cluster, "three again").await;
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    for key in ["three", "five", "three again"] {
+        let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
+        assert_eq!(cmd(cluster.replica(p).client_addr, &["GET", key]).await, value);
+    }
     cluster.stop().await;
 }
