@@ -5,12 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# redis-cli is used by rsl-kv's compatibility tests; install it when missing.
-if ! command -v redis-cli >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools) >/dev/null 2>&1 \
-      || echo "warning: could not install redis-tools; redis-cli tests will report it" >&2
-  fi
+# rsl-kv's compatibility tests use redis-cli (redis-tools), a real redis-server (the
+# differential test) and redis-py from PyPI (the client test); install them when missing.
+missing=""
+command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >/dev/null 2>&1 \
+    || echo "warning: could not install$missing; the tests that need them will say so" >&2
+fi
+# redis-server's Debian service is not wanted: the tests start their own on free ports.
+venv=target/redis-py-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import redis" 2>/dev/null; then
+  (python3 -m venv "$venv" && "$venv/bin/pip" install -q redis) >/dev/null 2>&1 \
+    || echo "warning: could not install redis-py into $venv; the redis-py test will say so" >&2
+fi
+if [ -x "$venv/bin/python" ]; then
+  export RSL_KV_PYTHON="$PWD/$venv/bin/python"
 fi
 
 echo "== cargo fmt --check"

@@ -104,9 +104,17 @@ pub fn describe(reply: &Reply) -> String {
         Reply::Simple(s) | Reply::Error(s) | Reply::Bulk(s) => String::from_utf8_lossy(s).into(),
         Reply::Integer(n) => n.to_string(),
         Reply::Null | Reply::NullArray => "(nil)".into(),
-        Reply::Array(items) => {
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             let items: Vec<String> = items.iter().map(describe).collect();
             format!("[{}]", items.join(", "))
         }
+        Reply::Map(pairs) => {
+            let pairs: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{}: {}", describe(k), describe(v))).collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        Reply::Double(d) => crate::resp::format_double(*d),
+        Reply::Boolean(b) => b.to_string(),
+        Reply::Verbatim(_, text) => String::from_utf8_lossy(text).into(),
     }
 }

@@ -28,6 +28,7 @@ use bytes::Bytes;
 use rsl::StateMachine;
 use tokio::sync::oneshot;
 
+use crate::hub::Hub;
 use crate::machine::KvMachine;
 use crate::resp::Reply;
 
@@ -106,6 +107,12 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// The hub of this replica's state machine (pub/sub and blocked pops), if it has one.
+    /// Without one, SUBSCRIBE is refused and blocking pops do not block.
+    fn hub(&self) -> Option<Hub> {
+        None
+    }
+
     /// Extra INFO text, appended after the server's sections: zero or more sections, each a
     /// `# Title` line followed by `field:value` lines, every line ending in CRLF.
     fn info(&self) -> String {
@@ -169,11 +176,12 @@ impl Engine for LocalEngine {
         rx
     }
 
+    fn hub(&self) -> Option<Hub> {
+        Some(self.with(|m| m.hub().clone()))
+    }
+
     fn info(&self) -> String {
-        let (keys, expires, now_ms) = self.with(|m| (m.len(), m.expiring_len(), m.now_ms()));
-        format!(
-            "# Engine\r\nengine:local\r\nmachine_now_ms:{now_ms}\r\n\r\n\
-             # Keyspace\r\ndb0:keys={keys},expires={expires},avg_ttl=0\r\n"
-        )
+        let now_ms = self.with(|m| m.now_ms());
+        format!("# Engine\r\nengine:local\r\nmachine_now_ms:{now_ms}\r\n")
     }
 }

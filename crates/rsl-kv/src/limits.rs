@@ -78,6 +78,32 @@ pub const ADMIN_PEER_WAIT_MS_MAX: u64 = 1_000;
 /// How long `RSL.TRANSFER` waits for the new primary to take over, in milliseconds.
 pub const TRANSFER_WAIT_MS_MAX: u64 = 5_000;
 
+/// The most commands one MULTI may queue; past it the transaction fails at EXEC
+/// (EXECABORT), as one request carries them all.
+pub const MULTI_QUEUED_MAX: usize = 100_000;
+
+/// The deleted keys the machine remembers for WATCH. An EXEC that watched an absent key
+/// before the oldest one remembered aborts, since nothing proves the key untouched.
+pub const WATCH_TOMBSTONES_MAX: usize = 10_000;
+
+/// The messages queued for one pub/sub subscriber; past it the subscriber is disconnected, as
+/// Redis does past its pub/sub output buffer limit.
+pub const SUBSCRIBER_QUEUED_MAX: usize = 65_536;
+
+/// The cells of LCS's dynamic-programming table (the product of the two lengths).
+pub const LCS_CELLS_MAX: usize = 1 << 26;
+
+/// The largest count SRANDMEMBER, HRANDFIELD and ZRANDMEMBER accept (a negative count asks
+/// for that many picks with repeats).
+pub const RANDOM_COUNT_MAX: usize = 1 << 20;
+
+/// The Lua instructions one script may run (counted in steps of a thousand). A script that
+/// runs past it fails, at the same instruction on every replica.
+pub const SCRIPT_INSTRUCTIONS_MAX: u64 = 100_000_000;
+
+/// The memory one script's Lua state may allocate, in bytes.
+pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 << 20;
+
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
 const _: () = assert!(FORWARD_CONNECTIONS_MAX >= 1 && FORWARD_INFLIGHT_MAX >= 1);

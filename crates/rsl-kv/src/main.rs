@@ -126,7 +126,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("kv.listen: listening on {listen}"))?;
     let node_config = config.node.clone();
-    let node = tokio::task::spawn_blocking(move || rsl::Node::start(node_config, KvMachine::new()))
+    let hub = rsl_kv::Hub::new();
+    let machine = KvMachine::with_hub(hub.clone());
+    let node = tokio::task::spawn_blocking(move || rsl::Node::start(node_config, machine))
         .await
         .context("starting the replica")?
         .context("starting the replica")?;
@@ -139,7 +141,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         clock: server.clock.clone(),
         reads: config.kv.reads,
     };
-    let engine = Arc::new(ReplicatedEngine::new(Arc::clone(&node), options));
+    let engine = Arc::new(ReplicatedEngine::with_hub(Arc::clone(&node), options, hub));
     if config.kv.tick_ms > 0 {
         engine.start_ticks(Duration::from_millis(config.kv.tick_ms));
     }

@@ -41,6 +41,7 @@ use tokio::time::Instant;
 use crate::client::{describe, Client};
 use crate::config::Reads;
 use crate::engine::{Engine, EngineError, EngineReply};
+use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
 use crate::resp::{encode_command, parse_i64, parse_reply, Reply};
@@ -81,6 +82,8 @@ struct Inner {
     options: ReplicatedOptions,
     /// Forwarding connections, by primary id, made on first use.
     pools: Mutex<HashMap<u32, Arc<Pool>>>,
+    /// The hub of the node's machine.
+    hub: Hub,
 }
 
 impl std::fmt::Debug for Inner {
@@ -113,8 +116,14 @@ enum Attempt {
 }
 
 impl ReplicatedEngine {
-    /// An engine over `node`. Call from within a tokio runtime.
+    /// An engine over `node`. Call from within a tokio runtime. Pub/sub and blocking pops
+    /// need the hub of the node's machine: see [`ReplicatedEngine::with_hub`].
     pub fn new(node: Arc<Node>, options: ReplicatedOptions) -> ReplicatedEngine {
+        ReplicatedEngine::with_hub(node, options, Hub::new())
+    }
+
+    /// An engine over `node`, whose machine delivers to `hub` ([`crate::KvMachine::with_hub`]).
+    pub fn with_hub(node: Arc<Node>, options: ReplicatedOptions, hub: Hub) -> ReplicatedEngine {
         assert!(options.clients.contains_key(&node.id()), "this replica has a client address");
         let inner = Inner {
             id: node.id(),
@@ -122,6 +131,7 @@ impl ReplicatedEngine {
             node,
             options,
             pools: Mutex::new(HashMap::new()),
+            hub,
         };
         ReplicatedEngine { inner: Arc::new(inner) }
     }
@@ -190,6 +200,10 @@ impl Engine for ReplicatedEngine {
 
     fn is_primary(&self) -> bool {
         self.inner.is_primary()
+    }
+
+    fn hub(&self) -> Option<Hub> {
+        Some(self.inner.hub.clone())
     }
 
     fn command(&self, args: &[Bytes]) -> Option<EngineReply> {

@@ -1,175 +1,87 @@
 //! The binary form of the requests the server hands to the engine and the state machine runs.
 //!
-//! The server turns each data command into a [`Request`]: a [`WriteOp`] stamped with the
-//! proposing server's wall-clock milliseconds (replicated, then executed on every replica), or
-//! a [`ReadOp`] (served from one replica's local state). The format is compact and versioned:
+//! A request carries the client's command itself, as its arguments (the way Redis propagates
+//! commands to its replicas): the machine parses and executes it, so every replica parses the
+//! same bytes the same way. A write ([`WriteOp`]) is stamped with the proposing server's
+//! wall-clock milliseconds and replicated; a read ([`ReadOp`]) carries the stamp too, so that
+//! it never returns a key whose deadline has passed on the reading server's clock. Every
+//! command request also names the protocol its reply is encoded in ([`Proto`]).
 //!
 //! | field | size | meaning |
 //! | --- | --- | --- |
 //! | version | u8 | [`FORMAT_VERSION`] |
-//! | op | u8 | the operation code (`OP_*`), writes below 0x40, reads from 0x40 |
-//! | stamp_ms | u64 LE | writes only: the proposer's clock |
-//! | fields | ... | per op; bytes as u32 LE length + data, lists as u32 LE count + items |
+//! | kind | u8 | `KIND_*`: tick, command, transaction (writes); read |
+//! | stamp_ms | u64 LE | the proposer's clock |
+//! | proto | u8 | 2 or 3 (not for a tick) |
+//! | body | ... | a command: its argument list; a transaction: the WATCH point (u64 LE), the watched keys (a list, possibly empty), the command count (u32 LE), each command's argument list |
 //!
-//! Invariants: `decode(encode(r)) == r` for every request within the limits, and [`Request::decode`]
-//! rejects every malformed input (truncated, trailing bytes, unknown op or tag, oversized
-//! lengths) with a [`DecodeError`], never panicking and never allocating more than the input
-//! could describe. A request is immutable once encoded, so every replica decodes the same op.
+//! A list is a u32 LE count and that many items, each a u32 LE length and its bytes.
+//!
+//! Invariants: `decode(encode(r)) == r` for every request within the limits, and
+//! [`Request::decode`] rejects every malformed input (truncated, trailing bytes, unknown kind,
+//! oversized lengths, empty commands) with a [`DecodeError`], never panicking and never
+//! allocating more than the input could describe.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::limits;
+use crate::resp::Proto;
 
 /// The version byte that starts every request.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
-const OP_TICK: u8 = 0x01;
-const OP_SET: u8 = 0x02;
-const OP_GETSET: u8 = 0x03;
-const OP_DEL: u8 = 0x04;
-const OP_INCRBY: u8 = 0x05;
-const OP_APPEND: u8 = 0x06;
-const OP_MSET: u8 = 0x07;
-const OP_FLUSHALL: u8 = 0x08;
-const OP_SETNX: u8 = 0x09;
-const OP_EXPIRE: u8 = 0x0a;
-const OP_PERSIST: u8 = 0x0b;
-const OP_GET: u8 = 0x41;
-const OP_EXISTS: u8 = 0x42;
-const OP_STRLEN: u8 = 0x43;
-const OP_MGET: u8 = 0x44;
-const OP_DBSIZE: u8 = 0x45;
-const OP_TTL: u8 = 0x46;
+const KIND_TICK: u8 = 0x01;
+const KIND_COMMAND: u8 = 0x02;
+const KIND_EXEC: u8 = 0x03;
+const KIND_READ: u8 = 0x41;
 
-/// When SET applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetCondition {
-    /// Always.
-    Always,
-    /// Only if the key does not exist (`NX`).
-    IfAbsent,
-    /// Only if the key exists (`XX`).
-    IfPresent,
+/// One command: its name and arguments, never empty.
+pub type Args = Vec<Bytes>;
+
+/// The keys a transaction watches, and the point (the machine's modification count) at which
+/// they were watched: EXEC aborts if any of them changed after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The machine's modification count when the keys were watched.
+    pub since: u64,
+    /// The watched keys.
+    pub keys: Vec<Bytes>,
 }
 
-/// What SET does to the key's time to live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetExpiry {
-    /// The key no longer expires (SET's default).
-    Clear,
-    /// The key keeps its expiry (`KEEPTTL`).
-    Keep,
-    /// The key expires once the machine's clock passes this many Unix milliseconds
-    /// (`EX`/`PX` are made absolute by the proposer from its stamp; `EXAT`/`PXAT` are).
-    At(u64),
-}
-
-/// A replicated command, executed in slot order on every replica.
+/// A replicated request, executed in slot order on every replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// Changes nothing but advances the machine's clock to the request's stamp, so that keys
     /// expire on replicas that receive no other writes. Answers `+OK`.
     Tick,
-    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL]`.
-    Set {
-        /// The key.
-        key: Bytes,
-        /// The new value.
-        value: Bytes,
-        /// When to apply.
-        condition: SetCondition,
-        /// What happens to the time to live.
-        expiry: SetExpiry,
-        /// Whether to answer the old value (`GET`) instead of `+OK`.
-        get: bool,
+    /// One command.
+    Command {
+        /// The protocol of the reply.
+        proto: Proto,
+        /// The command and its arguments.
+        args: Args,
     },
-    /// GETSET key value: sets, answers the old value, clears the expiry.
-    GetSet {
-        /// The key.
-        key: Bytes,
-        /// The new value.
-        value: Bytes,
-    },
-    /// DEL key [key ...]: answers how many existed.
-    Del {
-        /// The keys, at least one.
-        keys: Vec<Bytes>,
-    },
-    /// INCR, INCRBY, DECR, DECRBY: adds `delta` to the integer value, keeping the expiry.
-    IncrBy {
-        /// The key.
-        key: Bytes,
-        /// The signed amount to add.
-        delta: i64,
-    },
-    /// APPEND key value: answers the new length, keeping the expiry.
-    Append {
-        /// The key.
-        key: Bytes,
-        /// The bytes to append.
-        value: Bytes,
-    },
-    /// MSET key value [key value ...]: sets all, clearing their expiries.
-    MSet {
-        /// The pairs, at least one; a later pair wins over an earlier one with the same key.
-        pairs: Vec<(Bytes, Bytes)>,
-    },
-    /// FLUSHALL / FLUSHDB: removes every key.
-    FlushAll,
-    /// SETNX key value: sets only if absent; answers 1 if it did, 0 if not.
-    SetNx {
-        /// The key.
-        key: Bytes,
-        /// The value.
-        value: Bytes,
-    },
-    /// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT: sets the key's deadline (made absolute by the
-    /// proposer); a deadline already passed deletes the key. Answers 1 if the key exists.
-    Expire {
-        /// The key.
-        key: Bytes,
-        /// The deadline in Unix milliseconds.
-        at_ms: u64,
-    },
-    /// PERSIST key: removes the expiry; answers 1 if there was one.
-    Persist {
-        /// The key.
-        key: Bytes,
+    /// `MULTI ... EXEC`: the queued commands, executed together or (when a watched key
+    /// changed) not at all.
+    Exec {
+        /// The protocol of the reply.
+        proto: Proto,
+        /// The watched keys, if any.
+        watch: Option<Watch>,
+        /// The queued commands, in order.
+        commands: Vec<Args>,
     },
 }
 
-/// A read-only command served from local state.
+/// A read-only command, served from one replica's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadOp {
-    /// GET key.
-    Get {
-        /// The key.
-        key: Bytes,
-    },
-    /// EXISTS key [key ...]: counts a key once per mention.
-    Exists {
-        /// The keys, at least one.
-        keys: Vec<Bytes>,
-    },
-    /// STRLEN key.
-    Strlen {
-        /// The key.
-        key: Bytes,
-    },
-    /// MGET key [key ...].
-    MGet {
-        /// The keys, at least one.
-        keys: Vec<Bytes>,
-    },
-    /// DBSIZE.
-    DbSize,
-    /// TTL / PTTL key: the time left, -1 without expiry, -2 for a missing key.
-    Ttl {
-        /// The key.
-        key: Bytes,
-        /// Whether to answer in milliseconds (PTTL) rather than seconds (TTL).
-        millis: bool,
-    },
+pub struct ReadOp {
+    /// The reading server's clock: keys whose deadline is before it are gone.
+    pub stamp_ms: u64,
+    /// The protocol of the reply.
+    pub proto: Proto,
+    /// The command and its arguments.
+    pub args: Args,
 }
 
 /// A request as the engine carries it.
@@ -198,33 +110,73 @@ pub enum DecodeError {
     /// The version byte is not [`FORMAT_VERSION`].
     #[error("request format version {0} is not supported")]
     Version(u8),
-    /// The operation code is unknown.
-    #[error("unknown operation code {0:#04x}")]
-    UnknownOp(u8),
-    /// A tag byte (condition, expiry, flag) has no meaning.
+    /// The kind byte is unknown.
+    #[error("unknown request kind {0:#04x}")]
+    UnknownKind(u8),
+    /// A tag byte (the protocol) has no meaning.
     #[error("invalid tag {0:#04x}")]
     InvalidTag(u8),
-    /// A key, value or list is longer than its limit.
+    /// An argument or list is longer than its limit.
     #[error("field length {0} exceeds its limit")]
     TooLong(u64),
-    /// A list that must not be empty is.
-    #[error("empty list of keys")]
-    EmptyList,
+    /// A command without even a name.
+    #[error("empty command")]
+    EmptyCommand,
+    /// A field holds a value with another encoding (a WATCH point without watched keys), so
+    /// that every request has exactly one encoding.
+    #[error("a non-canonical field")]
+    NonCanonical,
 }
 
 impl Request {
+    /// A write of one command.
+    pub fn command(stamp_ms: u64, proto: Proto, args: Args) -> Request {
+        Request::Write { stamp_ms, op: WriteOp::Command { proto, args } }
+    }
+
+    /// A read of one command.
+    pub fn read(stamp_ms: u64, proto: Proto, args: Args) -> Request {
+        Request::Read(ReadOp { stamp_ms, proto, args })
+    }
+
     /// Whether this request changes state (and so must be replicated).
     pub fn is_write(&self) -> bool {
         matches!(self, Request::Write { .. })
     }
 
-    /// The request's binary form.
+    /// The request's binary form. Panics if an argument or a list exceeds its limit (the
+    /// parser's limits keep client input within them).
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(64);
         out.put_u8(FORMAT_VERSION);
         match self {
-            Request::Write { stamp_ms, op } => encode_write(*stamp_ms, op, &mut out),
-            Request::Read(op) => encode_read(op, &mut out),
+            Request::Write { stamp_ms, op: WriteOp::Tick } => {
+                out.put_u8(KIND_TICK);
+                out.put_u64_le(*stamp_ms);
+            }
+            Request::Write { stamp_ms, op: WriteOp::Command { proto, args } } => {
+                out.put_u8(KIND_COMMAND);
+                out.put_u64_le(*stamp_ms);
+                put_proto(*proto, &mut out);
+                put_args(args, &mut out);
+            }
+            Request::Write { stamp_ms, op: WriteOp::Exec { proto, watch, commands } } => {
+                out.put_u8(KIND_EXEC);
+                out.put_u64_le(*stamp_ms);
+                put_proto(*proto, &mut out);
+                out.put_u64_le(watch.as_ref().map_or(0, |w| w.since));
+                put_list(watch.as_ref().map_or(&[][..], |w| &w.keys), &mut out);
+                put_count(commands.len(), &mut out);
+                for args in commands {
+                    put_args(args, &mut out);
+                }
+            }
+            Request::Read(ReadOp { stamp_ms, proto, args }) => {
+                out.put_u8(KIND_READ);
+                out.put_u64_le(*stamp_ms);
+                put_proto(*proto, &mut out);
+                put_args(args, &mut out);
+            }
         }
         out.freeze()
     }
@@ -236,12 +188,31 @@ impl Request {
         if version != FORMAT_VERSION {
             return Err(DecodeError::Version(version));
         }
-        let op = reader.u8()?;
-        let request = if op < 0x40 {
-            let stamp_ms = reader.u64()?;
-            Request::Write { stamp_ms, op: decode_write(op, &mut reader)? }
-        } else {
-            Request::Read(decode_read(op, &mut reader)?)
+        let kind = reader.u8()?;
+        let stamp_ms = reader.u64()?;
+        let request = match kind {
+            KIND_TICK => Request::Write { stamp_ms, op: WriteOp::Tick },
+            KIND_COMMAND => {
+                let proto = reader.proto()?;
+                Request::Write { stamp_ms, op: WriteOp::Command { proto, args: reader.args()? } }
+            }
+            KIND_EXEC => {
+                let proto = reader.proto()?;
+                let since = reader.u64()?;
+                let keys = reader.list()?;
+                if keys.is_empty() && since != 0 {
+                    return Err(DecodeError::NonCanonical);
+                }
+                let watch = (!keys.is_empty()).then_some(Watch { since, keys });
+                let count = reader.count(4)?;
+                let commands = (0..count).map(|_| reader.args()).collect::<Result<_, _>>()?;
+                Request::Write { stamp_ms, op: WriteOp::Exec { proto, watch, commands } }
+            }
+            KIND_READ => {
+                let proto = reader.proto()?;
+                Request::Read(ReadOp { stamp_ms, proto, args: reader.args()? })
+            }
+            other => return Err(DecodeError::UnknownKind(other)),
         };
         if !reader.rest.is_empty() {
             return Err(DecodeError::TrailingBytes(reader.rest.len()));
@@ -250,170 +221,27 @@ impl Request {
     }
 }
 
-fn encode_write(stamp_ms: u64, op: &WriteOp, out: &mut BytesMut) {
-    let code = match op {
-        WriteOp::Tick => OP_TICK,
-        WriteOp::Set { .. } => OP_SET,
-        WriteOp::GetSet { .. } => OP_GETSET,
-        WriteOp::Del { .. } => OP_DEL,
-        WriteOp::IncrBy { .. } => OP_INCRBY,
-        WriteOp::Append { .. } => OP_APPEND,
-        WriteOp::MSet { .. } => OP_MSET,
-        WriteOp::FlushAll => OP_FLUSHALL,
-        WriteOp::SetNx { .. } => OP_SETNX,
-        WriteOp::Expire { .. } => OP_EXPIRE,
-        WriteOp::Persist { .. } => OP_PERSIST,
-    };
-    out.put_u8(code);
-    out.put_u64_le(stamp_ms);
-    match op {
-        WriteOp::Tick | WriteOp::FlushAll => {}
-        WriteOp::Set { key, value, condition, expiry, get } => {
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-            put_bytes(value, limits::VALUE_BYTES_MAX, out);
-            out.put_u8(condition_tag(*condition));
-            put_expiry(*expiry, out);
-            out.put_u8(u8::from(*get));
-        }
-        WriteOp::GetSet { key, value }
-        | WriteOp::Append { key, value }
-        | WriteOp::SetNx { key, value } => {
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-            put_bytes(value, limits::VALUE_BYTES_MAX, out);
-        }
-        WriteOp::Del { keys } => put_keys(keys, out),
-        WriteOp::Expire { key, at_ms } => {
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-            out.put_u64_le(*at_ms);
-        }
-        WriteOp::Persist { key } => put_bytes(key, limits::KEY_BYTES_MAX, out),
-        WriteOp::IncrBy { key, delta } => {
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-            out.put_i64_le(*delta);
-        }
-        WriteOp::MSet { pairs } => {
-            put_count(pairs.len(), out);
-            for (key, value) in pairs {
-                put_bytes(key, limits::KEY_BYTES_MAX, out);
-                put_bytes(value, limits::VALUE_BYTES_MAX, out);
-            }
-        }
-    }
-}
-
-fn encode_read(op: &ReadOp, out: &mut BytesMut) {
-    match op {
-        ReadOp::Get { key } => {
-            out.put_u8(OP_GET);
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-        }
-        ReadOp::Exists { keys } => {
-            out.put_u8(OP_EXISTS);
-            put_keys(keys, out);
-        }
-        ReadOp::Strlen { key } => {
-            out.put_u8(OP_STRLEN);
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-        }
-        ReadOp::MGet { keys } => {
-            out.put_u8(OP_MGET);
-            put_keys(keys, out);
-        }
-        ReadOp::DbSize => out.put_u8(OP_DBSIZE),
-        ReadOp::Ttl { key, millis } => {
-            out.put_u8(OP_TTL);
-            put_bytes(key, limits::KEY_BYTES_MAX, out);
-            out.put_u8(u8::from(*millis));
-        }
-    }
-}
-
-fn decode_write(code: u8, reader: &mut Reader<'_>) -> Result<WriteOp, DecodeError> {
-    Ok(match code {
-        OP_TICK => WriteOp::Tick,
-        OP_FLUSHALL => WriteOp::FlushAll,
-        OP_SET => WriteOp::Set {
-            key: reader.key()?,
-            value: reader.value()?,
-            condition: condition_from_tag(reader.u8()?)?,
-            expiry: reader.expiry()?,
-            get: reader.flag()?,
-        },
-        OP_GETSET => WriteOp::GetSet { key: reader.key()?, value: reader.value()? },
-        OP_APPEND => WriteOp::Append { key: reader.key()?, value: reader.value()? },
-        OP_DEL => WriteOp::Del { keys: reader.keys()? },
-        OP_SETNX => WriteOp::SetNx { key: reader.key()?, value: reader.value()? },
-        OP_EXPIRE => WriteOp::Expire { key: reader.key()?, at_ms: reader.u64()? },
-        OP_PERSIST => WriteOp::Persist { key: reader.key()? },
-        OP_INCRBY => WriteOp::IncrBy { key: reader.key()?, delta: reader.u64()? as i64 },
-        OP_MSET => {
-            let count = reader.count(8)?;
-            let mut pairs = Vec::with_capacity(count);
-            for _ in 0..count {
-                pairs.push((reader.key()?, reader.value()?));
-            }
-            WriteOp::MSet { pairs }
-        }
-        other => return Err(DecodeError::UnknownOp(other)),
-    })
-}
-
-fn decode_read(code: u8, reader: &mut Reader<'_>) -> Result<ReadOp, DecodeError> {
-    Ok(match code {
-        OP_GET => ReadOp::Get { key: reader.key()? },
-        OP_EXISTS => ReadOp::Exists { keys: reader.keys()? },
-        OP_STRLEN => ReadOp::Strlen { key: reader.key()? },
-        OP_MGET => ReadOp::MGet { keys: reader.keys()? },
-        OP_DBSIZE => ReadOp::DbSize,
-        OP_TTL => ReadOp::Ttl { key: reader.key()?, millis: reader.flag()? },
-        other => return Err(DecodeError::UnknownOp(other)),
-    })
-}
-
-fn condition_tag(condition: SetCondition) -> u8 {
-    match condition {
-        SetCondition::Always => 0,
-        SetCondition::IfAbsent => 1,
-        SetCondition::IfPresent => 2,
-    }
-}
-
-fn condition_from_tag(tag: u8) -> Result<SetCondition, DecodeError> {
-    match tag {
-        0 => Ok(SetCondition::Always),
-        1 => Ok(SetCondition::IfAbsent),
-        2 => Ok(SetCondition::IfPresent),
-        other => Err(DecodeError::InvalidTag(other)),
-    }
-}
-
-fn put_expiry(expiry: SetExpiry, out: &mut BytesMut) {
-    match expiry {
-        SetExpiry::Clear => out.put_u8(0),
-        SetExpiry::Keep => out.put_u8(1),
-        SetExpiry::At(at_ms) => {
-            out.put_u8(2);
-            out.put_u64_le(at_ms);
-        }
-    }
-}
-
-fn put_bytes(data: &[u8], len_max: usize, out: &mut BytesMut) {
-    assert!(data.len() <= len_max, "a field of {} bytes exceeds {len_max}", data.len());
-    out.put_u32_le(data.len() as u32);
-    out.put_slice(data);
+fn put_proto(proto: Proto, out: &mut BytesMut) {
+    out.put_u8(proto.number() as u8);
 }
 
 fn put_count(count: usize, out: &mut BytesMut) {
-    assert!(count > 0 && count <= limits::ARRAY_LEN_MAX, "a list of {count} items");
+    assert!(count <= limits::ARRAY_LEN_MAX, "a list of {count} items");
     out.put_u32_le(count as u32);
 }
 
-fn put_keys(keys: &[Bytes], out: &mut BytesMut) {
-    put_count(keys.len(), out);
-    for key in keys {
-        put_bytes(key, limits::KEY_BYTES_MAX, out);
+fn put_list(items: &[Bytes], out: &mut BytesMut) {
+    put_count(items.len(), out);
+    for item in items {
+        assert!(item.len() <= limits::BULK_BYTES_MAX, "an argument of {} bytes", item.len());
+        out.put_u32_le(item.len() as u32);
+        out.put_slice(item);
     }
+}
+
+fn put_args(args: &[Bytes], out: &mut BytesMut) {
+    assert!(!args.is_empty(), "a command has at least its name");
+    put_list(args, out);
 }
 
 /// A cursor over an input that fails instead of reading past its end.
@@ -443,37 +271,18 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
-    fn flag(&mut self) -> Result<bool, DecodeError> {
+    fn proto(&mut self) -> Result<Proto, DecodeError> {
         match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
+            2 => Ok(Proto::Resp2),
+            3 => Ok(Proto::Resp3),
             other => Err(DecodeError::InvalidTag(other)),
         }
-    }
-
-    fn bytes(&mut self, len_max: usize) -> Result<Bytes, DecodeError> {
-        let len = self.u32()?;
-        if len as usize > len_max {
-            return Err(DecodeError::TooLong(len.into()));
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
-
-    fn key(&mut self) -> Result<Bytes, DecodeError> {
-        self.bytes(limits::KEY_BYTES_MAX)
-    }
-
-    fn value(&mut self) -> Result<Bytes, DecodeError> {
-        self.bytes(limits::VALUE_BYTES_MAX)
     }
 
     /// A list count, checked against the limit and against the bytes left, where each item
     /// takes at least `item_bytes_min`, so a corrupt count cannot cause a huge allocation.
     fn count(&mut self, item_bytes_min: usize) -> Result<usize, DecodeError> {
         let count = self.u32()? as usize;
-        if count == 0 {
-            return Err(DecodeError::EmptyList);
-        }
         if count > limits::ARRAY_LEN_MAX {
             return Err(DecodeError::TooLong(count as u64));
         }
@@ -483,17 +292,24 @@ impl Reader<'_> {
         Ok(count)
     }
 
-    fn keys(&mut self) -> Result<Vec<Bytes>, DecodeError> {
+    fn list(&mut self) -> Result<Vec<Bytes>, DecodeError> {
         let count = self.count(4)?;
-        (0..count).map(|_| self.key()).collect()
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = self.u32()? as usize;
+            if len > limits::BULK_BYTES_MAX {
+                return Err(DecodeError::TooLong(len as u64));
+            }
+            items.push(Bytes::copy_from_slice(self.take(len)?));
+        }
+        Ok(items)
     }
 
-    fn expiry(&mut self) -> Result<SetExpiry, DecodeError> {
-        match self.u8()? {
-            0 => Ok(SetExpiry::Clear),
-            1 => Ok(SetExpiry::Keep),
-            2 => Ok(SetExpiry::At(self.u64()?)),
-            other => Err(DecodeError::InvalidTag(other)),
+    fn args(&mut self) -> Result<Args, DecodeError> {
+        let args = self.list()?;
+        if args.is_empty() {
+            return Err(DecodeError::EmptyCommand);
         }
+        Ok(args)
     }
 }

@@ -53,11 +53,16 @@ async fn redis_cli_commands() {
         cli(addr, &["INCR", "greeting"], b"").await,
         "ERR value is not an integer or out of range"
     );
-    let unknown = cli(addr, &["HSET", "h", "f", "v"], b"").await;
-    assert!(unknown.starts_with("ERR unknown command 'HSET'"), "{unknown}");
+    let unknown = cli(addr, &["XADD", "s", "*", "f", "v"], b"").await;
+    assert!(unknown.starts_with("ERR unknown command 'XADD'"), "{unknown}");
+    assert_eq!(cli(addr, &["HSET", "h", "f", "v"], b"").await, "1");
+    // redis-cli -3 speaks RESP3 (a map, a double), printed as its raw output does.
+    assert_eq!(cli(addr, &["-3", "HGETALL", "h"], b"").await, "f v");
+    assert_eq!(cli(addr, &["-3", "ZADD", "z", "1.5", "m"], b"").await, "1");
+    assert_eq!(cli(addr, &["-3", "ZSCORE", "z", "m"], b"").await, "1.5");
     // Commands read from standard input, one per line, answered in order.
     let piped = cli(addr, &[], b"SET a 1\nINCR a\nGET a\nMGET a nope\nDBSIZE\n").await;
-    assert_eq!(piped, "OK\n2\n2\n2\n\n3");
+    assert_eq!(piped, "OK\n2\n2\n2\n\n5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

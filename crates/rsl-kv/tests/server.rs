@@ -74,8 +74,9 @@ async fn expiry_uses_the_stamps_of_writes() {
     assert_eq!(c.cmd(&["SET", "tick", "1"]).await, ok());
     assert_eq!(c.cmd(&["GET", "px"]).await, bulk("v"));
     now.store(10_501, Ordering::SeqCst);
-    // Reads do not advance the machine's clock; only writes do.
-    assert_eq!(c.cmd(&["GET", "px"]).await, bulk("v"));
+    // A read compares against its own stamp: the key is gone although no write moved the
+    // machine's clock past its deadline (Redis never returns a key after its expiry).
+    assert_eq!(c.cmd(&["GET", "px"]).await, Reply::Null);
     assert_eq!(c.cmd(&["SET", "tick", "2"]).await, ok());
     assert_eq!(c.cmd(&["GET", "px"]).await, Reply::Null);
     assert_eq!(c.cmd(&["GET", "keep"]).await, Reply::Null);
@@ -212,13 +213,12 @@ async fn auth_gates_every_command_but_auth_ping_and_quit() {
 }
 
 #[tokio::test]
-async fn hello_speaks_only_resp2_and_can_authenticate() {
+async fn hello_switches_protocol_and_can_authenticate() {
     let config = ServerConfig { requirepass: Some("pw".into()), ..ServerConfig::default() };
     let mut c = Client::connect(start(config).await).await;
-    let noproto = err("NOPROTO sorry, this protocol version is not supported.");
-    assert_eq!(c.cmd(&["HELLO", "3", "AUTH", "default", "pw"]).await, noproto);
+    assert_eq!(c.cmd(&["HELLO", "4"]).await, err("NOPROTO unsupported protocol version"));
     assert_eq!(c.cmd(&["GET", "k"]).await, err("NOAUTH Authentication required."));
-    assert!(matches!(c.cmd(&["HELLO", "2"]).await, Reply::Error(e) if e.starts_with(b"NOAUTH")));
+    assert!(matches!(c.cmd(&["HELLO", "3"]).await, Reply::Error(e) if e.starts_with(b"NOAUTH")));
     let wrong = err("WRONGPASS invalid username-password pair or user is disabled.");
     assert_eq!(c.cmd(&["HELLO", "2", "AUTH", "default", "no"]).await, wrong);
     match c.cmd(&["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "me"]).await {
@@ -230,6 +230,24 @@ async fn hello_speaks_only_resp2_and_can_authenticate() {
     }
     assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, bulk("me"));
     assert_eq!(c.cmd(&["GET", "k"]).await, Reply::Null);
+    // RESP3: the description is a map, nulls are `_`, and replies take their RESP3 shapes.
+    c.send(b"HELLO 3\r\n").await;
+    let hello = c.raw_reply().await;
+    assert!(hello.starts_with(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), "{hello:?}");
+    assert_eq!(&c.raw_cmd(&["GET", "k"]).await[..], b"_\r\n");
+    assert_eq!(&c.raw_cmd(&["HSET", "h", "f", "v"]).await[..], b":1\r\n");
+    assert_eq!(&c.raw_cmd(&["HGETALL", "h"]).await[..], b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(&c.raw_cmd(&["ZADD", "z", "1.5", "m"]).await[..], b":1\r\n");
+    assert_eq!(&c.raw_cmd(&["ZSCORE", "z", "m"]).await[..], b",1.5\r\n");
+    assert_eq!(&c.raw_cmd(&["SADD", "s", "a"]).await[..], b":1\r\n");
+    assert_eq!(&c.raw_cmd(&["SMEMBERS", "s"]).await[..], b"~1\r\n$1\r\na\r\n");
+    assert_eq!(
+        c.cmd(&["HELLO", "2"]).await,
+        c.cmd(&["HELLO"]).await,
+        "HELLO alone keeps the protocol"
+    );
+    assert_eq!(&c.raw_cmd(&["GET", "k"]).await[..], b"$-1\r\n");
+    assert_eq!(&c.raw_cmd(&["ZSCORE", "z", "m"]).await[..], b"$3\r\n1.5\r\n");
 }
 
 #[tokio::test]
@@ -251,9 +269,10 @@ async fn unknown_commands_and_wrong_arity_are_errors_not_disconnects() {
         err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
     );
     assert_eq!(
-        c.cmd(&["lpush"]).await,
-        err("ERR unknown command 'lpush', with args beginning with: ")
+        c.cmd(&["xadd"]).await,
+        err("ERR unknown command 'xadd', with args beginning with: ")
     );
+    assert_eq!(c.cmd(&["lpush"]).await, err("ERR wrong number of arguments for 'lpush' command"));
     assert_eq!(c.cmd(&["GET"]).await, err("ERR wrong number of arguments for 'get' command"));
     assert_eq!(
         c.cmd(&["get", "a", "b"]).await,
@@ -301,17 +320,20 @@ async fn quit_answers_ok_then_closes() {
 async fn admin_commands_that_clients_send_at_connect() {
     let mut c = Client::connect(start(ServerConfig::default()).await).await;
     assert_eq!(c.cmd(&["CONFIG", "GET", "save"]).await, Reply::Array(vec![bulk("save"), bulk("")]));
-    let both = Reply::Array(vec![bulk("save"), bulk(""), bulk("appendonly"), bulk("no")]);
+    let both = Reply::Array(vec![bulk("appendonly"), bulk("no"), bulk("save"), bulk("")]);
     assert_eq!(c.cmd(&["config", "get", "save", "APPENDONLY"]).await, both);
     assert_eq!(c.cmd(&["CONFIG", "GET", "no-such-key"]).await, Reply::Array(vec![]));
     match c.cmd(&["CONFIG", "GET", "max*"]).await {
-        Reply::Array(items) => assert_eq!(items.len(), 4, "maxmemory and maxclients"),
+        Reply::Array(items) => {
+            assert_eq!(items.len(), 8, "maxclients and the three maxmemory ones")
+        }
         other => panic!("{other:?}"),
     }
-    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, int(COMMANDS.len() as i64));
+    let count = COMMANDS.len() + rsl_kv::commands::COMMANDS.len();
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]).await, int(count as i64));
     assert_eq!(c.cmd(&["COMMAND", "DOCS"]).await, Reply::Array(vec![]));
     match c.cmd(&["COMMAND"]).await {
-        Reply::Array(items) => assert_eq!(items.len(), COMMANDS.len()),
+        Reply::Array(items) => assert_eq!(items.len(), count),
         other => panic!("{other:?}"),
     }
     match c.cmd(&["COMMAND", "INFO", "get", "nope"]).await {

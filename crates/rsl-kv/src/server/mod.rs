@@ -1,27 +1,30 @@
-//! The RESP2 server: accepts client connections and answers their commands in order. The
-//! connection loop lives here; the command table in `table`, the connection commands (PING,
-//! AUTH, INFO, ...) in `connection`, and the parsing of data commands in `strings`.
+//! The RESP server: accepts client connections and answers their commands in order, in RESP2
+//! or (after `HELLO 3`) RESP3.
 //!
-//! Each connection is one task. It parses the commands in its input buffer and dispatches each
-//! through the one command table, [`COMMANDS`]: connection commands (PING, AUTH, INFO, ...) are
-//! answered on the spot, data commands are encoded as requests and handed to the [`Engine`]
-//! without waiting for earlier ones, so pipelined commands reach the engine back to back. The
-//! pending replies wait in command order; the task writes every reply at the head that is
-//! known, flushes, and then waits for whichever comes first: more input or the engine's
-//! answer to the head. At most [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many
-//! do, the connection stops reading, which pushes back on the client.
+//! Each connection is one task. It parses the commands in its input buffer and dispatches
+//! each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
+//! in `table`, the handlers in `connection`, `pubsub` and `session`) are answered by the
+//! server; data commands ([`crate::commands`]) are encoded as requests that carry the command
+//! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
+//! reach the engine back to back. The pending replies wait in command order; the task writes
+//! every reply at the head that is known, flushes, and then waits for whichever comes first:
+//! more input, the engine's answer to the head, or a pub/sub message. At most
+//! [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many do, the connection stops
+//! reading, which pushes back on the client.
 //!
 //! A read that follows one of the connection's writes still unanswered goes through the log
 //! like a write ([`Engine::write`]; the machine's `execute` answers reads too), so a
 //! pipelined GET after a SET sees that SET and no later one, as Redis executes a pipeline in
-//! order. Engines keep the order of the requests they are handed. Other reads take the read
-//! path ([`Engine::read`]).
+//! order. Two kinds of command are barriers: a WATCH (its answer sets the connection's watch
+//! point, which the next EXEC needs) and a blocking pop (Redis runs nothing after it until it
+//! returns); the connection dispatches nothing more until a barrier is answered.
 //!
-//! Invariants: every parsed command gets exactly one reply, in order; a command never reaches
-//! the engine before its arity and (when a password is set) the connection's authentication
-//! are checked; a protocol error is answered and then closes the connection; nothing a client
-//! sends panics the server. Write requests carry the server's clock at dispatch ([`Clock`]),
-//! which is the only place where wall time enters the replicated state.
+//! Invariants: every parsed command gets exactly one reply, in order (SUBSCRIBE's one reply
+//! per channel counts as its reply); a command never reaches the engine before its arity and
+//! (when a password is set) the connection's authentication are checked; a protocol error is
+//! answered and then closes the connection; nothing a client sends panics the server. Requests
+//! carry the server's clock at dispatch ([`Clock`]), which is the only place where wall time
+//! enters the replicated state.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,14 +41,17 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineError, EngineReply};
 use crate::limits;
-use crate::request::Request;
-use crate::resp::{Command, Parser, ParserLimits, Reply};
+use crate::resp::{parse_reply, Parser, ParserLimits, Proto, Reply};
 
+mod blocking;
+mod clients;
 mod connection;
-mod strings;
+mod pubsub;
+mod session;
 mod table;
 
-use table::{arity_error, unknown_command, Handler};
+use clients::ClientInfo;
+use session::Session;
 pub use table::{lookup, CommandSpec, COMMANDS};
 
 /// The error for a command used before AUTH on a server with a password, in Redis's words.
@@ -62,7 +68,7 @@ pub const ENGINE_COMMAND_PREFIX: &[u8] = b"rsl.";
 /// supported commands follow.
 pub const REDIS_VERSION: &str = "7.0.0";
 
-/// The clock that stamps write requests, in Unix milliseconds.
+/// The clock that stamps requests, in Unix milliseconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system's wall clock.
@@ -78,7 +84,7 @@ pub fn system_clock() -> Clock {
 pub struct ServerConfig {
     /// The password clients must give with AUTH before other commands; `None` for no password.
     pub requirepass: Option<String>,
-    /// Stamps write requests.
+    /// Stamps requests.
     pub clock: Clock,
     /// The parser limits for every connection.
     pub parser_limits: ParserLimits,
@@ -112,6 +118,10 @@ struct Shared {
     clients: AtomicUsize,
     client_id_last: AtomicU64,
     stats: Stats,
+    /// Every connected client, for CLIENT LIST.
+    registry: clients::Registry,
+    /// The values CONFIG SET changed (the rest are fixed).
+    settings: connection::Settings,
 }
 
 /// Counters reported by INFO's `# Stats` section.
@@ -121,6 +131,7 @@ struct Stats {
     connections_rejected: AtomicU64,
     commands_processed: AtomicU64,
     protocol_errors: AtomicU64,
+    pubsub_messages: AtomicU64,
 }
 
 /// Serves clients accepted on `listener` until accepting fails; each connection runs on its
@@ -142,6 +153,8 @@ pub async fn serve<E: Engine>(
         clients: AtomicUsize::new(0),
         client_id_last: AtomicU64::new(0),
         stats: Stats::default(),
+        registry: clients::Registry::default(),
+        settings: connection::Settings::default(),
     });
     loop {
         let (stream, _) = listener.accept().await?;
@@ -150,19 +163,25 @@ pub async fn serve<E: Engine>(
     }
 }
 
-/// Decrements the client count when a connection ends.
-struct ClientSlot(Arc<Shared>);
+/// Decrements the client count and forgets the client when a connection ends.
+struct ClientSlot(Arc<Shared>, Option<u64>);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         let before = self.0.clients.fetch_sub(1, Ordering::Relaxed);
         assert!(before > 0, "the client count never goes negative");
+        if let Some(id) = self.1 {
+            self.0.registry.remove(id);
+            if let Some(hub) = self.0.engine.hub() {
+                hub.disconnect(id);
+            }
+        }
     }
 }
 
 async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
-    let slot = ClientSlot(Arc::clone(&shared));
+    let mut slot = ClientSlot(Arc::clone(&shared), None);
     shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
     if count > limits::CLIENTS_MAX {
         shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
@@ -172,10 +191,17 @@ async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
     }
     let _ = stream.set_nodelay(true);
     let id = shared.client_id_last.fetch_add(1, Ordering::Relaxed) + 1;
-    let session = Session { shared, id, authenticated: false, closing: false, name: None };
+    let info =
+        Arc::new(ClientInfo::new(id, stream.peer_addr().ok(), stream.local_addr().ok(), &shared));
+    shared.registry.insert(Arc::clone(&info));
+    slot.1 = Some(id);
+    let session = Session::new(shared, id, info);
     let _ = Connection::new(session).run(&mut stream).await;
     drop(slot);
 }
+
+/// What to do with an engine reply before it is written.
+type PostProcess = Box<dyn FnOnce(Reply) -> Reply + Send>;
 
 /// A reply not yet written.
 enum Pending {
@@ -186,10 +212,34 @@ enum Pending {
     /// To come from the engine, for a request that goes through the log (a write, or a read
     /// behind one).
     Write(EngineReply),
+    /// To come from the engine, then transformed (in the connection's protocol).
+    Post { reply: EngineReply, post: PostProcess, proto: Proto, logged: bool },
+    /// WATCH's answer (the machine's modification count): a barrier.
+    Watch { reply: EngineReply, keys: Vec<Bytes> },
+    /// A blocking pop's answer: a barrier.
+    Blocked(EngineReply),
 }
 
-fn ready(reply: Reply) -> Pending {
-    Pending::Ready(reply.to_bytes())
+impl Pending {
+    fn is_barrier(&self) -> bool {
+        matches!(self, Pending::Watch { .. } | Pending::Blocked(_))
+    }
+
+    fn is_logged(&self) -> bool {
+        matches!(self, Pending::Write(_) | Pending::Blocked(_) | Pending::Post { logged: true, .. })
+    }
+
+    fn receiver(&mut self) -> Option<&mut EngineReply> {
+        match self {
+            Pending::Ready(_) => None,
+            Pending::Engine(rx) | Pending::Write(rx) | Pending::Blocked(rx) => Some(rx),
+            Pending::Post { reply, .. } | Pending::Watch { reply, .. } => Some(reply),
+        }
+    }
+}
+
+fn ready(reply: Reply, proto: Proto) -> Pending {
+    Pending::Ready(reply.to_bytes_in(proto))
 }
 
 /// One client connection: its input buffer, its parser and its replies in command order.
@@ -221,7 +271,8 @@ impl Connection {
         let (mut reader, writer) = stream.split();
         let mut out = BufWriter::with_capacity(64 << 10, writer);
         loop {
-            // Writing replies makes room in a full pipeline for more buffered commands.
+            // Writing replies makes room in a full pipeline, or lifts a barrier, for more
+            // buffered commands.
             while self.dispatch_buffered() && self.write_ready(&mut out).await? {}
             self.write_ready(&mut out).await?;
             out.flush().await?;
@@ -229,64 +280,111 @@ impl Connection {
                 return out.shutdown().await;
             }
             let can_read = self.can_read();
-            let waiting =
-                matches!(self.replies.front(), Some(Pending::Engine(_) | Pending::Write(_)));
-            assert!(can_read || waiting, "a connection always waits for something");
+            let waiting = self.replies.front().is_some_and(|p| !matches!(p, Pending::Ready(_)));
+            let subscribed = self.session.messages.is_some();
+            assert!(can_read || waiting || subscribed, "a connection always waits for something");
             if can_read {
                 self.input.reserve(limits::READ_CHUNK_BYTES_MIN);
             }
             tokio::select! {
                 read = reader.read_buf(&mut self.input), if can_read => {
                     self.input_open = matches!(read, Ok(n) if n > 0);
+                    if !self.input_open && self.replies.iter().any(|p| matches!(p, Pending::Blocked(_))) {
+                        // The client left while blocked: drop the pop (its task stops when
+                        // it sees the reply's receiver gone), as Redis unblocks it.
+                        return Ok(());
+                    }
                 }
                 outcome = head_reply(&mut self.replies), if waiting => {
-                    self.replies[0] = Pending::Ready(engine_reply(outcome));
+                    let head = self.replies.pop_front().expect("a head");
+                    let bytes = self.session.resolve(head, engine_reply(outcome));
+                    self.replies.push_front(Pending::Ready(bytes));
+                }
+                message = pubsub::next_message(&mut self.session.messages), if subscribed => {
+                    match message {
+                        Some(message) => {
+                            let bytes = self.session.message_bytes(message);
+                            self.replies.push_back(Pending::Ready(bytes));
+                        }
+                        // The hub dropped a subscriber that fell too far behind.
+                        None => return Ok(()),
+                    }
                 }
             }
         }
     }
 
+    /// Whether to read more input. Behind a barrier the connection still reads (so that it
+    /// sees a client that leaves while blocked), up to [`limits::INLINE_BYTES_MAX`] buffered.
     fn can_read(&self) -> bool {
-        self.input_open && !self.session.closing && self.replies.len() < limits::PIPELINE_DEPTH_MAX
+        self.input_open
+            && !self.session.closing
+            && self.replies.len() < limits::PIPELINE_DEPTH_MAX
+            && (self.input.len() < limits::INLINE_BYTES_MAX || !self.barrier())
     }
 
-    /// Parses and dispatches the buffered commands, as many as the pipeline depth allows;
-    /// returns whether it stopped at that depth (so buffered commands may remain).
+    fn barrier(&self) -> bool {
+        self.replies.iter().any(Pending::is_barrier)
+    }
+
+    /// Whether to dispatch buffered commands: as for reading, and no barrier is pending.
+    fn can_dispatch(&self) -> bool {
+        self.input_open_or_buffered()
+            && !self.session.closing
+            && self.replies.len() < limits::PIPELINE_DEPTH_MAX
+            && !self.barrier()
+    }
+
+    fn input_open_or_buffered(&self) -> bool {
+        self.input_open || !self.input.is_empty()
+    }
+
+    /// Parses and dispatches the buffered commands, as many as the pipeline depth and the
+    /// barriers allow; returns whether it stopped for them (so buffered commands may remain
+    /// once replies are written).
     fn dispatch_buffered(&mut self) -> bool {
-        while self.can_read() {
+        while self.can_dispatch() {
             let pending = match self.parser.parse(&mut self.input) {
                 Ok(Some(args)) => {
-                    let behind_write = self.replies.iter().any(|p| matches!(p, Pending::Write(_)));
+                    let behind_write = self.replies.iter().any(Pending::is_logged);
                     self.session.dispatch(args, behind_write)
                 }
                 Ok(None) => return false,
                 Err(e) => {
                     self.session.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     self.session.closing = true;
-                    ready(Reply::error(format!("ERR Protocol error: {e}")))
+                    ready(Reply::error(format!("ERR Protocol error: {e}")), self.session.proto)
                 }
             };
             self.replies.push_back(pending);
         }
-        self.replies.len() >= limits::PIPELINE_DEPTH_MAX
+        !self.input.is_empty()
     }
 
     /// Writes the replies at the head that are known; returns whether it wrote any.
     async fn write_ready(&mut self, out: &mut BufWriter<WriteHalf<'_>>) -> io::Result<bool> {
         let mut wrote = false;
-        while let Some(head) = self.replies.front_mut() {
-            let bytes = match head {
+        while let Some(mut head) = self.replies.pop_front() {
+            let bytes = match &mut head {
                 Pending::Ready(bytes) => std::mem::take(bytes),
-                Pending::Engine(rx) | Pending::Write(rx) => match rx.try_recv() {
-                    Ok(outcome) => engine_reply(Ok(outcome)),
-                    Err(oneshot::error::TryRecvError::Empty) => break,
-                    Err(oneshot::error::TryRecvError::Closed) => {
-                        EngineError::Dropped.to_reply().to_bytes()
-                    }
-                },
+                other => {
+                    let rx = other.receiver().expect("an engine reply");
+                    let outcome = match rx.try_recv() {
+                        Ok(outcome) => Ok(outcome),
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            self.replies.push_front(head);
+                            break;
+                        }
+                        Err(oneshot::error::TryRecvError::Closed) => Err(()),
+                    };
+                    let bytes = match outcome {
+                        Ok(outcome) => engine_reply(Ok(outcome)),
+                        Err(()) => EngineError::Dropped.to_reply().to_bytes(),
+                    };
+                    self.session.resolve(head, bytes)
+                }
             };
             out.write_all(&bytes).await?;
-            self.replies.pop_front();
             wrote = true;
         }
         Ok(wrote)
@@ -297,9 +395,9 @@ impl Connection {
 async fn head_reply(
     replies: &mut VecDeque<Pending>,
 ) -> Result<Result<Bytes, EngineError>, oneshot::error::RecvError> {
-    match replies.front_mut() {
-        Some(Pending::Engine(rx) | Pending::Write(rx)) => rx.await,
-        _ => unreachable!("head_reply is polled only while the head waits for the engine"),
+    match replies.front_mut().and_then(Pending::receiver) {
+        Some(rx) => rx.await,
+        None => unreachable!("head_reply is polled only while the head waits for the engine"),
     }
 }
 
@@ -311,74 +409,11 @@ fn engine_reply(outcome: Result<Result<Bytes, EngineError>, oneshot::error::Recv
     }
 }
 
-/// One connection's state as commands see it.
-struct Session {
-    shared: Arc<Shared>,
-    id: u64,
-    authenticated: bool,
-    /// Set by QUIT and protocol errors: the connection reads no more and closes once its
-    /// replies are written.
-    closing: bool,
-    name: Option<Bytes>,
-}
-
-impl Session {
-    /// Checks and runs one command; the returned reply is the command's, in order. With
-    /// `behind_write`, a read goes through the log like a write (see the module's doc).
-    fn dispatch(&mut self, args: Command, behind_write: bool) -> Pending {
-        assert!(!args.is_empty(), "the parser never yields an empty command");
-        self.shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-        let Some(spec) = lookup(&args[0]) else { return self.engine_command(&args) };
-        if !spec.arity_ok(args.len()) {
-            return ready(arity_error(spec.name));
-        }
-        let needs_auth = self.shared.config.requirepass.is_some() && !self.authenticated;
-        if needs_auth && !spec.no_auth {
-            return ready(Reply::error(ERR_NOAUTH));
-        }
-        match spec.handler {
-            Handler::Session(handle) => ready(handle(self, &args)),
-            Handler::Write(parse) => {
-                let stamp_ms = (self.shared.config.clock)();
-                match parse(&args, stamp_ms) {
-                    Ok(op) => self.submit(Request::Write { stamp_ms, op }, true),
-                    Err(reply) => ready(reply),
-                }
-            }
-            Handler::Read(parse) => match parse(&args) {
-                Ok(op) => self.submit(Request::Read(op), behind_write),
-                Err(reply) => ready(reply),
-            },
-        }
-    }
-
-    /// A command the table does not know: the engine's own (`RSL.*`), or unknown.
-    fn engine_command(&self, args: &[Bytes]) -> Pending {
-        if !args[0].to_ascii_lowercase().starts_with(ENGINE_COMMAND_PREFIX) {
-            return ready(unknown_command(args));
-        }
-        if self.shared.config.requirepass.is_some() && !self.authenticated {
-            return ready(Reply::error(ERR_NOAUTH));
-        }
-        match self.shared.engine.command(args) {
-            Some(reply) => Pending::Engine(reply),
-            None => ready(unknown_command(args)),
-        }
-    }
-
-    /// Hands a request to the engine: through the log if `logged` (every write, and a read
-    /// behind one), else as a read.
-    fn submit(&self, request: Request, logged: bool) -> Pending {
-        let bytes = request.encode();
-        if bytes.len() > limits::REQUEST_BYTES_MAX {
-            return ready(Reply::error("ERR request too large"));
-        }
-        let engine = &self.shared.engine;
-        assert!(logged || !request.is_write(), "a write always goes through the log");
-        if logged {
-            Pending::Write(engine.write(bytes))
-        } else {
-            Pending::Engine(engine.read(bytes))
-        }
+/// Parses reply bytes from the engine back into a reply (for post-processing).
+fn parse_engine_bytes(bytes: &[u8]) -> Reply {
+    let mut buf = BytesMut::from(bytes);
+    match parse_reply(&mut buf) {
+        Ok(Some(reply)) if buf.is_empty() => reply,
+        _ => Reply::error("ERR internal error: a malformed reply from the engine"),
     }
 }

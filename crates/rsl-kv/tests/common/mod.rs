@@ -44,13 +44,19 @@ pub fn manual_clock(start_ms: u64) -> (Arc<AtomicU64>, ServerConfig) {
 pub struct Client {
     stream: TcpStream,
     buf: BytesMut,
+    addr: SocketAddr,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: BytesMut::new() }
+        Client { stream, buf: BytesMut::new(), addr }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Sends bytes as they are.
@@ -78,6 +84,28 @@ impl Client {
             let n = self.stream.read_buf(&mut self.buf).await.unwrap();
             assert!(n > 0, "the server closed the connection; buffered {:?}", self.buf);
         }
+    }
+
+    /// Reads the next reply's exact bytes.
+    pub async fn raw_reply(&mut self) -> Bytes {
+        let read = async {
+            loop {
+                let mut probe = self.buf.clone();
+                if parse_reply(&mut probe).unwrap().is_some() {
+                    let used = self.buf.len() - probe.len();
+                    return self.buf.split_to(used).freeze();
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+                assert!(n > 0, "the server closed the connection; buffered {:?}", self.buf);
+            }
+        };
+        tokio::time::timeout(REPLY_WAIT_MAX, read).await.expect("a reply in time")
+    }
+
+    /// Sends a command and returns its reply's exact bytes.
+    pub async fn raw_cmd(&mut self, args: &[&str]) -> Bytes {
+        self.send_cmd(args).await;
+        self.raw_reply().await
     }
 
     /// Sends a command and returns its reply.

@@ -1,4 +1,4 @@
-//! The Redis serialization protocol, version 2 (RESP2): requests in, replies out.
+//! The Redis serialization protocol (RESP2 and RESP3): requests in, replies out.
 //!
 //! [`Parser`] reads client requests incrementally from a connection's buffer. A request is
 //! either an array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what client libraries
@@ -9,12 +9,16 @@
 //! never holds more than one partial request, never accepts an element over its
 //! [`ParserLimits`], and never panics, whatever the input.
 //!
-//! [`Reply`] is the value sent back; [`Reply::encode`] writes its RESP2 form. [`parse_reply`]
-//! is the inverse, for clients and tests.
+//! [`Reply`] is the value sent back; [`Reply::encode_in`] writes it in RESP2 or RESP3
+//! ([`Proto`]), and [`parse_reply`] is the inverse, for clients and tests (the `reply` module).
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::limits;
+
+mod reply;
+
+pub use reply::{format_double, parse_reply, Proto, Reply};
 
 /// One client request: the command name followed by its arguments, never empty.
 pub type Command = Vec<Bytes>;
@@ -166,7 +170,10 @@ impl Parser {
 
 /// Parses a `<type><integer>\r\n` header at the front of `buf` without consuming it; returns
 /// the integer and the header's length, or `None` if the line is incomplete.
-fn parse_header(buf: &[u8], invalid: ProtocolError) -> Result<Option<(i64, usize)>, ProtocolError> {
+pub(crate) fn parse_header(
+    buf: &[u8],
+    invalid: ProtocolError,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let window = &buf[..buf.len().min(limits::HEADER_BYTES_MAX)];
     let Some(cr) = window.windows(2).position(|w| w == b"\r\n") else {
         if buf.len() >= limits::HEADER_BYTES_MAX {
@@ -328,172 +335,8 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
     }
 }
 
-fn encode_bulk(data: &[u8], out: &mut BytesMut) {
+pub(crate) fn encode_bulk(data: &[u8], out: &mut BytesMut) {
     out.extend_from_slice(format!("${}\r\n", data.len()).as_bytes());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
-}
-
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `+OK`: a line without CR or LF.
-    Simple(Bytes),
-    /// `-ERR message`: a line without CR or LF, starting with an error code word.
-    Error(Bytes),
-    /// `:42`.
-    Integer(i64),
-    /// `$3\r\nabc`: binary-safe.
-    Bulk(Bytes),
-    /// `$-1`: the null bulk string (a missing key).
-    Null,
-    /// `*2\r\n...`: an array of replies.
-    Array(Vec<Reply>),
-    /// `*-1`: the null array.
-    NullArray,
-}
-
-impl Reply {
-    /// `+OK`.
-    pub fn ok() -> Reply {
-        Reply::Simple(Bytes::from_static(b"OK"))
-    }
-
-    /// An error reply. `message` starts with its code (`ERR`, `NOAUTH`, ...) and any CR or LF
-    /// in it (such as from a quoted command name) is replaced by a space.
-    pub fn error(message: impl AsRef<str>) -> Reply {
-        let clean: String = message
-            .as_ref()
-            .chars()
-            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-            .collect();
-        Reply::Error(Bytes::from(clean))
-    }
-
-    /// A bulk reply copying `data`.
-    pub fn bulk(data: &[u8]) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(data))
-    }
-
-    /// Appends this reply's RESP2 bytes to `out`.
-    pub fn encode(&self, out: &mut BytesMut) {
-        match self {
-            Reply::Simple(line) => encode_line(b'+', line, out),
-            Reply::Error(line) => encode_line(b'-', line, out),
-            Reply::Integer(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
-            Reply::Bulk(data) => encode_bulk(data, out),
-            Reply::Null => out.extend_from_slice(b"$-1\r\n"),
-            Reply::NullArray => out.extend_from_slice(b"*-1\r\n"),
-            Reply::Array(items) => {
-                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
-                for item in items {
-                    item.encode(out);
-                }
-            }
-        }
-    }
-
-    /// This reply's RESP2 bytes.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut out = BytesMut::new();
-        self.encode(&mut out);
-        out.freeze()
-    }
-}
-
-fn encode_line(kind: u8, line: &[u8], out: &mut BytesMut) {
-    assert!(!line.contains(&b'\r') && !line.contains(&b'\n'), "a line reply holds no CR or LF");
-    out.extend_from_slice(&[kind]);
-    out.extend_from_slice(line);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Consumes one complete reply from the front of `buf`, or nothing if it is incomplete.
-/// For clients and tests; bulk lengths are bounded by [`limits::BULK_BYTES_MAX`].
-pub fn parse_reply(buf: &mut BytesMut) -> Result<Option<Reply>, ProtocolError> {
-    let mut cursor = 0;
-    let Some(reply) = parse_reply_at(buf, &mut cursor, 0)? else { return Ok(None) };
-    assert!(cursor <= buf.len());
-    buf.advance(cursor);
-    Ok(Some(reply))
-}
-
-fn parse_reply_at(
-    buf: &[u8],
-    cursor: &mut usize,
-    depth: usize,
-) -> Result<Option<Reply>, ProtocolError> {
-    if depth > limits::REPLY_DEPTH_MAX {
-        return Err(ProtocolError::TooDeep);
-    }
-    let rest = &buf[*cursor..];
-    let Some(&kind) = rest.first() else { return Ok(None) };
-    if kind == b'+' || kind == b'-' {
-        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
-        *cursor += end + 2;
-        let line = Bytes::copy_from_slice(&rest[1..end]);
-        return Ok(Some(if kind == b'+' { Reply::Simple(line) } else { Reply::Error(line) }));
-    }
-    if !matches!(kind, b':' | b'$' | b'*') {
-        return Err(ProtocolError::UnknownReplyType(kind as char));
-    }
-    let Some((n, header_len)) = parse_header(rest, ProtocolError::InvalidInteger)? else {
-        return Ok(None);
-    };
-    match kind {
-        b':' => {
-            *cursor += header_len;
-            Ok(Some(Reply::Integer(n)))
-        }
-        b'$' => parse_bulk_reply(rest, n, header_len, cursor),
-        _ => parse_array_reply(buf, n, header_len, cursor, depth),
-    }
-}
-
-fn parse_bulk_reply(
-    rest: &[u8],
-    n: i64,
-    header_len: usize,
-    cursor: &mut usize,
-) -> Result<Option<Reply>, ProtocolError> {
-    if n == -1 {
-        *cursor += header_len;
-        return Ok(Some(Reply::Null));
-    }
-    if n < 0 || n > limits::BULK_BYTES_MAX as i64 {
-        return Err(ProtocolError::InvalidBulkLength);
-    }
-    let total = header_len + n as usize + 2;
-    if rest.len() < total {
-        return Ok(None);
-    }
-    if &rest[total - 2..total] != b"\r\n" {
-        return Err(ProtocolError::MissingCrlf);
-    }
-    *cursor += total;
-    Ok(Some(Reply::bulk(&rest[header_len..total - 2])))
-}
-
-fn parse_array_reply(
-    buf: &[u8],
-    n: i64,
-    header_len: usize,
-    cursor: &mut usize,
-    depth: usize,
-) -> Result<Option<Reply>, ProtocolError> {
-    if n == -1 {
-        *cursor += header_len;
-        return Ok(Some(Reply::NullArray));
-    }
-    if n < 0 || n > limits::ARRAY_LEN_MAX as i64 {
-        return Err(ProtocolError::InvalidArrayLength);
-    }
-    let mut at = *cursor + header_len;
-    let mut items = Vec::with_capacity((n as usize).min(1024));
-    for _ in 0..n {
-        let Some(item) = parse_reply_at(buf, &mut at, depth + 1)? else { return Ok(None) };
-        items.push(item);
-    }
-    *cursor = at;
-    Ok(Some(Reply::Array(items)))
 }

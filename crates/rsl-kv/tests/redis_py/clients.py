@@ -1,0 +1,143 @@
+"""redis-py, on its defaults (RESP3 with redis-py 8), against an rsl-kv cluster through every
+replica: strings, hashes, lists, sets, sorted sets, pipelines, transactions with WATCH, Lock,
+scripts, pub/sub (one global order) and blocking pops. Run by tests/redis_py.rs with the
+replicas' client addresses as arguments; exits non-zero on the first failure."""
+
+import sys
+import threading
+import time
+
+import redis
+
+ADDRS = [a.split(":") for a in sys.argv[1:]]
+CLIENTS = [redis.Redis(host=h, port=int(p), decode_responses=True) for h, p in ADDRS]
+
+
+def check(what, got, want):
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, want {want!r}")
+
+
+def data_types(r, n):
+    k = f"r{n}:"
+    check("ping", r.ping(), True)
+    check("set", r.set(k + "s", "v", ex=100), True)
+    check("get", r.get(k + "s"), "v")
+    check("incrbyfloat", r.incrbyfloat(k + "f", 1.5), 1.5)
+    check("hset", r.hset(k + "h", mapping={"a": "1", "b": "2"}), 2)
+    check("hgetall", r.hgetall(k + "h"), {"a": "1", "b": "2"})
+    check("rpush", r.rpush(k + "l", "x", "y", "z"), 3)
+    check("lrange", r.lrange(k + "l", 0, -1), ["x", "y", "z"])
+    check("sadd", r.sadd(k + "t", "a", "b"), 2)
+    check("smembers", r.smembers(k + "t"), {"a", "b"})
+    check("zadd", r.zadd(k + "z", {"a": 1.5, "b": 3}), 2)
+    check("zrange", r.zrange(k + "z", 0, -1, withscores=True), [("a", 1.5), ("b", 3.0)])
+    check("zrangebyscore", r.zrange(k + "z", 2, "+inf", byscore=True), ["b"])
+    check("type", r.type(k + "z"), "zset")
+    check("scan", sorted(r.scan_iter(match=k + "*")), sorted(k + s for s in "sfhltz"))
+    check("ttl", 0 < r.ttl(k + "s") <= 100, True)
+
+
+def transactions(r, n):
+    k = f"r{n}:tx"
+    r.delete(k)
+    pipe = r.pipeline(transaction=True)
+    pipe.set(k, 1).incr(k).incrby(k, 10).get(k)
+    check("pipeline(transaction=True)", pipe.execute(), [True, 2, 12, "12"])
+    # WATCH: a change by another client between WATCH and EXEC aborts; the retry commits.
+    other = CLIENTS[(n + 1) % len(CLIENTS)]
+    with r.pipeline() as pipe:
+        pipe.watch(k)
+        value = int(pipe.get(k))
+        other.incr(k)
+        pipe.multi()
+        pipe.set(k, value + 100)
+        try:
+            pipe.execute()
+            raise AssertionError("EXEC should have aborted")
+        except redis.WatchError:
+            pass
+    check("after abort", r.get(k), "13")
+    check("transaction helper", r.transaction(lambda p: p.multi() or p.incr(k), k), [14])
+    # A non-transactional pipeline keeps its order.
+    pipe = r.pipeline(transaction=False)
+    for i in range(50):
+        pipe.rpush(k + "p", i)
+    pipe.lrange(k + "p", 0, -1)
+    check("pipeline", pipe.execute()[-1], [str(i) for i in range(50)])
+
+
+def locks(r, n):
+    name = "lock:shared"
+    lock = r.lock(name, timeout=10)
+    check("acquire", lock.acquire(blocking=False), True)
+    check("held elsewhere", CLIENTS[(n + 1) % len(CLIENTS)].lock(name, timeout=10).acquire(blocking=False), False)
+    check("extend", lock.extend(5), True)
+    check("owned", lock.owned(), True)
+    lock.release()
+    check("released", r.exists(name), 0)
+    check("eval", r.eval("return redis.call('incrby', KEYS[1], ARGV[1])", 1, f"r{n}:e", 5), 5)
+
+
+def pubsub():
+    # A subscriber on every replica; messages published through every replica arrive at
+    # each of them once, in the same order.
+    subs = [c.pubsub() for c in CLIENTS]
+    for s in subs:
+        s.subscribe("news")
+        check("subscribed", s.get_message(timeout=5)["type"], "subscribe")
+    sent = []
+    for i in range(30):
+        message = f"m{i}"
+        CLIENTS[i % len(CLIENTS)].publish("news", message)
+        sent.append(message)
+    orders = []
+    for s in subs:
+        got = []
+        deadline = time.time() + 20
+        while len(got) < len(sent) and time.time() < deadline:
+            m = s.get_message(timeout=1)
+            if m and m["type"] == "message":
+                got.append(m["data"])
+        orders.append(got)
+        s.close()
+    for got in orders:
+        check("every message once", sorted(got), sorted(sent))
+        check("one global order", got, orders[0])
+
+
+def blocking_pops():
+    # A pop blocked on one replica is woken by a push through another, at once (not by a
+    # client's retry after a socket timeout).
+    results = {}
+
+    def pop(i):
+        results[i] = (CLIENTS[i].blpop([f"queue{i}"], timeout=20), time.time())
+
+    threads = [threading.Thread(target=pop, args=(i,)) for i in range(len(CLIENTS))]
+    for t in threads:
+        t.start()
+    # Push only once every pop is blocked (its replica shows the client with flag b).
+    deadline = time.time() + 20
+    for c in CLIENTS:
+        while not any("b" in x["flags"] for x in c.client_list()) and time.time() < deadline:
+            time.sleep(0.01)
+    pushed = time.time()
+    for i in range(len(CLIENTS)):
+        CLIENTS[(i + 1) % len(CLIENTS)].rpush(f"queue{i}", f"job{i}")
+    for t in threads:
+        t.join()
+    for i in range(len(CLIENTS)):
+        popped, at = results[i]
+        check(f"blpop {i}", popped, (f"queue{i}", f"job{i}"))
+        check(f"blpop {i} woken by the push", at - pushed < 3, True)
+    check("timeout", CLIENTS[0].brpop(["empty"], timeout=0.2), None)
+
+
+for n, r in enumerate(CLIENTS):
+    data_types(r, n)
+    transactions(r, n)
+    locks(r, n)
+pubsub()
+blocking_pops()
+print("redis-py", redis.__version__, "ok through", len(CLIENTS), "replicas")
