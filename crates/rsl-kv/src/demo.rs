@@ -1,5 +1,6 @@
 //! `rsl-kv cluster`: a local 3-replica cluster, a demo workload, a primary killed with
-//! SIGKILL mid-run, the failover timed, every acknowledged write checked, and a summary.
+//! SIGKILL (or, with `--fault pause`, paused with SIGSTOP) mid-run, the failover timed, every
+//! acknowledged write checked, and a summary.
 //!
 //! The replicas are separate processes (this same executable, `run --config`), started by
 //! [`rsl_kv::launch::Cluster`], which kills them on every way out of this function: a
@@ -11,10 +12,14 @@
 //! `INCR counter:C`, `GET key:C:N`. A SET is retried until acknowledged (it is idempotent),
 //! so client C's acknowledged keys are exactly `key:C:0 .. key:C:count`. The failover time
 //! is from the kill to the first write *sent after the kill* that was acknowledged: such a
-//! write can only have been committed by a new primary.
+//! write can only have been committed by a new primary. The longest unavailability is the
+//! longest time one client waited between two acknowledged operations through a replica that
+//! was not the faulted one (a client reconnecting after its replica's fault starts afresh):
+//! the time a client of a surviving replica saw no success, requests it was already waiting
+//! on included.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +50,19 @@ pub struct ClusterArgs {
     /// Turn fdatasync off (only with --serve-only, for benchmarks that say so).
     #[arg(long, hide = true)]
     no_fsync: bool,
+    /// What happens to the primary a third of the way in: `kill` (SIGKILL, restarted from
+    /// its disk later) or `pause` (SIGSTOP, resumed with SIGCONT later).
+    #[arg(long, value_enum, default_value_t = Fault::Kill)]
+    fault: Fault,
+}
+
+/// The fault the demo injects into the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// SIGKILL, then a restart from the replica's disk.
+    Kill,
+    /// SIGSTOP, then SIGCONT.
+    Pause,
 }
 
 /// How long to wait for an election before giving up.
@@ -118,6 +136,8 @@ struct Shared {
     /// Nanoseconds since `epoch` of the first acknowledgement of a write sent after the kill.
     first_ack_after_kill_ns: AtomicU64,
     failover_done: Notify,
+    /// The id of the faulted replica; 0 before the fault.
+    faulted: AtomicU32,
 }
 
 impl Shared {
@@ -141,6 +161,9 @@ struct ClientResult {
     sets_acked: u64,
     incrs_acked: u64,
     incrs_sent: u64,
+    /// The longest time between two acknowledged operations through one replica that was not
+    /// faulted, and that replica's id.
+    longest_gap: (Duration, u32),
 }
 
 fn key(client: usize, n: u64) -> String {
@@ -171,14 +194,22 @@ async fn client(id: usize, addrs: Vec<SocketAddr>, shared: Arc<Shared>) -> Clien
         sets_acked: 0,
         incrs_acked: 0,
         incrs_sent: 0,
+        longest_gap: (Duration::ZERO, 0),
     };
     let mut target = id % addrs.len();
     let mut conn: Option<Client> = None;
+    // The last acknowledgement on this connection (or when it was made).
+    let mut last_ok = Instant::now();
+    // Replica ids are 1-based, in the order of `addrs`.
+    let replica_of = |target: usize| target as u32 + 1;
     let counter = format!("counter:{id}");
     while !shared.stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
             match Client::connect(addrs[target], REPLY_WAIT).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    conn = Some(c);
+                    last_ok = Instant::now();
+                }
                 Err(_) => {
                     target = (target + 1) % addrs.len();
                     tokio::time::sleep(CLIENT_RETRY_PAUSE).await;
@@ -218,6 +249,17 @@ async fn client(id: usize, addrs: Vec<SocketAddr>, shared: Arc<Shared>) -> Clien
             std::io::Result::Ok(None)
         }
         .await;
+        if result.sets_acked > n {
+            // At least the SET was acknowledged: a success on this connection.
+            let replica = replica_of(target);
+            if shared.faulted.load(Ordering::Acquire) != replica {
+                let gap = last_ok.elapsed();
+                if gap > result.longest_gap.0 {
+                    result.longest_gap = (gap, replica);
+                }
+            }
+            last_ok = Instant::now();
+        }
         match outcome {
             Ok(None) => {}
             Ok(Some(_error)) => {
@@ -246,6 +288,7 @@ async fn demo(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<()> {
         kill_ns: AtomicU64::new(u64::MAX),
         first_ack_after_kill_ns: AtomicU64::new(u64::MAX),
         failover_done: Notify::new(),
+        faulted: AtomicU32::new(0),
     });
     println!(
         "workload: {} clients, each SET key / INCR counter / GET key in a loop, spread over all \
@@ -266,16 +309,20 @@ async fn demo(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<()> {
     let failover_done = shared.failover_done.notified();
     tokio::pin!(failover_done);
     failover_done.as_mut().enable();
+    shared.faulted.store(old, Ordering::Release);
     shared.kill_ns.store(shared.now_ns(), Ordering::Release);
     let killed = Instant::now();
-    cluster.kill(old).await?;
-    say(
-        &bar,
-        format!(
-            "  t={:>5.1}s  killed the primary, replica {old}, with SIGKILL",
-            shared.epoch.elapsed().as_secs_f64()
-        ),
-    );
+    let done = match args.fault {
+        Fault::Kill => {
+            cluster.kill(old).await?;
+            format!("killed the primary, replica {old}, with SIGKILL")
+        }
+        Fault::Pause => {
+            cluster.signal(old, libc::SIGSTOP)?;
+            format!("paused the primary, replica {old}, with SIGSTOP")
+        }
+    };
+    say(&bar, format!("  t={:>5.1}s  {done}", shared.epoch.elapsed().as_secs_f64()));
     let new = cluster.wait_primary(Some(old), ELECTION_WAIT).await?;
     say(
         &bar,
@@ -300,14 +347,17 @@ async fn demo(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<()> {
     );
 
     tokio::time::sleep_until(restart_at).await;
-    cluster.restart(old).await?;
-    say(
-        &bar,
-        format!(
-            "  t={:>5.1}s  restarted replica {old} from its disk (it catches up as a follower)",
-            shared.epoch.elapsed().as_secs_f64()
-        ),
-    );
+    let done = match args.fault {
+        Fault::Kill => {
+            cluster.restart(old).await?;
+            format!("restarted replica {old} from its disk (it catches up as a follower)")
+        }
+        Fault::Pause => {
+            cluster.signal(old, libc::SIGCONT)?;
+            format!("resumed replica {old} with SIGCONT (it rejoins as a follower)")
+        }
+    };
+    say(&bar, format!("  t={:>5.1}s  {done}", shared.epoch.elapsed().as_secs_f64()));
     tokio::time::sleep_until(end).await;
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = shared.epoch.elapsed();
@@ -321,7 +371,7 @@ async fn demo(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<()> {
     let primary_addr = cluster.replica(primary).client_addr;
     let verified = verify(primary_addr, &results).await?;
     let reports = caught_up(primary_addr, old).await?;
-    summary(&shared, &results, elapsed, failover, &verified);
+    summary(&shared, &results, elapsed, (args.fault, failover), &verified);
     println!(
         "\nreplicas (as each reports itself; lag in executed slots behind the most advanced):"
     );
@@ -426,13 +476,13 @@ async fn verify(addr: SocketAddr, results: &[ClientResult]) -> anyhow::Result<Ve
 async fn caught_up(addr: SocketAddr, restarted: u32) -> anyhow::Result<Vec<StatusReport>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let reports = fetch_status(addr, None, REPLY_WAIT).await?;
-    let target = reports.iter().filter_map(|r| r.number("executed")).max().unwrap_or(0);
+    let target = reports.iter().filter_map(|r| r.number("rsl_executed_slot")).max().unwrap_or(0);
     loop {
         let reports = fetch_status(addr, None, REPLY_WAIT).await?;
         let executed = reports
             .iter()
-            .find(|r| r.get("id") == restarted.to_string())
-            .and_then(|r| r.number("executed"))
+            .find(|r| r.get("rsl_replica_id") == restarted.to_string())
+            .and_then(|r| r.number("rsl_executed_slot"))
             .unwrap_or(0);
         if executed >= target || Instant::now() >= deadline {
             return Ok(reports);
@@ -445,7 +495,7 @@ fn summary(
     shared: &Shared,
     results: &[ClientResult],
     elapsed: Duration,
-    failover: Duration,
+    (fault, failover): (Fault, Duration),
     verified: &Verified,
 ) {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
@@ -470,10 +520,20 @@ fn summary(
         ms(latency.max()),
         latency.len()
     );
+    let signal = match fault {
+        Fault::Kill => "SIGKILL",
+        Fault::Pause => "SIGSTOP",
+    };
     println!(
-        "  failover     {} ms from SIGKILL of the primary to the first write committed by the \
+        "  failover     {} ms from {signal} of the primary to the first write committed by the \
          new one (target < 2000 ms)",
         failover.as_millis()
+    );
+    let (gap, replica) = results.iter().map(|r| r.longest_gap).max().unwrap_or_default();
+    println!(
+        "  unavailable  {} ms at most: the longest wait of one client between two acknowledged \
+         operations through a replica that was not faulted (replica {replica})",
+        gap.as_millis()
     );
     println!(
         "  errors       {} replies retried (TRYAGAIN during the election, or a connection to \

@@ -52,6 +52,8 @@ pub struct ClusterOptions {
     pub requirepass: Option<String>,
     /// Extra TOML appended to every replica's `[consensus]` table (`key = value` lines).
     pub consensus: String,
+    /// Extra TOML appended to every replica's `[storage]` table (`key = value` lines).
+    pub storage: String,
     /// Whether the log is made durable with fdatasync.
     pub fsync: bool,
     /// How the replicas serve reads.
@@ -64,6 +66,7 @@ impl Default for ClusterOptions {
             replicas: 3,
             requirepass: None,
             consensus: String::new(),
+            storage: String::new(),
             fsync: true,
             reads: crate::config::Reads::Linearizable,
         }
@@ -290,9 +293,6 @@ impl Cluster {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
         #[cfg(target_os = "linux")]
         // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
         // which is async-signal-safe.
@@ -420,6 +420,29 @@ impl Cluster {
         }
     }
 
+    /// Replica `id`'s data directory.
+    pub fn data_dir(&self, id: u32) -> PathBuf {
+        self.dir.path().join(format!("data-{id}"))
+    }
+
+    /// Waits until replica `id`'s process exits on its own; returns its exit status.
+    pub async fn wait_exit(
+        &mut self,
+        id: u32,
+        within: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.exited.contains(&id) {
+                let mut child = self.children.remove(&id).expect("an exited replica was running");
+                return Ok(child.wait().await?);
+            }
+            if self.next_event(deadline).await.is_none() {
+                bail!("replica {id} did not exit within {within:?}");
+            }
+        }
+    }
+
     /// Kills replica `id` with SIGKILL and reaps it.
     pub async fn kill(&mut self, id: u32) -> anyhow::Result<()> {
         let mut child =
@@ -527,11 +550,12 @@ fn replica_config(
 ) -> anyhow::Result<KvConfig> {
     let certs = dir.join("certs");
     let text = format!(
-        "id = {}\ndata_dir = {:?}\nmembers = []\n[consensus]\n{}\n[storage]\nfsync = {}\n",
+        "id = {}\ndata_dir = {:?}\nmembers = []\n[consensus]\n{}\n[storage]\nfsync = {}\n{}\n",
         me.id,
         dir.join(format!("data-{}", me.id)),
         options.consensus,
         options.fsync,
+        options.storage,
     );
     let mut node: NodeConfig = toml::from_str(&text).context("the consensus options")?;
     node.members = replicas.iter().map(|r| Member { id: r.id, addr: r.peer_addr }).collect();

@@ -13,7 +13,8 @@
 //! - [`server`]: the TCP server, generic over an [`Engine`] that executes requests, with
 //!   [`LocalEngine`] as the unreplicated one;
 //! - [`replicated`]: [`ReplicatedEngine`], the engine over an [`rsl::Node`], forwarding to
-//!   the primary from any replica;
+//!   the primary from any replica ([`forward`]: between members only, over their own
+//!   authenticated transport);
 //! - [`config`]: a replicated server's TOML configuration; [`launch`]: starting a cluster of
 //!   `rsl-kv run` processes on loopback (the local cluster command and the tests);
 //!   [`client`]: a small RESP client.
@@ -51,6 +52,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod forward;
 pub mod glob;
 pub mod hub;
 pub mod launch;

@@ -51,22 +51,19 @@ pub const PRIMARY_WAIT_MS_MAX: u64 = 5_000;
 /// replica's view of the primary changes first, in milliseconds.
 pub const RETRY_PAUSE_MS_MAX: u64 = 20;
 
-/// Persistent connections a replica keeps to the primary for forwarding. One, so that the
-/// primary receives forwarded requests in the order they were submitted here (a client's
-/// pipelined commands execute in order); the connection is pipelined.
-pub const FORWARD_CONNECTIONS_MAX: usize = 1;
+/// The largest request a replica forwards to the primary, in bytes: it travels as one rsl
+/// peer call with a one-byte header (`forward`).
+pub const FORWARD_BYTES_MAX: usize = rsl::PEER_CALL_BYTES_MAX - 1;
 
-/// Forwarded requests queued for one forwarding connection; past it, `-ERR overloaded`.
-pub const FORWARD_QUEUED_MAX: usize = 4096;
-
-/// Forwarded requests awaiting their reply on one forwarding connection.
-pub const FORWARD_INFLIGHT_MAX: usize = 4096;
-
-/// The largest request a replica forwards, in bytes: it travels as one bulk string.
-pub const FORWARD_BYTES_MAX: usize = BULK_BYTES_MAX;
-
-/// How long a forwarded request waits for the primary's reply, in milliseconds.
+/// How long a forwarded request waits for the primary's answer, in milliseconds (unless this
+/// replica learns of another primary first).
 pub const FORWARD_REPLY_WAIT_MS_MAX: u64 = 5_000;
+
+/// How long a forwarded write still waits for the answer of a primary this replica has just
+/// learned was deposed, before its client hears that the outcome is unknown, in milliseconds.
+/// A primary that handed over primacy on purpose answers within it (its last slots are chosen
+/// as the new primary starts); a paused or isolated one does not, and its clients' wait ends.
+pub const DEPOSED_REPLY_WAIT_MS_MAX: u64 = 100;
 
 /// How far ahead of the primary's clock a forwarded write's stamp may be, in milliseconds (a
 /// larger one would move every replica's expiry clock into the future).
@@ -106,7 +103,7 @@ pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 << 20;
 
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
-const _: () = assert!(FORWARD_CONNECTIONS_MAX >= 1 && FORWARD_INFLIGHT_MAX >= 1);
+const _: () = assert!(DEPOSED_REPLY_WAIT_MS_MAX < FORWARD_REPLY_WAIT_MS_MAX);
 const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX);

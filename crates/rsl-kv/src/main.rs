@@ -97,10 +97,7 @@ struct LocalServerArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
@@ -117,6 +114,20 @@ fn main() -> anyhow::Result<()> {
         Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise, with colours only when stderr
+/// is a terminal (a file or a pipe gets plain text).
+fn init_logs() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -153,9 +164,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         served = serve(listener, engine, server) => served.context("serving clients"),
         signal = shutdown_signal() => signal,
-        () = removed(Arc::clone(&node)) => {
-            tracing::warn!(id, "removed from the membership: exiting");
-            Ok(())
+        cause = replica_stopped(&node) => {
+            // A replica a membership change removed is no longer needed: a clean exit.
+            let removed = rsl::Health::Stopped(rsl::StopCause::Removed);
+            if node.watch().borrow().health == removed {
+                tracing::warn!(id, cause, "removed from the membership: exiting");
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("replica {id} stopped on its own: {cause}"))
+            }
         }
     };
     let stopping = Arc::clone(&node);
@@ -163,14 +180,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Resolves once a membership change removed this replica and it stopped (the cluster no
-/// longer needs it, so the process exits).
-async fn removed(node: Arc<rsl::Node>) {
+/// Resolves once the replica has stopped on its own (a storage failure, a state machine
+/// panic), with the cause in words.
+async fn replica_stopped(node: &rsl::Node) -> String {
     let mut view = node.watch();
-    let gone = |v: &rsl::View| v.health == rsl::Health::Stopped(rsl::StopCause::Removed);
-    if view.wait_for(gone).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    // A closed watch means the node is gone; its status still says why.
+    let _ = view.wait_for(|v| matches!(v.health, rsl::Health::Stopped(_))).await;
+    let status = node.status();
+    status.stop_reason.unwrap_or_else(|| status.health.to_string())
 }
 
 /// Prints a line every time the replica's role, primary or ballot changes.

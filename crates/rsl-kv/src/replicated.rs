@@ -3,59 +3,55 @@
 //! Writes go through [`Node::replicate`] and reads through [`Node::read`] at
 //! [`ReadConsistency::Linearizable`], so every answer is linearizable wherever the client is
 //! connected (or, with `kv.reads = "local"`, at `AtLeast(0)` on the replica the client is
-//! connected to: fast, possibly stale, never forwarded). Any replica accepts any command: when the local replica is not the primary,
-//! the request (already encoded by the server) is forwarded to the primary's client port as
-//! `RSL.FORWARD WRITE|READ <request>`, over a few persistent, pipelined connections per
-//! primary. The primary executes it locally only (never forwards again, so there is no
-//! forwarding loop) and answers with the state machine's reply wrapped as one bulk string, or
-//! with `-RSLNOTPRIMARY <id|->` when it is not (or no longer) the primary, which sends the
-//! forwarder to try again.
+//! connected to: fast, possibly stale, never forwarded). Any replica accepts any command:
+//! when the local replica is not the primary, the request (already encoded by the server) is
+//! forwarded to the primary as a call between members over the replicas' own authenticated
+//! transport ([`crate::forward`]); no client can forward.
 //!
 //! Retries: a request that found no primary (an election in progress), a deposed one, or a
 //! superseded slot (none of which executed it) tries again when the replica's view of the
 //! primary changes or after a short pause, for at most [`limits::PRIMARY_WAIT_MS_MAX`]; then
-//! the client hears `-TRYAGAIN`. A forwarded write whose connection breaks after it was sent
-//! is not retried, since it may have been executed: the client hears that the outcome is
-//! unknown. Reads are always safe to retry.
+//! the client hears `-TRYAGAIN`. A forwarded request waiting on a primary that this replica
+//! learns was deposed is tried again at the new primary if it is a read; a write, which may
+//! have been executed, answers that its outcome is unknown ([`crate::forward`]).
+//!
+//! A refusal by the runtime reaches the client as an error that names its cause and the
+//! replica (`-ERR disk full on replica 2: writes refused until space is freed`).
 //!
 //! Admin commands answered here: `RSL.STATUS [ALL]` (this replica's status, or every
-//! member's as each one reports it), `RSL.TRANSFER <id>` and `RSL.CHECKPOINT`.
+//! member's as each one reports it), `RSL.TRANSFER <id>` and `RSL.CHECKPOINT`. `RSL.STATUS`
+//! and INFO's `# Rsl` section are the same `rsl_*` fields ([`crate::admin::status_fields`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use rsl::View;
-use rsl::{Node, ReadConsistency, ReplicateError, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use bytes::Bytes;
+use rsl::{Node, PeerResponder, ReadConsistency, ReplicateError, Role, View};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use crate::admin::{render_fields, status_fields};
 use crate::client::{describe, Client};
 use crate::config::Reads;
 use crate::engine::{Engine, EngineError, EngineReply};
+use crate::forward::{self, error_bytes, Attempt, Kind};
 use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
-use crate::resp::{encode_command, parse_i64, parse_reply, Reply};
+use crate::resp::{parse_i64, Reply};
 use crate::server::Clock;
-
-/// The error code a primary answers a forwarded request with when it is not the primary.
-pub const ERR_NOT_PRIMARY_CODE: &str = "RSLNOTPRIMARY";
 
 /// What a replicated engine needs besides its replica.
 #[derive(Clone)]
 pub struct ReplicatedOptions {
     /// Every member's client address, by replica id (this one's included).
     pub clients: BTreeMap<u32, SocketAddr>,
-    /// The members' client password, used to authenticate forwarding connections.
+    /// The members' client password, used by admin commands that ask another member.
     pub requirepass: Option<String>,
     /// The clock that stamps tick writes and bounds forwarded stamps.
     pub clock: Clock,
@@ -80,8 +76,9 @@ struct Inner {
     id: u32,
     view: watch::Receiver<View>,
     options: ReplicatedOptions,
-    /// Forwarding connections, by primary id, made on first use.
-    pools: Mutex<HashMap<u32, Arc<Pool>>>,
+    /// The runtime the engine was made in: forwarded requests arrive on the transport's
+    /// thread and run here.
+    runtime: tokio::runtime::Handle,
     /// The hub of the node's machine.
     hub: Hub,
 }
@@ -92,32 +89,10 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Write,
-    Read,
-}
-
-impl Kind {
-    fn word(self) -> &'static str {
-        match self {
-            Kind::Write => "WRITE",
-            Kind::Read => "READ",
-        }
-    }
-}
-
-/// The end of one try at a request.
-enum Attempt {
-    /// The request's outcome (a reply, or an error that ends it).
-    Done(Result<Bytes, EngineError>),
-    /// The request was not executed; try again, at `hint` if it names the primary.
-    Retry { hint: Option<u32> },
-}
-
 impl ReplicatedEngine {
-    /// An engine over `node`. Call from within a tokio runtime. Pub/sub and blocking pops
-    /// need the hub of the node's machine: see [`ReplicatedEngine::with_hub`].
+    /// An engine over `node`; it serves the requests other members forward here. Call from
+    /// within a tokio runtime. Pub/sub and blocking pops need the hub of the node's machine:
+    /// see [`ReplicatedEngine::with_hub`].
     pub fn new(node: Arc<Node>, options: ReplicatedOptions) -> ReplicatedEngine {
         ReplicatedEngine::with_hub(node, options, Hub::new())
     }
@@ -125,15 +100,23 @@ impl ReplicatedEngine {
     /// An engine over `node`, whose machine delivers to `hub` ([`crate::KvMachine::with_hub`]).
     pub fn with_hub(node: Arc<Node>, options: ReplicatedOptions, hub: Hub) -> ReplicatedEngine {
         assert!(options.clients.contains_key(&node.id()), "this replica has a client address");
-        let inner = Inner {
+        let inner = Arc::new(Inner {
             id: node.id(),
             view: node.watch(),
             node,
             options,
-            pools: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
             hub,
-        };
-        ReplicatedEngine { inner: Arc::new(inner) }
+        });
+        // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.
+        let weak = Arc::downgrade(&inner);
+        inner.node.serve_peer_calls(move |from, call, responder| {
+            // Gone with its engine: the dropped responder tells the caller.
+            if let Some(inner) = weak.upgrade() {
+                inner.forwarded(from, call, responder);
+            }
+        });
+        ReplicatedEngine { inner }
     }
 
     /// The replica.
@@ -164,7 +147,7 @@ impl ReplicatedEngine {
     }
 
     /// Starts the request's first try before returning, so that requests reach the replica
-    /// (or the forwarding connection) in the order the server submits them: a connection's
+    /// (or the call to the primary) in the order the server submits them: a connection's
     /// pipelined commands execute in order, as Redis promises. Retries, if any, run later.
     fn submit(&self, kind: Kind, request: Bytes) -> EngineReply {
         let (first, target) = self.inner.start_attempt(kind, request.clone(), None);
@@ -210,10 +193,6 @@ impl Engine for ReplicatedEngine {
         let name = args[0].to_ascii_lowercase();
         let args: Vec<Bytes> = args.to_vec();
         let reply = match &name[..] {
-            b"rsl.forward" => {
-                let forwarded = self.inner.forwarded(&args);
-                self.spawn(|_| forwarded)
-            }
             b"rsl.status" => self.spawn(|inner| async move { inner.status_command(&args).await }),
             b"rsl.transfer" => self.spawn(|inner| async move { inner.transfer(&args).await }),
             b"rsl.checkpoint" => self.spawn(|inner| async move { Ok(inner.checkpoint(&args)) }),
@@ -228,28 +207,8 @@ impl Engine for ReplicatedEngine {
     }
 
     fn info(&self) -> String {
-        let s = self.inner.node.status();
-        format!(
-            "# Rsl\r\nrsl_replica_id:{}\r\nrsl_role:{}\r\nrsl_primary:{}\r\nrsl_ballot:{}.{}\r\n\
-             rsl_committed_slot:{}\r\nrsl_executed_slot:{}\r\nrsl_members:{}\r\n",
-            s.id,
-            s.role,
-            s.primary.map_or("-".to_string(), |p| p.to_string()),
-            s.ballot_round,
-            s.ballot_replica,
-            s.committed,
-            s.executed,
-            join_ids(&s.members),
-        )
+        format!("# Rsl\r\n{}", render_fields(&self.inner.status_fields()))
     }
-}
-
-fn join_ids(ids: &[u32]) -> String {
-    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
-}
-
-fn error_bytes(text: impl AsRef<str>) -> Bytes {
-    Reply::error(text).to_bytes()
 }
 
 impl Inner {
@@ -292,8 +251,8 @@ impl Inner {
     }
 
     /// Starts one try: at `hint`, else at the primary this replica knows. Whatever must
-    /// happen in submission order (the proposal reaching the replica, the request entering
-    /// the forwarding connection) has happened when this returns.
+    /// happen in submission order (the proposal reaching the replica, the call to the
+    /// primary being sent) has happened when this returns.
     fn start_attempt(
         self: &Arc<Self>,
         kind: Kind,
@@ -308,10 +267,7 @@ impl Inner {
                 let inner = Arc::clone(self);
                 started(async move { inner.local(kind, request).await })
             }
-            Some(p) => {
-                let sent = self.send_forward(p, kind, &request);
-                Box::pin(async move { await_forward(kind, sent).await })
-            }
+            Some(p) => self.send_forward(p, kind, &request),
             None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
         };
         (attempt, target)
@@ -321,9 +277,11 @@ impl Inner {
     async fn read_local(&self, request: Bytes) -> Result<Bytes, EngineError> {
         match self.node.read(request, ReadConsistency::AtLeast(0)).await {
             Ok(reply) => Ok(reply),
-            Err(ReplicateError::Overloaded) => Err(EngineError::Overloaded),
-            Err(ReplicateError::ShuttingDown) => Err(EngineError::ShuttingDown),
-            Err(e) => Err(EngineError::Internal(e.to_string())),
+            Err(e) => match self.refused(Kind::Read, e) {
+                Attempt::Done(outcome) => outcome,
+                // Not expected of a local read; the client may try again.
+                Attempt::Retry { .. } => Ok(error_bytes("TRYAGAIN the read was refused")),
+            },
         }
     }
 
@@ -335,84 +293,61 @@ impl Inner {
         };
         match outcome {
             Ok(reply) => Attempt::Done(Ok(reply)),
+            Err(e) => self.refused(kind, e),
+        }
+    }
+
+    /// What a refusal by this replica's runtime means for the request: a retry when it was
+    /// not executed for want of primacy, else the client's answer, naming the cause.
+    fn refused(&self, kind: Kind, error: ReplicateError) -> Attempt {
+        match error {
             // Neither was executed: safe to try again.
-            Err(ReplicateError::NotPrimary { primary, .. })
-            | Err(ReplicateError::Superseded { primary, .. }) => Attempt::Retry { hint: primary },
-            Err(ReplicateError::Overloaded) => Attempt::Done(Err(EngineError::Overloaded)),
-            Err(ReplicateError::ShuttingDown) => Attempt::Done(Err(EngineError::ShuttingDown)),
-            // It may have executed (or the replica stopped): retrying could apply it twice.
-            Err(e) => Attempt::Done(Err(EngineError::Internal(e.to_string()))),
+            ReplicateError::NotPrimary { primary, .. }
+            | ReplicateError::Superseded { primary, .. } => Attempt::Retry { hint: primary },
+            ReplicateError::Overloaded => Attempt::Done(Err(EngineError::Overloaded)),
+            other => Attempt::Done(Ok(error_bytes(refusal_text(self.id, kind, &other)))),
         }
     }
 
-    /// Puts the request into the forwarding connection to `primary`'s client port.
-    fn send_forward(
-        &self,
-        primary: u32,
-        kind: Kind,
-        request: &Bytes,
-    ) -> Result<ForwardReceiver, Attempt> {
+    /// Hands the request to the primary as a call between members; it is sent (or refused)
+    /// before this returns, so requests keep their order.
+    fn send_forward(&self, primary: u32, kind: Kind, request: &Bytes) -> AttemptFuture {
         if request.len() > limits::FORWARD_BYTES_MAX {
-            let text = "ERR request too large to forward; send it to the primary";
-            return Err(Attempt::Done(Ok(error_bytes(text))));
+            let text = format!(
+                "ERR request of {} bytes is too large to forward (at most {}); send it to the \
+                 primary",
+                request.len(),
+                limits::FORWARD_BYTES_MAX
+            );
+            return Box::pin(std::future::ready(Attempt::Done(Ok(error_bytes(text)))));
         }
-        let Some(&addr) = self.options.clients.get(&primary) else {
-            return Err(Attempt::Retry { hint: None });
-        };
-        let mut frame = BytesMut::new();
-        encode_command(&[b"RSL.FORWARD".as_slice(), kind.word().as_bytes(), request], &mut frame);
-        self.pool(primary, addr).call(frame.freeze()).map_err(|e| Attempt::Done(Err(e)))
+        let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
+        let call = self.node.call_peer(primary, forward::encode_call(kind, request), wait);
+        Box::pin(forward::await_answer(kind, primary, call, self.node.watch()))
     }
 
-    fn pool(&self, primary: u32, addr: SocketAddr) -> Arc<Pool> {
-        let mut pools = self.pools.lock().expect("the pool lock is not poisoned");
-        let pool = pools
-            .entry(primary)
-            .or_insert_with(|| Arc::new(Pool::start(addr, self.options.requirepass.clone())));
-        Arc::clone(pool)
-    }
-
-    /// `RSL.FORWARD WRITE|READ <request>`: executes a request another member forwarded, here
-    /// only, and wraps the reply as one bulk string. The local try starts before this
-    /// returns, so forwarded requests keep the order they arrived in.
-    fn forwarded(
-        self: &Arc<Self>,
-        args: &[Bytes],
-    ) -> Pin<Box<dyn Future<Output = Result<Bytes, EngineError>> + Send>> {
-        let reply = |bytes: Bytes| -> Pin<Box<dyn Future<Output = _> + Send>> {
-            Box::pin(std::future::ready(Ok(bytes)))
+    /// A request another member forwarded: executed here only, never forwarded again. The
+    /// local try starts before this returns (on the transport's thread, in the order the
+    /// member sent its requests); the rest runs on the engine's runtime.
+    fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
+        let Some((kind, request)) = forward::decode_call(&call) else {
+            let text = format!("ERR a malformed forwarded request from replica {from}");
+            return responder.respond(forward::error_answer(text));
         };
-        let [_, kind, request] = args else {
-            return reply(error_bytes("ERR wrong number of arguments for 'rsl.forward' command"));
-        };
-        let kind = match kind.to_ascii_uppercase().as_slice() {
-            b"WRITE" => Kind::Write,
-            b"READ" => Kind::Read,
-            _ => return reply(error_bytes("ERR RSL.FORWARD takes WRITE or READ")),
-        };
-        if let Err(reason) = self.check_forwarded(kind, request) {
-            return reply(error_bytes(format!("ERR bad forwarded request: {reason}")));
+        if let Err(reason) = self.check_forwarded(kind, &request) {
+            let text = format!("ERR bad forwarded request from replica {from}: {reason}");
+            return responder.respond(forward::error_answer(text));
         }
-        let inner = Arc::clone(self);
-        let request = request.clone();
-        let attempt = started(async move { inner.local(kind, request).await });
-        Box::pin(async move {
-            Ok(match attempt.await {
-                Attempt::Done(Ok(reply)) => Reply::Bulk(reply).to_bytes(),
-                Attempt::Done(Err(e)) => e.to_reply().to_bytes(),
-                Attempt::Retry { hint } => {
-                    let hint = hint.map_or("-".to_string(), |p| p.to_string());
-                    error_bytes(format!("{ERR_NOT_PRIMARY_CODE} {hint}"))
-                }
-            })
-        })
+        let runtime = self.runtime.clone();
+        let attempt = started(async move { self.local(kind, request).await });
+        runtime.spawn(async move { responder.respond(forward::encode_answer(attempt.await)) });
     }
 
     fn check_forwarded(&self, kind: Kind, request: &[u8]) -> Result<(), String> {
         let request = Request::decode(request).map_err(|e| e.to_string())?;
         // WRITE carries anything that goes through the log (a read behind a write too).
         if kind == Kind::Read && request.is_write() {
-            return Err("a write sent as READ".into());
+            return Err("a write sent as a read".into());
         }
         if let Request::Write { stamp_ms, .. } = request {
             let limit = (self.options.clock)().saturating_add(limits::FORWARD_STAMP_AHEAD_MS_MAX);
@@ -423,35 +358,15 @@ impl Inner {
         Ok(())
     }
 
-    /// This replica's status as `field:value` lines.
-    fn status_text(&self) -> String {
-        let s = self.node.status();
-        let c = &s.counters;
-        let client = self.options.clients[&self.id];
-        format!(
-            "id:{}\r\nhealth:ok\r\nclient_addr:{client}\r\nrole:{}\r\nprimary:{}\r\n\
-             ballot:{}.{}\r\ncommitted:{}\r\nexecuted:{}\r\nmembers:{}\r\nproposals:{}\r\n\
-             slots_committed:{}\r\noverloaded:{}\r\nrejected_messages:{}\r\nrebuilding:{}\r\n",
-            s.id,
-            s.role,
-            s.primary.map_or("-".to_string(), |p| p.to_string()),
-            s.ballot_round,
-            s.ballot_replica,
-            s.committed,
-            s.executed,
-            join_ids(&s.members),
-            c.proposals,
-            c.slots_committed,
-            c.overloaded,
-            c.rejected_messages,
-            u8::from(s.rebuilding),
-        )
+    /// This replica's status fields (`RSL.STATUS`, INFO's `# Rsl`).
+    fn status_fields(&self) -> Vec<(&'static str, String)> {
+        status_fields(&self.node.status(), self.options.clients[&self.id])
     }
 
     /// `RSL.STATUS`: this replica's status; `RSL.STATUS ALL`: every member's, as an array.
     async fn status_command(self: &Arc<Self>, args: &[Bytes]) -> Result<Bytes, EngineError> {
         match args {
-            [_] => Ok(Reply::Bulk(Bytes::from(self.status_text())).to_bytes()),
+            [_] => Ok(Reply::Bulk(Bytes::from(render_fields(&self.status_fields()))).to_bytes()),
             [_, all] if all.eq_ignore_ascii_case(b"all") => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for (&id, &addr) in &self.options.clients {
@@ -469,10 +384,15 @@ impl Inner {
 
     async fn member_status(&self, id: u32, addr: SocketAddr) -> String {
         if id == self.id {
-            return self.status_text();
+            return render_fields(&self.status_fields());
         }
         let unreachable = |why: String| {
-            format!("id:{id}\r\nhealth:unreachable ({why})\r\nclient_addr:{addr}\r\n")
+            let fields = [
+                ("rsl_replica_id", id.to_string()),
+                ("rsl_health", format!("unreachable ({why})")),
+                ("rsl_client_addr", addr.to_string()),
+            ];
+            render_fields(&fields)
         };
         match self.ask_member(addr, &[b"RSL.STATUS".as_slice()]).await {
             Ok(Reply::Bulk(text)) => String::from_utf8_lossy(&text).into_owned(),
@@ -541,26 +461,6 @@ impl Inner {
     }
 }
 
-/// Waits for the primary's answer to a forwarded request.
-async fn await_forward(kind: Kind, sent: Result<ForwardReceiver, Attempt>) -> Attempt {
-    let receiver = match sent {
-        Ok(receiver) => receiver,
-        Err(attempt) => return attempt,
-    };
-    let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
-    let outcome = tokio::time::timeout(wait, receiver).await;
-    let unknown = |e: EngineError| match kind {
-        Kind::Read => Attempt::Retry { hint: None },
-        Kind::Write => Attempt::Done(Err(e)),
-    };
-    match outcome {
-        Err(_) => unknown(EngineError::Timeout),
-        Ok(Err(_)) | Ok(Ok(Err(Forward::Lost))) => unknown(EngineError::Dropped),
-        Ok(Ok(Err(Forward::NotSent))) => Attempt::Retry { hint: None },
-        Ok(Ok(Ok(reply))) => forwarded_reply(reply),
-    }
-}
-
 type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
 
 /// A waker that does nothing, for the first poll of a request's future.
@@ -585,154 +485,113 @@ fn started<T: Send + 'static>(
     }
 }
 
-/// Decodes the primary's answer to `RSL.FORWARD`.
-fn forwarded_reply(reply: Reply) -> Attempt {
-    match reply {
-        Reply::Bulk(bytes) => Attempt::Done(Ok(bytes)),
-        Reply::Error(text) if text.starts_with(ERR_NOT_PRIMARY_CODE.as_bytes()) => {
-            let hint = text.get(ERR_NOT_PRIMARY_CODE.len() + 1..).and_then(parse_i64);
-            Attempt::Retry { hint: hint.and_then(|p| u32::try_from(p).ok()) }
+/// The client's error for a refusal by replica `id`'s runtime, naming its cause and whether
+/// a write may have been applied.
+fn refusal_text(id: u32, kind: Kind, error: &ReplicateError) -> String {
+    match error {
+        ReplicateError::DiskFull { .. } => {
+            format!("ERR disk full on replica {id}: writes refused until space is freed")
         }
-        // The primary's own error (overloaded, a wrong password): the client's answer.
-        Reply::Error(text) => Attempt::Done(Ok(Reply::Error(text).to_bytes())),
-        other => Attempt::Done(Err(EngineError::Internal(format!(
-            "unexpected forwarding reply {}",
-            describe(&other)
-        )))),
+        ReplicateError::Timeout { after } => match kind {
+            Kind::Read => {
+                format!("TRYAGAIN replica {id} timed out after {after:?}; the read had no effect")
+            }
+            Kind::Write => format!(
+                "ERR outcome unknown: replica {id} timed out after {after:?}; the write may or \
+                 may not have been applied"
+            ),
+        },
+        ReplicateError::Stopped { reason } => {
+            format!("ERR replica {id} has stopped and serves nothing more: {reason}")
+        }
+        ReplicateError::ShuttingDown => format!("ERR replica {id} is shutting down"),
+        ReplicateError::OutcomeUnknown => format!(
+            "ERR outcome unknown: replica {id} caught up from a checkpoint past the write; it \
+             may or may not have been applied"
+        ),
+        // Refusals added later (a request too large, ...) are told apart by their text.
+        other => refusal_text_of(id, kind, &other.to_string()),
     }
 }
 
-/// Why a forwarded request got no reply.
-#[derive(Debug)]
-enum Forward {
-    /// It never left: the connection could not be made. Safe to retry.
-    NotSent,
-    /// The connection broke after it was sent: it may or may not have been executed.
-    Lost,
-}
-
-type ForwardReply = oneshot::Sender<Result<Reply, Forward>>;
-type ForwardReceiver = oneshot::Receiver<Result<Reply, Forward>>;
-
-struct Call {
-    frame: Bytes,
-    reply: ForwardReply,
-}
-
-/// A few persistent connections to one member's client port; calls go round robin.
-struct Pool {
-    connections: Vec<mpsc::Sender<Call>>,
-    next: AtomicUsize,
-}
-
-impl Pool {
-    fn start(addr: SocketAddr, password: Option<String>) -> Pool {
-        let connections = (0..limits::FORWARD_CONNECTIONS_MAX)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(limits::FORWARD_QUEUED_MAX);
-                tokio::spawn(run_connection(addr, password.clone(), rx));
-                tx
-            })
-            .collect();
-        Pool { connections, next: AtomicUsize::new(0) }
-    }
-
-    fn call(&self, frame: Bytes) -> Result<ForwardReceiver, EngineError> {
-        let (reply, receiver) = oneshot::channel();
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        match self.connections[i].try_send(Call { frame, reply }) {
-            Ok(()) => Ok(receiver),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(EngineError::Overloaded),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(EngineError::Internal("the forwarding connection stopped".into()))
-            }
+/// The client's error for a refusal known only by its text.
+fn refusal_text_of(id: u32, kind: Kind, text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("disk full") || lower.contains("no space") {
+        format!("ERR disk full on replica {id}: writes refused until space is freed")
+    } else if lower.contains("too large") || lower.contains("exceeds the maximum") {
+        format!("ERR request refused by replica {id}: {text}")
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        match kind {
+            Kind::Read => format!("TRYAGAIN replica {id} timed out; the read had no effect"),
+            Kind::Write => format!(
+                "ERR outcome unknown: replica {id} timed out; the write may or may not have \
+                 been applied"
+            ),
         }
+    } else if lower.contains("outcome unknown") {
+        format!(
+            "ERR outcome unknown: replica {id} caught up from a checkpoint past the write; it \
+             may or may not have been applied"
+        )
+    } else if lower.contains("stopped") {
+        format!("ERR replica {id} has stopped and serves nothing more: {text}")
+    } else if lower.contains("shutting down") {
+        format!("ERR replica {id} is shutting down")
+    } else {
+        format!("ERR replica {id} refused the request: {text}")
     }
 }
 
-/// One forwarding connection: (re)connects when a call comes, then pipelines calls and
-/// matches replies to them in order until the connection breaks.
-async fn run_connection(
-    addr: SocketAddr,
-    password: Option<String>,
-    mut calls: mpsc::Receiver<Call>,
-) {
-    while let Some(first) = calls.recv().await {
-        let wait = Duration::from_millis(limits::ADMIN_PEER_WAIT_MS_MAX);
-        match Client::connect_auth(addr, password.as_deref(), wait).await {
-            Ok(client) => {
-                let (stream, input) = client.into_parts();
-                pipeline(stream, input, first, &mut calls).await;
-            }
-            Err(e) => {
-                tracing::debug!(%addr, error = %e, "cannot reach the primary to forward");
-                let _ = first.reply.send(Err(Forward::NotSent));
-                while let Ok(call) = calls.try_recv() {
-                    let _ = call.reply.send(Err(Forward::NotSent));
-                }
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn pipeline(
-    mut stream: TcpStream,
-    mut input: BytesMut,
-    first: Call,
-    calls: &mut mpsc::Receiver<Call>,
-) {
-    let (mut reader, mut writer) = stream.split();
-    let mut inflight: VecDeque<ForwardReply> = VecDeque::new();
-    let mut output = BytesMut::new();
-    output.extend_from_slice(&first.frame);
-    inflight.push_back(first.reply);
-    loop {
-        if !output.is_empty() {
-            if writer.write_all(&output).await.is_err() {
-                break;
-            }
-            output.clear();
-        }
-        let room = inflight.len() < limits::FORWARD_INFLIGHT_MAX;
-        tokio::select! {
-            call = calls.recv(), if room => {
-                let Some(call) = call else { break };
-                output.extend_from_slice(&call.frame);
-                inflight.push_back(call.reply);
-                while inflight.len() < limits::FORWARD_INFLIGHT_MAX {
-                    let Ok(call) = calls.try_recv() else { break };
-                    output.extend_from_slice(&call.frame);
-                    inflight.push_back(call.reply);
-                }
-            }
-            read = reader.read_buf(&mut input) => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    break;
-                }
-                if !deliver(&mut input, &mut inflight) {
-                    break;
-                }
-            }
-        }
-    }
-    for reply in inflight {
-        let _ = reply.send(Err(Forward::Lost));
-    }
-}
-
-/// Hands the complete replies in `input` to the calls waiting in order; false if the stream
-/// cannot be trusted any more (a malformed reply, or a reply nobody asked for).
-fn deliver(input: &mut BytesMut, inflight: &mut VecDeque<ForwardReply>) -> bool {
-    loop {
-        match parse_reply(input) {
-            Ok(Some(reply)) => match inflight.pop_front() {
-                Some(waiter) => {
-                    let _ = waiter.send(Ok(reply));
-                }
-                None => return false,
-            },
-            Ok(None) => return true,
-            Err(_) => return false,
-        }
+    #[test]
+    fn refusals_name_their_cause_and_the_replica() {
+        let text = |kind, e: ReplicateError| refusal_text(2, kind, &e);
+        assert_eq!(
+            text(Kind::Write, ReplicateError::ShuttingDown),
+            "ERR replica 2 is shutting down"
+        );
+        let full = ReplicateError::DiskFull { reason: "no space left on device".into() };
+        assert_eq!(
+            text(Kind::Write, full),
+            "ERR disk full on replica 2: writes refused until space is freed"
+        );
+        let after = Duration::from_secs(5);
+        let write = text(Kind::Write, ReplicateError::Timeout { after });
+        assert!(write.starts_with("ERR outcome unknown: replica 2 timed out after 5s"), "{write}");
+        let read = text(Kind::Read, ReplicateError::Timeout { after });
+        assert!(read.starts_with("TRYAGAIN replica 2 timed out after 5s"), "{read}");
+        let stopped = ReplicateError::Stopped { reason: "state machine panicked: boom".into() };
+        assert_eq!(
+            text(Kind::Read, stopped),
+            "ERR replica 2 has stopped and serves nothing more: state machine panicked: boom"
+        );
+        let unknown = text(Kind::Write, ReplicateError::OutcomeUnknown);
+        assert!(unknown.starts_with("ERR outcome unknown: replica 2 "), "{unknown}");
+        // The texts of the refusals the runtime adds (issue 8): each client error names its
+        // cause, and a write's unknown outcome is never a TRYAGAIN.
+        let of = |kind, text| refusal_text_of(3, kind, text);
+        assert_eq!(
+            of(Kind::Write, "disk full, writes refused: no space left on device (os error 28)"),
+            "ERR disk full on replica 3: writes refused until space is freed"
+        );
+        let large = of(Kind::Write, "request of 17 bytes exceeds the maximum of 16 bytes (x)");
+        assert_eq!(
+            large,
+            "ERR request refused by replica 3: request of 17 bytes exceeds the maximum of 16 \
+             bytes (x)"
+        );
+        let timeout = "timed out after 5s: a write may still execute";
+        assert!(of(Kind::Write, timeout).starts_with("ERR outcome unknown: replica 3 timed out"));
+        assert!(of(Kind::Read, timeout).starts_with("TRYAGAIN replica 3 timed out"));
+        let stopped = of(Kind::Read, "replica stopped: state machine panicked");
+        assert!(stopped.starts_with("ERR replica 3 has stopped") && stopped.contains("panicked"));
+        assert_eq!(
+            of(Kind::Write, "something new"),
+            "ERR replica 3 refused the request: something new"
+        );
     }
 }

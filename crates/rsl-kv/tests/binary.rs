@@ -51,3 +51,42 @@ async fn help_lists_the_subcommands() {
     let bad = Command::new(env!("CARGO_BIN_EXE_rsl-kv")).arg("no-such").output().await.unwrap();
     assert!(!bad.status.success());
 }
+
+/// Starts `rsl-kv local-server` with its stderr in a file and `RUST_LOG` as given; returns the
+/// file's text once it has started (and been killed).
+async fn stderr_of_a_start(rust_log: Option<&str>) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stderr.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rsl-kv"));
+    command
+        .args(["local-server", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&path).unwrap())
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // The address line comes after the log line that announces it.
+    let read = stdout.read_line(&mut line);
+    tokio::time::timeout(common::REPLY_WAIT_MAX, read).await.unwrap().unwrap();
+    child.kill().await.unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[tokio::test]
+async fn logs_are_at_info_by_default_and_plain_text_off_a_terminal() {
+    let log = stderr_of_a_start(None).await;
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.lines().any(|l| l.contains(" INFO ") && l.contains("listening")),
+        "no info line without RUST_LOG: {text:?}"
+    );
+    assert!(!log.contains(&0x1b), "an escape byte (ANSI colour) in a file: {text:?}");
+    // RUST_LOG still chooses.
+    let quiet = stderr_of_a_start(Some("warn")).await;
+    assert!(!String::from_utf8_lossy(&quiet).contains(" INFO "), "{quiet:?}");
+}

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -128,6 +129,19 @@ async fn any_replica_serves_with_a_password_and_admin_commands_work() {
     let info = String::from_utf8_lossy(&info).into_owned();
     assert!(info.contains("rsl_role:follower"), "{info}");
     assert!(info.contains(&format!("rsl_primary:{primary}")), "{info}");
+    // One name per field: INFO's `# Rsl` section is RSL.STATUS, and no field appears twice.
+    let names = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|l| l.split_once(':')).map(|(n, _)| n.to_string()).collect()
+    };
+    let section = info.split("# Rsl\r\n").nth(1).expect("a # Rsl section");
+    let section = section.split("\r\n\r\n").next().unwrap();
+    let Reply::Bulk(own) = cmd(f, pw, &["RSL.STATUS"]).await else { panic!("RSL.STATUS") };
+    assert_eq!(names(section), names(&String::from_utf8_lossy(&own)), "{info}");
+    let mut all = names(&info);
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), before, "a field appears twice in INFO: {info}");
 
     // status: one row per replica, the primary among them, all healthy.
     let table = rsl_kv(&["status", "--addr", &f.to_string(), "--password", "s3cret"]);
@@ -197,12 +211,12 @@ async fn a_killed_primary_is_replaced_within_2s_without_losing_writes_and_catche
     assert_eq!(reader.cmd(&["GET", "after"]).await.unwrap(), bulk("failover"));
 
     // The killed replica restarts from its disk and catches up with the primary.
-    let target = slot(&status(cluster.replica(new).client_addr, None).await, "executed");
+    let target = slot(&status(cluster.replica(new).client_addr, None).await, "rsl_executed_slot");
     cluster.restart(old).await.unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
         let s = status(old_addr, None).await;
-        if slot(&s, "executed") >= target {
+        if slot(&s, "rsl_executed_slot") >= target {
             break;
         }
         assert!(Instant::now() < deadline, "the restarted replica is stuck at {s:?}");
@@ -384,12 +398,12 @@ async fn local_reads_are_served_by_a_follower_without_a_quorum() {
     let primary_addr = cluster.replica(primary).client_addr;
     assert_eq!(cmd(primary_addr, None, &["SET", "k", "v"]).await, Reply::ok());
     // `executed` is live on the primary; `committed` is published once per tick.
-    let target = slot(&status(primary_addr, None).await, "executed");
+    let target = slot(&status(primary_addr, None).await, "rsl_executed_slot");
     let followers = others(&cluster, &[primary]);
     let f = cluster.replica(followers[0]).client_addr;
     // No event says a follower executed a slot: poll, bounded.
     let deadline = Instant::now() + WAIT;
-    while slot(&status(f, None).await, "executed") < target {
+    while slot(&status(f, None).await, "rsl_executed_slot") < target {
         assert!(Instant::now() < deadline, "the follower never executed slot {target}");
         tokio::time::sleep(POLL_PAUSE).await;
     }
@@ -441,5 +455,242 @@ async fn a_pipelined_read_sees_the_connections_earlier_writes() {
             assert_eq!(got, bulk(&i.to_string()), "{key}: GET after SET {i} in one pipeline");
         }
     }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_cannot_forward_and_nothing_it_sends_as_forwarded_executes() {
+    use rsl_kv::request::{Request, WriteOp};
+    use rsl_kv::resp::Proto;
+    let mut cluster = start(None).await;
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let set = Request::Write {
+        stamp_ms: 1,
+        op: WriteOp::Command {
+            proto: Proto::Resp2,
+            args: vec!["SET".into(), "forged".into(), "v".into()],
+        },
+    };
+    let encoded = set.encode();
+    for id in cluster.running() {
+        let addr = cluster.replica(id).client_addr;
+        let mut client = Client::connect(addr, WAIT).await.unwrap();
+        for kind in ["WRITE", "READ"] {
+            let args: [&[u8]; 3] = [b"RSL.FORWARD", kind.as_bytes(), &encoded];
+            let reply = client.cmd(&args).await.unwrap();
+            let text = describe(&reply);
+            assert!(matches!(reply, Reply::Error(_)), "replica {id}: {text}");
+            assert!(text.starts_with("ERR unknown command"), "replica {id}: {text}");
+        }
+    }
+    // Forwarding between members still works; the forged write is nowhere.
+    let follower = cluster.replica(others(&cluster, &[primary])[0]).client_addr;
+    assert_eq!(cmd(follower, None, &["SET", "real", "1"]).await, Reply::ok());
+    for id in cluster.running() {
+        let addr = cluster.replica(id).client_addr;
+        assert_eq!(cmd(addr, None, &["GET", "forged"]).await, Reply::Null, "replica {id}");
+    }
+    assert_eq!(
+        cmd(cluster.replica(primary).client_addr, None, &["DBSIZE"]).await,
+        Reply::Integer(1)
+    );
+    cluster.stop().await;
+}
+
+/// One operation of the pause test's clients, as it ended.
+#[derive(Debug, Clone)]
+struct Op {
+    client: usize,
+    /// The replica the client is connected to.
+    replica: u32,
+    write: bool,
+    key: String,
+    /// The phase of the test when the operation was sent.
+    sent_in: u8,
+    outcome: Result<Reply, String>,
+}
+
+/// What the pause test's clients share: the phase, and every operation's end.
+struct PauseLog {
+    phase: std::sync::atomic::AtomicU8,
+    stop: std::sync::atomic::AtomicBool,
+    ops: std::sync::Mutex<Vec<Op>>,
+    changed: tokio::sync::Notify,
+}
+
+const RUNNING: u8 = 0;
+const PAUSED: u8 = 1;
+const ELECTED: u8 = 2;
+const RESUMED: u8 = 3;
+
+impl PauseLog {
+    /// Waits (bounded) until `check` holds of the operations so far.
+    async fn wait(&self, what: &str, check: impl Fn(&[Op]) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if check(&self.ops.lock().unwrap()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let ops = self.ops.lock().unwrap();
+                let tail: Vec<&Op> = ops.iter().rev().take(20).collect();
+                panic!("{what}: not within 60 s; the last operations: {tail:#?}");
+            }
+        }
+    }
+}
+
+/// A client that SETs its own keys (a writer) or GETs one key (a reader) through one replica
+/// until told to stop; each operation waits for its reply up to `REPLY_MAX` (a hang fails the
+/// test). Writers and readers are apart so that every replica has writes in flight when the
+/// primary is paused.
+async fn pause_client(client: usize, replica: u32, addr: SocketAddr, log: Arc<PauseLog>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    const REPLY_MAX: Duration = Duration::from_secs(60);
+    let mut conn = Client::connect(addr, REPLY_MAX).await.expect("connect");
+    let write = client.is_multiple_of(2);
+    let mut n = 0;
+    while !log.stop.load(SeqCst) {
+        let key = if write { format!("pause:{client}:{n}") } else { "pause:read".to_string() };
+        let args = if write { vec!["SET", &key, "v"] } else { vec!["GET", &key] };
+        let sent_in = log.phase.load(SeqCst);
+        let outcome = conn.cmd(&args).await.map_err(|e| e.to_string());
+        let broken = outcome.is_err();
+        log.ops.lock().unwrap().push(Op { client, replica, write, key, sent_in, outcome });
+        log.changed.notify_waiters();
+        if broken {
+            return;
+        }
+        n += 1;
+    }
+}
+
+fn ok(op: &Op) -> bool {
+    matches!(&op.outcome, Ok(r) if !matches!(r, Reply::Error(_)))
+}
+
+#[tokio::test]
+async fn a_paused_primary_holds_no_request_and_followers_serve_again_once_one_is_elected() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut cluster = start(None).await;
+    let old = cluster.wait_primary(None, WAIT).await.unwrap();
+    let old_addr = cluster.replica(old).client_addr;
+    assert_eq!(cmd(old_addr, None, &["SET", "pause:read", "v"]).await, Reply::ok());
+    let log = Arc::new(PauseLog {
+        phase: std::sync::atomic::AtomicU8::new(RUNNING),
+        stop: std::sync::atomic::AtomicBool::new(false),
+        ops: std::sync::Mutex::new(Vec::new()),
+        changed: tokio::sync::Notify::new(),
+    });
+    // A writer and a reader through every replica, the primary included.
+    let mut clients = Vec::new();
+    let mut client_replica = Vec::new();
+    for (i, id) in cluster.running().into_iter().chain(cluster.running()).enumerate() {
+        let addr = cluster.replica(id).client_addr;
+        clients.push(tokio::spawn(pause_client(i, id, addr, Arc::clone(&log))));
+        client_replica.push(id);
+    }
+    let clients_of = |not: u32| -> Vec<usize> {
+        (0..client_replica.len()).filter(|&c| client_replica[c] != not).collect()
+    };
+    let through_followers = clients_of(old);
+    let through_old: Vec<usize> =
+        (0..client_replica.len()).filter(|&c| client_replica[c] == old).collect();
+    let succeeded_in = |ops: &[Op], client: usize, phase: u8| {
+        ops.iter().any(|o| o.client == client && o.sent_in >= phase && ok(o))
+    };
+    log.wait("every client succeeds", |ops| {
+        (0..client_replica.len()).all(|c| succeeded_in(ops, c, RUNNING))
+    })
+    .await;
+
+    log.phase.store(PAUSED, SeqCst);
+    cluster.signal(old, libc::SIGSTOP).unwrap();
+    let new = cluster.wait_primary(Some(old), WAIT).await.unwrap();
+    log.phase.store(ELECTED, SeqCst);
+    // Every client of a replica that was not paused succeeds again, with the old primary
+    // still paused: nothing it held keeps them waiting.
+    log.wait("the followers' clients succeed after the election", |ops| {
+        through_followers.iter().all(|&c| succeeded_in(ops, c, ELECTED))
+    })
+    .await;
+
+    log.phase.store(RESUMED, SeqCst);
+    cluster.signal(old, libc::SIGCONT).unwrap();
+    log.wait("the old primary's clients succeed after it resumes", |ops| {
+        through_old.iter().all(|&c| succeeded_in(ops, c, RESUMED))
+    })
+    .await;
+    log.stop.store(true, SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let ops = log.ops.lock().unwrap().clone();
+    // No operation hung (each ended within its client's 60 s) or broke its connection.
+    let broken: Vec<&Op> = ops.iter().filter(|o| o.outcome.is_err()).collect();
+    assert!(broken.is_empty(), "operations without a reply: {broken:#?}");
+    // Through a replica that was not paused, every read succeeded (a read waiting on the
+    // deposed primary is tried again at the new one), and a write failed only because the
+    // primary it was sent to was deposed while it waited (its outcome is unknown): never by
+    // waiting out a deadline.
+    for op in ops.iter().filter(|o| o.replica != old && !ok(o)) {
+        let text = describe(op.outcome.as_ref().unwrap());
+        assert!(op.write, "a read through replica {} failed: {op:?}", op.replica);
+        // Not by the transport closing its silent connection to the paused replica either
+        // (after its idle timeout, 3 s): the election, about 0.5 s, must end the wait first.
+        assert!(
+            text.starts_with("ERR outcome unknown: ") && text.contains("was deposed"),
+            "a write through replica {} failed otherwise: {text}",
+            op.replica
+        );
+    }
+    // Every acknowledged SET is there.
+    let acknowledged: Vec<&str> =
+        ops.iter().filter(|o| o.write && ok(o)).map(|o| o.key.as_str()).collect();
+    assert!(ops.iter().filter(|o| !o.write).all(|o| !ok(o) || o.outcome == Ok(bulk("v"))));
+    let mut conn = Client::connect(cluster.replica(new).client_addr, WAIT).await.unwrap();
+    for key in &acknowledged {
+        assert_eq!(conn.cmd(&["GET", key]).await.unwrap(), bulk("v"), "{key}");
+    }
+    let followers_ok = ops.iter().filter(|o| o.replica != old && ok(o)).count();
+    let followers_failed = ops.iter().filter(|o| o.replica != old && !ok(o)).count();
+    eprintln!(
+        "{} operations; through the followers {followers_ok} succeeded and {followers_failed} \
+         writes had an unknown outcome; {} acknowledged SETs read back",
+        ops.len(),
+        acknowledged.len()
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_whose_storage_fails_exits_non_zero_naming_the_cause() {
+    // Small log segments, so that a few writes make every replica open a new segment file.
+    let options =
+        ClusterOptions { storage: "segment_bytes_max = 4096".into(), ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.unwrap();
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let victim = others(&cluster, &[primary])[0];
+    // Its data directory disappears under it: the next segment cannot be created.
+    std::fs::remove_dir_all(cluster.data_dir(victim)).unwrap();
+    let addr = cluster.replica(primary).client_addr;
+    let mut client = Client::connect(addr, WAIT).await.unwrap();
+    let value = "x".repeat(1024);
+    for i in 0..32 {
+        // The other two still make a majority: every write is acknowledged.
+        assert_eq!(client.cmd(&["SET", &format!("k{i}"), &value]).await.unwrap(), Reply::ok());
+    }
+    let status = cluster.wait_exit(victim, WAIT).await.unwrap();
+    assert!(!status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&cluster.replica(victim).log).unwrap();
+    // The error line (with RUST_BACKTRACE set, a backtrace follows it).
+    let last = log.lines().rfind(|l| l.starts_with("Error: ")).unwrap_or_default();
+    assert!(last.contains(&format!("replica {victim} stopped on its own")), "{log}");
+    assert!(last.contains("storage"), "the cause is named: {last}");
+    eprintln!("replica {victim}'s last line: {last}");
     cluster.stop().await;
 }

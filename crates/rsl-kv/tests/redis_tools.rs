@@ -28,12 +28,17 @@ async fn cli(addr: SocketAddr, args: &[&str], stdin: &[u8]) -> String {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("redis-cli starts");
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin).await.unwrap();
     drop(input);
-    let output = child.wait_with_output().await.unwrap();
+    let output =
+        tokio::time::timeout(std::time::Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("redis-cli {args:?} did not finish within 120 s"))
+            .unwrap();
     assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
     String::from_utf8(output.stdout).unwrap().trim_end().to_string()
 }
@@ -116,7 +121,12 @@ async fn redis_benchmark_runs_clean() {
         "8",
         "-q",
     ];
-    let output = Command::new("redis-benchmark").args(args).output().await.unwrap();
+    // Bounded: a server that stops answering must fail the test, not hang it.
+    let run = Command::new("redis-benchmark").args(args).kill_on_drop(true).output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), run)
+        .await
+        .expect("redis-benchmark finished within 300 s")
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     for test in ["SET: ", "GET: ", "INCR: "] {

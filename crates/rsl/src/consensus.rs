@@ -157,6 +157,8 @@ impl Consensus {
                     let _ = s.send(ToShipping::Frame { from, payload: body });
                 }
             }
+            // Delivered to `peer_call` before this queue; one here came by another path.
+            Some((Channel::Calls, _)) => self.reject(from, "a peer call outside its inbox"),
             None => self.reject(from, "a payload in no known envelope"),
         }
     }

@@ -18,6 +18,9 @@ pub(crate) enum Channel {
     Consensus = 1,
     /// A checkpoint-shipping frame (`crate::shipping`).
     Shipping = 2,
+    /// A call between members or its reply (`crate::peer_call`); these never reach the
+    /// consensus thread (`crate::peer_call::Inbox`).
+    Calls = 3,
 }
 
 impl Channel {
@@ -25,6 +28,7 @@ impl Channel {
         match byte {
             1 => Some(Channel::Consensus),
             2 => Some(Channel::Shipping),
+            3 => Some(Channel::Calls),
             _ => None,
         }
     }
@@ -51,7 +55,7 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip_and_unknown_channels_are_refused() {
-        for channel in [Channel::Consensus, Channel::Shipping] {
+        for channel in [Channel::Consensus, Channel::Shipping, Channel::Calls] {
             for body in [&b""[..], b"x", &[0xEE; 300]] {
                 let sealed = seal(channel, body);
                 assert_eq!(sealed.len(), body.len() + 1);
@@ -59,7 +63,7 @@ mod tests {
             }
         }
         assert_eq!(open(&Bytes::new()), None);
-        for byte in [0u8, 3, 0xEE, 0xFF] {
+        for byte in [0u8, 4, 0xEE, 0xFF] {
             assert_eq!(open(&Bytes::from(vec![byte, 1, 2])), None, "channel byte {byte}");
         }
     }

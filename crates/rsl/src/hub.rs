@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use crossbeam_channel::Sender;
 use rsl_net::{PeerStatus, SendError, Transport};
 
-use crate::channels::{inbound, ToConsensus};
+use crate::peer_call::Inbox;
 
 /// An in-process network between the replicas of one process, with switches to cut links.
 /// Cloning it gives another handle to the same network.
@@ -22,15 +21,9 @@ pub struct LocalHub {
 #[derive(Debug, Default)]
 struct HubInner {
     inboxes: RwLock<HashMap<u32, Inbox>>,
+    /// Every replica ever registered: a stopped one is still a peer, only unreachable.
+    known: Mutex<std::collections::BTreeSet<u32>>,
     cut: Mutex<Vec<(u32, u32)>>,
-}
-
-struct Inbox(Sender<ToConsensus>);
-
-impl std::fmt::Debug for Inbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("inbox")
-    }
 }
 
 impl LocalHub {
@@ -39,8 +32,9 @@ impl LocalHub {
         LocalHub::default()
     }
 
-    pub(crate) fn register(&self, id: u32, inbox: Sender<ToConsensus>) {
-        self.inner.inboxes.write().expect("hub lock").insert(id, Inbox(inbox));
+    pub(crate) fn register(&self, id: u32, inbox: Inbox) {
+        self.inner.inboxes.write().expect("hub lock").insert(id, inbox);
+        self.inner.known.lock().expect("hub lock").insert(id);
     }
 
     pub(crate) fn unregister(&self, id: u32) {
@@ -93,14 +87,19 @@ impl Transport for HubEnd {
             // A cut link loses what is sent over it, as a partition does.
             return Ok(());
         }
-        match self.hub.inner.inboxes.read().expect("hub lock").get(&to) {
-            Some(inbox) if inbound(&inbox.0, self.me, payload) => Ok(()),
+        // Delivered outside the lock: a peer call's handler may answer at once, through it.
+        let inbox = self.hub.inner.inboxes.read().expect("hub lock").get(&to).cloned();
+        match inbox {
+            Some(inbox) if inbox.deliver(self.me, payload) => Ok(()),
             Some(_) => Err(SendError::QueueFull(to)),
             None => Err(SendError::UnknownPeer(to)),
         }
     }
 
     fn peer_status(&self, peer: u32) -> Option<PeerStatus> {
+        if !self.hub.inner.known.lock().expect("hub lock").contains(&peer) {
+            return None;
+        }
         let up = self.hub.inner.inboxes.read().expect("hub lock").contains_key(&peer);
         Some(PeerStatus {
             connected: up && !self.hub.severed(self.me, peer),

@@ -92,6 +92,7 @@ mod metrics;
 mod metrics_http;
 mod net;
 mod node;
+mod peer_call;
 mod shared;
 mod shipping;
 mod start;
@@ -105,6 +106,10 @@ pub use local::{LocalCluster, LocalOptions};
 pub use members::{ClusterMember, MembershipChange};
 pub use net::CLUSTER_NAME;
 pub use node::{Node, ReadConsistency, ReplicateOptions};
+pub use peer_call::{
+    PeerCallError, PeerResponder, PEER_CALLS_SERVING_MAX, PEER_CALLS_WAITING_MAX,
+    PEER_CALL_BYTES_MAX,
+};
 pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
 pub use status::{CounterValues, Health, PeerHealth, Role, Status, StopCause, View};

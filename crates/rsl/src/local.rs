@@ -12,6 +12,7 @@ use crate::config::Consensus;
 use crate::hub::LocalHub;
 use crate::io_thread::Reopen;
 use crate::node::{Node, Parts};
+use crate::peer_call::{Inbox, PeerCalls};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
 
@@ -89,7 +90,8 @@ impl LocalCluster {
                 let reopen =
                     Reopen { place: format!("memory of replica {id}"), open: Box::new(open) };
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
-                hub.register(id, events.0.clone());
+                let peer_calls = PeerCalls::new(id);
+                hub.register(id, Inbox { events: events.0.clone(), calls: peer_calls.clone() });
                 Node::spawn(Parts {
                     core,
                     tick: Duration::from_millis(options.consensus.tick_ms),
@@ -101,6 +103,7 @@ impl LocalCluster {
                     events,
                     checkpointer: None,
                     checkpoints: None,
+                    peer_calls,
                     members: ids.iter().map(|&id| (id, None)).collect(),
                     call_timeout: Duration::from_millis(options.consensus.call_timeout_ms),
                 })

@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use rsl_net::{Security, TcpTransport, TlsIdentity, TransportConfig};
 
-use crate::channels::{inbound, ToConsensus};
 use crate::config::NodeConfig;
 use crate::error::StartError;
 use crate::metrics::ReadAtScrape;
+use crate::peer_call::{Inbox, PeerCalls};
 use crate::shared::Shared;
 
 /// The name every replica of a cluster carries in its transport hello.
@@ -62,21 +61,36 @@ impl NetRuntime {
         })
     }
 
-    /// Binds the peer port and starts the transport; peer payloads go to `events`.
+    /// Binds the peer port and starts the transport; peer payloads go to `inbox`.
     pub(crate) fn start_transport(
         &self,
         config: &NodeConfig,
-        events: Sender<ToConsensus>,
+        inbox: Inbox,
     ) -> Result<TcpTransport, StartError> {
         let (transport, mut incoming) =
             self.block_on(TcpTransport::start(transport_config(config)?))?;
         self.handle().spawn(async move {
             while let Some(m) = incoming.recv().await {
                 // A full channel drops the message: Paxos retransmits what matters.
-                inbound(&events, m.from, m.payload);
+                inbox.deliver(m.from, m.payload);
             }
         });
         Ok(transport)
+    }
+
+    /// Ends the peer calls waiting on a member as soon as the connection to it breaks,
+    /// rather than at their deadlines.
+    pub(crate) fn watch_disconnects(&self, transport: &TcpTransport, calls: &Arc<PeerCalls>) {
+        for peer in transport.stats().peers.iter().map(|p| p.id) {
+            let (transport, calls) = (transport.clone(), Arc::clone(calls));
+            self.handle().spawn(async move {
+                loop {
+                    transport.wait_connected(peer, true).await;
+                    transport.wait_connected(peer, false).await;
+                    calls.peer_lost(peer);
+                }
+            });
+        }
     }
 
     /// Adds the transport's rejected frames and handshakes (an unauthenticated, malformed or

@@ -34,6 +34,7 @@ use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::consensus::{Consensus, Router};
 use crate::error::{MembershipError, ReplicateError, StartError};
 use crate::io_thread::{Reopen, Store};
+use crate::peer_call::{PeerCallError, PeerCalls, PeerResponder};
 use crate::shared::Shared;
 use crate::shipping::Shipping;
 use crate::state_machine::StateMachine;
@@ -49,6 +50,8 @@ pub struct Node {
     id: u32,
     events: Sender<ToConsensus>,
     shared: Arc<Shared>,
+    /// Calls to and from other members (`peer_call`).
+    peer_calls: Arc<PeerCalls>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Run once at shutdown, after the threads stopped (transport, runtime).
     on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -74,6 +77,8 @@ pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
     pub(crate) checkpointer: Option<Box<dyn Checkpointer>>,
     /// Where checkpoints live, for shipping them to lagging peers (none: no shipping).
     pub(crate) checkpoints: Option<Checkpoints>,
+    /// Calls to and from other members; the transport already delivers to them.
+    pub(crate) peer_calls: Arc<PeerCalls>,
     /// Every member, with its peer address where known.
     pub(crate) members: BTreeMap<u32, Option<SocketAddr>>,
     /// How long a call waits unless it says otherwise.
@@ -95,6 +100,7 @@ impl Node {
             parts.call_timeout,
         ));
         let (events_tx, events_rx) = parts.events;
+        parts.peer_calls.bind(parts.transport.clone(), shared.clone());
         let (io_tx, io_rx) = crossbeam_channel::unbounded::<ToIo>();
         let (exec_tx, exec_rx) = crossbeam_channel::unbounded::<ToExecutor>();
 
@@ -140,6 +146,7 @@ impl Node {
             id,
             events: events_tx,
             shared,
+            peer_calls: parts.peer_calls,
             threads: Mutex::new(threads),
             on_shutdown: Mutex::new(Vec::new()),
         })
@@ -330,6 +337,7 @@ impl Node {
     pub fn shutdown(&self) {
         self.shared.stop(StopCause::Shutdown, "shut down".to_string());
         let _ = self.events.send(ToConsensus::Stop);
+        self.peer_calls.stop();
         let threads: Vec<_> = self.threads.lock().expect("threads lock").drain(..).collect();
         for t in threads {
             let _ = t.join();
@@ -338,6 +346,38 @@ impl Node {
         for hook in hooks {
             hook();
         }
+    }
+
+    /// This replica's calls to and from other members.
+    pub(crate) fn peer_calls(&self) -> &Arc<PeerCalls> {
+        &self.peer_calls
+    }
+
+    /// Calls member `to` with `request` (`crate::peer_call`): the call is sent (or refused,
+    /// with an error saying it was not sent) before this returns, so calls made one after the
+    /// other reach `to` in that order. The returned future resolves to the response of `to`'s
+    /// handler ([`Node::serve_peer_calls`]), or to an error once `wait` has passed, the
+    /// connection broke, or `to` refused. Await it within a tokio runtime (it uses tokio's
+    /// timer).
+    pub fn call_peer(
+        &self,
+        to: u32,
+        request: Bytes,
+        wait: Duration,
+    ) -> impl std::future::Future<Output = Result<Bytes, PeerCallError>> + Send + 'static {
+        self.peer_calls.call(to, request, wait)
+    }
+
+    /// Registers the handler of calls from other members, replacing any earlier one:
+    /// `handler(caller, request, responder)`, called on the thread that receives peer
+    /// payloads, in the order each member sent its calls; it must not block (answer through
+    /// the responder later, from any thread). Until one is registered, callers hear
+    /// [`PeerCallError::NoHandler`]. It is dropped when the replica shuts down.
+    pub fn serve_peer_calls(
+        &self,
+        handler: impl Fn(u32, Bytes, PeerResponder) + Send + Sync + 'static,
+    ) {
+        self.peer_calls.set_handler(Arc::new(handler));
     }
 
     /// Runs `hook` at shutdown, after the replica's threads have stopped.

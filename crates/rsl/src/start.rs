@@ -22,6 +22,7 @@ use crate::error::StartError;
 use crate::io_thread::Reopen;
 use crate::net::{transport_counters, NetRuntime};
 use crate::node::{Node, Parts};
+use crate::peer_call::{Inbox, PeerCalls};
 use crate::state_machine::StateMachine;
 
 fn storage_err(dir: &Path, e: impl Into<StoreError>) -> StartError {
@@ -271,7 +272,9 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
     recovered.commit = recovered.commit.max(checkpoint);
     let net = NetRuntime::new(config.id)?;
     let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
-    let transport = net.start_transport(&config, events.0.clone())?;
+    let peer_calls = PeerCalls::new(config.id);
+    let inbox = Inbox { events: events.0.clone(), calls: peer_calls.clone() };
+    let transport = net.start_transport(&config, inbox)?;
     let node = Node::spawn(Parts {
         core: config.core_config(rand_seed(config.id)),
         tick: Duration::from_millis(config.consensus.tick_ms),
@@ -285,7 +288,9 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
         checkpoints: Some(checkpoints),
         members: config.members.iter().map(|m| (m.id, Some(m.addr))).collect(),
         call_timeout: Duration::from_millis(config.consensus.call_timeout_ms),
+        peer_calls,
     })?;
+    net.watch_disconnects(&transport, node.peer_calls());
     let stats = Box::new(transport_counters(transport.clone()));
     node.metrics_source().metrics.register_collector(stats);
     net.count_rejections(transport.clone(), node.metrics_source());
