@@ -8,7 +8,7 @@
 //! prepares from anyone else, except a prepare that carries the primary's own transfer.
 
 use crate::io::{Action, Write};
-use crate::message::Body;
+use crate::message::{body_len, entry_len, unknown_len, Body, Packer};
 use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, SlotValue, UnknownValue, Value};
 
@@ -32,6 +32,7 @@ impl Replica {
             return false;
         }
         let guard = u64::from(self.config.election_ticks_min);
+        let guard = if planted!(self, ShortStickiness) { guard / 2 } else { guard };
         self.now < self.last_contact + guard
     }
 
@@ -67,7 +68,7 @@ impl Replica {
         &mut self,
         from: ReplicaId,
         ballot: Ballot,
-        commit: Slot,
+        after: Slot,
         transfer: Option<Ballot>,
         out: &mut Vec<Action>,
     ) {
@@ -89,13 +90,22 @@ impl Replica {
             self.counters.sticky_refusals += 1;
             return;
         }
-        if ballot > self.promised {
-            self.raise_promise(ballot, out);
+        if ballot > self.promised && planted!(self, PromiseNotPersisted) {
+            // The planted bug: the promise lives in memory only.
+            self.promised = ballot;
+            self.seen = self.seen.max(ballot);
             self.step_down(None, out);
             self.primary_ballot = Ballot::ZERO;
             self.reset_election_timer();
+        } else if ballot > self.promised {
+            self.raise_promise(ballot, out);
+            self.step_down(None, out);
+            self.primary_ballot = Ballot::ZERO;
         }
-        let body = self.promise_body(ballot, commit);
+        // A candidate asking (again, or for the next page of a long promise) is alive: do not
+        // stand against it while it gathers its promises.
+        self.reset_election_timer();
+        let body = self.promise_page(ballot, after);
         let seq = self.next_seq;
         self.send_after(seq, from, body, out);
         ensure!(self.promised == ballot, "promise is not the prepare's ballot");
@@ -110,26 +120,58 @@ impl Replica {
         self.promised_seq = self.persist(Write::Promise(ballot), out);
     }
 
-    /// The promise for a candidate whose commit point is `commit`: every accepted entry above
-    /// it (bounded), and every slot whose value this replica lost to corruption.
-    pub(crate) fn promise_body(&self, ballot: Ballot, commit: Slot) -> Body {
-        let max = self.config.promise_entries_max;
-        let above = self.log.range(commit.next()..);
-        let entries: Vec<LogEntry> = above
-            .take(max)
-            .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
-            .collect();
-        let more = self.log.range(commit.next()..).nth(max).is_some();
-        // Entries above the candidate's commit point that this replica dropped from memory
-        // or storage are chosen ones: the candidate must catch up on them first.
-        let dropped = self.mem_base.max(self.truncated) > commit;
-        let unknown = self
-            .corrupt
-            .range(commit.next()..)
-            .map(|(s, b)| UnknownValue { slot: *s, ballot: *b })
-            .collect();
-        let truncated = more || dropped;
-        Body::Promise { ballot, commit: self.commit, entries, unknown, truncated }
+    /// One page of the promise: the accepted entries above `after` and the slots above it
+    /// whose value this replica lost to corruption, in slot order, as many as fit one message
+    /// and `promise_entries_max`.
+    pub(crate) fn promise_page(&self, ballot: Ballot, after: Slot) -> Body {
+        let commit = self.commit;
+        // Entries above `after` that this replica dropped from memory or storage are chosen
+        // ones: the candidate must catch up on them first.
+        let dropped = self.mem_base.max(self.truncated) > after;
+        let widest = Body::Promise {
+            ballot,
+            commit,
+            after,
+            entries: Vec::new(),
+            unknown: Vec::new(),
+            more_after: Some(Slot(u64::MAX)),
+            dropped,
+        };
+        let (bytes_max, count_max) =
+            (self.config.message_bytes_max, self.config.promise_entries_max);
+        let mut packer = Packer::new(bytes_max, body_len(&widest), 2, count_max);
+        let (mut entries, mut unknown) = (Vec::new(), Vec::new());
+        let mut logged = self.log.range(after.next()..).peekable();
+        let mut lost = self.corrupt.range(after.next()..).peekable();
+        let mut last = after;
+        let more_after = loop {
+            // The lower slot of the two lists goes first (they never share a slot).
+            let entry_first = match (logged.peek(), lost.peek()) {
+                (None, None) => break None,
+                (Some((a, _)), Some((b, _))) => a < b,
+                (entry, _) => entry.is_some(),
+            };
+            if entry_first {
+                let (s, e) = logged.peek().expect("peeked");
+                let entry = LogEntry { slot: **s, ballot: e.ballot, value: e.value.clone() };
+                if !packer.take(entry_len(&entry)) {
+                    break Some(last);
+                }
+                last = entry.slot;
+                entries.push(entry);
+                logged.next();
+            } else {
+                let (s, b) = lost.next().expect("peeked");
+                let u = UnknownValue { slot: *s, ballot: *b };
+                if !packer.take(unknown_len(&u)) {
+                    break Some(last);
+                }
+                last = u.slot;
+                unknown.push(u);
+            }
+        };
+        ensure!(more_after.is_none_or(|m| m > after), "a page that reports nothing");
+        Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped }
     }
 
     /// A message from the primary at `ballot` (at or above the promise): follow it.
@@ -145,6 +187,7 @@ impl Replica {
         self.primary = Some(from);
         self.primary_ballot = ballot;
         self.last_contact = self.now;
+        self.election_backoff = 0;
         self.reset_election_timer();
         ensure!(self.promised == ballot, "following {ballot:?} without promising it");
     }
@@ -224,6 +267,12 @@ impl Replica {
         let result = match &before.entry {
             Some(e) if e.chosen || slot <= self.commit => self.accept_chosen(slot, &value),
             Some(e) if e.ballot == ballot => self.accept_again(slot, &value),
+            Some(e) if e.value == value && planted!(self, SameValueNotRewritten) => {
+                // The planted bug: the newer ballot lives in memory only.
+                let seq = e.seq;
+                self.log.get_mut(&slot).expect("held").ballot = ballot;
+                Some(seq)
+            }
             _ => Some(self.accept_new(slot, ballot, value.clone(), out)),
         };
         self.check_accept(slot, ballot, &value, &before, result);

@@ -21,6 +21,71 @@ pub enum Bug {
     /// A replica that lost its disk skips the rebuild: it promises and votes at once, as if
     /// it had never voted (its lost promises and votes may have been counted).
     WipedReplicaVotes,
+
+    // Leases and timing margins.
+    /// The lease runs from the newest heartbeat round *sent*, not the newest a quorum
+    /// acknowledged: a cut-off primary keeps renewing its own lease.
+    LeaseFromNewestRound,
+    /// The lease lasts `election_ticks_min - 1` of the primary's ticks: as long as the
+    /// followers' guard at nominal speed, with no allowance for a slow primary clock.
+    LeaseIgnoresDrift,
+    /// A follower refuses rival candidates for only half an election timeout after hearing
+    /// the primary (shorter than the lease it granted).
+    ShortStickiness,
+    /// A primary whose transfer timed out resumes at its ballot (and serves lease reads)
+    /// instead of relinquishing, though the target may be preparing with its consent.
+    TransferTimeoutResumes,
+    /// A transferring primary keeps taking linearizable reads and serving them under its
+    /// lease.
+    LeaseReadDuringTransfer,
+    /// Learners' heartbeat acknowledgements count toward the lease's quorum.
+    LeaseCountsLearners,
+
+    // Durability at the cause.
+    /// Phase 1 completes before the candidate's own promise is durable.
+    Phase1BeforeOwnPromiseDurable,
+    /// An acceptor raises its promise for a prepare in memory only (no write) and answers.
+    PromiseNotPersisted,
+    /// The primary counts votes that carry another of its ballots (late votes of an earlier
+    /// primacy) toward its in-flight slots.
+    CountVotesFromOtherBallots,
+    /// An acceptor asked to accept at a higher ballot the value it already holds skips the
+    /// write ("nothing changed") and votes: its durable record stays at the older ballot.
+    SameValueNotRewritten,
+    /// A follower marks chosen every entry up to the primary's commit point, whatever ballot
+    /// it accepted it at.
+    LearnCommitAtAnyBallot,
+
+    // Configurations.
+    /// The quorum of an even number of voters is half of them.
+    EvenQuorumIsHalf,
+    /// Learners' votes count toward a slot's quorum.
+    CountLearnerVotes,
+
+    // Checkpoints.
+    /// A checkpoint installed from a peer behind what was already executed moves the
+    /// executed point back.
+    InstallMovesExecutedBack,
+    /// Proposals whose slots an installed checkpoint skipped are refused as superseded
+    /// (definitely not executed) instead of with an unknown outcome.
+    InstalledOutcomeSuperseded,
+
+    // Rare paths.
+    /// Phase 1 re-proposes the lowest-ballot value reported for a slot, not the highest.
+    Phase1PicksLowestBallot,
+    /// Phase 1 ignores slots reported unknown (corrupt) and fills them as if empty.
+    Phase1IgnoresUnknown,
+    /// A truncated promise counts as complete.
+    TruncatedPromiseCounts,
+    /// A linearizable read's index is the commit point even before the new primary's
+    /// phase 1 re-proposals executed.
+    ReadIndexIgnoresRecovery,
+
+    // Limits.
+    /// Accepts (new slots and resends) are split by `catchup_entries_max` only, not by
+    /// bytes: several large values go out in one message above `message_bytes_max` (issue 8:
+    /// a 1 MiB value wedged the cluster when the transport refused such a frame).
+    AcceptsNotSplitByBytes,
 }
 
 /// The planted bugs of one run (usually none or one).

@@ -1,7 +1,14 @@
 //! Every knob and limit of the core, in one place, with defaults that work unconfigured.
 //!
-//! Time is counted in ticks; the driver decides how long a tick is (production: 10 ms).
+//! Time is counted in ticks; the driver decides how long a tick is (production: 10 ms). The
+//! size limits form a chain (a request fits a slot's value, a value fits a message and a log
+//! record) that [`Config::validate`] checks; [`crate::limits`] explains it.
 
+use crate::limits::{
+    BATCH_HEADER_BYTES_MAX, CONFIG_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
+    MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, REQUEST_FRAMING_BYTES_MAX,
+    VALUE_BYTES_MAX, VOTERS_MAX, WIRE_ITEMS_MAX,
+};
 use crate::types::{Membership, ReplicaId};
 
 /// The core's configuration. Validate with [`Config::validate`] before use.
@@ -19,12 +26,26 @@ pub struct Config {
     pub joining: bool,
     /// Slots the primary keeps in flight (proposed, not yet chosen).
     pub pipeline_slots_max: u64,
+    /// Value bytes the primary keeps in flight: it proposes a new slot only while fewer are
+    /// (a slot alone always goes). Bounds the memory of the pipeline and the tail of values a
+    /// new primary's phase 1 must gather when requests are large.
+    pub pipeline_bytes_max: usize,
     /// Requests in one slot's batch.
     pub batch_requests_max: usize,
     /// Payload bytes in one slot's batch (a single larger request still gets a slot alone).
     pub batch_bytes_max: usize,
+    /// The largest request payload: a larger proposal is refused (`Refusal::TooLarge`), so
+    /// that everything accepted fits one slot, one message and one log record.
+    pub request_bytes_max: usize,
+    /// The largest message the core builds: accepts, catch-up replies and promises are split
+    /// to stay within it. The transport must carry a message of this size (the runtime sets
+    /// it to the transport's frame limit).
+    pub message_bytes_max: usize,
     /// Proposals waiting for a slot before new ones are refused as overloaded.
     pub proposals_queued_max: usize,
+    /// Payload bytes of the proposals waiting for a slot before new ones are refused as
+    /// overloaded (a proposal into an empty queue is always taken).
+    pub proposals_queued_bytes_max: usize,
     /// Reads waiting to be served before new ones are refused as overloaded.
     pub reads_queued_max: usize,
     /// The primary sends a heartbeat (carrying the commit point) this often.
@@ -37,9 +58,11 @@ pub struct Config {
     pub lease_ticks: u32,
     /// The most two replicas' tick rates may differ, in parts per thousand.
     pub clock_drift_permille: u32,
-    /// Log entries sent in one catch-up message.
+    /// Log entries sent in one catch-up message (fewer if they would exceed
+    /// `message_bytes_max`).
     pub catchup_entries_max: usize,
-    /// Accepted entries reported in one promise.
+    /// Accepted entries (and unknown slots) reported in one promise page (fewer if they would
+    /// exceed `message_bytes_max`; the candidate asks for the next page).
     pub promise_entries_max: usize,
     /// Ask the application for a checkpoint (`Action::TakeCheckpoint`) every this many
     /// executed slots; 0 never asks (the driver decides).
@@ -80,9 +103,13 @@ impl Config {
             membership: Membership::new(voters),
             joining: false,
             pipeline_slots_max: 64,
+            pipeline_bytes_max: 2 * REQUEST_BYTES_MAX_DEFAULT,
             batch_requests_max: 1024,
             batch_bytes_max: 256 * 1024,
+            request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             proposals_queued_max: 65_536,
+            proposals_queued_bytes_max: 4 * REQUEST_BYTES_MAX_DEFAULT,
             reads_queued_max: 65_536,
             heartbeat_ticks: 5,
             election_ticks_min: 30,
@@ -100,10 +127,21 @@ impl Config {
         }
     }
 
+    /// The largest value one slot can hold under these limits, encoded (without the log's
+    /// version byte): a batch of small requests, a maximal request alone, or a configuration.
+    pub fn value_bytes_max(&self) -> usize {
+        let requests = self.batch_requests_max.saturating_mul(REQUEST_FRAMING_BYTES_MAX);
+        let batch =
+            BATCH_HEADER_BYTES_MAX.saturating_add(requests).saturating_add(self.batch_bytes_max);
+        let alone = BATCH_HEADER_BYTES_MAX + REQUEST_FRAMING_BYTES_MAX;
+        let alone = alone.saturating_add(self.request_bytes_max);
+        batch.max(alone).max(CONFIG_VALUE_BYTES_MAX)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
         let n = self.membership.voters.len();
-        if (n == 0 && !self.joining) || n > crate::limits::VOTERS_MAX {
+        if (n == 0 && !self.joining) || n > VOTERS_MAX {
             return err("membership", "needs 1 to 9 voters");
         }
         if self.joining && self.membership.contains(self.id) {
@@ -118,12 +156,16 @@ impl Config {
         if self.pipeline_slots_max == 0 {
             return err("pipeline_slots_max", "must be at least 1");
         }
+        if self.pipeline_bytes_max == 0 || self.proposals_queued_bytes_max == 0 {
+            return err("pipeline_bytes_max", "byte limits must be at least 1");
+        }
         if self.batch_requests_max == 0 {
             return err("batch_requests_max", "must be at least 1");
         }
         if self.batch_bytes_max == 0 {
             return err("batch_bytes_max", "must be at least 1");
         }
+        self.validate_sizes()?;
         if self.heartbeat_ticks == 0 {
             return err("heartbeat_ticks", "must be at least 1");
         }
@@ -141,16 +183,49 @@ impl Config {
         if u64::from(self.lease_ticks) > safe {
             return err("lease_ticks", "must be below election_ticks_min less the drift allowance");
         }
-        if self.catchup_entries_max == 0 || self.promise_entries_max == 0 {
-            return err("catchup_entries_max", "limits must be at least 1");
+        if self.catchup_entries_max == 0 || self.catchup_entries_max > WIRE_ITEMS_MAX {
+            return err("catchup_entries_max", "must be 1 to 2^20");
         }
-        if (self.promise_entries_max as u64) < self.pipeline_slots_max {
-            // A promise must be able to report every unchosen slot a primary had in flight,
-            // or phase 1 could wait forever for a complete promise.
-            return err("promise_entries_max", "must be at least pipeline_slots_max");
+        if self.promise_entries_max == 0 || self.promise_entries_max > WIRE_ITEMS_MAX {
+            return err("promise_entries_max", "must be 1 to 2^20");
         }
         if self.log_memory_entries_max < self.pipeline_slots_max as usize {
             return err("log_memory_entries_max", "must hold at least the pipeline");
+        }
+        Ok(())
+    }
+
+    /// The size chain: a maximal request fits one slot's value, the largest value fits one
+    /// message with its framing and one log record, and no list is longer than the wire's
+    /// item limit.
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let err = |field, reason: String| Err(ConfigError { field, reason });
+        if self.batch_requests_max > WIRE_ITEMS_MAX {
+            return err("batch_requests_max", format!("must be at most {WIRE_ITEMS_MAX}"));
+        }
+        if self.request_bytes_max == 0 {
+            return err("request_bytes_max", "must be at least 1".to_string());
+        }
+        let value = self.value_bytes_max();
+        if value.saturating_add(1) > VALUE_BYTES_MAX {
+            return err(
+                "request_bytes_max",
+                format!(
+                    "a slot's value could take {value} bytes, above the {VALUE_BYTES_MAX} a log \
+                     record holds (lower request_bytes_max, batch_bytes_max or batch_requests_max)"
+                ),
+            );
+        }
+        let message = value.saturating_add(ENTRY_FRAMING_BYTES_MAX);
+        if message > self.message_bytes_max {
+            return err(
+                "message_bytes_max",
+                format!(
+                    "must be at least {message}: the largest value (request_bytes_max \
+                     {}, or a batch) with the framing of the message that carries it",
+                    self.request_bytes_max
+                ),
+            );
         }
         Ok(())
     }

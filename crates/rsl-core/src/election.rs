@@ -24,6 +24,9 @@ use crate::message::Body;
 use crate::replica::{Election, Primacy, Replica, Report, Role};
 use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
 
+/// The most times a candidacy's timeout doubles after running out (up to 4 election timeouts).
+pub(crate) const ELECTION_BACKOFF_MAX: u32 = 2;
+
 impl Replica {
     pub(crate) fn on_tick(&mut self, out: &mut Vec<Action>) {
         let (now_before, promised_before) = (self.now, self.promised);
@@ -60,6 +63,7 @@ impl Replica {
     fn candidate_tick(&mut self, out: &mut Vec<Action>) {
         let e = self.election.as_ref().expect("candidate without election");
         if self.now >= self.election_deadline {
+            self.election_backoff = (self.election_backoff + 1).min(ELECTION_BACKOFF_MAX);
             self.start_prevote(out);
         } else if self.now >= e.last_sent + u64::from(self.config.heartbeat_ticks) {
             self.resend_election(out);
@@ -98,7 +102,8 @@ impl Replica {
         ensure!(self.role == Role::Candidate, "pre-vote did not make a candidate");
     }
 
-    /// Sends the pre-vote or prepare to every voter that has not answered yet.
+    /// Sends the pre-vote or prepare to every voter that has not answered yet (for a promise
+    /// in pages, asks for the next page).
     fn resend_election(&mut self, out: &mut Vec<Action>) {
         let e = self.election.as_mut().expect("no election");
         e.last_sent = self.now;
@@ -106,7 +111,7 @@ impl Replica {
         let answered: BTreeSet<ReplicaId> = if prevote {
             e.grants.clone()
         } else {
-            e.promises.iter().filter(|(_, r)| !r.truncated).map(|(id, _)| *id).collect()
+            e.promises.iter().filter(|(_, r)| r.complete()).map(|(id, _)| *id).collect()
         };
         let commit = self.commit;
         for to in self.election_voters() {
@@ -116,10 +121,18 @@ impl Replica {
             let body = if prevote {
                 Body::PreVote { ballot, commit }
             } else {
-                Body::Prepare { ballot, commit, transfer }
+                Body::Prepare { ballot, after: self.prepare_after(to), transfer }
             };
             self.send(to, body, out);
         }
+    }
+
+    /// Where the report of `to` continues: after the last page it sent, or, for a first
+    /// page, after this replica's commit point.
+    fn prepare_after(&self, to: ReplicaId) -> Slot {
+        let e = self.election.as_ref().expect("no election");
+        let report = e.promises.get(&to).filter(|r| !r.dropped);
+        report.and_then(|r| r.more_after).unwrap_or(self.commit)
     }
 
     /// The voters whose promises phase 1 needs: the current membership's and those of any
@@ -191,8 +204,8 @@ impl Replica {
         &mut self,
         from: ReplicaId,
         ballot: Ballot,
-        commit: Slot,
-        report: Report,
+        after: Slot,
+        page: Report,
         out: &mut Vec<Action>,
     ) {
         let Some(e) = self.election.as_mut() else { return };
@@ -200,20 +213,44 @@ impl Replica {
             self.counters.dropped += 1;
             return;
         }
-        if report.entries.iter().any(|x| x.ballot >= ballot) {
+        if page.entries.iter().any(|x| x.ballot >= ballot) {
             // Only a promise answered after we started proposing reports our own ballot.
             self.counters.dropped += 1;
             return;
         }
         require!(
-            report.unknown.iter().all(|u| u.ballot < ballot),
+            page.unknown.iter().all(|u| u.ballot < ballot),
             "an unknown slot at or above the ballot"
         );
-        let truncated = report.truncated;
-        e.promises.insert(from, report);
-        if truncated || commit > self.commit {
+        let (commit, dropped) = (page.commit, page.dropped);
+        match e.promises.get_mut(&from) {
+            // The next page of a report in progress.
+            Some(r) if !r.dropped && r.more_after == Some(after) => r.extend(page),
+            // A complete report or one in progress stands; this page is a late copy.
+            Some(r) if !r.dropped => {
+                self.counters.dropped += 1;
+                return;
+            }
+            // A first page (or one that starts again after a drop): it covers every slot
+            // above this replica's commit point.
+            _ if after <= self.commit => {
+                e.promises.insert(from, page);
+            }
+            _ => {
+                self.counters.dropped += 1;
+                return;
+            }
+        }
+        let (transfer, more) = (e.transfer, e.promises[&from].more_after);
+        // A promise in pages may take longer than an election timeout to arrive: while pages
+        // come, phase 1 is making progress, so it is not started over.
+        self.reset_election_timer();
+        if dropped || commit > self.commit {
             self.note_commit_hint(from, commit);
             self.request_catchup(out);
+        }
+        if let Some(after) = more.filter(|_| !dropped) {
+            self.send(from, Body::Prepare { ballot, after, transfer }, out);
         }
         self.check_phase1(out);
         ensure!(
@@ -230,13 +267,15 @@ impl Replica {
     /// Completes phase 1 if a quorum promised and every open slot's value is determined.
     pub(crate) fn check_phase1(&mut self, out: &mut Vec<Action>) {
         let Some(e) = &self.election else { return };
-        if e.prevote || e.own_seq > self.durable {
+        let early = planted!(self, Phase1BeforeOwnPromiseDurable);
+        if e.prevote || (e.own_seq > self.durable && !early) {
             return;
         }
+        let truncated_counts = planted!(self, TruncatedPromiseCounts);
         let complete: BTreeSet<ReplicaId> = e
             .promises
             .iter()
-            .filter(|(_, r)| !r.truncated)
+            .filter(|(_, r)| r.complete() || truncated_counts)
             .map(|(id, _)| *id)
             .chain([self.id])
             .collect();
@@ -253,8 +292,14 @@ impl Replica {
     }
 
     pub(crate) fn has_quorum(&self, m: &Membership, set: &BTreeSet<ReplicaId>) -> bool {
-        let votes = m.voters.iter().filter(|v| set.contains(v)).count();
-        let quorum = if planted!(self, CommitOnMinority) { m.voters.len() / 2 } else { m.quorum() };
+        let votes = match planted!(self, CountLearnerVotes) {
+            true => m.replicas().filter(|v| set.contains(v)).count(),
+            false => m.voters.iter().filter(|v| set.contains(v)).count(),
+        };
+        let n = m.voters.len();
+        let minority = planted!(self, CommitOnMinority);
+        let even_half = planted!(self, EvenQuorumIsHalf) && n.is_multiple_of(2);
+        let quorum = if minority || even_half { n / 2 } else { m.quorum() };
         votes >= quorum.max(1)
     }
 
@@ -279,7 +324,13 @@ impl Replica {
             let best = known.entry(slot).or_insert((rank, value));
             invariant!(unless self, Any, !(rank.0 && best.0 .0) || best.1 == value,
                 "two chosen values reported for {slot:?}");
-            if rank > best.0 {
+            let better = match planted!(self, Phase1PicksLowestBallot) {
+                true => {
+                    (rank.0, std::cmp::Reverse(rank.1)) > (best.0 .0, std::cmp::Reverse(best.0 .1))
+                }
+                false => rank > best.0,
+            };
+            if better {
                 *best = (rank, value);
             }
         }
@@ -300,7 +351,7 @@ impl Replica {
         for (slot, (ballot, count)) in &unknown {
             let beaten = known.get(slot).is_some_and(|(b, _)| b.0 || b.1 >= *ballot);
             let recoverable = all_voters && *count < quorum;
-            if !(beaten || recoverable) {
+            if !(beaten || recoverable || planted!(self, Phase1IgnoresUnknown)) {
                 return None;
             }
         }
@@ -344,6 +395,7 @@ impl Replica {
             values
         };
         self.role = Role::Primary;
+        self.election_backoff = 0;
         self.primary = Some(self.id);
         self.primary_ballot = ballot;
         self.primacy = Some(Primacy {
@@ -353,6 +405,7 @@ impl Replica {
             recovered: false,
             inflight: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             outbox: Vec::new(),
             config_slot: None,
             config_target: None,

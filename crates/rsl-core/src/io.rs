@@ -150,6 +150,9 @@ pub enum Refusal {
     /// Whether the request executed is unknown: this replica skipped its slot by installing
     /// a peer's checkpoint, whose state may or may not include it. Do not retry blindly.
     OutcomeUnknown,
+    /// The request's payload is larger than `Config::request_bytes_max`; it was not proposed.
+    /// (The runtime refuses it before it reaches the core; the core refuses it too.)
+    TooLarge { size: usize, max: usize },
 }
 
 /// Events for the application.

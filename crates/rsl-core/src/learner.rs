@@ -15,7 +15,7 @@
 //! refused as superseded if the executed value lacks them.
 
 use crate::io::{Action, Event, Refusal, Write};
-use crate::message::Body;
+use crate::message::{body_len, entry_len, Body, Packer};
 use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 
@@ -36,8 +36,9 @@ impl Replica {
         self.note_commit_hint(from, commit);
         let mut newly = Vec::new();
         let from = self.commit.next();
+        let any_ballot = planted!(self, LearnCommitAtAnyBallot);
         for (slot, e) in self.log.range_mut(from..).take_while(|(s, _)| **s <= commit) {
-            if e.ballot == ballot && !e.chosen {
+            if (e.ballot == ballot || any_ballot) && !e.chosen {
                 e.chosen = true;
                 newly.push(*slot);
             }
@@ -197,6 +198,10 @@ impl Replica {
     /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.
     pub(crate) fn request_catchup(&mut self, out: &mut Vec<Action>) {
         let target = self.primary.filter(|p| *p != self.id).or(self.hint_from);
+        let target = match (target, self.catchup_avoid) {
+            (Some(t), Some(avoid)) if t == avoid => Some(self.peer_after(avoid)),
+            (t, _) => t,
+        };
         let Some(to) = target.filter(|t| *t != self.id) else { return };
         if self.commit >= self.commit_hint {
             return;
@@ -206,6 +211,14 @@ impl Replica {
         self.catchup_sent = Some(self.now);
         self.counters.catchups += 1;
         self.send(to, Body::CatchupRequest { from, to: last.min(self.commit_hint) }, out);
+    }
+
+    /// The replica after `peer` in id order, among the others that receive the log
+    /// (cyclically); `peer` itself if there is no other.
+    fn peer_after(&self, peer: ReplicaId) -> ReplicaId {
+        let peers: Vec<ReplicaId> = self.peers().into_iter().filter(|p| *p != peer).collect();
+        let next = peers.iter().find(|p| **p > peer).or(peers.first());
+        next.copied().unwrap_or(peer)
     }
 
     pub(crate) fn on_catchup_request(
@@ -235,15 +248,18 @@ impl Replica {
             out.push(Action::LoadLog { token, from, to });
             return;
         }
+        let range = self.log.range(from..=to);
+        ensure!(range.count() as u64 == to.0 - from.0 + 1, "a committed slot missing from memory");
+        let mut packer = self.catchup_packer(commit);
         let entries: Vec<LogEntry> = self
             .log
             .range(from..=to)
             .map(|(s, e)| LogEntry { slot: *s, ballot: e.ballot, value: e.value.clone() })
+            .take_while(|e| packer.take(entry_len(e)))
             .collect();
-        ensure!(entries.len() as u64 == to.0 - from.0 + 1, "a committed slot missing from memory");
         ensure!(
-            entries.len() <= self.config.catchup_entries_max,
-            "a catch-up reply over its limit"
+            !entries.is_empty() && entries.len() <= self.config.catchup_entries_max,
+            "a catch-up reply empty or over its limit"
         );
         ensure!(
             self.log.range(from..=to).all(|(_, e)| e.chosen),
@@ -263,8 +279,20 @@ impl Replica {
             return;
         };
         let commit = self.commit;
-        let entries: Vec<LogEntry> = entries.into_iter().filter(|e| e.slot <= commit).collect();
+        let mut packer = self.catchup_packer(commit);
+        let entries: Vec<LogEntry> = entries
+            .into_iter()
+            .filter(|e| e.slot <= commit)
+            .take_while(|e| packer.take(entry_len(e)))
+            .collect();
         self.send(requester, Body::CatchupReply { commit, entries }, out);
+    }
+
+    /// Fills one catch-up reply: at most `catchup_entries_max` entries and the message limit
+    /// (the requester asks again for the rest).
+    fn catchup_packer(&self, commit: Slot) -> Packer {
+        let empty = body_len(&Body::CatchupReply { commit, entries: Vec::new() });
+        Packer::new(self.config.message_bytes_max, empty, 1, self.config.catchup_entries_max)
     }
 
     pub(crate) fn on_catchup_reply(
@@ -284,6 +312,11 @@ impl Replica {
         }
         self.advance_commit();
         self.catchup_sent = None;
+        // A peer that answers without the slots we lack (it may fail to read them back from
+        // a damaged log) is not asked again until another peer helped: otherwise a replica
+        // behind a primary with one unreadable record would ask it forever.
+        let stuck = self.commit == commit_before && self.commit < self.commit_hint;
+        self.catchup_avoid = if stuck { Some(from) } else { None };
         if self.commit > commit_before && self.commit < self.commit_hint {
             self.request_catchup(out);
         }
@@ -340,7 +373,7 @@ impl Replica {
         membership: Option<crate::types::Membership>,
         out: &mut Vec<Action>,
     ) {
-        if slot <= self.executed {
+        if slot <= self.executed && !planted!(self, InstallMovesExecutedBack) {
             return;
         }
         self.skip_changes(slot, out);
@@ -348,7 +381,11 @@ impl Replica {
         for s in skipped {
             // Whether these executed is unknown here; the checkpoint's state may hold them.
             for id in self.outcomes.remove(&s).unwrap_or_default() {
-                out.push(Action::Refuse { id, reason: Refusal::OutcomeUnknown });
+                let reason = match planted!(self, InstalledOutcomeSuperseded) {
+                    true => Refusal::Superseded { primary: None },
+                    false => Refusal::OutcomeUnknown,
+                };
+                out.push(Action::Refuse { id, reason });
             }
         }
         self.executed = slot;

@@ -10,8 +10,8 @@
 //! - value + [`ENTRY_FRAMING_BYTES_MAX`] ≤ one message (`Config::message_bytes_max`): an
 //!   accept, a catch-up reply or a promise page holding that value alone; the core splits
 //!   every list it sends by bytes, so no message it builds is larger;
-//! - message ≤ the transport's frame (`rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX`, checked by
-//!   the runtime, which sets `message_bytes_max` from it);
+//! - message, in the runtime's envelope, ≤ the transport's frame
+//!   (`rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX`, asserted and checked by the runtime);
 //! - value as the log stores it ≤ [`VALUE_BYTES_MAX`] ≤ one storage record
 //!   (`rsl_storage::limits::RECORD_PAYLOAD_BYTES_MAX`, asserted in `rsl-store`).
 //!
@@ -32,8 +32,10 @@ pub const LIST_LEN_BYTES_MAX: usize = 3;
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 16 << 20;
 
 /// The default `Config::message_bytes_max`: a maximal request plus room for the framing of
-/// the message around it (a few hundred bytes; 64 KiB leaves room for batching knobs).
-pub const MESSAGE_BYTES_MAX_DEFAULT: usize = REQUEST_BYTES_MAX_DEFAULT + (64 << 10);
+/// the message around it (a few hundred bytes; 32 KiB leaves room for batching knobs). The
+/// runtime's transport frame is larger still (16 MiB + 64 KiB, with the runtime's envelope
+/// byte), which `rsl` asserts.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = REQUEST_BYTES_MAX_DEFAULT + (32 << 10);
 
 /// The largest encoded slot value as the log stores it (with its version byte), whatever the
 /// configuration: storage's record limit is at least this (asserted in `rsl-store`).

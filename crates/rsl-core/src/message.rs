@@ -41,20 +41,26 @@ pub enum Body {
     /// The answer to a pre-vote: granted only by a voter that has not heard a primary for an
     /// election timeout.
     PreVoteReply { ballot: Ballot, granted: bool },
-    /// Phase 1a: promise `ballot` and report what you accepted above `commit`.
+    /// Phase 1a: promise `ballot` and report what you accepted above slot `after` (the
+    /// candidate's commit point; for the next page of a promise, where the last page ended).
     /// `transfer` carries the ballot of the primary handing over primacy, which lets the
     /// acceptors of that primary answer inside the lease they granted it.
-    Prepare { ballot: Ballot, commit: Slot, transfer: Option<Ballot> },
-    /// Phase 1b: the acceptor promised `ballot`. `entries` are its accepted entries above the
-    /// candidate's commit point; `unknown` are slots it accepted at a ballot but lost the
-    /// value of (corrupt records); `truncated` says more entries exist than were reported,
-    /// so the candidate must catch up from this replica and prepare again.
+    Prepare { ballot: Ballot, after: Slot, transfer: Option<Ballot> },
+    /// Phase 1b, one page: the acceptor promised `ballot`; `commit` is its commit point (its
+    /// entries at or below it are chosen). `entries` are its accepted entries above `after`,
+    /// and `unknown` the slots above `after` it accepted at a ballot but lost the value of
+    /// (corrupt records), in slot order, as many as fit one message: `more_after` names the
+    /// last slot this page covers when more follow (the candidate asks for the next page with
+    /// a prepare `after` it). `dropped` says the acceptor no longer holds some entries above
+    /// `after` (executed and dropped: chosen ones), so the candidate must catch up first.
     Promise {
         ballot: Ballot,
         commit: Slot,
+        after: Slot,
         entries: Vec<LogEntry>,
         unknown: Vec<UnknownValue>,
-        truncated: bool,
+        more_after: Option<Slot>,
+        dropped: bool,
     },
     /// A prepare or accept at `ballot` was refused because the sender promised `promised`.
     Nack { ballot: Ballot, promised: Ballot },
@@ -136,9 +142,28 @@ impl Message {
         w.0 .0
     }
 
+    /// Encodes the message after `prefix` (an envelope's header) into one buffer, so that
+    /// a large value is copied once on its way to the transport.
+    pub fn encode_after(&self, prefix: &[u8]) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(prefix.len() + self.encoded_len()));
+        w.0.put_slice(prefix);
+        w.message(self);
+        w.0
+    }
+
     /// Decodes a message; never panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader { bytes, pos: 0 };
+        Message::decode_from(Reader { bytes, shared: None, pos: 0 })
+    }
+
+    /// Like [`Message::decode`], but the requests' payloads share `bytes`' memory instead of
+    /// being copied (a 16 MiB request is not copied again on the consensus thread).
+    pub fn decode_shared(bytes: &Bytes) -> Result<Message, DecodeError> {
+        Message::decode_from(Reader { bytes, shared: Some(bytes), pos: 0 })
+    }
+
+    fn decode_from(mut r: Reader<'_>) -> Result<Message, DecodeError> {
+        let bytes = r.bytes;
         let version = r.byte()?;
         if version != WIRE_VERSION {
             return Err(DecodeError::Version(version));
@@ -203,8 +228,6 @@ fn measure(f: impl FnOnce(&mut Writer<Count>)) -> usize {
 /// always goes in: with consistent limits it fits (`Config::validate`); a value written under
 /// larger limits than the current ones is sent alone, and a transport with the smaller frame
 /// refuses it (docs/limits.md).
-// Used by the acceptor and the learner once the limits work lands; unused on main until then.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub(crate) struct Packer {
     left: usize,
@@ -212,7 +235,6 @@ pub(crate) struct Packer {
     count_max: usize,
 }
 
-#[allow(dead_code)]
 impl Packer {
     /// A message of at most `message_bytes_max` bytes whose body, with its `lists` lists
     /// empty, encodes to `empty_body` bytes; at most `count_max` items in all.
@@ -237,16 +259,37 @@ impl Packer {
         self.count += 1;
         true
     }
+}
 
-    /// Whether the message holds no item yet.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
+/// Splits `items` into consecutive runs, each filling one message that `packer` describes
+/// (a fresh one per run); `len` is an item's encoded length.
+pub(crate) fn split<T>(
+    items: impl IntoIterator<Item = T>,
+    len: impl Fn(&T) -> usize,
+    packer: impl Fn() -> Packer,
+) -> Vec<Vec<T>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    let mut p = packer();
+    for item in items {
+        let n = len(&item);
+        if !p.take(n) {
+            runs.push(std::mem::take(&mut run));
+            p = packer();
+            let first = p.take(n);
+            debug_assert!(first, "the first item always fits");
+        }
+        run.push(item);
     }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
 
 /// Decodes what [`encode_value`] wrote; never panics, whatever the bytes.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader { bytes, shared: None, pos: 0 };
     let version = r.byte()?;
     if version != WIRE_VERSION {
         return Err(DecodeError::Version(version));
@@ -369,16 +412,24 @@ impl<S: Sink> Writer<S> {
         }
     }
 
-    fn promise(
-        &mut self,
-        ballot: Ballot,
-        commit: Slot,
-        entries: &[LogEntry],
-        unknown: &[UnknownValue],
-        truncated: bool,
-    ) {
-        self.ballot(ballot);
-        self.slot(commit);
+    fn option_slot(&mut self, slot: Option<Slot>) {
+        match slot {
+            None => self.byte(0),
+            Some(s) => {
+                self.byte(1);
+                self.slot(s);
+            }
+        }
+    }
+
+    fn promise(&mut self, body: &Body) {
+        let Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped } = body
+        else {
+            unreachable!("not a promise")
+        };
+        self.ballot(*ballot);
+        self.slot(*commit);
+        self.slot(*after);
         self.len(entries.len());
         entries.iter().for_each(|e| self.entry(e));
         self.len(unknown.len());
@@ -386,7 +437,8 @@ impl<S: Sink> Writer<S> {
             self.slot(u.slot);
             self.ballot(u.ballot);
         }
-        self.byte(u8::from(truncated));
+        self.option_slot(*more_after);
+        self.byte(u8::from(*dropped));
     }
 
     fn slot_values(&mut self, entries: &[SlotValue]) {
@@ -409,10 +461,10 @@ impl<S: Sink> Writer<S> {
                 self.ballot(*ballot);
                 self.byte(u8::from(*granted));
             }
-            Body::Prepare { ballot, commit, transfer } => {
+            Body::Prepare { ballot, after, transfer } => {
                 self.byte(3);
                 self.ballot(*ballot);
-                self.slot(*commit);
+                self.slot(*after);
                 match transfer {
                     None => self.byte(0),
                     Some(b) => {
@@ -421,9 +473,10 @@ impl<S: Sink> Writer<S> {
                     }
                 }
             }
-            Body::Promise { ballot, commit, entries, unknown, truncated } => {
-                self.byte(4);
-                self.promise(*ballot, *commit, entries, unknown, *truncated);
+            Body::Promise { .. } => {
+                // Tag 4 was the single-message promise before pages; it is refused.
+                self.byte(15);
+                self.promise(body);
             }
             Body::Nack { ballot, promised } => {
                 self.byte(5);
@@ -485,6 +538,8 @@ impl<S: Sink> Writer<S> {
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    /// The same bytes, shared: payloads are sliced from it rather than copied.
+    shared: Option<&'a Bytes>,
     pos: usize,
 }
 
@@ -577,7 +632,11 @@ impl Reader<'_> {
         let proposer = ReplicaId(self.u32()?);
         let id = RequestId { proposer, incarnation: self.u64()?, seq: self.u64()? };
         let n = self.bytes_len()?;
-        let payload = Bytes::copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        let range = self.pos..self.pos + n;
+        let payload = match self.shared {
+            Some(b) => b.slice(range),
+            None => Bytes::copy_from_slice(&self.bytes[range]),
+        };
         self.pos += n;
         Ok(Request { id, payload })
     }
@@ -615,6 +674,18 @@ impl Reader<'_> {
         }
     }
 
+    fn promise(&mut self) -> Result<Body, DecodeError> {
+        let (ballot, commit, after) = (self.ballot()?, self.slot()?, self.slot()?);
+        let entries = self.entries()?;
+        let n = self.len()?;
+        let unknown = (0..n)
+            .map(|_| Ok(UnknownValue { slot: self.slot()?, ballot: self.ballot()? }))
+            .collect::<Result<_, DecodeError>>()?;
+        let more_after = if self.flag()? { Some(self.slot()?) } else { None };
+        let dropped = self.flag()?;
+        Ok(Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped })
+    }
+
     fn entries(&mut self) -> Result<Vec<LogEntry>, DecodeError> {
         let n = self.len()?;
         (0..n).map(|_| self.entry()).collect()
@@ -626,18 +697,11 @@ impl Reader<'_> {
             1 => Body::PreVote { ballot: self.ballot()?, commit: self.slot()? },
             2 => Body::PreVoteReply { ballot: self.ballot()?, granted: self.flag()? },
             3 => {
-                let (ballot, commit) = (self.ballot()?, self.slot()?);
+                let (ballot, after) = (self.ballot()?, self.slot()?);
                 let transfer = if self.flag()? { Some(self.ballot()?) } else { None };
-                Body::Prepare { ballot, commit, transfer }
+                Body::Prepare { ballot, after, transfer }
             }
-            4 => {
-                let (ballot, commit, entries) = (self.ballot()?, self.slot()?, self.entries()?);
-                let n = self.len()?;
-                let unknown = (0..n)
-                    .map(|_| Ok(UnknownValue { slot: self.slot()?, ballot: self.ballot()? }))
-                    .collect::<Result<_, DecodeError>>()?;
-                Body::Promise { ballot, commit, entries, unknown, truncated: self.flag()? }
-            }
+            15 => self.promise()?,
             5 => Body::Nack { ballot: self.ballot()?, promised: self.ballot()? },
             6 => {
                 let (ballot, commit) = (self.ballot()?, self.slot()?);

@@ -16,12 +16,19 @@
 use std::collections::BTreeSet;
 
 use crate::io::{Action, Event, ReadId, ReadMode, Refusal, Write};
-use crate::message::Body;
+use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
 use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
 
 impl Replica {
     pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
+        let (size, max) = (q.payload.len(), self.config.request_bytes_max);
+        if size > max {
+            // Whatever this replica's role: such a request must never reach a slot.
+            out.push(Action::Refuse { id: q.id, reason: Refusal::TooLarge { size, max } });
+            return;
+        }
         let Some(l) = self.primacy.as_mut() else {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
@@ -32,7 +39,9 @@ impl Replica {
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
             return;
         }
-        if l.queue.len() >= self.config.proposals_queued_max {
+        let bytes_full = l.queued_bytes + size > self.config.proposals_queued_bytes_max;
+        if l.queue.len() >= self.config.proposals_queued_max || (!l.queue.is_empty() && bytes_full)
+        {
             out.push(Action::Refuse { id: q.id, reason: Refusal::Overloaded });
             return;
         }
@@ -41,6 +50,7 @@ impl Replica {
         // (the runtime also refuses to reuse a request id).
         #[cfg(debug_assertions)]
         require!(!l.queue.iter().any(|x| x.id == q.id), "request {:?} proposed twice", q.id);
+        l.queued_bytes += size;
         l.queue.push_back(q);
         ensure!(l.queue.len() == queued_before + 1, "a proposal was neither queued nor refused");
         ensure!(l.queue.len() <= self.config.proposals_queued_max, "the queue outgrew its limit");
@@ -50,7 +60,9 @@ impl Replica {
     pub(crate) fn fill_pipeline(&mut self, out: &mut Vec<Action>) {
         loop {
             let Some(l) = self.primacy.as_mut() else { return };
-            let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max;
+            let inflight_bytes: usize = l.inflight.values().map(|f| f.bytes).sum();
+            let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max
+                && (l.inflight.is_empty() || inflight_bytes < self.config.pipeline_bytes_max);
             if !room || l.queue.is_empty() || l.config_slot.is_some() || l.transfer.is_some() {
                 return;
             }
@@ -79,6 +91,7 @@ impl Replica {
             }
             let q = l.queue.pop_front().expect("front");
             bytes += q.payload.len();
+            l.queued_bytes -= q.payload.len();
             batch.push(Request { id: q.id, payload: q.payload });
             if q.exclusive {
                 break;
@@ -114,12 +127,18 @@ impl Replica {
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
         self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
+        let bytes = crate::message::value_len(&self.log[&slot].value);
         let l = self.primacy.as_mut().expect("primacy");
         let mut votes = BTreeSet::new();
         if planted!(self, CountOwnVoteBeforeDurable) {
             votes.insert(self.id);
         }
-        l.inflight.insert(slot, InFlight { votes, own_seq: seq });
+        // Two heartbeats: time for the one after the accept to be acknowledged, which shows
+        // the accept arrived (see `resend_unvoted`).
+        let resend_ticks = 2 * u64::from(self.config.heartbeat_ticks);
+        let (sent_at, sent_round) = (self.now, l.round);
+        let f = InFlight { votes, own_seq: seq, sent_at, sent_round, resend_ticks, bytes };
+        l.inflight.insert(slot, f);
         l.outbox.push(slot);
         l.next_slot = slot.next();
         if is_config {
@@ -128,23 +147,46 @@ impl Replica {
         ensure!(self.log[&slot].ballot == ballot, "proposed slot not at our ballot");
     }
 
-    /// Sends this step's new slots to every peer, in one accept each.
+    /// Sends this step's new slots to every peer, in as few accepts as fit the message limit
+    /// (usually one).
     pub(crate) fn flush_accepts(&mut self, out: &mut Vec<Action>) {
         let Some(l) = self.primacy.as_mut() else { return };
         if l.outbox.is_empty() {
             return;
         }
         let slots = std::mem::take(&mut l.outbox);
-        let ballot = l.ballot;
-        let entries: Vec<SlotValue> = slots
-            .iter()
-            .map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() })
-            .collect();
-        let commit = self.commit;
-        for to in self.peers() {
-            let body = Body::Accept { ballot, commit, entries: entries.clone() };
-            self.send(to, body, out);
+        let (ballot, round, now) = (l.ballot, l.round, self.now);
+        for s in &slots {
+            // Heartbeats sent earlier in this step went out before these accepts.
+            let f = l.inflight.get_mut(s).expect("a new slot is in flight");
+            (f.sent_at, f.sent_round) = (now, round);
         }
+        let entries =
+            slots.iter().map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() });
+        let commit = self.commit;
+        let packer = self.accept_packer(ballot, commit, crate::limits::WIRE_ITEMS_MAX);
+        let runs = split(entries, slot_value_len, packer);
+        for to in self.peers() {
+            for entries in &runs {
+                let body = Body::Accept { ballot, commit, entries: entries.clone() };
+                self.send(to, body, out);
+            }
+        }
+    }
+
+    /// Fills one accept at `ballot` and `commit` with at most `count_max` entries.
+    fn accept_packer(
+        &self,
+        ballot: crate::types::Ballot,
+        commit: Slot,
+        count_max: usize,
+    ) -> impl Fn() -> Packer {
+        let empty = body_len(&Body::Accept { ballot, commit, entries: Vec::new() });
+        let message_bytes_max = match planted!(self, AcceptsNotSplitByBytes) {
+            true => usize::MAX,
+            false => self.config.message_bytes_max,
+        };
+        move || Packer::new(message_bytes_max, empty, 1, count_max)
     }
 
     pub(crate) fn on_accepted(
@@ -153,8 +195,9 @@ impl Replica {
         ballot: crate::types::Ballot,
         slots: &[Slot],
     ) {
+        let other_ballot = planted!(self, CountVotesFromOtherBallots);
         let Some(l) = self.primacy.as_mut() else { return };
-        if l.ballot != ballot {
+        if l.ballot != ballot && !(other_ballot && ballot.owner() == self.id) {
             self.counters.dropped += 1;
             return;
         }
@@ -272,21 +315,43 @@ impl Replica {
         }
     }
 
-    /// Accepts may be lost: resend in-flight slots a peer has not voted for.
+    /// Accepts may be lost: resend in-flight slots a peer has not voted for (one accept per
+    /// peer per heartbeat; the rest go with the next ones). Not with every heartbeat: a slot
+    /// waits twice as long after each resend (up to `election_ticks_min`), and a peer that
+    /// acknowledged a heartbeat sent after the slot received it (the transport delivers in
+    /// order) and is only writing it, so it gets it again only after `election_ticks_min` (in
+    /// case it was lost anyway, with a connection). So a maximal value on a slow disk is not
+    /// sent again and again while its first copy is still being written.
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
+        let (now, cap) = (self.now, u64::from(self.config.election_ticks_min));
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
+        let packer = self.accept_packer(ballot, self.commit, self.config.catchup_entries_max);
+        let mut resent = BTreeSet::new();
         for to in self.peers() {
+            let acked = l.acks.get(&to).map_or(0, |a| a.round);
+            let due = |f: &InFlight| {
+                now >= f.sent_at + f.resend_ticks
+                    && (acked <= f.sent_round || now >= f.sent_at + cap)
+            };
+            let mut packer = packer();
             let entries: Vec<SlotValue> = l
                 .inflight
                 .iter()
-                .filter(|(_, f)| !f.votes.contains(&to))
-                .take(self.config.catchup_entries_max)
+                .filter(|(_, f)| due(f) && !f.votes.contains(&to))
                 .map(|(s, _)| SlotValue { slot: *s, value: self.log[s].value.clone() })
+                .take_while(|e| packer.take(slot_value_len(e)))
                 .collect();
+            resent.extend(entries.iter().map(|e| e.slot));
             if !entries.is_empty() {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
             }
+        }
+        let l = self.primacy.as_mut().expect("primacy");
+        for slot in resent {
+            let f = l.inflight.get_mut(&slot).expect("resent from the in-flight slots");
+            f.resend_ticks = (f.resend_ticks * 2).min(cap);
+            (f.sent_at, f.sent_round) = (now, l.round);
         }
     }
 
@@ -323,9 +388,11 @@ impl Replica {
     /// acknowledging every round it sent).
     fn quorum_round(&self) -> u64 {
         let l = self.primacy.as_ref().expect("primacy");
-        let mut rounds: Vec<u64> = self
-            .membership
-            .voters
+        let counted: Vec<ReplicaId> = match planted!(self, LeaseCountsLearners) {
+            true => self.membership.replicas().collect(),
+            false => self.membership.voters.clone(),
+        };
+        let mut rounds: Vec<u64> = counted
             .iter()
             .map(|v| if *v == self.id { l.round } else { l.acks.get(v).map_or(0, |a| a.round) })
             .collect();
@@ -336,12 +403,17 @@ impl Replica {
     /// True while a majority's lease covers this tick.
     pub(crate) fn lease_valid(&self) -> bool {
         let l = self.primacy.as_ref().expect("primacy");
-        if l.transfer.is_some() {
+        if l.transfer.is_some() && !planted!(self, LeaseReadDuringTransfer) {
             return false;
         }
-        let round = self.quorum_round();
+        let round =
+            if planted!(self, LeaseFromNewestRound) { l.round } else { self.quorum_round() };
         let sent = l.round_sent.get(&round).copied();
-        sent.is_some_and(|t| self.now < t + u64::from(self.config.lease_ticks))
+        let lease = match planted!(self, LeaseIgnoresDrift) {
+            true => u64::from(self.config.election_ticks_min) - 1,
+            false => u64::from(self.config.lease_ticks),
+        };
+        sent.is_some_and(|t| self.now < t + lease)
     }
 
     pub(crate) fn on_read(&mut self, id: ReadId, mode: ReadMode, out: &mut Vec<Action>) {
@@ -357,7 +429,8 @@ impl Replica {
     }
 
     fn read_linearizable(&mut self, id: ReadId, out: &mut Vec<Action>) {
-        let transferring = self.primacy.as_ref().is_some_and(|l| l.transfer.is_some());
+        let transferring = self.primacy.as_ref().is_some_and(|l| l.transfer.is_some())
+            && !planted!(self, LeaseReadDuringTransfer);
         if self.primacy.is_none() || transferring {
             let primary = self.primary.filter(|p| *p != self.id);
             out.push(Action::ReadRefused { id, reason: Refusal::NotPrimary { primary } });
@@ -365,7 +438,10 @@ impl Replica {
         }
         let lease = self.lease_valid();
         let l = self.primacy.as_ref().expect("primacy");
-        let index = self.commit.max(l.recovery_slot);
+        let index = match planted!(self, ReadIndexIgnoresRecovery) {
+            true => self.commit,
+            false => self.commit.max(l.recovery_slot),
+        };
         let round = if lease { 0 } else { l.round + 1 };
         if !lease {
             self.send_heartbeats(out);
@@ -413,6 +489,7 @@ impl Replica {
         let l = self.primacy.as_mut().expect("primacy");
         l.transfer = Some(Transfer { target, deadline, sent: false });
         let queue = std::mem::take(&mut l.queue);
+        l.queued_bytes = 0;
         for q in queue {
             out.push(Action::Refuse {
                 id: q.id,
@@ -422,7 +499,7 @@ impl Replica {
         self.transfer_tick(out);
         ensure!(target != self.id, "a transfer to itself");
         if let Some(l) = &self.primacy {
-            ensure!(
+            ensure!(unless self, LeaseReadDuringTransfer,
                 l.queue.is_empty() && !self.lease_valid(),
                 "a transferring primary still serves"
             );
@@ -445,6 +522,10 @@ impl Replica {
             // The target did not take over. Resuming at this ballot would be unsafe: a
             // delayed transfer prepare may still break the leases granted to it. Relinquish,
             // and let an ordinary election (with fresh ballots and leases) follow.
+            if planted!(self, TransferTimeoutResumes) {
+                l.transfer = None;
+                return;
+            }
             return self.step_down(None, out);
         }
         let caught_up = l.acks.get(&t.target).is_some_and(|a| a.commit >= commit);
@@ -466,7 +547,9 @@ impl Replica {
         // One change in flight; a change still waiting for its learners may be replaced
         // (e.g. when a new replica never came up). A primary handing over primacy proposes
         // nothing more at its ballot (see `config_executed`).
-        if l.config_slot.is_some() || l.transfer.is_some() || m.voters.is_empty() {
+        let (voters, learners) = (m.voters.len(), m.learners.len());
+        let sized = (1..=VOTERS_MAX).contains(&voters) && learners <= LEARNERS_MAX;
+        if l.config_slot.is_some() || l.transfer.is_some() || !sized {
             return;
         }
         let promoted: Vec<ReplicaId> =

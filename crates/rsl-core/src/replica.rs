@@ -130,14 +130,38 @@ pub(crate) struct Held {
     pub(crate) body: Body,
 }
 
-/// What one acceptor reported in its promise.
+/// What one acceptor reported in its promise, assembled from its pages (one page, or a
+/// report in progress, has the same shape).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Report {
-    /// The acceptor's commit point: its entries at or below it are chosen values.
+    /// The acceptor's commit point when it sent the first page: its entries at or below it
+    /// are chosen values. Its commit point only grows and a chosen slot never changes, so
+    /// this holds for the later pages too (a later page's higher commit point would not hold
+    /// for the earlier pages, so it is not taken).
     pub(crate) commit: Slot,
     pub(crate) entries: Vec<LogEntry>,
     pub(crate) unknown: Vec<UnknownValue>,
-    pub(crate) truncated: bool,
+    /// `Some(s)`: the report continues with a page after slot `s`.
+    pub(crate) more_after: Option<Slot>,
+    /// The acceptor no longer holds some entries the report needs (chosen ones it dropped):
+    /// the candidate catches up, then asks for the report again from its first page.
+    pub(crate) dropped: bool,
+}
+
+impl Report {
+    /// Every page arrived, and nothing was dropped: the report counts for phase 1.
+    pub(crate) fn complete(&self) -> bool {
+        self.more_after.is_none() && !self.dropped
+    }
+
+    /// Appends the next page (its slots all follow this report's).
+    pub(crate) fn extend(&mut self, page: Report) {
+        require!(!self.dropped && self.more_after.is_some(), "extending a finished report");
+        self.entries.extend(page.entries);
+        self.unknown.extend(page.unknown);
+        self.more_after = page.more_after;
+        self.dropped = page.dropped;
+    }
 }
 
 /// A candidate's state: first the pre-vote, then phase 1.
@@ -160,6 +184,15 @@ pub(crate) struct Election {
 pub(crate) struct InFlight {
     pub(crate) votes: BTreeSet<ReplicaId>,
     pub(crate) own_seq: u64,
+    /// The tick the slot was last sent (or resent).
+    pub(crate) sent_at: u64,
+    /// The heartbeat round current when it was last sent: a peer that acknowledged a later
+    /// round received it (the transport delivers in order), so only its vote is missing.
+    pub(crate) sent_round: u64,
+    /// The wait before a resend: it doubles with each resend, up to `election_ticks_min`.
+    pub(crate) resend_ticks: u64,
+    /// The value's encoded size (for `pipeline_bytes_max`).
+    pub(crate) bytes: usize,
 }
 
 /// A proposal waiting for a slot.
@@ -223,6 +256,8 @@ pub(crate) struct Primacy {
     pub(crate) recovered: bool,
     pub(crate) inflight: BTreeMap<Slot, InFlight>,
     pub(crate) queue: VecDeque<Queued>,
+    /// Payload bytes in `queue`.
+    pub(crate) queued_bytes: usize,
     /// New slots of this step, sent to every peer in one accept at the end of the step.
     pub(crate) outbox: Vec<Slot>,
     /// The slot of a configuration change not yet executed (nothing is proposed after it).
@@ -286,6 +321,11 @@ pub struct Replica {
     pub(crate) now: u64,
     pub(crate) last_contact: u64,
     pub(crate) election_deadline: u64,
+    /// How many times in a row this replica's candidacy ran out of time (at most
+    /// `ELECTION_BACKOFF_MAX`): each doubles the next election timeout, so that a phase 1
+    /// whose promises carry large values, slower to move than one timeout, completes in the
+    /// end instead of starting over forever. Back to 0 once a primary is followed or won.
+    pub(crate) election_backoff: u32,
     pub(crate) rng: Rng,
     pub(crate) election: Option<Election>,
     pub(crate) primacy: Option<Primacy>,
@@ -296,6 +336,9 @@ pub struct Replica {
     pub(crate) catchup_sent: Option<u64>,
     /// The tick this replica last probed its peers for their commit point (`probe_tick`).
     pub(crate) probe_sent: u64,
+    /// A peer whose last catch-up reply brought none of the slots asked for (it may be
+    /// unable to read them back): the next requests go to another peer until one helps.
+    pub(crate) catchup_avoid: Option<ReplicaId>,
     pub(crate) loads: BTreeMap<u64, ReplicaId>,
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
@@ -387,6 +430,7 @@ impl Replica {
             // as if it just heard a primary, refusing other candidates for a timeout.
             last_contact: 0,
             election_deadline: deadline,
+            election_backoff: 0,
             rng,
             election: None,
             primacy: None,
@@ -394,6 +438,7 @@ impl Replica {
             reads: VecDeque::new(),
             catchup_sent: None,
             probe_sent: 0,
+            catchup_avoid: None,
             loads: BTreeMap::new(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,
@@ -491,12 +536,12 @@ impl Replica {
             Body::PreVoteReply { ballot, granted } => {
                 self.on_prevote_reply(from, ballot, granted, out)
             }
-            Body::Prepare { ballot, commit, transfer } => {
-                self.on_prepare(from, ballot, commit, transfer, out)
+            Body::Prepare { ballot, after, transfer } => {
+                self.on_prepare(from, ballot, after, transfer, out)
             }
-            Body::Promise { ballot, commit, entries, unknown, truncated } => {
-                let report = Report { commit, entries, unknown, truncated };
-                self.on_promise(from, ballot, commit, report, out)
+            Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped } => {
+                let page = Report { commit, entries, unknown, more_after, dropped };
+                self.on_promise(from, ballot, after, page, out)
             }
             Body::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
             Body::Accept { ballot, commit, entries } => {
@@ -589,11 +634,11 @@ impl Replica {
         ensure!(self.held.iter().all(|h| h.seq > self.durable), "a durable message still held");
     }
 
-    /// A fresh random election deadline.
+    /// A fresh random election deadline, stretched by the election backoff.
     pub(crate) fn reset_election_timer(&mut self) {
         let min = u64::from(self.config.election_ticks_min);
         let max = u64::from(self.config.election_ticks_max);
-        self.election_deadline = self.now + self.rng.range(min, max);
+        self.election_deadline = self.now + (self.rng.range(min, max) << self.election_backoff);
     }
 
     /// The role of a replica that is not primary nor candidate.
@@ -740,6 +785,10 @@ impl Replica {
             );
             invariant!(self.primary == Some(self.id), "primary does not name itself");
             invariant!(l.queue.len() <= self.config.proposals_queued_max, "queue over its limit");
+            invariant!(
+                l.queued_bytes == l.queue.iter().map(|q| q.payload.len()).sum::<usize>(),
+                "the queue's byte count is off"
+            );
         }
         if let Some(e) = &self.election {
             invariant!(e.ballot.owner() == self.id, "candidate ballot not owned");
@@ -769,12 +818,21 @@ fn well_formed(msg: &Message) -> bool {
     match &msg.body {
         Body::PreVote { ballot, .. } | Body::StartElection { ballot } => own(ballot),
         Body::Rebuilt { ballot, .. } => own(ballot),
-        Body::Prepare { ballot, .. } | Body::Heartbeat { ballot, .. } => own(ballot),
+        Body::Prepare { ballot, after, .. } => own(ballot) && *after < Slot(u64::MAX),
+        Body::Heartbeat { ballot, .. } => own(ballot),
         Body::Accept { ballot, entries, .. } => {
             own(ballot) && ascending(entries.iter().map(|e| e.slot))
         }
-        Body::Promise { entries, unknown, .. } => {
-            ascending(entries.iter().map(|e| e.slot)) && unknown.iter().all(|u| u.slot > Slot::ZERO)
+        Body::Promise { after, entries, unknown, more_after, .. } => {
+            // A page covers the slots after `after`, up to `more_after` if more follow, so
+            // that pages join in slot order.
+            let within = |s: Slot| s > *after && more_after.is_none_or(|m| s <= m);
+            *after < Slot(u64::MAX)
+                && more_after.is_none_or(|m| m > *after)
+                && ascending(entries.iter().map(|e| e.slot))
+                && ascending(unknown.iter().map(|u| u.slot))
+                && entries.iter().all(|e| within(e.slot))
+                && unknown.iter().all(|u| within(u.slot))
         }
         Body::CatchupReply { entries, .. } => ascending(entries.iter().map(|e| e.slot)),
         _ => true,

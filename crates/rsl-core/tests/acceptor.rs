@@ -81,7 +81,7 @@ fn a_promise_waits_for_its_write_and_reports_accepted_entries() {
     for _ in 0..100 {
         step(&mut r, Input::Tick);
     }
-    let prepare = Body::Prepare { ballot: b(2, 3), commit: Slot(1), transfer: None };
+    let prepare = Body::Prepare { ballot: b(2, 3), after: Slot(1), transfer: None };
     let out = step(&mut r, from(3, prepare));
     assert!(sent(&out).is_empty(), "promised before the promise was durable");
     let seq = last_seq(&out).unwrap();
@@ -92,7 +92,9 @@ fn a_promise_waits_for_its_write_and_reports_accepted_entries() {
         commit: Slot::ZERO,
         entries,
         unknown: vec![],
-        truncated: false,
+        after: Slot(1),
+        more_after: None,
+        dropped: false,
     };
     assert_eq!(sent(&out), vec![expected]);
 }
@@ -105,10 +107,8 @@ fn a_live_primary_keeps_its_acceptors() {
     for _ in 0..5 {
         step(&mut r, Input::Tick);
     }
-    let out = step(
-        &mut r,
-        from(3, Body::Prepare { ballot: b(9, 3), commit: Slot::ZERO, transfer: None }),
-    );
+    let out =
+        step(&mut r, from(3, Body::Prepare { ballot: b(9, 3), after: Slot::ZERO, transfer: None }));
     assert!(sent(&out).is_empty() && last_seq(&out).is_none(), "a live primary was deposed");
     assert_eq!(r.status().promised, b(1, 2));
     assert_eq!(r.status().counters.sticky_refusals, 1);
@@ -120,7 +120,7 @@ fn a_live_primary_keeps_its_acceptors() {
 fn a_transfer_prepare_passes_the_lease() {
     let mut r = acceptor();
     step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot::ZERO, round: 1 }));
-    let prepare = Body::Prepare { ballot: b(2, 3), commit: Slot::ZERO, transfer: Some(b(1, 2)) };
+    let prepare = Body::Prepare { ballot: b(2, 3), after: Slot::ZERO, transfer: Some(b(1, 2)) };
     step(&mut r, from(3, prepare));
     assert_eq!(r.status().promised, b(2, 3));
 }
@@ -133,10 +133,8 @@ fn a_corrupt_slot_is_reported_unknown() {
     for _ in 0..100 {
         step(&mut r, Input::Tick);
     }
-    let out = step(
-        &mut r,
-        from(3, Body::Prepare { ballot: b(7, 3), commit: Slot::ZERO, transfer: None }),
-    );
+    let out =
+        step(&mut r, from(3, Body::Prepare { ballot: b(7, 3), after: Slot::ZERO, transfer: None }));
     let seq = last_seq(&out).unwrap();
     let out = step(&mut r, Input::Durable { seq });
     match &sent(&out)[..] {
@@ -265,7 +263,7 @@ fn input_of(op: &Op, disk: &Disk) -> Vec<Input> {
     match op {
         Op::Prepare { peer, round, commit } => {
             let body =
-                Body::Prepare { ballot: b(*round, *peer), commit: Slot(*commit), transfer: None };
+                Body::Prepare { ballot: b(*round, *peer), after: Slot(*commit), transfer: None };
             vec![from(*peer, body)]
         }
         Op::Accept { peer, round, commit, slots } => {

@@ -106,7 +106,7 @@ fn wiped_replica_votes() {
             out = step(&mut r, Input::Durable { seq: last_seq(&out) });
         }
     }
-    let prepare = Body::Prepare { ballot: b(1000, 2), commit: Slot::ZERO, transfer: None };
+    let prepare = Body::Prepare { ballot: b(1000, 2), after: Slot::ZERO, transfer: None };
     let out = step(&mut r, from(2, prepare));
     let out = step(&mut r, Input::Durable { seq: last_seq(&out) });
     let promised = sent(&out).iter().any(|m| matches!(m, Body::Promise { .. }));
@@ -146,8 +146,15 @@ fn elect(r: &mut Replica, entries: Vec<LogEntry>) -> (Vec<Body>, u64) {
     let out = step(r, from(2, Body::PreVoteReply { ballot: ballot.unwrap(), granted: true }));
     let ballot = r.status().promised;
     step(r, Input::Durable { seq: last_seq(&out) });
-    let promise =
-        Body::Promise { ballot, commit: Slot::ZERO, entries, unknown: vec![], truncated: false };
+    let promise = Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        entries,
+        unknown: vec![],
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
+    };
     let out = step(r, from(2, promise));
     (sent(&out), last_seq(&out))
 }

@@ -47,7 +47,7 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
     assert_eq!(writes(&out).first().map(|w| w.1.clone()), Some(Write::Rebuilding(true)));
     sync(&mut r, &out);
     assert!(r.status().rebuilding);
-    let prepare = Body::Prepare { ballot: b(5, 2), commit: Slot::ZERO, transfer: None };
+    let prepare = Body::Prepare { ballot: b(5, 2), after: Slot::ZERO, transfer: None };
     let out = step(&mut r, from(2, prepare));
     assert!(sent_to(&out).is_empty() && writes(&out).is_empty(), "answered a prepare: {out:?}");
     let accept = Body::Accept {
@@ -107,14 +107,14 @@ fn a_rebuilt_replica_promises_the_ballot_catches_up_to_the_tail_then_votes() {
     assert_eq!(w.last(), Some(&Write::Rebuilding(false)), "{w:?}");
     assert!(w.contains(&Write::Commit(Slot(2))));
     assert!(r.status().rebuilding, "rebuilt before the clearing write is durable");
-    let prepare = Body::Prepare { ballot: b(5, 3), commit: Slot(2), transfer: None };
+    let prepare = Body::Prepare { ballot: b(5, 3), after: Slot(2), transfer: None };
     assert!(sent_to(&step(&mut r, from(3, prepare.clone()))).is_empty());
     sync(&mut r, &out);
     assert!(!r.status().rebuilding);
     assert!(r.status().promised >= b(4, 2));
     // An acceptor again (stickiness aside: the prepare comes from the primary it follows).
     step(&mut r, from(2, Body::Heartbeat { ballot: b(4, 2), commit: Slot(2), round: 1 }));
-    let prepare = Body::Prepare { ballot: b(5, 2), commit: Slot(2), transfer: None };
+    let prepare = Body::Prepare { ballot: b(5, 2), after: Slot(2), transfer: None };
     let out = step(&mut r, from(2, prepare));
     let out = sync(&mut r, &out);
     assert!(sent_to(&out).iter().any(|(_, m)| matches!(m, Body::Promise { .. })), "{out:?}");
@@ -136,7 +136,9 @@ fn elect(r: &mut Replica) -> Ballot {
                 commit: Slot::ZERO,
                 entries: Vec::new(),
                 unknown: Vec::new(),
-                truncated: false,
+                after: Slot::ZERO,
+                more_after: None,
+                dropped: false,
             };
             let out = step(r, from(2, promise));
             sync(r, &out);
@@ -165,7 +167,9 @@ fn a_primary_answers_a_rebuild_with_a_fresh_phase_1_and_repeats_its_answer() {
         commit: Slot::ZERO,
         entries: vec![LogEntry { slot: Slot(3), ballot: first, value: batch(3) }],
         unknown: Vec::new(),
-        truncated: false,
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
     };
     let out = step(&mut r, from(2, promise));
     let answer = Body::Rebuilt { nonce: 7, ballot: fresh, through: Slot(3) };
@@ -217,7 +221,9 @@ fn phase_1_prefers_a_value_reported_chosen_over_a_higher_ballot() {
         commit: Slot(1),
         entries: vec![LogEntry { slot: Slot(1), ballot: b(1, 2), value: batch(1) }],
         unknown: Vec::new(),
-        truncated: false,
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
     };
     let out = step(&mut r, from(2, promise));
     let proposed: Vec<Write> = writes(&out).into_iter().map(|w| w.1).collect();

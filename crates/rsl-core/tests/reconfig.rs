@@ -43,7 +43,9 @@ fn elect(r: &mut Replica, entries: Vec<LogEntry>) -> (Ballot, Vec<Action>) {
                 commit: Slot::ZERO,
                 entries,
                 unknown: Vec::new(),
-                truncated: false,
+                after: Slot::ZERO,
+                more_after: None,
+                dropped: false,
             };
             let out = step(r, from(2, promise));
             all.extend(sync(r, out));

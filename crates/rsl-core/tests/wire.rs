@@ -56,24 +56,22 @@ fn body() -> impl Strategy<Value = Body> {
         (ballot(), any::<bool>())
             .prop_map(|(ballot, granted)| Body::PreVoteReply { ballot, granted }),
         (ballot(), slot(), prop::option::of(ballot()))
-            .prop_map(|(ballot, commit, transfer)| Body::Prepare { ballot, commit, transfer }),
+            .prop_map(|(ballot, after, transfer)| Body::Prepare { ballot, after, transfer }),
         (
-            ballot(),
-            slot(),
+            (ballot(), slot(), slot()),
             prop::collection::vec(entry(), 0..4),
             prop::collection::vec(
                 (slot(), ballot()).prop_map(|(slot, ballot)| UnknownValue { slot, ballot }),
                 0..3
             ),
+            prop::option::of(slot()),
             any::<bool>()
         )
-            .prop_map(|(ballot, commit, entries, unknown, truncated)| Body::Promise {
-                ballot,
-                commit,
-                entries,
-                unknown,
-                truncated
-            }),
+            .prop_map(
+                |((ballot, commit, after), entries, unknown, more_after, dropped)| {
+                    Body::Promise { ballot, commit, after, entries, unknown, more_after, dropped }
+                }
+            ),
         (ballot(), ballot()).prop_map(|(ballot, promised)| Body::Nack { ballot, promised }),
         (
             ballot(),
@@ -122,6 +120,15 @@ proptest! {
     fn every_message_round_trips(msg in message()) {
         let bytes = msg.encode();
         prop_assert_eq!(Message::decode(&bytes), Ok(msg));
+    }
+
+    #[test]
+    fn shared_decoding_and_prefixed_encoding_agree(msg in message(), prefix in prop::collection::vec(any::<u8>(), 0..3)) {
+        let bytes = Bytes::from(msg.encode());
+        prop_assert_eq!(Message::decode_shared(&bytes), Ok(msg.clone()));
+        let prefixed = msg.encode_after(&prefix);
+        prop_assert_eq!(&prefixed[..prefix.len()], &prefix[..]);
+        prop_assert_eq!(&prefixed[prefix.len()..], &bytes[..]);
     }
 
     #[test]
@@ -221,4 +228,24 @@ fn a_membership_without_info_keeps_its_old_encoding_and_one_with_info_round_trip
     let at = bad.windows(4).position(|w| w == b"10.0").unwrap();
     bad[at] = 0xff;
     assert_eq!(rsl_core::message::decode_value(&bad), Err(DecodeError::Utf8));
+}
+
+/// Shared decoding slices a request's payload out of the received buffer: no copy.
+#[test]
+fn a_shared_decode_does_not_copy_payloads() {
+    let request = Request {
+        id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 },
+        payload: Bytes::from(vec![3u8; 1 << 20]),
+    };
+    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request]) }];
+    let body =
+        Body::Accept { ballot: Ballot { round: 1, replica: 1 }, commit: Slot::ZERO, entries };
+    let bytes = Bytes::from(Message { from: ReplicaId(1), to: ReplicaId(2), body }.encode());
+    let Ok(Message { body: Body::Accept { entries, .. }, .. }) = Message::decode_shared(&bytes)
+    else {
+        panic!("an accept")
+    };
+    let Value::Batch(requests) = &entries[0].value else { panic!("a batch") };
+    let inside = bytes.as_ptr_range();
+    assert!(inside.contains(&requests[0].payload.as_ptr()), "the payload was copied");
 }

@@ -57,6 +57,15 @@ pub enum EngineError {
     /// The engine dropped the request without answering; its outcome is unknown.
     #[error("the engine dropped the request")]
     Dropped,
+    /// The request is larger than the engine replicates (`request_bytes_max`): its keys and
+    /// values do not fit one request. It was refused before reaching the log.
+    #[error("request of {size} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// The encoded request's size.
+        size: usize,
+        /// The engine's `request_bytes_max`.
+        max: usize,
+    },
     /// Any other failure, described.
     #[error("internal error: {0}")]
     Internal(String),
@@ -76,6 +85,10 @@ impl EngineError {
             EngineError::ShuttingDown => Reply::error("ERR shutting down"),
             EngineError::Timeout => Reply::error("TRYAGAIN timed out, the outcome is unknown"),
             EngineError::Dropped => Reply::error("ERR request dropped, the outcome is unknown"),
+            EngineError::TooLarge { size, max } => Reply::error(format!(
+                "ERR key or value too large: the request takes {size} bytes, above the maximum \
+                 of {max} (request_bytes_max)"
+            )),
             EngineError::Internal(text) => Reply::error(format!("ERR internal error: {text}")),
         }
     }
@@ -93,6 +106,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Serves a read request against local state and resolves to the reply bytes. The
     /// consistency (linearizable, or any replica) is the engine's choice.
     fn read(&self, request: Bytes) -> EngineReply;
+
+    /// The largest encoded request the engine replicates or serves, in bytes; the server
+    /// refuses a larger one with [`EngineError::TooLarge`] before handing it over.
+    fn request_bytes_max(&self) -> usize {
+        crate::limits::REQUEST_BYTES_MAX
+    }
 
     /// Whether this replica is the primary, for INFO's `role` field.
     fn is_primary(&self) -> bool {

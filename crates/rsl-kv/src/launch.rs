@@ -52,7 +52,8 @@ pub struct ClusterOptions {
     pub requirepass: Option<String>,
     /// Extra TOML appended to every replica's `[consensus]` table (`key = value` lines).
     pub consensus: String,
-    /// Extra TOML appended to every replica's `[storage]` table (`key = value` lines).
+    /// Extra TOML appended to every replica's `[storage]` table (`key = value` lines), such
+    /// as a small `checkpoint_interval_slots` and `log_kept_slots`.
     pub storage: String,
     /// Whether the log is made durable with fdatasync.
     pub fsync: bool,

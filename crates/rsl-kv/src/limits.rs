@@ -1,11 +1,27 @@
 //! Every limit of rsl-kv, in one place.
 //!
 //! Each limit is named `*_max` (or `*_min`) with its unit last. The relations between them are
-//! checked at compile time below, so that changing one cannot silently break another: a value
-//! that the protocol parser accepts must also fit in a request and in a checkpoint record.
+//! checked at compile time below, so that changing one cannot silently break another: every
+//! request the server hands to the engine fits what the engine replicates (one rsl request),
+//! no field of such a request exceeds its own limit, and the parser takes a bulk larger than
+//! any request, so that a too-large write is answered with an error naming the limit rather
+//! than closing the connection. docs/limits.md has the table of every limit in the system.
+
+/// The largest encoded request the server hands to the engine, in bytes: rsl's default
+/// `consensus.request_bytes_max` (16 MiB). A write carries its keys and values in one request,
+/// so a SET's value is at most this less its key and [`SET_FRAMING_BYTES`]; a larger one is
+/// answered `-ERR key or value too large ...` (the engine may configure a lower limit).
+pub const REQUEST_BYTES_MAX: usize = rsl::REQUEST_BYTES_MAX_DEFAULT;
+
+/// Bytes a `SET key value` without options adds to its key and value in its request: the
+/// format version, the kind, the stamp, the protocol, the argument count, the three argument
+/// lengths and the command name (`request.rs`; a test there pins this to the encoder).
+pub const SET_FRAMING_BYTES: usize = 1 + 1 + 8 + 1 + 4 + 3 * 4 + b"SET".len();
 
 /// The largest bulk string a client may send, in bytes (Redis's `proto-max-bulk-len` is
-/// 512 MiB; we keep it lower because a request is replicated to every replica).
+/// 512 MiB; we keep it lower because a request is replicated to every replica). Above
+/// [`REQUEST_BYTES_MAX`], so that a write too large to replicate is parsed and refused with an
+/// error naming the limit; a larger bulk is a protocol error that closes the connection.
 pub const BULK_BYTES_MAX: usize = 64 << 20;
 
 /// The most elements a client request array may have.
@@ -21,14 +37,12 @@ pub const HEADER_BYTES_MAX: usize = 32;
 /// tests; requests are flat).
 pub const REPLY_DEPTH_MAX: usize = 32;
 
-/// The longest key, in bytes.
-pub const KEY_BYTES_MAX: usize = BULK_BYTES_MAX;
+/// The longest key, in bytes (one request carries it).
+pub const KEY_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 
-/// The longest value, in bytes, including one grown by APPEND.
-pub const VALUE_BYTES_MAX: usize = BULK_BYTES_MAX;
-
-/// The largest encoded request handed to the engine, in bytes.
-pub const REQUEST_BYTES_MAX: usize = 2 * BULK_BYTES_MAX + 4096;
+/// The longest value, in bytes, including one grown by APPEND (one SET carries at most
+/// `REQUEST_BYTES_MAX - SET_FRAMING_BYTES` less its key; APPEND grows a value up to this).
+pub const VALUE_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 
 /// The most replies one connection may have outstanding (pipelined commands submitted but not
 /// yet written back). When reached, the connection stops reading until replies drain.
@@ -106,7 +120,11 @@ const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
 const _: () = assert!(DEPOSED_REPLY_WAIT_MS_MAX < FORWARD_REPLY_WAIT_MS_MAX);
 const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
-const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX);
+// A request within the limit has no key or value over its own limit, so the server's check of
+// the request's size is the only size check a write needs before it is encoded.
+const _: () = assert!(REQUEST_BYTES_MAX <= KEY_BYTES_MAX && REQUEST_BYTES_MAX <= VALUE_BYTES_MAX);
+const _: () = assert!(BULK_BYTES_MAX > REQUEST_BYTES_MAX);
+const _: () = assert!(FORWARD_BYTES_MAX >= REQUEST_BYTES_MAX);
 const _: () = assert!(KEY_BYTES_MAX <= u32::MAX as usize && VALUE_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(ARRAY_LEN_MAX <= u32::MAX as usize);
 const _: () = assert!(PIPELINE_DEPTH_MAX >= 1 && CLIENTS_MAX >= 1);

@@ -185,6 +185,10 @@ impl Engine for ReplicatedEngine {
         self.inner.is_primary()
     }
 
+    fn request_bytes_max(&self) -> usize {
+        self.inner.node.request_bytes_max()
+    }
+
     fn hub(&self) -> Option<Hub> {
         Some(self.inner.hub.clone())
     }
@@ -305,6 +309,10 @@ impl Inner {
             ReplicateError::NotPrimary { primary, .. }
             | ReplicateError::Superseded { primary, .. } => Attempt::Retry { hint: primary },
             ReplicateError::Overloaded => Attempt::Done(Err(EngineError::Overloaded)),
+            // Too large for the engine's request_bytes_max: the client's error names it.
+            ReplicateError::TooLarge { size, max } => {
+                Attempt::Done(Err(EngineError::TooLarge { size, max }))
+            }
             other => Attempt::Done(Ok(error_bytes(refusal_text(self.id, kind, &other)))),
         }
     }

@@ -313,3 +313,24 @@ impl Reader<'_> {
         Ok(args)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `limits::SET_FRAMING_BYTES` is what the encoder adds to a SET's key and value, so the
+    /// largest value the limits promise is exactly the largest one a request carries.
+    #[test]
+    fn set_framing_is_what_the_encoder_adds() {
+        for (key, value) in [(&b"k"[..], &b""[..]), (b"some-key", b"a value of some length")] {
+            let args = vec![
+                Bytes::from_static(b"SET"),
+                Bytes::copy_from_slice(key),
+                value.to_vec().into(),
+            ];
+            let request = Request::command(u64::MAX, Proto::Resp3, args);
+            let framing = request.encode().len() - key.len() - value.len();
+            assert_eq!(framing, limits::SET_FRAMING_BYTES);
+        }
+    }
+}

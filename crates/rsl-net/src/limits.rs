@@ -9,8 +9,11 @@ use std::time::Duration;
 pub const FRAME_HEADER_BYTES: usize = 9;
 
 /// The largest payload one frame may carry. A peer that announces more is hostile or broken:
-/// the connection is closed before any of the payload is buffered.
-pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// the connection is closed before any of the payload is buffered. Its size: the engine's
+/// largest request (16 MiB) plus 64 KiB for the framing of the message that carries it; the
+/// engine sets its message limit to this, and `rsl` asserts that its default request limit
+/// and message framing fit (docs/limits.md). The transport itself knows nothing of requests.
+pub const FRAME_PAYLOAD_BYTES_MAX: usize = (16 << 20) + (64 << 10);
 
 /// The largest frame on the wire, header included.
 pub const FRAME_BYTES_MAX: usize = FRAME_HEADER_BYTES + FRAME_PAYLOAD_BYTES_MAX;

@@ -308,3 +308,25 @@ async fn peers_added_and_dropped_at_run_time() {
     assert!(nodes[0].0.set_peers(&addrs).is_err());
     assert_eq!(nodes[0].0.peers(), peers);
 }
+
+/// The frame limit at its edge: a payload of exactly `FRAME_PAYLOAD_BYTES_MAX` bytes arrives
+/// whole; one byte more is refused at `send` (never queued), and the connection goes on
+/// delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_at_the_frame_maximum_arrives_and_one_byte_more_is_refused() {
+    let (mut nodes, _) = start_cluster(&[1, 2], None);
+    let (two, mut rx) = nodes.pop().unwrap();
+    let (one, _) = nodes.pop().unwrap();
+    let max: Vec<u8> = (0..FRAME_PAYLOAD_BYTES_MAX).map(|i| (i % 251) as u8).collect();
+    one.send(2, Bytes::from(max.clone())).unwrap();
+    let above = Bytes::from(vec![0u8; FRAME_PAYLOAD_BYTES_MAX + 1]);
+    let refused = SendError::PayloadTooLarge { bytes: FRAME_PAYLOAD_BYTES_MAX + 1 };
+    assert_eq!(one.send(2, above), Err(refused));
+    one.send(2, Bytes::from_static(b"after")).unwrap();
+    let incoming = recv(&mut rx).await;
+    assert_eq!(incoming.from, 1);
+    assert!(incoming.payload[..] == max[..], "the maximal payload arrived intact");
+    assert_eq!(recv(&mut rx).await.payload, Bytes::from_static(b"after"));
+    assert_eq!(two.stats().rejected_frames, 0);
+    assert_eq!(one.stats().frames_sent, 2, "the refused payload never went out");
+}

@@ -8,7 +8,7 @@ use rsl_core::bugs::Bug;
 /// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
 /// this list cannot fall behind.
 #[cfg(feature = "planted-bugs")]
-pub const ALL: [Bug; 7] = [
+pub const ALL: [Bug; 27] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
@@ -16,6 +16,26 @@ pub const ALL: [Bug; 7] = [
     Bug::CommitOnMinority,
     Bug::ExecuteOutOfOrder,
     Bug::WipedReplicaVotes,
+    Bug::LeaseFromNewestRound,
+    Bug::LeaseIgnoresDrift,
+    Bug::ShortStickiness,
+    Bug::TransferTimeoutResumes,
+    Bug::LeaseReadDuringTransfer,
+    Bug::LeaseCountsLearners,
+    Bug::Phase1BeforeOwnPromiseDurable,
+    Bug::PromiseNotPersisted,
+    Bug::CountVotesFromOtherBallots,
+    Bug::SameValueNotRewritten,
+    Bug::LearnCommitAtAnyBallot,
+    Bug::EvenQuorumIsHalf,
+    Bug::CountLearnerVotes,
+    Bug::InstallMovesExecutedBack,
+    Bug::InstalledOutcomeSuperseded,
+    Bug::Phase1PicksLowestBallot,
+    Bug::Phase1IgnoresUnknown,
+    Bug::TruncatedPromiseCounts,
+    Bug::ReadIndexIgnoresRecovery,
+    Bug::AcceptsNotSplitByBytes,
 ];
 
 #[cfg(feature = "planted-bugs")]
@@ -28,7 +48,27 @@ fn exhaustive(bug: Bug) {
         | Bug::SendBeforePersist
         | Bug::CommitOnMinority
         | Bug::ExecuteOutOfOrder
-        | Bug::WipedReplicaVotes => {}
+        | Bug::WipedReplicaVotes
+        | Bug::LeaseFromNewestRound
+        | Bug::LeaseIgnoresDrift
+        | Bug::ShortStickiness
+        | Bug::TransferTimeoutResumes
+        | Bug::LeaseReadDuringTransfer
+        | Bug::LeaseCountsLearners
+        | Bug::Phase1BeforeOwnPromiseDurable
+        | Bug::PromiseNotPersisted
+        | Bug::CountVotesFromOtherBallots
+        | Bug::SameValueNotRewritten
+        | Bug::LearnCommitAtAnyBallot
+        | Bug::EvenQuorumIsHalf
+        | Bug::CountLearnerVotes
+        | Bug::InstallMovesExecutedBack
+        | Bug::InstalledOutcomeSuperseded
+        | Bug::Phase1PicksLowestBallot
+        | Bug::Phase1IgnoresUnknown
+        | Bug::TruncatedPromiseCounts
+        | Bug::ReadIndexIgnoresRecovery
+        | Bug::AcceptsNotSplitByBytes => {}
     }
 }
 
@@ -60,11 +100,19 @@ pub enum StorageBug {
     /// checksums it again) instead of discarding it as a torn tail: a value nobody proposed
     /// at that ballot. Planted in `SegmentLog` recovery (feature `planted-bugs`).
     KeepTornWrite,
+    /// The host labels a checkpoint of the state after slot `s` as the state after `s - 1`
+    /// (a replica that loads it executes slot `s` twice). Planted in the simulator's host;
+    /// no feature needed.
+    CheckpointSlotOffByOne,
 }
 
 impl StorageBug {
-    pub const ALL: [StorageBug; 3] =
-        [StorageBug::AckBeforeSync, StorageBug::TruncateAtCorruption, StorageBug::KeepTornWrite];
+    pub const ALL: [StorageBug; 4] = [
+        StorageBug::AckBeforeSync,
+        StorageBug::TruncateAtCorruption,
+        StorageBug::KeepTornWrite,
+        StorageBug::CheckpointSlotOffByOne,
+    ];
 
     pub fn name(self) -> String {
         format!("{self:?}")
@@ -77,14 +125,15 @@ impl StorageBug {
 
     /// Whether this build can plant it (the recovery bugs need the `planted-bugs` feature).
     pub fn available(self) -> bool {
-        self == StorageBug::AckBeforeSync || cfg!(feature = "planted-bugs")
+        matches!(self, StorageBug::AckBeforeSync | StorageBug::CheckpointSlotOffByOne)
+            || cfg!(feature = "planted-bugs")
     }
 
     #[cfg(feature = "planted-bugs")]
     pub(crate) fn in_recovery(bug: Option<StorageBug>) -> Option<rsl_storage::bugs::PlantedBug> {
         use rsl_storage::bugs::PlantedBug;
         match bug? {
-            StorageBug::AckBeforeSync => None,
+            StorageBug::AckBeforeSync | StorageBug::CheckpointSlotOffByOne => None,
             StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),
             StorageBug::KeepTornWrite => Some(PlantedBug::KeepTornWrite),
         }

@@ -39,9 +39,23 @@ pub enum Check {
     Contract,
     /// The core panicked (an assertion or invariant), or the simulator did.
     Panic,
+    /// A primary served a read under a lease nothing justified (`crate::cause`).
+    Lease,
+    /// A replica loaded or installed a checkpoint that is not the state of the chosen log at
+    /// its slot.
+    Checkpoint,
+    /// A replica became primary without a quorum of durable promises of its ballot.
+    Promises,
+    /// A primary executed a slot it proposed without a quorum of the governing voters having
+    /// durably accepted it at its ballot.
+    Votes,
     /// The storage broke its contract: recovery lost or changed an acknowledged record or
     /// the promise (checked against the simulator's shadow of what was acknowledged).
     Storage,
+    /// A size limit broke: a message sent above `message_bytes_max` (or not the size the
+    /// encoder measures), a request within `request_bytes_max` refused as too large, or one
+    /// above it executed.
+    Limits,
 }
 
 /// A failed check, with when and why.
@@ -132,8 +146,15 @@ pub struct Checker {
     requests: BTreeMap<RequestId, Slot>,
     /// Acknowledged writes and their slot.
     acked: Vec<(RequestId, Slot)>,
+    /// Requests refused as definitely not executed, and why.
+    refused: BTreeMap<RequestId, String>,
+    /// Per replica: the highest checkpoint it loaded or installed (it holds every slot up
+    /// to it without having executed them in this incarnation).
+    checkpoints: BTreeMap<ReplicaId, Slot>,
     pub failure: Option<Failure>,
     pub tick: u64,
+    /// Learners the executed configurations made voters.
+    pub promotions: u64,
     /// Whether the durable-commit check runs (turned off only to show which end-to-end
     /// checker catches a planted bug without it).
     pub durable_commit: bool,
@@ -151,8 +172,11 @@ impl Checker {
             logs: BTreeMap::new(),
             requests: BTreeMap::new(),
             acked: Vec::new(),
+            refused: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
             failure: None,
             tick: 0,
+            promotions: 0,
             durable_commit: true,
         }
     }
@@ -186,6 +210,14 @@ impl Checker {
     /// A replica restarted: its execution starts again from slot 1.
     pub fn restarted(&mut self, replica: ReplicaId) {
         self.progress.insert(replica, Slot::ZERO);
+    }
+
+    /// A replica loaded or installed a checkpoint of the state after `slot`: its execution
+    /// continues after it.
+    pub fn checkpoint(&mut self, replica: ReplicaId, slot: Slot) {
+        self.progress.insert(replica, slot);
+        let c = self.checkpoints.entry(replica).or_insert(Slot::ZERO);
+        *c = (*c).max(slot);
     }
 
     /// The membership that governs `slot` (the last configuration executed before it).
@@ -256,6 +288,44 @@ impl Checker {
         }
     }
 
+    /// `replica`, a primary, executes `slot`, which it proposed itself at `ballots` (its own
+    /// ballots, this incarnation) and could not have learned chosen from a peer: it counted
+    /// the votes itself, so at one of those ballots a quorum of the voters governing the slot
+    /// must have durably accepted `value`. An acceptor that already knew the slot chosen
+    /// votes for the same value without writing again (`vouched`): its vote counts only if
+    /// `value` is indeed chosen (a durable majority accepted it at some ballot).
+    pub fn counted(
+        &mut self,
+        replica: ReplicaId,
+        slot: Slot,
+        ballots: &[Ballot],
+        value: &Value,
+        vouched: impl Fn(ReplicaId, Ballot) -> bool,
+    ) {
+        let m = self.membership_for(slot).clone();
+        let digest = value_digest(value);
+        let chosen = self.chosen.get(&slot).is_some_and(|(d, _)| *d == digest);
+        let votes_at = |ballot: Ballot| -> Vec<ReplicaId> {
+            let durable = |r: &ReplicaId| {
+                (self.votes.get(&(slot, ballot)))
+                    .is_some_and(|v| v.digest == digest && v.voters.contains(r))
+            };
+            (m.voters.iter())
+                .filter(|r| durable(r) || (chosen && vouched(**r, ballot)))
+                .copied()
+                .collect()
+        };
+        let best = ballots.iter().map(|b| (*b, votes_at(*b))).max_by_key(|(_, v)| v.len());
+        let Some((ballot, voters)) = best else { return };
+        if voters.len() < m.quorum() {
+            let detail = format!(
+                "{replica:?} executed slot {} it proposed at {ballots:?} with durable votes at {ballot:?} only from {voters:?} of voters {:?}",
+                slot.0, m.voters
+            );
+            self.fail(Check::Votes, detail);
+        }
+    }
+
     /// `replica` executes `value` in `slot`.
     pub fn execute(&mut self, replica: ReplicaId, slot: Slot, value: &Value) {
         let last = self.progress.get(&replica).copied().unwrap_or(Slot::ZERO);
@@ -267,7 +337,12 @@ impl Checker {
         let digest = value_digest(value);
         self.check_agreement(replica, slot, digest, value);
         if let Value::Config(m) = value {
-            self.memberships.entry(slot).or_insert_with(|| m.clone());
+            if !self.memberships.contains_key(&slot) {
+                let before = self.membership_for(slot);
+                let promoted = m.voters.iter().filter(|v| before.learners.contains(v)).count();
+                self.promotions += promoted as u64;
+                self.memberships.insert(slot, m.clone());
+            }
         }
         self.judge_known();
         match self.chosen.get(&slot) {
@@ -320,6 +395,13 @@ impl Checker {
     fn record_requests(&mut self, slot: Slot, value: &Value) {
         let Value::Batch(requests) = value else { return };
         for request in requests {
+            if let Some(reason) = self.refused.get(&request.id) {
+                let detail = format!(
+                    "request {:?} executed in slot {} after its proposer refused it ({reason}: definitely not executed)",
+                    request.id, slot.0
+                );
+                self.fail(Check::Contract, detail);
+            }
             match self.requests.insert(request.id, slot) {
                 Some(other) if other != slot => {
                     let detail = format!(
@@ -333,6 +415,22 @@ impl Checker {
         }
     }
 
+    /// A replica refused a request it had taken with `reason`. Every refusal but
+    /// `OutcomeUnknown` says the request was definitely not executed, anywhere, ever.
+    pub fn refused(&mut self, id: RequestId, reason: &rsl_core::Refusal) {
+        if *reason == rsl_core::Refusal::OutcomeUnknown {
+            return;
+        }
+        if let Some(slot) = self.requests.get(&id) {
+            let detail = format!(
+                "{:?} refused request {id:?} ({reason:?}: definitely not executed) but it executed in slot {}",
+                id.proposer, slot.0
+            );
+            return self.fail(Check::Contract, detail);
+        }
+        self.refused.insert(id, format!("{reason:?}"));
+    }
+
     /// A write was acknowledged to its client, executed in `slot`.
     pub fn acked(&mut self, id: RequestId, slot: Slot) {
         self.acked.push((id, slot));
@@ -344,11 +442,11 @@ impl Checker {
         for i in 0..self.acked.len() {
             let (id, slot) = self.acked[i];
             let m = self.membership_for(slot.next()).clone();
-            let holders = self
-                .logs
-                .iter()
-                .filter(|(r, log)| m.is_voter(**r) && log.contains_key(&slot))
-                .count();
+            let holds = |r: &ReplicaId| {
+                self.logs.get(r).is_some_and(|log| log.contains_key(&slot))
+                    || self.checkpoints.get(r).is_some_and(|c| *c >= slot)
+            };
+            let holders = m.voters.iter().filter(|r| holds(r)).count();
             let in_slot = match self.executed.get(&slot) {
                 Some((_, Value::Batch(requests), _)) => requests.iter().any(|r| r.id == id),
                 _ => false,

@@ -28,10 +28,14 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use rsl_core::{Ballot, LogEntry, Recovered, Slot, Write};
-use rsl_storage::{CrashMode, Log, LogOptions, MemDisk, MemMedia, MetaFiles, SegmentLog};
+use rsl_storage::{
+    CheckpointFiles, CheckpointOptions, CheckpointStore, CrashMode, Log, LogOptions, MemDisk,
+    MemMedia, MetaFiles, SegmentLog,
+};
 use rsl_store::StorageDisk;
 
 use crate::bugs::StorageBug;
+use crate::checker::value_digest;
 use crate::rng::Rng;
 
 /// The storage faults of one disk (drawn per seed; zero on disks outside the faulty set).
@@ -54,6 +58,11 @@ pub struct DiskStats {
     pub reported_corrupt: u64,
     /// Recoveries that discarded a torn tail.
     pub torn_tails: u64,
+    /// Checkpoints saved, and corrupted at rest.
+    pub checkpoints_saved: u64,
+    pub checkpoints_corrupted: u64,
+    /// Checkpoints found corrupt when loading the newest one (fell back to an older one).
+    pub checkpoints_skipped: u64,
 }
 
 /// The acknowledged state, as the simulator knows it (the shadow of the real storage).
@@ -109,10 +118,15 @@ type Store = StorageDisk<SegmentLog<MemMedia>, MetaFiles<MemMedia>>;
 pub struct Disk {
     mem: MemDisk,
     store: Store,
+    /// Every accepted record ever written to this disk: (slot, ballot) -> value digest.
+    ever: BTreeMap<(Slot, Ballot), u64>,
+    /// The checkpoint store (the real one) on the same medium.
+    checkpoints: CheckpointFiles<MemMedia>,
     /// The acknowledged state.
     durable: DiskState,
     /// Written, not yet acknowledged, in seq order.
-    unsynced: VecDeque<(u64, Write)>,
+    /// (Each with whether a later truncation, durable at once, already removed it.)
+    unsynced: VecDeque<(u64, Write, bool)>,
     /// The fsync in flight covers writes up to this seq.
     syncing_to: Option<u64>,
     /// The last seq written by the current incarnation (seqs restart with a new one).
@@ -138,9 +152,13 @@ impl Disk {
     pub fn with(seed: u64, bug: Option<StorageBug>, faults: DiskFaults) -> Disk {
         let mem = MemDisk::new(seed);
         let (store, _) = open(&mem, bug).expect("a new disk opens");
+        let checkpoints = CheckpointFiles::open(mem.media(), CheckpointOptions::default())
+            .expect("the checkpoint store opens");
         Disk {
             mem,
             store,
+            checkpoints,
+            ever: BTreeMap::new(),
             durable: DiskState::default(),
             unsynced: VecDeque::new(),
             syncing_to: None,
@@ -188,12 +206,24 @@ impl Disk {
             self.mem.corrupt_next_write_after(64);
             self.stats.writes_corrupted += 1;
         }
+        if let Write::Accept(e) = &write {
+            self.ever.insert((e.slot, e.ballot), value_digest(&e.value));
+        }
         self.store.write(std::slice::from_ref(&write)).expect("the simulated disk writes");
         if matches!(write, Write::TruncatePrefix { .. } | Write::TruncateSuffix { .. }) {
-            // The log makes a truncation durable at once (a marker record and a sync).
+            // The log makes a truncation durable at once (a marker record and a sync), and it
+            // removes the records written before it too, acknowledged or not.
             self.durable.apply(&write);
+            for (_, earlier, removed) in &mut self.unsynced {
+                let covered = match (&write, &*earlier) {
+                    (Write::TruncatePrefix { before }, Write::Accept(e)) => e.slot < *before,
+                    (Write::TruncateSuffix { from }, Write::Accept(e)) => e.slot >= *from,
+                    _ => false,
+                };
+                *removed |= covered;
+            }
         }
-        self.unsynced.push_back((seq, write));
+        self.unsynced.push_back((seq, write, false));
     }
 
     /// Starts an fsync if none is in flight and something is queued; returns its last seq.
@@ -213,10 +243,12 @@ impl Disk {
         let to = self.syncing_to.take()?;
         self.store.sync(now_ms).expect("the simulated disk syncs");
         let mut done = Vec::new();
-        while self.unsynced.front().is_some_and(|(seq, _)| *seq <= to) {
-            let (_, write) = self.unsynced.pop_front().expect("front exists");
-            self.durable.apply(&write);
-            done.push(write);
+        while self.unsynced.front().is_some_and(|(seq, _, _)| *seq <= to) {
+            let (_, write, removed) = self.unsynced.pop_front().expect("front exists");
+            if !removed {
+                self.durable.apply(&write);
+                done.push(write);
+            }
         }
         Some((to, done))
     }
@@ -231,8 +263,8 @@ impl Disk {
         }
         // What recovery may return beyond the acknowledged state: writes never acknowledged.
         let written: Vec<LogEntry> = (self.unsynced.iter())
-            .filter_map(|(_, w)| match w {
-                Write::Accept(e) => Some(e.clone()),
+            .filter_map(|(_, w, removed)| match w {
+                Write::Accept(e) if !removed => Some(e.clone()),
                 _ => None,
             })
             .collect();
@@ -281,6 +313,9 @@ impl Disk {
     fn reopen(&mut self, written: &[LogEntry]) -> Result<Recovered, String> {
         let (mut store, torn) = open(&self.mem, self.bug)?;
         let recovered = store.recover().map_err(|e| e.to_string())?;
+        // The medium's old handles died with the crash: the checkpoint store reopens too.
+        self.checkpoints = CheckpointFiles::open(self.mem.media(), CheckpointOptions::default())
+            .map_err(|e| format!("the checkpoint store does not open: {e}"))?;
         self.stats.torn_tails += u64::from(torn);
         self.stats.reported_corrupt += recovered.corrupt.len() as u64;
         let now = DiskState::from_recovered(&recovered);
@@ -318,10 +353,14 @@ impl Disk {
     }
 
     /// Every record recovery returns was written: acknowledged, or among `written` (never
-    /// acknowledged, possibly survived). Recovery must never invent a value.
+    /// acknowledged, possibly survived), or written once and truncated since (a record
+    /// below a truncation that comes back is stale, not invented: the checkpoint it lies
+    /// under holds its chosen value, which `check_covers` and the checkers keep). Recovery
+    /// must never invent a value.
     fn check_written(&self, now: &DiskState, written: &[LogEntry]) -> Result<(), String> {
         for (slot, e) in &now.log {
-            if self.durable.log.get(slot) != Some(e) && !written.contains(e) {
+            let once = self.ever.get(&(e.slot, e.ballot)) == Some(&value_digest(&e.value));
+            if self.durable.log.get(slot) != Some(e) && !written.contains(e) && !once {
                 return Err(format!(
                     "recovery returned slot {} at {:?} with a value never written: {:?}",
                     slot.0, e.ballot, e.value
@@ -342,6 +381,45 @@ impl Disk {
         let entries = self.store.load_log(from, to).expect("the simulated disk reads");
         assert!(entries.iter().all(|e| e.slot >= from && e.slot <= to), "entries in range");
         entries
+    }
+}
+
+impl Disk {
+    /// Saves a checkpoint of the state after `slot` (written, synced, verified and renamed
+    /// into place by the real checkpoint store: durable when this returns).
+    pub fn save_checkpoint(&mut self, slot: Slot, data: &[u8]) -> Result<(), String> {
+        use std::io::Write as _;
+        let mut writer = self.checkpoints.begin(slot.0, &[]).map_err(|e| e.to_string())?;
+        writer.write_all(data).map_err(|e| e.to_string())?;
+        self.checkpoints.commit(writer).map_err(|e| e.to_string())?;
+        self.stats.checkpoints_saved += 1;
+        Ok(())
+    }
+
+    /// The newest checkpoint that verifies, with its data; corrupt newer ones are skipped
+    /// (and counted), as at a restart.
+    pub fn newest_checkpoint(&mut self) -> Option<(Slot, Vec<u8>)> {
+        use std::io::Read as _;
+        let newest = self.checkpoints.open_newest().expect("the checkpoint store lists");
+        self.stats.checkpoints_skipped += newest.skipped.len() as u64;
+        let (info, mut reader) = newest.found?;
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).expect("a verified checkpoint reads");
+        Some((Slot(info.slot), data))
+    }
+
+    /// Bit rot at rest in the newest checkpoint file: flips one byte past its header (a
+    /// block header or data: its checksums must catch it). Returns whether there was one.
+    pub fn corrupt_checkpoint(&mut self) -> bool {
+        let Some(slot) = self.checkpoints.list().ok().and_then(|l| l.first().copied()) else {
+            return false;
+        };
+        let name = format!("ckpt-{slot:020}.ckpt");
+        let Some(len) = self.mem.file_len(&name).filter(|l| *l > 64) else { return false };
+        let at = 64 + self.rng.below(len - 64);
+        let hit = self.mem.flip_byte(&name, at);
+        self.stats.checkpoints_corrupted += u64::from(hit);
+        hit
     }
 }
 

@@ -44,8 +44,17 @@ impl Op {
         Bytes::from(out)
     }
 
+    /// The operation padded with zeros to `size` bytes (at least its own 10), so that the
+    /// workload can send requests of any size up to and past the limits.
+    pub fn encode_sized(self, size: usize) -> Bytes {
+        let mut out = self.encode().to_vec();
+        out.resize(size.max(out.len()), 0);
+        Bytes::from(out)
+    }
+
+    /// Decodes what [`Op::encode`] or [`Op::encode_sized`] wrote (padding is ignored).
     pub fn decode(bytes: &[u8]) -> Option<Op> {
-        if bytes.len() != 10 {
+        if bytes.len() < 10 {
             return None;
         }
         let key = bytes[1];
@@ -135,6 +144,43 @@ impl Kv {
     pub fn value(&self, key: u8) -> &[u64] {
         self.data.get(&key).map(Vec::as_slice).unwrap_or(&[])
     }
+
+    /// The whole state as bytes (a checkpoint): per key, the key, the token count (u32 LE)
+    /// and the tokens (u64 LE).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, tokens) in &self.data {
+            out.push(*key);
+            out.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+            for token in tokens {
+                out.extend_from_slice(&token.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The state a [`Kv::snapshot`] holds, or `None` if the bytes are not one.
+    pub fn restore(bytes: &[u8]) -> Option<Kv> {
+        let mut data = BTreeMap::new();
+        let mut rest = bytes;
+        while let Some((&key, tail)) = rest.split_first() {
+            let count = u32::from_le_bytes(tail.get(..4)?.try_into().ok()?) as usize;
+            let body = tail.get(4..4 + count.checked_mul(8)?)?;
+            let tokens = body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()));
+            if data.insert(key, tokens.collect()).is_some() {
+                return None;
+            }
+            rest = &tail[4 + count * 8..];
+        }
+        Some(Kv { data })
+    }
+
+    /// A digest of the whole state (FNV-1a over the snapshot).
+    pub fn digest(&self) -> u64 {
+        let mut h = crate::checker::Fnv::new();
+        h.bytes(&self.snapshot());
+        h.finish()
+    }
 }
 
 /// Decodes a response to `op` into what the checker compares.
@@ -168,6 +214,9 @@ mod tests {
             assert_eq!(Op::decode(&op.encode()), Some(op));
         }
         assert_eq!(Op::decode(b""), None);
+        let op = Op::Append { key: 2, token: 7 };
+        assert_eq!(Op::decode(&op.encode_sized(1000)), Some(op));
+        assert_eq!(op.encode_sized(1000).len(), 1000);
         assert_eq!(Op::decode(b"X123456789"), None);
     }
 
@@ -187,6 +236,20 @@ mod tests {
         assert_eq!(kv.value(1), &[9]);
         assert_eq!(kv.value(2), &[] as &[u64]);
         assert!(kv.execute(b"junk").is_empty());
+    }
+
+    #[test]
+    fn snapshots_restore_the_state_and_garbage_is_rejected() {
+        let mut kv = Kv::new();
+        kv.execute(&Op::Append { key: 1, token: 5 }.encode());
+        kv.execute(&Op::Append { key: 1, token: 6 }.encode());
+        kv.execute(&Op::Put { key: 3, token: 9 }.encode());
+        let back = Kv::restore(&kv.snapshot()).unwrap();
+        assert_eq!((back.value(1), back.value(3)), (&[5, 6][..], &[9][..]));
+        assert_eq!(back.digest(), kv.digest());
+        assert_ne!(Kv::new().digest(), kv.digest());
+        assert_eq!(Kv::restore(&kv.snapshot()[..7]).map(|k| k.digest()), None);
+        assert_eq!(Kv::restore(&[]).map(|k| k.digest()), Some(Kv::new().digest()));
     }
 
     #[test]

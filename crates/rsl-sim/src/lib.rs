@@ -16,9 +16,12 @@
 //! See docs/testing.md for the fault model, the checkers and the command.
 
 pub mod bugs;
+pub mod cause;
 pub mod checker;
+pub mod coverage;
 pub mod disk;
 pub mod driver;
+pub mod hunt;
 pub mod kv;
 pub mod linearizability;
 pub mod net;
@@ -32,7 +35,7 @@ use std::sync::Once;
 
 pub use checker::{Check, Failure};
 pub use options::{Options, TICK};
-pub use sim::{Sim, Stats};
+pub use sim::{Sim, Stats, ELECTION_WAIT_TICKS};
 
 /// The result of one seed.
 #[derive(Debug, Clone)]

@@ -7,7 +7,11 @@
 //! first) and the sequential semantics of [`Kv`](crate::kv::Kv). An *indeterminate* operation
 //! (the client timed out) is given an infinite return time and accepts any output, so it may
 //! take effect anywhere after its invocation or, by being ordered last, not at all.
-//! Indeterminate reads are dropped: a read has no effect.
+//! Indeterminate reads are dropped: a read has no effect. An operation whose client gave up
+//! but which the simulator knows took effect by some time (a replica executed it, or answered
+//! it) carries that time as its return, with its output if a replica produced one: a write
+//! executed anywhere must be visible to every operation invoked after it (see
+//! `Sim::checked_history`), which bounds the search.
 
 use std::collections::HashSet;
 
@@ -20,8 +24,11 @@ pub struct Operation {
     pub op: Op,
     /// When the client invoked it (simulated time).
     pub call: u64,
-    /// When and what it returned; `None` if the outcome is indeterminate.
-    pub ret: Option<(u64, Output)>,
+    /// When it returned, or the latest time it took effect; `None` if it may take effect
+    /// any time after its call, or never.
+    pub ret: Option<u64>,
+    /// What it returned; `None` if unknown (any output is accepted).
+    pub output: Option<Output>,
 }
 
 /// Why a history was not accepted.
@@ -75,7 +82,7 @@ pub fn check(history: &[Operation]) -> Result<(), Violation> {
     for key in keys {
         let ops: Vec<&Operation> = history
             .iter()
-            .filter(|o| o.op.key() == key && (o.ret.is_some() || o.op.is_write()))
+            .filter(|o| o.op.key() == key && (o.output.is_some() || o.op.is_write()))
             .collect();
         check_key(key, &ops)?;
     }
@@ -104,9 +111,9 @@ impl List {
     fn new(ops: &[&Operation]) -> List {
         let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, o) in ops.iter().enumerate() {
-            assert!(o.ret.is_none_or(|(t, _)| t >= o.call), "operation returns before its call");
+            assert!(o.ret.is_none_or(|t| t >= o.call), "operation returns before its call");
             events.push((o.call, 0, i));
-            events.push((o.ret.map_or(u64::MAX, |(t, _)| t), 1, i));
+            events.push((o.ret.unwrap_or(u64::MAX), 1, i));
         }
         // Calls sort before returns at the same instant: such operations count as concurrent.
         events.sort_unstable();
@@ -173,7 +180,7 @@ fn check_key(key: u8, ops: &[&Operation]) -> Result<(), Violation> {
         let node = &list.nodes[entry];
         if node.is_call {
             let op = ops[node.op];
-            if let Some(next) = step(state, op.op, op.ret.map(|(_, out)| out)) {
+            if let Some(next) = step(state, op.op, op.output) {
                 let (word, bit) = (node.op / 64, 1u64 << (node.op % 64));
                 linearized[word] |= bit;
                 if cache.insert((linearized.clone(), next)) {
@@ -208,8 +215,8 @@ fn not_linearizable(key: u8, ops: &[&Operation], deepest: (usize, usize)) -> Vio
     let (depth, op) = deepest;
     let stuck = ops.get(op).map_or_else(String::new, |o| {
         format!(
-            "at best {depth} operations linearized before client {} {:?} (called {}, returned {:?}) had to return",
-            o.client, o.op, o.call, o.ret
+            "at best {depth} operations linearized before client {} {:?} (called {}, returned {:?} {:?}) had to return",
+            o.client, o.op, o.call, o.ret, o.output
         )
     });
     Violation::NotLinearizable { key, operations: ops.len(), detail: stuck }
@@ -224,7 +231,8 @@ mod tests {
             client,
             op: Op::Append { key: 0, token },
             call,
-            ret: ret.map(|(t, len)| (t, Output::Len(len))),
+            ret: ret.map(|(t, _)| t),
+            output: ret.map(|(_, len)| Output::Len(len)),
         }
     }
 
@@ -233,12 +241,19 @@ mod tests {
             client,
             op: Op::Get { key: 0 },
             call,
-            ret: Some((ret, Output::Value(Fingerprint::of(seen)))),
+            ret: Some(ret),
+            output: Some(Output::Value(Fingerprint::of(seen))),
         }
     }
 
     fn put(client: u32, key: u8, token: u64, call: u64, ret: u64) -> Operation {
-        Operation { client, op: Op::Put { key, token }, call, ret: Some((ret, Output::Ok)) }
+        Operation {
+            client,
+            op: Op::Put { key, token },
+            call,
+            ret: Some(ret),
+            output: Some(Output::Ok),
+        }
     }
 
     fn get(client: u32, key: u8, seen: &[u64], call: u64, ret: u64) -> Operation {
@@ -246,7 +261,8 @@ mod tests {
             client,
             op: Op::Get { key },
             call,
-            ret: Some((ret, Output::Value(Fingerprint::of(seen)))),
+            ret: Some(ret),
+            output: Some(Output::Value(Fingerprint::of(seen))),
         }
     }
 
@@ -298,6 +314,20 @@ mod tests {
         assert!(check(&vanished).is_err());
         let too_early = vec![r(2, &[7], 0, 5), w(1, 7, 6, None)];
         assert!(check(&too_early).is_err());
+    }
+
+    #[test]
+    fn a_write_known_to_have_taken_effect_by_a_time_must_be_seen_after_it() {
+        // The client gave up on the append, but a replica executed it by time 10: a read
+        // invoked after that must see it, whatever its output was.
+        let effected = Operation { ret: Some(10), output: None, ..w(1, 7, 0, None) };
+        let stale = vec![effected.clone(), r(2, &[], 20, 25)];
+        assert!(check(&stale).is_err(), "a read after the effect did not see it");
+        let fresh = vec![effected.clone(), r(2, &[7], 20, 25)];
+        assert_eq!(check(&fresh), Ok(()));
+        // It took effect: it cannot be dropped, even if nothing read it.
+        let concurrent = vec![effected, r(2, &[], 5, 8)];
+        assert_eq!(check(&concurrent), Ok(()), "a read before the effect time may miss it");
     }
 
     #[test]
@@ -380,21 +410,25 @@ mod tests {
                     }
                     _ => (Op::Get { key }, Output::Value(Fingerprint::of(&state[k]))),
                 };
-                let ret = if rng.chance(100) { None } else { Some((ret, out)) };
-                h.push(Operation { client: i as u32, op, call, ret });
+                let (ret, output) = match rng.below(100) {
+                    // The client gave up: its effect time may still be known, or not.
+                    0 => (None, None),
+                    1 => (Some(ret), None),
+                    _ => (Some(ret), Some(out)),
+                };
+                h.push(Operation { client: i as u32, op, call, ret, output });
                 if rng.chance(50) {
                     // A timed-out write that never took effect.
                     let op = Op::Append { key, token: token + 500 };
-                    h.push(Operation { client: 900 + i as u32, op, call, ret: None });
+                    h.push(Operation { client: 900 + i as u32, op, call, ret: None, output: None });
                 }
             }
             assert_eq!(check(&h), Ok(()), "round {round}: {h:?}");
             // Corrupt one completed read to a value no state ever had: it must be rejected.
             if let Some(i) =
-                h.iter().position(|o| matches!(o.op, Op::Get { .. }) && o.ret.is_some())
+                h.iter().position(|o| matches!(o.op, Op::Get { .. }) && o.output.is_some())
             {
-                let (t, _) = h[i].ret.unwrap();
-                h[i].ret = Some((t, Output::Value(Fingerprint::of(&[u64::MAX]))));
+                h[i].output = Some(Output::Value(Fingerprint::of(&[u64::MAX])));
                 assert!(check(&h).is_err(), "round {round}: a read of a value nobody wrote");
             }
         }

@@ -58,6 +58,12 @@ struct Args {
     /// Print every seed's trace hash (`seed S trace H`), to compare two builds' replays.
     #[arg(long)]
     hashes: bool,
+    /// Hunt planted bugs (the one named by --bug, or every bug this build can plant): run
+    /// the default swarm's seeds from --first, at most --seeds of them (default 1000),
+    /// until a checker catches the bug; replay the catching seed without it; print the
+    /// table of docs/testing.md.
+    #[arg(long)]
+    hunt: bool,
 }
 
 fn options_for(args: &Args, seed: u64) -> Options {
@@ -141,11 +147,65 @@ fn check_bug_name(args: &Args) -> Result<(), String> {
     ))
 }
 
+/// `--hunt`: every planted bug (or the one named) must be caught, and pass without it.
+fn hunt(args: &Args, jobs: usize) -> ExitCode {
+    use rsl_sim::hunt::{self, Planted};
+    let bugs = match &args.bug {
+        Some(name) => match Planted::parse(name) {
+            Some(b) => vec![b],
+            None => {
+                eprintln!("cannot plant {name} in this build");
+                return ExitCode::from(2);
+            }
+        },
+        None => Planted::all(),
+    };
+    let seeds_max = if args.seeds == 100 { 1000 } else { args.seeds };
+    let ticks = args.ticks;
+    let adjust = move |mut o: Options| {
+        if let Some(t) = ticks {
+            o.fault_ticks = t;
+        }
+        o
+    };
+    println!(
+        "| bug | first catching seed | check | core panics before | control (same seed, no bug) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let mut ok = true;
+    let mut details = Vec::new();
+    for bug in &bugs {
+        let start = Instant::now();
+        let catch = hunt::hunt(bug, args.first, seeds_max, jobs, &adjust);
+        println!("{}", hunt::row(&catch));
+        eprintln!("{}: {:.1}s", bug.name(), start.elapsed().as_secs_f64());
+        ok &= catch.caught.is_some() && catch.control_passed;
+        if let Some((seed, check, detail)) = &catch.caught {
+            details.push(format!("{} (seed {seed}): {check:?}: {detail}", bug.name()));
+        }
+    }
+    for d in details {
+        println!("{d}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Err(e) = check_bug_name(&args) {
         eprintln!("{e}");
         return ExitCode::from(2);
+    }
+    if args.hunt {
+        let jobs = args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 64);
+        return hunt(&args, jobs);
     }
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
@@ -163,6 +223,7 @@ fn main() -> ExitCode {
     let mut run = 0u64;
     let mut next_report = 100u64;
     let mut undecided = 0u64;
+    let mut coverage = rsl_sim::coverage::Coverage::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let tx = tx.clone();
@@ -178,6 +239,7 @@ fn main() -> ExitCode {
         drop(tx);
         for outcome in rx {
             run += 1;
+            coverage.add(&outcome.stats);
             if args.hashes {
                 println!("seed {} trace {:016x}", outcome.seed, outcome.trace_hash);
             }
@@ -210,6 +272,9 @@ fn main() -> ExitCode {
     });
     if undecided > 0 {
         println!("linearizability search gave up (budget) on {undecided} seeds");
+    }
+    if seeds.len() > 1 {
+        print!("{}", coverage.report());
     }
     println!("seeds: {run} run, {failed} failed");
     if failed > 0 {

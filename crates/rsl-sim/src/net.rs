@@ -30,6 +30,8 @@ pub struct Network {
     /// Cut links, `(from, to)`.
     blocked: BTreeSet<(ReplicaId, ReplicaId)>,
     filters: Vec<(Matcher, FilterAction)>,
+    /// The swarm's partial accepts: accepts from this replica to these are lost until then.
+    pub partial: Option<(ReplicaId, Vec<ReplicaId>, u64)>,
     pub sent: u64,
     pub dropped: u64,
 }
@@ -58,6 +60,7 @@ impl Network {
             delay_max,
             blocked: BTreeSet::new(),
             filters: Vec::new(),
+            partial: None,
             sent: 0,
             dropped: 0,
         }
@@ -97,11 +100,12 @@ impl Network {
 
     pub fn clear_filters(&mut self) {
         self.filters.clear();
+        self.partial = None;
     }
 
-    /// Decides the fate of one sent message: the delays of the copies to deliver (none if it
-    /// is lost).
-    pub fn route(&mut self, rng: &mut Rng, msg: &Message) -> Vec<u64> {
+    /// Decides the fate of one message sent at `now`: the delays of the copies to deliver
+    /// (none if it is lost).
+    pub fn route(&mut self, rng: &mut Rng, msg: &Message, now: u64) -> Vec<u64> {
         self.sent += 1;
         let mut extra = 0;
         let mut copies = 1;
@@ -115,6 +119,12 @@ impl Network {
             }
         }
         if self.is_cut(msg.from, msg.to) || rng.chance(self.loss_permille) {
+            copies = 0;
+        }
+        let partial = self.partial.as_ref().is_some_and(|(from, to, until)| {
+            *from == msg.from && to.contains(&msg.to) && now < *until
+        });
+        if partial && matches!(msg.body, rsl_core::message::Body::Accept { .. }) {
             copies = 0;
         }
         if copies == 1 && rng.chance(self.duplicate_permille) {

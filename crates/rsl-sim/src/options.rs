@@ -2,6 +2,8 @@
 //! at what rates. [`Options::swarm`] draws them from the seed ("swarm testing": each seed
 //! explores a different mix, so rare interleavings that one fixed mix never reaches get hit).
 
+use rsl_core::{Config, Membership, ReplicaId};
+
 use crate::bugs::StorageBug;
 use crate::rng::Rng;
 
@@ -74,9 +76,32 @@ pub struct Options {
     /// Chance (per mille) that a read goes through the log as a request.
     pub read_through_log_permille: u32,
     pub exclusive_permille: u32,
-    /// Core knobs.
+    /// Core knobs (`rsl_core::Config`); where the swarm draws none, the core's defaults.
     pub pipeline_slots_max: u64,
     pub batch_requests_max: usize,
+    pub proposals_queued_max: usize,
+    pub reads_queued_max: usize,
+    pub catchup_entries_max: usize,
+    pub promise_entries_max: usize,
+    pub log_memory_entries_max: usize,
+    pub checkpoint_interval_slots: u64,
+    pub log_kept_slots: u64,
+    /// Size limits (bytes), the core's knobs of the same names. The swarm draws small ones on
+    /// some seeds (a maximal request stays cheap) with `large_permille` of the client
+    /// requests padded to sizes at and near them.
+    pub request_bytes_max: usize,
+    pub batch_bytes_max: usize,
+    pub message_bytes_max: usize,
+    pub pipeline_bytes_max: usize,
+    pub proposals_queued_bytes_max: usize,
+    /// Chance (per mille) that a client's write is padded to a size drawn up to and just
+    /// past the limits (`Sim::draw_size`); the others carry their 10-byte operation.
+    pub large_permille: u32,
+    /// Timing (ticks): heartbeats, election timeouts, the lease.
+    pub heartbeat_ticks: u32,
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
+    pub lease_ticks: u32,
     /// The planted bug, by name (needs the `planted-bugs` feature).
     pub bug: Option<String>,
     /// Run the durable-commit check (on by default; off only to show the end-to-end checkers
@@ -91,8 +116,18 @@ pub struct Options {
     pub stale_reads: bool,
     /// A bug planted in the simulated disk (see [`StorageBug`]); no feature needed.
     pub storage_bug: Option<StorageBug>,
-    /// Replicas beyond `replicas` that start outside the membership (candidates to add).
+    /// Replicas after the voters that start as learners of the initial membership: they
+    /// receive the log and never vote.
+    pub learners: usize,
+    /// Replicas beyond the voters and learners that start outside the membership
+    /// (candidates to add).
     pub spares: usize,
+    /// Per tick: chance the primary crashes when it has at least 4 undecided slots in flight
+    /// (a new primary must recover a pipeline).
+    pub crash_loaded_permille: u32,
+    /// Per tick: chance the primary's accepts to a random subset of the followers are lost
+    /// for a few ticks (slots accepted by a minority: phase 1 later finds competing values).
+    pub partial_accept_permille: u32,
     /// Per tick: chance the primary is asked to change the membership to a random set of
     /// 3 to 7 voters drawn from all replicas.
     pub reconfig_permille: u32,
@@ -102,6 +137,7 @@ impl Options {
     /// A quiet cluster for scripted scenarios: a reliable network with a small delay, fast
     /// fsyncs, no faults, no drift, no background clients.
     pub fn quiet(replicas: usize, seed: u64) -> Options {
+        let core = Config::new(1, [1]);
         Options {
             seed,
             replicas,
@@ -138,12 +174,32 @@ impl Options {
             exclusive_permille: 0,
             pipeline_slots_max: 16,
             batch_requests_max: 16,
+            proposals_queued_max: core.proposals_queued_max,
+            reads_queued_max: core.reads_queued_max,
+            catchup_entries_max: core.catchup_entries_max,
+            promise_entries_max: core.promise_entries_max,
+            log_memory_entries_max: core.log_memory_entries_max,
+            checkpoint_interval_slots: core.checkpoint_interval_slots,
+            log_kept_slots: core.log_kept_slots,
+            request_bytes_max: core.request_bytes_max,
+            batch_bytes_max: core.batch_bytes_max,
+            message_bytes_max: core.message_bytes_max,
+            pipeline_bytes_max: core.pipeline_bytes_max,
+            proposals_queued_bytes_max: core.proposals_queued_bytes_max,
+            large_permille: 0,
+            heartbeat_ticks: core.heartbeat_ticks,
+            election_ticks_min: core.election_ticks_min,
+            election_ticks_max: core.election_ticks_max,
+            lease_ticks: core.lease_ticks,
             bug: None,
             durable_commit_check: true,
             storage_check: true,
             stale_reads: false,
             storage_bug: None,
+            learners: 0,
             spares: 0,
+            crash_loaded_permille: 0,
+            partial_accept_permille: 0,
             reconfig_permille: 0,
         }
     }
@@ -215,6 +271,8 @@ impl Options {
         if o.crash_permille > 0 && on(&mut w, 400) {
             o.wipe_permille = w.range(50, 500) as u32;
         }
+        o.draw_configurations(&mut Rng::new(seed ^ 0x434f_4e46_4947_0000));
+        o.draw_sizes(&mut Rng::new(seed ^ 0x5349_5a45_0000_0000));
         // Membership changes in a third of the seeds, drawn from a stream of their own too:
         // a seed that does not draw them runs as it did before they joined the swarm.
         let mut c = Rng::new(seed ^ 0x4d45_4d42_4552_0000);
@@ -224,14 +282,96 @@ impl Options {
         o
     }
 
-    /// Plants a core bug by name (needs the `planted-bugs` feature). `WipedReplicaVotes`
-    /// shows only through disk loss, so a seed that draws crashes also wipes at least a
-    /// third of the time.
+    /// Small size limits on half the seeds, with requests drawn up to them (issue 8: a value
+    /// larger than one message wedged a cluster, and small requests never showed it). The
+    /// limits chain as `Config::validate` requires; the message limit is at its minimum
+    /// (the largest value and its framing) half the time. Drawn from a stream of their own.
+    fn draw_sizes(&mut self, x: &mut Rng) {
+        if !x.chance(500) {
+            return;
+        }
+        self.request_bytes_max = x.range(16, 4096) as usize;
+        self.batch_bytes_max = match x.below(3) {
+            0 => self.request_bytes_max,
+            1 => x.range(10, self.request_bytes_max as u64) as usize,
+            _ => x.range(self.request_bytes_max as u64, 4 * self.request_bytes_max as u64) as usize,
+        };
+        let mut c = Config::new(1, [1]);
+        c.request_bytes_max = self.request_bytes_max;
+        c.batch_bytes_max = self.batch_bytes_max;
+        c.batch_requests_max = self.batch_requests_max;
+        let least = c.value_bytes_max() + rsl_core::limits::ENTRY_FRAMING_BYTES_MAX;
+        self.message_bytes_max = match x.bool() {
+            true => least,
+            false => least + x.range(0, 2 * self.request_bytes_max as u64) as usize,
+        };
+        let request = self.request_bytes_max as u64;
+        self.pipeline_bytes_max = x.range(request, 8 * request) as usize;
+        self.proposals_queued_bytes_max = x.range(request, 16 * request) as usize;
+        self.large_permille = x.range(100, 600) as u32;
+    }
+
+    /// The configurations and rare paths of the swarm (docs/testing.md): even-sized
+    /// clusters, learners, timing and size knobs near their limits, checkpoints, and faults
+    /// aimed at the primary's pipeline. Drawn from a stream of their own.
+    fn draw_configurations(&mut self, x: &mut Rng) {
+        self.replicas = x.pick(&[2, 3, 3, 3, 4, 4, 5, 5, 6, 7]);
+        if x.chance(300) {
+            self.learners = x.range(1, 2) as usize;
+        }
+        if x.chance(500) {
+            // Heartbeats, election timeouts and the lease: the lease at its bound (the
+            // tightest margin the drift allows) half the time.
+            self.heartbeat_ticks = x.range(2, 8) as u32;
+            self.election_ticks_min = 2 * self.heartbeat_ticks + x.range(4, 40) as u32;
+            self.election_ticks_max = self.election_ticks_min + x.range(5, 40) as u32;
+            let min = u64::from(self.election_ticks_min);
+            let bound = min - (min * u64::from(self.drift_permille)).div_ceil(1000) - 1;
+            self.lease_ticks = if x.bool() { bound } else { x.range(1, bound) } as u32;
+        }
+        if x.chance(500) {
+            self.checkpoint_interval_slots = x.range(8, 64);
+            self.log_kept_slots = x.range(0, 16);
+        }
+        let pipeline = self.pipeline_slots_max as usize;
+        if x.chance(300) {
+            self.log_memory_entries_max = pipeline.max(x.range(2, 64) as usize);
+        }
+        if x.chance(300) {
+            self.catchup_entries_max = x.range(1, 16) as usize;
+        }
+        if x.chance(300) {
+            self.promise_entries_max = pipeline + x.range(0, 8) as usize;
+        }
+        if x.chance(400) {
+            self.crash_loaded_permille = x.range(5, 50) as u32;
+        }
+        if x.chance(400) {
+            self.partial_accept_permille = x.range(5, 50) as u32;
+        }
+        // Corruption at rest (of log records, and of checkpoints) on more of the seeds.
+        if self.crash_permille > 0 && x.chance(400) {
+            self.corrupt_permille = self.corrupt_permille.max(x.range(100, 500) as u32);
+        }
+    }
+
+    /// Every replica the run starts: voters, learners, spares.
+    pub fn nodes(&self) -> usize {
+        self.replicas + self.learners + self.spares
+    }
+
+    /// The initial membership: voters 1 to `replicas`, then the learners.
+    pub fn membership(&self) -> Membership {
+        let voters = self.replicas as u32;
+        let mut m = Membership::new(1..=voters);
+        m.learners = (voters + 1..=voters + self.learners as u32).map(ReplicaId).collect();
+        m
+    }
+
+    /// Plants a core bug by name (needs the `planted-bugs` feature); the fault mix stays the
+    /// seed's (a bug is caught by the default swarm or not at all).
     pub fn with_bug(mut self, name: &str) -> Options {
         self.bug = Some(name.to_string());
-        if name.eq_ignore_ascii_case("WipedReplicaVotes") && self.crash_permille > 0 {
-            self.wipe_permille = self.wipe_permille.max(333);
-        }
         self
     }
 
@@ -255,27 +395,19 @@ impl Options {
     /// seed. Idempotent: its draws come from a stream of their own.
     pub fn with_reconfiguration(mut self) -> Options {
         let mut r = Rng::new(self.seed ^ 0x5245_434f_4e46_0000);
-        self.spares = r.range(0, 2) as usize;
+        let room = 9usize.saturating_sub(self.replicas + self.learners);
+        self.spares = (r.range(0, 2) as usize).min(room);
         self.reconfig_permille = r.range(1, 10) as u32;
+        // A checkpoint does not carry the membership yet (docs/protocol.md, "left for
+        // later"): a replica that installs one over a configuration slot keeps counting
+        // under the old membership. Membership changes run without checkpoints until it does.
+        self.checkpoint_interval_slots = Config::new(1, [1]).checkpoint_interval_slots;
         self
     }
 
-    /// Plants a storage bug. For [`StorageBug::TruncateAtCorruption`], a seed that draws
-    /// crashes also gets machine crashes at least half the time, each corrupting a record
-    /// (the bug shows only through corruption, which the plain swarm draws rarely).
+    /// Plants a storage bug; the fault mix stays the seed's.
     pub fn with_storage_bug(mut self, bug: StorageBug) -> Options {
         self.storage_bug = Some(bug);
-        if bug == StorageBug::TruncateAtCorruption && self.crash_permille > 0 {
-            self.machine_crash_permille = self.machine_crash_permille.max(500);
-            self.corrupt_permille = 1000;
-        }
-        if bug == StorageBug::KeepTornWrite && self.crash_permille > 0 {
-            // The bug shows only when a machine crash tears a record: power losses during
-            // fsyncs find writes half written.
-            self.machine_crash_permille = self.machine_crash_permille.max(500);
-            self.tear_permille = 1000;
-            self.crash_in_sync_permille = self.crash_in_sync_permille.max(100);
-        }
         self
     }
 
@@ -287,9 +419,10 @@ impl Options {
 
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
-        format!(
-            "replicas={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={} pipeline={} batch={}{}{}{}",
+        let mut s = format!(
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
+            self.learners,
             self.fault_ticks,
             self.loss_permille,
             self.duplicate_permille,
@@ -302,10 +435,12 @@ impl Options {
             self.crash_in_sync_permille,
             self.corrupt_permille,
             self.wipe_permille,
+            self.crash_loaded_permille,
             self.write_corrupt_permille,
             self.read_corrupt_permille,
             self.pause_permille,
             self.stall_permille,
+            self.partial_accept_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,
@@ -314,16 +449,37 @@ impl Options {
             self.fsync_max,
             self.clients,
             self.keys,
+        );
+        s += &format!(
+            " pipeline={} batch={} timing={}/{}..{}/{} checkpoint-every={} kept={} memory={} catchup={} promise={} sizes=request {} batch {} message {} pipeline {} queued {} large {}‰",
             self.pipeline_slots_max,
             self.batch_requests_max,
-            if self.one_cannot_lead { " one-cannot-lead" } else { "" },
-            if self.safety_only { " safety-only" } else { "" },
-            self.bug
-                .clone()
-                .or(self.storage_bug.map(StorageBug::name))
-                .map(|b| format!(" bug={b}"))
-                .unwrap_or_default(),
-        )
+            self.heartbeat_ticks,
+            self.election_ticks_min,
+            self.election_ticks_max,
+            self.lease_ticks,
+            self.checkpoint_interval_slots,
+            self.log_kept_slots,
+            self.log_memory_entries_max,
+            self.catchup_entries_max,
+            self.promise_entries_max,
+            self.request_bytes_max,
+            self.batch_bytes_max,
+            self.message_bytes_max,
+            self.pipeline_bytes_max,
+            self.proposals_queued_bytes_max,
+            self.large_permille,
+        );
+        if self.one_cannot_lead {
+            s += " one-cannot-lead";
+        }
+        if self.safety_only {
+            s += " safety-only";
+        }
+        if let Some(b) = self.bug.clone().or(self.storage_bug.map(StorageBug::name)) {
+            s += &format!(" bug={b}");
+        }
+        s
     }
 }
 
@@ -336,7 +492,7 @@ mod tests {
         assert_eq!(Options::swarm(5), Options::swarm(5));
         let sizes: std::collections::BTreeSet<usize> =
             (0..100).map(|s| Options::swarm(s).replicas).collect();
-        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![3, 5, 7]);
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 7]);
         let lossy = (0..100).filter(|s| Options::swarm(*s).loss_permille > 0).count();
         assert!((30..100).contains(&lossy), "{lossy}");
         // Membership changes are drawn for some seeds, not all; forcing them is idempotent.
@@ -350,10 +506,36 @@ mod tests {
                 assert_eq!(forced, o);
             }
         }
+        let count = |f: fn(&Options) -> bool| (0..100).filter(|s| f(&Options::swarm(*s))).count();
+        assert!(count(|o| o.learners > 0) > 10, "learners");
+        assert!(count(|o| o.checkpoint_interval_slots < 100) > 20, "checkpoints");
+        assert!(count(|o| o.promise_entries_max < 100) > 10, "small promises");
+        assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);
             assert!(o.fsync_min <= o.fsync_max && o.clients >= 1 && o.keys >= 1);
+            // Every drawn configuration is one the core accepts.
+            for id in 1..=o.nodes() as u32 {
+                let mut c = Config::new(id, [1]);
+                c.membership = o.membership();
+                c.pipeline_slots_max = o.pipeline_slots_max;
+                c.promise_entries_max = o.promise_entries_max;
+                c.log_memory_entries_max = o.log_memory_entries_max;
+                c.catchup_entries_max = o.catchup_entries_max;
+                c.heartbeat_ticks = o.heartbeat_ticks;
+                c.election_ticks_min = o.election_ticks_min;
+                c.election_ticks_max = o.election_ticks_max;
+                c.lease_ticks = o.lease_ticks;
+                c.clock_drift_permille = o.drift_permille;
+                c.batch_requests_max = o.batch_requests_max;
+                c.request_bytes_max = o.request_bytes_max;
+                c.batch_bytes_max = o.batch_bytes_max;
+                c.message_bytes_max = o.message_bytes_max;
+                c.pipeline_bytes_max = o.pipeline_bytes_max;
+                c.proposals_queued_bytes_max = o.proposals_queued_bytes_max;
+                assert_eq!(c.validate(), Ok(()), "seed {s}");
+            }
         }
     }
 }

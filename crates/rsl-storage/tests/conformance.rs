@@ -34,6 +34,7 @@ macro_rules! conformance {
             check!(suffix_truncation);
             check!(read_range_is_ordered_and_bounded);
             check!(oversized_records);
+            check!(a_record_at_the_maximum_survives_reopen);
             check!(corrupt_payload_is_reported_with_identity);
             check!(corrupt_header_is_reported_as_region);
             check!(torn_tail_is_discarded);

@@ -66,6 +66,15 @@ pub const LOAD_RETRIES_MAX: usize = 4;
 const META_VERSION: u8 = 4;
 /// Slots kept as suspects in the metadata blob at most (a torn tail is one batch).
 pub const SUSPECTS_MAX: usize = 1 << 16;
+/// The largest metadata blob `Meta::encode` writes: the header, every suspect, the flag and
+/// two lists of at most 255 replica ids.
+pub const META_BYTES_MAX: usize = 25 + 4 + 24 * SUSPECTS_MAX + 1 + 2 * (1 + 4 * 255);
+
+// Every value the core can produce under a valid configuration fits one log record
+// (docs/limits.md), and the largest metadata blob fits the metadata store.
+const _: () =
+    assert!(rsl_core::limits::VALUE_BYTES_MAX <= rsl_storage::limits::RECORD_PAYLOAD_BYTES_MAX);
+const _: () = assert!(META_BYTES_MAX <= rsl_storage::limits::META_BLOB_BYTES_MAX);
 
 /// The metadata blob: what the replica promised and believes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

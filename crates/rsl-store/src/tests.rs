@@ -230,3 +230,35 @@ fn the_slot_a_joined_replica_became_a_member_survives_a_restart() {
     disk.crash(CrashMode::LoseAll);
     assert_eq!(open(&disk).recover().unwrap().member_since, Some(Slot(1)));
 }
+
+/// `META_BYTES_MAX` bounds the largest blob `Meta::encode` writes (every suspect, the widest
+/// membership the core makes: the most voters, and as learners the most learners plus the
+/// voters a change stages, each with the longest address and data), so the compile-time check
+/// against the metadata store's limit covers every blob.
+#[test]
+fn the_largest_metadata_blob_is_within_meta_bytes_max() {
+    use rsl_core::limits::{
+        LEARNERS_MAX, LIST_LEN_BYTES_MAX, MEMBER_ADDR_BYTES_MAX, MEMBER_DATA_BYTES_MAX, VOTERS_MAX,
+    };
+    let ids = |n: usize, top: u32| (0..n as u32).map(|i| ReplicaId(top - i)).collect::<Vec<_>>();
+    let voters = ids(VOTERS_MAX, u32::MAX);
+    let learners = ids(LEARNERS_MAX + VOTERS_MAX, u32::MAX - 100);
+    let info = rsl_core::MemberInfo {
+        addr: "a".repeat(MEMBER_ADDR_BYTES_MAX),
+        data: vec![7u8; MEMBER_DATA_BYTES_MAX].into(),
+    };
+    let info = voters.iter().chain(&learners).map(|id| (*id, info.clone())).collect();
+    let m = Meta {
+        promised: Ballot { round: u64::MAX, replica: u32::MAX },
+        commit: Slot(u64::MAX),
+        membership: Some(Membership { voters, learners, info }),
+        suspects: (0..SUSPECTS_MAX as u64).map(|s| (s, u128::MAX)).collect(),
+        rebuilding: true,
+        member_since: Some(u64::MAX),
+    };
+    let blob = m.encode();
+    // Only the three list lengths may take fewer bytes than the bound allows.
+    assert!(blob.len() <= META_BYTES_MAX, "{} > {META_BYTES_MAX}", blob.len());
+    assert!(META_BYTES_MAX - blob.len() < 3 * LIST_LEN_BYTES_MAX, "{}", blob.len());
+    assert_eq!(Meta::decode(&blob).unwrap(), m);
+}

@@ -47,6 +47,10 @@ pub enum Backend {
     Pmem,
 }
 
+/// The default `consensus.request_bytes_max`: the largest request (and read query) a cluster
+/// carries unless configured lower, 16 MiB (docs/limits.md).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = rsl_core::limits::REQUEST_BYTES_MAX_DEFAULT;
+
 /// Consensus knobs (`[consensus]`). Times are in ticks of `tick_ms` unless the name says
 /// otherwise; the defaults are the core's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,17 +71,25 @@ pub struct Consensus {
     pub clock_drift_permille: u32,
     /// Slots the primary keeps in flight at most.
     pub pipeline_slots_max: u64,
+    /// Value bytes the primary keeps in flight at most (a slot alone always goes).
+    pub pipeline_bytes_max: usize,
     /// Requests batched into one slot at most.
     pub batch_requests_max: usize,
     /// Request bytes batched into one slot at most.
     pub batch_bytes_max: usize,
     /// Proposals queued at the primary before new ones are refused as overloaded.
     pub proposals_queued_max: usize,
+    /// Payload bytes of the queued proposals before new ones are refused as overloaded.
+    pub proposals_queued_bytes_max: usize,
     /// Reads waiting for freshness before new ones are refused as overloaded.
     pub reads_queued_max: usize,
     /// Milliseconds a `replicate` or `read` call waits at most, unless the call sets its
     /// own deadline; then it ends with `ReplicateError::Timeout`.
     pub call_timeout_ms: u64,
+    /// The largest request (and read query) in bytes; a larger one is refused with
+    /// `ReplicateError::TooLarge`. At most what the transport's frame carries (16 MiB by
+    /// default, the most the frame allows with the default batching knobs).
+    pub request_bytes_max: usize,
 }
 
 impl Default for Consensus {
@@ -91,11 +103,14 @@ impl Default for Consensus {
             lease_ticks: core.lease_ticks,
             clock_drift_permille: core.clock_drift_permille,
             pipeline_slots_max: core.pipeline_slots_max,
+            pipeline_bytes_max: core.pipeline_bytes_max,
             batch_requests_max: core.batch_requests_max,
             batch_bytes_max: core.batch_bytes_max,
             proposals_queued_max: core.proposals_queued_max,
+            proposals_queued_bytes_max: core.proposals_queued_bytes_max,
             reads_queued_max: core.reads_queued_max,
             call_timeout_ms: CALL_TIMEOUT_MS_DEFAULT,
+            request_bytes_max: core.request_bytes_max,
         }
     }
 }
@@ -115,7 +130,25 @@ impl Consensus {
         }
         let mut core = rsl_core::Config::new(1, [1]);
         self.apply(&mut core);
-        core.validate().map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+        core.validate().map_err(|e| self.core_error(e))
+    }
+
+    /// The core's refusal of these knobs, named by the knob a user sets.
+    fn core_error(&self, e: rsl_core::ConfigError) -> ConfigError {
+        match e.field {
+            // Not a knob of its own: it is the transport's frame, which bounds the request.
+            "message_bytes_max" => invalid(
+                "consensus.request_bytes_max",
+                format!(
+                    "{} bytes (with batch_bytes_max {}) does not fit the transport's frame of {} \
+                     bytes with its framing",
+                    self.request_bytes_max,
+                    self.batch_bytes_max,
+                    rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX
+                ),
+            ),
+            field => invalid(&format!("consensus.{field}"), e.reason),
+        }
     }
 
     /// Copies the knobs into the core's configuration.
@@ -126,10 +159,15 @@ impl Consensus {
         core.lease_ticks = self.lease_ticks;
         core.clock_drift_permille = self.clock_drift_permille;
         core.pipeline_slots_max = self.pipeline_slots_max;
+        core.pipeline_bytes_max = self.pipeline_bytes_max;
         core.batch_requests_max = self.batch_requests_max;
         core.batch_bytes_max = self.batch_bytes_max;
         core.proposals_queued_max = self.proposals_queued_max;
+        core.proposals_queued_bytes_max = self.proposals_queued_bytes_max;
         core.reads_queued_max = self.reads_queued_max;
+        core.request_bytes_max = self.request_bytes_max;
+        // Not a knob: the transport's frame, less the envelope, bounds every message.
+        core.message_bytes_max = crate::envelope::MESSAGE_BYTES_MAX;
     }
 }
 
@@ -355,9 +393,7 @@ impl NodeConfig {
         if self.storage.segment_bytes_max < 4096 {
             return Err(invalid("storage.segment_bytes_max", "must be at least 4096"));
         }
-        self.core_config(0)
-            .validate()
-            .map_err(|e| invalid(&format!("consensus.{}", e.field), e.reason))
+        self.core_config(0).validate().map_err(|e| self.consensus.core_error(e))
     }
 
     /// The core's configuration for this replica.

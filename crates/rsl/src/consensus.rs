@@ -18,7 +18,7 @@ use rsl_core::{
 use rsl_net::Transport;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
-use crate::envelope::{open, seal, Channel};
+use crate::envelope::{open, seal_message, Channel};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
 use crate::state_machine::Notification;
@@ -144,7 +144,8 @@ impl Consensus {
         let counters = &self.router.shared.metrics.counters;
         counters.bytes_received.inc_by(payload.len() as u64);
         match open(&payload) {
-            Some((Channel::Consensus, body)) => match Message::decode(&body) {
+            // Shared: a large request's payload is not copied again on this thread.
+            Some((Channel::Consensus, body)) => match Message::decode_shared(&body) {
                 // The transport authenticated `from`; a message claiming another sender is
                 // hostile.
                 Ok(msg) if msg.from.0 == from => self.step(Input::Receive(msg)),
@@ -261,6 +262,7 @@ impl Router {
             Refusal::OutcomeUnknown => ReplicateError::OutcomeUnknown,
             Refusal::Overloaded => ReplicateError::Overloaded,
             Refusal::ShuttingDown => self.shared.stop_error(),
+            Refusal::TooLarge { size, max } => ReplicateError::TooLarge { size, max },
         }
     }
 
@@ -274,7 +276,7 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
-        let bytes = seal(Channel::Consensus, &msg.encode());
+        let bytes = seal_message(&msg);
         self.shared.metrics.counters.bytes_sent.inc_by(bytes.len() as u64);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
         let _ = self.transport.send(to.0, bytes);

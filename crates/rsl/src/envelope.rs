@@ -9,6 +9,18 @@
 //! | rest | body | the channel's bytes (a core `Message`, a shipping frame) |
 
 use bytes::{BufMut, Bytes, BytesMut};
+use rsl_core::limits::MESSAGE_BYTES_MAX_DEFAULT;
+use rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX;
+
+/// Bytes the envelope adds to a channel's body.
+pub(crate) const ENVELOPE_HEADER_BYTES: usize = 1;
+
+/// The largest core message the transport carries in an envelope: the core's
+/// `message_bytes_max` may not exceed it (checked when a replica starts).
+pub(crate) const MESSAGE_BYTES_MAX: usize = FRAME_PAYLOAD_BYTES_MAX - ENVELOPE_HEADER_BYTES;
+
+// The core's default message limit (a maximal request and its framing) fits the frame.
+const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= MESSAGE_BYTES_MAX);
 
 /// Which part of the runtime a payload between replicas is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +48,16 @@ impl Channel {
 
 /// Puts `body` in an envelope for `channel`.
 pub(crate) fn seal(channel: Channel, body: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(1 + body.len());
+    let mut b = BytesMut::with_capacity(ENVELOPE_HEADER_BYTES + body.len());
     b.put_u8(channel as u8);
     b.extend_from_slice(body);
     b.freeze()
+}
+
+/// Puts a core message in a consensus envelope, encoded straight after the header: a large
+/// request is copied once on its way to the transport, not twice.
+pub(crate) fn seal_message(msg: &rsl_core::Message) -> Bytes {
+    Bytes::from(msg.encode_after(&[Channel::Consensus as u8]))
 }
 
 /// Opens an envelope: its channel and body (sharing the payload's memory), or `None` for an
@@ -62,6 +80,14 @@ mod tests {
                 assert_eq!(open(&sealed), Some((channel, Bytes::copy_from_slice(body))));
             }
         }
+        let msg = rsl_core::Message {
+            from: rsl_core::ReplicaId(1),
+            to: rsl_core::ReplicaId(2),
+            body: rsl_core::Body::Rebuild { nonce: 7 },
+        };
+        let (channel, body) = open(&seal_message(&msg)).expect("an envelope");
+        assert_eq!(channel, Channel::Consensus);
+        assert_eq!(rsl_core::Message::decode_shared(&body), Ok(msg));
         assert_eq!(open(&Bytes::new()), None);
         for byte in [0u8, 4, 0xEE, 0xFF] {
             assert_eq!(open(&Bytes::from(vec![byte, 1, 2])), None, "channel byte {byte}");

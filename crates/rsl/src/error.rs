@@ -42,6 +42,10 @@ pub enum ReplicateError {
     /// The replica is shutting down or has shut down ([`crate::Node::shutdown`]).
     #[error("shutting down")]
     ShuttingDown,
+    /// The request is larger than the cluster carries (`consensus.request_bytes_max`): it was
+    /// refused before it reached the log, on any replica. Retrying cannot help.
+    #[error("request of {size} bytes exceeds the maximum of {max} bytes (request_bytes_max)")]
+    TooLarge { size: usize, max: usize },
 }
 
 /// Why a membership call ([`crate::Node::add_learner`], `promote`, `remove_member`,

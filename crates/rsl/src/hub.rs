@@ -83,6 +83,11 @@ impl Transport for HubEnd {
     }
 
     fn send(&self, to: u32, payload: Bytes) -> Result<(), SendError> {
+        // The same limit as TCP's frames, so that LocalCluster tests what a deployment does.
+        let bytes = payload.len();
+        if bytes > rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX {
+            return Err(SendError::PayloadTooLarge { bytes });
+        }
         if self.hub.severed(self.me, to) {
             // A cut link loses what is sent over it, as a partition does.
             return Ok(());

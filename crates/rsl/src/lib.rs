@@ -99,7 +99,7 @@ mod start;
 mod state_machine;
 mod status;
 
-pub use config::{ConfigError, Member, NodeConfig};
+pub use config::{ConfigError, Member, NodeConfig, REQUEST_BYTES_MAX_DEFAULT};
 pub use error::{MembershipError, ReplicateError, StartError};
 pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};

@@ -48,6 +48,8 @@ use crate::status::{Status, StopCause, View};
 /// it is dropped, or until it stops on a failure ([`Node::is_running`] says which).
 pub struct Node {
     id: u32,
+    /// Requests and read queries above this many bytes are refused at once.
+    request_bytes_max: usize,
     events: Sender<ToConsensus>,
     shared: Arc<Shared>,
     /// Calls to and from other members (`peer_call`).
@@ -93,6 +95,12 @@ impl Node {
         M: MetaStore + 'static,
     {
         let id = parts.core.id.0;
+        let request_bytes_max = parts.core.request_bytes_max;
+        assert!(
+            parts.core.message_bytes_max <= crate::envelope::MESSAGE_BYTES_MAX,
+            "the core's message limit {} exceeds what the transport carries",
+            parts.core.message_bytes_max
+        );
         let shared = Arc::new(Shared::new(
             id,
             parts.recovered.checkpoint.0,
@@ -144,6 +152,7 @@ impl Node {
         threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx))?);
         Ok(Node {
             id,
+            request_bytes_max,
             events: events_tx,
             shared,
             peer_calls: parts.peer_calls,
@@ -186,6 +195,7 @@ impl Node {
         request: Bytes,
         options: ReplicateOptions,
     ) -> Result<Bytes, ReplicateError> {
+        self.check_size(&request)?;
         // A full disk refuses writes at the door (a stopped replica says it stopped).
         if let Some(full) = self.shared.disk_full_error().filter(|_| self.shared.is_running()) {
             return Err(full);
@@ -219,6 +229,7 @@ impl Node {
             ReadConsistency::Linearizable => ReadMode::Linearizable,
             ReadConsistency::AtLeast(slot) => ReadMode::AtLeast(Slot(slot)),
         };
+        self.check_size(&request)?;
         let (reply, rx) = oneshot::channel();
         self.push(ToConsensus::Read { request, mode, reply })?;
         self.wait(rx, timeout).await
@@ -243,6 +254,21 @@ impl Node {
     /// How long a call waits unless it says otherwise.
     pub(crate) fn call_timeout(&self) -> Duration {
         self.shared.call_timeout
+    }
+
+    /// Refuses a request larger than the cluster carries, before it reaches the core (which
+    /// would refuse it too): it never reaches the log.
+    fn check_size(&self, request: &Bytes) -> Result<(), ReplicateError> {
+        let (size, max) = (request.len(), self.request_bytes_max);
+        if size > max {
+            return Err(ReplicateError::TooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// The largest request (and read query) this replica takes, in bytes.
+    pub fn request_bytes_max(&self) -> usize {
+        self.request_bytes_max
     }
 
     pub(crate) fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {

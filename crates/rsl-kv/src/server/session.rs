@@ -21,6 +21,7 @@ use super::clients::ClientInfo;
 use super::table::{self, Handler};
 use super::{blocking, ready, Pending, Shared, ENGINE_COMMAND_PREFIX, ERR_NOAUTH};
 use crate::commands::{self, arity_error, unknown_command, CommandDef, FLAG_BLOCKING};
+use crate::engine::EngineError;
 use crate::hub::Message;
 use crate::limits;
 use crate::request::{Args, Request, Watch, WriteOp};
@@ -188,8 +189,13 @@ impl Session {
     ) -> Result<crate::engine::EngineReply, Reply> {
         assert!(logged || !request.is_write(), "a write always goes through the log");
         let bytes = request.encode();
-        if bytes.len() > limits::REQUEST_BYTES_MAX {
-            return Err(Reply::error("ERR request too large"));
+        // A key or value too large for one request is refused here, naming the limit, and
+        // never reaches the log.
+        let (size, max) = (bytes.len(), self.shared.engine.request_bytes_max());
+        if size > max.min(limits::REQUEST_BYTES_MAX) {
+            return Err(
+                EngineError::TooLarge { size, max: max.min(limits::REQUEST_BYTES_MAX) }.to_reply()
+            );
         }
         let engine = &self.shared.engine;
         Ok(if logged { engine.write(bytes) } else { engine.read(bytes) })

@@ -1,7 +1,7 @@
 //! The simulator's events: everything that happens at a simulated instant sits in one
 //! priority queue ordered by (time, sequence number), so a seed fully determines the order.
 
-use rsl_core::{Input, LogEntry, Message, ReadMode};
+use rsl_core::{Input, LogEntry, Message, ReadMode, Slot};
 
 use crate::driver::Reply;
 use crate::kv::Op;
@@ -10,8 +10,23 @@ use crate::kv::Op;
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
     Input(Input),
-    Propose { ticket: u64, op: Op, exclusive: bool },
-    Read { ticket: u64, key: u8, mode: ReadMode },
+    Propose {
+        ticket: u64,
+        op: Op,
+        exclusive: bool,
+        /// The payload's size in bytes: the operation, padded (at least its 10 bytes).
+        size: usize,
+    },
+    Read {
+        ticket: u64,
+        key: u8,
+        mode: ReadMode,
+    },
+    /// A peer's checkpoint arrived: keep it, and install it if it is ahead.
+    Install {
+        slot: Slot,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Debug)]
@@ -70,6 +85,36 @@ pub(crate) enum Event {
     },
     Unstall {
         node: usize,
+    },
+    /// A checkpoint taken earlier is written to the store.
+    CheckpointWritten {
+        node: usize,
+        incarnation: u64,
+        slot: Slot,
+        data: Vec<u8>,
+    },
+    /// A crashed replica restarts (if it is still down).
+    Restart {
+        node: usize,
+    },
+    /// The second half of a chained failure: the primary crashes if still at that ballot.
+    CrashIfPrimary {
+        node: usize,
+        incarnation: u64,
+        ballot: rsl_core::Ballot,
+    },
+    /// The state machine installed a checkpoint: the core is told.
+    Installed {
+        node: usize,
+        incarnation: u64,
+        slot: Slot,
+    },
+    /// A streamed checkpoint reaches its receiver.
+    CheckpointArrives {
+        from: usize,
+        to: usize,
+        slot: Slot,
+        data: Vec<u8>,
     },
 }
 

@@ -9,14 +9,16 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use rsl_core::message::Body;
 use rsl_core::{
-    Event as CoreEvent, Input, Membership, Message, ReconfigRefusal, Refusal, ReplicaId, Slot,
-    Value, Write,
+    Ballot, Event as CoreEvent, Input, Membership, Message, ReadMode, ReconfigRefusal, Refusal,
+    ReplicaId, Role, Slot, Value, Write,
 };
 
 use super::event::{Event, Pending};
 use super::{message_kind, NodeState, Sim, SCRIPT_TICKET};
 use crate::bugs::StorageBug;
+use crate::cause::{check_stickiness, LeaseRead};
 use crate::checker::Check;
 use crate::driver::{Host, Machine, Reply};
 use crate::options::TICK;
@@ -24,10 +26,17 @@ use crate::options::TICK;
 /// Simulated milliseconds per tick, for the storage's commit-hint interval.
 const TICK_MS: u64 = 10;
 
-/// The world as seen by one replica's driver during one step.
+/// The world as seen by one replica's driver during one step, and what the step did that
+/// the checks at the cause look at once it is over.
 struct SimHost<'a> {
     sim: &'a mut Sim,
     node: usize,
+    /// The step sent a heartbeat round.
+    heartbeats: bool,
+    /// Tickets the step refused.
+    refused: Vec<u64>,
+    /// The step completed phase 1 at this ballot.
+    became_primary: Option<Ballot>,
 }
 
 impl SimHost<'_> {
@@ -48,15 +57,52 @@ impl Host<u64> for SimHost<'_> {
         *sim.stats.kinds.entry(message_kind(&msg)).or_default() += 1;
         assert_eq!((msg.from, msg.to), (id, to), "message addressing");
         let _ = write!(sim.trace, "s{}>{}", id.0, to.0);
-        // Every message crosses the wire codec, as in production.
-        match Message::decode(&msg.encode()) {
+        if let Body::Accepted { ballot, slots } = &msg.body {
+            // A vote for a slot this incarnation did not write at that ballot: the acceptor
+            // knows the slot chosen (or dropped it from memory as executed).
+            let written = &sim.nodes[self.node].written;
+            let unwritten =
+                slots.iter().filter(|s| !written.get(s).is_some_and(|w| w.contains(ballot)));
+            let vouched: Vec<_> = unwritten.map(|s| (id, *s, *ballot)).collect();
+            sim.vouched.extend(vouched);
+        }
+        if let Body::StartElection { ballot } = msg.body {
+            let incarnation = sim.nodes[self.node].incarnation;
+            sim.causes.transfer_consented((id, incarnation, ballot));
+        }
+        if let Body::Heartbeat { ballot, round, .. } = msg.body {
+            self.heartbeats = true;
+            let incarnation = sim.nodes[self.node].incarnation;
+            sim.causes.heartbeat_sent((id, incarnation, ballot), round, sim.now);
+        }
+        // Every message crosses the wire codec, as in production, and must fit the frame the
+        // transport carries (issue 8: a message above it wedged a cluster). Neither report
+        // prints the message whole: its values may be large.
+        let bytes = msg.encode();
+        sim.stats.largest_message = sim.stats.largest_message.max(bytes.len() as u64);
+        let brief = || format!("{msg:?}").chars().take(200).collect::<String>();
+        if bytes.len() > sim.options.message_bytes_max || bytes.len() != msg.encoded_len() {
+            let detail = format!(
+                "a message of {} bytes (the encoder measured {}), above the limit of {} (message_bytes_max): {}",
+                bytes.len(),
+                msg.encoded_len(),
+                sim.options.message_bytes_max,
+                brief()
+            );
+            sim.checker.fail(Check::Limits, detail);
+        }
+        match Message::decode(&bytes) {
             Ok(decoded) if decoded == msg => {}
-            other => {
-                let detail = format!("wire codec does not round-trip {msg:?}: {other:?}");
+            Ok(_) => {
+                let detail = format!("wire codec does not round-trip {}", brief());
+                sim.checker.fail(Check::Contract, detail);
+            }
+            Err(e) => {
+                let detail = format!("wire codec does not decode {}: {e:?}", brief());
                 sim.checker.fail(Check::Contract, detail);
             }
         }
-        for delay in sim.net.route(&mut sim.rng, &msg) {
+        for delay in sim.net.route(&mut sim.rng, &msg, sim.now) {
             sim.schedule(delay, Event::Deliver { msg: msg.clone() });
         }
     }
@@ -64,6 +110,17 @@ impl Host<u64> for SimHost<'_> {
     fn persist(&mut self, seq: u64, write: Write) {
         self.record(format_args!("Persist({seq:?}, {write:?})"));
         let (sim, node) = (&mut *self.sim, self.node);
+        if let Write::Accept(entry) = &write {
+            sim.nodes[node].written.entry(entry.slot).or_default().push(entry.ballot);
+        }
+        if let Write::TruncatePrefix { before } = &write {
+            // The records below a checkpoint are gone: a vote for one of those slots now
+            // rests on the slot being chosen (vouched), not on a record (seed 12400773: a
+            // replica installed a checkpoint over a slot it had just accepted at the new
+            // primary's ballot, then voted for it).
+            let written = &mut sim.nodes[node].written;
+            *written = written.split_off(before);
+        }
         sim.nodes[node].disk.write(seq, write);
         if sim.options.storage_bug == Some(StorageBug::AckBeforeSync) {
             let incarnation = sim.nodes[node].incarnation;
@@ -89,9 +146,38 @@ impl Host<u64> for SimHost<'_> {
         let (sim, node) = (&mut *self.sim, self.node);
         let id = sim.nodes[node].id;
         sim.stats.max_slot = sim.stats.max_slot.max(slot.0);
+        // A slot this primary proposed (at its ballots, this incarnation) and could not know
+        // chosen otherwise (it heard of no commit point covering it): it counted the votes.
+        let n = &sim.nodes[node];
+        if n.primacy.is_some() && slot > n.heard_commit {
+            let own = |b: &&Ballot| b.owner() == id;
+            let ballots: Vec<Ballot> =
+                (n.written.get(&slot).into_iter().flatten()).filter(own).copied().collect();
+            if !ballots.is_empty() {
+                let vouched = |r: ReplicaId, b: Ballot| sim.vouched.contains(&(r, slot, b));
+                sim.checker.counted(id, slot, &ballots, &value, vouched);
+            }
+        }
         sim.checker.execute(id, slot, &value);
+        if slot <= sim.nodes[node].machine.1 {
+            // Covered by a checkpoint the state machine installed meanwhile (its callers
+            // hear nothing, as in the runtime: their outcome is unknown).
+            return;
+        }
         sim.nodes[node].machine.1 = slot;
         if let Value::Batch(requests) = value {
+            for request in &requests {
+                sim.first_executed.entry(request.id).or_insert(sim.now);
+                if sim.oversized.contains(&request.id) {
+                    let detail = format!(
+                        "{id:?} executed {:?} of {} bytes, above request_bytes_max {}",
+                        request.id,
+                        request.payload.len(),
+                        sim.options.request_bytes_max
+                    );
+                    sim.checker.fail(Check::Limits, detail);
+                }
+            }
             for (request, caller) in requests.iter().zip(callers) {
                 let response = sim.nodes[node].machine.execute(slot, request);
                 if let Some(ticket) = caller {
@@ -112,6 +198,23 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn refused(&mut self, ticket: u64, reason: Refusal) {
+        self.refused.push(ticket);
+        self.sim.stats.outcomes_unknown += u64::from(reason == Refusal::OutcomeUnknown);
+        if let Some(id) = self.sim.request_ids.get(&ticket).copied() {
+            self.sim.checker.refused(id, &reason);
+        }
+        // A request above the limit is refused as too large at the door (synchronously,
+        // whatever the replica's role), and only such a request.
+        let oversized = self.sim.oversized_tickets.contains(&ticket);
+        let limit = self.sim.options.request_bytes_max;
+        let right = match reason {
+            Refusal::TooLarge { size, max } => oversized && size > max && max == limit,
+            _ => !oversized,
+        };
+        if !right {
+            let detail = format!("ticket {ticket} refused {reason:?} (request_bytes_max {limit})");
+            self.sim.checker.fail(Check::Limits, detail);
+        }
         let reply = Reply::Refused(reason);
         self.record(format_args!("Reply({ticket:?}, {reply:?})"));
         self.sim.on_replica_reply(ticket, reply);
@@ -119,19 +222,49 @@ impl Host<u64> for SimHost<'_> {
 
     fn notify(&mut self, event: CoreEvent) {
         self.record(format_args!("Notify({event:?})"));
-        if let CoreEvent::BecamePrimary { .. } = event {
-            self.sim.stats.elections += 1;
+        let (now, guard) = (self.sim.now, u64::from(self.sim.options.election_ticks_min));
+        let stats = &mut self.sim.stats;
+        let node = &mut self.sim.nodes[self.node];
+        match &event {
+            CoreEvent::BecamePrimary { ballot } => {
+                stats.elections += 1;
+                node.primacy = Some(*ballot);
+                self.became_primary = Some(*ballot);
+                // Its own log counts too (a restarted primary may hold one value, a promise
+                // another).
+                let own = &node.disk.durable().log;
+                let competing = node.reports.iter().any(|(slot, values)| {
+                    let mine = own.get(slot).map(|e| crate::checker::value_digest(&e.value));
+                    values.len() + usize::from(mine.is_some_and(|d| !values.contains(&d))) > 1
+                });
+                stats.phase1_competing += u64::from(competing);
+                node.reports.clear();
+                node.transfer_asked = None;
+            }
+            CoreEvent::LostPrimacy { .. } => {
+                node.primacy = None;
+                // A transfer whose target did not take over within an election timeout: the
+                // primary relinquished.
+                let asked = node.transfer_asked.take();
+                let timed_out = asked.is_some_and(|t| now >= t + guard * TICK);
+                stats.transfers_timed_out += u64::from(timed_out);
+            }
+            CoreEvent::ConfigurationChanged { .. } => {}
+            CoreEvent::PrimaryRecovered => {}
         }
+        self.sim.nodes[self.node].notes.push(event);
     }
 
-    fn send_checkpoint(&mut self, _to: ReplicaId) {
-        self.record(format_args!("Checkpoint"));
+    fn send_checkpoint(&mut self, to: ReplicaId) {
+        self.record(format_args!("SendCheckpoint({to:?})"));
         self.sim.stats.checkpoint_requests += 1;
+        self.sim.send_checkpoint(self.node, to);
     }
 
     fn take_checkpoint(&mut self) {
-        self.record(format_args!("Checkpoint"));
+        self.record(format_args!("TakeCheckpoint"));
         self.sim.stats.checkpoint_requests += 1;
+        self.sim.take_checkpoint(self.node);
     }
 
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
@@ -174,18 +307,156 @@ impl Sim {
         // The driver leaves its node for the step: nothing the host does touches it, and a
         // host callback that did (a re-entrant step) would be a simulator bug.
         let mut driver = self.nodes[node].driver.take().expect("an up replica has a driver");
-        let mut host = SimHost { sim: self, node };
+        let mut host = SimHost {
+            sim: self,
+            node,
+            heartbeats: false,
+            refused: Vec::new(),
+            became_primary: None,
+        };
+        let mut lease_read = None;
+        // A message from a primary (heartbeat or accept: the follower may adopt it) or a
+        // prepare (the follower may promise it): what the stickiness check looks at.
+        let mut contact = None;
+        let mut prepare = None;
         match pending {
-            Pending::Input(input) => driver.step(input, &mut host),
-            Pending::Propose { ticket, op, exclusive } => {
-                let id = driver.propose(op.encode(), exclusive, ticket, &mut host);
-                self.request_ids.insert(ticket, id);
+            Pending::Input(input) => {
+                if let Input::CheckpointInstalled { slot } = input {
+                    // The core continues after the checkpoint if it is ahead of what it
+                    // executed (it executes the slots after it in this very step).
+                    let status = driver.status();
+                    if slot > status.executed {
+                        host.sim.checker.checkpoint(status.id, slot);
+                    }
+                }
+                match &input {
+                    Input::Receive(Message {
+                        from,
+                        body: Body::Heartbeat { ballot, .. } | Body::Accept { ballot, .. },
+                        ..
+                    }) => contact = Some((*from, *ballot)),
+                    Input::Receive(Message { body: Body::Promise { entries, .. }, .. }) => {
+                        let reports = &mut host.sim.nodes[node].reports;
+                        for e in entries {
+                            let digest = crate::checker::value_digest(&e.value);
+                            reports.entry(e.slot).or_default().insert(digest);
+                        }
+                    }
+                    Input::TransferPrimacy { .. } if host.sim.nodes[node].primacy.is_some() => {
+                        host.sim.stats.transfers += 1;
+                        host.sim.nodes[node].transfer_asked = Some(host.sim.now);
+                    }
+                    Input::Receive(Message {
+                        from,
+                        body: Body::Prepare { ballot, transfer, .. },
+                        ..
+                    }) => {
+                        let s = driver.status();
+                        let follows = (s.primary, s.ballot);
+                        prepare = Some((*from, *ballot, *transfer, s.promised, s.now, follows));
+                    }
+                    _ => {}
+                }
+                match &input {
+                    Input::Receive(Message {
+                        from,
+                        body: Body::HeartbeatAck { ballot, round, .. },
+                        ..
+                    }) => {
+                        let n = &host.sim.nodes[node];
+                        let p = (n.id, n.incarnation, *ballot);
+                        host.sim.causes.heartbeat_acked(p, *from, *round);
+                    }
+                    Input::Receive(Message {
+                        body:
+                            Body::CatchupReply { commit, .. }
+                            | Body::Accept { commit, .. }
+                            | Body::Heartbeat { commit, .. },
+                        ..
+                    }) => {
+                        let heard = &mut host.sim.nodes[node].heard_commit;
+                        *heard = (*heard).max(*commit);
+                    }
+                    _ => {}
+                }
+                driver.step(input, &mut host);
+            }
+            Pending::Propose { ticket, op, exclusive, size } => {
+                let oversized = size > host.sim.options.request_bytes_max;
+                if oversized {
+                    host.sim.oversized_tickets.insert(ticket);
+                    host.sim.stats.too_large += 1;
+                }
+                let id = driver.propose(op.encode_sized(size), exclusive, ticket, &mut host);
+                host.sim.request_ids.insert(ticket, id);
+                if oversized {
+                    host.sim.oversized.insert(id);
+                }
             }
             Pending::Read { ticket, key, mode } => {
                 driver.read(Bytes::from(vec![key]), mode, ticket, &mut host);
+                lease_read = (mode == ReadMode::Linearizable).then_some(ticket);
+            }
+            Pending::Install { slot, data } => host.sim.install_checkpoint(node, slot, &data),
+        }
+        let SimHost { heartbeats, refused, became_primary, .. } = host;
+        let status = driver.status();
+        self.nodes[node].driver = Some(driver);
+        if let Some((from, ballot)) = contact {
+            if status.primary == Some(from) && status.ballot == ballot {
+                self.nodes[node].heard = status.now;
             }
         }
-        self.nodes[node].driver = Some(driver);
+        if let Some((from, ballot, transfer, promised, now, follows)) = prepare {
+            if status.promised == ballot && ballot > promised {
+                let guard = u64::from(self.options.election_ticks_min);
+                let heard = self.nodes[node].heard;
+                let id = status.id;
+                let result = check_stickiness(id, heard, now, follows, from, transfer, guard);
+                if let Err(detail) = result {
+                    self.checker.fail(Check::Lease, detail);
+                }
+            }
+        }
+        if let Some(ballot) = became_primary.filter(|b| status.ballot == *b) {
+            let result = self.causes.check_phase1(status.id, ballot, &status.membership);
+            if let Err(detail) = result {
+                self.checker.fail(Check::Promises, detail);
+            }
+            self.chain_failure(status.id, ballot);
+        }
+        // A linearizable read the primary took without sending a heartbeat round and without
+        // refusing it was decided under its lease.
+        let decided = lease_read.is_some_and(|t| !heartbeats && !refused.contains(&t));
+        if decided && status.role == Role::Primary {
+            self.check_lease_read(node, &status);
+        }
+    }
+
+    /// The lease check at the moment a primary decides a lease read (see `crate::cause`).
+    fn check_lease_read(&mut self, node: usize, status: &rsl_core::Status) {
+        self.stats.lease_reads += 1;
+        let rivals: Vec<(ReplicaId, Option<Ballot>, Ballot)> = (self.nodes.iter())
+            .filter(|n| n.id != status.id)
+            .map(|n| match &n.driver {
+                Some(d) => {
+                    let s = d.status();
+                    (n.id, (s.role == Role::Primary).then_some(s.ballot), s.promised)
+                }
+                None => (n.id, None, n.disk.durable().promised),
+            })
+            .collect();
+        let read = LeaseRead {
+            primary: status.id,
+            incarnation: self.nodes[node].incarnation,
+            ballot: status.ballot,
+            membership: status.membership.clone(),
+            now: self.now,
+        };
+        let guard = u64::from(self.options.election_ticks_min);
+        if let Err(detail) = self.causes.check_lease_read(&read, &rivals, guard) {
+            self.checker.fail(Check::Lease, detail);
+        }
     }
 
     /// Starts an fsync of the replica's queued writes, if none is in flight.
@@ -212,8 +483,11 @@ impl Sim {
         let Some((seq, writes)) = self.nodes[node].disk.complete_sync(now_ms) else { return };
         let id = self.nodes[node].id;
         for write in &writes {
-            if let Write::Accept(entry) = write {
-                self.checker.durable_accept(id, entry);
+            match write {
+                Write::Accept(entry) => self.checker.durable_accept(id, entry),
+                Write::Promise(ballot) => self.causes.promise_durable(id, *ballot),
+                Write::Rebuilding(false) => self.stats.rebuilds += 1,
+                _ => {}
             }
         }
         if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
@@ -228,6 +502,9 @@ impl Sim {
         if ticket & SCRIPT_TICKET != 0 {
             self.script_reply(ticket, reply);
             return;
+        }
+        if let Reply::Done { response, .. } = &reply {
+            self.replica_replies.insert(ticket, (self.now, response.clone()));
         }
         let delay = self.rng.range(50, 300);
         self.schedule(delay, Event::ClientReply { ticket, reply });

@@ -12,15 +12,17 @@
 //! `host` carries out what a replica's driver asks (sends, writes, executions, replies);
 //! `faults` injects and scripts crashes, wipes, pauses and partitions; `workload` runs the
 //! simulated clients and keeps their history; `swarm` is the randomized run with its
-//! liveness and end-of-run checks; `script` is the API scripted scenarios drive.
+//! liveness and end-of-run checks; `script` is the API scripted scenarios drive, and `story`
+//! the assert-style helpers they tell their stories with.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use rsl_core::{Config, Input, Membership, Message, ReplicaId, Request, RequestId, Slot};
+use rsl_core::{Config, Input, Message, ReplicaId, Request, RequestId, Slot};
 
+use crate::cause::Causes;
 use crate::checker::{Checker, Failure, Fnv};
 use crate::disk::Disk;
 use crate::driver::{Driver, Machine, Reply};
@@ -30,12 +32,16 @@ use crate::net::Network;
 use crate::options::{Options, TICK};
 use crate::rng::Rng;
 
+mod checkpoints;
 mod event;
 mod faults;
 mod host;
 mod script;
+mod story;
 mod swarm;
 mod workload;
+
+pub use story::ELECTION_WAIT_TICKS;
 
 use event::{Event, Pending, Scheduled};
 use faults::{disk_faults, faulty_disks};
@@ -107,6 +113,26 @@ struct Node {
     missed_ticks: u64,
     pause: u64,
     can_become_primary: bool,
+    /// The core's notifications to the application, over every incarnation.
+    notes: Vec<rsl_core::Event>,
+    /// This incarnation's primacy (its ballot), as the core's notifications report it.
+    primacy: Option<rsl_core::Ballot>,
+    /// This incarnation's accepted records per slot: the ballots it wrote it at.
+    written: BTreeMap<Slot, Vec<rsl_core::Ballot>>,
+    /// This incarnation's tick count when it last adopted a primary (heard a heartbeat or
+    /// accept from it): the stickiness check's view of the core's guard.
+    heard: u64,
+    /// The values each slot's promises reported in the election this incarnation runs
+    /// (digests), for the coverage of phase 1 with competing values.
+    reports: BTreeMap<Slot, std::collections::BTreeSet<u64>>,
+    /// When (global time) this incarnation, as primary, was asked to transfer primacy.
+    transfer_asked: Option<u64>,
+    /// A checkpoint is being written (the core's next request is skipped meanwhile).
+    checkpoint_writing: bool,
+    /// The highest commit point this incarnation heard of (its recovered commit hint, or a
+    /// peer's accept, heartbeat or catch-up reply): the slots at or below it it may know
+    /// chosen without counting votes.
+    heard_commit: Slot,
 }
 
 /// Counters of one run.
@@ -114,6 +140,10 @@ struct Node {
 pub struct Stats {
     pub events: u64,
     pub messages: u64,
+    /// The largest message sent, encoded (bytes).
+    pub largest_message: u64,
+    /// Requests proposed above `request_bytes_max` (refused as too large).
+    pub too_large: u64,
     pub dropped: u64,
     pub crashes: u64,
     /// Crashes that also wiped the disk.
@@ -132,6 +162,32 @@ pub struct Stats {
     /// Messages sent, by kind.
     pub kinds: BTreeMap<&'static str, u64>,
     pub checkpoint_requests: u64,
+    /// Checkpoints taken, streamed to a peer, installed from a peer, loaded at a restart.
+    pub checkpoints_taken: u64,
+    pub checkpoints_sent: u64,
+    pub checkpoints_installed: u64,
+    pub checkpoints_loaded: u64,
+    /// Checkpoint writes the store refused (a corrupted write failed its verification).
+    pub checkpoints_failed: u64,
+    /// Machine crashes (unsynced writes lost or torn), and power losses inside an fsync.
+    pub machine_crashes: u64,
+    pub power_losses: u64,
+    /// Phase 1 completions that found different values for one slot in the promises.
+    pub phase1_competing: u64,
+    /// Primacy transfers asked for, and those that timed out (the primary relinquished).
+    pub transfers: u64,
+    pub transfers_timed_out: u64,
+    /// Proposals refused with an unknown outcome (a checkpoint install skipped their slot).
+    pub outcomes_unknown: u64,
+    /// Learners made voters by an executed configuration.
+    pub promotions: u64,
+    /// Wiped replicas that finished rebuilding (their disk-loss marker cleared durably).
+    pub rebuilds: u64,
+    /// Primaries crashed with a pipeline of undecided slots; partial-accept windows.
+    pub loaded_crashes: u64,
+    pub partial_accepts: u64,
+    /// Linearizable reads a primary decided under its lease.
+    pub lease_reads: u64,
     /// Storage faults injected and what recovery made of them (all disks).
     pub storage: crate::disk::DiskStats,
     /// Safety-only mode: the healed cluster did not converge (allowed there).
@@ -158,10 +214,25 @@ pub struct Sim {
     /// Indeterminate operations: their index in `history` and the tickets of their attempts.
     indeterminate: Vec<(usize, Vec<u64>)>,
     checker: Checker,
+    causes: Causes,
     trace: Fnv,
     verbose: bool,
     request_ids: BTreeMap<u64, RequestId>,
+    /// Votes sent without a write behind them, by acceptors that knew the slot chosen:
+    /// (voter, slot, ballot).
+    vouched: std::collections::BTreeSet<(ReplicaId, Slot, rsl_core::Ballot)>,
+    /// Checkpoints replicas loaded or installed: (replica, slot, digest of the state).
+    checkpoint_claims: Vec<(ReplicaId, Slot, u64)>,
+    /// When each request was first executed anywhere (the latest it can take effect).
+    first_executed: BTreeMap<RequestId, u64>,
+    /// Every client ticket a replica answered with `Done`, when, and the response (the
+    /// client may have given up on it already).
+    replica_replies: BTreeMap<u64, (u64, Bytes)>,
     script_ops: BTreeMap<u64, (Op, u64)>,
+    /// Requests proposed above `request_bytes_max`: they must be refused, never executed.
+    oversized: BTreeSet<RequestId>,
+    /// The tickets of those proposals (a refusal at the door comes before the id is known).
+    oversized_tickets: BTreeSet<u64>,
     script_replies: BTreeMap<u64, Reply>,
     next_script: u64,
     faults_on: bool,
@@ -192,7 +263,7 @@ impl Sim {
     /// catch a panic in the core's constructor).
     pub fn new_deferred(options: Options) -> Sim {
         let mut rng = Rng::new(options.seed);
-        let n = options.replicas + options.spares;
+        let n = options.nodes();
         assert!((1..=9).contains(&n), "1 to 9 replicas");
         let net = Network::new(
             options.loss_permille,
@@ -220,15 +291,24 @@ impl Sim {
                 missed_ticks: 0,
                 pause: 0,
                 can_become_primary: cannot_lead != Some(i),
+                notes: Vec::new(),
+                primacy: None,
+                written: BTreeMap::new(),
+                heard_commit: Slot::ZERO,
+                checkpoint_writing: false,
+                reports: BTreeMap::new(),
+                transfer_asked: None,
+                heard: 0,
             })
             .collect();
         for node in &mut nodes {
             node.disk.check = options.storage_check;
         }
-        let mut checker = Checker::new(Membership::new(1..=options.replicas as u32));
+        let mut checker = Checker::new(options.membership());
         checker.durable_commit = options.durable_commit_check;
         Sim {
             checker,
+            causes: Causes::default(),
             options,
             rng,
             now: 0,
@@ -243,7 +323,13 @@ impl Sim {
             trace: Fnv::new(),
             verbose: false,
             request_ids: BTreeMap::new(),
+            vouched: Default::default(),
+            checkpoint_claims: Vec::new(),
+            first_executed: BTreeMap::new(),
+            replica_replies: BTreeMap::new(),
             script_ops: BTreeMap::new(),
+            oversized: BTreeSet::new(),
+            oversized_tickets: BTreeSet::new(),
             script_replies: BTreeMap::new(),
             next_script: 0,
             faults_on: false,
@@ -316,12 +402,29 @@ impl Sim {
     }
 
     fn make_config(&mut self, i: usize) -> Config {
-        let n = self.options.replicas as u32;
-        let mut config = Config::new(i as u32 + 1, 1..=n);
+        let mut config = Config::new(i as u32 + 1, [1]);
+        config.membership = self.options.membership();
         // Spares start outside the membership: they join the running cluster when added.
-        config.joining = i as u32 >= n;
-        config.pipeline_slots_max = self.options.pipeline_slots_max;
-        config.batch_requests_max = self.options.batch_requests_max;
+        config.joining = i >= self.options.replicas + self.options.learners;
+        let o = &self.options;
+        config.pipeline_slots_max = o.pipeline_slots_max;
+        config.batch_requests_max = o.batch_requests_max;
+        config.proposals_queued_max = o.proposals_queued_max;
+        config.reads_queued_max = o.reads_queued_max;
+        config.catchup_entries_max = o.catchup_entries_max;
+        config.promise_entries_max = o.promise_entries_max;
+        config.log_memory_entries_max = o.log_memory_entries_max;
+        config.checkpoint_interval_slots = o.checkpoint_interval_slots;
+        config.log_kept_slots = o.log_kept_slots;
+        config.request_bytes_max = o.request_bytes_max;
+        config.batch_bytes_max = o.batch_bytes_max;
+        config.message_bytes_max = o.message_bytes_max;
+        config.pipeline_bytes_max = o.pipeline_bytes_max;
+        config.proposals_queued_bytes_max = o.proposals_queued_bytes_max;
+        config.heartbeat_ticks = o.heartbeat_ticks;
+        config.election_ticks_min = o.election_ticks_min;
+        config.election_ticks_max = o.election_ticks_max;
+        config.lease_ticks = o.lease_ticks;
         config.clock_drift_permille = self.options.drift_permille;
         config.rng_seed = self.rng.next_u64();
         #[cfg(feature = "planted-bugs")]
@@ -369,6 +472,7 @@ impl Sim {
                 let up = self.nodes[node].state != NodeState::Down;
                 if self.faults_on && up && self.nodes[node].incarnation == incarnation {
                     let id = self.nodes[node].id;
+                    self.stats.power_losses += 1;
                     self.record(format_args!("power loss during an fsync of {id:?}"));
                     self.crash_with(id, true);
                 }
@@ -392,6 +496,23 @@ impl Sim {
                 }
             }
             Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
+            Event::CheckpointWritten { node, incarnation, slot, data } => {
+                self.on_checkpoint_written(node, incarnation, slot, data)
+            }
+            Event::Installed { node, incarnation, slot } => {
+                self.on_installed(node, incarnation, slot)
+            }
+            Event::Restart { node } => {
+                if self.faults_on {
+                    self.restart(self.nodes[node].id);
+                }
+            }
+            Event::CrashIfPrimary { node, incarnation, ballot } => {
+                self.crash_if_primary(node, incarnation, ballot)
+            }
+            Event::CheckpointArrives { from, to, slot, data } => {
+                self.on_checkpoint_arrives(from, to, slot, data)
+            }
             Event::Unstall { node } => {
                 let id = self.nodes[node].id;
                 self.record(format_args!("disk of {id:?} resumes"));

@@ -128,7 +128,16 @@ impl Sim {
     pub fn propose(&mut self, id: ReplicaId, op: Op) -> u64 {
         let ticket = self.new_script_ticket(op);
         let i = self.index(id);
-        self.deliver(i, Pending::Propose { ticket, op, exclusive: false });
+        self.deliver(i, Pending::Propose { ticket, op, exclusive: false, size: 10 });
+        ticket
+    }
+
+    /// Proposes `op` padded to `size` payload bytes (see [`Op::encode_sized`]) at replica
+    /// `id`, exclusive or not; returns a ticket for [`Sim::reply`].
+    pub fn propose_sized(&mut self, id: ReplicaId, op: Op, size: usize, exclusive: bool) -> u64 {
+        let ticket = self.new_script_ticket(op);
+        let i = self.index(id);
+        self.deliver(i, Pending::Propose { ticket, op, exclusive, size });
         ticket
     }
 
@@ -148,7 +157,11 @@ impl Sim {
     }
 
     pub(super) fn script_reply(&mut self, ticket: u64, reply: Reply) {
-        if let Some((op, call)) = self.script_ops.remove(&ticket) {
+        // An unknown outcome leaves the operation open: the history holds it as
+        // indeterminate (it may have executed in the slot a checkpoint skipped).
+        let unknown = matches!(reply, Reply::Refused(rsl_core::Refusal::OutcomeUnknown));
+        let open = if unknown { None } else { self.script_ops.remove(&ticket) };
+        if let Some((op, call)) = open {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
             if let Reply::Done { response, .. } = &reply {
                 match decode_output(op, response) {
@@ -156,7 +169,8 @@ impl Sim {
                         client,
                         op,
                         call,
-                        ret: Some((self.now, output)),
+                        ret: Some(self.now),
+                        output: Some(output),
                     }),
                     None => self.checker.fail(Check::Contract, format!("bad response to {op:?}")),
                 }
@@ -203,9 +217,16 @@ impl Sim {
             .map(|s| s.id)
     }
 
+    /// A replica other than `me` that is up and primary (at any ballot), if any.
+    pub fn primary_other_than(&self, me: ReplicaId) -> Option<ReplicaId> {
+        let up = self.nodes.iter().filter(|n| n.id != me && n.state == NodeState::Up);
+        let mut primaries = up.filter_map(|n| n.driver.as_ref().map(|d| d.status()));
+        primaries.find(|s| s.role == Role::Primary).map(|s| s.id)
+    }
+
     /// The last slot a replica executed (this incarnation), or zero if it is down.
     pub fn executed(&self, id: ReplicaId) -> Slot {
-        self.nodes[self.index(id)].driver.as_ref().map_or(Slot::ZERO, |d| d.executed())
+        self.nodes[self.index(id)].driver.as_ref().map_or(Slot::ZERO, |d| d.status().executed)
     }
 
     /// A replica's key-value state.
@@ -217,6 +238,11 @@ impl Sim {
     /// The replica's durable disk.
     pub fn disk(&self, id: ReplicaId) -> &Disk {
         &self.nodes[self.index(id)].disk
+    }
+
+    /// The core's notifications to the application at `id`, over all its incarnations.
+    pub fn notifications(&self, id: ReplicaId) -> &[rsl_core::Event] {
+        &self.nodes[self.index(id)].notes
     }
 
     /// Messages sent so far, and lost so far.

@@ -18,6 +18,8 @@ pub(super) struct Current {
     pub(super) op: Op,
     pub(super) via_log: bool,
     pub(super) exclusive: bool,
+    /// The request's payload size (bytes), drawn once for all its tries.
+    pub(super) size: usize,
     pub(super) call: u64,
     pub(super) op_no: u64,
     /// The attempt number of its first try (its tickets run from here to the client's last).
@@ -51,9 +53,11 @@ impl Sim {
         };
         let via_log = self.rng.chance(self.options.read_through_log_permille);
         let exclusive = self.rng.chance(self.options.exclusive_permille);
+        let size = self.draw_size();
         let first_attempt = self.clients[c].attempt + 1;
+        let call = self.now;
         self.clients[c].current =
-            Some(Current { op, via_log, exclusive, call: self.now, op_no, first_attempt });
+            Some(Current { op, via_log, exclusive, size, call, op_no, first_attempt });
         self.client_send(c);
         let timeout = self.options.client_timeout_ticks * TICK;
         self.schedule(timeout, Event::ClientTimeout { client: c, op_no });
@@ -73,7 +77,7 @@ impl Sim {
             Op::Get { key } if !cur.via_log => {
                 Pending::Read { ticket, key, mode: ReadMode::Linearizable }
             }
-            op => Pending::Propose { ticket, op, exclusive: cur.exclusive },
+            op => Pending::Propose { ticket, op, exclusive: cur.exclusive, size: cur.size },
         };
         let delay = self.rng.range(50, 300);
         self.schedule(delay, Event::Arrive { node, pending });
@@ -96,7 +100,8 @@ impl Sim {
                     client: c as u32,
                     op: cur.op,
                     call: cur.call,
-                    ret: Some((self.now, output)),
+                    ret: Some(self.now),
+                    output: Some(output),
                 });
                 self.stats.ops_ok += 1;
                 if cur.op.is_write() && self.healed_at.is_some_and(|h| cur.call >= h) {
@@ -105,6 +110,18 @@ impl Sim {
                 self.clients[c].current = None;
                 let think = self.rng.range(0, 4 * TICK);
                 self.schedule(think, Event::ClientWake { client: c });
+            }
+            Reply::Refused(rsl_core::Refusal::TooLarge { .. }) => {
+                // Refused at the door, definitely not executed (the host checked the size
+                // against the limit): the operation had no effect, and retrying cannot help.
+                self.clients[c].current = None;
+                self.schedule(1, Event::ClientWake { client: c });
+            }
+            Reply::Refused(rsl_core::Refusal::OutcomeUnknown) => {
+                // The replica skipped the request's slot by installing a checkpoint: it may
+                // or may not have executed, so the client must not retry it blindly; its
+                // outcome is indeterminate, as after a timeout.
+                self.on_client_timeout(c, cur.op_no);
             }
             Reply::Refused(reason) => {
                 let hint = match reason {
@@ -121,6 +138,33 @@ impl Sim {
                 self.schedule(backoff, Event::ClientRetry { client: c, op_no: cur.op_no });
             }
         }
+    }
+
+    /// A request's size: most carry their 10-byte operation; `large_permille` of them are
+    /// drawn at and near each limit (the request maximum and one byte past it, a slot's
+    /// batch, the largest request one message carries alone) or anywhere up to the maximum.
+    pub(super) fn draw_size(&mut self) -> usize {
+        let o = &self.options;
+        // No draw at all without large requests: the seeds' runs stay what they were.
+        if o.large_permille == 0 || !self.rng.chance(o.large_permille) {
+            return 10;
+        }
+        let max = o.request_bytes_max;
+        // A request alone in an entry of one message: the message limit less the framing.
+        let framing = rsl_core::limits::ENTRY_FRAMING_BYTES_MAX
+            + rsl_core::limits::BATCH_HEADER_BYTES_MAX
+            + rsl_core::limits::REQUEST_FRAMING_BYTES_MAX;
+        let one_message = o.message_bytes_max.saturating_sub(framing).min(max);
+        let jitter = self.rng.below(4) as usize;
+        let size = match self.rng.below(10) {
+            0 | 1 => max,
+            2 => max + 1,
+            3 => max - jitter.min(max),
+            4 => (o.batch_bytes_max + 1).saturating_sub(jitter.min(2)),
+            5 => one_message - jitter.min(one_message),
+            _ => self.rng.range(10, max.max(10) as u64) as usize,
+        };
+        size.max(10)
     }
 
     pub(super) fn on_client_timeout(&mut self, c: usize, op_no: u64) {
@@ -161,7 +205,7 @@ impl Sim {
         for (ticket, (op, call)) in std::mem::take(&mut self.script_ops) {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
             self.indeterminate.push((self.history.len(), vec![ticket]));
-            self.history.push(Operation { client, op, call, ret: None });
+            self.history.push(Operation { client, op, call, ret: None, output: None });
         }
     }
 
@@ -169,21 +213,37 @@ impl Sim {
         let tickets =
             (cur.first_attempt..=self.clients[c].attempt).map(|a| ((c as u64) << 32) | a).collect();
         self.indeterminate.push((self.history.len(), tickets));
-        self.history.push(Operation { client: c as u32, op: cur.op, call: cur.call, ret: None });
+        let op =
+            Operation { client: c as u32, op: cur.op, call: cur.call, ret: None, output: None };
+        self.history.push(op);
         self.stats.ops_indeterminate += 1;
     }
 
-    /// The history to check. An indeterminate write that no replica ever executed is left
-    /// out: no operation can have observed it, so it is equivalent to ordering it last, and
-    /// leaving it out keeps the search small after crash-heavy runs.
+    /// The history to check. An operation whose client gave up (indeterminate) is resolved
+    /// with what the simulator knows: if a replica answered it, it returned then with that
+    /// output (the reply was lost or came too late, which the system's behaviour cannot
+    /// depend on); otherwise a write some replica executed took effect by its first
+    /// execution anywhere (an executed write is chosen, and every read invoked later must see
+    /// it); a write no replica executed is left out (no operation can have observed it, which
+    /// is the same as ordering it last). Both keep the search small after crash-heavy runs.
     pub(super) fn checked_history(&self) -> Vec<Operation> {
-        let mut skip = vec![false; self.history.len()];
+        let mut history = self.history.clone();
+        let mut skip = vec![false; history.len()];
         for (index, tickets) in &self.indeterminate {
-            let executed = tickets
-                .iter()
-                .any(|t| self.request_ids.get(t).is_some_and(|id| self.checker.was_executed(*id)));
-            skip[*index] = !executed;
+            let o = &mut history[*index];
+            let answered = tickets.iter().find_map(|t| self.replica_replies.get(t));
+            if let Some(output) = answered.and_then(|(_, response)| decode_output(o.op, response)) {
+                o.ret = answered.map(|(time, _)| *time);
+                o.output = Some(output);
+                continue;
+            }
+            let ids = tickets.iter().filter_map(|t| self.request_ids.get(t));
+            let effect = ids.filter_map(|id| self.first_executed.get(id)).min();
+            match effect {
+                Some(time) if o.op.is_write() => o.ret = Some((*time).max(o.call)),
+                _ => skip[*index] = o.op.is_write(),
+            }
         }
-        self.history.iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o.clone()).collect()
+        history.into_iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o).collect()
     }
 }

@@ -183,6 +183,26 @@ pub fn oversized_records<M: Media>(media: &dyn Fn() -> M) {
     check_slot(&mut log, 2, 1, 10);
 }
 
+/// The record limit at its edge: a payload of exactly `RECORD_PAYLOAD_BYTES_MAX` bytes is
+/// appended, survives a reopen (recovery) and reads back whole, alone and through
+/// `read_range`; one byte more is refused (`oversized_records`).
+pub fn a_record_at_the_maximum_survives_reopen<M: Media>(media: &dyn Fn() -> M) {
+    let mut log = open_log(media(), 1 << 20);
+    log.append(1, 1, &payload(1, 1, 10)).unwrap();
+    log.append(2, 1, &payload(2, 1, RECORD_PAYLOAD_BYTES_MAX)).unwrap();
+    log.append(3, 1, &payload(3, 1, 10)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut log = open_log(media(), 1 << 20);
+    check_slot(&mut log, 1, 1, 10);
+    check_slot(&mut log, 2, 1, RECORD_PAYLOAD_BYTES_MAX);
+    check_slot(&mut log, 3, 1, 10);
+    // A read of a small byte budget still returns the one maximal record.
+    let range = log.read_range(2, 4, 1).unwrap();
+    assert_eq!(range.len(), 1);
+    assert_eq!(range[0].payload.len(), RECORD_PAYLOAD_BYTES_MAX);
+}
+
 /// Offset of the record with index `i` in the first segment when record `j` has `lens[j]`.
 fn offset_of(lens: &[usize], i: usize) -> u64 {
     (SEGMENT_HEADER_BYTES + lens[..i].iter().map(|&l| record_bytes(l)).sum::<usize>()) as u64

@@ -1,0 +1,68 @@
+//! Checkpoints: the core asks for them every `checkpoint_interval_slots` executed slots and
+//! truncates the log below a saved one; a proposal whose slot an installed checkpoint skips
+//! has an unknown outcome.
+
+use bytes::Bytes;
+use rsl_core::{
+    Action, Config, Input, Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, Write,
+};
+use rsl_sim::{Options, Sim};
+
+#[test]
+fn checkpoints_are_requested_and_truncate_the_log() {
+    let options =
+        Options { checkpoint_interval_slots: 4, log_kept_slots: 1, ..Options::quiet(3, 31) };
+    let mut sim = Sim::new(options);
+    let p = sim.elect();
+    for token in 1..=10 {
+        sim.append(p, 0, token);
+    }
+    assert!(sim.stats.checkpoint_requests > 0, "no checkpoint was asked for");
+    let executed = sim.executed(p);
+    sim.input(p, rsl_core::Input::CheckpointSaved { slot: executed });
+    sim.run_ticks(1);
+    // One slot is kept below the checkpoint: the storage holds nothing older.
+    let first = sim.disk(p).durable().log.keys().next().copied();
+    assert_eq!(first, Some(executed), "the log was not truncated below the checkpoint");
+    sim.end();
+}
+
+/// Steps a lone replica, reporting every write durable at once unless `hold`.
+fn step(r: &mut Replica, input: Input, hold: bool) -> Vec<Action> {
+    let mut out = Vec::new();
+    r.step(input, &mut out);
+    r.invariants();
+    let last = out.iter().rev().find_map(|a| match a {
+        Action::Persist { seq, .. } => Some(*seq),
+        _ => None,
+    });
+    if let (Some(seq), false) = (last, hold) {
+        out.extend(step(r, Input::Durable { seq }, hold));
+    }
+    out
+}
+
+#[test]
+fn proposals_skipped_by_an_installed_checkpoint_have_an_unknown_outcome() {
+    // A single replica proposes, and before its write is durable it installs a peer's
+    // checkpoint far past that slot: whether its request executed is not known here, and
+    // must not be reported as definitely superseded (a client would retry).
+    let mut r = Replica::new(Config::new(1, [1]), Recovered::default());
+    while r.status().role != Role::Primary {
+        step(&mut r, Input::Tick, false);
+    }
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    let out = step(
+        &mut r,
+        Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false },
+        true,
+    );
+    assert!(out.iter().any(|a| matches!(a, Action::Persist { write: Write::Accept(_), .. })));
+    let out = step(&mut r, Input::CheckpointInstalled { slot: Slot(1_000) }, true);
+    let refused = out.iter().find_map(|a| match a {
+        Action::Refuse { id: x, reason } if *x == id => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(refused, Some(Refusal::OutcomeUnknown), "{out:?}");
+    assert_eq!(r.status().executed, Slot(1_000));
+}

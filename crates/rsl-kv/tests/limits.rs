@@ -1,0 +1,207 @@
+//! The largest value through real processes: three `rsl-kv run` replicas (mutual TLS, fsync)
+//! take a SET of the largest value one request carries (16 MiB less the key and the SET's
+//! framing) through a follower and through the primary and serve it back; a replica that was
+//! down while it was written catches it up, from the log in one test and from a checkpoint in
+//! the other (small `checkpoint_interval_slots` and `log_kept_slots`); one byte more is
+//! answered with an error naming the limit, and the next command succeeds. The replicas serve
+//! reads from their own state (`reads = "local"`), so a GET at the caught-up replica shows
+//! what it holds.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rsl_kv::client::{describe, Client};
+use rsl_kv::launch::{Cluster, ClusterOptions};
+use rsl_kv::limits::{REQUEST_BYTES_MAX, SET_FRAMING_BYTES};
+use rsl_kv::resp::Reply;
+use tokio::time::Instant;
+
+const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
+/// Generous: megabytes go through TLS, fsync and (in test builds) unoptimised code.
+const WAIT: Duration = Duration::from_secs(60);
+/// The pause between two polls of something that has no event (a replica's executed slot).
+const POLL_PAUSE: Duration = Duration::from_millis(50);
+
+/// The largest value a SET of `key` carries.
+fn largest(key: &str) -> usize {
+    REQUEST_BYTES_MAX - SET_FRAMING_BYTES - key.len()
+}
+
+/// A value of `len` bytes, different for each `tag`.
+fn value(len: usize, tag: u8) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ tag).collect()
+}
+
+async fn client(addr: SocketAddr) -> Client {
+    Client::connect(addr, WAIT).await.expect("connect")
+}
+
+/// SET `key` at `addr`, as a careful client would: after a `TRYAGAIN` (on a loaded machine
+/// an election may come between, or a forwarded request may outwait its deadline, and the
+/// outcome is unknown), it first looks whether the value landed, and sends the SET again
+/// only if not; bounded. Any other answer is returned.
+async fn set(addr: SocketAddr, key: &str, value: &[u8]) -> Reply {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = client(addr).await;
+        let args = [b"SET".as_slice(), key.as_bytes(), value];
+        let reply = tokio::time::timeout_at(deadline, c.cmd(&args))
+            .await
+            .expect("SET answered in time")
+            .expect("a reply");
+        match &reply {
+            Reply::Error(e) if e.starts_with(b"TRYAGAIN") && Instant::now() < deadline => {
+                eprintln!("SET {key} at {addr}: {}", describe(&reply));
+                if holds(addr, key, value, LANDED_WAIT).await {
+                    return Reply::ok();
+                }
+            }
+            _ => return reply,
+        }
+    }
+}
+
+/// How long a careful client waits for a write of unknown outcome to show before retrying.
+const LANDED_WAIT: Duration = Duration::from_secs(15);
+
+/// Whether GET `key` at `addr` returns `expected` within `within` (polled, bounded).
+async fn holds(addr: SocketAddr, key: &str, expected: &[u8], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let mut c = client(addr).await;
+        let args = ["GET", key];
+        if let Ok(Ok(Reply::Bulk(got))) = tokio::time::timeout_at(deadline, c.cmd(&args)).await {
+            if got[..] == expected[..] {
+                return true;
+            }
+        }
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+    false
+}
+
+/// Checks that GET `key` at `addr` returns `expected` (from that replica's own state: it is
+/// polled until it has executed the write, bounded), without printing megabytes.
+async fn check_get(addr: SocketAddr, key: &str, expected: &[u8]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = client(addr).await;
+        let args = ["GET", key];
+        let reply = tokio::time::timeout_at(deadline, c.cmd(&args));
+        match reply.await.expect("GET in time").expect("a reply") {
+            Reply::Bulk(got) if got[..] == expected[..] => return,
+            Reply::Bulk(_) => panic!("GET {key}: a different value"),
+            Reply::Null if Instant::now() < deadline => tokio::time::sleep(POLL_PAUSE).await,
+            other => panic!("GET {key}: {}", describe(&other)),
+        }
+    }
+}
+
+/// A replica's executed slot (`RSL.STATUS`).
+async fn executed(addr: SocketAddr) -> u64 {
+    let Reply::Bulk(text) = client(addr).await.cmd(&["RSL.STATUS"]).await.unwrap() else {
+        panic!("RSL.STATUS")
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let line = text.lines().find_map(|l| l.strip_prefix("rsl_executed_slot:")).expect("executed");
+    line.trim().parse().unwrap()
+}
+
+/// Waits until the replica at `addr` has executed `target` (no event crosses processes:
+/// polled, bounded).
+async fn wait_executed(addr: SocketAddr, target: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = executed(addr).await;
+        if now >= target {
+            return;
+        }
+        assert!(Instant::now() < deadline, "stuck at slot {now}, below {target}");
+        tokio::time::sleep(POLL_PAUSE).await;
+    }
+}
+
+/// A SET one byte too large is refused with the limit named, at `addr`.
+async fn check_refused(addr: SocketAddr) {
+    let key = "too-large";
+    let reply = set(addr, key, &value(largest(key) + 1, 9)).await;
+    let text = describe(&reply);
+    assert!(text.starts_with("ERR key or value too large"), "{text}");
+    assert!(text.contains(&REQUEST_BYTES_MAX.to_string()), "{text}");
+    assert!(text.contains("request_bytes_max"), "{text}");
+}
+
+fn log_of(cluster: &Cluster, id: u32) -> String {
+    std::fs::read_to_string(&cluster.replica(id).log).unwrap_or_default()
+}
+
+/// One cluster at a time: each moves tens of megabytes through six processes.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn start(storage: &str) -> (Cluster, u32, u32, u32) {
+    let options = ClusterOptions {
+        storage: storage.to_string(),
+        // This test is about sizes: 16 MiB through TLS and fsync in a debug build on a loaded
+        // machine can take longer than the default call deadline of 5 s.
+        consensus: "call_timeout_ms = 60000".to_string(),
+        reads: rsl_kv::config::Reads::Local,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let others: Vec<u32> = cluster.running().into_iter().filter(|id| *id != p).collect();
+    (cluster, p, others[0], others[1])
+}
+
+#[tokio::test]
+async fn the_largest_value_replicates_and_a_replica_that_was_down_catches_it_up_from_the_log() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (mut cluster, p, f, g) = start("").await;
+    let (p_addr, f_addr) = (cluster.replica(p).client_addr, cluster.replica(f).client_addr);
+    cluster.kill(g).await.unwrap();
+    let through_follower = value(largest("k1"), 1);
+    let through_primary = value(largest("k2"), 2);
+    assert_eq!(set(f_addr, "k1", &through_follower).await, Reply::ok());
+    assert_eq!(set(p_addr, "k2", &through_primary).await, Reply::ok());
+    check_refused(f_addr).await;
+    check_refused(p_addr).await;
+    // The cluster goes on at once: the next command succeeds, and the values read back.
+    assert_eq!(set(f_addr, "small", b"after").await, Reply::ok());
+    check_get(f_addr, "k2", &through_primary).await;
+    check_get(p_addr, "k1", &through_follower).await;
+
+    let target = executed(p_addr).await;
+    cluster.restart(g).await.unwrap();
+    let g_addr = cluster.replica(g).client_addr;
+    wait_executed(g_addr, target).await;
+    assert!(!log_of(&cluster, g).contains("checkpoint received"), "caught up from the log");
+    check_get(g_addr, "k1", &through_follower).await;
+    check_get(g_addr, "k2", &through_primary).await;
+    check_get(g_addr, "small", b"after").await;
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_that_was_down_catches_the_largest_value_up_from_a_checkpoint() {
+    // The kv clock ticks a slot every 100 ms: checkpoints come often and the log behind them
+    // is short, so the down replica's position is soon below every peer's log.
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (mut cluster, p, _f, g) = start("checkpoint_interval_slots = 10\nlog_kept_slots = 2").await;
+    let p_addr = cluster.replica(p).client_addr;
+    cluster.kill(g).await.unwrap();
+    let big = value(largest("big"), 3);
+    assert_eq!(set(p_addr, "big", &big).await, Reply::ok());
+    check_refused(p_addr).await;
+    // Ticks, checkpoints and truncation move the log's start past the value's slot.
+    let written = executed(p_addr).await;
+    wait_executed(p_addr, written + 40).await;
+
+    let target = executed(p_addr).await;
+    cluster.restart(g).await.unwrap();
+    let g_addr = cluster.replica(g).client_addr;
+    wait_executed(g_addr, target).await;
+    let log = log_of(&cluster, g);
+    assert!(log.contains("checkpoint received and verified"), "no checkpoint received:\n{log}");
+    check_get(g_addr, "big", &big).await;
+    cluster.stop().await;
+}
