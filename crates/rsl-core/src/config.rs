@@ -5,7 +5,7 @@
 //! record) that [`Config::validate`] checks; [`crate::limits`] explains it.
 
 use crate::limits::{
-    BATCH_HEADER_BYTES_MAX, CONFIG_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
+    BATCH_HEADER_BYTES_MAX, CONFIG_IDS_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
     MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, REQUEST_FRAMING_BYTES_MAX,
     VALUE_BYTES_MAX, VOTERS_MAX, WIRE_ITEMS_MAX,
 };
@@ -128,14 +128,15 @@ impl Config {
     }
 
     /// The largest value one slot can hold under these limits, encoded (without the log's
-    /// version byte): a batch of small requests, a maximal request alone, or a configuration.
+    /// version byte): a batch of small requests, a maximal request alone, or a configuration
+    /// without member info (a membership operation whose value would be larger is refused).
     pub fn value_bytes_max(&self) -> usize {
         let requests = self.batch_requests_max.saturating_mul(REQUEST_FRAMING_BYTES_MAX);
         let batch =
             BATCH_HEADER_BYTES_MAX.saturating_add(requests).saturating_add(self.batch_bytes_max);
         let alone = BATCH_HEADER_BYTES_MAX + REQUEST_FRAMING_BYTES_MAX;
         let alone = alone.saturating_add(self.request_bytes_max);
-        batch.max(alone).max(CONFIG_VALUE_BYTES_MAX)
+        batch.max(alone).max(CONFIG_IDS_VALUE_BYTES_MAX)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -106,6 +106,11 @@ impl Replica {
         if new.voters.len() > VOTERS_MAX || new.learners.len() > LEARNERS_MAX {
             return Err(ReconfigRefusal::Invalid { reason: "too many voters or learners" });
         }
+        let value = Value::Config(new.clone());
+        if crate::message::value_len(&value) > self.config.value_bytes_max() {
+            let reason = "the membership's value would exceed the value limit (value_bytes_max)";
+            return Err(ReconfigRefusal::Invalid { reason });
+        }
         let live = new.voters.iter().filter(|v| self.answered_recently(**v)).count();
         if new.voters.is_empty() || live < new.quorum() {
             return Err(ReconfigRefusal::NoQuorum { live, quorum: new.quorum() });
