@@ -66,9 +66,11 @@ pub const LOAD_RETRIES_MAX: usize = 4;
 const META_VERSION: u8 = 4;
 /// Slots kept as suspects in the metadata blob at most (a torn tail is one batch).
 pub const SUSPECTS_MAX: usize = 1 << 16;
-/// The largest metadata blob `Meta::encode` writes: the header, every suspect, the flag and
-/// two lists of at most 255 replica ids.
-pub const META_BYTES_MAX: usize = 25 + 4 + 24 * SUSPECTS_MAX + 1 + 2 * (1 + 4 * 255);
+/// The largest metadata blob `Meta::encode` writes (version 4): the header, every suspect,
+/// the rebuilding flag, the slot the replica became a member in, and the membership as a
+/// configuration value with its version byte and every member's info.
+pub const META_BYTES_MAX: usize =
+    25 + 4 + 24 * SUSPECTS_MAX + 1 + 9 + 4 + 1 + rsl_core::limits::CONFIG_VALUE_BYTES_MAX;
 
 // Every value the core can produce under a valid configuration fits one log record
 // (docs/limits.md), and the largest metadata blob fits the metadata store.

@@ -250,7 +250,7 @@ impl Host<u64> for SimHost<'_> {
                 stats.transfers_timed_out += u64::from(timed_out);
             }
             CoreEvent::ConfigurationChanged { .. } => {}
-            CoreEvent::PrimaryRecovered => {}
+            CoreEvent::PrimaryRecovered | CoreEvent::Removed { .. } => {}
         }
         self.sim.nodes[self.node].notes.push(event);
     }
@@ -321,7 +321,7 @@ impl Sim {
         let mut prepare = None;
         match pending {
             Pending::Input(input) => {
-                if let Input::CheckpointInstalled { slot } = input {
+                if let Input::CheckpointInstalled { slot, .. } = input {
                     // The core continues after the checkpoint if it is ahead of what it
                     // executed (it executes the slots after it in this very step).
                     let status = driver.status();

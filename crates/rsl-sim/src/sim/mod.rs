@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use rsl_core::{Config, Input, Message, ReplicaId, Request, RequestId, Slot};
+use rsl_core::{Config, Input, Membership, Message, ReplicaId, Request, RequestId, Slot};
 
 use crate::cause::Causes;
 use crate::checker::{Checker, Failure, Fnv};
