@@ -261,3 +261,32 @@ fn a_joining_replica_that_restarts_is_neither_removed_nor_a_member_too_early() {
     );
     finish(sim);
 }
+
+#[test]
+fn a_membership_whose_value_would_exceed_the_value_limit_is_refused() {
+    // Small size limits: the value limit is the floor, a configuration without member info
+    // (`CONFIG_IDS_VALUE_BYTES_MAX`). A learner with the largest application data would make
+    // a larger value, which no slot may hold: refused, naming the limit; with small info the
+    // same operation is made.
+    let options = Options {
+        spares: 1,
+        request_bytes_max: 64,
+        batch_bytes_max: 64,
+        batch_requests_max: 1,
+        ..Options::quiet(3, 74)
+    };
+    let mut sim = Sim::new(options);
+    let p = elect(&mut sim);
+    append(&mut sim, p, 0, 1);
+    let big =
+        MemberInfo { data: vec![7u8; rsl_core::limits::MEMBER_DATA_BYTES_MAX].into(), ..info(4) };
+    let refused = operate(&mut sim, p, MembershipOp::AddLearner { id: r(4), info: big });
+    assert!(
+        matches!(&refused, Err(ReconfigRefusal::Invalid { reason }) if reason.contains("value_bytes_max")),
+        "{refused:?}"
+    );
+    let m = operate(&mut sim, p, MembershipOp::AddLearner { id: r(4), info: info(4) }).unwrap();
+    assert_eq!(m.info.get(&r(4)), Some(&info(4)));
+    append(&mut sim, p, 0, 2);
+    finish(sim);
+}
