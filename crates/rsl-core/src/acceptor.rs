@@ -380,6 +380,7 @@ impl Replica {
         }
         self.adopt(from, ballot, out);
         self.learn_commit(from, ballot, commit, out);
+        self.note_peer_commit(from, commit, out);
         let body = Body::HeartbeatAck { ballot, round, commit: self.commit };
         let seq = self.promised_seq;
         self.send_after(seq, from, body, out);

@@ -5,7 +5,7 @@
 //! record) that [`Config::validate`] checks; [`crate::limits`] explains it.
 
 use crate::limits::{
-    BATCH_HEADER_BYTES_MAX, CONFIG_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
+    BATCH_HEADER_BYTES_MAX, CONFIG_IDS_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
     MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, REQUEST_FRAMING_BYTES_MAX,
     VALUE_BYTES_MAX, VOTERS_MAX, WIRE_ITEMS_MAX,
 };
@@ -16,8 +16,14 @@ use crate::types::{Membership, ReplicaId};
 pub struct Config {
     /// This replica.
     pub id: ReplicaId,
-    /// The initial membership (bootstrap); later changes arrive as slot values.
+    /// The initial membership (bootstrap); later changes arrive as slot values. For a
+    /// replica that joins a running cluster (`joining`), the members it knows to start with:
+    /// it learns the real membership from the log or a checkpoint.
     pub membership: Membership,
+    /// This replica joins a running cluster: it is not a member until a configuration adds
+    /// it (it waits to be added rather than bootstrapping a cluster of its own). Read only
+    /// until it became a member (`Write::MemberSince`).
+    pub joining: bool,
     /// Slots the primary keeps in flight (proposed, not yet chosen).
     pub pipeline_slots_max: u64,
     /// Value bytes the primary keeps in flight: it proposes a new slot only while fewer are
@@ -95,6 +101,7 @@ impl Config {
         Config {
             id: ReplicaId(id),
             membership: Membership::new(voters),
+            joining: false,
             pipeline_slots_max: 64,
             pipeline_bytes_max: 2 * REQUEST_BYTES_MAX_DEFAULT,
             batch_requests_max: 1024,
@@ -121,21 +128,25 @@ impl Config {
     }
 
     /// The largest value one slot can hold under these limits, encoded (without the log's
-    /// version byte): a batch of small requests, a maximal request alone, or a configuration.
+    /// version byte): a batch of small requests, a maximal request alone, or a configuration
+    /// without member info (a membership operation whose value would be larger is refused).
     pub fn value_bytes_max(&self) -> usize {
         let requests = self.batch_requests_max.saturating_mul(REQUEST_FRAMING_BYTES_MAX);
         let batch =
             BATCH_HEADER_BYTES_MAX.saturating_add(requests).saturating_add(self.batch_bytes_max);
         let alone = BATCH_HEADER_BYTES_MAX + REQUEST_FRAMING_BYTES_MAX;
         let alone = alone.saturating_add(self.request_bytes_max);
-        batch.max(alone).max(CONFIG_VALUE_BYTES_MAX)
+        batch.max(alone).max(CONFIG_IDS_VALUE_BYTES_MAX)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |field, reason: &str| Err(ConfigError { field, reason: reason.to_string() });
         let n = self.membership.voters.len();
-        if n == 0 || n > VOTERS_MAX {
+        if (n == 0 && !self.joining) || n > VOTERS_MAX {
             return err("membership", "needs 1 to 9 voters");
+        }
+        if self.joining && self.membership.contains(self.id) {
+            return err("membership", "a joining replica is not a member of what it knows");
         }
         let mut voters = self.membership.voters.clone();
         voters.sort();

@@ -19,8 +19,8 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::{
-    Action, Config, Event, Input, Message, ReadId, ReadMode, Recovered, Refusal, Replica,
-    ReplicaId, RequestId, Slot, Status, Value, Write,
+    Action, Config, Event, Input, Membership, MembershipOp, Message, ReadId, ReadMode,
+    ReconfigRefusal, Recovered, Refusal, Replica, ReplicaId, RequestId, Slot, Status, Value, Write,
 };
 
 /// The side effects the driver asks of its environment. `T` is a waiting caller.
@@ -46,6 +46,9 @@ pub trait Host<T> {
     fn send_checkpoint(&mut self, _to: ReplicaId) {}
     /// The core asked for a checkpoint to be taken.
     fn take_checkpoint(&mut self) {}
+    /// The membership operation `id` (from [`Driver::reconfigure`]) was made in a slot, or
+    /// refused.
+    fn reconfigured(&mut self, _id: u64, _outcome: Result<(Slot, Membership), ReconfigRefusal>) {}
     /// The core broke a contract of its boundary (answered twice, executed a refused
     /// request, ...). The simulator fails the run; production may log it.
     fn contract_broken(&mut self, what: String) {
@@ -68,6 +71,7 @@ pub struct Driver<T> {
     replica: Replica,
     next_request: u64,
     next_read: u64,
+    next_change: u64,
     executed: Slot,
     /// Proposals taken and not yet answered, with their caller.
     proposals: HashMap<RequestId, T>,
@@ -91,6 +95,7 @@ impl<T> Driver<T> {
             replica: Replica::new(config, recovered),
             next_request: 0,
             next_read: 0,
+            next_change: 0,
             executed: Slot::ZERO,
             proposals: HashMap::new(),
             refused: BTreeSet::new(),
@@ -179,6 +184,15 @@ impl<T> Driver<T> {
         self.step(Input::Read { id, mode }, host);
     }
 
+    /// Asks the core for a membership operation; returns the id its answer
+    /// ([`Host::reconfigured`]) carries.
+    pub fn reconfigure(&mut self, op: MembershipOp, host: &mut impl Host<T>) -> u64 {
+        self.next_change += 1;
+        let id = self.next_change;
+        self.step(Input::Reconfigure { id, op }, host);
+        id
+    }
+
     /// Every caller still waiting (at shutdown: each must be told).
     pub fn drain_callers(&mut self) -> impl Iterator<Item = T> + '_ {
         self.proposals.drain().map(|(_, c)| c).chain(self.reads.drain().map(|(_, r)| r.caller))
@@ -204,6 +218,7 @@ impl<T> Driver<T> {
             Action::LoadLog { token, from, to } => host.load_log(token, from, to),
             Action::SendCheckpoint { to } => host.send_checkpoint(to),
             Action::TakeCheckpoint => host.take_checkpoint(),
+            Action::Reconfigured { id, outcome } => host.reconfigured(id, outcome),
         }
     }
 

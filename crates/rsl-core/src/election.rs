@@ -39,6 +39,7 @@ impl Replica {
         }
         self.catchup_tick(out);
         self.rebuild_tick(out);
+        self.removal_tick(out);
         ensure!(self.now == now_before + 1, "a tick is one tick");
         ensure!(self.promised >= promised_before, "the promise went down");
         let waiting = self.role != Role::Primary && self.may_stand();

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 
 use crate::message::Message;
-use crate::types::{Ballot, LogEntry, Membership, ReplicaId, RequestId, Slot, Value};
+use crate::types::{Ballot, LogEntry, MemberInfo, Membership, ReplicaId, RequestId, Slot, Value};
 
 /// Identifies one read request, assigned by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,15 +46,67 @@ pub enum Input {
     TransferPrimacy { to: Option<ReplicaId> },
     /// Whether this replica may stand for election (the application's can-become-primary).
     SetCanBecomePrimary(bool),
-    /// Propose a new membership (at most one change in flight).
+    /// Propose a new membership (at most one change in flight). New voters are staged as
+    /// learners first and promoted once caught up; nothing answers this input (the
+    /// simulator's random changes use it). [`Input::Reconfigure`] is the answered form.
     ChangeMembership(Membership),
+    /// One membership operation, checked against the current membership and proposed at
+    /// once by the primary; answered by exactly one [`Action::Reconfigured`] with the same
+    /// `id` (assigned by the driver).
+    Reconfigure { id: u64, op: MembershipOp },
     /// The state machine's state after executing `slot` is durably checkpointed; the log at
     /// and below it may be truncated.
     CheckpointSaved { slot: Slot },
     /// The log entries the core asked for with `Action::LoadLog`.
     LogLoaded { token: u64, entries: Vec<LogEntry> },
-    /// A peer's checkpoint was installed: the state now reflects every slot up to `slot`.
-    CheckpointInstalled { slot: Slot },
+    /// A peer's checkpoint was installed: the state now reflects every slot up to `slot`,
+    /// under `membership`, the membership in effect after `slot` that the checkpoint carries
+    /// (`None`: a checkpoint written before checkpoints carried it; the replica keeps its own).
+    CheckpointInstalled { slot: Slot, membership: Option<Membership> },
+}
+
+/// One change to the membership (`Input::Reconfigure`). Each is a single configuration
+/// value; replacing a member by a new replica is an `AddLearner`, then (once it caught up)
+/// a `Replace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipOp {
+    /// Add a replica that is not a member as a learner, reached at `info.addr`.
+    AddLearner { id: ReplicaId, info: MemberInfo },
+    /// Make a learner that has caught up a voter.
+    Promote { id: ReplicaId },
+    /// Remove a voter or a learner.
+    Remove { id: ReplicaId },
+    /// Make the learner `new`, which has caught up, a voter in place of the voter `old`, in
+    /// one change (the number of voters stays the same).
+    Replace { old: ReplicaId, new: ReplicaId },
+}
+
+/// Why the primary refused a membership operation, or what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconfigRefusal {
+    /// This replica is not primary (or hands primacy over); `primary` is the one it follows.
+    NotPrimary { primary: Option<ReplicaId> },
+    /// Another change is not yet executed (at most one change in flight).
+    InFlight,
+    /// The replica is not a member (or not a learner, for a promotion or a replacement; not
+    /// a voter, for the replica a replacement removes).
+    UnknownMember { id: ReplicaId },
+    /// The replica is a member already.
+    AlreadyMember { id: ReplicaId },
+    /// The learner is `lag` slots behind the primary's commit point, more than
+    /// `Config::catchup_entries_max`: promoting it would make a voter that cannot vote yet.
+    NotCaughtUp { id: ReplicaId, lag: u64 },
+    /// The new voters that answered the primary within an election timeout (`live`, the
+    /// primary included) would not be a quorum (`quorum`): the cluster would stop.
+    NoQuorum { live: usize, quorum: usize },
+    /// The member's address or data is larger than the limits allow, or the membership
+    /// would exceed the voter or learner limit.
+    Invalid { reason: &'static str },
+    /// The change was proposed, but another value was chosen in its slot: it was not made.
+    Superseded { primary: Option<ReplicaId> },
+    /// Whether the change was made is unknown here (this replica skipped its slot by
+    /// installing a checkpoint); the membership says.
+    OutcomeUnknown,
 }
 
 /// What must be written durably before the core may rely on it.
@@ -75,6 +127,11 @@ pub enum Write {
     /// rebuilt. Recovery reports it in `Recovered::rebuilding`. See docs/protocol.md,
     /// "Disk loss".
     Rebuilding(bool),
+    /// This replica, which joined a running cluster, became a member at `slot` (it executed
+    /// the configuration that added it). Kept in metadata; recovery reports it in
+    /// `Recovered::member_since`, so that a restart tells a replica still catching up to its
+    /// own addition from one that was removed.
+    MemberSince(Slot),
 }
 
 /// Why a proposal or read was refused. Every proposal ends in exactly one of: executed
@@ -113,6 +170,11 @@ pub enum Event {
         slot: Slot,
         membership: Membership,
     },
+    /// A configuration executed at `slot` removed this replica, and a quorum of the new
+    /// voters have executed it: nothing needs this replica any more, and it may stop.
+    Removed {
+        slot: Slot,
+    },
 }
 
 /// Everything the core asks the driver to do, in the order it must be done.
@@ -139,4 +201,7 @@ pub enum Action {
     SendCheckpoint { to: ReplicaId },
     /// Take a checkpoint of the state after the last executed slot.
     TakeCheckpoint,
+    /// The answer to `Input::Reconfigure { id }`: the change was chosen in `slot` and made
+    /// `membership`, or refused.
+    Reconfigured { id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal> },
 }

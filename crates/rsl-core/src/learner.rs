@@ -16,7 +16,7 @@
 
 use crate::io::{Action, Event, Refusal, Write};
 use crate::message::{body_len, entry_len, Body, Packer};
-use crate::replica::{Entry, Replica};
+use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 
 /// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
@@ -89,7 +89,12 @@ impl Replica {
             let value = e.value.clone();
             self.settle_outcomes(slot, &value, out);
             let config = if let Value::Config(m) = &value { Some(m.clone()) } else { None };
+            let settle = self.change_outcomes.contains_key(&slot).then(|| value.clone());
             out.push(Action::Execute { slot, value });
+            if let Some(value) = settle {
+                // Answered after the slot's execution, as a proposal is.
+                self.settle_change(slot, &value, out);
+            }
             self.executed = slot;
             if let Some(m) = config {
                 let old = std::mem::replace(&mut self.membership, m);
@@ -164,6 +169,30 @@ impl Replica {
         if self.commit < self.commit_hint && self.catchup_due() {
             self.request_catchup(out);
         }
+        self.probe_tick(out);
+    }
+
+    /// A replica that heard no primary for an election timeout, and is not standing for
+    /// election itself, asks every peer for the slot after its commit point, once per
+    /// election timeout. Nobody else would tell it: after a configuration that replaced the
+    /// voters, the old voters executed it and left, and the new ones, which missed its
+    /// commit, wait as learners of the old membership for a primary that will never come
+    /// (docs/protocol.md, "Reconfiguration", liveness). A peer that knows more answers with
+    /// that slot and its commit point, and the usual catch-up takes over from there.
+    fn probe_tick(&mut self, out: &mut Vec<Action>) {
+        let quiet = u64::from(self.config.election_ticks_max);
+        // A removed replica probes the new voters on its own schedule (`removal_tick`).
+        let waiting = matches!(self.role, Role::Follower | Role::Learner) && self.removal.is_none();
+        let heard = self.last_contact.max(self.probe_sent);
+        if !waiting || self.now < heard + quiet {
+            return;
+        }
+        self.probe_sent = self.now;
+        let slot = self.commit.next();
+        for to in self.peers() {
+            self.send(to, Body::CatchupRequest { from: slot, to: slot }, out);
+        }
+        ensure!(self.probe_sent == self.now, "a probe not recorded");
     }
 
     /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.
@@ -275,6 +304,7 @@ impl Replica {
     ) {
         let commit_before = self.commit;
         self.note_commit_hint(from, commit);
+        self.note_peer_commit(from, commit, out);
         for e in entries {
             if e.slot > self.commit && e.slot <= commit {
                 self.install_chosen(e, out);
@@ -337,10 +367,16 @@ impl Replica {
     }
 
     /// A peer's checkpoint replaced the state: everything up to `slot` is executed.
-    pub(crate) fn on_checkpoint_installed(&mut self, slot: Slot, out: &mut Vec<Action>) {
+    pub(crate) fn on_checkpoint_installed(
+        &mut self,
+        slot: Slot,
+        membership: Option<crate::types::Membership>,
+        out: &mut Vec<Action>,
+    ) {
         if slot <= self.executed && !planted!(self, InstallMovesExecutedBack) {
             return;
         }
+        self.skip_changes(slot, out);
         let skipped: Vec<Slot> = self.outcomes.range(..=slot).map(|(s, _)| *s).collect();
         for s in skipped {
             // Whether these executed is unknown here; the checkpoint's state may hold them.
@@ -359,6 +395,13 @@ impl Replica {
         self.truncated = self.truncated.max(slot);
         self.drop_log_through(slot);
         self.persist(Write::TruncatePrefix { before: slot.next() }, out);
+        if let Some(m) = membership.filter(|m| *m != self.membership) {
+            // The configurations the checkpoint covers are gone with the slots it skipped:
+            // its membership is the one in effect after them.
+            let old = std::mem::replace(&mut self.membership, m);
+            self.membership_slot = slot;
+            self.config_executed(slot, &old, out);
+        }
         self.advance_commit();
         self.serve_reads(out);
         ensure!(self.executed == slot && self.commit >= slot, "checkpoint not installed");

@@ -52,16 +52,19 @@ pub mod limits;
 pub mod message;
 mod primary;
 mod rebuild;
+mod reconfig;
 pub mod replica;
 pub mod rng;
 pub mod types;
 
 pub use config::{Config, ConfigError};
 pub use driver::{Driver, Host};
-pub use io::{Action, Event, Input, ReadId, ReadMode, Refusal, Write};
+pub use io::{
+    Action, Event, Input, MembershipOp, ReadId, ReadMode, ReconfigRefusal, Refusal, Write,
+};
 pub use message::{Body, DecodeError, Message};
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};
 pub use types::{
-    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
-    Value,
+    Ballot, LogEntry, MemberInfo, Membership, ReplicaId, Request, RequestId, Slot, SlotValue,
+    UnknownValue, Value,
 };

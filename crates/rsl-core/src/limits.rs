@@ -62,10 +62,33 @@ pub const VOTERS_MAX: usize = 9;
 /// The most learners a membership may have (replicas catching up before they vote).
 pub const LEARNERS_MAX: usize = 64;
 
-/// The largest configuration value: the tag and two lists of replica ids (a staged
-/// membership adds the new voters to the learners).
-pub const CONFIG_VALUE_BYTES_MAX: usize =
+/// The longest address a member's info may carry (a `host:port`; a DNS name is at most 253
+/// bytes).
+pub const MEMBER_ADDR_BYTES_MAX: usize = 256;
+
+/// The most bytes of the application's data a member's info may carry (rsl-kv keeps its
+/// client address there).
+pub const MEMBER_DATA_BYTES_MAX: usize = 1024;
+
+/// Bytes one member's info takes in a configuration value at most: its id, and its address
+/// and data with their lengths.
+pub const MEMBER_INFO_BYTES_MAX: usize = 5 + 2 + MEMBER_ADDR_BYTES_MAX + 2 + MEMBER_DATA_BYTES_MAX;
+
+/// The largest configuration value without member info (a bootstrap membership, or one the
+/// simulator's random changes make): the tag and two lists of replica ids (a staged
+/// membership adds the new voters to the learners). Every configuration's value limit
+/// (`Config::value_bytes_max`) holds at least this much.
+pub const CONFIG_IDS_VALUE_BYTES_MAX: usize =
     1 + 2 * (LIST_LEN_BYTES_MAX + (VOTERS_MAX + LEARNERS_MAX + VOTERS_MAX) * 5);
+
+/// The largest configuration value: the tag, two lists of replica ids (a staged membership
+/// adds the new voters to the learners), and every member's info. A membership operation
+/// whose value would exceed the configuration's value limit (`Config::value_bytes_max`, at
+/// least `CONFIG_IDS_VALUE_BYTES_MAX`) is refused, so under small request limits fewer or
+/// shorter member infos fit.
+pub const CONFIG_VALUE_BYTES_MAX: usize = 1
+    + 3 * LIST_LEN_BYTES_MAX
+    + (VOTERS_MAX + LEARNERS_MAX + VOTERS_MAX) * (5 + MEMBER_INFO_BYTES_MAX);
 
 const _: () = assert!(WIRE_ITEMS_MAX < 1 << (7 * LIST_LEN_BYTES_MAX));
 const _: () = assert!(

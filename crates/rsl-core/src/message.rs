@@ -17,8 +17,8 @@ use bytes::Bytes;
 pub use crate::limits::WIRE_ITEMS_MAX;
 use crate::limits::{LIST_LEN_BYTES_MAX, MESSAGE_HEADER_BYTES_MAX};
 use crate::types::{
-    Ballot, LogEntry, Membership, ReplicaId, Request, RequestId, Slot, SlotValue, UnknownValue,
-    Value,
+    Ballot, LogEntry, MemberInfo, Membership, ReplicaId, Request, RequestId, Slot, SlotValue,
+    UnknownValue, Value,
 };
 
 /// The format version written first in every encoded message.
@@ -105,6 +105,8 @@ pub enum DecodeError {
     TooLong(u64),
     /// Bytes remain after the message.
     Trailing(usize),
+    /// A member's address that is not UTF-8.
+    Utf8,
 }
 
 impl std::fmt::Display for DecodeError {
@@ -118,6 +120,7 @@ impl std::fmt::Display for DecodeError {
                 write!(f, "length {n} exceeds the remaining bytes or the item limit")
             }
             DecodeError::Trailing(n) => write!(f, "{n} trailing bytes"),
+            DecodeError::Utf8 => write!(f, "a member address is not UTF-8"),
         }
     }
 }
@@ -390,9 +393,21 @@ impl<S: Sink> Writer<S> {
                 }
             }
             Value::Config(m) => {
-                self.byte(2);
+                // Tag 2 is a membership without member info, as written before members
+                // carried addresses; tag 3 adds each member's info.
+                self.byte(if m.info.is_empty() { 2 } else { 3 });
                 self.ids(&m.voters);
                 self.ids(&m.learners);
+                if !m.info.is_empty() {
+                    self.len(m.info.len());
+                    for (id, info) in &m.info {
+                        self.u64(u64::from(id.0));
+                        self.len(info.addr.len());
+                        self.0.put_slice(info.addr.as_bytes());
+                        self.len(info.data.len());
+                        self.0.put_slice(&info.data);
+                    }
+                }
             }
         }
     }
@@ -605,6 +620,14 @@ impl Reader<'_> {
         (0..n).map(|_| Ok(ReplicaId(self.u32()?))).collect()
     }
 
+    /// A length-prefixed byte string.
+    fn byte_string(&mut self) -> Result<&[u8], DecodeError> {
+        let n = self.bytes_len()?;
+        let b = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(b)
+    }
+
     fn request(&mut self) -> Result<Request, DecodeError> {
         let proposer = ReplicaId(self.u32()?);
         let id = RequestId { proposer, incarnation: self.u64()?, seq: self.u64()? };
@@ -626,7 +649,27 @@ impl Reader<'_> {
                 let reqs = (0..n).map(|_| self.request()).collect::<Result<_, _>>()?;
                 Ok(Value::Batch(reqs))
             }
-            2 => Ok(Value::Config(Membership { voters: self.ids()?, learners: self.ids()? })),
+            2 => {
+                let (voters, learners) = (self.ids()?, self.ids()?);
+                Ok(Value::Config(Membership { voters, learners, info: Default::default() }))
+            }
+            3 => {
+                let (voters, learners) = (self.ids()?, self.ids()?);
+                let n = self.len()?;
+                let mut info = std::collections::BTreeMap::new();
+                for _ in 0..n {
+                    let id = ReplicaId(self.u32()?);
+                    let addr = String::from_utf8(self.byte_string()?.to_vec())
+                        .map_err(|_| DecodeError::Utf8)?;
+                    let data = Bytes::copy_from_slice(self.byte_string()?);
+                    info.insert(id, MemberInfo { addr, data });
+                }
+                if info.is_empty() {
+                    // Tag 3 always carries info: an empty list is not what the encoder wrote.
+                    return Err(DecodeError::Tag(3));
+                }
+                Ok(Value::Config(Membership { voters, learners, info }))
+            }
             t => Err(DecodeError::Tag(t)),
         }
     }

@@ -554,17 +554,25 @@ impl Replica {
         }
         let promoted: Vec<ReplicaId> =
             m.voters.iter().copied().filter(|v| !self.membership.is_voter(*v)).collect();
+        let m = m.with_info_from(&self.membership);
         if promoted.is_empty() {
             self.primacy.as_mut().expect("primacy").config_target = None;
             return self.propose_config(m, out);
         }
         let missing: Vec<ReplicaId> =
             promoted.into_iter().filter(|v| !self.membership.learners.contains(v)).collect();
-        self.primacy.as_mut().expect("primacy").config_target = Some(m);
         if !missing.is_empty() {
             let mut staged = self.membership.clone();
+            for id in &missing {
+                if let Some(info) = m.info.get(id) {
+                    staged.info.insert(*id, info.clone());
+                }
+            }
             staged.learners.extend(missing);
+            self.primacy.as_mut().expect("primacy").config_target = Some(m);
             self.propose_config(staged, out);
+        } else {
+            self.primacy.as_mut().expect("primacy").config_target = Some(m);
         }
         let l = self.primacy.as_ref().expect("primacy");
         ensure!(l.config_target.is_some(), "a promotion without a target");
@@ -594,12 +602,14 @@ impl Replica {
             .all(|v| l.acks.get(v).is_some_and(|a| a.commit.0 + lag_max >= commit.0));
         if caught_up {
             self.primacy.as_mut().expect("primacy").config_target = None;
+            let target = target.with_info_from(&self.membership);
             self.propose_config(target, out);
         }
     }
 
     /// Notes that a configuration was executed (the pipeline may resume).
     pub(crate) fn config_executed(&mut self, slot: Slot, old: &Membership, out: &mut Vec<Action>) {
+        self.membership_changed(slot, out);
         out.push(Action::Notify(Event::ConfigurationChanged {
             slot,
             membership: self.membership.clone(),

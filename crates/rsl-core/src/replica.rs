@@ -42,6 +42,11 @@ pub struct Recovered {
     /// loss"). The driver must also give such a replica a `Config::rng_seed` it never had
     /// before: the rebuild request's nonce is drawn from it.
     pub rebuilding: bool,
+    /// For a replica that joined a running cluster: the slot of the configuration that
+    /// made it a member, once durable (`Write::MemberSince`). `None` for a bootstrapped
+    /// replica, and for a joining one still waiting to be added (`Config::joining` says
+    /// which).
+    pub member_since: Option<Slot>,
 }
 
 /// A replica's role.
@@ -72,6 +77,12 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// Rebuilding after a disk loss: it neither promises, votes nor stands for election yet.
     pub rebuilding: bool,
+    /// Joining a running cluster: not yet a member (no configuration added it yet).
+    pub joining: bool,
+    /// The slot of the configuration that removed this replica, if one did; `removed_done`
+    /// once a quorum of the new voters executed it (`Event::Removed`).
+    pub removed: Option<Slot>,
+    pub removed_done: bool,
 }
 
 /// One peer's health, as the primary sees it.
@@ -323,6 +334,8 @@ pub struct Replica {
     /// Fast reads waiting for `executed >= slot`.
     pub(crate) reads: VecDeque<FastRead>,
     pub(crate) catchup_sent: Option<u64>,
+    /// The tick this replica last probed its peers for their commit point (`probe_tick`).
+    pub(crate) probe_sent: u64,
     /// A peer whose last catch-up reply brought none of the slots asked for (it may be
     /// unable to read them back): the next requests go to another peer until one helps.
     pub(crate) catchup_avoid: Option<ReplicaId>,
@@ -332,6 +345,14 @@ pub struct Replica {
     pub(crate) commit_persisted: Slot,
     /// Set while rebuilding after a disk loss (see `rebuild.rs`).
     pub(crate) rebuild: Option<Rebuild>,
+    /// The slot from which this replica is a member: zero for a bootstrapped replica, the
+    /// slot of the configuration that added it for one that joined; `None` while joining.
+    pub(crate) member_since: Option<Slot>,
+    /// Set once a configuration removed this replica (see `reconfig.rs`).
+    pub(crate) removal: Option<Removal>,
+    /// Membership operations this replica proposed, by the slot they wait for: settled when
+    /// the slot executes (made, or superseded by another value).
+    pub(crate) change_outcomes: BTreeMap<Slot, (u64, Membership)>,
     pub(crate) counters: Counters,
 }
 
@@ -348,6 +369,20 @@ pub(crate) struct Rebuild {
     pub(crate) granted: Option<Grant>,
     /// The write clearing the marker; the replica is rebuilt once it is durable.
     pub(crate) clear_seq: Option<u64>,
+}
+
+/// A replica a configuration removed: it keeps answering catch-up requests (the new voters
+/// may need what it knows) until a quorum of the new voters say they executed the change.
+#[derive(Debug, Clone)]
+pub(crate) struct Removal {
+    /// The slot of the configuration that removed it.
+    pub(crate) slot: Slot,
+    /// The commit points the new voters reported (catch-up replies, heartbeats).
+    pub(crate) heard: BTreeMap<ReplicaId, Slot>,
+    /// `Event::Removed` was emitted.
+    pub(crate) done: bool,
+    /// The tick it last probed the new voters.
+    pub(crate) probed: Option<u64>,
 }
 
 /// A primary's answer to a rebuild request.
@@ -402,16 +437,21 @@ impl Replica {
             outcomes: BTreeMap::new(),
             reads: VecDeque::new(),
             catchup_sent: None,
+            probe_sent: 0,
             catchup_avoid: None,
             loads: BTreeMap::new(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,
             commit_persisted: recovered.commit,
             rebuild: None,
+            member_since: None,
+            removal: None,
+            change_outcomes: BTreeMap::new(),
             counters: Counters::default(),
             config,
         };
         replica.start_rebuild(recovered.rebuilding);
+        replica.start_membership(recovered.member_since);
         replica.recover(recovered);
         replica.invariants();
         replica
@@ -453,9 +493,12 @@ impl Replica {
             Input::TransferPrimacy { to } => self.on_transfer(to, out),
             Input::SetCanBecomePrimary(can) => self.on_set_can_become_primary(can, out),
             Input::ChangeMembership(m) => self.on_change_membership(m, out),
+            Input::Reconfigure { id, op } => self.on_reconfigure(id, op, out),
             Input::CheckpointSaved { slot } => self.on_checkpoint_saved(slot, out),
             Input::LogLoaded { token, entries } => self.on_log_loaded(token, entries, out),
-            Input::CheckpointInstalled { slot } => self.on_checkpoint_installed(slot, out),
+            Input::CheckpointInstalled { slot, membership } => {
+                self.on_checkpoint_installed(slot, membership, out)
+            }
         }
         self.after_step(out);
         // The cheap checks run after every step in every build (ARCHITECTURE.md, invariant
@@ -634,6 +677,9 @@ impl Replica {
             now: self.now,
             peers: self.peer_status(),
             rebuilding: self.rebuild.is_some(),
+            joining: self.member_since.is_none(),
+            removed: self.removal.as_ref().map(|r| r.slot),
+            removed_done: self.removal.as_ref().is_some_and(|r| r.done),
         }
     }
 
@@ -711,6 +757,14 @@ impl Replica {
         invariant!(
             self.outcomes.keys().all(|s| *s > self.executed),
             "an outcome waits for an executed slot"
+        );
+        invariant!(
+            self.change_outcomes.keys().all(|s| *s > self.executed),
+            "a membership operation waits for an executed slot"
+        );
+        invariant!(
+            self.removal.is_none() || !self.membership.contains(self.id),
+            "a member marked removed"
         );
     }
 

@@ -4,6 +4,8 @@
 //! Every other module of the core imports from here and nothing here imports them back, so
 //! the boundary types (`io`) and the wire format (`message`) share these without a circle.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 /// A replica's identity, unique in the cluster for its whole life.
@@ -69,17 +71,31 @@ pub struct Request {
     pub payload: Bytes,
 }
 
+/// What a membership records of one member besides its id and role: where the driver
+/// reaches it (`addr`, for the runtime a `host:port`) and what the application attached
+/// (`data`, for rsl-kv its client address). Opaque to the core, which only carries them:
+/// every replica learns them from the configuration value that added the member.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberInfo {
+    pub addr: String,
+    pub data: Bytes,
+}
+
 /// The replicas of a configuration: voters form quorums; learners receive the log but do
-/// not vote and cannot become primary (new replicas catch up as learners first).
+/// not vote and cannot become primary (new replicas catch up as learners first). `info`
+/// holds what is known of each member (its address, the application's data); a member may
+/// have none (a membership written before members carried it, or the simulator's).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Membership {
     pub voters: Vec<ReplicaId>,
     pub learners: Vec<ReplicaId>,
+    pub info: BTreeMap<ReplicaId, MemberInfo>,
 }
 
 impl Membership {
     pub fn new(voters: impl IntoIterator<Item = u32>) -> Membership {
-        Membership { voters: voters.into_iter().map(ReplicaId).collect(), learners: Vec::new() }
+        let voters = voters.into_iter().map(ReplicaId).collect();
+        Membership { voters, learners: Vec::new(), info: BTreeMap::new() }
     }
 
     /// The number of voters that make a majority.
@@ -91,9 +107,32 @@ impl Membership {
         self.voters.contains(&id)
     }
 
+    pub fn is_learner(&self, id: ReplicaId) -> bool {
+        self.learners.contains(&id)
+    }
+
+    /// A voter or a learner.
+    pub fn contains(&self, id: ReplicaId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
+
     /// Every replica that receives the log: voters and learners.
     pub fn replicas(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         self.voters.iter().chain(self.learners.iter()).copied()
+    }
+
+    /// Keeps the info of members only, and fills in what `known` knows of a member this
+    /// membership has no info for (a change names its new members' info; the others keep
+    /// theirs).
+    pub fn with_info_from(mut self, known: &Membership) -> Membership {
+        let members: Vec<ReplicaId> = self.replicas().collect();
+        self.info.retain(|id, _| members.contains(id));
+        for id in members {
+            if let Some(i) = known.info.get(&id).filter(|_| !self.info.contains_key(&id)) {
+                self.info.insert(id, i.clone());
+            }
+        }
+        self
     }
 }
 

@@ -58,7 +58,8 @@ fn proposals_skipped_by_an_installed_checkpoint_have_an_unknown_outcome() {
         true,
     );
     assert!(out.iter().any(|a| matches!(a, Action::Persist { write: Write::Accept(_), .. })));
-    let out = step(&mut r, Input::CheckpointInstalled { slot: Slot(1_000) }, true);
+    let out =
+        step(&mut r, Input::CheckpointInstalled { slot: Slot(1_000), membership: None }, true);
     let refused = out.iter().find_map(|a| match a {
         Action::Refuse { id: x, reason } if *x == id => Some(reason.clone()),
         _ => None,

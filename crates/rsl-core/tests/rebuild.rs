@@ -61,7 +61,8 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
         !writes(&out).iter().any(|(_, w)| matches!(w, Write::Accept(_))),
         "accepted while rebuilding: {out:?}"
     );
-    // Long past every election timeout: it asks for a rebuild, never for votes.
+    // Long past every election timeout: it asks for a rebuild (and probes its peers for
+    // chosen slots, as any replica that hears no primary does), never for votes.
     let mut kinds = Vec::new();
     for _ in 0..2000 {
         let out = step(&mut r, Input::Tick);
@@ -71,7 +72,11 @@ fn a_rebuilding_replica_writes_its_marker_and_neither_promises_votes_nor_stands(
         );
     }
     let rebuild = std::mem::discriminant(&Body::Rebuild { nonce: 0 });
-    assert!(kinds.iter().all(|(_, k)| *k == rebuild), "sent other than rebuild requests");
+    let probe = std::mem::discriminant(&Body::CatchupRequest { from: Slot(1), to: Slot(1) });
+    assert!(
+        kinds.iter().all(|(_, k)| *k == rebuild || *k == probe),
+        "sent other than rebuild requests and probes"
+    );
     assert!(kinds.iter().any(|(to, _)| *to == 2) && kinds.iter().any(|(to, _)| *to == 3));
     assert!(r.status().rebuilding && r.status().counters.elections == 0);
 }

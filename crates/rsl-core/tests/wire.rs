@@ -4,8 +4,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use rsl_core::message::{Body, DecodeError};
 use rsl_core::{
-    Ballot, LogEntry, Membership, Message, ReplicaId, Request, RequestId, Slot, SlotValue,
-    UnknownValue, Value,
+    Ballot, LogEntry, MemberInfo, Membership, Message, ReplicaId, Request, RequestId, Slot,
+    SlotValue, UnknownValue, Value,
 };
 
 fn ballot() -> impl Strategy<Value = Ballot> {
@@ -30,9 +30,20 @@ fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Noop),
         prop::collection::vec(request, 0..4).prop_map(Value::Batch),
-        (ids(), ids())
-            .prop_map(|(voters, learners)| Value::Config(Membership { voters, learners })),
+        (ids(), ids(), prop::collection::btree_map(any::<u32>().prop_map(ReplicaId), info(), 0..4))
+            .prop_map(|(voters, learners, info)| Value::Config(Membership {
+                voters,
+                learners,
+                info
+            })),
     ]
+}
+
+/// A member's info: any address (a string, not necessarily a valid one: the core does not
+/// read it) and any data.
+fn info() -> impl Strategy<Value = MemberInfo> {
+    (".{0,30}", prop::collection::vec(any::<u8>(), 0..40))
+        .prop_map(|(addr, data)| MemberInfo { addr, data: Bytes::from(data) })
 }
 
 fn entry() -> impl Strategy<Value = LogEntry> {
@@ -194,6 +205,29 @@ fn a_request_above_the_item_limit_round_trips() {
     // Compared without printing: the payload would flood the output.
     let decoded = Message::decode(&msg.encode());
     assert!(decoded.as_ref() == Ok(&msg), "{:?}", decoded.map(|_| "a different message"));
+}
+
+#[test]
+fn a_membership_without_info_keeps_its_old_encoding_and_one_with_info_round_trips() {
+    // Logs written before members carried info hold tag 2; a membership without info is
+    // still written so, and one with info (tag 3) comes back whole.
+    let plain = Value::Config(Membership::new([1, 2, 3]));
+    let bytes = rsl_core::message::encode_value(&plain);
+    assert_eq!(bytes[1], 2, "{bytes:?}");
+    assert_eq!(rsl_core::message::decode_value(&bytes), Ok(plain));
+    let mut m = Membership::new([1, 2]);
+    m.learners.push(ReplicaId(4));
+    let info = MemberInfo { addr: "10.0.0.4:7001".into(), data: Bytes::from_static(b"6379") };
+    m.info.insert(ReplicaId(4), info);
+    let with = Value::Config(m);
+    let bytes = rsl_core::message::encode_value(&with);
+    assert_eq!(bytes[1], 3, "{bytes:?}");
+    assert_eq!(rsl_core::message::decode_value(&bytes), Ok(with));
+    // An address that is not UTF-8 is refused, never a panic.
+    let mut bad = bytes.clone();
+    let at = bad.windows(4).position(|w| w == b"10.0").unwrap();
+    bad[at] = 0xff;
+    assert_eq!(rsl_core::message::decode_value(&bad), Err(DecodeError::Utf8));
 }
 
 /// Shared decoding slices a request's payload out of the received buffer: no copy.

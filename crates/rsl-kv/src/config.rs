@@ -141,7 +141,9 @@ impl KvConfig {
             if clients[..i].iter().any(|o| o.addr == c.addr) {
                 return Err(invalid("kv.clients", format!("address {} appears twice", c.addr)));
             }
-            if self.node.member(c.id).is_none() {
+            // A replica that joins names its own client address; it is no member yet.
+            let joining_self = self.node.join && c.id == self.node.id;
+            if self.node.member(c.id).is_none() && !joining_self {
                 return Err(invalid(
                     "kv.clients",
                     format!("id {} is not one of the members", c.id),
@@ -154,6 +156,10 @@ impl KvConfig {
         }
         if let Some(m) = self.node.members.iter().find(|m| !clients.iter().any(|c| c.id == m.id)) {
             return Err(invalid("kv.clients", format!("member {} has no client address", m.id)));
+        }
+        if self.node.join && !clients.iter().any(|c| c.id == self.node.id) {
+            let reason = format!("the joining replica {} has no client address", self.node.id);
+            return Err(invalid("kv.clients", reason));
         }
         if self.kv.requirepass.as_deref() == Some("") {
             return Err(invalid("kv.requirepass", "must not be empty (leave it out for none)"));

@@ -39,6 +39,10 @@ pub const START_TRIES_MAX: u32 = 3;
 /// How long a replica process may take to start listening.
 pub const START_WAIT_MAX: Duration = Duration::from_secs(20);
 
+/// The highest replica id of a local cluster, replicas added later included (certificates
+/// are made for every id up to it at start).
+pub const REPLICA_IDS_MAX: u32 = 9;
+
 /// How a local cluster is made.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -193,7 +197,9 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
-        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &ids)
+        // Certificates for every id a replica added later may take (`add_joining`).
+        let cert_ids: Vec<u32> = (1..=REPLICA_IDS_MAX).collect();
+        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &cert_ids)
             .map_err(|e| anyhow!("generating certificates: {e}"))?;
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let ports = free_ports(3 * n as usize)?;
@@ -462,6 +468,55 @@ impl Cluster {
             self.paused.insert(id);
         } else if signal == libc::SIGCONT {
             self.paused.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Starts a new replica (the next id) that joins the running cluster: its configuration
+    /// has `join = true` and names `members` (the current members, which it lets connect to
+    /// it) and their client addresses; waits until it listens. It is no member until added
+    /// (`rsl-kv member add`). Returns its files.
+    pub async fn add_joining(&mut self, members: &[u32]) -> anyhow::Result<ReplicaFiles> {
+        let id = self.replicas.len() as u32 + 1;
+        if id > REPLICA_IDS_MAX {
+            bail!("a local cluster has at most {REPLICA_IDS_MAX} replica ids");
+        }
+        let ports = free_ports(3)?;
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let files = ReplicaFiles {
+            id,
+            peer_addr: addr(ports[0]),
+            client_addr: addr(ports[1]),
+            metrics_addr: addr(ports[2]),
+            config: self.dir.path().join(format!("replica-{id}.toml")),
+            log: self.dir.path().join("logs").join(format!("replica-{id}.log")),
+        };
+        let mut known: Vec<ReplicaFiles> =
+            members.iter().map(|m| self.replica(*m).clone()).collect();
+        known.push(files.clone());
+        let mut config = replica_config(self.dir.path(), &known, &files, &self.options)?;
+        config.node.members.retain(|m| m.id != id);
+        config.node.join = true;
+        config.node.listen = Some(files.peer_addr);
+        config.validate()?;
+        std::fs::write(&files.config, config.to_toml())?;
+        self.replicas.push(files.clone());
+        self.spawn(id)?;
+        self.wait_listening(id).await?;
+        Ok(files)
+    }
+
+    /// Waits until replica `id`'s process exits by itself (a removed replica does), and
+    /// reaps it.
+    pub async fn wait_exited(&mut self, id: u32, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while !self.exited.contains(&id) {
+            if self.next_event(deadline).await.is_none() {
+                bail!("replica {id} did not exit within {within:?}");
+            }
+        }
+        if let Some(mut child) = self.children.remove(&id) {
+            child.wait().await?;
         }
         Ok(())
     }

@@ -58,6 +58,7 @@ pub mod hub;
 pub mod launch;
 pub mod limits;
 pub mod machine;
+pub mod members;
 pub mod replicated;
 pub mod request;
 pub mod resp;

@@ -42,6 +42,8 @@ enum Subcommand {
     Transfer(TransferArgs),
     /// Takes a checkpoint of one replica's state now.
     Checkpoint(AdminArgs),
+    /// Lists the members, or adds, promotes, removes or replaces one (through any member).
+    Member(rsl_kv::members::MemberArgs),
     /// Starts a local 3-replica cluster, runs a demo workload, kills the primary and reports.
     Cluster(demo::ClusterArgs),
     /// Serves the Redis protocol over one in-process, unreplicated state machine.
@@ -103,6 +105,12 @@ fn main() -> anyhow::Result<()> {
         Subcommand::Status(args) => runtime.block_on(status(args)),
         Subcommand::Transfer(args) => runtime.block_on(transfer(args)),
         Subcommand::Checkpoint(args) => runtime.block_on(checkpoint(args)),
+        Subcommand::Member(args) => runtime.block_on(async {
+            let addr = args.addr;
+            let out = rsl_kv::members::member(args).await;
+            print!("{}", out.with_context(|| format!("asking {addr}"))?);
+            Ok(())
+        }),
         Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
@@ -156,9 +164,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let outcome = tokio::select! {
         served = serve(listener, engine, server) => served.context("serving clients"),
         signal = shutdown_signal() => signal,
-        cause = replica_stopped(&node) => Err(anyhow::anyhow!(
-            "replica {id} stopped on its own: {cause}"
-        )),
+        cause = replica_stopped(&node) => {
+            // A replica a membership change removed is no longer needed: a clean exit.
+            let removed = rsl::Health::Stopped(rsl::StopCause::Removed);
+            if node.watch().borrow().health == removed {
+                tracing::warn!(id, cause, "removed from the membership: exiting");
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("replica {id} stopped on its own: {cause}"))
+            }
+        }
     };
     let stopping = Arc::clone(&node);
     tokio::task::spawn_blocking(move || stopping.shutdown()).await.context("shutting down")?;

@@ -200,6 +200,11 @@ impl Engine for ReplicatedEngine {
             b"rsl.status" => self.spawn(|inner| async move { inner.status_command(&args).await }),
             b"rsl.transfer" => self.spawn(|inner| async move { inner.transfer(&args).await }),
             b"rsl.checkpoint" => self.spawn(|inner| async move { Ok(inner.checkpoint(&args)) }),
+            b"rsl.members" => self.spawn(|inner| async move {
+                let (clients, password) =
+                    (&inner.options.clients, inner.options.requirepass.as_deref());
+                Ok(crate::members::command(&inner.node, clients, password, &args).await.to_bytes())
+            }),
             _ => return None,
         };
         Some(reply)

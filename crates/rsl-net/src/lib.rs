@@ -139,6 +139,16 @@ pub trait Transport: Send + Sync {
     /// Queues `payload` for `to`; fails at once if it cannot be queued.
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError>;
 
+    /// Makes `peers` the peer set, as the membership changes (see
+    /// [`TcpTransport::set_peers`]). A transport that routes by id alone (an in-process
+    /// hub, the simulator's network) keeps the default, which accepts any set.
+    fn set_peers(
+        &self,
+        _peers: &std::collections::BTreeMap<ReplicaId, std::net::SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// The status of a configured peer; `None` for an unknown id.
     fn peer_status(&self, peer: ReplicaId) -> Option<PeerStatus>;
 }

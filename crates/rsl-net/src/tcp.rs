@@ -6,7 +6,9 @@
 //! - one **listener** task accepts sockets and runs each handshake (TLS, hello) in its own
 //!   short-lived task, bounded by [`HANDSHAKES_PENDING_MAX`] and the handshake timeout;
 //! - one **peer** task per configured peer owns that peer's queue receiver and its current
-//!   connection, and runs the connection's reader and writer side by side.
+//!   connection, and runs the connection's reader and writer side by side. The peer set
+//!   changes at run time ([`TcpTransport::set_peers`], as the membership changes): a new
+//!   peer gets its task, a dropped one's task is aborted with its connection and queue.
 //!
 //! Invariants:
 //!
@@ -30,7 +32,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -154,8 +156,12 @@ struct Tls {
 }
 
 struct Shared {
+    /// The configuration at start; its `peers` are the first peer set only.
     config: TransportConfig,
-    peers: BTreeMap<ReplicaId, Peer>,
+    /// The current peers (see `TcpTransport::set_peers`).
+    peers: RwLock<BTreeMap<ReplicaId, Arc<Peer>>>,
+    /// When the transport started (the peers' contact times count from it).
+    epoch: Instant,
     counters: Counters,
     tls: Option<Tls>,
     incoming: mpsc::Sender<Incoming>,
@@ -164,7 +170,12 @@ struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    /// The listener's task.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Each peer's task, aborted when the peer is dropped from the set.
+    peer_tasks: Mutex<BTreeMap<ReplicaId, JoinHandle<()>>>,
+    /// The runtime the transport started on, where peers added later get their tasks.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for Inner {
@@ -172,7 +183,36 @@ impl Drop for Inner {
         for task in self.tasks.get_mut().expect("task list lock").drain(..) {
             task.abort();
         }
+        for task in std::mem::take(self.peer_tasks.get_mut().expect("peer task lock")).into_values()
+        {
+            task.abort();
+        }
     }
+}
+
+impl Shared {
+    fn peer(&self, id: ReplicaId) -> Option<Arc<Peer>> {
+        self.peers.read().expect("peers lock").get(&id).cloned()
+    }
+
+    fn has_peer(&self, id: ReplicaId) -> bool {
+        self.peers.read().expect("peers lock").contains_key(&id)
+    }
+}
+
+/// A new peer and the receivers its task owns.
+fn new_peer(
+    config: &TransportConfig,
+    epoch: Instant,
+    id: ReplicaId,
+    addr: SocketAddr,
+) -> (Arc<Peer>, mpsc::Receiver<Bytes>, mpsc::Receiver<Established>) {
+    let (queue, queue_rx) = mpsc::channel(config.queue_frames_max);
+    let (accepted, accepted_rx) = mpsc::channel(2);
+    let counters = PeerCounters::new(epoch);
+    let queued_bytes = AtomicUsize::new(0);
+    let peer = Arc::new(Peer { id, addr, queue, queued_bytes, accepted, counters });
+    (peer, queue_rx, accepted_rx)
 }
 
 /// The TCP transport. Cheap to clone; the tasks stop when the last clone is dropped or on
@@ -231,22 +271,76 @@ impl TcpTransport {
         let mut peers = BTreeMap::new();
         let mut receivers = Vec::new();
         for (&id, &addr) in &config.peers {
-            let (queue, queue_rx) = mpsc::channel(config.queue_frames_max);
-            let (accepted, accepted_rx) = mpsc::channel(2);
-            let counters = PeerCounters::new(epoch);
-            let queued_bytes = AtomicUsize::new(0);
-            peers.insert(id, Peer { id, addr, queue, queued_bytes, accepted, counters });
-            receivers.push((id, queue_rx, accepted_rx));
+            let (peer, queue_rx, accepted_rx) = new_peer(&config, epoch, id, addr);
+            peers.insert(id, peer.clone());
+            receivers.push((peer, queue_rx, accepted_rx));
         }
         let counters = Counters::default();
-        let shared = Arc::new(Shared { config, peers, counters, tls, incoming });
-        let mut tasks = vec![tokio::spawn(listen(shared.clone(), listener))];
-        for (id, queue_rx, accepted_rx) in receivers {
-            tasks.push(tokio::spawn(run_peer(shared.clone(), id, queue_rx, accepted_rx)));
+        let peers = RwLock::new(peers);
+        let shared = Arc::new(Shared { config, peers, epoch, counters, tls, incoming });
+        let tasks = vec![tokio::spawn(listen(shared.clone(), listener))];
+        let mut peer_tasks = BTreeMap::new();
+        for (peer, queue_rx, accepted_rx) in receivers {
+            let task = tokio::spawn(run_peer(shared.clone(), peer.clone(), queue_rx, accepted_rx));
+            peer_tasks.insert(peer.id, task);
         }
-        info!(id = shared.config.id, %local_addr, peers = shared.peers.len(), "transport started");
-        let inner = Arc::new(Inner { shared, local_addr, tasks: Mutex::new(tasks) });
+        info!(id = shared.config.id, %local_addr, peers = peer_tasks.len(), "transport started");
+        let inner = Arc::new(Inner {
+            shared,
+            local_addr,
+            tasks: Mutex::new(tasks),
+            peer_tasks: Mutex::new(peer_tasks),
+            runtime: tokio::runtime::Handle::current(),
+        });
         Ok((TcpTransport { inner }, incoming_rx))
+    }
+
+    /// Makes `peers` the peer set: a peer not in it any more is dropped (its task aborted,
+    /// its connection closed, its queued frames discarded; a hello naming it is refused from
+    /// then on), a new one gets its task (dialed or awaited as for a peer configured at
+    /// start), and a peer whose address changed starts over at the new one. Callable from
+    /// any thread. Refuses, changing nothing, a set that names this replica or has more than
+    /// [`crate::limits::PEERS_MAX`] peers.
+    pub fn set_peers(&self, peers: &BTreeMap<ReplicaId, SocketAddr>) -> Result<(), ConfigError> {
+        let shared = &self.inner.shared;
+        if peers.contains_key(&shared.config.id) {
+            return Err(ConfigError::SelfInPeers(shared.config.id));
+        }
+        if peers.len() > crate::limits::PEERS_MAX {
+            return Err(ConfigError::TooManyPeers(peers.len()));
+        }
+        let mut tasks = self.inner.peer_tasks.lock().expect("peer task lock");
+        let mut current = shared.peers.write().expect("peers lock");
+        let stale: Vec<ReplicaId> = current
+            .iter()
+            .filter(|(id, p)| peers.get(id) != Some(&p.addr))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            current.remove(&id);
+            if let Some(task) = tasks.remove(&id) {
+                task.abort();
+            }
+            info!(peer = id, "peer dropped");
+        }
+        for (&id, &addr) in peers {
+            if current.contains_key(&id) {
+                continue;
+            }
+            let (peer, queue_rx, accepted_rx) = new_peer(&shared.config, shared.epoch, id, addr);
+            current.insert(id, peer.clone());
+            let task = run_peer(shared.clone(), peer, queue_rx, accepted_rx);
+            tasks.insert(id, self.inner.runtime.spawn(task));
+            info!(peer = id, %addr, "peer added");
+        }
+        debug_assert!(current.len() == peers.len() && tasks.len() == peers.len());
+        Ok(())
+    }
+
+    /// The current peers and their addresses.
+    pub fn peers(&self) -> BTreeMap<ReplicaId, SocketAddr> {
+        let peers = self.inner.shared.peers.read().expect("peers lock");
+        peers.iter().map(|(id, p)| (*id, p.addr)).collect()
     }
 
     /// The address the listener is bound to.
@@ -257,7 +351,9 @@ impl TcpTransport {
     /// Stops every task and closes every socket (listener included) before returning, so the
     /// listen address can be bound again at once. Frames still queued are dropped.
     pub async fn shutdown(self) {
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("task list lock"));
+        let mut tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("task list lock"));
+        let peers = std::mem::take(&mut *self.inner.peer_tasks.lock().expect("peer task lock"));
+        tasks.extend(peers.into_values());
         for task in &tasks {
             task.abort();
         }
@@ -270,14 +366,15 @@ impl TcpTransport {
     /// A snapshot of the counters, readable from any thread without blocking the transport.
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
-        let peers: Vec<PeerStats> = shared.peers.values().map(peer_stats).collect();
+        let peers = shared.peers.read().expect("peers lock");
+        let peers: Vec<PeerStats> = peers.values().map(|p| peer_stats(p)).collect();
         shared.counters.snapshot(peers)
     }
 
     /// Waits until the connection to `peer` is (`connected = true`) or is not established.
     /// Returns `false` at once for an unknown peer. Bound it with a timeout.
     pub async fn wait_connected(&self, peer: ReplicaId, connected: bool) -> bool {
-        let Some(peer) = self.inner.shared.peers.get(&peer) else {
+        let Some(peer) = self.inner.shared.peer(peer) else {
             return false;
         };
         loop {
@@ -323,7 +420,7 @@ impl Transport for TcpTransport {
         if bytes > FRAME_PAYLOAD_BYTES_MAX {
             return Err(SendError::PayloadTooLarge { bytes });
         }
-        let peer = shared.peers.get(&to).ok_or(SendError::UnknownPeer(to))?;
+        let peer = shared.peer(to).ok_or(SendError::UnknownPeer(to))?;
         let queued = peer.queued_bytes.fetch_add(bytes, Relaxed);
         let result = if queued + bytes > shared.config.queue_bytes_max {
             Err(SendError::QueueFull(to))
@@ -343,9 +440,13 @@ impl Transport for TcpTransport {
         result
     }
 
+    fn set_peers(&self, peers: &BTreeMap<ReplicaId, SocketAddr>) -> Result<(), ConfigError> {
+        TcpTransport::set_peers(self, peers)
+    }
+
     fn peer_status(&self, peer: ReplicaId) -> Option<PeerStatus> {
-        let peer = self.inner.shared.peers.get(&peer)?;
-        let stats = peer_stats(peer);
+        let peer = self.inner.shared.peer(peer)?;
+        let stats = peer_stats(&peer);
         Some(PeerStatus {
             connected: stats.connected,
             last_contact_ago: stats.last_contact_ago,
@@ -388,9 +489,11 @@ async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     match result {
         Ok((id, established)) => {
             debug!(peer = id, %addr, "accepted");
-            let peer = &shared.peers[&id];
-            // The peer task takes it promptly; if the transport is shutting down, drop it.
-            let _ = peer.accepted.send(established).await;
+            // The peer task takes it promptly; if the transport is shutting down or the peer
+            // was dropped meanwhile, drop it.
+            if let Some(peer) = shared.peer(id) {
+                let _ = peer.accepted.send(established).await;
+            }
         }
         Err(error) => {
             if error.is_frame_rejection() {
@@ -423,7 +526,7 @@ async fn handshake_accept(
     if hello.cluster != config.cluster {
         return Err(ConnError::WrongCluster(hello.cluster));
     }
-    if !shared.peers.contains_key(&hello.id) {
+    if !shared.has_peer(hello.id) {
         return Err(ConnError::UnknownPeer(hello.id));
     }
     if hello.id > config.id {
@@ -506,11 +609,11 @@ enum ConnectionEnd {
 /// listener to hand one over), runs it until it ends, and starts again.
 async fn run_peer(
     shared: Arc<Shared>,
-    id: ReplicaId,
+    peer: Arc<Peer>,
     mut queue: mpsc::Receiver<Bytes>,
     mut accepted: mpsc::Receiver<Established>,
 ) {
-    let peer = &shared.peers[&id];
+    let (id, peer) = (peer.id, &*peer);
     let dials = shared.config.id < id;
     let mut backoff = Backoff::new(shared.config.backoff, seed(shared.config.id, id));
     let mut next: Option<Established> = None;
@@ -704,58 +807,5 @@ fn fill_batch(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue_of(payloads: &[Bytes]) -> (mpsc::Receiver<Bytes>, AtomicUsize) {
-        let (tx, rx) = mpsc::channel(payloads.len().max(1));
-        for payload in payloads {
-            tx.try_send(payload.clone()).unwrap();
-        }
-        (rx, AtomicUsize::new(payloads.iter().map(Bytes::len).sum()))
-    }
-
-    fn decode_batch(batch: &BytesMut) -> Vec<Bytes> {
-        let mut buf = batch.clone();
-        let mut out = Vec::new();
-        while let Some(frame) = decode_frame(&mut buf).unwrap() {
-            assert_eq!(frame.kind, FrameKind::Data);
-            out.push(frame.payload);
-        }
-        assert!(buf.is_empty());
-        out
-    }
-
-    #[test]
-    fn one_batch_takes_every_queued_frame_in_order() {
-        let payloads: Vec<Bytes> =
-            (0..100u32).map(|i| Bytes::from(i.to_le_bytes().to_vec())).collect();
-        let (mut rx, queued) = queue_of(&payloads[1..]);
-        queued.fetch_add(payloads[0].len(), Relaxed);
-        let mut batch = BytesMut::new();
-        assert_eq!(fill_batch(payloads[0].clone(), &mut rx, &mut batch, &queued), 100);
-        assert_eq!(decode_batch(&batch), payloads);
-        assert_eq!(queued.load(Relaxed), 0);
-        assert!(rx.try_recv().is_err());
-    }
-
-    #[test]
-    fn a_batch_stops_near_the_byte_maximum() {
-        let payload = Bytes::from(vec![7u8; WRITE_BATCH_BYTES_MAX / 4]);
-        let payloads = vec![payload.clone(); 10];
-        let (mut rx, queued) = queue_of(&payloads[1..]);
-        queued.fetch_add(payload.len(), Relaxed);
-        let mut batch = BytesMut::new();
-        let frames = fill_batch(payload.clone(), &mut rx, &mut batch, &queued);
-        // Four payloads plus their headers reach the maximum: the fifth starts a new batch.
-        assert_eq!(frames, 4);
-        assert!(batch.len() >= WRITE_BATCH_BYTES_MAX);
-        assert_eq!(decode_batch(&batch).len(), 4);
-        assert_eq!(queued.load(Relaxed), 6 * payload.len());
-        let first = rx.try_recv().unwrap();
-        assert_eq!(fill_batch(first, &mut rx, &mut batch, &queued), 4);
-        let first = rx.try_recv().unwrap();
-        assert_eq!(fill_batch(first, &mut rx, &mut batch, &queued), 2);
-        assert_eq!(queued.load(Relaxed), 0);
-    }
-}
+#[path = "tcp_tests.rs"]
+mod tests;

@@ -251,6 +251,64 @@ async fn the_byte_bound_refuses_before_the_frame_bound() {
     assert_eq!(one.stats().queue_full_drops, 1);
 }
 
+/// The peer set changes at run time: replicas 1 and 2 start knowing only each other; replica
+/// 3 (knowing both) is added to their sets and all pairs exchange; then 1 drops 3, whose
+/// sends to 1 stop being delivered (its hello is refused) while 2 and 3 go on.
+#[tokio::test]
+async fn peers_added_and_dropped_at_run_time() {
+    let (listeners, addrs) = bind(&[1, 2, 3]);
+    let mut known = addrs.clone();
+    known.remove(&3);
+    let mut nodes: Vec<_> = [1u32, 2, 3]
+        .into_iter()
+        .zip(listeners)
+        .map(|(id, listener)| {
+            let view = if id == 3 { &addrs } else { &known };
+            TcpTransport::start_with_listener(config(id, view, security(None, id)), listener)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(nodes[0].0.send(3, Bytes::from_static(b"x")), Err(SendError::UnknownPeer(3)));
+    for (transport, _) in &nodes[..2] {
+        let mut peers = addrs.clone();
+        peers.remove(&transport.id());
+        transport.set_peers(&peers).unwrap();
+        assert_eq!(transport.peers(), peers);
+    }
+    for (transport, _) in &nodes {
+        for peer in [1, 2, 3].into_iter().filter(|p| *p != transport.id()) {
+            transport.send(peer, Bytes::from(format!("{} to {peer}", transport.id()))).unwrap();
+        }
+    }
+    for (transport, rx) in &mut nodes {
+        let me = transport.id();
+        let mut from: Vec<u32> = Vec::new();
+        for _ in 0..2 {
+            let incoming = recv(rx).await;
+            assert_eq!(incoming.payload, Bytes::from(format!("{} to {me}", incoming.from)));
+            from.push(incoming.from);
+        }
+        from.sort();
+        assert_eq!(from, [1, 2, 3].into_iter().filter(|p| *p != me).collect::<Vec<_>>());
+    }
+    // Replica 1 drops 3: sends to it are refused, the connection closes, and 3's redials
+    // are refused; 2 and 3 still exchange.
+    let mut peers = addrs.clone();
+    peers.retain(|id, _| *id == 2);
+    nodes[0].0.set_peers(&peers).unwrap();
+    assert_eq!(nodes[0].0.send(3, Bytes::from_static(b"x")), Err(SendError::UnknownPeer(3)));
+    wait_connected(&nodes[2].0, 1, false).await;
+    let _ = nodes[2].0.send(1, Bytes::from_static(b"lost"));
+    nodes[2].0.send(2, Bytes::from_static(b"3 again")).unwrap();
+    assert_eq!(recv(&mut nodes[1].1).await.payload, Bytes::from_static(b"3 again"));
+    nodes[0].0.send(2, Bytes::from_static(b"1 again")).unwrap();
+    assert_eq!(recv(&mut nodes[1].1).await.payload, Bytes::from_static(b"1 again"));
+    assert!(nodes[0].1.try_recv().is_err(), "nothing from a dropped peer");
+    // A set naming this replica is refused and changes nothing.
+    assert!(nodes[0].0.set_peers(&addrs).is_err());
+    assert_eq!(nodes[0].0.peers(), peers);
+}
+
 /// The frame limit at its edge: a payload of exactly `FRAME_PAYLOAD_BYTES_MAX` bytes arrives
 /// whole; one byte more is refused at `send` (never queued), and the connection goes on
 /// delivering.

@@ -95,6 +95,8 @@ impl DiskState {
                 self.corrupt = self.corrupt.split_off(before);
             }
             Write::Rebuilding(on) => self.rebuilding = *on,
+            // No checker reads it; the real storage keeps it in the metadata.
+            Write::MemberSince(_) => {}
         }
     }
 

@@ -129,7 +129,7 @@ pub struct Options {
     /// for a few ticks (slots accepted by a minority: phase 1 later finds competing values).
     pub partial_accept_permille: u32,
     /// Per tick: chance the primary is asked to change the membership to a random set of
-    /// 3, 5 or 7 voters drawn from all replicas.
+    /// 3 to 7 voters drawn from all replicas.
     pub reconfig_permille: u32,
 }
 
@@ -273,6 +273,12 @@ impl Options {
         }
         o.draw_configurations(&mut Rng::new(seed ^ 0x434f_4e46_4947_0000));
         o.draw_sizes(&mut Rng::new(seed ^ 0x5349_5a45_0000_0000));
+        // Membership changes in a third of the seeds, drawn from a stream of their own too:
+        // a seed that does not draw them runs as it did before they joined the swarm.
+        let mut c = Rng::new(seed ^ 0x4d45_4d42_4552_0000);
+        if on(&mut c, 333) {
+            o = o.with_reconfiguration();
+        }
         o
     }
 
@@ -385,7 +391,8 @@ impl Options {
 
     /// Adds membership changes to a swarm run: 0 to 2 spare replicas outside the initial
     /// membership, and a per-tick chance of asking the primary for a random new membership.
-    /// Opt-in (`--reconfig`) while the core's reconfiguration is young; see docs/testing.md.
+    /// [`Options::swarm`] draws it for a third of the seeds; `--reconfig` forces it on every
+    /// seed. Idempotent: its draws come from a stream of their own.
     pub fn with_reconfiguration(mut self) -> Options {
         let mut r = Rng::new(self.seed ^ 0x5245_434f_4e46_0000);
         let room = 9usize.saturating_sub(self.replicas + self.learners);
@@ -488,6 +495,17 @@ mod tests {
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 7]);
         let lossy = (0..100).filter(|s| Options::swarm(*s).loss_permille > 0).count();
         assert!((30..100).contains(&lossy), "{lossy}");
+        // Membership changes are drawn for some seeds, not all; forcing them is idempotent.
+        let changing = (0..300).filter(|s| Options::swarm(*s).reconfig_permille > 0).count();
+        assert!((60..150).contains(&changing), "{changing}");
+        for s in 0..100 {
+            let o = Options::swarm(s);
+            let forced = o.clone().with_reconfiguration();
+            assert!(forced.reconfig_permille > 0);
+            if o.reconfig_permille > 0 {
+                assert_eq!(forced, o);
+            }
+        }
         let count = |f: fn(&Options) -> bool| (0..100).filter(|s| f(&Options::swarm(*s))).count();
         assert!(count(|o| o.learners > 0) > 10, "learners");
         assert!(count(|o| o.checkpoint_interval_slots < 100) > 20, "checkpoints");

@@ -63,12 +63,14 @@ pub const LOAD_BYTES_MAX: usize = 4 << 20;
 /// Further chunks a catch-up load reads after the first (a chunk ends early when a read had
 /// to be retried).
 pub const LOAD_RETRIES_MAX: usize = 4;
-const META_VERSION: u8 = 3;
+const META_VERSION: u8 = 4;
 /// Slots kept as suspects in the metadata blob at most (a torn tail is one batch).
 pub const SUSPECTS_MAX: usize = 1 << 16;
-/// The largest metadata blob `Meta::encode` writes: the header, every suspect, the flag and
-/// two lists of at most 255 replica ids.
-pub const META_BYTES_MAX: usize = 25 + 4 + 24 * SUSPECTS_MAX + 1 + 2 * (1 + 4 * 255);
+/// The largest metadata blob `Meta::encode` writes (version 4): the header, every suspect,
+/// the rebuilding flag, the slot the replica became a member in, and the membership as a
+/// configuration value with its version byte and every member's info.
+pub const META_BYTES_MAX: usize =
+    25 + 4 + 24 * SUSPECTS_MAX + 1 + 9 + 4 + 1 + rsl_core::limits::CONFIG_VALUE_BYTES_MAX;
 
 // Every value the core can produce under a valid configuration fits one log record
 // (docs/limits.md), and the largest metadata blob fits the metadata store.
@@ -89,6 +91,9 @@ pub struct Meta {
     /// The disk-loss marker (`Write::Rebuilding`, version 3): the replica lost its disk and
     /// must rebuild before it promises or votes (docs/protocol.md, "Disk loss").
     pub rebuilding: bool,
+    /// For a replica that joined a running cluster, the slot of the configuration that made
+    /// it a member (`Write::MemberSince`, version 4).
+    pub member_since: Option<u64>,
 }
 
 impl Meta {
@@ -103,13 +108,19 @@ impl Meta {
             b.extend_from_slice(&ballot.to_le_bytes());
         }
         b.push(u8::from(self.rebuilding));
-        if let Some(m) = &self.membership {
-            for ids in [&m.voters, &m.learners] {
-                b.push(u8::try_from(ids.len()).expect("at most 255 replicas"));
-                for id in ids.iter() {
-                    b.extend_from_slice(&id.0.to_le_bytes());
-                }
+        match self.member_since {
+            Some(slot) => {
+                b.push(1);
+                b.extend_from_slice(&slot.to_le_bytes());
             }
+            None => b.push(0),
+        }
+        // Version 4: the membership as the core encodes a configuration value, so that it
+        // keeps every member's info (address, the application's data).
+        if let Some(m) = &self.membership {
+            let value = encode_value(&Value::Config(m.clone()));
+            b.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            b.extend_from_slice(&value);
         }
         b
     }
@@ -145,6 +156,31 @@ impl Meta {
             };
             rest = &rest[1..];
         }
+        let mut member_since = None;
+        if b[0] >= 4 {
+            member_since = match rest.first() {
+                Some(0) => None,
+                Some(1) => {
+                    let slot = rest.get(1..9).ok_or_else(bad)?;
+                    Some(u64::from_le_bytes(slot.try_into().unwrap()))
+                }
+                _ => return Err(bad()),
+            };
+            rest = &rest[if member_since.is_some() { 9 } else { 1 }..];
+            let membership = match rest.len() {
+                0 => None,
+                _ => {
+                    let n = rest.get(..4).ok_or_else(bad)?;
+                    let n = u32::from_le_bytes(n.try_into().unwrap()) as usize;
+                    let value = rest.get(4..).filter(|v| v.len() == n).ok_or_else(bad)?;
+                    match decode_value(value) {
+                        Ok(Value::Config(m)) => Some(m),
+                        _ => return Err(bad()),
+                    }
+                }
+            };
+            return Ok(Meta { promised, commit, membership, suspects, rebuilding, member_since });
+        }
         let mut lists = Vec::new();
         while !rest.is_empty() {
             let n = rest[0] as usize;
@@ -155,10 +191,14 @@ impl Meta {
         }
         let membership = match lists.len() {
             0 => None,
-            2 => Some(Membership { voters: lists[0].clone(), learners: lists[1].clone() }),
+            2 => Some(Membership {
+                voters: lists[0].clone(),
+                learners: lists[1].clone(),
+                info: Default::default(),
+            }),
             _ => return Err(bad()),
         };
-        Ok(Meta { promised, commit, membership, suspects, rebuilding })
+        Ok(Meta { promised, commit, membership, suspects, rebuilding, member_since })
     }
 }
 
@@ -269,6 +309,10 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 self.meta_dirty |= !self.state.suspects.is_empty();
                 self.state.suspects = kept;
             }
+            Write::MemberSince(slot) => {
+                self.state.member_since = Some(slot.0);
+                self.meta_dirty = true;
+            }
             Write::Rebuilding(on) => {
                 // Kept in the metadata, stored after the log's sync: a cleared marker comes
                 // with the entries and the commit hint written before it.
@@ -365,6 +409,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
             log: log.into_values().collect(),
             corrupt: corrupt.into_iter().map(|(s, b)| (Slot(s), Ballot::from_u128(b))).collect(),
             rebuilding: self.state.rebuilding,
+            member_since: self.state.member_since.map(Slot),
         })
     }
 

@@ -28,8 +28,15 @@ fn meta_round_trips_and_rejects_garbage() {
         membership: Some(Membership::new([1, 2, 3])),
         suspects: BTreeMap::new(),
         rebuilding: true,
+        member_since: Some(42),
     };
     assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    // A membership whose members carry addresses and data keeps them.
+    let mut with_info = Membership::new([1, 2]);
+    let info = rsl_core::MemberInfo { addr: "10.0.0.2:7001".into(), data: vec![7].into() };
+    with_info.info.insert(ReplicaId(2), info);
+    let rich = Meta { membership: Some(with_info), member_since: None, ..m.clone() };
+    assert_eq!(Meta::decode(&rich.encode()).unwrap(), rich);
     let bare = Meta { membership: None, ..m.clone() };
     assert_eq!(Meta::decode(&bare.encode()).unwrap(), bare);
     assert!(Meta::decode(&m.encode()[..20]).is_err());
@@ -153,8 +160,8 @@ fn the_disk_loss_marker_round_trips_and_version_2_blobs_have_none() {
         let m = Meta { rebuilding, ..m.clone() };
         assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
     }
-    // Version 2: the same layout without the marker byte (after the suspects).
-    let mut v2 = m.encode();
+    // Version 2: the version 3 layout without the marker byte (after the suspects).
+    let mut v2 = legacy_blob(&m);
     v2[0] = 2;
     v2.remove(1 + 16 + 8 + 4 + 24);
     assert_eq!(Meta::decode(&v2).unwrap(), m);
@@ -177,19 +184,81 @@ fn the_disk_loss_marker_survives_a_restart_and_is_cleared_durably() {
     assert!(!open(&disk).recover().unwrap().rebuilding);
 }
 
-/// `META_BYTES_MAX` is the largest blob `Meta::encode` writes (every suspect, the widest
-/// membership), so the compile-time check against the metadata store's limit covers every blob.
+/// `m` as version 3 wrote it: no member-since flag, the membership as two lists of ids.
+fn legacy_blob(m: &Meta) -> Vec<u8> {
+    let mut b = vec![3u8];
+    b.extend_from_slice(&m.promised.to_u128().to_le_bytes());
+    b.extend_from_slice(&m.commit.0.to_le_bytes());
+    b.extend_from_slice(&(m.suspects.len() as u32).to_le_bytes());
+    for (slot, ballot) in &m.suspects {
+        b.extend_from_slice(&slot.to_le_bytes());
+        b.extend_from_slice(&ballot.to_le_bytes());
+    }
+    b.push(u8::from(m.rebuilding));
+    if let Some(membership) = &m.membership {
+        for ids in [&membership.voters, &membership.learners] {
+            b.push(ids.len() as u8);
+            for id in ids {
+                b.extend_from_slice(&id.0.to_le_bytes());
+            }
+        }
+    }
+    b
+}
+
 #[test]
-fn the_largest_metadata_blob_is_meta_bytes_max() {
-    let ids = |base: u32| (base..base + 255).map(ReplicaId).collect::<Vec<_>>();
+fn a_version_3_metadata_blob_still_decodes() {
+    let mut membership = Membership::new([1, 2, 3]);
+    membership.learners.push(ReplicaId(4));
+    let m = Meta {
+        promised: Ballot::new(5, ReplicaId(2)),
+        commit: Slot(7),
+        membership: Some(membership),
+        ..Meta::default()
+    };
+    let old = Meta::decode(&legacy_blob(&m)).unwrap();
+    assert_eq!(old, m);
+    assert_eq!(old.member_since, None);
+}
+
+#[test]
+fn the_slot_a_joined_replica_became_a_member_survives_a_restart() {
+    let disk = MemDisk::new(9);
+    let mut store = open(&disk);
+    assert_eq!(store.recover().unwrap().member_since, None);
+    store.persist(&[accept(1, 1, 1), Write::MemberSince(Slot(1))], 0).unwrap();
+    disk.crash(CrashMode::LoseAll);
+    assert_eq!(open(&disk).recover().unwrap().member_since, Some(Slot(1)));
+}
+
+/// `META_BYTES_MAX` bounds the largest blob `Meta::encode` writes (every suspect, the widest
+/// membership the core makes: the most voters, and as learners the most learners plus the
+/// voters a change stages, each with the longest address and data), so the compile-time check
+/// against the metadata store's limit covers every blob.
+#[test]
+fn the_largest_metadata_blob_is_within_meta_bytes_max() {
+    use rsl_core::limits::{
+        LEARNERS_MAX, LIST_LEN_BYTES_MAX, MEMBER_ADDR_BYTES_MAX, MEMBER_DATA_BYTES_MAX, VOTERS_MAX,
+    };
+    let ids = |n: usize, top: u32| (0..n as u32).map(|i| ReplicaId(top - i)).collect::<Vec<_>>();
+    let voters = ids(VOTERS_MAX, u32::MAX);
+    let learners = ids(LEARNERS_MAX + VOTERS_MAX, u32::MAX - 100);
+    let info = rsl_core::MemberInfo {
+        addr: "a".repeat(MEMBER_ADDR_BYTES_MAX),
+        data: vec![7u8; MEMBER_DATA_BYTES_MAX].into(),
+    };
+    let info = voters.iter().chain(&learners).map(|id| (*id, info.clone())).collect();
     let m = Meta {
         promised: Ballot { round: u64::MAX, replica: u32::MAX },
         commit: Slot(u64::MAX),
-        membership: Some(Membership { voters: ids(0), learners: ids(1000) }),
+        membership: Some(Membership { voters, learners, info }),
         suspects: (0..SUSPECTS_MAX as u64).map(|s| (s, u128::MAX)).collect(),
         rebuilding: true,
+        member_since: Some(u64::MAX),
     };
     let blob = m.encode();
-    assert_eq!(blob.len(), META_BYTES_MAX);
+    // Only the three list lengths may take fewer bytes than the bound allows.
+    assert!(blob.len() <= META_BYTES_MAX, "{} > {META_BYTES_MAX}", blob.len());
+    assert!(META_BYTES_MAX - blob.len() < 3 * LIST_LEN_BYTES_MAX, "{}", blob.len());
     assert_eq!(Meta::decode(&blob).unwrap(), m);
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use rsl_core::{Input, ReadMode, Slot, Value, Write};
+use rsl_core::{Input, MembershipOp, ReadMode, Slot, Value, Write};
 use tokio::sync::oneshot;
 
 use crate::error::ReplicateError;
@@ -38,6 +38,8 @@ pub(crate) enum ToConsensus {
     Durable { seq: u64 },
     /// An input for the core as it is (control calls, loaded log, saved checkpoints).
     Core(Input),
+    /// A membership operation; answered on `reply` once made, or refused.
+    Reconfigure { op: MembershipOp, reply: crate::members::ChangeReply },
     /// Take a checkpoint now (admin request).
     CheckpointNow,
     /// A checkpoint received from a peer, verified, ready to load.

@@ -214,13 +214,22 @@ impl Default for Storage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// This replica's id; must be one of `members`.
+    /// This replica's id; must be one of `members` (unless it joins: then it must not be).
     pub id: u32,
     /// Where this replica keeps its log, metadata and checkpoints.
     pub data_dir: PathBuf,
-    /// The cluster's initial voters (used when bootstrapping).
+    /// The cluster's initial voters (used when bootstrapping). For a replica that joins, the
+    /// members it first contacts (any of the running cluster's; it learns the real membership
+    /// from the log).
     pub members: Vec<Member>,
-    /// Address to listen on for peers; defaults to this member's `addr`.
+    /// This replica joins a running cluster instead of bootstrapping one: it starts as no
+    /// member, waits until the primary adds it ([`crate::Node::add_learner`]), then catches
+    /// up as a learner. Requires `listen`. Read only until it was added (its data directory
+    /// then records it).
+    #[serde(default)]
+    pub join: bool,
+    /// Address to listen on for peers; defaults to this member's `addr` (required when
+    /// joining).
     #[serde(default)]
     pub listen: Option<SocketAddr>,
     /// Mutual TLS between replicas; absent means plaintext (loopback tests only).
@@ -298,6 +307,7 @@ impl NodeConfig {
             id,
             data_dir: data_dir.into(),
             members,
+            join: false,
             listen: None,
             tls: None,
             metrics_addr: None,
@@ -331,6 +341,20 @@ impl NodeConfig {
         self.listen.unwrap_or_else(|| self.member(self.id).expect("validated").addr)
     }
 
+    /// A configuration for replica `id` joining the running cluster whose members include
+    /// `members`, listening for peers on `listen`.
+    pub fn joining(
+        id: u32,
+        data_dir: impl Into<PathBuf>,
+        members: Vec<Member>,
+        listen: SocketAddr,
+    ) -> NodeConfig {
+        let mut config = NodeConfig::new(id, data_dir, members);
+        config.join = true;
+        config.listen = Some(listen);
+        config
+    }
+
     /// The member with id `id`, if the configuration names it.
     pub fn member(&self, id: u32) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
@@ -349,7 +373,14 @@ impl NodeConfig {
                 return Err(invalid("members", format!("address {} appears twice", m.addr)));
             }
         }
-        if self.member(self.id).is_none() {
+        if self.join {
+            if self.member(self.id).is_some() {
+                return Err(invalid("id", format!("{} joins, so it is not a member", self.id)));
+            }
+            if self.listen.is_none() {
+                return Err(invalid("listen", "a joining replica needs its listen address"));
+            }
+        } else if self.member(self.id).is_none() {
             return Err(invalid("id", format!("{} is not one of the members", self.id)));
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -369,6 +400,7 @@ impl NodeConfig {
     pub(crate) fn core_config(&self, rng_seed: u64) -> rsl_core::Config {
         let mut core = rsl_core::Config::new(self.id, self.members.iter().map(|m| m.id));
         self.consensus.apply(&mut core);
+        core.joining = self.join;
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.log_kept_slots = self.storage.log_kept_slots;
         core.rng_seed = rng_seed;

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use rsl_core::{Driver, Host, Input, Message, Refusal, ReplicaId, Slot, Value, Write};
+use rsl_core::{
+    Driver, Host, Input, Membership, Message, ReconfigRefusal, Refusal, ReplicaId, Slot, Value,
+    Write,
+};
 use rsl_net::Transport;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
@@ -44,12 +47,15 @@ pub(crate) struct Router {
     pub(crate) exec: Sender<ToExecutor>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Vec<(u64, Write)>,
+    /// Membership calls waiting for the core, and the peer set (`membership`).
+    pub(crate) changes: crate::members::Changes,
 }
 
 impl Consensus {
-    pub(crate) fn new(driver: Driver<Waiter>, router: Router, tick: Duration) -> Consensus {
+    pub(crate) fn new(driver: Driver<Waiter>, mut router: Router, tick: Duration) -> Consensus {
         // What the core recovered is the status until the first tick publishes more.
         let core = driver.status();
+        router.apply_membership(&core.membership);
         router.shared.status.lock().expect("status lock").update(&core);
         router.shared.view.send_replace(View::of(&core, router.shared.health()));
         Consensus { driver, router, tick }
@@ -77,7 +83,7 @@ impl Consensus {
                 }
             }
             self.flush();
-            if stop {
+            if stop || self.router.changes.removed {
                 self.stop();
                 return;
             }
@@ -98,6 +104,10 @@ impl Consensus {
             *next_tick = now + self.tick;
         }
         if ticks > 0 {
+            // Promotions wait for their learner to catch up: asked again every tick.
+            for (op, reply) in self.router.changes.retries() {
+                self.reconfigure(op, reply);
+            }
             self.publish_status();
         }
     }
@@ -117,6 +127,7 @@ impl Consensus {
             ToConsensus::Receive { from, payload } => self.receive(from, payload),
             ToConsensus::Durable { seq } => self.step(Input::Durable { seq }),
             ToConsensus::Core(input) => self.step(input),
+            ToConsensus::Reconfigure { op, reply } => self.reconfigure(op, reply),
             ToConsensus::CheckpointNow => {
                 let _ = self.router.exec.send(ToExecutor::Checkpoint);
             }
@@ -158,6 +169,12 @@ impl Consensus {
         tracing::warn!(from, what, "rejected a payload from a peer");
     }
 
+    fn reconfigure(&mut self, op: rsl_core::MembershipOp, reply: crate::members::ChangeReply) {
+        self.router.changes.begin(op.clone(), reply);
+        let id = self.driver.reconfigure(op, &mut self.router);
+        self.router.changes.proposed(id);
+    }
+
     fn step(&mut self, input: Input) {
         self.driver.step(input, &mut self.router);
     }
@@ -167,20 +184,45 @@ impl Consensus {
         self.router.flush_writes();
         let core = self.driver.status();
         let view = View::of(&core, self.router.shared.health());
-        if self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view) {
+        let changed =
+            self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view);
+        // A membership change is published at once, before the calls that made it are
+        // answered.
+        if std::mem::take(&mut self.router.changes.publish) {
+            self.publish_status_now();
+        } else if changed {
             self.publish_status();
+        }
+        for (reply, answer) in self.router.changes.answers.drain(..) {
+            let _ = reply.send(answer);
         }
     }
 
     /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
     fn publish_status(&mut self) {
-        let core = self.driver.status();
         if let Ok(mut status) = self.router.shared.status.try_lock() {
-            status.update(&core);
-            let tick_ms = self.tick.as_millis() as u64;
-            let transport = &self.router.transport;
-            status.update_peers(&core, tick_ms, |p| transport.peer_status(p).map(|s| s.connected));
+            Self::fill_status(&self.driver, &self.router, self.tick, &mut status);
         }
+    }
+
+    /// Publishes the full status, waiting for a reader that holds it (a membership change:
+    /// its callers are answered right after).
+    fn publish_status_now(&mut self) {
+        let mut status = self.router.shared.status.lock().expect("status lock");
+        Self::fill_status(&self.driver, &self.router, self.tick, &mut status);
+    }
+
+    fn fill_status(
+        driver: &Driver<Waiter>,
+        router: &Router,
+        tick: Duration,
+        status: &mut crate::status::Status,
+    ) {
+        let core = driver.status();
+        status.update(&core);
+        let tick_ms = tick.as_millis() as u64;
+        let transport = &router.transport;
+        status.update_peers(&core, tick_ms, |p| transport.peer_status(p).map(|s| s.connected));
     }
 
     fn stop(&mut self) {
@@ -190,6 +232,9 @@ impl Consensus {
         let error = router.shared.stop_error();
         for waiter in self.driver.drain_callers() {
             let _ = waiter.reply.send(Err(error.clone()));
+        }
+        for reply in router.changes.drain() {
+            let _ = reply.send(Err(crate::error::MembershipError::Stopped));
         }
         let _ = router.exec.send(ToExecutor::Notify(Notification::ShuttingDown));
         let _ = router.exec.send(ToExecutor::Stop);
@@ -263,7 +308,18 @@ impl Host<Waiter> for Router {
         let _ = caller.reply.send(Err(self.refusal_error(reason)));
     }
 
+    fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
+        self.change_answered(id, outcome);
+    }
+
     fn notify(&mut self, event: rsl_core::Event) {
+        match &event {
+            rsl_core::Event::Removed { slot } => return self.removed(*slot),
+            rsl_core::Event::ConfigurationChanged { membership, .. } => {
+                self.apply_membership(membership)
+            }
+            _ => {}
+        }
         let _ = self.exec.send(ToExecutor::Notify(notification(event)));
     }
 
@@ -298,5 +354,6 @@ fn notification(event: rsl_core::Event) -> Notification {
             slot: slot.0,
             members: membership.voters.iter().map(|v| v.0).collect(),
         },
+        E::Removed { .. } => unreachable!("handled by the router"),
     }
 }

@@ -48,19 +48,55 @@ pub enum ReplicateError {
     TooLarge { size: usize, max: usize },
 }
 
-/// Why `change_membership` refused a new set of voters. Nothing was proposed.
+/// Why a membership call ([`crate::Node::add_learner`], `promote`, `remove_member`,
+/// `replace_member`, `change_membership`) did not make its change. Unless the variant says
+/// otherwise, nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 #[allow(missing_docs)] // The fields are described with their variants.
 pub enum MembershipError {
+    /// This replica is not primary (or is handing primacy over); `primary` is the replica it
+    /// follows, if it knows one, and `primary_addr` its peer address, if known. Ask it.
+    #[error("not primary (primary: {primary:?} at {primary_addr:?})")]
+    NotPrimary { primary: Option<u32>, primary_addr: Option<SocketAddr> },
+    /// Another membership change is not yet executed (one at a time).
+    #[error("another membership change is in flight")]
+    InFlight,
+    /// The replica is a member already.
+    #[error("replica {id} is a member already")]
+    AlreadyMember { id: u32 },
+    /// The learner is `lag` slots behind the primary (or not answering it) and did not catch
+    /// up before the call's deadline.
+    #[error("replica {id} has not caught up ({lag} slots behind)")]
+    NotCaughtUp { id: u32, lag: u64 },
+    /// The voters after the change that answer the primary (`live`) would not be a quorum
+    /// (`quorum`): the cluster would stop.
+    #[error("would leave no quorum: {live} live voters after the change, {quorum} needed")]
+    NoQuorum { live: usize, quorum: usize },
+    /// The change is invalid (the member's address or data too long, too many members).
+    #[error("invalid membership change: {reason}")]
+    Invalid { reason: String },
+    /// The change was proposed but another value was chosen in its slot: it was not made.
+    #[error("superseded: the change was not made (primary: {primary:?} at {primary_addr:?})")]
+    Superseded { primary: Option<u32>, primary_addr: Option<SocketAddr> },
+    /// Whether the change was made is unknown (this replica skipped its slot by installing
+    /// a checkpoint); [`crate::Node::members`] says.
+    #[error("outcome unknown: the membership says whether the change was made")]
+    OutcomeUnknown,
+    /// The call's deadline passed first: the change **may still be made** (see
+    /// [`crate::Node::members`]), or the learner did not catch up in time.
+    #[error("timed out after {after:?}: the change may still be made")]
+    Timeout { after: Duration },
     /// The list of voters is empty.
     #[error("a membership needs at least one voter")]
     Empty,
     /// A voter appears twice.
     #[error("replica {id} appears twice")]
     Duplicate { id: u32 },
-    /// A voter is not a member this replica knows (it has no address for it).
-    #[error("replica {id} is not a known member: this replica has no address for it")]
+    /// The replica is not a member (for a promotion or a replacement's new voter: not a
+    /// learner; for a replacement's old voter: not a voter; for `change_membership`: not a
+    /// member this replica knows an address for).
+    #[error("replica {id} is not a member in the role the change needs")]
     UnknownMember { id: u32 },
     /// The replica has stopped.
     #[error("the replica has stopped")]

@@ -181,7 +181,9 @@ impl<S: StateMachine> Executor<S> {
         }
         self.last = install.slot;
         let slot = Slot(install.slot);
-        let _ = self.events.send(ToConsensus::Core(Input::CheckpointInstalled { slot }));
+        let _ = self
+            .events
+            .send(ToConsensus::Core(Input::CheckpointInstalled { slot, membership: None }));
         true
     }
 }

@@ -86,6 +86,8 @@ mod executor;
 mod hub;
 mod io_thread;
 mod local;
+mod members;
+mod membership;
 mod metrics;
 mod metrics_http;
 mod net;
@@ -101,6 +103,7 @@ pub use config::{ConfigError, Member, NodeConfig, REQUEST_BYTES_MAX_DEFAULT};
 pub use error::{MembershipError, ReplicateError, StartError};
 pub use hub::LocalHub;
 pub use local::{LocalCluster, LocalOptions};
+pub use members::{ClusterMember, MembershipChange};
 pub use net::CLUSTER_NAME;
 pub use node::{Node, ReadConsistency, ReplicateOptions};
 pub use peer_call::{

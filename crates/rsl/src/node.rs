@@ -104,7 +104,7 @@ impl Node {
         let shared = Arc::new(Shared::new(
             id,
             parts.recovered.checkpoint.0,
-            parts.members,
+            parts.members.clone(),
             parts.call_timeout,
         ));
         let (events_tx, events_rx) = parts.events;
@@ -137,7 +137,10 @@ impl Node {
         let mut driver = Driver::new(parts.core, parts.recovered, incarnation());
         // The per-step invariant walk and the refused-id set are for tests and the simulator.
         driver.set_checking(false);
+        let configured = parts.members.iter().filter_map(|(id, a)| Some((*id, (*a)?)));
+        let changes = crate::members::Changes::new(configured.collect());
         let router = Router {
+            changes,
             transport: parts.transport,
             shipping,
             io: io_tx,
@@ -248,6 +251,11 @@ impl Node {
         }
     }
 
+    /// How long a call waits unless it says otherwise.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.shared.call_timeout
+    }
+
     /// Refuses a request larger than the cluster carries, before it reaches the core (which
     /// would refuse it too): it never reaches the log.
     fn check_size(&self, request: &Bytes) -> Result<(), ReplicateError> {
@@ -263,7 +271,7 @@ impl Node {
         self.request_bytes_max
     }
 
-    fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
+    pub(crate) fn push(&self, event: ToConsensus) -> Result<(), ReplicateError> {
         if !self.shared.is_running() {
             return Err(self.shared.stop_error());
         }
@@ -315,7 +323,7 @@ impl Node {
             if voters[..i].contains(id) {
                 return Err(MembershipError::Duplicate { id: *id });
             }
-            if !self.shared.members.contains_key(id) {
+            if !self.shared.knows_member(*id) {
                 return Err(MembershipError::UnknownMember { id: *id });
             }
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use crate::error::ReplicateError;
@@ -29,8 +29,9 @@ pub(crate) struct Shared {
     /// The last slot the executor executed (or installed from a checkpoint).
     pub(crate) executed: AtomicU64,
     /// Every member this replica knows, with its peer address where it has one (a
-    /// `LocalCluster`'s replicas have none).
-    pub(crate) members: BTreeMap<u32, Option<SocketAddr>>,
+    /// `LocalCluster`'s replicas have none). The consensus thread replaces it as the
+    /// executed membership changes.
+    pub(crate) members: RwLock<BTreeMap<u32, Option<SocketAddr>>>,
     /// How long a call waits unless it says otherwise (`consensus.call_timeout_ms`).
     pub(crate) call_timeout: Duration,
     stopped_flag: AtomicBool,
@@ -53,7 +54,7 @@ impl Shared {
             view: tokio::sync::watch::Sender::new(View::default()),
             metrics: Metrics::new(),
             executed: AtomicU64::new(executed),
-            members,
+            members: RwLock::new(members),
             call_timeout,
             stopped_flag: AtomicBool::new(false),
             stopped: Mutex::new(None),
@@ -140,7 +141,12 @@ impl Shared {
 
     /// The peer address of member `id`, where known.
     pub(crate) fn address_of(&self, id: u32) -> Option<SocketAddr> {
-        self.members.get(&id).copied().flatten()
+        self.members.read().expect("members lock").get(&id).copied().flatten()
+    }
+
+    /// Whether `id` is a member this replica knows.
+    pub(crate) fn knows_member(&self, id: u32) -> bool {
+        self.members.read().expect("members lock").contains_key(&id)
     }
 
     /// The replica's metrics in the Prometheus text format.

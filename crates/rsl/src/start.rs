@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rsl_core::{Membership, Recovered, Slot, Write};
+use rsl_core::{MemberInfo, Membership, Recovered, ReplicaId, Slot, Write};
 use rsl_storage::{
     CheckpointFiles, CheckpointOptions, CheckpointStore, FsMedia, Log, LogOptions, Media, MemDisk,
     MetaFiles, MetaStore, PmemMedia, SegmentLog,
@@ -215,7 +215,13 @@ fn open_store<L: Log, M: MetaStore>(
         }
         return Ok((store, recovered));
     }
-    let members = Membership::new(config.members.iter().map(|m| m.id));
+    // Each member's address goes into the membership, so that replicas added later learn
+    // where every member is from the log.
+    let mut members = Membership::new(config.members.iter().map(|m| m.id));
+    for m in &config.members {
+        let info = MemberInfo { addr: m.addr.to_string(), data: Default::default() };
+        members.info.insert(ReplicaId(m.id), info);
+    }
     store.set_membership(members).map_err(|e| storage_err(dir, e))?;
     if config.storage.disk_lost {
         // It took part before and forgot its promises and votes: the durable marker makes

@@ -63,6 +63,9 @@ pub enum StopCause {
     /// Storage failed in a way that is not a full disk (an I/O error on write or sync): a
     /// replica that cannot persist must not vote.
     StorageFailure,
+    /// A membership change removed this replica and the new voters have executed it: the
+    /// cluster no longer needs it (its data directory may be deleted).
+    Removed,
 }
 
 impl std::fmt::Display for StopCause {
@@ -71,6 +74,7 @@ impl std::fmt::Display for StopCause {
             StopCause::Shutdown => "shut down",
             StopCause::StateMachinePanic => "state machine panicked",
             StopCause::StorageFailure => "storage failed",
+            StopCause::Removed => "removed from the membership",
         })
     }
 }
@@ -108,6 +112,10 @@ pub struct Status {
     pub executed: u64,
     /// The voters of the membership it follows.
     pub members: Vec<u32>,
+    /// Every member of that membership (voters first), with role, address and data.
+    pub membership: Vec<crate::members::ClusterMember>,
+    /// Started to join a running cluster ([`crate::NodeConfig::join`]) and not added yet.
+    pub joining: bool,
     /// Rebuilding after a disk loss (`storage.disk_lost`): it neither promises, votes nor
     /// stands for election until the rebuild completes (docs/protocol.md, "Disk loss").
     pub rebuilding: bool,
@@ -132,6 +140,8 @@ impl Status {
             committed: 0,
             executed: 0,
             members: Vec::new(),
+            membership: Vec::new(),
+            joining: false,
             rebuilding: false,
             health: Health::Ok,
             stop_reason: None,
@@ -176,6 +186,8 @@ impl Status {
         self.ballot_replica = core.ballot.replica;
         self.committed = core.commit.0;
         self.members = core.membership.voters.iter().map(|v| v.0).collect();
+        self.membership = crate::members::members_of(&core.membership);
+        self.joining = core.joining;
         self.rebuilding = core.rebuilding;
     }
 }
@@ -217,6 +229,8 @@ pub struct View {
     pub ballot_round: u64,
     /// Rebuilding after a disk loss (see [`Status::rebuilding`]).
     pub rebuilding: bool,
+    /// Joining a running cluster, not added yet (see [`Status::joining`]).
+    pub joining: bool,
     /// Serving, refusing writes on a full disk, or stopped (and why).
     pub health: Health,
 }
@@ -230,6 +244,7 @@ impl View {
             primary: s.primary,
             ballot_round: s.ballot_round,
             rebuilding: s.rebuilding,
+            joining: s.joining,
             health,
         }
     }

@@ -261,7 +261,7 @@ fn change_membership_refuses_unknown_members() {
         let node = &cluster.nodes[p];
         let err = node.change_membership(vec![1, 2, 3, 4]).unwrap_err();
         assert_eq!(err, MembershipError::UnknownMember { id: 4 });
-        assert!(err.to_string().contains("replica 4 is not a known member"), "{err}");
+        assert!(err.to_string().contains("replica 4 is not a member"), "{err}");
         assert_eq!(node.change_membership(vec![]), Err(MembershipError::Empty));
         assert_eq!(node.change_membership(vec![1, 1]), Err(MembershipError::Duplicate { id: 1 }));
         // A known set is proposed and executed: the cluster shrinks to two voters.

@@ -124,7 +124,10 @@ impl Sim {
     /// The core hears that the state machine installed a checkpoint.
     pub(super) fn on_installed(&mut self, node: usize, incarnation: u64, slot: Slot) {
         if self.nodes[node].incarnation == incarnation {
-            self.deliver(node, Pending::Input(Input::CheckpointInstalled { slot }));
+            self.deliver(
+                node,
+                Pending::Input(Input::CheckpointInstalled { slot, membership: None }),
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //! stalls, membership changes, primacy transfers) and the fault primitives scenarios script
 //! directly (crash, wipe, restart, pause, corrupt a record).
 
-use rsl_core::{Input, Membership, ReplicaId, Slot};
+use rsl_core::{Input, MemberInfo, Membership, MembershipOp, ReplicaId, Slot};
 use rsl_storage::CrashMode;
 
 use super::event::{Event, Pending};
@@ -185,11 +185,19 @@ impl Sim {
         self.schedule(ticks * TICK, Event::Restart { node });
     }
 
-    /// Asks the primary to move to a random membership of 3, 5 or 7 voters.
+    /// Asks the primary to move to a random membership of 3 to 7 voters. Even sizes are
+    /// drawn too: replacing a member passes through one (three voters and a learner, the
+    /// learner promoted, the old member removed). Two voters are not: a membership of two
+    /// tolerates no fault, so the swarm's fault model (a faulty disk, a wiped one) would
+    /// stop it for good.
     pub(super) fn random_reconfiguration(&mut self) {
         let Some(p) = self.primary() else { return };
+        // Half the time one membership operation, as an operator's command makes it.
+        if self.rng.bool() && self.random_operation(p) {
+            return;
+        }
         let n = self.nodes.len();
-        let sizes: Vec<usize> = [3, 5, 7].into_iter().filter(|s| *s <= n).collect();
+        let sizes: Vec<usize> = (3..=7).filter(|s| *s <= n).collect();
         if sizes.is_empty() {
             return;
         }
@@ -203,6 +211,36 @@ impl Sim {
         self.stats.reconfigurations += 1;
         let i = self.index(p);
         self.deliver(i, Pending::Input(Input::ChangeMembership(m)));
+    }
+
+    /// Asks the primary for one random membership operation (add a replica as a learner,
+    /// promote a learner, remove a member, replace a voter by a learner); false if none
+    /// applies to the current membership.
+    fn random_operation(&mut self, p: ReplicaId) -> bool {
+        let Some(m) = self.status(p).map(|s| s.membership) else { return false };
+        let outside: Vec<ReplicaId> = self.ids().into_iter().filter(|i| !m.contains(*i)).collect();
+        // Never below three voters (see `random_reconfiguration`): a learner, or a voter of
+        // more than three, may go.
+        let removable: Vec<ReplicaId> =
+            m.replicas().filter(|r| m.voters.len() > 3 || m.is_learner(*r)).collect();
+        let op = match self.rng.below(4) {
+            0 if !outside.is_empty() => {
+                let id = self.rng.pick(&outside);
+                let info = MemberInfo { addr: format!("sim:{}", id.0), data: Default::default() };
+                MembershipOp::AddLearner { id, info }
+            }
+            1 if !m.learners.is_empty() => MembershipOp::Promote { id: self.rng.pick(&m.learners) },
+            2 if !removable.is_empty() => MembershipOp::Remove { id: self.rng.pick(&removable) },
+            3 if !m.learners.is_empty() => MembershipOp::Replace {
+                old: self.rng.pick(&m.voters),
+                new: self.rng.pick(&m.learners),
+            },
+            _ => return false,
+        };
+        self.record(format_args!("membership operation at {p:?}: {op:?}"));
+        self.stats.reconfigurations += 1;
+        self.reconfigure(p, op);
+        true
     }
 
     pub(super) fn random_partition(&mut self) {

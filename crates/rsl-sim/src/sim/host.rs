@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use rsl_core::message::Body;
 use rsl_core::{
-    Ballot, Event as CoreEvent, Input, Message, ReadMode, Refusal, ReplicaId, Role, Slot, Value,
-    Write,
+    Ballot, Event as CoreEvent, Input, Membership, Message, ReadMode, ReconfigRefusal, Refusal,
+    ReplicaId, Role, Slot, Value, Write,
 };
 
 use super::event::{Event, Pending};
@@ -250,7 +250,7 @@ impl Host<u64> for SimHost<'_> {
                 stats.transfers_timed_out += u64::from(timed_out);
             }
             CoreEvent::ConfigurationChanged { .. } => {}
-            CoreEvent::PrimaryRecovered => {}
+            CoreEvent::PrimaryRecovered | CoreEvent::Removed { .. } => {}
         }
         self.sim.nodes[self.node].notes.push(event);
     }
@@ -265,6 +265,28 @@ impl Host<u64> for SimHost<'_> {
         self.record(format_args!("TakeCheckpoint"));
         self.sim.stats.checkpoint_requests += 1;
         self.sim.take_checkpoint(self.node);
+    }
+
+    fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
+        self.record(format_args!("Reconfigured({id}, {outcome:?})"));
+        let sim = &mut *self.sim;
+        match &outcome {
+            Ok((slot, membership)) => {
+                let slot = *slot;
+                sim.stats.reconfigurations_made += 1;
+                // A change reported made is the configuration chosen in its slot.
+                if sim.checker.chosen_value(slot) != Some(&Value::Config(membership.clone())) {
+                    let detail = format!(
+                        "membership operation {id} reported made in slot {} as {membership:?}, which executed {:?}",
+                        slot.0,
+                        sim.checker.chosen_value(slot)
+                    );
+                    sim.checker.fail(Check::Contract, detail);
+                }
+            }
+            Err(_) => sim.stats.reconfigurations_refused += 1,
+        }
+        sim.reconfig_outcomes.push((id, outcome));
     }
 
     fn contract_broken(&mut self, what: String) {
@@ -299,7 +321,7 @@ impl Sim {
         let mut prepare = None;
         match pending {
             Pending::Input(input) => {
-                if let Input::CheckpointInstalled { slot } = input {
+                if let Input::CheckpointInstalled { slot, .. } = input {
                     // The core continues after the checkpoint if it is ahead of what it
                     // executed (it executes the slots after it in this very step).
                     let status = driver.status();

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use rsl_core::{Config, Input, Message, ReplicaId, Request, RequestId, Slot};
+use rsl_core::{Config, Input, Membership, Message, ReplicaId, Request, RequestId, Slot};
 
 use crate::cause::Causes;
 use crate::checker::{Checker, Failure, Fnv};
@@ -152,6 +152,9 @@ pub struct Stats {
     pub partitions: u64,
     pub elections: u64,
     pub reconfigurations: u64,
+    /// Membership operations (`Input::Reconfigure`) answered made, and refused.
+    pub reconfigurations_made: u64,
+    pub reconfigurations_refused: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
@@ -193,6 +196,9 @@ pub struct Stats {
     pub undecided: bool,
 }
 
+/// A membership operation's answer: the slot and membership it made, or why not.
+pub type ReconfigAnswer = Result<(Slot, Membership), rsl_core::ReconfigRefusal>;
+
 /// The simulated cluster.
 pub struct Sim {
     pub options: Options,
@@ -233,6 +239,9 @@ pub struct Sim {
     healed_at: Option<u64>,
     liveness_slot: Option<Slot>,
     settled: bool,
+    /// Every membership operation's answer, in order (scenarios read them).
+    reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
+    next_reconfig: u64,
     pub stats: Stats,
 }
 
@@ -327,6 +336,8 @@ impl Sim {
             healed_at: None,
             liveness_slot: None,
             settled: false,
+            reconfig_outcomes: Vec::new(),
+            next_reconfig: 0,
             stats: Stats::default(),
         }
     }
@@ -393,6 +404,8 @@ impl Sim {
     fn make_config(&mut self, i: usize) -> Config {
         let mut config = Config::new(i as u32 + 1, [1]);
         config.membership = self.options.membership();
+        // Spares start outside the membership: they join the running cluster when added.
+        config.joining = i >= self.options.replicas + self.options.learners;
         let o = &self.options;
         config.pipeline_slots_max = o.pipeline_slots_max;
         config.batch_requests_max = o.batch_requests_max;

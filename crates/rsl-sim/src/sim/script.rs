@@ -102,6 +102,20 @@ impl Sim {
         self.deliver(i, Pending::Input(input));
     }
 
+    /// Asks replica `id` for a membership operation; returns the id its answer carries
+    /// (see [`Sim::reconfig_outcome`]).
+    pub fn reconfigure(&mut self, id: ReplicaId, op: rsl_core::MembershipOp) -> u64 {
+        self.next_reconfig += 1;
+        let change = self.next_reconfig;
+        self.input(id, Input::Reconfigure { id: change, op });
+        change
+    }
+
+    /// The answer to the membership operation `change`, once it came.
+    pub fn reconfig_outcome(&self, change: u64) -> Option<&super::ReconfigAnswer> {
+        self.reconfig_outcomes.iter().find(|(id, _)| *id == change).map(|(_, o)| o)
+    }
+
     /// Sets a replica's can-become-primary (kept across its restarts).
     pub fn set_can_become_primary(&mut self, id: ReplicaId, can: bool) {
         let i = self.index(id);

@@ -1,0 +1,264 @@
+//! Membership operations and a replica's own place in the membership: joining a running
+//! cluster, being removed from it.
+//!
+//! **Operations** (`Input::Reconfigure`): the primary checks one operation (add a learner,
+//! promote a learner that caught up, remove a member, replace a voter by a learner that
+//! caught up) against the current membership, proposes the resulting configuration at once,
+//! and answers when its slot executes: made (the value chosen there is the one it proposed)
+//! or superseded. At most one change is in flight, and a change that would leave the new
+//! voters without a quorum that answered the primary recently is refused, so that no
+//! operation stops the cluster by itself. Every refusal is answered at once.
+//!
+//! **Joining**: a replica started to join a running cluster (`Config::joining`) is a member
+//! of nothing until it executes the configuration that adds it; it records that slot durably
+//! (`Write::MemberSince`), so that after a restart it tells the replay of its own addition
+//! from a removal.
+//!
+//! **Removal**: a replica that executes a configuration that leaves it out is removed. It
+//! keeps answering catch-up requests, since the new voters may have missed the change's commit
+//! (docs/protocol.md, "Liveness of membership changes"), and probes the new voters until a
+//! quorum of them reports a commit point at or past the change; then `Event::Removed` tells
+//! the driver nothing needs it any more.
+
+use std::collections::BTreeMap;
+
+use crate::io::{Action, Event, MembershipOp, ReconfigRefusal, Write};
+use crate::limits::{LEARNERS_MAX, MEMBER_ADDR_BYTES_MAX, MEMBER_DATA_BYTES_MAX, VOTERS_MAX};
+use crate::message::Body;
+use crate::replica::{Removal, Replica};
+use crate::types::{Membership, ReplicaId, Slot, Value};
+
+impl Replica {
+    /// At start: whether this replica is a member yet, and whether it was removed already
+    /// (its checkpoint's membership leaves it out, and it became a member before that).
+    pub(crate) fn start_membership(&mut self, recovered: Option<Slot>) {
+        self.member_since = recovered.or((!self.config.joining).then_some(Slot::ZERO));
+        let executed = self.checkpoint;
+        let removed =
+            self.member_since.is_some_and(|s| executed >= s) && !self.membership.contains(self.id);
+        if removed {
+            self.removal =
+                Some(Removal { slot: executed, heard: BTreeMap::new(), done: false, probed: None });
+        }
+        ensure!(
+            self.removal.is_none() || self.member_since.is_some(),
+            "removed without having been a member"
+        );
+    }
+
+    /// A configuration executed at `slot` (the membership is already the new one): this
+    /// replica may have joined, been removed, or been added back.
+    pub(crate) fn membership_changed(&mut self, slot: Slot, out: &mut Vec<Action>) {
+        let member = self.membership.contains(self.id);
+        match self.member_since {
+            None if member => {
+                self.member_since = Some(slot);
+                self.persist(Write::MemberSince(slot), out);
+            }
+            // A replay of what came before this replica joined: it was no member then.
+            None => {}
+            Some(since) if slot <= since => {}
+            Some(_) if member => self.removal = None,
+            Some(_) if self.removal.is_none() => {
+                self.removal =
+                    Some(Removal { slot, heard: BTreeMap::new(), done: false, probed: None });
+            }
+            Some(_) => {}
+        }
+        ensure!(!member || self.removal.is_none(), "a member marked removed");
+        ensure!(!member || self.member_since.is_some(), "a member still joining");
+    }
+
+    /// A membership operation: refused at once, or proposed and answered when its slot
+    /// executes (`settle_change`).
+    pub(crate) fn on_reconfigure(&mut self, id: u64, op: MembershipOp, out: &mut Vec<Action>) {
+        let outcomes_before = self.change_outcomes.len();
+        match self.check_reconfigure(&op) {
+            Err(reason) => out.push(Action::Reconfigured { id, outcome: Err(reason) }),
+            Ok(membership) => {
+                let slot = self.primacy.as_ref().expect("checked primary").next_slot;
+                self.propose_slot(Value::Config(membership.clone()), out);
+                self.change_outcomes.insert(slot, (id, membership));
+            }
+        }
+        let proposed = self.change_outcomes.len() > outcomes_before;
+        let answered =
+            out.iter().any(|a| matches!(a, Action::Reconfigured { id: i, .. } if *i == id));
+        ensure!(proposed != answered, "an operation neither proposed nor answered once");
+        ensure!(
+            !proposed || self.primacy.as_ref().is_some_and(|l| l.config_slot.is_some()),
+            "a proposed change is not in flight"
+        );
+    }
+
+    /// The membership `op` makes, or why the primary refuses it now.
+    fn check_reconfigure(&self, op: &MembershipOp) -> Result<Membership, ReconfigRefusal> {
+        let not_primary =
+            || ReconfigRefusal::NotPrimary { primary: self.primary.filter(|p| *p != self.id) };
+        let l = self.primacy.as_ref().ok_or_else(not_primary)?;
+        if let Some(t) = &l.transfer {
+            return Err(ReconfigRefusal::NotPrimary { primary: Some(t.target) });
+        }
+        if l.config_slot.is_some() || l.config_target.is_some() {
+            return Err(ReconfigRefusal::InFlight);
+        }
+        let new = self.apply_op(op)?;
+        if new.voters.len() > VOTERS_MAX || new.learners.len() > LEARNERS_MAX {
+            return Err(ReconfigRefusal::Invalid { reason: "too many voters or learners" });
+        }
+        let value = Value::Config(new.clone());
+        if crate::message::value_len(&value) > self.config.value_bytes_max() {
+            let reason = "the membership's value would exceed the value limit (value_bytes_max)";
+            return Err(ReconfigRefusal::Invalid { reason });
+        }
+        let live = new.voters.iter().filter(|v| self.answered_recently(**v)).count();
+        if new.voters.is_empty() || live < new.quorum() {
+            return Err(ReconfigRefusal::NoQuorum { live, quorum: new.quorum() });
+        }
+        Ok(new)
+    }
+
+    /// The current membership with `op` applied (voters and learners kept sorted).
+    fn apply_op(&self, op: &MembershipOp) -> Result<Membership, ReconfigRefusal> {
+        let m = &self.membership;
+        let unknown = |id: ReplicaId| ReconfigRefusal::UnknownMember { id };
+        let mut new = m.clone();
+        match op {
+            MembershipOp::AddLearner { id, info } => {
+                if m.contains(*id) {
+                    return Err(ReconfigRefusal::AlreadyMember { id: *id });
+                }
+                if info.addr.len() > MEMBER_ADDR_BYTES_MAX
+                    || info.data.len() > MEMBER_DATA_BYTES_MAX
+                {
+                    return Err(ReconfigRefusal::Invalid { reason: "member info too large" });
+                }
+                new.learners.push(*id);
+                new.info.insert(*id, info.clone());
+            }
+            MembershipOp::Promote { id } => {
+                if !m.is_learner(*id) {
+                    return Err(unknown(*id));
+                }
+                self.check_caught_up(*id)?;
+                new.learners.retain(|x| x != id);
+                new.voters.push(*id);
+            }
+            MembershipOp::Remove { id } => {
+                if !m.contains(*id) {
+                    return Err(unknown(*id));
+                }
+                new.voters.retain(|x| x != id);
+                new.learners.retain(|x| x != id);
+                new.info.remove(id);
+            }
+            MembershipOp::Replace { old, new: joining } => {
+                if !m.is_voter(*old) {
+                    return Err(unknown(*old));
+                }
+                if !m.is_learner(*joining) {
+                    return Err(unknown(*joining));
+                }
+                self.check_caught_up(*joining)?;
+                new.learners.retain(|x| x != joining);
+                new.voters.retain(|x| x != old);
+                new.voters.push(*joining);
+                new.info.remove(old);
+            }
+        }
+        new.voters.sort();
+        new.learners.sort();
+        ensure!(new != *m, "an operation that changes nothing");
+        Ok(new)
+    }
+
+    /// A learner is caught up when it acknowledged, within an election timeout, a commit
+    /// point within one catch-up message (`catchup_entries_max`) of the primary's: a learner
+    /// that is down is not, however short the log.
+    fn check_caught_up(&self, id: ReplicaId) -> Result<(), ReconfigRefusal> {
+        let lag = self.lag_of(id);
+        if lag > self.config.catchup_entries_max as u64 || !self.answered_recently(id) {
+            return Err(ReconfigRefusal::NotCaughtUp { id, lag });
+        }
+        Ok(())
+    }
+
+    /// How many slots `id` is behind this primary's commit point, by its acknowledgements.
+    pub(crate) fn lag_of(&self, id: ReplicaId) -> u64 {
+        let l = self.primacy.as_ref().expect("lag known at the primary");
+        let acked = l.acks.get(&id).map_or(Slot::ZERO, |a| a.commit);
+        self.commit.0.saturating_sub(acked.0)
+    }
+
+    /// The primary itself, or a replica that acknowledged it within an election timeout.
+    fn answered_recently(&self, id: ReplicaId) -> bool {
+        let l = self.primacy.as_ref().expect("primacy");
+        let window = u64::from(self.config.election_ticks_max);
+        id == self.id || l.last_ack.get(&id).is_some_and(|t| self.now <= t + window)
+    }
+
+    /// `slot` executed `value`: answers the operation that waited for it.
+    pub(crate) fn settle_change(&mut self, slot: Slot, value: &Value, out: &mut Vec<Action>) {
+        let Some((id, proposed)) = self.change_outcomes.remove(&slot) else { return };
+        let outcome = match value {
+            Value::Config(m) if *m == proposed => Ok((slot, proposed)),
+            _ => {
+                Err(ReconfigRefusal::Superseded { primary: self.primary.filter(|p| *p != self.id) })
+            }
+        };
+        out.push(Action::Reconfigured { id, outcome });
+        ensure!(!self.change_outcomes.contains_key(&slot), "a change answered twice");
+    }
+
+    /// A checkpoint installed through `slot` skipped the slots of these operations: whether
+    /// they were made is unknown here.
+    pub(crate) fn skip_changes(&mut self, slot: Slot, out: &mut Vec<Action>) {
+        let kept = self.change_outcomes.split_off(&slot.next());
+        for (id, _) in std::mem::replace(&mut self.change_outcomes, kept).into_values() {
+            out.push(Action::Reconfigured { id, outcome: Err(ReconfigRefusal::OutcomeUnknown) });
+        }
+        ensure!(self.change_outcomes.keys().all(|s| *s > slot), "a skipped change kept");
+    }
+
+    /// A removed replica probes the new voters every election timeout (the short one) until
+    /// a quorum of them executed the change that removed it.
+    pub(crate) fn removal_tick(&mut self, out: &mut Vec<Action>) {
+        let every = u64::from(self.config.election_ticks_min);
+        let now = self.now;
+        let Some(r) = self.removal.as_mut() else { return };
+        if r.done || r.probed.is_some_and(|t| now < t + every) {
+            return;
+        }
+        r.probed = Some(now);
+        let slot = self.commit.next();
+        let voters: Vec<ReplicaId> =
+            self.membership.voters.iter().copied().filter(|v| *v != self.id).collect();
+        for to in voters {
+            self.send(to, Body::CatchupRequest { from: slot, to: slot }, out);
+        }
+    }
+
+    /// A peer said its commit point is `commit` (a catch-up reply, a heartbeat). A removed
+    /// replica counts the new voters that executed the change; once they are a quorum, it is
+    /// no longer needed.
+    pub(crate) fn note_peer_commit(
+        &mut self,
+        from: ReplicaId,
+        commit: Slot,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(r) = self.removal.as_mut() else { return };
+        if r.done || !self.membership.is_voter(from) {
+            return;
+        }
+        let known = r.heard.entry(from).or_insert(commit);
+        *known = (*known).max(commit);
+        let past = r.heard.iter().filter(|(_, c)| **c >= r.slot).map(|(id, _)| *id);
+        let past: std::collections::BTreeSet<ReplicaId> = past.collect();
+        if self.has_quorum(&self.membership, &past) {
+            let r = self.removal.as_mut().expect("removed");
+            r.done = true;
+            out.push(Action::Notify(Event::Removed { slot: r.slot }));
+        }
+    }
+}

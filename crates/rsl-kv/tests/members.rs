@@ -1,0 +1,205 @@
+//! Membership changes with real processes: a three-replica `rsl-kv` cluster (mutual TLS
+//! between replicas, started by `rsl_kv::launch::Cluster`) has every member replaced, one at
+//! a time, by a new process on new addresses with a new data directory, through `rsl-kv
+//! member add` and `rsl-kv member replace` sent to whichever member (relayed to the
+//! primary); each replaced process exits by itself; every acknowledged write is then read
+//! back from the new members, those of a client writing all along included (the longest gap
+//! between two of its acknowledged writes is printed). Also `RSL.MEMBERS` refusals and the
+//! member list.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rsl_kv::client::Client;
+use rsl_kv::launch::{Cluster, ClusterOptions};
+use rsl_kv::resp::Reply;
+
+const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn cmd(addr: SocketAddr, args: &[&str]) -> Reply {
+    let mut client = Client::connect_auth(addr, None, WAIT).await.expect("connect");
+    client.cmd(args).await.expect("a reply")
+}
+
+/// Runs `rsl-kv` with `args`; returns its stdout, or panics with its stderr.
+fn rsl_kv(args: &[&str]) -> String {
+    let output = std::process::Command::new(EXE).args(args).output().expect("rsl-kv runs");
+    assert!(output.status.success(), "rsl-kv {args:?} failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes `key` at the primary; panics unless it is acknowledged.
+async fn set(cluster: &mut Cluster, key: &str) {
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let addr = cluster.replica(p).client_addr;
+    assert_eq!(cmd(addr, &["SET", key, key]).await, Reply::ok(), "SET {key} at {p}");
+}
+
+/// What the background client acknowledged, and the longest time it waited for an answer.
+#[derive(Default)]
+struct Load {
+    acknowledged: Vec<String>,
+    longest_gap: Duration,
+}
+
+/// Writes `load-N` keys one after another until `stop`, each through the first address of
+/// `addrs` that acknowledges it (a stopped or removed member refuses; a follower forwards).
+async fn write_load(addrs: Arc<Mutex<Vec<SocketAddr>>>, stop: Arc<Mutex<bool>>) -> Load {
+    let mut load = Load::default();
+    let mut last = Instant::now();
+    let mut n = 0;
+    while !*stop.lock().unwrap() {
+        let key = format!("load-{n}");
+        let targets = addrs.lock().unwrap().clone();
+        for addr in targets.iter().rev() {
+            let attempt = async {
+                let wait = Duration::from_secs(2);
+                let mut client = Client::connect_auth(*addr, None, wait).await?;
+                client.cmd(&["SET", &key, &key]).await
+            };
+            if let Ok(Reply::Simple(_)) = attempt.await {
+                load.longest_gap = load.longest_gap.max(last.elapsed());
+                last = Instant::now();
+                load.acknowledged.push(key.clone());
+                n += 1;
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    load
+}
+
+#[tokio::test]
+async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let addrs: Vec<SocketAddr> = (1..=3).map(|id| cluster.replica(id).client_addr).collect();
+    let addrs = Arc::new(Mutex::new(addrs));
+    let stop = Arc::new(Mutex::new(false));
+    let load = tokio::spawn(write_load(addrs.clone(), stop.clone()));
+    let mut written = Vec::new();
+    for i in 0..20 {
+        let key = format!("before-{i}");
+        set(&mut cluster, &key).await;
+        written.push(key);
+    }
+    let mut members: Vec<u32> = vec![1, 2, 3];
+    for round in 0..3 {
+        let new = cluster.add_joining(&members).await.unwrap();
+        addrs.lock().unwrap().push(new.client_addr);
+        // Any member takes the command; it is relayed to the primary.
+        let via = cluster.replica(members[round % members.len()]).client_addr.to_string();
+        let (id, peer, client) =
+            (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
+        let added = rsl_kv(&[
+            "member", "add", "--addr", &via, "--id", &id, "--peer", &peer, "--client", &client,
+        ]);
+        assert!(added.contains(&format!("{id}:learner")), "{added}");
+        // The original with the lowest id leaves (the primary too, in its turn: it steps
+        // down once the change executes).
+        let old = members.iter().copied().find(|m| *m <= 3).unwrap();
+        let old_s = old.to_string();
+        let replaced =
+            rsl_kv(&["member", "replace", "--addr", &via, "--old", &old_s, "--new", &id]);
+        assert!(replaced.contains(&format!("{id}:voter")), "{replaced}");
+        assert!(!replaced.contains(&format!("{old}:")), "{replaced}");
+        cluster.wait_exited(old, WAIT).await.expect("the replaced replica exits by itself");
+        members.retain(|m| *m != old);
+        members.push(new.id);
+        let key = format!("after-{id}");
+        set(&mut cluster, &key).await;
+        written.push(key);
+    }
+    assert_eq!(members, [4, 5, 6]);
+    *stop.lock().unwrap() = true;
+    let load = load.await.unwrap();
+    assert!(load.acknowledged.len() > 10, "the client wrote {}", load.acknowledged.len());
+    println!(
+        "replace-all under load: {} writes acknowledged, longest gap between two {:?}",
+        load.acknowledged.len(),
+        load.longest_gap
+    );
+    written.extend(load.acknowledged);
+    // Every acknowledged write, read back at the new primary, which lists the new members.
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    assert!(p >= 4);
+    let addr = cluster.replica(p).client_addr;
+    let listed = rsl_kv(&["member", "list", "--addr", &addr.to_string()]);
+    for id in [4, 5, 6] {
+        assert!(listed.lines().any(|l| l.starts_with(&id.to_string()) && l.contains("voter")));
+    }
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    for key in &written {
+        let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
+        assert_eq!(cmd(addr, &["GET", key]).await, value, "{key}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn members_commands_refuse_with_the_reason() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let addr = cluster.replica(p).client_addr;
+    let err = |r: Reply| match r {
+        Reply::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+        other => panic!("not an error: {other:?}"),
+    };
+    let e = err(cmd(addr, &["RSL.MEMBERS", "REMOVE", "9"]).await);
+    assert!(e.contains("replica 9 is not a member"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "ADD", "2", "127.0.0.1:1", "127.0.0.1:2"]).await);
+    assert!(e.contains("replica 2 is a member already"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "PROMOTE", "x"]).await);
+    assert!(e.contains("not a number"), "{e}");
+    let e = err(cmd(addr, &["RSL.MEMBERS", "FROB"]).await);
+    assert!(e.contains("syntax error"), "{e}");
+    let Reply::Array(items) = cmd(addr, &["RSL.MEMBERS"]).await else { panic!("not a list") };
+    assert_eq!(items.len(), 3);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_cluster_grows_to_five_voters_and_back_to_three_from_the_command_line() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    set(&mut cluster, "three").await;
+    let via = cluster.replica(2).client_addr.to_string();
+    for _ in 0..2 {
+        let running = cluster.running();
+        let new = cluster.add_joining(&running).await.unwrap();
+        let (id, peer, client) =
+            (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
+        rsl_kv(&[
+            "member", "add", "--addr", &via, "--id", &id, "--peer", &peer, "--client", &client,
+        ]);
+        let promoted = rsl_kv(&["member", "promote", "--addr", &via, "--id", &id]);
+        assert!(promoted.contains(&format!("{id}:voter")), "{promoted}");
+    }
+    // The list is the membership the member asked has executed: ask the primary.
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let at_primary = cluster.replica(p).client_addr.to_string();
+    let listed = rsl_kv(&["member", "list", "--addr", &at_primary]);
+    assert_eq!(listed.lines().filter(|l| l.contains("voter")).count(), 5, "{listed}");
+    set(&mut cluster, "five").await;
+    for gone in [4u32, 5] {
+        let removed = rsl_kv(&["member", "remove", "--addr", &via, "--id", &gone.to_string()]);
+        assert!(!removed.contains(&format!("{gone}:")), "{removed}");
+        cluster.wait_exited(gone, WAIT).await.expect("the removed replica exits by itself");
+    }
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let at_primary = cluster.replica(p).client_addr.to_string();
+    let listed = rsl_kv(&["member", "list", "--addr", &at_primary]);
+    assert_eq!(listed.lines().filter(|l| l.contains("voter")).count(), 3, "{listed}");
+    set(&mut cluster, "three again").await;
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    for key in ["three", "five", "three again"] {
+        let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
+        assert_eq!(cmd(cluster.replica(p).client_addr, &["GET", key]).await, value);
+    }
+    cluster.stop().await;
+}

@@ -1,0 +1,244 @@
+//! Membership changes at run time over `Node::start` (segment files, TCP on loopback): a
+//! replica started to join waits to be added, catches up as a learner, is promoted; members
+//! are removed and replaced until none of the original three is left, each removed replica
+//! stopping with `StopCause::Removed`; every write stays readable. And the refusals.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{configs, free_port, start_all, Journal};
+use rsl::config::Member;
+use rsl::{
+    Health, MembershipError, Node, NodeConfig, ReadConsistency, ReplicateError, Role, StopCause,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// A replica `id` that joins the cluster `members` (it knows their addresses), in `root`.
+fn joiner(root: &std::path::Path, id: u32, members: &[Member]) -> (NodeConfig, Journal, Node) {
+    let config = NodeConfig::joining(id, root.join(id.to_string()), members.to_vec(), addr());
+    let journal = Journal::default();
+    let node = Node::start(config.clone(), journal.clone()).unwrap();
+    (config, journal, node)
+}
+
+/// Waits until `node` executed what the primary has executed now.
+async fn caught_up(primary: &Node, node: &Node) {
+    let slot = primary.status().executed;
+    let read = node.read(Bytes::new(), ReadConsistency::AtLeast(slot));
+    tokio::time::timeout(WAIT, read).await.expect("no catch-up within 20 s").unwrap();
+}
+
+/// Waits until `node` stopped because a change removed it.
+async fn stops_removed(node: &Node) {
+    let mut view = node.watch();
+    let removed = view.wait_for(|v| v.health == Health::Stopped(StopCause::Removed));
+    tokio::time::timeout(WAIT, removed).await.expect("the removed replica did not stop").unwrap();
+    assert!(node.status().stop_reason.unwrap().contains("removed"));
+}
+
+/// The index of the primary that a majority of the running replicas follow (`nodes[i]` is
+/// replica `i + 1`, `None` where it is not running).
+async fn primary_of(nodes: &[Option<Node>]) -> usize {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut watches: Vec<_> = nodes.iter().flatten().map(|n| n.watch()).collect();
+    loop {
+        let live: Vec<(usize, &Node)> =
+            nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (i, n))).collect();
+        let primary = live.iter().find(|(_, n)| n.watch().borrow().role == Some(Role::Primary));
+        if let Some((i, p)) = primary {
+            let agree =
+                live.iter().filter(|(_, n)| n.watch().borrow().primary == Some(p.id())).count();
+            if agree * 2 > live.len() {
+                return *i;
+            }
+        }
+        let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+        tokio::time::timeout_at(deadline, futures_util::future::select_all(changes))
+            .await
+            .expect("no primary within 20 s")
+            .0
+            .unwrap();
+    }
+}
+
+/// Writes `payload` at the primary (retrying while primacy moves); returns the number of
+/// requests the primary has executed with it.
+async fn write(nodes: &[Option<Node>], payload: &[u8]) -> usize {
+    for _ in 0..100 {
+        let p = primary_of(nodes).await;
+        match nodes[p].as_ref().unwrap().replicate(Bytes::copy_from_slice(payload)).await {
+            Ok(r) => return std::str::from_utf8(&r).unwrap().parse().unwrap(),
+            Err(ReplicateError::NotPrimary { .. } | ReplicateError::Superseded { .. }) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("write never succeeded");
+}
+
+fn voters(change: &rsl::MembershipChange) -> Vec<u32> {
+    change.members.iter().filter(|m| m.voter).map(|m| m.id).collect()
+}
+
+#[test]
+fn every_member_is_replaced_one_at_a_time_and_every_write_survives() {
+    rt().block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let cfgs = configs(root.path(), false);
+        let members = cfgs[0].members.clone();
+        let (_, mut nodes) = start_all(&cfgs);
+        nodes.extend([None, None, None]);
+        let mut written = 0;
+        for i in 0..10u8 {
+            written = write(&nodes, &[i; 8]).await;
+        }
+        let mut journals = Vec::new();
+        for (k, new) in [4u32, 5, 6].into_iter().enumerate() {
+            let (config, journal, node) = joiner(root.path(), new, &members);
+            assert!(node.status().joining, "a joining replica is no member yet");
+            journals.push(journal);
+            nodes[new as usize - 1] = Some(node);
+            let p = primary_of(&nodes).await;
+            let primary = nodes[p].as_ref().unwrap();
+            let data = Bytes::from(format!("client of {new}"));
+            let change = primary.add_learner(new, config.listen_addr(), data.clone()).await;
+            let change = change.unwrap();
+            let added = change.members.iter().find(|m| m.id == new).unwrap();
+            assert!(!added.voter && added.addr == Some(config.listen_addr()) && added.data == data);
+            let learner = nodes[new as usize - 1].as_ref().unwrap();
+            caught_up(primary, learner).await;
+            let mut view = learner.watch();
+            let member = view.wait_for(|v| !v.joining);
+            tokio::time::timeout(WAIT, member).await.expect("still joining").unwrap();
+            // Replace an original member that is not the primary (the last one is the primary:
+            // it hands primacy over first).
+            let old = (1..=3u32).find(|o| nodes[*o as usize - 1].is_some() && *o as usize - 1 != p);
+            let old = match old {
+                Some(old) => old,
+                None => {
+                    assert_eq!(k, 2);
+                    primary.transfer_primacy(None);
+                    let mut view = primary.watch();
+                    let moved = view.wait_for(|v| v.role != Some(Role::Primary));
+                    tokio::time::timeout(WAIT, moved).await.expect("primacy stayed").unwrap();
+                    p as u32 + 1
+                }
+            };
+            let p = primary_of(&nodes).await;
+            let change = nodes[p].as_ref().unwrap().replace_member(old, new).await.unwrap();
+            assert!(voters(&change).contains(&new) && !voters(&change).contains(&old));
+            assert_eq!(voters(&change).len(), 3);
+            let removed = nodes[old as usize - 1].take().unwrap();
+            stops_removed(&removed).await;
+            removed.shutdown();
+            written = write(&nodes, format!("after {new}").as_bytes()).await;
+        }
+        // None of the original members is left; the new ones hold every write, in order.
+        let p = primary_of(&nodes).await;
+        assert!(p >= 3);
+        let primary = nodes[p].as_ref().unwrap();
+        let m = primary.members();
+        assert_eq!(
+            m.iter().map(|m| (m.id, m.voter)).collect::<Vec<_>>(),
+            [(4, true), (5, true), (6, true)]
+        );
+        for (i, node) in nodes[3..].iter().enumerate() {
+            let node = node.as_ref().unwrap();
+            caught_up(primary, node).await;
+            let journal = journals[i].0.lock().unwrap().clone();
+            // A joiner executes the log from the start (no checkpoint was needed).
+            assert_eq!(journal.len(), written, "replica {}", node.id());
+            assert!(journal[..10].iter().enumerate().all(|(k, e)| *e == vec![k as u8; 8]));
+        }
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_cluster_grows_to_five_voters_and_shrinks_back_to_three() {
+    rt().block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let cfgs = configs(root.path(), false);
+        let members = cfgs[0].members.clone();
+        let (_, mut nodes) = start_all(&cfgs);
+        nodes.extend([None, None]);
+        write(&nodes, b"one").await;
+        for new in [4u32, 5] {
+            let (config, _, node) = joiner(root.path(), new, &members);
+            nodes[new as usize - 1] = Some(node);
+            let p = primary_of(&nodes).await;
+            let primary = nodes[p].as_ref().unwrap();
+            primary.add_learner(new, config.listen_addr(), Bytes::new()).await.unwrap();
+            // Promotion waits for the learner to catch up by itself.
+            let change = primary.promote(new).await.unwrap();
+            assert!(voters(&change).contains(&new));
+        }
+        let p = primary_of(&nodes).await;
+        assert_eq!(nodes[p].as_ref().unwrap().status().members, [1, 2, 3, 4, 5]);
+        write(&nodes, b"five").await;
+        for gone in [4u32, 5] {
+            let p = primary_of(&nodes).await;
+            let change = nodes[p].as_ref().unwrap().remove_member(gone).await.unwrap();
+            assert!(!change.members.iter().any(|m| m.id == gone));
+            let removed = nodes[gone as usize - 1].take().unwrap();
+            stops_removed(&removed).await;
+        }
+        let p = primary_of(&nodes).await;
+        assert_eq!(nodes[p].as_ref().unwrap().status().members, [1, 2, 3]);
+        write(&nodes, b"three").await;
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
+#[test]
+fn membership_calls_are_refused_with_the_reason() {
+    rt().block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.consensus.call_timeout_ms = 1_000;
+        }
+        let (_, nodes) = start_all(&cfgs);
+        write(&nodes, b"x").await;
+        let p = primary_of(&nodes).await;
+        let primary = nodes[p].as_ref().unwrap();
+        let f = nodes.iter().flatten().find(|n| n.id() != primary.id()).unwrap();
+        let refused = f.remove_member(primary.id()).await;
+        let expected = MembershipError::NotPrimary {
+            primary: Some(primary.id()),
+            primary_addr: Some(cfgs[p].listen_addr()),
+        };
+        assert_eq!(refused, Err(expected));
+        assert_eq!(primary.remove_member(9).await, Err(MembershipError::UnknownMember { id: 9 }));
+        assert_eq!(
+            primary.promote(f.id()).await,
+            Err(MembershipError::UnknownMember { id: f.id() })
+        );
+        let again = primary.add_learner(f.id(), addr(), Bytes::new()).await;
+        assert_eq!(again, Err(MembershipError::AlreadyMember { id: f.id() }));
+        // A learner that never runs never catches up: the promotion waits until its deadline.
+        primary.add_learner(9, addr(), Bytes::new()).await.unwrap();
+        let refused = primary.promote(9).await;
+        assert!(matches!(refused, Err(MembershipError::Timeout { .. })), "{refused:?}");
+        primary.remove_member(9).await.unwrap();
+        assert_eq!(primary.members().len(), 3);
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
