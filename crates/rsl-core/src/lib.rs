@@ -46,6 +46,7 @@ pub mod bugs;
 pub mod config;
 pub mod driver;
 mod election;
+mod invariants;
 pub mod io;
 mod learner;
 pub mod limits;
