@@ -39,8 +39,10 @@ fn dependencies_named(manifest: &str, names: &BTreeSet<String>) -> BTreeSet<Stri
         if !in_section || line.starts_with('#') {
             continue;
         }
-        let key: String =
-            line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        let key: String = line
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
         if names.contains(&key) {
             found.insert(key);
         }
@@ -110,7 +112,11 @@ fn architecture_md_lists_every_dependency_between_crates() {
     let (documented, actual) = workspace();
     assert!(actual.len() >= 10, "found only {} crates: is the layout new?", actual.len());
     let found = disagreements(&documented, &actual);
-    assert!(found.is_empty(), "ARCHITECTURE.md's crate table is out of date:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "ARCHITECTURE.md's crate table is out of date:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The check can fail: a table that misses an edge, claims one that is not there, or misses
