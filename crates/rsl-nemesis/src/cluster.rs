@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use rsl_kv::admin::StatusReport;
 use rsl_kv::client::Client;
-use rsl_kv::launch::{LISTENING_LINE_PREFIX, ROLE_LINE_PREFIX};
+use rsl_kv::launch::{agreed_primary, forward_reports, ReplicaReport, ReplicaView};
 use rsl_kv::resp::Reply;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -111,22 +110,6 @@ pub struct ReplicaFiles {
     pub namespace: PathBuf,
 }
 
-/// A role line, as a replica printed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct View {
-    /// `primary`, `follower`, `candidate`, `learner` or `starting`.
-    pub role: String,
-    /// The primary it follows, if known.
-    pub primary: Option<u32>,
-}
-
-#[derive(Debug)]
-enum Event {
-    Listening { id: u32, generation: u32 },
-    Role { id: u32, generation: u32, view: View },
-    Exited { id: u32, generation: u32 },
-}
-
 /// A replica process that ended although nobody stopped it.
 #[derive(Debug, Clone)]
 pub struct UnexpectedExit {
@@ -150,14 +133,14 @@ pub struct Cluster {
     children: BTreeMap<u32, Child>,
     generations: BTreeMap<u32, u32>,
     paused: BTreeSet<u32>,
-    views: BTreeMap<u32, View>,
+    views: BTreeMap<u32, ReplicaView>,
     listening: BTreeSet<u32>,
     exited: BTreeSet<u32>,
-    events_tx: mpsc::UnboundedSender<Event>,
-    events: mpsc::UnboundedReceiver<Event>,
+    reports_tx: mpsc::UnboundedSender<ReplicaReport>,
+    reports: mpsc::UnboundedReceiver<ReplicaReport>,
     clock: Clock,
     /// Every role line with its time: (µs, replica, view).
-    pub role_changes: Vec<(u64, u32, View)>,
+    pub role_changes: Vec<(u64, u32, ReplicaView)>,
     /// Processes that ended by themselves.
     pub unexpected_exits: Vec<UnexpectedExit>,
 }
@@ -199,7 +182,7 @@ impl Cluster {
                 }
             })
             .collect();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
         let cluster = Cluster {
             exe: exe.to_path_buf(),
             options,
@@ -211,8 +194,8 @@ impl Cluster {
             views: BTreeMap::new(),
             listening: BTreeSet::new(),
             exited: BTreeSet::new(),
-            events_tx,
-            events,
+            reports_tx,
+            reports,
             clock,
             role_changes: Vec::new(),
             unexpected_exits: Vec::new(),
@@ -336,33 +319,24 @@ impl Cluster {
         self.exited.remove(&id);
         self.paused.remove(&id);
         let stdout = child.stdout.take().expect("stdout is piped");
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(event) = parse_line(&line, id, generation) {
-                    let _ = events.send(event);
-                }
-            }
-            let _ = events.send(Event::Exited { id, generation });
-        });
+        forward_reports(stdout, id, generation, self.reports_tx.clone());
         self.children.insert(id, child);
         Ok(())
     }
 
-    fn apply(&mut self, event: Event) {
+    fn apply(&mut self, event: ReplicaReport) {
         let current = |c: &Cluster, id: u32, generation: u32| {
             c.generations.get(&id) == Some(&generation) && c.children.contains_key(&id)
         };
         match event {
-            Event::Listening { id, generation } if current(self, id, generation) => {
+            ReplicaReport::Listening { id, generation } if current(self, id, generation) => {
                 self.listening.insert(id);
             }
-            Event::Role { id, generation, view } if current(self, id, generation) => {
+            ReplicaReport::Role { id, generation, view } if current(self, id, generation) => {
                 self.role_changes.push((self.clock.now_us(), id, view.clone()));
                 self.views.insert(id, view);
             }
-            Event::Exited { id, generation } if current(self, id, generation) => {
+            ReplicaReport::Exited { id, generation } if current(self, id, generation) => {
                 let mut child = self.children.remove(&id).expect("current");
                 let status = match child.try_wait() {
                     Ok(Some(status)) => status.to_string(),
@@ -382,7 +356,7 @@ impl Cluster {
 
     /// Applies the events that have arrived, without waiting.
     pub fn pump(&mut self) {
-        while let Ok(event) = self.events.try_recv() {
+        while let Ok(event) = self.reports.try_recv() {
             self.apply(event);
         }
     }
@@ -390,13 +364,13 @@ impl Cluster {
     /// Applies events as they arrive for `duration` (the nemesis's way of waiting).
     pub async fn settle(&mut self, duration: Duration) {
         let deadline = tokio::time::Instant::now() + duration;
-        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.reports.recv()).await {
             self.apply(event);
         }
     }
 
     async fn next_event(&mut self, deadline: tokio::time::Instant) -> bool {
-        match tokio::time::timeout_at(deadline, self.events.recv()).await {
+        match tokio::time::timeout_at(deadline, self.reports.recv()).await {
             Ok(Some(event)) => {
                 self.apply(event);
                 true
@@ -425,16 +399,7 @@ impl Cluster {
     pub fn agreed_primary(&self) -> Option<u32> {
         let live: Vec<u32> =
             self.children.keys().copied().filter(|id| !self.paused.contains(id)).collect();
-        let majority = self.options.replicas as usize / 2 + 1;
-        live.iter()
-            .copied()
-            .filter(|id| self.views.get(id).is_some_and(|v| v.role == "primary"))
-            .find(|&p| {
-                let agree = |id: &&u32| {
-                    self.views.get(id).is_some_and(|v| v.primary == Some(p) || **id == p)
-                };
-                live.iter().filter(agree).count() >= majority
-            })
+        agreed_primary(&live, &self.views, self.options.replicas as usize)
     }
 
     /// A running replica that says it is primary (the newest claim), if any: the one the
@@ -568,22 +533,6 @@ impl Drop for Cluster {
     }
 }
 
-fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
-    if line.starts_with(LISTENING_LINE_PREFIX) {
-        return Some(Event::Listening { id, generation });
-    }
-    let rest = line.strip_prefix(ROLE_LINE_PREFIX)?;
-    let mut view = View { role: String::new(), primary: None };
-    for word in rest.split_whitespace().skip(1) {
-        match word.split_once('=') {
-            Some(("role", role)) => view.role = role.to_string(),
-            Some(("primary", primary)) => view.primary = primary.parse().ok(),
-            _ => {}
-        }
-    }
-    Some(Event::Role { id, generation, view })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,19 +550,5 @@ mod tests {
         }
         assert_eq!(before.get("rsl_ballot"), "4.2");
         assert_eq!(now.get("rsl_ballot"), "-");
-    }
-
-    #[test]
-    fn replica_lines_become_events() {
-        let line = format!("{ROLE_LINE_PREFIX}2 role=follower primary=3 ballot=4.3");
-        match parse_line(&line, 2, 7) {
-            Some(Event::Role { id: 2, generation: 7, view }) => {
-                assert_eq!(view, View { role: "follower".into(), primary: Some(3) });
-            }
-            other => panic!("{other:?}"),
-        }
-        let line = format!("{LISTENING_LINE_PREFIX}10.213.0.1:6379 (replica 1)");
-        assert!(matches!(parse_line(&line, 1, 1), Some(Event::Listening { id: 1, generation: 1 })));
-        assert!(parse_line("something else", 1, 1).is_none());
     }
 }

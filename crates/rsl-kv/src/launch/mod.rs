@@ -21,17 +21,17 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use rsl::config::{Member, TlsFiles};
 use rsl::NodeConfig;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{ClientAddr, KvConfig, KvSection};
 
-/// The line prefix of a replica's role reports: `rsl-kv: replica ID role=R primary=P ballot=B`.
-pub const ROLE_LINE_PREFIX: &str = "rsl-kv: replica ";
-/// The line prefix of a replica's first line: `rsl-kv: listening on ADDR (replica ID)`.
-pub const LISTENING_LINE_PREFIX: &str = "rsl-kv: listening on ";
+mod report;
+pub use report::{
+    agreed_primary, forward_reports, parse_line, role_line, ReplicaReport, ReplicaView,
+    LISTENING_LINE_PREFIX, ROLE_LINE_PREFIX,
+};
 
 /// How many times [`Cluster::start`] tries to start a cluster.
 pub const START_TRIES_MAX: u32 = 3;
@@ -91,25 +91,6 @@ pub struct ReplicaFiles {
     pub log: PathBuf,
 }
 
-/// What a replica last reported on its stdout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaView {
-    /// `primary`, `follower`, `candidate`, `learner` or `starting`.
-    pub role: String,
-    /// The primary it follows, if known.
-    pub primary: Option<u32>,
-    /// `round.replica`.
-    pub ballot: String,
-}
-
-/// Something a replica process did.
-#[derive(Debug)]
-enum Event {
-    Listening { id: u32, generation: u32 },
-    Role { id: u32, generation: u32, view: ReplicaView },
-    Exited { id: u32, generation: u32 },
-}
-
 /// A running local cluster of replica processes.
 #[derive(Debug)]
 pub struct Cluster {
@@ -125,8 +106,8 @@ pub struct Cluster {
     listening: BTreeSet<u32>,
     /// Replicas whose current process exited on its own.
     exited: BTreeSet<u32>,
-    events_tx: mpsc::UnboundedSender<Event>,
-    events: mpsc::UnboundedReceiver<Event>,
+    reports_tx: mpsc::UnboundedSender<ReplicaReport>,
+    reports: mpsc::UnboundedReceiver<ReplicaReport>,
 }
 
 /// Picks `n` distinct loopback ports that are free now, below the kernel's ephemeral range:
@@ -222,7 +203,7 @@ impl Cluster {
             let config = replica_config(dir.path(), &replicas, r, &options)?;
             std::fs::write(&r.config, config.to_toml())?;
         }
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (reports_tx, reports) = mpsc::unbounded_channel();
         let mut cluster = Cluster {
             exe: exe.to_path_buf(),
             dir,
@@ -234,8 +215,8 @@ impl Cluster {
             views: BTreeMap::new(),
             listening: BTreeSet::new(),
             exited: BTreeSet::new(),
-            events_tx,
-            events,
+            reports_tx,
+            reports,
         };
         for id in ids.clone() {
             cluster.spawn(id)?;
@@ -310,34 +291,25 @@ impl Cluster {
         self.listening.remove(&id);
         self.exited.remove(&id);
         let stdout = child.stdout.take().expect("stdout is piped");
-        let events = self.events_tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(event) = parse_line(&line, id, generation) {
-                    let _ = events.send(event);
-                }
-            }
-            let _ = events.send(Event::Exited { id, generation });
-        });
+        forward_reports(stdout, id, generation, self.reports_tx.clone());
         self.children.insert(id, child);
         Ok(())
     }
 
-    /// Takes the next event and applies it, or returns `None` at `deadline`.
+    /// Takes the next report and applies it, or returns `None` at `deadline`.
     async fn next_event(&mut self, deadline: Instant) -> Option<()> {
-        let event = tokio::time::timeout_at(deadline, self.events.recv()).await.ok()??;
+        let event = tokio::time::timeout_at(deadline, self.reports.recv()).await.ok()??;
         let current = |cluster: &Cluster, id: u32, generation: u32| {
             cluster.generations.get(&id) == Some(&generation) && cluster.children.contains_key(&id)
         };
         match event {
-            Event::Listening { id, generation } if current(self, id, generation) => {
+            ReplicaReport::Listening { id, generation } if current(self, id, generation) => {
                 self.listening.insert(id);
             }
-            Event::Role { id, generation, view } if current(self, id, generation) => {
+            ReplicaReport::Role { id, generation, view } if current(self, id, generation) => {
                 self.views.insert(id, view);
             }
-            Event::Exited { id, generation } if current(self, id, generation) => {
+            ReplicaReport::Exited { id, generation } if current(self, id, generation) => {
                 self.views.remove(&id);
                 self.listening.remove(&id);
                 self.exited.insert(id);
@@ -369,16 +341,7 @@ impl Cluster {
     pub fn agreed_primary(&self) -> Option<u32> {
         let live: Vec<u32> =
             self.children.keys().copied().filter(|id| !self.paused.contains(id)).collect();
-        let majority = self.options.replicas as usize / 2 + 1;
-        live.iter()
-            .copied()
-            .filter(|id| self.views.get(id).is_some_and(|v| v.role == "primary"))
-            .find(|&p| {
-                let agree = |id: &&u32| {
-                    self.views.get(id).is_some_and(|v| v.primary == Some(p) || **id == p)
-                };
-                live.iter().filter(agree).count() >= majority
-            })
+        agreed_primary(&live, &self.views, self.options.replicas as usize)
     }
 
     /// Waits until a majority of running, unpaused replicas agree on a primary other than
@@ -576,31 +539,4 @@ fn replica_config(
     let config = KvConfig { node, kv };
     config.validate()?;
     Ok(config)
-}
-
-fn parse_line(line: &str, id: u32, generation: u32) -> Option<Event> {
-    if line.starts_with(LISTENING_LINE_PREFIX) {
-        return Some(Event::Listening { id, generation });
-    }
-    let rest = line.strip_prefix(ROLE_LINE_PREFIX)?;
-    let mut view = ReplicaView { role: String::new(), primary: None, ballot: String::new() };
-    for word in rest.split_whitespace().skip(1) {
-        match word.split_once('=') {
-            Some(("role", role)) => view.role = role.to_string(),
-            Some(("primary", primary)) => view.primary = primary.parse().ok(),
-            Some(("ballot", ballot)) => view.ballot = ballot.to_string(),
-            _ => {}
-        }
-    }
-    Some(Event::Role { id, generation, view })
-}
-
-/// The role line a replica prints (parsed by [`Cluster`]).
-pub fn role_line(id: u32, view: &rsl::View, ballot_replica: u32) -> String {
-    let role = view.role.map_or("starting".to_string(), |r| r.to_string());
-    let primary = view.primary.map_or("-".to_string(), |p| p.to_string());
-    format!(
-        "{ROLE_LINE_PREFIX}{id} role={role} primary={primary} ballot={}.{ballot_replica}",
-        view.ballot_round
-    )
 }
