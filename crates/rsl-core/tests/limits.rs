@@ -414,20 +414,7 @@ fn unvoted_slots_are_resent_with_growing_waits() {
     let config = small_config(1);
     let (heartbeat, cap) =
         (u64::from(config.heartbeat_ticks), u64::from(config.election_ticks_min));
-    let mut r = Replica::new(config, Recovered::default());
-    let ballot = candidate(&mut r);
-    let promise = Body::Promise {
-        ballot,
-        commit: Slot::ZERO,
-        after: Slot::ZERO,
-        entries: Vec::new(),
-        unknown: Vec::new(),
-        more_after: None,
-        dropped: false,
-    };
-    let out = step(&mut r, from(2, promise));
-    durable(&mut r, &out);
-    assert_eq!(r.status().role, Role::Primary);
+    let mut r = primary(|_| {});
     let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
     let payload = Bytes::from(vec![1; 1000]);
     let out = step(&mut r, Input::Propose { id, payload, exclusive: false });

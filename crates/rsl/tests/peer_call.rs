@@ -2,12 +2,13 @@
 //! the in-process hub, and between replicas started with `Node::start` over TCP with mutual
 //! TLS, at the size limit.
 
+mod common;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rsl::config::{Member, NodeConfig, TlsFiles};
 use rsl::{LocalCluster, LocalOptions, Node, PeerCallError, PeerResponder, Snapshot, StateMachine};
 use rsl::{PEER_CALLS_SERVING_MAX, PEER_CALLS_WAITING_MAX, PEER_CALL_BYTES_MAX};
 
@@ -202,31 +203,9 @@ fn calls_waiting_at_shutdown_end_and_later_ones_are_refused() {
     });
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Three replicas with mutual TLS on loopback, each started with `Node::start`.
 fn start_tls(root: &std::path::Path) -> Vec<Node> {
-    let members: Vec<Member> = (1..=3)
-        .map(|id| Member { id, addr: format!("127.0.0.1:{}", free_port()).parse().unwrap() })
-        .collect();
-    let certs = root.join("certs");
-    rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &[1, 2, 3]).unwrap();
-    (1..=3)
-        .map(|id| {
-            let text =
-                format!("id = {id}\ndata_dir = {:?}\nmembers = []", root.join(id.to_string()));
-            let mut c: NodeConfig = toml::from_str(&text).unwrap();
-            c.members = members.clone();
-            c.tls = Some(TlsFiles {
-                ca: certs.join("ca.pem"),
-                cert: certs.join(format!("replica-{id}.pem")),
-                key: certs.join(format!("replica-{id}.key.pem")),
-            });
-            Node::start(c, Idle).unwrap()
-        })
-        .collect()
+    common::configs(root, true).into_iter().map(|c| Node::start(c, Idle).unwrap()).collect()
 }
 
 /// Calls until the transport has connected (no event announces a connection: retried after a
