@@ -371,16 +371,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unavailability_is_the_longest_interval_without_a_success() {
-        let h = vec![
+    /// Successes ending at 10, 120, 210 and 300; a failure ending at 500; one unfinished.
+    fn history() -> Vec<Record> {
+        vec![
             op(0, Some(10), true),
             op(5, Some(120), true),
             op(60, Some(500), false),
             op(70, Some(300), true),
             op(200, Some(210), true),
             op(400, None, false),
-        ];
+        ]
+    }
+
+    #[test]
+    fn unavailability_is_the_longest_interval_without_a_success() {
+        let h = history();
         let s = Successes::new(&h, |_| true);
         assert_eq!(s.longest_gap(0, 1000), (300, 700), "nothing succeeded after 300");
         assert_eq!(s.longest_gap(0, 300), (10, 110));
@@ -391,14 +396,7 @@ mod tests {
 
     #[test]
     fn the_first_success_after_a_fault_is_one_invoked_after_it() {
-        let h = vec![
-            op(0, Some(10), true),
-            op(5, Some(120), true),
-            op(60, Some(500), false),
-            op(70, Some(300), true),
-            op(200, Some(210), true),
-            op(400, None, false),
-        ];
+        let h = history();
         let s = Successes::new(&h, |_| true);
         assert_eq!(s.first_after(0), Some(10));
         // The one invoked at 5 completed at 120, but was in flight when the fault began.
