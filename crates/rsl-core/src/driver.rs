@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::{
-    Action, Config, Event, Input, Membership, MembershipOp, Message, ReadId, ReadMode,
+    Action, Config, Input, Membership, MembershipOp, Message, Notification, ReadId, ReadMode,
     ReconfigRefusal, Recovered, Refusal, Replica, ReplicaId, RequestId, Slot, Status, Value, Write,
 };
 
@@ -41,7 +41,7 @@ pub trait Host<T> {
     /// The request or read of `caller` was refused; it was not (and will not be) executed.
     fn refused(&mut self, caller: T, reason: Refusal);
     /// An application event.
-    fn notify(&mut self, _event: Event) {}
+    fn notify(&mut self, _event: Notification) {}
     /// The core asked for a checkpoint to be streamed to `to`.
     fn send_checkpoint(&mut self, _to: ReplicaId) {}
     /// The core asked for a checkpoint to be taken.

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::io::{Action, Event, Refusal};
+use crate::io::{Action, Notification, Refusal};
 use crate::message::Body;
 use crate::replica::{Election, Primacy, Replica, Report, Role};
 use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
@@ -421,7 +421,7 @@ impl Replica {
             rebuilt: BTreeMap::new(),
             promisers,
         });
-        out.push(Action::Notify(Event::BecamePrimary { ballot }));
+        out.push(Action::Notify(Notification::BecamePrimary { ballot }));
         let values: Vec<Value> =
             if values.is_empty() { vec![Value::Noop] } else { values.into_values().collect() };
         for value in values {
@@ -451,7 +451,7 @@ impl Replica {
         self.role = self.follower_role();
         self.primary = primary;
         if was_primary {
-            out.push(Action::Notify(Event::LostPrimacy { primary }));
+            out.push(Action::Notify(Notification::LostPrimacy { primary }));
         }
         self.reset_election_timer();
         ensure!(

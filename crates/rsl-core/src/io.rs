@@ -155,9 +155,9 @@ pub enum Refusal {
     TooLarge { size: usize, max: usize },
 }
 
-/// Events for the application.
+/// What the core tells the application (the runtime passes each on as `rsl::Notification`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Notification {
     BecamePrimary {
         ballot: Ballot,
     },
@@ -193,7 +193,7 @@ pub enum Action {
     /// The read `id` cannot be served here.
     ReadRefused { id: ReadId, reason: Refusal },
     /// Tell the application something happened.
-    Notify(Event),
+    Notify(Notification),
     /// Read committed entries `from..=to` from storage and return them with
     /// `Input::LogLoaded { token }` (used when entries are no longer in memory).
     LoadLog { token: u64, from: Slot, to: Slot },

@@ -14,7 +14,7 @@
 //! (`step_down`); requests already placed in a slot wait for that slot to execute, and are
 //! refused as superseded if the executed value lacks them.
 
-use crate::io::{Action, Event, Refusal, Write};
+use crate::io::{Action, Notification, Refusal, Write};
 use crate::message::{body_len, entry_len, Body, Packer};
 use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
@@ -129,7 +129,7 @@ impl Replica {
         let l = self.primacy.as_mut().expect("primacy");
         if !l.recovered && executed >= l.recovery_slot {
             l.recovered = true;
-            out.push(Action::Notify(Event::PrimaryRecovered));
+            out.push(Action::Notify(Notification::PrimaryRecovered));
         }
     }
 

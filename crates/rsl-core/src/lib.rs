@@ -24,7 +24,7 @@
 //!             // A real driver writes and fsyncs, then reports; sends go to peers.
 //!             Action::Persist { seq, .. } => inputs.push(Input::Durable { seq }),
 //!             Action::Execute { slot, value } => executed.push((slot, value)),
-//!             Action::Notify(rsl_core::Event::BecamePrimary { .. }) if !proposed => {
+//!             Action::Notify(rsl_core::Notification::BecamePrimary { .. }) if !proposed => {
 //!                 proposed = true;
 //!                 let payload = bytes::Bytes::from_static(b"set x 1");
 //!                 inputs.push(Input::Propose { id, payload, exclusive: false });
@@ -61,7 +61,7 @@ pub mod types;
 pub use config::{Config, ConfigError};
 pub use driver::{Driver, Host};
 pub use io::{
-    Action, Event, Input, MembershipOp, ReadId, ReadMode, ReconfigRefusal, Refusal, Write,
+    Action, Input, MembershipOp, Notification, ReadId, ReadMode, ReconfigRefusal, Refusal, Write,
 };
 pub use message::{Body, DecodeError, Message};
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::io::{Action, Event, ReadId, ReadMode, Refusal, Write};
+use crate::io::{Action, Notification, ReadId, ReadMode, Refusal, Write};
 use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
 use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
@@ -610,7 +610,7 @@ impl Replica {
     /// Notes that a configuration was executed (the pipeline may resume).
     pub(crate) fn config_executed(&mut self, slot: Slot, old: &Membership, out: &mut Vec<Action>) {
         self.membership_changed(slot, out);
-        out.push(Action::Notify(Event::ConfigurationChanged {
+        out.push(Action::Notify(Notification::ConfigurationChanged {
             slot,
             membership: self.membership.clone(),
         }));

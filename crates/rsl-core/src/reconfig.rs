@@ -17,12 +17,12 @@
 //! **Removal**: a replica that executes a configuration that leaves it out is removed. It
 //! keeps answering catch-up requests, since the new voters may have missed the change's commit
 //! (docs/protocol.md, "Liveness of membership changes"), and probes the new voters until a
-//! quorum of them reports a commit point at or past the change; then `Event::Removed` tells
+//! quorum of them reports a commit point at or past the change; then `Notification::Removed` tells
 //! the driver nothing needs it any more.
 
 use std::collections::BTreeMap;
 
-use crate::io::{Action, Event, MembershipOp, ReconfigRefusal, Write};
+use crate::io::{Action, MembershipOp, Notification, ReconfigRefusal, Write};
 use crate::limits::{LEARNERS_MAX, MEMBER_ADDR_BYTES_MAX, MEMBER_DATA_BYTES_MAX, VOTERS_MAX};
 use crate::message::Body;
 use crate::replica::{Removal, Replica};
@@ -258,7 +258,7 @@ impl Replica {
         if self.has_quorum(&self.membership, &past) {
             let r = self.removal.as_mut().expect("removed");
             r.done = true;
-            out.push(Action::Notify(Event::Removed { slot: r.slot }));
+            out.push(Action::Notify(Notification::Removed { slot: r.slot }));
         }
     }
 }

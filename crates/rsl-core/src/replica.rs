@@ -80,7 +80,7 @@ pub struct Status {
     /// Joining a running cluster: not yet a member (no configuration added it yet).
     pub joining: bool,
     /// The slot of the configuration that removed this replica, if one did; `removed_done`
-    /// once a quorum of the new voters executed it (`Event::Removed`).
+    /// once a quorum of the new voters executed it (`Notification::Removed`).
     pub removed: Option<Slot>,
     pub removed_done: bool,
 }
@@ -379,7 +379,7 @@ pub(crate) struct Removal {
     pub(crate) slot: Slot,
     /// The commit points the new voters reported (catch-up replies, heartbeats).
     pub(crate) heard: BTreeMap<ReplicaId, Slot>,
-    /// `Event::Removed` was emitted.
+    /// `Notification::Removed` was emitted.
     pub(crate) done: bool,
     /// The tick it last probed the new voters.
     pub(crate) probed: Option<u64>,

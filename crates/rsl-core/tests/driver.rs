@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use rsl_core::{
-    Config, Driver, Event, Host, Input, Message, ReadMode, Recovered, Refusal, ReplicaId, Slot,
-    Value, Write,
+    Config, Driver, Host, Input, Message, Notification, ReadMode, Recovered, Refusal, ReplicaId,
+    Slot, Value, Write,
 };
 
 /// A host whose disk is durable at once and which records what it was asked.
@@ -42,8 +42,8 @@ impl Host<u32> for Recorder {
     fn refused(&mut self, caller: u32, reason: Refusal) {
         self.refused.push((caller, reason));
     }
-    fn notify(&mut self, event: Event) {
-        if matches!(event, Event::BecamePrimary { .. }) {
+    fn notify(&mut self, event: Notification) {
+        if matches!(event, Notification::BecamePrimary { .. }) {
             self.primary = true;
         }
     }

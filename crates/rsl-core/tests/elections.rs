@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use rsl_core::message::Body;
-use rsl_core::{Event, Input, Refusal, ReplicaId, Role, Slot};
+use rsl_core::{Input, Notification, Refusal, ReplicaId, Role, Slot};
 use rsl_sim::driver::Reply;
 use rsl_sim::kv::Op;
 use rsl_sim::{Options, Sim, ELECTION_WAIT_TICKS};
@@ -135,7 +135,7 @@ fn a_primary_cut_off_from_the_majority_steps_down_and_refuses_its_queue() {
             other => panic!("a queued proposal was answered {other:?}"),
         }
     }
-    let lost = sim.notifications(p).iter().any(|e| matches!(e, Event::LostPrimacy { .. }));
+    let lost = sim.notifications(p).iter().any(|e| matches!(e, Notification::LostPrimacy { .. }));
     assert!(lost, "the application was not told");
     sim.heal();
     sim.end();

@@ -5,7 +5,7 @@
 //! pinned on a lone replica in `reconfig.rs`.)
 
 use rsl_core::message::Body;
-use rsl_core::{Event, Input, Membership, ReplicaId, Role};
+use rsl_core::{Input, Membership, Notification, ReplicaId, Role};
 use rsl_sim::{Options, Sim, ELECTION_WAIT_TICKS};
 
 fn quiet(replicas: usize, seed: u64) -> Sim {
@@ -38,7 +38,8 @@ fn a_new_replica_joins_as_a_learner_and_becomes_a_voter() {
     assert!(ok, "the new replica never became a voter");
     // Two changes: the current voters with the new replica as a learner, then the target.
     let changes = sim.notifications(r(4)).iter();
-    let changes = changes.filter(|e| matches!(e, Event::ConfigurationChanged { .. })).count();
+    let changes =
+        changes.filter(|e| matches!(e, Notification::ConfigurationChanged { .. })).count();
     assert_eq!(changes, 2, "{:?}", sim.notifications(r(4)));
     let q = sim.elect();
     sim.append(q, 0, 6);

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use rsl_core::message::Body;
-use rsl_core::{Event, Message, Refusal, Slot};
+use rsl_core::{Message, Notification, Refusal, Slot};
 use rsl_sim::driver::Reply;
 use rsl_sim::kv::Op;
 use rsl_sim::{Options, Sim, ELECTION_WAIT_TICKS};
@@ -62,8 +62,8 @@ fn a_new_primary_reports_when_it_has_recovered() {
     let mut sim = quiet(3, 37);
     let p = sim.elect();
     let notes = sim.notifications(p);
-    assert!(matches!(notes.first(), Some(Event::BecamePrimary { .. })), "{notes:?}");
-    assert!(notes.contains(&Event::PrimaryRecovered), "{notes:?}");
+    assert!(matches!(notes.first(), Some(Notification::BecamePrimary { .. })), "{notes:?}");
+    assert!(notes.contains(&Notification::PrimaryRecovered), "{notes:?}");
     sim.end();
 }
 

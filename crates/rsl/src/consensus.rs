@@ -312,10 +312,10 @@ impl Host<Waiter> for Router {
         self.change_answered(id, outcome);
     }
 
-    fn notify(&mut self, event: rsl_core::Event) {
+    fn notify(&mut self, event: rsl_core::Notification) {
         match &event {
-            rsl_core::Event::Removed { slot } => return self.removed(*slot),
-            rsl_core::Event::ConfigurationChanged { membership, .. } => {
+            rsl_core::Notification::Removed { slot } => return self.removed(*slot),
+            rsl_core::Notification::ConfigurationChanged { membership, .. } => {
                 self.apply_membership(membership)
             }
             _ => {}
@@ -343,17 +343,17 @@ impl Host<Waiter> for Router {
     }
 }
 
-/// The application's notification for one of the core's events.
-fn notification(event: rsl_core::Event) -> Notification {
-    use rsl_core::Event as E;
+/// The application's notification for one of the core's.
+fn notification(event: rsl_core::Notification) -> Notification {
+    use rsl_core::Notification as N;
     match event {
-        E::BecamePrimary { ballot } => Notification::BecamePrimary { ballot_round: ballot.round },
-        E::PrimaryRecovered => Notification::PrimaryRecovered,
-        E::LostPrimacy { primary } => Notification::LostPrimacy { primary: primary.map(|p| p.0) },
-        E::ConfigurationChanged { slot, membership } => Notification::ConfigurationChanged {
+        N::BecamePrimary { ballot } => Notification::BecamePrimary { ballot_round: ballot.round },
+        N::PrimaryRecovered => Notification::PrimaryRecovered,
+        N::LostPrimacy { primary } => Notification::LostPrimacy { primary: primary.map(|p| p.0) },
+        N::ConfigurationChanged { slot, membership } => Notification::ConfigurationChanged {
             slot: slot.0,
             members: membership.voters.iter().map(|v| v.0).collect(),
         },
-        E::Removed { .. } => unreachable!("handled by the router"),
+        N::Removed { .. } => unreachable!("handled by the router"),
     }
 }

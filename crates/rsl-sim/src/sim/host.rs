@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use rsl_core::message::Body;
 use rsl_core::{
-    Ballot, Event as CoreEvent, Input, Membership, Message, ReadMode, ReconfigRefusal, Refusal,
+    Ballot, Input, Membership, Message, Notification, ReadMode, ReconfigRefusal, Refusal,
     ReplicaId, Role, Slot, Value, Write,
 };
 
@@ -220,13 +220,13 @@ impl Host<u64> for SimHost<'_> {
         self.sim.on_replica_reply(ticket, reply);
     }
 
-    fn notify(&mut self, event: CoreEvent) {
+    fn notify(&mut self, event: Notification) {
         self.record(format_args!("Notify({event:?})"));
         let (now, guard) = (self.sim.now, u64::from(self.sim.options.election_ticks_min));
         let stats = &mut self.sim.stats;
         let node = &mut self.sim.nodes[self.node];
         match &event {
-            CoreEvent::BecamePrimary { ballot } => {
+            Notification::BecamePrimary { ballot } => {
                 stats.elections += 1;
                 node.primacy = Some(*ballot);
                 self.became_primary = Some(*ballot);
@@ -241,7 +241,7 @@ impl Host<u64> for SimHost<'_> {
                 node.reports.clear();
                 node.transfer_asked = None;
             }
-            CoreEvent::LostPrimacy { .. } => {
+            Notification::LostPrimacy { .. } => {
                 node.primacy = None;
                 // A transfer whose target did not take over within an election timeout: the
                 // primary relinquished.
@@ -249,8 +249,8 @@ impl Host<u64> for SimHost<'_> {
                 let timed_out = asked.is_some_and(|t| now >= t + guard * TICK);
                 stats.transfers_timed_out += u64::from(timed_out);
             }
-            CoreEvent::ConfigurationChanged { .. } => {}
-            CoreEvent::PrimaryRecovered | CoreEvent::Removed { .. } => {}
+            Notification::ConfigurationChanged { .. } => {}
+            Notification::PrimaryRecovered | Notification::Removed { .. } => {}
         }
         self.sim.nodes[self.node].notes.push(event);
     }

@@ -114,7 +114,7 @@ struct Node {
     pause: u64,
     can_become_primary: bool,
     /// The core's notifications to the application, over every incarnation.
-    notes: Vec<rsl_core::Event>,
+    notes: Vec<rsl_core::Notification>,
     /// This incarnation's primacy (its ballot), as the core's notifications report it.
     primacy: Option<rsl_core::Ballot>,
     /// This incarnation's accepted records per slot: the ballots it wrote it at.

@@ -241,7 +241,7 @@ impl Sim {
     }
 
     /// The core's notifications to the application at `id`, over all its incarnations.
-    pub fn notifications(&self, id: ReplicaId) -> &[rsl_core::Event] {
+    pub fn notifications(&self, id: ReplicaId) -> &[rsl_core::Notification] {
         &self.nodes[self.index(id)].notes
     }
 
