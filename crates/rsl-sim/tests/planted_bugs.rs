@@ -16,7 +16,7 @@ use rsl_sim::Options;
 const WINDOW_SEEDS: u64 = 20;
 
 /// The first catching seed of every planted bug (from `rsl-sim --hunt`).
-const TABLE: [(&str, u64); 31] = [
+const TABLE: [(&str, u64); 32] = [
     ("AcceptorIgnoresPromise", 30),
     ("SkipPhase1Reproposal", 0),
     ("CountOwnVoteBeforeDurable", 1),
@@ -48,6 +48,7 @@ const TABLE: [(&str, u64); 31] = [
     ("TruncateAtCorruption", 19),
     ("KeepTornWrite", 48),
     ("CheckpointSlotOffByOne", 1),
+    ("CheckpointWithoutMembership", 0),
 ];
 
 fn caught_near_its_seed(bug: &Planted) {
@@ -67,7 +68,8 @@ fn caught_near_its_seed(bug: &Planted) {
 /// The bugs planted in the host (no feature needed).
 #[test]
 fn host_storage_bugs_are_caught() {
-    for bug in [StorageBug::AckBeforeSync, StorageBug::CheckpointSlotOffByOne] {
+    let host = StorageBug::ALL.into_iter().filter(|b| b.in_host());
+    for bug in host {
         caught_near_its_seed(&Planted::Storage(bug));
     }
 }

@@ -457,7 +457,10 @@ impl Sim {
         node.state = NodeState::Up;
         node.missed_ticks = 0;
         let incarnation = node.incarnation;
-        node.driver = Some(Driver::new(config, recovered, incarnation));
+        let driver = Driver::new(config, recovered, incarnation);
+        // What it recovered, before it replays anything: the membership of its checkpoint.
+        let status = driver.status();
+        node.driver = Some(driver);
         node.primacy = None;
         node.checkpoint_writing = false;
         node.heard = 0;
@@ -466,6 +469,7 @@ impl Sim {
         node.written.clear();
         node.heard_commit = recovered_commit;
         let can_lead = node.can_become_primary;
+        self.checker.check_membership(status.id, status.executed, &status.membership);
         let first = self.rng.range(1, self.nodes[i].tick_period);
         self.schedule(first, Event::Tick { node: i, incarnation });
         if !can_lead {
