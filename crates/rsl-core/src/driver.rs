@@ -44,8 +44,9 @@ pub trait Host<T> {
     fn notify(&mut self, _event: Notification) {}
     /// The core asked for a checkpoint to be streamed to `to`.
     fn send_checkpoint(&mut self, _to: ReplicaId) {}
-    /// The core asked for a checkpoint to be taken.
-    fn take_checkpoint(&mut self) {}
+    /// The core asked for a checkpoint of the state after `slot`, carrying `membership`
+    /// (see `Action::TakeCheckpoint`).
+    fn take_checkpoint(&mut self, _slot: Slot, _membership: Membership) {}
     /// The membership operation `id` (from [`Driver::reconfigure`]) was made in a slot, or
     /// refused.
     fn reconfigured(&mut self, _id: u64, _outcome: Result<(Slot, Membership), ReconfigRefusal>) {}
@@ -217,7 +218,7 @@ impl<T> Driver<T> {
             Action::Notify(event) => host.notify(event),
             Action::LoadLog { token, from, to } => host.load_log(token, from, to),
             Action::SendCheckpoint { to } => host.send_checkpoint(to),
-            Action::TakeCheckpoint => host.take_checkpoint(),
+            Action::TakeCheckpoint { slot, membership } => host.take_checkpoint(slot, membership),
             Action::Reconfigured { id, outcome } => host.reconfigured(id, outcome),
         }
     }

@@ -199,8 +199,12 @@ pub enum Action {
     LoadLog { token: u64, from: Slot, to: Slot },
     /// Stream the newest checkpoint to `to` (it needs slots this replica no longer has).
     SendCheckpoint { to: ReplicaId },
-    /// Take a checkpoint of the state after the last executed slot.
-    TakeCheckpoint,
+    /// Take a checkpoint of the state after `slot`, the last executed slot, whose membership
+    /// (the membership in effect after it) the checkpoint must carry: a replica that loads
+    /// or installs it skips the configurations up to `slot` (docs/protocol.md, "Checkpoints
+    /// and the membership"). A driver whose state machine is already past `slot` (it
+    /// installed a newer checkpoint the core has not heard of yet) skips the request.
+    TakeCheckpoint { slot: Slot, membership: Membership },
     /// The answer to `Input::Reconfigure { id }`: the change was chosen in `slot` and made
     /// `membership`, or refused.
     Reconfigured { id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal> },

@@ -119,7 +119,8 @@ impl Replica {
         let interval = self.config.checkpoint_interval_slots;
         if interval > 0 && self.executed.0 >= self.checkpoint_asked.0 + interval {
             self.checkpoint_asked = self.executed;
-            out.push(Action::TakeCheckpoint);
+            let (slot, membership) = (self.executed, self.membership.clone());
+            out.push(Action::TakeCheckpoint { slot, membership });
         }
         self.prune_memory();
     }

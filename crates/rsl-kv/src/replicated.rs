@@ -241,7 +241,7 @@ impl Inner {
             };
             let now = Instant::now();
             if now >= deadline {
-                let primary = view.borrow().primary.and_then(|p| self.options.clients.get(&p));
+                let primary = view.borrow().primary.and_then(|p| self.member_client_addr(p));
                 return Err(EngineError::NotPrimary { primary: primary.map(|a| a.to_string()) });
             }
             if hint.is_none() {
@@ -371,15 +371,25 @@ impl Inner {
         status_fields(&self.node.status(), self.options.clients[&self.id])
     }
 
-    /// `RSL.STATUS`: this replica's status; `RSL.STATUS ALL`: every member's, as an array.
+    /// The client address of member `id`, as the membership this replica executed records
+    /// it (the configuration's for a bootstrap member that records none): after a member is
+    /// replaced, the configuration file no longer says who the members are or where.
+    fn member_client_addr(&self, id: u32) -> Option<SocketAddr> {
+        crate::members::client_addr_of(&self.node, &self.options.clients, id)
+    }
+
+    /// `RSL.STATUS`: this replica's status; `RSL.STATUS ALL`: every member's (of the
+    /// membership this replica executed), as an array.
     async fn status_command(self: &Arc<Self>, args: &[Bytes]) -> Result<Bytes, EngineError> {
         match args {
             [_] => Ok(Reply::Bulk(Bytes::from(render_fields(&self.status_fields()))).to_bytes()),
             [_, all] if all.eq_ignore_ascii_case(b"all") => {
                 let mut tasks = tokio::task::JoinSet::new();
-                for (&id, &addr) in &self.options.clients {
+                let clients = &self.options.clients;
+                for m in self.node.members() {
+                    let addr = crate::members::client_addr(&m, clients);
                     let inner = Arc::clone(self);
-                    tasks.spawn(async move { (id, inner.member_status(id, addr).await) });
+                    tasks.spawn(async move { (m.id, inner.member_status(m.id, addr).await) });
                 }
                 let mut reports: Vec<(u32, String)> = tasks.join_all().await;
                 reports.sort();
@@ -390,7 +400,7 @@ impl Inner {
         }
     }
 
-    async fn member_status(&self, id: u32, addr: SocketAddr) -> String {
+    async fn member_status(&self, id: u32, addr: Option<SocketAddr>) -> String {
         if id == self.id {
             return render_fields(&self.status_fields());
         }
@@ -398,9 +408,12 @@ impl Inner {
             let fields = [
                 ("rsl_replica_id", id.to_string()),
                 ("rsl_health", format!("unreachable ({why})")),
-                ("rsl_client_addr", addr.to_string()),
+                ("rsl_client_addr", addr.map_or("-".to_string(), |a| a.to_string())),
             ];
             render_fields(&fields)
+        };
+        let Some(addr) = addr else {
+            return unreachable("the membership records no client address".to_string());
         };
         match self.ask_member(addr, &[b"RSL.STATUS".as_slice()]).await {
             Ok(Reply::Bulk(text)) => String::from_utf8_lossy(&text).into_owned(),
@@ -425,8 +438,8 @@ impl Inner {
         let Some(to) = parse_i64(to).and_then(|n| u32::try_from(n).ok()) else {
             return Ok(error_bytes("ERR the replica id is not an integer"));
         };
-        if !self.options.clients.contains_key(&to) {
-            return Ok(error_bytes(format!("ERR replica {to} is not a member")));
+        if !self.node.members().iter().any(|m| m.id == to && m.voter) {
+            return Ok(error_bytes(format!("ERR replica {to} is not a voter")));
         }
         let seen = *self.view.borrow();
         if seen.role != Some(Role::Primary) {
@@ -434,7 +447,11 @@ impl Inner {
                 return Ok(error_bytes("TRYAGAIN no primary is known"));
             };
             // Only the primary can hand primacy over: ask it.
-            let addr = self.options.clients[&primary];
+            let Some(addr) = self.member_client_addr(primary) else {
+                return Ok(error_bytes(format!(
+                    "ERR no client address known for the primary {primary}"
+                )));
+            };
             let to = to.to_string();
             return Ok(match self.ask_member(addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
                 Ok(reply) => reply.to_bytes(),

@@ -203,3 +203,63 @@ async fn a_cluster_grows_to_five_voters_and_back_to_three_from_the_command_line(
     }
     cluster.stop().await;
 }
+
+/// Waits until the member at `addr` lists replica `id` as a voter (the client port has no
+/// event to await: it is asked again after a short pause, up to `WAIT`).
+async fn lists_voter(addr: SocketAddr, id: u32) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let Reply::Array(items) = cmd(addr, &["RSL.MEMBERS"]).await else { panic!("not a list") };
+        let voter = format!("id:{id}\r\nrole:voter");
+        if items.iter().any(|i| matches!(i, Reply::Bulk(b) if b.starts_with(voter.as_bytes()))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} does not list {id} as a voter: {items:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// After a member is replaced, `rsl-kv status` (`RSL.STATUS ALL`) and `rsl-kv transfer`
+/// (`RSL.TRANSFER`) follow the membership, not the configuration files (which name only the
+/// original three): asked at an original member, the status lists the new member with its
+/// client address, healthy, and not the replaced one; primacy is handed to the new member
+/// through a follower, and back to that follower (relayed to the new primary, whose client
+/// address only the membership records); the replaced member is refused.
+#[tokio::test]
+async fn status_and_transfer_follow_the_membership_after_a_replace() {
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    set(&mut cluster, "before").await;
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let old = (1..=3).find(|i| *i != p).unwrap();
+    let stay = (1..=3).find(|i| *i != p && *i != old).unwrap();
+    let new = cluster.add_joining(&[1, 2, 3]).await.unwrap();
+    let via = cluster.replica(stay).client_addr;
+    let (id, peer, client) =
+        (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
+    let at = via.to_string();
+    rsl_kv(&["member", "add", "--addr", &at, "--id", &id, "--peer", &peer, "--client", &client]);
+    rsl_kv(&["member", "replace", "--addr", &at, "--old", &old.to_string(), "--new", &id]);
+    cluster.wait_exited(old, WAIT).await.expect("the replaced replica exits by itself");
+    lists_voter(via, new.id).await;
+    let status = rsl_kv(&["status", "--addr", &at]);
+    let rows: Vec<Vec<&str>> =
+        status.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let mut expected = vec![p, stay, new.id];
+    expected.sort();
+    let listed: Vec<u32> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert_eq!(listed, expected, "{status}");
+    let row = rows.iter().find(|r| r[0] == id).unwrap();
+    assert_eq!((row[1], *row.last().unwrap()), (client.as_str(), "ok"), "{status}");
+    assert!(!status.contains("unreachable"), "{status}");
+    let moved = rsl_kv(&["transfer", "--addr", &at, "--to", &id]);
+    assert!(moved.contains(&format!("replica {id} is the primary")), "{moved}");
+    let back = rsl_kv(&["transfer", "--addr", &at, "--to", &stay.to_string()]);
+    assert!(back.contains(&format!("replica {stay} is the primary")), "{back}");
+    match cmd(via, &["RSL.TRANSFER", &old.to_string()]).await {
+        Reply::Error(e) => assert!(e.ends_with(b"is not a voter"), "{e:?}"),
+        other => panic!("a transfer to the replaced member answered {other:?}"),
+    }
+    set(&mut cluster, "after").await;
+    cluster.stop().await;
+}

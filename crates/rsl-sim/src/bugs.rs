@@ -104,14 +104,19 @@ pub enum StorageBug {
     /// (a replica that loads it executes slot `s` twice). Planted in the simulator's host;
     /// no feature needed.
     CheckpointSlotOffByOne,
+    /// The host writes checkpoints without the membership (an empty header, as before they
+    /// carried it): a replica that loads or installs one over a configuration slot keeps
+    /// the membership it had. Planted in the simulator's host; no feature needed.
+    CheckpointWithoutMembership,
 }
 
 impl StorageBug {
-    pub const ALL: [StorageBug; 4] = [
+    pub const ALL: [StorageBug; 5] = [
         StorageBug::AckBeforeSync,
         StorageBug::TruncateAtCorruption,
         StorageBug::KeepTornWrite,
         StorageBug::CheckpointSlotOffByOne,
+        StorageBug::CheckpointWithoutMembership,
     ];
 
     pub fn name(self) -> String {
@@ -123,17 +128,29 @@ impl StorageBug {
         StorageBug::ALL.into_iter().find(|b| b.name().eq_ignore_ascii_case(name))
     }
 
+    /// Whether it is planted in the simulator's host (every build can plant it), not in the
+    /// storage's recovery.
+    pub fn in_host(self) -> bool {
+        matches!(
+            self,
+            StorageBug::AckBeforeSync
+                | StorageBug::CheckpointSlotOffByOne
+                | StorageBug::CheckpointWithoutMembership
+        )
+    }
+
     /// Whether this build can plant it (the recovery bugs need the `planted-bugs` feature).
     pub fn available(self) -> bool {
-        matches!(self, StorageBug::AckBeforeSync | StorageBug::CheckpointSlotOffByOne)
-            || cfg!(feature = "planted-bugs")
+        self.in_host() || cfg!(feature = "planted-bugs")
     }
 
     #[cfg(feature = "planted-bugs")]
     pub(crate) fn in_recovery(bug: Option<StorageBug>) -> Option<rsl_storage::bugs::PlantedBug> {
         use rsl_storage::bugs::PlantedBug;
         match bug? {
-            StorageBug::AckBeforeSync | StorageBug::CheckpointSlotOffByOne => None,
+            StorageBug::AckBeforeSync
+            | StorageBug::CheckpointSlotOffByOne
+            | StorageBug::CheckpointWithoutMembership => None,
             StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),
             StorageBug::KeepTornWrite => Some(PlantedBug::KeepTornWrite),
         }

@@ -52,6 +52,10 @@ pub enum Check {
     /// The storage broke its contract: recovery lost or changed an acknowledged record or
     /// the promise (checked against the simulator's shadow of what was acknowledged).
     Storage,
+    /// A replica believes a membership other than the one the chosen log defines at the
+    /// slot it executed (the last configuration at or below it), for example after loading or
+    /// installing a checkpoint that skipped a configuration.
+    Membership,
     /// A size limit broke: a message sent above `message_bytes_max` (or not the size the
     /// encoder measures), a request within `request_bytes_max` refused as too large, or one
     /// above it executed.
@@ -223,6 +227,26 @@ impl Checker {
     /// The membership that governs `slot` (the last configuration executed before it).
     pub fn membership_for(&self, slot: Slot) -> &Membership {
         self.memberships.range(..slot).next_back().map(|(_, m)| m).expect("initial membership")
+    }
+
+    /// `replica` has executed every slot up to `executed` and believes `membership`: it must
+    /// be the membership the chosen log defines there, members, roles and member info alike.
+    /// Every configuration at or below `executed` was executed by some replica (a checkpoint
+    /// holds slots its taker executed), so the checker knows them all.
+    pub fn check_membership(
+        &mut self,
+        replica: ReplicaId,
+        executed: Slot,
+        membership: &Membership,
+    ) {
+        let (at, expected) = self.memberships.range(..=executed).next_back().expect("initial");
+        if expected != membership {
+            let detail = format!(
+                "{replica:?} executed up to slot {} and believes the membership {membership:?}, but the log's there is {expected:?} (from slot {})",
+                executed.0, at.0
+            );
+            self.fail(Check::Membership, detail);
+        }
     }
 
     /// The membership after the last executed configuration.

@@ -385,27 +385,33 @@ impl Disk {
 }
 
 impl Disk {
-    /// Saves a checkpoint of the state after `slot` (written, synced, verified and renamed
-    /// into place by the real checkpoint store: durable when this returns).
-    pub fn save_checkpoint(&mut self, slot: Slot, data: &[u8]) -> Result<(), String> {
+    /// Saves a checkpoint of the state after `slot`, with its `header` (the membership after
+    /// `slot`, `rsl_store::encode_checkpoint_header`): written, synced, verified and renamed
+    /// into place by the real checkpoint store, durable when this returns.
+    pub fn save_checkpoint(
+        &mut self,
+        slot: Slot,
+        header: &[u8],
+        data: &[u8],
+    ) -> Result<(), String> {
         use std::io::Write as _;
-        let mut writer = self.checkpoints.begin(slot.0, &[]).map_err(|e| e.to_string())?;
+        let mut writer = self.checkpoints.begin(slot.0, header).map_err(|e| e.to_string())?;
         writer.write_all(data).map_err(|e| e.to_string())?;
         self.checkpoints.commit(writer).map_err(|e| e.to_string())?;
         self.stats.checkpoints_saved += 1;
         Ok(())
     }
 
-    /// The newest checkpoint that verifies, with its data; corrupt newer ones are skipped
-    /// (and counted), as at a restart.
-    pub fn newest_checkpoint(&mut self) -> Option<(Slot, Vec<u8>)> {
+    /// The newest checkpoint that verifies, with its header and data; corrupt newer ones are
+    /// skipped (and counted), as at a restart.
+    pub fn newest_checkpoint(&mut self) -> Option<(Slot, Vec<u8>, Vec<u8>)> {
         use std::io::Read as _;
         let newest = self.checkpoints.open_newest().expect("the checkpoint store lists");
         self.stats.checkpoints_skipped += newest.skipped.len() as u64;
         let (info, mut reader) = newest.found?;
         let mut data = Vec::new();
         reader.read_to_end(&mut data).expect("a verified checkpoint reads");
-        Some((Slot(info.slot), data))
+        Some((Slot(info.slot), info.header, data))
     }
 
     /// Bit rot at rest in the newest checkpoint file: flips one byte past its header (a

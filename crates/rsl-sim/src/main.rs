@@ -111,7 +111,7 @@ fn report(args: &Args, outcome: &Outcome) {
         replay += " --no-storage-check";
     }
     if let Some(b) = &args.bug {
-        if StorageBug::parse(b).is_none_or(|s| s != StorageBug::AckBeforeSync) {
+        if StorageBug::parse(b).is_none_or(|s| !s.in_host()) {
             replay = replay.replace("rsl-sim --", "rsl-sim --features planted-bugs --");
         }
         replay += &format!(" --bug {b}");

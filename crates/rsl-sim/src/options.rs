@@ -398,10 +398,13 @@ impl Options {
         let room = 9usize.saturating_sub(self.replicas + self.learners);
         self.spares = (r.range(0, 2) as usize).min(room);
         self.reconfig_permille = r.range(1, 10) as u32;
-        // A checkpoint does not carry the membership yet (docs/protocol.md, "left for
-        // later"): a replica that installs one over a configuration slot keeps counting
-        // under the old membership. Membership changes run without checkpoints until it does.
-        self.checkpoint_interval_slots = Config::new(1, [1]).checkpoint_interval_slots;
+        // Checkpoints carry the membership after their slot: frequent checkpoints (and a
+        // short log behind them) on half of these seeds, so that replicas load and install
+        // checkpoints over configuration slots (the other half keeps what the swarm drew).
+        if r.chance(500) {
+            self.checkpoint_interval_slots = r.range(8, 64);
+            self.log_kept_slots = r.range(0, 16);
+        }
         self
     }
 

@@ -290,3 +290,46 @@ fn a_membership_whose_value_would_exceed_the_value_limit_is_refused() {
     append(&mut sim, p, 0, 2);
     finish(sim);
 }
+
+#[test]
+fn a_replica_restored_from_a_checkpoint_knows_the_membership_of_its_slot() {
+    // Checkpoints every 8 slots and no log kept behind them. Two learners are added (the
+    // second while it is down), then the cluster checkpoints past both configurations. A
+    // voter that restarts from its checkpoint, and the second learner, which can only catch
+    // up by installing a checkpoint, believe the membership of the checkpoint's slot (with
+    // the members' info), as if they had executed the log; the learner knows at once that
+    // it is a member. (The membership checker also checks every replica after every step.)
+    let options = Options {
+        spares: 2,
+        checkpoint_interval_slots: 8,
+        log_kept_slots: 0,
+        ..Options::quiet(3, 74)
+    };
+    let mut sim = Sim::new(options);
+    let p = elect(&mut sim);
+    append(&mut sim, p, 0, 1);
+    sim.crash_with(r(5), false);
+    operate(&mut sim, p, MembershipOp::AddLearner { id: r(4), info: info(4) }).unwrap();
+    let m = operate(&mut sim, p, MembershipOp::AddLearner { id: r(5), info: info(5) }).unwrap();
+    assert_eq!(m.learners, ids(&[4, 5]));
+    for token in 2..=30 {
+        append(&mut sim, p, 0, token);
+    }
+    let f = sim.ids().into_iter().find(|i| *i != p && i.0 <= 3).unwrap();
+    sim.crash_with(f, true);
+    sim.restart(f);
+    let st = sim.status(f).unwrap();
+    assert!(st.executed > Slot(3), "{f:?} restarted without a checkpoint past the changes");
+    assert_eq!(st.membership, m, "{f:?} restarted from its checkpoint");
+    sim.restart(r(5));
+    assert!(sim.run_until(|s| s.executed(r(5)) >= s.executed(p), 300), "5 did not catch up");
+    assert!(sim.disk(r(5)).stats.checkpoints_saved > 0, "5 installed no checkpoint");
+    let st = sim.status(r(5)).unwrap();
+    assert!(!st.joining && st.role == Role::Learner, "{st:?}");
+    assert_eq!(st.membership, m);
+    // It counts as caught up: the primary promotes it.
+    let p = elect(&mut sim);
+    let promoted = operate(&mut sim, p, MembershipOp::Promote { id: r(5) }).unwrap();
+    assert!(promoted.is_voter(r(5)));
+    finish(sim);
+}

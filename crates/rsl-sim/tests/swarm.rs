@@ -57,11 +57,15 @@ fn two_hundred_seeds_pass_every_checker() {
     let partitions: u64 = outcomes.iter().map(|o| o.stats.partitions).sum();
     assert!(ops > 200 * 50, "only {ops} operations completed");
     assert!(crashes > 50 && partitions > 50, "crashes {crashes}, partitions {partitions}");
-    // A third of the seeds change the membership (`Options::swarm`); after main's limits
-    // and sim merged in, seeds 0..200 make 88 changes in 45 seeds.
+    // A third of the seeds change the membership (`Options::swarm`): each tick with a primary
+    // asks it for a change with the seed's chance, half the time one operator operation
+    // drawn among those that apply. Seeds 0..200 ask 108 changes in 48 seeds, 43 of them
+    // operations: 33 made, 9 refused (docs/testing.md, "Membership changes").
     let changes: u64 = outcomes.iter().map(|o| o.stats.reconfigurations).sum();
     let changing = outcomes.iter().filter(|o| o.stats.reconfigurations > 0).count();
-    assert!(changes > 60 && changing > 30, "{changes} membership changes in {changing} seeds");
+    let made: u64 = outcomes.iter().map(|o| o.stats.reconfigurations_made).sum();
+    assert!(changes > 80 && changing > 30, "{changes} membership changes in {changing} seeds");
+    assert!(made > 20, "only {made} membership operations made");
     // The storage faults ran through the real storage stack, and its checksums caught them.
     let disk = |f: fn(&rsl_sim::disk::DiskStats) -> u64| -> u64 {
         outcomes.iter().map(|o| f(&o.stats.storage)).sum()

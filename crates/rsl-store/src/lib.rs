@@ -22,6 +22,12 @@ use rsl_core::message::DecodeError;
 use rsl_core::{Ballot, LogEntry, Membership, Recovered, ReplicaId, Slot, Value, Write};
 use rsl_storage::{Log, MetaStore, RecoveryReport, StorageError};
 
+mod checkpoint_header;
+pub use checkpoint_header::{
+    decode_checkpoint_header, encode_checkpoint_header, CHECKPOINT_HEADER_BYTES_MAX,
+    CHECKPOINT_HEADER_VERSION,
+};
+
 /// Why the store could not do what was asked. A replica that cannot persist must not vote:
 /// the runtime stops it, except on a full disk ([`StoreError::is_no_space`]), where it
 /// refuses writes and retries the same sync until space is freed.
@@ -33,6 +39,13 @@ pub enum StoreError {
     /// The metadata blob does not decode.
     #[error("metadata blob is malformed")]
     MalformedMeta,
+    /// A checkpoint's header (the membership it carries) is of an unknown version or does
+    /// not decode.
+    #[error("checkpoint header of version {version} is malformed or of an unknown version")]
+    MalformedCheckpointHeader {
+        /// The version byte found.
+        version: u8,
+    },
     /// A log payload passed its checksum but is not a value (corruption).
     #[error("log value does not decode: {0}")]
     ValueDoesNotDecode(#[from] DecodeError),

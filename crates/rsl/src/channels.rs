@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use rsl_core::{Input, MembershipOp, ReadMode, Slot, Value, Write};
+use rsl_core::{Input, Membership, MembershipOp, ReadMode, Slot, Value, Write};
 use tokio::sync::oneshot;
 
 use crate::error::ReplicateError;
@@ -62,8 +62,10 @@ pub(crate) enum ToExecutor {
     Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
     /// Serve a read against the state as it is now (the core said it is fresh enough).
     Read { request: Bytes, reply: Reply },
-    /// Take a snapshot and hand it to the checkpoint writer.
-    Checkpoint,
+    /// Take a snapshot of the state after `slot` and hand it to the checkpoint writer, with
+    /// the membership in effect after `slot` (skipped if a checkpoint installed from a peer
+    /// took the state past `slot`).
+    Checkpoint { slot: Slot, membership: Membership },
     /// Load a checkpoint received from a peer.
     Install(Install),
     /// Tell the state machine.
@@ -83,6 +85,9 @@ pub(crate) enum ToShipping {
 /// A verified checkpoint received from a peer, ready for the executor to load.
 pub(crate) struct Install {
     pub(crate) slot: u64,
+    /// The membership in effect after `slot` (`None`: a checkpoint from before they carried
+    /// it).
+    pub(crate) membership: Option<Membership>,
     pub(crate) reader: Box<dyn Read + Send>,
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
-use rsl_core::Slot;
+use rsl_core::{Membership, Slot};
 use rsl_storage::{CheckpointFiles, CheckpointStore, FsMedia};
 
 use crate::channels::{checkpoint_saved, ToConsensus};
@@ -17,8 +17,16 @@ pub(crate) type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
 
 /// Writes snapshots durably. Implementations must not block the caller.
 pub(crate) trait Checkpointer: Send + 'static {
-    /// Starts writing `snapshot`, the state after `slot`; reports back through `events`.
-    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<ToConsensus>);
+    /// Starts writing `snapshot`, the state after `slot`, under `membership` (the membership
+    /// in effect after `slot`, kept in the checkpoint's header); reports back through
+    /// `events`.
+    fn start(
+        &mut self,
+        slot: Slot,
+        membership: &Membership,
+        snapshot: Box<dyn Snapshot>,
+        events: Sender<ToConsensus>,
+    );
 }
 
 /// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
@@ -34,15 +42,22 @@ impl FileCheckpointer {
 }
 
 impl Checkpointer for FileCheckpointer {
-    fn start(&mut self, slot: Slot, snapshot: Box<dyn Snapshot>, events: Sender<ToConsensus>) {
+    fn start(
+        &mut self,
+        slot: Slot,
+        membership: &Membership,
+        snapshot: Box<dyn Snapshot>,
+        events: Sender<ToConsensus>,
+    ) {
         if self.busy.swap(true, Ordering::AcqRel) {
             tracing::debug!(slot = slot.0, "a checkpoint is already being written; skipped");
             return;
         }
         let store = self.store.clone();
         let busy = self.busy.clone();
+        let header = rsl_store::encode_checkpoint_header(membership);
         let spawned = std::thread::Builder::new().name("rsl-checkpoint".into()).spawn(move || {
-            match write_checkpoint(&store, slot, snapshot.as_ref()) {
+            match write_checkpoint(&store, slot, &header, snapshot.as_ref()) {
                 Ok(bytes) => {
                     tracing::info!(slot = slot.0, bytes, "checkpoint saved");
                     checkpoint_saved(&events, slot);
@@ -60,10 +75,11 @@ impl Checkpointer for FileCheckpointer {
 fn write_checkpoint(
     store: &Checkpoints,
     slot: Slot,
+    header: &[u8],
     snapshot: &dyn Snapshot,
 ) -> Result<u64, String> {
     let mut writer =
-        store.lock().expect("checkpoint lock").begin(slot.0, b"").map_err(|e| e.to_string())?;
+        store.lock().expect("checkpoint lock").begin(slot.0, header).map_err(|e| e.to_string())?;
     snapshot.write_to(&mut writer).map_err(|e| e.to_string())?;
     let info = store.lock().expect("checkpoint lock").commit(writer).map_err(|e| e.to_string())?;
     Ok(info.data_bytes)

@@ -129,7 +129,10 @@ impl Consensus {
             ToConsensus::Core(input) => self.step(input),
             ToConsensus::Reconfigure { op, reply } => self.reconfigure(op, reply),
             ToConsensus::CheckpointNow => {
-                let _ = self.router.exec.send(ToExecutor::Checkpoint);
+                // The state after the last slot sent to the executor, and its membership.
+                let core = self.driver.status();
+                let (slot, membership) = (core.executed, core.membership);
+                let _ = self.router.exec.send(ToExecutor::Checkpoint { slot, membership });
             }
             ToConsensus::Install(install) => {
                 let _ = self.router.exec.send(ToExecutor::Install(install));
@@ -332,8 +335,8 @@ impl Host<Waiter> for Router {
         }
     }
 
-    fn take_checkpoint(&mut self) {
-        let _ = self.exec.send(ToExecutor::Checkpoint);
+    fn take_checkpoint(&mut self, slot: Slot, membership: Membership) {
+        let _ = self.exec.send(ToExecutor::Checkpoint { slot, membership });
     }
 
     fn contract_broken(&mut self, what: String) {

@@ -99,12 +99,18 @@ impl<S: StateMachine> Executor<S> {
                     }
                 }
             }
-            ToExecutor::Checkpoint => {
+            ToExecutor::Checkpoint { slot, .. } if slot.0 != self.last => {
+                // A checkpoint installed from a peer took the state past `slot` (the core
+                // has not heard of it yet): that checkpoint is in the store already, and
+                // this state's membership is not the one the request carries.
+                tracing::debug!(slot = slot.0, last = self.last, "checkpoint request skipped");
+            }
+            ToExecutor::Checkpoint { slot, membership } => {
                 let snapshot = catch_unwind(AssertUnwindSafe(|| self.machine.snapshot()));
                 match snapshot {
                     Ok(snapshot) => {
                         if let Some(c) = self.checkpointer.as_mut() {
-                            c.start(Slot(self.last), snapshot, self.events.clone());
+                            c.start(slot, &membership, snapshot, self.events.clone());
                         }
                     }
                     Err(panic) => {
@@ -165,7 +171,7 @@ impl<S: StateMachine> Executor<S> {
                     let _ = reply.send(Err(self.shared.stop_error()));
                 }
                 ToExecutor::Stop => return,
-                ToExecutor::Checkpoint | ToExecutor::Install(_) | ToExecutor::Notify(_) => {}
+                ToExecutor::Checkpoint { .. } | ToExecutor::Install(_) | ToExecutor::Notify(_) => {}
             }
         }
     }
@@ -180,10 +186,9 @@ impl<S: StateMachine> Executor<S> {
             return false;
         }
         self.last = install.slot;
-        let slot = Slot(install.slot);
-        let _ = self
-            .events
-            .send(ToConsensus::Core(Input::CheckpointInstalled { slot, membership: None }));
+        let (slot, membership) = (Slot(install.slot), install.membership);
+        let _ =
+            self.events.send(ToConsensus::Core(Input::CheckpointInstalled { slot, membership }));
         true
     }
 }

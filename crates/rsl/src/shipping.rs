@@ -9,6 +9,11 @@
 //! holds one chunk in memory at a time, and writes what it receives straight into its own
 //! checkpoint store, where it is verified (block checksums) before it is installed.
 //!
+//! The offer carries the checkpoint's header (the membership in effect after its slot,
+//! `rsl_store::encode_checkpoint_header`): the receiver keeps it in its own copy and hands it
+//! to the core with the install, so a replica that skips the configurations a checkpoint
+//! covers still knows the membership they made.
+//!
 //! Frames share the replica-to-replica connection with the core's messages, in envelopes of
 //! their own channel (`crate::envelope`).
 
@@ -38,8 +43,9 @@ const _: () = assert!(CHUNK_BYTES_MAX + 64 < rsl_net::limits::FRAME_PAYLOAD_BYTE
 /// One shipping frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Frame {
-    /// "I have a checkpoint at `slot`; fetch it."
-    Offer { slot: u64 },
+    /// "I have a checkpoint at `slot`, with this header; fetch it." (A 9-byte offer, from
+    /// a replica that predates headers in offers, carries an empty one.)
+    Offer { slot: u64, header: Bytes },
     /// "Send me the checkpoint at `slot` from byte `offset` of its data."
     Fetch { slot: u64, offset: u64 },
     /// Data of the checkpoint at `slot` from `offset`; `last` ends it.
@@ -52,9 +58,13 @@ impl Frame {
     fn encode(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(32);
         match self {
-            Frame::Offer { slot } => {
+            Frame::Offer { slot, header } => {
                 b.put_u8(1);
                 b.put_u64_le(*slot);
+                if !header.is_empty() {
+                    b.put_u32_le(header.len() as u32);
+                    b.extend_from_slice(header);
+                }
             }
             Frame::Fetch { slot, offset } => {
                 b.put_u8(2);
@@ -81,7 +91,14 @@ impl Frame {
         let u64_at =
             |at: usize| b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
         let frame = match *b.first()? {
-            1 if b.len() == 9 => Frame::Offer { slot: u64_at(1)? },
+            1 if b.len() == 9 => Frame::Offer { slot: u64_at(1)?, header: Bytes::new() },
+            1 if b.len() > 13 => {
+                let n = u32::from_le_bytes(b[9..13].try_into().unwrap()) as usize;
+                if n != b.len() - 13 || n > rsl_store::CHECKPOINT_HEADER_BYTES_MAX {
+                    return None;
+                }
+                Frame::Offer { slot: u64_at(1)?, header: b.slice(13..) }
+            }
             2 if b.len() == 17 => Frame::Fetch { slot: u64_at(1)?, offset: u64_at(9)? },
             3 if b.len() >= 18 && b[17] <= 1 => Frame::Chunk {
                 slot: u64_at(1)?,
@@ -157,22 +174,24 @@ impl Shipping {
     }
 
     fn offer(&mut self, to: u32) {
-        let newest = self
-            .store
-            .lock()
-            .expect("checkpoint lock")
-            .list()
-            .ok()
-            .and_then(|l| l.first().copied());
-        match newest {
-            Some(slot) => self.send(to, Frame::Offer { slot }),
-            None => tracing::warn!(to, "a peer needs a checkpoint but none is kept here"),
+        let mut store = self.store.lock().expect("checkpoint lock");
+        let newest = store.list().ok().and_then(|l| l.first().copied());
+        let Some(slot) = newest else {
+            return tracing::warn!(to, "a peer needs a checkpoint but none is kept here");
+        };
+        // Opening reads and checks the file's header (the data is verified as it streams).
+        match store.open(slot) {
+            Ok((info, _)) => {
+                drop(store);
+                self.send(to, Frame::Offer { slot, header: Bytes::from(info.header) });
+            }
+            Err(e) => tracing::warn!(to, slot, error = %e, "cannot offer the newest checkpoint"),
         }
     }
 
     fn on_frame(&mut self, from: u32, frame: Frame) {
         match frame {
-            Frame::Offer { slot } => self.on_offer(from, slot),
+            Frame::Offer { slot, header } => self.on_offer(from, slot, &header),
             Frame::Fetch { slot, offset } => self.on_fetch(from, slot, offset),
             Frame::Chunk { slot, offset, last, data } => {
                 if let Err(e) = self.on_chunk(from, slot, offset, last, &data) {
@@ -188,7 +207,7 @@ impl Shipping {
         }
     }
 
-    fn on_offer(&mut self, from: u32, slot: u64) {
+    fn on_offer(&mut self, from: u32, slot: u64, header: &[u8]) {
         if slot <= self.shared.executed.load(Ordering::Acquire) {
             return; // Nothing to gain: this replica is already past it.
         }
@@ -203,7 +222,11 @@ impl Shipping {
                 return;
             }
         }
-        let writer = match self.store.lock().expect("checkpoint lock").begin(slot, b"") {
+        if let Err(e) = rsl_store::decode_checkpoint_header(header) {
+            self.shared.metrics.counters.rejected_messages.inc();
+            return tracing::warn!(from, slot, error = %e, "refused a checkpoint offer");
+        }
+        let writer = match self.store.lock().expect("checkpoint lock").begin(slot, header) {
             Ok(w) => w,
             Err(e) => {
                 return tracing::error!(slot, error = %e, "cannot start receiving a checkpoint")
@@ -237,9 +260,11 @@ impl Shipping {
         let incoming = self.incoming.take().expect("incoming");
         let mut store = self.store.lock().expect("checkpoint lock");
         let info = store.commit(incoming.writer).map_err(|e| e.to_string())?;
-        let (_, reader) = store.open(slot).map_err(|e| e.to_string())?;
+        let (opened, reader) = store.open(slot).map_err(|e| e.to_string())?;
+        let membership =
+            rsl_store::decode_checkpoint_header(&opened.header).map_err(|e| e.to_string())?;
         tracing::info!(from, slot, bytes = info.data_bytes, "checkpoint received and verified");
-        let install = Install { slot, reader: Box::new(reader) };
+        let install = Install { slot, membership, reader: Box::new(reader) };
         let _ = self.install.send(ToConsensus::Install(install));
         Ok(())
     }
@@ -302,7 +327,8 @@ mod tests {
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
         let frames = [
-            Frame::Offer { slot: 7 },
+            Frame::Offer { slot: 7, header: Bytes::new() },
+            Frame::Offer { slot: 7, header: Bytes::from_static(b"\x01head") },
             Frame::Fetch { slot: 7, offset: 1 << 40 },
             Frame::Chunk { slot: 7, offset: 3, last: true, data: Bytes::from_static(b"abc") },
             Frame::Chunk { slot: 7, offset: 3, last: false, data: Bytes::new() },
@@ -312,7 +338,9 @@ mod tests {
             let b = f.encode();
             assert_eq!(Frame::decode(&b), Some(f.clone()));
             for cut in 0..b.len().min(18) {
-                if cut != b.len() {
+                // An offer cut right after its slot reads as one without a header.
+                let headerless = cut == 9 && matches!(f, Frame::Offer { .. });
+                if cut != b.len() && !headerless {
                     assert_eq!(Frame::decode(&b.slice(..cut)), None, "{f:?} cut at {cut}");
                 }
             }

@@ -105,10 +105,11 @@ impl Node {
         config.validate()?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let checkpoints = open_checkpoints(&config)?;
-        let checkpoint = load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
+        let (checkpoint, membership) =
+            load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
         let meta_dir = config.data_dir.join("meta");
         let log_dir = config.data_dir.join("log");
-        let open = StartParts { machine, checkpoint, checkpoints, lock };
+        let open = StartParts { machine, checkpoint, membership, checkpoints, lock };
         match config.storage.backend {
             Backend::File => {
                 let meta = move || FsMedia::open(&meta_dir);
@@ -134,6 +135,9 @@ impl Node {
 struct StartParts<S> {
     machine: S,
     checkpoint: Slot,
+    /// The membership the checkpoint carries (`None`: none loaded, or one written before
+    /// checkpoints carried it).
+    membership: Option<Membership>,
     checkpoints: Checkpoints,
     lock: DataDirLock,
 }
@@ -242,21 +246,24 @@ fn open_checkpoints(config: &NodeConfig) -> Result<Checkpoints, StartError> {
     Ok(Arc::new(Mutex::new(store)))
 }
 
-/// Loads the newest checkpoint that verifies into `machine`; returns its slot.
+/// Loads the newest checkpoint that verifies into `machine`; returns its slot and the
+/// membership it carries.
 fn load_checkpoint<S: StateMachine>(
     checkpoints: &Checkpoints,
     machine: &mut S,
     dir: &Path,
-) -> Result<Slot, StartError> {
+) -> Result<(Slot, Option<Membership>), StartError> {
     let mut store = checkpoints.lock().expect("checkpoint lock");
     let newest = store.open_newest().map_err(|e| storage_err(dir, e))?;
     for (slot, error) in &newest.skipped {
         tracing::error!(slot, %error, "checkpoint is corrupt; falling back to an older one");
     }
-    let Some((info, mut reader)) = newest.found else { return Ok(Slot::ZERO) };
+    let Some((info, mut reader)) = newest.found else { return Ok((Slot::ZERO, None)) };
+    let membership = rsl_store::decode_checkpoint_header(&info.header)
+        .map_err(|e| storage_err(&dir.join("checkpoints"), e))?;
     machine.load_checkpoint(&mut reader).map_err(StartError::Checkpoint)?;
     tracing::info!(slot = info.slot, bytes = info.data_bytes, "loaded checkpoint");
-    Ok(Slot(info.slot))
+    Ok((Slot(info.slot), membership))
 }
 
 /// Starts the transport and the threads over opened storage.
@@ -266,8 +273,14 @@ fn launch<S: StateMachine, L: Log + 'static, M: MetaStore + 'static>(
     reopen: Reopen<L, M>,
     parts: StartParts<S>,
 ) -> Result<Node, StartError> {
-    let StartParts { machine, checkpoint, checkpoints, lock } = parts;
+    let StartParts { machine, checkpoint, membership, checkpoints, lock } = parts;
     recovered.checkpoint = checkpoint;
+    // The log up to the checkpoint is skipped, with the configurations in it: the membership
+    // after them is the one the checkpoint carries, not the metadata's (written at
+    // bootstrap). A checkpoint from before they carried it leaves the metadata's.
+    if membership.is_some() {
+        recovered.membership = membership;
+    }
     recovered.log.retain(|e| e.slot > checkpoint);
     recovered.commit = recovered.commit.max(checkpoint);
     let net = NetRuntime::new(config.id)?;

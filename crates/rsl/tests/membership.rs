@@ -242,3 +242,77 @@ fn membership_calls_are_refused_with_the_reason() {
         }
     });
 }
+
+/// The newest checkpoint in a replica's data directory, if any.
+fn newest_checkpoint(dir: &std::path::Path) -> Option<u64> {
+    let entries = std::fs::read_dir(dir.join("checkpoints")).ok()?;
+    let names = entries.filter_map(|e| e.ok()?.file_name().into_string().ok());
+    let slots = names.filter_map(|n| n.strip_prefix("ckpt-")?.strip_suffix(".ckpt")?.parse().ok());
+    slots.max()
+}
+
+/// Learners are added, then every voter checkpoints past the configurations that added them
+/// and truncates its log behind the checkpoint. A voter restarted on its data directory, and
+/// a new replica that can only catch up by receiving a checkpoint, both believe the
+/// membership of the checkpoint's slot (the learners with their addresses and data), as if
+/// they had executed the log; the new one knows at once that it is a member.
+#[test]
+fn a_replica_restored_from_a_checkpoint_knows_the_membership_of_its_slot() {
+    rt().block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.checkpoint_interval_slots = 10;
+            c.storage.log_kept_slots = 2;
+        }
+        let members = cfgs[0].members.clone();
+        let (_, mut nodes) = start_all(&cfgs);
+        nodes.extend([None, None]);
+        write(&nodes, b"first").await;
+        let (c4, _, n4) = joiner(root.path(), 4, &members);
+        nodes[3] = Some(n4);
+        let p = primary_of(&nodes).await;
+        let primary = nodes[p].as_ref().unwrap();
+        primary.add_learner(4, c4.listen_addr(), Bytes::from_static(b"four")).await.unwrap();
+        // Replica 5 is added before it ever runs.
+        let c5 = NodeConfig::joining(5, root.path().join("5"), members.clone(), addr());
+        let change = primary.add_learner(5, c5.listen_addr(), Bytes::from_static(b"five"));
+        let change = change.await.unwrap();
+        let expected = change.members.clone();
+        assert_eq!(expected.len(), 5);
+        // Each write alone in its slot, until every voter checkpointed past the change.
+        let past =
+            |dir: &std::path::Path| newest_checkpoint(dir).is_some_and(|s| s > change.slot + 4);
+        let mut written = 0u32;
+        while !cfgs.iter().all(|c| past(&c.data_dir)) {
+            assert!(written < 2_000, "no checkpoint past slot {} on every voter", change.slot);
+            let payload = Bytes::copy_from_slice(&written.to_le_bytes());
+            primary.replicate_exclusive(payload).await.unwrap();
+            written += 1;
+        }
+        // A voter restarted on its directory: the membership of its checkpoint at once.
+        let f = (0..3).find(|i| *i != p).unwrap();
+        nodes[f].take().unwrap().shutdown();
+        let restarted = Node::start(cfgs[f].clone(), Journal::default()).unwrap();
+        assert_eq!(restarted.members(), expected, "the restarted voter");
+        nodes[f] = Some(restarted);
+        // Replica 5 catches up by a checkpoint (the slots it lacks are truncated everywhere)
+        // and is a member with the membership of the checkpoint.
+        let n5 = Node::start(c5.clone(), Journal::default()).unwrap();
+        assert!(n5.status().joining);
+        nodes[4] = Some(n5);
+        let p = primary_of(&nodes).await;
+        let n5 = nodes[4].as_ref().unwrap();
+        caught_up(nodes[p].as_ref().unwrap(), n5).await;
+        assert!(newest_checkpoint(&c5.data_dir).is_some(), "replica 5 received no checkpoint");
+        let st = n5.status();
+        assert!(!st.joining, "replica 5 still believes it is joining");
+        assert_eq!(st.membership, expected, "replica 5");
+        // Both count in the cluster as what they are: 5 may now be promoted.
+        let promoted = nodes[p].as_ref().unwrap().promote(5).await.unwrap();
+        assert!(voters(&promoted).contains(&5));
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}

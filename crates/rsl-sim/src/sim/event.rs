@@ -25,6 +25,8 @@ pub(crate) enum Pending {
     /// A peer's checkpoint arrived: keep it, and install it if it is ahead.
     Install {
         slot: Slot,
+        /// The checkpoint's header (the membership after `slot`).
+        header: Vec<u8>,
         data: Vec<u8>,
     },
 }
@@ -91,6 +93,7 @@ pub(crate) enum Event {
         node: usize,
         incarnation: u64,
         slot: Slot,
+        header: Vec<u8>,
         data: Vec<u8>,
     },
     /// A crashed replica restarts (if it is still down).
@@ -108,12 +111,14 @@ pub(crate) enum Event {
         node: usize,
         incarnation: u64,
         slot: Slot,
+        membership: Option<rsl_core::Membership>,
     },
     /// A streamed checkpoint reaches its receiver.
     CheckpointArrives {
         from: usize,
         to: usize,
         slot: Slot,
+        header: Vec<u8>,
         data: Vec<u8>,
     },
 }

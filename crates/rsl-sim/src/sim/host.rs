@@ -261,10 +261,10 @@ impl Host<u64> for SimHost<'_> {
         self.sim.send_checkpoint(self.node, to);
     }
 
-    fn take_checkpoint(&mut self) {
-        self.record(format_args!("TakeCheckpoint"));
+    fn take_checkpoint(&mut self, slot: Slot, membership: Membership) {
+        self.record(format_args!("TakeCheckpoint({})", slot.0));
         self.sim.stats.checkpoint_requests += 1;
-        self.sim.take_checkpoint(self.node);
+        self.sim.take_checkpoint(self.node, slot, &membership);
     }
 
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
@@ -397,11 +397,14 @@ impl Sim {
                 driver.read(Bytes::from(vec![key]), mode, ticket, &mut host);
                 lease_read = (mode == ReadMode::Linearizable).then_some(ticket);
             }
-            Pending::Install { slot, data } => host.sim.install_checkpoint(node, slot, &data),
+            Pending::Install { slot, header, data } => {
+                host.sim.install_checkpoint(node, slot, &header, &data)
+            }
         }
         let SimHost { heartbeats, refused, became_primary, .. } = host;
         let status = driver.status();
         self.nodes[node].driver = Some(driver);
+        self.checker.check_membership(status.id, status.executed, &status.membership);
         if let Some((from, ballot)) = contact {
             if status.primary == Some(from) && status.ballot == ballot {
                 self.nodes[node].heard = status.now;

@@ -496,11 +496,11 @@ impl Sim {
                 }
             }
             Event::ClientTimeout { client, op_no } => self.on_client_timeout(client, op_no),
-            Event::CheckpointWritten { node, incarnation, slot, data } => {
-                self.on_checkpoint_written(node, incarnation, slot, data)
+            Event::CheckpointWritten { node, incarnation, slot, header, data } => {
+                self.on_checkpoint_written(node, incarnation, slot, &header, &data)
             }
-            Event::Installed { node, incarnation, slot } => {
-                self.on_installed(node, incarnation, slot)
+            Event::Installed { node, incarnation, slot, membership } => {
+                self.on_installed(node, incarnation, slot, membership)
             }
             Event::Restart { node } => {
                 if self.faults_on {
@@ -510,8 +510,8 @@ impl Sim {
             Event::CrashIfPrimary { node, incarnation, ballot } => {
                 self.crash_if_primary(node, incarnation, ballot)
             }
-            Event::CheckpointArrives { from, to, slot, data } => {
-                self.on_checkpoint_arrives(from, to, slot, data)
+            Event::CheckpointArrives { from, to, slot, header, data } => {
+                self.on_checkpoint_arrives(from, to, slot, header, data)
             }
             Event::Unstall { node } => {
                 let id = self.nodes[node].id;
