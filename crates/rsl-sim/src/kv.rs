@@ -188,16 +188,17 @@ pub fn decode_output(op: Op, response: &[u8]) -> Option<Output> {
     match op {
         Op::Put { .. } => response.is_empty().then_some(Output::Ok),
         Op::Append { .. } => Some(Output::Len(u32::from_le_bytes(response.try_into().ok()?))),
-        Op::Get { .. } => {
-            let chunks = response.chunks_exact(8);
-            if !chunks.remainder().is_empty() {
-                return None;
-            }
-            let tokens: Vec<u64> =
-                chunks.map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-            Some(Output::Value(Fingerprint::of(&tokens)))
-        }
+        Op::Get { .. } => Some(Output::Value(Fingerprint::of(&decode_value(response)?))),
     }
+}
+
+/// Decodes a read's response into the tokens of the value, or `None` if it is not one.
+pub fn decode_value(response: &[u8]) -> Option<Vec<u64>> {
+    let chunks = response.chunks_exact(8);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    Some(chunks.map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::checker::{Checker, Failure, Fnv};
 use crate::disk::Disk;
 use crate::driver::{Driver, Machine, Reply};
 use crate::kv::{Kv, Op};
-use crate::linearizability::Operation;
+use crate::linearizability::{Observed, Operation};
 use crate::net::Network;
 use crate::options::{Options, TICK};
 use crate::rng::Rng;
@@ -211,6 +211,8 @@ pub struct Sim {
     clients: Vec<Client>,
     clients_active: bool,
     history: Vec<Operation>,
+    /// Every value a client's or a script's read returned (for the checker's dead states).
+    observed: Observed,
     /// Indeterminate operations: their index in `history` and the tickets of their attempts.
     indeterminate: Vec<(usize, Vec<u64>)>,
     checker: Checker,
@@ -319,6 +321,7 @@ impl Sim {
             clients: Vec::new(),
             clients_active: false,
             history: Vec::new(),
+            observed: Observed::new(),
             indeterminate: Vec::new(),
             trace: Fnv::new(),
             verbose: false,

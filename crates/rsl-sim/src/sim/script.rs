@@ -9,7 +9,7 @@ use super::{NodeState, Sim, SCRIPT_TICKET};
 use crate::checker::Check;
 use crate::disk::Disk;
 use crate::driver::Reply;
-use crate::kv::{decode_output, Kv, Op};
+use crate::kv::{Kv, Op};
 use crate::linearizability::Operation;
 use crate::net::FilterAction;
 use crate::options::TICK;
@@ -164,7 +164,7 @@ impl Sim {
         if let Some((op, call)) = open {
             let client = (1 << 20) + (ticket & !SCRIPT_TICKET) as u32;
             if let Reply::Done { response, .. } = &reply {
-                match decode_output(op, response) {
+                match self.decode_reply(op, response) {
                     Some(output) => self.history.push(Operation {
                         client,
                         op,

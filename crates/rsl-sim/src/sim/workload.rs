@@ -9,8 +9,8 @@ use super::event::{Event, Pending};
 use super::{Sim, SCRIPT_TICKET};
 use crate::checker::Check;
 use crate::driver::Reply;
-use crate::kv::{decode_output, Op};
-use crate::linearizability::Operation;
+use crate::kv::{decode_output, decode_value, Op, Output};
+use crate::linearizability::{Observed, Operation};
 use crate::options::TICK;
 
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Sim {
         }
         match reply {
             Reply::Done { slot, response } => {
-                let Some(output) = decode_output(cur.op, &response) else {
+                let Some(output) = self.decode_reply(cur.op, &response) else {
                     self.checker.fail(Check::Contract, format!("bad response to {:?}", cur.op));
                     return;
                 };
@@ -138,6 +138,13 @@ impl Sim {
                 self.schedule(backoff, Event::ClientRetry { client: c, op_no: cur.op_no });
             }
         }
+    }
+
+    /// Decodes a replica's response to `op` for the history; a read's value joins the
+    /// observations the checker needs.
+    pub(super) fn decode_reply(&mut self, op: Op, response: &[u8]) -> Option<Output> {
+        observe(&mut self.observed, op, response);
+        decode_output(op, response)
     }
 
     /// A request's size: most carry their 10-byte operation; `large_permille` of them are
@@ -226,13 +233,16 @@ impl Sim {
     /// execution anywhere (an executed write is chosen, and every read invoked later must see
     /// it); a write no replica executed is left out (no operation can have observed it, which
     /// is the same as ordering it last). Both keep the search small after crash-heavy runs.
-    pub(super) fn checked_history(&self) -> Vec<Operation> {
+    /// It comes with every value a read in it returned.
+    pub(super) fn checked_history(&self) -> (Vec<Operation>, Observed) {
         let mut history = self.history.clone();
+        let mut observed = self.observed.clone();
         let mut skip = vec![false; history.len()];
         for (index, tickets) in &self.indeterminate {
             let o = &mut history[*index];
             let answered = tickets.iter().find_map(|t| self.replica_replies.get(t));
             if let Some(output) = answered.and_then(|(_, response)| decode_output(o.op, response)) {
+                observe(&mut observed, o.op, &answered.expect("answered").1);
                 o.ret = answered.map(|(time, _)| *time);
                 o.output = Some(output);
                 continue;
@@ -244,6 +254,14 @@ impl Sim {
                 _ => skip[*index] = o.op.is_write(),
             }
         }
-        history.into_iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o).collect()
+        let history = history.into_iter().zip(skip).filter(|(_, s)| !s).map(|(o, _)| o).collect();
+        (history, observed)
+    }
+}
+
+/// Adds the value of a read's response to `observed` (other responses carry no value).
+fn observe(observed: &mut Observed, op: Op, response: &[u8]) {
+    if let (Op::Get { .. }, Some(tokens)) = (op, decode_value(response)) {
+        observed.add(&tokens);
     }
 }
