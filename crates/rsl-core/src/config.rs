@@ -44,7 +44,8 @@ pub struct Config {
     /// Proposals waiting for a slot before new ones are refused as overloaded.
     pub proposals_queued_max: usize,
     /// Payload bytes of the proposals waiting for a slot before new ones are refused as
-    /// overloaded (a proposal into an empty queue is always taken).
+    /// overloaded (a proposal into an empty queue is always taken). At least
+    /// `request_bytes_max`, so that a maximal request enters whenever the queue has room.
     pub proposals_queued_bytes_max: usize,
     /// Reads waiting to be served before new ones are refused as overloaded.
     pub reads_queued_max: usize,
@@ -224,6 +225,19 @@ impl Config {
                 format!(
                     "must be at least {message}: the largest value (request_bytes_max \
                      {}, or a batch) with the framing of the message that carries it",
+                    self.request_bytes_max
+                ),
+            );
+        }
+        if self.proposals_queued_bytes_max < self.request_bytes_max {
+            // A proposal enters a queue with room for it, or an empty one: below one maximal
+            // request, the largest requests would enter only an empty queue, and under any
+            // load be refused as overloaded however often they were retried.
+            return err(
+                "proposals_queued_bytes_max",
+                format!(
+                    "must be at least request_bytes_max ({}), or the largest requests would be \
+                     refused as overloaded whenever anything else is queued",
                     self.request_bytes_max
                 ),
             );

@@ -526,3 +526,30 @@ fn the_queue_is_bounded_by_bytes() {
     assert!(refused(&propose(&mut r, 3, 1000)), "2,500 bytes hold two of 1,000, not three");
     assert!(!refused(&propose(&mut r, 4, 500)), "500 more bytes fit");
 }
+
+/// A maximal request enters the queue whenever the queue has room for it: behind queued
+/// requests that leave exactly its size free (at the bound), it is taken; with one byte
+/// more queued (one above), it is refused as overloaded; into an empty queue it always goes.
+#[test]
+fn a_maximal_request_enters_a_queue_with_room_for_it() {
+    let refused = |out: &[Action]| {
+        out.iter().any(|a| matches!(a, Action::Refuse { reason: Refusal::Overloaded, .. }))
+    };
+    for (queued, taken) in [(1500, true), (1501, false)] {
+        let mut r = primary(|c| {
+            c.pipeline_slots_max = 1;
+            c.proposals_queued_bytes_max = 2500;
+        });
+        let max = 1000;
+        // Slot 1 (the no-op) fills the pipeline: proposals queue.
+        assert!(!refused(&propose(&mut r, 1, max)));
+        assert!(!refused(&propose(&mut r, 2, queued - max)));
+        assert_eq!(!refused(&propose(&mut r, 3, max)), taken, "{queued} bytes queued before");
+    }
+    let mut r = primary(|c| {
+        c.pipeline_slots_max = 1;
+        c.proposals_queued_bytes_max = 1000;
+    });
+    assert!(!refused(&propose(&mut r, 1, 1000)), "a maximal request enters an empty queue");
+    assert!(refused(&propose(&mut r, 2, 1)), "and fills a queue of its size");
+}

@@ -52,7 +52,9 @@ pub const VALUE_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 pub const BARRIER_INPUT_BYTES_MAX: usize = REQUEST_BYTES_MAX;
 
 /// The most replies one connection may have outstanding (pipelined commands submitted but not
-/// yet written back). When reached, the connection stops reading until replies drain.
+/// yet written back). When reached, the connection stops reading until replies drain, unless
+/// a barrier (a blocking pop, a WATCH) waits among them: then it dispatches nothing anyway and
+/// keeps reading up to [`BARRIER_INPUT_BYTES_MAX`], so that it sees a client that leaves.
 pub const PIPELINE_DEPTH_MAX: usize = 1024;
 
 /// The most client connections served at once; more are refused with an error.

@@ -5,7 +5,8 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Stdio;
 
-use common::{bulk, ok, Client};
+use common::{bulk, int, ok, Client};
+use rsl_kv::limits::PIPELINE_DEPTH_MAX;
 use rsl_kv::resp::Reply;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -89,4 +90,74 @@ async fn logs_are_at_info_by_default_and_plain_text_off_a_terminal() {
     // RUST_LOG still chooses.
     let quiet = stderr_of_a_start(Some("warn")).await;
     assert!(!String::from_utf8_lossy(&quiet).contains(" INFO "), "{quiet:?}");
+}
+
+/// Whether CLIENT LIST, asked through `other`, shows `text`.
+async fn listed(other: &mut Client, text: &str) -> bool {
+    let Reply::Bulk(list) = other.cmd(&["CLIENT", "LIST"]).await else { panic!("a bulk") };
+    String::from_utf8_lossy(&list).contains(text)
+}
+
+/// `count` SETs, then a blocking pop of `queue` (which makes the pop the command number
+/// `count + 1` of the pipeline), as one write.
+fn sets_then_pop(count: usize, queue: &str) -> bytes::BytesMut {
+    let mut out = bytes::BytesMut::new();
+    for i in 0..count {
+        rsl_kv::resp::encode_command(&["SET", &format!("k{i}"), "v"], &mut out);
+    }
+    rsl_kv::resp::encode_command(&["BLPOP", queue, "0"], &mut out);
+    out
+}
+
+/// A pipelined client whose blocking pop is the last of `PIPELINE_DEPTH_MAX` unanswered
+/// replies (the bound), or one past it, with a command behind the pop: another client's push
+/// reaches the pop, and every reply comes back in order; the connection then serves more.
+#[tokio::test]
+async fn a_blocking_pop_at_the_end_of_a_full_pipeline_is_served() {
+    let (mut child, addr) = local_server(&[]).await;
+    let mut pusher = Client::connect(addr).await;
+    for before in [PIPELINE_DEPTH_MAX - 1, PIPELINE_DEPTH_MAX] {
+        let mut client = Client::connect(addr).await;
+        let mut pipeline = sets_then_pop(before, "q");
+        rsl_kv::resp::encode_command(&["ECHO", "after"], &mut pipeline);
+        client.send(&pipeline).await;
+        let deadline = std::time::Instant::now() + common::REPLY_WAIT_MAX;
+        while !listed(&mut pusher, "flags=b").await {
+            assert!(std::time::Instant::now() < deadline, "the pop blocks");
+        }
+        assert_eq!(pusher.cmd(&["RPUSH", "q", "job"]).await, int(1));
+        for _ in 0..before {
+            assert_eq!(client.reply().await, ok());
+        }
+        let popped = Reply::Array(vec![bulk("q"), bulk("job")]);
+        assert_eq!(client.reply().await, popped, "the pop after {before} commands");
+        assert_eq!(client.reply().await, bulk("after"));
+        assert_eq!(client.cmd(&["GET", "k0"]).await, bulk("v"));
+        assert_eq!(pusher.cmd(&["LLEN", "q"]).await, int(0));
+    }
+    child.kill().await.unwrap();
+}
+
+/// A pipelined client that leaves with its blocking pop last of `PIPELINE_DEPTH_MAX`
+/// unanswered replies (the bound), or one past it: the server forgets it, and a later push
+/// stays in the list (a pop that lived on would take an element no client receives).
+#[tokio::test]
+async fn a_client_that_leaves_with_a_pop_at_the_end_of_a_full_pipeline_pops_nothing() {
+    let (mut child, addr) = local_server(&[]).await;
+    let mut other = Client::connect(addr).await;
+    for before in [PIPELINE_DEPTH_MAX - 1, PIPELINE_DEPTH_MAX] {
+        let mut leaving = Client::connect(addr).await;
+        leaving.send(&sets_then_pop(before, "left")).await;
+        let deadline = std::time::Instant::now() + common::REPLY_WAIT_MAX;
+        while !listed(&mut other, "flags=b").await {
+            assert!(std::time::Instant::now() < deadline, "the pop blocks");
+        }
+        drop(leaving);
+        while listed(&mut other, "cmd=blpop").await {
+            assert!(std::time::Instant::now() < deadline, "the server forgets the client");
+        }
+        assert_eq!(other.cmd(&["RPUSH", "left", "job"]).await, int(1));
+        assert_eq!(other.cmd(&["LPOP", "left"]).await, bulk("job"), "after {before} commands");
+    }
+    child.kill().await.unwrap();
 }

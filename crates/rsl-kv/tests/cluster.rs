@@ -326,6 +326,47 @@ async fn run_refuses_a_bad_configuration_naming_the_field() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/rsl-kv.toml"));
 }
 
+/// A proposal queue whose byte bound is below one maximal request would refuse the largest
+/// values as overloaded whenever anything else waits: `run` refuses such a configuration
+/// (one byte below `request_bytes_max`) naming the field.
+#[tokio::test]
+async fn run_refuses_a_queue_smaller_than_one_maximal_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-queue.toml");
+    let text = format!(
+        r#"
+        id = 1
+        data_dir = "{}"
+        members = [{{ id = 1, addr = "127.0.0.1:1" }}]
+        [consensus]
+        request_bytes_max = 1000
+        proposals_queued_bytes_max = 999
+        [kv]
+        clients = [{{ id = 1, addr = "127.0.0.1:3" }}]
+    "#,
+        dir.path().join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    // A replica that took the configuration would run until killed: bounded.
+    let child = tokio::process::Command::new(EXE)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("run refuses the configuration and exits")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("consensus.proposals_queued_bytes_max: must be at least request_bytes_max"),
+        "{stderr}"
+    );
+}
+
 /// Whether process `pid` is gone (or a zombie awaiting its reaper).
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -4,12 +4,16 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{bulk, err, int, ok, start, Client};
 use rsl_kv::resp::Reply;
-use rsl_kv::ServerConfig;
+use rsl_kv::engine::EngineReply;
+use rsl_kv::hub::Hub;
+use rsl_kv::{Engine, LocalEngine, ServerConfig};
+use tokio::sync::oneshot;
 
 fn array(items: &[Reply]) -> Reply {
     Reply::Array(items.to_vec())
@@ -222,5 +226,96 @@ async fn input_behind_a_blocked_pop_is_buffered_up_to_its_limit() {
             assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
             assert_eq!(other.cmd(&["LLEN", "q"]).await, int(1), "no dropped pop took the job");
         }
+    }
+}
+
+/// A [`LocalEngine`] that holds back the answers to writes whose request holds the bytes
+/// `gated` until [`GatedEngine::open`]: their commands are executed, but the connection sees
+/// them unanswered for as long as the test likes (a replicated engine's slow slots).
+struct GatedEngine {
+    inner: LocalEngine,
+    /// The held answers; `None` once open.
+    held: Mutex<Option<Vec<(oneshot::Sender<Result<Bytes, rsl_kv::engine::EngineError>>, EngineReply)>>>,
+}
+
+impl GatedEngine {
+    fn new() -> GatedEngine {
+        GatedEngine { inner: LocalEngine::new(), held: Mutex::new(Some(Vec::new())) }
+    }
+
+    /// Answers every held write, and every later one at once.
+    async fn open(&self) {
+        let held = self.held.lock().unwrap().take().unwrap_or_default();
+        for (tx, rx) in held {
+            let _ = tx.send(rx.await.expect("the local engine answers"));
+        }
+    }
+}
+
+impl Engine for GatedEngine {
+    fn write(&self, request: Bytes) -> EngineReply {
+        let gated = request.windows(5).any(|w| w == b"gated");
+        let reply = self.inner.write(request);
+        let mut held = self.held.lock().unwrap();
+        match held.as_mut() {
+            Some(held) if gated => {
+                let (tx, rx) = oneshot::channel();
+                held.push((tx, reply));
+                rx
+            }
+            _ => reply,
+        }
+    }
+
+    fn read(&self, request: Bytes) -> EngineReply {
+        self.inner.read(request)
+    }
+
+    fn hub(&self) -> Option<Hub> {
+        self.inner.hub()
+    }
+}
+
+/// A client whose blocking pop is the last of `PIPELINE_DEPTH_MAX` unanswered replies (the
+/// writes before it are slow to answer), and which then leaves: the server must see it leave
+/// and drop its pop. It used to stop reading with that many replies waiting, so it never saw
+/// the client leave, and the pop took the next element pushed: an acknowledged push lost.
+/// One command fewer (a pipeline that is not full) was always seen leaving.
+#[tokio::test]
+async fn a_client_that_leaves_with_a_pop_last_in_a_full_pipeline_pops_nothing() {
+    let depth = rsl_kv::limits::PIPELINE_DEPTH_MAX;
+    for before in [depth - 2, depth - 1] {
+        let engine = Arc::new(GatedEngine::new());
+        let addr = common::start_with(Arc::clone(&engine), ServerConfig::default()).await;
+        let mut leaving = Client::connect(addr).await;
+        let mut other = Client::connect(addr).await;
+        let mut pipeline = bytes::BytesMut::new();
+        for i in 0..before {
+            rsl_kv::resp::encode_command(&["SET", &format!("gated{i}"), "v"], &mut pipeline);
+        }
+        rsl_kv::resp::encode_command(&["BLPOP", "q", "0"], &mut pipeline);
+        leaving.send(&pipeline).await;
+        let deadline = Instant::now() + common::REPLY_WAIT_MAX;
+        while !listed(&mut other, "flags=b").await {
+            assert!(Instant::now() < deadline, "the pop blocks");
+            tokio::task::yield_now().await;
+        }
+        drop(leaving);
+        let mut forgotten = true;
+        while listed(&mut other, "cmd=blpop").await {
+            if Instant::now() >= deadline {
+                forgotten = false;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(other.cmd(&["RPUSH", "q", "job"]).await, int(1));
+        engine.open().await;
+        assert_eq!(
+            other.cmd(&["LRANGE", "q", "0", "-1"]).await,
+            array(&[bulk("job")]),
+            "a departed client's pop took the job ({before} commands before it)"
+        );
+        assert!(forgotten, "the server forgets a client that left ({before} commands before)");
     }
 }

@@ -4,7 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rsl_kv::resp::{
-    encode_command, parse_i64, parse_reply, Command, Parser, ParserLimits, ProtocolError, Reply,
+    encode_command, parse_i64, parse_reply, Command, Parser, ParserLimits, Proto, ProtocolError,
+    Reply,
 };
 
 /// Parses every complete command in `input` and returns them with what the parser said last.
@@ -119,6 +120,40 @@ fn reply_lines_with_cr_or_lf_are_refused() {
         parse_reply(&mut BytesMut::from(&b"-ERR a b\r\n"[..])),
         Ok(Some(Reply::error("ERR a b")))
     );
+}
+
+/// Found by the `resp_replies` fuzz target (its input kept as is): a RESP3 null with bytes
+/// between the `_` and the CRLF was read as a null. RESP3's null is exactly `_\r\n`; anything
+/// else after the `_` is a protocol error.
+#[test]
+fn a_resp3_null_is_exactly_underscore_crlf() {
+    let found = b"______XXXXXPXXX\x02\r\n\x00\x00\xff\x00\x00______-\x02\x9d\x9d\x9d\x9d";
+    for input in [&found[..], b"_x\r\n", b"_ \r\n", b"*1\r\n_0\r\n"] {
+        assert_eq!(
+            parse_reply(&mut BytesMut::from(input)),
+            Err(ProtocolError::InvalidNull),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    let mut buf = BytesMut::from(&b"_\r\n*2\r\n_\r\n:1\r\n"[..]);
+    assert_eq!(parse_reply(&mut buf), Ok(Some(Reply::Null)));
+    assert_eq!(parse_reply(&mut buf), Ok(Some(Reply::Array(vec![Reply::Null, Reply::Integer(1)]))));
+    assert!(buf.is_empty());
+    assert_eq!(parse_reply(&mut BytesMut::from(&b"_\r"[..])), Ok(None), "incomplete, not wrong");
+}
+
+/// Every reply the parser accepts encodes in both protocols (the `resp_replies` fuzz target's
+/// property): a RESP3 blob error may hold CR or LF, which an error line cannot, so they are
+/// read as spaces (encoding the error would otherwise panic).
+#[test]
+fn a_blob_error_with_cr_or_lf_reads_as_one_line() {
+    let mut buf = BytesMut::from(&b"!9\r\nERR a\r\nb\n\r\n"[..]);
+    let reply = parse_reply(&mut buf).unwrap().unwrap();
+    assert_eq!(reply, Reply::Error(Bytes::from_static(b"ERR a  b ")));
+    assert!(buf.is_empty());
+    assert_eq!(&reply.to_bytes_in(Proto::Resp3)[..], b"-ERR a  b \r\n");
+    assert_eq!(&reply.to_bytes_in(Proto::Resp2)[..], b"-ERR a  b \r\n");
 }
 
 #[test]

@@ -61,6 +61,9 @@ pub enum ProtocolError {
     /// A simple, error or other line reply holding a CR or LF (reply parsing only).
     #[error("CR or LF inside a line reply")]
     InvalidLine,
+    /// A RESP3 null with anything between its `_` and its CRLF (reply parsing only).
+    #[error("invalid null: RESP3's null is exactly '_' and CRLF")]
+    InvalidNull,
 }
 
 /// The limits one parser enforces. [`ParserLimits::default`] takes them from [`limits`].

@@ -255,7 +255,9 @@ fn parse_reply_at(
         let reply = match kind {
             b'+' => Reply::Simple(Bytes::copy_from_slice(line)),
             b'-' => Reply::Error(Bytes::copy_from_slice(line)),
-            b'_' => Reply::Null,
+            // RESP3's null is exactly `_\r\n`; anything after the `_` is not a null.
+            b'_' if line.is_empty() => Reply::Null,
+            b'_' => return Err(ProtocolError::InvalidNull),
             b',' => Reply::Double(parse_double(line).ok_or(ProtocolError::InvalidInteger)?),
             b'#' => match line {
                 b"t" => Reply::Boolean(true),
@@ -283,7 +285,9 @@ fn parse_reply_at(
                 return Ok(None);
             };
             Ok(Some(match (kind, reply) {
-                (b'!', Reply::Bulk(text)) => Reply::Error(text),
+                // A blob error may hold CR or LF, which an error line cannot: they become
+                // spaces, as `Reply::error` makes them, so that every parsed reply encodes.
+                (b'!', Reply::Bulk(text)) => Reply::Error(one_line(text)),
                 (b'=', Reply::Bulk(text)) if text.len() >= 4 => {
                     Reply::Verbatim("txt", text.slice(4..))
                 }
@@ -323,6 +327,14 @@ fn parse_reply_at(
             }))
         }
     }
+}
+
+/// `text` with every CR and LF replaced by a space (a copy only when there is one).
+fn one_line(text: Bytes) -> Bytes {
+    if !text.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return text;
+    }
+    text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect()
 }
 
 fn parse_double(line: &[u8]) -> Option<f64> {

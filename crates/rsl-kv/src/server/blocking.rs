@@ -8,6 +8,12 @@
 //! Every try is a write through the log, so the pop itself is replicated and happens in one
 //! place in the log's order on every replica. Blocked clients are served by whichever tries
 //! first after a push, not strictly in the order they blocked as in Redis.
+//!
+//! A pop must not take an element for a client that left: the connection keeps reading while
+//! a pop is pending (whatever its pipeline holds) so that it sees the client leave, and drops
+//! the pop's receiver, which ends the loop before its next try. A try already submitted when
+//! the client leaves may still pop: that element is lost with the connection, as a reply
+//! Redis has written for a client that just closed is.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -59,9 +65,11 @@ pub(super) fn start(session: &mut Session, args: Command) -> Pending {
     tokio::spawn(async move {
         let mut tx = tx;
         let outcome = tokio::select! {
-            outcome = run(engine, clock, hub, keys, args, proto, deadline, &info) => outcome,
-            // The client left: stop trying (a pop already in flight may still happen).
+            // A client that left is looked at first: a pop whose client is gone never starts
+            // another try, even when a push woke it at the same moment.
+            biased;
             () = tx.closed() => Err(EngineError::Dropped),
+            outcome = run(engine, clock, hub, keys, args, proto, deadline, &info) => outcome,
         };
         info.blocked.store(false, Ordering::Relaxed);
         let _ = tx.send(outcome);

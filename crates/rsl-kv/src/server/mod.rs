@@ -10,7 +10,8 @@
 //! every reply at the head that is known, flushes, and then waits for whichever comes first:
 //! more input, the engine's answer to the head, or a pub/sub message. At most
 //! [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many do, the connection stops
-//! reading, which pushes back on the client.
+//! reading, which pushes back on the client (but behind a barrier, see below, it keeps
+//! reading up to [`limits::BARRIER_INPUT_BYTES_MAX`], to see a client that leaves).
 //!
 //! A read that follows one of the connection's writes still unanswered goes through the log
 //! like a write ([`Engine::write`]; the machine's `execute` answers reads too), so a
@@ -320,14 +321,19 @@ impl Connection {
         }
     }
 
-    /// Whether to read more input. Behind a barrier the connection still reads (so that it
-    /// sees a client that leaves while blocked), and `run` ends the connection once more than
-    /// [`limits::BARRIER_INPUT_BYTES_MAX`] is buffered.
+    /// Whether to read more input. Behind a barrier the connection still reads, whatever the
+    /// number of replies waiting (a barrier stops dispatch, so reading adds no reply), so that
+    /// it sees a client that leaves while blocked: a blocking pop last in a full pipeline
+    /// would otherwise live on after its client left and take an element no one receives.
+    /// There `run` ends the connection once more than [`limits::BARRIER_INPUT_BYTES_MAX`] is
+    /// buffered. Elsewhere at most [`limits::PIPELINE_DEPTH_MAX`] replies wait.
     fn can_read(&self) -> bool {
-        self.input_open
-            && !self.session.closing
-            && self.replies.len() < limits::PIPELINE_DEPTH_MAX
-            && (self.input.len() <= limits::BARRIER_INPUT_BYTES_MAX || !self.barrier())
+        let room = if self.barrier() {
+            self.input.len() <= limits::BARRIER_INPUT_BYTES_MAX
+        } else {
+            self.replies.len() < limits::PIPELINE_DEPTH_MAX
+        };
+        self.input_open && !self.session.closing && room
     }
 
     fn barrier(&self) -> bool {
