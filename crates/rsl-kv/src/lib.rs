@@ -61,6 +61,7 @@ pub mod machine;
 pub mod members;
 pub mod replicated;
 pub mod request;
+pub mod request_v1;
 pub mod resp;
 pub mod server;
 pub mod value;

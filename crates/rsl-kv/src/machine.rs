@@ -14,6 +14,10 @@
 //! and sees the keyspace at `max(now, stamp)`, so a key is never returned after its deadline;
 //! a read changes nothing. Random choices draw from a seed kept in the replicated state.
 //!
+//! Requests in format version 1, written before requests carried the command itself, are
+//! still executed as that version did ([`crate::request_v1`]), so that a replica upgraded in
+//! place replays its own log.
+//!
 //! A transaction (`MULTI ... EXEC`) is one request: the machine checks the watched keys'
 //! versions, then runs every queued command back to back, so no other request interleaves
 //! and every replica aborts or commits it alike.
@@ -32,6 +36,7 @@ use crate::commands::{self, scripting::Scripting, Ctx, View};
 use crate::db::Db;
 use crate::hub::Hub;
 use crate::request::{ReadOp, Request, Watch, WriteOp};
+use crate::request_v1;
 use crate::resp::{Proto, Reply};
 
 /// The replicated key-value state machine.
@@ -125,10 +130,28 @@ impl KvMachine {
         (Reply::Array(replies), proto)
     }
 
+    /// Executes a request in format version 1 (one written before the upgrade to version 2,
+    /// replayed from the log) as version 1 did; see [`crate::request_v1`].
+    pub fn apply_v1(&mut self, request: &request_v1::Request) -> Reply {
+        match request {
+            request_v1::Request::Write { stamp_ms, op } => {
+                self.db.begin_write(*stamp_ms);
+                request_v1::apply_write(&mut self.db, op)
+            }
+            request_v1::Request::Read(op) => request_v1::query(&self.db, op),
+        }
+    }
+
     /// Answers a read as of `max(now, the read's stamp)`.
     pub fn query(&self, op: &ReadOp) -> Reply {
         let view = View { db: &self.db, now_ms: self.db.now_ms.max(op.stamp_ms), proto: op.proto };
         commands::query(&view, &op.args)
+    }
+
+    /// The keyspace, for the crate's tests.
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Checks the state's invariants; panics if one is broken. O(n): for tests.
@@ -145,6 +168,12 @@ impl StateMachine for KvMachine {
     fn execute(&mut self, slot: u64, request: &[u8]) -> Bytes {
         assert!(slot >= self.slot_last, "slots execute in order: {slot} after {}", self.slot_last);
         self.slot_last = slot;
+        if request.first() == Some(&request_v1::FORMAT_VERSION) {
+            return match request_v1::Request::decode(request) {
+                Ok(request) => self.apply_v1(&request).to_bytes(),
+                Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
+            };
+        }
         match Request::decode(request) {
             Ok(request) => {
                 let (reply, proto) = self.apply(&request);
@@ -155,6 +184,15 @@ impl StateMachine for KvMachine {
     }
 
     fn read(&self, request: &[u8]) -> Bytes {
+        if request.first() == Some(&request_v1::FORMAT_VERSION) {
+            return match request_v1::Request::decode(request) {
+                Ok(request_v1::Request::Read(op)) => request_v1::query(&self.db, &op).to_bytes(),
+                Ok(request_v1::Request::Write { .. }) => {
+                    Reply::error("ERR a write request on the read path").to_bytes()
+                }
+                Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
+            };
+        }
         match Request::decode(request) {
             Ok(Request::Read(op)) => self.query(&op).to_bytes_in(op.proto),
             Ok(Request::Write { .. }) => {

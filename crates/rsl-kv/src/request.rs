@@ -17,6 +17,10 @@
 //!
 //! A list is a u32 LE count and that many items, each a u32 LE length and its bytes.
 //!
+//! Version 1 requests (typed operations, written before this format) are not decoded here:
+//! the machine recognizes their version byte and runs them as that version did
+//! ([`crate::request_v1`]), so that a replica upgraded in place replays its own log.
+//!
 //! Invariants: `decode(encode(r)) == r` for every request within the limits, and
 //! [`Request::decode`] rejects every malformed input (truncated, trailing bytes, unknown kind,
 //! oversized lengths, empty commands) with a [`DecodeError`], never panicking and never
