@@ -1,7 +1,9 @@
 //! The planted-bug hunt: for a bug, run the default swarm's seeds in order until a checker
 //! fails (a panic in the core does not count: it is counted apart), then run the catching
 //! seed again without the bug, with the same fault mix, which must pass (so the catch is
-//! the bug's doing). `rsl-sim --hunt` prints the table of docs/testing.md.
+//! the bug's doing). A seed that fails without the bug too is no catch: it is set aside as a
+//! control failure (a failure of the swarm itself, reported) and the hunt goes on.
+//! `rsl-sim --hunt` prints the table of docs/testing.md.
 
 use std::sync::Mutex;
 
@@ -59,6 +61,9 @@ pub struct Catch {
     pub panics: u64,
     /// The catching seed without the bug passed.
     pub control_passed: bool,
+    /// Seeds that failed with the bug and also without it, skipped: they say nothing about
+    /// the bug, and each is a failure of the swarm to look at (`rsl-sim --seed N`).
+    pub control_failures: Vec<u64>,
 }
 
 /// Hunts `bug` over the seeds `first..first + seeds_max`, `jobs` at a time; `adjust` may
@@ -72,6 +77,7 @@ pub fn hunt(
 ) -> Catch {
     let window = (jobs * 4).max(1) as u64;
     let mut panics = 0;
+    let mut control_failures = Vec::new();
     let mut start = first;
     while start < first + seeds_max {
         let end = (start + window).min(first + seeds_max);
@@ -97,16 +103,36 @@ pub fn hunt(
                 Some(f) => {
                     let control = Options { bug: None, storage_bug: None, ..bug.options(seed) };
                     let control_passed = run_seed(&adjust(control), false).failure.is_none();
+                    if !control_passed {
+                        // The seed fails without the bug as well: not evidence about the bug.
+                        // Counted, and the hunt goes on.
+                        control_failures.push(seed);
+                        continue;
+                    }
                     let seeds = seed - first + 1;
                     let caught = Some((seed, f.check, f.detail));
-                    return Catch { bug: bug.clone(), caught, seeds, panics, control_passed };
+                    return Catch {
+                        bug: bug.clone(),
+                        caught,
+                        seeds,
+                        panics,
+                        control_passed,
+                        control_failures,
+                    };
                 }
                 None => {}
             }
         }
         start = end;
     }
-    Catch { bug: bug.clone(), caught: None, seeds: seeds_max, panics, control_passed: false }
+    Catch {
+        bug: bug.clone(),
+        caught: None,
+        seeds: seeds_max,
+        panics,
+        control_passed: false,
+        control_failures,
+    }
 }
 
 /// The table row of a catch (markdown), as in docs/testing.md.

@@ -180,6 +180,16 @@ fn hunt(args: &Args, jobs: usize) -> ExitCode {
         println!("{}", hunt::row(&catch));
         eprintln!("{}: {:.1}s", bug.name(), start.elapsed().as_secs_f64());
         ok &= catch.caught.is_some() && catch.control_passed;
+        if !catch.control_failures.is_empty() {
+            // A seed that fails with no bug planted is a failure of the swarm: the hunt
+            // reports it and fails, though the bug itself was judged on other seeds.
+            eprintln!(
+                "{}: seeds failing without the bug too (swarm failures): {:?}",
+                bug.name(),
+                catch.control_failures
+            );
+            ok = false;
+        }
         if let Some((seed, check, detail)) = &catch.caught {
             details.push(format!("{} (seed {seed}): {check:?}: {detail}", bug.name()));
         }
