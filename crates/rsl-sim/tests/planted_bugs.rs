@@ -42,7 +42,7 @@ const TABLE: [(&str, u64); 31] = [
     ("Phase1PicksLowestBallot", 215),
     ("Phase1IgnoresUnknown", 7260),
     ("TruncatedPromiseCounts", 7),
-    ("ReadIndexIgnoresRecovery", 53),
+    ("ReadIndexIgnoresRecovery", 56),
     ("AcceptsNotSplitByBytes", 7),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 19),
