@@ -338,3 +338,22 @@ proptest! {
         }
     }
 }
+
+/// Stickiness lasts exactly `election_ticks_min` of the acceptor's ticks after it last heard
+/// the primary (the lease's evidence assumes that much, docs/protocol.md): a rival's prepare is
+/// refused one tick before, and promised at that tick (refusing longer costs availability).
+#[test]
+fn stickiness_lasts_exactly_the_minimum_election_timeout() {
+    let min = u64::from(Config::new(1, [1, 2, 3]).election_ticks_min);
+    for (ticks, granted) in [(min - 1, false), (min, true)] {
+        let mut r = acceptor();
+        step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot::ZERO, round: 1 }));
+        step(&mut r, Input::Durable { seq: 1 });
+        for _ in 0..ticks {
+            step(&mut r, Input::Tick);
+        }
+        let prepare = Body::Prepare { ballot: b(9, 3), after: Slot::ZERO, transfer: None };
+        step(&mut r, from(3, prepare));
+        assert_eq!(r.status().promised == b(9, 3), granted, "after {ticks} ticks");
+    }
+}
