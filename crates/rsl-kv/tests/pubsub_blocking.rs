@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{bulk, err, int, ok, start, Client};
-use rsl_kv::resp::Reply;
 use rsl_kv::engine::EngineReply;
 use rsl_kv::hub::Hub;
+use rsl_kv::resp::Reply;
 use rsl_kv::{Engine, LocalEngine, ServerConfig};
 use tokio::sync::oneshot;
 
@@ -235,8 +235,11 @@ async fn input_behind_a_blocked_pop_is_buffered_up_to_its_limit() {
 struct GatedEngine {
     inner: LocalEngine,
     /// The held answers; `None` once open.
-    held: Mutex<Option<Vec<(oneshot::Sender<Result<Bytes, rsl_kv::engine::EngineError>>, EngineReply)>>>,
+    held: Mutex<Option<Vec<Held>>>,
 }
+
+/// A held answer: where the connection waits for it, and the engine's answer.
+type Held = (oneshot::Sender<Result<Bytes, rsl_kv::EngineError>>, EngineReply);
 
 impl GatedEngine {
     fn new() -> GatedEngine {
