@@ -573,8 +573,11 @@ mod tests {
         machine
     }
 
+    /// One key's string value and deadline.
+    type Stored = (Vec<u8>, Bytes, Option<u64>);
+
     /// What a replay must reproduce: the clock and every key's string value and deadline.
-    fn state(machine: &KvMachine) -> (u64, Vec<(Vec<u8>, Bytes, Option<u64>)>) {
+    fn state(machine: &KvMachine) -> (u64, Vec<Stored>) {
         let db = machine.db();
         let keys = db
             .keys
