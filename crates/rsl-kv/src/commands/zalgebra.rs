@@ -4,7 +4,8 @@
 //! As in Redis, an input may be a set (each member scores 1) or a sorted set, a missing key is
 //! empty, union and intersection take their inputs from the smallest to the largest (a stable
 //! order, so a sum adds the same scores in the same order on every replica), a weighted score
-//! that is NaN (0 times infinity) counts as 0, and a sum of +inf and -inf is 0.
+//! that is NaN (0 times infinity) counts as 0, and a sum of +inf and -inf is 0. A score of -0
+//! (a weight of -1 on 0) is answered as -0, and stored as 0 in a small result, as Redis does.
 
 use bytes::Bytes;
 use imbl::OrdMap;
@@ -23,6 +24,11 @@ pub(super) const COMMANDS: &[CommandDef] = &[
     write("zdiffstore", -4, (1, 1, 1), zstore),
     read("zintercard", -3, K0, zintercard),
 ];
+
+/// Redis's default `zset-max-listpack-entries`: the most members of a compact sorted set.
+const LISTPACK_ENTRIES_MAX: usize = 128;
+/// Redis's default `zset-max-listpack-value`: the longest member of a compact sorted set.
+const LISTPACK_VALUE_BYTES_MAX: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -221,7 +227,22 @@ fn zalgebra(view: &View<'_>, args: &[Bytes]) -> CmdResult {
 
 fn zstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let op = op_of(&args[0]);
-    let result = compute(parse(&ctx.view(), args, 2, op, true, false)?, op, 0);
+    let mut result = compute(parse(&ctx.view(), args, 2, op, true, false)?, op, 0);
+    // Redis stores a small result compactly (a listpack: at most 128 members of at most 64
+    // bytes), which keeps a score of -0 as 0; a larger one keeps -0.
+    let compact = result.len() <= LISTPACK_ENTRIES_MAX
+        && result.scores.keys().all(|m| m.len() <= LISTPACK_VALUE_BYTES_MAX);
+    if compact {
+        let negative_zeros: Vec<Bytes> = result
+            .order
+            .iter()
+            .filter(|(s, _)| s.0 == 0.0 && s.0.is_sign_negative())
+            .map(|(_, m)| m.clone())
+            .collect();
+        for member in negative_zeros {
+            result.insert(member, 0.0);
+        }
+    }
     let len = result.len() as i64;
     ctx.db.remove(&args[1]);
     if len > 0 {
