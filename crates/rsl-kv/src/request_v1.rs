@@ -573,11 +573,11 @@ mod tests {
         machine
     }
 
-    /// A key, its string value and its deadline.
-    type KeyState = (Vec<u8>, Bytes, Option<u64>);
+    /// One key's string value and deadline.
+    type Stored = (Vec<u8>, Bytes, Option<u64>);
 
     /// What a replay must reproduce: the clock and every key's string value and deadline.
-    fn state(machine: &KvMachine) -> (u64, Vec<KeyState>) {
+    fn state(machine: &KvMachine) -> (u64, Vec<Stored>) {
         let db = machine.db();
         let keys = db
             .keys

@@ -88,13 +88,16 @@ fn lex_bound(rng: &mut Rng) -> String {
 /// One random command.
 fn command(rng: &mut Rng) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut c: Vec<String> = match rng.below(9) {
+    let mut c: Vec<String> = match rng.below(11) {
         0 | 1 => string_command(rng),
         2 => key_command(rng),
         3 => hash_command(rng),
         4 => list_command(rng),
         5 => set_command(rng),
         6 | 7 => zset_command(rng),
+        8 => zalgebra_command(rng),
+        9 if rng.chance(50) => bit_command(rng),
+        9 => hll_command(rng),
         _ => match rng.below(4) {
             0 => {
                 let script = rng.pick(&[
@@ -397,6 +400,129 @@ fn zset_command(rng: &mut Rng) -> Vec<String> {
             c
         }
         _ => vec!["ZSCAN".into(), k, "0".into()],
+    }
+}
+
+/// ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD over sorted sets and sets (a set
+/// scores 1), with weights, aggregates and bad counts and options. Scores and weights are
+/// exact in binary, so a sum does not depend on the order Redis adds in.
+fn zalgebra_command(rng: &mut Rng) -> Vec<String> {
+    let name = rng.pick(&[
+        "ZUNION",
+        "ZINTER",
+        "ZDIFF",
+        "ZUNIONSTORE",
+        "ZINTERSTORE",
+        "ZDIFFSTORE",
+        "ZINTERCARD",
+    ]);
+    let mut c = vec![name.to_string()];
+    if name.ends_with("STORE") {
+        c.push(key(rng, "z"));
+    }
+    let numkeys = 1 + rng.below(3);
+    c.push(match rng.below(25) {
+        0 => "0".into(),
+        1 => (numkeys + 1 + rng.below(3)).to_string(),
+        2 => "x".into(),
+        3 => "-1".into(),
+        _ => numkeys.to_string(),
+    });
+    for _ in 0..numkeys {
+        c.push(if rng.chance(25) { key(rng, "t") } else { key(rng, "z") });
+    }
+    if rng.chance(35) {
+        c.push("WEIGHTS".into());
+        let count = if rng.chance(10) { numkeys - 1 } else { numkeys };
+        for _ in 0..count {
+            let weight =
+                if rng.chance(5) { "x" } else { rng.pick(&["1", "2", "-1", "0", "0.5", "inf"]) };
+            c.push(weight.into());
+        }
+    }
+    if rng.chance(35) {
+        c.extend(["AGGREGATE".into(), rng.pick(&["SUM", "MIN", "MAX", "max", "AVG"]).into()]);
+    }
+    if rng.chance(40) {
+        c.push("WITHSCORES".into());
+    }
+    if rng.chance(30) {
+        c.extend(["LIMIT".into(), rng.pick(&["0", "1", "2", "-1", "x"]).into()]);
+    }
+    c
+}
+
+/// BITPOS with every range form, BITOP, and SETBIT and GET on the `b` keys, which only these
+/// write (so that their bytes fill with ones, where a search for 0 in a range matters).
+fn bit_command(rng: &mut Rng) -> Vec<String> {
+    let b =
+        |rng: &mut Rng| if rng.chance(80) { format!("b{}", rng.below(3)) } else { key(rng, "s") };
+    let k = b(rng);
+    match rng.below(8) {
+        0..=2 => {
+            let mut c = vec!["BITPOS".into(), k, rng.pick(&["0", "1", "1", "0", "2"]).into()];
+            if rng.chance(60) {
+                c.push(rng.int(-6, 6));
+                if rng.chance(60) {
+                    c.push(rng.int(-6, 12));
+                    if rng.chance(60) {
+                        c.push(rng.pick(&["BIT", "BYTE", "bit", "BITS"]).into());
+                    }
+                }
+            }
+            c
+        }
+        3 | 4 => {
+            let bit = if rng.chance(75) { "1" } else { "0" };
+            vec!["SETBIT".into(), k, rng.int(0, 23), bit.into()]
+        }
+        5 | 6 => {
+            let op = rng.pick(&["AND", "OR", "XOR", "NOT", "NOT", "not", "NAND"]);
+            let mut c = vec!["BITOP".into(), op.into(), b(rng), k];
+            for _ in 0..rng.below(if op.eq_ignore_ascii_case("not") { 2 } else { 3 }) {
+                c.push(b(rng));
+            }
+            c
+        }
+        _ => vec!["GET".into(), k],
+    }
+}
+
+/// PFADD, PFCOUNT and PFMERGE. Only they write the `p` keys, and no other command reads them
+/// (rsl-kv writes the dense encoding where Redis keeps small ones sparse, so a GET of one
+/// would differ); PFCOUNT and PFMERGE's sources also read the other types' keys (errors).
+fn hll_command(rng: &mut Rng) -> Vec<String> {
+    let p = |rng: &mut Rng| format!("p{}", rng.below(4));
+    let element = |rng: &mut Rng| {
+        if rng.chance(50) {
+            rng.pick(MEMBERS).to_string()
+        } else {
+            rng.int(0, 5000)
+        }
+    };
+    let any = |rng: &mut Rng| if rng.chance(80) { p(rng) } else { key(rng, "s") };
+    match rng.below(4) {
+        0 | 1 => {
+            let mut c = vec!["PFADD".into(), p(rng)];
+            for _ in 0..rng.below(30) {
+                c.push(element(rng));
+            }
+            c
+        }
+        2 => {
+            let mut c = vec!["PFCOUNT".into(), any(rng)];
+            for _ in 0..rng.below(3) {
+                c.push(any(rng));
+            }
+            c
+        }
+        _ => {
+            let mut c = vec!["PFMERGE".into(), p(rng)];
+            for _ in 0..rng.below(3) {
+                c.push(any(rng));
+            }
+            c
+        }
     }
 }
 

@@ -22,11 +22,13 @@ use imbl::{OrdMap, OrdSet, Vector};
 
 mod bits;
 mod hashes;
+mod hll;
 pub(crate) mod keys;
 pub(crate) mod lists;
 pub mod scripting;
 mod sets;
 mod strings;
+mod zalgebra;
 mod zsets;
 
 /// Redis's error for a value of the wrong type.
@@ -273,6 +275,8 @@ pub static COMMANDS: LazyLock<Vec<CommandDef>> = LazyLock::new(|| {
         lists::COMMANDS,
         sets::COMMANDS,
         zsets::COMMANDS,
+        zalgebra::COMMANDS,
+        hll::COMMANDS,
         scripting::COMMANDS,
     ] {
         all.extend_from_slice(group);

@@ -394,7 +394,7 @@ fn run_query<'a>(zset: &'a ZSet, query: &RangeQuery) -> Vec<&'a (Score, Bytes)> 
     found
 }
 
-fn scored(items: &[&(Score, Bytes)], with_scores: bool, proto: Proto) -> Reply {
+pub(super) fn scored(items: &[&(Score, Bytes)], with_scores: bool, proto: Proto) -> Reply {
     let mut out = Vec::new();
     for (score, member) in items.iter().map(|e| (e.0, &e.1)) {
         match (with_scores, proto) {
