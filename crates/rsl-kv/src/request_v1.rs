@@ -278,7 +278,10 @@ fn decode_read(code: u8, reader: &mut Reader<'_>) -> Result<ReadOp, DecodeError>
     })
 }
 
-/// A cursor over an input that fails instead of reading past its end.
+/// A cursor over an input that fails instead of reading past its end. Kept apart from
+/// `request.rs`'s cursor on purpose, though its first methods read alike: this module is
+/// version 1's frozen decoder, and a change to the live format's reader (its `count` already
+/// differs) must not change how an old log replays.
 struct Reader<'a> {
     rest: &'a [u8],
 }
