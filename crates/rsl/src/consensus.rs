@@ -73,12 +73,15 @@ impl Consensus {
             // Time first: after a stall (the process paused, the machine overloaded) the
             // ticks that passed must age the lease and the timers before any event that
             // arrived meanwhile is handled, or a paused primary would serve a lease read it
-            // no longer holds.
+            // no longer holds. Checked again before each event of the turn: the thread can
+            // be descheduled between two of them too (the simulator orders a replica's
+            // tick before anything else due at its instant for the same reason).
             self.catch_up_ticks(&mut next_tick);
             let mut stop = false;
             if let Some(e) = first {
                 stop |= self.handle(e);
                 for e in events.try_iter().take(EVENTS_PER_TURN_MAX) {
+                    self.catch_up_ticks(&mut next_tick);
                     stop |= self.handle(e);
                 }
             }
