@@ -37,7 +37,7 @@ const TABLE: [(&str, u64); 32] = [
     ("LearnCommitAtAnyBallot", 1),
     ("EvenQuorumIsHalf", 0),
     ("CountLearnerVotes", 2),
-    ("InstallMovesExecutedBack", 263),
+    ("InstallMovesExecutedBack", 159),
     ("InstalledOutcomeSuperseded", 228),
     ("Phase1PicksLowestBallot", 114),
     ("Phase1IgnoresUnknown", 7260),
@@ -46,7 +46,7 @@ const TABLE: [(&str, u64); 32] = [
     ("AcceptsNotSplitByBytes", 7),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 19),
-    ("KeepTornWrite", 202),
+    ("KeepTornWrite", 80),
     ("CheckpointSlotOffByOne", 0),
     ("CheckpointWithoutMembership", 0),
 ];
