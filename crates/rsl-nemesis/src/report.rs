@@ -128,8 +128,15 @@ pub struct Inputs<'a> {
 }
 
 /// Lines of the replicas' logs worth a reader's attention, counted by pattern.
-pub const LOG_PATTERNS: [&str; 4] =
-    ["panicked at", "storage failed", "rejected a message", "discarded a torn tail"];
+pub const LOG_PATTERNS: [&str; 7] = [
+    "panicked at",
+    "storage failed",
+    "rejected a message",
+    "discarded a torn tail",
+    "became primary",
+    "the consensus thread was slow",
+    "ran its ticks late",
+];
 
 fn replica_logs(out: &mut String, logs: &[std::path::PathBuf]) {
     let _ = writeln!(out, "\n== replica logs");

@@ -48,6 +48,23 @@ pub(crate) enum ToConsensus {
     Stop,
 }
 
+impl ToConsensus {
+    /// The event's name, for the log.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            ToConsensus::Propose { .. } => "a proposal",
+            ToConsensus::Read { .. } => "a read",
+            ToConsensus::Receive { .. } => "a peer message",
+            ToConsensus::Durable { .. } => "a durable report",
+            ToConsensus::Core(_) => "a core input",
+            ToConsensus::Reconfigure { .. } => "a membership operation",
+            ToConsensus::CheckpointNow => "a checkpoint request",
+            ToConsensus::Install(_) => "a checkpoint install",
+            ToConsensus::Stop => "a stop",
+        }
+    }
+}
+
 /// What the I/O thread is told, in order.
 pub(crate) enum ToIo {
     /// Apply and make durable; then report the highest seq.

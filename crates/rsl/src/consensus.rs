@@ -28,6 +28,19 @@ use crate::status::{StopCause, View};
 pub(crate) const TICKS_CATCH_UP_MAX: u32 = 1_000;
 /// Events the consensus thread handles before it flushes actions (bounds batching latency).
 pub(crate) const EVENTS_PER_TURN_MAX: usize = 4096;
+/// Ticks caught up at once from which the thread says it ran late (10 ticks: 100 ms with the
+/// default tick, a third of the default election timeout).
+const TICKS_LATE_WARN: u32 = 10;
+/// One event or flush that takes longer than this is logged as slow.
+const SLOW_STEP_WARN: Duration = Duration::from_millis(50);
+
+/// Logs `what` when it took longer than [`SLOW_STEP_WARN`] since `started`.
+fn warn_if_slow(what: &str, started: Instant) {
+    let took = started.elapsed();
+    if took > SLOW_STEP_WARN {
+        tracing::warn!(what, took_ms = took.as_millis() as u64, "the consensus thread was slow");
+    }
+}
 
 /// The consensus thread's state: the shared driver (`rsl_core::Driver`, the same code the
 /// simulator runs) and the router that carries out its actions on this process's threads.
@@ -79,13 +92,15 @@ impl Consensus {
             self.catch_up_ticks(&mut next_tick);
             let mut stop = false;
             if let Some(e) = first {
-                stop |= self.handle(e);
+                stop |= self.handle_timed(e);
                 for e in events.try_iter().take(EVENTS_PER_TURN_MAX) {
                     self.catch_up_ticks(&mut next_tick);
-                    stop |= self.handle(e);
+                    stop |= self.handle_timed(e);
                 }
             }
+            let flushing = Instant::now();
             self.flush();
+            warn_if_slow("flushing the actions of a turn", flushing);
             if stop || self.router.changes.removed {
                 self.stop();
                 return;
@@ -106,6 +121,11 @@ impl Consensus {
         if *next_tick <= now {
             *next_tick = now + self.tick;
         }
+        if ticks >= TICKS_LATE_WARN {
+            // The thread was held up (descheduled, paused, or busy on one event): followers
+            // may have started an election meanwhile. Said where an operator looks.
+            tracing::warn!(ticks, "the consensus thread ran its ticks late");
+        }
         if ticks > 0 {
             // Promotions wait for their learner to catch up: asked again every tick.
             for (op, reply) in self.router.changes.retries() {
@@ -113,6 +133,15 @@ impl Consensus {
             }
             self.publish_status();
         }
+    }
+
+    /// Handles one event, warning when it took long; returns true on stop.
+    fn handle_timed(&mut self, event: ToConsensus) -> bool {
+        let kind = event.kind();
+        let started = Instant::now();
+        let stop = self.handle(event);
+        warn_if_slow(kind, started);
+        stop
     }
 
     /// Handles one event; returns true on stop.
@@ -320,6 +349,14 @@ impl Host<Waiter> for Router {
 
     fn notify(&mut self, event: rsl_core::Notification) {
         match &event {
+            // An operator reading the log sees every change of primary, as etcd logs its
+            // leader changes.
+            rsl_core::Notification::BecamePrimary { ballot } => {
+                tracing::info!(ballot = %format_args!("{}.{}", ballot.round, ballot.replica), "became primary")
+            }
+            rsl_core::Notification::LostPrimacy { primary } => {
+                tracing::info!(new_primary = ?primary.map(|p| p.0), "lost primacy")
+            }
             rsl_core::Notification::Removed { slot } => return self.removed(*slot),
             rsl_core::Notification::ConfigurationChanged { membership, .. } => {
                 self.apply_membership(membership)
