@@ -36,8 +36,9 @@ pub const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
 /// buffer; a larger one is handed over as a slice of it (a 16 MiB request is not copied). A
 /// slice keeps the whole read allocation alive for as long as the application keeps the
 /// payload: a follower keeps accepted values in its log, and when every small accept pinned
-/// a 64 KiB read buffer, each read allocated a fresh one and a follower grew by about 4 KiB
-/// per request, which cost 30% of rsl-kv's unpipelined write throughput (docs/benchmarks.md).
+/// a 64 KiB read buffer, each read took fresh memory from the kernel and a follower's memory
+/// grew with its log: rsl-kv's unpipelined writes lost about a third of their throughput
+/// (docs/benchmarks.md, "The unpipelined SET regression").
 pub const FRAME_COPY_BYTES_MAX: usize = READ_CHUNK_BYTES_MIN;
 
 /// The most peers one transport may name.
