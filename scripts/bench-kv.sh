@@ -3,6 +3,7 @@
 #
 #   scripts/bench-kv.sh            # N=200000 requests per test, 50 clients, with and without -P 16
 #   N=1000000 scripts/bench-kv.sh
+#   EXE=/path/to/rsl-kv scripts/bench-kv.sh    # a binary built from another tree
 #
 # rsl-kv: 3 replicas as separate processes on loopback (`rsl-kv cluster --serve-only`), mutual
 # TLS between replicas, every write committed on a majority with fdatasync. redis-server: one
@@ -21,8 +22,14 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-cargo build --release --locked -p rsl-kv
-exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
+# EXE: an rsl-kv binary built elsewhere (another tree, for a side-by-side run); by default
+# this tree's release build.
+if [ -n "${EXE:-}" ]; then
+  exe=$EXE
+else
+  cargo build --release --locked -p rsl-kv
+  exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
+fi
 
 work=$(mktemp -d)
 cluster_pid=""
@@ -65,7 +72,8 @@ bench() {
     tr -d '"' | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $5, $7 }'
 }
 
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rsl-kv: $exe"
 echo "command: redis-benchmark -t set,get -d 64 -n $N -c $CLIENTS [-P $PIPELINE]"
 echo "rsl-kv: 3 replicas (separate processes, mutual TLS, fdatasync), aimed at the primary"
 echo "redis:  one redis-server $(redis-server --version | awk '{print $3}'), appendonly yes, appendfsync always, no replication"

@@ -19,7 +19,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::limits::{
-    CLUSTER_NAME_BYTES_MAX, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HELLO_PAYLOAD_BYTES_MAX,
+    CLUSTER_NAME_BYTES_MAX, FRAME_COPY_BYTES_MAX, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
+    HELLO_PAYLOAD_BYTES_MAX,
 };
 
 /// What a frame carries.
@@ -136,9 +137,17 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         return Err(FrameError::Checksum { expected, actual });
     }
     let kind = FrameKind::from_byte(kind_byte).ok_or(FrameError::UnknownKind(kind_byte))?;
-    let mut whole = buf.split_to(frame_bytes);
-    whole.advance(FRAME_HEADER_BYTES);
-    let payload = whole.freeze();
+    let payload = if length <= FRAME_COPY_BYTES_MAX {
+        // Copied, so that the read buffer stays this connection's alone and is reused
+        // rather than kept alive by a payload the application holds (FRAME_COPY_BYTES_MAX).
+        let payload = Bytes::copy_from_slice(&buf[FRAME_HEADER_BYTES..frame_bytes]);
+        buf.advance(frame_bytes);
+        payload
+    } else {
+        let mut whole = buf.split_to(frame_bytes);
+        whole.advance(FRAME_HEADER_BYTES);
+        whole.freeze()
+    };
     assert_eq!(payload.len(), length);
     Ok(Some(Frame { kind, payload }))
 }
@@ -255,6 +264,42 @@ mod tests {
 
     fn kind_strategy() -> impl Strategy<Value = FrameKind> {
         prop_oneof![Just(FrameKind::Hello), Just(FrameKind::Data), Just(FrameKind::Ping)]
+    }
+
+    /// A small payload is copied out of the read buffer, so that holding it (a follower
+    /// keeps accepted values in its log) does not keep the buffer alive and the reader's
+    /// next reserve reuses the buffer in place; a larger one is a slice of the buffer (a
+    /// 16 MiB request is not copied). At the limit and one byte above it.
+    #[test]
+    fn small_payloads_are_copied_out_of_the_read_buffer_large_ones_shared() {
+        use crate::limits::READ_CHUNK_BYTES_MIN;
+        for (length, shared) in [
+            (0, false),
+            (100, false),
+            (FRAME_COPY_BYTES_MAX, false),
+            (FRAME_COPY_BYTES_MAX + 1, true),
+        ] {
+            let payload = vec![0x5A; length];
+            let wire = frame_bytes(FrameKind::Data, &payload);
+            // One byte short of a read's chunk is left after the two frames: the next
+            // reserve must reuse this allocation or take a new one.
+            let mut buf = BytesMut::with_capacity(2 * wire.len() + READ_CHUNK_BYTES_MIN - 1);
+            buf.extend_from_slice(&wire);
+            buf.extend_from_slice(&wire);
+            let (base, capacity) = (buf.as_ptr() as usize, buf.capacity());
+            let held: Vec<Frame> =
+                (0..2).map(|_| decode_frame(&mut buf).unwrap().unwrap()).collect();
+            assert!(buf.is_empty());
+            for frame in &held {
+                assert_eq!(frame.payload, payload);
+                let inside = (base..base + capacity).contains(&(frame.payload.as_ptr() as usize));
+                assert_eq!(inside, shared && length > 0, "payload of {length} bytes");
+            }
+            // What the reader does next: with only copies held, the buffer is reused in place.
+            buf.reserve(READ_CHUNK_BYTES_MIN);
+            let reused = (base..base + capacity).contains(&(buf.as_ptr() as usize));
+            assert_eq!(reused, !shared, "read buffer after {length} bytes");
+        }
     }
 
     /// Decodes frames until the buffer needs more bytes or an error stops it.

@@ -32,6 +32,15 @@ pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 /// The reader asks the socket for at least this much buffer space per read.
 pub const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
 
+/// A received payload of at most this many bytes is copied out of the connection's read
+/// buffer; a larger one is handed over as a slice of it (a 16 MiB request is not copied). A
+/// slice keeps the whole read allocation alive for as long as the application keeps the
+/// payload: a follower keeps accepted values in its log, and when every small accept pinned
+/// a 64 KiB read buffer, each read took fresh memory from the kernel and a follower's memory
+/// grew with its log: rsl-kv's unpipelined writes lost about a third of their throughput
+/// (docs/benchmarks.md, "The unpipelined SET regression").
+pub const FRAME_COPY_BYTES_MAX: usize = READ_CHUNK_BYTES_MIN;
+
 /// The most peers one transport may name.
 pub const PEERS_MAX: usize = 64;
 
