@@ -28,6 +28,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rsl_kv::admin::{fetch_status, status_table, StatusReport};
+use rsl_kv::members::Reach;
 use rsl_kv::client::{describe, Client};
 use rsl_kv::launch::{Cluster, ClusterOptions};
 use rsl_kv::resp::Reply;
@@ -475,10 +476,10 @@ async fn verify(addr: SocketAddr, results: &[ClientResult]) -> anyhow::Result<Ve
 /// and returns every member's status. No event announces catching up, so this polls.
 async fn caught_up(addr: SocketAddr, restarted: u32) -> anyhow::Result<Vec<StatusReport>> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let reports = fetch_status(addr, None, REPLY_WAIT).await?;
+    let reports = fetch_status(addr, Reach::default(), REPLY_WAIT).await?;
     let target = reports.iter().filter_map(|r| r.number("rsl_executed_slot")).max().unwrap_or(0);
     loop {
-        let reports = fetch_status(addr, None, REPLY_WAIT).await?;
+        let reports = fetch_status(addr, Reach::default(), REPLY_WAIT).await?;
         let executed = reports
             .iter()
             .find(|r| r.get("rsl_replica_id") == restarted.to_string())
