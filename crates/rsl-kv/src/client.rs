@@ -37,7 +37,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -92,9 +96,8 @@ impl Client {
                 Some(tls) => Ok(Stream::Tls(Box::new(tls.connect(stream).await?))),
             }
         };
-        let stream = tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| timed_out("connecting"))??;
+        let stream =
+            tokio::time::timeout(timeout, connect).await.map_err(|_| timed_out("connecting"))??;
         Ok(Client { stream, input: BytesMut::new(), output: BytesMut::new(), timeout })
     }
 

@@ -190,7 +190,9 @@ impl KvConfig {
             (None, _, _) => {
                 return Err(invalid("kv.tls_cert_file", "required with the other kv.tls_* fields"))
             }
-            (_, None, _) => return Err(invalid("kv.tls_key_file", "required with kv.tls_cert_file")),
+            (_, None, _) => {
+                return Err(invalid("kv.tls_key_file", "required with kv.tls_cert_file"))
+            }
             (_, _, None) => {
                 let why = "required with kv.tls_cert_file (replicas relay to each other with it)";
                 return Err(invalid("kv.tls_ca_cert_file", why));

@@ -178,11 +178,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("starting the replica")?
         .context("starting the replica")?;
     let node = Arc::new(node);
-    let server = ServerConfig {
-        requirepass: config.kv.requirepass.clone(),
-        tls,
-        ..ServerConfig::default()
-    };
+    let server =
+        ServerConfig { requirepass: config.kv.requirepass.clone(), tls, ..ServerConfig::default() };
     let options = ReplicatedOptions {
         clients: config.client_addrs(),
         requirepass: config.kv.requirepass.clone(),

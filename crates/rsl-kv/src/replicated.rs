@@ -463,10 +463,12 @@ impl Inner {
                 )));
             };
             let to = to.to_string();
-            return Ok(match self.ask_member(primary, addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
-                Ok(reply) => reply.to_bytes(),
-                Err(e) => error_bytes(format!("ERR the primary {primary} did not answer: {e}")),
-            });
+            return Ok(
+                match self.ask_member(primary, addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
+                    Ok(reply) => reply.to_bytes(),
+                    Err(e) => error_bytes(format!("ERR the primary {primary} did not answer: {e}")),
+                },
+            );
         }
         if to == self.id {
             return Ok(

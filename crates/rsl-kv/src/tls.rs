@@ -207,11 +207,8 @@ impl ServerTlsFiles {
                 return Err(TlsSetupError::Required { option: names.ca, why });
             }
             (auth, Some(ca)) => {
-                let verifier_error = |source| TlsSetupError::Verifier {
-                    option: names.ca,
-                    path: ca.clone(),
-                    source,
-                };
+                let verifier_error =
+                    |source| TlsSetupError::Verifier { option: names.ca, path: ca.clone(), source };
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(roots(names.ca, ca)?, provider());
                 let verifier = match auth {
@@ -251,11 +248,7 @@ impl ClientTls {
     ) -> Result<ClientTls, TlsSetupError> {
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|source| TlsSetupError::Rustls {
-                cert: ca.into(),
-                key: ca.into(),
-                source,
-            })?
+            .map_err(|source| TlsSetupError::Rustls { cert: ca.into(), key: ca.into(), source })?
             .with_root_certificates(roots(names.ca, ca)?);
         let config = match cert_key {
             None => builder.with_no_client_auth(),
