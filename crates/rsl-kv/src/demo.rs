@@ -55,6 +55,11 @@ pub struct ClusterArgs {
     /// its disk later) or `pause` (SIGSTOP, resumed with SIGCONT later).
     #[arg(long, value_enum, default_value_t = Fault::Kill)]
     fault: Fault,
+    /// Instead of the fault: replace every member, one at a time, by a new process on new
+    /// addresses with a new data directory (add a learner, wait for it to catch up, promote
+    /// it, remove an original member), under the clients' writes, and report.
+    #[arg(long, conflicts_with_all = ["fault", "serve_only"])]
+    pub(crate) replace_all: bool,
 }
 
 /// The fault the demo injects into the primary.
@@ -83,6 +88,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let started = Instant::now();
     let options = ClusterOptions { fsync: !args.no_fsync, ..ClusterOptions::default() };
+    if args.replace_all {
+        return crate::replace_demo::run(&exe, options, args.clients).await;
+    }
     let mut cluster = Cluster::start(&exe, options).await?;
     println!(
         "rsl-kv local cluster: {} replicas as separate processes on 127.0.0.1, mutual TLS, fsync {}",

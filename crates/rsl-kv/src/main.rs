@@ -2,12 +2,14 @@
 //!
 //! - `run --config FILE`: one replica of a replicated cluster ([`ReplicatedEngine`]);
 //! - `status`, `transfer`, `checkpoint`: admin commands sent to any member's client port;
-//! - `cluster`: a local 3-replica cluster with a demo workload and a failover (`demo`);
+//! - `cluster`: a local 3-replica cluster with a demo workload and a failover (`demo`), or
+//!   with every member replaced under load (`--replace-all`, `replace_demo`);
 //! - `certs`: a CA and replica and client certificates (`certs`);
 //! - `local-server`: the Redis protocol over a [`LocalEngine`], unreplicated.
 
 mod certs;
 mod demo;
+mod replace_demo;
 
 /// The servers allocate per request; mimalloc keeps that off the profile (docs/benchmarks.md).
 #[global_allocator]

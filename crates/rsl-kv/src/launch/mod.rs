@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::config::{ClientAddr, KvConfig, KvSection};
 use crate::tls::{AuthClients, ClientTls};
 
+pub mod replace;
 mod report;
 pub use report::{
     agreed_primary, forward_reports, parse_line, role_line, ReplicaReport, ReplicaView,
@@ -245,6 +246,11 @@ impl Cluster {
     /// The temporary directory holding certificates, configurations, data and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The executable the replicas run (`rsl-kv`).
+    pub fn exe(&self) -> &Path {
+        &self.exe
     }
 
     /// The cluster's certificate directory (what `rsl-kv certs` wrote).
