@@ -165,6 +165,28 @@ async fn local_server_serves_tls_clients_and_refuses_the_others() {
     child.kill().await.unwrap();
 }
 
+/// A client that connects to a TLS port and never starts its handshake (a plaintext client
+/// waiting for a greeting) is disconnected after `TLS_HANDSHAKE_MS_MAX` rather than holding
+/// its connection for ever.
+#[tokio::test]
+async fn a_client_that_never_shakes_hands_is_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    certs(dir.path(), &[]);
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (cert, key) = (file("replica-1.pem"), file("replica-1.key.pem"));
+    let args = ["--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-auth-clients", "no"];
+    let (mut child, addr) = local_server(&args).await;
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let bound = Duration::from_millis(3 * rsl_kv::limits::TLS_HANDSHAKE_MS_MAX);
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(bound, silent.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "a silent client was not disconnected within {bound:?}");
+    assert!(got.is_empty(), "{got:?}");
+    let tls = client_tls(dir.path(), false);
+    assert_eq!(handshake_failures(addr, &tls).await, 1);
+    child.kill().await.unwrap();
+}
+
 /// Runs `redis-cli --tls` with the client certificate against `addr`; `None` if redis-cli is
 /// not installed.
 fn redis_cli_tls(addr: SocketAddr, certs: &Path, args: &[&str]) -> Option<String> {
