@@ -5,7 +5,7 @@
 //! configuration's `join = true`), then drives the change from the command line, as an
 //! operator would, with `rsl-kv member` sent to a member that is not necessarily the primary
 //! (it relays): `add` makes the new process a learner; the learner's lag at the primary is
-//! watched until it has caught up; `promote` makes it a voter (four voters for a moment);
+//! watched until it has caught up (or for at most 10 s: `promote` waits for it too); `promote` makes it a voter (four voters for a moment);
 //! `remove` takes the oldest original member out, the primary too in its turn (it steps
 //! down once the change executes), and its process exits by itself.
 //!
@@ -38,6 +38,9 @@ const ROUND_STEP_WAIT_MAX: Duration = Duration::from_secs(30);
 /// A learner this many slots or fewer behind the primary's commit point counts as caught up
 /// (the primary promotes one that is within one catch-up message anyway, and waits).
 const CAUGHT_UP_LAG_SLOTS_MAX: u64 = 64;
+
+/// How long a learner's lag is watched before `promote` is asked anyway.
+const CATCH_UP_WATCH_MAX: Duration = Duration::from_secs(10);
 
 /// The pause between two looks at a learner's lag (no event announces catching up).
 const LAG_POLL_PAUSE: Duration = Duration::from_millis(50);
@@ -126,10 +129,12 @@ async fn write_load(c: usize, targets: Arc<Mutex<Vec<SocketAddr>>>, stop: Arc<At
 }
 
 /// Runs `rsl-kv member ARGS --addr VIA` (the cluster's own executable); returns its stdout.
-/// A change refused as "not primary" (`via` knew no primary at that moment, or the one it
-/// relayed to no longer was: an election, which a change of the voters may cause) had no
-/// effect, so it is sent again once the cluster agrees on a primary, as an operator would,
-/// within [`ROUND_STEP_WAIT_MAX`].
+/// A change refused for a passing reason had no effect, so it is sent again once the cluster
+/// agrees on a primary, as an operator would, within [`ROUND_STEP_WAIT_MAX`]: "not primary"
+/// (`via` knew no primary at that moment, or the one it relayed to no longer was: an
+/// election, which a change of the voters may cause), "would leave no quorum" (a primary
+/// counts as live only the voters that answered it within an election timeout, so a new
+/// primary sees none at first) and "in flight" (another change not yet executed).
 pub async fn member(
     cluster: &mut Cluster,
     via: SocketAddr,
@@ -150,27 +155,40 @@ pub async fn member(
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let no_primary = stderr.contains(NO_PRIMARY_KNOWN);
-        if !no_primary || Instant::now() >= deadline {
+        let passing = PASSING_REFUSALS.iter().any(|r| stderr.contains(r));
+        if !passing || Instant::now() >= deadline {
             bail!("rsl-kv member {args:?} failed: {}", stderr.trim());
         }
-        tracing::info!(
-            ?args,
-            "the change reached no primary through {via}: once one is agreed, again"
-        );
+        let why = stderr.lines().last().unwrap_or_default().trim().to_string();
+        tracing::warn!(?args, why, "a change refused for now: again once a primary is agreed");
         cluster.wait_primary(None, ROUND_STEP_WAIT_MAX).await?;
         tokio::time::sleep(LAG_POLL_PAUSE).await;
     }
 }
 
-/// What a change's refusal says when it reached no primary (`MembershipError::NotPrimary`).
-const NO_PRIMARY_KNOWN: &str = "ERR not primary";
+/// What the refusals for a passing reason say (`MembershipError::NotPrimary`, `NoQuorum`,
+/// `InFlight`).
+const PASSING_REFUSALS: [&str; 3] =
+    ["ERR not primary", "ERR would leave no quorum", "ERR another membership change is in flight"];
 
-/// Waits until the primary reports learner `id` at most [`CAUGHT_UP_LAG_SLOTS_MAX`] slots
-/// behind; returns the lags seen (the first and the last).
-async fn wait_caught_up(cluster: &mut Cluster, id: u32) -> anyhow::Result<(u64, u64)> {
-    let deadline = Instant::now() + ROUND_STEP_WAIT_MAX;
-    let mut first = None;
+/// What watching a learner catch up saw.
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    /// The first lag the primary reported, in slots (`None`: it reported none).
+    first: Option<u64>,
+    /// The last one.
+    last: Option<u64>,
+    /// Whether the last was at most [`CAUGHT_UP_LAG_SLOTS_MAX`].
+    caught_up: bool,
+}
+
+/// Watches learner `id`'s lag at the primary until it is at most [`CAUGHT_UP_LAG_SLOTS_MAX`]
+/// slots, for at most [`CATCH_UP_WATCH_MAX`]: under a heavy load a learner may stay further
+/// behind than that while still close enough for the primary to promote it (`promote` waits
+/// for the learner itself, and refuses with the reason if it does not catch up).
+async fn watch_catch_up(cluster: &mut Cluster, id: u32) -> anyhow::Result<CatchUp> {
+    let deadline = Instant::now() + CATCH_UP_WATCH_MAX;
+    let mut seen = CatchUp { first: None, last: None, caught_up: false };
     loop {
         let p = cluster.wait_primary(None, ROUND_STEP_WAIT_MAX).await?;
         let addr = cluster.replica(p).client_addr;
@@ -186,13 +204,15 @@ async fn wait_caught_up(cluster: &mut Cluster, id: u32) -> anyhow::Result<(u64, 
             })
         };
         if let Some(lag) = lag.await {
-            let first = *first.get_or_insert(lag);
+            seen.first = seen.first.or(Some(lag));
+            seen.last = Some(lag);
             if lag <= CAUGHT_UP_LAG_SLOTS_MAX {
-                return Ok((first, lag));
+                seen.caught_up = true;
+                return Ok(seen);
             }
         }
         if Instant::now() >= deadline {
-            bail!("learner {id} did not catch up within {ROUND_STEP_WAIT_MAX:?}");
+            return Ok(seen);
         }
         tokio::time::sleep(LAG_POLL_PAUSE).await;
     }
@@ -249,11 +269,21 @@ pub async fn replace_all(
             bail!("member add answered {added}");
         }
         say(format!("round {}: replica {id} added as a learner (through {via})", round + 1));
-        let (first, last) = wait_caught_up(cluster, new.id).await?;
-        say(format!(
-            "round {}: replica {id} caught up (lag at the primary {first} -> {last} slots)",
-            round + 1
-        ));
+        let seen = watch_catch_up(cluster, new.id).await?;
+        let show = |lag: Option<u64>| lag.map_or("-".to_string(), |l| l.to_string());
+        let (first, last) = (show(seen.first), show(seen.last));
+        say(if seen.caught_up {
+            format!(
+                "round {}: replica {id} caught up (lag at the primary {first} -> {last} slots)",
+                round + 1
+            )
+        } else {
+            format!(
+                "round {}: replica {id} still {last} slots behind after {CATCH_UP_WATCH_MAX:?} \
+                 (from {first}): promote waits for it",
+                round + 1
+            )
+        });
         let promoted = member(cluster, via, &["promote", "--id", &id]).await?;
         if !promoted.contains(&format!("{id}:voter")) {
             bail!("member promote answered {promoted}");

@@ -1,8 +1,10 @@
 //! The RESP server: accepts client connections and answers their commands in order, in RESP2
 //! or (after `HELLO 3`) RESP3.
 //!
-//! Each connection is one task. It parses the commands in its input buffer and dispatches
-//! each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
+//! Each connection is one task. With TLS configured ([`ServerConfig::tls`]) the task first
+//! completes the handshake, within [`limits::TLS_HANDSHAKE_MS_MAX`], and a connection whose
+//! handshake fails is closed before any command is read. The task parses the commands in its
+//! input buffer and dispatches each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
 //! in `table`, the handlers in `connection`, `pubsub` and `session`) are answered by the
 //! server; data commands ([`crate::commands`]) are encoded as requests that carry the command
 //! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
