@@ -75,7 +75,7 @@ async fn plaintext_is_refused(addr: SocketAddr) {
     let read = read.expect("the server closes a plaintext connection in time");
     // A reset is a refusal too; whatever came is a TLS alert, not a RESP reply.
     assert!(read.is_err() || !got.starts_with(b"+PONG"), "{got:?}");
-    assert!(!got.iter().any(|b| *b == b'\r'), "a RESP answer in plaintext: {got:?}");
+    assert!(!got.contains(&b'\r'), "a RESP answer in plaintext: {got:?}");
 }
 
 /// Asserts that a command over `tls` gets no answer (the handshake or the first read fails).
