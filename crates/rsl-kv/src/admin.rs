@@ -15,6 +15,7 @@ use std::time::Duration;
 use rsl::Status;
 
 use crate::client::{describe, Client};
+use crate::members::Reach;
 use crate::resp::Reply;
 
 /// How far behind the most advanced member a replica may be before it is reported lagging,
@@ -88,10 +89,10 @@ impl StatusReport {
 /// Asks the member at `addr` for every member's status.
 pub async fn fetch_status(
     addr: SocketAddr,
-    password: Option<&str>,
+    reach: Reach<'_>,
     timeout: Duration,
 ) -> io::Result<Vec<StatusReport>> {
-    let mut client = Client::connect_auth(addr, password, timeout).await?;
+    let mut client = Client::connect_tls_auth(addr, reach.tls, reach.password, timeout).await?;
     match client.cmd(&["RSL.STATUS", "ALL"]).await? {
         Reply::Array(items) => Ok(items
             .iter()
@@ -108,11 +109,11 @@ pub async fn fetch_status(
 /// error.
 pub async fn admin_command(
     addr: SocketAddr,
-    password: Option<&str>,
+    reach: Reach<'_>,
     args: &[&str],
     timeout: Duration,
 ) -> io::Result<String> {
-    let mut client = Client::connect_auth(addr, password, timeout).await?;
+    let mut client = Client::connect_tls_auth(addr, reach.tls, reach.password, timeout).await?;
     match client.cmd(args).await? {
         Reply::Error(text) => Err(io::Error::other(String::from_utf8_lossy(&text).into_owned())),
         other => Ok(describe(&other)),

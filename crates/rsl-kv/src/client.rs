@@ -1,21 +1,72 @@
-//! A small RESP2 client over TCP, for the admin subcommands, the local cluster's workload,
-//! forwarding between members and tests. Every call is bounded by a timeout given at
-//! connection, so a paused or dead server turns into an error rather than a hang.
+//! A small RESP2 client over TCP or TLS, for the admin subcommands, the local cluster's
+//! workload, admin commands relayed between members and tests. Every call is bounded by a
+//! timeout given at connection, so a paused or dead server turns into an error rather than a
+//! hang.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::resp::{encode_command, parse_reply, Reply};
+use crate::tls::ClientTls;
+
+/// A client's connection: plain TCP, or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A connection to a RESP server.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     input: BytesMut,
     output: BytesMut,
     timeout: Duration,
@@ -28,9 +79,25 @@ fn timed_out(what: &str) -> io::Error {
 impl Client {
     /// Connects within `timeout`; every later call is bounded by `timeout` too.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Client> {
-        let connect = tokio::time::timeout(timeout, TcpStream::connect(addr));
-        let stream = connect.await.map_err(|_| timed_out("connecting"))??;
-        stream.set_nodelay(true)?;
+        Client::connect_tls(addr, None, timeout).await
+    }
+
+    /// Connects, with TLS if `tls` is given (the handshake within `timeout` too).
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        tls: Option<&ClientTls>,
+        timeout: Duration,
+    ) -> io::Result<Client> {
+        let connect = async {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            match tls {
+                None => Ok::<_, io::Error>(Stream::Plain(stream)),
+                Some(tls) => Ok(Stream::Tls(Box::new(tls.connect(stream).await?))),
+            }
+        };
+        let stream =
+            tokio::time::timeout(timeout, connect).await.map_err(|_| timed_out("connecting"))??;
         Ok(Client { stream, input: BytesMut::new(), output: BytesMut::new(), timeout })
     }
 
@@ -40,7 +107,17 @@ impl Client {
         password: Option<&str>,
         timeout: Duration,
     ) -> io::Result<Client> {
-        let mut client = Client::connect(addr, timeout).await?;
+        Client::connect_tls_auth(addr, None, password, timeout).await
+    }
+
+    /// Connects (with TLS if `tls` is given) and, if `password` is given, authenticates.
+    pub async fn connect_tls_auth(
+        addr: SocketAddr,
+        tls: Option<&ClientTls>,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> io::Result<Client> {
+        let mut client = Client::connect_tls(addr, tls, timeout).await?;
         if let Some(password) = password {
             match client.cmd(&[b"AUTH".as_slice(), password.as_bytes()]).await? {
                 Reply::Simple(_) => {}
@@ -51,11 +128,6 @@ impl Client {
             }
         }
         Ok(client)
-    }
-
-    /// The connection and the bytes read but not yet parsed, to use the stream directly.
-    pub fn into_parts(self) -> (TcpStream, BytesMut) {
-        (self.stream, self.input)
     }
 
     /// Queues one command; [`Client::flush`] sends what is queued.

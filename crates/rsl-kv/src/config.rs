@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use rsl::NodeConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::tls::{AuthClients, ClientTls, ServerTlsFiles, TlsSetupError, CONFIG_NAMES};
+
 /// One member's client (Redis protocol) address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,21 @@ pub struct KvSection {
     /// How reads are served.
     #[serde(default)]
     pub reads: Reads,
+    /// TLS on the client port (then TLS only): this server's certificate chain (Redis's
+    /// `tls-cert-file`). It also serves as the client certificate when this replica relays an
+    /// admin command to another member, so it must allow client authentication too.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (`tls-key-file`).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA that client certificates, and other members' certificates when this replica
+    /// relays to them, chain to (`tls-ca-cert-file`).
+    #[serde(default)]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether clients must present a certificate (`tls-auth-clients`: yes, no, optional).
+    #[serde(default)]
+    pub tls_auth_clients: AuthClients,
 }
 
 /// How a replicated server serves reads.
@@ -167,6 +184,21 @@ impl KvConfig {
         if self.kv.tick_ms > 60_000 {
             return Err(invalid("kv.tick_ms", "must be at most 60000 (0: never)"));
         }
+        let kv = &self.kv;
+        match (&kv.tls_cert_file, &kv.tls_key_file, &kv.tls_ca_cert_file) {
+            (None, None, None) if kv.tls_auth_clients == AuthClients::default() => {}
+            (None, _, _) => {
+                return Err(invalid("kv.tls_cert_file", "required with the other kv.tls_* fields"))
+            }
+            (_, None, _) => {
+                return Err(invalid("kv.tls_key_file", "required with kv.tls_cert_file"))
+            }
+            (_, _, None) => {
+                let why = "required with kv.tls_cert_file (replicas relay to each other with it)";
+                return Err(invalid("kv.tls_ca_cert_file", why));
+            }
+            (Some(_), Some(_), Some(_)) => {}
+        }
         if let Some(listen) = self.kv.listen {
             if Some(listen) == self.node.metrics_addr {
                 return Err(invalid("kv.listen", "is also the metrics address"));
@@ -178,6 +210,29 @@ impl KvConfig {
     /// The address to listen on for clients.
     pub fn listen_addr(&self) -> SocketAddr {
         self.kv.listen.unwrap_or_else(|| self.client_addrs()[&self.node.id])
+    }
+
+    /// The client port's TLS files, if it speaks TLS.
+    pub fn server_tls(&self) -> Option<ServerTlsFiles> {
+        let kv = &self.kv;
+        Some(ServerTlsFiles {
+            cert: kv.tls_cert_file.clone()?,
+            key: kv.tls_key_file.clone()?,
+            ca: kv.tls_ca_cert_file.clone(),
+            auth_clients: kv.tls_auth_clients,
+        })
+    }
+
+    /// How this replica reaches other members' TLS client ports (its own certificate as the
+    /// client's), if they speak TLS.
+    pub fn relay_tls(&self) -> Result<Option<ClientTls>, TlsSetupError> {
+        let kv = &self.kv;
+        let (Some(cert), Some(key), Some(ca)) =
+            (&kv.tls_cert_file, &kv.tls_key_file, &kv.tls_ca_cert_file)
+        else {
+            return Ok(None);
+        };
+        ClientTls::new(ca, Some((cert, key)), None, CONFIG_NAMES).map(Some)
     }
 
     /// Every member's client address, by replica id.
@@ -269,5 +324,20 @@ mod tests {
         assert!(e.contains("kv"), "{e}");
         let e = error_of(&GOOD.replace("127.0.0.1:6381", "localhost"));
         assert!(e.contains("kv:"), "{e}");
+        let tls = |fields: &str| error_of(&GOOD.replace("[kv]", &format!("[kv]\n{fields}")));
+        let e = tls("tls_key_file = \"k\"\ntls_ca_cert_file = \"c\"");
+        assert!(e.contains("kv.tls_cert_file: required"), "{e}");
+        let e = tls("tls_cert_file = \"c\"\ntls_ca_cert_file = \"c\"");
+        assert!(e.contains("kv.tls_key_file: required"), "{e}");
+        let e = tls("tls_cert_file = \"c\"\ntls_key_file = \"k\"");
+        assert!(e.contains("kv.tls_ca_cert_file: required"), "{e}");
+        let e = tls("tls_auth_clients = \"no\"");
+        assert!(e.contains("kv.tls_cert_file: required"), "{e}");
+        let e = tls("tls_auth_clients = \"maybe\"");
+        assert!(e.contains("maybe"), "{e}");
+        let all = "tls_cert_file = \"c\"\ntls_key_file = \"k\"\ntls_ca_cert_file = \"a\"";
+        let c = KvConfig::from_toml(&GOOD.replace("[kv]", &format!("[kv]\n{all}"))).unwrap();
+        assert_eq!(c.server_tls().unwrap().auth_clients, AuthClients::Yes);
+        assert_eq!(KvConfig::from_toml(&c.to_toml()).unwrap(), c);
     }
 }

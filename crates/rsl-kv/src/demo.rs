@@ -30,6 +30,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rsl_kv::admin::{fetch_status, status_table, StatusReport};
 use rsl_kv::client::{describe, Client};
 use rsl_kv::launch::{Cluster, ClusterOptions};
+use rsl_kv::members::Reach;
 use rsl_kv::resp::Reply;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -54,6 +55,11 @@ pub struct ClusterArgs {
     /// its disk later) or `pause` (SIGSTOP, resumed with SIGCONT later).
     #[arg(long, value_enum, default_value_t = Fault::Kill)]
     fault: Fault,
+    /// Instead of the fault: replace every member, one at a time, by a new process on new
+    /// addresses with a new data directory (add a learner, wait for it to catch up, promote
+    /// it, remove an original member), under the clients' writes, and report.
+    #[arg(long, conflicts_with_all = ["fault", "serve_only"])]
+    pub(crate) replace_all: bool,
 }
 
 /// The fault the demo injects into the primary.
@@ -82,6 +88,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let started = Instant::now();
     let options = ClusterOptions { fsync: !args.no_fsync, ..ClusterOptions::default() };
+    if args.replace_all {
+        return crate::replace_demo::run(&exe, options, args.clients).await;
+    }
     let mut cluster = Cluster::start(&exe, options).await?;
     println!(
         "rsl-kv local cluster: {} replicas as separate processes on 127.0.0.1, mutual TLS, fsync {}",
@@ -475,10 +484,10 @@ async fn verify(addr: SocketAddr, results: &[ClientResult]) -> anyhow::Result<Ve
 /// and returns every member's status. No event announces catching up, so this polls.
 async fn caught_up(addr: SocketAddr, restarted: u32) -> anyhow::Result<Vec<StatusReport>> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let reports = fetch_status(addr, None, REPLY_WAIT).await?;
+    let reports = fetch_status(addr, Reach::default(), REPLY_WAIT).await?;
     let target = reports.iter().filter_map(|r| r.number("rsl_executed_slot")).max().unwrap_or(0);
     loop {
-        let reports = fetch_status(addr, None, REPLY_WAIT).await?;
+        let reports = fetch_status(addr, Reach::default(), REPLY_WAIT).await?;
         let executed = reports
             .iter()
             .find(|r| r.get("rsl_replica_id") == restarted.to_string())

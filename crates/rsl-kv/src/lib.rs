@@ -17,7 +17,7 @@
 //!   authenticated transport);
 //! - [`config`]: a replicated server's TOML configuration; [`launch`]: starting a cluster of
 //!   `rsl-kv run` processes on loopback (the local cluster command and the tests);
-//!   [`client`]: a small RESP client.
+//!   [`client`]: a small RESP client; [`tls`]: TLS on the client port (both ends).
 //!
 //! All limits live in [`limits`].
 //!
@@ -64,6 +64,7 @@ pub mod request;
 pub mod request_v1;
 pub mod resp;
 pub mod server;
+pub mod tls;
 pub mod value;
 
 pub use checkpoint::KvSnapshot;

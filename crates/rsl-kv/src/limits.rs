@@ -60,6 +60,11 @@ pub const PIPELINE_DEPTH_MAX: usize = 1024;
 /// The most client connections served at once; more are refused with an error.
 pub const CLIENTS_MAX: usize = 10_000;
 
+/// How long a client of a TLS client port has to complete its handshake, in milliseconds; a
+/// client that has not (a plaintext client waiting for the server to speak first) is
+/// disconnected.
+pub const TLS_HANDSHAKE_MS_MAX: u64 = 10_000;
+
 /// The capacity reserved in a connection's read buffer before each read, in bytes.
 pub const READ_CHUNK_BYTES_MIN: usize = 16 << 10;
 

@@ -2,10 +2,14 @@
 //!
 //! - `run --config FILE`: one replica of a replicated cluster ([`ReplicatedEngine`]);
 //! - `status`, `transfer`, `checkpoint`: admin commands sent to any member's client port;
-//! - `cluster`: a local 3-replica cluster with a demo workload and a failover (`demo`);
+//! - `cluster`: a local 3-replica cluster with a demo workload and a failover (`demo`), or
+//!   with every member replaced under load (`--replace-all`, `replace_demo`);
+//! - `certs`: a CA and replica and client certificates (`certs`);
 //! - `local-server`: the Redis protocol over a [`LocalEngine`], unreplicated.
 
+mod certs;
 mod demo;
+mod replace_demo;
 
 /// The servers allocate per request; mimalloc keeps that off the profile (docs/benchmarks.md).
 #[global_allocator]
@@ -20,8 +24,10 @@ use anyhow::Context;
 use clap::Parser;
 use rsl_kv::admin::{admin_command, fetch_status, status_table};
 use rsl_kv::engine::Engine;
+use rsl_kv::members::Reach;
 use rsl_kv::request::{Request, WriteOp};
 use rsl_kv::server::{serve, ServerConfig};
+use rsl_kv::tls::{AuthClients, ServerTlsFiles, TlsArgs};
 use rsl_kv::{KvConfig, KvMachine, LocalEngine, ReplicatedEngine, ReplicatedOptions};
 
 /// A replicated key-value server on rsl, speaking the Redis protocol.
@@ -46,6 +52,8 @@ enum Subcommand {
     Member(rsl_kv::members::MemberArgs),
     /// Starts a local 3-replica cluster, runs a demo workload, kills the primary and reports.
     Cluster(demo::ClusterArgs),
+    /// Writes a CA and certificates for replicas and a client, in PEM, into a directory.
+    Certs(certs::CertsArgs),
     /// Serves the Redis protocol over one in-process, unreplicated state machine.
     LocalServer(LocalServerArgs),
 }
@@ -65,6 +73,18 @@ struct AdminArgs {
     /// The client password, if the cluster has one.
     #[arg(long)]
     password: Option<String>,
+    /// TLS, when the client ports speak it.
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+impl AdminArgs {
+    /// Sends one admin command and returns the reply as text.
+    async fn command(&self, args: &[&str]) -> anyhow::Result<String> {
+        let tls = self.tls.client_tls()?;
+        let reach = Reach { password: self.password.as_deref(), tls: tls.as_ref() };
+        Ok(admin_command(self.addr, reach, args, ADMIN_WAIT).await?)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +114,18 @@ struct LocalServerArgs {
     /// without other writes, in milliseconds (0: never).
     #[arg(long, default_value_t = 100)]
     tick_ms: u64,
+    /// TLS on the port (then TLS only): the server's certificate chain, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The server certificate's private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// The CA that client certificates must chain to, PEM (unless --tls-auth-clients no).
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether clients must present a certificate.
+    #[arg(long, value_enum, default_value_t = AuthClients::Yes, requires = "tls_cert_file")]
+    tls_auth_clients: AuthClients,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -112,6 +144,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Subcommand::Cluster(args) => runtime.block_on(demo::cluster(args)),
+        Subcommand::Certs(args) => certs::certs(args),
         Subcommand::LocalServer(args) => runtime.block_on(local_server(args)),
     }
 }
@@ -132,6 +165,9 @@ fn init_logs() {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = KvConfig::from_file(&args.config)?;
+    // Bad TLS files stop the replica here, before it takes part in the cluster.
+    let tls = config.server_tls().map(|f| f.acceptor(rsl_kv::tls::CONFIG_NAMES)).transpose()?;
+    let relay_tls = config.relay_tls()?;
     let listen = config.listen_addr();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -145,12 +181,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("starting the replica")?;
     let node = Arc::new(node);
     let server =
-        ServerConfig { requirepass: config.kv.requirepass.clone(), ..ServerConfig::default() };
+        ServerConfig { requirepass: config.kv.requirepass.clone(), tls, ..ServerConfig::default() };
     let options = ReplicatedOptions {
         clients: config.client_addrs(),
         requirepass: config.kv.requirepass.clone(),
         clock: server.clock.clone(),
         reads: config.kv.reads,
+        tls: relay_tls,
     };
     let engine = Arc::new(ReplicatedEngine::with_hub(Arc::clone(&node), options, hub));
     if config.kv.tick_ms > 0 {
@@ -214,7 +251,9 @@ pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 async fn status(args: AdminArgs) -> anyhow::Result<()> {
-    let reports = fetch_status(args.addr, args.password.as_deref(), ADMIN_WAIT)
+    let tls = args.tls.client_tls()?;
+    let reach = Reach { password: args.password.as_deref(), tls: tls.as_ref() };
+    let reports = fetch_status(args.addr, reach, ADMIN_WAIT)
         .await
         .with_context(|| format!("asking {} for the cluster's status", args.addr))?;
     print!("{}", status_table(&reports));
@@ -223,17 +262,12 @@ async fn status(args: AdminArgs) -> anyhow::Result<()> {
 
 async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let to = args.to.to_string();
-    let command = ["RSL.TRANSFER", to.as_str()];
-    let password = args.admin.password.as_deref();
-    let reply = admin_command(args.admin.addr, password, &command, ADMIN_WAIT).await?;
-    println!("{reply}");
+    println!("{}", args.admin.command(&["RSL.TRANSFER", to.as_str()]).await?);
     Ok(())
 }
 
 async fn checkpoint(args: AdminArgs) -> anyhow::Result<()> {
-    let command = ["RSL.CHECKPOINT"];
-    let reply = admin_command(args.addr, args.password.as_deref(), &command, ADMIN_WAIT).await?;
-    println!("{reply}");
+    println!("{}", args.command(&["RSL.CHECKPOINT"]).await?);
     Ok(())
 }
 
@@ -242,15 +276,28 @@ async fn local_server(args: LocalServerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
+    let tls = match (args.tls_cert_file, args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let files = ServerTlsFiles {
+                cert,
+                key,
+                ca: args.tls_ca_cert_file,
+                auth_clients: args.tls_auth_clients,
+            };
+            Some(files.acceptor(rsl_kv::tls::FLAG_NAMES)?)
+        }
+        _ => None,
+    };
     let engine = Arc::new(LocalEngine::new());
-    let config = ServerConfig { requirepass: args.requirepass, ..ServerConfig::default() };
+    let config = ServerConfig { requirepass: args.requirepass, tls, ..ServerConfig::default() };
     if args.tick_ms > 0 {
         tokio::spawn(tick(Arc::clone(&engine), config.clock.clone(), args.tick_ms));
     }
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%bound, "rsl-kv local server listening (unreplicated)");
     // Scripts and tests read the address (the port may have been 0) from this first line.
-    println!("rsl-kv: listening on {bound} (local, unreplicated)");
+    let tls = if config.tls.is_some() { ", TLS" } else { "" };
+    println!("rsl-kv: listening on {bound} (local, unreplicated{tls})");
     std::io::Write::flush(&mut std::io::stdout()).context("writing to stdout")?;
     serve(listener, engine, config).await.context("serving clients")
 }

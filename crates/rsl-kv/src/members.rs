@@ -23,6 +23,7 @@ use rsl::{ClusterMember, MembershipChange, MembershipError, Node};
 
 use crate::client::Client;
 use crate::resp::{parse_i64, Reply};
+use crate::tls::{ClientTls, TlsArgs};
 
 /// How long a relayed change (or `rsl-kv member`) waits for the primary's answer at most: a
 /// promotion waits for its learner to catch up, up to the replica's call timeout.
@@ -53,11 +54,30 @@ pub fn client_addr_of(
     }
 }
 
+/// How a member reaches another member's client port: the client password, and TLS when
+/// client ports speak it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reach<'a> {
+    /// The client password, if any.
+    pub password: Option<&'a str>,
+    /// The client side of the client ports' TLS, if they speak it.
+    pub tls: Option<&'a ClientTls>,
+}
+
+/// The TLS to reach member `id`'s client port with: `tls`, verifying the name every replica
+/// certificate carries (`replica-<id>.rsl`), since a member's client address may be one its
+/// certificate does not name.
+pub fn tls_for(tls: Option<&ClientTls>, id: u32) -> Option<ClientTls> {
+    let name = rsl_net::tls::replica_server_name(id);
+    let name = rustls::pki_types::ServerName::try_from(name).expect("replica names are DNS names");
+    tls.map(|tls| tls.with_server_name(name))
+}
+
 /// Answers `RSL.MEMBERS ...` (`args[0]` is the command name).
 pub async fn command(
     node: &Node,
     configured: &BTreeMap<u32, SocketAddr>,
-    password: Option<&str>,
+    reach: Reach<'_>,
     args: &[Bytes],
 ) -> Reply {
     let mut args: Vec<&[u8]> = args[1..].iter().map(|a| &a[..]).collect();
@@ -101,7 +121,7 @@ pub async fn command(
                     "ERR not primary; the primary {p} has no client address"
                 ));
             };
-            relay(to, password, &args).await
+            relay(p, to, reach, &args).await
         }
         Err(e) => Reply::error(format!("ERR {e}")),
     }
@@ -158,13 +178,14 @@ fn made_reply(made: &MembershipChange) -> Reply {
 }
 
 /// Sends the change to the primary's client port, marked relayed.
-async fn relay(to: SocketAddr, password: Option<&str>, args: &[&[u8]]) -> Reply {
+async fn relay(id: u32, to: SocketAddr, reach: Reach<'_>, args: &[&[u8]]) -> Reply {
     let wait = Duration::from_millis(MEMBER_CHANGE_WAIT_MS_MAX);
     let mut command: Vec<&[u8]> = vec![b"RSL.MEMBERS"];
     command.extend_from_slice(args);
     command.push(RELAYED);
     let answer = async {
-        let mut client = Client::connect_auth(to, password, wait).await?;
+        let tls = tls_for(reach.tls, id);
+        let mut client = Client::connect_tls_auth(to, tls.as_ref(), reach.password, wait).await?;
         client.cmd(&command).await
     };
     match answer.await {
@@ -182,6 +203,9 @@ pub struct MemberArgs {
     /// The client password, if the cluster has one.
     #[arg(long, global = true)]
     pub password: Option<String>,
+    /// TLS, when the client ports speak it.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// What to do.
     #[command(subcommand)]
     pub op: MemberOp,
@@ -241,7 +265,9 @@ pub async fn member(args: MemberArgs) -> std::io::Result<String> {
     let mut command: Vec<&[u8]> = vec![b"RSL.MEMBERS"];
     command.extend(words.iter().map(|w| w.as_bytes()));
     let wait = Duration::from_millis(MEMBER_CHANGE_WAIT_MS_MAX);
-    let mut client = Client::connect_auth(args.addr, args.password.as_deref(), wait).await?;
+    let tls = args.tls.client_tls().map_err(std::io::Error::other)?;
+    let password = args.password.as_deref();
+    let mut client = Client::connect_tls_auth(args.addr, tls.as_ref(), password, wait).await?;
     match client.cmd(&command).await? {
         Reply::Error(text) => {
             Err(std::io::Error::other(String::from_utf8_lossy(&text).into_owned()))

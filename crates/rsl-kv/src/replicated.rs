@@ -57,6 +57,9 @@ pub struct ReplicatedOptions {
     pub clock: Clock,
     /// How reads are served.
     pub reads: Reads,
+    /// How to reach another member's client port when it speaks TLS (admin commands relayed
+    /// to it); the server name is set per member (`replica-<id>.rsl`).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl std::fmt::Debug for ReplicatedOptions {
@@ -201,9 +204,10 @@ impl Engine for ReplicatedEngine {
             b"rsl.transfer" => self.spawn(|inner| async move { inner.transfer(&args).await }),
             b"rsl.checkpoint" => self.spawn(|inner| async move { Ok(inner.checkpoint(&args)) }),
             b"rsl.members" => self.spawn(|inner| async move {
-                let (clients, password) =
-                    (&inner.options.clients, inner.options.requirepass.as_deref());
-                Ok(crate::members::command(&inner.node, clients, password, &args).await.to_bytes())
+                let options = &inner.options;
+                let (clients, password) = (&options.clients, options.requirepass.as_deref());
+                let reach = crate::members::Reach { password, tls: options.tls.as_ref() };
+                Ok(crate::members::command(&inner.node, clients, reach, &args).await.to_bytes())
             }),
             _ => return None,
         };
@@ -415,7 +419,7 @@ impl Inner {
         let Some(addr) = addr else {
             return unreachable("the membership records no client address".to_string());
         };
-        match self.ask_member(addr, &[b"RSL.STATUS".as_slice()]).await {
+        match self.ask_member(id, addr, &[b"RSL.STATUS".as_slice()]).await {
             Ok(Reply::Bulk(text)) => String::from_utf8_lossy(&text).into_owned(),
             Ok(other) => unreachable(describe(&other)),
             Err(e) => unreachable(e.to_string()),
@@ -423,10 +427,16 @@ impl Inner {
     }
 
     /// Sends one command to another member's client port, bounded in time.
-    async fn ask_member(&self, addr: SocketAddr, args: &[&[u8]]) -> std::io::Result<Reply> {
+    async fn ask_member(
+        &self,
+        id: u32,
+        addr: SocketAddr,
+        args: &[&[u8]],
+    ) -> std::io::Result<Reply> {
         let wait = Duration::from_millis(limits::ADMIN_PEER_WAIT_MS_MAX);
         let password = self.options.requirepass.as_deref();
-        let mut client = Client::connect_auth(addr, password, wait).await?;
+        let tls = crate::members::tls_for(self.options.tls.as_ref(), id);
+        let mut client = Client::connect_tls_auth(addr, tls.as_ref(), password, wait).await?;
         client.cmd(args).await
     }
 
@@ -453,10 +463,12 @@ impl Inner {
                 )));
             };
             let to = to.to_string();
-            return Ok(match self.ask_member(addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
-                Ok(reply) => reply.to_bytes(),
-                Err(e) => error_bytes(format!("ERR the primary {primary} did not answer: {e}")),
-            });
+            return Ok(
+                match self.ask_member(primary, addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
+                    Ok(reply) => reply.to_bytes(),
+                    Err(e) => error_bytes(format!("ERR the primary {primary} did not answer: {e}")),
+                },
+            );
         }
         if to == self.id {
             return Ok(

@@ -2,33 +2,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 
-use common::{bulk, int, ok, Client};
+use common::{bulk, int, local_server, ok, Client};
 use rsl_kv::limits::PIPELINE_DEPTH_MAX;
 use rsl_kv::resp::Reply;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts `rsl-kv local-server` on a free port with `extra` arguments; returns the child and
-/// the address it printed.
-async fn local_server(extra: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rsl-kv"))
-        .args(["local-server", "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    let mut stdout = BufReader::new(stdout);
-    let read = stdout.read_line(&mut line);
-    tokio::time::timeout(common::REPLY_WAIT_MAX, read).await.unwrap().unwrap();
-    let addr = line.split_whitespace().nth(3).expect("rsl-kv: listening on ADDR ...");
-    (child, addr.parse().unwrap())
-}
+use tokio::process::Command;
 
 #[tokio::test]
 async fn local_server_serves_and_requires_its_password() {

@@ -1,18 +1,19 @@
 //! Membership changes with real processes: a three-replica `rsl-kv` cluster (mutual TLS
 //! between replicas, started by `rsl_kv::launch::Cluster`) has every member replaced, one at
 //! a time, by a new process on new addresses with a new data directory, through `rsl-kv
-//! member add` and `rsl-kv member replace` sent to whichever member (relayed to the
-//! primary); each replaced process exits by itself; every acknowledged write is then read
+//! member add`, `promote` and `remove` sent to whichever member (relayed to the primary;
+//! `rsl_kv::launch::replace`, shared with `rsl-kv cluster --replace-all`); each replaced
+//! process exits by itself; every acknowledged write is then read
 //! back from the new members, those of a client writing all along included (the longest gap
 //! between two of its acknowledged writes is printed). Also `RSL.MEMBERS` refusals and the
 //! member list.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rsl_kv::client::Client;
+use rsl_kv::launch::replace::{read_back, replace_all, WriteLoad};
 use rsl_kv::launch::{Cluster, ClusterOptions};
 use rsl_kv::resp::Reply;
 
@@ -38,49 +39,15 @@ async fn set(cluster: &mut Cluster, key: &str) {
     assert_eq!(cmd(addr, &["SET", key, key]).await, Reply::ok(), "SET {key} at {p}");
 }
 
-/// What the background client acknowledged, and the longest time it waited for an answer.
-#[derive(Default)]
-struct Load {
-    acknowledged: Vec<String>,
-    longest_gap: Duration,
-}
-
-/// Writes `load-N` keys one after another until `stop`, each through the first address of
-/// `addrs` that acknowledges it (a stopped or removed member refuses; a follower forwards).
-async fn write_load(addrs: Arc<Mutex<Vec<SocketAddr>>>, stop: Arc<Mutex<bool>>) -> Load {
-    let mut load = Load::default();
-    let mut last = Instant::now();
-    let mut n = 0;
-    while !*stop.lock().unwrap() {
-        let key = format!("load-{n}");
-        let targets = addrs.lock().unwrap().clone();
-        for addr in targets.iter().rev() {
-            let attempt = async {
-                let wait = Duration::from_secs(2);
-                let mut client = Client::connect_auth(*addr, None, wait).await?;
-                client.cmd(&["SET", &key, &key]).await
-            };
-            if let Ok(Reply::Simple(_)) = attempt.await {
-                load.longest_gap = load.longest_gap.max(last.elapsed());
-                last = Instant::now();
-                load.acknowledged.push(key.clone());
-                n += 1;
-                break;
-            }
-        }
-        tokio::task::yield_now().await;
-    }
-    load
-}
-
+/// The three original members replaced one at a time (`rsl_kv::launch::replace`, which
+/// `rsl-kv cluster --replace-all` runs too: `rsl-kv member add`, a wait for catch-up,
+/// `promote`, `remove`, each sent to a member that stays) while a client writes all along.
 #[tokio::test]
 async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
     let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
     let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
     let addrs: Vec<SocketAddr> = (1..=3).map(|id| cluster.replica(id).client_addr).collect();
-    let addrs = Arc::new(Mutex::new(addrs));
-    let stop = Arc::new(Mutex::new(false));
-    let load = tokio::spawn(write_load(addrs.clone(), stop.clone()));
+    let load = WriteLoad::start(addrs, 1);
     let mut written = Vec::new();
     for i in 0..20 {
         let key = format!("before-{i}");
@@ -88,35 +55,17 @@ async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
         written.push(key);
     }
     let mut members: Vec<u32> = vec![1, 2, 3];
-    for round in 0..3 {
-        let new = cluster.add_joining(&members).await.unwrap();
-        addrs.lock().unwrap().push(new.client_addr);
-        // Any member takes the command; it is relayed to the primary.
-        let via = cluster.replica(members[round % members.len()]).client_addr.to_string();
-        let (id, peer, client) =
-            (new.id.to_string(), new.peer_addr.to_string(), new.client_addr.to_string());
-        let added = rsl_kv(&[
-            "member", "add", "--addr", &via, "--id", &id, "--peer", &peer, "--client", &client,
-        ]);
-        assert!(added.contains(&format!("{id}:learner")), "{added}");
-        // The original with the lowest id leaves (the primary too, in its turn: it steps
-        // down once the change executes).
-        let old = members.iter().copied().find(|m| *m <= 3).unwrap();
-        let old_s = old.to_string();
-        let replaced =
-            rsl_kv(&["member", "replace", "--addr", &via, "--old", &old_s, "--new", &id]);
-        assert!(replaced.contains(&format!("{id}:voter")), "{replaced}");
-        assert!(!replaced.contains(&format!("{old}:")), "{replaced}");
-        cluster.wait_exited(old, WAIT).await.expect("the replaced replica exits by itself");
-        members.retain(|m| *m != old);
-        members.push(new.id);
-        let key = format!("after-{id}");
-        set(&mut cluster, &key).await;
-        written.push(key);
-    }
+    let rounds = replace_all(&mut cluster, &mut members, Some(&load), |line| println!("{line}"))
+        .await
+        .expect("every member is replaced");
     assert_eq!(members, [4, 5, 6]);
-    *stop.lock().unwrap() = true;
-    let load = load.await.unwrap();
+    assert_eq!(rounds.iter().map(|r| (r.old, r.new)).collect::<Vec<_>>(), [(1, 4), (2, 5), (3, 6)]);
+    for old in 1..=3 {
+        assert!(!cluster.running().contains(&old), "replica {old} still runs");
+    }
+    set(&mut cluster, "after").await;
+    written.push("after".to_string());
+    let load = load.finish().await.unwrap();
     assert!(load.acknowledged.len() > 10, "the client wrote {}", load.acknowledged.len());
     println!(
         "replace-all under load: {} writes acknowledged, longest gap between two {:?}",
@@ -133,11 +82,32 @@ async fn every_member_is_replaced_by_a_new_process_from_the_command_line() {
         assert!(listed.lines().any(|l| l.starts_with(&id.to_string()) && l.contains("voter")));
     }
     assert_eq!(listed.lines().count(), 4, "{listed}");
-    for key in &written {
-        let value = Reply::Bulk(Bytes::copy_from_slice(key.as_bytes()));
-        assert_eq!(cmd(addr, &["GET", key]).await, value, "{key}");
-    }
+    assert_eq!(read_back(addr, &written).await.unwrap(), Vec::<String>::new());
     cluster.stop().await;
+}
+
+/// The scripted demo, `rsl-kv cluster --replace-all` (a few seconds): it ends with every
+/// acknowledged write read back, no original member, and says so.
+#[test]
+fn the_replace_all_demo_replaces_every_member_and_loses_nothing() {
+    let output = std::process::Command::new(EXE)
+        .args(["cluster", "--replace-all", "--clients", "2"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("rsl-kv runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "round 3: replica 3's process exited by itself",
+        "read back    yes",
+        "original members left: none",
+        "membership   4, 5, 6",
+        "unavailable  ",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+    let members = &stdout[stdout.find("members (rsl-kv member list").unwrap()..];
+    assert_eq!(members.lines().filter(|l| l.contains("voter")).count(), 3, "{members}");
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@
 //!   backpressure ([`SendError::QueueFull`]), batched writes, reconnection with capped,
 //!   jittered exponential backoff, and optional mutual TLS ([`Security::MutualTls`]).
 //! - [`tls`]: loading a replica's certificates and checking identities; with the `certgen`
-//!   feature, `generate_cluster_certs` writes a cluster's CA and replica certificates.
+//!   feature, `generate_cluster_certs` writes a cluster's CA, replica and client certificates
+//!   (`generate_certs` with extra host names in the replica certificates).
 //! - [`Transport`]: the interface the engine uses, so that the simulator's network and a future
 //!   RDMA transport can stand in for TCP.
 //! - [`limits`]: every bound, in one place.
@@ -83,7 +84,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 #[cfg(feature = "certgen")]
-pub use certgen::generate_cluster_certs;
+pub use certgen::{cert_file_names, generate_certs, generate_cluster_certs};
 pub use config::{BackoffConfig, ConfigError, Security, TransportConfig};
 pub use frame::{Frame, FrameError, FrameKind};
 pub use stats::{PeerStats, Stats};

@@ -35,6 +35,11 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 /// File name of the cluster CA's private key (keep it offline in production).
 pub const CA_KEY_FILE: &str = "ca.key.pem";
 
+/// File name of the client certificate (for client ports; it names no replica).
+pub const CLIENT_CERT_FILE: &str = "client.pem";
+/// File name of the client certificate's private key.
+pub const CLIENT_KEY_FILE: &str = "client.key.pem";
+
 /// The DNS name in replica `id`'s certificate: `replica-<id>.rsl`.
 pub fn replica_server_name(id: ReplicaId) -> String {
     format!("replica-{id}.rsl")
@@ -212,6 +217,39 @@ mod tests {
             let mode = fs::metadata(dir.path().join(replica_key_file(1))).unwrap().permissions();
             assert_eq!(mode.mode() & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn extra_hosts_are_named_and_the_client_certificate_names_no_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        crate::generate_certs(dir.path(), "unit", &[1, 2], &hosts).unwrap();
+        let one = TlsIdentity::load(dir.path(), 1).unwrap();
+        let parsed = ParsedCertificate::try_from(&one.chain[0]).unwrap();
+        for name in ["localhost", "127.0.0.1", "replica-1.rsl"] {
+            let name = ServerName::try_from(name).unwrap();
+            assert!(verify_server_name(&parsed, &name).is_ok(), "{name:?}");
+        }
+        let other = ServerName::try_from("127.0.0.2").unwrap();
+        assert!(verify_server_name(&parsed, &other).is_err());
+        let client = TlsIdentity::from_pem_files(
+            &dir.path().join(CA_CERT_FILE),
+            &dir.path().join(CLIENT_CERT_FILE),
+            &dir.path().join(CLIENT_KEY_FILE),
+        )
+        .unwrap();
+        for id in [1, 2] {
+            assert!(!cert_names_replica(&client.chain[0], id));
+        }
+        client.client_config().unwrap();
+        let mut written: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        written.sort();
+        let mut expected = crate::cert_file_names(&[1, 2]);
+        expected.sort();
+        assert_eq!(written, expected);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Starting a cluster of `rsl-kv run` processes on loopback: what the local cluster command
 //! (`rsl-kv cluster`), the benchmark script and the real-process tests share.
 //!
-//! [`Cluster::start`] generates a certificate authority and one certificate per replica,
-//! writes one configuration per replica into a temporary directory, picks free loopback
-//! ports, and starts each replica as a separate process (`EXE run --config FILE`) with
-//! mutual TLS between replicas. Each replica prints one line when it listens and one line
+//! [`Cluster::start`] generates a certificate authority and one certificate per replica
+//! (`EXE certs`), writes one configuration per replica into a temporary directory, picks free
+//! loopback ports, and starts each replica as a separate process (`EXE run --config FILE`)
+//! with mutual TLS between replicas, and TLS on the client ports too if asked. Each replica prints one line when it listens and one line
 //! every time its role, primary or ballot changes; the cluster reads those lines as events,
 //! so waiting for a primary is waiting for an event, not polling.
 //!
@@ -26,7 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{ClientAddr, KvConfig, KvSection};
+use crate::tls::{AuthClients, ClientTls};
 
+pub mod replace;
 mod report;
 pub use report::{
     agreed_primary, forward_reports, parse_line, role_line, ReplicaReport, ReplicaView,
@@ -59,6 +61,9 @@ pub struct ClusterOptions {
     pub fsync: bool,
     /// How the replicas serve reads.
     pub reads: crate::config::Reads,
+    /// TLS on the client ports, and whether clients must present a certificate; `None` for
+    /// plaintext client ports.
+    pub client_tls: Option<AuthClients>,
 }
 
 impl Default for ClusterOptions {
@@ -70,6 +75,7 @@ impl Default for ClusterOptions {
             storage: String::new(),
             fsync: true,
             reads: crate::config::Reads::Linearizable,
+            client_tls: None,
         }
     }
 }
@@ -178,10 +184,20 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
-        // Certificates for every id a replica added later may take (`add_joining`).
-        let cert_ids: Vec<u32> = (1..=REPLICA_IDS_MAX).collect();
-        rsl_net::generate_cluster_certs(&certs, rsl::CLUSTER_NAME, &cert_ids)
-            .map_err(|e| anyhow!("generating certificates: {e}"))?;
+        // Certificates for every id a replica added later may take (`add_joining`), made by
+        // the binary's own `certs` command, so that every cluster started here tests it.
+        let made = Command::new(exe)
+            .arg("certs")
+            .arg("--dir")
+            .arg(&certs)
+            .args(["--replicas", &REPLICA_IDS_MAX.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("starting {} certs", exe.display()))?;
+        if !made.status.success() {
+            bail!("{} certs failed: {}", exe.display(), String::from_utf8_lossy(&made.stderr));
+        }
         std::fs::create_dir_all(dir.path().join("logs"))?;
         let ports = free_ports(3 * n as usize)?;
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -230,6 +246,28 @@ impl Cluster {
     /// The temporary directory holding certificates, configurations, data and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The executable the replicas run (`rsl-kv`).
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// The cluster's certificate directory (what `rsl-kv certs` wrote).
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// How a client reaches the TLS client ports (the CA, and the client certificate), if
+    /// they speak TLS.
+    pub fn client_tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        if self.options.client_tls.is_none() {
+            return Ok(None);
+        }
+        let certs = self.certs_dir();
+        let (cert, key) = (certs.join("client.pem"), certs.join("client.key.pem"));
+        let names = crate::tls::FLAG_NAMES;
+        Ok(Some(ClientTls::new(&certs.join("ca.pem"), Some((&cert, &key)), None, names)?))
     }
 
     /// The options the cluster was made with.
@@ -535,6 +573,10 @@ fn replica_config(
         requirepass: options.requirepass.clone(),
         tick_ms: 100,
         reads: options.reads,
+        tls_cert_file: options.client_tls.map(|_| certs.join(format!("replica-{}.pem", me.id))),
+        tls_key_file: options.client_tls.map(|_| certs.join(format!("replica-{}.key.pem", me.id))),
+        tls_ca_cert_file: options.client_tls.map(|_| certs.join("ca.pem")),
+        tls_auth_clients: options.client_tls.unwrap_or_default(),
     };
     let config = KvConfig { node, kv };
     config.validate()?;

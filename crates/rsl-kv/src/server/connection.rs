@@ -222,11 +222,12 @@ fn server_sections(session: &Session) -> Vec<(&'static str, String)> {
             format!(
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  rejected_connections:{}\r\nprotocol_errors:{}\r\npubsub_channels:{pubsub_channels}\r\n\
-                 pubsub_patterns:{pubsub_patterns}\r\n",
+                 pubsub_patterns:{pubsub_patterns}\r\ntls_handshake_failures:{}\r\n",
                 shared.stats.connections_received.load(Ordering::Relaxed),
                 shared.stats.commands_processed.load(Ordering::Relaxed),
                 shared.stats.connections_rejected.load(Ordering::Relaxed),
                 shared.stats.protocol_errors.load(Ordering::Relaxed),
+                shared.stats.tls_handshake_failures.load(Ordering::Relaxed),
             ),
         ),
         (

@@ -1,8 +1,10 @@
 //! The RESP server: accepts client connections and answers their commands in order, in RESP2
 //! or (after `HELLO 3`) RESP3.
 //!
-//! Each connection is one task. It parses the commands in its input buffer and dispatches
-//! each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
+//! Each connection is one task. With TLS configured ([`ServerConfig::tls`]) the task first
+//! completes the handshake, within [`limits::TLS_HANDSHAKE_MS_MAX`], and a connection whose
+//! handshake fails is closed before any command is read. The task parses the commands in its
+//! input buffer and dispatches each (`session`): connection commands (PING, AUTH, MULTI, SUBSCRIBE, INFO, ...; the table
 //! in `table`, the handlers in `connection`, `pubsub` and `session`) are answered by the
 //! server; data commands ([`crate::commands`]) are encoded as requests that carry the command
 //! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
@@ -35,8 +37,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::WriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
@@ -89,6 +90,8 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// The parser limits for every connection.
     pub parser_limits: ParserLimits,
+    /// TLS on the client port (then TLS only): built by [`crate::tls::ServerTlsFiles`].
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             requirepass: None,
             clock: system_clock(),
             parser_limits: ParserLimits::default(),
+            tls: None,
         }
     }
 }
@@ -106,6 +110,7 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("requirepass", &self.requirepass.as_ref().map(|_| "<set>"))
             .field("parser_limits", &self.parser_limits)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +138,8 @@ struct Stats {
     commands_processed: AtomicU64,
     protocol_errors: AtomicU64,
     pubsub_messages: AtomicU64,
+    /// Connections closed because their TLS handshake failed or took too long.
+    tls_handshake_failures: AtomicU64,
 }
 
 /// Serves clients accepted on `listener` until accepting fails; each connection runs on its
@@ -180,25 +187,61 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn accept_client(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn accept_client(stream: TcpStream, shared: Arc<Shared>) {
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     let mut slot = ClientSlot(Arc::clone(&shared), None);
     shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let (peer, local) = (stream.peer_addr().ok(), stream.local_addr().ok());
+    match shared.config.tls.clone() {
+        None => {
+            let mut stream = stream;
+            let (reader, writer) = stream.split();
+            serve_client(reader, writer, count, &mut slot, peer, local).await;
+        }
+        Some(acceptor) => {
+            // A client that never completes the handshake (a plaintext client that waits for
+            // the server to speak first) must not hold its slot for ever.
+            let wait = std::time::Duration::from_millis(limits::TLS_HANDSHAKE_MS_MAX);
+            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let (reader, writer) = tokio::io::split(tls);
+                    serve_client(reader, writer, count, &mut slot, peer, local).await;
+                }
+                // A plaintext client, a missing or foreign certificate: nothing to answer in
+                // a protocol the client speaks, so the connection is closed.
+                Ok(Err(_)) | Err(_) => {
+                    shared.stats.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    drop(slot);
+}
+
+/// Serves one accepted client (after its TLS handshake, if any) over its two halves.
+async fn serve_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: R,
+    mut writer: W,
+    count: usize,
+    slot: &mut ClientSlot,
+    peer: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
+) {
+    let shared = Arc::clone(&slot.0);
     if count > limits::CLIENTS_MAX {
         shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
         let reply = Reply::error("ERR max number of clients reached").to_bytes();
-        let _ = stream.write_all(&reply).await;
+        let _ = writer.write_all(&reply).await;
+        let _ = writer.shutdown().await;
         return;
     }
-    let _ = stream.set_nodelay(true);
     let id = shared.client_id_last.fetch_add(1, Ordering::Relaxed) + 1;
-    let info =
-        Arc::new(ClientInfo::new(id, stream.peer_addr().ok(), stream.local_addr().ok(), &shared));
+    let info = Arc::new(ClientInfo::new(id, peer, local, &shared));
     shared.registry.insert(Arc::clone(&info));
     slot.1 = Some(id);
     let session = Session::new(shared, id, info);
-    let _ = Connection::new(session).run(&mut stream).await;
-    drop(slot);
+    let _ = Connection::new(session).run(reader, writer).await;
 }
 
 /// What to do with an engine reply before it is written.
@@ -268,8 +311,11 @@ impl Connection {
 
     /// Serves the connection until the client leaves, QUITs or breaks the protocol. One task
     /// does everything, so a command answered at once costs no hand-off between tasks.
-    async fn run(mut self, stream: &mut TcpStream) -> io::Result<()> {
-        let (mut reader, writer) = stream.split();
+    async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        mut self,
+        mut reader: R,
+        writer: W,
+    ) -> io::Result<()> {
         let mut out = BufWriter::with_capacity(64 << 10, writer);
         loop {
             // Writing replies makes room in a full pipeline, or lifts a barrier, for more
@@ -375,7 +421,10 @@ impl Connection {
     }
 
     /// Writes the replies at the head that are known; returns whether it wrote any.
-    async fn write_ready(&mut self, out: &mut BufWriter<WriteHalf<'_>>) -> io::Result<bool> {
+    async fn write_ready<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut BufWriter<W>,
+    ) -> io::Result<bool> {
         let mut wrote = false;
         while let Some(mut head) = self.replies.pop_front() {
             let bytes = match &mut head {

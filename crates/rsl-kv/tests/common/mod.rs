@@ -29,6 +29,25 @@ pub async fn start(config: ServerConfig) -> SocketAddr {
     start_with(Arc::new(LocalEngine::new()), config).await
 }
 
+/// Starts `rsl-kv local-server` on a free port with `extra` arguments; returns the child and
+/// the address it printed.
+pub async fn local_server(extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rsl-kv"))
+        .args(["local-server", "--port", "0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    let mut stdout = tokio::io::BufReader::new(stdout);
+    let read = tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line);
+    tokio::time::timeout(REPLY_WAIT_MAX, read).await.unwrap().unwrap();
+    let addr = line.split_whitespace().nth(3).expect("rsl-kv: listening on ADDR ...");
+    (child, addr.parse().unwrap())
+}
+
 /// A clock the test moves by hand, and a config that stamps writes with it.
 pub fn manual_clock(start_ms: u64) -> (Arc<AtomicU64>, ServerConfig) {
     let now = Arc::new(AtomicU64::new(start_ms));

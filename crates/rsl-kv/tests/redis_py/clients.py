@@ -1,8 +1,11 @@
 """redis-py, on its defaults (RESP3 with redis-py 8), against an rsl-kv cluster through every
 replica: strings, hashes, lists, sets, sorted sets, pipelines, transactions with WATCH, Lock,
 scripts, pub/sub (one global order) and blocking pops. Run by tests/redis_py.rs with the
-replicas' client addresses as arguments; exits non-zero on the first failure."""
+replicas' client addresses as arguments; exits non-zero on the first failure. With
+RSL_KV_TLS_CA set (and RSL_KV_TLS_CERT, RSL_KV_TLS_KEY for a client certificate), it connects
+with TLS, verifying the server's certificate and host name (tests/tls.rs)."""
 
+import os
 import sys
 import threading
 import time
@@ -10,7 +13,15 @@ import time
 import redis
 
 ADDRS = [a.split(":") for a in sys.argv[1:]]
-CLIENTS = [redis.Redis(host=h, port=int(p), decode_responses=True) for h, p in ADDRS]
+TLS = {}
+if os.environ.get("RSL_KV_TLS_CA"):
+    TLS = {
+        "ssl": True,
+        "ssl_ca_certs": os.environ["RSL_KV_TLS_CA"],
+        "ssl_certfile": os.environ.get("RSL_KV_TLS_CERT"),
+        "ssl_keyfile": os.environ.get("RSL_KV_TLS_KEY"),
+    }
+CLIENTS = [redis.Redis(host=h, port=int(p), decode_responses=True, **TLS) for h, p in ADDRS]
 
 
 def check(what, got, want):
