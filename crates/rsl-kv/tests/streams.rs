@@ -212,9 +212,12 @@ fn array(items: &[Reply]) -> Reply {
     Reply::Array(items.to_vec())
 }
 
-/// Waits until the server shows a client blocked (CLIENT LIST's flag `b`).
+/// Waits until the server shows a client blocked (CLIENT LIST's flag `b`); panics if none
+/// blocks within a generous deadline (a read answered at once never blocks).
 async fn until_blocked(observer: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(Instant::now() < deadline, "no client blocked within 20 s");
         let Reply::Bulk(list) = observer.cmd(&["CLIENT", "LIST"]).await else { panic!("a bulk") };
         if String::from_utf8_lossy(&list).contains("flags=b") {
             return;

@@ -114,6 +114,14 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
     }
+    // SETID's ENTRIESREAD is checked before the key too.
+    let mut setid_entries_read = None;
+    if is(sub, "setid") && args.len() == 7 {
+        if !is(&args[5], "entriesread") {
+            return Err(subcommand_syntax(sub));
+        }
+        setid_entries_read = entries_read_arg(&args[6])?;
+    }
     let (key, name) = (&args[2], &args[3]);
     let stream = stream_of(&ctx.view(), key)?;
     if stream.is_none() && !(create && mkstream) {
@@ -148,16 +156,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             b"$" => last_id,
             other => bound_id(other)?,
         };
-        let mut entries_read = None;
-        if args.len() == 7 {
-            if !is(&args[5], "entriesread") {
-                return Err(subcommand_syntax(sub));
-            }
-            entries_read = entries_read_arg(&args[6])?;
-        }
         let group = group_mut(ctx, key, name);
         group.last_id = id;
-        group.entries_read = entries_read;
+        group.entries_read = setid_entries_read;
         return Ok(Reply::ok());
     }
     if is(sub, "destroy") && args.len() == 4 {
@@ -374,10 +375,12 @@ fn deliver_new(
 fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (key, name) = (&args[1], &args[2]);
     let exists = stream_of(&ctx.view(), key)?.is_some_and(|s| s.groups.contains_key(name));
-    let ids = args[3..].iter().map(|a| id_arg(a, 0)).collect::<Result<Vec<_>, _>>()?;
+    // Without the group there is nothing to acknowledge, whatever the ids (Redis 7.0 checks
+    // the ids only then).
     if !exists {
         return Ok(Reply::Integer(0));
     }
+    let ids = args[3..].iter().map(|a| id_arg(a, 0)).collect::<Result<Vec<_>, _>>()?;
     let group = group_mut(ctx, key, name);
     let mut acked = 0;
     for id in ids {

@@ -294,17 +294,20 @@ fn xrange(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             return Err(syntax());
         }
     }
-    let stream = stream_of(view, &args[1])?;
+    let Some(stream) = stream_of(view, &args[1])? else { return Ok(Reply::Array(Vec::new())) };
     if count == Some(0) {
         return Ok(Reply::NullArray);
     }
-    let Some(stream) = stream else { return Ok(Reply::Array(Vec::new())) };
     Ok(Reply::Array(range_reply(stream, start, end, count.unwrap_or(0), rev)))
 }
 
 fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let ids = args[2..].iter().map(|a| id_arg(a, 0)).collect::<Result<Vec<_>, _>>()?;
     let key = &args[1];
+    // A missing key deletes nothing whatever the ids, as in Redis, which parses them only then.
+    if ctx.view().of(key, Kind::Stream)?.is_none() {
+        return Ok(Reply::Integer(0));
+    }
+    let ids = args[2..].iter().map(|a| id_arg(a, 0)).collect::<Result<Vec<_>, _>>()?;
     let Some(value) = ctx.value_mut(key, Kind::Stream, false)? else {
         return Ok(Reply::Integer(0));
     };
@@ -321,10 +324,10 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let (trim, _) = trim_args(args, false)?;
     if ctx.view().of(key, Kind::Stream)?.is_none() {
         return Ok(Reply::Integer(0));
     }
-    let (trim, _) = trim_args(args, false)?;
     let threshold = trim.threshold.expect("XTRIM has a strategy");
     let stream = ctx.db.entry_mut(key).expect("the stream exists").value.stream_mut();
     Ok(Reply::Integer(stream.trim(threshold, trim.limit()) as i64))
