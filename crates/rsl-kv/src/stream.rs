@@ -61,10 +61,9 @@ impl StreamId {
     pub fn parse(arg: &[u8], seq_default: u64) -> Option<StreamId> {
         match arg.iter().position(|&b| b == b'-') {
             None => Some(StreamId { ms: parse_u64(arg)?, seq: seq_default }),
-            Some(dash) => Some(StreamId {
-                ms: parse_u64(&arg[..dash])?,
-                seq: parse_u64(&arg[dash + 1..])?,
-            }),
+            Some(dash) => {
+                Some(StreamId { ms: parse_u64(&arg[..dash])?, seq: parse_u64(&arg[dash + 1..])? })
+            }
         }
     }
 }

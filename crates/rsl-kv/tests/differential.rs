@@ -61,7 +61,7 @@ impl Rng {
 }
 
 const VALUES: &[&str] = &["", "a", "bb", "hello", "1", "-7", "42", "3.5", "0", "x y", "a:b"];
-const SCORES: &[&str] = &["0", "1", "-1", "2.5", "-3.25", "10", "+inf", "-inf", "1e3"];
+const SCORES: &[&str] = &["0", "1", "-1", "2.5", "-3.25", "10", "+inf", "-inf", "1e3", "-0"];
 const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "ab", "abc", "z"];
 
 /// A key of a type's pool, sometimes of another (to exercise WRONGTYPE).
@@ -308,7 +308,14 @@ fn set_command(rng: &mut Rng) -> Vec<String> {
             k,
             key(rng, "t"),
         ],
-        10 => vec!["SINTERCARD".into(), "2".into(), k, key(rng, "t")],
+        10 => {
+            let numkeys = rng.pick(&["2", "2", "2", "0", "x"]);
+            let mut c = vec!["SINTERCARD".into(), numkeys.into(), k, key(rng, "t")];
+            if rng.chance(30) {
+                c.extend(["LIMIT".into(), rng.pick(&["0", "1", "-1", "x"]).into()]);
+            }
+            c
+        }
         _ => vec!["SSCAN-ALL".into(), k],
     }
 }
@@ -556,7 +563,8 @@ fn stream_bound(rng: &mut Rng) -> String {
 /// ids, exact trimming (with `~` Redis trims whole nodes of its radix tree: fewer entries than
 /// rsl-kv, so `~` is not generated), consumer groups `g0`/`g1` and consumers `c0`..`c2`.
 fn stream_command(rng: &mut Rng) -> Vec<String> {
-    let x = |rng: &mut Rng| if rng.chance(88) { format!("x{}", rng.below(3)) } else { key(rng, "s") };
+    let x =
+        |rng: &mut Rng| if rng.chance(88) { format!("x{}", rng.below(3)) } else { key(rng, "s") };
     let group = |rng: &mut Rng| format!("g{}", rng.below(2));
     let consumer = |rng: &mut Rng| format!("c{}", rng.below(3));
     let k = x(rng);
@@ -620,7 +628,14 @@ fn stream_command(rng: &mut Rng) -> Vec<String> {
             c
         }
         10 => {
-            let sub = rng.pick(&["CREATE", "CREATE", "SETID", "DESTROY", "CREATECONSUMER", "DELCONSUMER"]);
+            let sub = rng.pick(&[
+                "CREATE",
+                "CREATE",
+                "SETID",
+                "DESTROY",
+                "CREATECONSUMER",
+                "DELCONSUMER",
+            ]);
             let mut c = vec!["XGROUP".into(), sub.into(), k, group(rng)];
             match sub {
                 "CREATE" | "SETID" => {
@@ -698,10 +713,14 @@ fn stream_command(rng: &mut Rng) -> Vec<String> {
 
 /// Zeroes the named fields of a map reply (RESP3) or of its flat form (RESP2).
 fn zero_fields(reply: Reply, names: &[&str]) -> Reply {
-    let hidden = |k: &Reply| matches!(k, Reply::Bulk(b) if names.iter().any(|n| n.as_bytes() == &b[..]));
+    let hidden =
+        |k: &Reply| matches!(k, Reply::Bulk(b) if names.iter().any(|n| n.as_bytes() == &b[..]));
     match reply {
         Reply::Map(pairs) => Reply::Map(
-            pairs.into_iter().map(|(k, v)| if hidden(&k) { (k, Reply::Integer(0)) } else { (k, v) }).collect(),
+            pairs
+                .into_iter()
+                .map(|(k, v)| if hidden(&k) { (k, Reply::Integer(0)) } else { (k, v) })
+                .collect(),
         ),
         Reply::Array(mut items) if items.len() % 2 == 0 => {
             for i in (0..items.len()).step_by(2) {
@@ -748,7 +767,9 @@ fn normalize(name: &str, reply: Reply) -> Reply {
         ("OBJECT", Reply::Bulk(_)) => Reply::text("an encoding"),
         // Idle times are each server's clock less a delivery time, read at different moments;
         // the radix tree's key and node counts are Redis's layout (rsl-kv estimates them).
-        ("XPENDING", Reply::Array(items)) if items.iter().all(|i| matches!(i, Reply::Array(e) if e.len() == 4)) => {
+        ("XPENDING", Reply::Array(items))
+            if items.iter().all(|i| matches!(i, Reply::Array(e) if e.len() == 4)) =>
+        {
             Reply::Array(
                 items
                     .into_iter()
@@ -762,7 +783,9 @@ fn normalize(name: &str, reply: Reply) -> Reply {
                     .collect(),
             )
         }
-        ("XINFO", Reply::Array(items)) if items.iter().all(|i| matches!(i, Reply::Map(_) | Reply::Array(_))) => {
+        ("XINFO", Reply::Array(items))
+            if items.iter().all(|i| matches!(i, Reply::Map(_) | Reply::Array(_))) =>
+        {
             Reply::Array(items.into_iter().map(|i| zero_fields(i, &["idle"])).collect())
         }
         ("XINFO", reply) => zero_fields(reply, &["radix-tree-keys", "radix-tree-nodes"]),

@@ -240,20 +240,34 @@ async fn xread_block_waits_for_an_xadd_and_dollar_means_after_the_call() {
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]).await;
     until_blocked(&mut writer).await;
     assert_eq!(writer.cmd(&["XADD", "s", "2-1", "new", "y"]).await, bulk("2-1"));
-    assert_eq!(reader.reply().await, array(&[array(&[bulk("s"), array(&[entry("2-1", &["new", "y"])])])]));
+    assert_eq!(
+        reader.reply().await,
+        array(&[array(&[bulk("s"), array(&[entry("2-1", &["new", "y"])])])])
+    );
     // On a missing key, `$` waits for the first entry; an entry already after the id is
     // answered at once.
-    reader.send_cmd(&["XREAD", "COUNT", "1", "BLOCK", "5000", "STREAMS", "later", "s", "$", "1-1"]).await;
-    assert_eq!(reader.reply().await, array(&[array(&[bulk("s"), array(&[entry("2-1", &["new", "y"])])])]));
+    reader
+        .send_cmd(&["XREAD", "COUNT", "1", "BLOCK", "5000", "STREAMS", "later", "s", "$", "1-1"])
+        .await;
+    assert_eq!(
+        reader.reply().await,
+        array(&[array(&[bulk("s"), array(&[entry("2-1", &["new", "y"])])])])
+    );
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "later", "$"]).await;
     until_blocked(&mut writer).await;
     assert_eq!(writer.cmd(&["XADD", "later", "5-5", "f", "v"]).await, bulk("5-5"));
-    assert_eq!(reader.reply().await, array(&[array(&[bulk("later"), array(&[entry("5-5", &["f", "v"])])])]));
+    assert_eq!(
+        reader.reply().await,
+        array(&[array(&[bulk("later"), array(&[entry("5-5", &["f", "v"])])])])
+    );
     // A timeout answers null after the time.
     let started = Instant::now();
     assert_eq!(reader.cmd(&["XREAD", "BLOCK", "200", "STREAMS", "s", "$"]).await, Reply::NullArray);
     assert!(started.elapsed() >= Duration::from_millis(200), "it waited for its timeout");
-    assert_eq!(reader.cmd(&["XREAD", "BLOCK", "-1", "STREAMS", "s", "$"]).await, err("ERR timeout is negative"));
+    assert_eq!(
+        reader.cmd(&["XREAD", "BLOCK", "-1", "STREAMS", "s", "$"]).await,
+        err("ERR timeout is negative")
+    );
     // Inside MULTI, BLOCK does not block.
     assert_eq!(reader.cmd(&["MULTI"]).await, Reply::Simple(Bytes::from_static(b"OK")));
     reader.cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]).await;
@@ -264,12 +278,27 @@ async fn xread_block_waits_for_an_xadd_and_dollar_means_after_the_call() {
 async fn xreadgroup_block_delivers_each_new_entry_to_one_consumer() {
     let addr = start(ServerConfig::default()).await;
     let mut writer = Client::connect(addr).await;
-    assert_eq!(writer.cmd(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]).await, common::ok());
+    assert_eq!(
+        writer.cmd(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]).await,
+        common::ok()
+    );
     let mut waiters = Vec::new();
     for name in ["w1", "w2", "w3"] {
         waiters.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await;
-            let command = ["XREADGROUP", "GROUP", "workers", name, "COUNT", "1", "BLOCK", "10000", "STREAMS", "jobs", ">"];
+            let command = [
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                name,
+                "COUNT",
+                "1",
+                "BLOCK",
+                "10000",
+                "STREAMS",
+                "jobs",
+                ">",
+            ];
             match c.cmd(&command).await {
                 Reply::Array(streams) => match &streams[0] {
                     Reply::Array(pair) => match &pair[1] {
@@ -294,6 +323,8 @@ async fn xreadgroup_block_delivers_each_new_entry_to_one_consumer() {
     let expected: Vec<Reply> =
         (1..=3).map(|i| entry(&format!("{i}-0"), &["job", &i.to_string()])).collect();
     assert_eq!(ids, expected, "each entry went to exactly one consumer");
-    let Reply::Array(summary) = writer.cmd(&["XPENDING", "jobs", "workers"]).await else { panic!() };
+    let Reply::Array(summary) = writer.cmd(&["XPENDING", "jobs", "workers"]).await else {
+        panic!()
+    };
     assert_eq!(summary[0], int(3), "every delivered entry is pending");
 }

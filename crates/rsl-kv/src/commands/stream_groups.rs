@@ -174,7 +174,9 @@ fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if group.consumers.contains_key(&args[4]) {
             return Ok(Reply::Integer(0));
         }
-        group.consumers.insert(args[4].clone(), Consumer { seen_ms: now_ms, ..Consumer::default() });
+        group
+            .consumers
+            .insert(args[4].clone(), Consumer { seen_ms: now_ms, ..Consumer::default() });
         return Ok(Reply::Integer(1));
     }
     if is(sub, "delconsumer") && args.len() == 5 {
@@ -360,8 +362,11 @@ fn deliver_new(
         group.last_id = id;
         consumer_seen(group, consumer_name, now_ms);
         if !noack {
-            let pending =
-                PendingEntry { consumer: consumer_name.clone(), delivered_ms: now_ms, deliveries: 1 };
+            let pending = PendingEntry {
+                consumer: consumer_name.clone(),
+                delivered_ms: now_ms,
+                deliveries: 1,
+            };
             if let Some(old) = group.pending.insert(id, pending) {
                 group.consumers.get_mut(&old.consumer).expect("owner").pending.remove(&id);
             }
@@ -419,7 +424,8 @@ fn xpending(view: &View<'_>, args: &[Bytes]) -> CmdResult {
         return Err(no_group(key, name));
     };
     let Some((start, end, count, consumer)) = range else {
-        let (Some((first, _)), Some((last, _))) = (group.pending.get_min(), group.pending.get_max())
+        let (Some((first, _)), Some((last, _))) =
+            (group.pending.get_min(), group.pending.get_max())
         else {
             return Ok(Reply::Array(vec![
                 Reply::Integer(0),
@@ -433,7 +439,10 @@ fn xpending(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             .iter()
             .filter(|(_, c)| !c.pending.is_empty())
             .map(|(n, c)| {
-                Reply::Array(vec![Reply::Bulk(n.clone()), Reply::bulk(c.pending.len().to_string().as_bytes())])
+                Reply::Array(vec![
+                    Reply::Bulk(n.clone()),
+                    Reply::bulk(c.pending.len().to_string().as_bytes()),
+                ])
             })
             .collect();
         return Ok(Reply::Array(vec![
@@ -506,7 +515,11 @@ fn drop_pending(group: &mut Group, id: StreamId) {
     }
 }
 
-fn claimed_reply(stream_entries: &imbl::OrdMap<StreamId, Vec<Bytes>>, id: StreamId, justid: bool) -> Reply {
+fn claimed_reply(
+    stream_entries: &imbl::OrdMap<StreamId, Vec<Bytes>>,
+    id: StreamId,
+    justid: bool,
+) -> Reply {
     match (justid, stream_entries.get(&id)) {
         (true, _) => id.reply(),
         (false, Some(fields)) => Stream::entry_reply(id, fields),
@@ -520,7 +533,8 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !exists {
         return Err(no_group(key, name));
     }
-    let min_idle = super::parse_i64_or(&args[4], "ERR Invalid min-idle-time argument for XCLAIM")?.max(0);
+    let min_idle =
+        super::parse_i64_or(&args[4], "ERR Invalid min-idle-time argument for XCLAIM")?.max(0);
     let mut j = 5;
     let mut ids = Vec::new();
     while j < args.len() {
@@ -542,13 +556,19 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             justid = true;
         } else if is(opt, "idle") && more > 0 {
             j += 1;
-            delivery = Some(now - super::parse_i64_or(&args[j], "ERR Invalid IDLE option argument for XCLAIM")?);
+            delivery = Some(
+                now - super::parse_i64_or(&args[j], "ERR Invalid IDLE option argument for XCLAIM")?,
+            );
         } else if is(opt, "time") && more > 0 {
             j += 1;
-            delivery = Some(super::parse_i64_or(&args[j], "ERR Invalid TIME option argument for XCLAIM")?);
+            delivery =
+                Some(super::parse_i64_or(&args[j], "ERR Invalid TIME option argument for XCLAIM")?);
         } else if is(opt, "retrycount") && more > 0 {
             j += 1;
-            retry = Some(super::parse_i64_or(&args[j], "ERR Invalid RETRYCOUNT option argument for XCLAIM")?);
+            retry = Some(super::parse_i64_or(
+                &args[j],
+                "ERR Invalid RETRYCOUNT option argument for XCLAIM",
+            )?);
         } else if is(opt, "lastid") && more > 0 {
             j += 1;
             last_id = id_arg(&args[j], 0)?;
@@ -582,7 +602,10 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             continue;
         }
         if fresh {
-            group.pending.insert(id, PendingEntry { consumer: Bytes::new(), delivered_ms: 0, deliveries: 0 });
+            group.pending.insert(
+                id,
+                PendingEntry { consumer: Bytes::new(), delivered_ms: 0, deliveries: 0 },
+            );
         } else if min_idle > 0 && now - (group.pending[&id].delivered_ms as i64) < min_idle {
             continue;
         }
@@ -689,7 +712,13 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub).to_lowercase()
         ))
     };
-    let arity_ok = if is(sub, "stream") { args.len() == 3 } else if is(sub, "groups") { args.len() == 3 } else { args.len() == 4 };
+    let arity_ok = if is(sub, "stream") {
+        args.len() == 3
+    } else if is(sub, "groups") {
+        args.len() == 3
+    } else {
+        args.len() == 4
+    };
     if !arity_ok {
         if is(sub, "stream") && args.len() > 3 && is(&args[3], "full") {
             return Err(Reply::error("ERR XINFO STREAM FULL is not supported by rsl-kv"));
@@ -727,7 +756,10 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
                     ("consumers", Reply::Integer(g.consumers.len() as i64)),
                     ("pending", Reply::Integer(g.pending.len() as i64)),
                     ("last-delivered-id", g.last_id.reply()),
-                    ("entries-read", g.entries_read.map_or(Reply::Null, |n| Reply::Integer(n as i64))),
+                    (
+                        "entries-read",
+                        g.entries_read.map_or(Reply::Null, |n| Reply::Integer(n as i64)),
+                    ),
                     ("lag", lag(stream, g).map_or(Reply::Null, Reply::Integer)),
                 ])
             })

@@ -352,14 +352,8 @@ pub struct ReadArgs<'a> {
 
 /// Parses XREAD's or XREADGROUP's options as Redis's `xreadCommand` does.
 pub fn read_args(args: &[Bytes], group_cmd: bool) -> Result<ReadArgs<'_>, Reply> {
-    let mut parsed = ReadArgs {
-        block_ms: None,
-        count: 0,
-        group: None,
-        noack: false,
-        keys: &[],
-        ids: &[],
-    };
+    let mut parsed =
+        ReadArgs { block_ms: None, count: 0, group: None, noack: false, keys: &[], ids: &[] };
     let mut streams = None;
     let mut i = 1;
     while i < args.len() {

@@ -52,8 +52,12 @@ pub(super) fn start_stream(session: &mut Session, args: &Command) -> Option<Pend
     let parsed = crate::commands::streams::read_args(args, group).ok()?;
     let block_ms = parsed.block_ms?;
     let keys = parsed.keys.to_vec();
-    let resolve: Vec<Option<Bytes>> =
-        parsed.ids.iter().zip(&keys).map(|(id, key)| (&id[..] == b"$").then(|| key.clone())).collect();
+    let resolve: Vec<Option<Bytes>> = parsed
+        .ids
+        .iter()
+        .zip(&keys)
+        .map(|(id, key)| (&id[..] == b"$").then(|| key.clone()))
+        .collect();
     // The tries: the same command without its BLOCK option (walked as the parser walks it,
     // so that a group or consumer named "block" stays).
     let streams_at = args.len() - 2 * keys.len() - 1;
@@ -86,9 +90,11 @@ pub(super) fn start_stream(session: &mut Session, args: &Command) -> Option<Pend
         let work = async {
             for (n, key) in resolve.iter().enumerate() {
                 let Some(key) = key else { continue };
-                let info_args = vec![Bytes::from_static(b"XINFO"), Bytes::from_static(b"STREAM"), key.clone()];
+                let info_args =
+                    vec![Bytes::from_static(b"XINFO"), Bytes::from_static(b"STREAM"), key.clone()];
                 let request = Request::read(clock(), Proto::Resp2, info_args);
-                let bytes = engine.read(request.encode()).await.map_err(|_| EngineError::Dropped)??;
+                let bytes =
+                    engine.read(request.encode()).await.map_err(|_| EngineError::Dropped)??;
                 tries[ids_at + n] = last_generated_id(&bytes);
             }
             run(engine, clock, hub, keys, tries, proto, deadline, &info, group).await
