@@ -712,13 +712,7 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub).to_lowercase()
         ))
     };
-    let arity_ok = if is(sub, "stream") {
-        args.len() == 3
-    } else if is(sub, "groups") {
-        args.len() == 3
-    } else {
-        args.len() == 4
-    };
+    let arity_ok = args.len() == if is(sub, "consumers") { 4 } else { 3 };
     if !arity_ok {
         if is(sub, "stream") && args.len() > 3 && is(&args[3], "full") {
             return Err(Reply::error("ERR XINFO STREAM FULL is not supported by rsl-kv"));

@@ -181,19 +181,13 @@ fn new_id_arg(arg: &[u8]) -> Result<NewId, Reply> {
         return Ok(NewId::Auto);
     }
     if let Some(ms) = arg.strip_suffix(b"-*") {
-        return Ok(NewId::Ms(id_arg(ms, 0)?.ms).filter_ms(ms)?);
-    }
-    Ok(NewId::Exact(id_arg(arg, 0)?))
-}
-
-impl NewId {
-    /// `ms-*` takes only digits before the dash.
-    fn filter_ms(self, ms: &[u8]) -> Result<NewId, Reply> {
+        // `ms-*` takes only digits before the dash.
         if ms.contains(&b'-') {
             return Err(Reply::error(ERR_INVALID_ID));
         }
-        Ok(self)
+        return Ok(NewId::Ms(id_arg(ms, 0)?.ms));
     }
+    Ok(NewId::Exact(id_arg(arg, 0)?))
 }
 
 fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -223,12 +217,12 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let id = match new_id {
         NewId::Auto if now_ms > last.ms => StreamId { ms: now_ms, seq: 0 },
         NewId::Auto => last.next().expect("below the last possible id"),
-        NewId::Ms(ms) if ms == last.ms && last.seq == u64::MAX => None.ok_or_else(too_small)?,
+        NewId::Ms(ms) if ms == last.ms && last.seq == u64::MAX => return Err(too_small()),
         NewId::Ms(ms) if ms == last.ms => StreamId { ms, seq: last.seq + 1 },
         NewId::Ms(ms) if ms > last.ms => StreamId { ms, seq: 0 },
-        NewId::Ms(_) => return Err(too_small_created(ctx, key)),
+        NewId::Ms(_) => return Err(too_small()),
         NewId::Exact(id) if id > last => id,
-        NewId::Exact(_) => return Err(too_small_created(ctx, key)),
+        NewId::Exact(_) => return Err(too_small()),
     };
     let stream = ctx.db.entry_mut(key).expect("the stream exists").value.stream_mut();
     stream.entries.insert(id, fields.to_vec());
@@ -243,14 +237,6 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn too_small() -> Reply {
     Reply::error(ERR_ID_TOO_SMALL)
-}
-
-/// The error for an id at or below the top; a stream this XADD just created (at `0-0`,
-/// which no id is below) is never left behind, since no id reaches here for it.
-fn too_small_created(ctx: &mut Ctx<'_>, key: &Bytes) -> Reply {
-    debug_assert!(ctx.db.keys.get(&key[..]).is_some_and(|e| !e.value.is_empty()
-        || matches!(&e.value, Value::Stream(s) if s.entries_added > 0 || s.last_id > StreamId::MIN)));
-    too_small()
 }
 
 fn xlen(view: &View<'_>, args: &[Bytes]) -> CmdResult {
@@ -367,7 +353,7 @@ pub fn read_args(args: &[Bytes], group_cmd: bool) -> Result<ReadArgs<'_>, Reply>
             parsed.count = int_arg(&args[i])?.max(0) as usize;
         } else if is(opt, "streams") && more > 0 {
             let rest = &args[i + 1..];
-            if rest.len() % 2 != 0 {
+            if !rest.len().is_multiple_of(2) {
                 // Redis names XREAD in this error for XREADGROUP too.
                 return Err(Reply::error(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
