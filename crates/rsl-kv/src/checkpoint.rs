@@ -4,7 +4,7 @@
 //! | field | size | meaning |
 //! | --- | --- | --- |
 //! | magic | 8 | [`CHECKPOINT_MAGIC`] |
-//! | version | u32 LE | [`CHECKPOINT_VERSION`] (version 1, strings only, still loads) |
+//! | version | u32 LE | [`CHECKPOINT_VERSION`] (version 1, strings only, and version 2, without streams, still load) |
 //! | now_ms, mods, seed, tombstone_horizon | 4 x u64 LE | the clocks and the random seed |
 //! | keys | u64 LE count, then records | per key, in key order: key, type tag (u8), expiry (u8 0, or 1 and u64 LE below `u64::MAX`), version (u64 LE), value |
 //! | tombstones | u64 LE count, then (key, u64 LE count) | in key order |
@@ -12,8 +12,12 @@
 //! | crc32c | u32 LE | of everything before it |
 //!
 //! A value is: a string as bytes; a hash as a u64 count of (field, value); a list or a set as
-//! a u64 count of items; a sorted set as a u64 count of (member, score as f64 bits). Bytes are
-//! a u32 LE length and the data. Two replicas with the same state write the same bytes.
+//! a u64 count of items; a sorted set as a u64 count of (member, score as f64 bits); a stream
+//! (version 3) as its last id, largest deleted id, entries added, a u64 count of entries (id,
+//! u64 count of fields and values, each bytes) and a u64 count of groups (name, last id,
+//! entries read as u8 0 or 1 and u64, a u64 count of pending entries (id, consumer, delivery
+//! time, deliveries), a u64 count of consumers (name, seen time)). An id is two u64 LE. Bytes
+//! are a u32 LE length and the data. Two replicas with the same state write the same bytes.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
@@ -23,12 +27,17 @@ use rsl::Snapshot;
 
 use crate::db::{Db, Entry, Key, NO_DEADLINE};
 use crate::limits;
+use crate::stream::{Consumer, Group, PendingEntry, Stream, StreamId};
 use crate::value::{Kind, Value, ZSet};
 
 /// The magic bytes that open a checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"RSLKVCKP";
 /// The checkpoint format version written after the magic.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
+/// The format before streams: the same layout without the stream type tag, which still
+/// loads (a build that reads only it refuses a version 3 checkpoint by its version, rather
+/// than failing on a type tag it does not know).
+const CHECKPOINT_VERSION_NO_STREAMS: u32 = 2;
 /// The first format (strings only), which still loads.
 const CHECKPOINT_VERSION_STRINGS: u32 = 1;
 
@@ -130,6 +139,7 @@ fn write_entry(out: &mut impl Write, key: &[u8], entry: &Entry) -> io::Result<()
                 put_bytes(out, m).and_then(|_| out.write_all(&s.0.to_bits().to_le_bytes()))
             })
         }
+        Value::Stream(s) => write_stream(out, s),
     }
 }
 
@@ -146,13 +156,13 @@ pub fn read_checkpoint(input: &mut dyn Read) -> Result<Db, CheckpointError> {
         CHECKPOINT_VERSION_STRINGS => {
             db.now_ms = r.u64()?;
             let count = r.u64()?;
-            read_entries(&mut r, &mut db, count, true)?;
+            read_entries_strings(&mut r, &mut db, count)?;
         }
-        CHECKPOINT_VERSION => {
+        CHECKPOINT_VERSION_NO_STREAMS | CHECKPOINT_VERSION => {
             [db.now_ms, db.mods, db.seed, db.tombstone_horizon] =
                 [r.u64()?, r.u64()?, r.u64()?, r.u64()?];
             let count = r.u64()?;
-            read_entries(&mut r, &mut db, count, false)?;
+            read_entries(&mut r, &mut db, count, version == CHECKPOINT_VERSION)?;
             let tombstones = r.u64()?;
             let mut last: Option<Bytes> = None;
             for _ in 0..tombstones {
@@ -193,18 +203,39 @@ fn read_entries<R: Read>(
     r: &mut CrcReader<R>,
     db: &mut Db,
     count: u64,
-    strings_only: bool,
+    streams: bool,
 ) -> Result<(), CheckpointError> {
     let mut last: Option<Bytes> = None;
     for _ in 0..count {
         let key = r.field(limits::KEY_BYTES_MAX)?;
         in_order(&mut last, &key, "keys")?;
-        let entry = if strings_only { read_string_entry(r)? } else { read_entry(r)? };
+        let entry = read_entry(r, streams)?;
         if entry.expire_at_ms().is_some_and(|at| at < db.now_ms) {
             return Err(CheckpointError::Corrupt("an expired entry".into()));
         }
         if entry.value.is_empty() {
             return Err(CheckpointError::Corrupt("an empty collection".into()));
+        }
+        if let Some(at) = entry.expire_at_ms() {
+            db.expiries.insert((at, key.clone()));
+        }
+        db.keys.insert(Key::from(&key[..]), Box::new(entry));
+    }
+    Ok(())
+}
+
+fn read_entries_strings<R: Read>(
+    r: &mut CrcReader<R>,
+    db: &mut Db,
+    count: u64,
+) -> Result<(), CheckpointError> {
+    let mut last: Option<Bytes> = None;
+    for _ in 0..count {
+        let key = r.field(limits::KEY_BYTES_MAX)?;
+        in_order(&mut last, &key, "keys")?;
+        let entry = read_string_entry(r)?;
+        if entry.expire_at_ms().is_some_and(|at| at < db.now_ms) {
+            return Err(CheckpointError::Corrupt("an expired entry".into()));
         }
         if let Some(at) = entry.expire_at_ms() {
             db.expiries.insert((at, key.clone()));
@@ -220,7 +251,7 @@ fn read_string_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointE
     Ok(Entry::new(Value::Str(value), expire_at_ms, 0))
 }
 
-fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
+fn read_entry<R: Read>(r: &mut CrcReader<R>, streams: bool) -> Result<Entry, CheckpointError> {
     let tag = r.array::<1>()?[0];
     let expire_at_ms = r.expiry()?;
     let version = r.u64()?;
@@ -260,9 +291,98 @@ fn read_entry<R: Read>(r: &mut CrcReader<R>) -> Result<Entry, CheckpointError> {
             }
             Value::ZSet(Box::new(zset))
         }
+        t if streams && t == Kind::Stream.tag() => Value::Stream(Box::new(read_stream(r)?)),
         other => return Err(CheckpointError::Corrupt(format!("type tag {other}"))),
     };
     Ok(Entry::new(value, expire_at_ms, version))
+}
+
+fn put_id(out: &mut impl Write, id: StreamId) -> io::Result<()> {
+    out.write_all(&id.ms.to_le_bytes())?;
+    out.write_all(&id.seq.to_le_bytes())
+}
+
+fn write_stream(out: &mut impl Write, s: &Stream) -> io::Result<()> {
+    let count = |n: usize| (n as u64).to_le_bytes();
+    put_id(out, s.last_id)?;
+    put_id(out, s.max_deleted)?;
+    out.write_all(&s.entries_added.to_le_bytes())?;
+    out.write_all(&count(s.entries.len()))?;
+    for (id, fields) in s.entries.iter() {
+        put_id(out, *id)?;
+        out.write_all(&count(fields.len()))?;
+        fields.iter().try_for_each(|f| put_bytes(out, f))?;
+    }
+    out.write_all(&count(s.groups.len()))?;
+    for (name, group) in s.groups.iter() {
+        put_bytes(out, name)?;
+        put_id(out, group.last_id)?;
+        match group.entries_read {
+            None => out.write_all(&[0])?,
+            Some(n) => {
+                out.write_all(&[1])?;
+                out.write_all(&n.to_le_bytes())?;
+            }
+        }
+        out.write_all(&count(group.pending.len()))?;
+        for (id, p) in group.pending.iter() {
+            put_id(out, *id)?;
+            put_bytes(out, &p.consumer)?;
+            out.write_all(&p.delivered_ms.to_le_bytes())?;
+            out.write_all(&p.deliveries.to_le_bytes())?;
+        }
+        out.write_all(&count(group.consumers.len()))?;
+        for (name, consumer) in group.consumers.iter() {
+            put_bytes(out, name)?;
+            out.write_all(&consumer.seen_ms.to_le_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn read_stream<R: Read>(r: &mut CrcReader<R>) -> Result<Stream, CheckpointError> {
+    let corrupt = |what: &str| CheckpointError::Corrupt(format!("a stream with {what}"));
+    let mut s = Stream { last_id: r.id()?, max_deleted: r.id()?, ..Stream::default() };
+    s.entries_added = r.u64()?;
+    let mut previous = None;
+    for _ in 0..r.u64()? {
+        let id = r.id()?;
+        if previous.is_some_and(|p| p >= id) || id > s.last_id {
+            return Err(corrupt("entries out of order"));
+        }
+        previous = Some(id);
+        let n = r.u64()?;
+        if n == 0 || n % 2 != 0 {
+            return Err(corrupt("an entry without field-value pairs"));
+        }
+        let fields = (0..n).map(|_| r.field(limits::VALUE_BYTES_MAX)).collect::<Result<_, _>>()?;
+        s.entries.insert(id, fields);
+    }
+    for _ in 0..r.u64()? {
+        let name = r.field(limits::VALUE_BYTES_MAX)?;
+        let mut group = Group { last_id: r.id()?, ..Group::default() };
+        group.entries_read = match r.array::<1>()?[0] {
+            0 => None,
+            1 => Some(r.u64()?),
+            _ => return Err(corrupt("a bad entries-read tag")),
+        };
+        for _ in 0..r.u64()? {
+            let id = r.id()?;
+            let consumer = r.field(limits::VALUE_BYTES_MAX)?;
+            let pending = PendingEntry { consumer, delivered_ms: r.u64()?, deliveries: r.u64()? };
+            group.pending.insert(id, pending);
+        }
+        for _ in 0..r.u64()? {
+            let name = r.field(limits::VALUE_BYTES_MAX)?;
+            group.consumers.insert(name, Consumer { seen_ms: r.u64()?, ..Consumer::default() });
+        }
+        for (id, p) in group.pending.iter() {
+            let owner = group.consumers.get_mut(&p.consumer);
+            owner.ok_or_else(|| corrupt("a pending entry of no consumer"))?.pending.insert(*id);
+        }
+        s.groups.insert(name, group);
+    }
+    Ok(s)
 }
 
 /// A writer that checksums what passes through it.
@@ -304,6 +424,10 @@ impl<R: Read> CrcReader<R> {
 
     fn u64(&mut self) -> io::Result<u64> {
         Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn id(&mut self) -> io::Result<StreamId> {
+        Ok(StreamId { ms: self.u64()?, seq: self.u64()? })
     }
 
     fn expiry(&mut self) -> Result<Option<u64>, CheckpointError> {

@@ -255,6 +255,9 @@ impl Db {
             assert!(key.len() <= limits::KEY_BYTES_MAX);
             assert!(!entry.value.is_empty(), "no stored collection is empty");
             assert!(entry.version <= self.mods, "a version is never ahead of the count");
+            if let crate::value::Value::Stream(stream) = &entry.value {
+                stream.check_invariants();
+            }
         }
         assert!(self.tombstones.len() <= limits::WATCH_TOMBSTONES_MAX);
         assert_eq!(self.tombstones.len(), self.tombstone_order.len());

@@ -64,6 +64,7 @@ pub mod request;
 pub mod request_v1;
 pub mod resp;
 pub mod server;
+pub mod stream;
 pub mod tls;
 pub mod value;
 

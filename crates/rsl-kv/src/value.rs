@@ -1,4 +1,5 @@
-//! The values a key can hold: a string, a hash, a list, a set or a sorted set.
+//! The values a key can hold: a string, a hash, a list, a set, a sorted set or a stream
+//! ([`crate::stream`]).
 //!
 //! Every collection is a persistent structure (`imbl`), so cloning the keyspace for a
 //! checkpoint is O(1) and a value changed after the clone is copied only along its changed
@@ -11,6 +12,8 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
+
+use crate::stream::Stream;
 
 /// A sorted set's score: a double that is never NaN, ordered totally.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,6 +104,8 @@ pub enum Value {
     Set(OrdSet<Bytes>),
     /// A sorted set.
     ZSet(Box<ZSet>),
+    /// A stream.
+    Stream(Box<Stream>),
 }
 
 /// The value type's name, as TYPE answers it.
@@ -116,6 +121,8 @@ pub enum Kind {
     Set,
     /// `zset`.
     ZSet,
+    /// `stream`.
+    Stream,
 }
 
 impl Kind {
@@ -127,12 +134,13 @@ impl Kind {
             Kind::List => "list",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 
     /// The kind TYPE and SCAN's TYPE option name, if any.
     pub fn from_name(name: &[u8]) -> Option<Kind> {
-        [Kind::Str, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet]
+        [Kind::Str, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet, Kind::Stream]
             .into_iter()
             .find(|k| k.name().as_bytes().eq_ignore_ascii_case(name))
     }
@@ -145,6 +153,7 @@ impl Kind {
             Kind::List => 2,
             Kind::Set => 3,
             Kind::ZSet => 4,
+            Kind::Stream => 5,
         }
     }
 }
@@ -158,6 +167,7 @@ impl Value {
             Kind::List => Value::List(Box::default()),
             Kind::Set => Value::Set(OrdSet::new()),
             Kind::ZSet => Value::ZSet(Box::default()),
+            Kind::Stream => Value::Stream(Box::default()),
         }
     }
 
@@ -201,6 +211,7 @@ impl Value {
             Value::List(_) => Kind::List,
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -212,12 +223,22 @@ impl Value {
             Value::List(l) => l.len(),
             Value::Set(s) => s.len(),
             Value::ZSet(z) => z.len(),
+            Value::Stream(s) => s.len(),
         }
     }
 
-    /// Whether a collection is empty (Redis removes a key whose collection empties).
+    /// Whether a collection is empty (Redis removes a key whose collection empties; a
+    /// stream stays, as in Redis, so it is never "empty" in this sense).
     pub fn is_empty(&self) -> bool {
-        !matches!(self, Value::Str(_)) && self.len() == 0
+        !matches!(self, Value::Str(_) | Value::Stream(_)) && self.len() == 0
+    }
+
+    /// The stream inside; panics for another kind (the caller checked it).
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        match self {
+            Value::Stream(s) => s,
+            other => panic!("a {} is not a stream", other.kind().name()),
+        }
     }
 
     /// OBJECT ENCODING's answer, by Redis 7.0's rules (a list is always a quicklist), so clients that look at it see
@@ -244,6 +265,7 @@ impl Value {
                 "listpack"
             }
             Value::ZSet(_) => "skiplist",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -261,6 +283,7 @@ impl Value {
             Value::ZSet(z) => {
                 z.scores.keys().map(|m| 2 * (m.len() + ELEMENT_OVERHEAD_BYTES) + 16).sum()
             }
+            Value::Stream(s) => s.memory_bytes(),
         }
     }
 }

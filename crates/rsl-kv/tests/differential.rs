@@ -9,7 +9,10 @@
 //! kind (gone, persistent, expiring), since the two servers' clocks read at different moments;
 //! OBJECT ENCODING is compared only for whether there is one (Redis's depends on a value's
 //! history: a set that once held a string stays a hashtable);
-//! random commands (SPOP, SRANDMEMBER, RANDOMKEY...) are not generated.
+//! random commands (SPOP, SRANDMEMBER, RANDOMKEY...) are not generated. Streams: `*` ids
+//! (each server's own clock) and `~` trimming (Redis trims whole radix-tree nodes) are not
+//! generated; idle times (XPENDING, XINFO CONSUMERS) and XINFO STREAM's radix-tree counts are
+//! compared as 0.
 //!
 //! Without `redis-server` on the PATH the test says so and passes (scripts/test.sh installs
 //! it). `RSL_KV_DIFF_COMMANDS` sets the commands per run and `RSL_KV_DIFF_SEED` the first
@@ -24,6 +27,11 @@ use rsl_kv::client::Client;
 use rsl_kv::launch::{free_ports, Cluster, ClusterOptions};
 use rsl_kv::resp::Reply;
 use rsl_kv::{serve, LocalEngine, ServerConfig};
+
+#[path = "differential/streams.rs"]
+mod streams;
+
+use streams::{normalize_stream, stream_command};
 
 const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
 const WAIT: Duration = Duration::from_secs(20);
@@ -58,7 +66,7 @@ impl Rng {
 }
 
 const VALUES: &[&str] = &["", "a", "bb", "hello", "1", "-7", "42", "3.5", "0", "x y", "a:b"];
-const SCORES: &[&str] = &["0", "1", "-1", "2.5", "-3.25", "10", "+inf", "-inf", "1e3"];
+const SCORES: &[&str] = &["0", "1", "-1", "2.5", "-3.25", "10", "+inf", "-inf", "1e3", "-0"];
 const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "ab", "abc", "z"];
 
 /// A key of a type's pool, sometimes of another (to exercise WRONGTYPE).
@@ -88,7 +96,8 @@ fn lex_bound(rng: &mut Rng) -> String {
 /// One random command.
 fn command(rng: &mut Rng) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut c: Vec<String> = match rng.below(11) {
+    let mut c: Vec<String> = match rng.below(12) {
+        10 => stream_command(rng),
         0 | 1 => string_command(rng),
         2 => key_command(rng),
         3 => hash_command(rng),
@@ -185,7 +194,7 @@ fn string_command(rng: &mut Rng) -> Vec<String> {
 }
 
 fn key_command(rng: &mut Rng) -> Vec<String> {
-    let kind = rng.pick(&["s", "h", "l", "t", "z"]);
+    let kind = rng.pick(&["s", "h", "l", "t", "z", "x"]);
     let k = key(rng, kind);
     match rng.below(14) {
         0 => vec!["DEL".into(), k, key(rng, kind)],
@@ -304,7 +313,14 @@ fn set_command(rng: &mut Rng) -> Vec<String> {
             k,
             key(rng, "t"),
         ],
-        10 => vec!["SINTERCARD".into(), "2".into(), k, key(rng, "t")],
+        10 => {
+            let numkeys = rng.pick(&["2", "2", "2", "0", "x"]);
+            let mut c = vec!["SINTERCARD".into(), numkeys.into(), k, key(rng, "t")];
+            if rng.chance(30) {
+                c.extend(["LIMIT".into(), rng.pick(&["0", "1", "-1", "x"]).into()]);
+            }
+            c
+        }
         _ => vec!["SSCAN-ALL".into(), k],
     }
 }
@@ -557,6 +573,7 @@ fn normalize(name: &str, reply: Reply) -> Reply {
         // Redis's encodings depend on a value's history (a set that once held a string stays
         // a hashtable; APPEND makes a short string raw): only whether there is one compares.
         ("OBJECT", Reply::Bulk(_)) => Reply::text("an encoding"),
+        (name @ ("XPENDING" | "XINFO"), reply) => normalize_stream(name, reply),
         (_, other) => other,
     }
 }

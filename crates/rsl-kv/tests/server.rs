@@ -269,8 +269,12 @@ async fn unknown_commands_and_wrong_arity_are_errors_not_disconnects() {
         err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
     );
     assert_eq!(
-        c.cmd(&["xadd"]).await,
-        err("ERR unknown command 'xadd', with args beginning with: ")
+        c.cmd(&["nosuchcmd"]).await,
+        err("ERR unknown command 'nosuchcmd', with args beginning with: ")
+    );
+    assert_eq!(
+        c.cmd(&["xadd", "s"]).await,
+        err("ERR wrong number of arguments for 'xadd' command")
     );
     assert_eq!(c.cmd(&["lpush"]).await, err("ERR wrong number of arguments for 'lpush' command"));
     assert_eq!(c.cmd(&["GET"]).await, err("ERR wrong number of arguments for 'get' command"));
@@ -339,6 +343,26 @@ async fn admin_commands_that_clients_send_at_connect() {
     match c.cmd(&["COMMAND", "INFO", "get", "nope"]).await {
         Reply::Array(items) => assert_eq!(items[1], Reply::NullArray),
         other => panic!("{other:?}"),
+    }
+    // The commands whose keys are found from a key count or a keyword: Redis 7.0.15 reports
+    // them `movablekeys`, with these first/last/step positions.
+    for (name, positions) in [
+        ("zunion", (0, 0, 0)),
+        ("zinterstore", (1, 1, 1)),
+        ("sintercard", (0, 0, 0)),
+        ("zintercard", (0, 0, 0)),
+        ("eval", (0, 0, 0)),
+        ("evalsha_ro", (0, 0, 0)),
+        ("xread", (0, 0, 0)),
+        ("xreadgroup", (0, 0, 0)),
+    ] {
+        let Reply::Array(rows) = c.cmd(&["COMMAND", "INFO", name]).await else { panic!() };
+        let Reply::Array(row) = &rows[0] else { panic!("{rows:?}") };
+        let Reply::Array(flags) = &row[2] else { panic!("{row:?}") };
+        let movable = Reply::Simple(Bytes::from_static(b"movablekeys"));
+        assert!(flags.contains(&movable), "{name}: {flags:?}");
+        let (first, last, step) = positions;
+        assert_eq!(row[3..6], [int(first), int(last), int(step)], "{name}");
     }
     assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).await, Reply::Null);
     assert_eq!(c.cmd(&["CLIENT", "SETNAME", "bench"]).await, ok());

@@ -27,6 +27,8 @@ pub(crate) mod keys;
 pub(crate) mod lists;
 pub mod scripting;
 mod sets;
+mod stream_groups;
+pub(crate) mod streams;
 mod strings;
 mod zalgebra;
 mod zsets;
@@ -184,6 +186,12 @@ pub const FLAG_BLOCKING: u16 = 1;
 pub const FLAG_NOSCRIPT: u16 = 2;
 /// Cheap (COMMAND INFO's `fast`).
 pub const FLAG_FAST: u16 = 4;
+/// The command blocks only with its BLOCK option (XREAD, XREADGROUP), which the server
+/// serves; the machine answers it without blocking.
+pub const FLAG_BLOCK_OPTION: u16 = 8;
+/// Its keys are found by parsing its arguments (COMMAND INFO's `movablekeys`; its key
+/// positions are then (0, 0, 0), as Redis reports them).
+pub const FLAG_MOVABLEKEYS: u16 = 16;
 
 /// One row of the table.
 #[derive(Clone, Copy)]
@@ -277,6 +285,8 @@ pub static COMMANDS: LazyLock<Vec<CommandDef>> = LazyLock::new(|| {
         zsets::COMMANDS,
         zalgebra::COMMANDS,
         hll::COMMANDS,
+        streams::COMMANDS,
+        stream_groups::COMMANDS,
         scripting::COMMANDS,
     ] {
         all.extend_from_slice(group);
@@ -368,6 +378,12 @@ pub fn is(arg: &[u8], word: &str) -> bool {
 /// An integer argument, or Redis's error.
 pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
     parse_i64(arg).ok_or_else(|| Reply::error(ERR_NOT_INTEGER))
+}
+
+/// An integer argument, or the error `error` (Redis's `getLongLongFromObjectOrReply` with a
+/// message of its own).
+pub fn parse_i64_or(arg: &[u8], error: &str) -> Result<i64, Reply> {
+    parse_i64(arg).ok_or_else(|| Reply::error(error))
 }
 
 /// A non-negative integer argument, or `error`.

@@ -20,15 +20,15 @@ use bytes::Bytes;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use sha1::{Digest, Sha1};
 
-use super::{flags, is, write, CmdResult, CommandDef, Ctx, FLAG_NOSCRIPT, K0};
+use super::{flags, is, write, CmdResult, CommandDef, Ctx, FLAG_MOVABLEKEYS, FLAG_NOSCRIPT, K0};
 use crate::limits;
 use crate::resp::{format_double, parse_i64, Proto, Reply};
 
 pub(super) const COMMANDS: &[CommandDef] = &[
-    flags(write("eval", -3, (3, -3, 1), eval), FLAG_NOSCRIPT),
-    flags(write("evalsha", -3, (3, -3, 1), eval), FLAG_NOSCRIPT),
-    flags(write("eval_ro", -3, (3, -3, 1), eval), FLAG_NOSCRIPT),
-    flags(write("evalsha_ro", -3, (3, -3, 1), eval), FLAG_NOSCRIPT),
+    flags(write("eval", -3, K0, eval), FLAG_NOSCRIPT | FLAG_MOVABLEKEYS),
+    flags(write("evalsha", -3, K0, eval), FLAG_NOSCRIPT | FLAG_MOVABLEKEYS),
+    flags(write("eval_ro", -3, K0, eval), FLAG_NOSCRIPT | FLAG_MOVABLEKEYS),
+    flags(write("evalsha_ro", -3, K0, eval), FLAG_NOSCRIPT | FLAG_MOVABLEKEYS),
     flags(write("script", -2, K0, script), FLAG_NOSCRIPT),
 ];
 

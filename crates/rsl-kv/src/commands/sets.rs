@@ -8,7 +8,7 @@ use super::hashes::{random_count, random_indexes, SCAN_WHOLE_LEN_MAX};
 use super::keys::{page, parse_cursor, scan_options};
 use super::{
     count_arg, flags, is, read, read_random, write, CmdResult, CommandDef, Ctx, View, FLAG_FAST,
-    K1, KALL,
+    FLAG_MOVABLEKEYS, K0, K1, KALL,
 };
 use crate::glob::glob_match;
 use crate::resp::Reply;
@@ -30,7 +30,7 @@ pub(super) const COMMANDS: &[CommandDef] = &[
     write("sinterstore", -3, KALL, store),
     write("sunionstore", -3, KALL, store),
     write("sdiffstore", -3, KALL, store),
-    read("sintercard", -3, K1, sintercard),
+    flags(read("sintercard", -3, K0, sintercard), FLAG_MOVABLEKEYS),
     read("sscan", -3, K1, sscan),
 ];
 
@@ -183,10 +183,11 @@ fn store(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn sintercard(view: &View<'_>, args: &[Bytes]) -> CmdResult {
-    let numkeys = count_arg(&args[1], "ERR numkeys should be greater than 0")?;
-    if numkeys == 0 {
-        return Err(Reply::error("ERR numkeys should be greater than 0"));
-    }
+    // Redis's range and sign checks answer their own message for a non-integer too.
+    let numkeys = match crate::resp::parse_i64(&args[1]) {
+        Some(n) if n > 0 => n as usize,
+        _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
+    };
     if args.len() < 2 + numkeys {
         return Err(Reply::error("ERR Number of keys can't be greater than number of args"));
     }
@@ -194,7 +195,12 @@ fn sintercard(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     let rest = &args[2 + numkeys..];
     match rest {
         [] => {}
-        [word, n] if is(word, "limit") => limit = count_arg(n, "ERR LIMIT can't be negative")?,
+        [word, n] if is(word, "limit") => {
+            limit = match crate::resp::parse_i64(n) {
+                Some(n) if n >= 0 => n as usize,
+                _ => return Err(Reply::error("ERR LIMIT can't be negative")),
+            }
+        }
         _ => return Err(super::syntax()),
     }
     let count = combine(view, b"inter", &args[2..2 + numkeys])?.len();

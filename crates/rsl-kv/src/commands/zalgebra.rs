@@ -11,18 +11,21 @@ use bytes::Bytes;
 use imbl::OrdMap;
 
 use super::zsets::scored;
-use super::{float_arg, int_arg, is, read, syntax, write, CmdResult, CommandDef, Ctx, View, K0};
+use super::{
+    flags, float_arg, int_arg, is, read, syntax, write, CmdResult, CommandDef, Ctx, View,
+    FLAG_MOVABLEKEYS, K0,
+};
 use crate::resp::{parse_i64, Reply};
 use crate::value::{Value, ZSet};
 
 pub(super) const COMMANDS: &[CommandDef] = &[
-    read("zunion", -3, K0, zalgebra),
-    read("zinter", -3, K0, zalgebra),
-    read("zdiff", -3, K0, zalgebra),
-    write("zunionstore", -4, (1, 1, 1), zstore),
-    write("zinterstore", -4, (1, 1, 1), zstore),
-    write("zdiffstore", -4, (1, 1, 1), zstore),
-    read("zintercard", -3, K0, zintercard),
+    flags(read("zunion", -3, K0, zalgebra), FLAG_MOVABLEKEYS),
+    flags(read("zinter", -3, K0, zalgebra), FLAG_MOVABLEKEYS),
+    flags(read("zdiff", -3, K0, zalgebra), FLAG_MOVABLEKEYS),
+    flags(write("zunionstore", -4, (1, 1, 1), zstore), FLAG_MOVABLEKEYS),
+    flags(write("zinterstore", -4, (1, 1, 1), zstore), FLAG_MOVABLEKEYS),
+    flags(write("zdiffstore", -4, (1, 1, 1), zstore), FLAG_MOVABLEKEYS),
+    flags(read("zintercard", -3, K0, zintercard), FLAG_MOVABLEKEYS),
 ];
 
 /// Redis's default `zset-max-listpack-entries`: the most members of a compact sorted set.
@@ -225,24 +228,29 @@ fn zalgebra(view: &View<'_>, args: &[Bytes]) -> CmdResult {
     Ok(scored(&result.order.iter().collect::<Vec<_>>(), with_scores, view.proto))
 }
 
-fn zstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let op = op_of(&args[0]);
-    let mut result = compute(parse(&ctx.view(), args, 2, op, true, false)?, op, 0);
-    // Redis stores a small result compactly (a listpack: at most 128 members of at most 64
-    // bytes), which keeps a score of -0 as 0; a larger one keeps -0.
-    let compact = result.len() <= LISTPACK_ENTRIES_MAX
-        && result.scores.keys().all(|m| m.len() <= LISTPACK_VALUE_BYTES_MAX);
+/// Redis keeps a small sorted set compactly (a listpack: at most 128 members of at most 64
+/// bytes), where a score of -0 is stored as the integer 0; a larger one (a skiplist) keeps
+/// -0. rsl-kv has one representation, so it applies the rule by the set's current size.
+pub(super) fn compact_zeros(zset: &mut ZSet) {
+    let compact = zset.len() <= LISTPACK_ENTRIES_MAX
+        && zset.scores.keys().all(|m| m.len() <= LISTPACK_VALUE_BYTES_MAX);
     if compact {
-        let negative_zeros: Vec<Bytes> = result
+        let negative_zeros: Vec<Bytes> = zset
             .order
             .iter()
             .filter(|(s, _)| s.0 == 0.0 && s.0.is_sign_negative())
             .map(|(_, m)| m.clone())
             .collect();
         for member in negative_zeros {
-            result.insert(member, 0.0);
+            zset.insert(member, 0.0);
         }
     }
+}
+
+fn zstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let op = op_of(&args[0]);
+    let mut result = compute(parse(&ctx.view(), args, 2, op, true, false)?, op, 0);
+    compact_zeros(&mut result);
     let len = result.len() as i64;
     ctx.db.remove(&args[1]);
     if len > 0 {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::hashes::{random_count, random_indexes, SCAN_WHOLE_LEN_MAX};
 use super::keys::{page, parse_cursor, scan_options};
 use super::lists::timeout_arg;
+use super::zalgebra::compact_zeros;
 use super::{
     count_arg, flags, float_arg, index_range, int_arg, is, parse_float, read, read_random, syntax,
     write, CmdResult, CommandDef, Ctx, View, FLAG_BLOCKING, FLAG_FAST, K1,
@@ -99,6 +100,7 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let zset = ctx.value_mut(&args[1], Kind::ZSet, true)?.expect("created").zset_mut();
     let (mut added, mut changed) = (0, 0);
     let mut incr_reply = Reply::Null;
+    let mut negative_zero = false;
     for (score, member) in scores {
         let old = zset.score(&member);
         let new = match (incr, old) {
@@ -117,6 +119,7 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             continue;
         }
         if old != Some(new) {
+            negative_zero |= new == 0.0 && new.is_sign_negative();
             zset.insert(member, new);
             if old.is_none() {
                 added += 1;
@@ -126,6 +129,9 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         incr_reply = Reply::Double(new);
     }
+    if negative_zero {
+        compact_zeros(zset);
+    }
     ctx.db.remove_if_empty(&args[1]);
     ctx.ready(&args[1]);
     Ok(if incr { incr_reply } else { Reply::Integer(if ch { added + changed } else { added }) })
@@ -134,12 +140,16 @@ fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn zincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let delta = float_arg(&args[2])?;
     let zset = ctx.value_mut(&args[1], Kind::ZSet, true)?.expect("created").zset_mut();
-    let new = zset.score(&args[3]).unwrap_or(0.0) + delta;
+    // A new member takes the increment itself (so -0 stays -0, as in Redis; 0 + -0 is 0).
+    let new = zset.score(&args[3]).map_or(delta, |old| old + delta);
     if new.is_nan() {
         ctx.db.remove_if_empty(&args[1]);
         return Err(Reply::error("ERR resulting score is not a number (NaN)"));
     }
     zset.insert(args[3].clone(), new);
+    if new == 0.0 && new.is_sign_negative() {
+        compact_zeros(zset);
+    }
     ctx.ready(&args[1]);
     Ok(Reply::Double(new))
 }
@@ -428,6 +438,7 @@ fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 out.insert(member.clone(), score.0);
             }
         }
+        compact_zeros(&mut out);
         out
     };
     let len = found.len() as i64;

@@ -41,6 +41,91 @@ fn blocked_keys(args: &[Bytes]) -> Vec<Bytes> {
     }
 }
 
+/// Starts XREAD or XREADGROUP with BLOCK, if it has that option and parses: a task tries the
+/// command without BLOCK (XREAD as a read, XREADGROUP as a replicated write) until it
+/// answers something other than null, as the module's doc says for the pops. XREAD's `$`
+/// is resolved first to each stream's last id (XINFO STREAM's `last-generated-id`, `0-0`
+/// for a missing key), so that the tries read only what arrives after the call.
+/// `None` when the command does not block here (no BLOCK, or an error the machine answers).
+pub(super) fn start_stream(session: &mut Session, args: &Command) -> Option<Pending> {
+    let group = args[0].eq_ignore_ascii_case(b"xreadgroup");
+    let parsed = crate::commands::streams::read_args(args, group).ok()?;
+    let block_ms = parsed.block_ms?;
+    let keys = parsed.keys.to_vec();
+    let resolve: Vec<Option<Bytes>> = parsed
+        .ids
+        .iter()
+        .zip(&keys)
+        .map(|(id, key)| (&id[..] == b"$").then(|| key.clone()))
+        .collect();
+    // The tries: the same command without its BLOCK option (walked as the parser walks it,
+    // so that a group or consumer named "block" stays).
+    let streams_at = args.len() - 2 * keys.len() - 1;
+    let mut tries = vec![args[0].clone()];
+    let mut i = 1;
+    while i < streams_at {
+        let width = match () {
+            _ if args[i].eq_ignore_ascii_case(b"block") => {
+                i += 2;
+                continue;
+            }
+            _ if args[i].eq_ignore_ascii_case(b"count") => 2,
+            _ if args[i].eq_ignore_ascii_case(b"group") => 3,
+            _ => 1,
+        };
+        tries.extend_from_slice(&args[i..i + width]);
+        i += width;
+    }
+    tries.extend_from_slice(&args[streams_at..]);
+    let proto = session.proto;
+    let engine = Arc::clone(&session.shared.engine);
+    let clock = session.shared.config.clock.clone();
+    let hub = engine.hub();
+    let info = Arc::clone(&session.info);
+    let deadline = (block_ms > 0).then(|| Instant::now() + Duration::from_millis(block_ms));
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = tx;
+        let ids_at = tries.len() - keys.len();
+        let work = async {
+            for (n, key) in resolve.iter().enumerate() {
+                let Some(key) = key else { continue };
+                let info_args =
+                    vec![Bytes::from_static(b"XINFO"), Bytes::from_static(b"STREAM"), key.clone()];
+                let request = Request::read(clock(), Proto::Resp2, info_args);
+                let bytes =
+                    engine.read(request.encode()).await.map_err(|_| EngineError::Dropped)??;
+                tries[ids_at + n] = last_generated_id(&bytes);
+            }
+            run(engine, clock, hub, keys, tries, proto, deadline, &info, group).await
+        };
+        let outcome = tokio::select! {
+            biased;
+            () = tx.closed() => Err(EngineError::Dropped),
+            outcome = work => outcome,
+        };
+        info.blocked.store(false, Ordering::Relaxed);
+        let _ = tx.send(outcome);
+    });
+    Some(Pending::Blocked(rx))
+}
+
+/// The `last-generated-id` field of an XINFO STREAM reply in RESP2, or `0-0` (a missing key;
+/// a key of another type makes the tries answer WRONGTYPE).
+fn last_generated_id(reply: &[u8]) -> Bytes {
+    let mut buf = bytes::BytesMut::from(reply);
+    if let Ok(Some(Reply::Array(items))) = crate::resp::parse_reply(&mut buf) {
+        for pair in items.chunks(2) {
+            if let [Reply::Bulk(name), Reply::Bulk(id)] = pair {
+                if &name[..] == b"last-generated-id" {
+                    return id.clone();
+                }
+            }
+        }
+    }
+    Bytes::from_static(b"0-0")
+}
+
 /// Whether reply bytes are a null (nothing to pop).
 fn is_null(bytes: &[u8]) -> bool {
     matches!(bytes, b"*-1\r\n" | b"$-1\r\n" | b"_\r\n")
@@ -69,7 +154,7 @@ pub(super) fn start(session: &mut Session, args: Command) -> Pending {
             // another try, even when a push woke it at the same moment.
             biased;
             () = tx.closed() => Err(EngineError::Dropped),
-            outcome = run(engine, clock, hub, keys, args, proto, deadline, &info) => outcome,
+            outcome = run(engine, clock, hub, keys, args, proto, deadline, &info, true) => outcome,
         };
         info.blocked.store(false, Ordering::Relaxed);
         let _ = tx.send(outcome);
@@ -87,12 +172,18 @@ async fn run(
     proto: Proto,
     deadline: Option<Instant>,
     info: &super::clients::ClientInfo,
+    logged: bool,
 ) -> Result<Bytes, EngineError> {
     let timed_out = || Ok(Reply::NullArray.to_bytes_in(proto));
     loop {
         let waiter = hub.as_ref().map(|h| h.wait_keys(&keys));
-        let request = Request::command(clock(), proto, args.clone());
-        let bytes = engine.write(request.encode()).await.map_err(|_| EngineError::Dropped)??;
+        let bytes = if logged {
+            let request = Request::command(clock(), proto, args.clone());
+            engine.write(request.encode()).await
+        } else {
+            engine.read(Request::read(clock(), proto, args.clone()).encode()).await
+        };
+        let bytes = bytes.map_err(|_| EngineError::Dropped)??;
         if !is_null(&bytes) {
             return Ok(bytes);
         }

@@ -477,8 +477,11 @@ fn data_info(def: &CommandDef) -> Reply {
     if def.has(commands::FLAG_FAST) {
         names.push("fast");
     }
-    if def.has(FLAG_BLOCKING) {
+    if def.has(FLAG_BLOCKING) || def.has(commands::FLAG_BLOCK_OPTION) {
         names.push("blocking");
+    }
+    if def.has(commands::FLAG_MOVABLEKEYS) {
+        names.push("movablekeys");
     }
     info_row(def.name, def.arity, &names, def.keys)
 }

@@ -149,6 +149,11 @@ impl Session {
         if def.has(FLAG_BLOCKING) {
             return blocking::start(self, args);
         }
+        if def.has(commands::FLAG_BLOCK_OPTION) {
+            if let Some(pending) = blocking::start_stream(self, &args) {
+                return pending;
+            }
+        }
         if def.is_write() {
             self.submit(Request::command(stamp_ms, self.proto, args), true)
         } else {

@@ -1,9 +1,10 @@
 """redis-py, on its defaults (RESP3 with redis-py 8), against an rsl-kv cluster through every
 replica: strings, hashes, lists, sets, sorted sets, pipelines, transactions with WATCH, Lock,
-scripts, pub/sub (one global order) and blocking pops. Run by tests/redis_py.rs with the
-replicas' client addresses as arguments; exits non-zero on the first failure. With
-RSL_KV_TLS_CA set (and RSL_KV_TLS_CERT, RSL_KV_TLS_KEY for a client certificate), it connects
-with TLS, verifying the server's certificate and host name (tests/tls.rs)."""
+scripts, pub/sub (one global order), blocking pops and streams (XADD, XREAD with BLOCK woken
+through another replica, consumer groups). Run by tests/redis_py.rs with the replicas' client
+addresses as arguments; exits non-zero on the first failure. With RSL_KV_TLS_CA set (and
+RSL_KV_TLS_CERT, RSL_KV_TLS_KEY for a client certificate), it connects with TLS, verifying the
+server's certificate and host name (tests/tls.rs)."""
 
 import os
 import sys
@@ -145,10 +146,72 @@ def blocking_pops():
     check("timeout", CLIENTS[0].brpop(["empty"], timeout=0.2), None)
 
 
+def streams():
+    # Entries added through every replica, read back through every other, in one order.
+    n = len(CLIENTS)
+    key = "events"
+    ids = [CLIENTS[i % n].xadd(key, {"n": str(i)}) for i in range(6)]
+    as_pair = lambda i: tuple(int(p) for p in i.split("-"))
+    check("xadd ids increase", [as_pair(i) for i in ids], sorted(as_pair(i) for i in ids))
+    for c in CLIENTS:
+        check("xlen", c.xlen(key), 6)
+        got = c.xread({key: "0"})
+        check("xread", [e[0] for e in got[0][1]], ids)
+        check("xread fields", got[0][1][2][1], {"n": "2"})
+    # XREAD BLOCK with $ through one replica, woken by an XADD through another.
+    results = {}
+
+    def read(i):
+        results[i] = (CLIENTS[i].xread({key: "$"}, block=20000), time.time())
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 20
+    for c in CLIENTS:
+        while not any("b" in x["flags"] for x in c.client_list()) and time.time() < deadline:
+            time.sleep(0.01)
+    pushed = time.time()
+    new_id = CLIENTS[1 % n].xadd(key, {"n": "new"})
+    for t in threads:
+        t.join()
+    for i in range(n):
+        got, at = results[i]
+        check(f"xread block {i}", got, [[key, [(new_id, {"n": "new"})]]])
+        check(f"xread block {i} woken by the xadd", at - pushed < 3, True)
+    check("xread block timeout", CLIENTS[0].xread({key: "$"}, block=200), [])
+    # A consumer group read through every replica: each entry goes to one consumer once.
+    check("xgroup create", CLIENTS[0].xgroup_create(key, "workers", id="0"), True)
+    seen = []
+    for i, c in enumerate(CLIENTS):
+        got = c.xreadgroup("workers", f"w{i}", {key: ">"}, count=3)
+        seen += [e[0] for e in got[0][1]] if got else []
+    check("xreadgroup after all", CLIENTS[0].xreadgroup("workers", "w0", {key: ">"}), [])
+    check("xreadgroup delivers each entry once", seen, ids + [new_id])
+    check("xpending", CLIENTS[1 % n].xpending(key, "workers")["pending"], 7)
+    check("xack", CLIENTS[2 % n].xack(key, "workers", *seen), 7)
+    check("xpending after xack", CLIENTS[0].xpending(key, "workers")["pending"], 0)
+    # XREADGROUP BLOCK through a replica, woken by an XADD through another.
+    done = {}
+
+    def consume():
+        done["got"] = CLIENTS[2 % n].xreadgroup("workers", "late", {key: ">"}, block=20000)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    while not any("b" in x["flags"] for x in CLIENTS[2 % n].client_list()) and time.time() < deadline + 20:
+        time.sleep(0.01)
+    last = CLIENTS[0].xadd(key, {"n": "last"})
+    t.join()
+    check("xreadgroup block", done["got"], [[key, [(last, {"n": "last"})]]])
+    check("type", CLIENTS[0].type(key), "stream")
+
+
 for n, r in enumerate(CLIENTS):
     data_types(r, n)
     transactions(r, n)
     locks(r, n)
 pubsub()
 blocking_pops()
+streams()
 print("redis-py", redis.__version__, "ok through", len(CLIENTS), "replicas")
