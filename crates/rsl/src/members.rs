@@ -69,6 +69,12 @@ pub(crate) struct Changes {
     pub(crate) peers_before: BTreeMap<u32, SocketAddr>,
     /// The peers of the current membership.
     pub(crate) peers_now: BTreeMap<u32, SocketAddr>,
+    /// Configured members no executed membership has named yet: kept as peers. A learner
+    /// that joins a running cluster executes the log's older memberships first; were its
+    /// peers only theirs, it would refuse a member that joined later (the primary, perhaps)
+    /// and never hear of anything newer (found by `rsl-kv cluster --replace-all`: "hello
+    /// names replica 5, which is not a peer", the learner falling behind for good).
+    pub(crate) unconfirmed: BTreeMap<u32, SocketAddr>,
     /// The membership changed since the status was last published.
     pub(crate) publish: bool,
     /// Answers to send once the status shows the change (at the end of the turn), so that a
@@ -82,7 +88,32 @@ pub(crate) struct Changes {
 impl Changes {
     /// No call waiting yet; `configured` holds the addresses the configuration names.
     pub(crate) fn new(configured: BTreeMap<u32, SocketAddr>) -> Changes {
-        Changes { configured, ..Changes::default() }
+        Changes { unconfirmed: configured.clone(), configured, ..Changes::default() }
+    }
+
+    /// The executed membership's peers are `now` (`m`'s members, without this replica,
+    /// `me`): returns the transport's new peer set (those of the membership before, of this
+    /// one, and the configured members no membership named yet), or None if it is unchanged.
+    pub(crate) fn transport_peers(
+        &mut self,
+        m: &rsl_core::Membership,
+        me: u32,
+        now: BTreeMap<u32, SocketAddr>,
+    ) -> Option<BTreeMap<u32, SocketAddr>> {
+        let unconfirmed = self.unconfirmed.len();
+        self.unconfirmed.retain(|id, _| *id != me && !m.replicas().any(|r| r.0 == *id));
+        if now == self.peers_now && self.unconfirmed.len() == unconfirmed {
+            return None;
+        }
+        if now != self.peers_now {
+            self.peers_before = std::mem::replace(&mut self.peers_now, now);
+        }
+        let mut peers = self.peers_before.clone();
+        peers.extend(self.peers_now.iter().map(|(id, a)| (*id, *a)));
+        for (id, a) in &self.unconfirmed {
+            peers.entry(*id).or_insert(*a);
+        }
+        Some(peers)
     }
 
     /// Takes the operations to ask the core for again (the callers still waiting).
@@ -109,5 +140,46 @@ impl Changes {
         let waiting = self.waiting.split_off(&0).into_values();
         let answered = self.answers.drain(..).map(|(r, _)| r);
         next.chain(waiting).chain(catching_up).map(|(_, r)| r).chain(answered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    use rsl_core::Membership;
+
+    use super::Changes;
+
+    fn addr(id: u32) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16))
+    }
+
+    fn peers_of(m: &Membership, me: u32) -> BTreeMap<u32, SocketAddr> {
+        m.replicas().filter(|r| r.0 != me).map(|r| (r.0, addr(r.0))).collect()
+    }
+
+    #[test]
+    fn a_joining_learner_keeps_its_configured_peers_through_older_memberships() {
+        // Replica 6 joins a cluster of 2, 3, 5 (5 joined later than the log's first
+        // membership, 1, 2, 3). Executing the old memberships must not drop 5.
+        let me = 6;
+        let mut changes = Changes::new([2, 3, 5].into_iter().map(|i| (i, addr(i))).collect());
+        let old = Membership::new([1, 2, 3]);
+        let peers = changes.transport_peers(&old, me, peers_of(&old, me)).expect("changed");
+        assert!(peers.contains_key(&5), "the configured member 5 was dropped: {peers:?}");
+        assert!(peers.contains_key(&1));
+        // Once a membership names 5, it is a member like any other: the change after the
+        // one that removes it drops it (the one before a change stays reachable).
+        let with5 = Membership::new([2, 3, 5, 6]);
+        let peers = changes.transport_peers(&with5, me, peers_of(&with5, me)).expect("changed");
+        assert!(peers.contains_key(&5) && peers.contains_key(&1));
+        let without5 = Membership::new([2, 3, 6]);
+        changes.transport_peers(&without5, me, peers_of(&without5, me)).expect("changed");
+        let again = Membership::new([2, 3, 6, 7]);
+        let peers = changes.transport_peers(&again, me, peers_of(&again, me)).expect("changed");
+        assert!(!peers.contains_key(&5), "a removed member stayed a peer: {peers:?}");
+        assert_eq!(changes.transport_peers(&again, me, peers_of(&again, me)), None);
     }
 }

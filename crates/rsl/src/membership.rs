@@ -8,7 +8,9 @@
 //! The membership carries each member's peer address and the application's data
 //! (`rsl_core::MemberInfo`); members bootstrapped from the configuration carry their
 //! configured address. A replica keeps as peers the members of the current membership and of
-//! the one before it, so that a replica a change removed can still reach the new voters (it
+//! the one before it (and the configured members no executed membership has named yet: a
+//! learner catching up through older memberships still reaches the members that joined
+//! after them), so that a replica a change removed can still reach the new voters (it
 //! serves them catch-up until a quorum of them executed the change, then stops with
 //! [`StopCause::Removed`]), and the new voters can still answer it.
 
@@ -94,12 +96,7 @@ impl Router {
             })
             .collect();
         changes.publish = true;
-        if now == changes.peers_now {
-            return;
-        }
-        changes.peers_before = std::mem::replace(&mut changes.peers_now, now);
-        let mut peers = changes.peers_before.clone();
-        peers.extend(changes.peers_now.iter().map(|(id, a)| (*id, *a)));
+        let Some(peers) = changes.transport_peers(m, me, now) else { return };
         if let Err(e) = self.transport.set_peers(&peers) {
             tracing::error!(error = %e, "the transport refused the membership's peers");
         }
