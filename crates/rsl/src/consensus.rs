@@ -68,7 +68,7 @@ impl Consensus {
     pub(crate) fn new(driver: Driver<Waiter>, mut router: Router, tick: Duration) -> Consensus {
         // What the core recovered is the status until the first tick publishes more.
         let core = driver.status();
-        router.apply_membership(&core.membership);
+        router.apply_membership(&core.membership, false);
         router.shared.status.lock().expect("status lock").update(&core);
         router.shared.view.send_replace(View::of(&core, router.shared.health()));
         Consensus { driver, router, tick }
@@ -359,7 +359,7 @@ impl Host<Waiter> for Router {
             }
             rsl_core::Notification::Removed { slot } => return self.removed(*slot),
             rsl_core::Notification::ConfigurationChanged { membership, .. } => {
-                self.apply_membership(membership)
+                self.apply_membership(membership, true)
             }
             _ => {}
         }

@@ -94,14 +94,19 @@ impl Changes {
     /// The executed membership's peers are `now` (`m`'s members, without this replica,
     /// `me`): returns the transport's new peer set (those of the membership before, of this
     /// one, and the configured members no membership named yet), or None if it is unchanged.
+    /// `executed` is false for the membership a replica starts with: a joining replica's is
+    /// only its configuration (bootstrapped into an empty data directory), not a membership
+    /// the log chose, so it confirms nothing.
     pub(crate) fn transport_peers(
         &mut self,
         m: &rsl_core::Membership,
         me: u32,
         now: BTreeMap<u32, SocketAddr>,
+        executed: bool,
     ) -> Option<BTreeMap<u32, SocketAddr>> {
         let unconfirmed = self.unconfirmed.len();
-        self.unconfirmed.retain(|id, _| *id != me && !m.replicas().any(|r| r.0 == *id));
+        let named = |id: u32| executed && m.replicas().any(|r| r.0 == id);
+        self.unconfirmed.retain(|id, _| *id != me && !named(*id));
         if now == self.peers_now && self.unconfirmed.len() == unconfirmed {
             return None;
         }
@@ -166,20 +171,26 @@ mod tests {
         // membership, 1, 2, 3). Executing the old memberships must not drop 5.
         let me = 6;
         let mut changes = Changes::new([2, 3, 5].into_iter().map(|i| (i, addr(i))).collect());
+        // It starts with its configuration bootstrapped as its membership: that confirms
+        // nothing (found in `rsl-kv cluster --replace-all` after the first version of this).
+        let boot = Membership::new([2, 3, 5]);
+        changes.transport_peers(&boot, me, peers_of(&boot, me), false).expect("changed");
         let old = Membership::new([1, 2, 3]);
-        let peers = changes.transport_peers(&old, me, peers_of(&old, me)).expect("changed");
+        let peers = changes.transport_peers(&old, me, peers_of(&old, me), true).expect("changed");
         assert!(peers.contains_key(&5), "the configured member 5 was dropped: {peers:?}");
         assert!(peers.contains_key(&1));
         // Once a membership names 5, it is a member like any other: the change after the
         // one that removes it drops it (the one before a change stays reachable).
         let with5 = Membership::new([2, 3, 5, 6]);
-        let peers = changes.transport_peers(&with5, me, peers_of(&with5, me)).expect("changed");
+        let peers =
+            changes.transport_peers(&with5, me, peers_of(&with5, me), true).expect("changed");
         assert!(peers.contains_key(&5) && peers.contains_key(&1));
         let without5 = Membership::new([2, 3, 6]);
-        changes.transport_peers(&without5, me, peers_of(&without5, me)).expect("changed");
+        changes.transport_peers(&without5, me, peers_of(&without5, me), true).expect("changed");
         let again = Membership::new([2, 3, 6, 7]);
-        let peers = changes.transport_peers(&again, me, peers_of(&again, me)).expect("changed");
+        let peers =
+            changes.transport_peers(&again, me, peers_of(&again, me), true).expect("changed");
         assert!(!peers.contains_key(&5), "a removed member stayed a peer: {peers:?}");
-        assert_eq!(changes.transport_peers(&again, me, peers_of(&again, me)), None);
+        assert_eq!(changes.transport_peers(&again, me, peers_of(&again, me), true), None);
     }
 }

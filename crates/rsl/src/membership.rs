@@ -84,7 +84,7 @@ impl Router {
 
     /// The executed membership is now `m`: the transport's peers become its members and
     /// those of the membership before it, and the members' addresses are updated.
-    pub(crate) fn apply_membership(&mut self, m: &Membership) {
+    pub(crate) fn apply_membership(&mut self, m: &Membership, executed: bool) {
         let me = self.transport.id();
         let changes = &mut self.changes;
         let now: BTreeMap<u32, SocketAddr> = m
@@ -96,7 +96,7 @@ impl Router {
             })
             .collect();
         changes.publish = true;
-        let Some(peers) = changes.transport_peers(m, me, now) else { return };
+        let Some(peers) = changes.transport_peers(m, me, now, executed) else { return };
         if let Err(e) = self.transport.set_peers(&peers) {
             tracing::error!(error = %e, "the transport refused the membership's peers");
         }

@@ -181,7 +181,10 @@ impl Cluster {
         if n == 0 || n > 9 {
             bail!("a local cluster has 1 to 9 replicas");
         }
-        let dir = tempfile::Builder::new().prefix("rsl-kv-cluster-").tempdir()?;
+        // RSL_KV_KEEP_FILES=1 keeps the directory (data, logs, certificates) for inspection.
+        let keep = std::env::var_os("RSL_KV_KEEP_FILES").is_some_and(|v| v == "1");
+        let dir =
+            tempfile::Builder::new().prefix("rsl-kv-cluster-").disable_cleanup(keep).tempdir()?;
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
         // Certificates for every id a replica added later may take (`add_joining`), made by
