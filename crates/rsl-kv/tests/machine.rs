@@ -222,6 +222,17 @@ fn collections_and_wrongtype() {
     c.read(&["TYPE", "none"], "+none\r\n");
 }
 
+/// A one-element list moved onto itself is the same key, keeping its expiry (found by the
+/// differential test, seed 4031 at 20,000 commands).
+#[test]
+fn lmove_onto_itself_keeps_the_key_and_its_expiry() {
+    let mut c = Check::new();
+    c.write(100, &["RPUSH", "one", "x"], ":1\r\n");
+    c.write(100, &["PEXPIRE", "one", "10000"], ":1\r\n");
+    c.write(100, &["LMOVE", "one", "one", "LEFT", "LEFT"], "$1\r\nx\r\n");
+    c.read_at(100, &["PTTL", "one"], ":10000\r\n");
+}
+
 #[test]
 fn a_transaction_runs_whole_and_a_watched_change_aborts_it() {
     let mut c = Check::new();

@@ -288,13 +288,15 @@ fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     } else {
         source.pop_back();
     }
-    ctx.db.remove_if_empty(&args[1]);
+    // The source is removed only after the push, as Redis does: a one-element list moved
+    // onto itself stays the same key, with its expiry.
     let dest = ctx.value_mut(&args[2], Kind::List, true)?.expect("created").list_mut();
     if to_left {
         dest.push_front(item.clone());
     } else {
         dest.push_back(item.clone());
     }
+    ctx.db.remove_if_empty(&args[1]);
     ctx.ready(&args[2]);
     Ok(Reply::Bulk(item))
 }
