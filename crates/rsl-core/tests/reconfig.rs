@@ -143,3 +143,52 @@ fn a_primary_that_learns_a_value_chosen_at_a_higher_ballot_steps_down() {
     assert!(executed(&out).is_empty(), "{second:?} counted with a vote from 4: {out:?}");
     assert_eq!(r.status().commit, first);
 }
+
+/// Replica 1 (of {1, 2, 3}) stands for election; replica 2's promise reports a
+/// configuration {2, 3, 4} in slot 1, which replica 1 never saw (it was down when it was
+/// proposed). Phase 1 now needs a quorum of {2, 3, 4} too, and replica 3 cannot answer (it
+/// is rebuilding after a disk loss): only 4's promise completes phase 1, so the candidate
+/// must ask 4. Seed 70015177 of `--reconfig`: the candidate asked only the voters of its own
+/// membership and of the configurations in its own log, so 4 never received a prepare and
+/// the cluster stayed without a primary for good.
+#[test]
+fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let config = Value::Config(Membership::new([2, 3, 4]));
+    let reported = vec![LogEntry { slot: Slot(1), ballot: b(1, 3), value: config }];
+    let mut ballot = None;
+    for _ in 0..2000 {
+        let out = step(&mut r, Input::Tick);
+        ballot = sent(&out).iter().find_map(|m| match m {
+            Body::PreVote { ballot, .. } => Some(*ballot),
+            _ => None,
+        });
+        if ballot.is_some() {
+            break;
+        }
+    }
+    let ballot = ballot.expect("never stood for election");
+    let out = step(&mut r, from(2, Body::PreVoteReply { ballot, granted: true }));
+    sync(&mut r, out);
+    let ballot = r.status().promised;
+    let promise = |entries| Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        entries,
+        unknown: Vec::new(),
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
+    };
+    let mut out = step(&mut r, from(2, promise(reported.clone())));
+    assert_ne!(r.status().role, Role::Primary, "phase 1 without a quorum of {{2, 3, 4}}");
+    for _ in 0..20 {
+        out.extend(step(&mut r, Input::Tick));
+    }
+    let asked_4 = lone::sent_to(&out)
+        .into_iter()
+        .any(|(to, m)| to == 4 && matches!(m, Body::Prepare { ballot: p, .. } if p == ballot));
+    assert!(asked_4, "replica 4, a voter of the reported configuration, got no prepare: {out:?}");
+    step(&mut r, from(4, promise(Vec::new())));
+    assert_eq!(r.status().role, Role::Primary);
+}

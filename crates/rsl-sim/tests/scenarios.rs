@@ -127,3 +127,29 @@ fn while_a_replica_rebuilds_a_machine_crash_elsewhere_does_not_tear() {
         assert_eq!(torn_crash(seed, true), 0, "seed {seed}: torn during a rebuild");
     }
 }
+
+#[test]
+fn a_record_rotting_on_a_crashed_replica_forbids_a_wipe_elsewhere_at_once() {
+    // Rot at rest on a crashed replica is lost data from the moment it rots, although its
+    // recovery reports it only at the restart. Were another replica wiped in between, a
+    // three-voter cluster would hold two replicas that lost data, beyond the fault model:
+    // phase 1 waits for every voter's promise to rule out the corrupt slot, and the wiped
+    // one promises nothing until rebuilt, which needs a phase 1 (`--reconfig --seed
+    // 70046707` waited for good). The swarm draws a wipe only where `may_wipe` allows it.
+    let mut sim = Sim::new(Options::quiet(3, 1));
+    let p = sim.elect();
+    let s = sim.append(p, 0, 1);
+    sim.converge();
+    let fs = sim.others(p);
+    let (rotten, w) = (fs[0], fs[1]);
+    assert!(sim.may_wipe(w), "the control: a wipe is allowed while no disk lost data");
+    sim.crash(rotten);
+    assert!(sim.may_wipe(w), "a clean crash is no lost data");
+    assert!(sim.corrupt_record(rotten, s), "no record of slot {} to rot", s.0);
+    assert!(!sim.may_wipe(w), "a wipe allowed while a crashed replica's record rotted");
+    sim.restart(rotten);
+    assert!(!sim.disk(rotten).durable().corrupt.is_empty(), "the recovery missed the rot");
+    assert!(!sim.may_wipe(w), "a wipe allowed while a replica holds a corrupt record");
+    sim.converge();
+    sim.end();
+}
