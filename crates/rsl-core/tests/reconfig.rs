@@ -155,7 +155,7 @@ fn a_primary_that_learns_a_value_chosen_at_a_higher_ballot_steps_down() {
 fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
     let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
     let config = Value::Config(Membership::new([2, 3, 4]));
-    let reported = vec![LogEntry { slot: Slot(1), ballot: b(1, 3), value: config }];
+    let reported = vec![LogEntry { slot: Slot(1), ballot: b(0, 3), value: config }];
     let mut ballot = None;
     for _ in 0..2000 {
         let out = step(&mut r, Input::Tick);
