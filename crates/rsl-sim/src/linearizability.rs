@@ -427,9 +427,10 @@ fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violati
         let node = &list.nodes[entry];
         if node.is_call {
             let op = ops[node.op];
+            // An interchangeable write waits for those that must come before it.
             let waits = before[node.op].iter().any(|x| linearized[x / 64] & (1 << (x % 64)) == 0);
-            let next = step(state, op.op, op.output, observed)
-                .filter(|next| !waits && !(lost_tokens && lost(op.op, *next, &read_tokens)));
+            let loses = |next: &State| lost_tokens && lost(op.op, *next, &read_tokens);
+            let next = step(state, op.op, op.output, observed).filter(|n| !waits && !loses(n));
             if let Some(next) = next {
                 let (word, bit) = (node.op / 64, 1u64 << (node.op % 64));
                 linearized[word] |= bit;
