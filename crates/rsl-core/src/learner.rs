@@ -401,6 +401,15 @@ impl Replica {
         self.truncated = self.truncated.max(slot);
         self.drop_log_through(slot);
         self.persist(Write::TruncatePrefix { before: slot.next() }, out);
+        // A configuration slot of ours the checkpoint covers is executed, also one that left
+        // the membership as it was (`config_executed` below does not run then): the pipeline
+        // resumes. Otherwise the primary proposes nothing more, for good (found by the
+        // simulator, seed 72003529: every proposal refused `Overloaded` for 1,900 ticks).
+        if let Some(l) = self.primacy.as_mut() {
+            if l.config_slot.is_some_and(|s| s <= slot) {
+                l.config_slot = None;
+            }
+        }
         if let Some(m) = membership.filter(|m| *m != self.membership) {
             // The configurations the checkpoint covers are gone with the slots it skipped:
             // its membership is the one in effect after them.

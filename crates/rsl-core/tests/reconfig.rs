@@ -192,3 +192,32 @@ fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
     step(&mut r, from(4, promise(Vec::new())));
     assert_eq!(r.status().role, Role::Primary);
 }
+
+/// Replica 1 becomes primary and re-proposes, in slot 1, a configuration that leaves the
+/// membership as it is ({1, 2, 3}); a primary proposes nothing after a configuration slot
+/// until it executes. A peer's checkpoint at slot 1 arrives first and is installed: slot 1
+/// is then executed, and the pipeline must resume. Seed 72003529 of the default swarm: the
+/// primary installed such a checkpoint and refused every later proposal as overloaded.
+#[test]
+fn a_checkpoint_that_covers_the_primarys_configuration_slot_resumes_its_pipeline() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let config = Value::Config(Membership::new([1, 2, 3]));
+    let old = vec![LogEntry { slot: Slot(1), ballot: b(0, 3), value: config.clone() }];
+    let (ballot, out) = elect(&mut r, old);
+    assert!(accepts(&out, ballot).contains(&(Slot(1), config)), "{out:?}");
+    let installed =
+        Input::CheckpointInstalled { slot: Slot(1), membership: Some(Membership::new([1, 2, 3])) };
+    let out = step(&mut r, installed);
+    sync(&mut r, out);
+    assert_eq!(r.status().executed, Slot(1));
+    assert_eq!(r.status().role, Role::Primary);
+    let out = propose(&mut r, 5);
+    let proposed = accepts(&out, ballot);
+    assert!(proposed.contains(&(Slot(2), batch_of(5))), "the pipeline stayed shut: {out:?}");
+}
+
+/// The value `propose(r, n)` proposes.
+fn batch_of(n: u64) -> Value {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
+    Value::Batch(vec![rsl_core::Request { id, payload: Bytes::from(vec![n as u8]) }])
+}
