@@ -319,8 +319,11 @@ impl Sim {
         // keeps lost data to one replica at a time, so while another replica lost data the
         // unsynced writes are lost cleanly instead (docs/testing.md, "Disk loss"; seeds
         // 5005340 and 5016162 stalled when a torn tail met a rebuilding replica).
+        // Latent damage counts too (another disk that corrupts records on write may hold a
+        // bad copy nobody read yet): seed 72012642, two voters, a torn tail on one and a
+        // record corrupted on write on the other, both of slot 9, waited for good.
         let tears = matches!(mode, Some(CrashMode::RandomPrefix | CrashMode::RandomSectors));
-        let mode = match tears && !self.options.safety_only && self.others_lost_data(i) {
+        let mode = match tears && !self.options.safety_only && self.others_may_have_lost_data(i) {
             true => Some(CrashMode::LoseAll),
             false => mode,
         };
@@ -401,12 +404,19 @@ impl Sim {
     /// cluster (none can rebuild without the others) but must never make it unsafe.
     pub fn may_wipe(&self, id: ReplicaId) -> bool {
         let i = self.index(id);
-        let latent = self.options.write_corrupt_permille > 0;
-        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
         // A cluster of one or two voters has no quorum without the wiped one: it could never
         // rebuild (docs/protocol.md, "Disk loss").
         let rebuildable = self.options.replicas >= 3;
-        self.options.safety_only || (rebuildable && !(0..self.nodes.len()).any(others))
+        self.options.safety_only || (rebuildable && !self.others_may_have_lost_data(i))
+    }
+
+    /// Whether a replica other than `i` lost data (`lost_data`) or may have without anyone
+    /// knowing yet: its disk corrupts records on write (latent damage, found only when the
+    /// record is read back).
+    fn others_may_have_lost_data(&self, i: usize) -> bool {
+        let latent = self.options.write_corrupt_permille > 0;
+        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        (0..self.nodes.len()).any(others)
     }
 
     /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
