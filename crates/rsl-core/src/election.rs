@@ -135,12 +135,25 @@ impl Replica {
         report.and_then(|r| r.more_after).unwrap_or(self.commit)
     }
 
-    /// The voters whose promises phase 1 needs: the current membership's and those of any
-    /// configuration change in the log above the executed point.
+    /// The voters whose promises phase 1 needs: the current membership's, those of any
+    /// configuration change in the log above the executed point, and those of any change a
+    /// promise reported there. `check_phase1` needs a quorum of every membership the values
+    /// it re-proposes would install; a change this replica never saw (it was down when it
+    /// was proposed) is known only from the reports, and its new voters may hold the only
+    /// promises that can complete that quorum (found by the simulator, `--reconfig --seed
+    /// 70015177`).
     fn election_voters(&self) -> Vec<ReplicaId> {
         let mut voters = self.membership.voters.clone();
         for m in self.pending_memberships(&BTreeMap::new()) {
             voters.extend(m.voters);
+        }
+        if let Some(e) = self.election.as_ref() {
+            let reported = e.promises.values().flat_map(|r| r.entries.iter());
+            for x in reported.filter(|x| x.slot > self.executed) {
+                if let Value::Config(m) = &x.value {
+                    voters.extend(m.voters.iter().copied());
+                }
+            }
         }
         voters.sort();
         voters.dedup();

@@ -62,8 +62,13 @@ impl Replica {
     }
 
     pub(crate) fn note_commit_hint(&mut self, from: ReplicaId, commit: Slot) {
-        if commit > self.commit_hint {
-            self.commit_hint = commit;
+        self.commit_hint = self.commit_hint.max(commit);
+        // Any peer whose commit point is above ours can serve the next slot, even if it
+        // knows less than the hint: after a restart the hint comes from the disk, with no
+        // peer to ask, and the peers may all know less (the slots above them were chosen by
+        // a quorum whose commit reached only this replica; found by the simulator,
+        // `--reconfig --seed 70060725`).
+        if commit > self.commit {
             self.hint_from = Some(from);
         }
     }
@@ -199,10 +204,7 @@ impl Replica {
     /// Asks the primary (or whoever told us of the commit point) for the next chosen slots.
     pub(crate) fn request_catchup(&mut self, out: &mut Vec<Action>) {
         let target = self.primary.filter(|p| *p != self.id).or(self.hint_from);
-        let target = match (target, self.catchup_avoid) {
-            (Some(t), Some(avoid)) if t == avoid => Some(self.peer_after(avoid)),
-            (t, _) => t,
-        };
+        let target = self.catchup_next.or(target);
         let Some(to) = target.filter(|t| *t != self.id) else { return };
         if self.commit >= self.commit_hint {
             return;
@@ -314,10 +316,13 @@ impl Replica {
         self.advance_commit();
         self.catchup_sent = None;
         // A peer that answers without the slots we lack (it may fail to read them back from
-        // a damaged log) is not asked again until another peer helped: otherwise a replica
-        // behind a primary with one unreadable record would ask it forever.
+        // a damaged log) is followed by the next peer in id order, and so on around the
+        // peers until one helps: otherwise a replica behind a primary with one unreadable
+        // record would ask it forever, and one that only avoided the last peer that failed
+        // would alternate between two that both fail (with five replicas, two disks may
+        // corrupt records; found by the simulator, `--reconfig --seed 70043235`).
         let stuck = self.commit == commit_before && self.commit < self.commit_hint;
-        self.catchup_avoid = if stuck { Some(from) } else { None };
+        self.catchup_next = if stuck { Some(self.peer_after(from)) } else { None };
         if self.commit > commit_before && self.commit < self.commit_hint {
             self.request_catchup(out);
         }
@@ -396,6 +401,15 @@ impl Replica {
         self.truncated = self.truncated.max(slot);
         self.drop_log_through(slot);
         self.persist(Write::TruncatePrefix { before: slot.next() }, out);
+        // A configuration slot of ours the checkpoint covers is executed, also one that left
+        // the membership as it was (`config_executed` below does not run then): the pipeline
+        // resumes. Otherwise the primary proposes nothing more, for good (found by the
+        // simulator, seed 72003529: every proposal refused `Overloaded` for 1,900 ticks).
+        if let Some(l) = self.primacy.as_mut() {
+            if l.config_slot.is_some_and(|s| s <= slot) {
+                l.config_slot = None;
+            }
+        }
         if let Some(m) = membership.filter(|m| *m != self.membership) {
             // The configurations the checkpoint covers are gone with the slots it skipped:
             // its membership is the one in effect after them.

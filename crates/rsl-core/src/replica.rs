@@ -336,9 +336,10 @@ pub struct Replica {
     pub(crate) catchup_sent: Option<u64>,
     /// The tick this replica last probed its peers for their commit point (`probe_tick`).
     pub(crate) probe_sent: u64,
-    /// A peer whose last catch-up reply brought none of the slots asked for (it may be
-    /// unable to read them back): the next requests go to another peer until one helps.
-    pub(crate) catchup_avoid: Option<ReplicaId>,
+    /// Where the next catch-up request goes after a reply that brought none of the slots
+    /// asked for (its sender may be unable to read them back): the peer after that sender in
+    /// id order, in place of the primary or the hint's source, until some peer helps.
+    pub(crate) catchup_next: Option<ReplicaId>,
     pub(crate) loads: BTreeMap<u64, ReplicaId>,
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
@@ -438,7 +439,7 @@ impl Replica {
             reads: VecDeque::new(),
             catchup_sent: None,
             probe_sent: 0,
-            catchup_avoid: None,
+            catchup_next: None,
             loads: BTreeMap::new(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,

@@ -143,3 +143,81 @@ fn a_primary_that_learns_a_value_chosen_at_a_higher_ballot_steps_down() {
     assert!(executed(&out).is_empty(), "{second:?} counted with a vote from 4: {out:?}");
     assert_eq!(r.status().commit, first);
 }
+
+/// Replica 1 (of {1, 2, 3}) stands for election; replica 2's promise reports a
+/// configuration {2, 3, 4} in slot 1, which replica 1 never saw (it was down when it was
+/// proposed). Phase 1 now needs a quorum of {2, 3, 4} too, and replica 3 cannot answer (it
+/// is rebuilding after a disk loss): only 4's promise completes phase 1, so the candidate
+/// must ask 4. Seed 70015177 of `--reconfig`: the candidate asked only the voters of its own
+/// membership and of the configurations in its own log, so 4 never received a prepare and
+/// the cluster stayed without a primary for good.
+#[test]
+fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let config = Value::Config(Membership::new([2, 3, 4]));
+    let reported = vec![LogEntry { slot: Slot(1), ballot: b(0, 3), value: config }];
+    let mut ballot = None;
+    for _ in 0..2000 {
+        let out = step(&mut r, Input::Tick);
+        ballot = sent(&out).iter().find_map(|m| match m {
+            Body::PreVote { ballot, .. } => Some(*ballot),
+            _ => None,
+        });
+        if ballot.is_some() {
+            break;
+        }
+    }
+    let ballot = ballot.expect("never stood for election");
+    let out = step(&mut r, from(2, Body::PreVoteReply { ballot, granted: true }));
+    sync(&mut r, out);
+    let ballot = r.status().promised;
+    let promise = |entries| Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        entries,
+        unknown: Vec::new(),
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
+    };
+    let mut out = step(&mut r, from(2, promise(reported.clone())));
+    assert_ne!(r.status().role, Role::Primary, "phase 1 without a quorum of {{2, 3, 4}}");
+    for _ in 0..20 {
+        out.extend(step(&mut r, Input::Tick));
+    }
+    let asked_4 = lone::sent_to(&out)
+        .into_iter()
+        .any(|(to, m)| to == 4 && matches!(m, Body::Prepare { ballot: p, .. } if p == ballot));
+    assert!(asked_4, "replica 4, a voter of the reported configuration, got no prepare: {out:?}");
+    step(&mut r, from(4, promise(Vec::new())));
+    assert_eq!(r.status().role, Role::Primary);
+}
+
+/// Replica 1 becomes primary and re-proposes, in slot 1, a configuration that leaves the
+/// membership as it is ({1, 2, 3}); a primary proposes nothing after a configuration slot
+/// until it executes. A peer's checkpoint at slot 1 arrives first and is installed: slot 1
+/// is then executed, and the pipeline must resume. Seed 72003529 of the default swarm: the
+/// primary installed such a checkpoint and refused every later proposal as overloaded.
+#[test]
+fn a_checkpoint_that_covers_the_primarys_configuration_slot_resumes_its_pipeline() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let config = Value::Config(Membership::new([1, 2, 3]));
+    let old = vec![LogEntry { slot: Slot(1), ballot: b(0, 3), value: config.clone() }];
+    let (ballot, out) = elect(&mut r, old);
+    assert!(accepts(&out, ballot).contains(&(Slot(1), config)), "{out:?}");
+    let installed =
+        Input::CheckpointInstalled { slot: Slot(1), membership: Some(Membership::new([1, 2, 3])) };
+    let out = step(&mut r, installed);
+    sync(&mut r, out);
+    assert_eq!(r.status().executed, Slot(1));
+    assert_eq!(r.status().role, Role::Primary);
+    let out = propose(&mut r, 5);
+    let proposed = accepts(&out, ballot);
+    assert!(proposed.contains(&(Slot(2), batch_of(5))), "the pipeline stayed shut: {out:?}");
+}
+
+/// The value `propose(r, n)` proposes.
+fn batch_of(n: u64) -> Value {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
+    Value::Batch(vec![rsl_core::Request { id, payload: Bytes::from(vec![n as u8]) }])
+}

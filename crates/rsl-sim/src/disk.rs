@@ -139,6 +139,9 @@ pub struct Disk {
     pub stats: DiskStats,
     /// Cross-check every recovery against the acknowledged state (see [`Disk::crash`]).
     pub check: bool,
+    /// A record rotted at rest since the last recovery: the damage the next recovery will
+    /// report in `DiskState::corrupt` (see [`Disk::lost_data`]).
+    rotted: bool,
     rng: Rng,
 }
 
@@ -168,6 +171,7 @@ impl Disk {
             faults,
             stats: DiskStats::default(),
             check: true,
+            rotted: false,
             rng: Rng::new(seed ^ 0x4449_534b),
         }
     }
@@ -186,6 +190,14 @@ impl Disk {
     /// The acknowledged state (what the core was told is durable, or recovery returned).
     pub fn durable(&self) -> &DiskState {
         &self.durable
+    }
+
+    /// Whether this disk lost data: it holds records recovery reported corrupt, or a record
+    /// that rotted since (a crashed replica's damage, which its recovery will find only at
+    /// its restart), or it was wiped and its replica has not finished rebuilding (the
+    /// marker is still there).
+    pub fn lost_data(&self) -> bool {
+        !self.durable.corrupt.is_empty() || self.durable.rebuilding || self.rotted
     }
 
     pub fn unsynced(&self) -> usize {
@@ -293,6 +305,7 @@ impl Disk {
         let at = place.offset + 64 + self.rng.below(u64::from(place.payload_len));
         let hit = self.mem.flip_byte(&place.file, at);
         self.stats.rests_corrupted += u64::from(hit);
+        self.rotted |= hit;
         hit
     }
 
@@ -325,6 +338,9 @@ impl Disk {
         };
         self.store = store;
         self.durable = now;
+        // What rotted is now in `durable.corrupt` (or was discarded with a torn tail and
+        // reported there too).
+        self.rotted = false;
         lost.map(|()| recovered)
     }
 

@@ -319,8 +319,11 @@ impl Sim {
         // keeps lost data to one replica at a time, so while another replica lost data the
         // unsynced writes are lost cleanly instead (docs/testing.md, "Disk loss"; seeds
         // 5005340 and 5016162 stalled when a torn tail met a rebuilding replica).
+        // Latent damage counts too (another disk that corrupts records on write may hold a
+        // bad copy nobody read yet): seed 72012642, two voters, a torn tail on one and a
+        // record corrupted on write on the other, both of slot 9, waited for good.
         let tears = matches!(mode, Some(CrashMode::RandomPrefix | CrashMode::RandomSectors));
-        let mode = match tears && !self.options.safety_only && self.others_lost_data(i) {
+        let mode = match tears && !self.options.safety_only && self.others_may_have_lost_data(i) {
             true => Some(CrashMode::LoseAll),
             false => mode,
         };
@@ -380,11 +383,14 @@ impl Sim {
         node.missed_ticks = 0;
     }
 
-    /// Whether replica `i`'s disk lost data: it holds corrupt records, or was wiped and has
-    /// not finished rebuilding (its disk still holds the marker).
+    /// Whether replica `i`'s disk lost data (`Disk::lost_data`). A record that rotted on a
+    /// crashed replica counts from the moment it rots, not from its restart: until the
+    /// restart the cluster does not see the damage, but a wipe of another replica in
+    /// between would leave two replicas without a slot's value (`--reconfig --seed
+    /// 70046707`: a three-voter cluster waited for good, phase 1 needing the rebuilding
+    /// replica's promise to rule out the corrupt slot).
     pub(super) fn lost_data(&self, i: usize) -> bool {
-        let disk = self.nodes[i].disk.durable();
-        !disk.corrupt.is_empty() || disk.rebuilding
+        self.nodes[i].disk.lost_data()
     }
 
     /// Whether a replica other than `i` lost data (see `lost_data`).
@@ -396,14 +402,21 @@ impl Sim {
     /// and no other replica's disk may corrupt records on write (latent damage `lost_data`
     /// cannot see). Safety-only mode lifts the limit: several wiped replicas may stop the
     /// cluster (none can rebuild without the others) but must never make it unsafe.
-    pub(super) fn may_wipe(&self, id: ReplicaId) -> bool {
+    pub fn may_wipe(&self, id: ReplicaId) -> bool {
         let i = self.index(id);
-        let latent = self.options.write_corrupt_permille > 0;
-        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
         // A cluster of one or two voters has no quorum without the wiped one: it could never
         // rebuild (docs/protocol.md, "Disk loss").
         let rebuildable = self.options.replicas >= 3;
-        self.options.safety_only || (rebuildable && !(0..self.nodes.len()).any(others))
+        self.options.safety_only || (rebuildable && !self.others_may_have_lost_data(i))
+    }
+
+    /// Whether a replica other than `i` lost data (`lost_data`) or may have without anyone
+    /// knowing yet: its disk corrupts records on write (latent damage, found only when the
+    /// record is read back).
+    fn others_may_have_lost_data(&self, i: usize) -> bool {
+        let latent = self.options.write_corrupt_permille > 0;
+        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        (0..self.nodes.len()).any(others)
     }
 
     /// Crashes a replica (if up) and erases its whole disk: it stays down, and restarts
@@ -523,15 +536,18 @@ impl Sim {
 
 /// The storage faults of each disk: on a minority of the replicas (at most one when the
 /// membership may shrink to three), so a majority keeps a good copy of every chosen slot;
-/// on every replica in safety-only mode.
+/// on every replica in safety-only mode. Any seed with membership changes may shrink to
+/// three voters, spares or not: five replicas with two faulty disks became {2, 4, 5} with
+/// two faulty disks in `--reconfig --seed 70043235`.
 pub(super) fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
     let n = options.nodes();
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
-    let f = match (options.safety_only, options.spares) {
+    let may_shrink = options.spares > 0 || options.reconfig_permille > 0;
+    let f = match (options.safety_only, may_shrink) {
         (true, _) => n,
-        (false, 0) => (options.replicas - 1) / 2,
-        (false, _) => 1,
+        (false, false) => (options.replicas - 1) / 2,
+        (false, true) => 1,
     };
     let mut out = vec![false; n];
     for &i in &order[..f.min(n)] {
@@ -547,5 +563,25 @@ pub(super) fn disk_faults(options: &Options, faulty: bool) -> DiskFaults {
             read_corrupt_permille: options.read_corrupt_permille,
         },
         false => DiskFaults::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::faulty_disks;
+    use crate::options::Options;
+    use crate::rng::Rng;
+
+    /// Five replicas may hold two faulty disks, unless membership changes may shrink the
+    /// cluster to three voters, of which two faulty disks would be a majority.
+    #[test]
+    fn a_cluster_that_may_shrink_to_three_has_one_faulty_disk() {
+        let faulty = |o: &Options| faulty_disks(o, &mut Rng::new(7)).iter().filter(|f| **f).count();
+        let fixed = Options::quiet(5, 7);
+        assert_eq!(faulty(&fixed), 2, "the control: two faulty disks of five");
+        let changing = Options { reconfig_permille: 5, ..Options::quiet(5, 7) };
+        assert_eq!(faulty(&changing), 1, "two faulty disks where three voters may remain");
+        let spares = Options { spares: 1, reconfig_permille: 5, ..Options::quiet(5, 7) };
+        assert_eq!(faulty(&spares), 1);
     }
 }

@@ -1,0 +1,77 @@
+//! Catch-up liveness on a lone replica (id 1), one story per stall the simulator found with
+//! `--reconfig` (docs/protocol.md, "Catch-up"): a lagging replica whose first two sources
+//! cannot read the slots back asks every other peer in turn, and a replica that restarted
+//! with a commit hint above what its peers report still finds someone to ask.
+
+#[path = "common/lone.rs"]
+mod lone;
+
+use lone::{b, batch, from, sent_to, step};
+use rsl_core::message::Body;
+use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Slot};
+
+fn chosen(slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
+    slots.map(|s| LogEntry { slot: Slot(s), ballot: b(1, 5), value: batch(s) }).collect()
+}
+
+/// Replica 1 of five lags three slots behind primary 5. The primary and replica 2 (the next
+/// in id order) both answer without the slots (each lost them: a record corrupted on write,
+/// so a read-back fails); only 4 can serve them. Seed 70043235 of `--reconfig`: the
+/// lagging replica alternated between the primary and the one peer after it, both unable to
+/// read the slots, and never asked the three others, 1,500 ticks long.
+#[test]
+fn a_lagging_replica_asks_every_peer_in_turn_until_one_serves_the_slots() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3, 4, 5]), Recovered::default());
+    let mut asked = Vec::new();
+    for round in 1..200 {
+        let heartbeat = Body::Heartbeat { ballot: b(1, 5), commit: Slot(3), round };
+        let mut out = step(&mut r, from(5, heartbeat));
+        out.extend(step(&mut r, Input::Tick));
+        for (to, body) in sent_to(&out) {
+            let Body::CatchupRequest { from: first, .. } = body else { continue };
+            asked.push(to);
+            let entries = if to == 4 { chosen(first.0..=3) } else { Vec::new() };
+            step(&mut r, from(to, Body::CatchupReply { commit: Slot(3), entries }));
+        }
+        if r.status().executed == Slot(3) {
+            break;
+        }
+    }
+    assert_eq!(r.status().executed, Slot(3), "never caught up; asked {asked:?}");
+    let first_four: Vec<u32> = asked.iter().copied().take(4).collect();
+    assert_eq!(first_four, vec![5, 2, 3, 4], "the peers were not asked in turn: {asked:?}");
+}
+
+/// Replica 1 restarts with a commit hint of 5 (persisted when it was primary) but slot 2
+/// corrupt, so its commit point is 1. Its peers know slots through 3 only (slots 4 and 5
+/// were chosen by a quorum whose commit never reached them). A peer that reports a commit
+/// point above 1 can serve slots 2 and 3, though it knows less than the hint. Seed
+/// 70060725 of `--reconfig`: the restarted replica, a candidate whose promises came back
+/// truncated until it caught up, never asked anyone (the hint's source was unknown after
+/// the restart), and its candidacy kept the others from standing.
+#[test]
+fn a_replica_restarted_with_a_commit_hint_above_its_peers_still_catches_up() {
+    let recovered = Recovered {
+        promised: b(1, 1),
+        commit: Slot(5),
+        log: vec![LogEntry { slot: Slot(1), ballot: b(1, 1), value: batch(1) }],
+        corrupt: vec![(Slot(2), b(1, 1))],
+        ..Recovered::default()
+    };
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), recovered);
+    assert_eq!(r.status().commit, Slot(1));
+    let mut out = step(&mut r, from(2, Body::PreVote { ballot: b(2, 2), commit: Slot(3) }));
+    for _ in 0..20 {
+        out.extend(step(&mut r, Input::Tick));
+    }
+    let asked = sent_to(&out)
+        .into_iter()
+        .any(|(to, m)| to == 2 && matches!(m, Body::CatchupRequest { from: Slot(2), .. }));
+    assert!(asked, "replica 2 knows slots 2 and 3 chosen but was not asked: {out:?}");
+    let entries = vec![
+        LogEntry { slot: Slot(2), ballot: b(1, 1), value: batch(2) },
+        LogEntry { slot: Slot(3), ballot: b(1, 1), value: batch(3) },
+    ];
+    step(&mut r, from(2, Body::CatchupReply { commit: Slot(3), entries }));
+    assert_eq!(r.status().commit, Slot(3));
+}
