@@ -33,7 +33,7 @@ use crate::resp::Reply;
 const LOAD_ATTEMPT_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a round waits for a primary, a learner to catch up or a removed member to exit.
-const ROUND_STEP_WAIT_MAX: Duration = Duration::from_secs(30);
+pub const ROUND_STEP_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// A learner this many slots or fewer behind the primary's commit point counts as caught up
 /// (the primary promotes one that is within one catch-up message anyway, and waits).
