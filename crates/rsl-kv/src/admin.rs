@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use rsl::Status;
 
-use crate::client::{describe, Client};
-use crate::members::Reach;
+use crate::client::{describe, Client, Reach};
 use crate::resp::Reply;
 
 /// How far behind the most advanced member a replica may be before it is reported lagging,

@@ -190,3 +190,22 @@ pub fn describe(reply: &Reply) -> String {
         Reply::Verbatim(_, text) => String::from_utf8_lossy(text).into(),
     }
 }
+
+/// How a member reaches another member's client port: the client password, and TLS when
+/// client ports speak it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reach<'a> {
+    /// The client password, if any.
+    pub password: Option<&'a str>,
+    /// The client side of the client ports' TLS, if they speak it.
+    pub tls: Option<&'a ClientTls>,
+}
+
+/// The TLS to reach member `id`'s client port with: `tls`, verifying the name every replica
+/// certificate carries (`replica-<id>.rsl`), since a member's client address may be one its
+/// certificate does not name.
+pub fn tls_for(tls: Option<&ClientTls>, id: u32) -> Option<ClientTls> {
+    let name = rsl_net::tls::replica_server_name(id);
+    let name = rustls::pki_types::ServerName::try_from(name).expect("replica names are DNS names");
+    tls.map(|tls| tls.with_server_name(name))
+}

@@ -21,9 +21,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use rsl::{ClusterMember, MembershipChange, MembershipError, Node};
 
-use crate::client::Client;
+use crate::client::{tls_for, Client, Reach};
 use crate::resp::{parse_i64, Reply};
-use crate::tls::{ClientTls, TlsArgs};
+use crate::tls::TlsArgs;
 
 /// How long a relayed change (or `rsl-kv member`) waits for the primary's answer at most: a
 /// promotion waits for its learner to catch up, up to the replica's call timeout.
@@ -52,25 +52,6 @@ pub fn client_addr_of(
         Some(m) => client_addr(m, configured),
         None => configured.get(&id).copied(),
     }
-}
-
-/// How a member reaches another member's client port: the client password, and TLS when
-/// client ports speak it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Reach<'a> {
-    /// The client password, if any.
-    pub password: Option<&'a str>,
-    /// The client side of the client ports' TLS, if they speak it.
-    pub tls: Option<&'a ClientTls>,
-}
-
-/// The TLS to reach member `id`'s client port with: `tls`, verifying the name every replica
-/// certificate carries (`replica-<id>.rsl`), since a member's client address may be one its
-/// certificate does not name.
-pub fn tls_for(tls: Option<&ClientTls>, id: u32) -> Option<ClientTls> {
-    let name = rsl_net::tls::replica_server_name(id);
-    let name = rustls::pki_types::ServerName::try_from(name).expect("replica names are DNS names");
-    tls.map(|tls| tls.with_server_name(name))
 }
 
 /// Answers `RSL.MEMBERS ...` (`args[0]` is the command name).

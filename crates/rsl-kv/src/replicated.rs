@@ -206,7 +206,7 @@ impl Engine for ReplicatedEngine {
             b"rsl.members" => self.spawn(|inner| async move {
                 let options = &inner.options;
                 let (clients, password) = (&options.clients, options.requirepass.as_deref());
-                let reach = crate::members::Reach { password, tls: options.tls.as_ref() };
+                let reach = crate::client::Reach { password, tls: options.tls.as_ref() };
                 Ok(crate::members::command(&inner.node, clients, reach, &args).await.to_bytes())
             }),
             _ => return None,
@@ -435,7 +435,7 @@ impl Inner {
     ) -> std::io::Result<Reply> {
         let wait = Duration::from_millis(limits::ADMIN_PEER_WAIT_MS_MAX);
         let password = self.options.requirepass.as_deref();
-        let tls = crate::members::tls_for(self.options.tls.as_ref(), id);
+        let tls = crate::client::tls_for(self.options.tls.as_ref(), id);
         let mut client = Client::connect_tls_auth(addr, tls.as_ref(), password, wait).await?;
         client.cmd(args).await
     }
