@@ -476,6 +476,20 @@ impl Replica {
             let chosen = e.slot <= recovered.commit;
             self.log.insert(e.slot, Entry { ballot: e.ballot, value: e.value, seq: 0, chosen });
         }
+        // The persisted commit point says every slot up to it was in this log or a
+        // checkpoint. A slot up to it that is in neither was lost: the newest checkpoint was
+        // corrupt at rest and the driver fell back to an older one, while the log had been
+        // truncated behind the newest (seed 74099885 with --reconfig: the replica promised
+        // such slots as empty and a quorum without their only other holder filled one with a
+        // no-op over a chosen value). It may have voted for them at any ballot up to its
+        // promise: it reports them lost there, as corrupt records, and catch-up repairs them.
+        let lost: Vec<Slot> = (self.checkpoint.0 + 1..=recovered.commit.0)
+            .map(Slot)
+            .filter(|s| !self.log.contains_key(s) && !self.corrupt.contains_key(s))
+            .collect();
+        for slot in lost {
+            self.corrupt.insert(slot, self.promised);
+        }
         self.seen = self.promised;
         self.role = self.follower_role();
         self.advance_commit();

@@ -178,6 +178,19 @@ fn membership_changes_do_not_strand_the_new_voters() {
     }
 }
 
+/// Seed 74099885 with `--reconfig`, where before the fix a replica whose newest checkpoint
+/// was corrupt at rest fell back to an older one while its log had been truncated behind the
+/// newest: it promised the slots in between as empty, and a quorum without their only other
+/// holder filled slot 40 with a no-op over a chosen value (Agreement). Its persisted commit
+/// point now tells it those slots were lost: it reports them as corrupt.
+#[test]
+fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() {
+    let outcome = run_seed(&Options::swarm(74_099_885).with_reconfiguration(), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 74099885 with --reconfig failed: {f}");
+    }
+}
+
 /// Seed 950 with `--reconfig`, where before the fix a primary whose phase 1 promises came
 /// from a quorum of the old membership only ({1, 2, 5} of {1..5}) executed a change to
 /// {1, 3, 4} and proposed the next slot under it, although {3, 4}, a quorum of {1, 3, 4}, had
