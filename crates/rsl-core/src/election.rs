@@ -316,6 +316,18 @@ impl Replica {
         votes >= quorum.max(1)
     }
 
+    /// Whether phase 1 promises from `set` meet every quorum of `m`'s voters: then they saw
+    /// every value a quorum of `m` may have accepted at a lower ballot, which is all a
+    /// primary needs to propose under `m` (a phase-1 set need only intersect every phase-2
+    /// quorum). With `q` the quorum of `n` voters, that is more than `n - q` of them: the
+    /// same as a quorum for an odd `n`, one fewer for an even one (2 of 4), so a primary that
+    /// promotes a fourth voter keeps its ballot (docs/protocol.md, "Reconfiguration", rule 1).
+    pub(crate) fn meets_every_quorum(&self, m: &Membership, set: &BTreeSet<ReplicaId>) -> bool {
+        let promised = m.voters.iter().filter(|v| set.contains(v)).count();
+        let n = m.voters.len();
+        promised > n - m.quorum()
+    }
+
     /// The value phase 1 re-proposes in each open slot, or None while a slot's value is lost
     /// on a corrupt acceptor and could still be chosen.
     fn choose_values(&self, complete: &BTreeSet<ReplicaId>) -> Option<BTreeMap<Slot, Value>> {

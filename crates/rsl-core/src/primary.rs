@@ -113,8 +113,8 @@ impl Replica {
             .range(self.executed.next()..slot)
             .any(|(_, e)| matches!(e.value, Value::Config(_)));
         let covered = match config_ahead {
-            false => self.has_quorum(&self.membership, &l.promisers),
-            true => self.has_quorum(&self.membership_for(slot), &l.promisers),
+            false => self.meets_every_quorum(&self.membership, &l.promisers),
+            true => self.meets_every_quorum(&self.membership_for(slot), &l.promisers),
         };
         require!(covered, "proposing {slot:?} under a membership phase 1 did not cover");
         // Phase 1 may re-propose a slot this replica already knows chosen (above a gap): the
@@ -630,14 +630,16 @@ impl Replica {
             Role::Follower | Role::Learner => self.role = self.follower_role(),
             _ => {}
         }
-        // The new membership governs the slots after this one. If this ballot's phase 1 did
-        // not hold a quorum of it, a quorum of it may have accepted there, at a lower ballot,
-        // a value we never saw (it may even count as chosen once this configuration is
-        // known): run a fresh phase 1, which needs a quorum of the new membership, before
-        // proposing anything more. A transferring primary proposes nothing more at this
-        // ballot anyway (it relinquishes if the transfer fails).
+        // The new membership governs the slots after this one. If this ballot's phase 1
+        // promises do not meet every quorum of it, such a quorum may have accepted there, at
+        // a lower ballot, a value we never saw (it may even count as chosen once this
+        // configuration is known): run a fresh phase 1, which needs a quorum of the new
+        // membership, before proposing anything more. Promises that meet every quorum do
+        // suffice (2 of the 4 voters after a promotion from 3), so most changes keep the
+        // ballot. A transferring primary proposes nothing more at this ballot anyway (it
+        // relinquishes if the transfer fails).
         let uncovered = self.primacy.as_ref().is_some_and(|l| {
-            l.transfer.is_none() && !self.has_quorum(&self.membership, &l.promisers)
+            l.transfer.is_none() && !self.meets_every_quorum(&self.membership, &l.promisers)
         });
         if uncovered {
             let ballot_before = self.promised;
@@ -648,7 +650,7 @@ impl Replica {
         }
         if let Some(l) = &self.primacy {
             ensure!(
-                l.transfer.is_some() || self.has_quorum(&self.membership, &l.promisers),
+                l.transfer.is_some() || self.meets_every_quorum(&self.membership, &l.promisers),
                 "a primary kept a ballot whose phase 1 misses the new membership"
             );
         }

@@ -29,6 +29,22 @@ use crate::tls::TlsArgs;
 /// promotion waits for its learner to catch up, up to the replica's call timeout.
 pub const MEMBER_CHANGE_WAIT_MS_MAX: u64 = 30_000;
 
+/// How long `rsl-kv member` sends a change again after a refusal for a passing reason, by
+/// default (`--retry-ms`).
+pub const MEMBER_RETRY_MS_DEFAULT: u64 = 10_000;
+
+/// The pause between two attempts of `rsl-kv member` after a passing refusal.
+const MEMBER_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// What the refusals for a passing reason say (`MembershipError::NotPrimary`, `NoQuorum`,
+/// `InFlight`). Each made no change, and each ends by itself: "not primary" during an
+/// election (which a change of the voters may cause: a primary whose phase 1 does not cover
+/// the new voters runs it again, docs/protocol.md "Reconfiguration"), "would leave no quorum"
+/// while a new primary has not yet heard from the voters, "in flight" until the change before
+/// executes.
+pub const PASSING_REFUSALS: [&str; 3] =
+    ["ERR not primary", "ERR would leave no quorum", "ERR another membership change is in flight"];
+
 /// The last argument of a relayed change: the primary it reaches does not relay it again.
 const RELAYED: &[u8] = b"RELAYED";
 
@@ -187,6 +203,11 @@ pub struct MemberArgs {
     /// TLS, when the client ports speak it.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// How long to send a change again while it is refused for a passing reason (no primary
+    /// during an election, a new primary that has not heard from the voters yet, another
+    /// change in flight), in milliseconds; 0 sends it once.
+    #[arg(long, global = true, default_value_t = MEMBER_RETRY_MS_DEFAULT)]
+    pub retry_ms: u64,
     /// What to do.
     #[command(subcommand)]
     pub op: MemberOp,
@@ -248,13 +269,21 @@ pub async fn member(args: MemberArgs) -> std::io::Result<String> {
     let wait = Duration::from_millis(MEMBER_CHANGE_WAIT_MS_MAX);
     let tls = args.tls.client_tls().map_err(std::io::Error::other)?;
     let password = args.password.as_deref();
-    let mut client = Client::connect_tls_auth(args.addr, tls.as_ref(), password, wait).await?;
-    match client.cmd(&command).await? {
-        Reply::Error(text) => {
-            Err(std::io::Error::other(String::from_utf8_lossy(&text).into_owned()))
+    let retry_until = tokio::time::Instant::now() + Duration::from_millis(args.retry_ms);
+    loop {
+        let mut client = Client::connect_tls_auth(args.addr, tls.as_ref(), password, wait).await?;
+        let text = match client.cmd(&command).await? {
+            Reply::Error(text) => String::from_utf8_lossy(&text).into_owned(),
+            Reply::Array(items) => return Ok(members_table(&items)),
+            other => return Ok(crate::client::describe(&other)),
+        };
+        let passing = PASSING_REFUSALS.iter().any(|r| text.starts_with(r));
+        if !passing || tokio::time::Instant::now() >= retry_until {
+            return Err(std::io::Error::other(text));
         }
-        Reply::Array(items) => Ok(members_table(&items)),
-        other => Ok(crate::client::describe(&other)),
+        // Said on stderr as it happens, so that an operator sees why the command waits.
+        eprintln!("rsl-kv member: refused for now ({text}); trying again");
+        tokio::time::sleep(MEMBER_RETRY_PAUSE).await;
     }
 }
 

@@ -174,6 +174,60 @@ async fn a_cluster_grows_to_five_voters_and_back_to_three_from_the_command_line(
     cluster.stop().await;
 }
 
+/// `rsl-kv member` sends a change again while it is refused for a passing reason (here "not
+/// primary": the primary's followers are paused, so it steps down and no election can
+/// finish),
+/// saying so on stderr, and the change is made once the followers resume. Sent once (the
+/// behaviour before `--retry-ms`), the command fails at the first refusal.
+#[tokio::test]
+async fn rsl_kv_member_tries_a_change_again_while_it_is_refused_for_a_passing_reason() {
+    use tokio::io::AsyncBufReadExt;
+    let options = ClusterOptions { fsync: false, ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let followers: Vec<u32> = cluster.running().into_iter().filter(|&id| id != p).collect();
+    for &f in &followers {
+        cluster.signal(f, libc::SIGSTOP).unwrap();
+    }
+    // Once the primary has stepped down (a change sent before would be in flight, and time
+    // out with an unknown outcome: not a refusal), it refuses changes "not primary".
+    cluster.wait_view(p, WAIT, |v| v.role != "primary").await.expect("the primary steps down");
+    let via = cluster.replica(p).client_addr.to_string();
+    let add = ["member", "add", "--addr", &via, "--id", "4", "--peer", "127.0.0.1:1"];
+    let mut child = tokio::process::Command::new(EXE)
+        .args(add)
+        .args(["--client", "127.0.0.1:2", "--retry-ms", "120000"])
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rsl-kv member starts");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let refused = tokio::time::timeout(WAIT, async {
+        let mut said = Vec::new();
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            if line.contains("refused for now") {
+                return line;
+            }
+            said.push(line);
+        }
+        panic!("rsl-kv member ended without trying again: {said:?}");
+    })
+    .await
+    .expect("a refusal within the wait");
+    assert!(refused.contains("not primary"), "{refused}");
+    for &f in &followers {
+        cluster.signal(f, libc::SIGCONT).unwrap();
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let status = tokio::time::timeout(WAIT * 3, child.wait()).await.expect("it ends").unwrap();
+    let mut listed = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut listed).await.unwrap();
+    assert!(status.success(), "rsl-kv member add failed after trying again: {listed}");
+    assert!(listed.contains("4:learner"), "{listed}");
+    cluster.stop().await;
+}
+
 /// Waits until the member at `addr` lists replica `id` as a voter (the client port has no
 /// event to await: it is asked again after a short pause, up to `WAIT`).
 async fn lists_voter(addr: SocketAddr, id: u32) {

@@ -147,11 +147,19 @@ fn a_replica_joins_as_a_learner_is_promoted_replaces_a_voter_and_the_old_one_lea
     assert!(caught_up, "the learner did not catch up");
     let member = sim.status(r(4)).unwrap();
     assert!(!member.joining && member.role == Role::Learner, "{member:?}");
+    let ballot = sim.status(p).unwrap().promised;
     let m = operate(&mut sim, p, MembershipOp::Promote { id: r(4) }).unwrap();
     assert_eq!(m.voters, ids(&[1, 2, 3, 4]));
-    // The primary's phase 1 did not cover the new voter: it ran it again (docs/protocol.md,
-    // "Reconfiguration", rule 1), and a primary serves again.
-    let p = elect(&mut sim);
+    // The primary's phase 1 promises (at least 2 of {1, 2, 3}) meet every quorum of
+    // {1, 2, 3, 4} (3 of 4): it keeps its ballot, with no election (docs/protocol.md,
+    // "Reconfiguration", rule 1).
+    let status = sim.status(p).unwrap();
+    assert_eq!(
+        (sim.primary(), status.promised),
+        (Some(p), ballot),
+        "an election after a promotion"
+    );
+    assert_eq!(status.role, Role::Primary);
     // Replace a voter that is not the primary by the second spare.
     let old = sim.ids().into_iter().find(|i| *i != p && i.0 <= 3).unwrap();
     operate(&mut sim, p, MembershipOp::AddLearner { id: r(5), info: info(5) }).unwrap();

@@ -14,10 +14,10 @@ pub enum ReplicateError {
     /// This replica is not primary: the request was not executed. `primary` is the replica
     /// it follows, if it knows one, and `primary_addr` that replica's peer address, if the
     /// configuration names one (send the request to the application's endpoint there).
-    #[error("not primary (primary: {primary:?} at {primary_addr:?})")]
+    #[error("not primary: {}", whom(primary, primary_addr))]
     NotPrimary { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// A different value was chosen for the request's slot: it was not executed.
-    #[error("superseded: the request was not chosen (primary: {primary:?} at {primary_addr:?})")]
+    #[error("superseded: the request was not chosen; {}", whom(primary, primary_addr))]
     Superseded { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// Whether the request was executed is unknown (this replica caught up from a peer's
     /// checkpoint past its slot). Retrying may execute it twice.
@@ -48,6 +48,15 @@ pub enum ReplicateError {
     TooLarge { size: usize, max: usize },
 }
 
+/// The primary a refusal names, in words: "no primary is known" rather than `None at None`.
+fn whom(primary: &Option<u32>, addr: &Option<SocketAddr>) -> String {
+    match (primary, addr) {
+        (None, _) => "no primary is known (an election may be under way)".to_string(),
+        (Some(id), None) => format!("the primary is replica {id}"),
+        (Some(id), Some(addr)) => format!("the primary is replica {id} at {addr}"),
+    }
+}
+
 /// Why a membership call ([`crate::Node::add_learner`], `promote`, `remove_member`,
 /// `replace_member`, `change_membership`) did not make its change. Unless the variant says
 /// otherwise, nothing was changed.
@@ -57,7 +66,7 @@ pub enum ReplicateError {
 pub enum MembershipError {
     /// This replica is not primary (or is handing primacy over); `primary` is the replica it
     /// follows, if it knows one, and `primary_addr` its peer address, if known. Ask it.
-    #[error("not primary (primary: {primary:?} at {primary_addr:?})")]
+    #[error("not primary: {}", whom(primary, primary_addr))]
     NotPrimary { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// Another membership change is not yet executed (one at a time).
     #[error("another membership change is in flight")]
@@ -77,7 +86,7 @@ pub enum MembershipError {
     #[error("invalid membership change: {reason}")]
     Invalid { reason: String },
     /// The change was proposed but another value was chosen in its slot: it was not made.
-    #[error("superseded: the change was not made (primary: {primary:?} at {primary_addr:?})")]
+    #[error("superseded: the change was not made; {}", whom(primary, primary_addr))]
     Superseded { primary: Option<u32>, primary_addr: Option<SocketAddr> },
     /// Whether the change was made is unknown (this replica skipped its slot by installing
     /// a checkpoint); [`crate::Node::members`] says.
@@ -135,4 +144,26 @@ pub enum StartError {
     /// A thread or the network runtime could not be started.
     #[error("starting threads: {0}")]
     Threads(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_primary_in_words() {
+        let none = MembershipError::NotPrimary { primary: None, primary_addr: None };
+        assert_eq!(
+            none.to_string(),
+            "not primary: no primary is known (an election may be under way)"
+        );
+        let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let known = ReplicateError::Superseded { primary: Some(3), primary_addr: Some(addr) };
+        assert_eq!(
+            known.to_string(),
+            "superseded: the request was not chosen; the primary is replica 3 at 127.0.0.1:4000"
+        );
+        let no_addr = ReplicateError::NotPrimary { primary: Some(2), primary_addr: None };
+        assert_eq!(no_addr.to_string(), "not primary: the primary is replica 2");
+    }
 }

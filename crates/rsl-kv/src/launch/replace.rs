@@ -129,7 +129,8 @@ async fn write_load(c: usize, targets: Arc<Mutex<Vec<SocketAddr>>>, stop: Arc<At
 }
 
 /// Runs `rsl-kv member ARGS --addr VIA` (the cluster's own executable); returns its stdout.
-/// A change refused for a passing reason had no effect, so it is sent again once the cluster
+/// `rsl-kv member` itself sends a change refused for a passing reason again for
+/// [`crate::members::MEMBER_RETRY_MS_DEFAULT`]; past that, it is sent again once the cluster
 /// agrees on a primary, as an operator would, within [`ROUND_STEP_WAIT_MAX`]: "not primary"
 /// (`via` knew no primary at that moment, or the one it relayed to no longer was: an
 /// election, which a change of the voters may cause), "would leave no quorum" (a primary
@@ -155,7 +156,7 @@ pub async fn member(
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let passing = PASSING_REFUSALS.iter().any(|r| stderr.contains(r));
+        let passing = crate::members::PASSING_REFUSALS.iter().any(|r| stderr.contains(r));
         if !passing || Instant::now() >= deadline {
             bail!("rsl-kv member {args:?} failed: {}", stderr.trim());
         }
@@ -165,11 +166,6 @@ pub async fn member(
         tokio::time::sleep(LAG_POLL_PAUSE).await;
     }
 }
-
-/// What the refusals for a passing reason say (`MembershipError::NotPrimary`, `NoQuorum`,
-/// `InFlight`).
-const PASSING_REFUSALS: [&str; 3] =
-    ["ERR not primary", "ERR would leave no quorum", "ERR another membership change is in flight"];
 
 /// What watching a learner catch up saw.
 #[derive(Debug, Clone, Copy)]
