@@ -12,7 +12,9 @@
 //! random commands (SPOP, SRANDMEMBER, RANDOMKEY...) are not generated. Streams: `*` ids
 //! (each server's own clock) and `~` trimming (Redis trims whole radix-tree nodes) are not
 //! generated; idle times (XPENDING, XINFO CONSUMERS) and XINFO STREAM's radix-tree counts are
-//! compared as 0.
+//! compared as 0. INCRBYFLOAT and
+//! HINCRBYFLOAT: a result that is the same or the adjacent 64-bit double (Redis adds in `long
+//! double`) is accepted, and rsl-kv's value set to Redis's text (differential/rounding.rs).
 //!
 //! Without `redis-server` on the PATH the test says so and passes (scripts/test.sh installs
 //! it). `RSL_KV_DIFF_COMMANDS` sets the commands per run and `RSL_KV_DIFF_SEED` the first
@@ -28,9 +30,15 @@ use rsl_kv::launch::{free_ports, Cluster, ClusterOptions};
 use rsl_kv::resp::Reply;
 use rsl_kv::{serve, LocalEngine, ServerConfig};
 
+#[path = "differential/geo.rs"]
+mod geo;
+#[path = "differential/rounding.rs"]
+mod rounding;
 #[path = "differential/streams.rs"]
 mod streams;
 
+use geo::geo_command;
+use rounding::accept_rounding;
 use streams::{normalize_stream, stream_command};
 
 const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
@@ -96,8 +104,9 @@ fn lex_bound(rng: &mut Rng) -> String {
 /// One random command.
 fn command(rng: &mut Rng) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut c: Vec<String> = match rng.below(12) {
+    let mut c: Vec<String> = match rng.below(13) {
         10 => stream_command(rng),
+        12 => geo_command(rng),
         0 | 1 => string_command(rng),
         2 => key_command(rng),
         3 => hash_command(rng),
@@ -672,6 +681,7 @@ async fn compare(
             vec![command(&mut rng)]
         };
         let mut queued: Vec<String> = Vec::new();
+        let mut queued_commands: Vec<Vec<String>> = Vec::new();
         let mut in_multi = false;
         for c in group {
             sent += 1;
@@ -689,13 +699,24 @@ async fn compare(
                         }
                     }
                 }
-                name if in_multi => queued.push(name.to_string()),
+                name if in_multi => {
+                    queued.push(name.to_string());
+                    queued_commands.push(c.clone());
+                }
                 _ => {}
             }
             history.push(c.clone());
+            for resync in accept_rounding(&c, &queued_commands, &want, &mut got) {
+                actual.cmd(&resync).await;
+            }
             if want != got {
-                let recent: Vec<String> =
-                    history.iter().rev().take(12).rev().map(|c| c.join(" ")).collect();
+                let recent: Vec<String> = history
+                    .iter()
+                    .rev()
+                    .take(setting("RSL_KV_DIFF_HISTORY", 12) as usize)
+                    .rev()
+                    .map(|c| c.join(" "))
+                    .collect();
                 panic!(
                     "{label} seed {seed} command {sent} {c:?}:\n redis-server: {want:?}\n rsl-kv:       {got:?}\nthe commands before it:\n  {}",
                     recent.join("\n  ")

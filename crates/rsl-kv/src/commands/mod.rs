@@ -21,6 +21,8 @@ use crate::value::{Kind, Value, ZSet};
 use imbl::{OrdMap, OrdSet, Vector};
 
 mod bits;
+mod geo;
+mod geo_sort;
 mod hashes;
 mod hll;
 pub(crate) mod keys;
@@ -284,6 +286,7 @@ pub static COMMANDS: LazyLock<Vec<CommandDef>> = LazyLock::new(|| {
         sets::COMMANDS,
         zsets::COMMANDS,
         zalgebra::COMMANDS,
+        geo::COMMANDS,
         hll::COMMANDS,
         streams::COMMANDS,
         stream_groups::COMMANDS,
