@@ -81,7 +81,7 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         first += 1;
     }
-    if (args.len() - first) % 3 != 0 || (nx && xx) {
+    if !(args.len() - first).is_multiple_of(3) || (nx && xx) {
         return Err(syntax());
     }
     // GEOADD is ZADD with each position's geohash as its score, as in Redis.

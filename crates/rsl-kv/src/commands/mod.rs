@@ -29,6 +29,7 @@ pub(crate) mod keys;
 pub(crate) mod lists;
 pub mod scripting;
 mod sets;
+mod stream_admin;
 mod stream_groups;
 pub(crate) mod streams;
 mod strings;
@@ -290,6 +291,7 @@ pub static COMMANDS: LazyLock<Vec<CommandDef>> = LazyLock::new(|| {
         hll::COMMANDS,
         streams::COMMANDS,
         stream_groups::COMMANDS,
+        stream_admin::COMMANDS,
         scripting::COMMANDS,
     ] {
         all.extend_from_slice(group);
