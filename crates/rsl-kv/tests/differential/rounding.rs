@@ -52,6 +52,12 @@ fn accept_one(command: &[String], want: &Reply, got: &mut Reply, resync: &mut Ve
         return;
     }
     let text = String::from_utf8_lossy(w).into_owned();
+    // Said on stderr, so that a run shows how often the exception applied.
+    eprintln!(
+        "accepted {} rounding: redis-server {text}, rsl-kv {}",
+        command[0],
+        String::from_utf8_lossy(g)
+    );
     match command[0].to_ascii_uppercase().as_str() {
         "INCRBYFLOAT" => {
             resync.push(vec!["SET".into(), command[1].clone(), text, "KEEPTTL".into()])
