@@ -52,13 +52,8 @@ fn accept_one(command: &[String], want: &Reply, got: &mut Reply, resync: &mut Ve
         return;
     }
     let text = String::from_utf8_lossy(w).into_owned();
-    // Said on stderr, so that a run shows how often the exception applied.
-    eprintln!(
-        "accepted {} rounding: redis-server {text}, rsl-kv {}",
-        command[0],
-        String::from_utf8_lossy(g)
-    );
-    match command[0].to_ascii_uppercase().as_str() {
+    let name = command[0].to_ascii_uppercase();
+    match name.as_str() {
         "INCRBYFLOAT" => {
             resync.push(vec!["SET".into(), command[1].clone(), text, "KEEPTTL".into()])
         }
@@ -67,6 +62,12 @@ fn accept_one(command: &[String], want: &Reply, got: &mut Reply, resync: &mut Ve
         }
         _ => return,
     }
+    // Said on stderr, so that a run shows how often the exception applied.
+    eprintln!(
+        "accepted {name} rounding: redis-server {}, rsl-kv {}",
+        String::from_utf8_lossy(w),
+        String::from_utf8_lossy(g)
+    );
     *got = want.clone();
 }
 
