@@ -186,6 +186,7 @@ pub fn describe(reply: &Reply) -> String {
             format!("{{{}}}", pairs.join(", "))
         }
         Reply::Double(d) => crate::resp::format_double(*d),
+        Reply::HumanDouble(d) => crate::resp::format_human(*d),
         Reply::Boolean(b) => b.to_string(),
         Reply::Verbatim(_, text) => String::from_utf8_lossy(text).into(),
     }

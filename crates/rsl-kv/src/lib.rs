@@ -7,7 +7,8 @@
 //!   a command's arguments);
 //! - [`machine`]: [`KvMachine`], the deterministic state machine every replica runs
 //!   (an [`rsl::StateMachine`]), over the keyspace in [`db`] (values in [`value`]), running the
-//!   data commands of [`commands`], checkpointed by [`checkpoint`];
+//!   data commands of [`commands`] (the geo commands' geometry in [`geohash`]), checkpointed by
+//!   [`checkpoint`];
 //! - [`hub`]: where a replica's machine hands pub/sub messages and blocked-pop wake-ups to its
 //!   server;
 //! - [`server`]: the TCP server, generic over an [`Engine`] that executes requests, with
@@ -53,6 +54,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod forward;
+pub mod geohash;
 pub mod glob;
 pub mod hub;
 pub mod launch;

@@ -12,25 +12,35 @@
 //! random commands (SPOP, SRANDMEMBER, RANDOMKEY...) are not generated. Streams: `*` ids
 //! (each server's own clock) and `~` trimming (Redis trims whole radix-tree nodes) are not
 //! generated; idle times (XPENDING, XINFO CONSUMERS) and XINFO STREAM's radix-tree counts are
-//! compared as 0.
+//! compared as 0. INCRBYFLOAT and
+//! HINCRBYFLOAT: a result that is the same or the adjacent 64-bit double (Redis adds in `long
+//! double`) is accepted, and rsl-kv's value set to Redis's text (differential/rounding.rs).
 //!
 //! Without `redis-server` on the PATH the test says so and passes (scripts/test.sh installs
 //! it). `RSL_KV_DIFF_COMMANDS` sets the commands per run and `RSL_KV_DIFF_SEED` the first
 //! seed: `scripts/diff-redis.sh` runs a long campaign.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rsl_kv::client::Client;
-use rsl_kv::launch::{free_ports, Cluster, ClusterOptions};
+use rsl_kv::launch::{Cluster, ClusterOptions};
 use rsl_kv::resp::Reply;
 use rsl_kv::{serve, LocalEngine, ServerConfig};
 
+#[path = "differential/geo.rs"]
+mod geo;
+#[path = "differential/redis_server.rs"]
+mod redis_server;
+#[path = "differential/rounding.rs"]
+mod rounding;
 #[path = "differential/streams.rs"]
 mod streams;
 
+use geo::geo_command;
+use redis_server::RedisServer;
+use rounding::accept_rounding;
 use streams::{normalize_stream, stream_command};
 
 const EXE: &str = env!("CARGO_BIN_EXE_rsl-kv");
@@ -96,8 +106,9 @@ fn lex_bound(rng: &mut Rng) -> String {
 /// One random command.
 fn command(rng: &mut Rng) -> Vec<String> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut c: Vec<String> = match rng.below(12) {
+    let mut c: Vec<String> = match rng.below(13) {
         10 => stream_command(rng),
+        12 => geo_command(rng),
         0 | 1 => string_command(rng),
         2 => key_command(rng),
         3 => hash_command(rng),
@@ -672,6 +683,7 @@ async fn compare(
             vec![command(&mut rng)]
         };
         let mut queued: Vec<String> = Vec::new();
+        let mut queued_commands: Vec<Vec<String>> = Vec::new();
         let mut in_multi = false;
         for c in group {
             sent += 1;
@@ -689,63 +701,30 @@ async fn compare(
                         }
                     }
                 }
-                name if in_multi => queued.push(name.to_string()),
+                name if in_multi => {
+                    queued.push(name.to_string());
+                    queued_commands.push(c.clone());
+                }
                 _ => {}
             }
             history.push(c.clone());
+            for resync in accept_rounding(&c, &queued_commands, &want, &mut got) {
+                actual.cmd(&resync).await;
+            }
             if want != got {
-                let recent: Vec<String> =
-                    history.iter().rev().take(12).rev().map(|c| c.join(" ")).collect();
+                let recent: Vec<String> = history
+                    .iter()
+                    .rev()
+                    .take(setting("RSL_KV_DIFF_HISTORY", 12) as usize)
+                    .rev()
+                    .map(|c| c.join(" "))
+                    .collect();
                 panic!(
                     "{label} seed {seed} command {sent} {c:?}:\n redis-server: {want:?}\n rsl-kv:       {got:?}\nthe commands before it:\n  {}",
                     recent.join("\n  ")
                 );
             }
         }
-    }
-}
-
-/// A redis-server on a free port, stopped on drop; `None` if it is not installed.
-struct RedisServer {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl RedisServer {
-    async fn start() -> Option<RedisServer> {
-        let port = free_ports(1).expect("a free port")[0];
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            eprintln!("redis-server is not installed: the differential test is skipped (apt-get install redis-server)");
-            return None;
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while Client::connect(addr, WAIT).await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(RedisServer { child, addr })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -21,12 +21,15 @@ use crate::value::{Kind, Value, ZSet};
 use imbl::{OrdMap, OrdSet, Vector};
 
 mod bits;
+mod geo;
+mod geo_sort;
 mod hashes;
 mod hll;
 pub(crate) mod keys;
 pub(crate) mod lists;
 pub mod scripting;
 mod sets;
+mod stream_admin;
 mod stream_groups;
 pub(crate) mod streams;
 mod strings;
@@ -284,9 +287,11 @@ pub static COMMANDS: LazyLock<Vec<CommandDef>> = LazyLock::new(|| {
         sets::COMMANDS,
         zsets::COMMANDS,
         zalgebra::COMMANDS,
+        geo::COMMANDS,
         hll::COMMANDS,
         streams::COMMANDS,
         stream_groups::COMMANDS,
+        stream_admin::COMMANDS,
         scripting::COMMANDS,
     ] {
         all.extend_from_slice(group);

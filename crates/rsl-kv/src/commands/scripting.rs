@@ -350,6 +350,7 @@ fn to_lua(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
         Reply::Null | Reply::NullArray => Value::Boolean(false),
         Reply::Boolean(b) => Value::Integer(i64::from(b)),
         Reply::Double(d) => Value::String(lua.create_string(format_double(d))?),
+        Reply::HumanDouble(d) => Value::String(lua.create_string(crate::resp::format_human(d))?),
         Reply::Simple(s) => {
             let t = lua.create_table()?;
             t.raw_set("ok", lua.create_string(&s)?)?;

@@ -248,7 +248,7 @@ fn estimate_entries_read(s: &Stream, id: StreamId) -> Option<u64> {
 }
 
 /// A group's lag, as XINFO GROUPS answers it.
-fn lag(s: &Stream, group: &Group) -> Option<i64> {
+pub(super) fn lag(s: &Stream, group: &Group) -> Option<i64> {
     if s.entries_added == 0 {
         return Some(0);
     }
@@ -693,7 +693,7 @@ const XINFO_HELP: &[&str] = &[
 ];
 
 /// A map reply of `(name, value)` pairs (a flat array in RESP2).
-fn fields(pairs: Vec<(&str, Reply)>) -> Reply {
+pub(super) fn fields(pairs: Vec<(&str, Reply)>) -> Reply {
     Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k.as_bytes()), v)).collect())
 }
 
@@ -712,11 +712,11 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             String::from_utf8_lossy(sub).to_lowercase()
         ))
     };
+    if is(sub, "stream") && args.len() > 3 {
+        return super::stream_admin::xinfo_stream_full(view, args);
+    }
     let arity_ok = args.len() == if is(sub, "consumers") { 4 } else { 3 };
     if !arity_ok {
-        if is(sub, "stream") && args.len() > 3 && is(&args[3], "full") {
-            return Err(Reply::error("ERR XINFO STREAM FULL is not supported by rsl-kv"));
-        }
         return Err(wrong());
     }
     let key = &args[2];
@@ -760,17 +760,14 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             .collect();
         return Ok(Reply::Array(groups));
     }
-    // Redis's radix tree holds up to 100 entries a node; its key and node counts are
-    // estimated from that (they are exact for a stream that never lost entries to XDEL).
-    const NODE_ENTRIES_MAX: usize = 100;
-    let tree_keys = stream.len().div_ceil(NODE_ENTRIES_MAX);
+    let (tree_keys, tree_nodes) = super::stream_admin::radix_estimate(stream.len());
     let edge = |e: Option<(&StreamId, &Vec<Bytes>)>| {
         e.map_or(Reply::Null, |(id, f)| Stream::entry_reply(*id, f))
     };
     Ok(fields(vec![
         ("length", Reply::Integer(stream.len() as i64)),
-        ("radix-tree-keys", Reply::Integer(tree_keys as i64)),
-        ("radix-tree-nodes", Reply::Integer(tree_keys as i64 + 1)),
+        ("radix-tree-keys", Reply::Integer(tree_keys)),
+        ("radix-tree-nodes", Reply::Integer(tree_nodes)),
         ("last-generated-id", stream.last_id.reply()),
         ("max-deleted-entry-id", stream.max_deleted.reply()),
         ("entries-added", Reply::Integer(stream.entries_added as i64)),

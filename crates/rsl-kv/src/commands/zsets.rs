@@ -48,7 +48,7 @@ pub(super) const COMMANDS: &[CommandDef] = &[
 const ERR_NOT_FLOAT_RANGE: &str = "ERR min or max is not a float";
 const ERR_NOT_LEX_RANGE: &str = "ERR min or max not valid string range item";
 
-fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;

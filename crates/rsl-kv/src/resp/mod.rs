@@ -18,7 +18,7 @@ use crate::limits;
 
 mod reply;
 
-pub use reply::{format_double, parse_reply, Proto, Reply};
+pub use reply::{format_double, format_human, parse_reply, Proto, Reply};
 
 /// One client request: the command name followed by its arguments, never empty.
 pub type Command = Vec<Bytes>;

@@ -55,6 +55,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double (`,`): a bulk string in RESP2, formatted as Redis 7.0 does (`%.17g`).
     Double(f64),
+    /// A double in Redis's "human" form (`%.17Lf` without trailing zeros: GEOPOS, WITHCOORD):
+    /// a bulk string in RESP2, a double (`,`) in RESP3. It reads back as a [`Reply::Double`].
+    HumanDouble(f64),
     /// A boolean (`#t`): the integer 1 or 0 in RESP2.
     Boolean(bool),
     /// A push (`>`), such as a pub/sub message: an array in RESP2.
@@ -137,6 +140,12 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Reply::Double(d) => encode_bulk(format_double(*d).as_bytes(), out),
+            Reply::HumanDouble(d) if resp3 => {
+                out.extend_from_slice(b",");
+                out.extend_from_slice(format_human(*d).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::HumanDouble(d) => encode_bulk(format_human(*d).as_bytes(), out),
             Reply::Boolean(b) if resp3 => {
                 out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
             }
@@ -213,6 +222,20 @@ pub fn format_double(d: f64) -> String {
     }
     let decimals = (PRECISION - 1 - exponent).max(0) as usize;
     strip_zeros(&format!("{d:.decimals$}")).to_string()
+}
+
+/// Formats a double as Redis's `LD_STR_HUMAN` does (GEOPOS's coordinates): 17 decimals
+/// (`%.17Lf` of the double's exact value), without trailing zeros, and `-0` as `0`.
+pub fn format_human(d: f64) -> String {
+    if !d.is_finite() {
+        return format_double(d);
+    }
+    let text = strip_zeros(&format!("{d:.17}")).to_string();
+    if text == "-0" {
+        "0".into()
+    } else {
+        text
+    }
 }
 
 /// Removes the trailing zeros of a decimal fraction, and its point if nothing follows it.

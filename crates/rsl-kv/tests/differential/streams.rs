@@ -169,10 +169,32 @@ pub fn stream_command(rng: &mut Rng) -> Vec<String> {
                 c
             }
         }
-        _ => match rng.below(4) {
+        _ => match rng.below(6) {
             0 => vec!["XINFO".into(), "STREAM".into(), k],
             1 => vec!["XINFO".into(), "GROUPS".into(), k],
             2 => vec!["XINFO".into(), "CONSUMERS".into(), k, group(rng)],
+            3 => {
+                let mut c = vec!["XINFO".into(), "STREAM".into(), k, "FULL".into()];
+                if rng.chance(50) {
+                    c.extend(["COUNT".into(), rng.pick(&["0", "1", "2", "-1", "x"]).into()]);
+                } else if rng.chance(10) {
+                    c.push(rng.pick(&["COUNT", "FOO"]).into());
+                }
+                c
+            }
+            4 => {
+                let mut c = vec!["XSETID".into(), k, stream_id(rng)];
+                if rng.chance(40) {
+                    c.extend(["ENTRIESADDED".into(), rng.int(-1, 8)]);
+                }
+                if rng.chance(40) {
+                    c.extend(["MAXDELETEDID".into(), stream_id(rng)]);
+                }
+                if rng.chance(5) {
+                    c.push("ENTRIESADDED".into());
+                }
+                c
+            }
             _ => vec!["DEL".into(), k],
         },
     };
@@ -203,9 +225,24 @@ fn zero_fields(reply: Reply, names: &[&str]) -> Reply {
     }
 }
 
+/// Zeroes every integer that is a moment (Unix milliseconds, from 10^12): XINFO STREAM FULL's
+/// delivery and seen times are each server's clock (rsl-kv's: the request's stamp).
+fn zero_times(reply: Reply) -> Reply {
+    const MOMENT_MIN_MS: i64 = 1_000_000_000_000;
+    match reply {
+        Reply::Integer(n) if n >= MOMENT_MIN_MS => Reply::Integer(0),
+        Reply::Array(items) => Reply::Array(items.into_iter().map(zero_times).collect()),
+        Reply::Map(pairs) => {
+            Reply::Map(pairs.into_iter().map(|(k, v)| (k, zero_times(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// The stream replies' documented exceptions: idle times are each server's clock less a
-/// delivery time, read at different moments; the radix tree's key and node counts are
-/// Redis's layout (rsl-kv estimates them).
+/// delivery time, read at different moments, and XINFO STREAM FULL's times are each
+/// server's clock; the radix tree's key and node counts are Redis's layout (rsl-kv
+/// estimates them).
 pub fn normalize_stream(name: &str, reply: Reply) -> Reply {
     match (name, reply) {
         ("XPENDING", Reply::Array(items))
@@ -229,7 +266,9 @@ pub fn normalize_stream(name: &str, reply: Reply) -> Reply {
         {
             Reply::Array(items.into_iter().map(|i| zero_fields(i, &["idle"])).collect())
         }
-        ("XINFO", reply) => zero_fields(reply, &["radix-tree-keys", "radix-tree-nodes"]),
+        ("XINFO", reply) => {
+            zero_times(zero_fields(reply, &["radix-tree-keys", "radix-tree-nodes"]))
+        }
         (_, other) => other,
     }
 }

@@ -1,7 +1,7 @@
 """redis-py, on its defaults (RESP3 with redis-py 8), against an rsl-kv cluster through every
 replica: strings, hashes, lists, sets, sorted sets, pipelines, transactions with WATCH, Lock,
-scripts, pub/sub (one global order), blocking pops and streams (XADD, XREAD with BLOCK woken
-through another replica, consumer groups). Run by tests/redis_py.rs with the replicas' client
+scripts, pub/sub (one global order), blocking pops, streams (XADD, XREAD with BLOCK woken
+through another replica, consumer groups) and geo commands (through a follower). Run by tests/redis_py.rs with the replicas' client
 addresses as arguments; exits non-zero on the first failure. With RSL_KV_TLS_CA set (and
 RSL_KV_TLS_CERT, RSL_KV_TLS_KEY for a client certificate), it connects with TLS, verifying the
 server's certificate and host name (tests/tls.rs)."""
@@ -207,6 +207,27 @@ def streams():
     check("type", CLIENTS[0].type(key), "stream")
 
 
+def geo():
+    # Through a follower (the primary is usually the first replica; any follower forwards).
+    r = CLIENTS[-1]
+    key = "geo:sicily"
+    check("geoadd", r.geoadd(key, [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"]), 2)
+    check("geoadd ch", r.geoadd(key, [13.361389, 38.2, "Palermo", 2.35, 48.85, "Paris"], xx=True, ch=True), 1)
+    check("geopos", r.geopos(key, "Catania", "Nope"), [(15.08726745843887329, 37.50266842333162032), None])
+    check("geodist", r.geodist(key, "Palermo", "Catania", unit="km"), 170.2626)
+    check("geohash", r.geohash(key, "Catania"), ["sqdtr74hyu0"])
+    check(
+        "geosearch",
+        r.geosearch(key, longitude=15, latitude=37, radius=200, unit="km", sort="ASC", withdist=True),
+        [["Catania", 56.4413], ["Palermo", 196.6301]],
+    )
+    check("geosearch box", r.geosearch(key, member="Palermo", width=400, height=400, unit="km", count=1), ["Palermo"])
+    check("geosearchstore", r.geosearchstore("geo:near", key, member="Palermo", radius=500, unit="km", storedist=True), 2)
+    stored = [tuple(x) for x in CLIENTS[0].zrange("geo:near", 0, -1, withscores=True)]
+    check("stored distances", stored, [("Palermo", 0.0), ("Catania", 170.2626444575352)])
+    check("georadius", r.georadius(key, 15, 37, 200, unit="km"), ["Palermo", "Catania"])
+
+
 for n, r in enumerate(CLIENTS):
     data_types(r, n)
     transactions(r, n)
@@ -214,4 +235,5 @@ for n, r in enumerate(CLIENTS):
 pubsub()
 blocking_pops()
 streams()
+geo()
 print("redis-py", redis.__version__, "ok through", len(CLIENTS), "replicas")
