@@ -22,6 +22,7 @@ use crate::limits::{
     CLUSTER_NAME_BYTES_MAX, FRAME_COPY_BYTES_MAX, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
     HELLO_PAYLOAD_BYTES_MAX,
 };
+use crate::parts::SharedPayload;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,6 +104,23 @@ pub fn encode_frame(kind: FrameKind, payload: &[u8], out: &mut BytesMut) {
         let frame = decode_frame(&mut check).expect("own frame decodes").expect("own frame whole");
         frame.kind == kind && frame.payload[..] == payload[..] && check.is_empty()
     });
+}
+
+/// Appends the header of one frame whose payload is `head` followed by `tail`, then `head`;
+/// the caller sends `tail`'s parts right after (the frame is then byte for byte the one
+/// [`encode_frame`] writes for the concatenated payload). The checksum is combined from
+/// `head`'s and `tail`'s own (computed once per shared payload), never recomputed over the
+/// tail. Panics like [`encode_frame`] on an oversized payload.
+pub fn encode_frame_head(kind: FrameKind, head: &[u8], tail: &SharedPayload, out: &mut BytesMut) {
+    let length = head.len() + tail.len();
+    assert!(length <= FRAME_PAYLOAD_BYTES_MAX, "payload of {length} bytes");
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind as u8]), head);
+    let crc = crc32c::crc32c_combine(crc, tail.crc32c(), tail.len());
+    out.reserve(FRAME_HEADER_BYTES + head.len());
+    out.put_u32_le(length as u32);
+    out.put_u32_le(crc);
+    out.put_u8(kind as u8);
+    out.put_slice(head);
 }
 
 /// Returns the encoded bytes of one frame.
@@ -393,6 +411,23 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A frame sent as a head and shared parts is, byte for byte, the frame of the
+        /// concatenated payload sent whole: the wire format does not change.
+        #[test]
+        fn a_frame_in_parts_is_the_same_bytes(
+            kind in kind_strategy(),
+            head in proptest::collection::vec(any::<u8>(), 0..40),
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..5),
+        ) {
+            let tail = SharedPayload::new(parts.iter().map(|p| Bytes::from(p.clone())).collect());
+            let mut wire = BytesMut::new();
+            encode_frame_head(kind, &head, &tail, &mut wire);
+            tail.parts().iter().for_each(|p| wire.extend_from_slice(p));
+            let whole = [head.clone(), parts.concat()].concat();
+            prop_assert_eq!(&wire[..], &frame_bytes(kind, &whole)[..]);
+            prop_assert_eq!(&tail.concat_after(&head)[..], &whole[..]);
+        }
 
         /// Arbitrary bytes never panic the decoder, and whatever it accepts re-encodes to
         /// exactly the bytes it consumed.
