@@ -15,6 +15,8 @@
 //! (`Ok(None)`: more bytes needed), or reports an error after which the connection is closed.
 //! Every encode is checked by decoding in debug builds, pairing the assertions on both sides.
 
+use std::sync::OnceLock;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -22,7 +24,6 @@ use crate::limits::{
     CLUSTER_NAME_BYTES_MAX, FRAME_COPY_BYTES_MAX, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX,
     HELLO_PAYLOAD_BYTES_MAX,
 };
-use crate::parts::SharedPayload;
 
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,6 +105,52 @@ pub fn encode_frame(kind: FrameKind, payload: &[u8], out: &mut BytesMut) {
         let frame = decode_frame(&mut check).expect("own frame decodes").expect("own frame whole");
         frame.kind == kind && frame.payload[..] == payload[..] && check.is_empty()
     });
+}
+
+/// A payload in parts, built once and sent to several peers by reference.
+#[derive(Debug)]
+pub struct SharedPayload {
+    parts: Vec<Bytes>,
+    len: usize,
+    crc: OnceLock<u32>,
+}
+
+impl SharedPayload {
+    /// The payload that is `parts`, concatenated.
+    pub fn new(parts: Vec<Bytes>) -> SharedPayload {
+        let len = parts.iter().map(Bytes::len).sum();
+        SharedPayload { parts, len, crc: OnceLock::new() }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its parts.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// The crc32c of its bytes, computed on the first call and kept: a frame's checksum is
+    /// combined from it, so a payload sent to several peers is checksummed once.
+    pub fn crc32c(&self) -> u32 {
+        *self.crc.get_or_init(|| self.parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p)))
+    }
+
+    /// `head` followed by the payload, in one buffer (a copy: for a transport that cannot
+    /// send parts).
+    pub fn concat_after(&self, head: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(head.len() + self.len);
+        out.extend_from_slice(head);
+        self.parts.iter().for_each(|p| out.extend_from_slice(p));
+        out.freeze()
+    }
 }
 
 /// Appends the header of one frame whose payload is `head` followed by `tail`, then `head`;

@@ -89,8 +89,7 @@ use thiserror::Error;
 #[cfg(feature = "certgen")]
 pub use certgen::{cert_file_names, generate_certs, generate_cluster_certs};
 pub use config::{BackoffConfig, ConfigError, Security, TransportConfig};
-pub use frame::{Frame, FrameError, FrameKind};
-pub use parts::SharedPayload;
+pub use frame::{Frame, FrameError, FrameKind, SharedPayload};
 pub use stats::{PeerStats, Stats};
 pub use tcp::{Incoming, StartError, TcpTransport};
 pub use tls::{TlsError, TlsIdentity};

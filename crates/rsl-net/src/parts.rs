@@ -1,7 +1,7 @@
 //! Payloads sent in parts, and the writer's batch of frames.
 //!
 //! A sender that sends the same large payload to several peers (a primary's accept of a
-//! 16 MiB value to every follower) builds it once as a [`SharedPayload`]: a list of `Bytes`
+//! 16 MiB value to every follower) builds it once as a [`crate::SharedPayload`]: a list of `Bytes`
 //! parts (a large value is one part, sharing the caller's memory), its crc32c computed once,
 //! by the first writer that sends it, whatever the number of peers. Each peer's payload is a
 //! small head of its own followed by the shared parts ([`crate::Transport::send_shared`]); the
@@ -12,60 +12,14 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::frame::{encode_frame, encode_frame_head, FrameKind};
+use crate::frame::{encode_frame, encode_frame_head, FrameKind, SharedPayload};
 use crate::limits::{FRAME_HEADER_BYTES, PART_COPY_BYTES_MAX, WRITE_BATCH_BYTES_MAX};
-
-/// A payload in parts, built once and sent to several peers by reference.
-#[derive(Debug)]
-pub struct SharedPayload {
-    parts: Vec<Bytes>,
-    len: usize,
-    crc: OnceLock<u32>,
-}
-
-impl SharedPayload {
-    /// The payload that is `parts`, concatenated.
-    pub fn new(parts: Vec<Bytes>) -> SharedPayload {
-        let len = parts.iter().map(Bytes::len).sum();
-        SharedPayload { parts, len, crc: OnceLock::new() }
-    }
-
-    /// Its length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when it has no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Its parts.
-    pub fn parts(&self) -> &[Bytes] {
-        &self.parts
-    }
-
-    /// The crc32c of its bytes, computed on the first call and kept: a frame's checksum is
-    /// combined from it, so a payload sent to several peers is checksummed once.
-    pub fn crc32c(&self) -> u32 {
-        *self.crc.get_or_init(|| self.parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p)))
-    }
-
-    /// `head` followed by the payload, in one buffer (a copy: for a transport that cannot
-    /// send parts).
-    pub fn concat_after(&self, head: &[u8]) -> Bytes {
-        let mut out = BytesMut::with_capacity(head.len() + self.len);
-        out.extend_from_slice(head);
-        self.parts.iter().for_each(|p| out.extend_from_slice(p));
-        out.freeze()
-    }
-}
 
 /// One payload in a peer's queue.
 #[derive(Debug)]

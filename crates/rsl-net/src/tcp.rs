@@ -45,6 +45,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
 use crate::config::{Backoff, ConfigError, Security, TransportConfig};
+use crate::frame::SharedPayload;
 use crate::frame::{
     decode_eof, decode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
 };
@@ -52,7 +53,7 @@ use crate::limits::{
     ACCEPT_ERROR_PAUSE, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX,
     HELLO_PAYLOAD_BYTES_MAX, READ_CHUNK_BYTES_MIN,
 };
-use crate::parts::{fill_batch, Batch, Outgoing, SharedPayload};
+use crate::parts::{fill_batch, Batch, Outgoing};
 use crate::stats::{Counters, PeerCounters, PeerStats, Stats};
 use crate::tls::{cert_names_replica, replica_server_name, TlsError};
 use crate::{PeerStatus, ReplicaId, SendError, Transport};
