@@ -222,16 +222,10 @@ mod tests {
         }
     }
 
-    fn accept(commit: u64, payloads: &[Bytes]) -> rsl_core::Message {
+    fn accept(commit: u64, payload: &Bytes) -> rsl_core::Message {
         use rsl_core::{Ballot, ReplicaId, Request, RequestId, Slot, SlotValue};
-        let requests = payloads
-            .iter()
-            .enumerate()
-            .map(|(seq, payload)| Request {
-                id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq: seq as u64 },
-                payload: payload.clone(),
-            })
-            .collect();
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+        let requests = vec![Request { id, payload: payload.clone() }];
         let entries = vec![SlotValue { slot: Slot(commit + 1), value: Value::Batch(requests) }];
         rsl_core::Message {
             from: ReplicaId(1),
@@ -271,7 +265,7 @@ mod tests {
     fn a_large_body_is_encoded_once_for_every_receiver_and_resend() {
         let value = Bytes::from(vec![9u8; SHARED_MESSAGE_BYTES_MIN]);
         let mut sealer = Sealer::default();
-        let to_2 = accept(5, &[value.clone()]);
+        let to_2 = accept(5, &value);
         let mut to_3 = to_2.clone();
         to_3.to = rsl_core::ReplicaId(3);
         let (a, b) = (sealer.seal(&to_2), sealer.seal(&to_3));
@@ -279,18 +273,18 @@ mod tests {
         assert!(tail(&a).parts().iter().any(|p| p.as_ptr() == value.as_ptr()), "value copied");
         assert_eq!((received(&a), received(&b)), (to_2.clone(), to_3));
         sealer.end_turn();
-        let resend = accept(5, &[value.clone()]);
+        let resend = accept(5, &value);
         assert!(Arc::ptr_eq(tail(&sealer.seal(&resend)), tail(&a)), "a resend encoded again");
-        let later = accept(6, &[value.clone()]);
+        let later = accept(6, &value);
         let c = sealer.seal(&later);
         assert!(!Arc::ptr_eq(tail(&c), tail(&a)));
         assert_eq!(received(&c), later);
         for commit in 10..10 + RECENT_BODIES_MAX as u64 {
-            sealer.seal(&accept(commit, &[value.clone()]));
+            sealer.seal(&accept(commit, &value));
         }
         sealer.end_turn();
         assert!(!Arc::ptr_eq(tail(&sealer.seal(&to_2)), tail(&a)), "kept more than the last");
-        let small = accept(5, &[Bytes::from(vec![1u8; 100])]);
+        let small = accept(5, &Bytes::from(vec![1u8; 100]));
         let sealed = sealer.seal(&small);
         assert!(matches!(sealed, Sealed::Whole(_)));
         assert_eq!(received(&sealed), small);
