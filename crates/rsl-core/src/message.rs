@@ -301,10 +301,16 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     Ok(value)
 }
 
-/// Where the writer puts bytes: a buffer, or a counter that measures without encoding.
+/// Where the writer puts bytes: a buffer, a counter that measures without encoding, or a list
+/// of parts that shares large payloads (`parts`).
 trait Sink {
     fn put(&mut self, b: u8);
     fn put_slice(&mut self, bytes: &[u8]);
+
+    /// A request's payload: copied like any bytes, except by a sink that shares it.
+    fn put_payload(&mut self, payload: &Bytes) {
+        self.put_slice(payload);
+    }
 }
 
 impl Sink for Vec<u8> {
@@ -389,7 +395,7 @@ impl<S: Sink> Writer<S> {
                     self.u64(r.id.incarnation);
                     self.u64(r.id.seq);
                     self.len(r.payload.len());
-                    self.0.put_slice(&r.payload);
+                    self.0.put_payload(&r.payload);
                 }
             }
             Value::Config(m) => {
@@ -535,6 +541,9 @@ impl<S: Sink> Writer<S> {
         }
     }
 }
+
+#[path = "message_parts.rs"]
+mod parts;
 
 struct Reader<'a> {
     bytes: &'a [u8],

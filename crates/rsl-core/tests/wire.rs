@@ -131,6 +131,17 @@ proptest! {
         prop_assert_eq!(&prefixed[prefix.len()..], &bytes[..]);
     }
 
+    /// The header and the parts of a body encoded once for several receivers are, byte for
+    /// byte, the message's one-buffer encoding, whatever the sharing threshold.
+    #[test]
+    fn parts_encoding_is_the_same_bytes(msg in message(), shared_min in 0usize..48) {
+        let parts = msg.body.encode_parts(shared_min);
+        prop_assert!(parts.iter().all(|p| !p.is_empty()));
+        let mut whole = msg.encode_header_after(&[1]);
+        parts.iter().for_each(|p| whole.extend_from_slice(p));
+        prop_assert_eq!(whole, msg.encode_after(&[1]));
+    }
+
     #[test]
     fn every_strict_prefix_is_refused(msg in message()) {
         let bytes = msg.encode();

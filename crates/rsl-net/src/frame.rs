@@ -15,6 +15,8 @@
 //! (`Ok(None)`: more bytes needed), or reports an error after which the connection is closed.
 //! Every encode is checked by decoding in debug builds, pairing the assertions on both sides.
 
+use std::sync::OnceLock;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -103,6 +105,69 @@ pub fn encode_frame(kind: FrameKind, payload: &[u8], out: &mut BytesMut) {
         let frame = decode_frame(&mut check).expect("own frame decodes").expect("own frame whole");
         frame.kind == kind && frame.payload[..] == payload[..] && check.is_empty()
     });
+}
+
+/// A payload in parts, built once and sent to several peers by reference.
+#[derive(Debug)]
+pub struct SharedPayload {
+    parts: Vec<Bytes>,
+    len: usize,
+    crc: OnceLock<u32>,
+}
+
+impl SharedPayload {
+    /// The payload that is `parts`, concatenated.
+    pub fn new(parts: Vec<Bytes>) -> SharedPayload {
+        let len = parts.iter().map(Bytes::len).sum();
+        SharedPayload { parts, len, crc: OnceLock::new() }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its parts.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// The crc32c of its bytes, computed on the first call and kept: a frame's checksum is
+    /// combined from it, so a payload sent to several peers is checksummed once.
+    pub fn crc32c(&self) -> u32 {
+        *self.crc.get_or_init(|| self.parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p)))
+    }
+
+    /// `head` followed by the payload, in one buffer (a copy: for a transport that cannot
+    /// send parts).
+    pub fn concat_after(&self, head: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(head.len() + self.len);
+        out.extend_from_slice(head);
+        self.parts.iter().for_each(|p| out.extend_from_slice(p));
+        out.freeze()
+    }
+}
+
+/// Appends the header of one frame whose payload is `head` followed by `tail`, then `head`;
+/// the caller sends `tail`'s parts right after (the frame is then byte for byte the one
+/// [`encode_frame`] writes for the concatenated payload). The checksum is combined from
+/// `head`'s and `tail`'s own (computed once per shared payload), never recomputed over the
+/// tail. Panics like [`encode_frame`] on an oversized payload.
+pub fn encode_frame_head(kind: FrameKind, head: &[u8], tail: &SharedPayload, out: &mut BytesMut) {
+    let length = head.len() + tail.len();
+    assert!(length <= FRAME_PAYLOAD_BYTES_MAX, "payload of {length} bytes");
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind as u8]), head);
+    let crc = crc32c::crc32c_combine(crc, tail.crc32c(), tail.len());
+    out.reserve(FRAME_HEADER_BYTES + head.len());
+    out.put_u32_le(length as u32);
+    out.put_u32_le(crc);
+    out.put_u8(kind as u8);
+    out.put_slice(head);
 }
 
 /// Returns the encoded bytes of one frame.
@@ -393,6 +458,23 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A frame sent as a head and shared parts is, byte for byte, the frame of the
+        /// concatenated payload sent whole: the wire format does not change.
+        #[test]
+        fn a_frame_in_parts_is_the_same_bytes(
+            kind in kind_strategy(),
+            head in proptest::collection::vec(any::<u8>(), 0..40),
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..5),
+        ) {
+            let tail = SharedPayload::new(parts.iter().map(|p| Bytes::from(p.clone())).collect());
+            let mut wire = BytesMut::new();
+            encode_frame_head(kind, &head, &tail, &mut wire);
+            tail.parts().iter().for_each(|p| wire.extend_from_slice(p));
+            let whole = [head.clone(), parts.concat()].concat();
+            prop_assert_eq!(&wire[..], &frame_bytes(kind, &whole)[..]);
+            prop_assert_eq!(&tail.concat_after(&head)[..], &whole[..]);
+        }
 
         /// Arbitrary bytes never panic the decoder, and whatever it accepts re-encodes to
         /// exactly the bytes it consumed.

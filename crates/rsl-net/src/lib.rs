@@ -5,6 +5,8 @@
 //! this crate reports by dropping (loss is a normal event for Paxos).
 //!
 //! - [`frame`]: the wire format (length, crc32c, kind, payload) and its incremental decoder.
+//! - [`SharedPayload`]: a payload in parts, built once and sent to several peers by
+//!   reference ([`Transport::send_shared`]): written with vectored writes, checksummed once.
 //! - [`TcpTransport`]: one TCP connection per pair of replicas, bounded per-peer queues with
 //!   backpressure ([`SendError::QueueFull`]), batched writes, reconnection with capped,
 //!   jittered exponential backoff, and optional mutual TLS ([`Security::MutualTls`]).
@@ -74,6 +76,7 @@ mod certgen;
 pub mod config;
 pub mod frame;
 pub mod limits;
+mod parts;
 pub mod stats;
 pub mod tcp;
 pub mod tls;
@@ -86,7 +89,7 @@ use thiserror::Error;
 #[cfg(feature = "certgen")]
 pub use certgen::{cert_file_names, generate_certs, generate_cluster_certs};
 pub use config::{BackoffConfig, ConfigError, Security, TransportConfig};
-pub use frame::{Frame, FrameError, FrameKind};
+pub use frame::{Frame, FrameError, FrameKind, SharedPayload};
 pub use stats::{PeerStats, Stats};
 pub use tcp::{Incoming, StartError, TcpTransport};
 pub use tls::{TlsError, TlsIdentity};
@@ -139,6 +142,20 @@ pub trait Transport: Send + Sync {
 
     /// Queues `payload` for `to`; fails at once if it cannot be queued.
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError>;
+
+    /// Queues the payload `head` followed by `tail` for `to`, as one payload (the receiver
+    /// gets the concatenation, as if it had been sent whole). A sender that sends one large
+    /// payload to several peers builds `tail` once and passes it to each: the TCP transport
+    /// writes its parts from where they are and checksums it once, whatever the number of
+    /// peers. The default concatenates (one copy) and calls [`Transport::send`].
+    fn send_shared(
+        &self,
+        to: ReplicaId,
+        head: Bytes,
+        tail: std::sync::Arc<SharedPayload>,
+    ) -> Result<(), SendError> {
+        self.send(to, tail.concat_after(&head))
+    }
 
     /// Makes `peers` the peer set, as the membership changes (see
     /// [`TcpTransport::set_peers`]). A transport that routes by id alone (an in-process

@@ -29,6 +29,12 @@ pub const HELLO_PAYLOAD_BYTES_MAX: usize = 12 + CLUSTER_NAME_BYTES_MAX;
 /// bytes (a single larger frame still goes out whole).
 pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
+/// A part of a shared payload (`crate::parts`) of at most this many bytes is copied into the
+/// writer's batch buffer; a larger one is written from where it is (a vectored write), so
+/// that a 16 MiB value is never copied on its way to the socket, and the small stretches
+/// between values do not each take an entry of the vector.
+pub const PART_COPY_BYTES_MAX: usize = 16 * 1024;
+
 /// The reader asks the socket for at least this much buffer space per read.
 pub const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
 

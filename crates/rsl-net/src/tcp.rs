@@ -45,13 +45,15 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
 use crate::config::{Backoff, ConfigError, Security, TransportConfig};
+use crate::frame::SharedPayload;
 use crate::frame::{
-    decode_eof, decode_frame, encode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
+    decode_eof, decode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
 };
 use crate::limits::{
     ACCEPT_ERROR_PAUSE, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX,
-    HELLO_PAYLOAD_BYTES_MAX, READ_CHUNK_BYTES_MIN, WRITE_BATCH_BYTES_MAX,
+    HELLO_PAYLOAD_BYTES_MAX, READ_CHUNK_BYTES_MIN,
 };
+use crate::parts::{fill_batch, Batch, Outgoing};
 use crate::stats::{Counters, PeerCounters, PeerStats, Stats};
 use crate::tls::{cert_names_replica, replica_server_name, TlsError};
 use crate::{PeerStatus, ReplicaId, SendError, Transport};
@@ -144,7 +146,7 @@ struct Established {
 struct Peer {
     id: ReplicaId,
     addr: SocketAddr,
-    queue: mpsc::Sender<Bytes>,
+    queue: mpsc::Sender<Outgoing>,
     queued_bytes: AtomicUsize,
     accepted: mpsc::Sender<Established>,
     counters: PeerCounters,
@@ -206,7 +208,7 @@ fn new_peer(
     epoch: Instant,
     id: ReplicaId,
     addr: SocketAddr,
-) -> (Arc<Peer>, mpsc::Receiver<Bytes>, mpsc::Receiver<Established>) {
+) -> (Arc<Peer>, mpsc::Receiver<Outgoing>, mpsc::Receiver<Established>) {
     let (queue, queue_rx) = mpsc::channel(config.queue_frames_max);
     let (accepted, accepted_rx) = mpsc::channel(2);
     let counters = PeerCounters::new(epoch);
@@ -415,6 +417,36 @@ impl Transport for TcpTransport {
     }
 
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError> {
+        self.enqueue(to, Outgoing::Whole(payload))
+    }
+
+    fn send_shared(
+        &self,
+        to: ReplicaId,
+        head: Bytes,
+        tail: Arc<SharedPayload>,
+    ) -> Result<(), SendError> {
+        self.enqueue(to, Outgoing::Shared { head, tail })
+    }
+
+    fn set_peers(&self, peers: &BTreeMap<ReplicaId, SocketAddr>) -> Result<(), ConfigError> {
+        TcpTransport::set_peers(self, peers)
+    }
+
+    fn peer_status(&self, peer: ReplicaId) -> Option<PeerStatus> {
+        let peer = self.inner.shared.peer(peer)?;
+        let stats = peer_stats(&peer);
+        Some(PeerStatus {
+            connected: stats.connected,
+            last_contact_ago: stats.last_contact_ago,
+            queued_frames: stats.queued_frames,
+        })
+    }
+}
+
+impl TcpTransport {
+    /// Queues one payload for `to`, within the frame and queue bounds.
+    fn enqueue(&self, to: ReplicaId, payload: Outgoing) -> Result<(), SendError> {
         let shared = &self.inner.shared;
         let bytes = payload.len();
         if bytes > FRAME_PAYLOAD_BYTES_MAX {
@@ -438,20 +470,6 @@ impl Transport for TcpTransport {
             peer.counters.queue_full_drops.fetch_add(1, Relaxed);
         }
         result
-    }
-
-    fn set_peers(&self, peers: &BTreeMap<ReplicaId, SocketAddr>) -> Result<(), ConfigError> {
-        TcpTransport::set_peers(self, peers)
-    }
-
-    fn peer_status(&self, peer: ReplicaId) -> Option<PeerStatus> {
-        let peer = self.inner.shared.peer(peer)?;
-        let stats = peer_stats(&peer);
-        Some(PeerStatus {
-            connected: stats.connected,
-            last_contact_ago: stats.last_contact_ago,
-            queued_frames: stats.queued_frames,
-        })
     }
 }
 
@@ -578,7 +596,7 @@ enum ConnectionEnd {
 async fn run_peer(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<Outgoing>,
     mut accepted: mpsc::Receiver<Established>,
 ) {
     let (id, peer) = (peer.id, &*peer);
@@ -665,7 +683,7 @@ async fn run_connection(
     shared: &Shared,
     peer: &Peer,
     established: Established,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut mpsc::Receiver<Outgoing>,
     accepted: &mut mpsc::Receiver<Established>,
 ) -> ConnectionEnd {
     let (reader, writer) = tokio::io::split(established.conn);
@@ -719,15 +737,15 @@ async fn read_loop(
 }
 
 /// Takes frames from the queue and writes them, as many as are queued (up to
-/// [`WRITE_BATCH_BYTES_MAX`]) per write; writes a ping whenever the queue stays empty for the
-/// ping interval.
+/// `WRITE_BATCH_BYTES_MAX`) per write, large shared parts with vectored writes
+/// (`crate::parts`); writes a ping whenever the queue stays empty for the ping interval.
 async fn write_loop(
     shared: &Shared,
     peer: &Peer,
     mut writer: impl AsyncWrite + Unpin,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<(), ConnError> {
-    let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    let mut batch = Batch::new();
     let ping = frame_bytes(FrameKind::Ping, b"");
     loop {
         let first = match tokio::time::timeout(shared.config.ping_interval, queue.recv()).await {
@@ -741,37 +759,13 @@ async fn write_loop(
             }
         };
         let frames = fill_batch(first, queue, &mut batch, &peer.queued_bytes);
-        writer.write_all(&batch).await?;
+        batch.write_to(&mut writer).await?;
         writer.flush().await?;
         shared.counters.write_batches.fetch_add(1, Relaxed);
         shared.counters.frames_sent.fetch_add(frames, Relaxed);
         shared.counters.bytes_sent.fetch_add(batch.len() as u64, Relaxed);
         peer.counters.frames_sent.fetch_add(frames, Relaxed);
     }
-}
-
-/// Encodes `first` and then every frame already queued into `batch` (cleared first), until
-/// the queue is empty or the batch reaches [`WRITE_BATCH_BYTES_MAX`]. Returns the frame count.
-fn fill_batch(
-    first: Bytes,
-    queue: &mut mpsc::Receiver<Bytes>,
-    batch: &mut BytesMut,
-    queued_bytes: &AtomicUsize,
-) -> u64 {
-    batch.clear();
-    let mut frames = 0u64;
-    let mut next = Some(first);
-    while let Some(payload) = next.take() {
-        encode_frame(FrameKind::Data, &payload, batch);
-        let before = queued_bytes.fetch_sub(payload.len(), Relaxed);
-        assert!(before >= payload.len(), "queued bytes underflow");
-        frames += 1;
-        if batch.len() < WRITE_BATCH_BYTES_MAX {
-            next = queue.try_recv().ok();
-        }
-    }
-    assert!(frames >= 1);
-    frames
 }
 
 #[path = "tcp_hello.rs"]

@@ -18,7 +18,7 @@ use rsl_core::{
 use rsl_net::Transport;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
-use crate::envelope::{open, seal_message, Channel};
+use crate::envelope::{open, Channel, Sealed};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
 use crate::state_machine::Notification;
@@ -34,9 +34,9 @@ const TICKS_LATE_WARN: u32 = 10;
 /// One event or flush that takes longer than this is logged as slow.
 const SLOW_STEP_WARN: Duration = Duration::from_millis(50);
 
-/// Logs `what` when it took longer than [`SLOW_STEP_WARN`] since `started`.
-fn warn_if_slow(what: &str, started: Instant) {
-    let took = started.elapsed();
+/// Logs `what` when it took longer than [`SLOW_STEP_WARN`], from `started` to `ended`.
+fn warn_if_slow(what: &str, started: Instant, ended: Instant) {
+    let took = ended.saturating_duration_since(started);
     if took > SLOW_STEP_WARN {
         tracing::warn!(what, took_ms = took.as_millis() as u64, "the consensus thread was slow");
     }
@@ -60,6 +60,8 @@ pub(crate) struct Router {
     pub(crate) exec: Sender<ToExecutor>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Vec<(u64, Write)>,
+    /// Encodes each large message body once for all its receivers.
+    pub(crate) sealer: crate::envelope::Sealer,
     /// Membership calls waiting for the core, and the peer set (`membership`).
     pub(crate) changes: crate::members::Changes,
 }
@@ -88,19 +90,30 @@ impl Consensus {
             // arrived meanwhile is handled, or a paused primary would serve a lease read it
             // no longer holds. Checked again before each event of the turn: the thread can
             // be descheduled between two of them too (the simulator orders a replica's
-            // tick before anything else due at its instant for the same reason).
-            self.catch_up_ticks(&mut next_tick);
+            // tick before anything else due at its instant for the same reason). One clock
+            // read per event, taken after the event left the channel: it ages the ticks,
+            // ends the previous event's timing and starts this one's (which so includes the
+            // ticks caught up before it).
+            let mut now = Instant::now();
+            self.catch_up_ticks(now, &mut next_tick);
             let mut stop = false;
+            let mut flushing = "a turn's ticks and the flush of their actions";
             if let Some(e) = first {
-                stop |= self.handle_timed(e);
+                flushing = "flushing the actions of a turn";
+                let mut timing = (e.kind(), now);
+                stop |= self.handle(e, now);
                 for e in events.try_iter().take(EVENTS_PER_TURN_MAX) {
-                    self.catch_up_ticks(&mut next_tick);
-                    stop |= self.handle_timed(e);
+                    now = Instant::now();
+                    warn_if_slow(timing.0, timing.1, now);
+                    self.catch_up_ticks(now, &mut next_tick);
+                    timing = (e.kind(), now);
+                    stop |= self.handle(e, now);
                 }
+                now = Instant::now();
+                warn_if_slow(timing.0, timing.1, now);
             }
-            let flushing = Instant::now();
             self.flush();
-            warn_if_slow("flushing the actions of a turn", flushing);
+            warn_if_slow(flushing, now, Instant::now());
             if stop || self.router.changes.removed {
                 self.stop();
                 return;
@@ -110,8 +123,7 @@ impl Consensus {
 
     /// Steps the core once per tick that has passed, up to `TICKS_CATCH_UP_MAX` (beyond that
     /// every lease and timeout has expired anyway).
-    fn catch_up_ticks(&mut self, next_tick: &mut Instant) {
-        let now = Instant::now();
+    fn catch_up_ticks(&mut self, now: Instant, next_tick: &mut Instant) {
         let mut ticks = 0;
         while *next_tick <= now && ticks < TICKS_CATCH_UP_MAX {
             self.step(Input::Tick);
@@ -135,25 +147,16 @@ impl Consensus {
         }
     }
 
-    /// Handles one event, warning when it took long; returns true on stop.
-    fn handle_timed(&mut self, event: ToConsensus) -> bool {
-        let kind = event.kind();
-        let started = Instant::now();
-        let stop = self.handle(event);
-        warn_if_slow(kind, started);
-        stop
-    }
-
-    /// Handles one event; returns true on stop.
-    fn handle(&mut self, event: ToConsensus) -> bool {
+    /// Handles one event taken from the channel at `now`; returns true on stop.
+    fn handle(&mut self, event: ToConsensus, now: Instant) -> bool {
         match event {
             ToConsensus::Propose { payload, exclusive, reply } => {
                 self.router.shared.metrics.counters.proposals.inc();
-                let waiter = Waiter { reply, since: Instant::now() };
+                let waiter = Waiter { reply, since: now };
                 self.driver.propose(payload, exclusive, waiter, &mut self.router);
             }
             ToConsensus::Read { request, mode, reply } => {
-                let waiter = Waiter { reply, since: Instant::now() };
+                let waiter = Waiter { reply, since: now };
                 self.driver.read(request, mode, waiter, &mut self.router);
             }
             ToConsensus::Receive { from, payload } => self.receive(from, payload),
@@ -217,6 +220,7 @@ impl Consensus {
     /// Hands the turn's writes to the I/O thread and publishes the status.
     fn flush(&mut self) {
         self.router.flush_writes();
+        self.router.sealer.end_turn();
         let core = self.driver.status();
         let view = View::of(&core, self.router.shared.health());
         let changed =
@@ -311,10 +315,13 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
-        let bytes = seal_message(&msg);
-        self.shared.metrics.counters.bytes_sent.inc_by(bytes.len() as u64);
+        let sealed = self.sealer.seal(&msg);
+        self.shared.metrics.counters.bytes_sent.inc_by(sealed.len() as u64);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
-        let _ = self.transport.send(to.0, bytes);
+        let _ = match sealed {
+            Sealed::Whole(bytes) => self.transport.send(to.0, bytes),
+            Sealed::Shared { head, tail } => self.transport.send_shared(to.0, head, tail),
+        };
     }
 
     fn persist(&mut self, seq: u64, write: Write) {

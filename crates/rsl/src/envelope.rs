@@ -8,9 +8,14 @@
 //! | 1 | `channel` | [`Channel`] as a byte |
 //! | rest | body | the channel's bytes (a core `Message`, a shipping frame) |
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use rsl_core::limits::MESSAGE_BYTES_MAX_DEFAULT;
+use rsl_core::{Body, Value};
 use rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX;
+use rsl_net::SharedPayload;
 
 /// Bytes the envelope adds to a channel's body.
 pub(crate) const ENVELOPE_HEADER_BYTES: usize = 1;
@@ -60,6 +65,129 @@ pub(crate) fn seal_message(msg: &rsl_core::Message) -> Bytes {
     Bytes::from(msg.encode_after(&[Channel::Consensus as u8]))
 }
 
+/// A message of at least this many encoded bytes is sealed as a head and a shared body
+/// ([`Sealer`]); a smaller one is encoded whole for each receiver, as copying it costs less
+/// than sharing it.
+pub(crate) const SHARED_MESSAGE_BYTES_MIN: usize = 64 * 1024;
+
+/// In a shared body, a request payload of at least this many bytes is its own part (the
+/// request's memory, not a copy); smaller ones are copied into the parts between.
+pub(crate) const SHARED_PAYLOAD_BYTES_MIN: usize = 4 * 1024;
+
+/// Shared bodies kept from earlier turns for messages sent again (a resend, a catch-up
+/// reply): each holds its requests' payloads alive, so few.
+pub(crate) const RECENT_BODIES_MAX: usize = 4;
+
+/// A core message sealed for the transport.
+#[derive(Debug)]
+pub(crate) enum Sealed {
+    /// In one buffer.
+    Whole(Bytes),
+    /// The receiver's own head (envelope, version, sender, receiver), then a body encoded
+    /// once for every receiver.
+    Shared { head: Bytes, tail: Arc<SharedPayload> },
+}
+
+impl Sealed {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Sealed::Whole(bytes) => bytes.len(),
+            Sealed::Shared { head, tail } => head.len() + tail.len(),
+        }
+    }
+}
+
+/// Seals the core's messages, encoding a large body once for all its receivers: a primary
+/// sends each accept to every follower, and one that encoded a 16 MiB accept into a fresh
+/// buffer per follower spent hundreds of milliseconds per value on the consensus thread,
+/// long enough to lose its lease (docs/benchmarks.md, "Big values"). The bodies sealed in this
+/// turn, and [`RECENT_BODIES_MAX`] from earlier ones, are kept; a body the same as one of them
+/// (same fields, the same request payloads by memory) reuses its encoding.
+#[derive(Debug, Default)]
+pub(crate) struct Sealer {
+    recent: VecDeque<(Body, Arc<SharedPayload>)>,
+}
+
+impl Sealer {
+    /// Seals `msg`: whole when small, else its head and its body's shared encoding.
+    pub(crate) fn seal(&mut self, msg: &rsl_core::Message) -> Sealed {
+        let large = matches!(
+            msg.body,
+            Body::Accept { .. } | Body::CatchupReply { .. } | Body::Promise { .. }
+        ) && msg.encoded_len() >= SHARED_MESSAGE_BYTES_MIN;
+        if !large {
+            return Sealed::Whole(seal_message(msg));
+        }
+        let head = Bytes::from(msg.encode_header_after(&[Channel::Consensus as u8]));
+        let found = self.recent.iter().find(|(body, _)| same_body(body, &msg.body));
+        let tail = match found {
+            Some((_, tail)) => tail.clone(),
+            None => {
+                let tail =
+                    Arc::new(SharedPayload::new(msg.body.encode_parts(SHARED_PAYLOAD_BYTES_MIN)));
+                self.recent.push_back((msg.body.clone(), tail.clone()));
+                tail
+            }
+        };
+        Sealed::Shared { head, tail }
+    }
+
+    /// Forgets all but the last [`RECENT_BODIES_MAX`] bodies (at the end of each turn).
+    pub(crate) fn end_turn(&mut self) {
+        while self.recent.len() > RECENT_BODIES_MAX {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// True when two bodies encode the same: their fields are equal and their request payloads
+/// are the same memory (immutable, and alive while compared, so the same bytes). Payloads
+/// are never compared byte by byte: that would cost what sharing saves. Only the bodies that
+/// carry values are ever the same.
+fn same_body(a: &Body, b: &Body) -> bool {
+    match (a, b) {
+        (
+            Body::Accept { ballot, commit, entries },
+            Body::Accept { ballot: b2, commit: c2, entries: e2 },
+        ) => {
+            ballot == b2
+                && commit == c2
+                && entries.len() == e2.len()
+                && entries
+                    .iter()
+                    .zip(e2)
+                    .all(|(x, y)| x.slot == y.slot && same_value(&x.value, &y.value))
+        }
+        (
+            Body::CatchupReply { commit, entries },
+            Body::CatchupReply { commit: c2, entries: e2 },
+        ) => {
+            commit == c2
+                && entries.len() == e2.len()
+                && entries.iter().zip(e2).all(|(x, y)| {
+                    x.slot == y.slot && x.ballot == y.ballot && same_value(&x.value, &y.value)
+                })
+        }
+        _ => false,
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Batch(x), Value::Batch(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(r, s)| {
+                    r.id == s.id
+                        && r.payload.len() == s.payload.len()
+                        && r.payload.as_ptr() == s.payload.as_ptr()
+                })
+        }
+        (Value::Noop, Value::Noop) => true,
+        (Value::Config(x), Value::Config(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Opens an envelope: its channel and body (sharing the payload's memory), or `None` for an
 /// empty payload or an unknown channel (the caller counts and drops it).
 pub(crate) fn open(payload: &Bytes) -> Option<(Channel, Bytes)> {
@@ -92,5 +220,73 @@ mod tests {
         for byte in [0u8, 4, 0xEE, 0xFF] {
             assert_eq!(open(&Bytes::from(vec![byte, 1, 2])), None, "channel byte {byte}");
         }
+    }
+
+    fn accept(commit: u64, payload: &Bytes) -> rsl_core::Message {
+        use rsl_core::{Ballot, ReplicaId, Request, RequestId, Slot, SlotValue};
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+        let requests = vec![Request { id, payload: payload.clone() }];
+        let entries = vec![SlotValue { slot: Slot(commit + 1), value: Value::Batch(requests) }];
+        rsl_core::Message {
+            from: ReplicaId(1),
+            to: ReplicaId(2),
+            body: Body::Accept {
+                ballot: Ballot { round: 1, replica: 1 },
+                commit: Slot(commit),
+                entries,
+            },
+        }
+    }
+
+    /// What the receiver gets from a sealed message.
+    fn received(sealed: &Sealed) -> rsl_core::Message {
+        let bytes = match sealed {
+            Sealed::Whole(bytes) => bytes.clone(),
+            Sealed::Shared { head, tail } => tail.concat_after(head),
+        };
+        let (channel, body) = open(&bytes).expect("an envelope");
+        assert_eq!(channel, Channel::Consensus);
+        rsl_core::Message::decode_shared(&body).expect("decodes")
+    }
+
+    fn tail(sealed: &Sealed) -> &Arc<SharedPayload> {
+        match sealed {
+            Sealed::Shared { tail, .. } => tail,
+            Sealed::Whole(_) => panic!("sealed whole"),
+        }
+    }
+
+    /// An accept to two followers is encoded once: the same body (same allocation) behind
+    /// each follower's own head, the value's memory itself in it; sent again in a later turn
+    /// (a resend: a new message with the same values), the encoding is reused; a different
+    /// body, or one forgotten after `RECENT_BODIES_MAX` newer ones, is encoded anew; a
+    /// small message is sealed whole. Each decodes to the message sent.
+    #[test]
+    fn a_large_body_is_encoded_once_for_every_receiver_and_resend() {
+        let value = Bytes::from(vec![9u8; SHARED_MESSAGE_BYTES_MIN]);
+        let mut sealer = Sealer::default();
+        let to_2 = accept(5, &value);
+        let mut to_3 = to_2.clone();
+        to_3.to = rsl_core::ReplicaId(3);
+        let (a, b) = (sealer.seal(&to_2), sealer.seal(&to_3));
+        assert!(Arc::ptr_eq(tail(&a), tail(&b)), "encoded once per follower");
+        assert!(tail(&a).parts().iter().any(|p| p.as_ptr() == value.as_ptr()), "value copied");
+        assert_eq!((received(&a), received(&b)), (to_2.clone(), to_3));
+        sealer.end_turn();
+        let resend = accept(5, &value);
+        assert!(Arc::ptr_eq(tail(&sealer.seal(&resend)), tail(&a)), "a resend encoded again");
+        let later = accept(6, &value);
+        let c = sealer.seal(&later);
+        assert!(!Arc::ptr_eq(tail(&c), tail(&a)));
+        assert_eq!(received(&c), later);
+        for commit in 10..10 + RECENT_BODIES_MAX as u64 {
+            sealer.seal(&accept(commit, &value));
+        }
+        sealer.end_turn();
+        assert!(!Arc::ptr_eq(tail(&sealer.seal(&to_2)), tail(&a)), "kept more than the last");
+        let small = accept(5, &Bytes::from(vec![1u8; 100]));
+        let sealed = sealer.seal(&small);
+        assert!(matches!(sealed, Sealed::Whole(_)));
+        assert_eq!(received(&sealed), small);
     }
 }

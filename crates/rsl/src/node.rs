@@ -147,6 +147,7 @@ impl Node {
             exec: exec_tx,
             shared: shared.clone(),
             writes: Vec::new(),
+            sealer: Default::default(),
         };
         let consensus = Consensus::new(driver, router, parts.tick);
         threads.push(spawn_named(format!("rsl-consensus-{id}"), move || consensus.run(events_rx))?);

@@ -1,7 +1,8 @@
 //! Fuzzes the wire decoders of rsl-core: `Message::decode`, `Message::decode_shared` and
 //! `decode_value` must never panic, whatever the bytes; the two message decoders agree; what
 //! they accept must round-trip (`decode(encode(m)) == m`), its `encoded_len` must be the length
-//! `encode` writes, `encode_after` must be the prefix followed by `encode`, and the canonical
+//! `encode` writes, `encode_after` must be the prefix followed by `encode` (and so must the
+//! header and the parts of `Body::encode_parts`, at any sharing threshold), and the canonical
 //! encoding is never longer than the bytes it was decoded from (a decoder that accepted
 //! trailing or padding bytes would break this).
 
@@ -20,6 +21,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(encoded.len(), message.encoded_len());
         let prefix = &data[..data.len().min(3)];
         assert_eq!(message.encode_after(prefix), [prefix, &encoded[..]].concat());
+        let mut parted = message.encode_header_after(prefix);
+        let shared_min = usize::from(data.first().copied().unwrap_or(0) % 16);
+        for part in message.body.encode_parts(shared_min) {
+            assert!(!part.is_empty());
+            parted.extend_from_slice(&part);
+        }
+        assert_eq!(parted, [prefix, &encoded[..]].concat());
         assert!(encoded.len() <= data.len());
         assert_eq!(Message::decode(&encoded).as_ref(), Ok(&message));
     }

@@ -1,0 +1,175 @@
+//! Payloads sent in parts, and the writer's batch of frames.
+//!
+//! A sender that sends the same large payload to several peers (a primary's accept of a
+//! 16 MiB value to every follower) builds it once as a [`crate::SharedPayload`]: a list of `Bytes`
+//! parts (a large value is one part, sharing the caller's memory), its crc32c computed once,
+//! by the first writer that sends it, whatever the number of peers. Each peer's payload is a
+//! small head of its own followed by the shared parts ([`crate::Transport::send_shared`]); the
+//! writer puts the frame header and the head in its batch buffer and writes the large parts
+//! from where they are, with vectored writes. The frame on the wire is the same as for a
+//! payload sent whole (`crate::frame`): the receiver cannot tell the difference.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::frame::{encode_frame, encode_frame_head, FrameKind, SharedPayload};
+use crate::limits::{FRAME_HEADER_BYTES, PART_COPY_BYTES_MAX, WRITE_BATCH_BYTES_MAX};
+
+/// One payload in a peer's queue.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A payload in one buffer.
+    Whole(Bytes),
+    /// A head of the peer's own followed by a payload shared with other peers.
+    Shared { head: Bytes, tail: Arc<SharedPayload> },
+}
+
+impl Outgoing {
+    /// The payload's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::Whole(payload) => payload.len(),
+            Outgoing::Shared { head, tail } => head.len() + tail.len(),
+        }
+    }
+}
+
+/// The bytes of one write: frames encoded into `open`, and, where a frame carries a large
+/// shared part, the part itself between two stretches of `open` (not copied).
+pub(crate) struct Batch {
+    done: VecDeque<Bytes>,
+    open: BytesMut,
+    len: usize,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Batch {
+        Batch {
+            done: VecDeque::new(),
+            open: BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX),
+            len: 0,
+        }
+    }
+
+    /// The bytes of the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.done.clear();
+        self.open.clear();
+        self.len = 0;
+    }
+
+    /// Appends one data frame carrying `payload`.
+    fn push(&mut self, payload: &Outgoing) {
+        match payload {
+            Outgoing::Whole(payload) => encode_frame(FrameKind::Data, payload, &mut self.open),
+            Outgoing::Shared { head, tail } => {
+                encode_frame_head(FrameKind::Data, head, tail, &mut self.open);
+                for part in tail.parts().iter().filter(|p| !p.is_empty()) {
+                    if part.len() <= PART_COPY_BYTES_MAX {
+                        self.open.extend_from_slice(part);
+                    } else {
+                        if !self.open.is_empty() {
+                            self.done.push_back(self.open.split().freeze());
+                        }
+                        self.done.push_back(part.clone());
+                    }
+                }
+            }
+        }
+        self.len += FRAME_HEADER_BYTES + payload.len();
+        debug_assert_eq!(
+            self.len,
+            self.open.len() + self.done.iter().map(Bytes::len).sum::<usize>()
+        );
+    }
+
+    /// True when `part`'s memory itself (not a copy) is in the batch.
+    #[cfg(test)]
+    pub(crate) fn shares(&self, part: &Bytes) -> bool {
+        self.done.iter().any(|d| d.as_ptr() == part.as_ptr() && d.len() == part.len())
+    }
+
+    /// Writes the whole batch.
+    pub(crate) async fn write_to(
+        &mut self,
+        writer: &mut (impl AsyncWrite + Unpin),
+    ) -> std::io::Result<()> {
+        if self.done.is_empty() {
+            // Only frames in the buffer: one plain write, as before parts existed.
+            return writer.write_all(&self.open).await;
+        }
+        if !self.open.is_empty() {
+            self.done.push_back(self.open.split().freeze());
+        }
+        let mut gather = Gather(&mut self.done);
+        writer.write_all_buf(&mut gather).await
+    }
+}
+
+/// The batch's stretches as one [`Buf`], written with vectored writes.
+struct Gather<'a>(&'a mut VecDeque<Bytes>);
+
+impl Buf for Gather<'_> {
+    fn remaining(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.0.front().map_or(&[], |b| &b[..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        while cnt > 0 {
+            let front = self.0.front_mut().expect("advanced past the end");
+            let n = cnt.min(front.len());
+            front.advance(n);
+            cnt -= n;
+            if front.is_empty() {
+                self.0.pop_front();
+            }
+        }
+    }
+
+    fn chunks_vectored<'b>(&'b self, dst: &mut [IoSlice<'b>]) -> usize {
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.0.iter().filter(|c| !c.is_empty())) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Fills `batch` (cleared first) with `first` and then every frame already queued, until
+/// the queue is empty or the batch reaches [`WRITE_BATCH_BYTES_MAX`]. Returns the frame count.
+pub(crate) fn fill_batch(
+    first: Outgoing,
+    queue: &mut mpsc::Receiver<Outgoing>,
+    batch: &mut Batch,
+    queued_bytes: &AtomicUsize,
+) -> u64 {
+    batch.clear();
+    let mut frames = 0u64;
+    let mut next = Some(first);
+    while let Some(payload) = next.take() {
+        batch.push(&payload);
+        let before = queued_bytes.fetch_sub(payload.len(), Relaxed);
+        assert!(before >= payload.len(), "queued bytes underflow");
+        frames += 1;
+        if batch.len() < WRITE_BATCH_BYTES_MAX {
+            next = queue.try_recv().ok();
+        }
+    }
+    assert!(frames >= 1);
+    frames
+}
