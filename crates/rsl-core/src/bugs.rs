@@ -77,6 +77,20 @@ pub enum Bug {
     Phase1IgnoresUnknown,
     /// A truncated promise counts as complete.
     TruncatedPromiseCounts,
+    /// Phase 1 judges a slot reported unknown (corrupt) under the candidate's executed
+    /// membership (did every voter answer, did fewer than a quorum lose it), not under the
+    /// membership a configuration among the open slots before it installs (seed 77049783
+    /// with `--reconfig`).
+    UnknownUnderExecutedMembership,
+    /// The primary takes a learner for caught up on any acknowledgement near its commit
+    /// point, however old and whether or not the learner knows itself a member (seed
+    /// 75002710 with `--reconfig`: removed replicas added back while cut off were made the
+    /// voters and never learned it). A liveness bug.
+    PromoteOnStaleAcks,
+    /// Recovery ignores the slots lost between an older checkpoint it fell back to and its
+    /// persisted commit point (in neither its log nor its checkpoint) and promises them as
+    /// empty, instead of reporting them corrupt (seed 74099885 with `--reconfig`).
+    RecoveryIgnoresLostSlots,
     /// A linearizable read's index is the commit point even before the new primary's
     /// phase 1 re-proposals executed.
     ReadIndexIgnoresRecovery,

@@ -12,10 +12,12 @@
 //!
 //! Corrupt slots: an acceptor that lost the value it accepted at ballot `b` reports it as
 //! "unknown at `b`". If an unknown is the highest ballot for a slot, the candidate may not
-//! guess: it waits for every voter's promise, and then (only if fewer than a quorum reported
-//! the slot unknown) takes the highest known value, because any value chosen at a lower
-//! ballot was accepted by a quorum, at least one of which is intact and reported a ballot at
-//! or above the chosen one, whose value is the chosen value.
+//! guess: it waits for the promise of every voter of the membership that governs the slot
+//! (the one a configuration among the open slots before it installs, if any), and then (only
+//! if fewer than a quorum of those voters reported the slot unknown) takes the highest known
+//! value, because any value chosen at a lower ballot was accepted by a quorum of that
+//! membership, at least one of which is intact and reported a ballot at or above the chosen
+//! one, whose value is the chosen value.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -338,7 +340,6 @@ impl Replica {
         // now holds it only as learned; its ballot is high enough anyway, but this does not
         // depend on it (docs/protocol.md, "Disk loss").
         let mut known: BTreeMap<Slot, ((bool, Ballot), &Value)> = BTreeMap::new();
-        let mut unknown: BTreeMap<Slot, (Ballot, usize)> = BTreeMap::new();
         let own =
             self.log.range(self.commit.next()..).map(|(s, x)| (*s, (x.chosen, x.ballot), &x.value));
         let reported =
@@ -359,26 +360,20 @@ impl Replica {
                 *best = (rank, value);
             }
         }
-        let own_unknown = self.corrupt.iter().map(|(s, b)| (*s, *b));
+        // Who lost each slot, and the highest ballot at which any of them accepted there.
+        let mut unknown: BTreeMap<Slot, (Ballot, BTreeSet<ReplicaId>)> = BTreeMap::new();
+        let own_unknown = self.corrupt.iter().map(|(s, b)| (self.id, *s, *b));
         let reported_unknown = e
             .promises
             .iter()
             .filter(|(id, _)| complete.contains(id))
-            .flat_map(|(_, r)| r.unknown.iter().map(|u| (u.slot, u.ballot)));
-        for (slot, ballot) in own_unknown.chain(reported_unknown).filter(|(s, _)| *s > self.commit)
+            .flat_map(|(id, r)| r.unknown.iter().map(|u| (*id, u.slot, u.ballot)));
+        for (id, slot, ballot) in
+            own_unknown.chain(reported_unknown).filter(|(_, s, _)| *s > self.commit)
         {
-            let u = unknown.entry(slot).or_insert((ballot, 0));
+            let u = unknown.entry(slot).or_insert((ballot, BTreeSet::new()));
             u.0 = u.0.max(ballot);
-            u.1 += 1;
-        }
-        let all_voters = self.membership.voters.iter().all(|v| complete.contains(v));
-        let quorum = self.membership.quorum();
-        for (slot, (ballot, count)) in &unknown {
-            let beaten = known.get(slot).is_some_and(|(b, _)| b.0 || b.1 >= *ballot);
-            let recoverable = all_voters && *count < quorum;
-            if !(beaten || recoverable || planted!(self, Phase1IgnoresUnknown)) {
-                return None;
-            }
+            u.1.insert(id);
         }
         let last = known.keys().chain(unknown.keys()).max().copied().unwrap_or(self.commit);
         let mut values = BTreeMap::new();
@@ -388,7 +383,39 @@ impl Replica {
             values.insert(slot, value);
             slot = slot.next();
         }
+        for (slot, (ballot, lost)) in &unknown {
+            let beaten = known.get(slot).is_some_and(|(b, _)| b.0 || b.1 >= *ballot);
+            // A value chosen in the slot was chosen by a quorum of the membership that
+            // governs the slot, which a configuration among the open slots before it may
+            // install: the rule is judged under that one, not under the executed membership
+            // (seed 77049783 with --reconfig: a candidate of {1, 2} filled a slot that 1 and
+            // 4 had chosen under {1, 2, 4}, once 1 reported it lost, without asking 4).
+            let governing = match planted!(self, UnknownUnderExecutedMembership) {
+                true => self.membership.clone(),
+                false => self.governing_membership(&values, *slot),
+            };
+            let all_voters = governing.voters.iter().all(|v| complete.contains(v));
+            let lost_voters = governing.voters.iter().filter(|v| lost.contains(v)).count();
+            let recoverable = all_voters && lost_voters < governing.quorum();
+            if !(beaten || recoverable || planted!(self, Phase1IgnoresUnknown)) {
+                return None;
+            }
+        }
         Some(values)
+    }
+
+    /// The membership that governs `slot` (above the commit point) if phase 1 re-proposes
+    /// `values`: the one the last configuration before it installs, among the chosen slots
+    /// not yet executed and the values, or the executed membership if there is none.
+    fn governing_membership(&self, values: &BTreeMap<Slot, Value>, slot: Slot) -> Membership {
+        let chosen = self.log.range(self.executed.next()..).take_while(|(s, _)| **s <= self.commit);
+        let chosen = chosen.map(|(_, e)| &e.value);
+        let open = values.range(..slot).map(|(_, v)| v);
+        let last = chosen.chain(open).filter_map(|v| match v {
+            Value::Config(m) => Some(m),
+            _ => None,
+        });
+        last.last().cloned().unwrap_or_else(|| self.membership.clone())
     }
 
     /// Memberships that configuration values above the executed point would install

@@ -594,12 +594,18 @@ impl Replica {
         if l.config_slot.is_some() || l.transfer.is_some() {
             return;
         }
+        // The same rule as a promotion by operation (`caught_up`): a recent acknowledgement
+        // of a commit point near ours and past the configuration that staged them. Before,
+        // any acknowledgement near our commit point counted, however old: learners cut off
+        // since they acknowledged their removal were made the voters, never learned it, and
+        // no primary was elected again (seed 75002710 with `--reconfig`).
         let lag_max = self.config.catchup_entries_max as u64;
-        let caught_up = target
-            .voters
-            .iter()
-            .filter(|v| !self.membership.is_voter(**v))
-            .all(|v| l.acks.get(v).is_some_and(|a| a.commit.0 + lag_max >= commit.0));
+        let stale = planted!(self, PromoteOnStaleAcks);
+        let caught_up =
+            target.voters.iter().filter(|v| !self.membership.is_voter(**v)).all(|v| match stale {
+                true => l.acks.get(v).is_some_and(|a| a.commit.0 + lag_max >= commit.0),
+                false => self.caught_up(*v),
+            });
         if caught_up {
             self.primacy.as_mut().expect("primacy").config_target = None;
             let target = target.with_info_from(&self.membership);

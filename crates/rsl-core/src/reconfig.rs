@@ -173,14 +173,27 @@ impl Replica {
     }
 
     /// A learner is caught up when it acknowledged, within an election timeout, a commit
-    /// point within one catch-up message (`catchup_entries_max`) of the primary's: a learner
-    /// that is down is not, however short the log.
+    /// point within one catch-up message (`catchup_entries_max`) of the primary's and at or
+    /// past the configuration the primary executed last: a learner that is down is not,
+    /// however short the log, and neither is one that has not yet learned that it is a
+    /// member (for example a removed replica added back, which still believes itself
+    /// removed: made a voter and missing the commit of that change, it would probe nobody
+    /// for it; seed 75002710 with `--reconfig`).
     fn check_caught_up(&self, id: ReplicaId) -> Result<(), ReconfigRefusal> {
-        let lag = self.lag_of(id);
-        if lag > self.config.catchup_entries_max as u64 || !self.answered_recently(id) {
-            return Err(ReconfigRefusal::NotCaughtUp { id, lag });
+        if !self.caught_up(id) {
+            return Err(ReconfigRefusal::NotCaughtUp { id, lag: self.lag_of(id) });
         }
         Ok(())
+    }
+
+    /// Whether `id` caught up (`check_caught_up`), for an operation and for the promotion
+    /// step of `ChangeMembership` alike.
+    pub(crate) fn caught_up(&self, id: ReplicaId) -> bool {
+        let l = self.primacy.as_ref().expect("caught up known at the primary");
+        let acked = l.acks.get(&id).map_or(Slot::ZERO, |a| a.commit);
+        let knows_membership = id == self.id || acked >= self.membership_slot;
+        let near = self.lag_of(id) <= self.config.catchup_entries_max as u64;
+        near && knows_membership && self.answered_recently(id)
     }
 
     /// How many slots `id` is behind this primary's commit point, by its acknowledgements.

@@ -487,7 +487,8 @@ impl Replica {
             .map(Slot)
             .filter(|s| !self.log.contains_key(s) && !self.corrupt.contains_key(s))
             .collect();
-        for slot in lost {
+        let ignore_lost = planted!(self, RecoveryIgnoresLostSlots);
+        for slot in lost.into_iter().filter(|_| !ignore_lost) {
             self.corrupt.insert(slot, self.promised);
         }
         self.seen = self.promised;

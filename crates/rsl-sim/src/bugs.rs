@@ -8,7 +8,7 @@ use rsl_core::bugs::Bug;
 /// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
 /// this list cannot fall behind.
 #[cfg(feature = "planted-bugs")]
-pub const ALL: [Bug; 27] = [
+pub const ALL: [Bug; 30] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
@@ -36,6 +36,9 @@ pub const ALL: [Bug; 27] = [
     Bug::TruncatedPromiseCounts,
     Bug::ReadIndexIgnoresRecovery,
     Bug::AcceptsNotSplitByBytes,
+    Bug::UnknownUnderExecutedMembership,
+    Bug::RecoveryIgnoresLostSlots,
+    Bug::PromoteOnStaleAcks,
 ];
 
 #[cfg(feature = "planted-bugs")]
@@ -68,7 +71,10 @@ fn exhaustive(bug: Bug) {
         | Bug::Phase1IgnoresUnknown
         | Bug::TruncatedPromiseCounts
         | Bug::ReadIndexIgnoresRecovery
-        | Bug::AcceptsNotSplitByBytes => {}
+        | Bug::AcceptsNotSplitByBytes
+        | Bug::UnknownUnderExecutedMembership
+        | Bug::RecoveryIgnoresLostSlots
+        | Bug::PromoteOnStaleAcks => {}
     }
 }
 

@@ -161,10 +161,15 @@ fn hunt(args: &Args, jobs: usize) -> ExitCode {
         None => Planted::all(),
     };
     let seeds_max = if args.seeds == 100 { 1000 } else { args.seeds };
-    let ticks = args.ticks;
+    let (ticks, reconfig) = (args.ticks, args.reconfig);
     let adjust = move |mut o: Options| {
         if let Some(t) = ticks {
             o.fault_ticks = t;
+        }
+        // `--hunt --reconfig`: for a bug only membership changes reach (a planted-bug row
+        // marked `--reconfig` in docs/testing.md).
+        if reconfig {
+            o = o.with_reconfiguration();
         }
         o
     };

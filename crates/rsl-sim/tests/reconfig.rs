@@ -112,6 +112,62 @@ fn new_voters_that_missed_the_commit_of_the_change_that_made_them_voters_are_not
     finish(sim);
 }
 
+/// A seed of `Options::quiet` whose first primary keeps its ballot across the shrink.
+const STRANDED_SEED: u64 = 76;
+
+#[test]
+fn removed_replicas_made_voters_again_while_cut_off_are_not_stranded() {
+    // Seed 75002710 with `--reconfig` stalled this way. {1..6} shrinks to three of them (say
+    // {1, 2, 3}); the other three (4, 5 and 6) learn that a quorum of the new voters executed their removal and are done (a
+    // runtime would stop them; the simulator keeps them, as a replica the operator adds
+    // back). Cut off, they are staged as learners again and then made the voters, {4, 5, 6}:
+    // the primary took them for caught up on acknowledgements from before their removal
+    // (within `catchup_entries_max` of its commit point, and never mind how old), although
+    // none of them knew it was a member again. The change was chosen by {1, 2, 3}, which
+    // left; 4, 5 and 6 still believed themselves removed, so none probed for the commit it
+    // missed (a removed replica that is done asks nobody), and no primary was ever elected.
+    // The fix: a learner counts as caught up only on a recent acknowledgement of a commit
+    // point at or past the configuration the primary executed last (so it knows itself a
+    // member, and probes if it misses the next commit).
+    let options = Options::quiet(6, STRANDED_SEED);
+    let mut sim = Sim::new(options);
+    let p = elect(&mut sim);
+    let ballot = sim.status(p).unwrap().ballot;
+    append(&mut sim, p, 0, 1);
+    // The primary and the two lowest others stay; the other three go.
+    let others: Vec<u32> = (1..=6).filter(|i| *i != p.0).collect();
+    let (kept, gone) = ([p.0, others[0], others[1]], ids(&others[2..]));
+    sim.input(p, Input::ChangeMembership(Membership::new(kept)));
+    let done = gone.clone();
+    let ok = sim.run_until(move |s| done.iter().all(|i| s.status(*i).unwrap().removed_done), 200);
+    no_failure(&sim);
+    assert!(ok, "4, 5 and 6 were not removed");
+    append(&mut sim, p, 0, 2);
+    // The same primacy, which heard them acknowledge the change that removed them (a primary
+    // whose phase 1 did not cover {1, 2, 3} would have started afresh and heard nothing).
+    assert_eq!(sim.status(p).unwrap().ballot, ballot, "the story wants the same primacy");
+    let cut = gone.clone();
+    sim.drop_messages(move |m| cut.contains(&m.to) || cut.contains(&m.from));
+    sim.run_ticks(50);
+    sim.input(p, Input::ChangeMembership(Membership::new(others[2..].iter().copied())));
+    sim.run_ticks(100);
+    no_failure(&sim);
+    sim.clear_filters();
+    let new = gone.clone();
+    let ok =
+        sim.run_until(move |s| s.primary().is_some_and(|q| new.contains(&q)), 3 * ELECTION_TICKS);
+    no_failure(&sim);
+    let executed: Vec<u64> = sim.ids().iter().map(|i| sim.executed(*i).0).collect();
+    assert!(ok, "no primary among the new voters; executed {executed:?}");
+    let q = sim.primary().unwrap();
+    append(&mut sim, q, 0, 3);
+    for id in gone {
+        assert!(sim.run_until(|s| s.executed(id) >= s.executed(q), 100), "{id:?} lags");
+        assert_eq!(sim.kv(id).unwrap().value(0), &[1, 2, 3]);
+    }
+    finish(sim);
+}
+
 // ----- membership operations (`Input::Reconfigure`) -----
 
 /// Asks `at` for `op` and waits for the answer.
@@ -121,6 +177,19 @@ fn operate(sim: &mut Sim, at: ReplicaId, op: MembershipOp) -> Result<Membership,
     no_failure(sim);
     assert!(ok, "no answer to {op:?} at {at:?}");
     sim.reconfig_outcome(change).unwrap().clone().map(|(_, m)| m)
+}
+
+/// Waits until the primary `p` heard learner `id` acknowledge `p`'s executed point: a
+/// learner counts as caught up only on an acknowledgement past the configuration that made it
+/// one, not because it executed as far (docs/protocol.md, "Membership operations").
+fn heard_caught_up(sim: &mut Sim, p: ReplicaId, id: ReplicaId) {
+    let acked = |s: &Sim| {
+        let st = s.status(p).unwrap();
+        st.peers.iter().any(|peer| peer.id == id && peer.commit >= st.executed)
+    };
+    let ok = sim.run_until(acked, 200);
+    no_failure(sim);
+    assert!(ok, "{p:?} did not hear {id:?} acknowledge its executed point");
 }
 
 fn info(id: u32) -> MemberInfo {
@@ -147,6 +216,7 @@ fn a_replica_joins_as_a_learner_is_promoted_replaces_a_voter_and_the_old_one_lea
     assert!(caught_up, "the learner did not catch up");
     let member = sim.status(r(4)).unwrap();
     assert!(!member.joining && member.role == Role::Learner, "{member:?}");
+    heard_caught_up(&mut sim, p, r(4));
     let ballot = sim.status(p).unwrap().promised;
     let m = operate(&mut sim, p, MembershipOp::Promote { id: r(4) }).unwrap();
     assert_eq!(m.voters, ids(&[1, 2, 3, 4]));
@@ -165,6 +235,7 @@ fn a_replica_joins_as_a_learner_is_promoted_replaces_a_voter_and_the_old_one_lea
     operate(&mut sim, p, MembershipOp::AddLearner { id: r(5), info: info(5) }).unwrap();
     assert!(sim.run_until(|s| s.executed(r(5)) >= s.executed(p), 200));
     let p = elect(&mut sim);
+    heard_caught_up(&mut sim, p, r(5));
     let m = operate(&mut sim, p, MembershipOp::Replace { old, new: r(5) }).unwrap();
     assert!(m.is_voter(r(5)) && !m.contains(old) && m.voters.len() == 4, "{m:?}");
     assert!(!m.info.contains_key(&old) && m.info.get(&r(5)) == Some(&info(5)));
@@ -253,6 +324,7 @@ fn a_joining_replica_that_restarts_is_neither_removed_nor_a_member_too_early() {
     assert!(sim.run_until(|s| s.executed(r(4)) >= s.executed(p), 200));
     let st = sim.status(r(4)).unwrap();
     assert!(!st.joining && st.removed.is_none() && st.membership == m, "{st:?}");
+    heard_caught_up(&mut sim, p, r(4));
     operate(&mut sim, p, MembershipOp::Promote { id: r(4) }).unwrap();
     let p = elect(&mut sim);
     let gone = sim.ids().into_iter().find(|i| *i != p && i.0 <= 3).unwrap();
@@ -337,6 +409,7 @@ fn a_replica_restored_from_a_checkpoint_knows_the_membership_of_its_slot() {
     assert_eq!(st.membership, m);
     // It counts as caught up: the primary promotes it.
     let p = elect(&mut sim);
+    heard_caught_up(&mut sim, p, r(5));
     let promoted = operate(&mut sim, p, MembershipOp::Promote { id: r(5) }).unwrap();
     assert!(promoted.is_voter(r(5)));
     finish(sim);

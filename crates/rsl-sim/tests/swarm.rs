@@ -191,6 +191,19 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
     }
 }
 
+/// Seed 77049783 with `--reconfig`, where before the fix a candidate of {1, 2} filled slot 15
+/// with a no-op although 1 and 4 had chosen a value there under {1, 2, 4} (a change in slot
+/// 12) and 1 reported the slot corrupt: the rule for a corrupt slot (every voter answered,
+/// fewer than a quorum lost it) was judged under the candidate's executed membership, not
+/// the one that governs the slot (Agreement at slot 15). Now it waits for 4's promise.
+#[test]
+fn phase_1_judges_a_corrupt_slot_under_the_membership_that_governs_it() {
+    let outcome = run_seed(&Options::swarm(77_049_783).with_reconfiguration(), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 77049783 with --reconfig failed: {f}");
+    }
+}
+
 /// Seed 950 with `--reconfig`, where before the fix a primary whose phase 1 promises came
 /// from a quorum of the old membership only ({1, 2, 5} of {1..5}) executed a change to
 /// {1, 3, 4} and proposed the next slot under it, although {3, 4}, a quorum of {1, 3, 4}, had
