@@ -544,6 +544,8 @@ mod tests {
         assert!(count(|o| o.checkpoint_interval_slots < 100) > 20, "checkpoints");
         assert!(count(|o| o.promise_entries_max < 100) > 10, "small promises");
         assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
+        assert!(count(|o| o.late_votes_permille > 0) > 20, "late votes");
+        assert!(count(|o| o.lost_tail_permille > 0) > 20, "lost tails");
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);
