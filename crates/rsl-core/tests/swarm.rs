@@ -26,7 +26,8 @@ fn swarm_seeds_pass_every_checker() {
             .map(|w| {
                 s.spawn(move || {
                     let mine = (0..seeds).filter(|seed| seed % 2 == w);
-                    let outcomes = mine.map(|seed| run_seed(&Options::swarm(seed).with_ticks(TICKS), false));
+                    let outcomes =
+                        mine.map(|seed| run_seed(&Options::swarm(seed).with_ticks(TICKS), false));
                     outcomes
                         .filter_map(|o| o.failure.map(|f| format!("seed {}: {f}", o.seed)))
                         .collect::<Vec<_>>()
@@ -35,5 +36,10 @@ fn swarm_seeds_pass_every_checker() {
             .collect();
         workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
     });
-    assert!(failures.is_empty(), "{} of {seeds} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {seeds} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -336,7 +336,8 @@ impl Sim {
                         ..
                     }) => contact = Some((*from, *ballot)),
                     Input::Receive(Message {
-                        body: Body::Promise { ballot, entries, unknown, .. }, ..
+                        body: Body::Promise { ballot, entries, unknown, .. },
+                        ..
                     }) => {
                         let n = &mut host.sim.nodes[node];
                         for e in entries {
@@ -465,11 +466,15 @@ impl Sim {
     fn count_phase1_lost(&mut self, node: usize, ballot: Ballot, commit: Slot) {
         let n = &self.nodes[node];
         let of_ballot = |m: &std::collections::BTreeMap<(Ballot, Slot), Ballot>| {
-            m.iter().filter(|((b, _), _)| *b == ballot).map(|((_, s), x)| (*s, *x)).collect::<Vec<_>>()
+            m.iter()
+                .filter(|((b, _), _)| *b == ballot)
+                .map(|((_, s), x)| (*s, *x))
+                .collect::<Vec<_>>()
         };
         let known = of_ballot(&n.promised_known);
         let own = &n.disk.durable().log;
-        let lost = of_ballot(&n.promised_lost).into_iter().chain(n.recovered_corrupt.iter().copied());
+        let lost =
+            of_ballot(&n.promised_lost).into_iter().chain(n.recovered_corrupt.iter().copied());
         let open = lost.filter(|(slot, _)| *slot > commit).any(|(slot, lost)| {
             let reported = known.iter().filter(|(s, _)| *s == slot).map(|(_, b)| *b);
             let mine = own.get(&slot).map(|e| e.ballot);
