@@ -1,14 +1,15 @@
 //! Catch-up liveness on a lone replica (id 1), one story per stall the simulator found with
 //! `--reconfig` (docs/protocol.md, "Catch-up"): a lagging replica whose first two sources
 //! cannot read the slots back asks every other peer in turn, and a replica that restarted
-//! with a commit hint above what its peers report still finds someone to ask.
+//! with a commit hint above what its peers report still finds someone to ask; and a
+//! follower that misses nothing never asks.
 
 #[path = "common/lone.rs"]
 mod lone;
 
 use lone::{b, batch, from, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Slot};
+use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Slot, SlotValue};
 
 fn chosen(slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
     slots.map(|s| LogEntry { slot: Slot(s), ballot: b(1, 5), value: batch(s) }).collect()
@@ -74,4 +75,37 @@ fn a_replica_restarted_with_a_commit_hint_above_its_peers_still_catches_up() {
     ];
     step(&mut r, from(2, Body::CatchupReply { commit: Slot(3), entries }));
     assert_eq!(r.status().commit, Slot(3));
+}
+
+/// Replica 1 follows primary 5. Level with every commit point it hears (it holds each slot
+/// before it learns it chosen), it never asks for catch-up; behind (slots 21 to 25 never
+/// reached it), it asks once per heartbeat interval however many heartbeats arrive in
+/// between. Mutation testing: asking at every heartbeat while behind (`&&` to `||` in
+/// `learn_commit`) passed every other test.
+#[test]
+fn a_follower_asks_for_catch_up_only_when_behind_and_once_per_heartbeat_interval() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3, 4, 5]), Recovered::default());
+    let requests = |out: &[rsl_core::Action]| {
+        let sent = sent_to(out).into_iter();
+        sent.filter(|(_, body)| matches!(body, Body::CatchupRequest { .. })).count()
+    };
+    let mut out = Vec::new();
+    for s in 1..=20u64 {
+        let entries = vec![SlotValue { slot: Slot(s), value: batch(s) }];
+        let accept = Body::Accept { ballot: b(1, 5), commit: Slot(s - 1), entries };
+        out.extend(step(&mut r, from(5, accept)));
+        out.extend(step(&mut r, Input::Tick));
+        let heartbeat = Body::Heartbeat { ballot: b(1, 5), commit: Slot(s), round: s };
+        out.extend(step(&mut r, from(5, heartbeat)));
+        out.extend(step(&mut r, Input::Tick));
+    }
+    assert_eq!(r.status().executed, Slot(20), "the follower did not learn the slots chosen");
+    assert_eq!(requests(&out), 0, "a follower level with the commit point asked for catch-up");
+    // Ten heartbeats saying slot 25 is chosen, all within one tick: one request.
+    let mut out = Vec::new();
+    for round in 21..=30 {
+        let heartbeat = Body::Heartbeat { ballot: b(1, 5), commit: Slot(25), round };
+        out.extend(step(&mut r, from(5, heartbeat)));
+    }
+    assert_eq!(requests(&out), 1, "asked more than once per heartbeat interval");
 }

@@ -8,15 +8,19 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 25] = [
+pub const PATHS: [Path; 29] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
+    ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
+    ("late votes of an earlier ballot at its primary", |s| s.late_votes),
     ("lease reads", |s| s.lease_reads),
     ("primacy transfers", |s| s.transfers),
     ("transfers that timed out", |s| s.transfers_timed_out),
     ("learners promoted", |s| s.promotions),
     ("crashes of a primary with a loaded pipeline", |s| s.loaded_crashes),
     ("partial accepts (a minority gets a slot)", |s| s.partial_accepts),
+    ("primary crashes holding back its late votes", |s| s.votes_held),
+    ("primary crashes rotting its newest records", |s| s.tails_lost),
     ("catch-up read back from the log (LoadLog)", |s| s.log_loads),
     ("checkpoints taken", |s| s.checkpoints_taken),
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),

@@ -131,6 +131,14 @@ pub struct Options {
     /// Per tick: chance the primary is asked to change the membership to a random set of
     /// 3 to 7 voters drawn from all replicas.
     pub reconfig_permille: u32,
+    /// Chance (per mille) that a primary's crash holds back the votes of its ballot still
+    /// to arrive, until it is primary again at another ballot, then delivers them in a
+    /// burst: late votes of an earlier ballot meet the slots a new primacy has in flight.
+    pub late_votes_permille: u32,
+    /// Chance (per mille) that a primary's crash also rots its newest durable records (on a
+    /// faulty disk, within the fault model): the next phase 1 meets slots reported lost
+    /// just above the commit point, where a bare majority may have chosen them.
+    pub lost_tail_permille: u32,
 }
 
 impl Options {
@@ -201,6 +209,8 @@ impl Options {
             crash_loaded_permille: 0,
             partial_accept_permille: 0,
             reconfig_permille: 0,
+            late_votes_permille: 0,
+            lost_tail_permille: 0,
         }
     }
 
@@ -273,6 +283,7 @@ impl Options {
         }
         o.draw_configurations(&mut Rng::new(seed ^ 0x434f_4e46_4947_0000));
         o.draw_sizes(&mut Rng::new(seed ^ 0x5349_5a45_0000_0000));
+        o.draw_primary_crashes(&mut Rng::new(seed ^ 0x4c41_5445_0000_0000));
         // Membership changes in a third of the seeds, drawn from a stream of their own too:
         // a seed that does not draw them runs as it did before they joined the swarm.
         let mut c = Rng::new(seed ^ 0x4d45_4d42_4552_0000);
@@ -355,6 +366,23 @@ impl Options {
         }
     }
 
+    /// What a primary's crash brings with it (issue 9, class 5: the paths two planted bugs
+    /// need were reached once in thousands of seeds): late votes of its ballot held back
+    /// until it leads again, and its newest records rotted. Drawn from a stream of their
+    /// own, so the other knobs stay what they were per seed; both fire only when a primary
+    /// crashes, so the seeds must crash (or crash a loaded primary, or chain failures).
+    fn draw_primary_crashes(&mut self, x: &mut Rng) {
+        let crashes = self.crash_permille > 0
+            || self.crash_loaded_permille > 0
+            || self.partial_accept_permille > 0;
+        if crashes && x.chance(400) {
+            self.late_votes_permille = x.range(300, 1000) as u32;
+        }
+        if crashes && x.chance(400) {
+            self.lost_tail_permille = x.range(300, 1000) as u32;
+        }
+    }
+
     /// Every replica the run starts: voters, learners, spares.
     pub fn nodes(&self) -> usize {
         self.replicas + self.learners + self.spares
@@ -423,7 +451,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
             self.learners,
             self.fault_ticks,
@@ -444,6 +472,8 @@ impl Options {
             self.pause_permille,
             self.stall_permille,
             self.partial_accept_permille,
+            self.late_votes_permille,
+            self.lost_tail_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,
@@ -514,6 +544,8 @@ mod tests {
         assert!(count(|o| o.checkpoint_interval_slots < 100) > 20, "checkpoints");
         assert!(count(|o| o.promise_entries_max < 100) > 10, "small promises");
         assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
+        assert!(count(|o| o.late_votes_permille > 0) > 20, "late votes");
+        assert!(count(|o| o.lost_tail_permille > 0) > 20, "lost tails");
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);

@@ -85,6 +85,12 @@ fn two_hundred_seeds_pass_every_checker() {
     assert!(stat(|s| s.checkpoints_installed) > 5, "checkpoints installed");
     assert!(stat(|s| s.checkpoints_loaded) > 5, "checkpoints loaded");
     assert!(stat(|s| s.lease_reads) > 1000, "lease reads");
+    // A primary's crash held back its late votes, or rotted its newest records (or a faulty
+    // follower's), and late votes of an earlier ballot reached a primary again with slots
+    // in flight (the path `CountVotesFromOtherBallots` needs; docs/testing.md).
+    let (held, rotted) = (stat(|s| s.votes_held), stat(|s| s.tails_lost));
+    assert!(held > 20 && rotted > 20, "votes held {held}, tails rotted {rotted}");
+    assert!(stat(|s| s.late_votes) > 5, "late votes of an earlier ballot");
 }
 
 fn safety_only(seed: u64) -> Options {

@@ -2,7 +2,7 @@
 //! stalls, membership changes, primacy transfers) and the fault primitives scenarios script
 //! directly (crash, wipe, restart, pause, corrupt a record).
 
-use rsl_core::{Input, MemberInfo, Membership, MembershipOp, ReplicaId, Slot};
+use rsl_core::{Input, MemberInfo, Membership, MembershipOp, Message, ReplicaId, Slot};
 use rsl_storage::CrashMode;
 
 use super::event::{Event, Pending};
@@ -307,6 +307,15 @@ impl Sim {
     /// sectors), a process crash keeps them all (the page cache survives).
     pub fn crash_with(&mut self, id: ReplicaId, machine: bool) {
         let i = self.index(id);
+        // First what a primary's crash brings with it, so that the limits below see the
+        // damage it did (seed 79005333: a follower's tail rotted, then the primary's torn
+        // tail made two replicas without slot 201, and the cluster waited for good). Not in
+        // `crash_in`: a wipe, which checked the fault model's limits already, brings nothing.
+        if let Some(ballot) = self.nodes[i].primacy.filter(|_| self.faults_on) {
+            if self.nodes[i].state != NodeState::Down {
+                self.primary_crashes(i, ballot);
+            }
+        }
         let mode = match (machine, self.rng.chance(self.options.tear_permille)) {
             (false, _) => None,
             (true, false) => Some(CrashMode::LoseAll),
@@ -381,6 +390,74 @@ impl Sim {
         node.driver = None;
         node.inbox.clear();
         node.missed_ticks = 0;
+    }
+
+    /// What a primary's crash (at `ballot`) brings with it, per the seed's knobs (issue 9,
+    /// class 5). Late votes: the votes of its ballot still to arrive are held back until it
+    /// is primary again, at another ballot, then arrive in a burst (a network queue that
+    /// flushes when the peer is back): votes of an earlier ballot meet the slots the new
+    /// primacy has in flight (`CountVotesFromOtherBallots`). A lost tail: its newest records
+    /// rot (within the fault model: a faulty disk, no other replica lost data), so the
+    /// next phase 1 meets slots reported lost just above the commit point, which a bare
+    /// majority with this replica may have chosen (`Phase1IgnoresUnknown`).
+    fn primary_crashes(&mut self, i: usize, ballot: rsl_core::Ballot) {
+        let id = self.nodes[i].id;
+        let (late, lost) = (self.options.late_votes_permille, self.options.lost_tail_permille);
+        if late > 0 && self.rng.chance(late) {
+            self.stats.votes_held += 1;
+            self.record(format_args!("votes to {id:?} at {ballot:?} held until it leads again"));
+            self.held_ballots.insert((id, ballot));
+        }
+        if lost > 0 && self.rng.chance(lost) {
+            // The primary's own newest records, or (if its disk is sound) those of a
+            // follower with a faulty disk, which crashes with it and comes back soon.
+            let may_rot = |j: usize| {
+                self.nodes[j].faulty
+                    && self.nodes[j].state == NodeState::Up
+                    && !self.others_lost_data(j)
+            };
+            let followers: Vec<usize> =
+                (0..self.nodes.len()).filter(|j| *j != i && may_rot(*j)).collect();
+            let victim = match may_rot(i) {
+                true => Some(i),
+                false if followers.is_empty() => None,
+                false => Some(self.rng.pick(&followers)),
+            };
+            if let Some(v) = victim {
+                self.rot_newest(v);
+                if v != i {
+                    self.crash_in(v, None, false);
+                    self.restart_soon(v);
+                }
+            }
+        }
+    }
+
+    /// Rots the newest 1 to 3 durable records of replica `i` (bit rot at rest).
+    fn rot_newest(&mut self, i: usize) {
+        let id = self.nodes[i].id;
+        let newest: Vec<Slot> = self.nodes[i].disk.durable().log.keys().rev().copied().collect();
+        let count = self.rng.range(1, 3) as usize;
+        let mut rotted = false;
+        for slot in newest.into_iter().take(count) {
+            self.record(format_args!("corrupt {id:?} slot {} (its newest)", slot.0));
+            rotted |= self.nodes[i].disk.corrupt(slot);
+        }
+        self.stats.tails_lost += u64::from(rotted);
+    }
+
+    /// Releases the votes held for `id` (see `primary_crashes`): each arrives after a delay
+    /// of the network's range.
+    pub(super) fn release_votes(&mut self, id: Option<ReplicaId>) {
+        self.held_ballots.retain(|(r, _)| id.is_some_and(|id| id != *r));
+        let (release, keep): (Vec<Message>, Vec<Message>) = std::mem::take(&mut self.held_votes)
+            .into_iter()
+            .partition(|m| id.is_none_or(|id| m.to == id));
+        self.held_votes = keep;
+        for msg in release {
+            let delay = self.rng.range(self.net.delay_min, self.net.delay_max);
+            self.schedule(delay, Event::Deliver { msg });
+        }
     }
 
     /// Whether replica `i`'s disk lost data (`Disk::lost_data`). A record that rotted on a
@@ -471,6 +548,7 @@ impl Sim {
         self.checker.restarted(id);
         self.load_checkpoint(i, &mut recovered);
         let recovered_commit = recovered.commit;
+        let recovered_corrupt = recovered.corrupt.clone();
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.state = NodeState::Up;
@@ -484,6 +562,9 @@ impl Sim {
         node.checkpoint_writing = false;
         node.heard = 0;
         node.reports.clear();
+        node.promised_known.clear();
+        node.promised_lost.clear();
+        node.recovered_corrupt = recovered_corrupt;
         node.transfer_asked = None;
         node.written.clear();
         node.heard_commit = recovered_commit;

@@ -335,12 +335,32 @@ impl Sim {
                         body: Body::Heartbeat { ballot, .. } | Body::Accept { ballot, .. },
                         ..
                     }) => contact = Some((*from, *ballot)),
-                    Input::Receive(Message { body: Body::Promise { entries, .. }, .. }) => {
-                        let reports = &mut host.sim.nodes[node].reports;
+                    Input::Receive(Message {
+                        body: Body::Promise { ballot, entries, unknown, .. },
+                        ..
+                    }) => {
+                        let n = &mut host.sim.nodes[node];
                         for e in entries {
                             let digest = crate::checker::value_digest(&e.value);
-                            reports.entry(e.slot).or_default().insert(digest);
+                            n.reports.entry(e.slot).or_default().insert(digest);
+                            let known = n.promised_known.entry((*ballot, e.slot)).or_default();
+                            *known = (*known).max(e.ballot);
                         }
+                        for u in unknown {
+                            let lost = n.promised_lost.entry((*ballot, u.slot)).or_default();
+                            *lost = (*lost).max(u.ballot);
+                        }
+                    }
+                    Input::Receive(Message { body: Body::Accepted { ballot, slots }, .. }) => {
+                        // A vote of another of this primary's ballots, for a slot its
+                        // primacy may have in flight: the path `CountVotesFromOtherBallots`
+                        // needs.
+                        let s = driver.status();
+                        let late = s.role == Role::Primary
+                            && ballot.owner() == s.id
+                            && *ballot != s.ballot
+                            && slots.iter().any(|x| *x > s.commit);
+                        host.sim.stats.late_votes += u64::from(late);
                     }
                     Input::TransferPrimacy { .. } if host.sim.nodes[node].primacy.is_some() => {
                         host.sim.stats.transfers += 1;
@@ -426,7 +446,11 @@ impl Sim {
             if let Err(detail) = result {
                 self.checker.fail(Check::Promises, detail);
             }
+            self.count_phase1_lost(node, ballot, status.commit);
             self.chain_failure(status.id, ballot);
+        }
+        if became_primary.is_some() && !self.held_votes.is_empty() {
+            self.release_votes(Some(status.id));
         }
         // A linearizable read the primary took without sending a heartbeat round and without
         // refusing it was decided under its lease.
@@ -434,6 +458,29 @@ impl Sim {
         if decided && status.role == Role::Primary {
             self.check_lease_read(node, &status);
         }
+    }
+
+    /// Counts a phase 1 completed at `ballot` over a slot above `commit` that a promise of
+    /// that ballot, or the candidate's own recovery, reported lost, with no value reported
+    /// (or in its own log) at a ballot as high: the path `Phase1IgnoresUnknown` needs.
+    fn count_phase1_lost(&mut self, node: usize, ballot: Ballot, commit: Slot) {
+        let n = &self.nodes[node];
+        let of_ballot = |m: &std::collections::BTreeMap<(Ballot, Slot), Ballot>| {
+            m.iter()
+                .filter(|((b, _), _)| *b == ballot)
+                .map(|((_, s), x)| (*s, *x))
+                .collect::<Vec<_>>()
+        };
+        let known = of_ballot(&n.promised_known);
+        let own = &n.disk.durable().log;
+        let lost =
+            of_ballot(&n.promised_lost).into_iter().chain(n.recovered_corrupt.iter().copied());
+        let open = lost.filter(|(slot, _)| *slot > commit).any(|(slot, lost)| {
+            let reported = known.iter().filter(|(s, _)| *s == slot).map(|(_, b)| *b);
+            let mine = own.get(&slot).map(|e| e.ballot);
+            reported.chain(mine).all(|b| b < lost)
+        });
+        self.stats.phase1_lost += u64::from(open);
     }
 
     /// The lease check at the moment a primary decides a lease read (see `crate::cause`).

@@ -125,6 +125,12 @@ struct Node {
     /// The values each slot's promises reported in the election this incarnation runs
     /// (digests), for the coverage of phase 1 with competing values.
     reports: BTreeMap<Slot, std::collections::BTreeSet<u64>>,
+    /// What the promises of this incarnation's elections reported, per promise ballot: the
+    /// highest ballot of a value, and of a lost (unknown) record, per slot; and the records
+    /// its recovery reported corrupt. For the coverage of phase 1 over lost slots.
+    promised_known: BTreeMap<(rsl_core::Ballot, Slot), rsl_core::Ballot>,
+    promised_lost: BTreeMap<(rsl_core::Ballot, Slot), rsl_core::Ballot>,
+    recovered_corrupt: Vec<(Slot, rsl_core::Ballot)>,
     /// When (global time) this incarnation, as primary, was asked to transfer primacy.
     transfer_asked: Option<u64>,
     /// A checkpoint is being written (the core's next request is skipped meanwhile).
@@ -174,6 +180,17 @@ pub struct Stats {
     pub power_losses: u64,
     /// Phase 1 completions that found different values for one slot in the promises.
     pub phase1_competing: u64,
+    /// Phase 1 completions over a slot above the commit point reported lost (corrupt, or a
+    /// torn suspect) by a promise or the candidate's own recovery, with no value reported
+    /// at a ballot as high: phase 1 had to wait for every voter, or find it unrecoverable.
+    pub phase1_lost: u64,
+    /// Votes of a primary's earlier ballot delivered to it while it is primary at another
+    /// ballot, for slots above its commit point (a new primacy's slots in flight).
+    pub late_votes: u64,
+    /// Primary crashes that held back the votes still to arrive at its ballot, and that
+    /// rotted its newest records.
+    pub votes_held: u64,
+    pub tails_lost: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
@@ -241,6 +258,10 @@ pub struct Sim {
     healed_at: Option<u64>,
     liveness_slot: Option<Slot>,
     settled: bool,
+    /// Votes held back (`Options::late_votes_permille`): the crashed primary and its
+    /// ballot, and the held messages, released when that replica is primary again.
+    held_ballots: BTreeSet<(ReplicaId, rsl_core::Ballot)>,
+    held_votes: Vec<Message>,
     /// Every membership operation's answer, in order (scenarios read them).
     reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
     next_reconfig: u64,
@@ -299,6 +320,9 @@ impl Sim {
                 heard_commit: Slot::ZERO,
                 checkpoint_writing: false,
                 reports: BTreeMap::new(),
+                promised_known: BTreeMap::new(),
+                promised_lost: BTreeMap::new(),
+                recovered_corrupt: Vec::new(),
                 transfer_asked: None,
                 heard: 0,
             })
@@ -339,6 +363,8 @@ impl Sim {
             healed_at: None,
             liveness_slot: None,
             settled: false,
+            held_ballots: BTreeSet::new(),
+            held_votes: Vec::new(),
             reconfig_outcomes: Vec::new(),
             next_reconfig: 0,
             stats: Stats::default(),
@@ -467,6 +493,12 @@ impl Sim {
                 if self.net.is_cut(msg.from, msg.to) {
                     self.net.dropped += 1;
                     return;
+                }
+                if let rsl_core::message::Body::Accepted { ballot, .. } = msg.body {
+                    if self.held_ballots.contains(&(msg.to, ballot)) {
+                        self.held_votes.push(msg);
+                        return;
+                    }
                 }
                 self.deliver(node, Pending::Input(Input::Receive(msg)));
             }

@@ -133,6 +133,8 @@ impl Sim {
         self.net.duplicate_permille = 0;
         self.net.delay_min = self.options.delay_min.min(500);
         self.net.delay_max = self.net.delay_min + 500;
+        // Votes held back for a crashed primary arrive now (the network heals).
+        self.release_votes(None);
         for i in 0..self.nodes.len() {
             let id = ReplicaId(i as u32 + 1);
             self.nodes[i].disk.held = false;
