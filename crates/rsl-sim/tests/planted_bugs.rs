@@ -29,7 +29,7 @@ const TABLE: [(&str, u64); 32] = [
     ("ShortStickiness", 0),
     ("TransferTimeoutResumes", 2),
     ("LeaseReadDuringTransfer", 2),
-    ("LeaseCountsLearners", 39),
+    ("LeaseCountsLearners", 38),
     ("Phase1BeforeOwnPromiseDurable", 7),
     ("PromiseNotPersisted", 0),
     ("CountVotesFromOtherBallots", 39),
@@ -37,9 +37,9 @@ const TABLE: [(&str, u64); 32] = [
     ("LearnCommitAtAnyBallot", 1),
     ("EvenQuorumIsHalf", 0),
     ("CountLearnerVotes", 2),
-    ("InstallMovesExecutedBack", 453),
+    ("InstallMovesExecutedBack", 372),
     ("InstalledOutcomeSuperseded", 118),
-    ("Phase1PicksLowestBallot", 26),
+    ("Phase1PicksLowestBallot", 20),
     ("Phase1IgnoresUnknown", 158),
     ("TruncatedPromiseCounts", 7),
     ("ReadIndexIgnoresRecovery", 2),
@@ -47,8 +47,8 @@ const TABLE: [(&str, u64); 32] = [
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 8),
     ("KeepTornWrite", 14),
-    ("CheckpointSlotOffByOne", 0),
-    ("CheckpointWithoutMembership", 0),
+    ("CheckpointSlotOffByOne", 1),
+    ("CheckpointWithoutMembership", 20),
 ];
 
 /// Bugs of membership changes and their faults that the default swarm did not catch in
