@@ -383,6 +383,13 @@ impl Options {
         }
     }
 
+    /// The seed's fault mix as the swarm drew it before the late-votes and lost-tail knobs
+    /// joined it (2026-12-06): a seed found by an earlier campaign replays its own story
+    /// (the knobs change the runs of the seeds that draw them).
+    pub fn without_primary_crash_knobs(self) -> Options {
+        Options { late_votes_permille: 0, lost_tail_permille: 0, ..self }
+    }
+
     /// Every replica the run starts: voters, learners, spares.
     pub fn nodes(&self) -> usize {
         self.replicas + self.learners + self.spares

@@ -69,7 +69,12 @@ fn caught_near_its_seed(bug: &Planted) {
     let (seed, reconfig) = default
         .or(reconfig)
         .unwrap_or_else(|| panic!("{name} is not in the table: run rsl-sim --hunt"));
-    let adjust = move |o: Options| if reconfig { o.with_reconfiguration() } else { o };
+    // The `--reconfig` seeds were found before the swarm's late-votes and lost-tail knobs:
+    // they are replayed with the fault mix they were found with.
+    let adjust = move |o: Options| match reconfig {
+        true => o.with_reconfiguration().without_primary_crash_knobs(),
+        false => o,
+    };
     let catch = hunt(bug, seed, WINDOW_SEEDS, 2, &adjust);
     let Some((at, check, detail)) = catch.caught else {
         panic!("{name}: not caught in seeds {seed}..{}: rerun rsl-sim --hunt", seed + WINDOW_SEEDS)
