@@ -226,11 +226,11 @@ impl Consensus {
         let changed =
             self.router.shared.view.send_if_modified(|v| std::mem::replace(v, view) != view);
         // A membership change is published at once, before the calls that made it are
-        // answered.
-        if std::mem::take(&mut self.router.changes.publish) {
+        // answered; so is a change of the view (role, primary, joining, health), so that
+        // `status()` agrees with `watch()` as soon as the watch fires (a reader holding the
+        // status lock would otherwise postpone it to the next tick).
+        if std::mem::take(&mut self.router.changes.publish) || changed {
             self.publish_status_now();
-        } else if changed {
-            self.publish_status();
         }
         for (reply, answer) in self.router.changes.answers.drain(..) {
             let _ = reply.send(answer);

@@ -327,6 +327,11 @@ fn a_replica_restored_from_a_checkpoint_knows_the_membership_of_its_slot() {
         let n5 = nodes[4].as_ref().unwrap();
         caught_up(nodes[p].as_ref().unwrap(), n5).await;
         assert!(newest_checkpoint(&c5.data_dir).is_some(), "replica 5 received no checkpoint");
+        // The read above may be answered by the executor before the consensus thread has
+        // taken in the installed checkpoint's membership: wait for the view to say so.
+        let mut view = n5.watch();
+        let joined = view.wait_for(|v| !v.joining);
+        tokio::time::timeout(WAIT, joined).await.expect("replica 5 still joining").unwrap();
         let st = n5.status();
         assert!(!st.joining, "replica 5 still believes it is joining");
         assert_eq!(st.membership, expected, "replica 5");
