@@ -26,6 +26,19 @@ fn sync(r: &mut Replica, mut out: Vec<Action>) -> Vec<Action> {
     out
 }
 
+/// A complete promise of `ballot` (one page) reporting `entries`.
+fn promise(ballot: Ballot, entries: Vec<LogEntry>) -> Body {
+    Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        entries,
+        unknown: Vec::new(),
+        after: Slot::ZERO,
+        more_after: None,
+        dropped: false,
+    }
+}
+
 /// Elects replica 1 with replica 2's promise, which reports `entries`; returns its ballot and
 /// every action of the election.
 fn elect(r: &mut Replica, entries: Vec<LogEntry>) -> (Ballot, Vec<Action>) {
@@ -38,16 +51,7 @@ fn elect(r: &mut Replica, entries: Vec<LogEntry>) -> (Ballot, Vec<Action>) {
             let out = step(r, from(2, Body::PreVoteReply { ballot, granted: true }));
             let mut all = sync(r, out);
             let ballot = r.status().promised;
-            let promise = Body::Promise {
-                ballot,
-                commit: Slot::ZERO,
-                entries,
-                unknown: Vec::new(),
-                after: Slot::ZERO,
-                more_after: None,
-                dropped: false,
-            };
-            let out = step(r, from(2, promise));
+            let out = step(r, from(2, promise(ballot, entries)));
             all.extend(sync(r, out));
             assert_eq!(r.status().role, Role::Primary);
             return (ballot, all);
@@ -171,16 +175,7 @@ fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
     let out = step(&mut r, from(2, Body::PreVoteReply { ballot, granted: true }));
     sync(&mut r, out);
     let ballot = r.status().promised;
-    let promise = |entries| Body::Promise {
-        ballot,
-        commit: Slot::ZERO,
-        entries,
-        unknown: Vec::new(),
-        after: Slot::ZERO,
-        more_after: None,
-        dropped: false,
-    };
-    let mut out = step(&mut r, from(2, promise(reported.clone())));
+    let mut out = step(&mut r, from(2, promise(ballot, reported.clone())));
     assert_ne!(r.status().role, Role::Primary, "phase 1 without a quorum of {{2, 3, 4}}");
     for _ in 0..20 {
         out.extend(step(&mut r, Input::Tick));
@@ -189,7 +184,7 @@ fn phase_1_asks_the_voters_of_a_configuration_it_learns_from_a_promise() {
         .into_iter()
         .any(|(to, m)| to == 4 && matches!(m, Body::Prepare { ballot: p, .. } if p == ballot));
     assert!(asked_4, "replica 4, a voter of the reported configuration, got no prepare: {out:?}");
-    step(&mut r, from(4, promise(Vec::new())));
+    step(&mut r, from(4, promise(ballot, Vec::new())));
     assert_eq!(r.status().role, Role::Primary);
 }
 

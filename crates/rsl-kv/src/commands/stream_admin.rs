@@ -66,6 +66,20 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::ok())
 }
 
+/// The fields both forms of XINFO STREAM open with (plain and FULL), in Redis's order.
+pub(super) fn stream_header(stream: &Stream) -> Vec<(&'static str, Reply)> {
+    let (tree_keys, tree_nodes) = radix_estimate(stream.len());
+    vec![
+        ("length", Reply::Integer(stream.len() as i64)),
+        ("radix-tree-keys", Reply::Integer(tree_keys)),
+        ("radix-tree-nodes", Reply::Integer(tree_nodes)),
+        ("last-generated-id", stream.last_id.reply()),
+        ("max-deleted-entry-id", stream.max_deleted.reply()),
+        ("entries-added", Reply::Integer(stream.entries_added as i64)),
+        ("recorded-first-entry-id", stream.first_id().reply()),
+    ]
+}
+
 /// The radix-tree key and node counts XINFO STREAM reports, estimated: Redis's tree holds up
 /// to 100 entries a node (exact for a stream that never lost entries to XDEL).
 pub(super) fn radix_estimate(len: usize) -> (i64, i64) {
@@ -105,7 +119,6 @@ pub(super) fn xinfo_stream_full(view: &View<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn full(stream: &Stream, count: usize) -> Reply {
-    let (tree_keys, tree_nodes) = radix_estimate(stream.len());
     let entries = stream.entries.iter().take(count).map(|(id, f)| Stream::entry_reply(*id, f));
     let groups = stream.groups.iter().map(|(name, g)| {
         let pending = g.pending.iter().take(count).map(|(id, p)| {
@@ -142,15 +155,8 @@ fn full(stream: &Stream, count: usize) -> Reply {
             ("consumers", Reply::Array(consumers.collect())),
         ])
     });
-    fields(vec![
-        ("length", Reply::Integer(stream.len() as i64)),
-        ("radix-tree-keys", Reply::Integer(tree_keys)),
-        ("radix-tree-nodes", Reply::Integer(tree_nodes)),
-        ("last-generated-id", stream.last_id.reply()),
-        ("max-deleted-entry-id", stream.max_deleted.reply()),
-        ("entries-added", Reply::Integer(stream.entries_added as i64)),
-        ("recorded-first-entry-id", stream.first_id().reply()),
-        ("entries", Reply::Array(entries.collect())),
-        ("groups", Reply::Array(groups.collect())),
-    ])
+    let mut reply = stream_header(stream);
+    reply.push(("entries", Reply::Array(entries.collect())));
+    reply.push(("groups", Reply::Array(groups.collect())));
+    fields(reply)
 }

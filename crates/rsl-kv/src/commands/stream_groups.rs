@@ -760,20 +760,14 @@ pub(super) fn xinfo(view: &View<'_>, args: &[Bytes]) -> CmdResult {
             .collect();
         return Ok(Reply::Array(groups));
     }
-    let (tree_keys, tree_nodes) = super::stream_admin::radix_estimate(stream.len());
     let edge = |e: Option<(&StreamId, &Vec<Bytes>)>| {
         e.map_or(Reply::Null, |(id, f)| Stream::entry_reply(*id, f))
     };
-    Ok(fields(vec![
-        ("length", Reply::Integer(stream.len() as i64)),
-        ("radix-tree-keys", Reply::Integer(tree_keys)),
-        ("radix-tree-nodes", Reply::Integer(tree_nodes)),
-        ("last-generated-id", stream.last_id.reply()),
-        ("max-deleted-entry-id", stream.max_deleted.reply()),
-        ("entries-added", Reply::Integer(stream.entries_added as i64)),
-        ("recorded-first-entry-id", stream.first_id().reply()),
+    let mut reply = super::stream_admin::stream_header(stream);
+    reply.extend([
         ("groups", Reply::Integer(stream.groups.len() as i64)),
         ("first-entry", edge(stream.entries.get_min().map(|(k, v)| (k, v)))),
         ("last-entry", edge(stream.entries.get_max().map(|(k, v)| (k, v)))),
-    ]))
+    ]);
+    Ok(fields(reply))
 }
