@@ -68,6 +68,11 @@ pub struct Status {
     pub promised: Ballot,
     pub commit: Slot,
     pub executed: Slot,
+    /// The newest checkpoint saved or installed here (`Slot::ZERO`: none).
+    pub checkpoint: Slot,
+    /// The log is kept after this slot; a peer that needs an earlier one is sent the
+    /// checkpoint instead.
+    pub truncated: Slot,
     pub membership: Membership,
     /// Counted, dropped inputs and notable events.
     pub counters: Counters,
@@ -688,6 +693,8 @@ impl Replica {
             promised: self.promised,
             commit: self.commit,
             executed: self.executed,
+            checkpoint: self.checkpoint,
+            truncated: self.truncated,
             membership: self.membership.clone(),
             counters: self.counters,
             now: self.now,

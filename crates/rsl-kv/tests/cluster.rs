@@ -167,6 +167,8 @@ async fn any_replica_serves_with_a_password_and_admin_commands_work() {
         "rsl_ballot_round",
         "rsl_committed_slot",
         "rsl_executed_slot",
+        "rsl_checkpoint_slot",
+        "rsl_log_first_slot",
         "rsl_proposals_total",
         "rsl_rejected_messages_total",
         "rsl_syncs_total",

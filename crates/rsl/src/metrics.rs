@@ -91,6 +91,8 @@ struct Gauges {
     ballot_round: Gauge,
     committed: Gauge,
     executed: Gauge,
+    checkpoint: Gauge,
+    log_first: Gauge,
     disk_full: Gauge,
     stopped: Gauge,
     peer_connected: Family<PeerLabel, Gauge>,
@@ -141,6 +143,9 @@ impl Metrics {
         r.register("rsl_ballot_round", "Round of the ballot this replica follows", round);
         r.register("rsl_committed_slot", "Highest slot known chosen", g.committed.clone());
         r.register("rsl_executed_slot", "Highest slot executed", g.executed.clone());
+        let checkpoint = g.checkpoint.clone();
+        r.register("rsl_checkpoint_slot", "Slot of the newest checkpoint here", checkpoint);
+        r.register("rsl_log_first_slot", "First slot the log still holds", g.log_first.clone());
         let full = g.disk_full.clone();
         r.register("rsl_disk_full", "1 while writes are refused on a full disk", full);
         r.register("rsl_stopped", "1 once the replica has stopped", g.stopped.clone());
@@ -181,6 +186,8 @@ impl Metrics {
         g.ballot_round.set(s.ballot_round as i64);
         g.committed.set(s.committed as i64);
         g.executed.set(s.executed as i64);
+        g.checkpoint.set(s.checkpoint as i64);
+        g.log_first.set(s.log_first as i64);
         g.disk_full.set(i64::from(s.health == Health::DiskFull));
         g.stopped.set(i64::from(matches!(s.health, Health::Stopped(_))));
         // Members come and go: only the current peers are reported.

@@ -110,6 +110,12 @@ pub struct Status {
     pub committed: u64,
     /// Highest slot its state machine executed.
     pub executed: u64,
+    /// Slot of the newest checkpoint saved here or installed from a peer (0: none yet).
+    pub checkpoint: u64,
+    /// First slot its log still holds (1 until a checkpoint lets it truncate,
+    /// `storage.log_kept_slots` behind the checkpoint): a peer that needs an earlier slot is
+    /// sent the checkpoint instead.
+    pub log_first: u64,
     /// The voters of the membership it follows.
     pub members: Vec<u32>,
     /// Every member of that membership (voters first), with role, address and data.
@@ -139,6 +145,8 @@ impl Status {
             ballot_replica: 0,
             committed: 0,
             executed: 0,
+            checkpoint: 0,
+            log_first: 1,
             members: Vec::new(),
             membership: Vec::new(),
             joining: false,
@@ -185,6 +193,8 @@ impl Status {
         self.ballot_round = core.ballot.round;
         self.ballot_replica = core.ballot.replica;
         self.committed = core.commit.0;
+        self.checkpoint = core.checkpoint.0;
+        self.log_first = core.truncated.0 + 1;
         self.members = core.membership.voters.iter().map(|v| v.0).collect();
         self.membership = crate::members::members_of(&core.membership);
         self.joining = core.joining;
