@@ -64,6 +64,7 @@ pub use io::{
     Action, Input, MembershipOp, Notification, ReadId, ReadMode, ReconfigRefusal, Refusal, Write,
 };
 pub use message::{Body, DecodeError, Message};
+pub use primary::LeaseRead;
 pub use replica::{Counters, PeerStatus, Recovered, Replica, Role, Status};
 pub use types::{
     Ballot, LogEntry, MemberInfo, Membership, ReplicaId, Request, RequestId, Slot, SlotValue,

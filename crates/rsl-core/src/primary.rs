@@ -21,6 +21,15 @@ use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
 use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
 
+/// A lease read a driver may serve without the core ([`Replica::lease_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRead {
+    /// Ticks from the current one until the lease ends (at least 1).
+    pub ticks_left: u64,
+    /// The slot the state must have executed before a read is served.
+    pub index: Slot,
+}
+
 impl Replica {
     pub(crate) fn on_propose(&mut self, q: Queued, out: &mut Vec<Action>) {
         let (size, max) = (q.payload.len(), self.config.request_bytes_max);
@@ -402,18 +411,53 @@ impl Replica {
 
     /// True while a majority's lease covers this tick.
     pub(crate) fn lease_valid(&self) -> bool {
+        self.lease_end().is_some_and(|end| self.now < end)
+    }
+
+    /// The tick at which the lease of the newest heartbeat round a majority acknowledged
+    /// ends (`sent(r) + lease_ticks`); `None` while no round is acknowledged or primacy is
+    /// being handed over.
+    fn lease_end(&self) -> Option<u64> {
         let l = self.primacy.as_ref().expect("primacy");
         if l.transfer.is_some() && !planted!(self, LeaseReadDuringTransfer) {
-            return false;
+            return None;
         }
         let round =
             if planted!(self, LeaseFromNewestRound) { l.round } else { self.quorum_round() };
-        let sent = l.round_sent.get(&round).copied();
         let lease = match planted!(self, LeaseIgnoresDrift) {
             true => u64::from(self.config.election_ticks_min) - 1,
             false => u64::from(self.config.lease_ticks),
         };
-        sent.is_some_and(|t| self.now < t + lease)
+        l.round_sent.get(&round).map(|sent| sent + lease)
+    }
+
+    /// The index of a linearizable read started now: the commit point, and at least the last
+    /// slot phase 1 re-proposed.
+    fn read_index(&self) -> Slot {
+        let l = self.primacy.as_ref().expect("primacy");
+        match planted!(self, ReadIndexIgnoresRecovery) {
+            true => self.commit,
+            false => self.commit.max(l.recovery_slot),
+        }
+    }
+
+    /// What a driver may publish for serving linearizable reads without this core: how many
+    /// more ticks the lease runs from the current tick, and the index a read must wait for
+    /// (the state must have executed it). `None` unless this replica is a primary that
+    /// holds its lease at this tick, is not handing primacy over, and has executed every
+    /// slot phase 1 re-proposed (it is recovered). The driver must stop serving such reads
+    /// when the ticks run out (by its own clock, under the drift the lease allows for), and
+    /// before it carries out any action of a later step that ends primacy or starts a
+    /// transfer (`Notification::LostPrimacy`, `Body::StartElection`). docs/protocol.md,
+    /// "Leases and reads", has the argument.
+    pub fn lease_read(&self) -> Option<LeaseRead> {
+        let l = self.primacy.as_ref()?;
+        if !l.recovered {
+            return None;
+        }
+        let end = self.lease_end()?;
+        let ticks_left = end.checked_sub(self.now).filter(|t| *t > 0)?;
+        Some(LeaseRead { ticks_left, index: self.read_index() })
     }
 
     pub(crate) fn on_read(&mut self, id: ReadId, mode: ReadMode, out: &mut Vec<Action>) {
@@ -437,11 +481,8 @@ impl Replica {
             return;
         }
         let lease = self.lease_valid();
+        let index = self.read_index();
         let l = self.primacy.as_ref().expect("primacy");
-        let index = match planted!(self, ReadIndexIgnoresRecovery) {
-            true => self.commit,
-            false => self.commit.max(l.recovery_slot),
-        };
         let round = if lease { 0 } else { l.round + 1 };
         if !lease {
             self.send_heartbeats(out);

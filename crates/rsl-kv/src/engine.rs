@@ -2,11 +2,13 @@
 //!
 //! The server encodes each data command as a [`crate::request::Request`] and hands it to an
 //! [`Engine`]: writes to [`Engine::write`], reads to [`Engine::read`]. Each call returns at
-//! once with a receiver that resolves, later, to exactly one outcome: the state machine's
-//! reply bytes (a complete RESP reply, errors such as a bad INCR included), or an
-//! [`EngineError`] saying why the request was not executed. A dropped sender counts as
-//! [`EngineError::Dropped`]. Because the calls do not wait, a connection submits pipelined
-//! commands back to back and the engine may batch them into one slot.
+//! once with an [`EngineReply`], a future that resolves, later, to exactly one outcome: the
+//! state machine's reply bytes (a complete RESP reply, errors such as a bad INCR included),
+//! or an [`EngineError`] saying why the request was not executed. Whatever must happen in
+//! submission order has happened when the call returns; the connection then awaits its
+//! replies in command order, in its own task (no task per command). Because the calls do not
+//! wait, a connection submits pipelined commands back to back and the engine may batch them
+//! into one slot.
 //!
 //! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
 //! caller's thread. Tests use it, and it is the baseline that replication is measured against.
@@ -22,7 +24,10 @@
 //! `local-server` does every 100 ms), because reads and expiry follow the machine's clock,
 //! which only writes advance. [`EngineError::Overloaded`] is the answer to a full queue.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use rsl::StateMachine;
@@ -32,8 +37,77 @@ use crate::hub::Hub;
 use crate::machine::KvMachine;
 use crate::resp::Reply;
 
-/// The pending outcome of one request.
-pub type EngineReply = oneshot::Receiver<Result<Bytes, EngineError>>;
+/// The pending outcome of one request: a future the connection awaits (in command order,
+/// in its own task). An engine answers at once ([`EngineReply::ready`]), with the rest of the
+/// request's work as a future ([`EngineReply::new`]: it progresses only while awaited, so
+/// whatever must happen in submission order must have happened before the engine's call
+/// returns), or through a channel ([`EngineReply::channel`], for work a task of its own
+/// does). A reply whose sender is dropped unanswered resolves to [`EngineError::Dropped`].
+#[must_use = "a reply does nothing unless awaited"]
+pub struct EngineReply(ReplyState);
+
+enum ReplyState {
+    Ready(Option<Result<Bytes, EngineError>>),
+    Pending(Pin<Box<dyn Future<Output = Result<Bytes, EngineError>> + Send>>),
+}
+
+/// The sending side of [`EngineReply::channel`].
+pub type EngineSender = oneshot::Sender<Result<Bytes, EngineError>>;
+
+impl EngineReply {
+    /// A reply known now.
+    pub fn ready(outcome: Result<Bytes, EngineError>) -> EngineReply {
+        EngineReply(ReplyState::Ready(Some(outcome)))
+    }
+
+    /// A reply that `future` computes as the connection awaits it.
+    pub fn new(
+        future: impl Future<Output = Result<Bytes, EngineError>> + Send + 'static,
+    ) -> EngineReply {
+        EngineReply(ReplyState::Pending(Box::pin(future)))
+    }
+
+    /// A reply sent later through the returned sender (from another task or thread).
+    pub fn channel() -> (EngineSender, EngineReply) {
+        let (tx, rx) = oneshot::channel();
+        (tx, EngineReply::new(async move { rx.await.unwrap_or(Err(EngineError::Dropped)) }))
+    }
+
+    /// The outcome if it is known now, without waiting (the future is polled once, with a
+    /// waker that does nothing: whoever awaits it later polls it again with its own).
+    pub fn try_take(&mut self) -> Option<Result<Bytes, EngineError>> {
+        match Pin::new(self).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(outcome) => Some(outcome),
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl Future for EngineReply {
+    type Output = Result<Bytes, EngineError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            ReplyState::Ready(outcome) => {
+                Poll::Ready(outcome.take().unwrap_or(Err(EngineError::Dropped)))
+            }
+            ReplyState::Pending(future) => {
+                let outcome = std::task::ready!(future.as_mut().poll(cx));
+                self.0 = ReplyState::Ready(None);
+                Poll::Ready(outcome)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            ReplyState::Ready(_) => f.write_str("EngineReply(ready)"),
+            ReplyState::Pending(_) => f.write_str("EngineReply(pending)"),
+        }
+    }
+}
 
 /// Why the engine did not execute a request. The request had no effect, except for
 /// [`EngineError::Timeout`] and [`EngineError::Dropped`], after which it may or may not have.
@@ -177,22 +251,17 @@ impl Default for LocalEngine {
 
 impl Engine for LocalEngine {
     fn write(&self, request: Bytes) -> EngineReply {
-        let (tx, rx) = oneshot::channel();
         let reply = {
             let mut state = self.inner.lock().expect("the machine lock is not poisoned");
             let slot = state.slot_next;
             state.slot_next += 1;
             state.machine.execute(slot, &request)
         };
-        let _ = tx.send(Ok(reply)); // The receiver may have gone with its connection.
-        rx
+        EngineReply::ready(Ok(reply))
     }
 
     fn read(&self, request: Bytes) -> EngineReply {
-        let (tx, rx) = oneshot::channel();
-        let reply = self.with(|machine| machine.read(&request));
-        let _ = tx.send(Ok(reply));
-        rx
+        EngineReply::ready(Ok(self.with(|machine| machine.read(&request))))
     }
 
     fn hub(&self) -> Option<Hub> {

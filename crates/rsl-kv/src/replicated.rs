@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsl::{Node, PeerResponder, ReadConsistency, ReplicateError, Role, View};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::admin::{render_fields, status_fields};
@@ -151,22 +151,21 @@ impl ReplicatedEngine {
 
     /// Starts the request's first try before returning, so that requests reach the replica
     /// (or the call to the primary) in the order the server submits them: a connection's
-    /// pipelined commands execute in order, as Redis promises. Retries, if any, run later.
+    /// pipelined commands execute in order, as Redis promises. The rest (waiting for the
+    /// outcome, retries if any) runs as the connection awaits the reply, in its task: no
+    /// task or channel of its own per command.
     fn submit(&self, kind: Kind, request: Bytes) -> EngineReply {
         let (first, target) = self.inner.start_attempt(kind, request.clone(), None);
-        self.spawn(|inner| async move { inner.execute(kind, request, first, target).await })
+        let inner = Arc::clone(&self.inner);
+        EngineReply::new(async move { inner.execute(kind, request, first, target).await })
     }
 
-    fn spawn<F>(&self, f: impl FnOnce(Arc<Inner>) -> F) -> EngineReply
+    /// A reply computed by `f` as the connection awaits it.
+    fn later<F>(&self, f: impl FnOnce(Arc<Inner>) -> F) -> EngineReply
     where
         F: std::future::Future<Output = Result<Bytes, EngineError>> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let future = f(Arc::clone(&self.inner));
-        tokio::spawn(async move {
-            let _ = tx.send(future.await); // The client may have gone.
-        });
-        rx
+        EngineReply::new(f(Arc::clone(&self.inner)))
     }
 }
 
@@ -179,7 +178,7 @@ impl Engine for ReplicatedEngine {
         if self.inner.options.reads == Reads::Local {
             let inner = Arc::clone(&self.inner);
             let read = started(async move { inner.read_local(request).await });
-            return self.spawn(|_| read);
+            return EngineReply::new(read);
         }
         self.submit(Kind::Read, request)
     }
@@ -200,10 +199,10 @@ impl Engine for ReplicatedEngine {
         let name = args[0].to_ascii_lowercase();
         let args: Vec<Bytes> = args.to_vec();
         let reply = match &name[..] {
-            b"rsl.status" => self.spawn(|inner| async move { inner.status_command(&args).await }),
-            b"rsl.transfer" => self.spawn(|inner| async move { inner.transfer(&args).await }),
-            b"rsl.checkpoint" => self.spawn(|inner| async move { Ok(inner.checkpoint(&args)) }),
-            b"rsl.members" => self.spawn(|inner| async move {
+            b"rsl.status" => self.later(|inner| async move { inner.status_command(&args).await }),
+            b"rsl.transfer" => self.later(|inner| async move { inner.transfer(&args).await }),
+            b"rsl.checkpoint" => self.later(|inner| async move { Ok(inner.checkpoint(&args)) }),
+            b"rsl.members" => self.later(|inner| async move {
                 let options = &inner.options;
                 let (clients, password) = (&options.clients, options.requirepass.as_deref());
                 let reach = crate::client::Reach { password, tls: options.tls.as_ref() };

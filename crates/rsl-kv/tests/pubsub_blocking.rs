@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{bulk, err, int, ok, start, Client};
-use rsl_kv::engine::EngineReply;
+use rsl_kv::engine::{EngineReply, EngineSender};
 use rsl_kv::hub::Hub;
 use rsl_kv::resp::Reply;
 use rsl_kv::{Engine, LocalEngine, ServerConfig};
-use tokio::sync::oneshot;
 
 fn array(items: &[Reply]) -> Reply {
     Reply::Array(items.to_vec())
@@ -239,7 +238,7 @@ struct GatedEngine {
 }
 
 /// A held answer: where the connection waits for it, and the engine's answer.
-type Held = (oneshot::Sender<Result<Bytes, rsl_kv::EngineError>>, EngineReply);
+type Held = (EngineSender, EngineReply);
 
 impl GatedEngine {
     fn new() -> GatedEngine {
@@ -250,7 +249,7 @@ impl GatedEngine {
     async fn open(&self) {
         let held = self.held.lock().unwrap().take().unwrap_or_default();
         for (tx, rx) in held {
-            let _ = tx.send(rx.await.expect("the local engine answers"));
+            let _ = tx.send(rx.await);
         }
     }
 }
@@ -262,7 +261,7 @@ impl Engine for GatedEngine {
         let mut held = self.held.lock().unwrap();
         match held.as_mut() {
             Some(held) if gated => {
-                let (tx, rx) = oneshot::channel();
+                let (tx, rx) = EngineReply::channel();
                 held.push((tx, reply));
                 rx
             }

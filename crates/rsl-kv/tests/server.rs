@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use common::{bulk, err, int, manual_clock, ok, start, start_with, Client};
-use rsl_kv::engine::{Engine, EngineError, EngineReply};
+use rsl_kv::engine::{Engine, EngineError, EngineReply, EngineSender};
 use rsl_kv::limits::PIPELINE_DEPTH_MAX;
 use rsl_kv::resp::Reply;
 use rsl_kv::server::COMMANDS;
 use rsl_kv::ServerConfig;
-use tokio::sync::oneshot;
 
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
@@ -412,7 +411,7 @@ struct FailingEngine(Option<EngineError>);
 
 impl Engine for FailingEngine {
     fn write(&self, _: Bytes) -> EngineReply {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = EngineReply::channel();
         if let Some(error) = self.0.clone() {
             let _ = tx.send(Err(error));
         } // Otherwise the sender is dropped unanswered.
@@ -457,12 +456,12 @@ async fn engine_errors_become_redis_errors() {
 /// order, each with its arrival index.
 struct ReorderEngine {
     batch: usize,
-    held: Mutex<Vec<oneshot::Sender<Result<Bytes, EngineError>>>>,
+    held: Mutex<Vec<EngineSender>>,
 }
 
 impl Engine for ReorderEngine {
     fn write(&self, _: Bytes) -> EngineReply {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = EngineReply::channel();
         let mut held = self.held.lock().unwrap();
         held.push(tx);
         if held.len() == self.batch {
@@ -502,7 +501,7 @@ struct HoldingEngine {
 
 #[derive(Default)]
 struct Holding {
-    held: Vec<oneshot::Sender<Result<Bytes, EngineError>>>,
+    held: Vec<EngineSender>,
     released: bool,
     held_max: usize,
 }
@@ -519,7 +518,7 @@ impl HoldingEngine {
 
 impl Engine for HoldingEngine {
     fn write(&self, _: Bytes) -> EngineReply {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = EngineReply::channel();
         let mut state = self.state.lock().unwrap();
         if state.released {
             let _ = tx.send(Ok(Reply::ok().to_bytes()));

@@ -79,6 +79,10 @@ pub(crate) enum ToExecutor {
     Execute { slot: Slot, value: Value, replies: Vec<Option<Waiter>> },
     /// Serve a read against the state as it is now (the core said it is fresh enough).
     Read { request: Bytes, reply: Reply },
+    /// A linearizable read sent by its caller under the primary's published lease, without
+    /// the consensus thread: serve it once the state has executed `index` (at once if it
+    /// has).
+    LeaseRead { request: Bytes, index: u64, reply: Reply },
     /// Take a snapshot of the state after `slot` and hand it to the checkpoint writer, with
     /// the membership in effect after `slot` (skipped if a checkpoint installed from a peer
     /// took the state past `slot`).

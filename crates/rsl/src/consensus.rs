@@ -113,6 +113,7 @@ impl Consensus {
                 warn_if_slow(timing.0, timing.1, now);
             }
             self.flush();
+            self.publish_lease(next_tick);
             warn_if_slow(flushing, now, Instant::now());
             if stop || self.router.changes.removed {
                 self.stop();
@@ -237,6 +238,27 @@ impl Consensus {
         }
     }
 
+    /// Publishes the core's lease for reads served without this thread (`Node::read`), or
+    /// clears it. The core's current tick became due at `next_tick - tick` (the ticks are
+    /// caught up before every event, and a tick is stepped only once due; after a stall
+    /// beyond `TICKS_CATCH_UP_MAX` the count restarts from the instant of the catch-up, later
+    /// than the truth, when every lease has run out anyway), and the heartbeat round the
+    /// lease counts from was sent at or after its own tick became due: so the lease ends
+    /// `ticks_left` ticks after the current tick became due, the same instant at which the
+    /// core's own count would reach the end with its ticks on time.
+    fn publish_lease(&self, next_tick: Instant) {
+        let lease = &self.router.shared.lease;
+        match self.driver.replica().lease_read() {
+            Some(read) => {
+                let ticks = u32::try_from(read.ticks_left).unwrap_or(u32::MAX);
+                let end = next_tick.checked_sub(self.tick).unwrap_or(next_tick)
+                    + self.tick.saturating_mul(ticks);
+                lease.publish(end, read.index.0);
+            }
+            None => lease.clear(),
+        }
+    }
+
     /// Publishes the full status (every tick, and on role changes). Never waits for a reader.
     fn publish_status(&mut self) {
         if let Ok(mut status) = self.router.shared.status.try_lock() {
@@ -315,6 +337,11 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
+        if matches!(msg.body, rsl_core::Body::StartElection { .. }) {
+            // A transfer's target may break the lease at once: no read may start under it
+            // from here on (the core stopped serving them when the transfer began).
+            self.shared.lease.clear();
+        }
         let sealed = self.sealer.seal(&msg);
         self.shared.metrics.counters.bytes_sent.inc_by(sealed.len() as u64);
         // Refused sends (queue full, peer down) are dropped and counted by the transport.
@@ -355,6 +382,16 @@ impl Host<Waiter> for Router {
     }
 
     fn notify(&mut self, event: rsl_core::Notification) {
+        if matches!(
+            event,
+            rsl_core::Notification::LostPrimacy { .. }
+                | rsl_core::Notification::ConfigurationChanged { .. }
+                | rsl_core::Notification::Removed { .. }
+        ) {
+            // Cleared before anything else of this step is carried out; the end of the turn
+            // publishes what the core then holds.
+            self.shared.lease.clear();
+        }
         match &event {
             // An operator reading the log sees every change of primary, as etcd logs its
             // leader changes.

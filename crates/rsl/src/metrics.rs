@@ -46,6 +46,8 @@ pub(crate) struct Counters {
     pub(crate) sync_micros_total: Counter,
     /// `rsl_disk_full`.
     pub(crate) disk_full: Counter,
+    /// `rsl_lease_reads`.
+    pub(crate) lease_reads: Counter,
 }
 
 impl Counters {
@@ -61,6 +63,7 @@ impl Counters {
             syncs: self.syncs.get(),
             sync_micros_total: self.sync_micros_total.get(),
             disk_full: self.disk_full.get(),
+            lease_reads: self.lease_reads.get(),
         }
     }
 }
@@ -137,6 +140,8 @@ impl Metrics {
         r.register("rsl_sync_micros", "Microseconds spent in group commits", micros);
         let full = c.disk_full.clone();
         r.register("rsl_disk_full", "Group commits that failed on a full disk", full);
+        let lease = c.lease_reads.clone();
+        r.register("rsl_lease_reads", "Linearizable reads served under the lease, directly", lease);
         let g = &gauges;
         r.register("rsl_role", "0 follower/learner, 1 candidate, 2 primary", g.role.clone());
         let round = g.ballot_round.clone();

@@ -51,6 +51,8 @@ pub struct Node {
     /// Requests and read queries above this many bytes are refused at once.
     request_bytes_max: usize,
     events: Sender<ToConsensus>,
+    /// The executor's queue, for linearizable reads served under the published lease.
+    exec: Sender<ToExecutor>,
     shared: Arc<Shared>,
     /// Calls to and from other members (`peer_call`).
     peer_calls: Arc<PeerCalls>,
@@ -144,7 +146,7 @@ impl Node {
             transport: parts.transport,
             shipping,
             io: io_tx,
-            exec: exec_tx,
+            exec: exec_tx.clone(),
             shared: shared.clone(),
             writes: Vec::new(),
             sealer: Default::default(),
@@ -155,6 +157,7 @@ impl Node {
             id,
             request_bytes_max,
             events: events_tx,
+            exec: exec_tx,
             shared,
             peer_calls: parts.peer_calls,
             threads: Mutex::new(threads),
@@ -211,6 +214,12 @@ impl Node {
     /// A read-only request served by the state machine's [`StateMachine::read`] at the
     /// chosen consistency ([`ReadConsistency`]). It never changes the state. The call ends
     /// after `consensus.call_timeout_ms` at the latest ([`ReplicateError::Timeout`]).
+    ///
+    /// A linearizable read at a primary that holds its lease (as the consensus thread last
+    /// published it, checked with one clock read) goes straight to the executor, which serves
+    /// it once it has executed the commit point published with the lease; otherwise it goes
+    /// through the consensus thread (docs/protocol.md, "Lease reads without the consensus
+    /// thread"). [`Status::counters`]' `lease_reads` counts the first kind.
     pub async fn read(
         &self,
         request: Bytes,
@@ -232,8 +241,36 @@ impl Node {
         };
         self.check_size(&request)?;
         let (reply, rx) = oneshot::channel();
-        self.push(ToConsensus::Read { request, mode, reply })?;
+        match self.lease_index(mode) {
+            // Under the primary's lease the read goes straight to the executor, which serves
+            // it once it has executed the index (docs/protocol.md, "Leases and reads").
+            Some(index) => self.push_lease_read(request, index, reply)?,
+            None => self.push(ToConsensus::Read { request, mode, reply })?,
+        }
         self.wait(rx, timeout).await
+    }
+
+    /// The slot a linearizable read starting now must wait for, if this replica is a primary
+    /// holding its lease now (as the consensus thread last published it).
+    fn lease_index(&self, mode: ReadMode) -> Option<u64> {
+        match mode {
+            ReadMode::Linearizable => self.shared.lease.check(std::time::Instant::now()),
+            ReadMode::AtLeast(_) => None,
+        }
+    }
+
+    fn push_lease_read(
+        &self,
+        request: Bytes,
+        index: u64,
+        reply: crate::channels::Reply,
+    ) -> Result<(), ReplicateError> {
+        if !self.shared.is_running() {
+            return Err(self.shared.stop_error());
+        }
+        self.shared.metrics.counters.lease_reads.inc();
+        let read = ToExecutor::LeaseRead { request, index, reply };
+        self.exec.send(read).map_err(|_| self.shared.stop_error())
     }
 
     /// Waits for a call's answer until `timeout`; a dropped reply means the replica stopped.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::ReplicateError;
 use crate::metrics::Metrics;
@@ -38,6 +38,56 @@ pub(crate) struct Shared {
     stopped: Mutex<Option<Stopped>>,
     /// The reason writes are refused while the disk is full, if it is.
     disk_full: Mutex<Option<String>>,
+    /// The primary's lease, for linearizable reads served without the consensus thread.
+    pub(crate) lease: LeasePublication,
+}
+
+/// The primary's lease as the consensus thread publishes it, so that a caller can serve a
+/// linearizable read without a round trip through that thread (`Node::read`): until which
+/// instant it holds (one clock read decides) and the slot the state must have executed
+/// before the read is served. docs/protocol.md, "Leases and reads", has the argument.
+///
+/// The consensus thread publishes it at the end of every turn from the core's
+/// `Replica::lease_read`, and clears it before it carries out an action that ends primacy or
+/// starts a transfer. Two atomics, written index first and end last (release), read end
+/// first (acquire): a caller that sees an end sees the index published with it or a later,
+/// higher one (the index never goes back).
+pub(crate) struct LeasePublication {
+    base: Instant,
+    /// Nanoseconds after `base` at which the lease ends; 0: no lease.
+    end: AtomicU64,
+    index: AtomicU64,
+}
+
+impl LeasePublication {
+    fn new() -> LeasePublication {
+        LeasePublication { base: Instant::now(), end: AtomicU64::new(0), index: AtomicU64::new(0) }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    /// The lease holds until `end`; a read must wait for the state to execute `index`.
+    pub(crate) fn publish(&self, end: Instant, index: u64) {
+        self.index.store(index, Ordering::Release);
+        self.end.store(self.nanos(end).max(1), Ordering::Release);
+    }
+
+    /// No lease (stepped down, handing over, not recovered, or it ran out).
+    pub(crate) fn clear(&self) {
+        self.end.store(0, Ordering::Release);
+    }
+
+    /// The index a linearizable read started at `now` must wait for, if the lease holds at
+    /// `now`.
+    pub(crate) fn check(&self, now: Instant) -> Option<u64> {
+        let end = self.end.load(Ordering::Acquire);
+        if end == 0 || self.nanos(now) >= end {
+            return None;
+        }
+        Some(self.index.load(Ordering::Acquire))
+    }
 }
 
 impl Shared {
@@ -59,6 +109,7 @@ impl Shared {
             stopped_flag: AtomicBool::new(false),
             stopped: Mutex::new(None),
             disk_full: Mutex::new(None),
+            lease: LeasePublication::new(),
         }
     }
 
@@ -152,5 +203,29 @@ impl Shared {
     /// The replica's metrics in the Prometheus text format.
     pub(crate) fn metrics_text(&self) -> String {
         self.metrics.render(&self.status())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A published lease serves reads until its end and not from its end on, whatever the
+    /// consensus thread does meanwhile (it may be stalled and not clear it). Proven by a
+    /// planted bug: a check that ignores the end serves the read at the end.
+    #[test]
+    fn a_published_lease_ends_at_its_end() {
+        let lease = LeasePublication::new();
+        let now = Instant::now();
+        assert_eq!(lease.check(now), None, "nothing published");
+        let end = now + Duration::from_millis(200);
+        lease.publish(end, 7);
+        assert_eq!(lease.check(now), Some(7));
+        assert_eq!(lease.check(end - Duration::from_nanos(1)), Some(7));
+        assert_eq!(lease.check(end), None, "at its end");
+        assert_eq!(lease.check(end + Duration::from_secs(1)), None, "after its end");
+        lease.publish(end, 9);
+        lease.clear();
+        assert_eq!(lease.check(now), None, "cleared");
     }
 }

@@ -225,6 +225,9 @@ pub struct CounterValues {
     pub sync_micros_total: u64,
     /// Group commits that failed on a full disk (each is retried).
     pub disk_full: u64,
+    /// Linearizable reads served under the primary's lease straight by the executor,
+    /// without a round trip through the consensus thread (the others went through it).
+    pub lease_reads: u64,
 }
 
 /// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+
 use tokio::time::Instant;
 
 use super::session::Session;
 use super::{ready, Pending};
 use crate::commands::lists::timeout_arg;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, EngineReply};
 use crate::request::Request;
 use crate::resp::{Command, Proto, Reply};
 
@@ -83,7 +83,7 @@ pub(super) fn start_stream(session: &mut Session, args: &Command) -> Option<Pend
     let hub = engine.hub();
     let info = Arc::clone(&session.info);
     let deadline = (block_ms > 0).then(|| Instant::now() + Duration::from_millis(block_ms));
-    let (tx, rx) = oneshot::channel();
+    let (tx, rx) = EngineReply::channel();
     tokio::spawn(async move {
         let mut tx = tx;
         let ids_at = tries.len() - keys.len();
@@ -93,8 +93,7 @@ pub(super) fn start_stream(session: &mut Session, args: &Command) -> Option<Pend
                 let info_args =
                     vec![Bytes::from_static(b"XINFO"), Bytes::from_static(b"STREAM"), key.clone()];
                 let request = Request::read(clock(), Proto::Resp2, info_args);
-                let bytes =
-                    engine.read(request.encode()).await.map_err(|_| EngineError::Dropped)??;
+                let bytes = engine.read(request.encode()).await?;
                 tries[ids_at + n] = last_generated_id(&bytes);
             }
             run(engine, clock, hub, keys, tries, proto, deadline, &info, group).await
@@ -146,7 +145,7 @@ pub(super) fn start(session: &mut Session, args: Command) -> Pending {
     let info = Arc::clone(&session.info);
     let deadline =
         (timeout > 0.0).then(|| Instant::now() + Duration::from_secs_f64(timeout.min(1e9)));
-    let (tx, rx) = oneshot::channel();
+    let (tx, rx) = EngineReply::channel();
     tokio::spawn(async move {
         let mut tx = tx;
         let outcome = tokio::select! {
@@ -183,7 +182,7 @@ async fn run(
         } else {
             engine.read(Request::read(clock(), proto, args.clone()).encode()).await
         };
-        let bytes = bytes.map_err(|_| EngineError::Dropped)??;
+        let bytes = bytes?;
         if !is_null(&bytes) {
             return Ok(bytes);
         }

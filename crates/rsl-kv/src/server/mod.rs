@@ -10,7 +10,9 @@
 //! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
 //! reach the engine back to back. The pending replies wait in command order; the task writes
 //! every reply at the head that is known, flushes, and then waits for whichever comes first:
-//! more input, the engine's answer to the head, or a pub/sub message. At most
+//! more input, the engine's answer to the head, or a pub/sub message. The engine's answers
+//! are futures ([`EngineReply`]) that this task awaits in order, driving the engine's work
+//! for each (waiting for the replica, retries) itself: no task or channel per command. At most
 //! [`limits::PIPELINE_DEPTH_MAX`] replies wait; while that many do, the connection stops
 //! reading, which pushes back on the client (but behind a barrier, see below, it keeps
 //! reading up to [`limits::BARRIER_INPUT_BYTES_MAX`], to see a client that leaves).
@@ -39,7 +41,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineError, EngineReply};
 use crate::limits;
@@ -430,20 +431,12 @@ impl Connection {
             let bytes = match &mut head {
                 Pending::Ready(bytes) => std::mem::take(bytes),
                 other => {
-                    let rx = other.receiver().expect("an engine reply");
-                    let outcome = match rx.try_recv() {
-                        Ok(outcome) => Ok(outcome),
-                        Err(oneshot::error::TryRecvError::Empty) => {
-                            self.replies.push_front(head);
-                            break;
-                        }
-                        Err(oneshot::error::TryRecvError::Closed) => Err(()),
+                    let reply = other.receiver().expect("an engine reply");
+                    let Some(outcome) = reply.try_take() else {
+                        self.replies.push_front(head);
+                        break;
                     };
-                    let bytes = match outcome {
-                        Ok(outcome) => engine_reply(Ok(outcome)),
-                        Err(()) => EngineError::Dropped.to_reply().to_bytes(),
-                    };
-                    self.session.resolve(head, bytes)
+                    self.session.resolve(head, engine_reply(outcome))
                 }
             };
             out.write_all(&bytes).await?;
@@ -453,21 +446,19 @@ impl Connection {
     }
 }
 
-/// Waits for the engine's outcome of the reply at the head of `replies`.
-async fn head_reply(
-    replies: &mut VecDeque<Pending>,
-) -> Result<Result<Bytes, EngineError>, oneshot::error::RecvError> {
+/// Waits for the engine's outcome of the reply at the head of `replies` (the connection's
+/// task drives the engine's work for it: no task of its own).
+async fn head_reply(replies: &mut VecDeque<Pending>) -> Result<Bytes, EngineError> {
     match replies.front_mut().and_then(Pending::receiver) {
-        Some(rx) => rx.await,
+        Some(reply) => reply.await,
         None => unreachable!("head_reply is polled only while the head waits for the engine"),
     }
 }
 
-fn engine_reply(outcome: Result<Result<Bytes, EngineError>, oneshot::error::RecvError>) -> Bytes {
+fn engine_reply(outcome: Result<Bytes, EngineError>) -> Bytes {
     match outcome {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => e.to_reply().to_bytes(),
-        Err(_) => EngineError::Dropped.to_reply().to_bytes(),
+        Ok(bytes) => bytes,
+        Err(e) => e.to_reply().to_bytes(),
     }
 }
 
