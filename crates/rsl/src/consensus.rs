@@ -337,6 +337,9 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
+        if let Some(commit) = commit_carried(&msg.body) {
+            self.shared.lease.raise_index(commit.0);
+        }
         if matches!(msg.body, rsl_core::Body::StartElection { .. }) {
             // A transfer's target may break the lease at once: no read may start under it
             // from here on (the core stopped serving them when the transfer began).
@@ -430,6 +433,28 @@ impl Host<Waiter> for Router {
     }
 }
 
+/// The commit point a message tells its receiver, if it carries one: what the receiver may
+/// execute (and acknowledge) once it arrives.
+fn commit_carried(body: &rsl_core::Body) -> Option<Slot> {
+    use rsl_core::Body as B;
+    match body {
+        B::PreVote { commit, .. }
+        | B::Promise { commit, .. }
+        | B::Accept { commit, .. }
+        | B::Heartbeat { commit, .. }
+        | B::HeartbeatAck { commit, .. }
+        | B::CatchupReply { commit, .. } => Some(*commit),
+        B::PreVoteReply { .. }
+        | B::Prepare { .. }
+        | B::Nack { .. }
+        | B::Accepted { .. }
+        | B::CatchupRequest { .. }
+        | B::StartElection { .. }
+        | B::Rebuild { .. }
+        | B::Rebuilt { .. } => None,
+    }
+}
+
 /// The application's notification for one of the core's.
 fn notification(event: rsl_core::Notification) -> Notification {
     use rsl_core::Notification as N;
@@ -442,5 +467,37 @@ fn notification(event: rsl_core::Notification) -> Notification {
             members: membership.voters.iter().map(|v| v.0).collect(),
         },
         N::Removed { .. } => unreachable!("handled by the router"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rsl_core::{Ballot, Body, Slot};
+
+    use super::commit_carried;
+
+    /// Every message that tells its receiver a commit point is seen as such (the read index
+    /// of lease reads is raised before it leaves).
+    #[test]
+    fn the_commit_point_of_each_message_that_carries_one_is_seen() {
+        let (ballot, commit) = (Ballot { round: 2, replica: 1 }, Slot(7));
+        let carrying = [
+            Body::PreVote { ballot, commit },
+            Body::Accept { ballot, commit, entries: Vec::new() },
+            Body::Heartbeat { ballot, commit, round: 3 },
+            Body::HeartbeatAck { ballot, round: 3, commit },
+            Body::CatchupReply { commit, entries: Vec::new() },
+        ];
+        for body in carrying {
+            assert_eq!(commit_carried(&body), Some(commit), "{body:?}");
+        }
+        let quiet = [
+            Body::StartElection { ballot },
+            Body::Accepted { ballot, slots: vec![Slot(7)] },
+            Body::CatchupRequest { from: Slot(1), to: Slot(7) },
+        ];
+        for body in quiet {
+            assert_eq!(commit_carried(&body), None, "{body:?}");
+        }
     }
 }
