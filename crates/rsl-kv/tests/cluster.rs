@@ -125,6 +125,17 @@ async fn any_replica_serves_with_a_password_and_admin_commands_work() {
     }
     let primary_addr = cluster.replica(primary).client_addr;
     assert_eq!(cmd(primary_addr, pw, &["GET", "greeting"]).await, bulk("hello"));
+    // GETs at a primary that holds its lease are served without the consensus thread and
+    // counted (`rsl_lease_reads_total`); bounded, as a lease may lapse on a loaded machine.
+    let mut lease_reads = 0;
+    for _ in 0..50 {
+        assert_eq!(cmd(primary_addr, pw, &["GET", "greeting"]).await, bulk("hello"));
+        lease_reads = slot(&status(primary_addr, pw).await, "rsl_lease_reads_total");
+        if lease_reads > 0 {
+            break;
+        }
+    }
+    assert!(lease_reads > 0, "no read served under the lease in 50");
     let Reply::Bulk(info) = cmd(f, pw, &["INFO"]).await else { panic!("INFO") };
     let info = String::from_utf8_lossy(&info).into_owned();
     assert!(info.contains("rsl_role:follower"), "{info}");
