@@ -741,8 +741,13 @@ async fn a_replica_whose_storage_fails_exits_non_zero_naming_the_cause() {
     let mut cluster = Cluster::start(EXE.as_ref(), options).await.unwrap();
     let primary = cluster.wait_primary(None, WAIT).await.unwrap();
     let victim = others(&cluster, &[primary])[0];
-    // Its data directory disappears under it: the next segment cannot be created.
-    std::fs::remove_dir_all(cluster.data_dir(victim)).unwrap();
+    // Its data directory disappears under it: the next segment cannot be created. Renamed
+    // away in one step, then removed: removing it in place raced with the replica creating a
+    // file in it (`remove_dir_all` failed "directory not empty", once in a full test run).
+    let dir = cluster.data_dir(victim);
+    let gone = dir.with_extension("gone");
+    std::fs::rename(&dir, &gone).unwrap();
+    let _ = std::fs::remove_dir_all(&gone);
     let addr = cluster.replica(primary).client_addr;
     let mut client = Client::connect(addr, WAIT).await.unwrap();
     let value = "x".repeat(1024);
