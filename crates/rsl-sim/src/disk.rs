@@ -430,6 +430,11 @@ impl Disk {
         Some((Slot(info.slot), info.header, data))
     }
 
+    /// The slots of the checkpoints in the store, newest first (corrupt ones too).
+    pub fn checkpoint_slots(&mut self) -> Vec<u64> {
+        self.checkpoints.list().unwrap_or_default()
+    }
+
     /// Bit rot at rest in the newest checkpoint file: flips one byte past its header (a
     /// block header or data: its checksums must catch it). Returns whether there was one.
     pub fn corrupt_checkpoint(&mut self) -> bool {

@@ -139,6 +139,18 @@ pub struct Options {
     /// faulty disk, within the fault model): the next phase 1 meets slots reported lost
     /// just above the commit point, where a bare majority may have chosen them.
     pub lost_tail_permille: u32,
+    /// Per tick: chance of a checkpoint fallback (issue 9: the path of
+    /// `RecoveryIgnoresLostSlots`, reached once in 50,000 `--reconfig` seeds): a faulty
+    /// replica whose log was truncated behind its newest checkpoint, with voters behind that
+    /// truncation, crashes with its newest checkpoint rotted, while the voters that hold the
+    /// slots it loses are down; it restarts from an older checkpoint, and the next phase 1
+    /// meets the lagging voters and the slots it lost.
+    pub fallback_permille: u32,
+    /// Per tick: chance the primary is asked to make its learners (at least three, cut off
+    /// from the rest by a partition since they last acknowledged it) the voters (issue 9:
+    /// the path of `PromoteOnStaleAcks`): a promotion must wait for their fresh
+    /// acknowledgements, not count old ones. Seeds that draw it start with three learners.
+    pub cut_off_change_permille: u32,
 }
 
 impl Options {
@@ -211,11 +223,20 @@ impl Options {
             reconfig_permille: 0,
             late_votes_permille: 0,
             lost_tail_permille: 0,
+            fallback_permille: 0,
+            cut_off_change_permille: 0,
         }
     }
 
     /// Draws a fault mix from the seed (the seed also drives the run itself).
     pub fn swarm(seed: u64) -> Options {
+        let mut o = Options::swarm_base(seed);
+        o.draw_membership_paths(&mut Rng::new(seed ^ 0x4641_4c4c_4241_0000));
+        o
+    }
+
+    /// The fault mix before the knobs of `draw_membership_paths`.
+    fn swarm_base(seed: u64) -> Options {
         let mut r = Rng::new(seed ^ 0x5157_4152_4d00_0000);
         let on = |r: &mut Rng, permille: u32| r.chance(permille);
         let replicas = r.pick(&[3, 3, 3, 5, 5, 7]);
@@ -291,6 +312,22 @@ impl Options {
             o = o.with_reconfiguration();
         }
         o
+    }
+
+    /// The paths of the bugs the `--reconfig` campaigns found (issue 9): checkpoint
+    /// fallbacks over a truncated log, and promotions of learners cut off since their last
+    /// acknowledgement. Drawn last, from a stream of their own: a seed that draws neither
+    /// runs as before.
+    fn draw_membership_paths(&mut self, x: &mut Rng) {
+        let checkpoints = self.checkpoint_interval_slots < 100;
+        if checkpoints && x.chance(400) {
+            self.fallback_permille = x.range(5, 40) as u32;
+        }
+        let room = 9usize.saturating_sub(self.replicas + self.spares);
+        if room >= 3 && x.chance(150) {
+            self.learners = self.learners.max(3);
+            self.cut_off_change_permille = x.range(5, 30) as u32;
+        }
     }
 
     /// Small size limits on half the seeds, with requests drawn up to them (issue 8: a value
@@ -387,7 +424,22 @@ impl Options {
     /// joined it (2026-12-06): a seed found by an earlier campaign replays its own story
     /// (the knobs change the runs of the seeds that draw them).
     pub fn without_primary_crash_knobs(self) -> Options {
-        Options { late_votes_permille: 0, lost_tail_permille: 0, ..self }
+        Options { late_votes_permille: 0, lost_tail_permille: 0, ..self }.without_membership_paths()
+    }
+
+    /// The seed's fault mix as the swarm drew it before the checkpoint-fallback and
+    /// cut-off-change knobs joined it (2026-12-06, branch sim6).
+    pub fn without_membership_paths(self) -> Options {
+        let (mut learners, mut spares) = (self.learners, self.spares);
+        if self.cut_off_change_permille > 0 {
+            // The learners it added, and the spares membership changes drew beside them.
+            let mut base = Options::swarm_base(self.seed);
+            if self.reconfig_permille > 0 {
+                base = base.with_reconfiguration();
+            }
+            (learners, spares) = (base.learners, base.spares);
+        }
+        Options { fallback_permille: 0, cut_off_change_permille: 0, learners, spares, ..self }
     }
 
     /// Every replica the run starts: voters, learners, spares.
@@ -458,7 +510,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
             self.learners,
             self.fault_ticks,
@@ -481,6 +533,8 @@ impl Options {
             self.partial_accept_permille,
             self.late_votes_permille,
             self.lost_tail_permille,
+            self.fallback_permille,
+            self.cut_off_change_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,

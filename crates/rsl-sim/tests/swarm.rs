@@ -204,6 +204,22 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
     }
 }
 
+/// Seed 157 of the default swarm (found by its checkpoint fallbacks), where before the fix
+/// replica 1 truncated its log before slot 22 behind checkpoint 25 with its durable commit
+/// hint still 0 (the hint is written at most every 500 ms); its checkpoint rotted, it fell
+/// back to none, and recovery, which takes the slots up to the hint missing from the log for
+/// lost, promised slots 1-21 as empty: with replica 2 down, 1 and the lagging 3 filled slot 2
+/// with a no-op over a chosen value (Agreement). A prefix truncation now makes the hint
+/// cover the slots it drops (rsl-store).
+#[test]
+fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
+    let outcome = run_seed(&Options::swarm(157), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 157 failed: {f}");
+    }
+    assert!(outcome.stats.fallbacks > 0 && outcome.stats.restarts_lost_slots > 0);
+}
+
 /// Seed 77049783 with `--reconfig`, where before the fix a candidate of {1, 2} filled slot 15
 /// with a no-op although 1 and 4 had chosen a value there under {1, 2, 4} (a change in slot
 /// 12) and 1 reported the slot corrupt: the rule for a corrupt slot (every voter answered,

@@ -191,6 +191,13 @@ pub struct Stats {
     /// rotted its newest records.
     pub votes_held: u64,
     pub tails_lost: u64,
+    /// Checkpoint fallbacks over a truncated log (`Options::fallback_permille`), and restarts
+    /// that found slots up to their commit point in neither their log nor the checkpoint
+    /// they loaded (the slots a fallback loses).
+    pub fallbacks: u64,
+    pub restarts_lost_slots: u64,
+    /// Learners cut off and made the voters (`Options::cut_off_change_permille`).
+    pub cut_off_changes: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
@@ -262,6 +269,16 @@ pub struct Sim {
     /// ballot, and the held messages, released when that replica is primary again.
     held_ballots: BTreeSet<(ReplicaId, rsl_core::Ballot)>,
     held_votes: Vec<Message>,
+    /// A checkpoint fallback under way (`Options::fallback_permille`): the replica that
+    /// will fall back, the voters cut off to lag behind it, and when it gives up.
+    fallback: Option<(usize, Vec<usize>, u64)>,
+    /// Removed learners to add back cut off (`Options::cut_off_change_permille`): the
+    /// primary that removed them, them, and when it gives up.
+    cut_off_change: Option<(ReplicaId, Vec<ReplicaId>, u64)>,
+    /// When every one of them was told it was removed.
+    cut_off_told: Option<u64>,
+    /// The end of a knob's partition, which no random heal ends earlier.
+    cut_held_until: Option<u64>,
     /// Every membership operation's answer, in order (scenarios read them).
     reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
     next_reconfig: u64,
@@ -365,6 +382,10 @@ impl Sim {
             settled: false,
             held_ballots: BTreeSet::new(),
             held_votes: Vec::new(),
+            fallback: None,
+            cut_off_change: None,
+            cut_off_told: None,
+            cut_held_until: None,
             reconfig_outcomes: Vec::new(),
             next_reconfig: 0,
             stats: Stats::default(),
