@@ -151,6 +151,14 @@ pub struct Options {
     /// the path of `PromoteOnStaleAcks`): a promotion must wait for their fresh
     /// acknowledgements, not count old ones. Seeds that draw it start with three learners.
     pub cut_off_change_permille: u32,
+    /// Per tick: chance that, with three voters and two learners, a voter is cut off while
+    /// the primary makes the learners voters, and a slot after that configuration is then
+    /// accepted by a faulty voter and the new voters only, its copy on the faulty voter
+    /// rots and the new voters are down (issue 9: the path of
+    /// `UnknownUnderExecutedMembership`): a candidate that never executed the growth must
+    /// judge the lost slot under the membership that governs it. Seeds that draw it start
+    /// with three voters and two learners.
+    pub grow_lost_permille: u32,
 }
 
 impl Options {
@@ -225,6 +233,7 @@ impl Options {
             lost_tail_permille: 0,
             fallback_permille: 0,
             cut_off_change_permille: 0,
+            grow_lost_permille: 0,
         }
     }
 
@@ -327,6 +336,13 @@ impl Options {
         if room >= 3 && x.chance(150) {
             self.learners = self.learners.max(3);
             self.cut_off_change_permille = x.range(5, 30) as u32;
+        } else if x.chance(200) {
+            // Three voters and two learners: the learners made voters, a faulty voter and
+            // they are a quorum of five that a quorum of the old three does not see.
+            self.replicas = 3;
+            self.learners = 2;
+            self.spares = self.spares.min(4);
+            self.grow_lost_permille = x.range(10, 40) as u32;
         }
     }
 
@@ -430,16 +446,26 @@ impl Options {
     /// The seed's fault mix as the swarm drew it before the checkpoint-fallback and
     /// cut-off-change knobs joined it (2026-12-06, branch sim6).
     pub fn without_membership_paths(self) -> Options {
-        let (mut learners, mut spares) = (self.learners, self.spares);
-        if self.cut_off_change_permille > 0 {
-            // The learners it added, and the spares membership changes drew beside them.
+        let (mut replicas, mut learners, mut spares) = (self.replicas, self.learners, self.spares);
+        if self.cut_off_change_permille > 0 || self.grow_lost_permille > 0 {
+            // The voters and learners it drew, and the spares membership changes drew.
             let mut base = Options::swarm_base(self.seed);
             if self.reconfig_permille > 0 {
                 base = base.with_reconfiguration();
             }
-            (learners, spares) = (base.learners, base.spares);
+            (replicas, learners, spares) = (base.replicas, base.learners, base.spares);
         }
-        Options { fallback_permille: 0, cut_off_change_permille: 0, learners, spares, ..self }
+        let off = (0, 0, 0);
+        let (fallback_permille, cut_off_change_permille, grow_lost_permille) = off;
+        Options {
+            fallback_permille,
+            cut_off_change_permille,
+            grow_lost_permille,
+            replicas,
+            learners,
+            spares,
+            ..self
+        }
     }
 
     /// Every replica the run starts: voters, learners, spares.
@@ -510,7 +536,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ grow-lost={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
             self.learners,
             self.fault_ticks,
@@ -535,6 +561,7 @@ impl Options {
             self.lost_tail_permille,
             self.fallback_permille,
             self.cut_off_change_permille,
+            self.grow_lost_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,

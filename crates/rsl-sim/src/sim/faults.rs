@@ -9,7 +9,7 @@ use rsl_storage::CrashMode;
 
 use super::event::{Event, Pending};
 use super::KvMachine;
-use super::{NodeState, Sim};
+use super::{GrowLost, NodeState, Sim};
 use crate::checker::Check;
 use crate::disk::{Disk, DiskFaults};
 use crate::driver::Driver;
@@ -25,6 +25,7 @@ impl Sim {
             self.inject_faults();
             self.fallback_step();
             self.cut_off_change_step();
+            self.grow_lost_step();
         }
         if let Some(healed) = self.healed_at {
             self.check_liveness(healed);
@@ -108,6 +109,9 @@ impl Sim {
         }
         if o.cut_off_change_permille > 0 && self.rng.chance(o.cut_off_change_permille) {
             self.change_to_cut_off_learners();
+        }
+        if o.grow_lost_permille > 0 && self.rng.chance(o.grow_lost_permille) {
+            self.grow_and_lose();
         }
     }
 
@@ -278,6 +282,133 @@ impl Sim {
         let target = Membership::new(removed.iter().map(|r| r.0));
         let i = self.index(p);
         self.deliver(i, Pending::Input(Input::ChangeMembership(target)));
+    }
+
+    /// A slot lost around a growth of the membership (`Options::grow_lost_permille`; the
+    /// path of `UnknownUnderExecutedMembership`, seed 77049783 with `--reconfig`), in
+    /// three steps. First, with three voters and two learners, a voter `c` is cut off and
+    /// the primary `p` is asked to make the learners voters (five voters, a configuration
+    /// `c` never hears of). Then (`grow_lost_step`), once `p` executed it: `p`'s fsyncs are
+    /// held and the votes to it dropped, so a slot after the configuration is accepted by
+    /// the faulty voter `r` and the two new voters (a quorum of five) while `p` neither
+    /// writes it durably nor learns it chosen. Then `p` crashes (its unsynced writes lost),
+    /// `r`'s copy rots and `r` restarts, the new voters crash and stay down a while, and the
+    /// partition heals: `c`, whose executed membership is the old one, may stand with
+    /// `p`'s and `r`'s promises, every voter of the old membership answering and one of
+    /// them reporting the slot lost. The slot is governed by the new membership, whose
+    /// missing voters hold it. Within the fault model: one faulty disk loses a record,
+    /// crashes, a partition, a stalled disk, lost messages.
+    fn grow_and_lose(&mut self) {
+        if self.grow_lost.is_some() || self.net.partitioned() || self.cut_held_until.is_some() {
+            return;
+        }
+        let Some(p) = self.primary() else { return };
+        let Some(m) = self.status(p).map(|s| s.membership) else { return };
+        let up = |r: &ReplicaId| self.nodes[self.index(*r)].state == NodeState::Up;
+        let learners: Vec<ReplicaId> = m.learners.iter().copied().filter(up).take(2).collect();
+        if m.voters.len() != 3 || learners.len() < 2 || !m.voters.iter().all(up) {
+            return;
+        }
+        let others: Vec<ReplicaId> = m.voters.iter().copied().filter(|v| *v != p).collect();
+        let faulty = |r: &ReplicaId| {
+            let i = self.index(*r);
+            self.nodes[i].faulty && !self.others_lost_data(i)
+        };
+        let Some(r) = others.iter().copied().find(faulty) else { return };
+        let c = others.iter().copied().find(|v| *v != r).expect("three voters");
+        let mut target = m.voters.clone();
+        target.extend(&learners);
+        let target = Membership::new(target.iter().map(|x| x.0));
+        self.stats.partitions += 1;
+        self.stats.reconfigurations += 1;
+        self.record(format_args!(
+            "cut off {c:?} and grow to {:?} ({r:?} to lose a slot after it)",
+            target.voters
+        ));
+        for y in self.ids().into_iter().filter(|y| *y != c) {
+            self.net.cut_both(c, y);
+        }
+        let i = self.index(p);
+        self.deliver(i, Pending::Input(Input::ChangeMembership(target.clone())));
+        self.cut_held_until = Some(self.now + 300 * TICK);
+        self.grow_lost =
+            Some(GrowLost { p, r, c, learners, target, slot: None, until: self.now + 300 * TICK });
+    }
+
+    /// The later steps of `grow_and_lose`, checked every tick of the world.
+    pub(super) fn grow_lost_step(&mut self) {
+        let Some(g) = self.grow_lost.clone() else { return };
+        let pi = self.index(g.p);
+        // (A primary whose phase 1 did not cover the membership it installs stands again.)
+        let primary = self.nodes[pi].primacy.is_some() && self.nodes[pi].state == NodeState::Up;
+        if self.now > g.until || self.nodes[pi].state == NodeState::Down {
+            self.grow_lost = None;
+            self.cut_held_until = None;
+            self.net.clear_filters();
+            self.hold_fsync(g.p, false);
+            self.heal();
+            return;
+        }
+        let Some(config) = g.slot else {
+            // Step 2: once the primary executed the growth, it stops learning what is chosen.
+            let grown = self.nodes[pi].notes.iter().rev().find_map(|n| match n {
+                Notification::ConfigurationChanged { slot, membership }
+                    if membership.voters == g.target.voters =>
+                {
+                    Some(*slot)
+                }
+                _ => None,
+            });
+            if let Some(slot) = grown.filter(|_| primary) {
+                self.record(format_args!(
+                    "{:?} grew at slot {}: hold its fsyncs and votes",
+                    g.p, slot.0
+                ));
+                self.hold_fsync(g.p, true);
+                let p = g.p;
+                self.net.add_filter(
+                    move |m| {
+                        m.to == p && matches!(m.body, rsl_core::message::Body::Accepted { .. })
+                    },
+                    crate::net::FilterAction::Drop,
+                );
+                self.grow_lost.as_mut().expect("grow_lost").slot = Some(slot);
+            }
+            return;
+        };
+        // Step 3: a slot after the growth, accepted durably by `r` and the new voters.
+        let Some(ballot) = self.nodes[pi].primacy else { return };
+        let holds = |id: ReplicaId, s: &Slot| {
+            let log = &self.nodes[self.index(id)].disk.durable().log;
+            log.get(s).is_some_and(|e| e.ballot == ballot)
+        };
+        let ri = self.index(g.r);
+        let slot = self.nodes[ri].disk.durable().log.keys().rev().copied().find(|s| {
+            let others = holds(g.r, s) && g.learners.iter().all(|l| holds(*l, s));
+            *s > config && others && !self.nodes[pi].disk.durable().log.contains_key(s)
+        });
+        let Some(slot) = slot else { return };
+        self.grow_lost = None;
+        self.stats.grow_lost += 1;
+        self.record(format_args!("{:?} loses slot {} after the growth", g.r, slot.0));
+        self.net.clear_filters();
+        self.crash_in(pi, Some(CrashMode::LoseAll), false);
+        self.nodes[pi].disk.held = false;
+        let ticks = self.rng.range(3, 15);
+        self.schedule(ticks * TICK, Event::Restart { node: pi });
+        self.nodes[ri].disk.corrupt(slot);
+        self.crash_in(ri, None, false);
+        let ticks = self.rng.range(3, 15);
+        self.schedule(ticks * TICK, Event::Restart { node: ri });
+        for l in &g.learners {
+            let li = self.index(*l);
+            self.crash_in(li, None, false);
+            let ticks = self.rng.range(40, 100);
+            self.schedule(ticks * TICK, Event::Restart { node: li });
+        }
+        self.cut_held_until = None;
+        self.record(format_args!("{:?} hears again", g.c));
+        self.heal();
     }
 
     /// The primary's slots in flight beyond its commit point (by what it wrote).
@@ -816,8 +947,10 @@ pub(super) fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
     let n = options.nodes();
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
-    let may_shrink =
-        options.spares > 0 || options.reconfig_permille > 0 || options.cut_off_change_permille > 0;
+    let may_shrink = options.spares > 0
+        || options.reconfig_permille > 0
+        || options.cut_off_change_permille > 0
+        || options.grow_lost_permille > 0;
     let f = match (options.safety_only, may_shrink) {
         (true, _) => n,
         (false, false) => (options.replicas - 1) / 2,

@@ -198,6 +198,8 @@ pub struct Stats {
     pub restarts_lost_slots: u64,
     /// Learners cut off and made the voters (`Options::cut_off_change_permille`).
     pub cut_off_changes: u64,
+    /// Growths of the membership that lose a slot after them (`Options::grow_lost_permille`).
+    pub grow_lost: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
@@ -218,6 +220,21 @@ pub struct Stats {
     pub not_live: bool,
     /// The linearizability search gave up (budget exceeded).
     pub undecided: bool,
+}
+
+/// A growth of the membership under way (`Sim::grow_and_lose`): the primary, the faulty
+/// voter that will lose a slot after it, the voter cut off, the learners made voters, the
+/// membership they make, the slot of the configuration once the primary executed it, and
+/// when it gives up.
+#[derive(Debug, Clone)]
+struct GrowLost {
+    p: ReplicaId,
+    r: ReplicaId,
+    c: ReplicaId,
+    learners: Vec<ReplicaId>,
+    target: Membership,
+    slot: Option<Slot>,
+    until: u64,
 }
 
 /// A membership operation's answer: the slot and membership it made, or why not.
@@ -277,6 +294,8 @@ pub struct Sim {
     cut_off_change: Option<(ReplicaId, Vec<ReplicaId>, u64)>,
     /// When every one of them was told it was removed.
     cut_off_told: Option<u64>,
+    /// A growth of the membership losing a slot after it (`Options::grow_lost_permille`).
+    grow_lost: Option<GrowLost>,
     /// The end of a knob's partition, which no random heal ends earlier.
     cut_held_until: Option<u64>,
     /// Every membership operation's answer, in order (scenarios read them).
@@ -386,6 +405,7 @@ impl Sim {
             cut_off_change: None,
             cut_off_told: None,
             cut_held_until: None,
+            grow_lost: None,
             reconfig_outcomes: Vec::new(),
             next_reconfig: 0,
             stats: Stats::default(),
