@@ -93,6 +93,30 @@ fn two_hundred_seeds_pass_every_checker() {
     assert!(stat(|s| s.late_votes) > 5, "late votes of an earlier ballot");
 }
 
+/// The knobs of the paths the `--reconfig` campaigns found (issue 9; docs/testing.md, "What
+/// one seed does"): checkpoint fallbacks over a truncated log (`RecoveryIgnoresLostSlots`),
+/// removed learners made voters while cut off (`PromoteOnStaleAcks`), and a slot lost after
+/// a growth of the membership (`UnknownUnderExecutedMembership`) fire on the default swarm's
+/// first seeds, and every one of those seeds passes. The restarts that lost slots to an older
+/// checkpoint are the path the first bug needs: without the knobs, none of these seeds
+/// reaches it.
+#[test]
+fn the_knobs_of_the_membership_paths_fire() {
+    let outcomes = run_all(0..100, Options::swarm);
+    let failed: Vec<u64> =
+        outcomes.iter().filter(|o| o.failure.is_some()).map(|o| o.seed).collect();
+    assert!(failed.is_empty(), "seeds {failed:?} failed");
+    let stat =
+        |f: fn(&rsl_sim::Stats) -> u64| -> u64 { outcomes.iter().map(|o| f(&o.stats)).sum() };
+    let (fallbacks, lost) = (stat(|s| s.fallbacks), stat(|s| s.restarts_lost_slots));
+    assert!(fallbacks > 0 && lost > 0, "fallbacks {fallbacks}, restarts that lost slots {lost}");
+    assert!(stat(|s| s.cut_off_changes) > 0, "removed learners made voters while cut off");
+    assert!(stat(|s| s.grow_lost) > 0, "slots lost after a growth");
+    let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
+    let lost_without: u64 = without.iter().map(|o| o.stats.restarts_lost_slots).sum();
+    assert!(lost_without < lost, "restarts that lost slots: {lost_without} without the knobs");
+}
+
 fn safety_only(seed: u64) -> Options {
     options(seed).safety_only()
 }
