@@ -44,7 +44,7 @@ const TABLE: [(&str, u64); 35] = [
     ("ReadIndexIgnoresRecovery", 2),
     ("AcceptsNotSplitByBytes", 7),
     ("UnknownUnderExecutedMembership", 16),
-    ("RecoveryIgnoresLostSlots", 51),
+    ("RecoveryIgnoresLostSlots", 67),
     ("PromoteOnStaleAcks", 85),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 8),

@@ -13,7 +13,8 @@
 //!
 //! The commit hint is a hint: it is written with the promise, and at most once per
 //! [`COMMIT_HINT_INTERVAL_MS`] of the caller's clock after a sync, so a restart relearns at
-//! most that much from peers. Time is an input (milliseconds from any origin), so the
+//! most that much from peers; and before a prefix truncation, which it must cover (recovery
+//! takes slots up to it that are in neither the log nor the checkpoint for lost). Time is an input (milliseconds from any origin), so the
 //! simulator stays deterministic.
 
 use std::collections::BTreeMap;
