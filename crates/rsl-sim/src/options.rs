@@ -634,6 +634,15 @@ mod tests {
         assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
         assert!(count(|o| o.late_votes_permille > 0) > 20, "late votes");
         assert!(count(|o| o.lost_tail_permille > 0) > 20, "lost tails");
+        assert!(count(|o| o.fallback_permille > 0) > 10, "checkpoint fallbacks");
+        assert!(count(|o| o.cut_off_change_permille > 0 && o.learners == 3) > 3, "cut off");
+        let grow = |o: &Options| o.grow_lost_permille > 0 && (o.replicas, o.learners) == (3, 2);
+        assert!(count(grow) > 5, "slots lost after a growth");
+        // Without them, a seed's mix is what the swarm drew before they joined it.
+        for s in 0..100 {
+            let o = Options::swarm(s).without_membership_paths();
+            assert_eq!(o, Options::swarm_base(s), "seed {s}");
+        }
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);

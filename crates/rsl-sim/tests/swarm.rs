@@ -244,6 +244,19 @@ fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
     assert!(outcome.stats.fallbacks > 0 && outcome.stats.restarts_lost_slots > 0);
 }
 
+/// Seed 83104527 of the default swarm (the campaign of 2026-12-06 at 83100000; also
+/// 83146308), where a replica that had promised a candidate's ballot crashed in a checkpoint
+/// fallback and came back reporting the slots it lost unknown at that promise; the candidate,
+/// still in phase 1, asked again and heard a slot unknown at its own ballot: the core's
+/// precondition on a promise panicked. Lost slots are now reported below the ballot asked.
+#[test]
+fn slots_lost_at_a_promise_are_reported_below_the_ballot_asked() {
+    let outcome = run_seed(&Options::swarm(83_104_527), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 83104527 failed: {f}");
+    }
+}
+
 /// Seed 77049783 with `--reconfig`, where before the fix a candidate of {1, 2} filled slot 15
 /// with a no-op although 1 and 4 had chosen a value there under {1, 2, 4} (a change in slot
 /// 12) and 1 reported the slot corrupt: the rule for a corrupt slot (every voter answered,
