@@ -162,7 +162,14 @@ impl Replica {
                 logged.next();
             } else {
                 let (s, b) = lost.next().expect("peeked");
-                let u = UnknownValue { slot: *s, ballot: *b };
+                // A slot lost at the promise (recovery reports slots lost to a checkpoint
+                // fallback there, not knowing the ballot it voted at) was voted below the
+                // ballot asked: nothing is accepted at a ballot whose phase 1 still runs,
+                // and only such a candidate reads this. Reported at the ballot just below
+                // (seed 83104527: the candidate it promised before its crash asked again and
+                // heard a slot unknown at its own ballot, against the promise's contract).
+                let below = Ballot::from_u128(ballot.to_u128().saturating_sub(1));
+                let u = UnknownValue { slot: *s, ballot: (*b).min(below) };
                 if !packer.take(unknown_len(&u)) {
                     break Some(last);
                 }

@@ -145,6 +145,35 @@ fn a_corrupt_slot_is_reported_unknown() {
     }
 }
 
+/// A replica that lost slots up to its persisted commit point (a fallback to an older
+/// checkpoint) reports them unknown at its promise, not knowing the ballot it voted at; the
+/// candidate it promised before its crash, asking again, must hear them below its ballot
+/// (nothing was accepted at a ballot whose phase 1 is still running), or its contract for a
+/// promise breaks (the default swarm's seed 83104527 panicked on it: "an unknown slot at or
+/// above the ballot").
+#[test]
+fn slots_lost_at_the_promise_are_reported_below_the_ballot_asked() {
+    let recovered = Recovered { promised: b(4, 3), commit: Slot(2), ..Recovered::default() };
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), recovered);
+    for _ in 0..100 {
+        step(&mut r, Input::Tick);
+    }
+    let mut out =
+        step(&mut r, from(3, Body::Prepare { ballot: b(4, 3), after: Slot::ZERO, transfer: None }));
+    if let Some(seq) = last_seq(&out) {
+        out.extend(step(&mut r, Input::Durable { seq }));
+    }
+    match &sent(&out)[..] {
+        [Body::Promise { ballot, unknown, .. }] => {
+            assert_eq!(*ballot, b(4, 3));
+            let slots: Vec<Slot> = unknown.iter().map(|u| u.slot).collect();
+            assert_eq!(slots, vec![Slot(1), Slot(2)], "the lost slots are reported");
+            assert!(unknown.iter().all(|u| u.ballot < b(4, 3)), "{unknown:?}");
+        }
+        other => panic!("expected a promise, got {other:?}"),
+    }
+}
+
 #[test]
 fn the_commit_point_executes_entries_of_the_primarys_ballot_and_fetches_the_rest() {
     let mut r = acceptor();

@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 29] = [
+pub const PATHS: [Path; 33] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -21,6 +21,10 @@ pub const PATHS: [Path; 29] = [
     ("partial accepts (a minority gets a slot)", |s| s.partial_accepts),
     ("primary crashes holding back its late votes", |s| s.votes_held),
     ("primary crashes rotting its newest records", |s| s.tails_lost),
+    ("checkpoint fallbacks over a truncated log", |s| s.fallbacks),
+    ("restarts that lost slots to an older checkpoint", |s| s.restarts_lost_slots),
+    ("learners cut off and made the voters", |s| s.cut_off_changes),
+    ("growths of the membership losing a slot after them", |s| s.grow_lost),
     ("catch-up read back from the log (LoadLog)", |s| s.log_loads),
     ("checkpoints taken", |s| s.checkpoints_taken),
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),

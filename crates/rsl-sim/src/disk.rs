@@ -75,6 +75,10 @@ pub struct DiskState {
     pub corrupt: BTreeMap<Slot, Ballot>,
     /// The disk-loss marker (`Write::Rebuilding`).
     pub rebuilding: bool,
+    /// Slots a restart found in neither the log nor the checkpoint it loaded (a fallback to
+    /// an older checkpoint past the log's truncation): lost data until written again, kept
+    /// across crashes (the storage does not know them; the core reports them corrupt).
+    pub lost: BTreeMap<Slot, Ballot>,
 }
 
 impl DiskState {
@@ -83,6 +87,7 @@ impl DiskState {
             Write::Promise(ballot) => self.promised = *ballot,
             Write::Accept(entry) => {
                 self.corrupt.remove(&entry.slot);
+                self.lost.remove(&entry.slot);
                 self.log.insert(entry.slot, entry.clone());
             }
             Write::Commit(slot) => self.commit = *slot,
@@ -93,6 +98,7 @@ impl DiskState {
             Write::TruncatePrefix { before } => {
                 self.log = self.log.split_off(before);
                 self.corrupt = self.corrupt.split_off(before);
+                self.lost = self.lost.split_off(before);
             }
             Write::Rebuilding(on) => self.rebuilding = *on,
             // No checker reads it; the real storage keeps it in the metadata.
@@ -107,6 +113,7 @@ impl DiskState {
             commit: r.commit,
             corrupt: r.corrupt.iter().copied().collect(),
             rebuilding: r.rebuilding,
+            lost: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +149,9 @@ pub struct Disk {
     /// A record rotted at rest since the last recovery: the damage the next recovery will
     /// report in `DiskState::corrupt` (see [`Disk::lost_data`]).
     rotted: bool,
+    /// A checkpoint rotted at rest since the last restart: the restart may fall back to an
+    /// older one and lose slots (`DiskState::lost`); lost data until then.
+    checkpoint_rotted: bool,
     rng: Rng,
 }
 
@@ -172,6 +182,7 @@ impl Disk {
             stats: DiskStats::default(),
             check: true,
             rotted: false,
+            checkpoint_rotted: false,
             rng: Rng::new(seed ^ 0x4449_534b),
         }
     }
@@ -197,7 +208,15 @@ impl Disk {
     /// its restart), or it was wiped and its replica has not finished rebuilding (the
     /// marker is still there).
     pub fn lost_data(&self) -> bool {
-        !self.durable.corrupt.is_empty() || self.durable.rebuilding || self.rotted
+        let lost = !self.durable.lost.is_empty() || self.checkpoint_rotted;
+        !self.durable.corrupt.is_empty() || self.durable.rebuilding || self.rotted || lost
+    }
+
+    /// Slots the restart found lost (see `DiskState::lost`); the rotted checkpoint that lost
+    /// them has been found.
+    pub fn note_lost(&mut self, slots: impl IntoIterator<Item = Slot>, ballot: Ballot) {
+        self.checkpoint_rotted = false;
+        self.durable.lost.extend(slots.into_iter().map(|s| (s, ballot)));
     }
 
     pub fn unsynced(&self) -> usize {
@@ -331,7 +350,10 @@ impl Disk {
             .map_err(|e| format!("the checkpoint store does not open: {e}"))?;
         self.stats.torn_tails += u64::from(torn);
         self.stats.reported_corrupt += recovered.corrupt.len() as u64;
-        let now = DiskState::from_recovered(&recovered);
+        let mut now = DiskState::from_recovered(&recovered);
+        // Lost slots stay lost until written again (the storage does not know them).
+        now.lost = self.durable.lost.clone();
+        now.lost.retain(|slot, _| !now.log.contains_key(slot));
         let lost = match self.check {
             true => self.check_covers(&now).and_then(|()| self.check_written(&now, written)),
             false => Ok(()),
@@ -430,6 +452,11 @@ impl Disk {
         Some((Slot(info.slot), info.header, data))
     }
 
+    /// The slots of the checkpoints in the store, newest first (corrupt ones too).
+    pub fn checkpoint_slots(&mut self) -> Vec<u64> {
+        self.checkpoints.list().unwrap_or_default()
+    }
+
     /// Bit rot at rest in the newest checkpoint file: flips one byte past its header (a
     /// block header or data: its checksums must catch it). Returns whether there was one.
     pub fn corrupt_checkpoint(&mut self) -> bool {
@@ -441,6 +468,7 @@ impl Disk {
         let at = 64 + self.rng.below(len - 64);
         let hit = self.mem.flip_byte(&name, at);
         self.stats.checkpoints_corrupted += u64::from(hit);
+        self.checkpoint_rotted |= hit;
         hit
     }
 }

@@ -139,6 +139,26 @@ pub struct Options {
     /// faulty disk, within the fault model): the next phase 1 meets slots reported lost
     /// just above the commit point, where a bare majority may have chosen them.
     pub lost_tail_permille: u32,
+    /// Per tick: chance of a checkpoint fallback (issue 9: the path of
+    /// `RecoveryIgnoresLostSlots`, reached once in 50,000 `--reconfig` seeds): a faulty
+    /// replica whose log was truncated behind its newest checkpoint, with voters behind that
+    /// truncation, crashes with its newest checkpoint rotted, while the voters that hold the
+    /// slots it loses are down; it restarts from an older checkpoint, and the next phase 1
+    /// meets the lagging voters and the slots it lost.
+    pub fallback_permille: u32,
+    /// Per tick: chance the primary is asked to make its learners (at least three, cut off
+    /// from the rest by a partition since they last acknowledged it) the voters (issue 9:
+    /// the path of `PromoteOnStaleAcks`): a promotion must wait for their fresh
+    /// acknowledgements, not count old ones. Seeds that draw it start with three learners.
+    pub cut_off_change_permille: u32,
+    /// Per tick: chance that, with three voters and two learners, a voter is cut off while
+    /// the primary makes the learners voters, and a slot after that configuration is then
+    /// accepted by a faulty voter and the new voters only, its copy on the faulty voter
+    /// rots and the new voters are down (issue 9: the path of
+    /// `UnknownUnderExecutedMembership`): a candidate that never executed the growth must
+    /// judge the lost slot under the membership that governs it. Seeds that draw it start
+    /// with three voters and two learners.
+    pub grow_lost_permille: u32,
 }
 
 impl Options {
@@ -211,11 +231,21 @@ impl Options {
             reconfig_permille: 0,
             late_votes_permille: 0,
             lost_tail_permille: 0,
+            fallback_permille: 0,
+            cut_off_change_permille: 0,
+            grow_lost_permille: 0,
         }
     }
 
     /// Draws a fault mix from the seed (the seed also drives the run itself).
     pub fn swarm(seed: u64) -> Options {
+        let mut o = Options::swarm_base(seed);
+        o.draw_membership_paths(&mut Rng::new(seed ^ 0x4641_4c4c_4241_0000));
+        o
+    }
+
+    /// The fault mix before the knobs of `draw_membership_paths`.
+    fn swarm_base(seed: u64) -> Options {
         let mut r = Rng::new(seed ^ 0x5157_4152_4d00_0000);
         let on = |r: &mut Rng, permille: u32| r.chance(permille);
         let replicas = r.pick(&[3, 3, 3, 5, 5, 7]);
@@ -291,6 +321,29 @@ impl Options {
             o = o.with_reconfiguration();
         }
         o
+    }
+
+    /// The paths of the bugs the `--reconfig` campaigns found (issue 9): checkpoint
+    /// fallbacks over a truncated log, and promotions of learners cut off since their last
+    /// acknowledgement. Drawn last, from a stream of their own: a seed that draws neither
+    /// runs as before.
+    fn draw_membership_paths(&mut self, x: &mut Rng) {
+        let checkpoints = self.checkpoint_interval_slots < 100;
+        if checkpoints && x.chance(400) {
+            self.fallback_permille = x.range(5, 40) as u32;
+        }
+        let room = 9usize.saturating_sub(self.replicas + self.spares);
+        if room >= 3 && x.chance(150) {
+            self.learners = self.learners.max(3);
+            self.cut_off_change_permille = x.range(5, 30) as u32;
+        } else if x.chance(200) {
+            // Three voters and two learners: the learners made voters, a faulty voter and
+            // they are a quorum of five that a quorum of the old three does not see.
+            self.replicas = 3;
+            self.learners = 2;
+            self.spares = self.spares.min(4);
+            self.grow_lost_permille = x.range(10, 40) as u32;
+        }
     }
 
     /// Small size limits on half the seeds, with requests drawn up to them (issue 8: a value
@@ -387,7 +440,32 @@ impl Options {
     /// joined it (2026-12-06): a seed found by an earlier campaign replays its own story
     /// (the knobs change the runs of the seeds that draw them).
     pub fn without_primary_crash_knobs(self) -> Options {
-        Options { late_votes_permille: 0, lost_tail_permille: 0, ..self }
+        Options { late_votes_permille: 0, lost_tail_permille: 0, ..self }.without_membership_paths()
+    }
+
+    /// The seed's fault mix as the swarm drew it before the checkpoint-fallback and
+    /// cut-off-change knobs joined it (2026-12-06, branch sim6).
+    pub fn without_membership_paths(self) -> Options {
+        let (mut replicas, mut learners, mut spares) = (self.replicas, self.learners, self.spares);
+        if self.cut_off_change_permille > 0 || self.grow_lost_permille > 0 {
+            // The voters and learners it drew, and the spares membership changes drew.
+            let mut base = Options::swarm_base(self.seed);
+            if self.reconfig_permille > 0 {
+                base = base.with_reconfiguration();
+            }
+            (replicas, learners, spares) = (base.replicas, base.learners, base.spares);
+        }
+        let off = (0, 0, 0);
+        let (fallback_permille, cut_off_change_permille, grow_lost_permille) = off;
+        Options {
+            fallback_permille,
+            cut_off_change_permille,
+            grow_lost_permille,
+            replicas,
+            learners,
+            spares,
+            ..self
+        }
     }
 
     /// Every replica the run starts: voters, learners, spares.
@@ -458,7 +536,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ grow-lost={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
             self.learners,
             self.fault_ticks,
@@ -481,6 +559,9 @@ impl Options {
             self.partial_accept_permille,
             self.late_votes_permille,
             self.lost_tail_permille,
+            self.fallback_permille,
+            self.cut_off_change_permille,
+            self.grow_lost_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,
@@ -553,6 +634,15 @@ mod tests {
         assert!(count(|o| o.large_permille > 0 && o.request_bytes_max <= 4096) > 30, "sizes");
         assert!(count(|o| o.late_votes_permille > 0) > 20, "late votes");
         assert!(count(|o| o.lost_tail_permille > 0) > 20, "lost tails");
+        assert!(count(|o| o.fallback_permille > 0) > 10, "checkpoint fallbacks");
+        assert!(count(|o| o.cut_off_change_permille > 0 && o.learners == 3) > 3, "cut off");
+        let grow = |o: &Options| o.grow_lost_permille > 0 && (o.replicas, o.learners) == (3, 2);
+        assert!(count(grow) > 5, "slots lost after a growth");
+        // Without them, a seed's mix is what the swarm drew before they joined it.
+        for s in 0..100 {
+            let o = Options::swarm(s).without_membership_paths();
+            assert_eq!(o, Options::swarm_base(s), "seed {s}");
+        }
         for s in 0..100 {
             let o = Options::swarm(s);
             assert!(o.loss_permille <= 300 && o.delay_min <= o.delay_max);

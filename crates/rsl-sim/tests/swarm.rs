@@ -93,6 +93,30 @@ fn two_hundred_seeds_pass_every_checker() {
     assert!(stat(|s| s.late_votes) > 5, "late votes of an earlier ballot");
 }
 
+/// The knobs of the paths the `--reconfig` campaigns found (issue 9; docs/testing.md, "What
+/// one seed does"): checkpoint fallbacks over a truncated log (`RecoveryIgnoresLostSlots`),
+/// removed learners made voters while cut off (`PromoteOnStaleAcks`), and a slot lost after
+/// a growth of the membership (`UnknownUnderExecutedMembership`) fire on the default swarm's
+/// first seeds, and every one of those seeds passes. The restarts that lost slots to an older
+/// checkpoint are the path the first bug needs: without the knobs, none of these seeds
+/// reaches it.
+#[test]
+fn the_knobs_of_the_membership_paths_fire() {
+    let outcomes = run_all(0..100, Options::swarm);
+    let failed: Vec<u64> =
+        outcomes.iter().filter(|o| o.failure.is_some()).map(|o| o.seed).collect();
+    assert!(failed.is_empty(), "seeds {failed:?} failed");
+    let stat =
+        |f: fn(&rsl_sim::Stats) -> u64| -> u64 { outcomes.iter().map(|o| f(&o.stats)).sum() };
+    let (fallbacks, lost) = (stat(|s| s.fallbacks), stat(|s| s.restarts_lost_slots));
+    assert!(fallbacks > 0 && lost > 0, "fallbacks {fallbacks}, restarts that lost slots {lost}");
+    assert!(stat(|s| s.cut_off_changes) > 0, "removed learners made voters while cut off");
+    assert!(stat(|s| s.grow_lost) > 0, "slots lost after a growth");
+    let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
+    let lost_without: u64 = without.iter().map(|o| o.stats.restarts_lost_slots).sum();
+    assert!(lost_without < lost, "restarts that lost slots: {lost_without} without the knobs");
+}
+
 fn safety_only(seed: u64) -> Options {
     options(seed).safety_only()
 }
@@ -201,6 +225,35 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
     let outcome = run_seed(&found_before_the_knobs(74_099_885), false);
     if let Some(f) = outcome.failure {
         panic!("seed 74099885 with --reconfig failed: {f}");
+    }
+}
+
+/// Seed 157 of the default swarm (found by its checkpoint fallbacks), where before the fix
+/// replica 1 truncated its log before slot 22 behind checkpoint 25 with its durable commit
+/// hint still 0 (the hint is written at most every 500 ms); its checkpoint rotted, it fell
+/// back to none, and recovery, which takes the slots up to the hint missing from the log for
+/// lost, promised slots 1-21 as empty: with replica 2 down, 1 and the lagging 3 filled slot 2
+/// with a no-op over a chosen value (Agreement). A prefix truncation now makes the hint
+/// cover the slots it drops (rsl-store).
+#[test]
+fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
+    let outcome = run_seed(&Options::swarm(157), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 157 failed: {f}");
+    }
+    assert!(outcome.stats.fallbacks > 0 && outcome.stats.restarts_lost_slots > 0);
+}
+
+/// Seed 83104527 of the default swarm (the campaign of 2026-12-06 at 83100000; also
+/// 83146308), where a replica that had promised a candidate's ballot crashed in a checkpoint
+/// fallback and came back reporting the slots it lost unknown at that promise; the candidate,
+/// still in phase 1, asked again and heard a slot unknown at its own ballot: the core's
+/// precondition on a promise panicked. Lost slots are now reported below the ballot asked.
+#[test]
+fn slots_lost_at_a_promise_are_reported_below_the_ballot_asked() {
+    let outcome = run_seed(&Options::swarm(83_104_527), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 83104527 failed: {f}");
     }
 }
 

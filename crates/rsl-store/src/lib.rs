@@ -13,7 +13,8 @@
 //!
 //! The commit hint is a hint: it is written with the promise, and at most once per
 //! [`COMMIT_HINT_INTERVAL_MS`] of the caller's clock after a sync, so a restart relearns at
-//! most that much from peers. Time is an input (milliseconds from any origin), so the
+//! most that much from peers; and before a prefix truncation, which it must cover (recovery
+//! takes slots up to it that are in neither the log nor the checkpoint for lost). Time is an input (milliseconds from any origin), so the
 //! simulator stays deterministic.
 
 use std::collections::BTreeMap;
@@ -317,6 +318,24 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                 self.meta_dirty |= !self.state.suspects.split_off(&from.0).is_empty();
             }
             Write::TruncatePrefix { before } => {
+                // The slots below a truncation are chosen and held by a checkpoint: the
+                // commit hint covers them durably before they leave the log. Recovery takes
+                // a slot up to the hint found in neither the log nor the checkpoint it loaded
+                // for lost (a newer checkpoint rotted); with the hint behind the truncation
+                // it promised such slots as empty (the default swarm's checkpoint fallbacks,
+                // seed 157: a quorum without their other holders filled one with a no-op).
+                // The log is synced first: the metadata never runs ahead of it.
+                let floor = Slot(before.0.saturating_sub(1));
+                if floor > self.state.commit {
+                    self.state.commit = floor;
+                    self.hint_dirty = true;
+                }
+                if self.hint_dirty {
+                    if self.fsync {
+                        self.log.sync()?;
+                    }
+                    self.store_meta(self.hint_written_ms)?;
+                }
                 self.log.truncate_prefix(before.0)?;
                 let kept = self.state.suspects.split_off(&before.0);
                 self.meta_dirty |= !self.state.suspects.is_empty();

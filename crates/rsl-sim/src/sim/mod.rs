@@ -191,6 +191,15 @@ pub struct Stats {
     /// rotted its newest records.
     pub votes_held: u64,
     pub tails_lost: u64,
+    /// Checkpoint fallbacks over a truncated log (`Options::fallback_permille`), and restarts
+    /// that found slots up to their commit point in neither their log nor the checkpoint
+    /// they loaded (the slots a fallback loses).
+    pub fallbacks: u64,
+    pub restarts_lost_slots: u64,
+    /// Learners cut off and made the voters (`Options::cut_off_change_permille`).
+    pub cut_off_changes: u64,
+    /// Growths of the membership that lose a slot after them (`Options::grow_lost_permille`).
+    pub grow_lost: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
@@ -211,6 +220,21 @@ pub struct Stats {
     pub not_live: bool,
     /// The linearizability search gave up (budget exceeded).
     pub undecided: bool,
+}
+
+/// A growth of the membership under way (`Sim::grow_and_lose`): the primary, the faulty
+/// voter that will lose a slot after it, the voter cut off, the learners made voters, the
+/// membership they make, the slot of the configuration once the primary executed it, and
+/// when it gives up.
+#[derive(Debug, Clone)]
+struct GrowLost {
+    p: ReplicaId,
+    r: ReplicaId,
+    c: ReplicaId,
+    learners: Vec<ReplicaId>,
+    target: Membership,
+    slot: Option<Slot>,
+    until: u64,
 }
 
 /// A membership operation's answer: the slot and membership it made, or why not.
@@ -262,6 +286,18 @@ pub struct Sim {
     /// ballot, and the held messages, released when that replica is primary again.
     held_ballots: BTreeSet<(ReplicaId, rsl_core::Ballot)>,
     held_votes: Vec<Message>,
+    /// A checkpoint fallback under way (`Options::fallback_permille`): the replica that
+    /// will fall back, the voters cut off to lag behind it, and when it gives up.
+    fallback: Option<(usize, Vec<usize>, u64)>,
+    /// Removed learners to add back cut off (`Options::cut_off_change_permille`): the
+    /// primary that removed them, them, and when it gives up.
+    cut_off_change: Option<(ReplicaId, Vec<ReplicaId>, u64)>,
+    /// When every one of them was told it was removed.
+    cut_off_told: Option<u64>,
+    /// A growth of the membership losing a slot after it (`Options::grow_lost_permille`).
+    grow_lost: Option<GrowLost>,
+    /// The end of a knob's partition, which no random heal ends earlier.
+    cut_held_until: Option<u64>,
     /// Every membership operation's answer, in order (scenarios read them).
     reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
     next_reconfig: u64,
@@ -365,6 +401,11 @@ impl Sim {
             settled: false,
             held_ballots: BTreeSet::new(),
             held_votes: Vec::new(),
+            fallback: None,
+            cut_off_change: None,
+            cut_off_told: None,
+            cut_held_until: None,
+            grow_lost: None,
             reconfig_outcomes: Vec::new(),
             next_reconfig: 0,
             stats: Stats::default(),
