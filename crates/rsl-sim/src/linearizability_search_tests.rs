@@ -11,7 +11,7 @@ const PLAIN: Search<'static> = Search {
     greedy_reads: false,
     interchangeable: false,
     lost_tokens: false,
-    steps_max: SEARCH_STEPS_MAX,
+    steps_max: TEST_STEPS_MAX,
 };
 
 /// A history and the values its reads returned.
@@ -111,12 +111,12 @@ fn racing_timed_out_writes_of_seed_50000482_are_accepted_within_budget() {
     assert!(b.history.len() >= 185, "{} operations", b.history.len());
     let steps = check_history(&b.history, b.full()).expect("linearizable by construction");
     // 1.9 million steps, a tenth of the budget.
-    assert!(steps < SEARCH_STEPS_MAX / 5, "{steps} steps");
+    assert!(steps < TEST_STEPS_MAX / 5, "{steps} steps");
     assert_eq!(check_observed(&b.history, &b.observed), Ok(()));
     // Without both prunings the search does not finish in a tenth of the budget (which keeps
     // the test fast). Measured with the whole budget: the plain search and greedy reads alone
     // give up; dead states alone finish in 13.7 million steps of the 20 million.
-    let tenth = SEARCH_STEPS_MAX / 10;
+    let tenth = TEST_STEPS_MAX / 10;
     for (what, search) in [
         ("plain", Search { steps_max: tenth, ..PLAIN }),
         ("greedy reads only", Search { greedy_reads: true, steps_max: tenth, ..PLAIN }),
@@ -360,11 +360,11 @@ fn stalled_burst(seed: u64, n: u64) -> Builder {
 fn a_burst_of_writes_after_a_stall_as_in_seed_70033596_is_accepted_within_budget() {
     let b = stalled_burst(3, 30);
     let steps = check_history(&b.history, b.full()).expect("linearizable by construction");
-    assert!(steps < SEARCH_STEPS_MAX / 100, "{steps} steps");
+    assert!(steps < TEST_STEPS_MAX / 100, "{steps} steps");
     assert_eq!(check_observed(&b.history, &b.observed), Ok(()));
     // The search before lost tokens (dead states and greedy reads) gives up, here on a tenth
     // of the budget to keep the test fast.
-    let before = Search { lost_tokens: false, steps_max: SEARCH_STEPS_MAX / 10, ..b.full() };
+    let before = Search { lost_tokens: false, steps_max: TEST_STEPS_MAX / 10, ..b.full() };
     let result = check_history(&b.history, before);
     assert!(matches!(result, Err(Violation::Undecided { .. })), "{result:?}");
 }
