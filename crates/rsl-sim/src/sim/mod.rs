@@ -36,6 +36,7 @@ mod checkpoints;
 mod event;
 mod faults;
 mod host;
+mod paths;
 mod script;
 mod story;
 mod swarm;
