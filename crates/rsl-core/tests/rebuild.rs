@@ -233,3 +233,50 @@ fn phase_1_prefers_a_value_reported_chosen_over_a_higher_ballot() {
     });
     assert_eq!(slot1, Some(batch(1)), "{proposed:?}");
 }
+
+/// A rebuilding replica asks each peer for a rebuild once per heartbeat period (not at every
+/// tick), and never again once a primary granted it one.
+#[test]
+fn a_rebuilding_replica_asks_once_per_heartbeat_period_until_granted() {
+    let mut r = rebuilding();
+    let every = u64::from(Config::new(1, [1, 2, 3]).heartbeat_ticks);
+    let mut asked: Vec<(u64, u32, u64)> = Vec::new();
+    for tick in 1..=10 * every {
+        let out = step(&mut r, Input::Tick);
+        sync(&mut r, &out);
+        for (to, body) in sent_to(&out) {
+            if let Body::Rebuild { nonce } = body {
+                asked.push((tick, to, nonce));
+            }
+        }
+    }
+    for peer in [2, 3] {
+        let ticks: Vec<u64> = asked.iter().filter(|a| a.1 == peer).map(|a| a.0).collect();
+        let expected: Vec<u64> = (0..10).map(|k| 1 + k * every).collect();
+        assert_eq!(ticks, expected, "requests to {peer}, every {every} ticks");
+    }
+    let nonce = asked[0].2;
+    let out = step(&mut r, from(2, Body::Rebuilt { nonce, ballot: b(4, 2), through: Slot(2) }));
+    sync(&mut r, &out);
+    for _ in 0..10 * every {
+        let out = step(&mut r, Input::Tick);
+        sync(&mut r, &out);
+        let again = sent_to(&out).into_iter().find(|(_, m)| matches!(m, Body::Rebuild { .. }));
+        assert_eq!(again, None, "asked again after the grant");
+    }
+    assert!(r.status().rebuilding, "rebuilt before reaching the tail");
+}
+
+/// A primary answers rebuild requests from members only: a replica outside the membership
+/// gets no fresh phase 1 (which would depose the primary for nothing).
+#[test]
+fn a_primary_ignores_a_rebuild_request_from_outside_the_membership() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let ballot = elect(&mut r);
+    let out = step(&mut r, from(9, Body::Rebuild { nonce: 7 }));
+    assert!(sent_to(&out).is_empty() && writes(&out).is_empty(), "{out:?}");
+    assert_eq!((r.status().role, r.status().promised), (rsl_core::Role::Primary, ballot));
+    // A member's request does start one.
+    let out = step(&mut r, from(3, Body::Rebuild { nonce: 7 }));
+    assert!(sent_to(&out).iter().any(|(_, m)| matches!(m, Body::Prepare { .. })), "{out:?}");
+}
