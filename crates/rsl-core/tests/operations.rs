@@ -362,8 +362,8 @@ fn a_replace_makes_the_learner_a_voter_and_drops_the_old_voter() {
     assert_eq!(proposed(&out).into_iter().map(|p| p.1).collect::<Vec<_>>(), vec![expected]);
 }
 
-/// An operation whose slot executes another value (a higher ballot chose it) is answered
-/// superseded, naming the primary this replica now follows.
+/// An operation whose slot executes another value (here another configuration, which a
+/// higher ballot chose) is answered superseded, naming the primary this replica now follows.
 #[test]
 fn an_operation_whose_slot_executes_another_value_is_superseded() {
     let (mut r, _) = primary(Membership::new([1, 2, 3]));
@@ -376,7 +376,9 @@ fn an_operation_whose_slot_executes_another_value_is_superseded() {
     let higher = Ballot::new(9, id(2));
     step(&mut r, from(2, Body::Heartbeat { ballot: higher, commit: slot, round: 1 }));
     assert_eq!(r.status().primary, Some(id(2)));
-    let chosen = rsl_core::LogEntry { slot, ballot: higher, value: Value::Noop };
+    // Another configuration, not just another value.
+    let other = Value::Config(with([1, 2, 3], [5]));
+    let chosen = rsl_core::LogEntry { slot, ballot: higher, value: other };
     let out = step(&mut r, from(2, Body::CatchupReply { commit: slot, entries: vec![chosen] }));
     let superseded = ReconfigRefusal::Superseded { primary: Some(id(2)) };
     assert_eq!(reconfigured(&out), vec![(1, Err(superseded))]);
