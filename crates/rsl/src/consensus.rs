@@ -112,6 +112,8 @@ impl Consensus {
                 now = Instant::now();
                 warn_if_slow(timing.0, timing.1, now);
             }
+            // The turn's proposals go into slots together (`Config::propose_at_turn_end`).
+            self.driver.end_turn(&mut self.router);
             self.flush();
             self.publish_lease(next_tick);
             warn_if_slow(flushing, now, Instant::now());
@@ -365,7 +367,11 @@ impl Host<Waiter> for Router {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
-        self.shared.metrics.counters.slots_committed.inc();
+        let counters = &self.shared.metrics.counters;
+        counters.slots_committed.inc();
+        if let Value::Batch(requests) = &value {
+            counters.requests_committed.inc_by(requests.len() as u64);
+        }
         let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
     }
 
