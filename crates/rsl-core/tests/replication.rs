@@ -465,7 +465,8 @@ fn a_turn_that_fills_the_queue_proposes_before_refusing() {
     // together, the third finds the queue full: the two queued go into the free slot first
     // (deferring to the turn's end never refuses what proposing at once would have taken),
     // the third and fourth queue, only the fifth is refused.
-    let options = Options { proposals_queued_max: 2, pipeline_slots_max: 1, ..Options::quiet(3, 43) };
+    let options =
+        Options { proposals_queued_max: 2, pipeline_slots_max: 1, ..Options::quiet(3, 43) };
     let mut sim = Sim::new(options);
     let p = sim.elect();
     let tickets: Vec<u64> =
