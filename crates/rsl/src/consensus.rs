@@ -158,6 +158,14 @@ impl Consensus {
                 let waiter = Waiter { reply, since: now };
                 self.driver.propose(payload, exclusive, waiter, &mut self.router);
             }
+            ToConsensus::ProposeBatch { proposals } => {
+                let counters = &self.router.shared.metrics.counters;
+                counters.proposals.inc_by(proposals.len() as u64);
+                for (payload, reply) in proposals {
+                    let waiter = Waiter { reply, since: now };
+                    self.driver.propose(payload, false, waiter, &mut self.router);
+                }
+            }
             ToConsensus::Read { request, mode, reply } => {
                 let waiter = Waiter { reply, since: now };
                 self.driver.read(request, mode, waiter, &mut self.router);
