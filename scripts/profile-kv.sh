@@ -48,9 +48,9 @@ pid=$(awk '{ print $4 }' <<<"$line")
 port=$(awk '{ split($6, a, ":"); print a[2] }' <<<"$line")
 metrics=$(awk '{ print $NF }' <<<"$line")
 
-# The primary's counters: proposals, slots committed, syncs (group commits), bytes.
+# The primary's counters: proposals, slots and requests committed, syncs (group commits), bytes.
 counters() {
-  curl -s "$metrics" | awk '/^rsl_(proposals|slots_committed|syncs|sync_micros|bytes_sent|bytes_received)_total / { print $1, $2 }'
+  curl -s "$metrics" | awk '/^rsl_(proposals|slots_committed|requests_committed|syncs|sync_micros|bytes_sent|bytes_received)_total / { print $1, $2 }'
 }
 # CPU ticks (user + system) and context switches of every thread of the primary.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
@@ -97,10 +97,14 @@ awk -v b="$before" -v a="$after" -v n="$N" -v cpu=$((cpu1 - cpu0)) -v hz="$hz" -
   for (i in al) { split(al[i], f, " "); A[f[1]] = f[2] }
   p = A["rsl_proposals_total"] - B["rsl_proposals_total"]
   s = A["rsl_slots_committed_total"] - B["rsl_slots_committed_total"]
+  # Requests per slot from the requests committed (a binary older than that counter: the
+  # proposals taken, refused ones included).
+  r = A["rsl_requests_committed_total"] - B["rsl_requests_committed_total"]
+  if (r <= 0) r = p
   y = A["rsl_syncs_total"] - B["rsl_syncs_total"]
   us = A["rsl_sync_micros_total"] - B["rsl_sync_micros_total"]
   printf "primary over the run (%.2f s): %.2f CPUs; %.1f CPU-us and %.2f context switches per request\n", secs, cpu / hz / secs, cpu / hz * 1e6 / n, sw / n
-  printf "primary batching: %d proposals, %d slots committed, %d syncs: %.2f requests per slot, %.2f per sync; sync %.0f us on average\n", p, s, y, (s ? p / s : 0), (y ? p / y : 0), (y ? us / y : 0)
+  printf "primary batching: %d proposals, %d slots committed, %d syncs: %.2f requests per slot, %.2f per sync; sync %.0f us on average\n", p, s, y, (s ? r / s : 0), (y ? r / y : 0), (y ? us / y : 0)
 }'
 echo
 echo "== per replica over the run (perf stat; RSS from /proc) =="

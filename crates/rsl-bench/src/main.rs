@@ -282,7 +282,7 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     println!(
         "  slots {}  requests/slot {:.1}  syncs {}  ",
         slots,
-        c.proposals as f64 / slots as f64,
+        c.requests_committed as f64 / slots as f64,
         c.syncs
     );
     print_histogram("  latency under load", &h);

@@ -32,6 +32,12 @@ pub struct Config {
     pub pipeline_bytes_max: usize,
     /// Requests in one slot's batch.
     pub batch_requests_max: usize,
+    /// A proposal only queues: the queued proposals go into slots at the driver's
+    /// [`crate::Input::EndOfTurn`] (or at the next other input's step), so that the requests
+    /// a driver takes in one turn share slots. Otherwise each proposal goes into a slot as
+    /// soon as it arrives while the pipeline has room (one request per slot under a load of
+    /// unpipelined clients).
+    pub propose_at_turn_end: bool,
     /// Payload bytes in one slot's batch (a single larger request still gets a slot alone).
     pub batch_bytes_max: usize,
     /// The largest request payload: a larger proposal is refused (`Refusal::TooLarge`), so
@@ -106,6 +112,7 @@ impl Config {
             pipeline_slots_max: 64,
             pipeline_bytes_max: 2 * REQUEST_BYTES_MAX_DEFAULT,
             batch_requests_max: 1024,
+            propose_at_turn_end: false,
             batch_bytes_max: 256 * 1024,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,

@@ -82,6 +82,9 @@ pub struct Driver<T> {
     reads: HashMap<ReadId, WaitingRead<T>>,
     actions: Vec<Action>,
     check: bool,
+    /// A proposal was taken since the last [`Driver::end_turn`] (with
+    /// `Config::propose_at_turn_end` it waits in the core's queue for it).
+    proposed: bool,
 }
 
 impl<T> Driver<T> {
@@ -103,6 +106,7 @@ impl<T> Driver<T> {
             reads: HashMap::new(),
             actions: Vec::new(),
             check: true,
+            proposed: false,
         }
     }
 
@@ -173,8 +177,23 @@ impl<T> Driver<T> {
             RequestId { proposer: self.id, incarnation: self.incarnation, seq: self.next_request };
         let previous = self.proposals.insert(id, caller);
         require!(previous.is_none(), "request id {id:?} reused");
+        self.proposed = true;
         self.step(Input::Propose { id, payload, exclusive }, host);
         id
+    }
+
+    /// Ends the driver's turn: every input that arrived together was stepped, so the
+    /// proposals taken since the last turn's end go into slots together
+    /// ([`Input::EndOfTurn`]; a step only when a proposal was taken).
+    pub fn end_turn(&mut self, host: &mut impl Host<T>) {
+        if std::mem::take(&mut self.proposed) {
+            self.step(Input::EndOfTurn, host);
+        }
+    }
+
+    /// Whether a proposal was taken since the last [`Driver::end_turn`].
+    pub fn turn_pending(&self) -> bool {
+        self.proposed
     }
 
     /// Starts a read of `query` on behalf of `caller`.

@@ -38,8 +38,13 @@ pub enum Input {
     Receive(Message),
     /// Every `Persist` with `seq <= seq` is durable.
     Durable { seq: u64 },
-    /// A client request to replicate. `exclusive` puts it alone in its slot.
+    /// A client request to replicate. `exclusive` puts it alone in its slot. With
+    /// `Config::propose_at_turn_end` it only queues, until the turn's [`Input::EndOfTurn`].
     Propose { id: RequestId, payload: Bytes, exclusive: bool },
+    /// The driver handled every input that arrived together (one turn of its event loop):
+    /// the proposals queued since go into slots while the pipeline has room. Without
+    /// `Config::propose_at_turn_end` nothing waits for it.
+    EndOfTurn,
     /// A read-only request waiting for the state to be fresh enough.
     Read { id: ReadId, mode: ReadMode },
     /// Ask the primary to hand primacy to `to` (or to any suitable replica if `None`).

@@ -48,9 +48,18 @@ impl Replica {
             out.push(Action::Refuse { id: q.id, reason: Refusal::NotPrimary { primary } });
             return;
         }
-        let bytes_full = l.queued_bytes + size > self.config.proposals_queued_bytes_max;
-        if l.queue.len() >= self.config.proposals_queued_max || (!l.queue.is_empty() && bytes_full)
-        {
+        let full = |l: &crate::replica::Primacy, c: &crate::Config| {
+            let bytes_full = l.queued_bytes + size > c.proposals_queued_bytes_max;
+            l.queue.len() >= c.proposals_queued_max || (!l.queue.is_empty() && bytes_full)
+        };
+        if self.config.propose_at_turn_end && full(l, &self.config) {
+            // Deferred to the turn's end, the queue also holds the turn's proposals: those
+            // the pipeline has room for go into slots first, so that deferring never refuses
+            // a proposal that proposing at once would have taken.
+            self.fill_pipeline(out);
+        }
+        let l = self.primacy.as_mut().expect("primacy");
+        if full(l, &self.config) {
             out.push(Action::Refuse { id: q.id, reason: Refusal::Overloaded });
             return;
         }

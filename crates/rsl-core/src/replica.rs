@@ -503,6 +503,8 @@ impl Replica {
 
     /// Takes one input and appends the resulting actions to `out`.
     pub fn step(&mut self, input: Input, out: &mut Vec<Action>) {
+        // A deferred proposal only queues; every other input's step fills the pipeline.
+        let fill = !(self.config.propose_at_turn_end && matches!(input, Input::Propose { .. }));
         match input {
             Input::Tick => self.on_tick(out),
             Input::Receive(msg) => self.on_receive(msg, out),
@@ -510,6 +512,7 @@ impl Replica {
             Input::Propose { id, payload, exclusive } => {
                 self.on_propose(Queued { id, payload, exclusive }, out)
             }
+            Input::EndOfTurn => {}
             Input::Read { id, mode } => self.on_read(id, mode, out),
             Input::TransferPrimacy { to } => self.on_transfer(to, out),
             Input::SetCanBecomePrimary(can) => self.on_set_can_become_primary(can, out),
@@ -521,7 +524,7 @@ impl Replica {
                 self.on_checkpoint_installed(slot, membership, out)
             }
         }
-        self.after_step(out);
+        self.after_step(fill, out);
         // The cheap checks run after every step in every build (ARCHITECTURE.md, invariant
         // 5): a replica in an impossible state stops rather than corrupt the cluster. The
         // walks over the log and the in-flight slots run in debug builds and wherever the
@@ -531,12 +534,15 @@ impl Replica {
         self.invariants_walks();
     }
 
-    /// Work every step ends with: new slots go out, chosen slots execute, the commit hint is
+    /// Work every step ends with: new slots go out (unless `fill` is false: a proposal
+    /// deferred to the end of the driver's turn), chosen slots execute, the commit hint is
     /// persisted, held messages whose writes are durable are released.
-    fn after_step(&mut self, out: &mut Vec<Action>) {
+    fn after_step(&mut self, fill: bool, out: &mut Vec<Action>) {
         self.flush_accepts(out);
         self.execute_chosen(out);
-        self.fill_pipeline(out);
+        if fill {
+            self.fill_pipeline(out);
+        }
         self.flush_accepts(out);
         if self.commit > self.commit_persisted {
             self.commit_persisted = self.commit;

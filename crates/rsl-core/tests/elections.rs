@@ -120,8 +120,10 @@ fn a_transfer_that_does_not_complete_relinquishes_primacy() {
 #[test]
 fn a_primary_cut_off_from_the_majority_steps_down_and_refuses_its_queue() {
     // Check-quorum: no majority hears the isolated primary, so after an election timeout it
-    // steps down; its queued proposals are refused at once rather than held.
-    let options = Options { pipeline_slots_max: 1, ..Options::quiet(3, 35) };
+    // steps down; its queued proposals are refused at once rather than held. One request
+    // per slot and one slot in flight: the three proposals of one instant would otherwise
+    // share the slot, and none would wait in the queue.
+    let options = Options { pipeline_slots_max: 1, batch_requests_max: 1, ..Options::quiet(3, 35) };
     let mut sim = Sim::new(options);
     let p = sim.elect();
     sim.isolate(p);

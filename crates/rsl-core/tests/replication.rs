@@ -372,10 +372,12 @@ fn proposals_in_slots_another_primary_filled_are_refused_as_superseded() {
 
 #[test]
 fn a_full_queue_refuses_overloaded() {
-    // One slot in flight, two proposals queued: the fourth and fifth are refused at once.
+    // One slot in flight, two proposals queued: the fourth and fifth are refused at once
+    // (one request per slot: the five proposals of one instant would otherwise share it).
     let options = Options {
         proposals_queued_max: 2,
         pipeline_slots_max: 1,
+        batch_requests_max: 1,
         log_memory_entries_max: 1,
         ..Options::quiet(3, 29)
     };
@@ -420,5 +422,64 @@ fn a_lagging_replica_catches_up_past_a_record_the_primary_cannot_read_back() {
     sim.heal();
     sim.converge();
     assert_eq!(sim.kv(f).unwrap().value(0), &(1..=12).collect::<Vec<u64>>()[..]);
+    sim.end();
+}
+
+/// The slot each of `tickets` executed in, once all are answered.
+fn slots_of(sim: &mut Sim, tickets: &[u64]) -> Vec<Option<Slot>> {
+    let answered = sim.run_until(|s| tickets.iter().all(|t| s.reply(*t).is_some()), 300);
+    assert!(answered, "a proposal was never answered");
+    let slot = |t: &u64| match sim.reply(*t) {
+        Some(Reply::Done { slot, .. }) => Some(*slot),
+        _ => None,
+    };
+    tickets.iter().map(slot).collect()
+}
+
+#[test]
+fn proposals_of_one_turn_share_a_slot() {
+    // The simulator's driver, as the runtime's consensus thread, ends a replica's turn after
+    // the events of its instant (`Config::propose_at_turn_end`): five proposals that arrive
+    // together go into one slot although the pipeline has room for five, and an exclusive
+    // one among them still gets a slot alone. Proposed at once (each input filling the
+    // pipeline), they would take a slot each.
+    let mut sim = quiet(3, 41);
+    let p = sim.elect();
+    let mut tickets: Vec<u64> =
+        (1..=5).map(|token| sim.propose(p, Op::Append { key: 0, token })).collect();
+    let exclusive = sim.propose_sized(p, Op::Append { key: 1, token: 6 }, 10, true);
+    tickets.push(sim.propose(p, Op::Append { key: 0, token: 7 }));
+    let slots = slots_of(&mut sim, &tickets);
+    let ex = slots_of(&mut sim, &[exclusive])[0].expect("the exclusive request executed");
+    let first = slots[0].expect("executed");
+    assert!(slots[..5].iter().all(|s| *s == Some(first)), "one turn, several slots: {slots:?}");
+    assert!(ex > first && slots[5].is_some_and(|s| s > ex), "{first:?} {ex:?} {slots:?}");
+    sim.converge();
+    assert_eq!(sim.kv(p).unwrap().value(0), &[1, 2, 3, 4, 5, 7]);
+    sim.end();
+}
+
+#[test]
+fn a_turn_that_fills_the_queue_proposes_before_refusing() {
+    // Two proposals fit the queue and one slot the pipeline. Of five proposals that arrive
+    // together, the third finds the queue full: the two queued go into the free slot first
+    // (deferring to the turn's end never refuses what proposing at once would have taken),
+    // the third and fourth queue, only the fifth is refused.
+    let options =
+        Options { proposals_queued_max: 2, pipeline_slots_max: 1, ..Options::quiet(3, 43) };
+    let mut sim = Sim::new(options);
+    let p = sim.elect();
+    let tickets: Vec<u64> =
+        (1..=5).map(|token| sim.propose(p, Op::Append { key: 0, token })).collect();
+    let refused: Vec<bool> = tickets
+        .iter()
+        .map(|t| sim.reply(*t) == Some(&Reply::Refused(Refusal::Overloaded)))
+        .collect();
+    assert_eq!(refused, [false, false, false, false, true]);
+    let slots = slots_of(&mut sim, &tickets[..4]);
+    assert!(slots[0].is_some() && slots[0] == slots[1] && slots[2] == slots[3], "{slots:?}");
+    assert!(slots[2] > slots[0], "{slots:?}");
+    sim.converge();
+    assert_eq!(sim.kv(p).unwrap().value(0), &[1, 2, 3, 4]);
     sim.end();
 }

@@ -8,7 +8,9 @@
 //! submission order has happened when the call returns; the connection then awaits its
 //! replies in command order, in its own task (no task per command). Because the calls do not
 //! wait, a connection submits pipelined commands back to back and the engine may batch them
-//! into one slot.
+//! into one slot; the commands read together come in one call ([`Engine::batch`]), which the
+//! replicated engine hands to its replica at once (`Node::replicate_batch`,
+//! `Node::read_batch`).
 //!
 //! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
 //! caller's thread. Tests use it, and it is the baseline that replication is measured against.
@@ -26,7 +28,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -80,6 +82,45 @@ impl EngineReply {
             Poll::Ready(outcome) => Some(outcome),
             Poll::Pending => None,
         }
+    }
+}
+
+/// One future per element of the vector `batch` resolves to, in order: the parts share
+/// `batch` (whichever part is polled drives it, with its own waker) and each resolves to its
+/// own element (`None` if the vector is shorter). A connection awaits its replies in order in
+/// one task, so the shared state is never contended.
+pub(crate) fn split<T: Send + 'static>(
+    batch: impl Future<Output = Vec<T>> + Send + 'static,
+    n: usize,
+) -> Vec<SplitPart<T>> {
+    let split = Split { batch: Some(Box::pin(batch)), outcomes: Vec::new() };
+    let shared = Arc::new(Mutex::new(split));
+    (0..n).map(|i| SplitPart { shared: Arc::clone(&shared), i }).collect()
+}
+
+/// A batch's future and, once it resolved, its outcomes not yet taken.
+struct Split<T> {
+    batch: Option<Pin<Box<dyn Future<Output = Vec<T>> + Send>>>,
+    outcomes: Vec<Option<T>>,
+}
+
+/// The `i`-th outcome of a batch ([`split`]).
+pub(crate) struct SplitPart<T> {
+    shared: Arc<Mutex<Split<T>>>,
+    i: usize,
+}
+
+impl<T> Future for SplitPart<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut split = self.shared.lock().expect("a batch's lock is not poisoned");
+        if let Some(batch) = split.batch.as_mut() {
+            let outcomes = std::task::ready!(batch.as_mut().poll(cx));
+            split.outcomes = outcomes.into_iter().map(Some).collect();
+            split.batch = None;
+        }
+        Poll::Ready(split.outcomes.get_mut(self.i).and_then(Option::take))
     }
 }
 
@@ -181,6 +222,19 @@ pub trait Engine: Send + Sync + 'static {
     /// consistency (linearizable, or any replica) is the engine's choice.
     fn read(&self, request: Bytes) -> EngineReply;
 
+    /// Hands over several requests that arrived together (a connection's pipelined commands
+    /// read at once), in order, each through the log if `logged` (as [`Engine::write`]) or
+    /// as a read (as [`Engine::read`]); one reply per request, in order, each with its own
+    /// outcome. Requests must reach the log in the order given, as if handed over one after
+    /// the other; an engine may hand a run of them to its replica at once. By default, one
+    /// call per request.
+    fn batch(&self, requests: Vec<Submitted>) -> Vec<EngineReply> {
+        requests
+            .into_iter()
+            .map(|s| if s.logged { self.write(s.request) } else { self.read(s.request) })
+            .collect()
+    }
+
     /// The largest encoded request the engine replicates or serves, in bytes; the server
     /// refuses a larger one with [`EngineError::TooLarge`] before handing it over.
     fn request_bytes_max(&self) -> usize {
@@ -211,6 +265,15 @@ pub trait Engine: Send + Sync + 'static {
     fn info(&self) -> String {
         String::new()
     }
+}
+
+/// One request of a batch ([`Engine::batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The encoded request.
+    pub request: Bytes,
+    /// Through the log (a write, or a read behind one), else a read.
+    pub logged: bool,
 }
 
 /// An in-process, unreplicated engine: executes each request directly on a [`KvMachine`].

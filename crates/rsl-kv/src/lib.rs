@@ -72,7 +72,7 @@ pub mod value;
 
 pub use checkpoint::KvSnapshot;
 pub use config::KvConfig;
-pub use engine::{Engine, EngineError, EngineReply, EngineSender, LocalEngine};
+pub use engine::{Engine, EngineError, EngineReply, EngineSender, LocalEngine, Submitted};
 pub use hub::Hub;
 pub use machine::KvMachine;
 pub use replicated::{ReplicatedEngine, ReplicatedOptions};

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use crate::admin::{render_fields, status_fields};
 use crate::client::{describe, Client};
 use crate::config::Reads;
-use crate::engine::{Engine, EngineError, EngineReply};
+use crate::engine::{Engine, EngineError, EngineReply, Submitted};
 use crate::forward::{self, error_bytes, Attempt, Kind};
 use crate::hub::Hub;
 use crate::limits;
@@ -160,6 +160,43 @@ impl ReplicatedEngine {
         EngineReply::new(async move { inner.execute(kind, request, first, target).await })
     }
 
+    /// A run of requests of one kind that arrived together, at a primary: handed to the
+    /// replica at once before this returns (`Node::replicate_batch`: one message to the
+    /// consensus thread; `Node::read_batch`: under the lease one check, one executor message,
+    /// one reply). Each request's reply takes its own outcome from the batch's; one the
+    /// replica refused for want of primacy tries again alone, as [`ReplicatedEngine::submit`]'s
+    /// do.
+    fn submit_run(&self, kind: Kind, requests: Vec<Bytes>) -> Vec<EngineReply> {
+        let node = Arc::clone(&self.inner.node);
+        let all = requests.clone();
+        let batch = started(async move {
+            match kind {
+                Kind::Write => node.replicate_batch(all).await,
+                Kind::Read => node.read_batch(all, ReadConsistency::Linearizable).await,
+            }
+        });
+        let parts = crate::engine::split(batch, requests.len());
+        let me = Some(self.inner.id);
+        parts
+            .into_iter()
+            .zip(requests)
+            .map(|(part, request)| {
+                let inner = Arc::clone(&self.inner);
+                let first: AttemptFuture = {
+                    let inner = Arc::clone(&inner);
+                    Box::pin(async move {
+                        match part.await {
+                            Some(Ok(reply)) => Attempt::Done(Ok(reply)),
+                            Some(Err(e)) => inner.refused(kind, e),
+                            None => Attempt::Done(Err(EngineError::Dropped)),
+                        }
+                    })
+                };
+                EngineReply::new(async move { inner.execute(kind, request, first, me).await })
+            })
+            .collect()
+    }
+
     /// A reply computed by `f` as the connection awaits it.
     fn later<F>(&self, f: impl FnOnce(Arc<Inner>) -> F) -> EngineReply
     where
@@ -172,6 +209,37 @@ impl ReplicatedEngine {
 impl Engine for ReplicatedEngine {
     fn write(&self, request: Bytes) -> EngineReply {
         self.submit(Kind::Write, request)
+    }
+
+    /// Runs of writes, and of linearizable reads, go to a primary's replica at once
+    /// ([`ReplicatedEngine::submit_run`]); anything else (a single request, a replica that
+    /// is not primary: forwarded one by one, local reads) as [`Engine::write`] and
+    /// [`Engine::read`] do, in order.
+    fn batch(&self, requests: Vec<Submitted>) -> Vec<EngineReply> {
+        let local_reads = self.inner.options.reads == Reads::Local;
+        if requests.len() < 2 || !self.inner.is_primary() {
+            let one =
+                |s: Submitted| if s.logged { self.write(s.request) } else { self.read(s.request) };
+            return requests.into_iter().map(one).collect();
+        }
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter().peekable();
+        while let Some(first) = requests.next() {
+            if !first.logged && local_reads {
+                replies.push(self.read(first.request));
+                continue;
+            }
+            let mut run = vec![first.request];
+            while let Some(next) = requests.next_if(|s| s.logged == first.logged) {
+                run.push(next.request);
+            }
+            let kind = if first.logged { Kind::Write } else { Kind::Read };
+            match run.len() {
+                1 => replies.push(self.submit(kind, run.pop().expect("one"))),
+                _ => replies.extend(self.submit_run(kind, run)),
+            }
+        }
+        replies
     }
 
     fn read(&self, request: Bytes) -> EngineReply {
@@ -233,15 +301,20 @@ impl Inner {
         first: AttemptFuture,
         first_target: Option<u32>,
     ) -> Result<Bytes, EngineError> {
-        let deadline = Instant::now() + Duration::from_millis(limits::PRIMARY_WAIT_MS_MAX);
-        let mut view = self.node.watch();
-        view.borrow_and_update();
         let (mut attempt, mut target) = (first, first_target);
+        // The deadline and the view are set up only once the first try did not settle the
+        // request (most are settled by it): the wait for a primary counts from its refusal.
+        let mut retrying: Option<(Instant, watch::Receiver<View>)> = None;
         loop {
             let mut hint = match attempt.await {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Retry { hint } => hint.filter(|&p| Some(p) != target),
             };
+            let (deadline, view) = retrying.get_or_insert_with(|| {
+                let deadline = Instant::now() + Duration::from_millis(limits::PRIMARY_WAIT_MS_MAX);
+                (deadline, self.node.watch())
+            });
+            let deadline = *deadline;
             let now = Instant::now();
             if now >= deadline {
                 let primary = view.borrow().primary.and_then(|p| self.member_client_addr(p));

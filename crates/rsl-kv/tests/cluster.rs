@@ -485,46 +485,6 @@ async fn local_reads_are_served_by_a_follower_without_a_quorum() {
 }
 
 #[tokio::test]
-async fn pipelined_commands_execute_in_order_on_the_primary_and_through_a_follower() {
-    let mut cluster = start(None).await;
-    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
-    let follower = others(&cluster, &[primary])[0];
-    for (id, counter) in [(primary, "on-primary"), (follower, "via-follower")] {
-        let mut client = Client::connect(cluster.replica(id).client_addr, WAIT).await.unwrap();
-        for _ in 0..500 {
-            client.queue(&["INCR", counter]);
-        }
-        client.flush().await.unwrap();
-        for expected in 1..=500 {
-            let reply = client.reply().await.unwrap();
-            assert_eq!(reply, Reply::Integer(expected), "{counter}: pipelined INCRs reordered");
-        }
-    }
-    cluster.stop().await;
-}
-
-#[tokio::test]
-async fn a_pipelined_read_sees_the_connections_earlier_writes() {
-    let mut cluster = start(None).await;
-    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
-    let follower = others(&cluster, &[primary])[0];
-    for (id, key) in [(primary, "on-primary"), (follower, "via-follower")] {
-        let mut client = Client::connect(cluster.replica(id).client_addr, WAIT).await.unwrap();
-        for i in 0..200 {
-            client.queue(&["SET", key, &i.to_string()]);
-            client.queue(&["GET", key]);
-        }
-        client.flush().await.unwrap();
-        for i in 0..200 {
-            assert_eq!(client.reply().await.unwrap(), Reply::ok());
-            let got = client.reply().await.unwrap();
-            assert_eq!(got, bulk(&i.to_string()), "{key}: GET after SET {i} in one pipeline");
-        }
-    }
-    cluster.stop().await;
-}
-
-#[tokio::test]
 async fn a_client_cannot_forward_and_nothing_it_sends_as_forwarded_executes() {
     use rsl_kv::request::{Request, WriteOp};
     use rsl_kv::resp::Proto;

@@ -20,6 +20,10 @@ pub(crate) const EVENTS_QUEUED_MAX: usize = 1 << 16;
 /// The reply channel of one `replicate` or `read` call.
 pub(crate) type Reply = oneshot::Sender<Result<Bytes, ReplicateError>>;
 
+/// The reply channel of one `read_batch` call served under the lease: one answer per
+/// request, in order.
+pub(crate) type BatchReply = oneshot::Sender<Vec<Result<Bytes, ReplicateError>>>;
+
 /// A proposal's reply channel and when it was proposed (for the commit latency histogram).
 pub(crate) struct Waiter {
     pub(crate) reply: Reply,
@@ -30,6 +34,8 @@ pub(crate) struct Waiter {
 pub(crate) enum ToConsensus {
     /// A caller's request to replicate.
     Propose { payload: Bytes, exclusive: bool, reply: Reply },
+    /// A caller's requests to replicate, in order, in one message (`Node::replicate_batch`).
+    ProposeBatch { proposals: Vec<(Bytes, Reply)> },
     /// A caller's read at the given consistency.
     Read { request: Bytes, mode: ReadMode, reply: Reply },
     /// A payload from peer `from` (authenticated by the transport), still in its envelope.
@@ -53,6 +59,7 @@ impl ToConsensus {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             ToConsensus::Propose { .. } => "a proposal",
+            ToConsensus::ProposeBatch { .. } => "a batch of proposals",
             ToConsensus::Read { .. } => "a read",
             ToConsensus::Receive { .. } => "a peer message",
             ToConsensus::Durable { .. } => "a durable report",
@@ -83,6 +90,9 @@ pub(crate) enum ToExecutor {
     /// the consensus thread: serve it once the state has executed `index` (at once if it
     /// has).
     LeaseRead { request: Bytes, index: u64, reply: Reply },
+    /// Linearizable reads sent together under the lease (`Node::read_batch`): served
+    /// together once the state has executed `index`, answered in one reply.
+    LeaseReadBatch { requests: Vec<Bytes>, index: u64, reply: BatchReply },
     /// Take a snapshot of the state after `slot` and hand it to the checkpoint writer, with
     /// the membership in effect after `slot` (skipped if a checkpoint installed from a peer
     /// took the state past `slot`).

@@ -166,6 +166,9 @@ impl Consensus {
         core.proposals_queued_bytes_max = self.proposals_queued_bytes_max;
         core.reads_queued_max = self.reads_queued_max;
         core.request_bytes_max = self.request_bytes_max;
+        // Not a knob: the consensus thread ends each turn of events with `EndOfTurn`, so the
+        // proposals of a turn share slots.
+        core.propose_at_turn_end = true;
         // Not a knob: the transport's frame, less the envelope, bounds every message.
         core.message_bytes_max = crate::envelope::MESSAGE_BYTES_MAX;
     }

@@ -112,6 +112,8 @@ impl Consensus {
                 now = Instant::now();
                 warn_if_slow(timing.0, timing.1, now);
             }
+            // The turn's proposals go into slots together (`Config::propose_at_turn_end`).
+            self.driver.end_turn(&mut self.router);
             self.flush();
             self.publish_lease(next_tick);
             warn_if_slow(flushing, now, Instant::now());
@@ -155,6 +157,14 @@ impl Consensus {
                 self.router.shared.metrics.counters.proposals.inc();
                 let waiter = Waiter { reply, since: now };
                 self.driver.propose(payload, exclusive, waiter, &mut self.router);
+            }
+            ToConsensus::ProposeBatch { proposals } => {
+                let counters = &self.router.shared.metrics.counters;
+                counters.proposals.inc_by(proposals.len() as u64);
+                for (payload, reply) in proposals {
+                    let waiter = Waiter { reply, since: now };
+                    self.driver.propose(payload, false, waiter, &mut self.router);
+                }
             }
             ToConsensus::Read { request, mode, reply } => {
                 let waiter = Waiter { reply, since: now };
@@ -365,7 +375,11 @@ impl Host<Waiter> for Router {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<Waiter>>) {
-        self.shared.metrics.counters.slots_committed.inc();
+        let counters = &self.shared.metrics.counters;
+        counters.slots_committed.inc();
+        if let Value::Batch(requests) = &value {
+            counters.requests_committed.inc_by(requests.len() as u64);
+        }
         let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
     }
 

@@ -18,7 +18,7 @@ use rsl_core::{Input, Slot, Value};
 
 use bytes::Bytes;
 
-use crate::channels::{Install, Reply, ToConsensus, ToExecutor, Waiter};
+use crate::channels::{BatchReply, Install, Reply, ToConsensus, ToExecutor, Waiter};
 use crate::checkpoint::Checkpointer;
 use crate::shared::Shared;
 use crate::state_machine::{Notification, StateMachine};
@@ -33,7 +33,27 @@ struct Executor<S: StateMachine> {
     /// The last slot executed (or installed from a checkpoint).
     last: u64,
     /// Lease reads waiting for `last` to reach their index (each caller has its deadline).
-    waiting: Vec<(u64, Bytes, Reply)>,
+    waiting: Vec<(u64, LeaseReads)>,
+}
+
+/// One caller's lease reads: a read, or a batch answered in one reply.
+enum LeaseReads {
+    One(Bytes, Reply),
+    Batch(Vec<Bytes>, BatchReply),
+}
+
+impl LeaseReads {
+    /// Tells the caller the replica stopped.
+    fn stopped(self, shared: &Shared) {
+        match self {
+            LeaseReads::One(_, reply) => {
+                let _ = reply.send(Err(shared.stop_error()));
+            }
+            LeaseReads::Batch(requests, reply) => {
+                let _ = reply.send(requests.iter().map(|_| Err(shared.stop_error())).collect());
+            }
+        }
+    }
 }
 
 /// The executor thread's loop, until `Stop` or the consensus thread is gone.
@@ -69,9 +89,15 @@ impl<S: StateMachine> Executor<S> {
                 // Covered by a checkpoint installed from a peer meanwhile.
             }
             ToExecutor::LeaseRead { request, index, reply } if index > self.last => {
-                self.waiting.push((index, request, reply));
+                self.waiting.push((index, LeaseReads::One(request, reply)));
             }
             ToExecutor::LeaseRead { request, reply, .. } => return self.serve_read(request, reply),
+            ToExecutor::LeaseReadBatch { requests, index, reply } if index > self.last => {
+                self.waiting.push((index, LeaseReads::Batch(requests, reply)));
+            }
+            ToExecutor::LeaseReadBatch { requests, reply, .. } => {
+                return self.serve_batch(requests, reply)
+            }
             ToExecutor::Execute { slot, value, mut replies } => {
                 assert!(slot.0 == self.last + 1, "executed slot {} after {}", slot.0, self.last);
                 // Published before the replies go out: a caller that has its answer and then
@@ -170,22 +196,49 @@ impl<S: StateMachine> Executor<S> {
         }
     }
 
+    /// Serves reads sent together against the state as it is now, answering them in one
+    /// reply, in order.
+    fn serve_batch(&mut self, requests: Vec<Bytes>, reply: BatchReply) -> Flow {
+        if reply.is_closed() {
+            return Flow::Continue;
+        }
+        let machine = &self.machine;
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            requests.iter().map(|r| Ok(machine.read(r))).collect::<Vec<_>>()
+        }));
+        match served {
+            Ok(responses) => {
+                let _ = reply.send(responses);
+                Flow::Continue
+            }
+            Err(panic) => {
+                let reason =
+                    format!("the state machine panicked serving a read: {}", panic_message(&panic));
+                self.record_stop(&reason);
+                LeaseReads::Batch(requests, reply).stopped(&self.shared);
+                Flow::Panicked(reason)
+            }
+        }
+    }
+
     /// Serves the lease reads whose index the state has now executed.
     fn serve_waiting(&mut self) -> Flow {
-        if self.waiting.iter().all(|(index, ..)| *index > self.last) {
+        if self.waiting.iter().all(|(index, _)| *index > self.last) {
             return Flow::Continue;
         }
         let (ready, waiting) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|(i, ..)| *i <= self.last);
+            std::mem::take(&mut self.waiting).into_iter().partition(|(i, _)| *i <= self.last);
         self.waiting = waiting;
-        let ready: Vec<(u64, Bytes, Reply)> = ready;
+        let ready: Vec<(u64, LeaseReads)> = ready;
         let mut ready = ready.into_iter();
-        for (_, request, reply) in ready.by_ref() {
-            if let Flow::Panicked(reason) = self.serve_read(request, reply) {
-                let rest =
-                    ready.map(|(_, _, reply)| reply).chain(self.waiting.drain(..).map(|w| w.2));
-                for reply in rest {
-                    let _ = reply.send(Err(self.shared.stop_error()));
+        for (_, reads) in ready.by_ref() {
+            let flow = match reads {
+                LeaseReads::One(request, reply) => self.serve_read(request, reply),
+                LeaseReads::Batch(requests, reply) => self.serve_batch(requests, reply),
+            };
+            if let Flow::Panicked(reason) = flow {
+                for (_, reads) in ready.chain(self.waiting.drain(..)) {
+                    reads.stopped(&self.shared);
                 }
                 return Flow::Panicked(reason);
             }
@@ -204,8 +257,8 @@ impl<S: StateMachine> Executor<S> {
     /// machine no more, and exit when the consensus thread says so.
     fn stop_after_panic(mut self, reason: String, items: Receiver<ToExecutor>) {
         tracing::error!(reason, "the executor stopped; no more requests are executed");
-        for (_, _, reply) in self.waiting.drain(..) {
-            let _ = reply.send(Err(self.shared.stop_error()));
+        for (_, reads) in self.waiting.drain(..) {
+            reads.stopped(&self.shared);
         }
         while let Ok(item) = items.recv() {
             match item {
@@ -214,6 +267,9 @@ impl<S: StateMachine> Executor<S> {
                 }
                 ToExecutor::Read { reply, .. } | ToExecutor::LeaseRead { reply, .. } => {
                     let _ = reply.send(Err(self.shared.stop_error()));
+                }
+                ToExecutor::LeaseReadBatch { requests, reply, .. } => {
+                    LeaseReads::Batch(requests, reply).stopped(&self.shared)
                 }
                 ToExecutor::Stop => return,
                 ToExecutor::Checkpoint { .. } | ToExecutor::Install(_) | ToExecutor::Notify(_) => {}

@@ -30,6 +30,8 @@ pub(crate) struct Counters {
     pub(crate) proposals: Counter,
     /// `rsl_slots_committed`.
     pub(crate) slots_committed: Counter,
+    /// `rsl_requests_committed`.
+    pub(crate) requests_committed: Counter,
     /// `rsl_overloaded`.
     pub(crate) overloaded: Counter,
     /// `rsl_timeouts`.
@@ -55,6 +57,7 @@ impl Counters {
         CounterValues {
             proposals: self.proposals.get(),
             slots_committed: self.slots_committed.get(),
+            requests_committed: self.requests_committed.get(),
             overloaded: self.overloaded.get(),
             timeouts: self.timeouts.get(),
             bytes_sent: self.bytes_sent.get(),
@@ -129,6 +132,8 @@ impl Metrics {
         let c = &counters;
         r.register("rsl_proposals", "Requests proposed here", c.proposals.clone());
         r.register("rsl_slots_committed", "Slots executed here", c.slots_committed.clone());
+        let requests = c.requests_committed.clone();
+        r.register("rsl_requests_committed", "Requests executed here (in slots)", requests);
         r.register("rsl_overloaded", "Calls refused as overloaded", c.overloaded.clone());
         r.register("rsl_timeouts", "Calls that ended at their deadline", c.timeouts.clone());
         r.register("rsl_bytes_sent", "Message bytes sent to peers", c.bytes_sent.clone());

@@ -211,6 +211,139 @@ impl Node {
         self.wait(rx, timeout).await
     }
 
+    /// Replicates `requests` in order, handed to the consensus thread in one message (the
+    /// requests of one turn share slots), and resolves to one outcome per request, in
+    /// order: each as [`Node::replicate`] would give it (a request too large is refused
+    /// alone; the others go). The requests reach the log in the order given, after every
+    /// request submitted before this call on the same thread, and every request shares the
+    /// call's one deadline (`consensus.call_timeout_ms`).
+    ///
+    /// The proposals are handed over at the future's first poll, in full.
+    pub async fn replicate_batch(
+        &self,
+        requests: Vec<Bytes>,
+    ) -> Vec<Result<Bytes, ReplicateError>> {
+        let timeout = self.shared.call_timeout;
+        let mut outcomes: Vec<Option<Result<Bytes, ReplicateError>>> =
+            Vec::with_capacity(requests.len());
+        let full = self.shared.disk_full_error().filter(|_| self.shared.is_running());
+        let mut proposals = Vec::with_capacity(requests.len());
+        let mut waits = Vec::with_capacity(requests.len());
+        for request in requests {
+            let refused = match (self.check_size(&request), &full) {
+                (Err(e), _) => Some(e),
+                (Ok(()), Some(full)) => Some(full.clone()),
+                (Ok(()), None) => None,
+            };
+            if refused.is_none() {
+                let (reply, rx) = oneshot::channel();
+                proposals.push((request, reply));
+                waits.push((outcomes.len(), rx));
+            }
+            outcomes.push(refused.map(Err));
+        }
+        if !proposals.is_empty() {
+            if let Err(e) = self.push(ToConsensus::ProposeBatch { proposals }) {
+                for (i, _) in waits.drain(..) {
+                    outcomes[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+        self.wait_all(waits, &mut outcomes, timeout).await;
+        outcomes.into_iter().map(|o| o.expect("every outcome set")).collect()
+    }
+
+    /// Reads `requests` as [`Node::read`] would, one outcome per request, in order. Under
+    /// the primary's lease (linearizable reads) they take one lease check, one message to
+    /// the executor and one reply: they are served together, against the same state, once
+    /// it has executed the lease's index. Otherwise each goes through the consensus thread
+    /// as a read of its own. Every read shares the call's one deadline.
+    pub async fn read_batch(
+        &self,
+        requests: Vec<Bytes>,
+        consistency: ReadConsistency,
+    ) -> Vec<Result<Bytes, ReplicateError>> {
+        let timeout = self.shared.call_timeout;
+        let mode = match consistency {
+            ReadConsistency::Linearizable => ReadMode::Linearizable,
+            ReadConsistency::AtLeast(slot) => ReadMode::AtLeast(Slot(slot)),
+        };
+        let mut outcomes: Vec<Option<Result<Bytes, ReplicateError>>> =
+            requests.iter().map(|r| self.check_size(r).err().map(Err)).collect();
+        let n = requests.len();
+        let sized: Vec<(usize, Bytes)> =
+            requests.into_iter().enumerate().filter(|(i, _)| outcomes[*i].is_none()).collect();
+        if sized.is_empty() {
+            return outcomes.into_iter().map(|o| o.expect("refused")).collect();
+        }
+        if let Some(index) = self.lease_index(mode) {
+            let (reply, rx) = oneshot::channel();
+            let (at, requests): (Vec<usize>, Vec<Bytes>) = sized.into_iter().unzip();
+            let sent = match self.shared.is_running() {
+                false => Err(self.shared.stop_error()),
+                true => {
+                    self.shared.metrics.counters.lease_reads.inc_by(at.len() as u64);
+                    let read = ToExecutor::LeaseReadBatch { requests, index, reply };
+                    self.exec.send(read).map_err(|_| self.shared.stop_error())
+                }
+            };
+            let answers = match sent {
+                Err(e) => vec![Err(e); at.len()],
+                Ok(()) => match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(answers)) if answers.len() == at.len() => answers,
+                    Ok(_) => vec![Err(self.shared.stop_error()); at.len()],
+                    Err(_) => {
+                        self.shared.metrics.counters.timeouts.inc_by(at.len() as u64);
+                        vec![Err(ReplicateError::Timeout { after: timeout }); at.len()]
+                    }
+                },
+            };
+            for (i, answer) in at.into_iter().zip(answers) {
+                outcomes[i] = Some(answer);
+            }
+        } else {
+            let mut waits = Vec::with_capacity(n);
+            for (i, request) in sized {
+                let (reply, rx) = oneshot::channel();
+                match self.push(ToConsensus::Read { request, mode, reply }) {
+                    Ok(()) => waits.push((i, rx)),
+                    Err(e) => outcomes[i] = Some(Err(e)),
+                }
+            }
+            self.wait_all(waits, &mut outcomes, timeout).await;
+        }
+        outcomes.into_iter().map(|o| o.expect("every outcome set")).collect()
+    }
+
+    /// Waits for each of `waits` (its index in `outcomes`, its reply), all under one deadline
+    /// `timeout` from now; a timer is set only for a reply not in yet.
+    async fn wait_all(
+        &self,
+        waits: Vec<(usize, oneshot::Receiver<Result<Bytes, ReplicateError>>)>,
+        outcomes: &mut [Option<Result<Bytes, ReplicateError>>],
+        timeout: Duration,
+    ) {
+        let mut deadline = None;
+        for (i, mut rx) in waits {
+            let answer = match rx.try_recv() {
+                Ok(answer) => Ok(answer),
+                Err(oneshot::error::TryRecvError::Closed) => Err(()),
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                    match tokio::time::timeout_at(at, rx).await {
+                        Ok(Ok(answer)) => Ok(answer),
+                        Ok(Err(_)) => Err(()),
+                        Err(_) => {
+                            self.shared.metrics.counters.timeouts.inc();
+                            Ok(Err(ReplicateError::Timeout { after: timeout }))
+                        }
+                    }
+                }
+            };
+            outcomes[i] = Some(answer.unwrap_or_else(|()| Err(self.shared.stop_error())));
+        }
+    }
+
     /// A read-only request served by the state machine's [`StateMachine::read`] at the
     /// chosen consistency ([`ReadConsistency`]). It never changes the state. The call ends
     /// after `consensus.call_timeout_ms` at the latest ([`ReplicateError::Timeout`]).

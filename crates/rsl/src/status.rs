@@ -209,6 +209,9 @@ pub struct CounterValues {
     pub proposals: u64,
     /// Slots executed here.
     pub slots_committed: u64,
+    /// Requests executed here, the requests of those slots' batches (per slot: how many
+    /// requests share a slot).
+    pub requests_committed: u64,
     /// Calls refused as overloaded (the replica's queue or the core's was full).
     pub overloaded: u64,
     /// Calls that ended with [`crate::ReplicateError::Timeout`].

@@ -157,6 +157,7 @@ fn status_and_metrics_report_peers_and_counters() {
         for moved in [
             "rsl_proposals_total",
             "rsl_slots_committed_total",
+            "rsl_requests_committed_total",
             "rsl_bytes_sent_total",
             "rsl_bytes_received_total",
             "rsl_rejected_messages_total",

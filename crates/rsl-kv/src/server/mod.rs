@@ -8,7 +8,9 @@
 //! in `table`, the handlers in `connection`, `pubsub` and `session`) are answered by the
 //! server; data commands ([`crate::commands`]) are encoded as requests that carry the command
 //! itself and handed to the [`Engine`] without waiting for earlier ones, so pipelined commands
-//! reach the engine back to back. The pending replies wait in command order; the task writes
+//! reach the engine back to back: the data commands parsed from one read go to the engine as
+//! one batch ([`Engine::batch`], after the dispatch of the buffered commands; anything else
+//! that reaches the engine first flushes the batch so far, keeping the connection's order). The pending replies wait in command order; the task writes
 //! every reply at the head that is known, flushes, and then waits for whichever comes first:
 //! more input, the engine's answer to the head, or a pub/sub message. The engine's answers
 //! are futures ([`EngineReply`]) that this task awaits in order, driving the engine's work
@@ -263,6 +265,10 @@ enum Pending {
     Watch { reply: EngineReply, keys: Vec<Bytes> },
     /// A blocking pop's answer: a barrier.
     Blocked(EngineReply),
+    /// A data command in the session's batch, not yet handed to the engine: replaced by
+    /// `Write` (if `logged`) or `Engine` with the engine's reply once the commands read
+    /// together are dispatched (`Connection::dispatch_buffered`).
+    Batched { logged: bool },
 }
 
 impl Pending {
@@ -271,12 +277,18 @@ impl Pending {
     }
 
     fn is_logged(&self) -> bool {
-        matches!(self, Pending::Write(_) | Pending::Blocked(_) | Pending::Post { logged: true, .. })
+        matches!(
+            self,
+            Pending::Write(_)
+                | Pending::Blocked(_)
+                | Pending::Post { logged: true, .. }
+                | Pending::Batched { logged: true }
+        )
     }
 
     fn receiver(&mut self) -> Option<&mut EngineReply> {
         match self {
-            Pending::Ready(_) => None,
+            Pending::Ready(_) | Pending::Batched { .. } => None,
             Pending::Engine(rx) | Pending::Write(rx) | Pending::Blocked(rx) => Some(rx),
             Pending::Post { reply, .. } | Pending::Watch { reply, .. } => Some(reply),
         }
@@ -403,6 +415,23 @@ impl Connection {
     /// barriers allow; returns whether it stopped for them (so buffered commands may remain
     /// once replies are written).
     fn dispatch_buffered(&mut self) -> bool {
+        let first = self.replies.len();
+        let stopped = self.dispatch_parsed();
+        // The data commands read together go to the engine as one batch; their places take
+        // the engine's replies, in order.
+        self.session.flush_batch();
+        for pending in self.replies.range_mut(first..) {
+            if let Pending::Batched { logged } = *pending {
+                let reply = self.session.flushed.pop_front().expect("a reply per batched command");
+                *pending = if logged { Pending::Write(reply) } else { Pending::Engine(reply) };
+            }
+        }
+        assert!(self.session.flushed.is_empty(), "a reply for no batched command");
+        stopped
+    }
+
+    /// Parses and dispatches the buffered commands (see `dispatch_buffered`).
+    fn dispatch_parsed(&mut self) -> bool {
         while self.can_dispatch() {
             let pending = match self.parser.parse(&mut self.input) {
                 Ok(Some(args)) => {

@@ -21,7 +21,7 @@ use super::clients::ClientInfo;
 use super::table::{self, Handler};
 use super::{blocking, ready, Pending, Shared, ENGINE_COMMAND_PREFIX, ERR_NOAUTH};
 use crate::commands::{self, arity_error, unknown_command, CommandDef, FLAG_BLOCKING};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, EngineReply, Submitted};
 use crate::hub::Message;
 use crate::limits;
 use crate::request::{Args, Request, Watch, WriteOp};
@@ -61,6 +61,13 @@ pub(super) struct Session {
     pub(super) messages: Option<mpsc::Receiver<Message>>,
     pub(super) channels: BTreeSet<Bytes>,
     pub(super) patterns: BTreeSet<Bytes>,
+    /// Data commands dispatched and not yet handed to the engine (each has a
+    /// `Pending::Batched` in the connection's replies): the commands of one read go to the
+    /// engine together ([`Session::flush_batch`]).
+    batch: Vec<Submitted>,
+    /// The engine's replies to the flushed batches, in order, for the connection to put in
+    /// its `Pending::Batched` places.
+    pub(super) flushed: std::collections::VecDeque<EngineReply>,
 }
 
 impl Session {
@@ -77,6 +84,8 @@ impl Session {
             messages: None,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            batch: Vec::new(),
+            flushed: std::collections::VecDeque::new(),
         }
     }
 
@@ -147,9 +156,11 @@ impl Session {
     fn data_command(&mut self, def: &CommandDef, args: Command, behind_write: bool) -> Pending {
         let stamp_ms = self.now_ms();
         if def.has(FLAG_BLOCKING) {
+            self.flush_batch();
             return blocking::start(self, args);
         }
         if def.has(commands::FLAG_BLOCK_OPTION) {
+            self.flush_batch();
             if let Some(pending) = blocking::start_stream(self, &args) {
                 return pending;
             }
@@ -170,28 +181,38 @@ impl Session {
         if self.shared.config.requirepass.is_some() && !self.authenticated {
             return self.ready(Reply::error(ERR_NOAUTH));
         }
+        self.flush_batch();
         match self.shared.engine.command(args) {
             Some(reply) => Pending::Engine(reply),
             None => self.ready(unknown_command(args)),
         }
     }
 
-    /// Hands a request to the engine: through the log if `logged` (every write, and a read
-    /// behind one), else as a read.
-    pub(super) fn submit(&self, request: Request, logged: bool) -> Pending {
-        match self.submit_raw(request, logged) {
-            Ok(reply) if logged => Pending::Write(reply),
-            Ok(reply) => Pending::Engine(reply),
+    /// Adds a request to the batch handed to the engine once the commands read together are
+    /// dispatched: through the log if `logged` (every write, and a read behind one), else as
+    /// a read. Its place in the replies is a `Pending::Batched`.
+    pub(super) fn submit(&mut self, request: Request, logged: bool) -> Pending {
+        match self.encode_checked(request, logged) {
+            Ok(request) => {
+                self.batch.push(Submitted { request, logged });
+                Pending::Batched { logged }
+            }
             Err(reply) => self.ready(reply),
         }
     }
 
-    /// Hands a request to the engine; an error reply if it is too large.
-    pub(super) fn submit_raw(
-        &self,
-        request: Request,
-        logged: bool,
-    ) -> Result<crate::engine::EngineReply, Reply> {
+    /// Hands the batched requests to the engine, in order ([`crate::Engine::batch`]); their
+    /// replies wait in `flushed`. Before anything else reaches the engine, so that requests
+    /// keep the connection's order.
+    pub(super) fn flush_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.flushed.extend(self.shared.engine.batch(batch));
+        }
+    }
+
+    /// Encodes a request; an error reply if it is too large.
+    fn encode_checked(&self, request: Request, logged: bool) -> Result<Bytes, Reply> {
         assert!(logged || !request.is_write(), "a write always goes through the log");
         let bytes = request.encode();
         // A key or value too large for one request is refused here, naming the limit, and
@@ -202,6 +223,18 @@ impl Session {
                 EngineError::TooLarge { size, max: max.min(limits::REQUEST_BYTES_MAX) }.to_reply()
             );
         }
+        Ok(bytes)
+    }
+
+    /// Hands a request to the engine now (after the batch so far); an error reply if it is
+    /// too large.
+    pub(super) fn submit_raw(
+        &mut self,
+        request: Request,
+        logged: bool,
+    ) -> Result<EngineReply, Reply> {
+        let bytes = self.encode_checked(request, logged)?;
+        self.flush_batch();
         let engine = &self.shared.engine;
         Ok(if logged { engine.write(bytes) } else { engine.read(bytes) })
     }

@@ -23,6 +23,9 @@ pub(crate) enum Pending {
         key: u8,
         mode: ReadMode,
     },
+    /// The end of the replica's turn: the proposals it took at this instant go into slots
+    /// together (`Driver::end_turn`, as the runtime's consensus thread ends each turn).
+    EndOfTurn,
     /// A peer's checkpoint arrived: keep it, and install it if it is ahead.
     Install {
         slot: Slot,
@@ -66,6 +69,12 @@ pub(crate) enum Event {
     Arrive {
         node: usize,
         pending: Pending,
+    },
+    /// The events of the instant at which a replica took its first proposal of a turn were
+    /// handled (scheduled at that instant, so after every event already due then): the
+    /// replica's turn ends.
+    EndOfTurn {
+        node: usize,
     },
     ClientReply {
         ticket: u64,

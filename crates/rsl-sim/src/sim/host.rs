@@ -407,6 +407,12 @@ impl Sim {
                     host.sim.oversized_tickets.insert(ticket);
                     host.sim.stats.too_large += 1;
                 }
+                // The first proposal of the replica's turn ends the turn once the events
+                // due at this instant are handled: the proposals taken meanwhile share
+                // slots, as those of one turn of the runtime's consensus thread do.
+                if !driver.turn_pending() {
+                    host.sim.schedule(0, Event::EndOfTurn { node });
+                }
                 let id = driver.propose(op.encode_sized(size), exclusive, ticket, &mut host);
                 host.sim.request_ids.insert(ticket, id);
                 if oversized {
@@ -417,6 +423,7 @@ impl Sim {
                 driver.read(Bytes::from(vec![key]), mode, ticket, &mut host);
                 lease_read = (mode == ReadMode::Linearizable).then_some(ticket);
             }
+            Pending::EndOfTurn => driver.end_turn(&mut host),
             Pending::Install { slot, header, data } => {
                 host.sim.install_checkpoint(node, slot, &header, &data)
             }

@@ -480,6 +480,8 @@ impl Sim {
         let o = &self.options;
         config.pipeline_slots_max = o.pipeline_slots_max;
         config.batch_requests_max = o.batch_requests_max;
+        // As the runtime: a turn's proposals share slots (`Event::EndOfTurn`).
+        config.propose_at_turn_end = true;
         config.proposals_queued_max = o.proposals_queued_max;
         config.reads_queued_max = o.reads_queued_max;
         config.catchup_entries_max = o.catchup_entries_max;
@@ -565,6 +567,7 @@ impl Sim {
                 }
             }
             Event::Arrive { node, pending } => self.deliver(node, pending),
+            Event::EndOfTurn { node } => self.deliver(node, Pending::EndOfTurn),
             Event::ClientReply { ticket, reply } => self.on_client_reply(ticket, reply),
             Event::ClientWake { client } => self.client_next(client),
             Event::ClientRetry { client, op_no } => {
