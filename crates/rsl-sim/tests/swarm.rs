@@ -112,6 +112,19 @@ fn the_knobs_of_the_membership_paths_fire() {
     assert!(fallbacks > 0 && lost > 0, "fallbacks {fallbacks}, restarts that lost slots {lost}");
     assert!(stat(|s| s.cut_off_changes) > 0, "removed learners made voters while cut off");
     assert!(stat(|s| s.grow_lost) > 0, "slots lost after a growth");
+    // The chain of that knob, step by step (docs/testing.md, "Where the chain of
+    // `UnknownUnderExecutedMembership` broke"), and its retries: a seed shrinks the grown
+    // membership back and loses a slot after a growth again.
+    let drawn = stat(|s| s.grow_lost_drawn);
+    let (started, grown) = (stat(|s| s.grow_lost_started), stat(|s| s.grow_lost_grown));
+    assert!(
+        drawn > 5 && started >= grown && grown >= stat(|s| s.grow_lost),
+        "{drawn} {started} {grown}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.stats.grow_lost > 1),
+        "no seed lost a slot after a growth twice"
+    );
     let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
     let lost_without: u64 = without.iter().map(|o| o.stats.restarts_lost_slots).sum();
     assert!(lost_without < lost, "restarts that lost slots: {lost_without} without the knobs");
