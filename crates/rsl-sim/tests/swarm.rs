@@ -250,7 +250,9 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
 /// cover the slots it drops (rsl-store).
 #[test]
 fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
-    let outcome = run_seed(&Options::swarm(157), false);
+    // Seed 157 draws the grow-lost knob too, whose faulty disk moved to a voter and whose
+    // tries repeat since 2026-12-06 (branch sim8): without it, it still falls back.
+    let outcome = run_seed(&Options { grow_lost_permille: 0, ..Options::swarm(157) }, false);
     if let Some(f) = outcome.failure {
         panic!("seed 157 failed: {f}");
     }
