@@ -244,6 +244,9 @@ struct GrowLost {
     target: Membership,
     slot: Option<Slot>,
     until: u64,
+    /// The primary's notifications before this try (an earlier try's growth is not this
+    /// one's: seed 86002451 took it for executed and rotted a slot of the old voters).
+    notes_from: usize,
 }
 
 /// A membership operation's answer: the slot and membership it made, or why not.

@@ -195,7 +195,7 @@ impl Sim {
     /// them reporting the slot lost. The slot is governed by the new membership, whose
     /// missing voters hold it. Within the fault model: one faulty disk loses a record,
     /// crashes, a partition, a stalled disk, lost messages. The last link (an election
-    /// under the old membership) completes on about one try in a hundred, so a seed tries
+    /// under the old membership) completes on about one try in twenty, so a seed tries
     /// again: a draw that finds the membership grown by an earlier try makes the learners
     /// learners again, and one that finds the faulty voter leading hands its primacy on
     /// (docs/testing.md, "Where the chain of `UnknownUnderExecutedMembership` broke").
@@ -254,10 +254,12 @@ impl Sim {
             self.net.cut_both(c, y);
         }
         let i = self.index(p);
+        let notes_from = self.nodes[i].notes.len();
         self.deliver(i, Pending::Input(Input::ChangeMembership(target.clone())));
         self.cut_held_until = Some(self.now + 300 * TICK);
+        let until = self.now + 300 * TICK;
         self.grow_lost =
-            Some(GrowLost { p, r, c, learners, target, slot: None, until: self.now + 300 * TICK });
+            Some(GrowLost { p, r, c, learners, target, slot: None, until, notes_from });
     }
 
     /// The later steps of `grow_and_lose`, checked every tick of the world.
@@ -277,7 +279,8 @@ impl Sim {
         }
         let Some(config) = g.slot else {
             // Step 2: once the primary executed the growth, it stops learning what is chosen.
-            let grown = self.nodes[pi].notes.iter().rev().find_map(|n| match n {
+            let notes = self.nodes[pi].notes.get(g.notes_from..).unwrap_or_default();
+            let grown = notes.iter().rev().find_map(|n| match n {
                 Notification::ConfigurationChanged { slot, membership }
                     if membership.voters == g.target.voters =>
                 {
