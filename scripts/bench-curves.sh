@@ -30,50 +30,19 @@ EMBED_SECONDS=${EMBED_SECONDS:-5}
 OUT=${OUT:-docs}
 NAME=${NAME:-bench-curves}
 
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-command -v gnuplot >/dev/null || need+=(gnuplot-nox)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} with apt" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source scripts/bench-lib.sh
+need_commands redis-server:redis-server redis-benchmark:redis-tools gnuplot:gnuplot-nox
 
-work=$(mktemp -d)
-cluster_pid=""
-redis_pid=""
-cleanup() {
-  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 csv="$OUT/$NAME.csv"
 if [ -z "${PLOT_ONLY:-}" ]; then
   cargo build --release --locked -p rsl-kv -p rsl-bench
   bin="${CARGO_TARGET_DIR:-target}/release"
 
-  "$bin/rsl-kv" cluster --serve-only >"$work/cluster.out" 2>"$work/cluster.err" &
-  cluster_pid=$!
-  for _ in $(seq 1 300); do
-    grep -q '^ready$' "$work/cluster.out" && break
-    kill -0 "$cluster_pid" 2>/dev/null || { cat "$work/cluster.out" "$work/cluster.err"; exit 1; }
-    sleep 0.1
-  done
-  grep -q '^ready$' "$work/cluster.out" || { echo "the rsl-kv cluster did not start" >&2; exit 1; }
+  kv_cluster_start "$bin/rsl-kv" "$work"
   rsl_port=$(awk '/^primary-client/ { split($2, a, ":"); print a[2] }' "$work/cluster.out")
-
-  redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p "$work/redis"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always \
-    --save '' --dir "$work/redis" --maxclients 10000 --daemonize no >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = "PONG" ] && break
-    sleep 0.1
-  done
+  redis_fsync_start "$work"
 
   mkdir -p "$OUT"
   echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -sr), load at the start: $(cut -d' ' -f1-3 /proc/loadavg)" >"$csv"

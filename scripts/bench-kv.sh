@@ -17,10 +17,8 @@ N=${N:-200000}
 CLIENTS=${CLIENTS:-50}
 PIPELINE=${PIPELINE:-16}
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-  echo "installing redis-server and redis-tools with apt" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-fi
+source scripts/bench-lib.sh
+need_commands redis-server:redis-server redis-benchmark:redis-tools
 
 # EXE: an rsl-kv binary built elsewhere (another tree, for a side-by-side run); by default
 # this tree's release build.
@@ -31,39 +29,13 @@ else
   exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
 fi
 
-work=$(mktemp -d)
-cluster_pid=""
-redis_pid=""
-cleanup() {
-  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
-# The rsl-kv cluster: wait (bounded) for its "ready" line, which follows the election.
-"$exe" cluster --serve-only >"$work/cluster.out" 2>"$work/cluster.err" &
-cluster_pid=$!
-for _ in $(seq 1 300); do
-  grep -q '^ready$' "$work/cluster.out" && break
-  kill -0 "$cluster_pid" 2>/dev/null || { cat "$work/cluster.out" "$work/cluster.err"; exit 1; }
-  sleep 0.1
-done
-grep -q '^ready$' "$work/cluster.out" || { echo "the rsl-kv cluster did not start" >&2; exit 1; }
+kv_cluster_start "$exe" "$work"
 rsl_port=$(awk '/^primary-client/ { split($2, a, ":"); print a[2] }' "$work/cluster.out")
 follower_port=$(awk -v p="127.0.0.1:$rsl_port" '$1 == "replica" && $5 == "client" && $6 != p { split($6, a, ":"); print a[2]; exit }' "$work/cluster.out")
 
-# redis-server with every write fsynced, on a free port.
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/redis"
-redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync always \
-  --save '' --dir "$work/redis" --daemonize no >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 1 100); do
-  [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = "PONG" ] && break
-  sleep 0.1
-done
+redis_fsync_start "$work"
 
 # One redis-benchmark run; prints "TEST rps p50 p99" per test.
 bench() {

@@ -22,13 +22,8 @@ PIPELINE=${PIPELINE:-1}
 TEST=${TEST:-set}
 FREQ=${FREQ:-999}
 
-need=()
-command -v perf >/dev/null || need+=(linux-perf)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} with apt" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source scripts/bench-lib.sh
+need_commands perf:linux-perf redis-benchmark:redis-tools
 
 if [ -z "${EXE:-}" ]; then
   cargo build --release --locked -p rsl-kv
@@ -39,21 +34,14 @@ mkdir -p "$out"
 
 cluster_pid=""
 cleanup() {
-  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
+  stop_pids "$cluster_pid"
   [ -z "${OUT:-}" ] && rm -rf "$out"
   return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$EXE" cluster --serve-only >"$out/cluster.out" 2>"$out/cluster.err" &
-cluster_pid=$!
-for _ in $(seq 1 300); do
-  grep -q '^ready$' "$out/cluster.out" && break
-  kill -0 "$cluster_pid" 2>/dev/null || { cat "$out/cluster.out" "$out/cluster.err"; exit 1; }
-  sleep 0.1
-done
-grep -q '^ready$' "$out/cluster.out" || { echo "the rsl-kv cluster did not start" >&2; exit 1; }
+kv_cluster_start "$EXE" "$out"
 primary=$(awk '/^primary: replica/ { print $3 }' "$out/cluster.out")
 line=$(grep "^  replica $primary:" "$out/cluster.out")
 pid=$(awk '{ print $4 }' <<<"$line")

@@ -56,6 +56,16 @@ pub const BATCH_HEADER_BYTES_MAX: usize = 1 + LIST_LEN_BYTES_MAX;
 /// incarnation, sequence number) and the payload's length, each a varint.
 pub const REQUEST_FRAMING_BYTES_MAX: usize = 5 + 10 + 10 + 10;
 
+/// The slowest rate, in bytes per tick, at which the primary's resend timer assumes an accept
+/// crosses to a follower: a slot waits one more tick before its first resend for every this
+/// many bytes of its value, and at least as long between resends. 256 KiB a tick is 25 MiB/s
+/// at the default 10 ms tick, slower than any link between replicas (a loaded two-core
+/// machine moved a 16 MiB accept over TLS in 0.1-0.7 s). Without it, a follower that had not
+/// yet received a 16 MiB accept (and so had not acknowledged the heartbeats queued behind it)
+/// was sent the value again after 100, 300 and 600 ms: each copy queued before the
+/// heartbeats, and the primary, unheard, stepped down (docs/testing.md, "Big values").
+pub const RESEND_BYTES_PER_TICK: usize = 256 << 10;
+
 /// The most voters a membership may have.
 pub const VOTERS_MAX: usize = 9;
 

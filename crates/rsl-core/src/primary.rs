@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use crate::io::{Action, Notification, ReadId, ReadMode, Refusal, Write};
-use crate::limits::{LEARNERS_MAX, VOTERS_MAX};
+use crate::limits::{LEARNERS_MAX, RESEND_BYTES_PER_TICK, VOTERS_MAX};
 use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
 use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
@@ -142,9 +142,9 @@ impl Replica {
         if planted!(self, CountOwnVoteBeforeDurable) {
             votes.insert(self.id);
         }
-        // Two heartbeats: time for the one after the accept to be acknowledged, which shows
-        // the accept arrived (see `resend_unvoted`).
-        let resend_ticks = 2 * u64::from(self.config.heartbeat_ticks);
+        // Two heartbeats and the value's bytes: time for the heartbeat after the accept to be
+        // acknowledged, which shows the accept arrived (see `resend_unvoted`).
+        let resend_ticks = resend_ticks_first(u64::from(self.config.heartbeat_ticks), bytes);
         let (sent_at, sent_round) = (self.now, l.round);
         let f = InFlight { votes, own_seq: seq, sent_at, sent_round, resend_ticks, bytes };
         l.inflight.insert(slot, f);
@@ -326,13 +326,19 @@ impl Replica {
 
     /// Accepts may be lost: resend in-flight slots a peer has not voted for (one accept per
     /// peer per heartbeat; the rest go with the next ones). Not with every heartbeat: a slot
-    /// waits twice as long after each resend (up to `election_ticks_min`), and a peer that
+    /// first waits for its bytes to cross (`resend_ticks_first`), then twice as long after
+    /// each resend (up to `election_ticks_min`, or the first wait if longer), and a peer that
     /// acknowledged a heartbeat sent after the slot received it (the transport delivers in
     /// order) and is only writing it, so it gets it again only after `election_ticks_min` (in
     /// case it was lost anyway, with a connection). So a maximal value on a slow disk is not
     /// sent again and again while its first copy is still being written.
     fn resend_unvoted(&mut self, out: &mut Vec<Action>) {
-        let (now, cap) = (self.now, u64::from(self.config.election_ticks_min));
+        let now = self.now;
+        // The longest wait between resends: an election timeout, or longer for a value whose
+        // bytes take longer to cross at `RESEND_BYTES_PER_TICK`.
+        let cap = |f: &InFlight| {
+            u64::from(self.config.election_ticks_min).max(self.resend_ticks_first(f.bytes))
+        };
         let l = self.primacy.as_ref().expect("primacy");
         let ballot = l.ballot;
         let packer = self.accept_packer(ballot, self.commit, self.config.catchup_entries_max);
@@ -341,7 +347,7 @@ impl Replica {
             let acked = l.acks.get(&to).map_or(0, |a| a.round);
             let due = |f: &InFlight| {
                 now >= f.sent_at + f.resend_ticks
-                    && (acked <= f.sent_round || now >= f.sent_at + cap)
+                    && (acked <= f.sent_round || now >= f.sent_at + cap(f))
             };
             let mut packer = packer();
             let entries: Vec<SlotValue> = l
@@ -356,12 +362,20 @@ impl Replica {
                 self.send(to, Body::Accept { ballot, commit: self.commit, entries }, out);
             }
         }
+        let (heartbeat, election) =
+            (u64::from(self.config.heartbeat_ticks), u64::from(self.config.election_ticks_min));
         let l = self.primacy.as_mut().expect("primacy");
         for slot in resent {
             let f = l.inflight.get_mut(&slot).expect("resent from the in-flight slots");
+            let cap = election.max(resend_ticks_first(heartbeat, f.bytes));
             f.resend_ticks = (f.resend_ticks * 2).min(cap);
             (f.sent_at, f.sent_round) = (now, l.round);
         }
+    }
+
+    /// Ticks a new slot waits before its first resend (`RESEND_BYTES_PER_TICK`).
+    fn resend_ticks_first(&self, bytes: usize) -> u64 {
+        resend_ticks_first(u64::from(self.config.heartbeat_ticks), bytes)
     }
 
     pub(crate) fn on_heartbeat_ack(
@@ -702,4 +716,12 @@ impl Replica {
             );
         }
     }
+}
+
+/// Two heartbeat intervals, and one tick more for every whole `RESEND_BYTES_PER_TICK` bytes of
+/// the value (a smaller value waits two heartbeats, as before): the heartbeat sent after an
+/// accept comes back only once the accept's bytes crossed.
+fn resend_ticks_first(heartbeat_ticks: u64, bytes: usize) -> u64 {
+    let transfer = (bytes / RESEND_BYTES_PER_TICK) as u64;
+    2 * heartbeat_ticks + transfer
 }
