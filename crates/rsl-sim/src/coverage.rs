@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 33] = [
+pub const PATHS: [Path; 37] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -24,7 +24,11 @@ pub const PATHS: [Path; 33] = [
     ("checkpoint fallbacks over a truncated log", |s| s.fallbacks),
     ("restarts that lost slots to an older checkpoint", |s| s.restarts_lost_slots),
     ("learners cut off and made the voters", |s| s.cut_off_changes),
-    ("growths of the membership losing a slot after them", |s| s.grow_lost),
+    ("seeds drawing growths that lose a slot", |s| s.grow_lost_drawn),
+    ("  growths started (a voter cut off)", |s| s.grow_lost_started),
+    ("  growths the primary executed", |s| s.grow_lost_grown),
+    ("  growths losing a slot after them", |s| s.grow_lost),
+    ("  growths given up", |s| s.grow_lost_given_up),
     ("catch-up read back from the log (LoadLog)", |s| s.log_loads),
     ("checkpoints taken", |s| s.checkpoints_taken),
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),

@@ -157,7 +157,7 @@ pub struct Options {
     /// rots and the new voters are down (issue 9: the path of
     /// `UnknownUnderExecutedMembership`): a candidate that never executed the growth must
     /// judge the lost slot under the membership that governs it. Seeds that draw it start
-    /// with three voters and two learners.
+    /// with three voters and two learners, their one faulty disk on a voter.
     pub grow_lost_permille: u32,
 }
 

@@ -16,7 +16,7 @@ const WINDOW_SEEDS: u64 = 20;
 
 /// The first catching seed of every planted bug (from `rsl-sim --hunt`).
 const TABLE: [(&str, u64); 35] = [
-    ("AcceptorIgnoresPromise", 19),
+    ("AcceptorIgnoresPromise", 30),
     ("SkipPhase1Reproposal", 1),
     ("CountOwnVoteBeforeDurable", 1),
     ("SendBeforePersist", 0),
@@ -39,7 +39,7 @@ const TABLE: [(&str, u64); 35] = [
     ("InstallMovesExecutedBack", 167),
     ("InstalledOutcomeSuperseded", 118),
     ("Phase1PicksLowestBallot", 20),
-    ("Phase1IgnoresUnknown", 14),
+    ("Phase1IgnoresUnknown", 4),
     ("TruncatedPromiseCounts", 7),
     ("ReadIndexIgnoresRecovery", 2),
     ("AcceptsNotSplitByBytes", 7),
@@ -48,7 +48,7 @@ const TABLE: [(&str, u64); 35] = [
     ("PromoteOnStaleAcks", 85),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 8),
-    ("KeepTornWrite", 8),
+    ("KeepTornWrite", 4),
     ("CheckpointSlotOffByOne", 1),
     ("CheckpointWithoutMembership", 10),
 ];

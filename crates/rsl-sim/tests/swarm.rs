@@ -112,6 +112,19 @@ fn the_knobs_of_the_membership_paths_fire() {
     assert!(fallbacks > 0 && lost > 0, "fallbacks {fallbacks}, restarts that lost slots {lost}");
     assert!(stat(|s| s.cut_off_changes) > 0, "removed learners made voters while cut off");
     assert!(stat(|s| s.grow_lost) > 0, "slots lost after a growth");
+    // The chain of that knob, step by step (docs/testing.md, "Where the chain of
+    // `UnknownUnderExecutedMembership` broke"), and its retries: a seed shrinks the grown
+    // membership back and loses a slot after a growth again.
+    let drawn = stat(|s| s.grow_lost_drawn);
+    let (started, grown) = (stat(|s| s.grow_lost_started), stat(|s| s.grow_lost_grown));
+    assert!(
+        drawn > 5 && started >= grown && grown >= stat(|s| s.grow_lost),
+        "{drawn} {started} {grown}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.stats.grow_lost > 1),
+        "no seed lost a slot after a growth twice"
+    );
     let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
     let lost_without: u64 = without.iter().map(|o| o.stats.restarts_lost_slots).sum();
     assert!(lost_without < lost, "restarts that lost slots: {lost_without} without the knobs");
@@ -237,7 +250,9 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
 /// cover the slots it drops (rsl-store).
 #[test]
 fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
-    let outcome = run_seed(&Options::swarm(157), false);
+    // Seed 157 draws the grow-lost knob too, whose faulty disk moved to a voter and whose
+    // tries repeat since 2026-12-06 (branch sim8): without it, it still falls back.
+    let outcome = run_seed(&Options { grow_lost_permille: 0, ..Options::swarm(157) }, false);
     if let Some(f) = outcome.failure {
         panic!("seed 157 failed: {f}");
     }

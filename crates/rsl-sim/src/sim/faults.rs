@@ -664,6 +664,14 @@ pub(super) fn faulty_disks(options: &Options, rng: &mut Rng) -> Vec<bool> {
         (false, true) => 1,
     };
     let mut out = vec![false; n];
+    if options.grow_lost_permille > 0 && !options.safety_only {
+        // The path of `Options::grow_lost_permille` needs the faulty disk on a voter (one of
+        // the first `replicas`): on a learner it never starts.
+        if let Some(&i) = order.iter().find(|i| **i < options.replicas) {
+            out[i] = true;
+        }
+        return out;
+    }
     for &i in &order[..f.min(n)] {
         out[i] = true;
     }
@@ -697,5 +705,24 @@ mod tests {
         assert_eq!(faulty(&changing), 1, "two faulty disks where three voters may remain");
         let spares = Options { spares: 1, reconfig_permille: 5, ..Options::quiet(5, 7) };
         assert_eq!(faulty(&spares), 1);
+    }
+
+    /// The path of `Options::grow_lost_permille` starts only with its faulty disk on one of
+    /// the three voters; drawn among all five replicas, it sat on a learner on two seeds in
+    /// five and the path never started there.
+    #[test]
+    fn the_faulty_disk_of_a_growth_that_loses_a_slot_is_a_voters() {
+        let o =
+            Options { replicas: 3, learners: 2, grow_lost_permille: 20, ..Options::quiet(3, 7) };
+        for seed in 0..50 {
+            let faulty = faulty_disks(&o, &mut Rng::new(seed));
+            let at: Vec<usize> = (0..faulty.len()).filter(|i| faulty[*i]).collect();
+            assert!(at.len() == 1 && at[0] < 3, "seed {seed}: faulty disks at {at:?}");
+        }
+        // The control: without the knob, the one faulty disk of five lands on a learner too.
+        let control = Options { grow_lost_permille: 0, spares: 1, ..o };
+        let on_learner =
+            (0..50).any(|seed| faulty_disks(&control, &mut Rng::new(seed))[3..].contains(&true));
+        assert!(on_learner, "the control never put the faulty disk on a learner");
     }
 }

@@ -199,8 +199,16 @@ pub struct Stats {
     pub restarts_lost_slots: u64,
     /// Learners cut off and made the voters (`Options::cut_off_change_permille`).
     pub cut_off_changes: u64,
-    /// Growths of the membership that lose a slot after them (`Options::grow_lost_permille`).
+    /// The chain of `Options::grow_lost_permille` (`Sim::grow_and_lose`), step by step: the
+    /// seed drew the knob (1 or 0); growths started (a voter cut off, the learners made
+    /// voters); growths the primary executed (its fsyncs and votes then held); slots lost
+    /// after one (the primary crashed, the faulty voter's copy rotted: `grow_lost`); and
+    /// growths given up (the primary went down, or 300 ticks passed).
+    pub grow_lost_drawn: u64,
+    pub grow_lost_started: u64,
+    pub grow_lost_grown: u64,
     pub grow_lost: u64,
+    pub grow_lost_given_up: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
@@ -236,6 +244,9 @@ struct GrowLost {
     target: Membership,
     slot: Option<Slot>,
     until: u64,
+    /// The primary's notifications before this try (an earlier try's growth is not this
+    /// one's: seed 86002451 took it for executed and rotted a slot of the old voters).
+    notes_from: usize,
 }
 
 /// A membership operation's answer: the slot and membership it made, or why not.
@@ -333,6 +344,7 @@ impl Sim {
         );
         let cannot_lead = options.one_cannot_lead.then(|| rng.below(n as u64) as usize);
         let faulty = faulty_disks(&options, &mut rng);
+        let grow_lost_drawn = u64::from(options.grow_lost_permille > 0);
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
                 id: ReplicaId(i as u32 + 1),
@@ -409,7 +421,7 @@ impl Sim {
             grow_lost: None,
             reconfig_outcomes: Vec::new(),
             next_reconfig: 0,
-            stats: Stats::default(),
+            stats: Stats { grow_lost_drawn, ..Stats::default() },
         }
     }
 
