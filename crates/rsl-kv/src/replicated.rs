@@ -212,7 +212,7 @@ impl Engine for ReplicatedEngine {
     }
 
     /// Runs of writes, and of linearizable reads, go to a primary's replica at once
-    /// ([`ReplicatedEngine::submit_run`]); anything else (a single request, a replica that
+    /// (`submit_run`); anything else (a single request, a replica that
     /// is not primary: forwarded one by one, local reads) as [`Engine::write`] and
     /// [`Engine::read`] do, in order.
     fn batch(&self, requests: Vec<Submitted>) -> Vec<EngineReply> {
