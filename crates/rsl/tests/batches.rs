@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsl::{
-    LocalCluster, LocalOptions, Node, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine,
+    LocalCluster, LocalOptions, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine,
 };
 
 /// Keeps the requests executed, in order. A write answers `<request>#<position>`; a read
 /// answers `<request>@<writes executed>`: every answer names its own request.
+#[path = "common/lease.rs"]
+mod lease;
+use lease::{primary, runtime, short_lease_options, until_a_lease_read};
+
 #[derive(Clone, Default)]
 struct Journal(Arc<Mutex<Vec<Bytes>>>);
 
@@ -46,30 +50,8 @@ impl StateMachine for Journal {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
 fn text(answer: &Result<Bytes, ReplicateError>) -> String {
     String::from_utf8(answer.as_ref().expect("answered").to_vec()).unwrap()
-}
-
-async fn primary(cluster: &LocalCluster) -> &Node {
-    cluster.wait_for_primary(Duration::from_secs(10)).await.expect("no primary in 10 s")
-}
-
-/// Reads at the primary until one is served under the lease (bounded).
-async fn until_a_lease_read(node: &Node) {
-    for _ in 0..200 {
-        let before = node.status().counters.lease_reads;
-        node.read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap();
-        if node.status().counters.lease_reads > before {
-            return;
-        }
-        let mut view = node.watch();
-        let _ = tokio::time::timeout(Duration::from_millis(20), view.changed()).await;
-    }
-    panic!("no read was served under the lease");
 }
 
 fn requests(names: &[&str]) -> Vec<Bytes> {
@@ -160,12 +142,7 @@ fn a_batch_of_reads_under_the_lease_answers_each_read_after_every_acknowledged_w
 #[test]
 fn an_isolated_primary_serves_no_batched_read_after_its_lease_ends() {
     runtime().block_on(async {
-        let mut options = LocalOptions::default();
-        options.consensus.tick_ms = 10;
-        options.consensus.lease_ticks = 20;
-        options.consensus.election_ticks_min = 30;
-        options.consensus.election_ticks_max = 400;
-        options.consensus.call_timeout_ms = 200;
+        let options = short_lease_options();
         let cluster = LocalCluster::start(options, |_| Journal::default());
         let p = primary(&cluster).await;
         p.replicate(Bytes::from_static(b"w")).await.unwrap();

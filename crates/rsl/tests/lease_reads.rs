@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rsl::{
-    LocalCluster, LocalOptions, Node, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine,
+    LocalCluster, LocalOptions, ReadConsistency, ReplicateError, Role, Snapshot, StateMachine,
 };
 
 /// Counts the requests executed; a read answers the count.
+#[path = "common/lease.rs"]
+mod lease;
+use lease::{primary, runtime, short_lease_options, until_a_lease_read};
+
 #[derive(Clone, Default)]
 struct Counter(Arc<Mutex<u64>>);
 
@@ -45,31 +49,8 @@ impl StateMachine for Counter {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
 fn count(answer: &Bytes) -> u64 {
     std::str::from_utf8(answer).unwrap().parse().unwrap()
-}
-
-async fn primary(cluster: &LocalCluster) -> &Node {
-    cluster.wait_for_primary(Duration::from_secs(10)).await.expect("no primary in 10 s")
-}
-
-/// Reads at the primary until one is served under the lease (the lease needs a heartbeat
-/// round acknowledged after the election; bounded).
-async fn until_a_lease_read(node: &Node) {
-    for _ in 0..200 {
-        let before = node.status().counters.lease_reads;
-        node.read(Bytes::new(), ReadConsistency::Linearizable).await.unwrap();
-        if node.status().counters.lease_reads > before {
-            return;
-        }
-        let mut view = node.watch();
-        let _ = tokio::time::timeout(Duration::from_millis(20), view.changed()).await;
-    }
-    panic!("no read was served under the lease");
 }
 
 /// Under the lease, every read goes straight to the executor and sees every write
@@ -112,12 +93,7 @@ fn lease_reads_see_every_acknowledged_write() {
 #[test]
 fn an_isolated_primary_serves_no_read_after_its_lease_ends() {
     runtime().block_on(async {
-        let mut options = LocalOptions::default();
-        options.consensus.tick_ms = 10;
-        options.consensus.lease_ticks = 20;
-        options.consensus.election_ticks_min = 30;
-        options.consensus.election_ticks_max = 400;
-        options.consensus.call_timeout_ms = 200;
+        let options = short_lease_options();
         let cluster = LocalCluster::start(options, |_| Counter::default());
         let p = primary(&cluster).await;
         p.replicate(Bytes::from_static(b"w")).await.unwrap();
