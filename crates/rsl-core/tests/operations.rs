@@ -362,10 +362,10 @@ fn a_replace_makes_the_learner_a_voter_and_drops_the_old_voter() {
     assert_eq!(proposed(&out).into_iter().map(|p| p.1).collect::<Vec<_>>(), vec![expected]);
 }
 
-/// An operation whose slot executes another value (here another configuration, which a
-/// higher ballot chose) is answered superseded, naming the primary this replica now follows.
-#[test]
-fn an_operation_whose_slot_executes_another_value_is_superseded() {
+/// A primary of {1, 2, 3} that proposed operation 1 (adding learner 4) in a slot, its write
+/// durable, then heard a heartbeat of replica 2 at a higher ballot: the replica, the slot and
+/// that ballot.
+fn proposed_then_deposed() -> (Replica, Slot, Ballot) {
     let (mut r, _) = primary(Membership::new([1, 2, 3]));
     let out = op(&mut r, 1, MembershipOp::AddLearner { id: id(4), info: info(4) });
     let slot = match proposed(&out).as_slice() {
@@ -375,6 +375,14 @@ fn an_operation_whose_slot_executes_another_value_is_superseded() {
     sync(&mut r, out);
     let higher = Ballot::new(9, id(2));
     step(&mut r, from(2, Body::Heartbeat { ballot: higher, commit: slot, round: 1 }));
+    (r, slot, higher)
+}
+
+/// An operation whose slot executes another value (here another configuration, which a
+/// higher ballot chose) is answered superseded, naming the primary this replica now follows.
+#[test]
+fn an_operation_whose_slot_executes_another_value_is_superseded() {
+    let (mut r, slot, higher) = proposed_then_deposed();
     assert_eq!(r.status().primary, Some(id(2)));
     // Another configuration, not just another value.
     let other = Value::Config(with([1, 2, 3], [5]));
@@ -388,15 +396,7 @@ fn an_operation_whose_slot_executes_another_value_is_superseded() {
 /// been made: it is answered so.
 #[test]
 fn an_operation_whose_slot_a_checkpoint_skips_is_answered_outcome_unknown() {
-    let (mut r, _) = primary(Membership::new([1, 2, 3]));
-    let out = op(&mut r, 1, MembershipOp::AddLearner { id: id(4), info: info(4) });
-    let slot = match proposed(&out).as_slice() {
-        [(slot, _)] => *slot,
-        other => panic!("{other:?}"),
-    };
-    sync(&mut r, out);
-    let higher = Ballot::new(9, id(2));
-    step(&mut r, from(2, Body::Heartbeat { ballot: higher, commit: slot, round: 1 }));
+    let (mut r, slot, _) = proposed_then_deposed();
     let out = step(&mut r, Input::CheckpointInstalled { slot, membership: None });
     assert_eq!(reconfigured(&out), vec![(1, Err(ReconfigRefusal::OutcomeUnknown))]);
 }
