@@ -37,12 +37,17 @@ follower_port=$(awk -v p="127.0.0.1:$rsl_port" '$1 == "replica" && $5 == "client
 
 redis_fsync_start "$work"
 
-# One redis-benchmark run; prints "TEST rps p50 p99" per test.
+# One redis-benchmark run; prints "TEST rps p50 p99" per test. The lines it prints for an error
+# reply (it stops at the first) or a failed connection are kept in $work/errors.$port.
 bench() {
   local port=$1 pipeline=$2
-  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d 64 -n "$N" -c "$CLIENTS" -P "$pipeline" --csv 2>/dev/null |
-    tr -d '"' | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $5, $7 }'
+  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d 64 -n "$N" -c "$CLIENTS" -P "$pipeline" --csv \
+    >"$work/run.out" 2>>"$work/errors.$port" || true
+  grep -iE 'error|could not connect' "$work/run.out" >>"$work/errors.$port" || true
+  tr -d '"' <"$work/run.out" | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $5, $7 }'
 }
+# The error lines of the runs against `port` (0: none).
+errors() { grep -ciE 'error|could not connect' "$work/errors.$1" || true; }
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rsl-kv: $exe"
@@ -68,5 +73,6 @@ for pipeline in 1 "$PIPELINE"; do
   done
 done
 echo
+echo "error replies and failed connections: rsl-kv primary $(errors "$rsl_port"), follower $(errors "$follower_port"), redis $(errors "$redis_port")"
 echo "rsl-kv replicas after the run:"
 "$exe" status --addr "127.0.0.1:$rsl_port"

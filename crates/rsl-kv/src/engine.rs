@@ -10,7 +10,8 @@
 //! wait, a connection submits pipelined commands back to back and the engine may batch them
 //! into one slot; the commands read together come in one call ([`Engine::batch`]), which the
 //! replicated engine hands to its replica at once (`Node::replicate_batch`,
-//! `Node::read_batch`).
+//! `Node::read_batch`) or, at a replica that is not the primary, to the primary as one
+//! forwarding call ([`crate::forward`]).
 //!
 //! [`LocalEngine`] is the unreplicated engine: it runs a [`KvMachine`] under a mutex in the
 //! caller's thread. Tests use it, and it is the baseline that replication is measured against.

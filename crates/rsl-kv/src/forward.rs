@@ -15,6 +15,29 @@
 //! | 1 byte: `W` (through the log) or `R` (a linearizable read) | 1 byte: [`ANSWER_REPLY`], [`ANSWER_NOT_PRIMARY`] or [`ANSWER_ERROR`] |
 //! | the encoded request | the machine's RESP reply; the primary's id (4 bytes) or nothing; a RESP error reply |
 //!
+//! A run of a connection's pipelined commands read together goes as one **batch call**, one
+//! message carrying each command and one answer carrying each command's answer, in order:
+//!
+//! | batch call | batch answer |
+//! | --- | --- |
+//! | 1 byte: `B`; the count (4 bytes, little-endian) | 1 byte: [`ANSWER_BATCH`]; the count (4 bytes) |
+//! | per command: `W` or `R`, its length (4 bytes), the encoded request | per command: its answer's length (4 bytes), its answer (as a single call's, above) |
+//!
+//! The primary executes a batch's runs of one kind at once (`Node::replicate_batch`,
+//! `Node::read_batch`) and answers each command with its own outcome. An answer larger than a
+//! call may carry keeps the replies that fit, in order; each command after them is answered
+//! "retry" if it is a read (a read is safe to repeat) or, if a write, with an error saying its
+//! reply was too large to forward (it was executed: it is never repeated).
+//!
+//! At most once, for a batch as for a single request: only a command the primary answered
+//! "not primary" (it was not executed) is sent again, alone, after the answer; a command whose
+//! answer is an outcome, an error included, is never sent again, and when the whole call's
+//! fate is unknown (timed out, lost, its primary deposed) every write of the batch answers
+//! that its outcome is unknown while its reads are tried again. A batch split across a
+//! primary change (the old primary executed its first commands and refused the rest) thus
+//! ends with the first commands' replies from the old primary and the rest executed once, at
+//! the new one, in their order.
+//!
 //! Waiting on a deposed primary: a forwarded request waits for its answer, for the call's
 //! deadline, or for this replica to learn of another primary, whichever comes first
 //! ([`await_answer`]). In the last case a read is tried again at once at the new primary (reads
@@ -36,6 +59,19 @@ use crate::resp::Reply;
 
 /// The answer carries the state machine's reply.
 pub const ANSWER_REPLY: u8 = 0;
+/// The answer to a batch call: one answer per command follows (module comment).
+pub const ANSWER_BATCH: u8 = 3;
+/// The first byte of a batch call.
+const BATCH_CALL: u8 = b'B';
+/// Bytes a batch call (or answer) takes besides its members: the tag and the count.
+pub const BATCH_HEADER_BYTES: usize = 1 + 4;
+/// Bytes a member of a batch call takes besides its request: its kind and its length.
+pub const BATCH_MEMBER_BYTES: usize = 1 + 4;
+/// The largest forwarded batch call and answer, in bytes.
+pub const BATCH_BYTES_MAX: usize = rsl::PEER_CALL_BYTES_MAX;
+/// The error a write of a batch hears when its reply did not fit the batch's answer.
+const WRITE_REPLY_OVERFLOW: &str = "ERR the primary's reply is too large to forward with the \
+     other replies of its pipeline; the write was applied";
 /// The callee is not the primary; the primary it knows follows, if any.
 pub const ANSWER_NOT_PRIMARY: u8 = 1;
 /// The callee refused or failed the request; a RESP error reply for the client follows.
@@ -132,6 +168,116 @@ pub fn error_answer(text: impl AsRef<str>) -> Bytes {
     answer.freeze()
 }
 
+/// The payload of a batch call: `members`, in order (module comment). The caller keeps it
+/// within [`BATCH_BYTES_MAX`] ([`batch_call_bytes`]).
+pub fn encode_batch_call(members: &[(Kind, Bytes)]) -> Bytes {
+    let size = batch_call_bytes(members.iter().map(|(_, r)| r.len()));
+    let mut call = BytesMut::with_capacity(size);
+    call.put_u8(BATCH_CALL);
+    call.put_u32_le(u32::try_from(members.len()).expect("a batch's count fits 4 bytes"));
+    for (kind, request) in members {
+        call.put_u8(kind.byte());
+        call.put_u32_le(u32::try_from(request.len()).expect("a request's size fits 4 bytes"));
+        call.put_slice(request);
+    }
+    call.freeze()
+}
+
+/// The size of a batch call of requests of these sizes.
+pub fn batch_call_bytes(sizes: impl IntoIterator<Item = usize>) -> usize {
+    BATCH_HEADER_BYTES + sizes.into_iter().map(|n| BATCH_MEMBER_BYTES + n).sum::<usize>()
+}
+
+/// The members of a batch call, in order; `None` if it is not one (a single call, or a
+/// malformed batch).
+pub fn decode_batch_call(call: &Bytes) -> Option<Vec<(Kind, Bytes)>> {
+    if call.first() != Some(&BATCH_CALL) {
+        return None;
+    }
+    let count = u32::from_le_bytes(call.get(1..5)?.try_into().ok()?) as usize;
+    let mut members = Vec::with_capacity(count.min(call.len() / BATCH_MEMBER_BYTES));
+    let mut at = BATCH_HEADER_BYTES;
+    for _ in 0..count {
+        let kind = match call.get(at)? {
+            b'W' => Kind::Write,
+            b'R' => Kind::Read,
+            _ => return None,
+        };
+        let len = u32::from_le_bytes(call.get(at + 1..at + 5)?.try_into().ok()?) as usize;
+        let start = at + BATCH_MEMBER_BYTES;
+        let end = start.checked_add(len).filter(|&end| end <= call.len())?;
+        members.push((kind, call.slice(start..end)));
+        at = end;
+    }
+    (at == call.len()).then_some(members)
+}
+
+/// The answer to a batch call: each member's attempt, in order, as many as fit
+/// [`BATCH_BYTES_MAX`]; a member after those is answered "retry" if a read, else with an
+/// error saying its reply did not fit (module comment).
+pub fn encode_batch_answer(attempts: Vec<(Kind, Attempt)>) -> Bytes {
+    encode_batch_answer_within(attempts, BATCH_BYTES_MAX)
+}
+
+fn encode_batch_answer_within(attempts: Vec<(Kind, Attempt)>, max: usize) -> Bytes {
+    let overflow = |kind| match kind {
+        Kind::Read => encode_answer(Attempt::Retry { hint: None }),
+        Kind::Write => error_answer(WRITE_REPLY_OVERFLOW),
+    };
+    // Room kept for the members after each one, should their replies not fit.
+    let reserve = 4 + 1 + error_bytes(WRITE_REPLY_OVERFLOW).len();
+    let n = attempts.len();
+    let mut answer = BytesMut::with_capacity(BATCH_HEADER_BYTES + n * 8);
+    answer.put_u8(ANSWER_BATCH);
+    answer.put_u32_le(u32::try_from(n).expect("a batch's count fits 4 bytes"));
+    for (i, (kind, attempt)) in attempts.into_iter().enumerate() {
+        let mut one = encode_answer(attempt);
+        let after = (n - i - 1) * reserve;
+        if answer.len() + 4 + one.len() + after > max {
+            one = overflow(kind);
+        }
+        answer.put_u32_le(u32::try_from(one.len()).expect("an answer's size fits 4 bytes"));
+        answer.put_slice(&one);
+    }
+    answer.freeze()
+}
+
+/// What the forwarder does with the answer to a batch call of `n` members: each member's
+/// attempt, in order. A single answer (the callee refused the whole call, for instance as
+/// malformed) applies to every member.
+fn decode_batch_answer(answer: Bytes, n: usize) -> Vec<Attempt> {
+    let malformed =
+        || (0..n).map(|_| Attempt::Done(Err(EngineError::Internal(MALFORMED.into())))).collect();
+    match answer.first() {
+        Some(&ANSWER_BATCH) => {}
+        Some(&ANSWER_REPLY) | Some(&ANSWER_ERROR) | Some(&ANSWER_NOT_PRIMARY) => {
+            return (0..n).map(|_| decode_answer(answer.clone())).collect();
+        }
+        _ => return malformed(),
+    }
+    let count = answer.get(1..5).map(|b| u32::from_le_bytes(b.try_into().expect("4")) as usize);
+    if count != Some(n) {
+        return malformed();
+    }
+    let mut attempts = Vec::with_capacity(n);
+    let mut at = BATCH_HEADER_BYTES;
+    for _ in 0..n {
+        let Some(len) = answer.get(at..at + 4) else { return malformed() };
+        let len = u32::from_le_bytes(len.try_into().expect("4")) as usize;
+        let Some(end) = (at + 4).checked_add(len).filter(|&end| end <= answer.len()) else {
+            return malformed();
+        };
+        attempts.push(decode_answer(answer.slice(at + 4..end)));
+        at = end;
+    }
+    if at != answer.len() {
+        return malformed();
+    }
+    attempts
+}
+
+const MALFORMED: &str = "a malformed forwarding answer";
+
 /// What the forwarder does with an answer.
 fn decode_answer(answer: Bytes) -> Attempt {
     match answer.first() {
@@ -140,7 +286,7 @@ fn decode_answer(answer: Bytes) -> Attempt {
             let hint = answer.get(1..5).map(|b| u32::from_le_bytes(b.try_into().expect("4")));
             Attempt::Retry { hint }
         }
-        _ => Attempt::Done(Err(EngineError::Internal("a malformed forwarding answer".into()))),
+        _ => Attempt::Done(Err(EngineError::Internal(MALFORMED.into()))),
     }
 }
 
@@ -185,8 +331,46 @@ pub async fn await_answer(
     kind: Kind,
     target: u32,
     call: impl Future<Output = Result<Bytes, PeerCallError>>,
-    mut view: watch::Receiver<View>,
+    view: watch::Receiver<View>,
 ) -> Attempt {
+    match hear(kind == Kind::Write, call, target, view).await {
+        Heard::Answer(answer) => settle(kind, answer),
+        Heard::Deposed => deposed(kind, target),
+    }
+}
+
+/// Waits for the answer of a batch call of members of `kinds` forwarded to `target`, as
+/// [`await_answer`] does for one: each member's attempt, in order. A failed call, or a
+/// deposed primary, is a failure of each member, by its kind (module comment).
+pub async fn await_batch_answer(
+    kinds: Vec<Kind>,
+    target: u32,
+    call: impl Future<Output = Result<Bytes, PeerCallError>>,
+    view: watch::Receiver<View>,
+) -> Vec<Attempt> {
+    let writes = kinds.contains(&Kind::Write);
+    match hear(writes, call, target, view).await {
+        Heard::Answer(Ok(answer)) => decode_batch_answer(answer, kinds.len()),
+        Heard::Answer(Err(e)) => kinds.into_iter().map(|k| call_failed(k, e.clone())).collect(),
+        Heard::Deposed => kinds.into_iter().map(|k| deposed(k, target)).collect(),
+    }
+}
+
+/// How a forwarded call ended.
+enum Heard {
+    /// The call's own outcome.
+    Answer(Result<Bytes, PeerCallError>),
+    /// Its primary was deposed, and no answer came within the grace period (if the call
+    /// carries writes; none is waited for otherwise).
+    Deposed,
+}
+
+async fn hear(
+    writes: bool,
+    call: impl Future<Output = Result<Bytes, PeerCallError>>,
+    target: u32,
+    mut view: watch::Receiver<View>,
+) -> Heard {
     tokio::pin!(call);
     let deposed = async {
         if view.wait_for(|v| moved_on(v, target)).await.is_err() {
@@ -196,16 +380,25 @@ pub async fn await_answer(
     };
     tokio::select! {
         biased;
-        answer = &mut call => return settle(kind, answer),
+        answer = &mut call => return Heard::Answer(answer),
         () = deposed => {}
     }
-    if kind == Kind::Read {
-        return Attempt::Retry { hint: None };
+    if !writes {
+        return Heard::Deposed;
     }
     let grace = Duration::from_millis(limits::DEPOSED_REPLY_WAIT_MS_MAX);
     match tokio::time::timeout(grace, call).await {
-        Ok(answer) => settle(kind, answer),
-        Err(_) => Attempt::Done(Ok(unknown_outcome(format_args!(
+        Ok(answer) => Heard::Answer(answer),
+        Err(_) => Heard::Deposed,
+    }
+}
+
+/// A request whose primary was deposed before it answered: a read is tried again, a write's
+/// outcome is unknown.
+fn deposed(kind: Kind, target: u32) -> Attempt {
+    match kind {
+        Kind::Read => Attempt::Retry { hint: None },
+        Kind::Write => Attempt::Done(Ok(unknown_outcome(format_args!(
             "replica {target}, the primary it was sent to, was deposed while it waited"
         )))),
     }
@@ -247,6 +440,113 @@ mod tests {
             assert!(matches!(retry, Attempt::Retry { hint: h } if h == hint));
         }
         assert!(matches!(decode_answer(Bytes::from_static(&[9])), Attempt::Done(Err(_))));
+    }
+
+    #[test]
+    fn batch_calls_round_trip_and_malformed_ones_are_refused() {
+        let members = vec![
+            (Kind::Write, Bytes::from_static(b"first")),
+            (Kind::Read, Bytes::new()),
+            (Kind::Write, Bytes::from_static(b"third")),
+        ];
+        let call = encode_batch_call(&members);
+        assert_eq!(call.len(), batch_call_bytes([5, 0, 5]));
+        assert_eq!(decode_batch_call(&call), Some(members));
+        // A single call is not a batch, and a batch is not a single call.
+        assert_eq!(decode_batch_call(&encode_call(Kind::Write, b"B")), None);
+        assert_eq!(decode_call(&call), None);
+        let members = [(Kind::Read, Bytes::from_static(b"x"))];
+        let call = encode_batch_call(&members);
+        for cut in 0..call.len() {
+            assert_eq!(decode_batch_call(&call.slice(..cut)), None, "cut at {cut}");
+        }
+        let mut longer = call.to_vec();
+        longer.push(0);
+        assert_eq!(decode_batch_call(&Bytes::from(longer)), None);
+        let mut bad_kind = call.to_vec();
+        bad_kind[BATCH_HEADER_BYTES] = b'X';
+        assert_eq!(decode_batch_call(&Bytes::from(bad_kind)), None);
+    }
+
+    /// Each member of a batch keeps its own answer, in order: a reply, an engine error, a
+    /// refusal naming the primary, one naming none. Only the refused (not executed) members
+    /// are to be sent again. Proven by planted bugs: the decoded answers reversed, and every
+    /// member retried when one was refused, each fail it.
+    #[test]
+    fn a_batch_answer_gives_each_member_its_own_outcome_in_order() {
+        let attempts = vec![
+            (Kind::Write, Attempt::Done(Ok(Bytes::from_static(b":1\r\n")))),
+            (Kind::Write, Attempt::Done(Err(EngineError::Overloaded))),
+            (Kind::Read, Attempt::Done(Ok(Bytes::from_static(b"$1\r\nv\r\n")))),
+            (Kind::Write, Attempt::Retry { hint: Some(3) }),
+            (Kind::Read, Attempt::Retry { hint: None }),
+        ];
+        let decoded = decode_batch_answer(encode_batch_answer(attempts), 5);
+        let [one, two, three, four, five] = &decoded[..] else { panic!("{decoded:?}") };
+        assert!(matches!(one, Attempt::Done(Ok(r)) if r[..] == b":1\r\n"[..]), "{one:?}");
+        assert!(matches!(two, Attempt::Done(Ok(r)) if r.starts_with(b"-ERR overloaded")));
+        assert!(matches!(three, Attempt::Done(Ok(r)) if r[..] == b"$1\r\nv\r\n"[..]));
+        assert!(matches!(four, Attempt::Retry { hint: Some(3) }), "{four:?}");
+        assert!(matches!(five, Attempt::Retry { hint: None }), "{five:?}");
+
+        // A whole-call answer (the callee refused the call) applies to every member.
+        let all = decode_batch_answer(error_answer("ERR a malformed forwarded request"), 2);
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|a| matches!(a, Attempt::Done(Ok(r)) if r.starts_with(b"-ERR a"))));
+        // A count that does not match, a cut answer: every member hears it was malformed.
+        let two = encode_batch_answer(vec![
+            (Kind::Read, Attempt::Retry { hint: None }),
+            (Kind::Read, Attempt::Retry { hint: None }),
+        ]);
+        for answer in [two.clone(), two.slice(..two.len() - 1)] {
+            let n = if answer.len() == two.len() { 3 } else { 2 };
+            let got = decode_batch_answer(answer, n);
+            assert_eq!(got.len(), n);
+            assert!(got.iter().all(|a| matches!(a, Attempt::Done(Err(EngineError::Internal(_))))));
+        }
+    }
+
+    /// An answer too large for one call keeps the replies that fit, in order; after them a
+    /// read is to be retried and a write (executed) hears that its reply did not fit.
+    #[test]
+    fn a_batch_answer_too_large_keeps_the_first_replies_and_never_retries_a_write() {
+        let big = Bytes::from(vec![b'x'; 1000]);
+        let attempts = vec![
+            (Kind::Read, Attempt::Done(Ok(big.clone()))),
+            (Kind::Write, Attempt::Done(Ok(big.clone()))),
+            (Kind::Read, Attempt::Done(Ok(big.clone()))),
+            (Kind::Write, Attempt::Done(Ok(Bytes::from_static(b"+OK\r\n")))),
+        ];
+        let answer = encode_batch_answer_within(attempts, 1500);
+        assert!(answer.len() <= 1500, "{}", answer.len());
+        let decoded = decode_batch_answer(answer, 4);
+        assert!(matches!(&decoded[0], Attempt::Done(Ok(r)) if *r == big), "{:?}", decoded[0]);
+        let Attempt::Done(Ok(write)) = &decoded[1] else { panic!("{:?}", decoded[1]) };
+        assert!(write.starts_with(b"-ERR the primary's reply is too large"), "{write:?}");
+        assert!(matches!(&decoded[2], Attempt::Retry { hint: None }), "{:?}", decoded[2]);
+        // A small reply after them still fits.
+        assert!(matches!(&decoded[3], Attempt::Done(Ok(r)) if r[..] == b"+OK\r\n"[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_deposed_batch_call_repeats_its_reads_and_never_its_writes() {
+        let kinds = vec![Kind::Write, Kind::Read, Kind::Write];
+        let (_tx, rx) = watch::channel(view(Role::Follower, Some(1)));
+        let lost = async { Err(PeerCallError::Lost { to: 1 }) };
+        let got = await_batch_answer(kinds.clone(), 1, lost, rx.clone()).await;
+        let unknown = |a: &Attempt| matches!(a, Attempt::Done(Ok(r)) if r.starts_with(b"-ERR outcome unknown"));
+        assert!(unknown(&got[0]) && unknown(&got[2]), "{got:?}");
+        assert!(matches!(got[1], Attempt::Retry { hint: None }), "{got:?}");
+        let not_sent = async { Err(PeerCallError::NotConnected { to: 1 }) };
+        let got = await_batch_answer(kinds.clone(), 1, not_sent, rx).await;
+        assert!(got.iter().all(|a| matches!(a, Attempt::Retry { hint: None })), "{got:?}");
+
+        let (tx, rx) = watch::channel(view(Role::Follower, Some(1)));
+        let batch = tokio::spawn(await_batch_answer(kinds, 1, silent(), rx));
+        tx.send_replace(view(Role::Follower, Some(2)));
+        let got = batch.await.unwrap();
+        assert!(unknown(&got[0]) && unknown(&got[2]), "{got:?}");
+        assert!(matches!(got[1], Attempt::Retry { hint: None }), "{got:?}");
     }
 
     #[test]

@@ -161,40 +161,82 @@ impl ReplicatedEngine {
     }
 
     /// A run of requests of one kind that arrived together, at a primary: handed to the
-    /// replica at once before this returns (`Node::replicate_batch`: one message to the
-    /// consensus thread; `Node::read_batch`: under the lease one check, one executor message,
-    /// one reply). Each request's reply takes its own outcome from the batch's; one the
-    /// replica refused for want of primacy tries again alone, as [`ReplicatedEngine::submit`]'s
-    /// do.
+    /// replica at once before this returns ([`Inner::start_run`]). Each request's reply takes
+    /// its own outcome from the batch's; one the replica refused for want of primacy tries
+    /// again alone, as [`ReplicatedEngine::submit`]'s do.
     fn submit_run(&self, kind: Kind, requests: Vec<Bytes>) -> Vec<EngineReply> {
-        let node = Arc::clone(&self.inner.node);
-        let all = requests.clone();
-        let batch = started(async move {
-            match kind {
-                Kind::Write => node.replicate_batch(all).await,
-                Kind::Read => node.read_batch(all, ReadConsistency::Linearizable).await,
-            }
-        });
-        let parts = crate::engine::split(batch, requests.len());
+        let firsts = self.inner.start_run(kind, requests.clone());
         let me = Some(self.inner.id);
-        parts
+        firsts
             .into_iter()
             .zip(requests)
-            .map(|(part, request)| {
+            .map(|(first, request)| {
                 let inner = Arc::clone(&self.inner);
-                let first: AttemptFuture = {
-                    let inner = Arc::clone(&inner);
-                    Box::pin(async move {
-                        match part.await {
-                            Some(Ok(reply)) => Attempt::Done(Ok(reply)),
-                            Some(Err(e)) => inner.refused(kind, e),
-                            None => Attempt::Done(Err(EngineError::Dropped)),
-                        }
-                    })
-                };
                 EngineReply::new(async move { inner.execute(kind, request, first, me).await })
             })
             .collect()
+    }
+
+    /// Requests that arrived together at a replica that is not the primary (`primary` is
+    /// the one it knows): forwarded as batch calls (`crate::forward`), each as large as a
+    /// call may be, sent before this returns. Local reads (`kv.reads = "local"`) are served
+    /// here. Each request's reply takes its own outcome from its call's answer; one the
+    /// primary refused for want of primacy (not executed) tries again alone.
+    fn forward_batch(&self, primary: u32, requests: Vec<Submitted>) -> Vec<EngineReply> {
+        let local_reads = self.inner.options.reads == Reads::Local;
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut run: Vec<(Kind, Bytes)> = Vec::new();
+        let mut run_bytes = forward::BATCH_HEADER_BYTES;
+        for s in requests {
+            if !s.logged && local_reads {
+                self.flush_forwarded(primary, &mut run, &mut replies);
+                run_bytes = forward::BATCH_HEADER_BYTES;
+                replies.push(self.read(s.request));
+                continue;
+            }
+            let kind = if s.logged { Kind::Write } else { Kind::Read };
+            let size = forward::BATCH_MEMBER_BYTES + s.request.len();
+            if run_bytes + size > forward::BATCH_BYTES_MAX {
+                self.flush_forwarded(primary, &mut run, &mut replies);
+                run_bytes = forward::BATCH_HEADER_BYTES;
+            }
+            run_bytes += size;
+            run.push((kind, s.request));
+        }
+        self.flush_forwarded(primary, &mut run, &mut replies);
+        replies
+    }
+
+    /// Sends `run` to `primary` (a single request as a single call, so that one too large to
+    /// forward is refused as such) and pushes its replies.
+    fn flush_forwarded(
+        &self,
+        primary: u32,
+        run: &mut Vec<(Kind, Bytes)>,
+        replies: &mut Vec<EngineReply>,
+    ) {
+        let members = std::mem::take(run);
+        if members.len() < 2 {
+            replies.extend(members.into_iter().map(|(kind, request)| self.submit(kind, request)));
+            return;
+        }
+        let kinds: Vec<Kind> = members.iter().map(|(kind, _)| *kind).collect();
+        let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
+        let node = &self.inner.node;
+        let call = node.call_peer(primary, forward::encode_batch_call(&members), wait);
+        let answers = forward::await_batch_answer(kinds, primary, call, node.watch());
+        let parts = crate::engine::split(answers, members.len());
+        for (part, (kind, request)) in parts.into_iter().zip(members) {
+            let inner = Arc::clone(&self.inner);
+            let first: AttemptFuture =
+                Box::pin(
+                    async move { part.await.unwrap_or(Attempt::Done(Err(EngineError::Dropped))) },
+                );
+            let target = Some(primary);
+            replies.push(EngineReply::new(async move {
+                inner.execute(kind, request, first, target).await
+            }));
+        }
     }
 
     /// A reply computed by `f` as the connection awaits it.
@@ -212,12 +254,19 @@ impl Engine for ReplicatedEngine {
     }
 
     /// Runs of writes, and of linearizable reads, go to a primary's replica at once
-    /// (`submit_run`); anything else (a single request, a replica that
-    /// is not primary: forwarded one by one, local reads) as [`Engine::write`] and
-    /// [`Engine::read`] do, in order.
+    /// (`submit_run`); at a replica that knows another primary, the requests go to it as
+    /// batch calls (`forward_batch`); anything else (a single request, no primary known,
+    /// local reads) as [`Engine::write`] and [`Engine::read`] do, in order.
     fn batch(&self, requests: Vec<Submitted>) -> Vec<EngineReply> {
         let local_reads = self.inner.options.reads == Reads::Local;
-        if requests.len() < 2 || !self.inner.is_primary() {
+        let seen = *self.inner.view.borrow();
+        let primary = seen.role == Some(Role::Primary);
+        if requests.len() >= 2 && !primary {
+            if let Some(p) = seen.primary.filter(|&p| p != self.inner.id) {
+                return self.forward_batch(p, requests);
+            }
+        }
+        if requests.len() < 2 || !primary {
             let one =
                 |s: Submitted| if s.logged { self.write(s.request) } else { self.read(s.request) };
             return requests.into_iter().map(one).collect();
@@ -353,6 +402,34 @@ impl Inner {
         (attempt, target)
     }
 
+    /// Hands a run of requests of one kind to the local replica at once, before this
+    /// returns (`Node::replicate_batch`: one message to the consensus thread;
+    /// `Node::read_batch`: under the lease one check, one executor message, one reply): one
+    /// first try per request, in order, each taking its own outcome from the batch's.
+    fn start_run(self: &Arc<Self>, kind: Kind, requests: Vec<Bytes>) -> Vec<AttemptFuture> {
+        let n = requests.len();
+        let node = Arc::clone(&self.node);
+        let batch = started(async move {
+            match kind {
+                Kind::Write => node.replicate_batch(requests).await,
+                Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
+            }
+        });
+        crate::engine::split(batch, n)
+            .into_iter()
+            .map(|part| {
+                let inner = Arc::clone(self);
+                Box::pin(async move {
+                    match part.await {
+                        Some(Ok(reply)) => Attempt::Done(Ok(reply)),
+                        Some(Err(e)) => inner.refused(kind, e),
+                        None => Attempt::Done(Err(EngineError::Dropped)),
+                    }
+                }) as AttemptFuture
+            })
+            .collect()
+    }
+
     /// A read from this replica's own state, whatever its role (`kv.reads = "local"`).
     async fn read_local(&self, request: Bytes) -> Result<Bytes, EngineError> {
         match self.node.read(request, ReadConsistency::AtLeast(0)).await {
@@ -414,6 +491,9 @@ impl Inner {
     /// local try starts before this returns (on the transport's thread, in the order the
     /// member sent its requests); the rest runs on the engine's runtime.
     fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
+        if let Some(members) = forward::decode_batch_call(&call) {
+            return self.forwarded_batch(from, members, responder);
+        }
         let Some((kind, request)) = forward::decode_call(&call) else {
             let text = format!("ERR a malformed forwarded request from replica {from}");
             return responder.respond(forward::error_answer(text));
@@ -425,6 +505,55 @@ impl Inner {
         let runtime = self.runtime.clone();
         let attempt = started(async move { self.local(kind, request).await });
         runtime.spawn(async move { responder.respond(forward::encode_answer(attempt.await)) });
+    }
+
+    /// A batch of requests another member forwarded (`crate::forward`): each checked, runs
+    /// of one kind handed to the local replica at once ([`Inner::start_run`]) before this
+    /// returns, in order; one answer carries each request's own outcome, in order.
+    fn forwarded_batch(
+        self: Arc<Self>,
+        from: u32,
+        members: Vec<(Kind, Bytes)>,
+        responder: PeerResponder,
+    ) {
+        let mut attempts: Vec<(Kind, AttemptFuture)> = Vec::with_capacity(members.len());
+        let mut run: Vec<Bytes> = Vec::new();
+        let mut run_kind = Kind::Write;
+        let flush = |run: &mut Vec<Bytes>, kind, attempts: &mut Vec<(Kind, AttemptFuture)>| {
+            let requests = std::mem::take(run);
+            match requests.len() {
+                0 => {}
+                1 => {
+                    let (inner, request) = (Arc::clone(&self), requests.into_iter().next());
+                    let request = request.expect("one");
+                    let first = started(async move { inner.local(kind, request).await });
+                    attempts.push((kind, first));
+                }
+                _ => attempts.extend(self.start_run(kind, requests).into_iter().map(|a| (kind, a))),
+            }
+        };
+        for (kind, request) in members {
+            if let Err(reason) = self.check_forwarded(kind, &request) {
+                flush(&mut run, run_kind, &mut attempts);
+                let text = format!("ERR bad forwarded request from replica {from}: {reason}");
+                let refused = Attempt::Done(Ok(error_bytes(text)));
+                attempts.push((kind, Box::pin(std::future::ready(refused))));
+                continue;
+            }
+            if kind != run_kind {
+                flush(&mut run, run_kind, &mut attempts);
+                run_kind = kind;
+            }
+            run.push(request);
+        }
+        flush(&mut run, run_kind, &mut attempts);
+        self.runtime.spawn(async move {
+            let mut answers = Vec::with_capacity(attempts.len());
+            for (kind, attempt) in attempts {
+                answers.push((kind, attempt.await));
+            }
+            responder.respond(forward::encode_batch_answer(answers));
+        });
     }
 
     fn check_forwarded(&self, kind: Kind, request: &[u8]) -> Result<(), String> {
