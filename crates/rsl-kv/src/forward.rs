@@ -39,7 +39,8 @@
 //! the new one, in their order.
 //!
 //! Waiting on a deposed primary: a forwarded request waits for its answer, for the call's
-//! deadline, or for this replica to learn of another primary, whichever comes first
+//! deadline (the replica's `consensus.call_timeout_ms`, as its own calls: [`rsl::Node::
+//! call_timeout`]), or for this replica to learn of another primary, whichever comes first
 //! ([`await_answer`]). In the last case a read is tried again at once at the new primary (reads
 //! are always safe to repeat), and a write, which the old primary may still have executed,
 //! answers that its outcome is unknown once [`limits::DEPOSED_REPLY_WAIT_MS_MAX`] has passed

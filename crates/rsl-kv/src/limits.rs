@@ -83,10 +83,6 @@ pub const RETRY_PAUSE_MS_MAX: u64 = 20;
 /// peer call with a one-byte header (`forward`).
 pub const FORWARD_BYTES_MAX: usize = rsl::PEER_CALL_BYTES_MAX - 1;
 
-/// How long a forwarded request waits for the primary's answer, in milliseconds (unless this
-/// replica learns of another primary first).
-pub const FORWARD_REPLY_WAIT_MS_MAX: u64 = 5_000;
-
 /// How long a forwarded write still waits for the answer of a primary this replica has just
 /// learned was deposed, before its client hears that the outcome is unknown, in milliseconds.
 /// A primary that handed over primacy on purpose answers within it (its last slots are chosen
@@ -131,7 +127,6 @@ pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 << 20;
 
 const _: () = assert!(INLINE_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(RETRY_PAUSE_MS_MAX < PRIMARY_WAIT_MS_MAX);
-const _: () = assert!(DEPOSED_REPLY_WAIT_MS_MAX < FORWARD_REPLY_WAIT_MS_MAX);
 const _: () = assert!(KEY_BYTES_MAX <= BULK_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= BULK_BYTES_MAX);
 // A request within the limit has no key or value over its own limit, so the server's check of

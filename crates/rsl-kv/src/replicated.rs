@@ -221,8 +221,8 @@ impl ReplicatedEngine {
             return;
         }
         let kinds: Vec<Kind> = members.iter().map(|(kind, _)| *kind).collect();
-        let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
         let node = &self.inner.node;
+        let wait = node.call_timeout();
         let call = node.call_peer(primary, forward::encode_batch_call(&members), wait);
         let answers = forward::await_batch_answer(kinds, primary, call, node.watch());
         let parts = crate::engine::split(answers, members.len());
@@ -482,7 +482,7 @@ impl Inner {
             );
             return Box::pin(std::future::ready(Attempt::Done(Ok(error_bytes(text)))));
         }
-        let wait = Duration::from_millis(limits::FORWARD_REPLY_WAIT_MS_MAX);
+        let wait = self.node.call_timeout();
         let call = self.node.call_peer(primary, forward::encode_call(kind, request), wait);
         Box::pin(forward::await_answer(kind, primary, call, self.node.watch()))
     }

@@ -277,6 +277,50 @@ async fn a_paused_primary_is_replaced_and_rejoins_as_a_follower() {
     cluster.stop().await;
 }
 
+/// A forwarded request waits for the primary's answer as long as any call of the replica may
+/// (`consensus.call_timeout_ms`), not for a shorter limit of its own: with a deadline of 60 s,
+/// a write forwarded to a primary that lacks a quorum for 6 s is answered once the quorum is
+/// back, not "outcome unknown" at 5 s (the fixed forwarding wait it had; found as a flaky run
+/// of the 16 MiB limits test, whose configured deadline forwarding ignored on a loaded
+/// machine). Five replicas: the primary and the forwarding follower stay up and connected
+/// (a paused primary's connections break after the transport's idle timeout, 3 s), the other
+/// three are paused.
+#[tokio::test]
+async fn a_forwarded_write_waits_for_the_configured_call_deadline() {
+    let options = ClusterOptions {
+        replicas: 5,
+        // No election, and the primary keeps its primacy, while the quorum is away: 10 to
+        // 11 s of silence before either.
+        consensus: "call_timeout_ms = 60000\nelection_ticks_min = 1000\nelection_ticks_max = 1100"
+            .to_string(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let primary = cluster.wait_primary(None, 3 * WAIT).await.unwrap();
+    let rest = others(&cluster, &[primary]);
+    let follower = rest[0];
+    cluster.wait_view(follower, WAIT, |v| v.primary == Some(primary)).await.unwrap();
+    let f_addr = cluster.replica(follower).client_addr;
+    assert_eq!(cmd(f_addr, None, &["SET", "k", "before"]).await, Reply::ok());
+
+    for id in &rest[1..] {
+        cluster.signal(*id, libc::SIGSTOP).unwrap();
+    }
+    let sent = Instant::now();
+    let write = tokio::spawn(async move { cmd(f_addr, None, &["SET", "k", "after"]).await });
+    // The fault's length (longer than the old 5 s wait), not a wait for a condition.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(!write.is_finished(), "answered without a quorum after {:?}", sent.elapsed());
+    for id in &rest[1..] {
+        cluster.signal(*id, libc::SIGCONT).unwrap();
+    }
+    let reply = write.await.unwrap();
+    assert_eq!(reply, Reply::ok(), "after {:?}", sent.elapsed());
+    let p_addr = cluster.replica(primary).client_addr;
+    assert_eq!(cmd(p_addr, None, &["GET", "k"]).await, bulk("after"));
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn a_process_that_is_not_a_member_cannot_inject_a_message() {
     let mut cluster = start(None).await;

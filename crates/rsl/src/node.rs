@@ -422,8 +422,10 @@ impl Node {
         }
     }
 
-    /// How long a call waits unless it says otherwise.
-    pub(crate) fn call_timeout(&self) -> Duration {
+    /// How long a call waits unless it says otherwise (`consensus.call_timeout_ms`): the
+    /// deadline an application's own calls on the replica's behalf should keep too (rsl-kv
+    /// forwards a request to the primary for as long).
+    pub fn call_timeout(&self) -> Duration {
         self.shared.call_timeout
     }
 
