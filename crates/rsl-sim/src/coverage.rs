@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 37] = [
+pub const PATHS: [Path; 38] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -33,6 +33,7 @@ pub const PATHS: [Path; 37] = [
     ("checkpoints taken", |s| s.checkpoints_taken),
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),
     ("checkpoint installs", |s| s.checkpoints_installed),
+    ("  installs at or below the executed point (checked)", |s| s.stale_installs),
     ("checkpoints loaded at a restart", |s| s.checkpoints_loaded),
     ("proposals whose slot an install skipped (outcome unknown)", |s| s.outcomes_unknown),
     ("disk wipes", |s| s.wipes),

@@ -327,6 +327,8 @@ impl Sim {
                     let status = driver.status();
                     if slot > status.executed {
                         host.sim.checker.checkpoint(status.id, slot);
+                    } else {
+                        host.sim.check_stale_install(driver.replica(), &input);
                     }
                 }
                 match &input {
@@ -464,6 +466,38 @@ impl Sim {
         let decided = lease_read.is_some_and(|t| !heartbeats && !refused.contains(&t));
         if decided && status.role == Role::Primary {
             self.check_lease_read(node, &status);
+        }
+    }
+
+    /// An install at or below the replica's executed point (it executed past the slot while
+    /// its state machine loaded the checkpoint: installs race with executes) must change
+    /// nothing (`Input::CheckpointInstalled`). Checked at the cause, before the step: the
+    /// input is handled on a copy of the core, which must come out with the same executed
+    /// point, commit point, checkpoint, truncation and log in memory, and no action. (A core
+    /// that moved its executed point back would go on, in the same step, to execute slots
+    /// again or trip over slots its log no longer holds.)
+    fn check_stale_install(&mut self, replica: &rsl_core::Replica, input: &Input) {
+        self.stats.stale_installs += 1;
+        let (copy, actions) = replica.handled_on_copy(input.clone());
+        let (before, after) = (replica.status(), copy.status());
+        let points = |s: &rsl_core::Status| (s.executed, s.commit, s.checkpoint, s.truncated);
+        let same_log = replica.memory_log().eq(copy.memory_log());
+        if points(&before) != points(&after) || !same_log || !actions.is_empty() {
+            let log = |r: &rsl_core::Replica| r.memory_log().map(|e| e.0 .0).collect::<Vec<_>>();
+            let (old, new) = (log(replica), log(&copy));
+            let (old_log, new_log) = (old.first().zip(old.last()), new.first().zip(new.last()));
+            let detail = format!(
+                "{:?} handled {input:?} at or below its executed point, which must change nothing: \
+                 (executed, commit, checkpoint, truncated) {:?} -> {:?}, log in memory {} entries \
+                 {old_log:?} -> {} {new_log:?}, {} actions",
+                before.id,
+                points(&before),
+                points(&after),
+                old.len(),
+                new.len(),
+                actions.len()
+            );
+            self.checker.fail(Check::StaleInstall, detail);
         }
     }
 

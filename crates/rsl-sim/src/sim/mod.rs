@@ -173,6 +173,9 @@ pub struct Stats {
     pub checkpoints_taken: u64,
     pub checkpoints_sent: u64,
     pub checkpoints_installed: u64,
+    /// Installs the core heard of at or below its executed point (checked on a copy of the
+    /// core: they must change nothing).
+    pub stale_installs: u64,
     pub checkpoints_loaded: u64,
     /// Checkpoint writes the store refused (a corrupted write failed its verification).
     pub checkpoints_failed: u64,
