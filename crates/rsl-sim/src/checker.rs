@@ -65,6 +65,10 @@ pub enum Check {
     /// acted: such an install changes nothing. Checked on a copy of the core before the step
     /// goes on (`Sim::check_stale_install`).
     StaleInstall,
+    /// A membership operation (`Input::Reconfigure`) handed to a replica that stayed up was
+    /// never answered by the end of the quiet phase, or was answered twice (or by another
+    /// replica).
+    Answers,
 }
 
 /// A failed check, with when and why.

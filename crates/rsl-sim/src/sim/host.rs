@@ -270,6 +270,20 @@ impl Host<u64> for SimHost<'_> {
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
         self.record(format_args!("Reconfigured({id}, {outcome:?})"));
         let sim = &mut *self.sim;
+        // Every operation is answered exactly once, by the replica it was handed to.
+        let node = self.node;
+        match sim.reconfig_asked.get_mut(&id) {
+            Some((asked, _, answered)) if *asked == node && !*answered => *answered = true,
+            asked => {
+                let detail = format!(
+                    "{:?} answered membership operation {id} ({outcome:?}), handed to {:?}{}",
+                    sim.nodes[node].id,
+                    asked.as_ref().map(|(n, _, _)| sim.nodes[*n].id),
+                    if asked.is_some_and(|a| a.2) { " and answered before" } else { "" }
+                );
+                sim.checker.fail(Check::Answers, detail);
+            }
+        }
         match &outcome {
             Ok((slot, membership)) => {
                 let slot = *slot;
@@ -284,7 +298,11 @@ impl Host<u64> for SimHost<'_> {
                     sim.checker.fail(Check::Contract, detail);
                 }
             }
-            Err(_) => sim.stats.reconfigurations_refused += 1,
+            Err(refusal) => {
+                sim.stats.reconfigurations_refused += 1;
+                let superseded = matches!(refusal, ReconfigRefusal::Superseded { .. });
+                sim.stats.reconfigurations_superseded += u64::from(superseded);
+            }
         }
         sim.reconfig_outcomes.push((id, outcome));
     }
@@ -330,6 +348,11 @@ impl Sim {
                     } else {
                         host.sim.check_stale_install(driver.replica(), &input);
                     }
+                }
+                if let Input::Reconfigure { id, .. } = input {
+                    let incarnation = host.sim.nodes[node].incarnation;
+                    host.sim.reconfig_asked.insert(id, (node, incarnation, false));
+                    host.sim.stats.reconfigurations_asked += 1;
                 }
                 match &input {
                     Input::Receive(Message {
