@@ -95,6 +95,12 @@ pub enum Bug {
     /// phase 1 re-proposals executed.
     ReadIndexIgnoresRecovery,
 
+    // Membership operations.
+    /// A membership operation the primary refuses (not primary, another change in flight,
+    /// no quorum, a learner not caught up, ...) is dropped without an answer, as if refusing
+    /// were answering: its caller waits forever.
+    RefusalNotAnswered,
+
     // Limits.
     /// Accepts (new slots and resends) are split by `catchup_entries_max` only, not by
     /// bytes: several large values go out in one message above `message_bytes_max` (issue 8:

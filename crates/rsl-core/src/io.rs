@@ -67,6 +67,9 @@ pub enum Input {
     /// A peer's checkpoint was installed: the state now reflects every slot up to `slot`,
     /// under `membership`, the membership in effect after `slot` that the checkpoint carries
     /// (`None`: a checkpoint written before checkpoints carried it; the replica keeps its own).
+    /// An install at or below the executed point (the state machine loaded it while the core
+    /// executed past it) changes nothing; the simulator checks that on a copy of the core
+    /// (`Replica::handled_on_copy`).
     CheckpointInstalled { slot: Slot, membership: Option<Membership> },
 }
 

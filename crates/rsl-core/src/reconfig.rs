@@ -74,6 +74,8 @@ impl Replica {
     pub(crate) fn on_reconfigure(&mut self, id: u64, op: MembershipOp, out: &mut Vec<Action>) {
         let outcomes_before = self.change_outcomes.len();
         match self.check_reconfigure(&op) {
+            // Planted: a refused operation is dropped, as if refusing were answering.
+            Err(_) if planted!(self, RefusalNotAnswered) => {}
             Err(reason) => out.push(Action::Reconfigured { id, outcome: Err(reason) }),
             Ok(membership) => {
                 let slot = self.primacy.as_ref().expect("checked primary").next_slot;
@@ -84,7 +86,12 @@ impl Replica {
         let proposed = self.change_outcomes.len() > outcomes_before;
         let answered =
             out.iter().any(|a| matches!(a, Action::Reconfigured { id: i, .. } if *i == id));
-        ensure!(proposed != answered, "an operation neither proposed nor answered once");
+        ensure!(
+            unless self,
+            RefusalNotAnswered,
+            proposed != answered,
+            "an operation neither proposed nor answered once"
+        );
         ensure!(
             !proposed || self.primacy.as_ref().is_some_and(|l| l.config_slot.is_some()),
             "a proposed change is not in flight"

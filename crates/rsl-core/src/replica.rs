@@ -291,7 +291,7 @@ pub(crate) struct Primacy {
 }
 
 /// One replica of the cluster.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Replica {
     pub(crate) config: Config,
     pub(crate) id: ReplicaId,
@@ -505,6 +505,38 @@ impl Replica {
     pub fn step(&mut self, input: Input, out: &mut Vec<Action>) {
         // A deferred proposal only queues; every other input's step fills the pipeline.
         let fill = !(self.config.propose_at_turn_end && matches!(input, Input::Propose { .. }));
+        self.handle(input, out);
+        self.after_step(fill, out);
+        // The cheap checks run after every step in every build (ARCHITECTURE.md, invariant
+        // 5): a replica in an impossible state stops rather than corrupt the cluster. The
+        // walks over the log and the in-flight slots run in debug builds and wherever the
+        // driver checks (the simulator, the tests).
+        self.invariants_cheap();
+        #[cfg(debug_assertions)]
+        self.invariants_walks();
+    }
+
+    /// What handling `input` alone does, on a copy of this replica (which stays unchanged):
+    /// the copy afterwards and the actions the handling produced, before the work every step
+    /// ends with (new slots out, chosen slots executed, held messages released). For checks
+    /// of an input's own documented effect at its cause, before the rest of a step can act
+    /// on it: the simulator verifies that an install at or below the executed point changes
+    /// nothing (`Input::CheckpointInstalled`).
+    pub fn handled_on_copy(&self, input: Input) -> (Replica, Vec<Action>) {
+        let mut copy = self.clone();
+        let mut out = Vec::new();
+        copy.handle(input, &mut out);
+        (copy, out)
+    }
+
+    /// The accepted entries held in memory, in slot order: slot, ballot, value, and whether
+    /// it is known chosen (for status pages, tests and the simulator's checks).
+    pub fn memory_log(&self) -> impl Iterator<Item = (Slot, Ballot, &Value, bool)> + '_ {
+        self.log.iter().map(|(s, e)| (*s, e.ballot, &e.value, e.chosen))
+    }
+
+    /// The input's own handler, without the work every step ends with.
+    fn handle(&mut self, input: Input, out: &mut Vec<Action>) {
         match input {
             Input::Tick => self.on_tick(out),
             Input::Receive(msg) => self.on_receive(msg, out),
@@ -524,14 +556,6 @@ impl Replica {
                 self.on_checkpoint_installed(slot, membership, out)
             }
         }
-        self.after_step(fill, out);
-        // The cheap checks run after every step in every build (ARCHITECTURE.md, invariant
-        // 5): a replica in an impossible state stops rather than corrupt the cluster. The
-        // walks over the log and the in-flight slots run in debug builds and wherever the
-        // driver checks (the simulator, the tests).
-        self.invariants_cheap();
-        #[cfg(debug_assertions)]
-        self.invariants_walks();
     }
 
     /// Work every step ends with: new slots go out (unless `fill` is false: a proposal

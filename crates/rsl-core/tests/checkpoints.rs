@@ -67,3 +67,59 @@ fn proposals_skipped_by_an_installed_checkpoint_have_an_unknown_outcome() {
     assert_eq!(refused, Some(Refusal::OutcomeUnknown), "{out:?}");
     assert_eq!(r.status().executed, Slot(1_000));
 }
+
+#[test]
+fn an_install_at_or_below_the_executed_point_changes_nothing_on_a_copy() {
+    // What the simulator's `StaleInstall` check relies on: `handled_on_copy` runs the input's
+    // handler on a copy (the replica itself stays as it was), and the copy of a replica told
+    // of an install it already executed past keeps its points and its log and acts not at all.
+    let r = lone_primary_that_executed_three_slots(Config::new(1, [1]));
+    let before = r.status();
+    assert!(before.executed >= Slot(3), "executed {:?}", before.executed);
+    let log = |r: &Replica| r.memory_log().map(|(s, b, v, c)| (s, b, v.clone(), c)).collect();
+    let log_before: Vec<_> = log(&r);
+    for slot in [Slot(before.executed.0 - 1), before.executed] {
+        let (copy, actions) =
+            r.handled_on_copy(Input::CheckpointInstalled { slot, membership: None });
+        assert_eq!(copy.status(), before, "an install at {slot:?} changed the copy");
+        assert_eq!(log(&copy), log_before, "an install at {slot:?} changed the log");
+        assert!(actions.is_empty(), "an install at {slot:?} acted: {actions:?}");
+    }
+    // An install past the executed point does change the copy, never the replica.
+    let ahead = Slot(before.executed.0 + 5);
+    let (copy, _) = r.handled_on_copy(Input::CheckpointInstalled { slot: ahead, membership: None });
+    assert_eq!(copy.status().executed, ahead);
+    assert_eq!(r.status(), before);
+    assert_eq!(log(&r), log_before);
+}
+
+/// A lone voter that became primary and executed three proposals.
+fn lone_primary_that_executed_three_slots(config: Config) -> Replica {
+    let mut r = Replica::new(config, Recovered::default());
+    while r.status().role != Role::Primary {
+        step(&mut r, Input::Tick, false);
+    }
+    for seq in 1..=3 {
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq };
+        let payload = Bytes::from_static(b"x");
+        step(&mut r, Input::Propose { id, payload, exclusive: false }, false);
+        step(&mut r, Input::EndOfTurn, false);
+    }
+    r
+}
+
+/// With `InstallMovesExecutedBack` planted the copy shows the executed point moved back,
+/// before any later work of a step could act on it (what `StaleInstall` sees).
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn a_copy_shows_a_planted_install_moving_the_executed_point_back() {
+    use rsl_core::bugs::{Bug, Bugs};
+    let mut config = Config::new(1, [1]);
+    config.bugs = Bugs(vec![Bug::InstallMovesExecutedBack]);
+    let r = lone_primary_that_executed_three_slots(config);
+    let executed = r.status().executed;
+    let slot = Slot(executed.0 - 1);
+    let (copy, _) = r.handled_on_copy(Input::CheckpointInstalled { slot, membership: None });
+    assert_eq!(copy.status().executed, slot, "the planted bug moves the executed point back");
+    assert_eq!(r.status().executed, executed, "the replica itself is unchanged");
+}

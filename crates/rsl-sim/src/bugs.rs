@@ -8,7 +8,7 @@ use rsl_core::bugs::Bug;
 /// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
 /// this list cannot fall behind.
 #[cfg(feature = "planted-bugs")]
-pub const ALL: [Bug; 30] = [
+pub const ALL: [Bug; 31] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
@@ -39,6 +39,7 @@ pub const ALL: [Bug; 30] = [
     Bug::UnknownUnderExecutedMembership,
     Bug::RecoveryIgnoresLostSlots,
     Bug::PromoteOnStaleAcks,
+    Bug::RefusalNotAnswered,
 ];
 
 #[cfg(feature = "planted-bugs")]
@@ -74,7 +75,8 @@ fn exhaustive(bug: Bug) {
         | Bug::AcceptsNotSplitByBytes
         | Bug::UnknownUnderExecutedMembership
         | Bug::RecoveryIgnoresLostSlots
-        | Bug::PromoteOnStaleAcks => {}
+        | Bug::PromoteOnStaleAcks
+        | Bug::RefusalNotAnswered => {}
     }
 }
 

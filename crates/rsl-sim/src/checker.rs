@@ -60,6 +60,15 @@ pub enum Check {
     /// encoder measures), a request within `request_bytes_max` refused as too large, or one
     /// above it executed.
     Limits,
+    /// A replica's core, told of a checkpoint installed at or below its executed point,
+    /// changed its state (its executed or commit point, checkpoint, truncation or log) or
+    /// acted: such an install changes nothing. Checked on a copy of the core before the step
+    /// goes on (`Sim::check_stale_install`).
+    StaleInstall,
+    /// A membership operation (`Input::Reconfigure`) handed to a replica that stayed up was
+    /// never answered by the end of the quiet phase, or was answered twice (or by another
+    /// replica).
+    Answers,
 }
 
 /// A failed check, with when and why.

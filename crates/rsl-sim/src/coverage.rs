@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 37] = [
+pub const PATHS: [Path; 43] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -17,6 +17,11 @@ pub const PATHS: [Path; 37] = [
     ("primacy transfers", |s| s.transfers),
     ("transfers that timed out", |s| s.transfers_timed_out),
     ("learners promoted", |s| s.promotions),
+    ("membership operations taken by a replica", |s| s.reconfigurations_asked),
+    ("  answered made", |s| s.reconfigurations_made),
+    ("  answered refused", |s| s.reconfigurations_refused),
+    ("    of which superseded (another value in the slot)", |s| s.reconfigurations_superseded),
+    ("  unanswered (the replica went down first)", |s| s.reconfigurations_unanswered),
     ("crashes of a primary with a loaded pipeline", |s| s.loaded_crashes),
     ("partial accepts (a minority gets a slot)", |s| s.partial_accepts),
     ("primary crashes holding back its late votes", |s| s.votes_held),
@@ -33,6 +38,7 @@ pub const PATHS: [Path; 37] = [
     ("checkpoints taken", |s| s.checkpoints_taken),
     ("checkpoints streamed to a peer", |s| s.checkpoints_sent),
     ("checkpoint installs", |s| s.checkpoints_installed),
+    ("  installs at or below the executed point (checked)", |s| s.stale_installs),
     ("checkpoints loaded at a restart", |s| s.checkpoints_loaded),
     ("proposals whose slot an install skipped (outcome unknown)", |s| s.outcomes_unknown),
     ("disk wipes", |s| s.wipes),

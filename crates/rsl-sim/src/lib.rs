@@ -98,9 +98,12 @@ pub fn run_seed(options: &Options, verbose: bool) -> Outcome {
     QUIET.with(|q| q.set(false));
     let failure = match result {
         Ok(()) => sim.failure().cloned(),
+        // A check that failed before the panic (in the same step: a check at the cause sees
+        // the damage before the core trips over it) is the failure reported.
         Err(_) => {
             let message = PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
-            Some(Failure { check: Check::Panic, tick: sim.tick(), detail: message })
+            let panic = || Failure { check: Check::Panic, tick: sim.tick(), detail: message };
+            Some(sim.failure().cloned().unwrap_or_else(panic))
         }
     };
     Outcome { seed: options.seed, failure, trace_hash: sim.trace_hash(), stats: sim.stats.clone() }

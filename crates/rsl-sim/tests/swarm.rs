@@ -91,6 +91,14 @@ fn two_hundred_seeds_pass_every_checker() {
     let (held, rotted) = (stat(|s| s.votes_held), stat(|s| s.tails_lost));
     assert!(held > 20 && rotted > 20, "votes held {held}, tails rotted {rotted}");
     assert!(stat(|s| s.late_votes) > 5, "late votes of an earlier ballot");
+    // Every membership operation a replica took was answered exactly once, or its replica
+    // went down before answering (the `Answers` check fails a seed otherwise); operations
+    // were refused, not only made.
+    let asked = stat(|s| s.reconfigurations_asked);
+    let refused = stat(|s| s.reconfigurations_refused);
+    let unanswered = stat(|s| s.reconfigurations_unanswered);
+    assert_eq!(asked, made + refused + unanswered, "operations taken and answered");
+    assert!(asked > 30 && refused > 5, "{asked} operations taken, {refused} refused");
 }
 
 /// The knobs of the paths the `--reconfig` campaigns found (issue 9; docs/testing.md, "What

@@ -270,6 +270,20 @@ impl Host<u64> for SimHost<'_> {
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
         self.record(format_args!("Reconfigured({id}, {outcome:?})"));
         let sim = &mut *self.sim;
+        // Every operation is answered exactly once, by the replica it was handed to.
+        let node = self.node;
+        match sim.reconfig_asked.get_mut(&id) {
+            Some((asked, _, answered)) if *asked == node && !*answered => *answered = true,
+            asked => {
+                let detail = format!(
+                    "{:?} answered membership operation {id} ({outcome:?}), handed to {:?}{}",
+                    sim.nodes[node].id,
+                    asked.as_ref().map(|(n, _, _)| sim.nodes[*n].id),
+                    if asked.is_some_and(|a| a.2) { " and answered before" } else { "" }
+                );
+                sim.checker.fail(Check::Answers, detail);
+            }
+        }
         match &outcome {
             Ok((slot, membership)) => {
                 let slot = *slot;
@@ -284,7 +298,11 @@ impl Host<u64> for SimHost<'_> {
                     sim.checker.fail(Check::Contract, detail);
                 }
             }
-            Err(_) => sim.stats.reconfigurations_refused += 1,
+            Err(refusal) => {
+                sim.stats.reconfigurations_refused += 1;
+                let superseded = matches!(refusal, ReconfigRefusal::Superseded { .. });
+                sim.stats.reconfigurations_superseded += u64::from(superseded);
+            }
         }
         sim.reconfig_outcomes.push((id, outcome));
     }
@@ -327,7 +345,14 @@ impl Sim {
                     let status = driver.status();
                     if slot > status.executed {
                         host.sim.checker.checkpoint(status.id, slot);
+                    } else {
+                        host.sim.check_stale_install(driver.replica(), &input);
                     }
+                }
+                if let Input::Reconfigure { id, .. } = input {
+                    let incarnation = host.sim.nodes[node].incarnation;
+                    host.sim.reconfig_asked.insert(id, (node, incarnation, false));
+                    host.sim.stats.reconfigurations_asked += 1;
                 }
                 match &input {
                     Input::Receive(Message {
@@ -464,6 +489,38 @@ impl Sim {
         let decided = lease_read.is_some_and(|t| !heartbeats && !refused.contains(&t));
         if decided && status.role == Role::Primary {
             self.check_lease_read(node, &status);
+        }
+    }
+
+    /// An install at or below the replica's executed point (it executed past the slot while
+    /// its state machine loaded the checkpoint: installs race with executes) must change
+    /// nothing (`Input::CheckpointInstalled`). Checked at the cause, before the step: the
+    /// input is handled on a copy of the core, which must come out with the same executed
+    /// point, commit point, checkpoint, truncation and log in memory, and no action. (A core
+    /// that moved its executed point back would go on, in the same step, to execute slots
+    /// again or trip over slots its log no longer holds.)
+    fn check_stale_install(&mut self, replica: &rsl_core::Replica, input: &Input) {
+        self.stats.stale_installs += 1;
+        let (copy, actions) = replica.handled_on_copy(input.clone());
+        let (before, after) = (replica.status(), copy.status());
+        let points = |s: &rsl_core::Status| (s.executed, s.commit, s.checkpoint, s.truncated);
+        let same_log = replica.memory_log().eq(copy.memory_log());
+        if points(&before) != points(&after) || !same_log || !actions.is_empty() {
+            let log = |r: &rsl_core::Replica| r.memory_log().map(|e| e.0 .0).collect::<Vec<_>>();
+            let (old, new) = (log(replica), log(&copy));
+            let (old_log, new_log) = (old.first().zip(old.last()), new.first().zip(new.last()));
+            let detail = format!(
+                "{:?} handled {input:?} at or below its executed point, which must change nothing: \
+                 (executed, commit, checkpoint, truncated) {:?} -> {:?}, log in memory {} entries \
+                 {old_log:?} -> {} {new_log:?}, {} actions",
+                before.id,
+                points(&before),
+                points(&after),
+                old.len(),
+                new.len(),
+                actions.len()
+            );
+            self.checker.fail(Check::StaleInstall, detail);
         }
     }
 

@@ -162,6 +162,12 @@ pub struct Stats {
     /// Membership operations (`Input::Reconfigure`) answered made, and refused.
     pub reconfigurations_made: u64,
     pub reconfigurations_refused: u64,
+    /// Membership operations a replica's core took, those refused as superseded (their slot
+    /// executed another value), and those never answered because their replica went down
+    /// first (one handed to a replica that stayed up and never answered fails the seed).
+    pub reconfigurations_asked: u64,
+    pub reconfigurations_superseded: u64,
+    pub reconfigurations_unanswered: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
@@ -173,6 +179,9 @@ pub struct Stats {
     pub checkpoints_taken: u64,
     pub checkpoints_sent: u64,
     pub checkpoints_installed: u64,
+    /// Installs the core heard of at or below its executed point (checked on a copy of the
+    /// core: they must change nothing).
+    pub stale_installs: u64,
     pub checkpoints_loaded: u64,
     /// Checkpoint writes the store refused (a corrupted write failed its verification).
     pub checkpoints_failed: u64,
@@ -312,6 +321,9 @@ pub struct Sim {
     cut_held_until: Option<u64>,
     /// Every membership operation's answer, in order (scenarios read them).
     reconfig_outcomes: Vec<(u64, ReconfigAnswer)>,
+    /// Every membership operation a replica's core took (`Input::Reconfigure`), with the
+    /// replica and its incarnation then, and whether it was answered (`Sim::check_operations_answered`).
+    reconfig_asked: BTreeMap<u64, (usize, u64, bool)>,
     next_reconfig: u64,
     pub stats: Stats,
 }
@@ -420,6 +432,7 @@ impl Sim {
             cut_held_until: None,
             grow_lost: None,
             reconfig_outcomes: Vec::new(),
+            reconfig_asked: BTreeMap::new(),
             next_reconfig: 0,
             stats: Stats { grow_lost_drawn, ..Stats::default() },
         }

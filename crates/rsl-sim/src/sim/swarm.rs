@@ -82,6 +82,7 @@ impl Sim {
         self.stats.dropped = self.net.dropped;
         self.stats.promotions = self.checker.promotions;
         self.stats.storage = self.storage_stats();
+        self.count_operations_unanswered();
         if self.checker.failure.is_some() {
             return;
         }
@@ -95,6 +96,7 @@ impl Sim {
         }
         if self.settled {
             self.check_all_answered();
+            self.check_operations_answered();
         }
         // A search that gives up is a check that did not happen: a failure, never a pass.
         let (history, observed) = self.checked_history();
@@ -120,6 +122,39 @@ impl Sim {
                 self.checker.fail(Check::Contract, detail);
                 return;
             }
+        }
+    }
+
+    /// Membership operations whose replica went down before answering (its callers are
+    /// gone with it): counted, not a failure.
+    fn count_operations_unanswered(&mut self) {
+        let nodes = &self.nodes;
+        let gone = |(n, inc, answered): &&(usize, u64, bool)| {
+            !answered && (nodes[*n].incarnation != *inc || nodes[*n].state == NodeState::Down)
+        };
+        self.stats.reconfigurations_unanswered =
+            self.reconfig_asked.values().filter(gone).count() as u64;
+    }
+
+    /// After a healthy settling period every membership operation handed to a replica that
+    /// stayed up since (the same incarnation, up at the end) was answered: made, or refused
+    /// (the core answers each exactly once: at once, when its slot executes, or when an
+    /// installed checkpoint skips the slot). Answered twice fails as it happens.
+    pub(super) fn check_operations_answered(&mut self) {
+        let nodes = &self.nodes;
+        let waiting = self.reconfig_asked.iter().find(|(_, (n, inc, answered))| {
+            !answered && nodes[*n].incarnation == *inc && nodes[*n].state != NodeState::Down
+        });
+        if let Some((id, (n, _, _))) = waiting {
+            let status = self.nodes[*n].driver.as_ref().map(|d| d.status());
+            let detail = format!(
+                "membership operation {id} handed to {:?} never answered, though it stayed up \
+                 and the cluster settled (executed {:?}, role {:?})",
+                self.nodes[*n].id,
+                status.as_ref().map(|s| s.executed),
+                status.as_ref().map(|s| s.role),
+            );
+            self.checker.fail(Check::Answers, detail);
         }
     }
 
