@@ -18,9 +18,12 @@
 //! A refusal by the runtime reaches the client as an error that names its cause and the
 //! replica (`-ERR disk full on replica 2: writes refused until space is freed`).
 //!
-//! Admin commands answered here: `RSL.STATUS [ALL]` (this replica's status, or every
-//! member's as each one reports it), `RSL.TRANSFER <id>` and `RSL.CHECKPOINT`. `RSL.STATUS`
-//! and INFO's `# Rsl` section are the same `rsl_*` fields ([`crate::admin::status_fields`]).
+//! Admin commands answered here (module `admin`): `RSL.STATUS [ALL]` (this replica's status,
+//! or every member's as each one reports it), `RSL.TRANSFER <id>` and `RSL.CHECKPOINT`.
+//! `RSL.STATUS` and INFO's `# Rsl` section are the same `rsl_*` fields
+//! ([`crate::admin::status_fields`]).
+
+mod admin;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,15 +38,13 @@ use rsl::{Node, PeerResponder, ReadConsistency, ReplicateError, Role, View};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::admin::{render_fields, status_fields};
-use crate::client::{describe, Client};
+use crate::admin::render_fields;
 use crate::config::Reads;
 use crate::engine::{Engine, EngineError, EngineReply, Submitted};
 use crate::forward::{self, error_bytes, Attempt, Kind};
 use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
-use crate::resp::{parse_i64, Reply};
 use crate::server::Clock;
 
 /// What a replicated engine needs besides its replica.
@@ -569,133 +570,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    /// This replica's status fields (`RSL.STATUS`, INFO's `# Rsl`).
-    fn status_fields(&self) -> Vec<(&'static str, String)> {
-        status_fields(&self.node.status(), self.options.clients[&self.id])
-    }
-
-    /// The client address of member `id`, as the membership this replica executed records
-    /// it (the configuration's for a bootstrap member that records none): after a member is
-    /// replaced, the configuration file no longer says who the members are or where.
-    fn member_client_addr(&self, id: u32) -> Option<SocketAddr> {
-        crate::members::client_addr_of(&self.node, &self.options.clients, id)
-    }
-
-    /// `RSL.STATUS`: this replica's status; `RSL.STATUS ALL`: every member's (of the
-    /// membership this replica executed), as an array.
-    async fn status_command(self: &Arc<Self>, args: &[Bytes]) -> Result<Bytes, EngineError> {
-        match args {
-            [_] => Ok(Reply::Bulk(Bytes::from(render_fields(&self.status_fields()))).to_bytes()),
-            [_, all] if all.eq_ignore_ascii_case(b"all") => {
-                let mut tasks = tokio::task::JoinSet::new();
-                let clients = &self.options.clients;
-                for m in self.node.members() {
-                    let addr = crate::members::client_addr(&m, clients);
-                    let inner = Arc::clone(self);
-                    tasks.spawn(async move { (m.id, inner.member_status(m.id, addr).await) });
-                }
-                let mut reports: Vec<(u32, String)> = tasks.join_all().await;
-                reports.sort();
-                let items = reports.into_iter().map(|(_, text)| Reply::Bulk(Bytes::from(text)));
-                Ok(Reply::Array(items.collect()).to_bytes())
-            }
-            _ => Ok(error_bytes("ERR syntax error: RSL.STATUS [ALL]")),
-        }
-    }
-
-    async fn member_status(&self, id: u32, addr: Option<SocketAddr>) -> String {
-        if id == self.id {
-            return render_fields(&self.status_fields());
-        }
-        let unreachable = |why: String| {
-            let fields = [
-                ("rsl_replica_id", id.to_string()),
-                ("rsl_health", format!("unreachable ({why})")),
-                ("rsl_client_addr", addr.map_or("-".to_string(), |a| a.to_string())),
-            ];
-            render_fields(&fields)
-        };
-        let Some(addr) = addr else {
-            return unreachable("the membership records no client address".to_string());
-        };
-        match self.ask_member(id, addr, &[b"RSL.STATUS".as_slice()]).await {
-            Ok(Reply::Bulk(text)) => String::from_utf8_lossy(&text).into_owned(),
-            Ok(other) => unreachable(describe(&other)),
-            Err(e) => unreachable(e.to_string()),
-        }
-    }
-
-    /// Sends one command to another member's client port, bounded in time.
-    async fn ask_member(
-        &self,
-        id: u32,
-        addr: SocketAddr,
-        args: &[&[u8]],
-    ) -> std::io::Result<Reply> {
-        let wait = Duration::from_millis(limits::ADMIN_PEER_WAIT_MS_MAX);
-        let password = self.options.requirepass.as_deref();
-        let tls = crate::client::tls_for(self.options.tls.as_ref(), id);
-        let mut client = Client::connect_tls_auth(addr, tls.as_ref(), password, wait).await?;
-        client.cmd(args).await
-    }
-
-    /// `RSL.TRANSFER <id>`: hands primacy to replica `id` and waits until it has it.
-    async fn transfer(&self, args: &[Bytes]) -> Result<Bytes, EngineError> {
-        let [_, to] = args else {
-            return Ok(error_bytes("ERR wrong number of arguments for 'rsl.transfer' command"));
-        };
-        let Some(to) = parse_i64(to).and_then(|n| u32::try_from(n).ok()) else {
-            return Ok(error_bytes("ERR the replica id is not an integer"));
-        };
-        if !self.node.members().iter().any(|m| m.id == to && m.voter) {
-            return Ok(error_bytes(format!("ERR replica {to} is not a voter")));
-        }
-        let seen = *self.view.borrow();
-        if seen.role != Some(Role::Primary) {
-            let Some(primary) = seen.primary else {
-                return Ok(error_bytes("TRYAGAIN no primary is known"));
-            };
-            // Only the primary can hand primacy over: ask it.
-            let Some(addr) = self.member_client_addr(primary) else {
-                return Ok(error_bytes(format!(
-                    "ERR no client address known for the primary {primary}"
-                )));
-            };
-            let to = to.to_string();
-            return Ok(
-                match self.ask_member(primary, addr, &[b"RSL.TRANSFER", to.as_bytes()]).await {
-                    Ok(reply) => reply.to_bytes(),
-                    Err(e) => error_bytes(format!("ERR the primary {primary} did not answer: {e}")),
-                },
-            );
-        }
-        if to == self.id {
-            return Ok(
-                Reply::Simple(Bytes::from(format!("OK replica {to} is the primary"))).to_bytes()
-            );
-        }
-        let mut view = self.node.watch();
-        self.node.transfer_primacy(Some(to));
-        let wait = Duration::from_millis(limits::TRANSFER_WAIT_MS_MAX);
-        let done = tokio::time::timeout(wait, view.wait_for(|v| v.primary == Some(to))).await;
-        Ok(match done {
-            Ok(Ok(_)) => Reply::Simple(Bytes::from(format!("OK replica {to} is the primary"))),
-            _ => Reply::error(format!("ERR replica {to} did not take over within {wait:?}")),
-        }
-        .to_bytes())
-    }
-
-    /// `RSL.CHECKPOINT`: takes a checkpoint of this replica's state now.
-    fn checkpoint(&self, args: &[Bytes]) -> Bytes {
-        if args.len() != 1 {
-            return error_bytes("ERR wrong number of arguments for 'rsl.checkpoint' command");
-        }
-        let executed = self.node.status().executed;
-        self.node.checkpoint_now();
-        let text = format!("OK checkpoint of replica {} requested at slot {executed}", self.id);
-        Reply::Simple(Bytes::from(text)).to_bytes()
     }
 }
 
