@@ -535,6 +535,14 @@ impl Replica {
         self.log.iter().map(|(s, e)| (*s, e.ballot, &e.value, e.chosen))
     }
 
+    /// The membership operations this replica proposed that wait for their slot to execute
+    /// (slot, operation id): a slot no quorum has decided yet keeps its operation waiting,
+    /// on this replica, until the slot executes (or an installed checkpoint skips it). For
+    /// status pages and the simulator's check that every operation is answered.
+    pub fn changes_waiting(&self) -> impl Iterator<Item = (Slot, u64)> + '_ {
+        self.change_outcomes.iter().map(|(s, (id, _))| (*s, *id))
+    }
+
     /// The input's own handler, without the work every step ends with.
     fn handle(&mut self, input: Input, out: &mut Vec<Action>) {
         match input {

@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 43] = [
+pub const PATHS: [Path; 44] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -22,6 +22,7 @@ pub const PATHS: [Path; 43] = [
     ("  answered refused", |s| s.reconfigurations_refused),
     ("    of which superseded (another value in the slot)", |s| s.reconfigurations_superseded),
     ("  unanswered (the replica went down first)", |s| s.reconfigurations_unanswered),
+    ("  unanswered (its slot undecided at the end)", |s| s.reconfigurations_undecided),
     ("crashes of a primary with a loaded pipeline", |s| s.loaded_crashes),
     ("partial accepts (a minority gets a slot)", |s| s.partial_accepts),
     ("primary crashes holding back its late votes", |s| s.votes_held),

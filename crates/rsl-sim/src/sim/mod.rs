@@ -164,10 +164,13 @@ pub struct Stats {
     pub reconfigurations_refused: u64,
     /// Membership operations a replica's core took, those refused as superseded (their slot
     /// executed another value), and those never answered because their replica went down
-    /// first (one handed to a replica that stayed up and never answered fails the seed).
+    /// first (one handed to a replica that stayed up and never answered fails the seed,
+    /// unless its core still holds it waiting for a slot nobody has decided yet: counted in
+    /// `reconfigurations_undecided`).
     pub reconfigurations_asked: u64,
     pub reconfigurations_superseded: u64,
     pub reconfigurations_unanswered: u64,
+    pub reconfigurations_undecided: u64,
     pub ops_ok: u64,
     pub ops_indeterminate: u64,
     pub max_slot: u64,
