@@ -5,9 +5,9 @@
 #[path = "common/lone.rs"]
 mod lone;
 
-use lone::{sent_to, step};
+use lone::{b, batch, from, sent, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Config, Input, Recovered, Replica};
+use rsl_core::{Ballot, Config, Input, LogEntry, Recovered, Replica, Slot};
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
 /// tick 1), the number of candidacies begun so far and the peers it asked for a pre-vote.
@@ -65,4 +65,69 @@ fn an_unanswered_candidate_asks_once_per_heartbeat_and_backs_off_up_to_four_time
         let expected: Vec<u32> = if due { vec![2, 3] } else { vec![] };
         assert_eq!(asked, &expected, "at tick {tick}, candidacy from {start}");
     }
+}
+
+/// Ticks a lone replica that last promised ballot 3 of replica 2 until it stands; returns it
+/// and its pre-vote's ballot (round 4).
+fn standing() -> (Replica, Ballot) {
+    let recovered = Recovered { promised: b(3, 2), ..Recovered::default() };
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), recovered);
+    for _ in 0..100 {
+        let out = step(&mut r, Input::Tick);
+        if let Some(Body::PreVote { ballot, .. }) = sent(&out).into_iter().next() {
+            return (r, ballot);
+        }
+    }
+    panic!("never stood");
+}
+
+/// Only a grant counts: refusals at the candidate's own ballot, even from every voter, leave
+/// it asking for pre-votes, its promise untouched; one grant (with its own, a quorum of 3)
+/// starts phase 1.
+#[test]
+fn a_refused_prevote_is_not_counted_as_a_grant() {
+    let (mut r, ballot) = standing();
+    let promised = r.status().promised;
+    for peer in [2, 3] {
+        let out = step(&mut r, from(peer, Body::PreVoteReply { ballot, granted: false }));
+        assert!(sent(&out).is_empty(), "a refusal started phase 1: {out:?}");
+    }
+    assert_eq!(r.status().promised, promised, "a refused candidate raised its promise");
+    let out = step(&mut r, from(2, Body::PreVoteReply { ballot, granted: true }));
+    assert!(
+        sent(&out).iter().any(|m| matches!(m, Body::Prepare { .. })),
+        "a quorum of grants did not start phase 1: {out:?}"
+    );
+}
+
+/// A promise in pages: when a page is lost, the candidate's resend (at the next heartbeat
+/// interval) asks for the page after the last one it holds, not for the report from the start
+/// (an answer from the start would be refused as a late copy of the report in progress).
+#[test]
+fn a_lost_promise_page_is_asked_again_after_the_last_page_received() {
+    let (mut r, prevote) = standing();
+    let out = step(&mut r, from(2, Body::PreVoteReply { ballot: prevote, granted: true }));
+    let ballot = sent(&out)
+        .into_iter()
+        .find_map(|m| if let Body::Prepare { ballot, .. } = m { Some(ballot) } else { None })
+        .expect("phase 1 began");
+    let page = Body::Promise {
+        ballot,
+        commit: Slot::ZERO,
+        after: Slot::ZERO,
+        entries: vec![LogEntry { slot: Slot(1), ballot: b(3, 2), value: batch(1) }],
+        unknown: vec![],
+        more_after: Some(Slot(1)),
+        dropped: false,
+    };
+    let out = step(&mut r, from(2, page));
+    let next = Body::Prepare { ballot, after: Slot(1), transfer: None };
+    assert_eq!(sent_to(&out), vec![(2, next.clone())], "the next page is asked for at once");
+    // That request is lost; the resend asks for the same page, and asks 3 from the start.
+    let mut resent = Vec::new();
+    for _ in 0..u64::from(Config::new(1, [1, 2, 3]).heartbeat_ticks) {
+        resent.extend(sent_to(&step(&mut r, Input::Tick)));
+    }
+    let from_start = Body::Prepare { ballot, after: Slot::ZERO, transfer: None };
+    assert_eq!(resent, vec![(2, next), (3, from_start)]);
 }
