@@ -131,3 +131,18 @@ fn a_lost_promise_page_is_asked_again_after_the_last_page_received() {
     let from_start = Body::Prepare { ballot, after: Slot::ZERO, transfer: None };
     assert_eq!(resent, vec![(2, next), (3, from_start)]);
 }
+
+/// Pre-vote grants that arrive once phase 1 runs (late, or duplicated by the network) are
+/// ignored: they neither start phase 1 again at a higher ballot nor change the promise.
+#[test]
+fn late_prevote_grants_do_not_restart_phase_1() {
+    let (mut r, prevote) = standing();
+    step(&mut r, from(2, Body::PreVoteReply { ballot: prevote, granted: true }));
+    let promised = r.status().promised;
+    assert_eq!(promised, prevote, "phase 1 runs at the pre-vote's ballot");
+    for peer in [3, 2, 3] {
+        let out = step(&mut r, from(peer, Body::PreVoteReply { ballot: prevote, granted: true }));
+        assert!(sent(&out).is_empty(), "a late grant from {peer} was acted on: {out:?}");
+    }
+    assert_eq!(r.status().promised, promised, "phase 1 started again");
+}
