@@ -7,7 +7,7 @@ mod lone;
 
 use lone::{b, batch, from, sent, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Ballot, Config, Input, LogEntry, Recovered, Replica, Slot};
+use rsl_core::{Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, Slot, Value};
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
 /// tick 1), the number of candidacies begun so far and the peers it asked for a pre-vote.
@@ -106,11 +106,7 @@ fn a_refused_prevote_is_not_counted_as_a_grant() {
 #[test]
 fn a_lost_promise_page_is_asked_again_after_the_last_page_received() {
     let (mut r, prevote) = standing();
-    let out = step(&mut r, from(2, Body::PreVoteReply { ballot: prevote, granted: true }));
-    let ballot = sent(&out)
-        .into_iter()
-        .find_map(|m| if let Body::Prepare { ballot, .. } = m { Some(ballot) } else { None })
-        .expect("phase 1 began");
+    let ballot = phase_1(&mut r, prevote);
     let page = Body::Promise {
         ballot,
         commit: Slot::ZERO,
@@ -145,4 +141,48 @@ fn late_prevote_grants_do_not_restart_phase_1() {
         assert!(sent(&out).is_empty(), "a late grant from {peer} was acted on: {out:?}");
     }
     assert_eq!(r.status().promised, promised, "phase 1 started again");
+}
+
+/// Begins phase 1 on a standing replica (one grant); returns its ballot.
+fn phase_1(r: &mut Replica, prevote: Ballot) -> Ballot {
+    let out = step(r, from(2, Body::PreVoteReply { ballot: prevote, granted: true }));
+    sent(&out)
+        .into_iter()
+        .find_map(|m| if let Body::Prepare { ballot, .. } = m { Some(ballot) } else { None })
+        .expect("phase 1 began")
+}
+
+/// Phase 1 asks the voters of every configuration reported above the executed point (they may
+/// hold the only promises that complete its quorum), but not those of one reported at a slot
+/// the candidate has since executed: there the chosen value decided the membership, and a
+/// configuration reported at a lower ballot there was never chosen.
+#[test]
+fn phase_1_asks_no_voter_of_a_configuration_reported_at_an_executed_slot() {
+    let (mut r, prevote) = standing();
+    let ballot = phase_1(&mut r, prevote);
+    let config = Value::Config(Membership::new([1, 2, 3, 4]));
+    let promise = |commit: u64, entry: LogEntry| Body::Promise {
+        ballot,
+        commit: Slot(commit),
+        after: Slot::ZERO,
+        entries: vec![entry],
+        unknown: vec![],
+        more_after: None,
+        dropped: false,
+    };
+    // 3 accepted the configuration at slot 1 at an old ballot; 2 knows slot 1 chosen with
+    // another value, and the candidate catches up on it and executes it.
+    let old = LogEntry { slot: Slot(1), ballot: b(2, 3), value: config };
+    step(&mut r, from(3, promise(0, old)));
+    let chosen = LogEntry { slot: Slot(1), ballot: b(3, 2), value: batch(1) };
+    step(&mut r, from(2, promise(1, chosen.clone())));
+    step(&mut r, from(2, Body::CatchupReply { commit: Slot(1), entries: vec![chosen] }));
+    assert_eq!(r.status().executed, Slot(1));
+    // Both voters answered in full: the resend asks nobody (the own promise is not yet
+    // durable, so phase 1 is still running).
+    let mut resent = Vec::new();
+    for _ in 0..u64::from(Config::new(1, [1, 2, 3]).heartbeat_ticks) {
+        resent.extend(sent_to(&step(&mut r, Input::Tick)));
+    }
+    assert!(resent.is_empty(), "{resent:?}");
 }
