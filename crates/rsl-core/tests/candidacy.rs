@@ -7,7 +7,9 @@ mod lone;
 
 use lone::{b, batch, from, sent, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, Slot, Value};
+use rsl_core::{
+    Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, Role, Slot, Value,
+};
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
 /// tick 1), the number of candidacies begun so far and the peers it asked for a pre-vote.
@@ -185,4 +187,53 @@ fn phase_1_asks_no_voter_of_a_configuration_reported_at_an_executed_slot() {
         resent.extend(sent_to(&step(&mut r, Input::Tick)));
     }
     assert!(resent.is_empty(), "{resent:?}");
+}
+
+/// A whole promise in one page, with no entries.
+fn empty_promise(ballot: Ballot, commit: u64, after: u64, dropped: bool) -> Body {
+    Body::Promise {
+        ballot,
+        commit: Slot(commit),
+        after: Slot(after),
+        entries: vec![],
+        unknown: vec![],
+        more_after: None,
+        dropped,
+    }
+}
+
+/// Phase 1 with its own promise durable, so that one more complete report completes it.
+fn phase_1_durable() -> (Replica, Ballot) {
+    let (mut r, prevote) = standing();
+    let ballot = phase_1(&mut r, prevote);
+    step(&mut r, Input::Durable { seq: 1 });
+    assert_eq!(r.status().role, Role::Candidate);
+    (r, ballot)
+}
+
+/// A first page must cover every slot above the candidate's commit point: one that starts
+/// above it (a stray page of an earlier request) is not a report, and phase 1 does not
+/// complete on it; the same replica's report from the commit point does complete it.
+#[test]
+fn a_first_page_that_starts_above_the_commit_point_is_not_a_report() {
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, empty_promise(ballot, 0, 2, false)));
+    assert_eq!(r.status().role, Role::Candidate, "phase 1 completed without slots 1 and 2");
+    step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(r.status().role, Role::Primary);
+}
+
+/// An acceptor that dropped entries the candidate lacks reports so; once the candidate has
+/// caught up, that acceptor's report from the new commit point is taken, not refused as a
+/// late copy of the dropped one, and completes phase 1.
+#[test]
+fn a_report_starts_again_after_a_drop() {
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, empty_promise(ballot, 1, 0, true)));
+    assert_eq!(r.status().role, Role::Candidate, "a dropped report counted");
+    let chosen = LogEntry { slot: Slot(1), ballot: b(3, 2), value: batch(1) };
+    step(&mut r, from(3, Body::CatchupReply { commit: Slot(1), entries: vec![chosen] }));
+    assert_eq!(r.status().commit, Slot(1));
+    step(&mut r, from(3, empty_promise(ballot, 1, 1, false)));
+    assert_eq!(r.status().role, Role::Primary);
 }
