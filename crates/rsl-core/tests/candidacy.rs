@@ -237,3 +237,25 @@ fn a_report_starts_again_after_a_drop() {
     step(&mut r, from(3, empty_promise(ballot, 1, 1, false)));
     assert_eq!(r.status().role, Role::Primary);
 }
+
+/// A promise from an acceptor whose commit point is above the candidate's makes the candidate
+/// catch up at once, from it; a promise at the candidate's own commit point asks for nothing,
+/// even while the candidate is still behind the first.
+#[test]
+fn a_promise_from_further_ahead_starts_a_catch_up_and_one_level_does_not() {
+    let (mut r, prevote) = standing();
+    let ballot = phase_1(&mut r, prevote);
+    let ahead = Body::Promise {
+        ballot,
+        commit: Slot(1),
+        after: Slot::ZERO,
+        entries: vec![LogEntry { slot: Slot(1), ballot: b(3, 2), value: batch(1) }],
+        unknown: vec![],
+        more_after: None,
+        dropped: false,
+    };
+    let out = step(&mut r, from(3, ahead));
+    assert_eq!(sent_to(&out), vec![(3, Body::CatchupRequest { from: Slot(1), to: Slot(1) })]);
+    let out = step(&mut r, from(2, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(sent_to(&out), vec![], "a promise level with the candidate asked for a catch-up");
+}
