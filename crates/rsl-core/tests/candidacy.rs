@@ -63,7 +63,7 @@ fn an_unanswered_candidate_asks_once_per_heartbeat_and_backs_off_up_to_four_time
             assert!(asked.is_empty(), "asked before standing, at tick {tick}");
             continue;
         };
-        let due = (tick - start) % heartbeat == 0;
+        let due = (tick - start).is_multiple_of(heartbeat);
         let expected: Vec<u32> = if due { vec![2, 3] } else { vec![] };
         assert_eq!(asked, &expected, "at tick {tick}, candidacy from {start}");
     }
