@@ -386,3 +386,23 @@ fn stickiness_lasts_exactly_the_minimum_election_timeout() {
         assert_eq!(r.status().promised == b(9, 3), granted, "after {ticks} ticks");
     }
 }
+
+/// A pre-vote carries the candidate's commit point so that whichever side is behind catches
+/// up; one at this replica's own commit point asks for nothing, even while this replica is
+/// behind a commit point it heard elsewhere (its catch-up runs at its own pace), and one above
+/// it asks at once. Each refusal for the lease is counted.
+#[test]
+fn a_prevote_at_the_same_commit_point_asks_for_no_catch_up() {
+    let mut r = acceptor();
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 1 }));
+    assert!(sent(&out).contains(&Body::CatchupRequest { from: Slot(1), to: Slot(3) }), "{out:?}");
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot::ZERO }));
+    assert_eq!(sent(&out), vec![Body::PreVoteReply { ballot: b(2, 3), granted: false }]);
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot(4) }));
+    let requests = sent(&out)
+        .into_iter()
+        .filter(|m| matches!(m, Body::CatchupRequest { from: Slot(1), .. }))
+        .count();
+    assert_eq!(requests, 1, "a pre-vote above the commit point asks at once: {out:?}");
+    assert_eq!(r.status().counters.sticky_refusals, 2, "both pre-votes were refused for the lease");
+}
