@@ -116,44 +116,10 @@ pub struct Cluster {
     reports: mpsc::UnboundedReceiver<ReplicaReport>,
 }
 
-/// Picks `n` distinct loopback ports that are free now, below the kernel's ephemeral range:
-/// a replica that is killed and restarted must find its ports free again, and a port in the
-/// ephemeral range may meanwhile become the local end of some outgoing connection.
+/// Picks `n` distinct loopback ports that are free now, below the kernel's ephemeral range
+/// ([`rsl_net::free_loopback_ports`]).
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
-    let mut seed = {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.finish()
-    };
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    for _ in 0..100 * n {
-        if ports.len() == n {
-            break;
-        }
-        // xorshift: any spread will do; the bind below is the real check.
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let port = low + (seed % u64::from(high - low)) as u16;
-        if ports.contains(&port) {
-            continue;
-        }
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-            ports.push(port);
-        }
-    }
-    if ports.len() < n {
-        return Err(std::io::Error::other("no free loopback ports below the ephemeral range"));
-    }
-    Ok(ports)
+    rsl_net::free_loopback_ports(n)
 }
 
 impl Cluster {

@@ -54,8 +54,11 @@ impl StateMachine for Journal {
     }
 }
 
+/// A free loopback port below the kernel's ephemeral range, never handed out twice in this
+/// process (binding port 0 gave ports an outgoing connection could take before the replica
+/// listened: `AddrInUse` once in a full run).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    rsl_net::free_loopback_ports(1).expect("a free port")[0]
 }
 
 pub fn configs(root: &Path, tls: bool) -> Vec<NodeConfig> {
