@@ -173,3 +173,22 @@ fn a_corrupt_slot_is_judged_under_the_membership_that_governs_it() {
         }
     }
 }
+
+/// Replica 1 of {1, 2, 3} once accepted, at ballot (1, 2), a change to {1, 2} in slot 2; 2
+/// lost slot 1. That change is not chosen, and it sits after slot 1 anyway: {1, 2, 3}
+/// governs slot 1, where 2 and 3 may have chosen a value, so phase 1 must hear 3 before it
+/// fills the slot. Judged under the {1, 2} of the candidate's own log, every voter answered
+/// and fewer than a quorum lost the slot: a no-op would overwrite a value that may be
+/// chosen. Kills `governing_membership`'s `<=` to `>` in its `take_while`, which read every
+/// entry of the candidate's own log above the commit point as if chosen and executed.
+#[test]
+fn a_change_in_the_candidates_own_log_after_a_corrupt_slot_does_not_govern_it() {
+    let own = LogEntry { slot: Slot(2), ballot: b(1, 2), value: config(&[1, 2]) };
+    let recovered = Recovered { promised: b(1, 2), log: vec![own], ..Recovered::default() };
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), recovered);
+    let ballot = candidate(&mut r);
+    let first = promise(&mut r, 2, ballot, vec![], &[(1, b(1, 2))]);
+    assert_eq!(first, None, "slot 1 is governed by {{1, 2, 3}}, and 3 did not answer");
+    let value = promise(&mut r, 3, ballot, vec![], &[]);
+    assert_eq!(value, Some(Value::Noop), "every voter of {{1, 2, 3}} answered, one lost it");
+}

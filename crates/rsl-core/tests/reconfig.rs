@@ -216,3 +216,101 @@ fn batch_of(n: u64) -> Value {
     let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
     Value::Batch(vec![rsl_core::Request { id, payload: Bytes::from(vec![n as u8]) }])
 }
+
+/// Replica 1, elected by the promises of {1, 2}, grows {1, 2, 3} to `target` as the
+/// simulator's random changes do (`Input::ChangeMembership`): a configuration stages the new
+/// voters as learners; once they acknowledged it, the next slot's makes them voters. Replica
+/// 2 votes for every slot, so both are chosen under {1, 2, 3} and execute. Returns the
+/// ballot, the slot of the second configuration, and every action from its proposal on.
+fn grow_behind_promises_of_1_and_2(
+    r: &mut Replica,
+    target: &Membership,
+) -> (Ballot, Slot, Vec<Action>) {
+    let (ballot, _) = elect(r, Vec::new());
+    let out = step(r, Input::ChangeMembership(target.clone()));
+    let out = sync(r, out);
+    let three = vec![ReplicaId(1), ReplicaId(2), ReplicaId(3)];
+    let staged = match accepts(&out, ballot).first() {
+        Some((slot, Value::Config(m))) if m.voters == three => *slot,
+        _ => panic!("no staging configuration: {out:?}"),
+    };
+    let slots = (1..=staged.0).map(Slot).collect();
+    step(r, from(2, Body::Accepted { ballot, slots }));
+    assert_eq!(r.status().executed, staged);
+    for &new in target.voters.iter().filter(|v| !three.contains(v)) {
+        step(r, from(new.0, Body::HeartbeatAck { ballot, round: 0, commit: staged }));
+    }
+    let out = step(r, Input::Tick);
+    let mut all = sync(r, out);
+    let promoted = staged.next();
+    assert!(
+        matches!(accepts(&all, ballot).first(), Some((s, Value::Config(m))) if *s == promoted && m.voters == target.voters),
+        "{all:?}"
+    );
+    let out = step(r, from(2, Body::Accepted { ballot, slots: vec![promoted] }));
+    all.extend(sync(r, out));
+    assert_eq!(r.status().executed, promoted);
+    assert_eq!(r.status().membership.voters, target.voters);
+    (ballot, promoted, all)
+}
+
+/// Phase 1 at ballot B heard {1, 2} of {1, 2, 3}; the primary then executes a configuration
+/// of five voters. {3, 4, 5} is a quorum of it that B's phase 1 never asked: it may have
+/// accepted, at a lower ballot, a value in the next slot that B would overwrite (two values chosen
+/// there). Promises cover a membership of `n` voters only when more than `n - quorum` of
+/// them promised (`meets_every_quorum`): 2 of 5 do not, so the primary must run a fresh
+/// phase 1, at a higher ballot, among the new voters, and propose nothing at B meanwhile.
+#[test]
+fn a_primary_whose_promises_miss_a_quorum_of_the_new_voters_runs_phase_1_again() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let five = Membership::new([1, 2, 3, 4, 5]);
+    let (old, config, out) = grow_behind_promises_of_1_and_2(&mut r, &five);
+    assert_ne!(r.status().role, Role::Primary, "kept ballot {old:?} under {five:?}");
+    let ballot = r.status().promised;
+    assert!(ballot > old, "{out:?}");
+    let mut asked: Vec<u32> = lone::sent_to(&out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Body::Prepare { ballot: p, .. } if *p == ballot))
+        .map(|(to, _)| to)
+        .collect();
+    asked.sort();
+    assert_eq!(asked, vec![2, 3, 4, 5], "{out:?}");
+    let out = propose(&mut r, 9);
+    assert_eq!(accepts(&out, old), Vec::new(), "proposed at the old ballot");
+    // {1, 2} is no quorum of five: phase 1 completes only with a third promise.
+    let done = Body::Promise {
+        ballot,
+        commit: config,
+        entries: Vec::new(),
+        unknown: Vec::new(),
+        after: config,
+        more_after: None,
+        dropped: false,
+    };
+    let out = step(&mut r, from(2, done.clone()));
+    sync(&mut r, out);
+    assert_ne!(r.status().role, Role::Primary, "phase 1 among five on two promises");
+    let out = step(&mut r, from(4, done));
+    sync(&mut r, out);
+    assert_eq!(r.status().role, Role::Primary);
+    let out = propose(&mut r, 10);
+    let proposed = accepts(&out, ballot);
+    assert!(proposed.iter().any(|(s, v)| *s > config && *v == batch_of(10)), "{out:?}");
+}
+
+/// The same primary, growing {1, 2, 3} to four voters instead: every quorum of four (three
+/// voters) meets {1, 2}, so B's phase 1 saw every value any of them may have accepted, and
+/// the primary keeps its ballot and goes on proposing (docs/protocol.md,
+/// "Reconfiguration", rule 1).
+#[test]
+fn a_primary_whose_promises_meet_every_quorum_of_the_new_voters_keeps_its_ballot() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let four = Membership::new([1, 2, 3, 4]);
+    let (ballot, config, out) = grow_behind_promises_of_1_and_2(&mut r, &four);
+    assert_eq!(r.status().role, Role::Primary, "{out:?}");
+    assert_eq!(r.status().promised, ballot);
+    let prepared = sent(&out).into_iter().any(|m| matches!(m, Body::Prepare { .. }));
+    assert!(!prepared, "a fresh phase 1 for a membership already covered: {out:?}");
+    let out = propose(&mut r, 9);
+    assert!(accepts(&out, ballot).contains(&(config.next(), batch_of(9))), "{out:?}");
+}
