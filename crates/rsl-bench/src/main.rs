@@ -117,10 +117,6 @@ impl StateMachine for Counter {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<NodeConfig>> {
     let backend = match args.backend.as_str() {
         "file" => Backend::File,
@@ -130,7 +126,9 @@ fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<No
     };
     let mut members = Vec::new();
     for id in 1..=3 {
-        members.push(Member { id, addr: format!("127.0.0.1:{}", free_port()?).parse()? });
+        // Below the ephemeral range: no outgoing connection takes one before a replica binds.
+        let port = rsl_net::free_loopback_ports(1)?[0];
+        members.push(Member { id, addr: format!("127.0.0.1:{port}").parse()? });
     }
     let mut configs = Vec::new();
     for id in 1..=3u32 {
