@@ -237,3 +237,46 @@ async fn a_replica_that_was_down_catches_the_largest_value_up_from_a_checkpoint(
     check_get(g_addr, "big", &big).await;
     cluster.stop().await;
 }
+
+/// A pipeline of the largest values through a follower, written and read back in order.
+/// The two GETs arrive in one read, so they go to the primary in one forwarding call, and
+/// their replies cannot share one batch answer (`rsl_kv::forward::BATCH_BYTES_MAX`): the
+/// primary answers the first, the follower tries the second again, and both come back whole
+/// and in order, the INCR after them too. Proven by a planted bug: with the answer's limit
+/// lifted (`encode_batch_answer`), the whole answer exceeds a frame and the client hears
+/// "too large to forward". (The two SETs do not share a call: the server hands the engine
+/// the commands complete in its buffer, and a 16 MiB command completes over many reads, so
+/// the follower's split of a call at `BATCH_BYTES_MAX` is covered by forward.rs's unit tests
+/// only.)
+#[tokio::test]
+async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_and_in_order() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let options = ClusterOptions {
+        consensus: "call_timeout_ms = 60000".to_string(),
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
+    let p = cluster.wait_primary(None, WAIT).await.unwrap();
+    let f = cluster.running().into_iter().find(|id| *id != p).unwrap();
+    cluster.wait_view(f, WAIT, |v| v.primary == Some(p)).await.unwrap();
+    let (one, two) = (value(largest("k1"), 1), value(largest("k2"), 2));
+    assert!(2 * one.len() > rsl_kv::forward::BATCH_BYTES_MAX, "the pair must not fit one call");
+    let mut c = client(cluster.replica(f).client_addr).await;
+    c.queue(&[b"SET".as_slice(), b"k1", &one]);
+    c.queue(&[b"SET".as_slice(), b"k2", &two]);
+    c.queue(&["INCR", "n"]);
+    c.flush().await.unwrap();
+    for expected in [Reply::ok(), Reply::ok(), Reply::Integer(1)] {
+        let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
+        assert_eq!(reply, expected, "{}", describe(&reply));
+    }
+    c.queue(&["GET", "k1"]);
+    c.queue(&["GET", "k2"]);
+    c.queue(&["INCR", "n"]);
+    c.flush().await.unwrap();
+    for expected in [Reply::Bulk(one.into()), Reply::Bulk(two.into()), Reply::Integer(2)] {
+        let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
+        assert!(reply == expected, "got {}", describe(&reply));
+    }
+    cluster.stop().await;
+}
