@@ -1,14 +1,16 @@
 //! A lone candidate's timing, driven by hand (replica 1 of 1, 2, 3; its peers never answer):
 //! when it stands, how often it asks again within a candidacy, and how its timeout backs off
-//! across candidacies that run out.
+//! across candidacies that run out; and which nacks depose it, or the primary it becomes.
 
 #[path = "common/lone.rs"]
 mod lone;
 
+use bytes::Bytes;
 use lone::{b, batch, from, sent, sent_to, step};
 use rsl_core::message::Body;
 use rsl_core::{
-    Ballot, Config, Input, LogEntry, Membership, Recovered, Replica, Role, Slot, Value,
+    Action, Ballot, Config, Input, LogEntry, Membership, Notification, Recovered, Refusal, Replica,
+    ReplicaId, RequestId, Role, Slot, Value,
 };
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
@@ -258,4 +260,129 @@ fn a_promise_from_further_ahead_starts_a_catch_up_and_one_level_does_not() {
     assert_eq!(sent_to(&out), vec![(3, Body::CatchupRequest { from: Slot(1), to: Slot(1) })]);
     let out = step(&mut r, from(2, empty_promise(ballot, 0, 0, false)));
     assert_eq!(sent_to(&out), vec![], "a promise level with the candidate asked for a catch-up");
+}
+
+/// Sends `r` a nack of `ballot` by an acceptor that promised `promised`; returns whether `r`
+/// reported the loss of its primacy.
+fn nack(r: &mut Replica, ballot: Ballot, promised: Ballot) -> bool {
+    lost_primacy(&step(r, from(3, Body::Nack { ballot, promised })))
+}
+
+fn lost_primacy(out: &[Action]) -> bool {
+    out.iter().any(|a| matches!(a, Action::Notify(Notification::LostPrimacy { .. })))
+}
+
+/// Only a nack of the ballot a primary leads with, by an acceptor that promised a higher one,
+/// deposes it (at once: it does not wait for the next heartbeat or prepare to show the higher
+/// ballot), and its next candidacy stands above that promise. A late nack of an earlier ballot
+/// of its own (from a candidacy it has since won at a higher one) and a nack whose promise is
+/// not above the ballot change nothing.
+#[test]
+fn a_nack_of_a_higher_promise_at_its_own_ballot_deposes_the_primary_and_no_other_does() {
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+    let earlier = b(ballot.round - 2, 1);
+    assert!(!nack(&mut r, earlier, b(ballot.round - 1, 2)), "a late nack of an earlier ballot");
+    assert!(!nack(&mut r, ballot, ballot), "a nack of a promise equal to the ballot");
+    assert!(!nack(&mut r, ballot, b(ballot.round - 1, 3)), "a nack of a lower promise");
+    assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+    let higher = b(ballot.round + 5, 3);
+    assert!(nack(&mut r, ballot, higher), "a nack of a higher promise did not depose it");
+    assert_eq!(r.status().role, Role::Follower);
+    for _ in 0..200 {
+        let out = step(&mut r, Input::Tick);
+        if let Some(Body::PreVote { ballot, .. }) = sent(&out).into_iter().next() {
+            assert!(ballot > higher, "stood at {ballot:?}, not above the nack's {higher:?}");
+            return;
+        }
+    }
+    panic!("never stood again");
+}
+
+/// A candidate in phase 1 is deposed the same way: by a nack of its own ballot with a higher
+/// promise, not by one of an earlier ballot of its own.
+#[test]
+fn a_nack_of_a_higher_promise_at_its_own_ballot_ends_a_candidacy() {
+    let (mut r, ballot) = phase_1_durable();
+    nack(&mut r, b(ballot.round - 2, 1), b(ballot.round - 1, 2));
+    assert_eq!(r.status().role, Role::Candidate, "a late nack of an earlier ballot");
+    nack(&mut r, ballot, b(ballot.round + 1, 2));
+    assert_eq!(r.status().role, Role::Follower, "a nack of a higher promise");
+    // Deposed, it completes no phase 1 on a promise that arrives late.
+    step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(r.status().role, Role::Follower);
+}
+
+/// A follower of replica 2 at ballot 3 (from its heartbeat).
+fn following_2() -> Replica {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(3, 2), commit: Slot::ZERO, round: 1 }));
+    assert_eq!(r.status().primary.map(|p| p.0), Some(2));
+    r
+}
+
+/// A transfer of primacy: only the primary this replica follows, at the ballot it follows,
+/// may ask it to stand at once (not a late request from an earlier primacy, not another
+/// replica), and only while it may stand; then it skips the pre-vote and runs phase 1 at a
+/// higher ballot that names the handing-over ballot, so that acceptors may break its lease.
+#[test]
+fn only_the_primary_it_follows_may_hand_it_primacy_and_only_while_it_may_stand() {
+    let mut r = following_2();
+    let out = step(&mut r, from(2, Body::StartElection { ballot: b(2, 2) }));
+    assert!(sent(&out).is_empty(), "a start-election of 2's earlier ballot: {out:?}");
+    let out = step(&mut r, from(3, Body::StartElection { ballot: b(4, 3) }));
+    assert!(sent(&out).is_empty(), "a start-election from 3, not its primary: {out:?}");
+    step(&mut r, Input::SetCanBecomePrimary(false));
+    let out = step(&mut r, from(2, Body::StartElection { ballot: b(3, 2) }));
+    assert!(sent(&out).is_empty(), "stood while kept out of elections: {out:?}");
+    assert_eq!(r.status().role, Role::Follower);
+    step(&mut r, Input::SetCanBecomePrimary(true));
+    let out = step(&mut r, from(2, Body::StartElection { ballot: b(3, 2) }));
+    let prepares = sent_to(&out);
+    assert_eq!(prepares.iter().map(|(to, _)| *to).collect::<Vec<_>>(), vec![2, 3], "{out:?}");
+    for (_, body) in prepares {
+        let Body::Prepare { ballot, after, transfer } = body else { panic!("{body:?}") };
+        assert!(ballot > b(3, 2) && ballot.owner().0 == 1, "phase 1 at {ballot:?}");
+        assert_eq!((after, transfer), (Slot::ZERO, Some(b(3, 2))));
+    }
+    assert_eq!(r.status().role, Role::Candidate);
+}
+
+/// A proposal's outcome in `out`: `None` if it was taken, else its refusal.
+fn propose(r: &mut Replica, seq: u64) -> Option<Refusal> {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq };
+    let out = step(r, Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false });
+    out.into_iter().find_map(|a| match a {
+        Action::Refuse { id: refused, reason } if refused == id => Some(reason),
+        _ => None,
+    })
+}
+
+/// Kept out of elections, a candidate ends its candidacy at once, and a primary hands primacy
+/// over (it stays primary, refusing proposals in favour of its target, until the target takes
+/// over or the transfer times out) rather than stepping down with nobody to take over.
+/// Allowed to stand (again), neither changes anything.
+#[test]
+fn kept_out_of_elections_a_candidate_stands_down_and_a_primary_hands_over() {
+    let (mut r, _) = phase_1_durable();
+    let out = step(&mut r, Input::SetCanBecomePrimary(true));
+    assert_eq!(r.status().role, Role::Candidate, "allowed to stand, it stood down: {out:?}");
+    step(&mut r, Input::SetCanBecomePrimary(false));
+    assert_eq!(r.status().role, Role::Follower, "kept out, it is still a candidate");
+
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(r.status().role, Role::Primary);
+    let out = step(&mut r, Input::SetCanBecomePrimary(true));
+    assert!(sent(&out).is_empty(), "allowed to stand, the primary acted: {out:?}");
+    assert_eq!(propose(&mut r, 1), None, "allowed to stand, the primary refused a proposal");
+    let out = step(&mut r, Input::SetCanBecomePrimary(false));
+    assert_eq!(r.status().role, Role::Primary, "kept out, it stepped down: {out:?}");
+    assert!(!lost_primacy(&out), "kept out, it gave up primacy at once: {out:?}");
+    // Its slots are still in flight: it waits for them before telling the target to stand.
+    match propose(&mut r, 2) {
+        Some(Refusal::NotPrimary { primary: Some(ReplicaId(2 | 3)) }) => {}
+        other => panic!("kept out, a proposal was not sent to the target: {other:?}"),
+    }
 }
