@@ -1,16 +1,18 @@
 //! A lone candidate's timing, driven by hand (replica 1 of 1, 2, 3; its peers never answer):
 //! when it stands, how often it asks again within a candidacy, and how its timeout backs off
-//! across candidacies that run out; and which nacks depose it, or the primary it becomes.
+//! across candidacies that run out; which nacks depose it, or the primary it becomes; and
+//! that primary's heartbeat pace when nobody answers, when it gives up, and which
+//! acknowledgements it counts.
 
 #[path = "common/lone.rs"]
 mod lone;
 
 use bytes::Bytes;
-use lone::{b, batch, from, sent, sent_to, step};
+use lone::{b, batch, executed, from, sent, sent_to, step, writes};
 use rsl_core::message::Body;
 use rsl_core::{
-    Action, Ballot, Config, Input, LogEntry, Membership, Notification, Recovered, Refusal, Replica,
-    ReplicaId, RequestId, Role, Slot, Value,
+    Action, Ballot, Config, Input, LeaseRead, LogEntry, Membership, Notification, ReadId, ReadMode,
+    Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, Value,
 };
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
@@ -385,4 +387,140 @@ fn kept_out_of_elections_a_candidate_stands_down_and_a_primary_hands_over() {
         Some(Refusal::NotPrimary { primary: Some(ReplicaId(2 | 3)) }) => {}
         other => panic!("kept out, a proposal was not sent to the target: {other:?}"),
     }
+    // Nor does it serve linearizable reads while it hands over (refused naming no primary,
+    // unlike proposals).
+    let out = step(&mut r, Input::Read { id: ReadId(1), mode: ReadMode::Linearizable });
+    let refused = out.iter().any(|a| {
+        matches!(a, Action::ReadRefused { reason: Refusal::NotPrimary { primary: None }, .. })
+    });
+    assert!(refused, "a handing-over primary took a linearizable read: {out:?}");
+}
+
+/// A primary nobody answers sends a heartbeat round to both peers exactly once per heartbeat
+/// interval, and steps down only once no quorum has heard it for more than
+/// `election_ticks_max` ticks since its primacy began: at the tick after that, not at it.
+#[test]
+fn an_unheard_primary_heartbeats_once_per_interval_and_steps_down_after_the_longest_timeout() {
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(r.status().role, Role::Primary);
+    let config = Config::new(1, [1, 2, 3]);
+    let (heartbeat, max) =
+        (u64::from(config.heartbeat_ticks), u64::from(config.election_ticks_max));
+    let since = r.status().now;
+    let mut beats = Vec::new();
+    loop {
+        let out = step(&mut r, Input::Tick);
+        let now = r.status().now;
+        if lost_primacy(&out) {
+            assert_eq!(now, since + max + 1, "stepped down {} ticks into its primacy", now - since);
+            break;
+        }
+        assert!(now <= since + max, "still primary {} ticks into its primacy", now - since);
+        let mut to: Vec<u32> = sent_to(&out)
+            .into_iter()
+            .filter(|(_, body)| matches!(body, Body::Heartbeat { .. }))
+            .map(|(to, _)| to)
+            .collect();
+        to.sort();
+        if !to.is_empty() {
+            assert_eq!(to, vec![2, 3], "at tick {now}");
+            beats.push(now);
+        }
+    }
+    assert!(beats.len() >= 3, "heartbeats at {beats:?}");
+    assert!(beats.windows(2).all(|w| w[1] - w[0] == heartbeat), "heartbeats at {beats:?}");
+}
+
+/// Only acknowledgements at the primary's own ballot count: acknowledgements of an earlier
+/// ballot of its own (a primacy it lost and won back), even of a round number it has sent,
+/// give it no lease and release no read; one at its ballot, with its own, does.
+#[test]
+fn acknowledgements_of_another_ballot_give_no_lease_and_release_no_read() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    // A heartbeat round nobody acknowledges: no lease.
+    for _ in 0..Config::new(1, [1, 2, 3]).heartbeat_ticks {
+        step(&mut r, Input::Tick);
+    }
+    // Without a lease, a read sends a heartbeat round and waits for a quorum to acknowledge
+    // that round (sent after the read arrived), not an earlier one.
+    let out = step(&mut r, Input::Read { id: ReadId(1), mode: ReadMode::Linearizable });
+    let round = sent(&out)
+        .into_iter()
+        .find_map(|m| match m {
+            Body::Heartbeat { round, .. } => Some(round),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no heartbeat round for the read: {out:?}"));
+    let ready = |out: &[Action]| out.iter().any(|a| matches!(a, Action::ReadReady { .. }));
+    let earlier = b(ballot.round - 2, 1);
+    for peer in [2, 3] {
+        let ack = Body::HeartbeatAck { ballot: earlier, round, commit: Slot(1) };
+        let out = step(&mut r, from(peer, ack));
+        assert!(!ready(&out), "a read released on an acknowledgement of {earlier:?}");
+    }
+    assert_eq!(r.lease_read(), None, "a lease from acknowledgements of {earlier:?}");
+    assert!(round >= 2, "no earlier round");
+    let out =
+        step(&mut r, from(2, Body::HeartbeatAck { ballot, round: round - 1, commit: Slot(1) }));
+    assert!(!ready(&out), "a read released by a round sent before it arrived");
+    let out = step(&mut r, from(2, Body::HeartbeatAck { ballot, round, commit: Slot(1) }));
+    assert!(ready(&out), "a quorum's acknowledgement did not release the read: {out:?}");
+    // The lease runs `lease_ticks` from the round's sending (this tick), to the last tick.
+    let lease = u64::from(Config::new(1, [1, 2, 3]).lease_ticks);
+    for left in (1..=lease).rev() {
+        assert_eq!(r.lease_read(), Some(LeaseRead { ticks_left: left, index: Slot(1) }));
+        step(&mut r, Input::Tick);
+    }
+    assert_eq!(r.lease_read(), None, "a lease read offered at the lease's end");
+}
+
+/// A read of a slot already executed is ready at once, in the same step, on any replica.
+#[test]
+fn a_read_of_an_executed_slot_is_ready_at_once() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let out = step(&mut r, Input::Read { id: ReadId(7), mode: ReadMode::AtLeast(Slot::ZERO) });
+    let ready: Vec<ReadId> = out
+        .iter()
+        .filter_map(|a| if let Action::ReadReady { id } = a { Some(*id) } else { None })
+        .collect();
+    assert_eq!(ready, vec![ReadId(7)], "{out:?}");
+}
+
+/// A primary with slot 1 chosen and executed (2's vote), nothing in flight.
+fn primary_with_slot_1_executed() -> (Replica, Ballot) {
+    let (mut r, ballot) = phase_1_durable();
+    let out = step(&mut r, from(3, empty_promise(ballot, 0, 0, false)));
+    assert_eq!(r.status().role, Role::Primary);
+    let (seq, _) = *writes(&out).last().expect("phase 1 proposed a slot");
+    step(&mut r, Input::Durable { seq });
+    let out = step(&mut r, from(2, Body::Accepted { ballot, slots: vec![Slot(1)] }));
+    assert_eq!(executed(&out).len(), 1, "{out:?}");
+    (r, ballot)
+}
+
+/// A transfer of primacy to 2: the primary sends 2 its commit point (a heartbeat) until 2
+/// acknowledges having caught up with it, and only then, once, tells it to stand.
+#[test]
+fn a_transfer_waits_for_the_target_to_catch_up_then_asks_it_once_to_stand() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    let to_2 = |out: &[Action]| -> Vec<Body> {
+        sent_to(out).into_iter().filter(|(to, _)| *to == 2).map(|(_, body)| body).collect()
+    };
+    let out = step(&mut r, Input::TransferPrimacy { to: Some(ReplicaId(2)) });
+    let round = match to_2(&out).as_slice() {
+        [Body::Heartbeat { commit: Slot(1), round, .. }] => *round,
+        other => panic!("the transfer's first word to 2: {other:?}"),
+    };
+    let behind = Body::HeartbeatAck { ballot, round, commit: Slot::ZERO };
+    let out = step(&mut r, from(2, behind));
+    assert!(
+        matches!(to_2(&out).as_slice(), [Body::Heartbeat { commit: Slot(1), .. }]),
+        "to a target behind: {out:?}"
+    );
+    let level = Body::HeartbeatAck { ballot, round, commit: Slot(1) };
+    let out = step(&mut r, from(2, level.clone()));
+    assert_eq!(to_2(&out), vec![Body::StartElection { ballot }], "to a target caught up");
+    let out = step(&mut r, from(2, level));
+    assert_eq!(to_2(&out), vec![], "asked twice to stand");
 }

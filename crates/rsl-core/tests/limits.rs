@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use rsl_core::limits::{
     ENTRY_FRAMING_BYTES_MAX, MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, VALUE_BYTES_MAX,
 };
-use rsl_core::message::Body;
+use rsl_core::message::{value_len, Body};
 use rsl_core::{
     Action, Ballot, Config, Input, LogEntry, Message, Recovered, Refusal, Replica, ReplicaId,
     Request, RequestId, Role, Slot, SlotValue, UnknownValue, Value,
@@ -448,7 +448,7 @@ fn unvoted_slots_are_resent_with_growing_waits() {
 }
 
 /// Makes replica 1 of {1, 2, 3} primary with `tune`d limits (replica 2's empty promise).
-fn primary(tune: fn(&mut Config)) -> Replica {
+fn primary(tune: impl Fn(&mut Config)) -> Replica {
     let mut config = small_config(1);
     tune(&mut config);
     let mut r = Replica::new(config, Recovered::default());
@@ -507,6 +507,63 @@ fn the_pipeline_is_bounded_by_bytes() {
     let vote = Body::Accepted { ballot, slots: vec![Slot(1), Slot(2), Slot(3)] };
     let out = step(&mut r, from(2, vote));
     assert_eq!(accepted_slots(&out), vec![Slot(4), Slot(5)]);
+}
+
+/// A slot goes out while the value bytes in flight are below `pipeline_bytes_max`, not once
+/// they reach it: with the no-op and one request in flight at exactly the bound, the next
+/// request waits; with one byte more of room, it goes too.
+#[test]
+fn the_pipeline_takes_a_slot_only_below_its_byte_bound() {
+    let request = |seq| {
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq };
+        Value::Batch(vec![Request { id, payload: Bytes::from(vec![0; 1000]) }])
+    };
+    let at_bound = value_len(&Value::Noop) + value_len(&request(1));
+    for (bound, goes) in [(at_bound, false), (at_bound + 1, true)] {
+        let mut r = primary(|c| {
+            c.pipeline_slots_max = 64;
+            c.pipeline_bytes_max = bound;
+        });
+        let mut proposed = Vec::new();
+        for seq in 1..=2 {
+            let out = propose(&mut r, seq, 1000);
+            proposed.extend(accepted_slots(&out));
+            proposed.extend(accepted_slots(&durable(&mut r, &out)));
+        }
+        let expected = if goes { vec![Slot(2), Slot(3)] } else { vec![Slot(2)] };
+        assert_eq!(proposed, expected, "{bound} bytes of pipeline, {at_bound} in flight");
+    }
+}
+
+/// A batch takes queued requests while their payload bytes stay within `batch_bytes_max`:
+/// three of 100 bytes fill a bound of 300 exactly and go in one slot; the fourth, of one
+/// byte, waits for the next.
+#[test]
+fn a_batch_fills_up_to_its_byte_bound_exactly() {
+    let mut r = primary(|c| {
+        c.pipeline_slots_max = 1;
+        c.batch_bytes_max = 300;
+        c.batch_requests_max = 4;
+    });
+    // Slot 1 (the no-op) fills the pipeline: proposals queue.
+    for (seq, size) in [(1, 100), (2, 100), (3, 100), (4, 1)] {
+        assert!(accepted_slots(&propose(&mut r, seq, size)).is_empty());
+    }
+    let ballot = r.status().promised;
+    let out = step(&mut r, from(2, Body::Accepted { ballot, slots: vec![Slot(1)] }));
+    let batches: Vec<(Slot, Vec<usize>)> = sent_to(&out)
+        .into_iter()
+        .filter(|(to, _)| *to == 2)
+        .flat_map(|(_, m)| match m {
+            Body::Accept { entries, .. } => entries,
+            _ => Vec::new(),
+        })
+        .map(|e| match e.value {
+            Value::Batch(requests) => (e.slot, requests.iter().map(|q| q.payload.len()).collect()),
+            other => panic!("{other:?} in slot {:?}", e.slot),
+        })
+        .collect();
+    assert_eq!(batches, vec![(Slot(2), vec![100, 100, 100])]);
 }
 
 /// `proposals_queued_bytes_max` bounds the payload bytes waiting for a slot: beyond it a

@@ -431,3 +431,52 @@ fn a_configuration_value_may_fill_the_value_limit_exactly() {
     let out = op(&mut r, 2, MembershipOp::AddLearner { id: id(4), info: info(exact) });
     assert!(reconfigured(&out).is_empty() && proposed(&out).len() == 1, "{out:?}");
 }
+
+/// Ticks until the primary sends a heartbeat round (2 and 3 acknowledge it); returns the
+/// round and the replicas it went to.
+fn next_round(r: &mut Replica, ballot: Ballot) -> (u64, Vec<u32>) {
+    for _ in 0..100 {
+        let tick = step(r, Input::Tick);
+        let out = sync(r, tick);
+        let mut round = None;
+        let mut to = Vec::new();
+        for (peer, body) in lone::sent_to(&out) {
+            if let Body::Heartbeat { round: n, .. } = body {
+                round = Some(n);
+                to.push(peer);
+                if peer == 2 || peer == 3 {
+                    let commit = r.status().commit;
+                    step(r, from(peer, Body::HeartbeatAck { ballot, round: n, commit }));
+                }
+            }
+        }
+        if let Some(round) = round {
+            to.sort();
+            return (round, to);
+        }
+    }
+    panic!("no heartbeat round in 100 ticks");
+}
+
+/// A removed replica keeps hearing the primary's heartbeats (otherwise it would time out and
+/// stand for election, never learning it was removed) until it acknowledges a commit point at
+/// or past its removal's slot; then no more.
+#[test]
+fn a_removed_replica_hears_heartbeats_until_it_acknowledges_its_removal() {
+    let m = with([1, 2, 3], [4]);
+    let (mut r, ballot) = primary(m.clone());
+    let out = op(&mut r, 1, MembershipOp::Remove { id: id(4) });
+    let slot = proposed(&out)[0].0;
+    commit_all(&mut r, ballot, &m, out);
+    assert_eq!(r.status().membership.replicas().count(), 3);
+    assert!(r.status().executed >= slot);
+    let (round, to) = next_round(&mut r, ballot);
+    assert_eq!(to, vec![2, 3, 4]);
+    let below = Slot(slot.0 - 1);
+    step(&mut r, from(4, Body::HeartbeatAck { ballot, round, commit: below }));
+    let (round, to) = next_round(&mut r, ballot);
+    assert_eq!(to, vec![2, 3, 4], "dropped after acknowledging {below:?}, below its removal");
+    step(&mut r, from(4, Body::HeartbeatAck { ballot, round, commit: slot }));
+    let (_, to) = next_round(&mut r, ballot);
+    assert_eq!(to, vec![2, 3], "still heard after acknowledging its removal at {slot:?}");
+}

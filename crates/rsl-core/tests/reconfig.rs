@@ -314,3 +314,48 @@ fn a_primary_whose_promises_meet_every_quorum_of_the_new_voters_keeps_its_ballot
     let out = propose(&mut r, 9);
     assert!(accepts(&out, ballot).contains(&(config.next(), batch_of(9))), "{out:?}");
 }
+
+/// Phase 1 re-proposes, from replica 2's report, a configuration of five voters in slot 1 and
+/// a batch in slot 2; the promises of {1, 2, 4} cover both memberships. {1, 2, 3} governs
+/// slot 1 and the five govern slot 2 (the newest configuration before it, not yet executed):
+/// 2's vote for both chooses slot 1 ({1, 2} is a quorum of three) but not slot 2 ({1, 2} is
+/// no quorum of five, whose {3, 4, 5} may have chosen another value there at a lower
+/// ballot, unseen by this phase 1 had 4 not promised), which waits for a third vote.
+#[test]
+fn a_slot_after_a_configuration_is_counted_under_the_membership_it_installs() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let five = Value::Config(Membership::new([1, 2, 3, 4, 5]));
+    let old = vec![
+        LogEntry { slot: Slot(1), ballot: b(0, 3), value: five.clone() },
+        LogEntry { slot: Slot(2), ballot: b(0, 3), value: batch(1) },
+    ];
+    let prevote = (0..2000)
+        .find_map(|_| {
+            sent(&step(&mut r, Input::Tick)).into_iter().find_map(|m| match m {
+                Body::PreVote { ballot, .. } => Some(ballot),
+                _ => None,
+            })
+        })
+        .expect("never stood for election");
+    let out = step(&mut r, from(2, Body::PreVoteReply { ballot: prevote, granted: true }));
+    sync(&mut r, out);
+    let ballot = r.status().promised;
+    let out = step(&mut r, from(2, promise(ballot, old)));
+    sync(&mut r, out);
+    assert_eq!(r.status().role, Role::Candidate, "{{1, 2}} is no quorum of the five");
+    let out = step(&mut r, from(4, promise(ballot, Vec::new())));
+    let out = sync(&mut r, out);
+    assert_eq!(r.status().role, Role::Primary);
+    let proposed = accepts(&out, ballot);
+    assert!(proposed.contains(&(Slot(1), five.clone())), "{out:?}");
+    assert!(proposed.contains(&(Slot(2), batch(1))), "{out:?}");
+    let votes = Body::Accepted { ballot, slots: vec![Slot(1), Slot(2)] };
+    let out = step(&mut r, from(2, votes));
+    let out = sync(&mut r, out);
+    assert_eq!(executed(&out), vec![(Slot(1), five)], "slot 2 counted under {{1, 2, 3}}");
+    assert_eq!(r.status().commit, Slot(1));
+    assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+    let out = step(&mut r, from(4, Body::Accepted { ballot, slots: vec![Slot(2)] }));
+    let out = sync(&mut r, out);
+    assert_eq!(executed(&out), vec![(Slot(2), batch(1))]);
+}
