@@ -284,6 +284,8 @@ pub struct Sim {
     causes: Causes,
     trace: Fnv,
     verbose: bool,
+    /// Where to write the checked history (`--dump-history`), if anywhere.
+    history_out: Option<std::path::PathBuf>,
     request_ids: BTreeMap<u64, RequestId>,
     /// Votes sent without a write behind them, by acceptors that knew the slot chosen:
     /// (voter, slot, ballot).
@@ -413,6 +415,7 @@ impl Sim {
             indeterminate: Vec::new(),
             trace: Fnv::new(),
             verbose: false,
+            history_out: None,
             request_ids: BTreeMap::new(),
             vouched: Default::default(),
             checkpoint_claims: Vec::new(),
@@ -452,6 +455,12 @@ impl Sim {
     /// Prints every event and action to stdout.
     pub fn set_verbose(&mut self, on: bool) {
         self.verbose = on;
+    }
+
+    /// Writes the history the linearizability check is given to `path` (as
+    /// [`linearizability::write_history`] does) before checking it.
+    pub fn set_history_out(&mut self, path: Option<std::path::PathBuf>) {
+        self.history_out = path;
     }
 
     /// Simulated time in units.
