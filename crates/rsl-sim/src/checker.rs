@@ -54,7 +54,9 @@ pub enum Check {
     Storage,
     /// A replica believes a membership other than the one the chosen log defines at the
     /// slot it executed (the last configuration at or below it), for example after loading or
-    /// installing a checkpoint that skipped a configuration.
+    /// installing a checkpoint that skipped a configuration; or a chosen configuration makes
+    /// a voter of a replica that was no member of the membership it follows (voters join as
+    /// learners first).
     Membership,
     /// A size limit broke: a message sent above `message_bytes_max` (or not the size the
     /// encoder measures), a request within `request_bytes_max` refused as too large, or one
@@ -371,10 +373,23 @@ impl Checker {
         self.check_agreement(replica, slot, digest, value);
         if let Value::Config(m) = value {
             if !self.memberships.contains_key(&slot) {
-                let before = self.membership_for(slot);
+                let before = self.membership_for(slot).clone();
                 let promoted = m.voters.iter().filter(|v| before.learners.contains(v)).count();
                 self.promotions += promoted as u64;
                 self.memberships.insert(slot, m.clone());
+                // Voters join as learners first: a configuration that makes a voter of a
+                // replica the membership it replaces does not hold was computed from another
+                // membership (one proposed behind undecided slots, chosen after another
+                // configuration in one of them: default seed 84907746).
+                let strangers: Vec<ReplicaId> =
+                    m.voters.iter().filter(|v| !before.contains(**v)).copied().collect();
+                if !strangers.is_empty() {
+                    let detail = format!(
+                        "slot {} installs voters {:?} of which {strangers:?} were not members of the membership it follows, {before:?}",
+                        slot.0, m.voters
+                    );
+                    self.fail(Check::Membership, detail);
+                }
             }
         }
         self.judge_known();

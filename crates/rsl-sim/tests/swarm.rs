@@ -130,8 +130,13 @@ fn the_knobs_of_the_membership_paths_fire() {
         drawn > 5 && started >= grown && grown >= stat(|s| s.grow_lost),
         "{drawn} {started} {grown}"
     );
+    // Rare since a configuration waits for the slots before it to execute (a change made
+    // by a primary with a busy pipeline goes later): looked for in more seeds when the first
+    // hundred have none.
+    let twice = |o: &Outcome| o.stats.grow_lost > 1;
+    let more = || run_all(100..400, Options::swarm);
     assert!(
-        outcomes.iter().any(|o| o.stats.grow_lost > 1),
+        outcomes.iter().any(twice) || more().iter().any(twice),
         "no seed lost a slot after a growth twice"
     );
     let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
