@@ -476,6 +476,19 @@ fn a_configuration_waits_for_the_slots_before_it_to_execute() {
     });
     assert!(after, "the request behind it was not proposed: {out:?}");
 
+    // An operation waiting behind a slot when its primary hands primacy over is answered,
+    // naming the target (nothing more is proposed at this ballot).
+    let (mut t, tb) = primary(three.clone());
+    let out = request(&mut t, 5);
+    assert!(sent(&out).iter().any(|m| matches!(m, Body::Accept { .. })), "{out:?}");
+    let out = op(&mut t, 10, MembershipOp::AddLearner { id: id(5), info: info(5) });
+    assert_eq!(reconfigured(&out), Vec::new(), "{out:?}");
+    let out = step(&mut t, Input::TransferPrimacy { to: Some(id(2)) });
+    let refused = Err(ReconfigRefusal::NotPrimary { primary: Some(id(2)) });
+    assert_eq!(reconfigured(&out), vec![(10, refused)], "{out:?}");
+    let out = commit_all(&mut t, tb, &three, Vec::new());
+    assert_eq!(proposed(&out), Vec::new(), "proposed while handing over: {out:?}");
+
     // An operation waiting behind a slot when its primary steps down is answered.
     let out = op(&mut r, 9, MembershipOp::AddLearner { id: id(5), info: info(5) });
     assert_eq!(reconfigured(&out), Vec::new(), "{out:?}");
