@@ -168,6 +168,8 @@ pub struct Stats {
     /// unless its core still holds it waiting for a slot nobody has decided yet: counted in
     /// `reconfigurations_undecided`).
     pub reconfigurations_asked: u64,
+    /// Membership operations whose configuration waited for the slots before it to execute.
+    pub configs_behind_slots: u64,
     pub reconfigurations_superseded: u64,
     pub reconfigurations_unanswered: u64,
     pub reconfigurations_undecided: u64,
