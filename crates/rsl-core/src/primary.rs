@@ -561,8 +561,11 @@ impl Replica {
                 reason: Refusal::NotPrimary { primary: Some(target) },
             });
         }
-        // Nothing more is proposed at this ballot, a waiting configuration neither.
-        if let Some((_, Some(id))) = l.config_waiting.take() {
+        // Nothing more is proposed at this ballot: an operation waiting for its slot is
+        // refused (a `ChangeMembership`'s configuration waits: proposed if the transfer
+        // times out and this primary resumes, dropped when it steps down).
+        if let Some((_, Some(id))) = l.config_waiting {
+            l.config_waiting = None;
             let outcome = Err(ReconfigRefusal::NotPrimary { primary: Some(target) });
             out.push(Action::Reconfigured { id, outcome });
         }
