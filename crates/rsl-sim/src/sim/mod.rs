@@ -460,7 +460,7 @@ impl Sim {
     }
 
     /// Writes the history the linearizability check is given to `path` (as
-    /// [`linearizability::write_history`] does) before checking it.
+    /// [`crate::linearizability::write_history`] does) before checking it.
     pub fn set_history_out(&mut self, path: Option<std::path::PathBuf>) {
         self.history_out = path;
     }
