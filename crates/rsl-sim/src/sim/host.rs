@@ -112,6 +112,10 @@ impl Host<u64> for SimHost<'_> {
         let (sim, node) = (&mut *self.sim, self.node);
         if let Write::Accept(entry) = &write {
             sim.nodes[node].written.entry(entry.slot).or_default().push(entry.ballot);
+            if matches!(entry.value, Value::Config(_)) {
+                let id = sim.nodes[node].id;
+                sim.checker.config_written(id, entry.slot);
+            }
         }
         if let Write::TruncatePrefix { before } = &write {
             // The records below a checkpoint are gone: a vote for one of those slots now
