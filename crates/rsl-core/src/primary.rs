@@ -562,8 +562,9 @@ impl Replica {
             });
         }
         // Nothing more is proposed at this ballot: an operation waiting for its slot is
-        // refused (a `ChangeMembership`'s configuration waits: proposed if the transfer
-        // times out and this primary resumes, dropped when it steps down).
+        // refused at once. A `ChangeMembership`'s configuration (unanswered) is dropped with
+        // the primacy when the transfer ends, by the target's election or by the timeout,
+        // which relinquishes too (`transfer_tick`).
         if let Some((_, Some(id))) = l.config_waiting {
             l.config_waiting = None;
             let outcome = Err(ReconfigRefusal::NotPrimary { primary: Some(target) });
@@ -679,7 +680,7 @@ impl Replica {
     /// Proposes the waiting configuration if every slot before the next one has executed.
     pub(crate) fn propose_waiting_config(&mut self, out: &mut Vec<Action>) {
         let Some(l) = self.primacy.as_mut() else { return };
-        let drained = l.next_slot == self.executed.next();
+        let drained = planted!(self, ConfigBehindUndecided) || l.next_slot == self.executed.next();
         if l.transfer.is_some() || l.config_slot.is_some() || !drained {
             return;
         }

@@ -15,7 +15,7 @@ use rsl_sim::hunt::{hunt, Planted};
 const WINDOW_SEEDS: u64 = 20;
 
 /// The first catching seed of every planted bug (from `rsl-sim --hunt`).
-const TABLE: [(&str, u64); 36] = [
+const TABLE: [(&str, u64); 37] = [
     ("AcceptorIgnoresPromise", 30),
     ("SkipPhase1Reproposal", 1),
     ("CountOwnVoteBeforeDurable", 1),
@@ -47,6 +47,7 @@ const TABLE: [(&str, u64); 36] = [
     ("RecoveryIgnoresLostSlots", 67),
     ("PromoteOnStaleAcks", 18),
     ("RefusalNotAnswered", 25),
+    ("ConfigBehindUndecided", 6),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 8),
     ("KeepTornWrite", 4),
