@@ -100,6 +100,12 @@ pub enum Bug {
     /// no quorum, a learner not caught up, ...) is dropped without an answer, as if refusing
     /// were answering: its caller waits forever.
     RefusalNotAnswered,
+    /// A primary proposes a configuration at once, behind slots still in flight, instead of
+    /// once every slot before it has executed: a later primary may choose another
+    /// configuration in one of those slots, and this one, computed from the older
+    /// membership, then installs a membership no operation asked for (default seed 84907746:
+    /// removed replicas made the voters).
+    ConfigBehindUndecided,
 
     // Limits.
     /// Accepts (new slots and resends) are split by `catchup_entries_max` only, not by

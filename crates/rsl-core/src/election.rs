@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::io::{Action, Notification, Refusal};
+use crate::io::{Action, Notification, ReconfigRefusal, Refusal};
 use crate::message::Body;
 use crate::replica::{Election, Primacy, Replica, Report, Role};
 use crate::types::{Ballot, Membership, ReplicaId, Slot, Value};
@@ -463,6 +463,7 @@ impl Replica {
             outbox: Vec::new(),
             config_slot: None,
             config_target: None,
+            config_waiting: None,
             round: 0,
             round_sent: BTreeMap::new(),
             acks: BTreeMap::new(),
@@ -499,6 +500,10 @@ impl Replica {
             }
             for r in l.reads {
                 out.push(Action::ReadRefused { id: r.id, reason: Refusal::NotPrimary { primary } });
+            }
+            if let Some((_, Some(id))) = l.config_waiting {
+                let outcome = Err(ReconfigRefusal::NotPrimary { primary });
+                out.push(Action::Reconfigured { id, outcome });
             }
         }
         self.election = None;

@@ -55,9 +55,9 @@ pub enum Input {
     /// learners first and promoted once caught up; nothing answers this input (the
     /// simulator's random changes use it). [`Input::Reconfigure`] is the answered form.
     ChangeMembership(Membership),
-    /// One membership operation, checked against the current membership and proposed at
-    /// once by the primary; answered by exactly one [`Action::Reconfigured`] with the same
-    /// `id` (assigned by the driver).
+    /// One membership operation, checked against the current membership and proposed by the
+    /// primary once every slot before it has executed (at once on an idle pipeline); answered
+    /// by exactly one [`Action::Reconfigured`] with the same `id` (assigned by the driver).
     Reconfigure { id: u64, op: MembershipOp },
     /// The state machine's state after executing `slot` is durably checkpointed; the log at
     /// and below it may be truncated.

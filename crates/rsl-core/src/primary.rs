@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::io::{Action, Notification, ReadId, ReadMode, Refusal, Write};
+use crate::io::{Action, Notification, ReadId, ReadMode, ReconfigRefusal, Refusal, Write};
 use crate::limits::{LEARNERS_MAX, RESEND_BYTES_PER_TICK, VOTERS_MAX};
 use crate::message::{body_len, slot_value_len, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
@@ -81,7 +81,8 @@ impl Replica {
             let inflight_bytes: usize = l.inflight.values().map(|f| f.bytes).sum();
             let room = (l.inflight.len() as u64) < self.config.pipeline_slots_max
                 && (l.inflight.is_empty() || inflight_bytes < self.config.pipeline_bytes_max);
-            if !room || l.queue.is_empty() || l.config_slot.is_some() || l.transfer.is_some() {
+            let config = l.config_slot.is_some() || l.config_waiting.is_some();
+            if !room || l.queue.is_empty() || config || l.transfer.is_some() {
                 return;
             }
             let batch = self.take_batch();
@@ -560,6 +561,15 @@ impl Replica {
                 reason: Refusal::NotPrimary { primary: Some(target) },
             });
         }
+        // Nothing more is proposed at this ballot: an operation waiting for its slot is
+        // refused at once. A `ChangeMembership`'s configuration (unanswered) is dropped with
+        // the primacy when the transfer ends, by the target's election or by the timeout,
+        // which relinquishes too (`transfer_tick`).
+        if let Some((_, Some(id))) = l.config_waiting {
+            l.config_waiting = None;
+            let outcome = Err(ReconfigRefusal::NotPrimary { primary: Some(target) });
+            out.push(Action::Reconfigured { id, outcome });
+        }
         self.transfer_tick(out);
         ensure!(target != self.id, "a transfer to itself");
         if let Some(l) = &self.primacy {
@@ -613,7 +623,7 @@ impl Replica {
         // nothing more at its ballot (see `config_executed`).
         let (voters, learners) = (m.voters.len(), m.learners.len());
         let sized = (1..=VOTERS_MAX).contains(&voters) && learners <= LEARNERS_MAX;
-        if l.config_slot.is_some() || l.transfer.is_some() || !sized {
+        if l.config_slot.is_some() || l.config_waiting.is_some() || l.transfer.is_some() || !sized {
             return;
         }
         let promoted: Vec<ReplicaId> =
@@ -621,7 +631,7 @@ impl Replica {
         let m = m.with_info_from(&self.membership);
         if promoted.is_empty() {
             self.primacy.as_mut().expect("primacy").config_target = None;
-            return self.propose_config(m, out);
+            return self.propose_config(m, None, out);
         }
         let missing: Vec<ReplicaId> =
             promoted.into_iter().filter(|v| !self.membership.learners.contains(v)).collect();
@@ -634,20 +644,56 @@ impl Replica {
             }
             staged.learners.extend(missing);
             self.primacy.as_mut().expect("primacy").config_target = Some(m);
-            self.propose_config(staged, out);
+            self.propose_config(staged, None, out);
         } else {
             self.primacy.as_mut().expect("primacy").config_target = Some(m);
         }
         let l = self.primacy.as_ref().expect("primacy");
         ensure!(l.config_target.is_some(), "a promotion without a target");
         ensure!(
-            l.config_slot.is_some() || !self.membership.learners.is_empty(),
+            l.config_slot.is_some()
+                || l.config_waiting.is_some()
+                || !self.membership.learners.is_empty(),
             "new voters are neither staged nor learners"
         );
     }
 
-    fn propose_config(&mut self, m: Membership, out: &mut Vec<Action>) {
-        self.propose_slot(Value::Config(m), out);
+    /// Proposes the configuration `m` (asked for by membership operation `op`, if one did)
+    /// once every slot before it has executed: at once when nothing is in flight, else when
+    /// the pipeline has drained (`propose_waiting_config`; new requests wait meanwhile).
+    ///
+    /// A configuration is computed from the membership this replica has executed, so it
+    /// must take the slot right after the last one executed: then every slot before it is
+    /// chosen, and the membership it was computed from is the one that governs its slot in
+    /// every future. Proposed after slots still in flight, it could land behind another
+    /// configuration that a later primary chose in one of them, and install a membership
+    /// computed from an older one (default seed 84907746: {1, 2, 3} plus a learner, proposed
+    /// behind four undecided slots, was chosen after {4, 5, 6, 7} had removed 1, 2 and 3,
+    /// and made the removed replicas the voters: no primary again).
+    pub(crate) fn propose_config(&mut self, m: Membership, op: Option<u64>, out: &mut Vec<Action>) {
+        let l = self.primacy.as_mut().expect("proposing a configuration without primacy");
+        ensure!(l.config_waiting.is_none(), "two configurations waiting");
+        l.config_waiting = Some((m, op));
+        self.propose_waiting_config(out);
+    }
+
+    /// Proposes the waiting configuration if every slot before the next one has executed.
+    pub(crate) fn propose_waiting_config(&mut self, out: &mut Vec<Action>) {
+        let Some(l) = self.primacy.as_mut() else { return };
+        let drained = planted!(self, ConfigBehindUndecided) || l.next_slot == self.executed.next();
+        if l.transfer.is_some() || l.config_slot.is_some() || !drained {
+            return;
+        }
+        let Some((m, op)) = l.config_waiting.take() else { return };
+        let slot = l.next_slot;
+        self.propose_slot(Value::Config(m.clone()), out);
+        if let Some(id) = op {
+            self.change_outcomes.insert(slot, (id, m));
+        }
+        ensure!(
+            self.primacy.as_ref().is_some_and(|l| l.config_slot == Some(slot)),
+            "a proposed configuration is not in flight"
+        );
     }
 
     /// After a configuration executes: promote the learners once they caught up.
@@ -655,7 +701,7 @@ impl Replica {
         let commit = self.commit;
         let Some(l) = self.primacy.as_ref() else { return };
         let Some(target) = l.config_target.clone() else { return };
-        if l.config_slot.is_some() || l.transfer.is_some() {
+        if l.config_slot.is_some() || l.config_waiting.is_some() || l.transfer.is_some() {
             return;
         }
         // The same rule as a promotion by operation (`caught_up`): a recent acknowledgement
@@ -673,7 +719,7 @@ impl Replica {
         if caught_up {
             self.primacy.as_mut().expect("primacy").config_target = None;
             let target = target.with_info_from(&self.membership);
-            self.propose_config(target, out);
+            self.propose_config(target, None, out);
         }
     }
 

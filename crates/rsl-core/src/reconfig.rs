@@ -3,8 +3,9 @@
 //!
 //! **Operations** (`Input::Reconfigure`): the primary checks one operation (add a learner,
 //! promote a learner that caught up, remove a member, replace a voter by a learner that
-//! caught up) against the current membership, proposes the resulting configuration at once,
-//! and answers when its slot executes: made (the value chosen there is the one it proposed)
+//! caught up) against the current membership, proposes the resulting configuration once every
+//! slot before it has executed (at once on an idle pipeline; `propose_config`), and answers
+//! when its slot executes: made (the value chosen there is the one it proposed)
 //! or superseded. At most one change is in flight, and a change that would leave the new
 //! voters without a quorum that answered the primary recently is refused, so that no
 //! operation stops the cluster by itself. Every refusal is answered at once.
@@ -77,13 +78,11 @@ impl Replica {
             // Planted: a refused operation is dropped, as if refusing were answering.
             Err(_) if planted!(self, RefusalNotAnswered) => {}
             Err(reason) => out.push(Action::Reconfigured { id, outcome: Err(reason) }),
-            Ok(membership) => {
-                let slot = self.primacy.as_ref().expect("checked primary").next_slot;
-                self.propose_slot(Value::Config(membership.clone()), out);
-                self.change_outcomes.insert(slot, (id, membership));
-            }
+            Ok(membership) => self.propose_config(membership, Some(id), out),
         }
-        let proposed = self.change_outcomes.len() > outcomes_before;
+        let waiting = self.primacy.as_ref().and_then(|l| l.config_waiting.as_ref());
+        let proposed = self.change_outcomes.len() > outcomes_before
+            || waiting.is_some_and(|(_, op)| *op == Some(id));
         let answered =
             out.iter().any(|a| matches!(a, Action::Reconfigured { id: i, .. } if *i == id));
         ensure!(
@@ -93,7 +92,11 @@ impl Replica {
             "an operation neither proposed nor answered once"
         );
         ensure!(
-            !proposed || self.primacy.as_ref().is_some_and(|l| l.config_slot.is_some()),
+            !proposed
+                || self
+                    .primacy
+                    .as_ref()
+                    .is_some_and(|l| { l.config_slot.is_some() || l.config_waiting.is_some() }),
             "a proposed change is not in flight"
         );
     }
@@ -106,7 +109,7 @@ impl Replica {
         if let Some(t) = &l.transfer {
             return Err(ReconfigRefusal::NotPrimary { primary: Some(t.target) });
         }
-        if l.config_slot.is_some() || l.config_target.is_some() {
+        if l.config_slot.is_some() || l.config_target.is_some() || l.config_waiting.is_some() {
             return Err(ReconfigRefusal::InFlight);
         }
         let new = self.apply_op(op)?;

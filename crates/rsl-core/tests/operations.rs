@@ -1,6 +1,7 @@
 //! Membership operations (`Input::Reconfigure`) on a lone primary (id 1) whose peers are
 //! played by hand, one rule each (docs/protocol.md, "Membership operations"): every
 //! operation is answered once, refused at once with its reason or proposed in the next slot
+//! (once every slot before it has executed)
 //! and answered when that slot executes; the limits on voters and learners; a learner is
 //! promoted only once caught up; a change that would leave the new voters without a quorum
 //! that answered recently is refused. (The simulator's stories in rsl-sim's
@@ -479,4 +480,69 @@ fn a_removed_replica_hears_heartbeats_until_it_acknowledges_its_removal() {
     step(&mut r, from(4, Body::HeartbeatAck { ballot, round, commit: slot }));
     let (_, to) = next_round(&mut r, ballot);
     assert_eq!(to, vec![2, 3], "still heard after acknowledging its removal at {slot:?}");
+}
+
+/// A configuration is proposed only once every slot before it has executed: it is computed
+/// from the membership executed so far, which then governs its slot whatever a later primary
+/// chooses in the slots before it (default seed 84907746: a change proposed behind four
+/// undecided slots was chosen after another change a later primary put in one of them, and
+/// made removed replicas the voters: no primary again). Requests proposed meanwhile wait
+/// behind it; an operation still waiting when its primary steps down is answered.
+#[test]
+fn a_configuration_waits_for_the_slots_before_it_to_execute() {
+    let three = Membership::new([1, 2, 3]);
+    let (mut r, ballot) = primary(three.clone());
+    let request = |r: &mut Replica, n: u64| {
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
+        let out =
+            step(r, Input::Propose { id, payload: Bytes::from(vec![n as u8]), exclusive: true });
+        sync(r, out)
+    };
+    let before = r.status().commit;
+    let out = request(&mut r, 5);
+    assert!(sent(&out).iter().any(|m| matches!(m, Body::Accept { .. })), "{out:?}");
+    let mut out = op(&mut r, 7, MembershipOp::AddLearner { id: id(4), info: info(4) });
+    out.extend(request(&mut r, 6));
+    assert_eq!(proposed(&out), Vec::new(), "proposed behind an undecided slot");
+    assert_eq!(reconfigured(&out), Vec::new());
+    assert!(!sent(&out).iter().any(|m| matches!(m, Body::Accept { .. })), "{out:?}");
+    // The request's slot is chosen and executes: the configuration goes next, alone.
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    let slot = Slot(before.0 + 2);
+    let staged = with([1, 2, 3], [4]).with_info_from(&Membership {
+        info: [(id(4), info(4))].into_iter().collect(),
+        ..Membership::new([4])
+    });
+    assert_eq!(proposed(&out), vec![(slot, staged.clone())], "{out:?}");
+    let accepts = sent(&out).into_iter().filter(|m| matches!(m, Body::Accept { .. })).count();
+    assert_eq!(accepts, 2, "the configuration alone, to 2 and 3: {out:?}");
+    // Once it executes, it is answered and the request waiting behind it follows.
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    assert_eq!(reconfigured(&out), vec![(7, Ok((slot, staged)))]);
+    let after = sent(&out).into_iter().any(|m| match m {
+        Body::Accept { entries, .. } => entries.iter().any(|e| e.slot == slot.next()),
+        _ => false,
+    });
+    assert!(after, "the request behind it was not proposed: {out:?}");
+
+    // An operation waiting behind a slot when its primary hands primacy over is answered,
+    // naming the target (nothing more is proposed at this ballot).
+    let (mut t, tb) = primary(three.clone());
+    let out = request(&mut t, 5);
+    assert!(sent(&out).iter().any(|m| matches!(m, Body::Accept { .. })), "{out:?}");
+    let out = op(&mut t, 10, MembershipOp::AddLearner { id: id(5), info: info(5) });
+    assert_eq!(reconfigured(&out), Vec::new(), "{out:?}");
+    let out = step(&mut t, Input::TransferPrimacy { to: Some(id(2)) });
+    let refused = Err(ReconfigRefusal::NotPrimary { primary: Some(id(2)) });
+    assert_eq!(reconfigured(&out), vec![(10, refused)], "{out:?}");
+    let out = commit_all(&mut t, tb, &three, Vec::new());
+    assert_eq!(proposed(&out), Vec::new(), "proposed while handing over: {out:?}");
+
+    // An operation waiting behind a slot when its primary steps down is answered.
+    let out = op(&mut r, 9, MembershipOp::AddLearner { id: id(5), info: info(5) });
+    assert_eq!(reconfigured(&out), Vec::new(), "{out:?}");
+    let higher = Ballot { round: ballot.round + 1, replica: 2 };
+    let out = step(&mut r, from(2, Body::Nack { ballot, promised: higher }));
+    let refused = Err(ReconfigRefusal::NotPrimary { primary: None });
+    assert_eq!(reconfigured(&out), vec![(9, refused)], "{out:?}");
 }

@@ -226,7 +226,10 @@ fn grow_behind_promises_of_1_and_2(
     r: &mut Replica,
     target: &Membership,
 ) -> (Ballot, Slot, Vec<Action>) {
-    let (ballot, _) = elect(r, Vec::new());
+    let (ballot, out) = elect(r, Vec::new());
+    // Phase 1's slots execute first: a configuration waits for every slot before it.
+    let slots: Vec<Slot> = accepts(&out, ballot).into_iter().map(|(s, _)| s).collect();
+    step(r, from(2, Body::Accepted { ballot, slots }));
     let out = step(r, Input::ChangeMembership(target.clone()));
     let out = sync(r, out);
     let three = vec![ReplicaId(1), ReplicaId(2), ReplicaId(3)];

@@ -36,7 +36,9 @@
 //! that its outcome is unknown while its reads are tried again. A batch split across a
 //! primary change (the old primary executed its first commands and refused the rest) thus
 //! ends with the first commands' replies from the old primary and the rest executed once, at
-//! the new one, in their order.
+//! the new one, in their order. A batch call refused as a whole with an error (a primary of a
+//! build before batch calls, mid-upgrade, takes one for a malformed request) executed
+//! nothing: each of its commands is sent again alone, at once ([`Attempt::Resend`]).
 //!
 //! Waiting on a deposed primary: a forwarded request waits for its answer, for the call's
 //! deadline (the replica's `consensus.call_timeout_ms`, as its own calls: [`rsl::Node::
@@ -107,6 +109,10 @@ pub enum Attempt {
         /// The primary, if the refusal named one.
         hint: Option<u32>,
     },
+    /// The request was not executed: its batch call was refused as a whole (a primary of a
+    /// version before batch calls refuses one as a malformed request); send it again at
+    /// once, alone, to the same replica.
+    Resend,
 }
 
 /// An error reply as bytes.
@@ -156,6 +162,9 @@ pub fn encode_answer(attempt: Attempt) -> Bytes {
                 answer.put_u32_le(primary);
             }
         }
+        // Not made by a callee's own attempt (only by a forwarder, of a batch's answer); as
+        // an answer, it means "not executed, try again".
+        Attempt::Resend => answer.put_u8(ANSWER_NOT_PRIMARY),
     }
     answer.freeze()
 }
@@ -244,14 +253,18 @@ fn encode_batch_answer_within(attempts: Vec<(Kind, Attempt)>, max: usize) -> Byt
 }
 
 /// What the forwarder does with the answer to a batch call of `n` members: each member's
-/// attempt, in order. A single answer (the callee refused the whole call, for instance as
-/// malformed) applies to every member.
+/// attempt, in order. A single error answer is a refusal of the whole call, none of it
+/// executed: by a primary of a version before batch calls (to which a batch call is a
+/// malformed request: mixed versions during a rolling upgrade), or of a batch this one
+/// judged malformed; each member is sent again alone ([`Attempt::Resend`]). Any other
+/// single answer applies to every member.
 fn decode_batch_answer(answer: Bytes, n: usize) -> Vec<Attempt> {
     let malformed =
         || (0..n).map(|_| Attempt::Done(Err(EngineError::Internal(MALFORMED.into())))).collect();
     match answer.first() {
         Some(&ANSWER_BATCH) => {}
-        Some(&ANSWER_REPLY) | Some(&ANSWER_ERROR) | Some(&ANSWER_NOT_PRIMARY) => {
+        Some(&ANSWER_ERROR) => return (0..n).map(|_| Attempt::Resend).collect(),
+        Some(&ANSWER_REPLY) | Some(&ANSWER_NOT_PRIMARY) => {
             return (0..n).map(|_| decode_answer(answer.clone())).collect();
         }
         _ => return malformed(),
@@ -490,10 +503,14 @@ mod tests {
         assert!(matches!(four, Attempt::Retry { hint: Some(3) }), "{four:?}");
         assert!(matches!(five, Attempt::Retry { hint: None }), "{five:?}");
 
-        // A whole-call answer (the callee refused the call) applies to every member.
+        // A whole-call error (a primary of a version before batch calls, to which a batch is
+        // a malformed request): nothing executed, every member is sent again alone.
         let all = decode_batch_answer(error_answer("ERR a malformed forwarded request"), 2);
         assert_eq!(all.len(), 2);
-        assert!(all.iter().all(|a| matches!(a, Attempt::Done(Ok(r)) if r.starts_with(b"-ERR a"))));
+        assert!(all.iter().all(|a| matches!(a, Attempt::Resend)), "{all:?}");
+        // Any other whole-call answer applies to every member.
+        let all = decode_batch_answer(encode_answer(Attempt::Retry { hint: Some(2) }), 2);
+        assert!(all.iter().all(|a| matches!(a, Attempt::Retry { hint: Some(2) })), "{all:?}");
         // A count that does not match, a cut answer: every member hears it was malformed.
         let two = encode_batch_answer(vec![
             (Kind::Read, Attempt::Retry { hint: None }),

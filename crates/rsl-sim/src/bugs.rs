@@ -8,7 +8,7 @@ use rsl_core::bugs::Bug;
 /// Every planted bug in the core. `exhaustive` fails to compile when the core adds one, so
 /// this list cannot fall behind.
 #[cfg(feature = "planted-bugs")]
-pub const ALL: [Bug; 31] = [
+pub const ALL: [Bug; 32] = [
     Bug::AcceptorIgnoresPromise,
     Bug::SkipPhase1Reproposal,
     Bug::CountOwnVoteBeforeDurable,
@@ -40,6 +40,7 @@ pub const ALL: [Bug; 31] = [
     Bug::RecoveryIgnoresLostSlots,
     Bug::PromoteOnStaleAcks,
     Bug::RefusalNotAnswered,
+    Bug::ConfigBehindUndecided,
 ];
 
 #[cfg(feature = "planted-bugs")]
@@ -76,7 +77,8 @@ fn exhaustive(bug: Bug) {
         | Bug::UnknownUnderExecutedMembership
         | Bug::RecoveryIgnoresLostSlots
         | Bug::PromoteOnStaleAcks
-        | Bug::RefusalNotAnswered => {}
+        | Bug::RefusalNotAnswered
+        | Bug::ConfigBehindUndecided => {}
     }
 }
 

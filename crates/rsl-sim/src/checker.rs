@@ -54,7 +54,11 @@ pub enum Check {
     Storage,
     /// A replica believes a membership other than the one the chosen log defines at the
     /// slot it executed (the last configuration at or below it), for example after loading or
-    /// installing a checkpoint that skipped a configuration.
+    /// installing a checkpoint that skipped a configuration; or a chosen configuration makes
+    /// a voter of a replica that was no member of the membership it follows (voters join as
+    /// learners first); or a replica writes a configuration to a slot while no replica has
+    /// executed the slot before it (a primary proposes one only once every slot before it
+    /// has executed).
     Membership,
     /// A size limit broke: a message sent above `message_bytes_max` (or not the size the
     /// encoder measures), a request within `request_bytes_max` refused as too large, or one
@@ -215,6 +219,23 @@ impl Checker {
         self.executed.keys().next_back().copied().unwrap_or(Slot::ZERO)
     }
 
+    /// `replica` wrote the configuration value of `slot` to its log (proposed it, accepted it
+    /// or learned it chosen). A primary proposes a configuration only once every slot before
+    /// it has executed (docs/protocol.md, "Reconfiguration"), and every later copy of the
+    /// value follows that proposal: so some replica executed the slot before it already. The
+    /// rule itself, checked where the value is written; `execute`'s check of the voters sees
+    /// only one consequence of breaking it, and only once the value is chosen.
+    pub fn config_written(&mut self, replica: ReplicaId, slot: Slot) {
+        let executed = self.max_executed();
+        if slot.0 > executed.0 + 1 {
+            let detail = format!(
+                "{replica:?} wrote a configuration to slot {} while no replica had executed past slot {}",
+                slot.0, executed.0
+            );
+            self.fail(Check::Membership, detail);
+        }
+    }
+
     /// Whether any replica executed the request.
     pub fn was_executed(&self, id: RequestId) -> bool {
         self.requests.contains_key(&id)
@@ -371,10 +392,23 @@ impl Checker {
         self.check_agreement(replica, slot, digest, value);
         if let Value::Config(m) = value {
             if !self.memberships.contains_key(&slot) {
-                let before = self.membership_for(slot);
+                let before = self.membership_for(slot).clone();
                 let promoted = m.voters.iter().filter(|v| before.learners.contains(v)).count();
                 self.promotions += promoted as u64;
                 self.memberships.insert(slot, m.clone());
+                // Voters join as learners first: a configuration that makes a voter of a
+                // replica the membership it replaces does not hold was computed from another
+                // membership (one proposed behind undecided slots, chosen after another
+                // configuration in one of them: default seed 84907746).
+                let strangers: Vec<ReplicaId> =
+                    m.voters.iter().filter(|v| !before.contains(**v)).copied().collect();
+                if !strangers.is_empty() {
+                    let detail = format!(
+                        "slot {} installs voters {:?} of which {strangers:?} were not members of the membership it follows, {before:?}",
+                        slot.0, m.voters
+                    );
+                    self.fail(Check::Membership, detail);
+                }
             }
         }
         self.judge_known();
@@ -526,6 +560,24 @@ mod tests {
         c.acked(RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 }, Slot(1));
         c.check_acked_writes(true);
         assert_eq!(c.failure, None);
+    }
+
+    /// A configuration written behind a slot nobody executed breaks the rule that a primary
+    /// proposes one only once every slot before it executed; right behind the executed
+    /// prefix it is fine.
+    #[test]
+    fn a_configuration_written_behind_unexecuted_slots_is_caught() {
+        let mut c = Checker::new(Membership::new(1..=3));
+        c.config_written(ReplicaId(1), Slot(1));
+        assert_eq!(c.failure, None);
+        for r in [1, 2] {
+            c.durable_accept(ReplicaId(r), &entry(1, 1, batch(1)));
+        }
+        c.execute(ReplicaId(1), Slot(1), &batch(1));
+        c.config_written(ReplicaId(2), Slot(2));
+        assert_eq!(c.failure, None);
+        c.config_written(ReplicaId(1), Slot(3));
+        assert_eq!(c.failure.unwrap().check, Check::Membership);
     }
 
     #[test]

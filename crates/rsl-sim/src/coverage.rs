@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 44] = [
+pub const PATHS: [Path; 45] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -18,6 +18,7 @@ pub const PATHS: [Path; 44] = [
     ("transfers that timed out", |s| s.transfers_timed_out),
     ("learners promoted", |s| s.promotions),
     ("membership operations taken by a replica", |s| s.reconfigurations_asked),
+    ("  waiting for the slots before them to execute", |s| s.configs_behind_slots),
     ("  answered made", |s| s.reconfigurations_made),
     ("  answered refused", |s| s.reconfigurations_refused),
     ("    of which superseded (another value in the slot)", |s| s.reconfigurations_superseded),

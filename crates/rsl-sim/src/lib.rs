@@ -87,9 +87,20 @@ fn install_panic_hook() {
 /// Runs one seed with `options` (printing the trace if `verbose`). A panic inside the core
 /// (an assertion or invariant) or the simulator is caught and reported as [`Check::Panic`].
 pub fn run_seed(options: &Options, verbose: bool) -> Outcome {
+    run_seed_with(options, verbose, None)
+}
+
+/// [`run_seed`], also writing the history the linearizability check is given to
+/// `history_out` (see [`linearizability::write_history`]).
+pub fn run_seed_with(
+    options: &Options,
+    verbose: bool,
+    history_out: Option<std::path::PathBuf>,
+) -> Outcome {
     install_panic_hook();
     let mut sim = Sim::new_deferred(options.clone());
     sim.set_verbose(verbose);
+    sim.set_history_out(history_out);
     QUIET.with(|q| q.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         sim.boot();

@@ -187,6 +187,77 @@ pub fn check_observed(history: &[Operation], observed: &Observed) -> Result<(), 
     check_history(history, Search { observed: Some(observed), ..Search::FULL }).map(drop)
 }
 
+/// Writes a history and the values its reads returned as text, one operation a line
+/// (`client call ret op key argument output`, `-` for an unknown return or output; a read's
+/// value as its tokens, `v:` then comma-separated), for [`parse_history`] to read back: a
+/// history the search struggles with becomes a test (`rsl-sim --seed S --dump-history F`).
+pub fn write_history(history: &[Operation], observed: &Observed) -> String {
+    let mut out = String::new();
+    for o in history {
+        let ret = o.ret.map_or_else(|| "-".to_string(), |t| t.to_string());
+        let (name, key, argument) = match o.op {
+            Op::Put { key, token } => ("put", key, token.to_string()),
+            Op::Append { key, token } => ("append", key, token.to_string()),
+            Op::Get { key } => ("get", key, "-".to_string()),
+        };
+        let output = match o.output {
+            None => "-".to_string(),
+            Some(Output::Ok) => "ok".to_string(),
+            Some(Output::Len(n)) => n.to_string(),
+            Some(Output::Value(f)) => {
+                let tokens = observed.values.get(&f).expect("a read's value is observed");
+                let tokens: Vec<String> = tokens.iter().map(u64::to_string).collect();
+                format!("v:{}", tokens.join(","))
+            }
+        };
+        out += &format!("{} {} {ret} {name} {key} {argument} {output}\n", o.client, o.call);
+    }
+    out
+}
+
+/// Reads back what [`write_history`] wrote.
+pub fn parse_history(text: &str) -> Result<(Vec<Operation>, Observed), String> {
+    let mut history = Vec::new();
+    let mut observed = Observed::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [client, call, ret, name, key, argument, output] = fields[..] else {
+            return Err(bad("expected 7 fields"));
+        };
+        let number = |s: &str| s.parse::<u64>().map_err(|_| bad("bad number"));
+        let key = key.parse::<u8>().map_err(|_| bad("bad key"))?;
+        let op = match name {
+            "put" => Op::Put { key, token: number(argument)? },
+            "append" => Op::Append { key, token: number(argument)? },
+            "get" => Op::Get { key },
+            _ => return Err(bad("unknown operation")),
+        };
+        let output = match (name, output) {
+            (_, "-") => None,
+            ("put", "ok") => Some(Output::Ok),
+            ("append", len) => Some(Output::Len(len.parse().map_err(|_| bad("bad length"))?)),
+            ("get", value) => {
+                let tokens = value.strip_prefix("v:").ok_or_else(|| bad("bad value"))?;
+                let tokens: Vec<u64> = match tokens {
+                    "" => Vec::new(),
+                    t => t.split(',').map(number).collect::<Result<_, _>>()?,
+                };
+                observed.add(&tokens);
+                Some(Output::Value(Fingerprint::of(&tokens)))
+            }
+            _ => return Err(bad("bad output")),
+        };
+        let ret = match ret {
+            "-" => None,
+            t => Some(number(t)?),
+        };
+        let client = client.parse::<u32>().map_err(|_| bad("bad client"))?;
+        history.push(Operation { client, op, call: number(call)?, ret, output });
+    }
+    Ok((history, observed))
+}
+
 /// How the search runs: the full checker, or (in tests) parts of it, to compare.
 #[derive(Debug, Clone, Copy)]
 struct Search<'a> {
@@ -200,6 +271,9 @@ struct Search<'a> {
     /// Backtrack at a write that loses a token a read returned (see [`lost`]); needs
     /// `observed`.
     lost_tokens: bool,
+    /// Backtrack at a write after which a read not yet linearized can never see its value
+    /// (see [`Reads`]); needs `observed`.
+    reachable_reads: bool,
     steps_max: u64,
 }
 
@@ -209,6 +283,7 @@ impl Search<'_> {
         greedy_reads: true,
         interchangeable: true,
         lost_tokens: true,
+        reachable_reads: true,
         steps_max: SEARCH_STEPS_MAX,
     };
 }
@@ -382,6 +457,79 @@ fn interchangeable_before(ops: &[&Operation], read_tokens: &HashSet<u64>) -> Vec
     before
 }
 
+/// **Reachable reads.** Every read with a known value must be linearized where the list is
+/// that value, and each token is written once, so a list can become a read's value `v` only
+/// by growing from one of its prefixes with the appends of its remaining tokens, or from
+/// nothing with the put of its first token and the appends of the rest. A write after which
+/// some read not yet linearized can reach its value neither way, even with every write not
+/// yet linearized available in any order, leaves a node with no linearization: the search
+/// backtracks at once instead of finding out at that read's return, perhaps after every
+/// subset of the writes racing with it (default seed 84814248: reads of an old list
+/// returning after a burst of writes was called, whose clients waited out a stall, gave up
+/// on a billion steps).
+struct Reads {
+    /// Each distinct value reads returned: its tokens, the fingerprints of its prefixes
+    /// (`prefixes[i]` holds the first `i` tokens), and the reads that returned it.
+    values: Vec<(Vec<u64>, Vec<Fingerprint>, Vec<usize>)>,
+    /// The writes of each token: the operation and whether it is a put.
+    writers: HashMap<u64, Vec<(usize, bool)>>,
+}
+
+impl Reads {
+    fn new(ops: &[&Operation], observed: &Observed) -> Reads {
+        let mut by_value: HashMap<Fingerprint, usize> = HashMap::new();
+        let mut values: Vec<(Vec<u64>, Vec<Fingerprint>, Vec<usize>)> = Vec::new();
+        let mut writers: HashMap<u64, Vec<(usize, bool)>> = HashMap::new();
+        for (i, o) in ops.iter().enumerate() {
+            match (o.op, o.output) {
+                (Op::Put { token, .. }, _) => writers.entry(token).or_default().push((i, true)),
+                (Op::Append { token, .. }, _) => writers.entry(token).or_default().push((i, false)),
+                (Op::Get { .. }, Some(Output::Value(f))) => {
+                    let v = *by_value.entry(f).or_insert_with(|| {
+                        let tokens = observed.values[&f].clone();
+                        let mut prefixes = vec![Fingerprint::EMPTY];
+                        for t in &tokens {
+                            prefixes.push(prefixes[prefixes.len() - 1].push(*t));
+                        }
+                        values.push((tokens, prefixes, Vec::new()));
+                        values.len() - 1
+                    });
+                    values[v].2.push(i);
+                }
+                (Op::Get { .. }, _) => {}
+            }
+        }
+        Reads { values, writers }
+    }
+
+    /// Whether every read not in `linearized` can still see its value from `state`, with the
+    /// writes not in `linearized` (an over-approximation: their order is not checked).
+    fn all_reachable(&self, state: State, linearized: &[u64]) -> bool {
+        let done = |op: usize| linearized[op / 64] & (1 << (op % 64)) != 0;
+        let available = |token: &u64, put: bool| {
+            self.writers.get(token).is_some_and(|w| w.iter().any(|(op, p)| *p == put && !done(*op)))
+        };
+        self.values.iter().all(|(tokens, prefixes, reads)| {
+            if reads.iter().all(|r| done(*r)) {
+                return true;
+            }
+            let grows = match state {
+                State::Live(f) => {
+                    let n = f.len as usize;
+                    n <= tokens.len()
+                        && prefixes[n] == f
+                        && tokens[n..].iter().all(|t| available(t, false))
+                }
+                State::Dead(_) => false,
+            };
+            grows
+                || (!tokens.is_empty()
+                    && available(&tokens[0], true)
+                    && tokens[1..].iter().all(|t| available(t, false)))
+        })
+    }
+}
+
 /// Searches for a linearization of one key's operations; returns the steps it took.
 fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violation> {
     let Search { observed, steps_max, .. } = search;
@@ -392,6 +540,7 @@ fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violati
         false => vec![Vec::new(); ops.len()],
     };
     let lost_tokens = search.lost_tokens && observed.is_some();
+    let reads = observed.filter(|_| search.reachable_reads).map(|o| Reads::new(ops, o));
     let mut list = List::new(ops);
     let greedy_reads = search.greedy_reads;
     let words = ops.len().div_ceil(64);
@@ -443,7 +592,9 @@ fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violati
             if let Some(next) = next {
                 let (word, bit) = (node.op / 64, 1u64 << (node.op % 64));
                 linearized[word] |= bit;
-                if cache.insert((linearized.clone(), next)) {
+                let strands = |reads: &Reads| !reads.all_reachable(next, &linearized);
+                let strands = op.op.is_write() && reads.as_ref().is_some_and(strands);
+                if !strands && cache.insert((linearized.clone(), next)) {
                     stack.push((entry, state, false));
                     state = next;
                     list.lift(entry);

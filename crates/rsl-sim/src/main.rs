@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use rsl_sim::bugs::StorageBug;
-use rsl_sim::{run_seed, Options, Outcome};
+use rsl_sim::{run_seed_with, Options, Outcome};
 
 /// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
 #[derive(Debug, Parser)]
@@ -64,6 +64,10 @@ struct Args {
     /// table of docs/testing.md.
     #[arg(long)]
     hunt: bool,
+    /// Write the history the linearizability check is given to this file (with --seed), one
+    /// operation a line, to study a search or turn it into a test.
+    #[arg(long, requires = "seed")]
+    dump_history: Option<std::path::PathBuf>,
 }
 
 fn options_for(args: &Args, seed: u64) -> Options {
@@ -246,7 +250,9 @@ fn main() -> ExitCode {
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(&seed) = seeds.get(i) else { break };
-                if tx.send(run_seed(&options_for(args, seed), verbose)).is_err() {
+                let outcome =
+                    run_seed_with(&options_for(args, seed), verbose, args.dump_history.clone());
+                if tx.send(outcome).is_err() {
                     break;
                 }
             });

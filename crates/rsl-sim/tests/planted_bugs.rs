@@ -15,7 +15,7 @@ use rsl_sim::hunt::{hunt, Planted};
 const WINDOW_SEEDS: u64 = 20;
 
 /// The first catching seed of every planted bug (from `rsl-sim --hunt`).
-const TABLE: [(&str, u64); 36] = [
+const TABLE: [(&str, u64); 37] = [
     ("AcceptorIgnoresPromise", 30),
     ("SkipPhase1Reproposal", 1),
     ("CountOwnVoteBeforeDurable", 1),
@@ -36,17 +36,18 @@ const TABLE: [(&str, u64); 36] = [
     ("LearnCommitAtAnyBallot", 1),
     ("EvenQuorumIsHalf", 0),
     ("CountLearnerVotes", 2),
-    ("InstallMovesExecutedBack", 24),
+    ("InstallMovesExecutedBack", 55),
     ("InstalledOutcomeSuperseded", 23),
-    ("Phase1PicksLowestBallot", 20),
+    ("Phase1PicksLowestBallot", 93),
     ("Phase1IgnoresUnknown", 4),
     ("TruncatedPromiseCounts", 7),
     ("ReadIndexIgnoresRecovery", 2),
     ("AcceptsNotSplitByBytes", 7),
-    ("UnknownUnderExecutedMembership", 16),
+    ("UnknownUnderExecutedMembership", 247),
     ("RecoveryIgnoresLostSlots", 67),
-    ("PromoteOnStaleAcks", 85),
-    ("RefusalNotAnswered", 37),
+    ("PromoteOnStaleAcks", 18),
+    ("RefusalNotAnswered", 25),
+    ("ConfigBehindUndecided", 6),
     ("AckBeforeSync", 0),
     ("TruncateAtCorruption", 8),
     ("KeepTornWrite", 4),

@@ -130,8 +130,13 @@ fn the_knobs_of_the_membership_paths_fire() {
         drawn > 5 && started >= grown && grown >= stat(|s| s.grow_lost),
         "{drawn} {started} {grown}"
     );
+    // Rare since a configuration waits for the slots before it to execute (a change made
+    // by a primary with a busy pipeline goes later): looked for in more seeds when the first
+    // hundred have none.
+    let twice = |o: &Outcome| o.stats.grow_lost > 1;
+    let more = || run_all(100..400, Options::swarm);
     assert!(
-        outcomes.iter().any(|o| o.stats.grow_lost > 1),
+        outcomes.iter().any(twice) || more().iter().any(twice),
         "no seed lost a slot after a growth twice"
     );
     let without = run_all(0..100, |s| Options::swarm(s).without_membership_paths());
@@ -305,4 +310,32 @@ fn a_primary_covers_a_new_membership_with_phase_1_before_proposing_under_it() {
     if let Some(f) = outcome.failure {
         panic!("seed 950 with --reconfig failed: {f}");
     }
+}
+
+/// `--dump-history` writes the history the linearizability check is given; read back, it is
+/// that history: as many operations as the seed ran (each answered or indeterminate one is
+/// in it, or left out only when the simulator knows it took no effect), and the checker's
+/// verdict on it is the seed's.
+#[test]
+fn a_dumped_history_reads_back_and_is_checked_alike() {
+    let dir = std::env::temp_dir().join(format!("rsl-sim-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("history");
+    let outcome = rsl_sim::run_seed_with(&options(11), false, Some(path.clone()));
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (history, observed) = rsl_sim::linearizability::parse_history(&text).unwrap();
+    let s = &outcome.stats;
+    assert!(!history.is_empty() && history.len() as u64 <= s.ops_ok + s.ops_indeterminate);
+    assert!(history.len() as u64 >= s.ops_ok, "{} of {} answered", history.len(), s.ops_ok);
+    assert_eq!(rsl_sim::linearizability::write_history(&history, &observed), text);
+    assert_eq!(rsl_sim::linearizability::check_observed(&history, &observed), Ok(()));
+    // A read's value changed to one nobody wrote is caught in the dumped history too.
+    let mut lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let read = lines.iter_mut().find(|l| l[3] == "get" && l[6] != "-").unwrap();
+    read[6] = "v:424242";
+    let text: Vec<String> = lines.iter().map(|l| l.join(" ")).collect();
+    let (history, observed) = rsl_sim::linearizability::parse_history(&text.join("\n")).unwrap();
+    assert!(rsl_sim::linearizability::check_observed(&history, &observed).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

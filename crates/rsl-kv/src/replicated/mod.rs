@@ -359,6 +359,11 @@ impl Inner {
             let mut hint = match attempt.await {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Retry { hint } => hint.filter(|&p| Some(p) != target),
+                // Alone, to the same replica, at once: a single call is never answered so.
+                Attempt::Resend => {
+                    (attempt, target) = self.start_attempt(kind, request.clone(), target);
+                    continue;
+                }
             };
             let (deadline, view) = retrying.get_or_insert_with(|| {
                 let deadline = Instant::now() + Duration::from_millis(limits::PRIMARY_WAIT_MS_MAX);
@@ -438,7 +443,9 @@ impl Inner {
             Err(e) => match self.refused(Kind::Read, e) {
                 Attempt::Done(outcome) => outcome,
                 // Not expected of a local read; the client may try again.
-                Attempt::Retry { .. } => Ok(error_bytes("TRYAGAIN the read was refused")),
+                Attempt::Retry { .. } | Attempt::Resend => {
+                    Ok(error_bytes("TRYAGAIN the read was refused"))
+                }
             },
         }
     }

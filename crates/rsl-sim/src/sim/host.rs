@@ -112,6 +112,10 @@ impl Host<u64> for SimHost<'_> {
         let (sim, node) = (&mut *self.sim, self.node);
         if let Write::Accept(entry) = &write {
             sim.nodes[node].written.entry(entry.slot).or_default().push(entry.ballot);
+            if matches!(entry.value, Value::Config(_)) {
+                let id = sim.nodes[node].id;
+                sim.checker.config_written(id, entry.slot);
+            }
         }
         if let Write::TruncatePrefix { before } = &write {
             // The records below a checkpoint are gone: a vote for one of those slots now
@@ -349,10 +353,12 @@ impl Sim {
                         host.sim.check_stale_install(driver.replica(), &input);
                     }
                 }
+                let mut operation = None;
                 if let Input::Reconfigure { id, .. } = input {
                     let incarnation = host.sim.nodes[node].incarnation;
                     host.sim.reconfig_asked.insert(id, (node, incarnation, false));
                     host.sim.stats.reconfigurations_asked += 1;
+                    operation = Some(id);
                 }
                 match &input {
                     Input::Receive(Message {
@@ -425,6 +431,13 @@ impl Sim {
                     _ => {}
                 }
                 driver.step(input, &mut host);
+                // Neither answered nor in a slot: its configuration waits for the slots
+                // before it to execute (`Replica::propose_config`).
+                if let Some(id) = operation {
+                    let answered = host.sim.reconfig_asked.get(&id).is_some_and(|a| a.2);
+                    let in_slot = driver.replica().changes_waiting().any(|(_, i)| i == id);
+                    host.sim.stats.configs_behind_slots += u64::from(!answered && !in_slot);
+                }
             }
             Pending::Propose { ticket, op, exclusive, size } => {
                 let oversized = size > host.sim.options.request_bytes_max;

@@ -168,6 +168,8 @@ pub struct Stats {
     /// unless its core still holds it waiting for a slot nobody has decided yet: counted in
     /// `reconfigurations_undecided`).
     pub reconfigurations_asked: u64,
+    /// Membership operations whose configuration waited for the slots before it to execute.
+    pub configs_behind_slots: u64,
     pub reconfigurations_superseded: u64,
     pub reconfigurations_unanswered: u64,
     pub reconfigurations_undecided: u64,
@@ -284,6 +286,8 @@ pub struct Sim {
     causes: Causes,
     trace: Fnv,
     verbose: bool,
+    /// Where to write the checked history (`--dump-history`), if anywhere.
+    history_out: Option<std::path::PathBuf>,
     request_ids: BTreeMap<u64, RequestId>,
     /// Votes sent without a write behind them, by acceptors that knew the slot chosen:
     /// (voter, slot, ballot).
@@ -413,6 +417,7 @@ impl Sim {
             indeterminate: Vec::new(),
             trace: Fnv::new(),
             verbose: false,
+            history_out: None,
             request_ids: BTreeMap::new(),
             vouched: Default::default(),
             checkpoint_claims: Vec::new(),
@@ -452,6 +457,12 @@ impl Sim {
     /// Prints every event and action to stdout.
     pub fn set_verbose(&mut self, on: bool) {
         self.verbose = on;
+    }
+
+    /// Writes the history the linearizability check is given to `path` (as
+    /// [`crate::linearizability::write_history`] does) before checking it.
+    pub fn set_history_out(&mut self, path: Option<std::path::PathBuf>) {
+        self.history_out = path;
     }
 
     /// Simulated time in units.

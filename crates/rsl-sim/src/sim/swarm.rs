@@ -100,6 +100,12 @@ impl Sim {
         }
         // A search that gives up is a check that did not happen: a failure, never a pass.
         let (history, observed) = self.checked_history();
+        if let Some(path) = &self.history_out {
+            let text = linearizability::write_history(&history, &observed);
+            if let Err(e) = std::fs::write(path, text) {
+                panic!("cannot write the history to {}: {e}", path.display());
+            }
+        }
         if let Err(v) = linearizability::check_observed(&history, &observed) {
             self.stats.undecided = matches!(v, linearizability::Violation::Undecided { .. });
             self.checker.fail(Check::Linearizability, v.to_string());
