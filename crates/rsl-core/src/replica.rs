@@ -269,9 +269,7 @@ pub(crate) struct Primacy {
     pub(crate) config_slot: Option<Slot>,
     /// A membership to propose once the learners it promotes have caught up.
     pub(crate) config_target: Option<Membership>,
-    /// A configuration to propose once every slot before it has executed, and the id of
-    /// the membership operation that asked for it, if one did (nothing else is proposed
-    /// meanwhile; see `propose_config`).
+    /// A configuration (and its operation's id) to propose once the slots before it execute.
     pub(crate) config_waiting: Option<(Membership, Option<u64>)>,
     pub(crate) round: u64,
     pub(crate) round_sent: BTreeMap<u64, u64>,
@@ -576,8 +574,7 @@ impl Replica {
     fn after_step(&mut self, fill: bool, out: &mut Vec<Action>) {
         self.flush_accepts(out);
         self.execute_chosen(out);
-        // A configuration waiting for the slots before it (`propose_config`) goes first.
-        self.propose_waiting_config(out);
+        self.propose_waiting_config(out); // before new requests (`propose_config`)
         if fill {
             self.fill_pipeline(out);
         }
