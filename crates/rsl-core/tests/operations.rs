@@ -4,7 +4,9 @@
 //! (once every slot before it has executed)
 //! and answered when that slot executes; the limits on voters and learners; a learner is
 //! promoted only once caught up; a change that would leave the new voters without a quorum
-//! that answered recently is refused. (The simulator's stories in rsl-sim's
+//! that answered recently is refused. The unanswered `Input::ChangeMembership` too: one
+//! change at a time, within the limits, its new voters promoted once they know they were
+//! staged. (The simulator's stories in rsl-sim's
 //! `tests/reconfig.rs` tell the same on a whole cluster; these run with `cargo test -p
 //! rsl-core`, the mutation-testing command, docs/testing.md.)
 
