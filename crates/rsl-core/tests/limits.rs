@@ -440,6 +440,10 @@ fn unvoted_slots_are_resent_with_growing_waits() {
     let waits = |at: &[u64]| at.windows(2).map(|w| w[1] - w[0]).collect::<Vec<u64>>();
     let three = waits(&to_three);
     assert!(to_three[0] >= 2 * heartbeat, "the first resend came at {}", to_three[0]);
+    // A small value first waits two heartbeat intervals (`resend_ticks_first`), then twice
+    // that; resends go out with the heartbeats, so the second comes exactly four intervals
+    // after the first (2 + 5 ticks, then 14, would make it three).
+    assert_eq!(three[0], 4 * heartbeat, "{to_three:?}");
     assert!(three.windows(2).all(|w| w[1] >= w[0]), "waits shrink: {to_three:?}");
     assert!(three.iter().all(|w| *w <= cap + heartbeat), "waits beyond the cap: {to_three:?}");
     assert!(to_three.len() <= 12, "{} resends to a silent peer in 300 ticks", to_three.len());

@@ -4,7 +4,9 @@
 //! (once every slot before it has executed)
 //! and answered when that slot executes; the limits on voters and learners; a learner is
 //! promoted only once caught up; a change that would leave the new voters without a quorum
-//! that answered recently is refused. (The simulator's stories in rsl-sim's
+//! that answered recently is refused. The unanswered `Input::ChangeMembership` too: one
+//! change at a time, within the limits, its new voters promoted once they know they were
+//! staged. (The simulator's stories in rsl-sim's
 //! `tests/reconfig.rs` tell the same on a whole cluster; these run with `cargo test -p
 //! rsl-core`, the mutation-testing command, docs/testing.md.)
 
@@ -545,4 +547,135 @@ fn a_configuration_waits_for_the_slots_before_it_to_execute() {
     let out = step(&mut r, from(2, Body::Nack { ballot, promised: higher }));
     let refused = Err(ReconfigRefusal::NotPrimary { primary: None });
     assert_eq!(reconfigured(&out), vec![(9, refused)], "{out:?}");
+}
+
+/// Asks the primary for `Input::ChangeMembership(m)` (the simulator's random changes, and
+/// `rsl`'s); returns the actions, writes made durable.
+fn change(r: &mut Replica, m: Membership) -> Vec<Action> {
+    let out = step(r, Input::ChangeMembership(m));
+    sync(r, out)
+}
+
+/// Proposes one exclusive request (payload `n`), left undecided; returns the actions.
+fn undecided(r: &mut Replica, n: u64) -> Vec<Action> {
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
+    let out = step(r, Input::Propose { id, payload: Bytes::from(vec![n as u8]), exclusive: true });
+    let out = sync(r, out);
+    assert!(sent(&out).iter().any(|m| matches!(m, Body::Accept { .. })), "{out:?}");
+    out
+}
+
+/// A `ChangeMembership` is dropped (it has no answer) when it would make a second change at
+/// once, another configuration in flight or waiting for the slots before it, or when it
+/// names no voter, more than `VOTERS_MAX` or more than `LEARNERS_MAX` learners; at the
+/// limits it is proposed.
+#[test]
+fn a_membership_change_is_dropped_while_another_is_pending_and_past_the_limits() {
+    let three = Membership::new([1, 2, 3]);
+    let nothing = |out: &[Action]| proposed(out).is_empty() && writes(out).is_empty();
+    let learners = |n: usize| with([1, 2, 3], (0..n as u32).map(|i| 10 + i));
+    for m in [
+        Membership::new(Vec::<u32>::new()),
+        Membership::new(1..=VOTERS_MAX as u32 + 1),
+        learners(LEARNERS_MAX + 1),
+    ] {
+        let (mut r, _) = primary(three.clone());
+        let out = change(&mut r, m.clone());
+        assert!(nothing(&out), "{m:?} proposed: {out:?}");
+    }
+    let (mut r, _) = primary(three.clone());
+    let out = change(&mut r, learners(LEARNERS_MAX));
+    assert_eq!(proposed(&out).len(), 1, "{LEARNERS_MAX} learners dropped: {out:?}");
+    let (mut r, _) = primary(three.clone());
+    let out = change(&mut r, Membership::new(1..=VOTERS_MAX as u32));
+    let staged = with([1, 2, 3], 4..=VOTERS_MAX as u32);
+    assert_eq!(proposed(&out).iter().map(|p| &p.1).collect::<Vec<_>>(), vec![&staged]);
+
+    // A configuration in flight: the next change is dropped, not proposed after it.
+    let (mut r, ballot) = primary(three.clone());
+    let out = change(&mut r, with([1, 2, 3], [4]));
+    assert_eq!(
+        proposed(&out).iter().map(|p| &p.1).collect::<Vec<_>>(),
+        vec![&with([1, 2, 3], [4])]
+    );
+    let out = change(&mut r, Membership::new([1, 2]));
+    assert!(nothing(&out), "proposed beside a configuration in flight: {out:?}");
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    assert_eq!(r.status().membership, with([1, 2, 3], [4]));
+    assert_eq!(proposed(&out), Vec::new(), "a dropped change proposed later");
+
+    // A configuration waiting for an undecided slot: the same.
+    let (mut r, ballot) = primary(three.clone());
+    undecided(&mut r, 5);
+    let out = change(&mut r, with([1, 2, 3], [4]));
+    assert_eq!(proposed(&out), Vec::new(), "proposed behind an undecided slot");
+    let out = change(&mut r, Membership::new([1, 2]));
+    assert!(nothing(&out), "{out:?}");
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    let configs: Vec<Membership> = proposed(&out).into_iter().map(|p| p.1).collect();
+    assert_eq!(configs, vec![with([1, 2, 3], [4])], "{out:?}");
+}
+
+/// A `ChangeMembership` that adds voters stages them as learners; the configuration that
+/// makes them voters is proposed at a tick only once each of them acknowledged a commit
+/// point at or past the staging slot (`caught_up`), not on an acknowledgement sent while
+/// the staging configuration was still in flight, and whatever the old voters acknowledged.
+#[test]
+fn new_voters_are_promoted_once_they_acknowledged_the_configuration_that_staged_them() {
+    let three = Membership::new([1, 2, 3]);
+    let (mut r, ballot) = primary(three.clone());
+    let tick = |r: &mut Replica| {
+        let out = step(r, Input::Tick);
+        sync(r, out)
+    };
+    let out = change(&mut r, Membership::new([1, 2, 3, 4]));
+    let [(slot, staged)] = &proposed(&out)[..] else { panic!("{out:?}") };
+    assert_eq!(*staged, with([1, 2, 3], [4]));
+    // 4 acknowledges the commit point before the staging slot, while that slot is in flight.
+    let commit = r.status().commit;
+    assert_eq!(commit.next(), *slot);
+    step(&mut r, from(4, Body::HeartbeatAck { ballot, round: 0, commit }));
+    let out = tick(&mut r);
+    assert_eq!(proposed(&out), Vec::new(), "promoted beside the staging: {out:?}");
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    assert_eq!(r.status().membership, with([1, 2, 3], [4]));
+    assert_eq!(proposed(&out), Vec::new(), "promoted before 4 knew it was a learner");
+    let out = tick(&mut r);
+    assert_eq!(proposed(&out), Vec::new(), "promoted before 4 knew it was a learner");
+    // 4 acknowledges the staging slot (2 and 3 have not): the next tick promotes it.
+    step(&mut r, from(4, Body::HeartbeatAck { ballot, round: 0, commit: *slot }));
+    let out = tick(&mut r);
+    assert_eq!(proposed(&out), vec![(slot.next(), Membership::new([1, 2, 3, 4]))], "{out:?}");
+
+    // The staging configuration waiting for an undecided slot: 4, though it answered at the
+    // commit point, is not promoted meanwhile; the staging goes first once the slot executes.
+    let (mut r, ballot) = primary(three.clone());
+    undecided(&mut r, 5);
+    let out = change(&mut r, Membership::new([1, 2, 3, 4]));
+    assert_eq!(proposed(&out), Vec::new(), "proposed behind an undecided slot");
+    let commit = r.status().commit;
+    step(&mut r, from(4, Body::HeartbeatAck { ballot, round: 0, commit }));
+    let out = tick(&mut r);
+    assert_eq!(proposed(&out), Vec::new(), "{out:?}");
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    let configs: Vec<Membership> = proposed(&out).into_iter().map(|p| p.1).collect();
+    assert_eq!(configs, vec![with([1, 2, 3], [4])], "{out:?}");
+}
+
+/// A `ChangeMembership` waiting for an undecided slot when its primary begins handing over
+/// primacy stays unproposed when that slot executes: nothing more is proposed at a ballot
+/// being handed over (the change is dropped with the primacy; an operation's is refused).
+#[test]
+fn a_change_waiting_for_a_slot_is_not_proposed_while_primacy_is_handed_over() {
+    let three = Membership::new([1, 2, 3]);
+    let (mut r, ballot) = primary(three.clone());
+    undecided(&mut r, 5);
+    let out = change(&mut r, with([1, 2, 3], [4]));
+    assert_eq!(proposed(&out), Vec::new(), "proposed behind an undecided slot");
+    let out = step(&mut r, Input::TransferPrimacy { to: Some(id(2)) });
+    assert_eq!(reconfigured(&out), Vec::new(), "a ChangeMembership answered: {out:?}");
+    let out = commit_all(&mut r, ballot, &three, Vec::new());
+    assert!(r.status().executed > Slot(1));
+    assert_eq!(proposed(&out), Vec::new(), "proposed while handing over: {out:?}");
+    assert_eq!(r.status().membership, three);
 }
