@@ -524,3 +524,28 @@ fn a_transfer_waits_for_the_target_to_catch_up_then_asks_it_once_to_stand() {
     let out = step(&mut r, from(2, level));
     assert_eq!(to_2(&out), vec![], "asked twice to stand");
 }
+
+/// A primary proposed a request in slot 2 and was deposed before a quorum accepted it; the
+/// new primary, 2, chose another value there. When slot 2 executes, the request is refused
+/// as superseded, naming 2 as the primary to ask. Mutation testing: naming nobody (the
+/// filter of this replica's own id in `settle_outcomes` reversed) passed every other test.
+#[test]
+fn a_superseded_proposal_names_the_new_primary() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    step(&mut r, Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false });
+    let higher = b(ballot.round + 1, 2);
+    let entries = vec![rsl_core::SlotValue { slot: Slot(2), value: batch(2) }];
+    let out = step(&mut r, from(2, Body::Accept { ballot: higher, commit: Slot(1), entries }));
+    assert!(lost_primacy(&out), "not deposed by the higher ballot: {out:?}");
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: higher, commit: Slot(2), round: 1 }));
+    assert_eq!(executed(&out), vec![(Slot(2), batch(2))]);
+    let refused: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Refuse { id: x, reason } if *x == id => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![Refusal::Superseded { primary: Some(ReplicaId(2)) }], "{out:?}");
+}

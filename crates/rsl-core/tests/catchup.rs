@@ -9,7 +9,7 @@ mod lone;
 
 use lone::{b, batch, from, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Slot, SlotValue};
+use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Role, Slot, SlotValue};
 
 fn chosen(slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
     slots.map(|s| LogEntry { slot: Slot(s), ballot: b(1, 5), value: batch(s) }).collect()
@@ -108,4 +108,47 @@ fn a_follower_asks_for_catch_up_only_when_behind_and_once_per_heartbeat_interval
         out.extend(step(&mut r, from(5, heartbeat)));
     }
     assert_eq!(requests(&out), 1, "asked more than once per heartbeat interval");
+}
+
+/// Replica 1 of three follows primary 2 (commit point 1) when replica 3's pre-vote says slots
+/// through 3 are chosen. The primary, asked first, never answers and heartbeats the commit
+/// point 1 again; then it falls silent and replica 1 stands for election. With no primary
+/// left to ask, it asks replica 3, the one that reported a commit point above its own, not
+/// the deposed primary, which was only level with it. Mutation testing: taking a source
+/// level with this replica for the hint's (`commit > self.commit` to `>=` in
+/// `note_commit_hint`) passed every other test.
+#[test]
+fn a_candidate_asks_for_catch_up_the_peer_that_reported_a_commit_point_above_its_own() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let entries = vec![SlotValue { slot: Slot(1), value: batch(1) }];
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 1 }));
+    assert_eq!(r.status().commit, Slot(1));
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot(3) }));
+    let asked: Vec<u32> = requests(&out).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(asked, vec![2], "the primary was not asked first");
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 2 }));
+    let mut after_standing = Vec::new();
+    for _ in 0..200 {
+        let out = step(&mut r, Input::Tick);
+        if r.status().role == Role::Candidate {
+            after_standing.extend(requests(&out));
+        }
+        if !after_standing.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(after_standing, vec![(3, Slot(2))], "the candidate asked the wrong peer");
+}
+
+/// The catch-up requests in `out` other than probes (a probe asks for one slot): each
+/// destination with the first slot asked for.
+fn requests(out: &[rsl_core::Action]) -> Vec<(u32, Slot)> {
+    sent_to(out)
+        .into_iter()
+        .filter_map(|(to, body)| match body {
+            Body::CatchupRequest { from, to: last } if last > from => Some((to, from)),
+            _ => None,
+        })
+        .collect()
 }

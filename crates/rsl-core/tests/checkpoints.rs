@@ -123,3 +123,65 @@ fn a_copy_shows_a_planted_install_moving_the_executed_point_back() {
     assert_eq!(copy.status().executed, slot, "the planted bug moves the executed point back");
     assert_eq!(r.status().executed, executed, "the replica itself is unchanged");
 }
+
+/// A lone voter with `checkpoint_interval_slots` = 3 executes slots 1 (its no-op) to 11, one
+/// a step: it asks for a checkpoint exactly at slots 3, 6 and 9, each in the step that
+/// executes it; with an interval of 0 it never asks (the driver decides). Mutation testing:
+/// asking at every slot (`interval > 0 && ..` to `||`), with an interval of 0
+/// (`interval > 0` to `>=`), on the cadence 1, 3, 9 (`checkpoint_asked + interval` to `*`),
+/// or only at the next step that executes nothing (`execute_chosen` calling
+/// `after_execute` when it executed nothing instead of when it executed something) passed
+/// every other test.
+#[test]
+fn checkpoints_are_asked_for_every_interval_in_the_step_that_executes_the_slot() {
+    for (interval, expected) in [(3, vec![3, 6, 9]), (0, vec![])] {
+        let mut config = Config::new(1, [1]);
+        config.checkpoint_interval_slots = interval;
+        let mut r = Replica::new(config, Recovered::default());
+        let mut steps = Vec::new();
+        while r.status().role != Role::Primary {
+            steps.extend(each_step(&mut r, Input::Tick));
+        }
+        for seq in 1..=10 {
+            let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq };
+            let payload = Bytes::from_static(b"x");
+            steps.extend(each_step(&mut r, Input::Propose { id, payload, exclusive: false }));
+        }
+        assert_eq!(r.status().executed, Slot(11), "interval {interval}");
+        let mut asked = Vec::new();
+        for out in steps {
+            let executed: Vec<Slot> = out
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Execute { slot, .. } => Some(*slot),
+                    _ => None,
+                })
+                .collect();
+            for a in &out {
+                if let Action::TakeCheckpoint { slot, .. } = a {
+                    assert!(executed.contains(slot), "{slot:?} asked for in a later step");
+                    asked.push(slot.0);
+                }
+            }
+        }
+        assert_eq!(asked, expected, "checkpoints asked for with an interval of {interval}");
+    }
+}
+
+/// Steps a lone replica with `input`, then reports its writes durable until it issues none:
+/// each step's actions apart.
+fn each_step(r: &mut Replica, input: Input) -> Vec<Vec<Action>> {
+    let mut steps = Vec::new();
+    let mut input = Some(input);
+    while let Some(next) = input.take() {
+        let mut out = Vec::new();
+        r.step(next, &mut out);
+        r.invariants();
+        input = out.iter().rev().find_map(|a| match a {
+            Action::Persist { seq, .. } => Some(Input::Durable { seq: *seq }),
+            _ => None,
+        });
+        steps.push(out);
+    }
+    steps
+}
