@@ -9,7 +9,7 @@ mod lone;
 
 use lone::{b, batch, from, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Role, Slot, SlotValue};
+use rsl_core::{Action, Config, Input, LogEntry, Recovered, Replica, Role, Slot, SlotValue};
 
 fn chosen(slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
     slots.map(|s| LogEntry { slot: Slot(s), ballot: b(1, 5), value: batch(s) }).collect()
@@ -151,4 +151,69 @@ fn requests(out: &[rsl_core::Action]) -> Vec<(u32, Slot)> {
             _ => None,
         })
         .collect()
+}
+
+/// Replica 1 follows primary 2 with room for two entries in memory and holds slots 1 to 4.
+/// Executing slot 1 drops it, and only it (slots 2 to 4 are not executed yet); executing
+/// slots 2 and 3 drops slot 2, leaving two. A peer asking for slot 1 then has it read back
+/// from storage. Mutation testing: never dropping (`len() > max` to `==`), dropping one more
+/// (`>` to `>=`), or keeping the executed point's own entry (`first > executed` to `>=` or
+/// `==` in `prune_memory`) passed every other test.
+#[test]
+fn a_follower_keeps_the_newest_entries_in_memory_and_reads_older_ones_back() {
+    let mut config = Config::new(1, [1, 2, 3]);
+    (config.pipeline_slots_max, config.log_memory_entries_max) = (2, 2);
+    let mut r = Replica::new(config, Recovered::default());
+    let entries = (1..=4).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
+    let memory = |r: &Replica| r.memory_log().map(|(s, ..)| s.0).collect::<Vec<u64>>();
+    assert_eq!(memory(&r), vec![1, 2, 3, 4]);
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 1 }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(1), vec![2, 3, 4]));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 2 }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(3), vec![3, 4]));
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(3) }));
+    let loads: Vec<_> = out.iter().filter(|a| matches!(a, Action::LoadLog { .. })).collect();
+    assert!(
+        matches!(loads.as_slice(), [Action::LoadLog { from: Slot(1), to: Slot(3), .. }]),
+        "slot 1 was not read back from storage: {out:?}"
+    );
+}
+
+/// Replica 1 of three, kept out of elections, hears from replica 3's pre-vote that slots
+/// through 3 are chosen, and hears no primary. It asks 3 at once and, unanswered, again at
+/// every heartbeat interval of its own ticks; and after `election_ticks_max` ticks without a
+/// primary it probes every peer for the slot after its commit point, once per such period.
+/// Mutation testing: asking only when a message comes, never at a tick (`commit <
+/// commit_hint` to `==` or `>` in `catchup_tick`), and probing a tick late (`now < heard +
+/// quiet` to `<=` in `probe_tick`) passed every other test.
+#[test]
+fn a_replica_without_a_primary_asks_again_at_its_ticks_and_probes_every_peer() {
+    let config = Config::new(1, [1, 2, 3]);
+    let (every, quiet) = (u64::from(config.heartbeat_ticks), u64::from(config.election_ticks_max));
+    let mut r = Replica::new(config, Recovered::default());
+    step(&mut r, Input::SetCanBecomePrimary(false));
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot(3) }));
+    assert_eq!(requests(&out), vec![(3, Slot(1))], "replica 3 was not asked at once");
+    let (mut asked, mut probed) = (Vec::new(), Vec::new());
+    for _ in 0..2 * quiet + 5 {
+        let out = step(&mut r, Input::Tick);
+        let now = r.status().now;
+        for (to, first) in requests(&out) {
+            asked.push((now, to, first));
+        }
+        let probes = sent_to(&out).into_iter().filter(|(_, body)| {
+            matches!(body, Body::CatchupRequest { from: Slot(1), to: Slot(1) })
+        });
+        let mut to: Vec<u32> = probes.map(|(to, _)| to).collect();
+        to.sort();
+        if !to.is_empty() {
+            assert_eq!(to, vec![2, 3], "a probe at tick {now}");
+            probed.push(now);
+        }
+    }
+    let expected: Vec<_> = (1..=(2 * quiet + 5) / every).map(|k| (k * every, 3, Slot(1))).collect();
+    assert_eq!(asked, expected, "the requests at the ticks");
+    assert_eq!(probed, vec![quiet, 2 * quiet], "the probes");
+    assert_eq!(r.status().role, Role::Follower);
 }
