@@ -155,14 +155,67 @@ fn requests(out: &[rsl_core::Action]) -> Vec<(u32, Slot)> {
 
 /// Replica 1 follows primary 2 with room for two entries in memory and holds slots 1 to 4.
 /// Executing slot 1 drops it, and only it (slots 2 to 4 are not executed yet); executing
-/// slots 2 and 3 drops slot 2, leaving two. A peer asking for slot 1 then has it read back
-/// from storage. Mutation testing: never dropping (`len() > max` to `==`), dropping one more
-/// (`>` to `>=`), or keeping the executed point's own entry (`first > executed` to `>=` or
-/// `==` in `prune_memory`) passed every other test.
+/// slots 2 and 3 drops slot 2, leaving two. A peer asking for slots 1 to 3 then has them
+/// read back from storage, `catchup_entries_max` (2) of them. Mutation testing: never
+/// dropping (`len() > max` to `==`), dropping one more (`>` to `>=`), or keeping the
+/// executed point's own entry (`first > executed` to `>=` or `==` in `prune_memory`), and
+/// reading back one or two more than a reply takes (`catchup_entries_max - 1` to `+` or
+/// `/` in `on_catchup_request`) passed every other test.
 #[test]
 fn a_follower_keeps_the_newest_entries_in_memory_and_reads_older_ones_back() {
+    let mut r = follower_with_two_entries_in_memory();
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(3) }));
+    let loads: Vec<_> = out.iter().filter(|a| matches!(a, Action::LoadLog { .. })).collect();
+    assert!(
+        matches!(loads.as_slice(), [Action::LoadLog { from: Slot(1), to: Slot(2), .. }]),
+        "slots 1 and 2 were not read back from storage: {out:?}"
+    );
+}
+
+/// Replica 1 of [`follower_with_two_entries_in_memory`]: 65 catch-up requests for slot 1
+/// from peers 2 and 3 in turn each wait for their own read of the log (a token of their
+/// own); the oldest is forgotten, since 64 wait at most. The reads' results answer the
+/// peer that asked, each once. Mutation testing: one token for every read (`next_token +=
+/// 1` to `*=`) or forgetting every read but the newest (`loads.len() >= LOADS_PENDING_MAX`
+/// to `<` in `on_catchup_request`) passed every other test.
+#[test]
+fn each_read_of_the_log_answers_its_own_requester_and_64_wait_at_most() {
+    let mut r = follower_with_two_entries_in_memory();
+    let mut tokens = Vec::new();
+    for n in 0..65u32 {
+        let requester = 2 + n % 2;
+        let out =
+            step(&mut r, from(requester, Body::CatchupRequest { from: Slot(1), to: Slot(1) }));
+        match out.as_slice() {
+            [Action::LoadLog { token, from: Slot(1), to: Slot(1) }] => {
+                tokens.push((*token, requester))
+            }
+            other => panic!("request {n}: {other:?}"),
+        }
+    }
+    let distinct: std::collections::BTreeSet<u64> = tokens.iter().map(|(t, _)| *t).collect();
+    assert_eq!(distinct.len(), 65, "tokens shared: {tokens:?}");
+    let entries = vec![LogEntry { slot: Slot(1), ballot: b(1, 2), value: batch(1) }];
+    let dropped_before = r.status().counters.dropped;
+    for (i, (token, requester)) in tokens.iter().enumerate() {
+        let loaded = Input::LogLoaded { token: *token, entries: entries.clone() };
+        let answered: Vec<u32> =
+            sent_to(&step(&mut r, loaded)).into_iter().map(|(to, _)| to).collect();
+        let expected = if i == 0 { vec![] } else { vec![*requester] };
+        assert_eq!(answered, expected, "the read of request {i}");
+        let again = Input::LogLoaded { token: *token, entries: entries.clone() };
+        assert!(sent_to(&step(&mut r, again)).is_empty(), "request {i} answered twice");
+    }
+    assert_eq!(r.status().counters.dropped, dropped_before + 66, "reads not dropped");
+}
+
+/// Replica 1 follows primary 2, holds slots 1 to 4 (room for two entries in memory,
+/// `catchup_entries_max` 2) and executes slot 1, then slots 2 and 3: slots 3 and 4 remain in
+/// memory.
+fn follower_with_two_entries_in_memory() -> Replica {
     let mut config = Config::new(1, [1, 2, 3]);
     (config.pipeline_slots_max, config.log_memory_entries_max) = (2, 2);
+    config.catchup_entries_max = 2;
     let mut r = Replica::new(config, Recovered::default());
     let entries = (1..=4).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
     step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
@@ -172,12 +225,7 @@ fn a_follower_keeps_the_newest_entries_in_memory_and_reads_older_ones_back() {
     assert_eq!((r.status().executed, memory(&r)), (Slot(1), vec![2, 3, 4]));
     step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 2 }));
     assert_eq!((r.status().executed, memory(&r)), (Slot(3), vec![3, 4]));
-    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(3) }));
-    let loads: Vec<_> = out.iter().filter(|a| matches!(a, Action::LoadLog { .. })).collect();
-    assert!(
-        matches!(loads.as_slice(), [Action::LoadLog { from: Slot(1), to: Slot(3), .. }]),
-        "slot 1 was not read back from storage: {out:?}"
-    );
+    r
 }
 
 /// Replica 1 of three, kept out of elections, hears from replica 3's pre-vote that slots
