@@ -265,3 +265,30 @@ fn a_replica_without_a_primary_asks_again_at_its_ticks_and_probes_every_peer() {
     assert_eq!(probed, vec![quiet, 2 * quiet], "the probes");
     assert_eq!(r.status().role, Role::Follower);
 }
+
+/// Replica 1 of three follows primary 2, which says slots through 5 are chosen; replies
+/// carry two entries at most. A reply that moves the commit point, still short of 5, is
+/// followed at once by the next request, to the same peer; a reply that brings nothing asks
+/// nobody at once (the next peer is asked at the next heartbeat interval). Mutation testing:
+/// following a reply that brought nothing at once, or only such a reply, or none (`self.commit >
+/// commit_before && self.commit < self.commit_hint`: `&&` to `||`, the first `>` to `==` or
+/// `<`, the `<` to `==`), and turning to the next peer after a reply that helped (`stuck`'s
+/// `&&` to `||` in `on_catchup_reply`) passed every other test.
+#[test]
+fn a_reply_that_helps_is_followed_at_once_by_the_next_request_to_the_same_peer() {
+    let mut config = Config::new(1, [1, 2, 3]);
+    config.catchup_entries_max = 2;
+    let mut r = Replica::new(config, Recovered::default());
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(5), round: 1 }));
+    assert_eq!(requests(&out), vec![(2, Slot(1))]);
+    let reply = Body::CatchupReply { commit: Slot(5), entries: chosen_at(b(1, 2), 1..=2) };
+    let out = step(&mut r, from(2, reply));
+    assert_eq!(r.status().commit, Slot(2));
+    assert_eq!(requests(&out), vec![(2, Slot(3))], "not followed at once, to the same peer");
+    let out = step(&mut r, from(2, Body::CatchupReply { commit: Slot(5), entries: Vec::new() }));
+    assert_eq!(requests(&out), vec![], "a reply that brought nothing was followed at once");
+}
+
+fn chosen_at(ballot: rsl_core::Ballot, slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
+    slots.map(|s| LogEntry { slot: Slot(s), ballot, value: batch(s) }).collect()
+}
