@@ -549,3 +549,27 @@ fn a_superseded_proposal_names_the_new_primary() {
         .collect();
     assert_eq!(refused, vec![Refusal::Superseded { primary: Some(ReplicaId(2)) }], "{out:?}");
 }
+
+/// A primary proposed a request in slot 2; a peer's catch-up reply says slot 2 is chosen, with
+/// the primary's own value at the primary's own ballot (the peer learned it chosen at an
+/// earlier ballot with the same value, and holds its vote for this one). The primary takes it
+/// as chosen, executes it and stays primary: only a higher ballot than its own deposes it.
+/// Mutation testing: stepping down at its own ballot (`e.ballot > l.ballot` to `>=` in
+/// `install_chosen`) passed every other test.
+#[test]
+fn a_primary_told_its_own_slot_is_chosen_executes_it_and_stays_primary() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    let payload = Bytes::from_static(b"x");
+    let out = step(&mut r, Input::Propose { id, payload: payload.clone(), exclusive: false });
+    let value = Value::Batch(vec![rsl_core::Request { id, payload }]);
+    let accepted = writes(&out).into_iter().any(
+        |(_, w)| matches!(w, rsl_core::Write::Accept(e) if e.slot == Slot(2) && e.value == value),
+    );
+    assert!(accepted, "the request is not alone in slot 2: {out:?}");
+    let entries = vec![LogEntry { slot: Slot(2), ballot, value: value.clone() }];
+    let out = step(&mut r, from(3, Body::CatchupReply { commit: Slot(2), entries }));
+    assert!(!lost_primacy(&out), "deposed by its own ballot: {out:?}");
+    assert_eq!(executed(&out), vec![(Slot(2), value)]);
+    assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+}
