@@ -267,18 +267,23 @@ fn a_replica_without_a_primary_asks_again_at_its_ticks_and_probes_every_peer() {
 }
 
 /// Replica 1 of three follows primary 2, which says slots through 5 are chosen; replies
-/// carry two entries at most. A reply that moves the commit point, still short of 5, is
+/// carry two entries at most (a late one, which brought nothing while the replica was level,
+/// is ignored). A reply that moves the commit point, still short of 5, is
 /// followed at once by the next request, to the same peer; a reply that brings nothing asks
 /// nobody at once (the next peer is asked at the next heartbeat interval). Mutation testing:
 /// following a reply that brought nothing at once, or only such a reply, or none (`self.commit >
-/// commit_before && self.commit < self.commit_hint`: `&&` to `||`, the first `>` to `==` or
-/// `<`, the `<` to `==`), and turning to the next peer after a reply that helped (`stuck`'s
-/// `&&` to `||` in `on_catchup_reply`) passed every other test.
+/// commit_before && self.commit < self.commit_hint`: `&&` to `||`, the first `>` to `==`,
+/// `>=` or `<`, the `<` to `==`), and turning to the next peer after a reply that helped or
+/// one that found the replica level (`stuck`'s `&&` to `||`, its `<` to `<=` in
+/// `on_catchup_reply`) passed every other test.
 #[test]
 fn a_reply_that_helps_is_followed_at_once_by_the_next_request_to_the_same_peer() {
     let mut config = Config::new(1, [1, 2, 3]);
     config.catchup_entries_max = 2;
     let mut r = Replica::new(config, Recovered::default());
+    // A late reply that brings nothing to a replica level with every commit point it knows
+    // does not turn it from the primary.
+    step(&mut r, from(2, Body::CatchupReply { commit: Slot::ZERO, entries: Vec::new() }));
     let out = step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(5), round: 1 }));
     assert_eq!(requests(&out), vec![(2, Slot(1))]);
     let reply = Body::CatchupReply { commit: Slot(5), entries: chosen_at(b(1, 2), 1..=2) };
