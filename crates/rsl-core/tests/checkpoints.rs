@@ -223,3 +223,32 @@ fn notifications(out: &[Action]) -> Vec<Notification> {
         })
         .collect()
 }
+
+/// A lone voter keeping two log records below a saved checkpoint executed slots 1 to 4. A
+/// checkpoint at slot 2 keeps everything (slots 1 and 2 are the two kept): no write, the log
+/// whole. One at slot 4 truncates through slot 2, once. Mutation testing: truncating again
+/// at the same point, a write for nothing (`before.0 > self.truncated.0 + 1` to `>=`, or `+`
+/// to `*`, in `on_checkpoint_saved`), passed every other test.
+#[test]
+fn a_saved_checkpoint_truncates_the_log_only_when_it_moves_the_truncation_point() {
+    let mut config = Config::new(1, [1]);
+    config.log_kept_slots = 2;
+    let mut r = lone_primary_that_executed_three_slots(config);
+    assert_eq!(r.status().executed, Slot(4));
+    let truncations = |out: &[Action]| -> Vec<Slot> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Persist { write: Write::TruncatePrefix { before }, .. } => Some(*before),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = step(&mut r, Input::CheckpointSaved { slot: Slot(2) }, false);
+    assert_eq!(truncations(&out), vec![], "truncated for a checkpoint that keeps every record");
+    assert_eq!((r.status().checkpoint, r.status().truncated), (Slot(2), Slot::ZERO));
+    assert_eq!(r.memory_log().next().map(|(s, ..)| s), Some(Slot(1)));
+    let out = step(&mut r, Input::CheckpointSaved { slot: Slot(4) }, false);
+    assert_eq!(truncations(&out), vec![Slot(3)]);
+    assert_eq!((r.status().checkpoint, r.status().truncated), (Slot(4), Slot(2)));
+    assert_eq!(r.memory_log().next().map(|(s, ..)| s), Some(Slot(3)));
+}
