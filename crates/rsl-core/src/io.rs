@@ -21,7 +21,7 @@ use crate::types::{Ballot, LogEntry, MemberInfo, Membership, ReplicaId, RequestI
 pub struct ReadId(pub u64);
 
 /// How fresh a read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReadMode {
     /// Linearizable: served by the primary under its lease, or after a quorum round.
     Linearizable,
@@ -30,7 +30,7 @@ pub enum ReadMode {
 }
 
 /// Everything the core can be told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub enum Input {
     /// One unit of time passed (the driver decides how long a tick is).
     Tick,
@@ -76,7 +76,7 @@ pub enum Input {
 /// One change to the membership (`Input::Reconfigure`). Each is a single configuration
 /// value; replacing a member by a new replica is an `AddLearner`, then (once it caught up)
 /// a `Replace`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MembershipOp {
     /// Add a replica that is not a member as a learner, reached at `info.addr`.
     AddLearner { id: ReplicaId, info: MemberInfo },
@@ -90,7 +90,7 @@ pub enum MembershipOp {
 }
 
 /// Why the primary refused a membership operation, or what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ReconfigRefusal {
     /// This replica is not primary (or hands primacy over); `primary` is the one it follows.
     NotPrimary { primary: Option<ReplicaId> },
@@ -118,7 +118,7 @@ pub enum ReconfigRefusal {
 }
 
 /// What must be written durably before the core may rely on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Write {
     /// The promised ballot (kept in metadata, replaced atomically).
     Promise(Ballot),
@@ -144,7 +144,7 @@ pub enum Write {
 
 /// Why a proposal or read was refused. Every proposal ends in exactly one of: executed
 /// (its request appears in an `Action::Execute` on this replica) or refused with one of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// This replica is not primary; `primary` is the one it follows, if known.
     NotPrimary { primary: Option<ReplicaId> },
@@ -164,7 +164,7 @@ pub enum Refusal {
 }
 
 /// What the core tells the application (the runtime passes each on as `rsl::Notification`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Notification {
     BecamePrimary {
         ballot: Ballot,

@@ -25,7 +25,7 @@ use crate::types::{
 pub const WIRE_VERSION: u8 = 1;
 
 /// A message between two replicas.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Message {
     pub from: ReplicaId,
     pub to: ReplicaId,
@@ -33,7 +33,7 @@ pub struct Message {
 }
 
 /// What a message says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Body {
     /// "May I stand for election at `ballot`?" Sent before phase 1 so that a replica that was
     /// partitioned away cannot raise everyone's promise and depose a healthy primary.

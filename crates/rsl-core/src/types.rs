@@ -65,7 +65,7 @@ pub struct RequestId {
 }
 
 /// One client request: opaque bytes for the state machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Request {
     pub id: RequestId,
     pub payload: Bytes,
@@ -75,7 +75,7 @@ pub struct Request {
 /// reaches it (`addr`, for the runtime a `host:port`) and what the application attached
 /// (`data`, for rsl-kv its client address). Opaque to the core, which only carries them:
 /// every replica learns them from the configuration value that added the member.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct MemberInfo {
     pub addr: String,
     pub data: Bytes,
@@ -85,7 +85,7 @@ pub struct MemberInfo {
 /// not vote and cannot become primary (new replicas catch up as learners first). `info`
 /// holds what is known of each member (its address, the application's data); a member may
 /// have none (a membership written before members carried it, or the simulator's).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
 pub struct Membership {
     pub voters: Vec<ReplicaId>,
     pub learners: Vec<ReplicaId>,
@@ -137,7 +137,7 @@ impl Membership {
 }
 
 /// The value of one slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     /// Fills a gap found by phase 1; executes nothing.
     Noop,
@@ -149,7 +149,7 @@ pub enum Value {
 
 /// One accepted log entry: the value a replica accepted for a slot, and at which ballot. The
 /// unit of the log in storage, of promises and of catch-up replies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogEntry {
     pub slot: Slot,
     pub ballot: Ballot,
@@ -157,7 +157,7 @@ pub struct LogEntry {
 }
 
 /// A slot's proposed value, as an accept carries it (the ballot is the accept's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SlotValue {
     pub slot: Slot,
     pub value: Value,
@@ -166,7 +166,7 @@ pub struct SlotValue {
 /// A slot a replica accepted something in, at `ballot`, but whose value it lost (a corrupt
 /// record): it must report the slot in its promises rather than promise as if it never
 /// accepted there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UnknownValue {
     pub slot: Slot,
     pub ballot: Ballot,

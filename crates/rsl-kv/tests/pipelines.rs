@@ -150,12 +150,26 @@ async fn a_pipelined_read_sees_the_connections_earlier_writes() {
 /// primary refuses a batch's run whole, so this test does not see it.)
 #[tokio::test]
 async fn pipelines_through_a_follower_across_primary_changes_execute_once_in_order() {
+    pipelines_across_primary_changes(false).await;
+}
+
+/// The same, the pipelines sent to the replica that is primary first, primary and follower
+/// in turns: a run of commands its engine handed to the replica as primary, which had
+/// stepped down meanwhile, is refused "not primary" and each of its commands tried again at
+/// the new primary. Proven by a planted bug: such a refused command answered with an error
+/// instead of tried again (`ReplicatedEngine::submit_run`) fails it.
+#[tokio::test]
+async fn pipelines_at_the_primary_across_primary_changes_execute_once_in_order() {
+    pipelines_across_primary_changes(true).await;
+}
+
+async fn pipelines_across_primary_changes(at_primary: bool) {
     let mut cluster = start().await;
     let primary = cluster.wait_primary(None, WAIT).await.unwrap();
     let follower = others(&cluster, &[primary])[0];
     let other = others(&cluster, &[primary, follower])[0];
     cluster.wait_view(follower, WAIT, |v| v.primary == Some(primary)).await.unwrap();
-    let at = cluster.replica(follower).client_addr;
+    let at = cluster.replica(if at_primary { primary } else { follower }).client_addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (rounds, mut done) = tokio::sync::watch::channel(0);
     let load = tokio::spawn({
@@ -199,6 +213,7 @@ async fn pipelines_through_a_follower_across_primary_changes_execute_once_in_ord
         assert_eq!(moved, Reply::Simple(Bytes::from(format!("OK replica {to} is the primary"))));
         // The follower forwards to the new primary before the next change.
         cluster.wait_view(follower, WAIT, |v| v.primary == Some(to)).await.unwrap();
+        cluster.wait_view(from, WAIT, |v| v.primary == Some(to)).await.unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (counted, failed, last, total, rounds) = load.await.unwrap();

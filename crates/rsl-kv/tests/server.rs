@@ -557,3 +557,52 @@ async fn a_connection_holds_at_most_the_pipeline_depth() {
     }
     assert_eq!(engine.state.lock().unwrap().held_max, PIPELINE_DEPTH_MAX);
 }
+
+/// The server's command count (INFO stats) as `c` reads it.
+async fn commands_processed(c: &mut Client) -> u64 {
+    let Reply::Bulk(info) = c.cmd(&["INFO", "stats"]).await else { panic!("a bulk") };
+    let text = String::from_utf8_lossy(&info).into_owned();
+    let line = text.lines().find_map(|l| l.strip_prefix("total_commands_processed:"));
+    line.expect("the figure").trim().parse().expect("a number")
+}
+
+/// The commands of one read are counted, and the connection's last command shown, once for
+/// all of them: another client sees every one of them counted and the last one named as soon
+/// as their replies are out (the counting and the clock read are per read, not per command).
+#[tokio::test]
+async fn a_pipeline_is_counted_whole_and_its_last_command_shown_to_other_clients() {
+    let (now, config) = manual_clock(1_000_000);
+    let addr = start(config).await;
+    let mut watcher = Client::connect(addr).await;
+    let mut piped = Client::connect(addr).await;
+    let before = commands_processed(&mut watcher).await;
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        batch.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n{:02}\r\n", i).as_bytes(),
+        );
+        batch.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    }
+    batch.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    piped.send(&batch).await;
+    for _ in 0..20 {
+        assert_eq!(piped.reply().await, ok());
+        assert_eq!(piped.reply().await, Reply::Simple(Bytes::from("PONG")));
+    }
+    assert_eq!(piped.reply().await, bulk("19"));
+    // 41 commands of the pipeline, and the second INFO itself.
+    assert_eq!(commands_processed(&mut watcher).await, before + 42);
+    now.fetch_add(7_000, Ordering::SeqCst);
+    let Reply::Bulk(list) = watcher.cmd(&["CLIENT", "LIST"]).await else { panic!("a bulk") };
+    let list = String::from_utf8_lossy(&list).into_owned();
+    let line = |c: &Client| {
+        let port = format!(":{} ", c.local_port());
+        list.lines().find(|l| l.contains(&port)).unwrap_or_else(|| panic!("{port} in {list}"))
+    };
+    let (piped_line, watcher_line) = (line(&piped), line(&watcher));
+    assert!(piped_line.contains(" idle=7 ") && piped_line.contains(" cmd=get "), "{piped_line}");
+    assert!(
+        watcher_line.contains(" idle=0 ") && watcher_line.contains(" cmd=client "),
+        "{watcher_line}"
+    );
+}

@@ -14,7 +14,6 @@
 //! Linearizability of the client history is in [`crate::linearizability`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use rsl_core::{Ballot, LogEntry, Membership, ReplicaId, RequestId, Slot, Value};
 
@@ -90,49 +89,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// A stable 64-bit digest of a value (FNV-1a over its debug form).
+/// A digest of a value: equal values, equal digests (see [`crate::digest`]).
 pub fn value_digest(value: &Value) -> u64 {
-    let mut h = Fnv::new();
-    let _ = write!(h, "{value:?}");
-    h.finish()
-}
-
-/// FNV-1a, fed through `fmt::Write` so debug output streams into it without allocating.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl Fnv {
-    pub fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub fn bytes(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    pub fn u64(&mut self, x: u64) {
-        self.bytes(&x.to_le_bytes());
-    }
-
-    pub fn finish(self) -> u64 {
-        self.0
-    }
-}
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv::new()
-    }
-}
-
-impl std::fmt::Write for Fnv {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.bytes(s.as_bytes());
-        Ok(())
-    }
+    crate::digest::Digest::of(value)
 }
 
 #[derive(Debug)]

@@ -20,7 +20,7 @@ pub trait Machine {
 }
 
 /// The answer to one proposal or read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reply {
     /// Executed in `slot` (a write), or served after `slot` was executed (a read).
     Done { slot: Slot, response: Bytes },

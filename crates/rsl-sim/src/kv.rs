@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 /// An operation on one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Replace the key's value with `[token]`. Response: empty.
     Put { key: u8, token: u64 },
@@ -175,11 +175,9 @@ impl Kv {
         Some(Kv { data })
     }
 
-    /// A digest of the whole state (FNV-1a over the snapshot).
+    /// A digest of the whole state (of the snapshot).
     pub fn digest(&self) -> u64 {
-        let mut h = crate::checker::Fnv::new();
-        h.bytes(&self.snapshot());
-        h.finish()
+        crate::digest::Digest::of(&self.snapshot()[..])
     }
 }
 

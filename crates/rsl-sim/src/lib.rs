@@ -19,6 +19,7 @@ pub mod bugs;
 pub mod cause;
 pub mod checker;
 pub mod coverage;
+pub mod digest;
 pub mod disk;
 pub mod driver;
 pub mod hunt;

@@ -15,6 +15,11 @@ use clap::Parser;
 use rsl_sim::bugs::StorageBug;
 use rsl_sim::{run_seed_with, Options, Outcome};
 
+/// A seed allocates per message, write and event; mimalloc keeps that cheaper than the
+/// system's allocator (docs/benchmarks.md, "The simulator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Deterministic whole-cluster simulation of rsl with fault injection and safety checkers.
 #[derive(Debug, Parser)]
 #[command(name = "rsl-sim")]

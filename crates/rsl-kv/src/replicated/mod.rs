@@ -166,14 +166,24 @@ impl ReplicatedEngine {
     /// its own outcome from the batch's; one the replica refused for want of primacy tries
     /// again alone, as [`ReplicatedEngine::submit`]'s do.
     fn submit_run(&self, kind: Kind, requests: Vec<Bytes>) -> Vec<EngineReply> {
-        let firsts = self.inner.start_run(kind, requests.clone());
+        let parts = self.inner.start_run_parts(kind, requests.clone());
         let me = Some(self.inner.id);
-        firsts
+        parts
             .into_iter()
             .zip(requests)
-            .map(|(first, request)| {
+            .map(|(part, request)| {
                 let inner = Arc::clone(&self.inner);
-                EngineReply::new(async move { inner.execute(kind, request, first, me).await })
+                // One future per request, which leaves its part only on a refusal (most are
+                // answered by the batch: no retry state set up for them).
+                EngineReply::new(async move {
+                    let first = match part.await {
+                        Some(Ok(reply)) => return Ok(reply),
+                        Some(Err(e)) => inner.refused(kind, e),
+                        None => return Err(EngineError::Dropped),
+                    };
+                    let first: AttemptFuture = Box::pin(std::future::ready(first));
+                    inner.execute(kind, request, first, me).await
+                })
             })
             .collect()
     }
@@ -413,15 +423,7 @@ impl Inner {
     /// `Node::read_batch`: under the lease one check, one executor message, one reply): one
     /// first try per request, in order, each taking its own outcome from the batch's.
     fn start_run(self: &Arc<Self>, kind: Kind, requests: Vec<Bytes>) -> Vec<AttemptFuture> {
-        let n = requests.len();
-        let node = Arc::clone(&self.node);
-        let batch = started(async move {
-            match kind {
-                Kind::Write => node.replicate_batch(requests).await,
-                Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
-            }
-        });
-        crate::engine::split(batch, n)
+        self.start_run_parts(kind, requests)
             .into_iter()
             .map(|part| {
                 let inner = Arc::clone(self);
@@ -434,6 +436,24 @@ impl Inner {
                 }) as AttemptFuture
             })
             .collect()
+    }
+
+    /// [`Inner::start_run`]'s batch, handed to the replica before this returns, and each
+    /// request's part of its outcome (`None`: the batch was dropped).
+    fn start_run_parts(
+        &self,
+        kind: Kind,
+        requests: Vec<Bytes>,
+    ) -> Vec<crate::engine::SplitPart<Result<Bytes, ReplicateError>>> {
+        let n = requests.len();
+        let node = Arc::clone(&self.node);
+        let batch = started(async move {
+            match kind {
+                Kind::Write => node.replicate_batch(requests).await,
+                Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
+            }
+        });
+        crate::engine::split(batch, n)
     }
 
     /// A read from this replica's own state, whatever its role (`kv.reads = "local"`).

@@ -19,7 +19,7 @@ pub(super) struct ClientInfo {
     addr: String,
     laddr: String,
     created: Instant,
-    /// Milliseconds from the server's start to the last command.
+    /// When the last command arrived, in the server clock's milliseconds.
     last_ms: AtomicU64,
     cmd: Mutex<&'static str>,
     pub name: Mutex<Option<Bytes>>,
@@ -45,7 +45,7 @@ impl ClientInfo {
             addr: show(addr),
             laddr: show(laddr),
             created: Instant::now(),
-            last_ms: AtomicU64::new(shared.started.elapsed().as_millis() as u64),
+            last_ms: AtomicU64::new((shared.config.clock)()),
             cmd: Mutex::new("NULL"),
             name: Mutex::new(None),
             lib: Mutex::new((String::new(), String::new())),
@@ -57,9 +57,9 @@ impl ClientInfo {
         }
     }
 
-    /// Records a command (its name, or "" for an unknown one) as the last one.
-    pub(super) fn touch(&self, name: &'static str, shared: &Shared) {
-        self.last_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// Records the last command (its name, or "" for an unknown one) and when it came.
+    pub(super) fn touch(&self, name: &'static str, now_ms: u64) {
+        self.last_ms.store(now_ms, Ordering::Relaxed);
         *self.cmd.lock().expect("the client lock is not poisoned") =
             if name.is_empty() { "NULL" } else { name };
     }
@@ -71,7 +71,7 @@ impl ClientInfo {
 
     /// The CLIENT LIST line, in Redis 7.0's fields (the buffer sizes are not tracked: 0).
     pub(super) fn line(&self, shared: &Shared) -> String {
-        let now_ms = shared.started.elapsed().as_millis() as u64;
+        let now_ms = (shared.config.clock)();
         let idle = now_ms.saturating_sub(self.last_ms.load(Ordering::Relaxed)) / 1000;
         let name =
             self.name().map(|n| String::from_utf8_lossy(&n).into_owned()).unwrap_or_default();

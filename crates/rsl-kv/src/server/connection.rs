@@ -240,6 +240,7 @@ fn server_sections(session: &Session) -> Vec<(&'static str, String)> {
 /// INFO [section ...]: the server's sections, the engine's, and the keyspace (from the
 /// machine, through the engine's read path).
 pub(super) fn cmd_info(session: &mut Session, args: &[Bytes], behind_write: bool) -> Pending {
+    session.publish();
     let everything = args.len() == 1
         || args[1..].iter().any(|a| is(a, "all") || is(a, "everything") || is(a, "default"));
     let wanted = |title: &str| everything || args[1..].iter().any(|a| is(a, title));
@@ -499,6 +500,7 @@ fn set_name(session: &Session, name: Bytes) -> Result<(), Reply> {
 }
 
 pub(super) fn cmd_client(session: &mut Session, args: &[Bytes]) -> Reply {
+    session.publish();
     let sub = &args[1];
     let shared = std::sync::Arc::clone(&session.shared);
     match () {

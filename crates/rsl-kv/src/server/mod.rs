@@ -416,7 +416,9 @@ impl Connection {
     /// once replies are written).
     fn dispatch_buffered(&mut self) -> bool {
         let first = self.replies.len();
+        self.session.publish();
         let stopped = self.dispatch_parsed();
+        self.session.publish();
         // The data commands read together go to the engine as one batch; their places take
         // the engine's replies, in order.
         self.session.flush_batch();

@@ -12,6 +12,7 @@
 //! with the watched keys, so the machine aborts (a null reply) the same way on every replica.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -68,6 +69,12 @@ pub(super) struct Session {
     /// The engine's replies to the flushed batches, in order, for the connection to put in
     /// its `Pending::Batched` places.
     pub(super) flushed: std::collections::VecDeque<EngineReply>,
+    /// The clock read once for the commands of one read ([`Session::now_ms`]), until
+    /// [`Session::publish`].
+    clock_ms: std::cell::Cell<Option<u64>>,
+    /// Commands dispatched since the last [`Session::publish`], and the last one's name.
+    uncounted: u64,
+    last_command: &'static str,
 }
 
 impl Session {
@@ -86,12 +93,36 @@ impl Session {
             patterns: BTreeSet::new(),
             batch: Vec::new(),
             flushed: std::collections::VecDeque::new(),
+            clock_ms: std::cell::Cell::new(None),
+            uncounted: 0,
+            last_command: "",
         }
     }
 
-    /// The server's clock, which stamps every request.
+    /// The server's clock, which stamps every request: read once for the commands of one
+    /// read of the connection (they arrived together), as Redis reads it once per event loop
+    /// iteration.
     pub(super) fn now_ms(&self) -> u64 {
-        (self.shared.config.clock)()
+        if let Some(now) = self.clock_ms.get() {
+            return now;
+        }
+        let now = (self.shared.config.clock)();
+        self.clock_ms.set(Some(now));
+        now
+    }
+
+    /// Publishes what the commands dispatched since the last call change in what others see
+    /// (the server's command count, the connection's last command and idle time), once for
+    /// all of them, and forgets the clock read for them. Called after the commands of each
+    /// read, and before a command that shows these figures.
+    pub(super) fn publish(&mut self) {
+        if self.uncounted > 0 {
+            let shared = &self.shared;
+            shared.stats.commands_processed.fetch_add(self.uncounted, Ordering::Relaxed);
+            self.info.touch(self.last_command, self.now_ms());
+            self.uncounted = 0;
+        }
+        self.clock_ms.set(None);
     }
 
     fn ready(&self, reply: Reply) -> Pending {
@@ -116,10 +147,10 @@ impl Session {
     /// `behind_write`, a read goes through the log like a write (see the module's doc).
     pub(super) fn dispatch(&mut self, args: Command, behind_write: bool) -> Pending {
         assert!(!args.is_empty(), "the parser never yields an empty command");
-        self.shared.stats.commands_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = table::lookup(&args[0]);
         let data = if spec.is_none() { commands::lookup(&args[0]) } else { None };
-        self.info.touch(spec.map_or(data.map_or("", |d| d.name), |s| s.name), &self.shared);
+        self.uncounted += 1;
+        self.last_command = spec.map_or(data.map_or("", |d| d.name), |s| s.name);
         let (name, arity, no_auth) = match (spec, data) {
             (Some(spec), _) => (spec.name, spec.arity, spec.no_auth),
             (None, Some(def)) => (def.name, def.arity, false),

@@ -78,6 +78,11 @@ impl Client {
         self.addr
     }
 
+    /// This client's own port (its `addr=` in CLIENT LIST).
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().unwrap().port()
+    }
+
     /// Sends bytes as they are.
     pub async fn send(&mut self, raw: &[u8]) {
         self.stream.write_all(raw).await.unwrap();

@@ -8,7 +8,7 @@ use crate::driver::Reply;
 use crate::kv::Op;
 
 /// Something waiting to be handed to a replica.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) enum Pending {
     Input(Input),
     Propose {

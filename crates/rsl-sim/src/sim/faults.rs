@@ -587,7 +587,7 @@ impl Sim {
         let driver = Driver::new(config, recovered, incarnation);
         // What it recovered, before it replays anything: the membership of its checkpoint.
         let status = driver.status();
-        node.driver = Some(driver);
+        node.driver = Some(Box::new(driver));
         node.primacy = None;
         node.checkpoint_writing = false;
         node.heard = 0;

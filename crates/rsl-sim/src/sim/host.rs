@@ -6,7 +6,7 @@
 //! driver (`rsl_core::driver`), which the production runtime implements too. The simulator
 //! does not collect them into a list of its own first.
 
-use std::fmt::Write as _;
+use std::hash::Hash;
 
 use bytes::Bytes;
 use rsl_core::message::Body;
@@ -40,23 +40,26 @@ struct SimHost<'a> {
 }
 
 impl SimHost<'_> {
-    /// Records an effect in the trace (and prints it when verbose), as `r<i> -> <effect>`.
-    fn record(&mut self, effect: std::fmt::Arguments<'_>) {
-        self.sim.record(format_args!("r{} -> {}", self.node + 1, effect));
+    /// Records an effect in the trace, as a value (`label` and `item`), and prints it when
+    /// verbose as `r<i> -> <show>`.
+    fn record<T: Hash + ?Sized>(&mut self, label: &str, item: &T, show: std::fmt::Arguments<'_>) {
+        let sim = &mut *self.sim;
+        sim.trace.event(sim.now, label, &(self.node, item));
+        sim.show(format_args!("r{} -> {}", self.node + 1, show));
     }
 }
 
 impl Host<u64> for SimHost<'_> {
     fn send(&mut self, to: ReplicaId, msg: Message) {
         if self.sim.verbose {
-            self.record(format_args!("Send({to:?}, {msg:?})"));
+            self.sim.show(format_args!("r{} -> Send({to:?}, {msg:?})", self.node + 1));
         }
         let sim = &mut *self.sim;
         let id = sim.nodes[self.node].id;
         sim.stats.messages += 1;
         *sim.stats.kinds.entry(message_kind(&msg)).or_default() += 1;
         assert_eq!((msg.from, msg.to), (id, to), "message addressing");
-        let _ = write!(sim.trace, "s{}>{}", id.0, to.0);
+        sim.trace.event(sim.now, "s", &(id, to));
         if let Body::Accepted { ballot, slots } = &msg.body {
             // A vote for a slot this incarnation did not write at that ballot: the acceptor
             // knows the slot chosen (or dropped it from memory as executed).
@@ -108,7 +111,7 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn persist(&mut self, seq: u64, write: Write) {
-        self.record(format_args!("Persist({seq:?}, {write:?})"));
+        self.record("Persist", &(seq, &write), format_args!("Persist({seq:?}, {write:?})"));
         let (sim, node) = (&mut *self.sim, self.node);
         if let Write::Accept(entry) = &write {
             sim.nodes[node].written.entry(entry.slot).or_default().push(entry.ballot);
@@ -134,7 +137,8 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
-        self.record(format_args!("LoadLog({token:?}, {from:?}, {to:?})"));
+        let show = format_args!("LoadLog({token:?}, {from:?}, {to:?})");
+        self.record("LoadLog", &(token, from, to), show);
         let (sim, node) = (&mut *self.sim, self.node);
         sim.stats.log_loads += 1;
         let entries = sim.nodes[node].disk.read_log(from, to);
@@ -146,7 +150,8 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<u64>>) {
-        self.record(format_args!("Execute({slot:?}, {value:?}, {callers:?})"));
+        let show = format_args!("Execute({slot:?}, {value:?}, {callers:?})");
+        self.record("Execute", &(slot, &value, &callers), show);
         let (sim, node) = (&mut *self.sim, self.node);
         let id = sim.nodes[node].id;
         sim.stats.max_slot = sim.stats.max_slot.max(slot.0);
@@ -194,7 +199,7 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn read(&mut self, ticket: u64, query: Bytes) {
-        self.record(format_args!("Read({ticket:?}, {query:?})"));
+        self.record("Read", &(ticket, &query), format_args!("Read({ticket:?}, {query:?})"));
         let (sim, node) = (&mut *self.sim, self.node);
         let machine = &sim.nodes[node].machine;
         let (response, slot) = (machine.read(&query), machine.1);
@@ -220,12 +225,12 @@ impl Host<u64> for SimHost<'_> {
             self.sim.checker.fail(Check::Limits, detail);
         }
         let reply = Reply::Refused(reason);
-        self.record(format_args!("Reply({ticket:?}, {reply:?})"));
+        self.record("Reply", &(ticket, &reply), format_args!("Reply({ticket:?}, {reply:?})"));
         self.sim.on_replica_reply(ticket, reply);
     }
 
     fn notify(&mut self, event: Notification) {
-        self.record(format_args!("Notify({event:?})"));
+        self.record("Notify", &event, format_args!("Notify({event:?})"));
         let (now, guard) = (self.sim.now, u64::from(self.sim.options.election_ticks_min));
         let stats = &mut self.sim.stats;
         let node = &mut self.sim.nodes[self.node];
@@ -260,19 +265,20 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn send_checkpoint(&mut self, to: ReplicaId) {
-        self.record(format_args!("SendCheckpoint({to:?})"));
+        self.record("SendCheckpoint", &to, format_args!("SendCheckpoint({to:?})"));
         self.sim.stats.checkpoint_requests += 1;
         self.sim.send_checkpoint(self.node, to);
     }
 
     fn take_checkpoint(&mut self, slot: Slot, membership: Membership) {
-        self.record(format_args!("TakeCheckpoint({})", slot.0));
+        self.record("TakeCheckpoint", &slot, format_args!("TakeCheckpoint({})", slot.0));
         self.sim.stats.checkpoint_requests += 1;
         self.sim.take_checkpoint(self.node, slot, &membership);
     }
 
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
-        self.record(format_args!("Reconfigured({id}, {outcome:?})"));
+        let show = format_args!("Reconfigured({id}, {outcome:?})");
+        self.record("Reconfigured", &(id, &outcome), show);
         let sim = &mut *self.sim;
         // Every operation is answered exactly once, by the replica it was handed to.
         let node = self.node;
@@ -312,7 +318,7 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn contract_broken(&mut self, what: String) {
-        self.record(format_args!("Contract({what:?})"));
+        self.record("Contract", &what, format_args!("Contract({what:?})"));
         self.sim.checker.fail(Check::Contract, what);
     }
 }
@@ -321,10 +327,9 @@ impl Sim {
     /// Hands an input (or a proposal or read) to an up replica: its driver steps the core
     /// and carries out the actions through the simulator as host, one by one, in order.
     pub(super) fn process(&mut self, node: usize, pending: Pending) {
-        if !matches!(pending, Pending::Input(Input::Tick)) || self.verbose {
-            self.record(format_args!("r{} <- {:?}", node + 1, pending));
-        } else {
-            let _ = write!(self.trace, "{} t{}", self.now, node);
+        self.trace.event(self.now, "<-", &(node, &pending));
+        if !matches!(pending, Pending::Input(Input::Tick)) {
+            self.show(format_args!("r{} <- {:?}", node + 1, pending));
         }
         // The driver leaves its node for the step: nothing the host does touches it, and a
         // host callback that did (a re-entrant step) would be a simulator bug.
