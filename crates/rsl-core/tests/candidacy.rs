@@ -547,8 +547,9 @@ fn a_malformed_promise_page_is_dropped_and_counted() {
     // (what, the first page's range and entries if the broken page is a second one, the
     // broken page: after, entries, unknown slots, more_after).
     type Page<'a> = (u64, &'a [u64], &'a [u64], Option<u64>);
+    type First<'a> = Option<(u64, &'a [u64])>;
     let max = u64::MAX;
-    let cases: [(&str, Option<(u64, &[u64])>, Page); 7] = [
+    let cases: [(&str, First, Page); 7] = [
         ("a page after the last slot", Some((max, &[])), (max, &[], &[], None)),
         ("a page that ends where it starts", None, (0, &[], &[], Some(0))),
         ("entries out of order", None, (0, &[2, 1], &[], None)),
