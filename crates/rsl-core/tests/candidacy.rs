@@ -12,7 +12,7 @@ use lone::{b, batch, executed, from, sent, sent_to, step, writes};
 use rsl_core::message::Body;
 use rsl_core::{
     Action, Ballot, Config, Input, LeaseRead, LogEntry, Membership, Notification, ReadId, ReadMode,
-    Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, Value,
+    Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, UnknownValue, Value,
 };
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
@@ -572,4 +572,57 @@ fn a_primary_told_its_own_slot_is_chosen_executes_it_and_stays_primary() {
     assert!(!lost_primacy(&out), "deposed by its own ballot: {out:?}");
     assert_eq!(executed(&out), vec![(Slot(2), value)]);
     assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+}
+
+/// A promise page must cover a range after its `after` that ends where the next page starts,
+/// its slots in order inside it: otherwise the pages of a report would not join in slot
+/// order. A page that breaks this (on a first page, or on the page after one that named
+/// where more follow) is dropped and counted on receipt: it neither completes phase 1 nor
+/// asks for a next page. The well-formed report of two pages then completes phase 1.
+#[test]
+fn a_malformed_promise_page_is_dropped_and_counted() {
+    let entry = |slot: u64| LogEntry { slot: Slot(slot), ballot: b(3, 2), value: batch(slot) };
+    let unknown = |slot: u64| UnknownValue { slot: Slot(slot), ballot: b(3, 2) };
+    let page =
+        |ballot, after: u64, entries: &[u64], unknowns: &[u64], more: Option<u64>| Body::Promise {
+            ballot,
+            commit: Slot::ZERO,
+            after: Slot(after),
+            entries: entries.iter().map(|s| entry(*s)).collect(),
+            unknown: unknowns.iter().map(|s| unknown(*s)).collect(),
+            more_after: more.map(Slot),
+            dropped: false,
+        };
+    // (what, the first page's range and entries if the broken page is a second one, the
+    // broken page: after, entries, unknown slots, more_after).
+    type Page<'a> = (u64, &'a [u64], &'a [u64], Option<u64>);
+    type First<'a> = Option<(u64, &'a [u64])>;
+    let max = u64::MAX;
+    let cases: [(&str, First, Page); 7] = [
+        ("a page after the last slot", Some((max, &[])), (max, &[], &[], None)),
+        ("a page that ends where it starts", None, (0, &[], &[], Some(0))),
+        ("entries out of order", None, (0, &[2, 1], &[], None)),
+        ("unknown slots out of order", None, (0, &[], &[2, 1], None)),
+        ("an entry at the page's start", Some((2, &[1, 2])), (2, &[2], &[], None)),
+        ("an entry past the page's end", None, (0, &[1, 2], &[], Some(1))),
+        ("an unknown slot at the page's start", Some((2, &[1, 2])), (2, &[], &[2], None)),
+    ];
+    for (what, first, (after, entries, unknowns, more)) in cases {
+        let (mut r, ballot) = phase_1_durable();
+        if let Some((end, entries)) = first {
+            let out = step(&mut r, from(3, page(ballot, 0, entries, &[], Some(end))));
+            let next = Body::Prepare { ballot, after: Slot(end), transfer: None };
+            assert_eq!(sent_to(&out), vec![(3, next)], "{what}: the first page");
+        }
+        let dropped = r.status().counters.dropped;
+        let out = step(&mut r, from(3, page(ballot, after, entries, unknowns, more)));
+        assert_eq!(sent_to(&out), vec![], "{what}: handled");
+        assert_eq!(r.status().counters.dropped, dropped + 1, "{what}: not counted");
+        assert_eq!(r.status().role, Role::Candidate, "{what}: completed phase 1");
+    }
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, page(ballot, 0, &[1, 2], &[], Some(2))));
+    step(&mut r, from(3, page(ballot, 2, &[3], &[], None)));
+    assert_eq!(r.status().counters.dropped, 0);
+    assert_eq!(r.status().role, Role::Primary);
 }
