@@ -419,6 +419,11 @@ impl Replica {
         }
         self.advance_commit();
         self.serve_reads(out);
+        // The checkpoint may cover every slot phase 1 re-proposed: the primary has recovered
+        // now, not when a later slot executes (which may never come without new proposals).
+        if self.primacy.is_some() {
+            self.notify_recovered(out);
+        }
         ensure!(self.executed == slot && self.commit >= slot, "checkpoint not installed");
     }
 }

@@ -406,3 +406,98 @@ fn a_prevote_at_the_same_commit_point_asks_for_no_catch_up() {
     assert_eq!(requests, 1, "a pre-vote above the commit point asks at once: {out:?}");
     assert_eq!(r.status().counters.sticky_refusals, 2, "both pre-votes were refused for the lease");
 }
+
+/// What the handlers take as given about a message is checked once, on receipt: a message
+/// not addressed to this replica, one from itself, or one from a peer that proposes under a
+/// ballot it does not own, asks for a report after the last slot, or lists slots out of
+/// order or at zero, is dropped and counted before any handler sees it (no answer, no
+/// write, no panic). Each twin that differs only in the broken field is answered (by an
+/// acceptor kept out of elections whose stickiness has run out, so that it promises).
+#[test]
+fn malformed_messages_are_dropped_and_counted_and_their_twins_answered() {
+    let open = || {
+        let mut r = acceptor();
+        step(&mut r, Input::SetCanBecomePrimary(false));
+        for _ in 0..Config::new(1, [1, 2, 3]).election_ticks_min {
+            step(&mut r, Input::Tick);
+        }
+        r
+    };
+    let one = |slots: &[u64]| -> Vec<SlotValue> {
+        slots.iter().map(|s| SlotValue { slot: Slot(*s), value: batch(*s) }).collect()
+    };
+    let chosen = |slots: &[u64]| -> Vec<LogEntry> {
+        slots
+            .iter()
+            .map(|s| LogEntry { slot: Slot(*s), ballot: b(1, 2), value: batch(*s) })
+            .collect()
+    };
+    let prepare = |ballot, after| Body::Prepare { ballot, after: Slot(after), transfer: None };
+    let heartbeat = |ballot| Body::Heartbeat { ballot, commit: Slot::ZERO, round: 1 };
+    let accept =
+        |ballot, slots: &[u64]| Body::Accept { ballot, commit: Slot::ZERO, entries: one(slots) };
+    let catchup = |slots: &[u64]| Body::CatchupReply { commit: Slot(2), entries: chosen(slots) };
+    let message = |from: u32, to: u32, body| {
+        Input::Receive(rsl_core::Message { from: ReplicaId(from), to: ReplicaId(to), body })
+    };
+    let malformed = [
+        ("addressed to another replica", message(3, 2, prepare(b(5, 3), 0))),
+        ("from itself", message(1, 1, prepare(b(5, 1), 0))),
+        (
+            "a pre-vote at another's ballot",
+            from(2, Body::PreVote { ballot: b(5, 3), commit: Slot::ZERO }),
+        ),
+        (
+            "a rebuilt at another's ballot",
+            from(2, Body::Rebuilt { nonce: 1, ballot: b(5, 3), through: Slot::ZERO }),
+        ),
+        ("a prepare at another's ballot", from(2, prepare(b(5, 3), 0))),
+        ("a prepare after the last slot", from(2, prepare(b(5, 2), u64::MAX))),
+        ("a heartbeat at another's ballot", from(2, heartbeat(b(5, 3)))),
+        ("an accept at another's ballot", from(2, accept(b(5, 3), &[1]))),
+        ("an accept out of order", from(2, accept(b(5, 2), &[2, 1]))),
+        ("an accept with a slot twice", from(2, accept(b(5, 2), &[1, 1]))),
+        ("an accept at slot zero", from(2, accept(b(5, 2), &[0, 1]))),
+        ("a catch-up reply out of order", from(2, catchup(&[2, 1]))),
+        ("a catch-up reply with a slot twice", from(2, catchup(&[1, 1]))),
+    ];
+    for (what, input) in malformed {
+        let mut r = open();
+        let promised = r.status().promised;
+        let out = step(&mut r, input);
+        assert!(out.is_empty(), "{what}: handled: {out:?}");
+        assert_eq!(r.status().counters.dropped, 1, "{what}: not counted");
+        assert_eq!((r.status().promised, r.status().primary), (promised, None), "{what}");
+    }
+    let twins = [
+        ("a pre-vote", from(2, Body::PreVote { ballot: b(5, 2), commit: Slot::ZERO })),
+        ("a prepare", from(3, prepare(b(5, 3), 0))),
+        ("a prepare after the slot before the last", from(2, prepare(b(5, 2), u64::MAX - 1))),
+        ("a heartbeat", from(2, heartbeat(b(5, 2)))),
+        ("an accept", from(2, accept(b(5, 2), &[1, 2]))),
+        ("a catch-up reply", from(2, catchup(&[1, 2]))),
+    ];
+    for (what, input) in twins {
+        let mut r = open();
+        let out = step(&mut r, input);
+        assert!(!out.is_empty(), "{what}: dropped");
+        assert_eq!(r.status().counters.dropped, 0, "{what}: counted as dropped");
+    }
+}
+
+/// The memory log lists the accepted entries in slot order, each with its ballot, its value
+/// and whether it is known chosen (what status pages and the simulator's checks read).
+#[test]
+fn the_memory_log_lists_accepted_entries_and_which_are_chosen() {
+    let mut r = acceptor();
+    let out = step(&mut r, accept(b(1, 2), 0, &[(1, batch(1)), (2, batch(2))]));
+    step(&mut r, Input::Durable { seq: last_seq(&out).expect("the accept is persisted") });
+    let log =
+        |r: &Replica| r.memory_log().map(|(s, b, v, c)| (s.0, b, v.clone(), c)).collect::<Vec<_>>();
+    let entries = |chosen: [bool; 2]| {
+        vec![(1, b(1, 2), batch(1), chosen[0]), (2, b(1, 2), batch(2), chosen[1])]
+    };
+    assert_eq!(log(&r), entries([false, false]));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 1 }));
+    assert_eq!(log(&r), entries([true, false]));
+}

@@ -12,7 +12,7 @@ use lone::{b, batch, executed, from, sent, sent_to, step, writes};
 use rsl_core::message::Body;
 use rsl_core::{
     Action, Ballot, Config, Input, LeaseRead, LogEntry, Membership, Notification, ReadId, ReadMode,
-    Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, Value,
+    Recovered, Refusal, Replica, ReplicaId, RequestId, Role, Slot, UnknownValue, Value,
 };
 
 /// Ticks a lone replica whose peers never answer for `ticks` ticks; returns, per tick (from
@@ -523,4 +523,106 @@ fn a_transfer_waits_for_the_target_to_catch_up_then_asks_it_once_to_stand() {
     assert_eq!(to_2(&out), vec![Body::StartElection { ballot }], "to a target caught up");
     let out = step(&mut r, from(2, level));
     assert_eq!(to_2(&out), vec![], "asked twice to stand");
+}
+
+/// A primary proposed a request in slot 2 and was deposed before a quorum accepted it; the
+/// new primary, 2, chose another value there. When slot 2 executes, the request is refused
+/// as superseded, naming 2 as the primary to ask. Mutation testing: naming nobody (the
+/// filter of this replica's own id in `settle_outcomes` reversed) passed every other test.
+#[test]
+fn a_superseded_proposal_names_the_new_primary() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    step(&mut r, Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false });
+    let higher = b(ballot.round + 1, 2);
+    let entries = vec![rsl_core::SlotValue { slot: Slot(2), value: batch(2) }];
+    let out = step(&mut r, from(2, Body::Accept { ballot: higher, commit: Slot(1), entries }));
+    assert!(lost_primacy(&out), "not deposed by the higher ballot: {out:?}");
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: higher, commit: Slot(2), round: 1 }));
+    assert_eq!(executed(&out), vec![(Slot(2), batch(2))]);
+    let refused: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Refuse { id: x, reason } if *x == id => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![Refusal::Superseded { primary: Some(ReplicaId(2)) }], "{out:?}");
+}
+
+/// A primary proposed a request in slot 2; a peer's catch-up reply says slot 2 is chosen, with
+/// the primary's own value at the primary's own ballot (the peer learned it chosen at an
+/// earlier ballot with the same value, and holds its vote for this one). The primary takes it
+/// as chosen, executes it and stays primary: only a higher ballot than its own deposes it.
+/// Mutation testing: stepping down at its own ballot (`e.ballot > l.ballot` to `>=` in
+/// `install_chosen`) passed every other test.
+#[test]
+fn a_primary_told_its_own_slot_is_chosen_executes_it_and_stays_primary() {
+    let (mut r, ballot) = primary_with_slot_1_executed();
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
+    let payload = Bytes::from_static(b"x");
+    let out = step(&mut r, Input::Propose { id, payload: payload.clone(), exclusive: false });
+    let value = Value::Batch(vec![rsl_core::Request { id, payload }]);
+    let accepted = writes(&out).into_iter().any(
+        |(_, w)| matches!(w, rsl_core::Write::Accept(e) if e.slot == Slot(2) && e.value == value),
+    );
+    assert!(accepted, "the request is not alone in slot 2: {out:?}");
+    let entries = vec![LogEntry { slot: Slot(2), ballot, value: value.clone() }];
+    let out = step(&mut r, from(3, Body::CatchupReply { commit: Slot(2), entries }));
+    assert!(!lost_primacy(&out), "deposed by its own ballot: {out:?}");
+    assert_eq!(executed(&out), vec![(Slot(2), value)]);
+    assert_eq!((r.status().role, r.status().ballot), (Role::Primary, ballot));
+}
+
+/// A promise page must cover a range after its `after` that ends where the next page starts,
+/// its slots in order inside it: otherwise the pages of a report would not join in slot
+/// order. A page that breaks this (on a first page, or on the page after one that named
+/// where more follow) is dropped and counted on receipt: it neither completes phase 1 nor
+/// asks for a next page. The well-formed report of two pages then completes phase 1.
+#[test]
+fn a_malformed_promise_page_is_dropped_and_counted() {
+    let entry = |slot: u64| LogEntry { slot: Slot(slot), ballot: b(3, 2), value: batch(slot) };
+    let unknown = |slot: u64| UnknownValue { slot: Slot(slot), ballot: b(3, 2) };
+    let page =
+        |ballot, after: u64, entries: &[u64], unknowns: &[u64], more: Option<u64>| Body::Promise {
+            ballot,
+            commit: Slot::ZERO,
+            after: Slot(after),
+            entries: entries.iter().map(|s| entry(*s)).collect(),
+            unknown: unknowns.iter().map(|s| unknown(*s)).collect(),
+            more_after: more.map(Slot),
+            dropped: false,
+        };
+    // (what, the first page's range and entries if the broken page is a second one, the
+    // broken page: after, entries, unknown slots, more_after).
+    type Page<'a> = (u64, &'a [u64], &'a [u64], Option<u64>);
+    type First<'a> = Option<(u64, &'a [u64])>;
+    let max = u64::MAX;
+    let cases: [(&str, First, Page); 7] = [
+        ("a page after the last slot", Some((max, &[])), (max, &[], &[], None)),
+        ("a page that ends where it starts", None, (0, &[], &[], Some(0))),
+        ("entries out of order", None, (0, &[2, 1], &[], None)),
+        ("unknown slots out of order", None, (0, &[], &[2, 1], None)),
+        ("an entry at the page's start", Some((2, &[1, 2])), (2, &[2], &[], None)),
+        ("an entry past the page's end", None, (0, &[1, 2], &[], Some(1))),
+        ("an unknown slot at the page's start", Some((2, &[1, 2])), (2, &[], &[2], None)),
+    ];
+    for (what, first, (after, entries, unknowns, more)) in cases {
+        let (mut r, ballot) = phase_1_durable();
+        if let Some((end, entries)) = first {
+            let out = step(&mut r, from(3, page(ballot, 0, entries, &[], Some(end))));
+            let next = Body::Prepare { ballot, after: Slot(end), transfer: None };
+            assert_eq!(sent_to(&out), vec![(3, next)], "{what}: the first page");
+        }
+        let dropped = r.status().counters.dropped;
+        let out = step(&mut r, from(3, page(ballot, after, entries, unknowns, more)));
+        assert_eq!(sent_to(&out), vec![], "{what}: handled");
+        assert_eq!(r.status().counters.dropped, dropped + 1, "{what}: not counted");
+        assert_eq!(r.status().role, Role::Candidate, "{what}: completed phase 1");
+    }
+    let (mut r, ballot) = phase_1_durable();
+    step(&mut r, from(3, page(ballot, 0, &[1, 2], &[], Some(2))));
+    step(&mut r, from(3, page(ballot, 2, &[3], &[], None)));
+    assert_eq!(r.status().counters.dropped, 0);
+    assert_eq!(r.status().role, Role::Primary);
 }

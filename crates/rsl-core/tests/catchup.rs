@@ -9,7 +9,7 @@ mod lone;
 
 use lone::{b, batch, from, sent_to, step};
 use rsl_core::message::Body;
-use rsl_core::{Config, Input, LogEntry, Recovered, Replica, Slot, SlotValue};
+use rsl_core::{Action, Config, Input, LogEntry, Recovered, Replica, Role, Slot, SlotValue};
 
 fn chosen(slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
     slots.map(|s| LogEntry { slot: Slot(s), ballot: b(1, 5), value: batch(s) }).collect()
@@ -108,4 +108,192 @@ fn a_follower_asks_for_catch_up_only_when_behind_and_once_per_heartbeat_interval
         out.extend(step(&mut r, from(5, heartbeat)));
     }
     assert_eq!(requests(&out), 1, "asked more than once per heartbeat interval");
+}
+
+/// Replica 1 of three follows primary 2 (commit point 1) when replica 3's pre-vote says slots
+/// through 3 are chosen. The primary, asked first, never answers and heartbeats the commit
+/// point 1 again; then it falls silent and replica 1 stands for election. With no primary
+/// left to ask, it asks replica 3, the one that reported a commit point above its own, not
+/// the deposed primary, which was only level with it. Mutation testing: taking a source
+/// level with this replica for the hint's (`commit > self.commit` to `>=` in
+/// `note_commit_hint`) passed every other test.
+#[test]
+fn a_candidate_asks_for_catch_up_the_peer_that_reported_a_commit_point_above_its_own() {
+    let mut r = Replica::new(Config::new(1, [1, 2, 3]), Recovered::default());
+    let entries = vec![SlotValue { slot: Slot(1), value: batch(1) }];
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 1 }));
+    assert_eq!(r.status().commit, Slot(1));
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot(3) }));
+    let asked: Vec<u32> = requests(&out).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(asked, vec![2], "the primary was not asked first");
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 2 }));
+    let mut after_standing = Vec::new();
+    for _ in 0..200 {
+        let out = step(&mut r, Input::Tick);
+        if r.status().role == Role::Candidate {
+            after_standing.extend(requests(&out));
+        }
+        if !after_standing.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(after_standing, vec![(3, Slot(2))], "the candidate asked the wrong peer");
+}
+
+/// The catch-up requests in `out` other than probes (a probe asks for one slot): each
+/// destination with the first slot asked for.
+fn requests(out: &[rsl_core::Action]) -> Vec<(u32, Slot)> {
+    sent_to(out)
+        .into_iter()
+        .filter_map(|(to, body)| match body {
+            Body::CatchupRequest { from, to: last } if last > from => Some((to, from)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Replica 1 follows primary 2 with room for two entries in memory and holds slots 1 to 4.
+/// Executing slot 1 drops it, and only it (slots 2 to 4 are not executed yet); executing
+/// slots 2 and 3 drops slot 2, leaving two. A peer asking for slots 1 to 3 then has them
+/// read back from storage, `catchup_entries_max` (2) of them. Mutation testing: never
+/// dropping (`len() > max` to `==`), dropping one more (`>` to `>=`), or keeping the
+/// executed point's own entry (`first > executed` to `>=` or `==` in `prune_memory`), and
+/// reading back one or two more than a reply takes (`catchup_entries_max - 1` to `+` or
+/// `/` in `on_catchup_request`) passed every other test.
+#[test]
+fn a_follower_keeps_the_newest_entries_in_memory_and_reads_older_ones_back() {
+    let mut r = follower_with_two_entries_in_memory();
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(3) }));
+    let loads: Vec<_> = out.iter().filter(|a| matches!(a, Action::LoadLog { .. })).collect();
+    assert!(
+        matches!(loads.as_slice(), [Action::LoadLog { from: Slot(1), to: Slot(2), .. }]),
+        "slots 1 and 2 were not read back from storage: {out:?}"
+    );
+}
+
+/// Replica 1 of [`follower_with_two_entries_in_memory`]: 65 catch-up requests for slot 1
+/// from peers 2 and 3 in turn each wait for their own read of the log (a token of their
+/// own); the oldest is forgotten, since 64 wait at most. The reads' results answer the
+/// peer that asked, each once. Mutation testing: one token for every read (`next_token +=
+/// 1` to `*=`) or forgetting every read but the newest (`loads.len() >= LOADS_PENDING_MAX`
+/// to `<` in `on_catchup_request`) passed every other test.
+#[test]
+fn each_read_of_the_log_answers_its_own_requester_and_64_wait_at_most() {
+    let mut r = follower_with_two_entries_in_memory();
+    let mut tokens = Vec::new();
+    for n in 0..65u32 {
+        let requester = 2 + n % 2;
+        let out =
+            step(&mut r, from(requester, Body::CatchupRequest { from: Slot(1), to: Slot(1) }));
+        match out.as_slice() {
+            [Action::LoadLog { token, from: Slot(1), to: Slot(1) }] => {
+                tokens.push((*token, requester))
+            }
+            other => panic!("request {n}: {other:?}"),
+        }
+    }
+    let distinct: std::collections::BTreeSet<u64> = tokens.iter().map(|(t, _)| *t).collect();
+    assert_eq!(distinct.len(), 65, "tokens shared: {tokens:?}");
+    let entries = vec![LogEntry { slot: Slot(1), ballot: b(1, 2), value: batch(1) }];
+    let dropped_before = r.status().counters.dropped;
+    for (i, (token, requester)) in tokens.iter().enumerate() {
+        let loaded = Input::LogLoaded { token: *token, entries: entries.clone() };
+        let answered: Vec<u32> =
+            sent_to(&step(&mut r, loaded)).into_iter().map(|(to, _)| to).collect();
+        let expected = if i == 0 { vec![] } else { vec![*requester] };
+        assert_eq!(answered, expected, "the read of request {i}");
+        let again = Input::LogLoaded { token: *token, entries: entries.clone() };
+        assert!(sent_to(&step(&mut r, again)).is_empty(), "request {i} answered twice");
+    }
+    assert_eq!(r.status().counters.dropped, dropped_before + 66, "reads not dropped");
+}
+
+/// Replica 1 follows primary 2, holds slots 1 to 4 (room for two entries in memory,
+/// `catchup_entries_max` 2) and executes slot 1, then slots 2 and 3: slots 3 and 4 remain in
+/// memory.
+fn follower_with_two_entries_in_memory() -> Replica {
+    let mut config = Config::new(1, [1, 2, 3]);
+    (config.pipeline_slots_max, config.log_memory_entries_max) = (2, 2);
+    config.catchup_entries_max = 2;
+    let mut r = Replica::new(config, Recovered::default());
+    let entries = (1..=4).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
+    let memory = |r: &Replica| r.memory_log().map(|(s, ..)| s.0).collect::<Vec<u64>>();
+    assert_eq!(memory(&r), vec![1, 2, 3, 4]);
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(1), round: 1 }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(1), vec![2, 3, 4]));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 2 }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(3), vec![3, 4]));
+    r
+}
+
+/// Replica 1 of three, kept out of elections, hears from replica 3's pre-vote that slots
+/// through 3 are chosen, and hears no primary. It asks 3 at once and, unanswered, again at
+/// every heartbeat interval of its own ticks; and after `election_ticks_max` ticks without a
+/// primary it probes every peer for the slot after its commit point, once per such period.
+/// Mutation testing: asking only when a message comes, never at a tick (`commit <
+/// commit_hint` to `==` or `>` in `catchup_tick`), and probing a tick late (`now < heard +
+/// quiet` to `<=` in `probe_tick`) passed every other test.
+#[test]
+fn a_replica_without_a_primary_asks_again_at_its_ticks_and_probes_every_peer() {
+    let config = Config::new(1, [1, 2, 3]);
+    let (every, quiet) = (u64::from(config.heartbeat_ticks), u64::from(config.election_ticks_max));
+    let mut r = Replica::new(config, Recovered::default());
+    step(&mut r, Input::SetCanBecomePrimary(false));
+    let out = step(&mut r, from(3, Body::PreVote { ballot: b(2, 3), commit: Slot(3) }));
+    assert_eq!(requests(&out), vec![(3, Slot(1))], "replica 3 was not asked at once");
+    let (mut asked, mut probed) = (Vec::new(), Vec::new());
+    for _ in 0..2 * quiet + 5 {
+        let out = step(&mut r, Input::Tick);
+        let now = r.status().now;
+        for (to, first) in requests(&out) {
+            asked.push((now, to, first));
+        }
+        let probes = sent_to(&out).into_iter().filter(|(_, body)| {
+            matches!(body, Body::CatchupRequest { from: Slot(1), to: Slot(1) })
+        });
+        let mut to: Vec<u32> = probes.map(|(to, _)| to).collect();
+        to.sort();
+        if !to.is_empty() {
+            assert_eq!(to, vec![2, 3], "a probe at tick {now}");
+            probed.push(now);
+        }
+    }
+    let expected: Vec<_> = (1..=(2 * quiet + 5) / every).map(|k| (k * every, 3, Slot(1))).collect();
+    assert_eq!(asked, expected, "the requests at the ticks");
+    assert_eq!(probed, vec![quiet, 2 * quiet], "the probes");
+    assert_eq!(r.status().role, Role::Follower);
+}
+
+/// Replica 1 of three follows primary 2, which says slots through 5 are chosen; replies
+/// carry two entries at most (a late one, which brought nothing while the replica was level,
+/// is ignored). A reply that moves the commit point, still short of 5, is
+/// followed at once by the next request, to the same peer; a reply that brings nothing asks
+/// nobody at once (the next peer is asked at the next heartbeat interval). Mutation testing:
+/// following a reply that brought nothing at once, or only such a reply, or none (`self.commit >
+/// commit_before && self.commit < self.commit_hint`: `&&` to `||`, the first `>` to `==`,
+/// `>=` or `<`, the `<` to `==`), and turning to the next peer after a reply that helped or
+/// one that found the replica level (`stuck`'s `&&` to `||`, its `<` to `<=` in
+/// `on_catchup_reply`) passed every other test.
+#[test]
+fn a_reply_that_helps_is_followed_at_once_by_the_next_request_to_the_same_peer() {
+    let mut config = Config::new(1, [1, 2, 3]);
+    config.catchup_entries_max = 2;
+    let mut r = Replica::new(config, Recovered::default());
+    // A late reply that brings nothing to a replica level with every commit point it knows
+    // does not turn it from the primary.
+    step(&mut r, from(2, Body::CatchupReply { commit: Slot::ZERO, entries: Vec::new() }));
+    let out = step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(5), round: 1 }));
+    assert_eq!(requests(&out), vec![(2, Slot(1))]);
+    let reply = Body::CatchupReply { commit: Slot(5), entries: chosen_at(b(1, 2), 1..=2) };
+    let out = step(&mut r, from(2, reply));
+    assert_eq!(r.status().commit, Slot(2));
+    assert_eq!(requests(&out), vec![(2, Slot(3))], "not followed at once, to the same peer");
+    let out = step(&mut r, from(2, Body::CatchupReply { commit: Slot(5), entries: Vec::new() }));
+    assert_eq!(requests(&out), vec![], "a reply that brought nothing was followed at once");
+}
+
+fn chosen_at(ballot: rsl_core::Ballot, slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
+    slots.map(|s| LogEntry { slot: Slot(s), ballot, value: batch(s) }).collect()
 }

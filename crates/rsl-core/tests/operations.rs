@@ -203,12 +203,14 @@ fn an_operation_is_refused_at_once_or_proposed_and_answered_when_its_slot_execut
     let slot = r.status().commit.next();
     assert_eq!(proposed(&out), vec![(slot, expected.clone())]);
     assert!(reconfigured(&out).is_empty(), "answered before its slot executed: {out:?}");
+    assert_eq!(r.changes_waiting().collect::<Vec<_>>(), vec![(slot, 2)], "not held waiting");
     // One change at a time.
     let busy = op(&mut r, 3, MembershipOp::Remove { id: id(2) });
     assert_eq!(reconfigured(&busy), vec![(3, Err(ReconfigRefusal::InFlight))]);
     assert!(proposed(&busy).is_empty(), "{busy:?}");
     let out = commit_all(&mut r, ballot, &m, out);
     assert_eq!(reconfigured(&out), vec![(2, Ok((slot, expected.clone())))]);
+    assert_eq!(r.changes_waiting().count(), 0, "still held once answered");
     assert_eq!(r.status().membership, expected);
     // A removal keeps the other voters and the learners.
     let out = op(&mut r, 5, MembershipOp::Remove { id: id(2) });

@@ -137,8 +137,11 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn load_log(&mut self, token: u64, from: Slot, to: Slot) {
-        let show = format_args!("LoadLog({token:?}, {from:?}, {to:?})");
-        self.record("LoadLog", &(token, from, to), show);
+        self.record(
+            "LoadLog",
+            &(token, from, to),
+            format_args!("LoadLog({token:?}, {from:?}, {to:?})"),
+        );
         let (sim, node) = (&mut *self.sim, self.node);
         sim.stats.log_loads += 1;
         let entries = sim.nodes[node].disk.read_log(from, to);
@@ -150,8 +153,11 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<u64>>) {
-        let show = format_args!("Execute({slot:?}, {value:?}, {callers:?})");
-        self.record("Execute", &(slot, &value, &callers), show);
+        self.record(
+            "Execute",
+            &(slot, &value, &callers),
+            format_args!("Execute({slot:?}, {value:?}, {callers:?})"),
+        );
         let (sim, node) = (&mut *self.sim, self.node);
         let id = sim.nodes[node].id;
         sim.stats.max_slot = sim.stats.max_slot.max(slot.0);
@@ -277,8 +283,11 @@ impl Host<u64> for SimHost<'_> {
     }
 
     fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
-        let show = format_args!("Reconfigured({id}, {outcome:?})");
-        self.record("Reconfigured", &(id, &outcome), show);
+        self.record(
+            "Reconfigured",
+            &(id, &outcome),
+            format_args!("Reconfigured({id}, {outcome:?})"),
+        );
         let sim = &mut *self.sim;
         // Every operation is answered exactly once, by the replica it was handed to.
         let node = self.node;
