@@ -10,6 +10,9 @@ use rsl_core::{
     Write,
 };
 
+/// What became of a membership operation.
+type Outcome = Result<(Slot, Membership), ReconfigRefusal>;
+
 /// A host whose disk is durable at once and which records what it was asked.
 #[derive(Default)]
 struct Recorder {
@@ -21,7 +24,7 @@ struct Recorder {
     refused: Vec<(u32, Refusal)>,
     primary: bool,
     broken: Vec<String>,
-    reconfigured: Vec<(u64, Result<(Slot, Membership), ReconfigRefusal>)>,
+    reconfigured: Vec<(u64, Outcome)>,
 }
 
 impl Host<u32> for Recorder {
@@ -53,7 +56,7 @@ impl Host<u32> for Recorder {
     fn contract_broken(&mut self, what: String) {
         self.broken.push(what);
     }
-    fn reconfigured(&mut self, id: u64, outcome: Result<(Slot, Membership), ReconfigRefusal>) {
+    fn reconfigured(&mut self, id: u64, outcome: Outcome) {
         self.reconfigured.push((id, outcome));
     }
 }
