@@ -3,10 +3,15 @@
 //! waiting.
 
 use bytes::Bytes;
+use rsl_core::message::Body;
 use rsl_core::{
-    Config, Driver, Host, Input, Message, Notification, ReadMode, Recovered, Refusal, ReplicaId,
-    Slot, Value, Write,
+    Ballot, Config, Driver, Host, Input, Membership, MembershipOp, Message, Notification, ReadMode,
+    ReconfigRefusal, Recovered, Refusal, ReplicaId, Request, RequestId, Slot, SlotValue, Value,
+    Write,
 };
+
+/// What became of a membership operation.
+type Outcome = Result<(Slot, Membership), ReconfigRefusal>;
 
 /// A host whose disk is durable at once and which records what it was asked.
 #[derive(Default)]
@@ -19,6 +24,7 @@ struct Recorder {
     refused: Vec<(u32, Refusal)>,
     primary: bool,
     broken: Vec<String>,
+    reconfigured: Vec<(u64, Outcome)>,
 }
 
 impl Host<u32> for Recorder {
@@ -50,6 +56,9 @@ impl Host<u32> for Recorder {
     fn contract_broken(&mut self, what: String) {
         self.broken.push(what);
     }
+    fn reconfigured(&mut self, id: u64, outcome: Outcome) {
+        self.reconfigured.push((id, outcome));
+    }
 }
 
 /// Reports every pending write durable, until nothing is left to report.
@@ -62,7 +71,12 @@ fn sync(driver: &mut Driver<u32>, host: &mut Recorder) {
 
 /// A lone replica (a cluster of one) that has become primary.
 fn lone_primary() -> (Driver<u32>, Recorder) {
-    let mut driver = Driver::new(Config::new(1, [1]), Recovered::default(), 7);
+    lone_primary_with(Config::new(1, [1]))
+}
+
+/// A lone replica of `config` (id 1 of 1) that has become primary.
+fn lone_primary_with(config: Config) -> (Driver<u32>, Recorder) {
+    let mut driver = Driver::new(config, Recovered::default(), 7);
     let mut host = Recorder::default();
     for _ in 0..1_000 {
         if host.primary {
@@ -86,6 +100,7 @@ fn each_request_executes_with_its_own_caller_in_batch_order() {
         })
         .collect();
     assert!(ids.iter().all(|id| id.proposer == ReplicaId(1) && id.incarnation == 7));
+    assert_eq!((driver.id(), driver.incarnation()), (ReplicaId(1), 7));
     assert_eq!(driver.proposals_waiting(), 3);
     sync(&mut driver, &mut host);
     for _ in 0..10 {
@@ -143,8 +158,128 @@ fn shutdown_hands_back_every_waiting_caller() {
     let (mut driver, mut host) = lone_primary();
     driver.propose(Bytes::from_static(b"a"), false, 1, &mut host);
     driver.read(Bytes::from_static(b"b"), ReadMode::AtLeast(Slot(1_000)), 2, &mut host);
+    assert_eq!((driver.proposals_waiting(), driver.reads_waiting()), (1, 1));
     let mut left: Vec<u32> = driver.drain_callers().collect();
     left.sort_unstable();
     assert_eq!(left, vec![1, 2]);
     assert_eq!((driver.proposals_waiting(), driver.reads_waiting()), (0, 0));
+}
+
+#[test]
+fn the_proposals_of_a_turn_go_into_one_slot_at_its_end() {
+    // With `propose_at_turn_end` (the runtime's and the simulator's setting) a proposal only
+    // queues; `end_turn` puts the turn's proposals into a slot at once, with no other input.
+    let mut config = Config::new(1, [1]);
+    config.propose_at_turn_end = true;
+    let (mut driver, mut host) = lone_primary_with(config);
+    host.executed.clear();
+    assert!(!driver.turn_pending());
+    for caller in 10..13u32 {
+        driver.propose(Bytes::from(vec![caller as u8]), false, caller, &mut host);
+    }
+    assert!(driver.turn_pending(), "proposals taken, the turn not ended");
+    assert!(host.persisted.is_empty(), "a proposal went into a slot before the turn's end");
+    driver.end_turn(&mut host);
+    assert!(!driver.turn_pending());
+    assert!(!host.persisted.is_empty(), "the turn's end proposed nothing");
+    sync(&mut driver, &mut host);
+    let payloads: Vec<u8> = host.executed.iter().flat_map(|e| e.1.iter().map(|p| p[0])).collect();
+    assert_eq!(payloads, [10, 11, 12]);
+    assert_eq!(host.executed.len(), 1, "one slot for the turn");
+    assert_eq!(host.executed[0].2, [Some(10), Some(11), Some(12)]);
+    // Ending a turn in which nothing was proposed steps nothing.
+    driver.end_turn(&mut host);
+    assert!(host.persisted.is_empty() && host.sent.is_empty());
+}
+
+/// Replica 1 of {1, 2, 3}, alone, refuses the request it is handed (it is nobody's primary);
+/// then replica 2, as primary, has it accept and commit a batch holding that very request,
+/// which it executes. `before` runs on the driver before the proposal, `after` between the
+/// refusal and the execution. Returns the contract breaks reported.
+fn refuse_then_execute(before: bool, after: Option<bool>) -> Vec<String> {
+    let mut driver = Driver::new(Config::new(1, [1, 2, 3]), Recovered::default(), 4);
+    let mut host = Recorder::default();
+    driver.set_checking(before);
+    let id = driver.propose(Bytes::from_static(b"x"), false, 5, &mut host);
+    assert_eq!(host.refused.len(), 1, "refused: not primary");
+    if let Some(on) = after {
+        driver.set_checking(on);
+    }
+    let ballot = Ballot::new(1, ReplicaId(2));
+    let request = Request { id, payload: Bytes::from_static(b"x") };
+    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request]) }];
+    let from_2 = |body| Input::Receive(Message { from: ReplicaId(2), to: ReplicaId(1), body });
+    driver.step(from_2(Body::Accept { ballot, commit: Slot::ZERO, entries }), &mut host);
+    sync(&mut driver, &mut host);
+    driver.step(from_2(Body::Heartbeat { ballot, commit: Slot(1), round: 1 }), &mut host);
+    sync(&mut driver, &mut host);
+    assert_eq!(host.executed.len(), 1, "slot 1 executed");
+    assert_eq!(host.executed[0].2, [None], "the refused request's caller was answered already");
+    host.broken
+}
+
+#[test]
+fn a_refused_request_that_executes_breaks_the_contract_while_checking() {
+    let broken = refuse_then_execute(true, None);
+    assert!(broken.len() == 1 && broken[0].contains("then executed"), "{broken:?}");
+    // Turning checking on again forgets no refusal.
+    let broken = refuse_then_execute(true, Some(true));
+    assert!(broken.len() == 1 && broken[0].contains("then executed"), "{broken:?}");
+    // Checking off (the runtime's setting) keeps no refused id, so nothing is reported.
+    assert_eq!(refuse_then_execute(false, None), Vec::<String>::new());
+    assert_eq!(refuse_then_execute(true, Some(false)), Vec::<String>::new());
+}
+
+/// A host that keeps `Host::contract_broken`'s default.
+struct Plain;
+
+impl Host<u32> for Plain {
+    fn send(&mut self, _to: ReplicaId, _msg: Message) {}
+    fn persist(&mut self, _seq: u64, _write: Write) {}
+    fn load_log(&mut self, _token: u64, _from: Slot, _to: Slot) {}
+    fn execute(&mut self, _slot: Slot, _value: Value, _callers: Vec<Option<u32>>) {}
+    fn read(&mut self, _caller: u32, _query: Bytes) {}
+    fn refused(&mut self, _caller: u32, _reason: Refusal) {}
+}
+
+#[test]
+#[should_panic(expected = "core contract broken")]
+fn by_default_a_broken_contract_panics() {
+    // A proposal handed to the core past the driver: its refusal answers a request the
+    // driver never took.
+    let mut driver = Driver::new(Config::new(1, [1, 2, 3]), Recovered::default(), 1);
+    let id = RequestId { proposer: ReplicaId(1), incarnation: 9, seq: 1 };
+    let input = Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false };
+    driver.step(input, &mut Plain);
+}
+
+#[test]
+fn each_membership_operation_is_answered_with_the_id_it_was_given() {
+    // Two operations the lone primary refuses at once: neither replica is a member.
+    let (mut driver, mut host) = lone_primary();
+    let first = driver.reconfigure(MembershipOp::Promote { id: ReplicaId(5) }, &mut host);
+    let second = driver.reconfigure(MembershipOp::Remove { id: ReplicaId(6) }, &mut host);
+    assert_ne!(first, second, "two operations, one id");
+    let unknown = |id| Err(ReconfigRefusal::UnknownMember { id: ReplicaId(id) });
+    assert_eq!(host.reconfigured, [(first, unknown(5)), (second, unknown(6))]);
+}
+
+#[test]
+fn a_refusal_of_a_request_not_waiting_names_whose_request_it_was() {
+    // Proposals handed to the core past the driver, whose refusals answer requests the
+    // driver is not waiting for: its own id (this replica, this incarnation: answered
+    // twice?) or an id it could never have given out.
+    let broken = |proposer: u32, incarnation: u64| {
+        let mut driver = Driver::new(Config::new(1, [1, 2, 3]), Recovered::default(), 4);
+        let mut host = Recorder::default();
+        let id = RequestId { proposer: ReplicaId(proposer), incarnation, seq: 1 };
+        let input = Input::Propose { id, payload: Bytes::from_static(b"x"), exclusive: false };
+        driver.step(input, &mut host);
+        assert!(host.refused.is_empty(), "a refusal answered no caller");
+        assert_eq!(host.broken.len(), 1, "{:?}", host.broken);
+        host.broken.remove(0)
+    };
+    assert!(broken(1, 4).contains("which is not waiting (answered twice?)"));
+    assert!(broken(2, 4).contains("a request it never took"));
+    assert!(broken(1, 3).contains("a request it never took"));
 }
