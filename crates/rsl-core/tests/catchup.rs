@@ -297,3 +297,28 @@ fn a_reply_that_helps_is_followed_at_once_by_the_next_request_to_the_same_peer()
 fn chosen_at(ballot: rsl_core::Ballot, slots: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
     slots.map(|s| LogEntry { slot: Slot(s), ballot, value: batch(s) }).collect()
 }
+
+/// The cap on executed entries in memory applies when entries execute: replica 1, with room
+/// for two, executes slots 1 and 2 (both stay), then accepts slots 3 and 4 without executing
+/// anything, and keeps all four until something executes; executing slot 3 then drops the
+/// executed entries beyond the cap. (The seventh mutation run kept `executed >
+/// executed_before` to `>=` in `execute_chosen`, which prunes at every step: this pins the
+/// schedule, so that a follower keeps the entries a lagging peer is most likely to ask for
+/// until the log moves on.)
+#[test]
+fn executed_entries_beyond_the_cap_are_dropped_when_more_execute_not_at_an_accept() {
+    let mut config = Config::new(1, [1, 2, 3]);
+    (config.pipeline_slots_max, config.log_memory_entries_max) = (2, 2);
+    let mut r = Replica::new(config, Recovered::default());
+    let memory = |r: &Replica| r.memory_log().map(|(s, ..)| s.0).collect::<Vec<u64>>();
+    let entries = (1..=2).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot(2), entries }));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(2), round: 1 }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(2), vec![1, 2]));
+    let entries = (3..=4).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
+    step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot(2), entries }));
+    assert_eq!((r.status().executed, memory(&r)), (Slot(2), vec![1, 2, 3, 4]));
+    step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 2 }));
+    assert_eq!(r.status().executed, Slot(3));
+    assert!(memory(&r).len() < 4, "nothing dropped at the execution: {:?}", memory(&r));
+}
