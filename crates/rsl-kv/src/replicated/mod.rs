@@ -176,13 +176,13 @@ impl ReplicatedEngine {
                 // One future per request, which leaves its part only on a refusal (most are
                 // answered by the batch: no retry state set up for them).
                 EngineReply::new(async move {
-                    let first = match part.await {
-                        Some(Ok(reply)) => return Ok(reply),
-                        Some(Err(e)) => inner.refused(kind, e),
-                        None => return Err(EngineError::Dropped),
-                    };
-                    let first: AttemptFuture = Box::pin(std::future::ready(first));
-                    inner.execute(kind, request, first, me).await
+                    match inner.part_attempt(kind, part.await) {
+                        Attempt::Done(outcome) => outcome,
+                        refused => {
+                            let first: AttemptFuture = Box::pin(std::future::ready(refused));
+                            inner.execute(kind, request, first, me).await
+                        }
+                    }
                 })
             })
             .collect()
@@ -427,13 +427,7 @@ impl Inner {
             .into_iter()
             .map(|part| {
                 let inner = Arc::clone(self);
-                Box::pin(async move {
-                    match part.await {
-                        Some(Ok(reply)) => Attempt::Done(Ok(reply)),
-                        Some(Err(e)) => inner.refused(kind, e),
-                        None => Attempt::Done(Err(EngineError::Dropped)),
-                    }
-                }) as AttemptFuture
+                Box::pin(async move { inner.part_attempt(kind, part.await) }) as AttemptFuture
             })
             .collect()
     }
@@ -454,6 +448,16 @@ impl Inner {
             }
         });
         crate::engine::split(batch, n)
+    }
+
+    /// What a request's part of a run's outcome means for it: done, or refused (then
+    /// [`Inner::refused`] says whether and where to try again).
+    fn part_attempt(&self, kind: Kind, part: Option<Result<Bytes, ReplicateError>>) -> Attempt {
+        match part {
+            Some(Ok(reply)) => Attempt::Done(Ok(reply)),
+            Some(Err(e)) => self.refused(kind, e),
+            None => Attempt::Done(Err(EngineError::Dropped)),
+        }
     }
 
     /// A read from this replica's own state, whatever its role (`kv.reads = "local"`).
