@@ -14,6 +14,8 @@
 //! (`step_down`); requests already placed in a slot wait for that slot to execute, and are
 //! refused as superseded if the executed value lacks them.
 
+use std::collections::BTreeMap;
+
 use crate::io::{Action, Notification, Refusal, Write};
 use crate::message::{body_len, entry_len, Body, Packer};
 use crate::replica::{Entry, Replica, Role};
@@ -22,6 +24,22 @@ use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
 /// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
 /// retries on its next tick).
 const LOADS_PENDING_MAX: usize = 64;
+
+/// Reads of the log in a row that fail to give back the same slot before this replica
+/// serves it from a checkpoint instead (one failed read may be a passing fault).
+const UNREADABLE_BEFORE_CHECKPOINT: u32 = 2;
+
+/// Reads of the log waiting to answer catch-up requests, and the slot they failed to read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Loads {
+    /// Each read's token: the requester and the first slot it asked for.
+    pending: BTreeMap<u64, (ReplicaId, Slot)>,
+    /// The first slot asked for that the last reads failed to give back, and how many
+    /// failed in a row.
+    unreadable: Option<(Slot, u32)>,
+    /// The tick this replica last asked for a checkpoint to replace a slot its log lost.
+    repair_asked: Option<u64>,
+}
 
 impl Replica {
     /// The primary at `ballot` says every slot up to `commit` is chosen.
@@ -244,10 +262,10 @@ impl Replica {
         if from <= self.mem_base {
             let token = self.next_token;
             self.next_token += 1;
-            if self.loads.len() >= LOADS_PENDING_MAX {
-                self.loads.pop_first();
+            if self.loads.pending.len() >= LOADS_PENDING_MAX {
+                self.loads.pending.pop_first();
             }
-            self.loads.insert(token, requester);
+            self.loads.pending.insert(token, (requester, from));
             out.push(Action::LoadLog { token, from, to });
             return;
         }
@@ -277,10 +295,15 @@ impl Replica {
         entries: Vec<LogEntry>,
         out: &mut Vec<Action>,
     ) {
-        let Some(requester) = self.loads.remove(&token) else {
+        let Some((requester, from)) = self.loads.pending.remove(&token) else {
             self.counters.dropped += 1;
             return;
         };
+        if entries.first().is_some_and(|e| e.slot == from) {
+            self.loads.unreadable = None;
+        } else {
+            self.log_lost(requester, from, out);
+        }
         let commit = self.commit;
         let mut packer = self.catchup_packer(commit);
         let entries: Vec<LogEntry> = entries
@@ -289,6 +312,38 @@ impl Replica {
             .take_while(|e| packer.take(entry_len(e)))
             .collect();
         self.send(requester, Body::CatchupReply { commit, entries }, out);
+    }
+
+    /// The log failed to give back `from`, a slot this replica executed (every read of the
+    /// log starts at or below the executed point), for `requester`. Read failures that last
+    /// (a record the disk damaged after it was written) would leave the requester asking
+    /// forever if no other peer holds the slot: with two replicas, or when every copy was
+    /// damaged, nobody does. The executed state holds it, though: after a few failed reads
+    /// this replica sends its newest checkpoint if that covers the slot, and otherwise asks
+    /// for one of its state as executed now (once per election timeout), which the next
+    /// request's failed read then sends (found by the simulator, seed 86500434: a follower
+    /// of a two-replica cluster stuck 1,400 slots behind a primary whose record of the slot
+    /// after its commit point was corrupt).
+    fn log_lost(&mut self, requester: ReplicaId, from: Slot, out: &mut Vec<Action>) {
+        let failed = match self.loads.unreadable {
+            Some((slot, n)) if slot == from => n + 1,
+            _ => 1,
+        };
+        self.loads.unreadable = Some((from, failed));
+        if failed < UNREADABLE_BEFORE_CHECKPOINT || from > self.executed {
+            return;
+        }
+        if self.checkpoint >= from {
+            out.push(Action::SendCheckpoint { to: requester });
+            return;
+        }
+        let every = u64::from(self.config.election_ticks_max);
+        if self.loads.repair_asked.is_none_or(|t| self.now >= t + every) {
+            self.loads.repair_asked = Some(self.now);
+            self.checkpoint_asked = self.executed;
+            let (slot, membership) = (self.executed, self.membership.clone());
+            out.push(Action::TakeCheckpoint { slot, membership });
+        }
     }
 
     /// Fills one catch-up reply: at most `catchup_entries_max` entries and the message limit

@@ -209,6 +209,42 @@ fn each_read_of_the_log_answers_its_own_requester_and_64_wait_at_most() {
     assert_eq!(r.status().counters.dropped, dropped_before + 66, "reads not dropped");
 }
 
+/// Replica 1 of [`follower_with_two_entries_in_memory`] executed slots 1 to 3 and holds only
+/// 3 and 4 in memory; its log cannot give slot 1 back (a record damaged after it was
+/// written). One failed read answers the requester empty-handed (the fault may pass); the
+/// second in a row asks for a checkpoint of the state as executed (slot 3), once per
+/// election timeout; once that is saved, the next failed read sends it. A read that gives
+/// the slot back starts the count again. Seed 86500434 of the default swarm: with two
+/// replicas nobody else held the slot, and the follower asked for it 1,400 ticks long.
+#[test]
+fn a_slot_the_log_cannot_read_back_is_served_from_a_checkpoint() {
+    let mut r = follower_with_two_entries_in_memory();
+    let ask = |r: &mut Replica, entries: Vec<LogEntry>| {
+        let out = step(r, from(2, Body::CatchupRequest { from: Slot(1), to: Slot(1) }));
+        let [Action::LoadLog { token, .. }] = out.as_slice() else { panic!("{out:?}") };
+        let out = step(r, Input::LogLoaded { token: *token, entries });
+        let replied = sent_to(&out)
+            .iter()
+            .any(|(to, m)| *to == 2 && matches!(m, Body::CatchupReply { commit: Slot(3), .. }));
+        assert!(replied, "the requester got no reply: {out:?}");
+        out.into_iter().filter(|a| !matches!(a, Action::Send { .. })).collect::<Vec<Action>>()
+    };
+    let slot1 = vec![LogEntry { slot: Slot(1), ballot: b(1, 2), value: batch(1) }];
+    assert!(ask(&mut r, Vec::new()).is_empty(), "one failed read is enough");
+    assert!(ask(&mut r, slot1).is_empty());
+    assert!(ask(&mut r, Vec::new()).is_empty(), "a read that worked did not reset the count");
+    let taken = ask(&mut r, Vec::new());
+    assert!(
+        matches!(taken.as_slice(), [Action::TakeCheckpoint { slot: Slot(3), .. }]),
+        "no checkpoint of the executed state asked for: {taken:?}"
+    );
+    assert!(ask(&mut r, Vec::new()).is_empty(), "a checkpoint asked again at once");
+    step(&mut r, Input::CheckpointSaved { slot: Slot(3) });
+    let sent = ask(&mut r, Vec::new());
+    let to_requester = |a: &[Action]| matches!(a, [Action::SendCheckpoint { to }] if to.0 == 2);
+    assert!(to_requester(&sent), "the checkpoint covering slot 1 was not sent: {sent:?}");
+}
+
 /// Replica 1 follows primary 2, holds slots 1 to 4 (room for two entries in memory,
 /// `catchup_entries_max` 2) and executes slot 1, then slots 2 and 3: slots 3 and 4 remain in
 /// memory.
