@@ -14,32 +14,11 @@
 //! (`step_down`); requests already placed in a slot wait for that slot to execute, and are
 //! refused as superseded if the executed value lacks them.
 
-use std::collections::BTreeMap;
-
 use crate::io::{Action, Notification, Refusal, Write};
+use crate::loads::{LOADS_PENDING_MAX, UNREADABLE_BEFORE_CHECKPOINT};
 use crate::message::{body_len, entry_len, Body, Packer};
 use crate::replica::{Entry, Replica, Role};
 use crate::types::{Ballot, LogEntry, ReplicaId, Slot, Value};
-
-/// Catch-up answers that wait for `LoadLog` (older requests are forgotten; the requester
-/// retries on its next tick).
-const LOADS_PENDING_MAX: usize = 64;
-
-/// Reads of the log in a row that fail to give back the same slot before this replica
-/// serves it from a checkpoint instead (one failed read may be a passing fault).
-const UNREADABLE_BEFORE_CHECKPOINT: u32 = 2;
-
-/// Reads of the log waiting to answer catch-up requests, and the slot they failed to read.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Loads {
-    /// Each read's token: the requester and the first slot it asked for.
-    pending: BTreeMap<u64, (ReplicaId, Slot)>,
-    /// The first slot asked for that the last reads failed to give back, and how many
-    /// failed in a row.
-    unreadable: Option<(Slot, u32)>,
-    /// The tick this replica last asked for a checkpoint to replace a slot its log lost.
-    repair_asked: Option<u64>,
-}
 
 impl Replica {
     /// The primary at `ballot` says every slot up to `commit` is chosen.

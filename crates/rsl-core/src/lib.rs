@@ -50,6 +50,7 @@ mod invariants;
 pub mod io;
 mod learner;
 pub mod limits;
+mod loads;
 pub mod message;
 mod primary;
 mod rebuild;

@@ -347,7 +347,7 @@ pub struct Replica {
     /// asked for (its sender may be unable to read them back): the peer after that sender in
     /// id order, in place of the primary or the hint's source, until some peer helps.
     pub(crate) catchup_next: Option<ReplicaId>,
-    pub(crate) loads: crate::learner::Loads,
+    pub(crate) loads: crate::loads::Loads,
     pub(crate) next_token: u64,
     pub(crate) checkpoint_asked: Slot,
     pub(crate) commit_persisted: Slot,
@@ -447,7 +447,7 @@ impl Replica {
             catchup_sent: None,
             probe_sent: 0,
             catchup_next: None,
-            loads: crate::learner::Loads::default(),
+            loads: crate::loads::Loads::default(),
             next_token: 1,
             checkpoint_asked: recovered.checkpoint,
             commit_persisted: recovered.commit,
