@@ -24,6 +24,7 @@
 //! ([`crate::admin::status_fields`]).
 
 mod admin;
+mod read_index;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,6 +47,7 @@ use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
 use crate::server::Clock;
+use read_index::Coalescer;
 
 /// What a replicated engine needs besides its replica.
 #[derive(Clone)]
@@ -85,6 +87,16 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// The hub of the node's machine.
     hub: Hub,
+    /// Linearizable reads served here by read index while another replica is primary, and
+    /// this replica's writes held behind them (module `read_index`).
+    reads: Arc<Coalescer<Run>>,
+}
+
+/// A run of plain reads served by read index: its requests, and where its first tries go
+/// once its call answered (each with the replica it was tried at, for the retries).
+struct Run {
+    requests: Vec<Bytes>,
+    deliver: tokio::sync::oneshot::Sender<Vec<(AttemptFuture, Option<u32>)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -104,13 +116,27 @@ impl ReplicatedEngine {
     /// An engine over `node`, whose machine delivers to `hub` ([`crate::KvMachine::with_hub`]).
     pub fn with_hub(node: Arc<Node>, options: ReplicatedOptions, hub: Hub) -> ReplicatedEngine {
         assert!(options.clients.contains_key(&node.id()), "this replica has a client address");
-        let inner = Arc::new(Inner {
-            id: node.id(),
-            view: node.watch(),
-            node,
-            options,
-            runtime: tokio::runtime::Handle::current(),
-            hub,
+        let runtime = tokio::runtime::Handle::current();
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let (asker, handler) = (weak.clone(), weak.clone());
+            let ask: read_index::Ask = Box::new(move || match asker.upgrade() {
+                Some(inner) => inner.ask_read_index(),
+                None => Box::pin(std::future::ready(None)),
+            });
+            let hand_over: read_index::HandOver<Run> = Box::new(move |index, runs| {
+                if let Some(inner) = handler.upgrade() {
+                    inner.hand_over(index, runs);
+                }
+            });
+            Inner {
+                id: node.id(),
+                view: node.watch(),
+                node,
+                options,
+                runtime: runtime.clone(),
+                hub,
+                reads: Arc::new(Coalescer::new(ask, hand_over, runtime)),
+            }
         });
         // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.
         let weak = Arc::downgrade(&inner);
@@ -198,6 +224,7 @@ impl ReplicatedEngine {
         let mut replies = Vec::with_capacity(requests.len());
         let mut run: Vec<(Kind, Bytes)> = Vec::new();
         let mut run_bytes = forward::BATCH_HEADER_BYTES;
+        let mut reads: Vec<Bytes> = Vec::new();
         for s in requests {
             if !s.logged && local_reads {
                 self.flush_forwarded(primary, &mut run, &mut replies);
@@ -205,7 +232,17 @@ impl ReplicatedEngine {
                 replies.push(self.read(s.request));
                 continue;
             }
-            let kind = if s.logged { Kind::Write } else { Kind::Read };
+            if !s.logged {
+                // A plain read: served here by read index, with the reads next to it.
+                self.flush_forwarded(primary, &mut run, &mut replies);
+                run_bytes = forward::BATCH_HEADER_BYTES;
+                reads.push(s.request);
+                continue;
+            }
+            if !reads.is_empty() {
+                replies.extend(self.read_by_index(std::mem::take(&mut reads)));
+            }
+            let kind = Kind::Write;
             let size = forward::BATCH_MEMBER_BYTES + s.request.len();
             if run_bytes + size > forward::BATCH_BYTES_MAX {
                 self.flush_forwarded(primary, &mut run, &mut replies);
@@ -214,8 +251,46 @@ impl ReplicatedEngine {
             run_bytes += size;
             run.push((kind, s.request));
         }
+        if !reads.is_empty() {
+            replies.extend(self.read_by_index(reads));
+        }
         self.flush_forwarded(primary, &mut run, &mut replies);
         replies
+    }
+
+    /// A run of plain reads at a replica that follows another primary: served here at the
+    /// primary's read index, asked for after the run arrived (module `read_index`). One reply
+    /// per read, in order; a read refused (not served) tries again as any read does.
+    fn read_by_index(&self, requests: Vec<Bytes>) -> Vec<EngineReply> {
+        let (deliver, delivered) = tokio::sync::oneshot::channel();
+        let n = requests.len();
+        let parts = crate::engine::split(async move { delivered.await.unwrap_or_default() }, n);
+        let replies = parts
+            .into_iter()
+            .zip(&requests)
+            .map(|(part, request)| {
+                let (inner, request) = (Arc::clone(&self.inner), request.clone());
+                EngineReply::new(async move {
+                    match part.await {
+                        Some((first, target)) => {
+                            inner.execute(Kind::Read, request, first, target).await
+                        }
+                        None => Err(EngineError::Dropped),
+                    }
+                })
+            })
+            .collect();
+        self.inner.reads.join(Run { requests, deliver });
+        replies
+    }
+
+    /// Whether a linearizable read here is served by read index: this replica follows
+    /// another primary it knows.
+    fn reads_by_index(&self) -> bool {
+        let seen = *self.inner.view.borrow();
+        self.inner.options.reads == Reads::Linearizable
+            && seen.role != Some(Role::Primary)
+            && seen.primary.is_some_and(|p| p != self.inner.id)
     }
 
     /// Sends `run` to `primary` (a single request as a single call, so that one too large to
@@ -232,10 +307,7 @@ impl ReplicatedEngine {
             return;
         }
         let kinds: Vec<Kind> = members.iter().map(|(kind, _)| *kind).collect();
-        let node = &self.inner.node;
-        let wait = node.call_timeout();
-        let call = node.call_peer(primary, forward::encode_batch_call(&members), wait);
-        let answers = forward::await_batch_answer(kinds, primary, call, node.watch());
+        let answers = self.inner.send_batch_call(primary, &members, kinds);
         let parts = crate::engine::split(answers, members.len());
         for (part, (kind, request)) in parts.into_iter().zip(members) {
             let inner = Arc::clone(&self.inner);
@@ -307,6 +379,10 @@ impl Engine for ReplicatedEngine {
             let inner = Arc::clone(&self.inner);
             let read = started(async move { inner.read_local(request).await });
             return EngineReply::new(read);
+        }
+        if self.reads_by_index() {
+            let mut reply = self.read_by_index(vec![request]);
+            return reply.pop().expect("one reply");
         }
         self.submit(Kind::Read, request)
     }
@@ -407,15 +483,135 @@ impl Inner {
         let seen = *self.view.borrow();
         let known = if seen.role == Some(Role::Primary) { Some(self.id) } else { seen.primary };
         let target = hint.or(known);
-        let attempt = match target {
-            Some(p) if p == self.id => {
-                let inner = Arc::clone(self);
-                started(async move { inner.local(kind, request).await })
+        let inner = Arc::clone(self);
+        let start = move || -> AttemptFuture {
+            match target {
+                Some(p) if p == inner.id => {
+                    let me = Arc::clone(&inner);
+                    started(async move { me.local(kind, request).await })
+                }
+                Some(p) => inner.send_forward(p, kind, &request),
+                None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
             }
-            Some(p) => self.send_forward(p, kind, &request),
-            None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
+        };
+        let attempt = match kind {
+            // Behind the reads this replica serves by read index that arrived before it.
+            Kind::Write => self.write_in_order(start, || Attempt::Done(Err(EngineError::Dropped))),
+            Kind::Read => start(),
         };
         (attempt, target)
+    }
+
+    /// Starts a write with `start` once every run of reads that arrived before it has been
+    /// handed over (at once, in the usual case of none: module `read_index`); `dropped` is
+    /// its outcome should the engine go first.
+    fn write_in_order<T: Send + 'static>(
+        &self,
+        start: impl FnOnce() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static,
+        dropped: impl FnOnce() -> T + Send + 'static,
+    ) -> Pin<Box<dyn Future<Output = T> + Send>> {
+        match self.reads.in_order(start) {
+            Ok(started) => started,
+            Err(later) => Box::pin(async move {
+                match later.await {
+                    Ok(started) => started.await,
+                    Err(_) => dropped(),
+                }
+            }),
+        }
+    }
+
+    /// Sends `members` to `primary` as one batch call (behind this replica's earlier runs of
+    /// reads if it carries a write) and resolves to each member's attempt.
+    fn send_batch_call(
+        self: &Arc<Self>,
+        primary: u32,
+        members: &[(Kind, Bytes)],
+        kinds: Vec<Kind>,
+    ) -> Pin<Box<dyn Future<Output = Vec<Attempt>> + Send>> {
+        let (node, call) = (Arc::clone(&self.node), forward::encode_batch_call(members));
+        let n = kinds.len();
+        let writes = kinds.contains(&Kind::Write);
+        let start = move || -> Pin<Box<dyn Future<Output = Vec<Attempt>> + Send>> {
+            let call = node.call_peer(primary, call, node.call_timeout());
+            Box::pin(forward::await_batch_answer(kinds, primary, call, node.watch()))
+        };
+        if !writes {
+            return start();
+        }
+        let dropped = move || (0..n).map(|_| Attempt::Done(Err(EngineError::Dropped))).collect();
+        self.write_in_order(start, dropped)
+    }
+
+    /// Sends a read-index call to the primary this replica follows (module `read_index`).
+    fn ask_read_index(&self) -> read_index::IndexFuture {
+        let seen = *self.view.borrow();
+        let primary = seen.primary.filter(|&p| p != self.id && seen.role != Some(Role::Primary));
+        let Some(primary) = primary else { return Box::pin(std::future::ready(None)) };
+        let call =
+            self.node.call_peer(primary, forward::read_index_call(), self.node.call_timeout());
+        Box::pin(forward::await_read_index(primary, call, self.node.watch()))
+    }
+
+    /// Hands runs of reads over with their call's answer: with an index, each run to the
+    /// executor in one message (`Node::read_batch` at `AtLeast(index)`); without one, to the
+    /// primary as reads (a batch call per run), as before read index.
+    fn hand_over(self: &Arc<Self>, index: Option<u64>, runs: Vec<Run>) {
+        for Run { requests, deliver } in runs {
+            let n = requests.len();
+            let firsts: Vec<(AttemptFuture, Option<u32>)> = match index {
+                Some(index) => {
+                    let node = Arc::clone(&self.node);
+                    let consistency = ReadConsistency::AtLeast(index);
+                    let batch =
+                        started(async move { node.read_batch(requests, consistency).await });
+                    crate::engine::split(batch, n)
+                        .into_iter()
+                        .map(|part| {
+                            let inner = Arc::clone(self);
+                            let first: AttemptFuture =
+                                Box::pin(async move { inner.part_attempt(Kind::Read, part.await) });
+                            (first, None)
+                        })
+                        .collect()
+                }
+                None => self.reads_to_primary(requests),
+            };
+            let _ = deliver.send(firsts);
+        }
+    }
+
+    /// A run of reads with no read index: to the primary as it would have gone before read
+    /// index (a batch call, or a single request's first try).
+    fn reads_to_primary(
+        self: &Arc<Self>,
+        requests: Vec<Bytes>,
+    ) -> Vec<(AttemptFuture, Option<u32>)> {
+        let seen = *self.view.borrow();
+        let primary = seen.primary.filter(|&p| p != self.id && seen.role != Some(Role::Primary));
+        let fits =
+            forward::batch_call_bytes(requests.iter().map(Bytes::len)) <= forward::BATCH_BYTES_MAX;
+        match primary {
+            Some(p) if requests.len() >= 2 && fits => {
+                let members: Vec<(Kind, Bytes)> =
+                    requests.into_iter().map(|r| (Kind::Read, r)).collect();
+                let kinds = vec![Kind::Read; members.len()];
+                let answers = self.send_batch_call(p, &members, kinds);
+                crate::engine::split(answers, members.len())
+                    .into_iter()
+                    .map(|part| {
+                        let first: AttemptFuture = Box::pin(async move {
+                            part.await.unwrap_or(Attempt::Done(Err(EngineError::Dropped)))
+                        });
+                        (first, Some(p))
+                    })
+                    .collect()
+            }
+            _ => requests
+                .into_iter()
+                .map(|request| self.start_attempt(Kind::Read, request, None))
+                .collect(),
+        }
     }
 
     /// Hands a run of requests of one kind to the local replica at once, before this
@@ -441,12 +637,22 @@ impl Inner {
     ) -> Vec<crate::engine::SplitPart<Result<Bytes, ReplicateError>>> {
         let n = requests.len();
         let node = Arc::clone(&self.node);
-        let batch = started(async move {
-            match kind {
-                Kind::Write => node.replicate_batch(requests).await,
-                Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
-            }
-        });
+        let start = move || {
+            started(async move {
+                match kind {
+                    Kind::Write => node.replicate_batch(requests).await,
+                    Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
+                }
+            })
+        };
+        let batch = match kind {
+            // Behind any run of reads served by read index that arrived first (this replica
+            // followed another primary until a moment ago).
+            Kind::Write => self.write_in_order(start, move || {
+                (0..n).map(|_| Err(ReplicateError::ShuttingDown)).collect()
+            }),
+            Kind::Read => start(),
+        };
         crate::engine::split(batch, n)
     }
 
@@ -523,6 +729,12 @@ impl Inner {
     /// local try starts before this returns (on the transport's thread, in the order the
     /// member sent its requests); the rest runs on the engine's runtime.
     fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
+        if forward::is_read_index_call(&call) {
+            let seen = *self.view.borrow();
+            let primary = if seen.role == Some(Role::Primary) { None } else { seen.primary };
+            let answer = forward::encode_read_index_answer(self.node.read_index(), primary);
+            return responder.respond(answer);
+        }
         if let Some(members) = forward::decode_batch_call(&call) {
             return self.forwarded_batch(from, members, responder);
         }
