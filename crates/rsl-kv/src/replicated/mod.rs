@@ -6,7 +6,9 @@
 //! connected to: fast, possibly stale, never forwarded). Any replica accepts any command:
 //! when the local replica is not the primary, the request (already encoded by the server) is
 //! forwarded to the primary as a call between members over the replicas' own authenticated
-//! transport ([`crate::forward`]); no client can forward.
+//! transport ([`crate::forward`]); no client can forward. Plain reads are the exception: a
+//! follower serves them itself at the primary's read index, asked for after they arrived
+//! (module `read_index`), and holds its writes behind them.
 //!
 //! Retries: a request that found no primary (an election in progress), a deposed one, or a
 //! superseded slot (none of which executed it) tries again when the replica's view of the
