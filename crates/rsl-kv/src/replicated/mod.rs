@@ -94,11 +94,30 @@ struct Inner {
     reads: Arc<Coalescer<Run>>,
 }
 
-/// A run of plain reads served by read index: its requests, and where its first tries go
-/// once its call answered (each with the replica it was tried at, for the retries).
+/// A run of plain reads served by read index: its requests, and where its first try goes
+/// once its call answered.
 struct Run {
     requests: Vec<Bytes>,
-    deliver: tokio::sync::oneshot::Sender<Vec<(AttemptFuture, Option<u32>)>>,
+    deliver: tokio::sync::oneshot::Sender<Delivered>,
+}
+
+/// A run's first try, once its call answered.
+enum Delivered {
+    /// At the executor, at the index (`Node::read_batch`): one outcome per read, in order.
+    Index(Pin<Box<dyn Future<Output = Vec<ReadOutcome>> + Send>>),
+    /// Without an index, at the primary: each read's first try and where it went.
+    Tries(Vec<(AttemptFuture, Option<u32>)>),
+}
+
+/// A read's outcome at the replica.
+type ReadOutcome = Result<Bytes, ReplicateError>;
+
+/// One read's first try of a run served by read index.
+enum First {
+    /// Its outcome at the executor.
+    Outcome(ReadOutcome),
+    /// Its try at the primary, and which replica that was.
+    Try(AttemptFuture, Option<u32>),
 }
 
 impl std::fmt::Debug for Inner {
@@ -266,19 +285,36 @@ impl ReplicatedEngine {
     fn read_by_index(&self, requests: Vec<Bytes>) -> Vec<EngineReply> {
         let (deliver, delivered) = tokio::sync::oneshot::channel();
         let n = requests.len();
-        let parts = crate::engine::split(async move { delivered.await.unwrap_or_default() }, n);
-        let replies = parts
+        let firsts = async move {
+            match delivered.await {
+                Ok(Delivered::Index(batch)) => {
+                    batch.await.into_iter().map(First::Outcome).collect()
+                }
+                Ok(Delivered::Tries(tries)) => {
+                    tries.into_iter().map(|(first, at)| First::Try(first, at)).collect()
+                }
+                Err(_) => Vec::new(),
+            }
+        };
+        // One future per read, which sets up a retry only if its read was refused (most are
+        // answered by the executor).
+        let replies = crate::engine::split(firsts, n)
             .into_iter()
             .zip(&requests)
             .map(|(part, request)| {
                 let (inner, request) = (Arc::clone(&self.inner), request.clone());
                 EngineReply::new(async move {
-                    match part.await {
-                        Some((first, target)) => {
-                            inner.execute(Kind::Read, request, first, target).await
+                    let (first, target): (AttemptFuture, _) = match part.await {
+                        Some(First::Outcome(outcome)) => {
+                            match inner.part_attempt(Kind::Read, Some(outcome)) {
+                                Attempt::Done(outcome) => return outcome,
+                                refused => (Box::pin(std::future::ready(refused)), None),
+                            }
                         }
-                        None => Err(EngineError::Dropped),
-                    }
+                        Some(First::Try(first, target)) => (first, target),
+                        None => return Err(EngineError::Dropped),
+                    };
+                    inner.execute(Kind::Read, request, first, target).await
                 })
             })
             .collect();
@@ -560,26 +596,17 @@ impl Inner {
     /// primary as reads (a batch call per run), as before read index.
     fn hand_over(self: &Arc<Self>, index: Option<u64>, runs: Vec<Run>) {
         for Run { requests, deliver } in runs {
-            let n = requests.len();
-            let firsts: Vec<(AttemptFuture, Option<u32>)> = match index {
+            let first = match index {
                 Some(index) => {
                     let node = Arc::clone(&self.node);
                     let consistency = ReadConsistency::AtLeast(index);
-                    let batch =
-                        started(async move { node.read_batch(requests, consistency).await });
-                    crate::engine::split(batch, n)
-                        .into_iter()
-                        .map(|part| {
-                            let inner = Arc::clone(self);
-                            let first: AttemptFuture =
-                                Box::pin(async move { inner.part_attempt(Kind::Read, part.await) });
-                            (first, None)
-                        })
-                        .collect()
+                    Delivered::Index(started(async move {
+                        node.read_batch(requests, consistency).await
+                    }))
                 }
-                None => self.reads_to_primary(requests),
+                None => Delivered::Tries(self.reads_to_primary(requests)),
             };
-            let _ = deliver.send(firsts);
+            let _ = deliver.send(first);
         }
     }
 
