@@ -418,6 +418,13 @@ impl Node {
         Some(index.max(self.shared.executed.load(std::sync::atomic::Ordering::Acquire)))
     }
 
+    /// The last slot this replica's executor has executed (or installed from a checkpoint):
+    /// a [`Node::read_batch`] at [`ReadConsistency::AtLeast`] of it or below is served at
+    /// once. One atomic load.
+    pub fn executed(&self) -> u64 {
+        self.shared.executed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The slot a linearizable read starting now must wait for, if this replica is a primary
     /// holding its lease now (as the consensus thread last published it).
     fn lease_index(&self, mode: ReadMode) -> Option<u64> {

@@ -28,6 +28,7 @@ impl Inner {
             ("rsl_read_index_calls_total", count(&counts.calls)),
             ("rsl_read_index_runs_total", count(&counts.runs)),
             ("rsl_read_index_fallbacks_total", count(&counts.fallbacks)),
+            ("rsl_read_index_behind_total", count(&counts.behind)),
             ("rsl_read_index_held_writes_total", count(&counts.held)),
         ]);
         fields

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -595,8 +596,16 @@ impl Inner {
     /// executor in one message (`Node::read_batch` at `AtLeast(index)`); without one, to the
     /// primary as reads (a batch call per run), as before read index.
     fn hand_over(self: &Arc<Self>, index: Option<u64>, runs: Vec<Run>) {
+        // A follower behind the index would wait for it: the primary tells the followers the
+        // slots it executed are chosen with its next message, which may be a heartbeat up to
+        // `heartbeat_ticks` away when no write is going on. Those runs go to the primary, as
+        // without an index, rather than wait.
+        let behind = index.is_some_and(|index| self.node.executed() < index);
+        if behind {
+            self.reads.counts.behind.fetch_add(runs.len() as u64, Ordering::Relaxed);
+        }
         for Run { requests, deliver } in runs {
-            let first = match index {
+            let first = match index.filter(|_| !behind) {
                 Some(index) => {
                     let node = Arc::clone(&self.node);
                     let consistency = ReadConsistency::AtLeast(index);

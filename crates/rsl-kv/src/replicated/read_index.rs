@@ -2,7 +2,11 @@
 //! the slot a linearizable read must wait for ([`rsl::Node::read_index`], a few bytes each
 //! way), then serves the reads from its own state once it has executed that slot
 //! (`Node::read_batch` at `AtLeast(index)`), as etcd and Raft do. The primary does none of
-//! the reads' work and the values never cross the network.
+//! the reads' work and the values never cross the network. A follower that has not executed
+//! the index yet when the answer comes sends the run to the primary instead, as without an
+//! index: it would otherwise wait for the primary's next message to say the slots are
+//! chosen, which, when no write is going on, is a heartbeat up to `heartbeat_ticks` away
+//! (50 ms by default; the core does not announce a new commit point at once).
 //!
 //! [`Coalescer`] decides which call's answer each run of reads takes, and holds back this
 //! replica's writes until the runs that arrived before them are served:
@@ -50,6 +54,9 @@ pub(crate) struct Counts {
     pub(crate) runs: AtomicU64,
     /// Runs handed over without an index (sent to the primary as reads).
     pub(crate) fallbacks: AtomicU64,
+    /// Runs with an index this replica had not executed yet (sent to the primary as reads,
+    /// counted by the engine).
+    pub(crate) behind: AtomicU64,
     /// Writes held behind earlier runs.
     pub(crate) held: AtomicU64,
 }
