@@ -21,10 +21,9 @@
 //!   the primary). Otherwise a connection's pipelined `GET k` then `SET k v` could have the
 //!   `SET` executed here before the `GET` reached the executor, and the `GET` would answer
 //!   the value its own connection wrote after it. Held writes leave in the order they came.
-//!   Once a run is at the executor, a write sent after it has a slot above the run's index
-//!   (the primary answered the index before it handled the write), and the executor serves
-//!   the run as soon as it has executed the index, before that slot; only a checkpoint
-//!   installed from a peer past both (a follower far behind) can take it past the write.
+//!   A run goes to the executor only once this replica has executed its index, so the
+//!   executor serves it as it takes it, before any slot of a write sent after it (such a
+//!   write reaches the log only after the run's message is in the executor's queue).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
