@@ -26,13 +26,13 @@
 //! ([`crate::admin::status_fields`]).
 
 mod admin;
+mod follower;
 mod read_index;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -50,6 +50,7 @@ use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
 use crate::server::Clock;
+use follower::Run;
 use read_index::Coalescer;
 
 /// What a replicated engine needs besides its replica.
@@ -93,32 +94,6 @@ struct Inner {
     /// Linearizable reads served here by read index while another replica is primary, and
     /// this replica's writes held behind them (module `read_index`).
     reads: Arc<Coalescer<Run>>,
-}
-
-/// A run of plain reads served by read index: its requests, and where its first try goes
-/// once its call answered.
-struct Run {
-    requests: Vec<Bytes>,
-    deliver: tokio::sync::oneshot::Sender<Delivered>,
-}
-
-/// A run's first try, once its call answered.
-enum Delivered {
-    /// At the executor, at the index (`Node::read_batch`): one outcome per read, in order.
-    Index(Pin<Box<dyn Future<Output = Vec<ReadOutcome>> + Send>>),
-    /// Without an index, at the primary: each read's first try and where it went.
-    Tries(Vec<(AttemptFuture, Option<u32>)>),
-}
-
-/// A read's outcome at the replica.
-type ReadOutcome = Result<Bytes, ReplicateError>;
-
-/// One read's first try of a run served by read index.
-enum First {
-    /// Its outcome at the executor.
-    Outcome(ReadOutcome),
-    /// Its try at the primary, and which replica that was.
-    Try(AttemptFuture, Option<u32>),
 }
 
 impl std::fmt::Debug for Inner {
@@ -278,58 +253,6 @@ impl ReplicatedEngine {
         }
         self.flush_forwarded(primary, &mut run, &mut replies);
         replies
-    }
-
-    /// A run of plain reads at a replica that follows another primary: served here at the
-    /// primary's read index, asked for after the run arrived (module `read_index`). One reply
-    /// per read, in order; a read refused (not served) tries again as any read does.
-    fn read_by_index(&self, requests: Vec<Bytes>) -> Vec<EngineReply> {
-        let (deliver, delivered) = tokio::sync::oneshot::channel();
-        let n = requests.len();
-        let firsts = async move {
-            match delivered.await {
-                Ok(Delivered::Index(batch)) => {
-                    batch.await.into_iter().map(First::Outcome).collect()
-                }
-                Ok(Delivered::Tries(tries)) => {
-                    tries.into_iter().map(|(first, at)| First::Try(first, at)).collect()
-                }
-                Err(_) => Vec::new(),
-            }
-        };
-        // One future per read, which sets up a retry only if its read was refused (most are
-        // answered by the executor).
-        let replies = crate::engine::split(firsts, n)
-            .into_iter()
-            .zip(&requests)
-            .map(|(part, request)| {
-                let (inner, request) = (Arc::clone(&self.inner), request.clone());
-                EngineReply::new(async move {
-                    let (first, target): (AttemptFuture, _) = match part.await {
-                        Some(First::Outcome(outcome)) => {
-                            match inner.part_attempt(Kind::Read, Some(outcome)) {
-                                Attempt::Done(outcome) => return outcome,
-                                refused => (Box::pin(std::future::ready(refused)), None),
-                            }
-                        }
-                        Some(First::Try(first, target)) => (first, target),
-                        None => return Err(EngineError::Dropped),
-                    };
-                    inner.execute(Kind::Read, request, first, target).await
-                })
-            })
-            .collect();
-        self.inner.reads.join(Run { requests, deliver });
-        replies
-    }
-
-    /// Whether a linearizable read here is served by read index: this replica follows
-    /// another primary it knows.
-    fn reads_by_index(&self) -> bool {
-        let seen = *self.inner.view.borrow();
-        self.inner.options.reads == Reads::Linearizable
-            && seen.role != Some(Role::Primary)
-            && seen.primary.is_some_and(|p| p != self.inner.id)
     }
 
     /// Sends `run` to `primary` (a single request as a single call, so that one too large to
@@ -541,117 +464,6 @@ impl Inner {
         (attempt, target)
     }
 
-    /// Starts a write with `start` once every run of reads that arrived before it has been
-    /// handed over (at once, in the usual case of none: module `read_index`); `dropped` is
-    /// its outcome should the engine go first.
-    fn write_in_order<T: Send + 'static>(
-        &self,
-        start: impl FnOnce() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static,
-        dropped: impl FnOnce() -> T + Send + 'static,
-    ) -> Pin<Box<dyn Future<Output = T> + Send>> {
-        match self.reads.in_order(start) {
-            Ok(started) => started,
-            Err(later) => Box::pin(async move {
-                match later.await {
-                    Ok(started) => started.await,
-                    Err(_) => dropped(),
-                }
-            }),
-        }
-    }
-
-    /// Sends `members` to `primary` as one batch call (behind this replica's earlier runs of
-    /// reads if it carries a write) and resolves to each member's attempt.
-    fn send_batch_call(
-        self: &Arc<Self>,
-        primary: u32,
-        members: &[(Kind, Bytes)],
-        kinds: Vec<Kind>,
-    ) -> Pin<Box<dyn Future<Output = Vec<Attempt>> + Send>> {
-        let (node, call) = (Arc::clone(&self.node), forward::encode_batch_call(members));
-        let n = kinds.len();
-        let writes = kinds.contains(&Kind::Write);
-        let start = move || -> Pin<Box<dyn Future<Output = Vec<Attempt>> + Send>> {
-            let call = node.call_peer(primary, call, node.call_timeout());
-            Box::pin(forward::await_batch_answer(kinds, primary, call, node.watch()))
-        };
-        if !writes {
-            return start();
-        }
-        let dropped = move || (0..n).map(|_| Attempt::Done(Err(EngineError::Dropped))).collect();
-        self.write_in_order(start, dropped)
-    }
-
-    /// Sends a read-index call to the primary this replica follows (module `read_index`).
-    fn ask_read_index(&self) -> read_index::IndexFuture {
-        let seen = *self.view.borrow();
-        let primary = seen.primary.filter(|&p| p != self.id && seen.role != Some(Role::Primary));
-        let Some(primary) = primary else { return Box::pin(std::future::ready(None)) };
-        let call =
-            self.node.call_peer(primary, forward::read_index_call(), self.node.call_timeout());
-        Box::pin(forward::await_read_index(primary, call, self.node.watch()))
-    }
-
-    /// Hands runs of reads over with their call's answer: with an index, each run to the
-    /// executor in one message (`Node::read_batch` at `AtLeast(index)`); without one, to the
-    /// primary as reads (a batch call per run), as before read index.
-    fn hand_over(self: &Arc<Self>, index: Option<u64>, runs: Vec<Run>) {
-        // A follower behind the index would wait for it: the primary tells the followers the
-        // slots it executed are chosen with its next message, which may be a heartbeat up to
-        // `heartbeat_ticks` away when no write is going on. Those runs go to the primary, as
-        // without an index, rather than wait.
-        let behind = index.is_some_and(|index| self.node.executed() < index);
-        if behind {
-            self.reads.counts.behind.fetch_add(runs.len() as u64, Ordering::Relaxed);
-        }
-        for Run { requests, deliver } in runs {
-            let first = match index.filter(|_| !behind) {
-                Some(index) => {
-                    let node = Arc::clone(&self.node);
-                    let consistency = ReadConsistency::AtLeast(index);
-                    Delivered::Index(started(async move {
-                        node.read_batch(requests, consistency).await
-                    }))
-                }
-                None => Delivered::Tries(self.reads_to_primary(requests)),
-            };
-            let _ = deliver.send(first);
-        }
-    }
-
-    /// A run of reads with no read index: to the primary as it would have gone before read
-    /// index (a batch call, or a single request's first try).
-    fn reads_to_primary(
-        self: &Arc<Self>,
-        requests: Vec<Bytes>,
-    ) -> Vec<(AttemptFuture, Option<u32>)> {
-        let seen = *self.view.borrow();
-        let primary = seen.primary.filter(|&p| p != self.id && seen.role != Some(Role::Primary));
-        let fits =
-            forward::batch_call_bytes(requests.iter().map(Bytes::len)) <= forward::BATCH_BYTES_MAX;
-        match primary {
-            Some(p) if requests.len() >= 2 && fits => {
-                let members: Vec<(Kind, Bytes)> =
-                    requests.into_iter().map(|r| (Kind::Read, r)).collect();
-                let kinds = vec![Kind::Read; members.len()];
-                let answers = self.send_batch_call(p, &members, kinds);
-                crate::engine::split(answers, members.len())
-                    .into_iter()
-                    .map(|part| {
-                        let first: AttemptFuture = Box::pin(async move {
-                            part.await.unwrap_or(Attempt::Done(Err(EngineError::Dropped)))
-                        });
-                        (first, Some(p))
-                    })
-                    .collect()
-            }
-            _ => requests
-                .into_iter()
-                .map(|request| self.start_attempt(Kind::Read, request, None))
-                .collect(),
-        }
-    }
-
     /// Hands a run of requests of one kind to the local replica at once, before this
     /// returns (`Node::replicate_batch`: one message to the consensus thread;
     /// `Node::read_batch`: under the lease one check, one executor message, one reply): one
@@ -684,8 +496,7 @@ impl Inner {
             })
         };
         let batch = match kind {
-            // Behind any run of reads served by read index that arrived first (this replica
-            // followed another primary until a moment ago).
+            // Behind runs served by read index that came first (it followed until just now).
             Kind::Write => self.write_in_order(start, move || {
                 (0..n).map(|_| Err(ReplicateError::ShuttingDown)).collect()
             }),
@@ -768,10 +579,7 @@ impl Inner {
     /// member sent its requests); the rest runs on the engine's runtime.
     fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
         if forward::is_read_index_call(&call) {
-            let seen = *self.view.borrow();
-            let primary = if seen.role == Some(Role::Primary) { None } else { seen.primary };
-            let answer = forward::encode_read_index_answer(self.node.read_index(), primary);
-            return responder.respond(answer);
+            return self.answer_read_index(responder);
         }
         if let Some(members) = forward::decode_batch_call(&call) {
             return self.forwarded_batch(from, members, responder);
