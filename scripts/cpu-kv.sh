@@ -6,10 +6,12 @@
 #   scripts/cpu-kv.sh                                   # this tree's build: GET -P 16, 3 rounds
 #   TEST=set PIPELINE=1 N=100000 scripts/cpu-kv.sh
 #   ROUNDS=4 scripts/cpu-kv.sh /tmp/rsl-kv-old /tmp/rsl-kv-new   # two builds, alternated
+#   AT=follower scripts/cpu-kv.sh                       # the load at a follower instead
 #
 # Each run: a fresh 3-replica cluster (`rsl-kv cluster --serve-only`), a warm-up of N/5
 # requests, then `redis-benchmark -t $TEST -d 64 -n $N -c $CLIENTS -P $PIPELINE` at the
-# primary; the CPU time (user + system, /proc/PID/stat) the replicas' processes used during
+# primary (or, with AT=follower, at a follower: then the follower's CPU time is printed too);
+# the CPU time (user + system, /proc/PID/stat) the replicas' processes used during
 # it, divided by N. Needs redis-tools (installed with apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ export TEST=${TEST:-get} PIPELINE=${PIPELINE:-16}
 N=${N:-400000}
 CLIENTS=${CLIENTS:-50}
 ROUNDS=${ROUNDS:-3}
+AT=${AT:-primary}
 
 source scripts/bench-lib.sh
 need_commands redis-benchmark:redis-tools
@@ -34,7 +37,7 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)"
-echo "command: redis-benchmark -t $TEST -d 64 -n $N -c $CLIENTS -P $PIPELINE (at the primary)"
+echo "command: redis-benchmark -t $TEST -d 64 -n $N -c $CLIENTS -P $PIPELINE (at the $AT)"
 for _ in $(seq 1 "$ROUNDS"); do
   for exe in "${exes[@]}"; do
     work=$(mktemp -d)
@@ -42,18 +45,24 @@ for _ in $(seq 1 "$ROUNDS"); do
     primary=$(awk '/^primary: replica/ { print $3 }' "$work/cluster.out")
     line=$(grep "^  replica $primary:" "$work/cluster.out")
     pid=$(awk '{ print $4 }' <<<"$line")
+    if [ "$AT" = follower ]; then
+      line=$(grep "^  replica [0-9]*:" "$work/cluster.out" | grep -v "^  replica $primary:" | head -1)
+    fi
+    at_pid=$(awk '{ print $4 }' <<<"$line")
     port=$(awk '{ split($6, a, ":"); print a[2] }' <<<"$line")
     pids=$(grep -o 'pid [0-9]*' "$work/cluster.out" | awk '{ print $2 }')
     redis-benchmark -h 127.0.0.1 -p "$port" -t "$TEST" -d 64 -n $((N / 5)) -c "$CLIENTS" \
       -P "$PIPELINE" -q >/dev/null 2>&1
-    p0=$(ticks "$pid"); a0=0; for p in $pids; do a0=$((a0 + $(ticks "$p"))); done
+    f0=$(ticks "$at_pid"); p0=$(ticks "$pid"); a0=0; for p in $pids; do a0=$((a0 + $(ticks "$p"))); done
     rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -t "$TEST" -d 64 -n "$N" -c "$CLIENTS" \
       -P "$PIPELINE" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR > 1 { print $2 }')
-    p1=$(ticks "$pid"); a1=0; for p in $pids; do a1=$((a1 + $(ticks "$p"))); done
+    f1=$(ticks "$at_pid"); p1=$(ticks "$pid"); a1=0; for p in $pids; do a1=$((a1 + $(ticks "$p"))); done
     awk -v e="$exe" -v p=$((p1 - p0)) -v a=$((a1 - a0)) -v n="$N" -v hz="$hz" -v rps="$rps" \
-      -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
-        printf "%s: primary %.2f CPU-us/request, all replicas %.2f, %s requests/s (load %s)\n",
-          e, p * 1e6 / hz / n, a * 1e6 / hz / n, rps, load }'
+      -v f=$((f1 - f0)) -v at="$AT" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+        if (at == "follower") printf "%s: follower %.2f CPU-us/request, ", e, f * 1e6 / hz / n
+        else printf "%s: ", e
+        printf "primary %.2f CPU-us/request, all replicas %.2f, %s requests/s (load %s)\n",
+          p * 1e6 / hz / n, a * 1e6 / hz / n, rps, load }'
     stop_pids "$cluster_pid"
     cluster_pid=""
     rm -rf "$work"

@@ -47,6 +47,7 @@ pub fn status_fields(s: &Status, client_addr: SocketAddr) -> Vec<(&'static str, 
         ("rsl_overloaded_total", c.overloaded.to_string()),
         ("rsl_rejected_messages_total", c.rejected_messages.to_string()),
         ("rsl_lease_reads_total", c.lease_reads.to_string()),
+        ("rsl_index_reads_total", c.index_reads.to_string()),
     ]
 }
 

@@ -23,6 +23,17 @@
 //! | 1 byte: `B`; the count (4 bytes, little-endian) | 1 byte: [`ANSWER_BATCH`]; the count (4 bytes) |
 //! | per command: `W` or `R`, its length (4 bytes), the encoded request | per command: its answer's length (4 bytes), its answer (as a single call's, above) |
 //!
+//! A **read-index call** asks the primary only for the slot a linearizable read starting now
+//! must wait for ([`rsl::Node::read_index`]); the follower then serves its reads from its own
+//! state once it has executed that slot (`crate::replicated`, module `read_index`):
+//!
+//! | read-index call | answer |
+//! | --- | --- |
+//! | 1 byte: `I` | 1 byte: [`ANSWER_INDEX`] and the index (8 bytes, little-endian); or [`ANSWER_NOT_PRIMARY`] and the primary's id (4 bytes) or nothing (not primary, or no lease) |
+//!
+//! Any other answer (a primary of a build before read-index calls answers [`ANSWER_ERROR`])
+//! sends the reads to the primary as today's reads.
+//!
 //! The primary executes a batch's runs of one kind at once (`Node::replicate_batch`,
 //! `Node::read_batch`) and answers each command with its own outcome. An answer larger than a
 //! call may carry keeps the replies that fit, in order; each command after them is answered
@@ -66,6 +77,10 @@ pub const ANSWER_REPLY: u8 = 0;
 pub const ANSWER_BATCH: u8 = 3;
 /// The first byte of a batch call.
 const BATCH_CALL: u8 = b'B';
+/// A read-index call (its only byte).
+const READ_INDEX_CALL: u8 = b'I';
+/// The answer to a read-index call: the index follows (8 bytes, little-endian).
+pub const ANSWER_INDEX: u8 = 4;
 /// Bytes a batch call (or answer) takes besides its members: the tag and the count.
 pub const BATCH_HEADER_BYTES: usize = 1 + 4;
 /// Bytes a member of a batch call takes besides its request: its kind and its length.
@@ -304,6 +319,52 @@ fn decode_answer(answer: Bytes) -> Attempt {
     }
 }
 
+/// The payload of a read-index call.
+pub fn read_index_call() -> Bytes {
+    Bytes::from_static(&[READ_INDEX_CALL])
+}
+
+/// Whether `call` is a read-index call.
+pub fn is_read_index_call(call: &[u8]) -> bool {
+    call == [READ_INDEX_CALL]
+}
+
+/// The answer to a read-index call: the index, or "not primary" with the primary known if
+/// any (no index: not primary, or no lease now).
+pub fn encode_read_index_answer(index: Option<u64>, primary: Option<u32>) -> Bytes {
+    match index {
+        Some(index) => {
+            let mut answer = BytesMut::with_capacity(9);
+            answer.put_u8(ANSWER_INDEX);
+            answer.put_u64_le(index);
+            answer.freeze()
+        }
+        None => encode_answer(Attempt::Retry { hint: primary }),
+    }
+}
+
+/// The index a read-index answer carries; `None` for any other answer.
+fn decode_read_index_answer(answer: &[u8]) -> Option<u64> {
+    match answer {
+        [ANSWER_INDEX, index @ ..] => Some(u64::from_le_bytes(index.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// Waits for the answer of a read-index call sent to `target`: its index, or `None` if it
+/// gave none, the call failed, or this replica learned of another primary first (the reads
+/// then go to the primary as reads of their own, which follow the new one).
+pub async fn await_read_index(
+    target: u32,
+    call: impl Future<Output = Result<Bytes, PeerCallError>>,
+    view: watch::Receiver<View>,
+) -> Option<u64> {
+    match hear(false, call, target, view).await {
+        Heard::Answer(Ok(answer)) => decode_read_index_answer(&answer),
+        Heard::Answer(Err(_)) | Heard::Deposed => None,
+    }
+}
+
 /// What a failed forwarding call means for the request.
 fn call_failed(kind: Kind, error: PeerCallError) -> Attempt {
     match error {
@@ -454,6 +515,23 @@ mod tests {
             assert!(matches!(retry, Attempt::Retry { hint: h } if h == hint));
         }
         assert!(matches!(decode_answer(Bytes::from_static(&[9])), Attempt::Done(Err(_))));
+    }
+
+    #[test]
+    fn read_index_calls_and_answers_round_trip() {
+        assert!(is_read_index_call(&read_index_call()));
+        assert!(!is_read_index_call(b"IX") && !is_read_index_call(b""));
+        assert_eq!(decode_call(&read_index_call()), None, "not a forwarded request");
+        assert_eq!(decode_batch_call(&read_index_call()), None);
+        for index in [0, 7, u64::MAX] {
+            let answer = encode_read_index_answer(Some(index), Some(3));
+            assert_eq!(decode_read_index_answer(&answer), Some(index));
+        }
+        let none = encode_read_index_answer(None, Some(3));
+        assert_eq!(decode_read_index_answer(&none), None);
+        assert!(matches!(decode_answer(none), Attempt::Retry { hint: Some(3) }));
+        assert_eq!(decode_read_index_answer(&error_answer("ERR old primary")), None);
+        assert_eq!(decode_read_index_answer(&[ANSWER_INDEX, 1, 2]), None, "cut short");
     }
 
     #[test]

@@ -32,9 +32,15 @@ struct Executor<S: StateMachine> {
     checkpointer: Option<Box<dyn Checkpointer>>,
     /// The last slot executed (or installed from a checkpoint).
     last: u64,
-    /// Lease reads waiting for `last` to reach their index (each caller has its deadline).
+    /// Lease reads (and reads at an index) waiting for `last` to reach their index (each
+    /// caller has its deadline).
     waiting: Vec<(u64, LeaseReads)>,
+    /// The length of `waiting` at which abandoned reads are next swept out.
+    sweep_at: usize,
 }
+
+/// The least length of the waiting reads at which abandoned ones are swept out.
+const WAITING_SWEEP_MIN: usize = 1024;
 
 /// One caller's lease reads: a read, or a batch answered in one reply.
 enum LeaseReads {
@@ -43,6 +49,14 @@ enum LeaseReads {
 }
 
 impl LeaseReads {
+    /// Whether the caller gave up waiting.
+    fn abandoned(&self) -> bool {
+        match self {
+            LeaseReads::One(_, reply) => reply.is_closed(),
+            LeaseReads::Batch(_, reply) => reply.is_closed(),
+        }
+    }
+
     /// Tells the caller the replica stopped.
     fn stopped(self, shared: &Shared) {
         match self {
@@ -66,7 +80,8 @@ pub(crate) fn run<S: StateMachine>(
 ) {
     let last = shared.executed.load(Ordering::Acquire);
     let waiting = Vec::new();
-    let mut executor = Executor { machine, shared, events, checkpointer, last, waiting };
+    let sweep_at = WAITING_SWEEP_MIN;
+    let mut executor = Executor { machine, shared, events, checkpointer, last, waiting, sweep_at };
     while let Ok(item) = items.recv() {
         match executor.handle(item) {
             Flow::Continue => {}
@@ -89,11 +104,11 @@ impl<S: StateMachine> Executor<S> {
                 // Covered by a checkpoint installed from a peer meanwhile.
             }
             ToExecutor::LeaseRead { request, index, reply } if index > self.last => {
-                self.waiting.push((index, LeaseReads::One(request, reply)));
+                self.wait(index, LeaseReads::One(request, reply));
             }
             ToExecutor::LeaseRead { request, reply, .. } => return self.serve_read(request, reply),
             ToExecutor::LeaseReadBatch { requests, index, reply } if index > self.last => {
-                self.waiting.push((index, LeaseReads::Batch(requests, reply)));
+                self.wait(index, LeaseReads::Batch(requests, reply));
             }
             ToExecutor::LeaseReadBatch { requests, reply, .. } => {
                 return self.serve_batch(requests, reply)
@@ -173,6 +188,18 @@ impl<S: StateMachine> Executor<S> {
             ToExecutor::Stop => return Flow::Stop,
         }
         Flow::Continue
+    }
+
+    /// Keeps reads until the state has executed `index`. Reads whose callers gave up (their
+    /// deadline passed) are dropped whenever the list has doubled since the last such sweep:
+    /// a replica far behind the index it was given (a follower serving reads by read index
+    /// while it catches up) keeps no more than the reads still waiting, plus as many.
+    fn wait(&mut self, index: u64, reads: LeaseReads) {
+        if self.waiting.len() >= self.sweep_at {
+            self.waiting.retain(|(_, reads)| !reads.abandoned());
+            self.sweep_at = (2 * self.waiting.len()).max(WAITING_SWEEP_MIN);
+        }
+        self.waiting.push((index, reads));
     }
 
     /// Serves a read against the state as it is now.

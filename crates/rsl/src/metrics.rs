@@ -50,6 +50,8 @@ pub(crate) struct Counters {
     pub(crate) disk_full: Counter,
     /// `rsl_lease_reads`.
     pub(crate) lease_reads: Counter,
+    /// `rsl_index_reads`.
+    pub(crate) index_reads: Counter,
 }
 
 impl Counters {
@@ -67,6 +69,7 @@ impl Counters {
             sync_micros_total: self.sync_micros_total.get(),
             disk_full: self.disk_full.get(),
             lease_reads: self.lease_reads.get(),
+            index_reads: self.index_reads.get(),
         }
     }
 }
@@ -147,6 +150,12 @@ impl Metrics {
         r.register("rsl_disk_full", "Group commits that failed on a full disk", full);
         let lease = c.lease_reads.clone();
         r.register("rsl_lease_reads", "Linearizable reads served under the lease, directly", lease);
+        let index = c.index_reads.clone();
+        r.register(
+            "rsl_index_reads",
+            "Reads at an index (AtLeast) batched, served directly",
+            index,
+        );
         let g = &gauges;
         r.register("rsl_role", "0 follower/learner, 1 candidate, 2 primary", g.role.clone());
         let round = g.ballot_round.clone();

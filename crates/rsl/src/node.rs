@@ -256,8 +256,13 @@ impl Node {
     /// Reads `requests` as [`Node::read`] would, one outcome per request, in order. Under
     /// the primary's lease (linearizable reads) they take one lease check, one message to
     /// the executor and one reply: they are served together, against the same state, once
-    /// it has executed the lease's index. Otherwise each goes through the consensus thread
-    /// as a read of its own. Every read shares the call's one deadline.
+    /// it has executed the lease's index. At [`ReadConsistency::AtLeast`], at any replica,
+    /// they take the same path without a lease check: one message to the executor, which
+    /// serves them together once it has executed that slot ([`Status::counters`]'
+    /// `index_reads` counts them). Otherwise (a linearizable read without the lease) each
+    /// goes through the consensus thread as a read of its own. Every read shares the call's
+    /// one deadline: a replica that has not executed the index by then answers
+    /// [`ReplicateError::Timeout`].
     pub async fn read_batch(
         &self,
         requests: Vec<Bytes>,
@@ -276,13 +281,19 @@ impl Node {
         if sized.is_empty() {
             return outcomes.into_iter().map(|o| o.expect("refused")).collect();
         }
-        if let Some(index) = self.lease_index(mode) {
+        let direct = match mode {
+            ReadMode::AtLeast(slot) => Some((slot.0, &self.shared.metrics.counters.index_reads)),
+            ReadMode::Linearizable => {
+                self.lease_index(mode).map(|i| (i, &self.shared.metrics.counters.lease_reads))
+            }
+        };
+        if let Some((index, counter)) = direct {
             let (reply, rx) = oneshot::channel();
             let (at, requests): (Vec<usize>, Vec<Bytes>) = sized.into_iter().unzip();
             let sent = match self.shared.is_running() {
                 false => Err(self.shared.stop_error()),
                 true => {
-                    self.shared.metrics.counters.lease_reads.inc_by(at.len() as u64);
+                    counter.inc_by(at.len() as u64);
                     let read = ToExecutor::LeaseReadBatch { requests, index, reply };
                     self.exec.send(read).map_err(|_| self.shared.stop_error())
                 }
@@ -381,6 +392,37 @@ impl Node {
             None => self.push(ToConsensus::Read { request, mode, reply })?,
         }
         self.wait(rx, timeout).await
+    }
+
+    /// The read index: the slot a linearizable read starting now must wait for, if this
+    /// replica is a primary holding its lease now (as the consensus thread last published it,
+    /// checked with one clock read); `None` otherwise (not primary, not recovered yet, handing
+    /// primacy over, or the lease ran out).
+    ///
+    /// A state that has executed this slot reflects every write acknowledged before this
+    /// call, by any replica. So another replica can serve a linearizable read without the
+    /// primary reading it: it asks the primary for its read index *after* the read arrived,
+    /// and serves the read from its own state once that has executed the index
+    /// ([`Node::read_batch`] at [`ReadConsistency::AtLeast`]), as etcd and Raft do ("read
+    /// index"). An answer to a question asked before the read arrived must not be reused for
+    /// it: a write acknowledged in between could be missed. docs/protocol.md, "Leases and
+    /// reads", has the lease's argument.
+    ///
+    /// It is the lease's index or the slot this primary has executed, whichever is higher:
+    /// the primary's executor answers a write's caller as soon as it executes it, which may
+    /// be before the consensus thread publishes a commit point that covers it (a read at the
+    /// primary itself needs no more, since its executor already has the write; another
+    /// replica does).
+    pub fn read_index(&self) -> Option<u64> {
+        let index = self.lease_index(ReadMode::Linearizable)?;
+        Some(index.max(self.shared.executed.load(std::sync::atomic::Ordering::Acquire)))
+    }
+
+    /// The last slot this replica's executor has executed (or installed from a checkpoint):
+    /// a [`Node::read_batch`] at [`ReadConsistency::AtLeast`] of it or below is served at
+    /// once. One atomic load.
+    pub fn executed(&self) -> u64 {
+        self.shared.executed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The slot a linearizable read starting now must wait for, if this replica is a primary

@@ -231,6 +231,12 @@ pub struct CounterValues {
     /// Linearizable reads served under the primary's lease straight by the executor,
     /// without a round trip through the consensus thread (the others went through it).
     pub lease_reads: u64,
+    /// Reads at a given index ([`crate::ReadConsistency::AtLeast`]) of a
+    /// [`crate::Node::read_batch`], handed straight to the executor (which serves them once
+    /// it has executed the index), without a round trip through the consensus thread. A
+    /// follower serving linearizable reads by read index ([`crate::Node::read_index`]) makes
+    /// these.
+    pub index_reads: u64,
 }
 
 /// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on

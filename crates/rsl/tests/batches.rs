@@ -170,3 +170,70 @@ fn an_isolated_primary_serves_no_batched_read_after_its_lease_ends() {
         }
     });
 }
+
+/// Read index: a follower serves a batch of reads at the index the primary gave after the
+/// batch's writes were acknowledged (`Node::read_index`, then `Node::read_batch` at
+/// `AtLeast`), and every read sees those writes: one executor message per batch, counted as
+/// `index_reads`, none as `lease_reads`. An index the follower never reaches within the call's
+/// deadline ends in a timeout, and one it reaches later is served then.
+///
+/// Proven by a planted bug: with `Node::read_batch` serving an `AtLeast` batch at once,
+/// whatever its index, a follower's read misses an acknowledged write (the follower learns
+/// the commit point after the primary acknowledged) and the test fails at once; with
+/// `Node::read_index` giving the lease's published index alone (without the slot the primary
+/// executed, which may be ahead of it when the write's caller hears back), it failed in two
+/// runs of six ("round 26: a read saw 27 writes, 28 acknowledged").
+#[test]
+fn a_follower_serves_a_batch_at_the_primarys_read_index_after_every_acknowledged_write() {
+    runtime().block_on(async {
+        let mut options = LocalOptions::default();
+        options.consensus.call_timeout_ms = 500;
+        let cluster = LocalCluster::start(options, |_| Journal::default());
+        let p = primary(&cluster).await;
+        p.replicate(Bytes::from_static(b"w")).await.unwrap();
+        until_a_lease_read(p).await;
+        let followers: Vec<_> = cluster.nodes.iter().filter(|n| n.id() != p.id()).collect();
+        let mut served = 0;
+        for round in 0..100 {
+            let written = text(&p.replicate(Bytes::from_static(b"w")).await);
+            let n: usize = written.trim_start_matches("w#").parse().unwrap();
+            // The lease may lapse between heartbeats under load: then there is no index.
+            let Some(index) = p.read_index() else { continue };
+            assert!(index >= n as u64, "round {round}: index {index} below write {n}");
+            let f = followers[round % followers.len()];
+            let before = f.status().counters;
+            let names = ["x", "y", "z"];
+            let answers = f.read_batch(requests(&names), ReadConsistency::AtLeast(index)).await;
+            for (name, answer) in names.iter().zip(&answers) {
+                let answer = text(answer);
+                let (got, seen) = answer.split_once('@').unwrap();
+                assert_eq!(got, *name, "round {round}: answers out of order: {answers:?}");
+                let seen: usize = seen.parse().unwrap();
+                assert!(seen >= n, "round {round}: a read saw {seen} writes, {n} acknowledged");
+            }
+            let after = f.status().counters;
+            assert_eq!(after.index_reads - before.index_reads, 3, "round {round}");
+            assert_eq!(after.lease_reads, before.lease_reads, "a follower has no lease");
+            served += 1;
+        }
+        assert!(served > 50, "only {served} rounds had a read index");
+        assert_eq!(followers[0].read_index(), None, "a follower gives no read index");
+
+        // An index beyond anything executed: the deadline ends the batch.
+        let f = followers[0];
+        let far = f.status().executed + 1_000_000;
+        let answers = f.read_batch(requests(&["a", "b"]), ReadConsistency::AtLeast(far)).await;
+        for answer in &answers {
+            assert!(matches!(answer, Err(ReplicateError::Timeout { .. })), "{answer:?}");
+        }
+        // An index just ahead: served once the follower executes it.
+        let next = p.status().executed + 1;
+        let (answers, written) = tokio::join!(
+            f.read_batch(requests(&["a"]), ReadConsistency::AtLeast(next)),
+            p.replicate(Bytes::from_static(b"w")),
+        );
+        let n: usize = text(&written).trim_start_matches("w#").parse().unwrap();
+        let seen: usize = text(&answers[0]).split_once('@').unwrap().1.parse().unwrap();
+        assert!(seen >= n, "a read at the next slot saw {seen} writes, the write was {n}");
+    });
+}

@@ -3,6 +3,7 @@
 //! `RSL.CHECKPOINT`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,17 @@ use crate::resp::{parse_i64, Reply};
 impl Inner {
     /// This replica's status fields (`RSL.STATUS`, INFO's `# Rsl`).
     pub(super) fn status_fields(&self) -> Vec<(&'static str, String)> {
-        status_fields(&self.node.status(), self.options.clients[&self.id])
+        let mut fields = status_fields(&self.node.status(), self.options.clients[&self.id]);
+        let counts = &self.reads.counts;
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed).to_string();
+        fields.extend([
+            ("rsl_read_index_calls_total", count(&counts.calls)),
+            ("rsl_read_index_runs_total", count(&counts.runs)),
+            ("rsl_read_index_fallbacks_total", count(&counts.fallbacks)),
+            ("rsl_read_index_behind_total", count(&counts.behind)),
+            ("rsl_read_index_held_writes_total", count(&counts.held)),
+        ]);
+        fields
     }
 
     /// The client address of member `id`, as the membership this replica executed records

@@ -6,7 +6,9 @@
 //! connected to: fast, possibly stale, never forwarded). Any replica accepts any command:
 //! when the local replica is not the primary, the request (already encoded by the server) is
 //! forwarded to the primary as a call between members over the replicas' own authenticated
-//! transport ([`crate::forward`]); no client can forward.
+//! transport ([`crate::forward`]); no client can forward. Plain reads are the exception: a
+//! follower serves them itself at the primary's read index, asked for after they arrived
+//! (module `read_index`), and holds its writes behind them.
 //!
 //! Retries: a request that found no primary (an election in progress), a deposed one, or a
 //! superseded slot (none of which executed it) tries again when the replica's view of the
@@ -24,6 +26,8 @@
 //! ([`crate::admin::status_fields`]).
 
 mod admin;
+mod follower;
+mod read_index;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,6 +50,8 @@ use crate::hub::Hub;
 use crate::limits;
 use crate::request::{Request, WriteOp};
 use crate::server::Clock;
+use follower::Run;
+use read_index::Coalescer;
 
 /// What a replicated engine needs besides its replica.
 #[derive(Clone)]
@@ -85,6 +91,9 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     /// The hub of the node's machine.
     hub: Hub,
+    /// Linearizable reads served here by read index while another replica is primary, and
+    /// this replica's writes held behind them (module `read_index`).
+    reads: Arc<Coalescer<Run>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -104,13 +113,27 @@ impl ReplicatedEngine {
     /// An engine over `node`, whose machine delivers to `hub` ([`crate::KvMachine::with_hub`]).
     pub fn with_hub(node: Arc<Node>, options: ReplicatedOptions, hub: Hub) -> ReplicatedEngine {
         assert!(options.clients.contains_key(&node.id()), "this replica has a client address");
-        let inner = Arc::new(Inner {
-            id: node.id(),
-            view: node.watch(),
-            node,
-            options,
-            runtime: tokio::runtime::Handle::current(),
-            hub,
+        let runtime = tokio::runtime::Handle::current();
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let (asker, handler) = (weak.clone(), weak.clone());
+            let ask: read_index::Ask = Box::new(move || match asker.upgrade() {
+                Some(inner) => inner.ask_read_index(),
+                None => Box::pin(std::future::ready(None)),
+            });
+            let hand_over: read_index::HandOver<Run> = Box::new(move |index, runs| {
+                if let Some(inner) = handler.upgrade() {
+                    inner.hand_over(index, runs);
+                }
+            });
+            Inner {
+                id: node.id(),
+                view: node.watch(),
+                node,
+                options,
+                runtime: runtime.clone(),
+                hub,
+                reads: Arc::new(Coalescer::new(ask, hand_over, runtime)),
+            }
         });
         // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.
         let weak = Arc::downgrade(&inner);
@@ -198,6 +221,7 @@ impl ReplicatedEngine {
         let mut replies = Vec::with_capacity(requests.len());
         let mut run: Vec<(Kind, Bytes)> = Vec::new();
         let mut run_bytes = forward::BATCH_HEADER_BYTES;
+        let mut reads: Vec<Bytes> = Vec::new();
         for s in requests {
             if !s.logged && local_reads {
                 self.flush_forwarded(primary, &mut run, &mut replies);
@@ -205,7 +229,17 @@ impl ReplicatedEngine {
                 replies.push(self.read(s.request));
                 continue;
             }
-            let kind = if s.logged { Kind::Write } else { Kind::Read };
+            if !s.logged {
+                // A plain read: served here by read index, with the reads next to it.
+                self.flush_forwarded(primary, &mut run, &mut replies);
+                run_bytes = forward::BATCH_HEADER_BYTES;
+                reads.push(s.request);
+                continue;
+            }
+            if !reads.is_empty() {
+                replies.extend(self.read_by_index(std::mem::take(&mut reads)));
+            }
+            let kind = Kind::Write;
             let size = forward::BATCH_MEMBER_BYTES + s.request.len();
             if run_bytes + size > forward::BATCH_BYTES_MAX {
                 self.flush_forwarded(primary, &mut run, &mut replies);
@@ -213,6 +247,9 @@ impl ReplicatedEngine {
             }
             run_bytes += size;
             run.push((kind, s.request));
+        }
+        if !reads.is_empty() {
+            replies.extend(self.read_by_index(reads));
         }
         self.flush_forwarded(primary, &mut run, &mut replies);
         replies
@@ -232,10 +269,7 @@ impl ReplicatedEngine {
             return;
         }
         let kinds: Vec<Kind> = members.iter().map(|(kind, _)| *kind).collect();
-        let node = &self.inner.node;
-        let wait = node.call_timeout();
-        let call = node.call_peer(primary, forward::encode_batch_call(&members), wait);
-        let answers = forward::await_batch_answer(kinds, primary, call, node.watch());
+        let answers = self.inner.send_batch_call(primary, &members, kinds);
         let parts = crate::engine::split(answers, members.len());
         for (part, (kind, request)) in parts.into_iter().zip(members) {
             let inner = Arc::clone(&self.inner);
@@ -307,6 +341,10 @@ impl Engine for ReplicatedEngine {
             let inner = Arc::clone(&self.inner);
             let read = started(async move { inner.read_local(request).await });
             return EngineReply::new(read);
+        }
+        if self.reads_by_index() {
+            let mut reply = self.read_by_index(vec![request]);
+            return reply.pop().expect("one reply");
         }
         self.submit(Kind::Read, request)
     }
@@ -407,13 +445,21 @@ impl Inner {
         let seen = *self.view.borrow();
         let known = if seen.role == Some(Role::Primary) { Some(self.id) } else { seen.primary };
         let target = hint.or(known);
-        let attempt = match target {
-            Some(p) if p == self.id => {
-                let inner = Arc::clone(self);
-                started(async move { inner.local(kind, request).await })
+        let inner = Arc::clone(self);
+        let start = move || -> AttemptFuture {
+            match target {
+                Some(p) if p == inner.id => {
+                    let me = Arc::clone(&inner);
+                    started(async move { me.local(kind, request).await })
+                }
+                Some(p) => inner.send_forward(p, kind, &request),
+                None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
             }
-            Some(p) => self.send_forward(p, kind, &request),
-            None => Box::pin(std::future::ready(Attempt::Retry { hint: None })),
+        };
+        let attempt = match kind {
+            // Behind the reads this replica serves by read index that arrived before it.
+            Kind::Write => self.write_in_order(start, || Attempt::Done(Err(EngineError::Dropped))),
+            Kind::Read => start(),
         };
         (attempt, target)
     }
@@ -441,12 +487,21 @@ impl Inner {
     ) -> Vec<crate::engine::SplitPart<Result<Bytes, ReplicateError>>> {
         let n = requests.len();
         let node = Arc::clone(&self.node);
-        let batch = started(async move {
-            match kind {
-                Kind::Write => node.replicate_batch(requests).await,
-                Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
-            }
-        });
+        let start = move || {
+            started(async move {
+                match kind {
+                    Kind::Write => node.replicate_batch(requests).await,
+                    Kind::Read => node.read_batch(requests, ReadConsistency::Linearizable).await,
+                }
+            })
+        };
+        let batch = match kind {
+            // Behind runs served by read index that came first (it followed until just now).
+            Kind::Write => self.write_in_order(start, move || {
+                (0..n).map(|_| Err(ReplicateError::ShuttingDown)).collect()
+            }),
+            Kind::Read => start(),
+        };
         crate::engine::split(batch, n)
     }
 
@@ -523,6 +578,9 @@ impl Inner {
     /// local try starts before this returns (on the transport's thread, in the order the
     /// member sent its requests); the rest runs on the engine's runtime.
     fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
+        if forward::is_read_index_call(&call) {
+            return self.answer_read_index(responder);
+        }
         if let Some(members) = forward::decode_batch_call(&call) {
             return self.forwarded_batch(from, members, responder);
         }
