@@ -119,13 +119,7 @@ fn a_batch_of_reads_under_the_lease_answers_each_read_after_every_acknowledged_w
             let names = ["x", "y", "z", "t"];
             let answers = p.read_batch(requests(&names), ReadConsistency::Linearizable).await;
             assert_eq!(answers.len(), names.len());
-            for (name, answer) in names.iter().zip(&answers) {
-                let answer = text(answer);
-                let (got, seen) = answer.split_once('@').unwrap();
-                assert_eq!(got, *name, "round {round}: answers out of order: {answers:?}");
-                let seen: usize = seen.parse().unwrap();
-                assert!(seen >= n, "round {round}: a read saw {seen} writes, {n} acknowledged");
-            }
+            assert_in_order_after(round, &names, &answers, n);
             let served = p.status().counters.lease_reads - before;
             assert!(served == 0 || served == 4, "{served} of a batch of 4 under the lease");
         }
@@ -204,13 +198,7 @@ fn a_follower_serves_a_batch_at_the_primarys_read_index_after_every_acknowledged
             let before = f.status().counters;
             let names = ["x", "y", "z"];
             let answers = f.read_batch(requests(&names), ReadConsistency::AtLeast(index)).await;
-            for (name, answer) in names.iter().zip(&answers) {
-                let answer = text(answer);
-                let (got, seen) = answer.split_once('@').unwrap();
-                assert_eq!(got, *name, "round {round}: answers out of order: {answers:?}");
-                let seen: usize = seen.parse().unwrap();
-                assert!(seen >= n, "round {round}: a read saw {seen} writes, {n} acknowledged");
-            }
+            assert_in_order_after(round, &names, &answers, n);
             let after = f.status().counters;
             assert_eq!(after.index_reads - before.index_reads, 3, "round {round}");
             assert_eq!(after.lease_reads, before.lease_reads, "a follower has no lease");
@@ -236,4 +224,21 @@ fn a_follower_serves_a_batch_at_the_primarys_read_index_after_every_acknowledged
         let seen: usize = text(&answers[0]).split_once('@').unwrap().1.parse().unwrap();
         assert!(seen >= n, "a read at the next slot saw {seen} writes, the write was {n}");
     });
+}
+
+/// Each answer of a batch of reads of `names` names its request, in order, and saw at least
+/// the `n` writes acknowledged before the batch (round `round`).
+fn assert_in_order_after(
+    round: usize,
+    names: &[&str],
+    answers: &[Result<Bytes, ReplicateError>],
+    n: usize,
+) {
+    for (name, answer) in names.iter().zip(answers) {
+        let answer = text(answer);
+        let (got, seen) = answer.split_once('@').unwrap();
+        assert_eq!(got, *name, "round {round}: answers out of order: {answers:?}");
+        let seen: usize = seen.parse().unwrap();
+        assert!(seen >= n, "round {round}: a read saw {seen} writes, {n} acknowledged");
+    }
 }
