@@ -66,7 +66,7 @@ for pipeline in 1 "$PIPELINE"; do
   done
 done
 echo
-echo "rsl-kv through a follower (every request forwarded to the primary), same command:"
+echo "rsl-kv through a follower (writes forwarded to the primary; linearizable reads served at the follower by read index, or forwarded when it has none), same command:"
 for pipeline in 1 "$PIPELINE"; do
   bench "$follower_port" "$pipeline" | while read -r t r p50 p99; do
     printf '%-6s %-9s | %14s %9s %9s\n' "$t" "$pipeline" "$r" "$p50" "$p99"
