@@ -32,6 +32,19 @@ async fn status(addr: SocketAddr) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Sends `n` pipelined `GET key` on `reader` at once; their replies, in order.
+async fn pipelined_gets(reader: &mut Client, key: &str, n: usize) -> Vec<Reply> {
+    for _ in 0..n {
+        reader.queue(&["GET", key]);
+    }
+    reader.flush().await.unwrap();
+    let mut replies = Vec::with_capacity(n);
+    for _ in 0..n {
+        replies.push(reader.reply().await.unwrap());
+    }
+    replies
+}
+
 /// The cluster, its primary's client address and a follower's.
 async fn start(options: ClusterOptions) -> (Cluster, SocketAddr, SocketAddr) {
     let mut cluster = Cluster::start(EXE.as_ref(), options).await.expect("the cluster starts");
@@ -53,12 +66,7 @@ async fn writes_are_seen_at_the_follower(p: SocketAddr, f: SocketAddr, rounds: u
         let alone = reader.cmd(&["GET", "k"]).await.unwrap();
         assert_eq!(alone, bulk(&value), "round {round}: a GET at the follower missed the write");
         assert_eq!(writer.cmd(&["SET", "k", &format!("{value}+")]).await.unwrap(), Reply::ok());
-        for _ in 0..16 {
-            reader.queue(&["GET", "k"]);
-        }
-        reader.flush().await.unwrap();
-        for i in 0..16 {
-            let got = reader.reply().await.unwrap();
+        for (i, got) in pipelined_gets(&mut reader, "k", 16).await.into_iter().enumerate() {
             assert_eq!(got, bulk(&format!("{value}+")), "round {round}: pipelined GET {i}");
         }
     }
@@ -102,12 +110,8 @@ async fn a_follower_read_sees_every_write_acknowledged_before_it() {
             assert!(tokio::time::Instant::now() < deadline, "the follower never caught up");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        for _ in 0..16 {
-            reader.queue(&["GET", "k"]);
-        }
-        reader.flush().await.unwrap();
-        for _ in 0..16 {
-            assert_eq!(reader.reply().await.unwrap(), bulk(&value), "round {round}");
+        for got in pipelined_gets(&mut reader, "k", 16).await {
+            assert_eq!(got, bulk(&value), "round {round}");
         }
     }
     let after = status(f).await;
@@ -134,12 +138,8 @@ async fn concurrent_runs_at_a_follower_share_read_index_calls() {
         tasks.spawn(async move {
             let mut reader = Client::connect(f, WAIT).await.unwrap();
             for _ in 0..rounds {
-                for _ in 0..16 {
-                    reader.queue(&["GET", "k"]);
-                }
-                reader.flush().await.unwrap();
-                for _ in 0..16 {
-                    assert_eq!(reader.reply().await.unwrap(), bulk("v"));
+                for got in pipelined_gets(&mut reader, "k", 16).await {
+                    assert_eq!(got, bulk("v"));
                 }
             }
         });
@@ -199,13 +199,7 @@ async fn a_pipelined_get_never_sees_the_set_behind_it() {
         load.spawn(async move {
             let mut reader = Client::connect(f, WAIT).await.unwrap();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for _ in 0..4 {
-                    reader.queue(&["GET", "other"]);
-                }
-                reader.flush().await.unwrap();
-                for _ in 0..4 {
-                    reader.reply().await.unwrap();
-                }
+                pipelined_gets(&mut reader, "other", 4).await;
             }
         });
     }

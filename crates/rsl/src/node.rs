@@ -415,7 +415,7 @@ impl Node {
     /// replica does).
     pub fn read_index(&self) -> Option<u64> {
         let index = self.lease_index(ReadMode::Linearizable)?;
-        Some(index.max(self.shared.executed.load(std::sync::atomic::Ordering::Acquire)))
+        Some(index.max(self.executed()))
     }
 
     /// The last slot this replica's executor has executed (or installed from a checkpoint):

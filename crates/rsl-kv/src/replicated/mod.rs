@@ -239,14 +239,13 @@ impl ReplicatedEngine {
             if !reads.is_empty() {
                 replies.extend(self.read_by_index(std::mem::take(&mut reads)));
             }
-            let kind = Kind::Write;
             let size = forward::BATCH_MEMBER_BYTES + s.request.len();
             if run_bytes + size > forward::BATCH_BYTES_MAX {
                 self.flush_forwarded(primary, &mut run, &mut replies);
                 run_bytes = forward::BATCH_HEADER_BYTES;
             }
             run_bytes += size;
-            run.push((kind, s.request));
+            run.push((Kind::Write, s.request));
         }
         if !reads.is_empty() {
             replies.extend(self.read_by_index(reads));
