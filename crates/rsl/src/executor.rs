@@ -428,4 +428,39 @@ mod tests {
         assert_eq!(now_rx.blocking_recv().unwrap().unwrap(), "0", "index 0: at once");
         assert_eq!(early_rx.blocking_recv().unwrap().unwrap(), "2", "index 2: after slot 2");
     }
+    /// The executor's bound on reads waiting for their index: reads whose callers gave up
+    /// are swept out when the list reaches `WAITING_SWEEP_MIN` (1,024 waiting: none swept;
+    /// the 1,025th: the abandoned ones go, the live ones stay), and the next sweep waits for
+    /// twice the live ones. Proven by planted bugs: sweeping only above the bound (`>` for
+    /// `>=`) keeps 1,025; the next sweep at the live count (no doubling) leaves `sweep_at`
+    /// at 1,024.
+    #[test]
+    fn abandoned_waiting_reads_are_swept_at_the_bound() {
+        let shared = Arc::new(Shared::new(1, 0, BTreeMap::new(), Duration::from_secs(1)));
+        let (events, _events_rx) = crossbeam_channel::unbounded();
+        let mut e = Executor {
+            machine: Count(0),
+            shared,
+            events,
+            checkpointer: None,
+            last: 0,
+            waiting: Vec::new(),
+            sweep_at: WAITING_SWEEP_MIN,
+        };
+        let mut live = Vec::new();
+        for i in 0..WAITING_SWEEP_MIN {
+            let (reply, rx) = oneshot::channel();
+            if i % 4 != 0 {
+                live.push(rx); // three in four callers still wait
+            }
+            e.wait(5, LeaseReads::One(Bytes::new(), reply));
+        }
+        assert_eq!(e.waiting.len(), WAITING_SWEEP_MIN, "swept before the bound");
+        let (reply, rx) = oneshot::channel();
+        live.push(rx);
+        e.wait(5, LeaseReads::One(Bytes::new(), reply));
+        assert_eq!(e.waiting.len(), live.len(), "abandoned reads kept past the bound");
+        assert!(e.waiting.iter().all(|(_, r)| !r.abandoned()), "a live read swept");
+        assert_eq!(e.sweep_at, 2 * (live.len() - 1), "the next sweep not at twice the live");
+    }
 }
