@@ -442,3 +442,108 @@ fn the_length_check_finds_a_long_file() {
     let long = long_files(dir.path(), SOURCE_LINES_MAX);
     assert_eq!(long, vec![(src.join("long.rs"), SOURCE_LINES_MAX + 1)]);
 }
+
+/// What a loop over a collection looks like in source: a "cheap" invariant must not contain one.
+const WALKS: &[&str] = &[
+    "for ",
+    "while ",
+    "loop ",
+    ".iter(",
+    ".into_iter(",
+    ".all(",
+    ".any(",
+    ".sum",
+    ".count(",
+    ".range(",
+    ".keys(",
+    ".values(",
+    ".fold(",
+    ".find(",
+    ".position(",
+];
+
+/// The body (from its opening brace to the matching close) of every function in `code` whose
+/// name ends in `_cheap`, by name.
+fn cheap_bodies(code: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("fn ") {
+        let name = ident_at(&rest[at + 3..]).to_string();
+        rest = &rest[at + 3..];
+        if !name.ends_with("_cheap") {
+            continue;
+        }
+        let Some(open) = rest.find('{') else { break };
+        let mut depth = 0;
+        let mut end = rest.len();
+        for (i, c) in rest[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push((name, rest[open..end].to_string()));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// What in the `_cheap` functions of `code` walks a collection or calls a method of the
+/// replica that is not itself `_cheap`: (function, what).
+fn walks_in_cheap(code: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (name, body) in cheap_bodies(code) {
+        for w in WALKS.iter().filter(|w| body.contains(**w)) {
+            found.push((name.clone(), w.to_string()));
+        }
+        let mut rest = body.as_str();
+        while let Some(at) = rest.find("self.") {
+            rest = &rest[at + 5..];
+            let called = ident_at(rest);
+            if rest[called.len()..].starts_with('(') && !called.ends_with("_cheap") {
+                found.push((name.clone(), format!("self.{called}()")));
+            }
+        }
+    }
+    found
+}
+
+/// The runtime runs the replica's `_cheap` invariants after every step in release builds
+/// (ARCHITECTURE.md, invariant 5), so they must cost a few comparisons whatever the size of
+/// the log, the queue or the reads: a walk over the proposal queue there once took a third of
+/// the primary's consensus thread under load (docs/benchmarks.md). Walks belong in
+/// `invariants_walks`, which runs in debug builds and the simulator.
+#[test]
+fn the_cheap_invariants_walk_nothing() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rsl-core/src/invariants.rs");
+    let code = code_of(&std::fs::read_to_string(&file).expect("invariants.rs"));
+    assert!(cheap_bodies(&code).len() >= 2, "the cheap invariants were not found in {file:?}");
+    let found = walks_in_cheap(&code);
+    assert!(found.is_empty(), "move these to invariants_walks: {found:?}");
+}
+
+#[test]
+fn the_cheap_check_finds_a_planted_walk() {
+    let planted = "impl R {\n    fn a_cheap(&self) {\n        invariant!(self.x <= self.y, \"x\");\n        \
+                   if let Some(l) = &self.p { invariant!(l.q.iter().map(|q| q.len()).sum::<usize>() == l.n, \"n\"); }\n        \
+                   self.b_cheap();\n        self.walk();\n    }\n    fn b_cheap(&self) { for s in &self.v { let _ = s; } }\n    \
+                   fn walk(&self) { self.v.iter().count(); }\n}\n";
+    let found = walks_in_cheap(planted);
+    let pairs: Vec<(&str, &str)> = found.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("a_cheap", ".iter("),
+            ("a_cheap", ".sum"),
+            ("a_cheap", "self.walk()"),
+            ("b_cheap", "for ")
+        ]
+    );
+}
