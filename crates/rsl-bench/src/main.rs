@@ -47,6 +47,10 @@ struct EmbeddedArgs {
     /// Request size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Requests each caller submits at once with `Node::replicate_batch` (1: `Node::replicate`,
+    /// one call per request). Requests in flight are `clients` times `batch`.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Turn fdatasync off (the figure is then not durable; say so when you quote it).
     #[arg(long)]
     no_fsync: bool,
@@ -191,12 +195,36 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
         let (node, load, payload) = (node.clone(), load.clone(), payload.clone());
+        let args_batch = args.batch.max(1);
         tasks.push(tokio::spawn(async move {
             // Latencies in a plain vector, merged at the end: a histogram per caller (thousands
             // of them, 140 KB each) would thrash the cache and steal CPU from the replicas.
             let mut h = Vec::with_capacity(4096);
+            let batch = args_batch;
             while !load.stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
+                if batch > 1 {
+                    let outcomes = node.replicate_batch(vec![payload.clone(); batch]).await;
+                    let micros = t.elapsed().as_micros() as u32;
+                    let (mut ok, mut refused) = (0, false);
+                    for o in outcomes {
+                        match o {
+                            Ok(_) => ok += 1,
+                            Err(ReplicateError::Overloaded) => refused = true,
+                            Err(e) => panic!("request failed during the benchmark: {e}"),
+                        }
+                    }
+                    // One latency sample a call: every request of it waited as long.
+                    if ok > 0 {
+                        h.push(micros);
+                    }
+                    load.done.fetch_add(ok, Ordering::Relaxed);
+                    if refused {
+                        load.refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                    continue;
+                }
                 match node.replicate(payload.clone()).await {
                     Ok(_) => {
                         h.push(t.elapsed().as_micros() as u32);
@@ -269,8 +297,13 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     let p = wait_primary(&nodes).await?;
     let nodes: Vec<Arc<Node>> = nodes.into_iter().map(Arc::new).collect();
     println!(
-        "embedded: 3 replicas in one process, TCP loopback, backend {}, fsync {}, {}-byte requests, {} callers, {} s",
-        args.backend, if args.no_fsync { "OFF" } else { "on" }, args.size, args.clients, args.seconds
+        "embedded: 3 replicas in one process, TCP loopback, backend {}, fsync {}, {}-byte requests, {} callers x {} requests a call, {} s",
+        args.backend,
+        if args.no_fsync { "OFF" } else { "on" },
+        args.size,
+        args.clients,
+        args.batch.max(1),
+        args.seconds
     );
     let (rate, h, refused) = throughput(nodes[p].clone(), &args).await;
     let st = nodes[p].status();
