@@ -63,6 +63,9 @@ struct EmbeddedArgs {
     /// Slots the primary keeps in flight.
     #[arg(long)]
     pipeline: Option<u64>,
+    /// Requests in one slot's batch (`consensus.batch_requests_max`; default the library's).
+    #[arg(long)]
+    batch_requests_max: Option<usize>,
     /// Seconds of the single-caller latency phase.
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
@@ -144,6 +147,9 @@ fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<No
         c.storage.checkpoint_interval_slots = 0;
         if let Some(p) = args.pipeline {
             c.consensus.pipeline_slots_max = p;
+        }
+        if let Some(b) = args.batch_requests_max {
+            c.consensus.batch_requests_max = b;
         }
         c.validate()?;
         configs.push(c);
