@@ -253,7 +253,7 @@ impl<T> Driver<T> {
         let callers = match &value {
             Value::Batch(requests) => {
                 let mut callers = Vec::with_capacity(requests.len());
-                for request in requests {
+                for request in requests.iter() {
                     let mine = request.id.proposer == self.id
                         && request.id.incarnation == self.incarnation;
                     if mine && self.check && self.refused.contains(&request.id) {

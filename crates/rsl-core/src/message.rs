@@ -390,7 +390,7 @@ impl<S: Sink> Writer<S> {
             Value::Batch(reqs) => {
                 self.byte(1);
                 self.len(reqs.len());
-                for r in reqs {
+                for r in reqs.iter() {
                     self.u64(u64::from(r.id.proposer.0));
                     self.u64(r.id.incarnation);
                     self.u64(r.id.seq);

@@ -93,7 +93,7 @@ mod tests {
             ballot: Ballot { round: 3, replica: 1 },
             commit: Slot(9),
             entries: vec![
-                SlotValue { slot: Slot(10), value: Value::Batch(batch.clone()) },
+                SlotValue { slot: Slot(10), value: Value::Batch(batch.clone().into()) },
                 SlotValue { slot: Slot(11), value: Value::Noop },
             ],
         };

@@ -90,7 +90,7 @@ impl Replica {
             // re-proposes may hold other replicas' requests or a previous incarnation's.
             let ids: Vec<_> = batch.iter().map(|r| r.id).collect();
             let slot = self.primacy.as_ref().expect("primacy").next_slot;
-            self.propose_slot(Value::Batch(batch), out);
+            self.propose_slot(Value::Batch(batch.into()), out);
             self.outcomes.entry(slot).or_default().extend(ids);
         }
     }

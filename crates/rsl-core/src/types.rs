@@ -5,6 +5,7 @@
 //! the boundary types (`io`) and the wire format (`message`) share these without a circle.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -141,8 +142,10 @@ impl Membership {
 pub enum Value {
     /// Fills a gap found by phase 1; executes nothing.
     Noop,
-    /// Client requests, executed in order.
-    Batch(Vec<Request>),
+    /// Client requests, executed in order. Shared, not copied, when the value is cloned: the
+    /// log, the write to storage, each follower's accept and the executor each hold the slot's
+    /// value, and a batch holds up to `batch_requests_max` requests.
+    Batch(Arc<[Request]>),
     /// A configuration change; the new membership governs the slots after this one.
     Config(Membership),
 }

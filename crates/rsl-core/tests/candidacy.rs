@@ -562,7 +562,7 @@ fn a_primary_told_its_own_slot_is_chosen_executes_it_and_stays_primary() {
     let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
     let payload = Bytes::from_static(b"x");
     let out = step(&mut r, Input::Propose { id, payload: payload.clone(), exclusive: false });
-    let value = Value::Batch(vec![rsl_core::Request { id, payload }]);
+    let value = Value::Batch(vec![rsl_core::Request { id, payload }].into());
     let accepted = writes(&out).into_iter().any(
         |(_, w)| matches!(w, rsl_core::Write::Accept(e) if e.slot == Slot(2) && e.value == value),
     );

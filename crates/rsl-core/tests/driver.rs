@@ -37,7 +37,7 @@ impl Host<u32> for Recorder {
     fn load_log(&mut self, _token: u64, _from: Slot, _to: Slot) {}
     fn execute(&mut self, slot: Slot, value: Value, callers: Vec<Option<u32>>) {
         let payloads = match value {
-            Value::Batch(requests) => requests.into_iter().map(|r| r.payload).collect(),
+            Value::Batch(requests) => requests.iter().map(|r| r.payload.clone()).collect(),
             _ => Vec::new(),
         };
         self.executed.push((slot, payloads, callers));
@@ -207,7 +207,7 @@ fn refuse_then_execute(before: bool, after: Option<bool>) -> Vec<String> {
     }
     let ballot = Ballot::new(1, ReplicaId(2));
     let request = Request { id, payload: Bytes::from_static(b"x") };
-    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request]) }];
+    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request].into()) }];
     let from_2 = |body| Input::Receive(Message { from: ReplicaId(2), to: ReplicaId(1), body });
     driver.step(from_2(Body::Accept { ballot, commit: Slot::ZERO, entries }), &mut host);
     sync(&mut driver, &mut host);

@@ -64,7 +64,7 @@ fn answers(sim: &mut Sim, tickets: &[u64], ticks: u64) -> Vec<Reply> {
 /// A one-request batch of `size` payload bytes, distinct for each `n`.
 fn big(n: u64, size: usize) -> Value {
     let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
-    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8; size]) }])
+    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8; size]) }].into())
 }
 
 /// Every message `out` sends, checked against the limit; panics naming the kind otherwise.
@@ -520,7 +520,7 @@ fn the_pipeline_is_bounded_by_bytes() {
 fn the_pipeline_takes_a_slot_only_below_its_byte_bound() {
     let request = |seq| {
         let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq };
-        Value::Batch(vec![Request { id, payload: Bytes::from(vec![0; 1000]) }])
+        Value::Batch(vec![Request { id, payload: Bytes::from(vec![0; 1000]) }].into())
     };
     let at_bound = value_len(&Value::Noop) + value_len(&request(1));
     for (bound, goes) in [(at_bound, false), (at_bound + 1, true)] {

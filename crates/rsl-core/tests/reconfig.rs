@@ -214,7 +214,7 @@ fn a_checkpoint_that_covers_the_primarys_configuration_slot_resumes_its_pipeline
 /// The value `propose(r, n)` proposes.
 fn batch_of(n: u64) -> Value {
     let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq: n };
-    Value::Batch(vec![rsl_core::Request { id, payload: Bytes::from(vec![n as u8]) }])
+    Value::Batch(vec![rsl_core::Request { id, payload: Bytes::from(vec![n as u8]) }].into())
 }
 
 /// Replica 1, elected by the promises of {1, 2}, grows {1, 2, 3} to `target` as the

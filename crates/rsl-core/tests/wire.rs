@@ -29,7 +29,7 @@ fn value() -> impl Strategy<Value = Value> {
             });
     prop_oneof![
         Just(Value::Noop),
-        prop::collection::vec(request, 0..4).prop_map(Value::Batch),
+        prop::collection::vec(request, 0..4).prop_map(|v| Value::Batch(v.into())),
         (ids(), ids(), prop::collection::btree_map(any::<u32>().prop_map(ReplicaId), info(), 0..4))
             .prop_map(|(voters, learners, info)| Value::Config(Membership {
                 voters,
@@ -207,7 +207,7 @@ fn a_request_above_the_item_limit_round_trips() {
         id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 },
         payload: Bytes::from(vec![7u8; (1 << 20) + 1]),
     };
-    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request]) }];
+    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request].into()) }];
     let msg = Message {
         from: ReplicaId(1),
         to: ReplicaId(2),
@@ -248,7 +248,7 @@ fn a_shared_decode_does_not_copy_payloads() {
         id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 },
         payload: Bytes::from(vec![3u8; 1 << 20]),
     };
-    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request]) }];
+    let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request].into()) }];
     let body =
         Body::Accept { ballot: Ballot { round: 1, replica: 1 }, commit: Slot::ZERO, entries };
     let bytes = Bytes::from(Message { from: ReplicaId(1), to: ReplicaId(2), body }.encode());

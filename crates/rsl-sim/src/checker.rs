@@ -420,7 +420,7 @@ impl Checker {
 
     fn record_requests(&mut self, slot: Slot, value: &Value) {
         let Value::Batch(requests) = value else { return };
-        for request in requests {
+        for request in requests.iter() {
             if let Some(reason) = self.refused.get(&request.id) {
                 let detail = format!(
                     "request {:?} executed in slot {} after its proposer refused it ({reason}: definitely not executed)",
@@ -497,10 +497,13 @@ mod tests {
     use super::*;
 
     fn batch(seq: u64) -> Value {
-        Value::Batch(vec![Request {
-            id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
-            payload: Bytes::from_static(b"x"),
-        }])
+        Value::Batch(
+            vec![Request {
+                id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
+                payload: Bytes::from_static(b"x"),
+            }]
+            .into(),
+        )
     }
 
     fn entry(slot: u64, round: u64, value: Value) -> LogEntry {

@@ -16,7 +16,7 @@ fn accept(slot: u64, round: u64, token: u8) -> Write {
     Write::Accept(LogEntry {
         slot: Slot(slot),
         ballot: Ballot::new(round, ReplicaId(1)),
-        value: Value::Batch(vec![request]),
+        value: Value::Batch(vec![request].into()),
     })
 }
 

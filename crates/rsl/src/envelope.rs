@@ -176,7 +176,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Batch(x), Value::Batch(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|(r, s)| {
+                && x.iter().zip(y.iter()).all(|(r, s)| {
                     r.id == s.id
                         && r.payload.len() == s.payload.len()
                         && r.payload.as_ptr() == s.payload.as_ptr()
@@ -226,7 +226,8 @@ mod tests {
         use rsl_core::{Ballot, ReplicaId, Request, RequestId, Slot, SlotValue};
         let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 };
         let requests = vec![Request { id, payload: payload.clone() }];
-        let entries = vec![SlotValue { slot: Slot(commit + 1), value: Value::Batch(requests) }];
+        let entries =
+            vec![SlotValue { slot: Slot(commit + 1), value: Value::Batch(requests.into()) }];
         rsl_core::Message {
             from: ReplicaId(1),
             to: ReplicaId(2),

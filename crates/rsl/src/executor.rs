@@ -402,7 +402,7 @@ mod tests {
 
     fn one_request(seq: u64) -> Value {
         let id = RequestId { proposer: ReplicaId(1), incarnation: 0, seq };
-        Value::Batch(vec![Request { id, payload: Bytes::new() }])
+        Value::Batch(vec![Request { id, payload: Bytes::new() }].into())
     }
 
     /// A lease read that reaches the executor before the slots up to its index is served

@@ -30,7 +30,7 @@ pub fn b(round: u64, id: u32) -> Ballot {
 /// A one-request batch, distinct for each `n`.
 pub fn batch(n: u64) -> Value {
     let id = RequestId { proposer: ReplicaId(9), incarnation: 0, seq: n };
-    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8]) }])
+    Value::Batch(vec![Request { id, payload: Bytes::from(vec![n as u8]) }].into())
 }
 
 /// The bodies of the messages in `out`.

@@ -7,7 +7,7 @@ fn accept(slot: u64, round: u64) -> Write {
     Write::Accept(LogEntry {
         slot: Slot(slot),
         ballot: Ballot::new(round, ReplicaId(1)),
-        value: Value::Batch(vec![Request { id, payload: vec![7u8; 24].into() }]),
+        value: Value::Batch(vec![Request { id, payload: vec![7u8; 24].into() }].into()),
     })
 }
 

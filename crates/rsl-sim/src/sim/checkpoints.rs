@@ -209,7 +209,7 @@ impl Sim {
             slot = slot.next();
             match self.checker.chosen_value(slot) {
                 Some(Value::Batch(requests)) => {
-                    for r in requests {
+                    for r in requests.iter() {
                         kv.execute(&r.payload);
                     }
                 }

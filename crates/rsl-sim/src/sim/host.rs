@@ -181,7 +181,7 @@ impl Host<u64> for SimHost<'_> {
         }
         sim.nodes[node].machine.1 = slot;
         if let Value::Batch(requests) = value {
-            for request in &requests {
+            for request in requests.iter() {
                 sim.first_executed.entry(request.id).or_insert(sim.now);
                 if sim.oversized.contains(&request.id) {
                     let detail = format!(
