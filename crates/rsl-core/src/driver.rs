@@ -57,6 +57,32 @@ pub trait Host<T> {
     }
 }
 
+/// The hasher of the driver's maps of waiting callers, keyed by ids the driver counts out:
+/// a multiply and a rotate per word (the scheme of rustc's `FxHasher`), where the standard
+/// library's SipHash, built against keys an attacker chooses, cost more than the map's own
+/// work under load. Fixed, not seeded: the maps' order is the same in every run.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A read waiting for the core's `ReadReady`: who asked, and what.
 #[derive(Debug)]
 struct WaitingRead<T> {
@@ -75,11 +101,11 @@ pub struct Driver<T> {
     next_change: u64,
     executed: Slot,
     /// Proposals taken and not yet answered, with their caller.
-    proposals: HashMap<RequestId, T>,
+    proposals: IdMap<RequestId, T>,
     /// Proposals refused in this incarnation (kept only when checking): they must never execute.
     refused: BTreeSet<RequestId>,
     /// Reads waiting for `ReadReady`.
-    reads: HashMap<ReadId, WaitingRead<T>>,
+    reads: IdMap<ReadId, WaitingRead<T>>,
     actions: Vec<Action>,
     check: bool,
     /// A proposal was taken since the last [`Driver::end_turn`] (with
@@ -101,9 +127,9 @@ impl<T> Driver<T> {
             next_read: 0,
             next_change: 0,
             executed: Slot::ZERO,
-            proposals: HashMap::new(),
+            proposals: IdMap::default(),
             refused: BTreeSet::new(),
-            reads: HashMap::new(),
+            reads: IdMap::default(),
             actions: Vec::new(),
             check: true,
             proposed: false,
