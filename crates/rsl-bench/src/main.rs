@@ -66,6 +66,11 @@ struct EmbeddedArgs {
     /// Requests in one slot's batch (`consensus.batch_requests_max`; default the library's).
     #[arg(long)]
     batch_requests_max: Option<usize>,
+    /// Slots between the replicas' own checkpoints (0: none, the bench's default, so that the
+    /// figure is the log's alone). A checkpoint lets a replica drop its log below it: with
+    /// `--backend memory` the log otherwise grows in memory for the whole run.
+    #[arg(long, default_value_t = 0)]
+    checkpoint_interval_slots: u64,
     /// Seconds of the single-caller latency phase.
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
@@ -144,7 +149,7 @@ fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<No
         c.members = members.clone();
         c.storage.backend = backend;
         c.storage.fsync = !args.no_fsync;
-        c.storage.checkpoint_interval_slots = 0;
+        c.storage.checkpoint_interval_slots = args.checkpoint_interval_slots;
         if let Some(p) = args.pipeline {
             c.consensus.pipeline_slots_max = p;
         }
