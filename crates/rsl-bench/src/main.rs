@@ -71,7 +71,7 @@ struct EmbeddedArgs {
     /// `--backend memory` the log otherwise grows in memory for the whole run.
     #[arg(long, default_value_t = 0)]
     checkpoint_interval_slots: u64,
-    /// Seconds of the single-caller latency phase.
+    /// Seconds of the single-caller latency phase (0: skip it).
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
     /// Megabytes of state each replica holds (written out by every checkpoint).
@@ -196,7 +196,28 @@ async fn checkpoint_loop(nodes: Vec<Arc<Node>>, every: Duration, stop: Arc<Atomi
     asked
 }
 
-async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64>, u64) {
+/// CPU seconds (user and system) this process has used, all threads together: the replicas,
+/// their transport and the callers. From `/proc/self/stat` (Linux; its clock ticks are
+/// `USER_HZ`, 100 a second on every Linux architecture this runs on); `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which is in parentheses and may hold spaces):
+    // state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// What a throughput phase measured.
+struct Phase {
+    rate: f64,
+    latencies: Histogram<u64>,
+    refused: u64,
+    /// CPU microseconds the whole process spent per committed request.
+    cpu_micros: Option<f64>,
+}
+
+async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
     let load = Arc::new(Load {
         done: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -253,6 +274,7 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64
     }
     let start = Instant::now();
     let before = load.done.load(Ordering::Relaxed);
+    let cpu_before = process_cpu_seconds();
     for s in 0..args.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let done = load.done.load(Ordering::Relaxed) - before;
@@ -260,6 +282,7 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64
     }
     let elapsed = start.elapsed().as_secs_f64();
     let done = load.done.load(Ordering::Relaxed) - before;
+    let cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
     load.stop.store(true, Ordering::Relaxed);
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     for t in tasks {
@@ -267,7 +290,12 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> (f64, Histogram<u64
             all.record(u64::from(micros).max(1)).unwrap();
         }
     }
-    (done as f64 / elapsed, all, load.refused.load(Ordering::Relaxed))
+    Phase {
+        rate: done as f64 / elapsed,
+        latencies: all,
+        refused: load.refused.load(Ordering::Relaxed),
+        cpu_micros: cpu.map(|seconds| seconds * 1e6 / done.max(1) as f64),
+    }
 }
 
 async fn latency(node: &Node, args: &EmbeddedArgs) -> Histogram<u64> {
@@ -316,9 +344,15 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         args.batch.max(1),
         args.seconds
     );
-    let (rate, h, refused) = throughput(nodes[p].clone(), &args).await;
+    let Phase { rate, latencies: h, refused, cpu_micros } =
+        throughput(nodes[p].clone(), &args).await;
     let st = nodes[p].status();
     println!("throughput: {rate:.0} committed requests/s ({refused} refused as overloaded)");
+    if let Some(micros) = cpu_micros {
+        println!(
+            "  CPU {micros:.2} us per committed request (the whole process: replicas and callers)"
+        );
+    }
     let c = &st.counters;
     let slots = c.slots_committed.max(1);
     println!(
@@ -332,7 +366,7 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(5000);
         let ckpt = tokio::spawn(checkpoint_loop(nodes.clone(), every, stop.clone()));
-        let (with, h, _) = throughput(nodes[p].clone(), &args).await;
+        let Phase { rate: with, latencies: h, .. } = throughput(nodes[p].clone(), &args).await;
         stop.store(true, Ordering::Relaxed);
         let asked = ckpt.await?;
         println!(
@@ -343,8 +377,10 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         );
         print_histogram("  latency while checkpointing", &h);
     }
-    let h = latency(&nodes[p], &args).await;
-    print_histogram("one caller, no pipelining", &h);
+    if args.latency_seconds > 0 {
+        let h = latency(&nodes[p], &args).await;
+        print_histogram("one caller, no pipelining", &h);
+    }
     for n in &nodes {
         n.shutdown();
     }
