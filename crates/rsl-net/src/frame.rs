@@ -162,7 +162,7 @@ pub fn encode_frame_head(kind: FrameKind, head: &[u8], tail: &SharedPayload, out
     let length = head.len() + tail.len();
     assert!(length <= FRAME_PAYLOAD_BYTES_MAX, "payload of {length} bytes");
     let crc = crc32c::crc32c_append(crc32c::crc32c(&[kind as u8]), head);
-    let crc = crc32c::crc32c_combine(crc, tail.crc32c(), tail.len());
+    let crc = crate::crc::combine(crc, tail.crc32c(), tail.len());
     out.reserve(FRAME_HEADER_BYTES + head.len());
     out.put_u32_le(length as u32);
     out.put_u32_le(crc);

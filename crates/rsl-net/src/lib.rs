@@ -74,6 +74,7 @@
 #[cfg(feature = "certgen")]
 mod certgen;
 pub mod config;
+mod crc;
 pub mod frame;
 pub mod limits;
 mod parts;
