@@ -14,7 +14,9 @@
 # (N = 100 requests per client and pipeline slot, at least 10,000 and at most 400,000). A run
 # that answered an error (or whose client could not connect) counts it in the CSV's `errors`
 # column. The embedded engine: `rsl-bench embedded` (3 replicas in one process, fsync on,
-# 64-byte requests) for every count in EMBED_CLIENTS, throughput and p99 under load.
+# 64-byte requests) for every count in EMBED_CLIENTS, throughput and p99 under load, one request
+# a call (`Node::replicate`); then for every count in EMBED_BATCH_CLIENTS with EMBED_BATCH
+# requests a call (`Node::replicate_batch`, the series "embedded batchN"; its p99 is a call's).
 # Installs redis-server, redis-tools and gnuplot-nox with apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,8 @@ N_MIN=${N_MIN:-10000}
 N_MAX=${N_MAX:-400000}
 EMBED_CLIENTS=${EMBED_CLIENTS:-1 10 50 200 1000 4096}
 EMBED_SECONDS=${EMBED_SECONDS:-5}
+EMBED_BATCH_CLIENTS=${EMBED_BATCH_CLIENTS:-1 10 50 200}
+EMBED_BATCH=${EMBED_BATCH:-64}
 OUT=${OUT:-docs}
 NAME=${NAME:-bench-curves}
 
@@ -84,6 +88,14 @@ if [ -z "${PLOT_ONLY:-}" ]; then
       /latency under load/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1) } }
       END { printf "embedded,propose,1,%s,%s,%s,%s,0\n", c, rate, p50, p99 }' "$work/embedded.out" | tee -a "$csv"
   done
+  for clients in $EMBED_BATCH_CLIENTS; do
+    "$bin/rsl-bench" embedded --clients "$clients" --batch "$EMBED_BATCH" --seconds "$EMBED_SECONDS" \
+      --latency-seconds 0 --no-checkpoint-phase --state-mb 1 >"$work/embedded.out" 2>/dev/null
+    awk -v c="$clients" -v b="$EMBED_BATCH" '
+      /^throughput:/ { rate = $2 }
+      /latency under load/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1) } }
+      END { printf "embedded,batch%s,1,%s,%s,%s,%s,0\n", b, c, rate, p50, p99 }' "$work/embedded.out" | tee -a "$csv"
+  done
 
 fi
 
@@ -106,6 +118,7 @@ plot() {
       "SET 16") color='#ff7f0e' ;;
       "GET 1") color='#1f77b4' ;;
       "GET 16") color='#17becf' ;;
+      batch*) color='#2ca02c' width=3 ;;
       *) color='#000000' width=3 ;;
     esac
     [ "$system" = redis ] && dash=2
