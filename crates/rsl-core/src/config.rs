@@ -6,8 +6,8 @@
 
 use crate::limits::{
     BATCH_HEADER_BYTES_MAX, CONFIG_IDS_VALUE_BYTES_MAX, ENTRY_FRAMING_BYTES_MAX,
-    MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, REQUEST_FRAMING_BYTES_MAX,
-    VALUE_BYTES_MAX, VOTERS_MAX, WIRE_ITEMS_MAX,
+    LOG_MEMORY_BYTES_MAX_DEFAULT, MESSAGE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
+    REQUEST_FRAMING_BYTES_MAX, VALUE_BYTES_MAX, VOTERS_MAX, WIRE_ITEMS_MAX,
 };
 use crate::types::{Membership, ReplicaId};
 
@@ -79,6 +79,10 @@ pub struct Config {
     pub log_kept_slots: u64,
     /// Executed log entries kept in memory (older ones are read back with `LoadLog`).
     pub log_memory_entries_max: usize,
+    /// Value bytes of the executed log entries kept in memory (`message::value_len` of each;
+    /// older ones are read back with `LoadLog`). A count alone let a replica hold 100,000
+    /// slots of up to a batch's 256 KiB each, or of a 16 MiB request each.
+    pub log_memory_bytes_max: usize,
     /// Seed of the core's deterministic pseudo-random sequence (election timeouts). The
     /// driver draws it; the core has no source of randomness of its own.
     pub rng_seed: u64,
@@ -129,6 +133,7 @@ impl Config {
             checkpoint_interval_slots: 100_000,
             log_kept_slots: 10_000,
             log_memory_entries_max: 100_000,
+            log_memory_bytes_max: LOG_MEMORY_BYTES_MAX_DEFAULT,
             rng_seed: u64::from(id),
             #[cfg(feature = "planted-bugs")]
             bugs: crate::bugs::Bugs::default(),

@@ -67,6 +67,11 @@ impl Replica {
             self.corrupt.keys().all(|s| *s > self.commit && !self.log.contains_key(s)),
             "a corrupt slot is committed or held"
         );
+        let kept = self.log.range(..=self.executed);
+        invariant!(
+            self.mem_bytes == kept.map(|(_, e)| crate::message::value_len(&e.value)).sum::<usize>(),
+            "the byte count of the executed entries in memory is off"
+        );
         invariant!(
             self.outcomes.keys().all(|s| *s > self.executed),
             "an outcome waits for an executed slot"

@@ -89,6 +89,7 @@ impl Replica {
             let e = self.log.get(&slot).expect("a committed slot is missing from memory");
             require!(e.chosen, "executing {slot:?} that is not known chosen");
             let value = e.value.clone();
+            self.mem_bytes += crate::message::value_len(&value);
             self.settle_outcomes(slot, &value, out);
             let config = if let Value::Config(m) = &value { Some(m.clone()) } else { None };
             let settle = self.change_outcomes.contains_key(&slot).then(|| value.clone());
@@ -155,14 +156,19 @@ impl Replica {
         }
     }
 
-    /// Drops the oldest executed entries from memory beyond the cap (storage keeps them).
+    /// Drops the oldest executed entries from memory beyond the caps, in entries and in
+    /// bytes (storage keeps them).
     fn prune_memory(&mut self) {
-        while self.log.len() > self.config.log_memory_entries_max {
-            let Some((&first, _)) = self.log.first_key_value() else { break };
+        let (entries_max, bytes_max) =
+            (self.config.log_memory_entries_max, self.config.log_memory_bytes_max);
+        while self.log.len() > entries_max || self.mem_bytes > bytes_max {
+            let Some((&first, e)) = self.log.first_key_value() else { break };
             if first > self.executed {
                 break;
             }
+            let bytes = crate::message::value_len(&e.value);
             self.log.remove(&first);
+            self.mem_bytes = self.mem_bytes.saturating_sub(bytes);
             self.mem_base = self.mem_base.max(first);
         }
     }
@@ -408,6 +414,9 @@ impl Replica {
         self.log = self.log.split_off(&slot.next());
         self.corrupt = self.corrupt.split_off(&slot.next());
         self.mem_base = self.mem_base.max(slot);
+        // Counted again over what stays (rare: at a checkpoint): the executed entries kept.
+        let kept = self.log.range(..=self.executed);
+        self.mem_bytes = kept.map(|(_, e)| crate::message::value_len(&e.value)).sum();
     }
 
     /// A peer's checkpoint replaced the state: everything up to `slot` is executed.

@@ -31,6 +31,11 @@ pub const LIST_LEN_BYTES_MAX: usize = 3;
 /// (a maximal request plus its framing fits the default message, frame and record limits).
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 16 << 20;
 
+/// The default `Config::log_memory_bytes_max`: 64 MiB of executed values in memory (four
+/// maximal requests; at 64-byte requests about 700,000), beyond which the oldest are read back
+/// from storage when a peer asks for them.
+pub const LOG_MEMORY_BYTES_MAX_DEFAULT: usize = 64 << 20;
+
 /// The default `Config::message_bytes_max`: a maximal request plus room for the framing of
 /// the message around it (a few hundred bytes; 32 KiB leaves room for batching knobs). The
 /// runtime's transport frame is larger still (16 MiB + 64 KiB, with the runtime's envelope

@@ -745,3 +745,44 @@ impl Reader<'_> {
         })
     }
 }
+
+/// Checks what the handlers take as given about a message from an authenticated peer: a
+/// ballot it proposes under is its own, slots are above zero, lists are sorted. A message
+/// that fails is dropped and counted, never a panic.
+pub(crate) fn well_formed(msg: &Message) -> bool {
+    let own = |b: &Ballot| b.owner() == msg.from;
+    match &msg.body {
+        Body::PreVote { ballot, .. } | Body::StartElection { ballot } => own(ballot),
+        Body::Rebuilt { ballot, .. } => own(ballot),
+        Body::Prepare { ballot, after, .. } => own(ballot) && *after < Slot(u64::MAX),
+        Body::Heartbeat { ballot, .. } => own(ballot),
+        Body::Accept { ballot, entries, .. } => {
+            own(ballot) && ascending(entries.iter().map(|e| e.slot))
+        }
+        Body::Promise { after, entries, unknown, more_after, .. } => {
+            // A page covers the slots after `after`, up to `more_after` if more follow, so
+            // that pages join in slot order.
+            let within = |s: Slot| s > *after && more_after.is_none_or(|m| s <= m);
+            *after < Slot(u64::MAX)
+                && more_after.is_none_or(|m| m > *after)
+                && ascending(entries.iter().map(|e| e.slot))
+                && ascending(unknown.iter().map(|u| u.slot))
+                && entries.iter().all(|e| within(e.slot))
+                && unknown.iter().all(|u| within(u.slot))
+        }
+        Body::CatchupReply { entries, .. } => ascending(entries.iter().map(|e| e.slot)),
+        _ => true,
+    }
+}
+
+/// Slots strictly ascending and above zero.
+fn ascending(slots: impl Iterator<Item = Slot>) -> bool {
+    let mut last = Slot::ZERO;
+    for s in slots {
+        if s <= last {
+            return false;
+        }
+        last = s;
+    }
+    true
+}

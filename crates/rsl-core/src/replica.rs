@@ -322,6 +322,9 @@ pub struct Replica {
     pub(crate) truncated: Slot,
     /// Executed entries at or below this are gone from memory (storage still has them).
     pub(crate) mem_base: Slot,
+    /// Value bytes of the executed entries still held in memory (`value_len` of each):
+    /// bounded by `Config::log_memory_bytes_max`.
+    pub(crate) mem_bytes: usize,
     pub(crate) next_seq: u64,
     pub(crate) durable: u64,
     pub(crate) held: Vec<Held>,
@@ -430,6 +433,7 @@ impl Replica {
             checkpoint: recovered.checkpoint,
             truncated: recovered.checkpoint,
             mem_base: recovered.checkpoint,
+            mem_bytes: 0,
             next_seq: 0,
             durable: 0,
             held: Vec::new(),
@@ -588,7 +592,7 @@ impl Replica {
     }
 
     fn on_receive(&mut self, msg: Message, out: &mut Vec<Action>) {
-        if msg.to != self.id || msg.from == self.id || !well_formed(&msg) {
+        if msg.to != self.id || msg.from == self.id || !crate::message::well_formed(&msg) {
             self.counters.dropped += 1;
             return;
         }
@@ -756,45 +760,4 @@ impl Replica {
         };
         self.peers().into_iter().map(peer).collect()
     }
-}
-
-/// Checks what the handlers take as given about a message from an authenticated peer: a
-/// ballot it proposes under is its own, slots are above zero, lists are sorted. A message
-/// that fails is dropped and counted, never a panic.
-fn well_formed(msg: &Message) -> bool {
-    let own = |b: &Ballot| b.owner() == msg.from;
-    match &msg.body {
-        Body::PreVote { ballot, .. } | Body::StartElection { ballot } => own(ballot),
-        Body::Rebuilt { ballot, .. } => own(ballot),
-        Body::Prepare { ballot, after, .. } => own(ballot) && *after < Slot(u64::MAX),
-        Body::Heartbeat { ballot, .. } => own(ballot),
-        Body::Accept { ballot, entries, .. } => {
-            own(ballot) && ascending(entries.iter().map(|e| e.slot))
-        }
-        Body::Promise { after, entries, unknown, more_after, .. } => {
-            // A page covers the slots after `after`, up to `more_after` if more follow, so
-            // that pages join in slot order.
-            let within = |s: Slot| s > *after && more_after.is_none_or(|m| s <= m);
-            *after < Slot(u64::MAX)
-                && more_after.is_none_or(|m| m > *after)
-                && ascending(entries.iter().map(|e| e.slot))
-                && ascending(unknown.iter().map(|u| u.slot))
-                && entries.iter().all(|e| within(e.slot))
-                && unknown.iter().all(|u| within(u.slot))
-        }
-        Body::CatchupReply { entries, .. } => ascending(entries.iter().map(|e| e.slot)),
-        _ => true,
-    }
-}
-
-/// Slots strictly ascending and above zero.
-fn ascending(slots: impl Iterator<Item = Slot>) -> bool {
-    let mut last = Slot::ZERO;
-    for s in slots {
-        if s <= last {
-            return false;
-        }
-        last = s;
-    }
-    true
 }

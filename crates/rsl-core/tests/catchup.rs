@@ -358,3 +358,32 @@ fn executed_entries_beyond_the_cap_are_dropped_when_more_execute_not_at_an_accep
     assert_eq!(r.status().executed, Slot(3));
     assert!(memory(&r).len() < 4, "nothing dropped at the execution: {:?}", memory(&r));
 }
+
+/// A follower keeps executed entries in memory up to `log_memory_bytes_max` of their values,
+/// whatever their count: at the bound exactly it keeps them, one byte under it drops the
+/// oldest (storage still has it; a peer's request for it is read back with `LoadLog`).
+#[test]
+fn executed_entries_in_memory_stay_within_their_bytes() {
+    let size = rsl_core::message::value_len(&batch(1));
+    let memory_after = |bytes_max: usize| {
+        let mut config = Config::new(1, [1, 2, 3]);
+        config.log_memory_bytes_max = bytes_max;
+        let mut r = Replica::new(config, Recovered::default());
+        let entries = (1..=4).map(|s| SlotValue { slot: Slot(s), value: batch(s) }).collect();
+        step(&mut r, from(2, Body::Accept { ballot: b(1, 2), commit: Slot::ZERO, entries }));
+        step(&mut r, from(2, Body::Heartbeat { ballot: b(1, 2), commit: Slot(3), round: 1 }));
+        assert_eq!(r.status().executed, Slot(3));
+        let memory: Vec<u64> = r.memory_log().map(|(s, ..)| s.0).collect();
+        (memory, r)
+    };
+    // Three executed entries of `size` bytes each, and slot 4 (not executed: always kept).
+    assert_eq!(memory_after(3 * size).0, vec![1, 2, 3, 4]);
+    assert_eq!(memory_after(3 * size - 1).0, vec![2, 3, 4]);
+    assert_eq!(memory_after(2 * size).0, vec![2, 3, 4]);
+    assert_eq!(memory_after(0).0, vec![4]);
+    // The oldest dropped is read back from storage for a peer that asks for it.
+    let (_, mut r) = memory_after(2 * size);
+    let out = step(&mut r, from(3, Body::CatchupRequest { from: Slot(1), to: Slot(3) }));
+    let loads = out.iter().filter(|a| matches!(a, Action::LoadLog { from: Slot(1), .. })).count();
+    assert_eq!(loads, 1, "slot 1 was not read back from storage: {out:?}");
+}

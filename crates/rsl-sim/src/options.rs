@@ -84,6 +84,7 @@ pub struct Options {
     pub catchup_entries_max: usize,
     pub promise_entries_max: usize,
     pub log_memory_entries_max: usize,
+    pub log_memory_bytes_max: usize,
     pub checkpoint_interval_slots: u64,
     pub log_kept_slots: u64,
     /// Size limits (bytes), the core's knobs of the same names. The swarm draws small ones on
@@ -207,6 +208,7 @@ impl Options {
             catchup_entries_max: core.catchup_entries_max,
             promise_entries_max: core.promise_entries_max,
             log_memory_entries_max: core.log_memory_entries_max,
+            log_memory_bytes_max: core.log_memory_bytes_max,
             checkpoint_interval_slots: core.checkpoint_interval_slots,
             log_kept_slots: core.log_kept_slots,
             request_bytes_max: core.request_bytes_max,
@@ -400,6 +402,10 @@ impl Options {
         let pipeline = self.pipeline_slots_max as usize;
         if x.chance(300) {
             self.log_memory_entries_max = pipeline.max(x.range(2, 64) as usize);
+            // The cap in bytes too, without a draw of its own (the other seeds' runs stay as
+            // they were): about one or two of the swarm's values an entry, so that either cap
+            // can be the one that drops entries.
+            self.log_memory_bytes_max = self.log_memory_entries_max * 96;
         }
         if x.chance(300) {
             self.catchup_entries_max = x.range(1, 16) as usize;
@@ -572,7 +578,7 @@ impl Options {
             self.keys,
         );
         s += &format!(
-            " pipeline={} batch={} timing={}/{}..{}/{} checkpoint-every={} kept={} memory={} catchup={} promise={} sizes=request {} batch {} message {} pipeline {} queued {} large {}‰",
+            " pipeline={} batch={} timing={}/{}..{}/{} checkpoint-every={} kept={} memory={}/{}B catchup={} promise={} sizes=request {} batch {} message {} pipeline {} queued {} large {}‰",
             self.pipeline_slots_max,
             self.batch_requests_max,
             self.heartbeat_ticks,
@@ -582,6 +588,7 @@ impl Options {
             self.checkpoint_interval_slots,
             self.log_kept_slots,
             self.log_memory_entries_max,
+            self.log_memory_bytes_max,
             self.catchup_entries_max,
             self.promise_entries_max,
             self.request_bytes_max,
@@ -654,6 +661,7 @@ mod tests {
                 c.pipeline_slots_max = o.pipeline_slots_max;
                 c.promise_entries_max = o.promise_entries_max;
                 c.log_memory_entries_max = o.log_memory_entries_max;
+                c.log_memory_bytes_max = o.log_memory_bytes_max;
                 c.catchup_entries_max = o.catchup_entries_max;
                 c.heartbeat_ticks = o.heartbeat_ticks;
                 c.election_ticks_min = o.election_ticks_min;

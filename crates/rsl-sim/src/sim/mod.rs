@@ -535,6 +535,7 @@ impl Sim {
         config.catchup_entries_max = o.catchup_entries_max;
         config.promise_entries_max = o.promise_entries_max;
         config.log_memory_entries_max = o.log_memory_entries_max;
+        config.log_memory_bytes_max = o.log_memory_bytes_max;
         config.checkpoint_interval_slots = o.checkpoint_interval_slots;
         config.log_kept_slots = o.log_kept_slots;
         config.request_bytes_max = o.request_bytes_max;
