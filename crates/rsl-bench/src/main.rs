@@ -227,12 +227,11 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
         let (node, load, payload) = (node.clone(), load.clone(), payload.clone());
-        let args_batch = args.batch.max(1);
+        let batch = args.batch.max(1);
         tasks.push(tokio::spawn(async move {
             // Latencies in a plain vector, merged at the end: a histogram per caller (thousands
             // of them, 140 KB each) would thrash the cache and steal CPU from the replicas.
             let mut h = Vec::with_capacity(4096);
-            let batch = args_batch;
             while !load.stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 if batch > 1 {
