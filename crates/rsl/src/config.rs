@@ -191,6 +191,10 @@ pub struct Storage {
     /// Slots of log kept behind the newest checkpoint, so lagging peers catch up from the
     /// log; a peer further behind is sent the checkpoint.
     pub log_kept_slots: u64,
+    /// Bytes of executed values kept in memory to answer lagging peers from; older ones are
+    /// read back from the log when a peer asks (0: none kept). Bounds a replica's memory
+    /// under load between checkpoints.
+    pub log_memory_bytes_max: usize,
     /// This replica lost its disk: its data directory is new, but it took part in the cluster
     /// before (it may have promised and voted). It then rebuilds from its peers before it
     /// promises or votes again (docs/protocol.md, "Disk loss"). Read only when the data
@@ -208,6 +212,7 @@ impl Default for Storage {
             checkpoint_interval_slots: 100_000,
             checkpoints_kept: 2,
             log_kept_slots: 10_000,
+            log_memory_bytes_max: rsl_core::limits::LOG_MEMORY_BYTES_MAX_DEFAULT,
             disk_lost: false,
         }
     }
@@ -406,6 +411,7 @@ impl NodeConfig {
         core.joining = self.join;
         core.checkpoint_interval_slots = self.storage.checkpoint_interval_slots;
         core.log_kept_slots = self.storage.log_kept_slots;
+        core.log_memory_bytes_max = self.storage.log_memory_bytes_max;
         core.rng_seed = rng_seed;
         core
     }

@@ -84,6 +84,52 @@ fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
     });
 }
 
+/// With `log_memory_bytes_max = 0` no executed value stays in memory and no checkpoint is
+/// taken: a follower that was down catches up from the values the others read back from their
+/// logs on disk (`LoadLog`), and executes the same requests in the same order. The writes
+/// (80 MiB) overflow the transport's queue to the stopped follower (64 MiB), so that it must
+/// ask for what it missed rather than receive the queued accepts.
+#[test]
+fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.checkpoint_interval_slots = 0;
+            c.storage.log_memory_bytes_max = 0;
+        }
+        let (journals, mut nodes) = start_all(&cfgs);
+        write(&nodes, b"first").await;
+        let p = primary_of(&nodes).await;
+        let f = (p + 1) % 3;
+        nodes[f].take().unwrap().shutdown();
+        for i in 0..80u8 {
+            let payload = Bytes::from(vec![i; 1 << 20]);
+            nodes[p].as_ref().unwrap().replicate_exclusive(payload).await.unwrap();
+        }
+        let fresh = Journal::default();
+        nodes[f] = Some(Node::start(cfgs[f].clone(), fresh.clone()).unwrap());
+        let slot = nodes[p].as_ref().unwrap().status().executed;
+        let follower = nodes[f].as_ref().unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            follower.read(Bytes::new(), ReadConsistency::AtLeast(slot)),
+        )
+        .await
+        .expect("the follower did not catch up within 30 s")
+        .unwrap();
+        assert_eq!(follower.status().checkpoint, 0, "caught up from a checkpoint, not the log");
+        let reference = journals[p].0.lock().unwrap().clone();
+        let caught_up = fresh.0.lock().unwrap().clone();
+        assert!(caught_up.len() >= 81, "follower has {} requests", caught_up.len());
+        assert_eq!(caught_up[..], reference[..caught_up.len()]);
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}
+
 fn scrape(addr: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
