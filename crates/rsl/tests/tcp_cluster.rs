@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{configs, free_port, primary_of, start_all, write, Journal};
+use rsl::config::Storage;
 use rsl::{Health, Node, ReadConsistency, ReplicateError, StopCause};
 
 fn run(tls: bool) {
@@ -41,75 +42,31 @@ fn run(tls: bool) {
     });
 }
 
-/// A follower that was down while the others checkpointed and truncated their logs catches
-/// up by receiving a checkpoint, streamed in chunks, then the slots after it.
-#[test]
-fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
+/// Stops a follower of a cluster configured by `storage`, commits `payloads` each alone in a
+/// slot, restarts the follower on its data directory and waits (bounded) until it executed
+/// everything the primary did; checks it executed the same requests in the same order, and
+/// returns its checkpoint slot: above 0 only if it installed a peer's checkpoint (it is
+/// restarted without checkpoints of its own).
+fn a_stopped_follower_catches_up(storage: impl Fn(&mut Storage), payloads: Vec<Bytes>) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
         let mut cfgs = configs(root.path(), false);
-        for c in &mut cfgs {
-            c.storage.checkpoint_interval_slots = 20;
-            c.storage.log_kept_slots = 5;
-        }
+        cfgs.iter_mut().for_each(|c| storage(&mut c.storage));
         let (journals, mut nodes) = start_all(&cfgs);
         write(&nodes, b"first").await;
         let p = primary_of(&nodes).await;
         let f = (p + 1) % 3;
         nodes[f].take().unwrap().shutdown();
-        // Each write alone in its slot, so the log moves far past the follower.
-        for i in 0..200u32 {
-            let payload = Bytes::copy_from_slice(&i.to_le_bytes());
+        let n = payloads.len();
+        for payload in payloads {
             nodes[p].as_ref().unwrap().replicate_exclusive(payload).await.unwrap();
         }
+        // Restarted without checkpoints of its own: a checkpoint it has came from a peer.
+        let mut restart = cfgs[f].clone();
+        restart.storage.checkpoint_interval_slots = 0;
         let fresh = Journal::default();
-        nodes[f] = Some(Node::start(cfgs[f].clone(), fresh.clone()).unwrap());
-        let slot = nodes[p].as_ref().unwrap().status().executed;
-        let follower = nodes[f].as_ref().unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            follower.read(Bytes::new(), ReadConsistency::AtLeast(slot)),
-        )
-        .await
-        .expect("the follower did not catch up within 20 s")
-        .unwrap();
-        let reference = journals[p].0.lock().unwrap().clone();
-        let caught_up = fresh.0.lock().unwrap().clone();
-        assert!(caught_up.len() >= 201, "follower has {} requests", caught_up.len());
-        assert_eq!(caught_up[..], reference[..caught_up.len()]);
-        for n in nodes.iter().flatten() {
-            n.shutdown();
-        }
-    });
-}
-
-/// With `log_memory_bytes_max = 0` no executed value stays in memory and no checkpoint is
-/// taken: a follower that was down catches up from the values the others read back from their
-/// logs on disk (`LoadLog`), and executes the same requests in the same order. The writes
-/// (80 MiB) overflow the transport's queue to the stopped follower (64 MiB), so that it must
-/// ask for what it missed rather than receive the queued accepts.
-#[test]
-fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let root = tempfile::tempdir().unwrap();
-        let mut cfgs = configs(root.path(), false);
-        for c in &mut cfgs {
-            c.storage.checkpoint_interval_slots = 0;
-            c.storage.log_memory_bytes_max = 0;
-        }
-        let (journals, mut nodes) = start_all(&cfgs);
-        write(&nodes, b"first").await;
-        let p = primary_of(&nodes).await;
-        let f = (p + 1) % 3;
-        nodes[f].take().unwrap().shutdown();
-        for i in 0..80u8 {
-            let payload = Bytes::from(vec![i; 1 << 20]);
-            nodes[p].as_ref().unwrap().replicate_exclusive(payload).await.unwrap();
-        }
-        let fresh = Journal::default();
-        nodes[f] = Some(Node::start(cfgs[f].clone(), fresh.clone()).unwrap());
+        nodes[f] = Some(Node::start(restart, fresh.clone()).unwrap());
         let slot = nodes[p].as_ref().unwrap().status().executed;
         let follower = nodes[f].as_ref().unwrap();
         tokio::time::timeout(
@@ -119,15 +76,44 @@ fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
         .await
         .expect("the follower did not catch up within 30 s")
         .unwrap();
-        assert_eq!(follower.status().checkpoint, 0, "caught up from a checkpoint, not the log");
+        let checkpoint = follower.status().checkpoint;
         let reference = journals[p].0.lock().unwrap().clone();
         let caught_up = fresh.0.lock().unwrap().clone();
-        assert!(caught_up.len() >= 81, "follower has {} requests", caught_up.len());
+        assert!(caught_up.len() > n, "follower has {} requests of {}", caught_up.len(), n + 1);
         assert_eq!(caught_up[..], reference[..caught_up.len()]);
         for n in nodes.iter().flatten() {
             n.shutdown();
         }
-    });
+        checkpoint
+    })
+}
+
+/// A follower that was down while the others checkpointed and truncated their logs catches
+/// up by receiving a checkpoint, streamed in chunks, then the slots after it. The writes (80
+/// MiB, each alone in its slot) overflow the transport's queue to the stopped follower (64
+/// MiB): with 200 small writes, as this test had until 2026-12-07, the follower received the
+/// queued accepts and never needed the checkpoint (its checkpoint slot was 0 when it had
+/// caught up).
+#[test]
+fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
+    let storage = |s: &mut Storage| (s.checkpoint_interval_slots, s.log_kept_slots) = (20, 5);
+    let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
+    let checkpoint = a_stopped_follower_catches_up(storage, payloads);
+    assert!(checkpoint > 0, "the follower caught up without a checkpoint");
+}
+
+/// With `log_memory_bytes_max = 0` no executed value stays in memory and no checkpoint is
+/// taken: a follower that was down catches up from the values the others read back from their
+/// logs on disk (`LoadLog`). The writes (80 MiB) overflow the transport's queue to the stopped
+/// follower (64 MiB), so that it must ask for what it missed rather than receive the queued
+/// accepts (with 200 small writes it did, and a planted prune that forgets `mem_base` went
+/// unseen; with these it never catches up).
+#[test]
+fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
+    let storage = |s: &mut Storage| (s.checkpoint_interval_slots, s.log_memory_bytes_max) = (0, 0);
+    let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
+    let checkpoint = a_stopped_follower_catches_up(storage, payloads);
+    assert_eq!(checkpoint, 0, "caught up from a checkpoint, not the log");
 }
 
 fn scrape(addr: std::net::SocketAddr) -> String {
