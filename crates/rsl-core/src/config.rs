@@ -80,8 +80,9 @@ pub struct Config {
     /// Executed log entries kept in memory (older ones are read back with `LoadLog`).
     pub log_memory_entries_max: usize,
     /// Value bytes of the executed log entries kept in memory (`message::value_len` of each;
-    /// older ones are read back with `LoadLog`). A count alone let a replica hold 100,000
-    /// slots of up to a batch's 256 KiB each, or of a 16 MiB request each.
+    /// older ones are read back with `LoadLog`), with at least `pipeline_slots_max` entries
+    /// kept whatever their size. A count alone let a replica hold 100,000 slots of up to a
+    /// batch's 256 KiB each, or of a 16 MiB request each.
     pub log_memory_bytes_max: usize,
     /// Seed of the core's deterministic pseudo-random sequence (election timeouts). The
     /// driver draws it; the core has no source of randomness of its own.

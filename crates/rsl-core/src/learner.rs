@@ -157,11 +157,17 @@ impl Replica {
     }
 
     /// Drops the oldest executed entries from memory beyond the caps, in entries and in
-    /// bytes (storage keeps them).
+    /// bytes (storage keeps them). The cap in bytes keeps at least a pipeline's worth of
+    /// entries in memory, as the cap in entries does (`Config::validate`): pruned below it, a
+    /// replica of seed 87792068 (default swarm, a cap of 1,536 bytes) never finished its
+    /// rebuild after a disk loss (`Liveness`); the path that needs them is not pinned down.
     fn prune_memory(&mut self) {
         let (entries_max, bytes_max) =
             (self.config.log_memory_entries_max, self.config.log_memory_bytes_max);
-        while self.log.len() > entries_max || self.mem_bytes > bytes_max {
+        let kept_min = self.config.pipeline_slots_max as usize;
+        while self.log.len() > entries_max
+            || (self.mem_bytes > bytes_max && self.log.len() > kept_min)
+        {
             let Some((&first, e)) = self.log.first_key_value() else { break };
             if first > self.executed {
                 break;

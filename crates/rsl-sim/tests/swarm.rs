@@ -235,6 +235,18 @@ fn membership_changes_do_not_strand_the_new_voters() {
     }
 }
 
+/// Seed 87792068 of the default swarm (a campaign of 2026-12-07), where with the new cap in
+/// bytes on the executed entries kept in memory (1,536 bytes there) a replica pruned below a
+/// pipeline's worth of entries, and a replica rebuilding after a disk loss never finished
+/// (`Liveness`). The cap keeps a pipeline's worth now.
+#[test]
+fn the_cap_in_bytes_keeps_a_pipeline_of_entries_in_memory() {
+    let outcome = run_seed(&Options::swarm(87_792_068), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 87792068 failed: {f}");
+    }
+}
+
 /// A `--reconfig` seed found before the swarm's late-votes and lost-tail knobs, with the
 /// fault mix it was found with (the knobs change the runs of the seeds that draw them, and a
 /// replay must tell the story it was written for).

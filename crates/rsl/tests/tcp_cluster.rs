@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{configs, free_port, primary_of, start_all, write, Journal};
-use rsl::config::Storage;
-use rsl::{Health, Node, ReadConsistency, ReplicateError, StopCause};
+use rsl::{Health, Node, NodeConfig, ReadConsistency, ReplicateError, StopCause};
 
 fn run(tls: bool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -47,12 +46,12 @@ fn run(tls: bool) {
 /// everything the primary did; checks it executed the same requests in the same order, and
 /// returns its checkpoint slot: above 0 only if it installed a peer's checkpoint (it is
 /// restarted without checkpoints of its own).
-fn a_stopped_follower_catches_up(storage: impl Fn(&mut Storage), payloads: Vec<Bytes>) -> u64 {
+fn a_stopped_follower_catches_up(configure: impl Fn(&mut NodeConfig), payloads: Vec<Bytes>) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
         let mut cfgs = configs(root.path(), false);
-        cfgs.iter_mut().for_each(|c| storage(&mut c.storage));
+        cfgs.iter_mut().for_each(&configure);
         let (journals, mut nodes) = start_all(&cfgs);
         write(&nodes, b"first").await;
         let p = primary_of(&nodes).await;
@@ -98,22 +97,29 @@ fn a_stopped_follower_catches_up(storage: impl Fn(&mut Storage), payloads: Vec<B
 /// asserted: in 4 of 5 runs the follower installed one (its checkpoint slot above 0).
 #[test]
 fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
-    let storage = |s: &mut Storage| (s.checkpoint_interval_slots, s.log_kept_slots) = (20, 5);
+    let configure = |c: &mut NodeConfig| {
+        (c.storage.checkpoint_interval_slots, c.storage.log_kept_slots) = (20, 5)
+    };
     let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
-    a_stopped_follower_catches_up(storage, payloads);
+    a_stopped_follower_catches_up(configure, payloads);
 }
 
-/// With `log_memory_bytes_max = 0` no executed value stays in memory and no checkpoint is
-/// taken: a follower that was down catches up from the values the others read back from their
+/// With `log_memory_bytes_max = 0` no executed value beyond a pipeline's worth stays in memory
+/// and no checkpoint is taken: a follower that was down catches up from the values the others read back from their
 /// logs on disk (`LoadLog`). The writes (80 MiB) overflow the transport's queue to the stopped
 /// follower (64 MiB), so that it must ask for what it missed rather than receive the queued
 /// accepts (with 200 small writes it did, and a planted prune that forgets `mem_base` went
 /// unseen; with these it never catches up).
 #[test]
 fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
-    let storage = |s: &mut Storage| (s.checkpoint_interval_slots, s.log_memory_bytes_max) = (0, 0);
+    let configure = |c: &mut NodeConfig| {
+        (c.storage.checkpoint_interval_slots, c.storage.log_memory_bytes_max) = (0, 0);
+        // The cap in bytes keeps at least a pipeline's worth of entries: 4, fewer than the
+        // slots the follower lacks beyond the transport's queue.
+        c.consensus.pipeline_slots_max = 4;
+    };
     let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
-    let checkpoint = a_stopped_follower_catches_up(storage, payloads);
+    let checkpoint = a_stopped_follower_catches_up(configure, payloads);
     assert_eq!(checkpoint, 0, "caught up from a checkpoint, not the log");
 }
 
