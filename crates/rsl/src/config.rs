@@ -192,8 +192,9 @@ pub struct Storage {
     /// log; a peer further behind is sent the checkpoint.
     pub log_kept_slots: u64,
     /// Bytes of executed values kept in memory to answer lagging peers from; older ones are
-    /// read back from the log when a peer asks (0: none kept). Bounds a replica's memory
-    /// under load between checkpoints.
+    /// read back from the log when a peer asks. At least `consensus.pipeline_slots_max`
+    /// entries stay whatever their size (0: only those). Bounds a replica's memory under load
+    /// between checkpoints.
     pub log_memory_bytes_max: usize,
     /// This replica lost its disk: its data directory is new, but it took part in the cluster
     /// before (it may have promised and voted). It then rebuilds from its peers before it
