@@ -416,13 +416,24 @@ impl Replica {
         ensure!(self.log.keys().all(|s| *s > self.truncated), "truncated entries kept in memory");
     }
 
+    /// Drops every entry at or below `slot` from memory. Called before `executed` moves (a
+    /// checkpoint's install), so that the byte count loses exactly the executed entries it
+    /// counted: a walk of the dropped entries only, each dropped once.
     fn drop_log_through(&mut self, slot: Slot) {
-        self.log = self.log.split_off(&slot.next());
+        let kept = self.log.split_off(&slot.next());
+        let dropped = std::mem::replace(&mut self.log, kept);
+        let bytes: usize =
+            dropped.range(..=self.executed).map(|(_, e)| crate::message::value_len(&e.value)).sum();
+        invariant!(bytes <= self.mem_bytes, "dropped {bytes} bytes of {} counted", self.mem_bytes);
+        self.mem_bytes -= bytes;
         self.corrupt = self.corrupt.split_off(&slot.next());
         self.mem_base = self.mem_base.max(slot);
-        // Counted again over what stays (rare: at a checkpoint): the executed entries kept.
+        // Rare (at a checkpoint): the count checked against the executed entries kept.
         let kept = self.log.range(..=self.executed);
-        self.mem_bytes = kept.map(|(_, e)| crate::message::value_len(&e.value)).sum();
+        invariant!(
+            self.mem_bytes == kept.map(|(_, e)| crate::message::value_len(&e.value)).sum::<usize>(),
+            "the byte count of the executed entries in memory is off"
+        );
     }
 
     /// A peer's checkpoint replaced the state: everything up to `slot` is executed.
@@ -447,12 +458,12 @@ impl Replica {
                 out.push(Action::Refuse { id, reason });
             }
         }
+        self.drop_log_through(slot);
         self.executed = slot;
         self.checkpoint = slot;
         self.checkpoint_asked = slot;
         self.commit = self.commit.max(slot);
         self.truncated = self.truncated.max(slot);
-        self.drop_log_through(slot);
         self.persist(Write::TruncatePrefix { before: slot.next() }, out);
         // A configuration slot of ours the checkpoint covers is executed, also one that left
         // the membership as it was (`config_executed` below does not run then): the pipeline
