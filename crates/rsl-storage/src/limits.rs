@@ -21,6 +21,16 @@ pub const SEGMENT_BYTES_MIN: u64 = 4096;
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
 /// Appends are buffered in memory and written out when the buffer exceeds this, or at `sync`.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// The tail segment is kept zero-filled this far past its last record (in the file, not
+/// only in its size), so that a sync overwrites blocks the file already has: no block to
+/// allocate, no size to change, so no journal commit on ext4 (docs/storage.md, "Zeros ahead
+/// of the tail"). Written when the records reach the zeros' end in a write out of fewer than
+/// `ZEROS_AHEAD_WRITE_MAX` bytes: a larger write pays for its journal commit itself, and the
+/// zeros' own write would double its bytes and slow its sync (p99 of 64 KiB syncs 0.7-1.2 ms
+/// -> 2.0-2.5 ms, docs/benchmarks.md).
+pub const ZEROS_AHEAD_BYTES: u64 = 1024 * 1024;
+/// See [`ZEROS_AHEAD_BYTES`].
+pub const ZEROS_AHEAD_WRITE_MAX: usize = 64 * 1024;
 /// `read_range` reads records that lie next to each other on disk with one read of at most
 /// this many bytes.
 pub const READ_RUN_BYTES_MAX: usize = 1024 * 1024;

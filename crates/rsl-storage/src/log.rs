@@ -32,7 +32,8 @@ use crate::codec::{
 use crate::error::{Result, StorageError};
 use crate::limits::{
     READ_RUN_BYTES_MAX, RECORD_ALIGN_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_HEADER_BYTES, WRITE_BUFFER_BYTES_MAX,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_HEADER_BYTES, WRITE_BUFFER_BYTES_MAX, ZEROS_AHEAD_BYTES,
+    ZEROS_AHEAD_WRITE_MAX,
 };
 use crate::media::{Media, MediaFile};
 
@@ -145,12 +146,26 @@ struct Segment<F> {
     first_seq: u64,
     /// Bytes written to the file (the tail segment's buffer is beyond this).
     written: u64,
+    /// The file holds written bytes (records, then zeros) up to here: `written` or more.
+    zeroed: u64,
     /// Capacity: rollover before exceeding it.
     capacity: u64,
     /// Highest slot (or marker bound) of any record in it.
     slot_max: Option<u64>,
     /// Written since its last data sync.
     dirty: bool,
+}
+
+/// Writes zeros to `file` from `from` to `to`, a chunk at a time.
+fn write_zeros<F: MediaFile>(file: &mut F, from: u64, to: u64) -> Result<()> {
+    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        file.write_at(at, &ZEROS[..n as usize])?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// The segmented write-ahead log over a medium `M`.
@@ -252,7 +267,15 @@ impl<M: Media> SegmentLog<M> {
         tail.file.write_at(tail.written, &self.buf)?;
         tail.written += self.buf.len() as u64;
         tail.dirty = true;
+        let small = self.buf.len() < ZEROS_AHEAD_WRITE_MAX;
         self.buf.clear();
+        if !self.fixed_capacity && tail.written > tail.zeroed && small {
+            // Zeros ahead of the records (ZEROS_AHEAD_BYTES): recovery reads zeros after the
+            // last record as the end of the data, as in mapped segments.
+            let end = (tail.written + ZEROS_AHEAD_BYTES).min(tail.capacity).max(tail.written);
+            write_zeros(&mut tail.file, tail.written, end)?;
+            tail.zeroed = end;
+        }
         Ok(())
     }
 
@@ -268,6 +291,7 @@ impl<M: Media> SegmentLog<M> {
             file,
             first_seq: self.next_seq,
             written: 0,
+            zeroed: 0,
             capacity,
             slot_max: None,
             dirty: true,

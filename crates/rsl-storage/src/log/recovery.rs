@@ -272,8 +272,16 @@ impl<M: Media> SegmentLog<M> {
                 scan.expected = header.map(|h| h.first_seq);
             }
             let capacity = if fixed_capacity { len } else { options.segment_bytes_max };
-            let segment =
-                Segment { file, first_seq, written: len, capacity, slot_max: None, dirty: false };
+            let (written, zeroed) = (len, len);
+            let segment = Segment {
+                file,
+                first_seq,
+                written,
+                zeroed,
+                capacity,
+                slot_max: None,
+                dirty: false,
+            };
             log.segments.insert(id, segment);
             for event in events {
                 log.feed(&mut scan, event, &mut report);
@@ -425,6 +433,7 @@ impl<M: Media> SegmentLog<M> {
         seg.file.write_at(offset, &record)?;
         seg.file.sync()?;
         seg.written = seg.written.max(offset + total);
+        seg.zeroed = seg.zeroed.max(seg.written);
         let end = data_ends.entry(segment).or_insert(0);
         *end = (*end).max(offset + total);
         self.apply(segment, offset, &h, false);
@@ -497,6 +506,7 @@ impl<M: Media> SegmentLog<M> {
             seg.file.truncate(offset)?;
             seg.file.sync()?;
             seg.written = offset;
+            seg.zeroed = offset;
         }
         self.media.sync_dir()?;
         // Nothing applied to the index lies in the discarded bytes (they were never applied).
@@ -516,7 +526,9 @@ impl<M: Media> SegmentLog<M> {
             let end = data_ends[id].min(tail.written);
             assert!(end >= SEGMENT_HEADER_BYTES as u64, "recovery keeps no headerless tail");
             if end < tail.written && !self.fixed_capacity {
+                // The zeros go (the next flush writes zeros ahead again).
                 tail.file.truncate(end)?;
+                tail.zeroed = end;
             }
             tail.written = end;
             tail.file.sync()?;

@@ -78,3 +78,57 @@ fn discarding_everything_when_nothing_was_durable() {
     assert_eq!(log.segment_count(), 0);
     assert!(slots(&log).is_empty() && report.torn.is_none());
 }
+
+/// The tail segment's file holds written zeros `ZEROS_AHEAD_BYTES` past its records (blocks
+/// the file has, not a hole), so the syncs of small batches change neither its size nor its
+/// blocks; recovery takes the zeros for the end of the data, and appends resume after the
+/// last record.
+#[test]
+fn the_tail_segment_is_zero_filled_ahead_of_its_records() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(segment_name(0));
+    let stat = || std::fs::metadata(&file).unwrap();
+    let (mut log, _) =
+        SegmentLog::open(FsMedia::open(dir.path()).unwrap(), LogOptions::default()).unwrap();
+    log.append(1, 1, &payload(1)).unwrap();
+    log.sync().unwrap();
+    let written = log.tail_end().offset;
+    let len = stat().len();
+    assert_eq!(len, written + ZEROS_AHEAD_BYTES);
+    assert!(stat().blocks() * 512 >= len, "the zeros are written, not a hole");
+    // 500 more records of 364 bytes, one sync each: 182,000 bytes, within the zeros.
+    for slot in 2..=501 {
+        log.append(slot, 1, &payload(slot)).unwrap();
+        log.sync().unwrap();
+        assert_eq!(stat().len(), len, "slot {slot}: a sync within the zeros changed the size");
+    }
+    // Past the zeros' end in one large write out (1.3 MB): no zeros after it (the write
+    // pays its own journal commit); then a small one writes zeros ahead again.
+    for slot in 502..=4000 {
+        log.append(slot, 1, &payload(slot)).unwrap();
+    }
+    log.sync().unwrap();
+    assert!(log.tail_end().offset > len);
+    assert_eq!(stat().len(), log.tail_end().offset);
+    log.append(4001, 1, &payload(4001)).unwrap();
+    log.sync().unwrap();
+    let written = log.tail_end().offset;
+    assert_eq!(stat().len(), written + ZEROS_AHEAD_BYTES);
+    drop(log);
+    // Recovery: every record, no bad spot; the zeros are cut off, and appends resume at the
+    // last record's end (not after the zeros, which would hide them from the next recovery).
+    let (mut log, report) =
+        SegmentLog::open(FsMedia::open(dir.path()).unwrap(), LogOptions::default()).unwrap();
+    assert_eq!(slots(&log), (1..=4001).collect::<Vec<_>>());
+    assert!(report.torn.is_none() && !report.has_corruption(), "{report:?}");
+    assert_eq!(stat().len(), written);
+    log.append(4002, 1, &payload(4002)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (mut log, report) =
+        SegmentLog::open(FsMedia::open(dir.path()).unwrap(), LogOptions::default()).unwrap();
+    assert_eq!(slots(&log).len(), 4002);
+    assert!(report.torn.is_none() && !report.has_corruption(), "{report:?}");
+    assert_eq!(log.read(4002).unwrap().unwrap().payload, payload(4002));
+}
