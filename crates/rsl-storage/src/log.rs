@@ -158,7 +158,7 @@ struct Segment<F> {
 
 /// Writes zeros to `file` from `from` to `to`, a chunk at a time.
 fn write_zeros<F: MediaFile>(file: &mut F, from: u64, to: u64) -> Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = from;
     while at < to {
         let n = (to - at).min(ZEROS.len() as u64);
