@@ -235,10 +235,12 @@ fn membership_changes_do_not_strand_the_new_voters() {
     }
 }
 
-/// Seed 87792068 of the default swarm (a campaign of 2026-12-07), where with the new cap in
-/// bytes on the executed entries kept in memory (1,536 bytes there) a replica pruned below a
-/// pipeline's worth of entries, and a replica rebuilding after a disk loss never finished
-/// (`Liveness`). The cap keeps a pipeline's worth now.
+/// Seed 87792068 of the default swarm (a campaign of 2026-12-07), found with the new cap in
+/// bytes on the executed entries kept in memory (1,536 bytes there): a replica rebuilding
+/// after a disk loss never finished (`Liveness`). The cause was the simulator's: a chain of
+/// `grow_lost_permille` rotted a slot of its victim while another replica's disk had been
+/// wiped (`faults::tests::no_wipe_while_a_growth_that_loses_a_slot_is_under_way`); the cap
+/// also keeps a pipeline's worth of entries since. A regression seed for both.
 #[test]
 fn the_cap_in_bytes_keeps_a_pipeline_of_entries_in_memory() {
     let outcome = run_seed(&Options::swarm(87_792_068), false);

@@ -507,10 +507,15 @@ impl Sim {
 
     /// Whether a replica other than `i` lost data (`lost_data`) or may have without anyone
     /// knowing yet: its disk corrupts records on write (latent damage, found only when the
-    /// record is read back).
+    /// record is read back). The victim of a chain of `grow_lost_permille` in progress counts too: the chain will
+    /// rot one of its slots (seed 87792068: a wipe while the chain ran, then the rot, left
+    /// two replicas with lost data and a cluster that waited for good).
     fn others_may_have_lost_data(&self, i: usize) -> bool {
         let latent = self.options.write_corrupt_permille > 0;
-        let others = |j: usize| j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty));
+        let doomed = |j: usize| self.grow_lost.as_ref().is_some_and(|g| g.r == self.nodes[j].id);
+        let others = |j: usize| {
+            j != i && (self.lost_data(j) || (latent && self.nodes[j].faulty) || doomed(j))
+        };
         (0..self.nodes.len()).any(others)
     }
 
@@ -693,6 +698,33 @@ mod tests {
     use super::faulty_disks;
     use crate::options::Options;
     use crate::rng::Rng;
+
+    /// A chain of `grow_lost_permille` under way will rot a slot of its victim: no other
+    /// replica's disk may be wiped meanwhile, or two replicas lose data at once (seed
+    /// 87792068: the chain began at tick 524 with replica 1 as its victim, replica 3's disk
+    /// was wiped at 533, the chain rotted replica 1's slot 52 at 732 while 3 rebuilt, and
+    /// no phase 1 could rule the slot out without 3's promise: the cluster waited for good).
+    #[test]
+    fn no_wipe_while_a_growth_that_loses_a_slot_is_under_way() {
+        use super::super::{GrowLost, Sim};
+        use rsl_core::{Membership, ReplicaId};
+        let o =
+            Options { replicas: 3, learners: 2, grow_lost_permille: 20, ..Options::quiet(3, 7) };
+        let mut sim = Sim::new(o);
+        assert!(sim.may_wipe(ReplicaId(3)), "the control: a wipe with nothing else lost");
+        sim.grow_lost = Some(GrowLost {
+            p: ReplicaId(2),
+            r: ReplicaId(1),
+            c: ReplicaId(3),
+            learners: vec![ReplicaId(4), ReplicaId(5)],
+            target: Membership::new([1, 2, 3, 4, 5]),
+            slot: None,
+            until: u64::MAX,
+            notes_from: 0,
+        });
+        assert!(!sim.may_wipe(ReplicaId(3)), "a wipe beside the chain's victim");
+        assert!(sim.may_wipe(ReplicaId(1)), "the victim's own disk: still one replica");
+    }
 
     /// Five replicas may hold two faulty disks, unless membership changes may shrink the
     /// cluster to three voters, of which two faulty disks would be a majority.

@@ -268,7 +268,10 @@ impl Sim {
         let pi = self.index(g.p);
         // (A primary whose phase 1 did not cover the membership it installs stands again.)
         let primary = self.nodes[pi].primacy.is_some() && self.nodes[pi].state == NodeState::Up;
-        if self.now > g.until || self.nodes[pi].state == NodeState::Down {
+        // The rot of step 3 must stay within the fault model, whatever happened since the
+        // chain began (`others_may_have_lost_data` keeps wipes off while it runs).
+        let beyond = self.others_lost_data(self.index(g.r));
+        if self.now > g.until || self.nodes[pi].state == NodeState::Down || beyond {
             self.stats.grow_lost_given_up += 1;
             self.grow_lost = None;
             self.cut_held_until = None;
