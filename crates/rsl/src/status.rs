@@ -240,7 +240,7 @@ pub struct CounterValues {
 }
 
 /// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on
-/// every change of role, primary, ballot, rebuilding or health.
+/// every change of role, primary, ballot, rebuilding, health or the log's first slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
     /// Its role (`None` before the consensus thread first published).
@@ -255,6 +255,9 @@ pub struct View {
     pub joining: bool,
     /// Serving, refusing writes on a full disk, or stopped (and why).
     pub health: Health,
+    /// The first slot its log still holds (see [`Status::log_first`]): it moves when the log
+    /// is truncated behind a durable checkpoint, so a caller can await that.
+    pub log_first: u64,
 }
 
 impl View {
@@ -268,6 +271,7 @@ impl View {
             rebuilding: s.rebuilding,
             joining: s.joining,
             health,
+            log_first: s.log_first,
         }
     }
 }

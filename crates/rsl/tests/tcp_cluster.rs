@@ -46,7 +46,14 @@ fn run(tls: bool) {
 /// everything the primary did; checks it executed the same requests in the same order, and
 /// returns its checkpoint slot: above 0 only if it installed a peer's checkpoint (it is
 /// restarted without checkpoints of its own).
-fn a_stopped_follower_catches_up(configure: impl Fn(&mut NodeConfig), payloads: Vec<Bytes>) -> u64 {
+/// With `truncate`, the two running replicas take a checkpoint at the last slot once they
+/// executed it and truncate their logs behind it before the follower restarts (awaited on
+/// their `watch()`), so that what it lacks is in no log.
+fn a_stopped_follower_catches_up(
+    configure: impl Fn(&mut NodeConfig),
+    payloads: Vec<Bytes>,
+    truncate: bool,
+) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
@@ -60,6 +67,17 @@ fn a_stopped_follower_catches_up(configure: impl Fn(&mut NodeConfig), payloads: 
         let n = payloads.len();
         for payload in payloads {
             nodes[p].as_ref().unwrap().replicate_exclusive(payload).await.unwrap();
+        }
+        let last = nodes[p].as_ref().unwrap().status().executed;
+        for node in nodes.iter().flatten().filter(|_| truncate) {
+            node.read(Bytes::new(), ReadConsistency::AtLeast(last)).await.unwrap();
+            node.checkpoint_now();
+            let mut view = node.watch();
+            let truncated = view.wait_for(|v| v.log_first + 10 > last);
+            tokio::time::timeout(Duration::from_secs(30), truncated)
+                .await
+                .expect("no truncation behind the checkpoint within 30 s")
+                .unwrap();
         }
         // Restarted without checkpoints of its own: a checkpoint it has came from a peer.
         let mut restart = cfgs[f].clone();
@@ -92,16 +110,16 @@ fn a_stopped_follower_catches_up(configure: impl Fn(&mut NodeConfig), payloads: 
 /// longer holds what it lacks. The writes (80 MiB, each alone in its slot) overflow the
 /// transport's queue to the stopped follower (64 MiB), which then lacks the last slots; with
 /// 200 small writes, as this test had until 2026-12-07, it received every queued accept and
-/// never needed a checkpoint. Whether the peer it asks has truncated past those slots depends
-/// on when that peer's checkpoint is saved (in the background), so the checkpoint is not
-/// asserted: in 4 of 5 runs the follower installed one (its checkpoint slot above 0).
+/// never needed a checkpoint. The peers truncate behind a checkpoint at their last slot
+/// before it restarts (awaited), so it must install one: its checkpoint slot is above 0.
 #[test]
 fn a_lagging_replica_catches_up_from_a_streamed_checkpoint() {
     let configure = |c: &mut NodeConfig| {
         (c.storage.checkpoint_interval_slots, c.storage.log_kept_slots) = (20, 5)
     };
     let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
-    a_stopped_follower_catches_up(configure, payloads);
+    let checkpoint = a_stopped_follower_catches_up(configure, payloads, true);
+    assert!(checkpoint > 0, "caught up from the logs, not a streamed checkpoint");
 }
 
 /// With `log_memory_bytes_max = 0` no executed value beyond a pipeline's worth stays in memory
@@ -119,7 +137,7 @@ fn a_lagging_replica_catches_up_from_values_read_back_from_disk() {
         c.consensus.pipeline_slots_max = 4;
     };
     let payloads = (0..80u8).map(|i| Bytes::from(vec![i; 1 << 20])).collect();
-    let checkpoint = a_stopped_follower_catches_up(configure, payloads);
+    let checkpoint = a_stopped_follower_catches_up(configure, payloads, false);
     assert_eq!(checkpoint, 0, "caught up from a checkpoint, not the log");
 }
 
