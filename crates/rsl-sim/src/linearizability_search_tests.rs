@@ -409,22 +409,12 @@ fn a_burst_seen_in_an_impossible_order_is_rejected_within_budget() {
 /// write of the burst could be tried before them, and the search gave up on a billion steps.
 #[test]
 fn the_history_of_seed_84814248_is_decided_within_budget() {
-    let text = include_str!("testdata/seed-84814248.history");
-    let (history, observed) = parse_history(text).expect("the history parses");
-    assert_eq!(history.len(), 167);
-    // What was written reads back the same.
-    assert_eq!(write_history(&history, &observed), text);
-    let full = Search { observed: Some(&observed), ..Search::FULL };
-    let steps = check_history(&history, Search { steps_max: TEST_STEPS_MAX, ..full });
-    let steps = steps.expect("linearizable");
-    eprintln!("seed 84814248: {steps} steps");
-    assert!(steps < TEST_STEPS_MAX / 10, "{steps} steps");
     // Without reachable reads (by call, as it was before returns first) the search gives
     // up, here on the same budget.
-    let before =
-        Search { reachable_reads: false, by_return: false, steps_max: TEST_STEPS_MAX, ..full };
-    let result = check_history(&history, before);
-    assert!(matches!(result, Err(Violation::Undecided { .. })), "{result:?}");
+    fn before(full: Search) -> Search {
+        Search { reachable_reads: false, by_return: false, ..full }
+    }
+    decided_within_budget(84_814_248, include_str!("testdata/seed-84814248.history"), 167, before);
 }
 
 /// Default seed 88066138's history (228 operations on key 0 from 8 clients, one of them an
@@ -435,15 +425,25 @@ fn the_history_of_seed_84814248_is_decided_within_budget() {
 /// s, 5.7 GB of memoised nodes); by return it takes one step an operation.
 #[test]
 fn the_history_of_seed_88066138_is_decided_within_budget() {
-    let text = include_str!("testdata/seed-88066138.history");
+    // By call, the search gives up, here on the same budget.
+    fn by_call(full: Search) -> Search {
+        Search { by_return: false, ..full }
+    }
+    decided_within_budget(88_066_138, include_str!("testdata/seed-88066138.history"), 228, by_call);
+}
+
+/// A seed's dumped history (`text`, `operations` of them) reads back as written, the full
+/// search decides it in a tenth of the unit tests' budget, and the search `without` a part
+/// gives up on the whole of it.
+fn decided_within_budget(seed: u64, text: &str, operations: usize, without: fn(Search) -> Search) {
     let (history, observed) = parse_history(text).expect("the history parses");
-    assert_eq!(history.len(), 228);
+    assert_eq!(history.len(), operations);
+    // What was written reads back the same.
     assert_eq!(write_history(&history, &observed), text);
     let full = Search { observed: Some(&observed), steps_max: TEST_STEPS_MAX, ..Search::FULL };
     let steps = check_history(&history, full).expect("linearizable");
-    eprintln!("seed 88066138: {steps} steps");
+    eprintln!("seed {seed}: {steps} steps");
     assert!(steps < TEST_STEPS_MAX / 10, "{steps} steps");
-    // By call, the search gives up, here on the same budget.
-    let by_call = check_history(&history, Search { by_return: false, ..full });
-    assert!(matches!(by_call, Err(Violation::Undecided { .. })), "{by_call:?}");
+    let result = check_history(&history, without(full));
+    assert!(matches!(result, Err(Violation::Undecided { .. })), "{result:?}");
 }
