@@ -132,3 +132,31 @@ fn the_tail_segment_is_zero_filled_ahead_of_its_records() {
     assert!(report.torn.is_none() && !report.has_corruption(), "{report:?}");
     assert_eq!(log.read(4002).unwrap().unwrap().payload, payload(4002));
 }
+
+/// The limits of the zeros ahead: a first write out (segment header and one record) of
+/// `ZEROS_AHEAD_WRITE_MAX - 8` bytes writes zeros after it, one of exactly
+/// `ZEROS_AHEAD_WRITE_MAX` bytes writes none; and the zeros stop at the segment's capacity.
+#[test]
+fn zeros_ahead_stop_at_their_write_size_and_at_the_segment_capacity() {
+    use crate::limits::SEGMENT_BYTES_MIN;
+    let first_write_out = |payload: usize, segment_bytes_max: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions { segment_bytes_max };
+        let (mut log, _) = SegmentLog::open(FsMedia::open(dir.path()).unwrap(), options).unwrap();
+        log.append(1, 1, &vec![7u8; payload]).unwrap();
+        log.sync().unwrap();
+        let written = log.tail_end().offset;
+        (written, std::fs::metadata(dir.path().join(segment_name(0))).unwrap().len())
+    };
+    let header = SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES;
+    let at_max = ZEROS_AHEAD_WRITE_MAX - header;
+    let (written, len) = first_write_out(at_max - 8, SEGMENT_BYTES_DEFAULT);
+    assert_eq!(written, ZEROS_AHEAD_WRITE_MAX as u64 - 8);
+    assert_eq!(len, written + ZEROS_AHEAD_BYTES, "one aligned step under the size: zeros");
+    let (written, len) = first_write_out(at_max, SEGMENT_BYTES_DEFAULT);
+    assert_eq!(written, ZEROS_AHEAD_WRITE_MAX as u64);
+    assert_eq!(len, written, "a write out of the size itself: no zeros");
+    let (written, len) = first_write_out(100, SEGMENT_BYTES_MIN);
+    assert!(written < SEGMENT_BYTES_MIN);
+    assert_eq!(len, SEGMENT_BYTES_MIN, "zeros up to the capacity, not past it");
+}
