@@ -132,6 +132,7 @@ impl<S: StateMachine> Executor<S> {
                     answer_stopped(replies.into_iter().flatten(), &self.shared);
                     return Flow::Panicked(reason);
                 }
+                self.shared.applied.store(self.last, Ordering::Release);
                 return self.serve_waiting();
             }
             ToExecutor::Read { request, reply } => return self.serve_read(request, reply),
@@ -164,6 +165,7 @@ impl<S: StateMachine> Executor<S> {
                 match installed {
                     Ok(true) => {
                         self.shared.executed.store(self.last, Ordering::Release);
+                        self.shared.applied.store(self.last, Ordering::Release);
                         return self.serve_waiting();
                     }
                     Ok(false) => {}

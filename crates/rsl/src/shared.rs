@@ -28,6 +28,12 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// The last slot the executor executed (or installed from a checkpoint).
     pub(crate) executed: AtomicU64,
+    /// The last slot whose execution the state machine has finished (or installed from a
+    /// checkpoint): its state reflects every slot up to this one. `executed` is published
+    /// before a slot executes (so a caller answered from it sees its slot there), this one
+    /// after (so a caller that reads the state machine's shared state on its own thread,
+    /// `Node::read_here`, sees every slot up to it in that state).
+    pub(crate) applied: AtomicU64,
     /// Every member this replica knows, with its peer address where it has one (a
     /// `LocalCluster`'s replicas have none). The consensus thread replaces it as the
     /// executed membership changes.
@@ -116,6 +122,7 @@ impl Shared {
             view: tokio::sync::watch::Sender::new(View::default()),
             metrics: Metrics::new(),
             executed: AtomicU64::new(executed),
+            applied: AtomicU64::new(executed),
             members: RwLock::new(members),
             call_timeout,
             stopped_flag: AtomicBool::new(false),

@@ -104,6 +104,7 @@ fn an_isolated_primary_serves_no_read_after_its_lease_ends() {
         // within 200 ms of it. Time passing is the condition here; no event marks it.
         tokio::time::sleep_until(cut + Duration::from_millis(300)).await;
         let lease_reads = p.status().counters.lease_reads;
+        assert!(!p.read_here(ReadConsistency::Linearizable, 1), "a read here past the lease");
         let read = p.read(Bytes::new(), ReadConsistency::Linearizable).await;
         let late = cut.elapsed();
         assert!(
@@ -150,6 +151,7 @@ fn a_primary_that_handed_over_serves_no_read_under_its_old_lease() {
         // From here the old primary hears nothing: its state cannot learn of the next write.
         cluster.hub.isolate(old.id());
         let written = count(&target.replicate(Bytes::from_static(b"new")).await.unwrap());
+        assert!(!old.read_here(ReadConsistency::Linearizable, 1), "a read here after handing over");
         let read = old.read(Bytes::new(), ReadConsistency::Linearizable).await;
         let took = started.elapsed();
         match read {
@@ -167,5 +169,103 @@ fn a_primary_that_handed_over_serves_no_read_under_its_old_lease() {
             ),
         }
         assert!(took < Duration::from_secs(1), "{took:?}: past the old lease, proves nothing");
+    });
+}
+
+/// A counter whose request `gate` waits, in the middle of its execution, until the test
+/// opens the gate (each replica's executor tells the test when it got there).
+#[derive(Clone)]
+struct Gated {
+    id: u32,
+    count: Arc<Mutex<u64>>,
+    entered: tokio::sync::mpsc::UnboundedSender<u32>,
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl StateMachine for Gated {
+    fn execute(&mut self, _slot: u64, request: &[u8]) -> Bytes {
+        if request == b"gate" {
+            let _ = self.entered.send(self.id);
+            let (open, opened) = &*self.gate;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+        }
+        let mut n = self.count.lock().unwrap();
+        *n += 1;
+        Bytes::from(n.to_string())
+    }
+
+    fn read(&self, _request: &[u8]) -> Bytes {
+        Bytes::from(self.count.lock().unwrap().to_string())
+    }
+
+    fn snapshot(&self) -> Box<dyn Snapshot> {
+        Box::new(Empty)
+    }
+
+    fn load_checkpoint(&mut self, _input: &mut dyn io::Read) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Opens a [`Gated`] machine's gate when dropped.
+struct Opener(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        let (open, opened) = &*self.0;
+        *open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        opened.notify_all();
+    }
+}
+
+/// `Node::read_here` says yes only once the state machine has *finished* executing the slot
+/// a read must see: while the primary's executor is inside slot `s` (`executed` already
+/// says `s`), a read at `AtLeast(s)` may not be served from the state, one at `s - 1` may;
+/// after `s`, both. A follower never serves a linearizable read here; the primary does
+/// under its lease and counts it.
+///
+/// Proven by a planted bug: with `read_here` comparing against `executed` (published before
+/// a slot executes) instead of `applied`, the read at `AtLeast(s)` is allowed mid-slot and
+/// the test fails.
+#[test]
+fn read_here_waits_until_the_slot_has_finished_executing() {
+    runtime().block_on(async {
+        let (entered, mut entries) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let cluster = LocalCluster::start(LocalOptions::default(), |id| Gated {
+            id,
+            count: Arc::default(),
+            entered: entered.clone(),
+            gate: Arc::clone(&gate),
+        });
+        let p = primary(&cluster).await;
+        p.replicate(Bytes::from_static(b"w")).await.unwrap();
+        until_a_lease_read(p).await;
+        let before = p.status().counters.lease_reads;
+        assert!(p.read_here(ReadConsistency::Linearizable, 3), "no read here under the lease");
+        assert_eq!(p.status().counters.lease_reads, before + 3, "the reads here are counted");
+        for follower in cluster.nodes.iter().filter(|n| n.id() != p.id()) {
+            assert!(!follower.read_here(ReadConsistency::Linearizable, 1), "a follower read");
+        }
+
+        let checks = async {
+            while entries.recv().await.unwrap() != p.id() {}
+            // Opened when this block ends, even by a failed assertion (else the executors
+            // would wait for good and the cluster never stop).
+            let _open = Opener(Arc::clone(&gate));
+            let s = p.executed();
+            assert!(p.read_here(ReadConsistency::AtLeast(s - 1), 1), "slot {} is done", s - 1);
+            assert!(!p.read_here(ReadConsistency::AtLeast(s), 1), "slot {s} is still executing");
+            s
+        };
+        let (written, s) = tokio::join!(p.replicate(Bytes::from_static(b"gate")), checks);
+        written.unwrap();
+        // The executor serves this read after it finished the slot (it is sent once the slot
+        // executes, and served in order behind it).
+        p.read(Bytes::new(), ReadConsistency::AtLeast(s)).await.unwrap();
+        assert!(p.read_here(ReadConsistency::AtLeast(s), 1), "slot {s} has executed");
     });
 }
