@@ -74,6 +74,6 @@ pub use checkpoint::KvSnapshot;
 pub use config::KvConfig;
 pub use engine::{Engine, EngineError, EngineReply, EngineSender, LocalEngine, Submitted};
 pub use hub::Hub;
-pub use machine::KvMachine;
+pub use machine::{KvMachine, KvReader};
 pub use replicated::{ReplicatedEngine, ReplicatedOptions};
 pub use server::{serve, Clock, ServerConfig};

@@ -25,8 +25,13 @@
 //! The maps are persistent (`imbl`), so [`StateMachine::snapshot`] is an O(1) clone and the
 //! checkpoint ([`crate::checkpoint`]) is written from it on another thread while execution
 //! continues.
+//!
+//! The keyspace sits behind a lock that the machine takes for each request it executes, so
+//! that the server can serve a plain read on the connection's own task when the replica
+//! allows it ([`KvReader`], `rsl::Node::read_here`), without a message to the executor.
 
 use std::io::{self, Read};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use rsl::{Snapshot, StateMachine};
@@ -42,7 +47,9 @@ use crate::resp::{Proto, Reply};
 /// The replicated key-value state machine.
 #[derive(Debug, Default)]
 pub struct KvMachine {
-    db: Db,
+    /// The keyspace, shared with the [`KvReader`]s: written under the lock, one request at
+    /// a time, so that a reader sees every request executed before it took the lock.
+    db: Arc<RwLock<Db>>,
     /// The last slot executed, to check the engine's ordering contract.
     slot_last: u64,
     /// Where published messages and ready keys go (this replica's server).
@@ -67,67 +74,60 @@ impl KvMachine {
         &self.hub
     }
 
+    /// A handle on this machine's keyspace, for reads served outside the executor.
+    pub fn reader(&self) -> KvReader {
+        KvReader { db: Arc::clone(&self.db) }
+    }
+
+    /// The keyspace, to read. A panic while it was written (the replica then stops) leaves
+    /// the lock poisoned; the machine's own calls go on regardless, as before the lock.
+    fn db(&self) -> RwLockReadGuard<'_, Db> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The keyspace, to write.
+    fn db_mut(&self) -> RwLockWriteGuard<'_, Db> {
+        self.db.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The machine's clock: the largest write stamp executed so far, in Unix milliseconds.
     pub fn now_ms(&self) -> u64 {
-        self.db.now_ms
+        self.db().now_ms
     }
 
     /// The number of stored keys (none of them expired as of [`KvMachine::now_ms`]).
     pub fn len(&self) -> usize {
-        self.db.keys.len()
+        self.db().keys.len()
     }
 
     /// The number of stored keys that have an expiry.
     pub fn expiring_len(&self) -> usize {
-        self.db.expiries.len()
+        self.db().expiries.len()
     }
 
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
-        self.db.keys.is_empty()
+        self.db().keys.is_empty()
     }
 
     /// The number of write requests executed (WATCH's modification count).
     pub fn mods(&self) -> u64 {
-        self.db.mods
+        self.db().mods
     }
 
     /// Executes a decoded request; a read is answered as of this point in the slot order.
     pub fn apply(&mut self, request: &Request) -> (Reply, Proto) {
         match request {
             Request::Write { stamp_ms, op } => {
-                self.db.begin_write(*stamp_ms);
-                let reply = self.apply_write(op);
-                debug_assert!(self
-                    .db
-                    .expiries
-                    .get_min()
-                    .is_none_or(|(at, _)| *at >= self.db.now_ms));
+                let KvMachine { db, hub, scripts, .. } = self;
+                let mut db = db.write().unwrap_or_else(PoisonError::into_inner);
+                db.begin_write(*stamp_ms);
+                let reply = apply_write(&mut db, hub, scripts, op);
+                debug_assert!(db.expiries.get_min().is_none_or(|(at, _)| *at >= db.now_ms));
                 reply
             }
             Request::Read(op) => (self.query(op), op.proto),
         }
-    }
-
-    fn apply_write(&mut self, op: &WriteOp) -> (Reply, Proto) {
-        let (proto, commands, watch) = match op {
-            WriteOp::Tick => return (Reply::ok(), Proto::Resp2),
-            WriteOp::Command { proto, args } => (*proto, std::slice::from_ref(args), None),
-            WriteOp::Exec { proto, watch, commands } => (*proto, &commands[..], Some(watch)),
-        };
-        let mut ctx = Ctx {
-            db: &mut self.db,
-            proto,
-            hub: &self.hub,
-            scripts: &mut self.scripts,
-            in_script: false,
-        };
-        let Some(watch) = watch else { return (commands::execute(&mut ctx, &commands[0]), proto) };
-        if watch.as_ref().is_some_and(|w| watched_changed(ctx.db, w)) {
-            return (Reply::NullArray, proto);
-        }
-        let replies = commands.iter().map(|args| commands::execute(&mut ctx, args)).collect();
-        (Reply::Array(replies), proto)
     }
 
     /// Executes a request in format version 1 (one written before the upgrade to version 2,
@@ -135,29 +135,92 @@ impl KvMachine {
     pub fn apply_v1(&mut self, request: &request_v1::Request) -> Reply {
         match request {
             request_v1::Request::Write { stamp_ms, op } => {
-                self.db.begin_write(*stamp_ms);
-                request_v1::apply_write(&mut self.db, op)
+                let mut db = self.db_mut();
+                db.begin_write(*stamp_ms);
+                request_v1::apply_write(&mut db, op)
             }
-            request_v1::Request::Read(op) => request_v1::query(&self.db, op),
+            request_v1::Request::Read(op) => request_v1::query(&self.db(), op),
         }
     }
 
     /// Answers a read as of `max(now, the read's stamp)`.
     pub fn query(&self, op: &ReadOp) -> Reply {
-        let view = View { db: &self.db, now_ms: self.db.now_ms.max(op.stamp_ms), proto: op.proto };
-        commands::query(&view, &op.args)
+        query(&self.db(), op)
     }
 
-    /// The keyspace, for the crate's tests.
+    /// A copy of the keyspace, for the crate's tests.
     #[cfg(test)]
-    pub(crate) fn db(&self) -> &Db {
-        &self.db
+    pub(crate) fn db_copy(&self) -> Db {
+        self.db().clone()
     }
 
     /// Checks the state's invariants; panics if one is broken. O(n): for tests.
     pub fn check_invariants(&self) {
-        self.db.check_invariants();
+        self.db().check_invariants();
     }
+}
+
+/// Answers a read as of `max(now, the read's stamp)`.
+fn query(db: &Db, op: &ReadOp) -> Reply {
+    let view = View { db, now_ms: db.now_ms.max(op.stamp_ms), proto: op.proto };
+    commands::query(&view, &op.args)
+}
+
+/// Serves an encoded read request against `db`: the machine's [`StateMachine::read`], and a
+/// [`KvReader`]'s.
+fn read_request(db: &Db, request: &[u8]) -> Bytes {
+    if request.first() == Some(&request_v1::FORMAT_VERSION) {
+        return match request_v1::Request::decode(request) {
+            Ok(request_v1::Request::Read(op)) => request_v1::query(db, &op).to_bytes(),
+            Ok(request_v1::Request::Write { .. }) => {
+                Reply::error("ERR a write request on the read path").to_bytes()
+            }
+            Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
+        };
+    }
+    match Request::decode(request) {
+        Ok(Request::Read(op)) => query(db, &op).to_bytes_in(op.proto),
+        Ok(Request::Write { .. }) => {
+            Reply::error("ERR a write request on the read path").to_bytes()
+        }
+        Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
+    }
+}
+
+/// A handle on a [`KvMachine`]'s keyspace ([`KvMachine::reader`]): serves encoded read
+/// requests as the machine's [`StateMachine::read`] does, on the caller's thread, against the
+/// keyspace as it stands (every request the machine has finished executing, no part of one).
+/// The caller decides that the state is fresh enough for the read (rsl-kv's server asks
+/// `rsl::Node::read_here`).
+#[derive(Debug, Clone)]
+pub struct KvReader {
+    db: Arc<RwLock<Db>>,
+}
+
+impl KvReader {
+    /// Serves `requests` in order under one hold of the keyspace's lock, one reply each.
+    /// `None` if a panic broke off a write to the keyspace (its state may be half changed;
+    /// the replica has stopped).
+    pub fn read_all(&self, requests: &[Bytes]) -> Option<Vec<Bytes>> {
+        let db = self.db.read().ok()?;
+        Some(requests.iter().map(|request| read_request(&db, request)).collect())
+    }
+}
+
+/// Executes a write's commands (a transaction's as one, if its watched keys are unchanged).
+fn apply_write(db: &mut Db, hub: &Hub, scripts: &mut Scripting, op: &WriteOp) -> (Reply, Proto) {
+    let (proto, commands, watch) = match op {
+        WriteOp::Tick => return (Reply::ok(), Proto::Resp2),
+        WriteOp::Command { proto, args } => (*proto, std::slice::from_ref(args), None),
+        WriteOp::Exec { proto, watch, commands } => (*proto, &commands[..], Some(watch)),
+    };
+    let mut ctx = Ctx { db, proto, hub, scripts, in_script: false };
+    let Some(watch) = watch else { return (commands::execute(&mut ctx, &commands[0]), proto) };
+    if watch.as_ref().is_some_and(|w| watched_changed(ctx.db, w)) {
+        return (Reply::NullArray, proto);
+    }
+    let replies = commands.iter().map(|args| commands::execute(&mut ctx, args)).collect();
+    (Reply::Array(replies), proto)
 }
 
 fn watched_changed(db: &Db, watch: &Watch) -> bool {
@@ -184,26 +247,11 @@ impl StateMachine for KvMachine {
     }
 
     fn read(&self, request: &[u8]) -> Bytes {
-        if request.first() == Some(&request_v1::FORMAT_VERSION) {
-            return match request_v1::Request::decode(request) {
-                Ok(request_v1::Request::Read(op)) => request_v1::query(&self.db, &op).to_bytes(),
-                Ok(request_v1::Request::Write { .. }) => {
-                    Reply::error("ERR a write request on the read path").to_bytes()
-                }
-                Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
-            };
-        }
-        match Request::decode(request) {
-            Ok(Request::Read(op)) => self.query(&op).to_bytes_in(op.proto),
-            Ok(Request::Write { .. }) => {
-                Reply::error("ERR a write request on the read path").to_bytes()
-            }
-            Err(e) => Reply::error(format!("ERR malformed request: {e}")).to_bytes(),
-        }
+        read_request(&self.db(), request)
     }
 
     fn snapshot(&self) -> Box<dyn Snapshot> {
-        Box::new(KvSnapshot { db: self.db.clone() })
+        Box::new(KvSnapshot { db: self.db().clone() })
     }
 
     fn load_checkpoint(&mut self, input: &mut dyn Read) -> io::Result<()> {
@@ -211,7 +259,7 @@ impl StateMachine for KvMachine {
             CheckpointError::Io(io) => io,
             other => io::Error::new(io::ErrorKind::InvalidData, other),
         })?;
-        self.db = db;
+        *self.db_mut() = db;
         self.slot_last = 0;
         Ok(())
     }

@@ -175,6 +175,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let node_config = config.node.clone();
     let hub = rsl_kv::Hub::new();
     let machine = KvMachine::with_hub(hub.clone());
+    let reader = machine.reader();
     let node = tokio::task::spawn_blocking(move || rsl::Node::start(node_config, machine))
         .await
         .context("starting the replica")?
@@ -188,6 +189,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         clock: server.clock.clone(),
         reads: config.kv.reads,
         tls: relay_tls,
+        reader: Some(reader),
     };
     let engine = Arc::new(ReplicatedEngine::with_hub(Arc::clone(&node), options, hub));
     if config.kv.tick_ms > 0 {

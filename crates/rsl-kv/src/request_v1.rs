@@ -581,7 +581,7 @@ mod tests {
 
     /// What a replay must reproduce: the clock and every key's string value and deadline.
     fn state(machine: &KvMachine) -> (u64, Vec<Stored>) {
-        let db = machine.db();
+        let db = machine.db_copy();
         let keys = db
             .keys
             .iter()

@@ -226,3 +226,63 @@ async fn a_pipelined_get_never_sees_the_set_behind_it() {
     assert!(held > 0, "no write was ever held behind a read");
     cluster.stop().await;
 }
+
+/// At the primary, plain reads are served on the connection's task straight from the
+/// keyspace while it holds its lease (`rsl_reads_here_total`), alone and pipelined, and see
+/// every acknowledged write, the connection's own pipelined SET included (a GET behind it goes
+/// through the log). With its quorum paused the lease runs out, and the primary, still
+/// primary (elections are slow here), serves no read from its keyspace: the read waits for a
+/// quorum round, and is answered once the quorum is back.
+///
+/// Proven by a planted bug: with `Inner::read_here` not asking `Node::read_here` (serving
+/// whenever it has a keyspace), the GET sent after the lease ran out is answered at once and
+/// the test fails.
+#[tokio::test]
+async fn the_primary_serves_reads_here_only_under_its_lease() {
+    // Elections within 1 to 2 s of silence: the primary keeps its primacy (check-quorum)
+    // for 2 s after its quorum goes, its lease (20 ticks) 0.2 s.
+    let consensus = "election_ticks_min = 100\nelection_ticks_max = 200".to_string();
+    let options = ClusterOptions { consensus, ..Default::default() };
+    let (mut cluster, p, _f) = start(options).await;
+    let mut writer = Client::connect(p, WAIT).await.unwrap();
+    let mut reader = Client::connect(p, WAIT).await.unwrap();
+    let before = status(p).await;
+    for round in 0..50 {
+        let value = round.to_string();
+        assert_eq!(writer.cmd(&["SET", "k", &value]).await.unwrap(), Reply::ok());
+        assert_eq!(reader.cmd(&["GET", "k"]).await.unwrap(), bulk(&value), "round {round}");
+        for (i, got) in pipelined_gets(&mut reader, "k", 16).await.into_iter().enumerate() {
+            assert_eq!(got, bulk(&value), "round {round}: pipelined GET {i}");
+        }
+        // The connection's own write, then its read, in one pipeline.
+        let own = format!("{value} own");
+        reader.queue(&["SET", "k", &own]);
+        reader.queue(&["GET", "k"]);
+        reader.flush().await.unwrap();
+        assert_eq!(reader.reply().await.unwrap(), Reply::ok());
+        assert_eq!(reader.reply().await.unwrap(), bulk(&own), "round {round}: own SET missed");
+    }
+    let after = status(p).await;
+    let here = after["rsl_reads_here_total"] - before["rsl_reads_here_total"];
+    // 850 plain reads; one behind a tick write's slot waits for the executor instead.
+    assert!(here >= 425, "only {here} of 850 reads at the primary served on the connection");
+
+    let primary = cluster.wait_primary(None, WAIT).await.unwrap();
+    let followers: Vec<u32> = cluster.running().into_iter().filter(|&id| id != primary).collect();
+    for &id in &followers {
+        cluster.signal(id, libc::SIGSTOP).unwrap();
+    }
+    // The fault's length (past the lease, before check-quorum), not a wait for a condition.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let here = status(p).await["rsl_reads_here_total"];
+    let read = tokio::spawn(async move { reader.cmd(&["GET", "k"]).await.map(|r| (r, reader)) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!read.is_finished(), "a read without the lease was answered: {:?}", read.await);
+    assert_eq!(status(p).await["rsl_reads_here_total"], here, "served here without the lease");
+    for &id in &followers {
+        cluster.signal(id, libc::SIGCONT).unwrap();
+    }
+    let (answer, _) = read.await.unwrap().unwrap();
+    assert_eq!(answer, bulk("49 own"));
+    cluster.stop().await;
+}

@@ -156,9 +156,11 @@ impl Inner {
         Box::pin(forward::await_read_index(primary, call, self.node.watch()))
     }
 
-    /// Hands runs of reads over with their call's answer: with an index, each run to the
-    /// executor in one message (`Node::read_batch` at `AtLeast(index)`); without one, to the
-    /// primary as reads (a batch call per run), as before read index.
+    /// Hands runs of reads over with their call's answer: with an index, each run served here
+    /// from the machine's keyspace if this replica has executed the index
+    /// (`Inner::read_here`), else to the executor in one message (`Node::read_batch` at
+    /// `AtLeast(index)`); without one, to the primary as reads (a batch call per run), as
+    /// before read index.
     pub(super) fn hand_over(self: &Arc<Self>, index: Option<u64>, runs: Vec<Run>) {
         // A follower behind the index would wait for it: the primary tells the followers the
         // slots it executed are chosen with its next message, which may be a heartbeat up to
@@ -170,13 +172,19 @@ impl Inner {
         }
         for Run { requests, deliver } in runs {
             let first = match index.filter(|_| !behind) {
-                Some(index) => {
-                    let node = Arc::clone(&self.node);
-                    let consistency = ReadConsistency::AtLeast(index);
-                    Delivered::Index(started(async move {
-                        node.read_batch(requests, consistency).await
-                    }))
-                }
+                Some(index) => match self.read_here(ReadConsistency::AtLeast(index), &requests) {
+                    // Executed already: served on this task from the machine's keyspace.
+                    Some(answers) => Delivered::Index(Box::pin(std::future::ready(
+                        answers.into_iter().map(Ok).collect(),
+                    ))),
+                    None => {
+                        let node = Arc::clone(&self.node);
+                        let consistency = ReadConsistency::AtLeast(index);
+                        Delivered::Index(started(async move {
+                            node.read_batch(requests, consistency).await
+                        }))
+                    }
+                },
                 None => Delivered::Tries(self.reads_to_primary(requests)),
             };
             let _ = deliver.send(first);

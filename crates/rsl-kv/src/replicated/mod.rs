@@ -8,7 +8,10 @@
 //! forwarded to the primary as a call between members over the replicas' own authenticated
 //! transport ([`crate::forward`]); no client can forward. Plain reads are the exception: a
 //! follower serves them itself at the primary's read index, asked for after they arrived
-//! (module `read_index`), and holds its writes behind them.
+//! (module `read_index`), and holds its writes behind them. A plain read whose slot this
+//! replica has already executed (a primary under its lease, a follower past the read index)
+//! is served on the connection's task straight from the machine's keyspace
+//! ([`crate::KvReader`], [`Node::read_here`]), without a message to the executor.
 //!
 //! Retries: a request that found no primary (an election in progress), a deposed one, or a
 //! superseded slot (none of which executed it) tries again when the replica's view of the
@@ -27,6 +30,7 @@
 
 mod admin;
 mod follower;
+mod forwarded;
 mod read_index;
 
 use std::collections::BTreeMap;
@@ -38,7 +42,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rsl::{Node, PeerResponder, ReadConsistency, ReplicateError, Role, View};
+use rsl::{Node, ReadConsistency, ReplicateError, Role, View};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -67,6 +71,12 @@ pub struct ReplicatedOptions {
     /// How to reach another member's client port when it speaks TLS (admin commands relayed
     /// to it); the server name is set per member (`replica-<id>.rsl`).
     pub tls: Option<crate::tls::ClientTls>,
+    /// The node's machine's keyspace ([`crate::KvMachine::reader`]): plain reads are then
+    /// served from it on the connection's task whenever the replica allows
+    /// (`Node::read_here`: a primary under its lease, or a follower that has executed the
+    /// read index), with no message to the executor. `None`: every read goes through the
+    /// node.
+    pub reader: Option<crate::KvReader>,
 }
 
 impl std::fmt::Debug for ReplicatedOptions {
@@ -94,6 +104,9 @@ struct Inner {
     /// Linearizable reads served here by read index while another replica is primary, and
     /// this replica's writes held behind them (module `read_index`).
     reads: Arc<Coalescer<Run>>,
+    /// Plain reads served on the caller's task from the machine's keyspace
+    /// (`rsl_reads_here_total`).
+    reads_here: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -133,6 +146,7 @@ impl ReplicatedEngine {
                 runtime: runtime.clone(),
                 hub,
                 reads: Arc::new(Coalescer::new(ask, hand_over, runtime)),
+                reads_here: std::sync::atomic::AtomicU64::new(0),
             }
         });
         // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.
@@ -327,6 +341,12 @@ impl Engine for ReplicatedEngine {
                 run.push(next.request);
             }
             let kind = if first.logged { Kind::Write } else { Kind::Read };
+            if kind == Kind::Read {
+                if let Some(answers) = self.inner.read_here(ReadConsistency::Linearizable, &run) {
+                    replies.extend(answers.into_iter().map(|a| EngineReply::ready(Ok(a))));
+                    continue;
+                }
+            }
             match run.len() {
                 1 => replies.push(self.submit(kind, run.pop().expect("one"))),
                 _ => replies.extend(self.submit_run(kind, run)),
@@ -344,6 +364,10 @@ impl Engine for ReplicatedEngine {
         if self.reads_by_index() {
             let mut reply = self.read_by_index(vec![request]);
             return reply.pop().expect("one reply");
+        }
+        let one = std::slice::from_ref(&request);
+        if let Some(mut answer) = self.inner.read_here(ReadConsistency::Linearizable, one) {
+            return EngineReply::ready(Ok(answer.pop().expect("one answer")));
         }
         self.submit(Kind::Read, request)
     }
@@ -386,6 +410,20 @@ impl Engine for ReplicatedEngine {
 impl Inner {
     fn is_primary(&self) -> bool {
         self.view.borrow().role == Some(Role::Primary)
+    }
+
+    /// Serves plain reads on the caller's task from the machine's keyspace, under one hold
+    /// of its lock, if the replica allows it now ([`Node::read_here`] at `consistency`); else
+    /// `None`, and they go through the node.
+    fn read_here(&self, consistency: ReadConsistency, requests: &[Bytes]) -> Option<Vec<Bytes>> {
+        let reader = self.options.reader.as_ref()?;
+        if !self.node.read_here(consistency, requests.len()) {
+            return None;
+        }
+        let answers = reader.read_all(requests)?;
+        let n = requests.len() as u64;
+        self.reads_here.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Some(answers)
     }
 
     /// Serves one client request from its first try on: locally if primary, else
@@ -571,93 +609,6 @@ impl Inner {
         let wait = self.node.call_timeout();
         let call = self.node.call_peer(primary, forward::encode_call(kind, request), wait);
         Box::pin(forward::await_answer(kind, primary, call, self.node.watch()))
-    }
-
-    /// A request another member forwarded: executed here only, never forwarded again. The
-    /// local try starts before this returns (on the transport's thread, in the order the
-    /// member sent its requests); the rest runs on the engine's runtime.
-    fn forwarded(self: Arc<Self>, from: u32, call: Bytes, responder: PeerResponder) {
-        if forward::is_read_index_call(&call) {
-            return self.answer_read_index(responder);
-        }
-        if let Some(members) = forward::decode_batch_call(&call) {
-            return self.forwarded_batch(from, members, responder);
-        }
-        let Some((kind, request)) = forward::decode_call(&call) else {
-            let text = format!("ERR a malformed forwarded request from replica {from}");
-            return responder.respond(forward::error_answer(text));
-        };
-        if let Err(reason) = self.check_forwarded(kind, &request) {
-            let text = format!("ERR bad forwarded request from replica {from}: {reason}");
-            return responder.respond(forward::error_answer(text));
-        }
-        let runtime = self.runtime.clone();
-        let attempt = started(async move { self.local(kind, request).await });
-        runtime.spawn(async move { responder.respond(forward::encode_answer(attempt.await)) });
-    }
-
-    /// A batch of requests another member forwarded (`crate::forward`): each checked, runs
-    /// of one kind handed to the local replica at once ([`Inner::start_run`]) before this
-    /// returns, in order; one answer carries each request's own outcome, in order.
-    fn forwarded_batch(
-        self: Arc<Self>,
-        from: u32,
-        members: Vec<(Kind, Bytes)>,
-        responder: PeerResponder,
-    ) {
-        let mut attempts: Vec<(Kind, AttemptFuture)> = Vec::with_capacity(members.len());
-        let mut run: Vec<Bytes> = Vec::new();
-        let mut run_kind = Kind::Write;
-        let flush = |run: &mut Vec<Bytes>, kind, attempts: &mut Vec<(Kind, AttemptFuture)>| {
-            let requests = std::mem::take(run);
-            match requests.len() {
-                0 => {}
-                1 => {
-                    let (inner, request) = (Arc::clone(&self), requests.into_iter().next());
-                    let request = request.expect("one");
-                    let first = started(async move { inner.local(kind, request).await });
-                    attempts.push((kind, first));
-                }
-                _ => attempts.extend(self.start_run(kind, requests).into_iter().map(|a| (kind, a))),
-            }
-        };
-        for (kind, request) in members {
-            if let Err(reason) = self.check_forwarded(kind, &request) {
-                flush(&mut run, run_kind, &mut attempts);
-                let text = format!("ERR bad forwarded request from replica {from}: {reason}");
-                let refused = Attempt::Done(Ok(error_bytes(text)));
-                attempts.push((kind, Box::pin(std::future::ready(refused))));
-                continue;
-            }
-            if kind != run_kind {
-                flush(&mut run, run_kind, &mut attempts);
-                run_kind = kind;
-            }
-            run.push(request);
-        }
-        flush(&mut run, run_kind, &mut attempts);
-        self.runtime.spawn(async move {
-            let mut answers = Vec::with_capacity(attempts.len());
-            for (kind, attempt) in attempts {
-                answers.push((kind, attempt.await));
-            }
-            responder.respond(forward::encode_batch_answer(answers));
-        });
-    }
-
-    fn check_forwarded(&self, kind: Kind, request: &[u8]) -> Result<(), String> {
-        let request = Request::decode(request).map_err(|e| e.to_string())?;
-        // WRITE carries anything that goes through the log (a read behind a write too).
-        if kind == Kind::Read && request.is_write() {
-            return Err("a write sent as a read".into());
-        }
-        if let Request::Write { stamp_ms, .. } = request {
-            let limit = (self.options.clock)().saturating_add(limits::FORWARD_STAMP_AHEAD_MS_MAX);
-            if stamp_ms > limit {
-                return Err("its stamp is too far in the future".into());
-            }
-        }
-        Ok(())
     }
 }
 
