@@ -7,7 +7,9 @@
 //! [`ReadConsistency`], [`Node::watch`] role and health, transfer primacy, shut down. Every
 //! call ends: with the state machine's response, or with a [`ReplicateError`] that says
 //! whether the request may have executed (each call has a deadline,
-//! `consensus.call_timeout_ms`).
+//! `consensus.call_timeout_ms`). A state machine that shares its state with the application
+//! (behind a lock it takes to execute) lets the application serve reads on its own threads:
+//! [`Node::read_here`] says when the state already holds what a read must see.
 //!
 //! A replica in production is started with [`Node::start`] from a [`NodeConfig`] (storage in
 //! a data directory, TCP with mutual TLS between replicas, a Prometheus endpoint); a whole

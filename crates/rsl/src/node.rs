@@ -440,6 +440,11 @@ impl Node {
     /// slot, or goes through the consensus thread). [`Status::counters`] count the `reads`
     /// of a true answer as [`Node::read_batch`] would (`lease_reads`, `index_reads`).
     /// docs/protocol.md, "Reads on the caller's thread".
+    ///
+    /// The state machine's side of the bargain: each [`StateMachine::execute`] makes its
+    /// request's effects visible to the application's readers before it returns, whole (it
+    /// changes the shared state under the lock the readers take), since a write's caller may
+    /// hear back as soon as it returns.
     pub fn read_here(&self, consistency: ReadConsistency, reads: usize) -> bool {
         let (slot, counter) = match consistency {
             ReadConsistency::Linearizable => match self.lease_index(ReadMode::Linearizable) {
