@@ -361,15 +361,18 @@ async fn final_phase(
             }));
         }
     }
-    // Whether followers served reads by read index (counts since each replica's last start).
+    // Whether followers served reads by read index, and how many reads took the path that
+    // skips the executor (counts since each replica's last start).
     for id in cluster.ids() {
         if let Some(s) = cluster.status(id, Duration::from_secs(1)).await {
             notes.push(format!(
                 "read index at replica {id} since its last start: {} runs, {} reads served here, \
-                 {} runs sent to the primary without an index",
+                 {} runs sent to the primary without an index; {} reads (lease or index) \
+                 served on the connection's task from the keyspace",
                 s.get("rsl_read_index_runs_total"),
                 s.get("rsl_index_reads_total"),
-                s.get("rsl_read_index_fallbacks_total")
+                s.get("rsl_read_index_fallbacks_total"),
+                s.get("rsl_reads_here_total")
             ));
         }
     }
