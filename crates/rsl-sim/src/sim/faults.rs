@@ -24,6 +24,7 @@ impl Sim {
             self.fallback_step();
             self.cut_off_change_step();
             self.grow_lost_step();
+            self.check_fault_model();
         }
         if let Some(healed) = self.healed_at {
             self.check_liveness(healed);
@@ -478,6 +479,31 @@ impl Sim {
         }
     }
 
+    /// The fault model's own bound, checked after every world tick: at most `max(1, the
+    /// faulty disks)` replicas hold lost data at once (`lost_data`: corrupt, rotted or lost
+    /// records, or a wiped disk not yet rebuilt). Every loss but a wipe happens on a faulty
+    /// disk (`faulty_disks`: a minority of the voters), and a wipe only while no other replica
+    /// may have lost data (`may_wipe`), so a majority keeps a good copy of every chosen slot.
+    /// A break is the simulator's bug, not the engine's (seed 87792068 was one: a wipe while
+    /// a chain of `grow_lost_permille` was about to rot a slot, and a cluster that waited for
+    /// good): a panic names it. Safety-only mode has no bound.
+    fn check_fault_model(&self) {
+        if self.options.safety_only {
+            return;
+        }
+        let lost: Vec<ReplicaId> = (0..self.nodes.len())
+            .filter(|&i| self.lost_data(i))
+            .map(|i| self.nodes[i].id)
+            .collect();
+        let faulty = self.nodes.iter().filter(|n| n.faulty).count();
+        let bound = faulty.max(1);
+        assert!(
+            lost.len() <= bound,
+            "the simulator's fault model broke its bound: {lost:?} hold lost data at once, at most \
+             {bound} may ({faulty} faulty disks)"
+        );
+    }
+
     /// Whether replica `i`'s disk lost data (`Disk::lost_data`). A record that rotted on a
     /// crashed replica counts from the moment it rots, not from its restart: until the
     /// restart the cluster does not see the damage, but a wipe of another replica in
@@ -724,6 +750,33 @@ mod tests {
         });
         assert!(!sim.may_wipe(ReplicaId(3)), "a wipe beside the chain's victim");
         assert!(sim.may_wipe(ReplicaId(1)), "the victim's own disk: still one replica");
+    }
+
+    /// The fault model's bound holds a wiped disk beside nothing else lost, and breaks with
+    /// a second replica's loss beside it in a cluster of one faulty disk (seed 87792068's
+    /// shape: a wipe, then the chain's rot of another replica), naming the replicas.
+    #[test]
+    fn the_fault_model_check_allows_one_loss_per_faulty_disk_and_one_wipe() {
+        use super::super::Sim;
+        use crate::disk::{Disk, DiskFaults};
+        let o =
+            Options { replicas: 3, learners: 2, grow_lost_permille: 20, ..Options::quiet(3, 7) };
+        let mut sim = Sim::new(o);
+        assert_eq!(sim.nodes.iter().filter(|n| n.faulty).count(), 1, "one faulty disk");
+        sim.check_fault_model();
+        sim.nodes[2].disk = Disk::wiped(1, None, DiskFaults::default());
+        assert!(sim.lost_data(2), "a wiped disk holds lost data until it rebuilt");
+        sim.check_fault_model();
+        sim.nodes[0].disk = Disk::wiped(2, None, DiskFaults::default());
+        let check = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sim.check_fault_model();
+        }));
+        let message = check.expect_err("two replicas with lost data beside one faulty disk");
+        let text = message.downcast_ref::<String>().expect("a message");
+        assert!(text.contains("[ReplicaId(1), ReplicaId(3)]"), "{text}");
+        let safety_only = Options { safety_only: true, ..sim.options.clone() };
+        sim.options = safety_only;
+        sim.check_fault_model();
     }
 
     /// Five replicas may hold two faulty disks, unless membership changes may shrink the
