@@ -198,11 +198,22 @@ pub struct KvReader {
 }
 
 impl KvReader {
-    /// Serves `requests` in order under one hold of the keyspace's lock, one reply each.
-    /// `None` if a panic broke off a write to the keyspace (its state may be half changed;
-    /// the replica has stopped).
-    pub fn read_all(&self, requests: &[Bytes]) -> Option<Vec<Bytes>> {
-        let db = self.db.read().ok()?;
+    /// Serves `requests` in order under one hold of the keyspace's lock, one reply each, if
+    /// `fresh()`, asked while the lock is held, says the keyspace holds what they must see
+    /// (a slot published as executed after its requests released the lock is in it). `None`,
+    /// with nothing served, if the machine is executing a request now (the caller's thread
+    /// never waits for it: the reads take the executor's path instead), if a panic broke off
+    /// a write to the keyspace (its state may be half changed; the replica has stopped), or
+    /// if `fresh()` said no.
+    pub fn read_all_if(
+        &self,
+        requests: &[Bytes],
+        fresh: impl FnOnce() -> bool,
+    ) -> Option<Vec<Bytes>> {
+        let db = self.db.try_read().ok()?;
+        if !fresh() {
+            return None;
+        }
         Some(requests.iter().map(|request| read_request(&db, request)).collect())
     }
 }
@@ -262,5 +273,55 @@ impl StateMachine for KvMachine {
         *self.db_mut() = db;
         self.slot_last = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rsl::StateMachine;
+
+    use super::KvMachine;
+    use crate::request::Request;
+    use crate::resp::{Proto, Reply};
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    /// A reader serves what the machine executed, only if `fresh` says so, and never waits
+    /// for the machine: while a request holds the keyspace (the executor mid-request) it
+    /// declines at once, without asking `fresh`, and the caller takes the executor's path.
+    #[test]
+    fn a_reader_serves_what_was_executed_and_never_waits_for_the_machine() {
+        let mut machine = KvMachine::new();
+        let set = Request::command(1, Proto::Resp2, args(&["SET", "k", "v"])).encode();
+        assert_eq!(machine.execute(1, &set), Reply::ok().to_bytes());
+        let reader = machine.reader();
+        let get = [Request::read(1, Proto::Resp2, args(&["GET", "k"])).encode()];
+        let value = Reply::Bulk(Bytes::from_static(b"v")).to_bytes();
+        assert_eq!(reader.read_all_if(&get, || true), Some(vec![value]));
+        assert_eq!(reader.read_all_if(&get, || false), None, "not fresh: nothing served");
+
+        let executing = machine.db_mut();
+        // On another thread, so that a reader that waits for the lock fails the test (at the
+        // deadline) instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, g) = (reader.clone(), get.clone());
+        let waiter = std::thread::spawn(move || {
+            let mut asked = false;
+            let served = r.read_all_if(&g, || {
+                asked = true;
+                true
+            });
+            let _ = tx.send((served, asked));
+        });
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+        drop(executing);
+        waiter.join().unwrap();
+        let (served, asked) = answer.expect("the reader waited for the machine's request");
+        assert_eq!(served, None, "served while the machine held the keyspace");
+        assert!(!asked, "freshness asked without the lock");
+        assert!(reader.read_all_if(&get, || true).is_some());
     }
 }

@@ -433,8 +433,9 @@ impl Node {
     /// True if the state machine has finished executing the slot the read must see (and the
     /// replica is running): at [`ReadConsistency::Linearizable`], the lease's index of a
     /// primary holding its lease now (checked as [`Node::read`] checks it, with one clock
-    /// read); at [`ReadConsistency::AtLeast`], that slot. The state read after this returns
-    /// true (under the application's lock) reflects every slot up to that one, and so every
+    /// read); at [`ReadConsistency::AtLeast`], that slot. The state read under the
+    /// application's lock, taken after this returns true or held while it is asked,
+    /// reflects every slot up to that one, and so every
     /// write acknowledged before the call by any replica (a linearizable read) or the slot's
     /// state or a later one. False means: serve it with [`Node::read`] (which waits for the
     /// slot, or goes through the consensus thread). [`Status::counters`] count the `reads`

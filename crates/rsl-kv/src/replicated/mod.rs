@@ -413,14 +413,13 @@ impl Inner {
     }
 
     /// Serves plain reads on the caller's task from the machine's keyspace, under one hold
-    /// of its lock, if the replica allows it now ([`Node::read_here`] at `consistency`); else
+    /// of its lock, if the replica allows it now ([`Node::read_here`] at `consistency`, asked
+    /// while the lock is held) and the machine is not executing a request this instant; else
     /// `None`, and they go through the node.
     fn read_here(&self, consistency: ReadConsistency, requests: &[Bytes]) -> Option<Vec<Bytes>> {
         let reader = self.options.reader.as_ref()?;
-        if !self.node.read_here(consistency, requests.len()) {
-            return None;
-        }
-        let answers = reader.read_all(requests)?;
+        let fresh = || self.node.read_here(consistency, requests.len());
+        let answers = reader.read_all_if(requests, fresh)?;
         let n = requests.len() as u64;
         self.reads_here.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Some(answers)
