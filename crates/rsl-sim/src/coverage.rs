@@ -8,7 +8,7 @@ use crate::Stats;
 pub type Path = (&'static str, fn(&Stats) -> u64);
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 45] = [
+pub const PATHS: [Path; 46] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
@@ -54,6 +54,7 @@ pub const PATHS: [Path; 45] = [
     ("checkpoints corrupted at rest (skipped at load)", |s| s.storage.checkpoints_corrupted),
     ("torn tails discarded at recovery", |s| s.storage.torn_tails),
     ("corrupt records reported at recovery", |s| s.storage.reported_corrupt),
+    ("world ticks over the fault model's lost-data bound", |s| s.fault_model_over),
 ];
 
 /// Totals over a campaign.

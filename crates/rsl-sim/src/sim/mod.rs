@@ -225,6 +225,9 @@ pub struct Stats {
     pub grow_lost_grown: u64,
     pub grow_lost: u64,
     pub grow_lost_given_up: u64,
+    /// World ticks on which more replicas held lost data than the fault model allows
+    /// (`Sim::over_the_fault_model`).
+    pub fault_model_over: u64,
     /// Primacy transfers asked for, and those that timed out (the primary relinquished).
     pub transfers: u64,
     pub transfers_timed_out: u64,
