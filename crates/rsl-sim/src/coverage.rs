@@ -90,8 +90,7 @@ impl Coverage {
             format!("coverage over {} seeds (total, seeds that reached it):\n", self.seeds);
         for ((name, _), (total, seeds)) in PATHS.iter().zip(&self.counts) {
             // A measure of the simulator's own faults: zero is what it should be.
-            let wanted_zero = name.starts_with(OVER_THE_MODEL);
-            let mark = match (*total == 0, wanted_zero) {
+            let mark = match (*total == 0, *name == OVER_THE_MODEL) {
                 (true, false) => "   <- never reached",
                 (false, true) => "   <- over the fault model (see the seeds' traces)",
                 _ => "",

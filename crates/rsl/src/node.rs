@@ -425,19 +425,18 @@ impl Node {
         self.shared.executed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Whether `reads` reads at `consistency` starting now may be served by the caller itself, on
-    /// its own thread, from the state machine's state as it stands: for a state machine that
-    /// shares its state with the application (behind a lock it takes to execute), so that a
-    /// read costs no message to the executor and no wake-up of it.
+    /// Whether `reads` reads at `consistency` starting now may be served by the caller
+    /// itself, on its own thread, from the state machine's state as it stands: for a state
+    /// machine that shares its state with the application (behind a lock it takes to
+    /// execute), so that a read costs no message to the executor and no wake-up of it.
     ///
     /// True if the state machine has finished executing the slot the read must see (and the
     /// replica is running): at [`ReadConsistency::Linearizable`], the lease's index of a
     /// primary holding its lease now (checked as [`Node::read`] checks it, with one clock
     /// read); at [`ReadConsistency::AtLeast`], that slot. The state read under the
-    /// application's lock, taken after this returns true or held while it is asked,
-    /// reflects every slot up to that one, and so every
-    /// write acknowledged before the call by any replica (a linearizable read) or the slot's
-    /// state or a later one. False means: serve it with [`Node::read`] (which waits for the
+    /// application's lock, taken after this returns true or held while it is asked, reflects
+    /// every slot up to that one: every write acknowledged before the call by any replica (a
+    /// linearizable read), or the slot's state or a later one. False means: serve it with [`Node::read`] (which waits for the
     /// slot, or goes through the consensus thread). [`Status::counters`] count the `reads`
     /// of a true answer as [`Node::read_batch`] would (`lease_reads`, `index_reads`).
     /// docs/protocol.md, "Reads on the caller's thread".

@@ -26,8 +26,9 @@ impl Sim {
             self.grow_lost_step();
             if let Some(lost) = self.over_the_fault_model() {
                 if self.stats.fault_model_over == 0 {
-                    let text = format!("{lost:?} hold lost data at once, over the fault model");
-                    self.record(format_args!("{text}"));
+                    self.record(format_args!(
+                        "{lost:?} hold lost data at once, over the fault model"
+                    ));
                 }
                 self.stats.fault_model_over += 1;
             }
@@ -502,12 +503,17 @@ impl Sim {
         if self.options.safety_only {
             return None;
         }
-        let lost: Vec<ReplicaId> = (0..self.nodes.len())
-            .filter(|&i| self.lost_data(i))
-            .map(|i| self.nodes[i].id)
-            .collect();
+        // Counted first, every world tick of every seed; listed only when over.
         let bound = self.nodes.iter().filter(|n| n.faulty).count().max(1);
-        (lost.len() > bound).then_some(lost)
+        if (0..self.nodes.len()).filter(|&i| self.lost_data(i)).count() <= bound {
+            return None;
+        }
+        Some(
+            (0..self.nodes.len())
+                .filter(|&i| self.lost_data(i))
+                .map(|i| self.nodes[i].id)
+                .collect(),
+        )
     }
 
     /// Whether replica `i`'s disk lost data (`Disk::lost_data`). A record that rotted on a
