@@ -241,7 +241,8 @@ async fn a_replica_that_was_down_catches_the_largest_value_up_from_a_checkpoint(
     cluster.stop().await;
 }
 
-/// The largest values read back through a follower in one pipeline, whole and in order.
+/// The largest values read back through a follower in one pipeline, whole and in order,
+/// then at the primary from its keyspace on the connection's task.
 /// The two GETs arrive in one read, so they go to the primary in one forwarding call, and
 /// their replies cannot share one batch answer (`rsl_kv::forward::BATCH_BYTES_MAX`): the
 /// primary answers the first, the follower tries the second again, and both come back whole
@@ -275,11 +276,36 @@ async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_an
     c.queue(&["GET", "k2"]);
     c.queue(&["GET", "n"]);
     c.flush().await.unwrap();
-    for expected in
-        [Reply::Bulk(one.into()), Reply::Bulk(two.into()), Reply::Bulk(b"7".to_vec().into())]
-    {
+    let expected =
+        [Reply::Bulk(one.into()), Reply::Bulk(two.into()), Reply::Bulk(b"7".to_vec().into())];
+    for expected in &expected {
         let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
-        assert!(reply == expected, "got {}", describe(&reply));
+        assert!(reply == *expected, "got {}", describe(&reply));
     }
+
+    // The same pipeline at the primary, whose plain reads are served on the connection's
+    // task from the keyspace under its lease (`rsl_reads_here_total`): the largest values
+    // come back whole and in order from there too. A round whose reads met a tick write's
+    // slot still executing is served by the executor instead (as whole): bounded rounds
+    // until one is served here.
+    let p_addr = cluster.replica(p).client_addr;
+    let mut c = client(p_addr).await;
+    let mut served_here = false;
+    for _ in 0..10 {
+        let before = status_number(p_addr, "rsl_reads_here_total").await;
+        for key in ["k1", "k2", "n"] {
+            c.queue(&["GET", key]);
+        }
+        c.flush().await.unwrap();
+        for expected in &expected {
+            let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
+            assert!(reply == *expected, "at the primary: got {}", describe(&reply));
+        }
+        if status_number(p_addr, "rsl_reads_here_total").await >= before + 3 {
+            served_here = true;
+            break;
+        }
+    }
+    assert!(served_here, "the largest values were never read from the primary's keyspace");
     cluster.stop().await;
 }
