@@ -65,7 +65,10 @@ pub struct KvSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reads {
-    /// By the primary, under its lease or after a quorum round; followers forward them.
+    /// Linearizable wherever the client is connected: by the primary under its lease (or
+    /// after a quorum round), by a follower from its own state once it has executed the
+    /// primary's read index (asked for after the read arrived); a follower that gets no index,
+    /// or is behind it, forwards the read to the primary.
     #[default]
     Linearizable,
     /// By whichever replica the client is connected to, from its own state, which may lag

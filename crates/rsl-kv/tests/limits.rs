@@ -243,17 +243,22 @@ async fn a_replica_that_was_down_catches_the_largest_value_up_from_a_checkpoint(
 
 /// The largest values read back through a follower in one pipeline, whole and in order,
 /// then at the primary from its keyspace on the connection's task.
-/// The two GETs arrive in one read, so they go to the primary in one forwarding call, and
-/// their replies cannot share one batch answer (`rsl_kv::forward::BATCH_BYTES_MAX`): the
-/// primary answers the first, the follower tries the second again, and both come back whole
-/// and in order, the small GET after them too. The values are written first by the careful
-/// `set` (a 16 MiB write on a loaded machine may meet an election and answer that its
-/// outcome is unknown: a test run once failed so); reads are always safe to repeat. Proven by a planted bug: with the answer's limit
-/// lifted (`encode_batch_answer`), the whole answer exceeds a frame and the client hears
-/// "too large to forward". (The two SETs do not share a call: the server hands the engine
-/// the commands complete in its buffer, and a 16 MiB command completes over many reads, so
-/// the follower's split of a call at `BATCH_BYTES_MAX` is covered by forward.rs's unit tests
-/// only.)
+///
+/// At the follower the two GETs arrive in one read and are served there by read index
+/// (`rsl_index_reads_total` counts them): bounded rounds until one round is, since a round
+/// whose index the follower has not executed yet (just after the clock's tick write) goes to
+/// the primary instead, in one forwarding call whose answer cannot carry both values
+/// (`rsl_kv::forward::BATCH_BYTES_MAX`): the primary answers the first, the follower tries
+/// the second again, and they come back whole and in order either way. That split of an
+/// answer is covered by forward.rs's unit tests; this test needs only one of its rounds to
+/// take it. The values are written first by the careful `set` (a 16 MiB write on a loaded
+/// machine may meet an election and answer that its outcome is unknown: a test run once
+/// failed so); reads are always safe to repeat. Proven by planted bugs: the follower's
+/// answers of a run served from its keyspace handed back in reverse order (`hand_over`)
+/// fails the first half; no reader at the primary fails the second. (The two SETs do not
+/// share a call: the server hands the engine the commands complete in its buffer, and a
+/// 16 MiB command completes over many reads, so the follower's split of a call at
+/// `BATCH_BYTES_MAX` is covered by forward.rs's unit tests only.)
 #[tokio::test]
 async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_and_in_order() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -271,17 +276,26 @@ async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_an
     assert_eq!(set(f_addr, "k1", &one).await, Reply::ok());
     assert_eq!(set(f_addr, "k2", &two).await, Reply::ok());
     assert_eq!(set(f_addr, "n", b"7").await, Reply::ok());
-    let mut c = client(f_addr).await;
-    c.queue(&["GET", "k1"]);
-    c.queue(&["GET", "k2"]);
-    c.queue(&["GET", "n"]);
-    c.flush().await.unwrap();
     let expected =
         [Reply::Bulk(one.into()), Reply::Bulk(two.into()), Reply::Bulk(b"7".to_vec().into())];
-    for expected in &expected {
-        let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
-        assert!(reply == *expected, "got {}", describe(&reply));
+    let mut c = client(f_addr).await;
+    let mut served_there = false;
+    for _ in 0..10 {
+        let before = status_number(f_addr, "rsl_index_reads_total").await;
+        for key in ["k1", "k2", "n"] {
+            c.queue(&["GET", key]);
+        }
+        c.flush().await.unwrap();
+        for expected in &expected {
+            let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
+            assert!(reply == *expected, "at the follower: got {}", describe(&reply));
+        }
+        if status_number(f_addr, "rsl_index_reads_total").await >= before + 3 {
+            served_there = true;
+            break;
+        }
     }
+    assert!(served_there, "the largest values were never served by the follower's read index");
 
     // The same pipeline at the primary, whose plain reads are served on the connection's
     // task from the keyspace under its lease (`rsl_reads_here_total`): the largest values
