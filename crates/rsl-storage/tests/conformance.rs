@@ -60,6 +60,13 @@ conformance!(memory, {
     (disk, move || d1.media(), move || d2.media())
 });
 
+// rsl's memory backend: the same disk without the crash model (every write durable as it lands).
+conformance!(ram, {
+    let disk = MemDisk::ram(7);
+    let (d1, d2) = (disk.clone(), disk.clone());
+    (disk, move || d1.media(), move || d2.media())
+});
+
 // The persistent-memory backend keeps metadata and checkpoints in ordinary files beside the
 // mapped log, so its "other" media is the file medium of the same directory.
 conformance!(pmem, {

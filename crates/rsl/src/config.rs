@@ -41,7 +41,8 @@ pub enum Backend {
     /// Segment files with group-committed fdatasync (the default).
     #[default]
     File,
-    /// In memory: nothing survives the process (tests, benchmarks).
+    /// In memory (`rsl_storage::MemDisk::ram`: one copy of each write, `sync` does nothing):
+    /// nothing survives the process (tests, benchmarks).
     Memory,
     /// A memory-mapped log made durable with cache-line flushes (DAX) or msync.
     Pmem,

@@ -122,7 +122,7 @@ impl Node {
             }
             Backend::Memory => {
                 // Nothing survives the process: a fresh memory disk every start.
-                let disk = MemDisk::new(u64::from(config.id));
+                let disk = MemDisk::ram(u64::from(config.id));
                 let meta_disk = disk.clone();
                 start_on(config, move || Ok(disk.media()), move || Ok(meta_disk.media()), open)
             }

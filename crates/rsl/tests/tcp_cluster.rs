@@ -389,3 +389,48 @@ fn a_storage_failure_stops_the_replica_visibly() {
         }
     });
 }
+
+/// Three replicas on the memory backend (`MemDisk::ram`: one copy of each write, no crash
+/// model) with 4 KiB log segments and a checkpoint every 20 slots: 300 writes roll the logs
+/// over many segments and truncate them behind checkpoints, and every replica executes the
+/// same requests in the same order: the first test of a `Node` on that backend. It reads no
+/// log back (a replica does only at recovery, which the memory backend never has, or for a
+/// lagging peer); the ram disk's reads are the conformance suite's (rsl-storage's
+/// tests/conformance.rs runs on it). Proven by a planted bug: a ram disk whose `sync` runs
+/// the model's (no pending operations applied, so the durable bytes differ from the written
+/// ones) stops the replicas at their first sync in a debug build.
+#[test]
+fn three_replicas_on_the_memory_backend_roll_their_logs_over_and_agree() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfgs = configs(root.path(), false);
+        for c in &mut cfgs {
+            c.storage.backend = rsl::config::Backend::Memory;
+            c.storage.segment_bytes_max = 4096;
+            (c.storage.checkpoint_interval_slots, c.storage.log_kept_slots) = (20, 5);
+        }
+        let (journals, nodes) = start_all(&cfgs);
+        for i in 0..300u16 {
+            write(&nodes, format!("request {i:03} {}", "x".repeat(90)).as_bytes()).await;
+        }
+        let p = primary_of(&nodes).await;
+        let last = nodes[p].as_ref().unwrap().status().executed;
+        for node in nodes.iter().flatten() {
+            let caught_up = node.read(Bytes::new(), ReadConsistency::AtLeast(last));
+            tokio::time::timeout(Duration::from_secs(30), caught_up)
+                .await
+                .expect("a replica did not execute the last slot within 30 s")
+                .unwrap();
+            assert!(node.status().log_first > 1, "the log was never truncated");
+        }
+        let reference = journals[p].0.lock().unwrap().clone();
+        assert_eq!(reference.len(), 300);
+        for j in &journals {
+            assert_eq!(*j.0.lock().unwrap(), reference);
+        }
+        for n in nodes.iter().flatten() {
+            n.shutdown();
+        }
+    });
+}

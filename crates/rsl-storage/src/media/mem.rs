@@ -13,6 +13,12 @@
 //!   seeded-random subset of 512-byte sectors (a disk that reorders its writes). Every handle
 //!   opened before the crash then fails with [`StorageError::Crashed`].
 //!
+//! [`MemDisk::ram`] is the same disk without the model: every write is durable as it lands, so
+//! a file is one copy of its bytes with no pending operations, and `sync` does nothing. It is
+//! rsl's memory backend (`storage.backend = "memory"`: nothing outlives the process, so there
+//! is no crash to model), which then costs one copy per write rather than three (the written
+//! bytes, the pending operation, the durable bytes at sync) that it cost when it ran the model.
+//!
 //! Fault hooks map to real disk faults (docs/storage.md has the table): a torn write
 //! (`CrashMode::RandomPrefix`), a write that lands corrupted (`corrupt_next_write`), a read
 //! that returns bad bytes (`corrupt_next_read`), bit rot at rest (`flip_byte`), a lost disk
@@ -25,6 +31,9 @@ use super::{Media, MediaFile};
 use crate::error::{Result, StorageError};
 use crate::limits::SIMULATED_SECTOR_BYTES as SECTOR_BYTES;
 use crate::rng::Rng;
+
+/// The most a ram disk reserves for a new file (its `create` capacity hint, bounded).
+const RAM_RESERVE_MAX: usize = 1 << 30;
 
 /// What a crash keeps of the writes that were never synced. In the two random modes, one
 /// crash in four also keeps a file's new size without its lost data (zeros), as file systems
@@ -92,6 +101,8 @@ struct DiskState {
     corrupt_next_read: bool,
     crash_countdown: Option<(u64, CrashMode)>,
     stats: MemDiskStats,
+    /// Writes are durable as they land ([`MemDisk::ram`]).
+    ram: bool,
 }
 
 /// The shared state of one simulated disk; clone it to keep a handle across crashes.
@@ -144,6 +155,14 @@ fn apply_dir(names: &mut BTreeMap<String, u64>, op: &DirOp) {
 
 impl DiskState {
     fn crash(&mut self, mode: CrashMode) {
+        if self.ram {
+            // Everything written is durable: files and names survive as they are.
+            for f in self.files.values_mut() {
+                f.durable.clone_from(&f.view);
+            }
+            self.durable_names.clone_from(&self.names);
+            self.pending_dir.clear();
+        }
         let mut names = self.durable_names.clone();
         let pending_dir = std::mem::take(&mut self.pending_dir);
         let keep = match mode {
@@ -274,6 +293,17 @@ impl DiskState {
 impl MemDisk {
     /// An empty disk whose faults are drawn from `seed`.
     pub fn new(seed: u64) -> Self {
+        MemDisk::with_model(seed, false)
+    }
+
+    /// An empty disk on which every write is durable as it lands (module comment): no
+    /// pending state, one copy of each file, a `sync` that does nothing, and a crash that
+    /// loses nothing. The fault hooks still work.
+    pub fn ram(seed: u64) -> Self {
+        MemDisk::with_model(seed, true)
+    }
+
+    fn with_model(seed: u64, ram: bool) -> Self {
         MemDisk {
             inner: Arc::new(Mutex::new(DiskState {
                 generation: 0,
@@ -288,6 +318,7 @@ impl MemDisk {
                 corrupt_next_read: false,
                 crash_countdown: None,
                 stats: MemDiskStats::default(),
+                ram,
             })),
         }
     }
@@ -421,11 +452,17 @@ impl Media for MemMedia {
         Ok(self.state()?.names.keys().cloned().collect())
     }
 
-    fn create(&mut self, name: &str, _capacity: u64) -> Result<MemFile> {
+    fn create(&mut self, name: &str, capacity: u64) -> Result<MemFile> {
         let mut s = self.state_mut()?;
         let id = s.next_id;
         s.next_id += 1;
-        s.files.insert(id, FileState::default());
+        let mut file = FileState::default();
+        if s.ram {
+            // The capacity reserved (not touched) up front: a growing log segment is never
+            // copied into a larger allocation.
+            file.view.reserve(usize::try_from(capacity).unwrap_or(0).min(RAM_RESERVE_MAX));
+        }
+        s.files.insert(id, file);
         self.bind(&mut s, name, id);
         Ok(MemFile { disk: self.disk.clone(), generation: self.generation, id, name: name.into() })
     }
@@ -515,6 +552,12 @@ impl MediaFile for MemFile {
                 return Err(StorageError::NoSpace { op: "write" });
             }
         }
+        if s.ram && s.corrupt_next_write.is_none() {
+            s.stats.writes += 1;
+            s.stats.bytes_written += data.len() as u64;
+            write_into(&mut s.file(self.id, &self.name)?.view, offset, data);
+            return Ok(());
+        }
         let mut data = data.to_vec();
         if let Some(skip) = s.corrupt_next_write.filter(|&k| (data.len() as u64) > k) {
             s.corrupt_next_write = None;
@@ -523,9 +566,12 @@ impl MediaFile for MemFile {
         }
         s.stats.writes += 1;
         s.stats.bytes_written += data.len() as u64;
+        let ram = s.ram;
         let f = s.file(self.id, &self.name)?;
         write_into(&mut f.view, offset, &data);
-        f.pending.push(FileOp::Write { offset, data });
+        if !ram {
+            f.pending.push(FileOp::Write { offset, data });
+        }
         Ok(())
     }
 
@@ -551,6 +597,9 @@ impl MediaFile for MemFile {
     fn sync(&mut self) -> Result<()> {
         let mut s = self.state_mut()?;
         s.stats.file_syncs += 1;
+        if s.ram {
+            return Ok(());
+        }
         let f = s.file(self.id, &self.name)?;
         // Apply the pending operations instead of copying the file: O(bytes written).
         let pending = std::mem::take(&mut f.pending);
@@ -563,9 +612,12 @@ impl MediaFile for MemFile {
 
     fn truncate(&mut self, len: u64) -> Result<()> {
         let mut s = self.state_mut()?;
+        let ram = s.ram;
         let f = s.file(self.id, &self.name)?;
         f.view.resize(len as usize, 0);
-        f.pending.push(FileOp::Truncate(len));
+        if !ram {
+            f.pending.push(FileOp::Truncate(len));
+        }
         Ok(())
     }
 }
