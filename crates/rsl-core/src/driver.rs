@@ -152,6 +152,11 @@ impl<T> Driver<T> {
         self.replica.status()
     }
 
+    /// The commit point: every slot up to it is known chosen here.
+    pub fn commit(&self) -> Slot {
+        self.replica.commit
+    }
+
     /// The last slot handed to `Host::execute` (in this incarnation).
     pub fn executed(&self) -> Slot {
         self.executed

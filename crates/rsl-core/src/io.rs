@@ -71,6 +71,14 @@ pub enum Input {
     /// executed past it) changes nothing; the simulator checks that on a copy of the core
     /// (`Replica::handled_on_copy`).
     CheckpointInstalled { slot: Slot, membership: Option<Membership> },
+    /// The primary `from`, at `ballot`, said every slot up to `commit` is chosen: what a
+    /// heartbeat of that ballot says, heard another way (with a read index it answered; the
+    /// runtime's `Node::learn_chosen`). Learned as a heartbeat's commit point is (a slot this
+    /// replica accepted at that very ballot and that is at or below `commit` is chosen, with
+    /// the value accepted), without what else a heartbeat means (no contact, no lease, no
+    /// answer). Must come from the primary of `ballot` while it was primary at it, as a
+    /// heartbeat does; late is fine (chosen stays chosen).
+    Chosen { from: ReplicaId, ballot: Ballot, commit: Slot },
 }
 
 /// One change to the membership (`Input::Reconfigure`). Each is a single configuration

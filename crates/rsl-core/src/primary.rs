@@ -474,6 +474,12 @@ impl Replica {
     /// before it carries out any action of a later step that ends primacy or starts a
     /// transfer (`Notification::LostPrimacy`, `Body::StartElection`). docs/protocol.md,
     /// "Leases and reads", has the argument.
+    /// The ballot this replica leads, if it is primary: with its commit point, what its
+    /// heartbeats tell the followers (`Input::Chosen` tells it them another way).
+    pub fn primary_ballot(&self) -> Option<crate::types::Ballot> {
+        self.primacy.as_ref().map(|l| l.ballot)
+    }
+
     pub fn lease_read(&self) -> Option<LeaseRead> {
         let l = self.primacy.as_ref()?;
         if !l.recovered {

@@ -569,6 +569,13 @@ impl Replica {
             Input::CheckpointInstalled { slot, membership } => {
                 self.on_checkpoint_installed(slot, membership, out)
             }
+            // As a heartbeat's commit point, and only where a heartbeat's would be learned
+            // (never from a ballot below the promised one).
+            Input::Chosen { from, ballot, commit } => {
+                if from != self.id && ballot >= self.promised {
+                    self.learn_commit(from, ballot, commit, out);
+                }
+            }
         }
     }
 

@@ -329,36 +329,63 @@ pub fn is_read_index_call(call: &[u8]) -> bool {
     call == [READ_INDEX_CALL]
 }
 
-/// The answer to a read-index call: the index, or "not primary" with the primary known if
-/// any (no index: not primary, or no lease now).
-pub fn encode_read_index_answer(index: Option<u64>, primary: Option<u32>) -> Bytes {
+/// The answer to a read-index call: the index, with what the primary says is chosen
+/// ([`rsl::Node::chosen`]: its ballot's round and its commit point) if it can say, or "not
+/// primary" with the primary known if any (no index: not primary, or no lease now). The
+/// index alone (9 bytes) is what a primary of a version before the chosen part answers; the
+/// follower then learns nothing from it.
+pub fn encode_read_index_answer(
+    index: Option<u64>,
+    chosen: Option<rsl::Chosen>,
+    primary: Option<u32>,
+) -> Bytes {
     match index {
         Some(index) => {
-            let mut answer = BytesMut::with_capacity(9);
+            let mut answer = BytesMut::with_capacity(25);
             answer.put_u8(ANSWER_INDEX);
             answer.put_u64_le(index);
+            if let Some(chosen) = chosen {
+                answer.put_u64_le(chosen.ballot_round);
+                answer.put_u64_le(chosen.through);
+            }
             answer.freeze()
         }
         None => encode_answer(Attempt::Retry { hint: primary }),
     }
 }
 
-/// The index a read-index answer carries; `None` for any other answer.
-fn decode_read_index_answer(answer: &[u8]) -> Option<u64> {
-    match answer {
-        [ANSWER_INDEX, index @ ..] => Some(u64::from_le_bytes(index.try_into().ok()?)),
+/// A read-index answer: the index, and what the primary said is chosen (if it said).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadIndexAnswer {
+    /// The slot a read must wait for.
+    pub index: u64,
+    /// The primary's ballot round and commit point.
+    pub chosen: Option<(u64, u64)>,
+}
+
+/// What a read-index answer carries; `None` for any other answer.
+fn decode_read_index_answer(answer: &[u8]) -> Option<ReadIndexAnswer> {
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(answer.get(at..at + 8)?.try_into().ok()?))
+    };
+    match (answer.first(), answer.len()) {
+        (Some(&ANSWER_INDEX), 9) => Some(ReadIndexAnswer { index: word(1)?, chosen: None }),
+        (Some(&ANSWER_INDEX), 25) => {
+            Some(ReadIndexAnswer { index: word(1)?, chosen: Some((word(9)?, word(17)?)) })
+        }
         _ => None,
     }
 }
 
-/// Waits for the answer of a read-index call sent to `target`: its index, or `None` if it
-/// gave none, the call failed, or this replica learned of another primary first (the reads
-/// then go to the primary as reads of their own, which follow the new one).
+/// Waits for the answer of a read-index call sent to `target`: its index and what `target`
+/// said is chosen, or `None` if it gave none, the call failed, or this replica learned of
+/// another primary first (the reads then go to the primary as reads of their own, which
+/// follow the new one).
 pub async fn await_read_index(
     target: u32,
     call: impl Future<Output = Result<Bytes, PeerCallError>>,
     view: watch::Receiver<View>,
-) -> Option<u64> {
+) -> Option<ReadIndexAnswer> {
     match hear(false, call, target, view).await {
         Heard::Answer(Ok(answer)) => decode_read_index_answer(&answer),
         Heard::Answer(Err(_)) | Heard::Deposed => None,
@@ -524,10 +551,21 @@ mod tests {
         assert_eq!(decode_call(&read_index_call()), None, "not a forwarded request");
         assert_eq!(decode_batch_call(&read_index_call()), None);
         for index in [0, 7, u64::MAX] {
-            let answer = encode_read_index_answer(Some(index), Some(3));
-            assert_eq!(decode_read_index_answer(&answer), Some(index));
+            let answer = encode_read_index_answer(Some(index), None, Some(3));
+            let decoded = decode_read_index_answer(&answer);
+            assert_eq!(
+                decoded,
+                Some(ReadIndexAnswer { index, chosen: None }),
+                "an older primary's"
+            );
+            let chosen = rsl::Chosen { primary: 3, ballot_round: 9, through: index / 2 };
+            let answer = encode_read_index_answer(Some(index), Some(chosen), Some(3));
+            let decoded = decode_read_index_answer(&answer);
+            assert_eq!(decoded, Some(ReadIndexAnswer { index, chosen: Some((9, index / 2)) }));
+            let cut = &answer[..answer.len() - 1];
+            assert_eq!(decode_read_index_answer(cut), None, "cut short");
         }
-        let none = encode_read_index_answer(None, Some(3));
+        let none = encode_read_index_answer(None, None, Some(3));
         assert_eq!(decode_read_index_answer(&none), None);
         assert!(matches!(decode_answer(none), Attempt::Retry { hint: Some(3) }));
         assert_eq!(decode_read_index_answer(&error_answer("ERR old primary")), None);

@@ -81,16 +81,21 @@ async fn writes_are_seen_at_the_follower(p: SocketAddr, f: SocketAddr, rounds: u
 }
 
 /// A GET at a follower right after a write the primary acknowledged sees it, alone and
-/// pipelined. Right after the write the follower is usually behind the index (it learns the
-/// write is chosen from the primary's next message) and sends the reads to the primary
-/// (`rsl_read_index_behind_total`); once it has executed the write, it serves them itself
-/// (`rsl_index_reads_total`), and they still answer the value.
+/// pipelined. Right after the write the follower has usually not executed it: the primary
+/// says the write is chosen only with its next message, but its read-index answer says so
+/// too (`Node::chosen`), and the follower learns it from there (`Node::learn_chosen`,
+/// `rsl_read_index_learned_total`) and serves the reads itself once its executor has the
+/// write, rather than send them to the primary (`rsl_read_index_behind_total`, the path
+/// before it learned from answers: then most of these rounds took it); once it has executed
+/// the write, it serves them at once (`rsl_index_reads_total`), and they still answer the
+/// value.
 ///
 /// Proven by planted bugs: with a run whose index the follower has not executed served at
-/// once from its state (`Inner::hand_over` reading at `AtLeast(0)` instead of sending it to
-/// the primary), the first rounds miss writes; with the primary answering the lease's
-/// published index without the slot it executed (`Node::read_index`), the follower takes
-/// itself for caught up too early and a round misses the write.
+/// once from its state (`Inner::hand_over` reading at `AtLeast(0)` instead of waiting for
+/// it), the first rounds miss writes; with the primary answering the lease's published index
+/// without the slot it executed (`Node::read_index`), the follower takes itself for caught
+/// up too early and a round misses the write; with the follower not learning from the answer
+/// (`Inner::ask_read_index` without `learn_chosen`), no run is learned and the test fails.
 #[tokio::test]
 async fn a_follower_read_sees_every_write_acknowledged_before_it() {
     let (mut cluster, p, f) = start(ClusterOptions::default()).await;
@@ -102,7 +107,10 @@ async fn a_follower_read_sees_every_write_acknowledged_before_it() {
     let runs = delta("rsl_read_index_runs_total");
     assert!(runs >= 200, "{runs} runs: one per GET alone and per pipeline at least");
     assert!(delta("rsl_read_index_fallbacks_total") < runs / 2, "runs without an index");
-    assert!(delta("rsl_read_index_behind_total") > 0, "the follower was never behind");
+    let (learned, behind) =
+        (delta("rsl_read_index_learned_total"), delta("rsl_read_index_behind_total"));
+    assert!(learned >= runs / 2, "{learned} of {runs} runs learned their index chosen");
+    assert!(behind < runs / 4, "{behind} of {runs} runs sent to the primary");
 
     // Caught up: the follower serves the reads itself, and they see the last write.
     let mut writer = Client::connect(p, WAIT).await.unwrap();

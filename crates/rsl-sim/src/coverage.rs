@@ -12,13 +12,15 @@ pub type Path = (&'static str, fn(&Stats) -> u64);
 const OVER_THE_MODEL: &str = "world ticks over the fault model's lost-data bound";
 
 /// The paths the report lists, each read from one seed's counters.
-pub const PATHS: [Path; 46] = [
+pub const PATHS: [Path; 48] = [
     ("elections won", |s| s.elections),
     ("phase 1 with competing values", |s| s.phase1_competing),
     ("phase 1 over a slot reported lost, not ruled out", |s| s.phase1_lost),
     ("late votes of an earlier ballot at its primary", |s| s.late_votes),
     ("lease reads", |s| s.lease_reads),
     ("primacy transfers", |s| s.transfers),
+    ("replicas told what a primary said is chosen", |s| s.chosen_told),
+    ("  of which moved its commit point (learned)", |s| s.chosen_learned),
     ("transfers that timed out", |s| s.transfers_timed_out),
     ("learners promoted", |s| s.promotions),
     ("membership operations taken by a replica", |s| s.reconfigurations_asked),

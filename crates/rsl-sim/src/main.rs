@@ -42,6 +42,11 @@ struct Args {
     /// Add membership changes (spare replicas, random new memberships) to every seed.
     #[arg(long)]
     reconfig: bool,
+    /// Tell replicas, at random times, what a primary said is chosen (`Input::Chosen`, as
+    /// rsl-kv's read index does), fresh claims and stale ones. A flag of its own so that the
+    /// default swarm's seeds (and docs/testing.md's table of planted bugs) replay as before.
+    #[arg(long)]
+    read_index: bool,
     /// Safety only: storage faults on every replica (no minority limit), no liveness
     /// requirement; every safety checker stays on.
     #[arg(long)]
@@ -91,6 +96,9 @@ fn options_for(args: &Args, seed: u64) -> Options {
     if args.reconfig {
         o = o.with_reconfiguration();
     }
+    if args.read_index {
+        o = o.with_read_index();
+    }
     if args.safety_only {
         o = o.safety_only();
     }
@@ -112,6 +120,9 @@ fn report(args: &Args, outcome: &Outcome) {
     }
     if args.reconfig {
         replay += " --reconfig";
+    }
+    if args.read_index {
+        replay += " --read-index";
     }
     if args.safety_only {
         replay += " --safety-only";

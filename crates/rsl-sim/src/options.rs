@@ -160,6 +160,12 @@ pub struct Options {
     /// judge the lost slot under the membership that governs it. Seeds that draw it start
     /// with three voters and two learners, their one faulty disk on a voter.
     pub grow_lost_permille: u32,
+    /// Per tick: chance a replica is told what a primary said is chosen (`Input::Chosen`,
+    /// as the runtime does with a read-index answer, `Node::learn_chosen`): the primary's
+    /// ballot and commit point now, or a claim made earlier (chosen stays chosen), to a
+    /// random other replica. Drawn from a stream of its own (`Options::with_read_index`), so
+    /// that seeds without it replay as before it existed.
+    pub chosen_permille: u32,
 }
 
 impl Options {
@@ -236,6 +242,7 @@ impl Options {
             fallback_permille: 0,
             cut_off_change_permille: 0,
             grow_lost_permille: 0,
+            chosen_permille: 0,
         }
     }
 
@@ -467,6 +474,7 @@ impl Options {
             fallback_permille,
             cut_off_change_permille,
             grow_lost_permille,
+            chosen_permille: 0,
             replicas,
             learners,
             spares,
@@ -527,6 +535,14 @@ impl Options {
         self
     }
 
+    /// Adds what a read index tells a follower (`Options::chosen_permille`) to the seed, from
+    /// a stream of its own: the rest of the seed's draws are as without it.
+    pub fn with_read_index(mut self) -> Options {
+        let mut r = Rng::new(self.seed ^ 0x4348_4f53_454e_0000);
+        self.chosen_permille = r.range(20, 300) as u32;
+        self
+    }
+
     /// Plants a storage bug; the fault mix stays the seed's.
     pub fn with_storage_bug(mut self, bug: StorageBug) -> Options {
         self.storage_bug = Some(bug);
@@ -542,7 +558,7 @@ impl Options {
     /// A one-line summary of the faults drawn, for failure reports.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ grow-lost={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
+            "replicas={} learners={} ticks={} loss={}‰ dup={}‰ delay={}..{} partitions={}‰ crashes={}‰ (machine {}‰, tear {}‰, in-sync {}‰, corrupt {}‰, wipe {}‰, loaded primary {}‰) corrupt-on-write={}‰ corrupt-on-read={}‰ pauses={}‰ stalls={}‰ partial-accepts={}‰ late-votes={}‰ lost-tail={}‰ fallbacks={}‰ cut-off-changes={}‰ grow-lost={}‰ chosen={}‰ transfers={}‰ reconfig={}‰ spares={} drift={}‰ fsync={}..{} clients={} keys={}",
             self.replicas,
             self.learners,
             self.fault_ticks,
@@ -568,6 +584,7 @@ impl Options {
             self.fallback_permille,
             self.cut_off_change_permille,
             self.grow_lost_permille,
+            self.chosen_permille,
             self.transfer_permille,
             self.reconfig_permille,
             self.spares,

@@ -44,6 +44,9 @@ pub(crate) enum ToConsensus {
     Durable { seq: u64 },
     /// An input for the core as it is (control calls, loaded log, saved checkpoints).
     Core(Input),
+    /// What a primary said is chosen (`Node::learn_chosen`): learned by the core, then the
+    /// commit point answered on `reply`.
+    Learn { chosen: crate::status::Chosen, reply: oneshot::Sender<u64> },
     /// A membership operation; answered on `reply` once made, or refused.
     Reconfigure { op: MembershipOp, reply: crate::members::ChangeReply },
     /// Take a checkpoint now (admin request).
@@ -64,6 +67,7 @@ impl ToConsensus {
             ToConsensus::Receive { .. } => "a peer message",
             ToConsensus::Durable { .. } => "a durable report",
             ToConsensus::Core(_) => "a core input",
+            ToConsensus::Learn { .. } => "what a primary said is chosen",
             ToConsensus::Reconfigure { .. } => "a membership operation",
             ToConsensus::CheckpointNow => "a checkpoint request",
             ToConsensus::Install(_) => "a checkpoint install",

@@ -58,6 +58,10 @@ pub(crate) struct Router {
     pub(crate) shipping: Option<Sender<ToShipping>>,
     pub(crate) io: Sender<ToIo>,
     pub(crate) exec: Sender<ToExecutor>,
+    /// What the turn has for the executor, in order: sent at the turn's flush, after the
+    /// primary's claim of what is chosen is published (`Consensus::publish_chosen`), so that
+    /// a slot executed is always within the claim a follower is given (`Node::chosen`).
+    pub(crate) exec_out: Vec<ToExecutor>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Vec<(u64, Write)>,
     /// Encodes each large message body once for all its receivers.
@@ -173,15 +177,22 @@ impl Consensus {
             ToConsensus::Receive { from, payload } => self.receive(from, payload),
             ToConsensus::Durable { seq } => self.step(Input::Durable { seq }),
             ToConsensus::Core(input) => self.step(input),
+            ToConsensus::Learn { chosen, reply } => {
+                let ballot =
+                    rsl_core::Ballot { round: chosen.ballot_round, replica: chosen.primary };
+                let from = rsl_core::ReplicaId(chosen.primary);
+                self.step(Input::Chosen { from, ballot, commit: rsl_core::Slot(chosen.through) });
+                let _ = reply.send(self.driver.commit().0);
+            }
             ToConsensus::Reconfigure { op, reply } => self.reconfigure(op, reply),
             ToConsensus::CheckpointNow => {
                 // The state after the last slot sent to the executor, and its membership.
                 let core = self.driver.status();
                 let (slot, membership) = (core.executed, core.membership);
-                let _ = self.router.exec.send(ToExecutor::Checkpoint { slot, membership });
+                self.router.exec_out.push(ToExecutor::Checkpoint { slot, membership });
             }
             ToConsensus::Install(install) => {
-                let _ = self.router.exec.send(ToExecutor::Install(install));
+                self.router.exec_out.push(ToExecutor::Install(install));
             }
             ToConsensus::Stop => return true,
         }
@@ -230,6 +241,10 @@ impl Consensus {
 
     /// Hands the turn's writes to the I/O thread and publishes the status.
     fn flush(&mut self) {
+        self.publish_chosen();
+        for message in self.router.exec_out.drain(..) {
+            let _ = self.router.exec.send(message);
+        }
         self.router.flush_writes();
         self.router.sealer.end_turn();
         let core = self.driver.status();
@@ -266,6 +281,23 @@ impl Consensus {
                 lease.publish(end, read.index.0);
             }
             None => lease.clear(),
+        }
+    }
+
+    /// Publishes what this primary says is chosen (`Node::chosen`): its ballot and commit
+    /// point, from one state of the core, under one lock (a pair read torn across two
+    /// primacies of this replica could pair an older ballot with a later commit point, and
+    /// values of that ballot never chosen would pass for chosen); nothing unless it holds its
+    /// lease. Before the turn's messages to the executor go out.
+    fn publish_chosen(&self) {
+        let replica = self.driver.replica();
+        let chosen = replica
+            .lease_read()
+            .and_then(|_| replica.primary_ballot())
+            .map(|ballot| (ballot.round, self.driver.commit().0));
+        let mut published = self.router.shared.chosen.lock().expect("chosen lock");
+        if *published != chosen {
+            *published = chosen;
         }
     }
 
@@ -306,6 +338,11 @@ impl Consensus {
         }
         for reply in router.changes.drain() {
             let _ = reply.send(Err(crate::error::MembershipError::Stopped));
+        }
+        // What the last turn had for the executor goes before the shutdown (a stop flushed
+        // already; a removal mid-turn may not have).
+        for message in router.exec_out.drain(..) {
+            let _ = router.exec.send(message);
         }
         let _ = router.exec.send(ToExecutor::Notify(Notification::ShuttingDown));
         let _ = router.exec.send(ToExecutor::Stop);
@@ -380,11 +417,11 @@ impl Host<Waiter> for Router {
         if let Value::Batch(requests) = &value {
             counters.requests_committed.inc_by(requests.len() as u64);
         }
-        let _ = self.exec.send(ToExecutor::Execute { slot, value, replies: callers });
+        self.exec_out.push(ToExecutor::Execute { slot, value, replies: callers });
     }
 
     fn read(&mut self, caller: Waiter, query: Bytes) {
-        let _ = self.exec.send(ToExecutor::Read { request: query, reply: caller.reply });
+        self.exec_out.push(ToExecutor::Read { request: query, reply: caller.reply });
     }
 
     fn refused(&mut self, caller: Waiter, reason: Refusal) {
@@ -424,7 +461,7 @@ impl Host<Waiter> for Router {
             }
             _ => {}
         }
-        let _ = self.exec.send(ToExecutor::Notify(notification(event)));
+        self.exec_out.push(ToExecutor::Notify(notification(event)));
     }
 
     fn send_checkpoint(&mut self, to: ReplicaId) {
@@ -437,7 +474,7 @@ impl Host<Waiter> for Router {
     }
 
     fn take_checkpoint(&mut self, slot: Slot, membership: Membership) {
-        let _ = self.exec.send(ToExecutor::Checkpoint { slot, membership });
+        self.exec_out.push(ToExecutor::Checkpoint { slot, membership });
     }
 
     fn contract_broken(&mut self, what: String) {

@@ -114,4 +114,4 @@ pub use peer_call::{
 };
 pub use rsl_store::StoreError;
 pub use state_machine::{Notification, Snapshot, StateMachine};
-pub use status::{CounterValues, Health, PeerHealth, Role, Status, StopCause, View};
+pub use status::{Chosen, CounterValues, Health, PeerHealth, Role, Status, StopCause, View};

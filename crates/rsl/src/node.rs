@@ -38,7 +38,7 @@ use crate::peer_call::{PeerCallError, PeerCalls, PeerResponder};
 use crate::shared::Shared;
 use crate::shipping::Shipping;
 use crate::state_machine::StateMachine;
-use crate::status::{Status, StopCause, View};
+use crate::status::{Chosen, Status, StopCause, View};
 
 /// A running replica: the application's handle on it. Cheap to share behind an `Arc`; every
 /// method takes `&self` and may be called from any thread.
@@ -147,6 +147,7 @@ impl Node {
             shipping,
             io: io_tx,
             exec: exec_tx.clone(),
+            exec_out: Vec::new(),
             shared: shared.clone(),
             writes: Vec::new(),
             sealer: Default::default(),
@@ -416,6 +417,33 @@ impl Node {
     pub fn read_index(&self) -> Option<u64> {
         let index = self.lease_index(ReadMode::Linearizable)?;
         Some(index.max(self.executed()))
+    }
+
+    /// What this replica, if primary, says is chosen: every slot up to its commit point, at
+    /// its ballot, as its heartbeats say (as the consensus thread last published them, with
+    /// its lease, after every turn: both from one state of the core, under one lock); `None`
+    /// if it is not a primary holding its lease. Another replica that
+    /// accepted those slots at that ballot learns from it that they are chosen
+    /// ([`Node::learn_chosen`]) without waiting for this primary's next message: a follower
+    /// that asks for a [`Node::read_index`] gets it with the index, so that it can serve its
+    /// reads at once rather than wait up to a heartbeat for the primary to say its newest
+    /// slots are chosen.
+    pub fn chosen(&self) -> Option<Chosen> {
+        let published = *self.shared.chosen.lock().expect("chosen lock");
+        published.map(|(ballot_round, through)| Chosen { primary: self.id, ballot_round, through })
+    }
+
+    /// Learns what a primary said is chosen ([`Node::chosen`], from the peer `chosen.primary`
+    /// named; the transport authenticated it): every slot up to `chosen.through` that this
+    /// replica accepted at that primary's ballot is chosen, as a heartbeat of that ballot
+    /// would tell it (docs/protocol.md, "Read index"). Resolves to this replica's commit
+    /// point afterwards (the executor then executes up to it without waiting for anything
+    /// else), or `None` if the replica stopped or its queue is full. Learning something old
+    /// is harmless: chosen stays chosen.
+    pub async fn learn_chosen(&self, chosen: Chosen) -> Option<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.push(ToConsensus::Learn { chosen, reply }).ok()?;
+        rx.await.ok()
     }
 
     /// The last slot this replica's executor has executed (or installed from a checkpoint):

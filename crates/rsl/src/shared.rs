@@ -46,6 +46,9 @@ pub(crate) struct Shared {
     disk_full: Mutex<Option<String>>,
     /// The primary's lease, for linearizable reads served without the consensus thread.
     pub(crate) lease: LeasePublication,
+    /// While the lease is published: the primary's ballot round and its commit point, as
+    /// one core state had them together (`Node::chosen`).
+    pub(crate) chosen: Mutex<Option<(u64, u64)>>,
 }
 
 /// The primary's lease as the consensus thread publishes it, so that a caller can serve a
@@ -129,6 +132,7 @@ impl Shared {
             stopped: Mutex::new(None),
             disk_full: Mutex::new(None),
             lease: LeasePublication::new(),
+            chosen: Mutex::new(None),
         }
     }
 

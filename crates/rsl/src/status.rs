@@ -275,3 +275,16 @@ impl View {
         }
     }
 }
+
+/// What a primary says is chosen ([`crate::Node::chosen`], learned elsewhere with
+/// [`crate::Node::learn_chosen`]): every slot up to `through`, at the ballot of round
+/// `ballot_round` that `primary` leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen {
+    /// The primary that says it (the ballot's owner).
+    pub primary: u32,
+    /// Its ballot's round.
+    pub ballot_round: u64,
+    /// Every slot up to this one is chosen.
+    pub through: u64,
+}

@@ -29,6 +29,7 @@ impl Inner {
             ("rsl_read_index_runs_total", count(&counts.runs)),
             ("rsl_read_index_fallbacks_total", count(&counts.fallbacks)),
             ("rsl_read_index_behind_total", count(&counts.behind)),
+            ("rsl_read_index_learned_total", count(&counts.learned)),
             ("rsl_read_index_held_writes_total", count(&counts.held)),
             ("rsl_reads_here_total", count(&self.reads_here)),
         ]);

@@ -102,7 +102,9 @@ impl Inner {
     pub(super) fn answer_read_index(&self, responder: rsl::PeerResponder) {
         let seen = *self.view.borrow();
         let primary = if seen.role == Some(Role::Primary) { None } else { seen.primary };
-        responder.respond(forward::encode_read_index_answer(self.node.read_index(), primary));
+        let index = self.node.read_index();
+        let chosen = index.and_then(|_| self.node.chosen());
+        responder.respond(forward::encode_read_index_answer(index, chosen, primary));
     }
 
     /// Starts a write with `start` once every run of reads that arrived before it has been
@@ -147,13 +149,31 @@ impl Inner {
     }
 
     /// Sends a read-index call to the primary this replica follows (module `read_index`).
-    pub(super) fn ask_read_index(&self) -> read_index::IndexFuture {
+    /// When the answer's index is past what this replica executed, it first learns what the
+    /// answer says is chosen (`Node::learn_chosen`): the slots it accepted at the primary's
+    /// ballot up to the primary's commit point, which it would otherwise learn only from the
+    /// primary's next message, up to a heartbeat away (`Inner::known_chosen` keeps the commit
+    /// point that gave it, for `hand_over`).
+    pub(super) fn ask_read_index(self: &Arc<Self>) -> read_index::IndexFuture {
         let seen = *self.view.borrow();
         let primary = seen.primary.filter(|&p| p != self.id && seen.role != Some(Role::Primary));
         let Some(primary) = primary else { return Box::pin(std::future::ready(None)) };
         let call =
             self.node.call_peer(primary, forward::read_index_call(), self.node.call_timeout());
-        Box::pin(forward::await_read_index(primary, call, self.node.watch()))
+        let answer = forward::await_read_index(primary, call, self.node.watch());
+        let me = Arc::clone(self);
+        Box::pin(async move {
+            let answer = answer.await?;
+            let behind = me.node.executed() < answer.index
+                && me.known_chosen.load(Ordering::Relaxed) < answer.index;
+            if let Some((ballot_round, through)) = answer.chosen.filter(|_| behind) {
+                let chosen = rsl::Chosen { primary, ballot_round, through };
+                if let Some(commit) = me.node.learn_chosen(chosen).await {
+                    me.known_chosen.fetch_max(commit, Ordering::Relaxed);
+                }
+            }
+            Some(answer.index)
+        })
     }
 
     /// Hands runs of reads over with their call's answer: with an index, each run served here
@@ -166,9 +186,17 @@ impl Inner {
         // slots it executed are chosen with its next message, which may be a heartbeat up to
         // `heartbeat_ticks` away when no write is going on. Those runs go to the primary, as
         // without an index, rather than wait.
-        let behind = index.is_some_and(|index| self.node.executed() < index);
+        let executed = self.node.executed();
+        let learned = index.is_some_and(|index| {
+            executed < index && self.known_chosen.load(Ordering::Relaxed) >= index
+        });
+        let behind = !learned && index.is_some_and(|index| executed < index);
+        let counts = &self.reads.counts;
         if behind {
-            self.reads.counts.behind.fetch_add(runs.len() as u64, Ordering::Relaxed);
+            counts.behind.fetch_add(runs.len() as u64, Ordering::Relaxed);
+        }
+        if learned {
+            counts.learned.fetch_add(runs.len() as u64, Ordering::Relaxed);
         }
         for Run { requests, deliver } in runs {
             let first = match index.filter(|_| !behind) {

@@ -107,6 +107,9 @@ struct Inner {
     /// Plain reads served on the caller's task from the machine's keyspace
     /// (`rsl_reads_here_total`).
     reads_here: std::sync::atomic::AtomicU64,
+    /// The highest commit point this replica reached by learning what a read-index answer
+    /// said is chosen (module `follower`, `ask_read_index`).
+    known_chosen: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -147,6 +150,7 @@ impl ReplicatedEngine {
                 hub,
                 reads: Arc::new(Coalescer::new(ask, hand_over, runtime)),
                 reads_here: std::sync::atomic::AtomicU64::new(0),
+                known_chosen: std::sync::atomic::AtomicU64::new(0),
             }
         });
         // Weak: the node keeps its handler until it shuts down, and the engine keeps the node.

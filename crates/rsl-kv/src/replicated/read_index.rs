@@ -53,9 +53,13 @@ pub(crate) struct Counts {
     pub(crate) runs: AtomicU64,
     /// Runs handed over without an index (sent to the primary as reads).
     pub(crate) fallbacks: AtomicU64,
-    /// Runs with an index this replica had not executed yet (sent to the primary as reads,
-    /// counted by the engine).
+    /// Runs with an index this replica had not executed yet, nor learned chosen from the
+    /// answer (sent to the primary as reads, counted by the engine).
     pub(crate) behind: AtomicU64,
+    /// Runs with an index this replica had not executed yet but learned chosen from the
+    /// answer (`Node::learn_chosen`): served here once the executor reaches it (counted by
+    /// the engine).
+    pub(crate) learned: AtomicU64,
     /// Writes held behind earlier runs.
     pub(crate) held: AtomicU64,
 }

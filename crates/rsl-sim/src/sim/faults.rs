@@ -104,6 +104,9 @@ impl Sim {
                 self.deliver(i, Pending::Input(Input::TransferPrimacy { to }));
             }
         }
+        if o.chosen_permille > 0 && self.chosen.0.chance(o.chosen_permille) {
+            self.tell_chosen();
+        }
         if o.partial_accept_permille > 0 && self.rng.chance(o.partial_accept_permille) {
             self.partial_accepts();
         }
@@ -118,6 +121,44 @@ impl Sim {
         }
         if o.grow_lost_permille > 0 && self.rng.chance(o.grow_lost_permille) {
             self.grow_and_lose();
+        }
+    }
+
+    /// Tells a random replica what a primary said is chosen (`Input::Chosen`), as a
+    /// read-index answer tells a follower: half the time the primary's ballot and commit
+    /// point now (recorded), else a claim recorded earlier, however stale (chosen stays
+    /// chosen, and its ballot may be long gone). Every draw is from the claims' own stream.
+    pub(super) fn tell_chosen(&mut self) {
+        if let Some(p) = self.primary() {
+            let status = self.nodes[self.index(p)].driver.as_ref().map(|d| d.status());
+            if let Some(s) = status.filter(|s| s.role == rsl_core::Role::Primary) {
+                self.chosen.1.push((p, s.ballot, s.commit));
+            }
+        }
+        let (rng, claims) = &mut self.chosen;
+        if claims.is_empty() {
+            return;
+        }
+        let pick = match rng.bool() {
+            true => claims.len() - 1,
+            false => rng.below(claims.len() as u64) as usize,
+        };
+        let (from, ballot, commit) = claims[pick];
+        let to = rng.below(self.nodes.len() as u64) as usize;
+        if self.nodes[to].id == from {
+            return;
+        }
+        self.stats.chosen_told += 1;
+        let id = self.nodes[to].id;
+        self.record(format_args!(
+            "{id:?} told that {from:?} at {ballot:?} said slots up to {} are chosen",
+            commit.0
+        ));
+        let commit_of = |sim: &Sim| sim.nodes[to].driver.as_ref().map(|d| d.commit());
+        let before = commit_of(self);
+        self.deliver(to, Pending::Input(Input::Chosen { from, ballot, commit }));
+        if commit_of(self) > before {
+            self.stats.chosen_learned += 1;
         }
     }
 

@@ -158,6 +158,10 @@ pub struct Stats {
     /// Crashes that also wiped the disk.
     pub wipes: u64,
     pub pauses: u64,
+    /// Replicas told what a primary said is chosen (`Options::chosen_permille`).
+    pub chosen_told: u64,
+    /// Of those, the tellings that moved the replica's commit point.
+    pub chosen_learned: u64,
     pub partitions: u64,
     pub elections: u64,
     pub reconfigurations: u64,
@@ -275,6 +279,9 @@ pub type ReconfigAnswer = Result<(Slot, Membership), rsl_core::ReconfigRefusal>;
 pub struct Sim {
     pub options: Options,
     rng: Rng,
+    /// The draws of `Options::chosen_permille`, a stream of their own (seeds without it
+    /// replay as before it existed), and the claims primaries made (`Sim::tell_chosen`).
+    chosen: (Rng, Vec<(ReplicaId, rsl_core::Ballot, Slot)>),
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
@@ -408,6 +415,7 @@ impl Sim {
         Sim {
             checker,
             causes: Causes::default(),
+            chosen: (Rng::new(options.seed ^ 0x5445_4c4c_0000_0000), Vec::new()),
             options,
             rng,
             now: 0,
