@@ -156,6 +156,10 @@ impl Recorder {
 
 /// Whether an error reply means, by rsl-kv's documented contract, that the request had no
 /// effect. Anything that says the outcome is unknown, and any error not listed, is unknown.
+/// A full disk's refusal is one (crates/rsl-kv/README.md: the primary refuses the write at
+/// its door, `rsl::ReplicateError::DiskFull`); counted as unknown until 2026-12-07, it gave a
+/// client that retried at once hundreds of unknown writes on one key, and the search over
+/// them ran out of memory (test.sh's nemesis on `39eb4fb`: 449 on one key, 24 GB).
 pub fn definite_failure(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
     if t.contains("unknown") {
@@ -163,6 +167,7 @@ pub fn definite_failure(text: &str) -> bool {
     }
     t.starts_with("tryagain not primary")
         || t.starts_with("err overloaded")
+        || t.starts_with("err disk full on replica")
         || t.contains("too large")
         || t.contains("exceeds maximum")
         || t.starts_with("err protocol error")
@@ -539,7 +544,11 @@ mod tests {
         assert!(!definite_failure("TRYAGAIN timed out, the outcome is unknown"));
         assert!(!definite_failure("ERR request dropped, the outcome is unknown"));
         assert!(!definite_failure("ERR shutting down"));
-        assert!(!definite_failure("ERR disk full"));
+        assert!(definite_failure(
+            "ERR disk full on replica 2: writes refused until space is freed"
+        ));
+        assert!(!definite_failure("ERR disk full"), "only the documented text");
+        assert!(!definite_failure("ERR disk trouble on replica 2"));
     }
 
     #[test]

@@ -77,6 +77,13 @@ impl std::fmt::Display for Violation {
 /// that much time instead of a false failure.
 pub const SEARCH_STEPS_MAX: u64 = 1_000_000_000;
 
+/// The memory the search's cache of visited nodes may take (estimated per entry: the set of
+/// linearized operations and the state, with the table's overhead) before the search gives up
+/// as on its step budget. Without it a search over thousands of operations with hundreds of
+/// unknown writes on one key ran the nemesis's checker out of memory (24 GB, killed by the
+/// kernel) long before its billion steps: now it reports the key undecided (a failure).
+pub const SEARCH_CACHE_BYTES_MAX: usize = 2 << 30;
+
 /// The budget the search's unit tests measure their prunings against (the budget they were
 /// written for: their bounds are fractions of it).
 #[cfg(test)]
@@ -211,6 +218,8 @@ struct Search<'a> {
     /// calls (see [`Candidates`]).
     by_return: bool,
     steps_max: u64,
+    /// [`SEARCH_CACHE_BYTES_MAX`], or less in its test.
+    cache_bytes_max: usize,
 }
 
 impl Search<'_> {
@@ -222,6 +231,7 @@ impl Search<'_> {
         reachable_reads: true,
         by_return: true,
         steps_max: SEARCH_STEPS_MAX,
+        cache_bytes_max: SEARCH_CACHE_BYTES_MAX,
     };
 }
 
@@ -531,7 +541,7 @@ fn return_ranks(ops: &[&Operation]) -> Vec<usize> {
 
 /// Searches for a linearization of one key's operations; returns the steps it took.
 fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violation> {
-    let Search { observed, steps_max, .. } = search;
+    let Search { observed, steps_max, cache_bytes_max, .. } = search;
     // Both prunings need dead states: without them every list is live.
     let read_tokens = read_tokens(ops, observed);
     let before = match search.interchangeable && observed.is_some() {
@@ -547,6 +557,8 @@ fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violati
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
     let mut cache: HashSet<(Vec<u64>, State)> = HashSet::new();
+    let entry_bytes = words * 8 + std::mem::size_of::<(Vec<u64>, State)>() + 16;
+    let cache_entries_max = cache_bytes_max / entry_bytes;
     // The moves taken: the call node linearized, the state before it, and whether it was
     // forced (a read taken first, whose node has no other move worth trying).
     let mut stack: Vec<(usize, State, bool)> = Vec::new();
@@ -559,7 +571,7 @@ fn check_key(key: u8, ops: &[&Operation], search: Search) -> Result<u64, Violati
     let mut deepest = (0usize, NONE);
     while list.nodes[0].next != NONE {
         steps += 1;
-        if steps > steps_max {
+        if steps > steps_max || cache.len() > cache_entries_max {
             return Err(Violation::Undecided { key, operations: ops.len() });
         }
         if std::mem::take(&mut fresh) && greedy_reads {

@@ -14,6 +14,7 @@ const PLAIN: Search<'static> = Search {
     reachable_reads: false,
     by_return: false,
     steps_max: TEST_STEPS_MAX,
+    cache_bytes_max: SEARCH_CACHE_BYTES_MAX,
 };
 
 /// A history and the values its reads returned.
@@ -127,6 +128,21 @@ fn racing_timed_out_writes_of_seed_50000482_are_accepted_within_budget() {
         let result = check_history(&b.history, search);
         assert!(matches!(result, Err(Violation::Undecided { .. })), "{what}: {result:?}");
     }
+}
+
+/// A search whose cache of visited nodes outgrows its memory bound gives up (undecided, a
+/// failure) rather than take the checker's process down: a history that the full search
+/// accepts in about 1,200 steps, with room for only a hundred visited nodes. Proven by a
+/// planted bug: without the bound's check the search finishes (`Ok(1214)`) and the test
+/// fails.
+#[test]
+fn a_search_outgrowing_its_memory_gives_up() {
+    let b = racing_rounds(7, 6);
+    assert!(check_history(&b.history, b.full()).is_ok());
+    let words = b.history.len().div_ceil(64);
+    let small = Search { cache_bytes_max: 100 * (words * 8 + 64), ..b.full() };
+    let result = check_history(&b.history, small);
+    assert!(matches!(result, Err(Violation::Undecided { .. })), "{result:?}");
 }
 
 #[test]
