@@ -241,6 +241,28 @@ async fn a_replica_that_was_down_catches_the_largest_value_up_from_a_checkpoint(
     cluster.stop().await;
 }
 
+/// Reads `k1`, `k2` and `n` back at `addr` in one pipeline, each round's replies whole and in
+/// order (`expected`), for at most ten rounds until one round moved the replica's `counter`
+/// by all three reads; whether one did.
+async fn read_back_counted(addr: SocketAddr, expected: &[Reply; 3], counter: &str) -> bool {
+    let mut c = client(addr).await;
+    for _ in 0..10 {
+        let before = status_number(addr, counter).await;
+        for key in ["k1", "k2", "n"] {
+            c.queue(&["GET", key]);
+        }
+        c.flush().await.unwrap();
+        for expected in expected {
+            let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
+            assert!(reply == *expected, "at {addr} ({counter}): got {}", describe(&reply));
+        }
+        if status_number(addr, counter).await >= before + 3 {
+            return true;
+        }
+    }
+    false
+}
+
 /// The largest values read back through a follower in one pipeline, whole and in order,
 /// then at the primary from its keyspace on the connection's task.
 ///
@@ -278,23 +300,7 @@ async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_an
     assert_eq!(set(f_addr, "n", b"7").await, Reply::ok());
     let expected =
         [Reply::Bulk(one.into()), Reply::Bulk(two.into()), Reply::Bulk(b"7".to_vec().into())];
-    let mut c = client(f_addr).await;
-    let mut served_there = false;
-    for _ in 0..10 {
-        let before = status_number(f_addr, "rsl_index_reads_total").await;
-        for key in ["k1", "k2", "n"] {
-            c.queue(&["GET", key]);
-        }
-        c.flush().await.unwrap();
-        for expected in &expected {
-            let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
-            assert!(reply == *expected, "at the follower: got {}", describe(&reply));
-        }
-        if status_number(f_addr, "rsl_index_reads_total").await >= before + 3 {
-            served_there = true;
-            break;
-        }
-    }
+    let served_there = read_back_counted(f_addr, &expected, "rsl_index_reads_total").await;
     assert!(served_there, "the largest values were never served by the follower's read index");
 
     // The same pipeline at the primary, whose plain reads are served on the connection's
@@ -303,23 +309,7 @@ async fn a_pipeline_of_the_largest_values_through_a_follower_reads_back_whole_an
     // slot still executing is served by the executor instead (as whole): bounded rounds
     // until one is served here.
     let p_addr = cluster.replica(p).client_addr;
-    let mut c = client(p_addr).await;
-    let mut served_here = false;
-    for _ in 0..10 {
-        let before = status_number(p_addr, "rsl_reads_here_total").await;
-        for key in ["k1", "k2", "n"] {
-            c.queue(&["GET", key]);
-        }
-        c.flush().await.unwrap();
-        for expected in &expected {
-            let reply = tokio::time::timeout(WAIT, c.reply()).await.expect("in time").unwrap();
-            assert!(reply == *expected, "at the primary: got {}", describe(&reply));
-        }
-        if status_number(p_addr, "rsl_reads_here_total").await >= before + 3 {
-            served_here = true;
-            break;
-        }
-    }
+    let served_here = read_back_counted(p_addr, &expected, "rsl_reads_here_total").await;
     assert!(served_here, "the largest values were never read from the primary's keyspace");
     cluster.stop().await;
 }
