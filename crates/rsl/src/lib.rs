@@ -9,7 +9,11 @@
 //! whether the request may have executed (each call has a deadline,
 //! `consensus.call_timeout_ms`). A state machine that shares its state with the application
 //! (behind a lock it takes to execute) lets the application serve reads on its own threads:
-//! [`Node::read_here`] says when the state already holds what a read must see.
+//! [`Node::read_here`] says when the state already holds what a read must see. Another
+//! replica serves linearizable reads by read index: it asks the primary for
+//! [`Node::read_index`] (and what [`Node::chosen`] says, which it learns with
+//! [`Node::learn_chosen`] rather than wait for the primary's next message), then reads at
+//! [`ReadConsistency::AtLeast`] that index.
 //!
 //! A replica in production is started with [`Node::start`] from a [`NodeConfig`] (storage in
 //! a data directory, TCP with mutual TLS between replicas, a Prometheus endpoint); a whole
