@@ -42,7 +42,9 @@ pub enum Backend {
     #[default]
     File,
     /// In memory (`rsl_storage::MemDisk::ram`: one copy of each write, `sync` does nothing):
-    /// nothing survives the process (tests, benchmarks).
+    /// nothing survives the process (tests, benchmarks). A replica of several restarted on it
+    /// in a data directory where it ran before has forgotten its promises and votes: it
+    /// starts as after a disk loss (`disk_lost`), rebuilding from its peers before it votes.
     Memory,
     /// A memory-mapped log made durable with cache-line flushes (DAX) or msync.
     Pmem,

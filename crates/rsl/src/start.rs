@@ -104,6 +104,7 @@ impl Node {
     pub fn start<S: StateMachine>(config: NodeConfig, mut machine: S) -> Result<Node, StartError> {
         config.validate()?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
+        let config = memory_restart_as_disk_lost(config)?;
         let checkpoints = open_checkpoints(&config)?;
         let (checkpoint, membership) =
             load_checkpoint(&checkpoints, &mut machine, &config.data_dir)?;
@@ -128,6 +129,40 @@ impl Node {
             }
         }
     }
+}
+
+/// The file in a data directory that says a replica ran there on the memory backend.
+const MEMORY_RAN_HERE: &str = "memory-backend-ran-here";
+
+/// A replica of several on the memory backend that ran in this data directory before has
+/// forgotten every promise and vote it made (its log and metadata were in the process's
+/// memory): starting it as if new could let it vote against a promise and lose acknowledged
+/// writes. It is started as after a disk loss instead (`storage.disk_lost`: it rebuilds from
+/// its peers before it promises or votes, docs/protocol.md "Disk loss"), its checkpoints
+/// dropped with the rest of that state. The first start in a directory (a new cluster), and a
+/// replica alone in its cluster (nobody to rebuild from, no one else's promises at stake),
+/// start as configured. The directory's lock is held.
+fn memory_restart_as_disk_lost(mut config: NodeConfig) -> Result<NodeConfig, StartError> {
+    if config.storage.backend != Backend::Memory {
+        return Ok(config);
+    }
+    let marker = config.data_dir.join(MEMORY_RAN_HERE);
+    if marker.exists() && config.members.len() > 1 {
+        tracing::warn!(
+            id = config.id,
+            "restarted on the memory backend: its promises and votes are gone; rebuilding \
+             from peers as after a disk loss"
+        );
+        config.storage.disk_lost = true;
+        let checkpoints = config.data_dir.join("checkpoints");
+        if checkpoints.exists() {
+            std::fs::remove_dir_all(&checkpoints)
+                .map_err(|source| StartError::DataDir { dir: checkpoints.clone(), source })?;
+        }
+    }
+    std::fs::write(&marker, b"this replica ran here on the memory backend\n")
+        .map_err(|source| StartError::DataDir { dir: config.data_dir.clone(), source })?;
+    Ok(config)
 }
 
 /// What `Node::start` prepared before it opens the log: the state machine with its
