@@ -297,10 +297,28 @@ fn tls_cluster_survives_primary_restart() {
 /// again; the cluster keeps committing throughout.
 #[test]
 fn a_replica_that_lost_its_disk_rebuilds_before_it_votes() {
+    a_restarted_follower_rebuilds_before_it_votes(
+        |_| {},
+        |cfg| {
+            std::fs::remove_dir_all(&cfg.data_dir).unwrap();
+            cfg.storage.disk_lost = true;
+        },
+    );
+}
+
+/// Starts three replicas configured by `configure`, writes, stops a follower, writes while it
+/// is down, prepares its restart with `lose` (what it lost) and restarts it: it must start
+/// rebuilding, finish the rebuild (which forces a phase 1 at a higher ballot), and then have
+/// executed exactly what the others did, nothing acknowledged lost.
+fn a_restarted_follower_rebuilds_before_it_votes(
+    configure: impl Fn(&mut NodeConfig),
+    lose: impl Fn(&mut NodeConfig),
+) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let root = tempfile::tempdir().unwrap();
         let mut cfgs = configs(root.path(), false);
+        cfgs.iter_mut().for_each(&configure);
         let (journals, mut nodes) = start_all(&cfgs);
         for i in 0..20u8 {
             write(&nodes, &[i; 8]).await;
@@ -309,13 +327,12 @@ fn a_replica_that_lost_its_disk_rebuilds_before_it_votes() {
         let ballot_before = nodes[p].as_ref().unwrap().status().ballot_round;
         let f = (p + 1) % 3;
         nodes[f].take().unwrap().shutdown();
-        std::fs::remove_dir_all(&cfgs[f].data_dir).unwrap();
         write(&nodes, b"while the disk is out").await;
 
-        cfgs[f].storage.disk_lost = true;
+        lose(&mut cfgs[f]);
         let fresh = Journal::default();
         let node = Node::start(cfgs[f].clone(), fresh.clone()).unwrap();
-        assert!(node.status().rebuilding, "an empty data directory with disk_lost rebuilds");
+        assert!(node.status().rebuilding, "a replica that forgot its promises rebuilds first");
         let mut view = node.watch();
         nodes[f] = Some(node);
         tokio::time::timeout(Duration::from_secs(20), async {
@@ -337,7 +354,8 @@ fn a_replica_that_lost_its_disk_rebuilds_before_it_votes() {
         assert!(nodes[q].as_ref().unwrap().status().ballot_round > ballot_before);
         let slot = nodes[q].as_ref().unwrap().status().executed;
         let rebuilt = nodes[f].as_ref().unwrap();
-        rebuilt.read(Bytes::new(), ReadConsistency::AtLeast(slot)).await.unwrap();
+        let caught_up = rebuilt.read(Bytes::new(), ReadConsistency::AtLeast(slot));
+        tokio::time::timeout(Duration::from_secs(20), caught_up).await.unwrap().unwrap();
         let reference = journals[q].0.lock().unwrap().clone();
         let learned = fresh.0.lock().unwrap().clone();
         assert_eq!(learned, reference, "the rebuilt replica executed exactly the same requests");
@@ -448,42 +466,6 @@ fn three_replicas_on_the_memory_backend_roll_their_logs_over_and_agree() {
 /// `rebuilding` is false.
 #[test]
 fn a_replica_restarted_on_the_memory_backend_rebuilds_before_it_votes() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let root = tempfile::tempdir().unwrap();
-        let mut cfgs = configs(root.path(), false);
-        for c in &mut cfgs {
-            c.storage.backend = rsl::config::Backend::Memory;
-        }
-        let (journals, mut nodes) = start_all(&cfgs);
-        for i in 0..20u8 {
-            write(&nodes, &[i; 8]).await;
-        }
-        let p = primary_of(&nodes).await;
-        let f = (p + 1) % 3;
-        nodes[f].take().unwrap().shutdown();
-        write(&nodes, b"while it is down").await;
-
-        let fresh = Journal::default();
-        let node = Node::start(cfgs[f].clone(), fresh.clone()).unwrap();
-        assert!(node.status().rebuilding, "a memory replica restarted must rebuild first");
-        let mut view = node.watch();
-        nodes[f] = Some(node);
-        let rebuilt = view.wait_for(|v| v.role.is_some() && !v.rebuilding);
-        tokio::time::timeout(Duration::from_secs(20), rebuilt)
-            .await
-            .expect("the replica did not finish rebuilding within 20 s")
-            .unwrap();
-        write(&nodes, b"after the rebuild").await;
-        let q = primary_of(&nodes).await;
-        let slot = nodes[q].as_ref().unwrap().status().executed;
-        let rebuilt = nodes[f].as_ref().unwrap();
-        let caught_up = rebuilt.read(Bytes::new(), ReadConsistency::AtLeast(slot));
-        tokio::time::timeout(Duration::from_secs(20), caught_up).await.unwrap().unwrap();
-        let reference = journals[q].0.lock().unwrap().clone();
-        assert_eq!(*fresh.0.lock().unwrap(), reference, "the same requests in the same order");
-        for n in nodes.iter().flatten() {
-            n.shutdown();
-        }
-    });
+    let memory = |cfg: &mut NodeConfig| cfg.storage.backend = rsl::config::Backend::Memory;
+    a_restarted_follower_rebuilds_before_it_votes(memory, |_| {});
 }
