@@ -42,6 +42,12 @@ pub(super) enum First {
     Try(AttemptFuture, Option<u32>),
 }
 
+/// The most slots a follower's executor may still have to execute for a run whose index it
+/// learned chosen (`Inner::hand_over`) to wait for it here; further behind (catching up after
+/// a restart, say), the run goes to the primary as before, rather than wait out a backlog and
+/// perhaps its deadline.
+const LEARNED_AHEAD_MAX: u64 = 1024;
+
 impl ReplicatedEngine {
     /// A run of plain reads at a replica that follows another primary: served here at the
     /// primary's read index, asked for after the run arrived (module `read_index`). One reply
@@ -188,7 +194,9 @@ impl Inner {
         // without an index, rather than wait.
         let executed = self.node.executed();
         let learned = index.is_some_and(|index| {
-            executed < index && self.known_chosen.load(Ordering::Relaxed) >= index
+            executed < index
+                && index - executed <= LEARNED_AHEAD_MAX
+                && self.known_chosen.load(Ordering::Relaxed) >= index
         });
         let behind = !learned && index.is_some_and(|index| executed < index);
         let counts = &self.reads.counts;
