@@ -42,10 +42,8 @@ for _ in $(seq 1 "$ROUNDS"); do
   for exe in "${exes[@]}"; do
     work=$(mktemp -d)
     kv_cluster_start "$exe" "$work"
-    primary=$(awk '/^primary: replica/ { print $3 }' "$work/cluster.out")
-    p_port=$(grep "^  replica $primary:" "$work/cluster.out" | awk '{ split($6, a, ":"); print a[2] }')
-    f_port=$(grep "^  replica [0-9]*:" "$work/cluster.out" | grep -v "^  replica $primary:" |
-      head -1 | awk '{ split($6, a, ":"); print a[2] }')
+    p_port=$(line_port "$(kv_replica_line "$work" primary)")
+    f_port=$(line_port "$(kv_replica_line "$work" follower)")
     redis-benchmark -h 127.0.0.1 -p "$p_port" -t set -d 64 -n 100000000 -c 10 -q \
       >/dev/null 2>&1 &
     writer_pid=$!

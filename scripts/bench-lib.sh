@@ -1,4 +1,4 @@
-# Sourced by bench-kv.sh, bench-curves.sh and profile-kv.sh: what a benchmark starts and
+# Sourced by bench-kv.sh, bench-curves.sh, profile-kv.sh, cpu-kv.sh and bench-follower-reads.sh: what a benchmark starts and
 # stops, written once. Each function exits the script with a message if what it starts does
 # not come up.
 
@@ -38,6 +38,21 @@ kv_cluster_start() {
   echo "the rsl-kv cluster did not start" >&2
   exit 1
 }
+
+# `kv_replica_line DIR primary|follower`: the line of `kv_cluster_start`'s output that names
+# the primary (or the first follower): `  replica ID: pid PID   client HOST:PORT ...`.
+kv_replica_line() {
+  local out=$1/cluster.out primary
+  primary=$(awk '/^primary: replica/ { print $3 }' "$out")
+  case $2 in
+    primary) grep "^  replica $primary:" "$out" ;;
+    *) grep "^  replica [0-9]*:" "$out" | grep -v "^  replica $primary:" | head -1 ;;
+  esac
+}
+
+# The pid and the client port on a `kv_replica_line` line.
+line_pid() { awk '{ print $4 }' <<<"$1"; }
+line_port() { awk '{ split($6, a, ":"); print a[2] }' <<<"$1"; }
 
 # `redis_fsync_start DIR`: redis-server with every write fsynced (appendonly yes, appendfsync
 # always, no snapshots), on a free port, its files in DIR/redis. Sets redis_pid and redis_port.

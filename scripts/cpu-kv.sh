@@ -42,14 +42,10 @@ for _ in $(seq 1 "$ROUNDS"); do
   for exe in "${exes[@]}"; do
     work=$(mktemp -d)
     kv_cluster_start "$exe" "$work"
-    primary=$(awk '/^primary: replica/ { print $3 }' "$work/cluster.out")
-    line=$(grep "^  replica $primary:" "$work/cluster.out")
-    pid=$(awk '{ print $4 }' <<<"$line")
-    if [ "$AT" = follower ]; then
-      line=$(grep "^  replica [0-9]*:" "$work/cluster.out" | grep -v "^  replica $primary:" | head -1)
-    fi
-    at_pid=$(awk '{ print $4 }' <<<"$line")
-    port=$(awk '{ split($6, a, ":"); print a[2] }' <<<"$line")
+    pid=$(line_pid "$(kv_replica_line "$work" primary)")
+    line=$(kv_replica_line "$work" "$AT")
+    at_pid=$(line_pid "$line")
+    port=$(line_port "$line")
     pids=$(grep -o 'pid [0-9]*' "$work/cluster.out" | awk '{ print $2 }')
     redis-benchmark -h 127.0.0.1 -p "$port" -t "$TEST" -d 64 -n $((N / 5)) -c "$CLIENTS" \
       -P "$PIPELINE" -q >/dev/null 2>&1
