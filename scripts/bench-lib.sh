@@ -1,6 +1,6 @@
-# Sourced by bench-kv.sh, bench-curves.sh, profile-kv.sh, cpu-kv.sh and bench-follower-reads.sh: what a benchmark starts and
-# stops, written once. Each function exits the script with a message if what it starts does
-# not come up.
+# Sourced by bench-kv.sh, bench-curves.sh, profile-kv.sh, cpu-kv.sh and
+# bench-follower-reads.sh: what a benchmark starts and stops, written once. Each function
+# exits the script with a message if what it starts does not come up.
 
 # Installs with apt the Debian packages whose command is missing: `need_commands cmd:pkg ...`.
 need_commands() {
