@@ -118,8 +118,10 @@ impl Consensus {
             }
             // The turn's proposals go into slots together (`Config::propose_at_turn_end`).
             self.driver.end_turn(&mut self.router);
-            self.flush();
-            self.publish_lease(next_tick);
+            // The core's lease after the turn, asked once for both publications.
+            let lease = self.driver.replica().lease_read();
+            self.flush(lease.is_some());
+            self.publish_lease(next_tick, lease);
             warn_if_slow(flushing, now, Instant::now());
             if stop || self.router.changes.removed {
                 self.stop();
@@ -239,9 +241,10 @@ impl Consensus {
         self.driver.step(input, &mut self.router);
     }
 
-    /// Hands the turn's writes to the I/O thread and publishes the status.
-    fn flush(&mut self) {
-        self.publish_chosen();
+    /// Hands the turn's writes to the I/O thread and publishes the status; `leased`: the core
+    /// holds its lease after the turn.
+    fn flush(&mut self, leased: bool) {
+        self.publish_chosen(leased);
         for message in self.router.exec_out.drain(..) {
             let _ = self.router.exec.send(message);
         }
@@ -271,9 +274,9 @@ impl Consensus {
     /// lease counts from was sent at or after its own tick became due: so the lease ends
     /// `ticks_left` ticks after the current tick became due, the same instant at which the
     /// core's own count would reach the end with its ticks on time.
-    fn publish_lease(&self, next_tick: Instant) {
+    fn publish_lease(&self, next_tick: Instant, read: Option<rsl_core::LeaseRead>) {
         let lease = &self.router.shared.lease;
-        match self.driver.replica().lease_read() {
+        match read {
             Some(read) => {
                 let ticks = u32::try_from(read.ticks_left).unwrap_or(u32::MAX);
                 let end = next_tick.checked_sub(self.tick).unwrap_or(next_tick)
@@ -289,16 +292,10 @@ impl Consensus {
     /// primacies of this replica could pair an older ballot with a later commit point, and
     /// values of that ballot never chosen would pass for chosen); nothing unless it holds its
     /// lease. Before the turn's messages to the executor go out.
-    fn publish_chosen(&self) {
-        let replica = self.driver.replica();
-        let chosen = replica
-            .lease_read()
-            .and_then(|_| replica.primary_ballot())
-            .map(|ballot| (ballot.round, self.driver.commit().0));
-        let mut published = self.router.shared.chosen.lock().expect("chosen lock");
-        if *published != chosen {
-            *published = chosen;
-        }
+    fn publish_chosen(&self, leased: bool) {
+        let ballot = self.driver.replica().primary_ballot().filter(|_| leased);
+        let chosen = ballot.map(|ballot| (ballot.round, self.driver.commit().0));
+        *self.router.shared.chosen.lock().expect("chosen lock") = chosen;
     }
 
     /// Publishes the full status (every tick, and on role changes). Never waits for a reader.

@@ -552,17 +552,12 @@ impl MediaFile for MemFile {
                 return Err(StorageError::NoSpace { op: "write" });
             }
         }
-        if s.ram && s.corrupt_next_write.is_none() {
-            s.stats.writes += 1;
-            s.stats.bytes_written += data.len() as u64;
-            write_into(&mut s.file(self.id, &self.name)?.view, offset, data);
-            return Ok(());
-        }
-        let mut data = data.to_vec();
+        // Copied only when it must be changed (a corrupted write) or kept (a pending one).
+        let mut data = std::borrow::Cow::Borrowed(data);
         if let Some(skip) = s.corrupt_next_write.filter(|&k| (data.len() as u64) > k) {
             s.corrupt_next_write = None;
             let at = (skip + s.rng.below(data.len() as u64 - skip)) as usize;
-            data[at] ^= 0xFF;
+            data.to_mut()[at] ^= 0xFF;
         }
         s.stats.writes += 1;
         s.stats.bytes_written += data.len() as u64;
@@ -570,7 +565,7 @@ impl MediaFile for MemFile {
         let f = s.file(self.id, &self.name)?;
         write_into(&mut f.view, offset, &data);
         if !ram {
-            f.pending.push(FileOp::Write { offset, data });
+            f.pending.push(FileOp::Write { offset, data: data.into_owned() });
         }
         Ok(())
     }
