@@ -217,6 +217,9 @@ struct Phase {
     cpu_micros: Option<f64>,
 }
 
+/// Under load, one call in this many is timed for the latency figures.
+const LATENCY_SAMPLE_EVERY: u64 = 8;
+
 async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
     let load = Arc::new(Load {
         done: AtomicU64::new(0),
@@ -231,12 +234,17 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
         tasks.push(tokio::spawn(async move {
             // Latencies in a plain vector, merged at the end: a histogram per caller (thousands
             // of them, 140 KB each) would thrash the cache and steal CPU from the replicas.
-            let mut h = Vec::with_capacity(4096);
+            // Every LATENCY_SAMPLE_EVERY-th call is timed: with thousands of callers, reading
+            // the clock twice a call and storing each figure into a cold vector took a tenth
+            // of the process's CPU (docs/benchmarks.md, "Timing one call in eight").
+            let mut h = Vec::with_capacity(1024);
+            let mut calls = 0u64;
             while !load.stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
+                calls += 1;
+                let t = calls.is_multiple_of(LATENCY_SAMPLE_EVERY).then(Instant::now);
                 if batch > 1 {
                     let outcomes = node.replicate_batch(vec![payload.clone(); batch]).await;
-                    let micros = t.elapsed().as_micros() as u32;
+                    let micros = t.map(|t| t.elapsed().as_micros() as u32);
                     let (mut ok, mut refused) = (0, false);
                     for o in outcomes {
                         match o {
@@ -246,7 +254,7 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
                         }
                     }
                     // One latency sample a call: every request of it waited as long.
-                    if ok > 0 {
+                    if let Some(micros) = micros.filter(|_| ok > 0) {
                         h.push(micros);
                     }
                     load.done.fetch_add(ok, Ordering::Relaxed);
@@ -258,7 +266,9 @@ async fn throughput(node: Arc<Node>, args: &EmbeddedArgs) -> Phase {
                 }
                 match node.replicate(payload.clone()).await {
                     Ok(_) => {
-                        h.push(t.elapsed().as_micros() as u32);
+                        if let Some(t) = t {
+                            h.push(t.elapsed().as_micros() as u32);
+                        }
                         load.done.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(ReplicateError::Overloaded) => {
@@ -360,7 +370,10 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         c.requests_committed as f64 / slots as f64,
         c.syncs
     );
-    print_histogram("  latency under load", &h);
+    print_histogram(
+        &format!("  latency under load (one call in {LATENCY_SAMPLE_EVERY} timed)"),
+        &h,
+    );
     if !args.no_checkpoint_phase {
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(5000);
