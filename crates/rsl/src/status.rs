@@ -240,7 +240,8 @@ pub struct CounterValues {
 }
 
 /// The part of a replica's state that callers wait on ([`crate::Node::watch`]): published on
-/// every change of role, primary, ballot, rebuilding, health or the log's first slot.
+/// every change of role, primary, ballot, rebuilding, health, the newest checkpoint or the
+/// log's first slot (and the full [`Status`] with it: after a change here, `status()` agrees).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct View {
     /// Its role (`None` before the consensus thread first published).
@@ -258,6 +259,9 @@ pub struct View {
     /// The first slot its log still holds (see [`Status::log_first`]): it moves when the log
     /// is truncated behind a durable checkpoint, so a caller can await that.
     pub log_first: u64,
+    /// The slot of its newest checkpoint, saved here or installed from a peer (see
+    /// [`Status::checkpoint`]; 0: none yet), so a caller can await one.
+    pub checkpoint: u64,
 }
 
 impl View {
@@ -272,6 +276,7 @@ impl View {
             joining: s.joining,
             health,
             log_first: s.log_first,
+            checkpoint: s.checkpoint,
         }
     }
 }
