@@ -21,7 +21,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use rsl::config::{Backend, Member, NodeConfig};
-use rsl::{Node, ReplicateError, Role, Snapshot, StateMachine};
+use rsl::{LocalCluster, LocalOptions, Node, ReplicateError, Role, Snapshot, StateMachine};
 
 #[derive(Parser)]
 #[command(about = "rsl benchmarks: each prints its figures and the settings that produced them")]
@@ -80,6 +80,13 @@ struct EmbeddedArgs {
     /// Skip the phase that measures throughput while every replica checkpoints.
     #[arg(long)]
     no_checkpoint_phase: bool,
+    /// Run the replicas as an `rsl::LocalCluster`: an in-process network (no sockets; each
+    /// message still encoded, checksummed and decoded) and memory disks, no files: the shape
+    /// of openraft's own benchmark (`scripts/bench-openraft.sh`). `--backend`, `--no-fsync`,
+    /// `--dir` and `--checkpoint-interval-slots` do not apply, and there is no checkpoint
+    /// phase.
+    #[arg(long)]
+    local: bool,
 }
 
 /// Counts requests (the response is empty), and carries `ballast` bytes of state that every
@@ -336,18 +343,40 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         .prefix("rsl-bench-")
         .tempdir_in(&args.dir)
         .with_context(|| format!("creating a directory under {}", args.dir.display()))?;
-    let configs = cluster_configs(&args, root.path())?;
     let state = args.state_mb << 20;
-    let nodes: Vec<Node> = configs
-        .into_iter()
-        .map(|c| Node::start(c, Counter::new(state)))
-        .collect::<Result<_, _>>()?;
+    // The local cluster's network lives as long as it does: kept to the end, its replicas
+    // taken out to be shared with the callers.
+    let mut local = None;
+    let nodes: Vec<Node> = if args.local {
+        let mut consensus = rsl::config::Consensus::default();
+        if let Some(p) = args.pipeline {
+            consensus.pipeline_slots_max = p;
+        }
+        if let Some(b) = args.batch_requests_max {
+            consensus.batch_requests_max = b;
+        }
+        let options = LocalOptions { replicas: 3, consensus };
+        let cluster = local.insert(LocalCluster::start(options, |_| Counter::new(state)));
+        std::mem::take(&mut cluster.nodes)
+    } else {
+        cluster_configs(&args, root.path())?
+            .into_iter()
+            .map(|c| Node::start(c, Counter::new(state)))
+            .collect::<Result<_, _>>()?
+    };
     let p = wait_primary(&nodes).await?;
     let nodes: Vec<Arc<Node>> = nodes.into_iter().map(Arc::new).collect();
+    let setup = if args.local {
+        "in-process network (LocalCluster), memory disks".to_string()
+    } else {
+        format!(
+            "TCP loopback, backend {}, fsync {}",
+            args.backend,
+            if args.no_fsync { "OFF" } else { "on" }
+        )
+    };
     println!(
-        "embedded: 3 replicas in one process, TCP loopback, backend {}, fsync {}, {}-byte requests, {} callers x {} requests a call, {} s",
-        args.backend,
-        if args.no_fsync { "OFF" } else { "on" },
+        "embedded: 3 replicas in one process, {setup}, {}-byte requests, {} callers x {} requests a call, {} s",
         args.size,
         args.clients,
         args.batch.max(1),
@@ -374,7 +403,7 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         &format!("  latency under load (one call in {LATENCY_SAMPLE_EVERY} timed)"),
         &h,
     );
-    if !args.no_checkpoint_phase {
+    if !args.no_checkpoint_phase && !args.local {
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_millis(5000);
         let ckpt = tokio::spawn(checkpoint_loop(nodes.clone(), every, stop.clone()));
@@ -396,6 +425,7 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     for n in &nodes {
         n.shutdown();
     }
+    drop(local);
     Ok(())
 }
 
