@@ -10,6 +10,7 @@
 #   BATCHED=0 scripts/bench-openraft.sh           # without the batched rows
 #   PEER_ARGS="--workers 16 --client-workers 2" scripts/bench-openraft.sh
 #                                                 # openraft's own bench's runtime layout
+#   LOCAL=1 scripts/bench-openraft.sh             # rsl as a LocalCluster: no sockets either
 #
 # Each round: the openraft peer with --clients $CLIENTS (one `client_write` a caller at a
 # time), then `rsl-bench embedded --clients $CLIENTS` (one `Node::replicate` a caller at a
@@ -18,7 +19,9 @@
 # (`Raft::client_write_many`, which openraft 0.10 has; 0.9 had no batched client call). One
 # table line a run, and each round's ratio rsl/openraft. rsl's replicas talk TCP over loopback
 # and encode their messages; the peer's voters call each other's handles directly (openraft's
-# bench's shape), so the comparison charges rsl a transport that openraft's does not.
+# bench's shape), so the comparison charges rsl a transport that openraft's does not; with
+# LOCAL=1 rsl runs `embedded --local` instead (an rsl::LocalCluster: the replicas' messages go
+# through an in-process network, still encoded and checksummed, and their disks are memory).
 # (S, not SECONDS: bash owns that name.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,12 @@ BATCHED=${BATCHED:-1}
 BATCH_CLIENTS=${BATCH_CLIENTS:-32}
 BATCH=${BATCH:-256}
 PEER_ARGS=${PEER_ARGS:-}
+LOCAL=${LOCAL:-0}
+if [ "$LOCAL" != 0 ]; then
+  rsl_setup=(--local)
+else
+  rsl_setup=(--backend memory --no-fsync)
+fi
 
 cargo build --release --locked --manifest-path bench/openraft-peer/Cargo.toml
 cargo build --release --locked -p rsl-bench
@@ -45,7 +54,7 @@ one() {
   # shellcheck disable=SC2086 # PEER_ARGS is a list of arguments
   case $engine in
     openraft) "$peer" --clients "$clients" --batch "$batch" --seconds "$S" $PEER_ARGS ;;
-    rsl) "$rsl" embedded --clients "$clients" --batch "$batch" --backend memory --no-fsync \
+    rsl) "$rsl" embedded --clients "$clients" --batch "$batch" "${rsl_setup[@]}" \
            --seconds "$S" --latency-seconds 0 --no-checkpoint-phase ;;
   esac >"$work/out" 2>"$work/err" || { cat "$work/out" "$work/err" >&2; exit 1; }
   rate=$(awk '/^throughput:/ { print $2; exit }' "$work/out")
@@ -74,7 +83,7 @@ pair() {
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)"
 echo "uptime: $(uptime)"
 echo "openraft: $(grep -A1 '^name = "openraft"$' bench/openraft-peer/Cargo.lock | awk -F'"' '/version/ { print $2 }')" \
-  "(bench/openraft-peer${PEER_ARGS:+, $PEER_ARGS}); rsl: $rsl embedded --backend memory --no-fsync"
+  "(bench/openraft-peer${PEER_ARGS:+, $PEER_ARGS}); rsl: $rsl embedded ${rsl_setup[*]}"
 echo "$S s a run; one-call rows: $CLIENTS callers, one request a call"
 if [ "$BATCHED" != 0 ]; then
   echo "batched rows: $BATCH_CLIENTS callers x $BATCH requests a call (rsl: Node::replicate_batch, openraft: Raft::client_write_many)"
