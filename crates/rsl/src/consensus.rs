@@ -292,9 +292,20 @@ impl Consensus {
     /// primacies of this replica could pair an older ballot with a later commit point, and
     /// values of that ballot never chosen would pass for chosen); nothing unless it holds its
     /// lease. Before the turn's messages to the executor go out.
+    ///
+    /// The lease's index is raised to the commit point first, as before any message that
+    /// carries it (`Router::send`): a follower given the claim may execute those slots and
+    /// serve reads from them at once, so a lease read here that starts after must wait for
+    /// them too. The index published with the lease at the end of the turn came too late: the
+    /// nemesis caught a stale read at a primary after a fresh one at a follower, the
+    /// consensus thread preempted between the two publications (test
+    /// `what_a_primary_says_is_chosen_is_within_its_lease_index`).
     fn publish_chosen(&self, leased: bool) {
         let ballot = self.driver.replica().primary_ballot().filter(|_| leased);
         let chosen = ballot.map(|ballot| (ballot.round, self.driver.commit().0));
+        if let Some((_, through)) = chosen {
+            self.router.shared.lease.raise_index(through);
+        }
         *self.router.shared.chosen.lock().expect("chosen lock") = chosen;
     }
 

@@ -90,7 +90,8 @@ impl LeasePublication {
     /// the slot (the index published at the end of the previous turn is below it, and the
     /// consensus thread may be preempted between sending the message and handing the slot to
     /// the executor: the core sends a turn's accepts, which carry the commit point, before
-    /// its executes).
+    /// its executes). The claim of what is chosen that a read-index answer carries
+    /// (`Consensus::publish_chosen`) raises it the same way.
     pub(crate) fn raise_index(&self, commit: u64) {
         self.index.fetch_max(commit, Ordering::Release);
     }

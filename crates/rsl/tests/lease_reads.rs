@@ -269,3 +269,60 @@ fn read_here_waits_until_the_slot_has_finished_executing() {
         assert!(p.read_here(ReadConsistency::AtLeast(s), 1), "slot {s} has executed");
     });
 }
+
+/// What a primary says is chosen (`Node::chosen`, handed to followers with each read-index
+/// answer: a follower that learns it may execute those slots and serve reads from them at
+/// once) is always within the index of its own lease reads (`Node::read_index`): otherwise a
+/// follower could serve a write that this primary's next lease read misses, a stale read
+/// after a fresh one (the nemesis found it on 2026-12-07: the consensus thread published its
+/// commit point as chosen, then handed the slot to its executor and only then raised its
+/// lease's index, and it was preempted in between). Sampled from a thread of its own while
+/// writes commit, chosen first: any later index must be at least that claim.
+///
+/// Proven by a planted bug: without `publish_chosen` raising the lease's index first, the
+/// sampler sees a claim above the index within the writes below (thousands of times).
+#[test]
+fn what_a_primary_says_is_chosen_is_within_its_lease_index() {
+    let rt = runtime();
+    let cluster =
+        rt.block_on(async { LocalCluster::start(LocalOptions::default(), |_| Counter::default()) });
+    let p = rt.block_on(async {
+        let p = primary(&cluster).await;
+        p.replicate(Bytes::from_static(b"w")).await.unwrap();
+        until_a_lease_read(p).await;
+        p
+    });
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (samples, above) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let (mut samples, mut above) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Some(chosen) = p.chosen() else { continue };
+                let Some(index) = p.read_index() else { continue };
+                samples += 1;
+                if index < chosen.through {
+                    above.push((chosen.through, index));
+                }
+            }
+            (samples, above)
+        });
+        rt.block_on(async {
+            for _ in 0..300 {
+                let batch = (0..32).map(|_| Bytes::from_static(b"w")).collect();
+                for outcome in p.replicate_batch(batch).await {
+                    outcome.unwrap();
+                }
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert!(samples > 0, "no sample had both a claim and a lease");
+    assert!(
+        above.is_empty(),
+        "{} of {samples} claims of what is chosen were above the lease's index, e.g. \
+         (claim, index) {:?}",
+        above.len(),
+        &above[..above.len().min(5)]
+    );
+}
