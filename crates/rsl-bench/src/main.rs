@@ -83,9 +83,9 @@ struct EmbeddedArgs {
     /// Run the replicas as an `rsl::LocalCluster`: an in-process network (no sockets; each
     /// message still encoded, checksummed and decoded) and memory disks, no files: the shape
     /// of openraft's own benchmark (`scripts/bench-openraft.sh`). `--backend`, `--no-fsync`,
-    /// `--dir` and `--checkpoint-interval-slots` do not apply, and there is no checkpoint
-    /// phase.
-    #[arg(long)]
+    /// `--dir` and `--checkpoint-interval-slots` do not apply (given, they are refused), and
+    /// there is no checkpoint phase.
+    #[arg(long, conflicts_with_all = ["backend", "no_fsync", "dir", "checkpoint_interval_slots"])]
     local: bool,
 }
 
