@@ -14,10 +14,11 @@
 //! executor and network threads; the simulator's `Host` applies effects to its simulated
 //! network, disk and state machine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::waiting::Waiting;
 use crate::{
     Action, Config, Input, Membership, MembershipOp, Message, Notification, ReadId, ReadMode,
     ReconfigRefusal, Recovered, Refusal, Replica, ReplicaId, RequestId, Slot, Status, Value, Write,
@@ -57,32 +58,6 @@ pub trait Host<T> {
     }
 }
 
-/// The hasher of the driver's maps of waiting callers, keyed by ids the driver counts out:
-/// a multiply and a rotate per word (the scheme of rustc's `FxHasher`), where the standard
-/// library's SipHash, built against keys an attacker chooses, cost more than the map's own
-/// work under load. Fixed, not seeded: the maps' order is the same in every run.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, word: u32) {
-        self.write_u64(u64::from(word));
-    }
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
-
 /// A read waiting for the core's `ReadReady`: who asked, and what.
 #[derive(Debug)]
 struct WaitingRead<T> {
@@ -100,12 +75,13 @@ pub struct Driver<T> {
     next_read: u64,
     next_change: u64,
     executed: Slot,
-    /// Proposals taken and not yet answered, with their caller.
-    proposals: IdMap<RequestId, T>,
+    /// Proposals taken and not yet answered, with their caller, by `RequestId::seq` (the
+    /// proposer and incarnation are this replica's own).
+    proposals: Waiting<T>,
     /// Proposals refused in this incarnation (kept only when checking): they must never execute.
     refused: BTreeSet<RequestId>,
-    /// Reads waiting for `ReadReady`.
-    reads: IdMap<ReadId, WaitingRead<T>>,
+    /// Reads waiting for `ReadReady`, by `ReadId`.
+    reads: Waiting<WaitingRead<T>>,
     actions: Vec<Action>,
     check: bool,
     /// A proposal was taken since the last [`Driver::end_turn`] (with
@@ -127,9 +103,9 @@ impl<T> Driver<T> {
             next_read: 0,
             next_change: 0,
             executed: Slot::ZERO,
-            proposals: IdMap::default(),
+            proposals: Waiting::default(),
             refused: BTreeSet::new(),
-            reads: IdMap::default(),
+            reads: Waiting::default(),
             actions: Vec::new(),
             check: true,
             proposed: false,
@@ -206,8 +182,8 @@ impl<T> Driver<T> {
         self.next_request += 1;
         let id =
             RequestId { proposer: self.id, incarnation: self.incarnation, seq: self.next_request };
-        let previous = self.proposals.insert(id, caller);
-        require!(previous.is_none(), "request id {id:?} reused");
+        let fresh = self.proposals.insert(id.seq, caller);
+        require!(fresh, "request id {id:?} reused");
         self.proposed = true;
         self.step(Input::Propose { id, payload, exclusive }, host);
         id
@@ -231,7 +207,8 @@ impl<T> Driver<T> {
     pub fn read(&mut self, query: Bytes, mode: ReadMode, caller: T, host: &mut impl Host<T>) {
         self.next_read += 1;
         let id = ReadId(self.next_read);
-        self.reads.insert(id, WaitingRead { caller, query });
+        let fresh = self.reads.insert(id.0, WaitingRead { caller, query });
+        require!(fresh, "read id {id:?} reused");
         self.step(Input::Read { id, mode }, host);
     }
 
@@ -246,7 +223,7 @@ impl<T> Driver<T> {
 
     /// Every caller still waiting (at shutdown: each must be told).
     pub fn drain_callers(&mut self) -> impl Iterator<Item = T> + '_ {
-        self.proposals.drain().map(|(_, c)| c).chain(self.reads.drain().map(|(_, r)| r.caller))
+        self.proposals.drain().chain(self.reads.drain().map(|r| r.caller))
     }
 
     fn apply(&mut self, action: Action, host: &mut impl Host<T>) {
@@ -255,12 +232,12 @@ impl<T> Driver<T> {
             Action::Persist { seq, write } => host.persist(seq, write),
             Action::Execute { slot, value } => self.execute(slot, value, host),
             Action::Refuse { id, reason } => self.refuse(id, reason, host),
-            Action::ReadReady { id } => match self.reads.remove(&id) {
+            Action::ReadReady { id } => match self.reads.remove(id.0) {
                 Some(r) => host.read(r.caller, r.query),
                 None => host
                     .contract_broken(format!("{:?}: read {id:?} ready but not waiting", self.id)),
             },
-            Action::ReadRefused { id, reason } => match self.reads.remove(&id) {
+            Action::ReadRefused { id, reason } => match self.reads.remove(id.0) {
                 Some(r) => host.refused(r.caller, reason),
                 None => host
                     .contract_broken(format!("{:?}: read {id:?} refused but not waiting", self.id)),
@@ -293,7 +270,7 @@ impl<T> Driver<T> {
                             self.id, request.id
                         ));
                     }
-                    callers.push(if mine { self.proposals.remove(&request.id) } else { None });
+                    callers.push(if mine { self.proposals.remove(request.id.seq) } else { None });
                 }
                 callers
             }
@@ -303,7 +280,8 @@ impl<T> Driver<T> {
     }
 
     fn refuse(&mut self, id: RequestId, reason: Refusal, host: &mut impl Host<T>) {
-        match self.proposals.remove(&id) {
+        let mine = id.proposer == self.id && id.incarnation == self.incarnation;
+        match if mine { self.proposals.remove(id.seq) } else { None } {
             Some(caller) => {
                 if self.check {
                     self.refused.insert(id);

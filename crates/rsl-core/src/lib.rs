@@ -58,6 +58,7 @@ mod reconfig;
 pub mod replica;
 pub mod rng;
 pub mod types;
+mod waiting;
 
 pub use config::{Config, ConfigError};
 pub use driver::{Driver, Host};
