@@ -11,6 +11,9 @@
 #   PEER_ARGS="--workers 16 --client-workers 2" scripts/bench-openraft.sh
 #                                                 # openraft's own bench's runtime layout
 #   LOCAL=1 scripts/bench-openraft.sh             # rsl as a LocalCluster: no sockets either
+#   RSL_ARGS="--checkpoint-interval-slots 1000 --log-kept-slots 500 --state-mb 1" \
+#     scripts/bench-openraft.sh                   # rsl's log bounded by checkpoints, as
+#                                                 # openraft's is by its snapshots
 #
 # Each round: the openraft peer with --clients $CLIENTS (one `client_write` a caller at a
 # time), then `rsl-bench embedded --clients $CLIENTS` (one `Node::replicate` a caller at a
@@ -34,6 +37,11 @@ BATCH_CLIENTS=${BATCH_CLIENTS:-32}
 BATCH=${BATCH:-256}
 PEER_ARGS=${PEER_ARGS:-}
 LOCAL=${LOCAL:-0}
+# Arguments added to every rsl run. openraft's default snapshot policy (a snapshot every 5,000
+# entries, then its log purged) keeps the peer's in-memory log bounded; rsl-bench's default
+# takes no checkpoint, so its memory log grows for the whole run (fresh pages, faulted in and
+# zeroed by the kernel: docs/benchmarks.md "A bounded memory log").
+RSL_ARGS=${RSL_ARGS:-}
 if [ "$LOCAL" != 0 ]; then
   rsl_setup=(--local)
 else
@@ -51,11 +59,11 @@ trap 'rm -rf "$work"' EXIT
 # `one ENGINE CLIENTS BATCH`: one run; prints its table line and sets `rate` and `cpu`.
 one() {
   local engine=$1 clients=$2 batch=$3 label
-  # shellcheck disable=SC2086 # PEER_ARGS is a list of arguments
+  # shellcheck disable=SC2086 # PEER_ARGS and RSL_ARGS are lists of arguments
   case $engine in
     openraft) "$peer" --clients "$clients" --batch "$batch" --seconds "$S" $PEER_ARGS ;;
     rsl) "$rsl" embedded --clients "$clients" --batch "$batch" "${rsl_setup[@]}" \
-           --seconds "$S" --latency-seconds 0 --no-checkpoint-phase ;;
+           --seconds "$S" --latency-seconds 0 --no-checkpoint-phase $RSL_ARGS ;;
   esac >"$work/out" 2>"$work/err" || { cat "$work/out" "$work/err" >&2; exit 1; }
   rate=$(awk '/^throughput:/ { print $2; exit }' "$work/out")
   cpu=$(awk '/^ *CPU [0-9.]+ us per committed/ { print $2; exit }' "$work/out")
@@ -83,7 +91,7 @@ pair() {
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)"
 echo "uptime: $(uptime)"
 echo "openraft: $(grep -A1 '^name = "openraft"$' bench/openraft-peer/Cargo.lock | awk -F'"' '/version/ { print $2 }')" \
-  "(bench/openraft-peer${PEER_ARGS:+, $PEER_ARGS}); rsl: $rsl embedded ${rsl_setup[*]}"
+  "(bench/openraft-peer${PEER_ARGS:+, $PEER_ARGS}); rsl: $rsl embedded ${rsl_setup[*]} $RSL_ARGS"
 echo "$S s a run; one-call rows: $CLIENTS callers, one request a call"
 if [ "$BATCHED" != 0 ]; then
   echo "batched rows: $BATCH_CLIENTS callers x $BATCH requests a call (rsl: Node::replicate_batch, openraft: Raft::client_write_many)"

@@ -71,6 +71,11 @@ struct EmbeddedArgs {
     /// `--backend memory` the log otherwise grows in memory for the whole run.
     #[arg(long, default_value_t = 0)]
     checkpoint_interval_slots: u64,
+    /// Slots of log a replica keeps below its checkpoint (`storage.log_kept_slots`; default
+    /// the library's). With checkpoints, a small figure keeps the log, and so a memory
+    /// backend's footprint, bounded for the whole run.
+    #[arg(long)]
+    log_kept_slots: Option<u64>,
     /// Seconds of the single-caller latency phase (0: skip it).
     #[arg(long, default_value_t = 5)]
     latency_seconds: u64,
@@ -83,9 +88,12 @@ struct EmbeddedArgs {
     /// Run the replicas as an `rsl::LocalCluster`: an in-process network (no sockets; each
     /// message still encoded, checksummed and decoded) and memory disks, no files: the shape
     /// of openraft's own benchmark (`scripts/bench-openraft.sh`). `--backend`, `--no-fsync`,
-    /// `--dir` and `--checkpoint-interval-slots` do not apply (given, they are refused), and
+    /// `--dir`, `--checkpoint-interval-slots` and `--log-kept-slots` do not apply (given, they are refused), and
     /// there is no checkpoint phase.
-    #[arg(long, conflicts_with_all = ["backend", "no_fsync", "dir", "checkpoint_interval_slots"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["backend", "no_fsync", "dir", "checkpoint_interval_slots", "log_kept_slots"]
+    )]
     local: bool,
 }
 
@@ -157,6 +165,9 @@ fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<No
         c.storage.backend = backend;
         c.storage.fsync = !args.no_fsync;
         c.storage.checkpoint_interval_slots = args.checkpoint_interval_slots;
+        if let Some(k) = args.log_kept_slots {
+            c.storage.log_kept_slots = k;
+        }
         if let Some(p) = args.pipeline {
             c.consensus.pipeline_slots_max = p;
         }

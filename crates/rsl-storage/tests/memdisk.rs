@@ -78,6 +78,34 @@ fn a_ram_disk_keeps_every_write_through_a_crash() {
     }
 }
 
+/// A ram disk hands a removed file's buffer to the next file created (its pages stay mapped:
+/// docs/benchmarks.md), and the new file holds none of the old one's bytes: its length is 0,
+/// and a write past a gap reads the gap back as zeros. Proven by a planted bug: the buffer not
+/// emptied (the new file has the old file's length and bytes).
+#[test]
+fn a_ram_disk_reuses_a_removed_files_buffer_without_its_bytes() {
+    use rsl_storage::{Media, MediaFile};
+    let disk = MemDisk::ram(5);
+    let mut media = disk.media();
+    let old: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 | 1).collect();
+    let mut a = media.create("a", 1 << 20).unwrap();
+    a.write_at(0, &old).unwrap();
+    media.remove("a").unwrap();
+    assert_eq!(disk.stats().buffers_reused, 0, "a file still named in the durable directory");
+    media.sync_dir().unwrap();
+    let mut b = media.create("b", 1 << 20).unwrap();
+    assert_eq!(disk.stats().buffers_reused, 1, "the removed file's buffer was not reused");
+    assert_eq!(b.len().unwrap(), 0, "a reused buffer starts empty");
+    b.write_at(50_000, b"tail").unwrap();
+    let mut back = vec![0xEEu8; 50_004];
+    b.read_at(0, &mut back).unwrap();
+    assert!(back[..50_000].iter().all(|&x| x == 0), "the gap reads an old file's bytes");
+    assert_eq!(&back[50_000..], b"tail");
+    // A file asking more than any spare buffer holds gets a buffer of its own.
+    let _c = media.create("c", 2 << 20).unwrap();
+    assert_eq!(disk.stats().buffers_reused, 1);
+}
+
 #[test]
 fn crash_loses_exactly_the_unsynced_appends() {
     let disk = MemDisk::new(2);
