@@ -45,6 +45,9 @@ pub enum Backend {
     /// nothing survives the process (tests, benchmarks). A replica of several restarted on it
     /// in a data directory where it ran before has forgotten its promises and votes: it
     /// starts as after a disk loss (`disk_lost`), rebuilding from its peers before it votes.
+    /// The whole log is held in memory until a checkpoint cuts it (`checkpoint_interval_slots`,
+    /// then `log_kept_slots` behind it): under load, lower both to bound the replica's memory
+    /// (docs/benchmarks.md, "A bounded memory log").
     Memory,
     /// A memory-mapped log made durable with cache-line flushes (DAX) or msync.
     Pmem,
