@@ -249,6 +249,19 @@ fn the_cap_in_bytes_keeps_a_pipeline_of_entries_in_memory() {
     }
 }
 
+/// `--read-index` seed 96035196 (a campaign of 2026-12-07) failed `Votes`, a false alarm: a
+/// replica told that the primary of ballot 9 had slot 178 chosen became primary at ballot 10,
+/// proposed the slot's value again and executed it once slot 177 before it was durable, with
+/// only one durable vote at ballot 10. The check exempts the slots a primary heard chosen
+/// from a peer; a claim told by the simulator now counts as heard.
+#[test]
+fn a_primary_may_execute_a_slot_a_claim_told_it_was_chosen() {
+    let outcome = run_seed(&Options::swarm(96_035_196).with_read_index(), false);
+    if let Some(f) = outcome.failure {
+        panic!("seed 96035196 failed: {f}");
+    }
+}
+
 /// A `--reconfig` seed found before the swarm's late-votes and lost-tail knobs, with the
 /// fault mix it was found with (the knobs change the runs of the seeds that draw them, and a
 /// replay must tell the story it was written for).

@@ -438,7 +438,12 @@ impl Sim {
                             | Body::Accept { commit, .. }
                             | Body::Heartbeat { commit, .. },
                         ..
-                    }) => {
+                    })
+                    // What a primary said is chosen (`--read-index`): a commit point heard
+                    // from a peer as well (seed 96035196: a primary executed a slot chosen
+                    // at the ballot before its own, learned from such a claim, before its
+                    // own vote at its new ballot was durable).
+                    | Input::Chosen { commit, .. } => {
                         let heard = &mut host.sim.nodes[node].heard_commit;
                         *heard = (*heard).max(*commit);
                     }

@@ -138,9 +138,9 @@ struct Node {
     transfer_asked: Option<u64>,
     /// A checkpoint is being written (the core's next request is skipped meanwhile).
     checkpoint_writing: bool,
-    /// The highest commit point this incarnation heard of (its recovered commit hint, or a
-    /// peer's accept, heartbeat or catch-up reply): the slots at or below it it may know
-    /// chosen without counting votes.
+    /// The highest commit point this incarnation heard of (its recovered commit hint, a
+    /// peer's accept, heartbeat or catch-up reply, or what a primary said is chosen): the
+    /// slots at or below it it may know chosen without counting votes.
     heard_commit: Slot,
 }
 
