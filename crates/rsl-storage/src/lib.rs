@@ -73,7 +73,7 @@ pub use log::{
 };
 pub use media::{
     CrashMode, DaxMode, FlushKind, FsMedia, Media, MediaFile, MemDisk, MemDiskStats, MemMedia,
-    PmemMedia,
+    PmemMedia, RAM_SPARE_BUFFERS_MAX,
 };
 pub use meta::{MetaFiles, MetaStore};
 pub use rng::Rng;

@@ -106,6 +106,29 @@ fn a_ram_disk_reuses_a_removed_files_buffer_without_its_bytes() {
     assert_eq!(disk.stats().buffers_reused, 1);
 }
 
+/// A ram disk keeps at most `RAM_SPARE_BUFFERS_MAX` removed files' buffers: with one file
+/// more removed, one more created finds none left (its memory was given back).
+#[test]
+fn a_ram_disk_keeps_at_most_its_spare_buffers() {
+    use rsl_storage::{Media, MediaFile, RAM_SPARE_BUFFERS_MAX};
+    let disk = MemDisk::ram(6);
+    let mut media = disk.media();
+    let n = RAM_SPARE_BUFFERS_MAX + 1;
+    for i in 0..n {
+        let mut f = media.create(&format!("old{i}"), 4096).unwrap();
+        f.write_at(0, b"x").unwrap();
+    }
+    for i in 0..n {
+        media.remove(&format!("old{i}")).unwrap();
+    }
+    media.sync_dir().unwrap();
+    for i in 0..n {
+        let _f = media.create(&format!("new{i}"), 4096).unwrap();
+        let reused = disk.stats().buffers_reused as usize;
+        assert_eq!(reused, (i + 1).min(RAM_SPARE_BUFFERS_MAX), "after {} creates", i + 1);
+    }
+}
+
 #[test]
 fn crash_loses_exactly_the_unsynced_appends() {
     let disk = MemDisk::new(2);

@@ -113,7 +113,7 @@ struct DiskState {
 }
 
 /// The most removed files' buffers a ram disk keeps for reuse.
-const RAM_SPARE_MAX: usize = 4;
+pub const RAM_SPARE_BUFFERS_MAX: usize = 4;
 
 /// The shared state of one simulated disk; clone it to keep a handle across crashes.
 #[derive(Debug, Clone)]
@@ -242,7 +242,7 @@ impl DiskState {
         let dead: Vec<u64> = self.files.keys().filter(|id| !live.contains(id)).copied().collect();
         for id in dead {
             let file = self.files.remove(&id).expect("listed above");
-            if self.ram && self.spare.len() < RAM_SPARE_MAX && file.view.capacity() > 0 {
+            if self.ram && self.spare.len() < RAM_SPARE_BUFFERS_MAX && file.view.capacity() > 0 {
                 let mut buffer = file.view;
                 buffer.clear();
                 self.spare.push(buffer);

@@ -21,7 +21,7 @@ mod mem;
 mod pmem;
 
 pub use fs::{FsFile, FsMedia};
-pub use mem::{CrashMode, MemDisk, MemDiskStats, MemFile, MemMedia};
+pub use mem::{CrashMode, MemDisk, MemDiskStats, MemFile, MemMedia, RAM_SPARE_BUFFERS_MAX};
 pub use pmem::{cpu_flush, dir_is_dax, DaxMode, FlushKind, PmemFile, PmemMedia};
 
 use crate::error::Result;
