@@ -168,16 +168,21 @@ fn cluster_configs(args: &EmbeddedArgs, root: &std::path::Path) -> Result<Vec<No
         if let Some(k) = args.log_kept_slots {
             c.storage.log_kept_slots = k;
         }
-        if let Some(p) = args.pipeline {
-            c.consensus.pipeline_slots_max = p;
-        }
-        if let Some(b) = args.batch_requests_max {
-            c.consensus.batch_requests_max = b;
-        }
+        consensus_knobs(args, &mut c.consensus);
         c.validate()?;
         configs.push(c);
     }
     Ok(configs)
+}
+
+/// The consensus knobs the command line sets, alike for TCP replicas and a `LocalCluster`.
+fn consensus_knobs(args: &EmbeddedArgs, consensus: &mut rsl::config::Consensus) {
+    if let Some(p) = args.pipeline {
+        consensus.pipeline_slots_max = p;
+    }
+    if let Some(b) = args.batch_requests_max {
+        consensus.batch_requests_max = b;
+    }
 }
 
 async fn wait_primary(nodes: &[Node]) -> Result<usize> {
@@ -360,12 +365,10 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
     let mut local = None;
     let nodes: Vec<Node> = if args.local {
         let mut consensus = rsl::config::Consensus::default();
-        if let Some(p) = args.pipeline {
-            consensus.pipeline_slots_max = p;
-        }
-        if let Some(b) = args.batch_requests_max {
-            consensus.batch_requests_max = b;
-        }
+        consensus_knobs(&args, &mut consensus);
+        // Refused here with the knob's name, where `LocalCluster::start` (a test harness)
+        // would panic.
+        consensus.validate()?;
         let options = LocalOptions { replicas: 3, consensus };
         let cluster = local.insert(LocalCluster::start(options, |_| Counter::new(state)));
         std::mem::take(&mut cluster.nodes)
