@@ -109,7 +109,10 @@ async fn a_follower_read_sees_every_write_acknowledged_before_it() {
     assert!(delta("rsl_read_index_fallbacks_total") < runs / 2, "runs without an index");
     let (learned, behind) =
         (delta("rsl_read_index_learned_total"), delta("rsl_read_index_behind_total"));
-    assert!(learned >= runs / 2, "{learned} of {runs} runs learned their index chosen");
+    // How many runs find the write not yet executed (and so learn it chosen) is timing: a
+    // follower that heard the commit first serves the run at once. Half was too many on a
+    // quiet machine (99 of 200 in a CI run); without learning from the answer it is none.
+    assert!(learned >= runs / 10, "{learned} of {runs} runs learned their index chosen");
     assert!(behind < runs / 4, "{behind} of {runs} runs sent to the primary");
 
     // Caught up: the follower serves the reads itself, and they see the last write.
