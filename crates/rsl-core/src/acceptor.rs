@@ -209,7 +209,7 @@ impl Replica {
     ) {
         require!(from != self.id && ballot.owner() == from, "accept {ballot:?} from {from:?}");
         require!(entries.windows(2).all(|w| w[0].slot < w[1].slot), "accept entries not ascending");
-        let (promised_before, held_before) = (self.promised, self.held.len());
+        let (promised_before, held_before) = (self.promised, self.waiting_sends());
         let ignores_promise = planted!(self, AcceptorIgnoresPromise);
         if ballot < self.promised && !ignores_promise {
             let promised = self.promised;
@@ -240,7 +240,7 @@ impl Replica {
         ensure!(self.promised >= promised_before, "the promise went down");
         ensure!(unless self, AcceptorIgnoresPromise, self.promised == ballot, "accepted without promising {ballot:?}");
         ensure!(unless self, AcceptorIgnoresPromise, self.primary == Some(from), "accepted from a replica it does not follow");
-        ensure!(unless self, SendBeforePersist, !voting || (wait > self.durable) == (self.held.len() > held_before),
+        ensure!(unless self, SendBeforePersist, !voting || (wait > self.durable) == (self.waiting_sends() > held_before),
             "a vote is held iff its writes are not yet durable");
     }
 

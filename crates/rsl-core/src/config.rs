@@ -38,6 +38,12 @@ pub struct Config {
     /// soon as it arrives while the pipeline has room (one request per slot under a load of
     /// unpipelined clients).
     pub propose_at_turn_end: bool,
+    /// A promise or a vote that waits for a write to be durable is handed to the driver at
+    /// once as [`crate::Action::SendWhenDurable`], for the driver to send right after its
+    /// sync, rather than held in the core until [`crate::Input::Durable`] is stepped (which
+    /// costs a hand-over from the storage's thread back to the core's before the message
+    /// leaves).
+    pub held_sends_to_driver: bool,
     /// Payload bytes in one slot's batch (a single larger request still gets a slot alone).
     pub batch_bytes_max: usize,
     /// The largest request payload: a larger proposal is refused (`Refusal::TooLarge`), so
@@ -118,6 +124,7 @@ impl Config {
             pipeline_bytes_max: 2 * REQUEST_BYTES_MAX_DEFAULT,
             batch_requests_max: 1024,
             propose_at_turn_end: false,
+            held_sends_to_driver: false,
             batch_bytes_max: 256 * 1024,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
             message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,

@@ -28,6 +28,10 @@ use crate::{
 pub trait Host<T> {
     /// Send a message to a peer (it may be lost).
     fn send(&mut self, to: ReplicaId, msg: Message);
+    /// Send a message to a peer once every write up to `seq` (`Host::persist`) is durable,
+    /// and never before; lost if the process stops first (`Action::SendWhenDurable`: only
+    /// with `Config::held_sends_to_driver`).
+    fn send_when_durable(&mut self, seq: u64, to: ReplicaId, msg: Message);
     /// Write durably; report completion later with `Input::Durable`, in seq order.
     fn persist(&mut self, seq: u64, write: Write);
     /// Read committed log entries and feed them back with `Input::LogLoaded`.
@@ -229,6 +233,7 @@ impl<T> Driver<T> {
     fn apply(&mut self, action: Action, host: &mut impl Host<T>) {
         match action {
             Action::Send { to, msg } => host.send(to, msg),
+            Action::SendWhenDurable { seq, to, msg } => host.send_when_durable(seq, to, msg),
             Action::Persist { seq, write } => host.persist(seq, write),
             Action::Execute { slot, value } => self.execute(slot, value, host),
             Action::Refuse { id, reason } => self.refuse(id, reason, host),

@@ -8,7 +8,10 @@
 //!    progress with `Input::Durable { seq }` (every write with a smaller or equal seq is
 //!    durable). The core never emits a message whose promise depends on a write before that
 //!    write is reported durable: such messages are held inside the core and released by
-//!    `Input::Durable`. So no driver can send a promise or a vote too early.
+//!    `Input::Durable`. So no driver can send a promise or a vote too early. With
+//!    `Config::held_sends_to_driver` the core hands such a message over at once as
+//!    `Action::SendWhenDurable { seq, .. }`, and the driver, which knows first when its
+//!    storage is durable, must hold it until every write up to `seq` is.
 //! 2. `Action::Execute` comes in strictly increasing slot order, each slot once.
 
 use bytes::Bytes;
@@ -198,6 +201,14 @@ pub enum Notification {
 pub enum Action {
     /// Send `msg` to `to`. May be lost; the protocol retries what matters.
     Send { to: ReplicaId, msg: Message },
+    /// Send `msg` to `to` once every `Persist` with a seq up to `seq` is durable, and not
+    /// before (a promise or a vote that rests on those writes). Only with
+    /// `Config::held_sends_to_driver`: the driver sends it as soon as its storage has made
+    /// the writes durable, without waiting for the core to step `Input::Durable` (the
+    /// runtime's I/O thread sends it right after its sync). Otherwise the core holds such a
+    /// message and emits a plain `Send` once `Input::Durable` covers `seq`. Lost with the
+    /// process on a crash, as any message not yet sent.
+    SendWhenDurable { seq: u64, to: ReplicaId, msg: Message },
     /// Make `write` durable, in `seq` order, then report `Input::Durable`.
     Persist { seq: u64, write: Write },
     /// Apply a chosen value to the state machine. Strictly increasing slots, each once.

@@ -328,6 +328,9 @@ pub struct Replica {
     pub(crate) next_seq: u64,
     pub(crate) durable: u64,
     pub(crate) held: Vec<Held>,
+    /// Messages handed to the driver to send once durable (`Config::held_sends_to_driver`),
+    /// counted, for the checks that a vote waits iff its writes are not durable.
+    pub(crate) handed: u64,
     pub(crate) now: u64,
     pub(crate) last_contact: u64,
     pub(crate) election_deadline: u64,
@@ -437,6 +440,7 @@ impl Replica {
             next_seq: 0,
             durable: 0,
             held: Vec::new(),
+            handed: 0,
             now: 0,
             // A restarted replica may have granted a lease it no longer remembers: it acts
             // as if it just heard a primary, refusing other candidates for a timeout.
@@ -687,9 +691,24 @@ impl Replica {
     ) {
         if seq <= self.durable || planted!(self, SendBeforePersist) {
             self.send(to, body, out);
+        } else if self.config.held_sends_to_driver {
+            require!(to != self.id, "sending {body:?} to itself");
+            require!(
+                self.rebuild.is_none()
+                    || !matches!(body, Body::Promise { .. } | Body::Accepted { .. }),
+                "a rebuilding replica sends {body:?}"
+            );
+            self.handed += 1;
+            let msg = Message { from: self.id, to, body };
+            out.push(Action::SendWhenDurable { seq, to, msg });
         } else {
             self.held.push(Held { seq, to, body });
         }
+    }
+
+    /// Messages waiting for a write to be durable: held here, or handed to the driver.
+    pub(crate) fn waiting_sends(&self) -> u64 {
+        self.held.len() as u64 + self.handed
     }
 
     fn release_held(&mut self, out: &mut Vec<Action>) {

@@ -18,6 +18,8 @@ type Outcome = Result<(Slot, Membership), ReconfigRefusal>;
 struct Recorder {
     persisted: Vec<u64>,
     sent: Vec<Message>,
+    /// Handed over to leave once durable (`Host::send_when_durable`): seq and message.
+    when_durable: Vec<(u64, Message)>,
     /// (slot, request payloads, callers) per execution.
     executed: Vec<(Slot, Vec<Bytes>, Vec<Option<u32>>)>,
     read: Vec<(u32, Bytes)>,
@@ -30,6 +32,9 @@ struct Recorder {
 impl Host<u32> for Recorder {
     fn send(&mut self, _to: ReplicaId, msg: Message) {
         self.sent.push(msg);
+    }
+    fn send_when_durable(&mut self, seq: u64, _to: ReplicaId, msg: Message) {
+        self.when_durable.push((seq, msg));
     }
     fn persist(&mut self, seq: u64, _write: Write) {
         self.persisted.push(seq);
@@ -235,6 +240,7 @@ struct Plain;
 
 impl Host<u32> for Plain {
     fn send(&mut self, _to: ReplicaId, _msg: Message) {}
+    fn send_when_durable(&mut self, _seq: u64, _to: ReplicaId, _msg: Message) {}
     fn persist(&mut self, _seq: u64, _write: Write) {}
     fn load_log(&mut self, _token: u64, _from: Slot, _to: Slot) {}
     fn execute(&mut self, _slot: Slot, _value: Value, _callers: Vec<Option<u32>>) {}
@@ -282,4 +288,44 @@ fn a_refusal_of_a_request_not_waiting_names_whose_request_it_was() {
     assert!(broken(1, 4).contains("which is not waiting (answered twice?)"));
     assert!(broken(2, 4).contains("a request it never took"));
     assert!(broken(1, 3).contains("a request it never took"));
+}
+
+/// With `Config::held_sends_to_driver` a follower's vote is handed to the driver with the seq
+/// of the last write it rests on, and the core never sends it itself (no second copy once the
+/// write is durable); without, the core holds it until `Input::Durable` and then sends it.
+#[test]
+fn a_vote_is_handed_to_the_driver_with_its_write_or_held_by_the_core() {
+    for to_driver in [false, true] {
+        let mut config = Config::new(2, [1, 2, 3]);
+        config.held_sends_to_driver = to_driver;
+        let mut driver = Driver::new(config, Recovered::default(), 1);
+        let mut host = Recorder::default();
+        let ballot = Ballot::new(1, ReplicaId(1));
+        let request = Request {
+            id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq: 1 },
+            payload: Bytes::from_static(b"x"),
+        };
+        let entries = vec![SlotValue { slot: Slot(1), value: Value::Batch(vec![request].into()) }];
+        let accept = Body::Accept { ballot, commit: Slot::ZERO, entries };
+        driver.step(
+            Input::Receive(Message { from: ReplicaId(1), to: ReplicaId(2), body: accept }),
+            &mut host,
+        );
+        let last = *host.persisted.last().expect("the promise and the accept are written");
+        let votes = |sent: &[Message]| {
+            sent.iter().filter(|m| matches!(m.body, Body::Accepted { .. })).count()
+        };
+        assert_eq!(votes(&host.sent), 0, "no vote before its write is durable");
+        if to_driver {
+            assert_eq!(host.when_durable.len(), 1);
+            let (seq, msg) = &host.when_durable[0];
+            assert_eq!(*seq, last, "the vote waits for its own write");
+            assert!(matches!(&msg.body, Body::Accepted { slots, .. } if slots == &[Slot(1)]));
+        } else {
+            assert!(host.when_durable.is_empty());
+        }
+        driver.step(Input::Durable { seq: last }, &mut host);
+        assert_eq!(votes(&host.sent), usize::from(!to_driver), "sent by the core iff it held it");
+        assert_eq!(host.when_durable.len(), usize::from(to_driver));
+    }
 }

@@ -102,6 +102,10 @@ pub enum StorageBug {
     /// fsync completes; a machine crash still loses it. Planted in the simulator's host; no
     /// feature needed.
     AckBeforeSync,
+    /// A promise or a vote handed over to leave once its write is durable
+    /// (`Action::SendWhenDurable`) leaves at once, as a runtime I/O thread that sent before
+    /// its sync would. Planted in the simulator's host; no feature needed.
+    SendBeforeSync,
     /// Recovery treats the first bad record as the end of the log: it discards it and every
     /// later record (on the medium too) and reports nothing corrupt (what protocol-aware
     /// recovery forbids). Planted in `SegmentLog` recovery (feature `planted-bugs`).
@@ -121,8 +125,9 @@ pub enum StorageBug {
 }
 
 impl StorageBug {
-    pub const ALL: [StorageBug; 5] = [
+    pub const ALL: [StorageBug; 6] = [
         StorageBug::AckBeforeSync,
+        StorageBug::SendBeforeSync,
         StorageBug::TruncateAtCorruption,
         StorageBug::KeepTornWrite,
         StorageBug::CheckpointSlotOffByOne,
@@ -144,6 +149,7 @@ impl StorageBug {
         matches!(
             self,
             StorageBug::AckBeforeSync
+                | StorageBug::SendBeforeSync
                 | StorageBug::CheckpointSlotOffByOne
                 | StorageBug::CheckpointWithoutMembership
         )
@@ -159,6 +165,7 @@ impl StorageBug {
         use rsl_storage::bugs::PlantedBug;
         match bug? {
             StorageBug::AckBeforeSync
+            | StorageBug::SendBeforeSync
             | StorageBug::CheckpointSlotOffByOne
             | StorageBug::CheckpointWithoutMembership => None,
             StorageBug::TruncateAtCorruption => Some(PlantedBug::TruncateAtCorruption),

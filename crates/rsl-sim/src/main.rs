@@ -47,6 +47,11 @@ struct Args {
     /// default swarm's seeds (and docs/testing.md's table of planted bugs) replay as before.
     #[arg(long)]
     read_index: bool,
+    /// Run as before the runtime's I/O thread sent promises and votes itself (2026-12-07):
+    /// the core holds them until it steps the sync's `Durable`. Replays a seed found before
+    /// then as it ran (and compares its trace hash with an older build's).
+    #[arg(long)]
+    votes_from_core: bool,
     /// Safety only: storage faults on every replica (no minority limit), no liveness
     /// requirement; every safety checker stays on.
     #[arg(long)]
@@ -55,7 +60,7 @@ struct Args {
     /// whether the protocol-level checkers catch a storage bug on their own.
     #[arg(long)]
     no_storage_check: bool,
-    /// Plant a bug by name: a storage bug (AckBeforeSync; TruncateAtCorruption and
+    /// Plant a bug by name: a storage or host bug (AckBeforeSync, SendBeforeSync, CheckpointSlotOffByOne, CheckpointWithoutMembership; TruncateAtCorruption and
     /// KeepTornWrite need `--features planted-bugs`), or a core bug (needs the feature).
     #[arg(long)]
     bug: Option<String>,
@@ -102,6 +107,9 @@ fn options_for(args: &Args, seed: u64) -> Options {
     if args.safety_only {
         o = o.safety_only();
     }
+    if args.votes_from_core {
+        o = o.as_found_before_votes_left_the_io_thread();
+    }
     o.storage_check = !args.no_storage_check;
     o
 }
@@ -126,6 +134,9 @@ fn report(args: &Args, outcome: &Outcome) {
     }
     if args.safety_only {
         replay += " --safety-only";
+    }
+    if args.votes_from_core {
+        replay += " --votes-from-core";
     }
     if args.no_storage_check {
         replay += " --no-storage-check";

@@ -166,6 +166,11 @@ pub struct Options {
     /// random other replica. Drawn from a stream of its own (`Options::with_read_index`), so
     /// that seeds without it replay as before it existed.
     pub chosen_permille: u32,
+    /// The core holds each promise and vote until it steps the sync's `Input::Durable`,
+    /// stepped the moment the sync completes, as before the runtime's I/O thread sent them
+    /// itself (2026-12-07, `Config::held_sends_to_driver`): seeds found before then replay
+    /// the runs they were found in (`Options::as_found_before_votes_left_the_io_thread`).
+    pub votes_from_core: bool,
 }
 
 impl Options {
@@ -243,6 +248,7 @@ impl Options {
             cut_off_change_permille: 0,
             grow_lost_permille: 0,
             chosen_permille: 0,
+            votes_from_core: false,
         }
     }
 
@@ -541,6 +547,12 @@ impl Options {
         let mut r = Rng::new(self.seed ^ 0x4348_4f53_454e_0000);
         self.chosen_permille = r.range(20, 300) as u32;
         self
+    }
+
+    /// The run as it went before promises and votes left from the I/O thread (see
+    /// `votes_from_core`): for the seeds found before, whose replays tell their story only so.
+    pub fn as_found_before_votes_left_the_io_thread(self) -> Options {
+        Options { votes_from_core: true, ..self }
     }
 
     /// Plants a storage bug; the fault mix stays the seed's.

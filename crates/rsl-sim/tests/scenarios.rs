@@ -177,6 +177,9 @@ fn beside_a_disk_that_corrupts_on_write_a_machine_crash_elsewhere_does_not_tear(
                 continue;
             }
             sim.hold_fsync(x, true);
+            // A sync already in flight completes (and, syncing the whole store, would make
+            // the writes below durable): let it end before they come.
+            sim.run_ticks(1);
             for token in 2..=6 {
                 sim.propose(p, rsl_sim::kv::Op::Append { key: 0, token });
             }

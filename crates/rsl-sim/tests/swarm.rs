@@ -243,7 +243,7 @@ fn membership_changes_do_not_strand_the_new_voters() {
 /// also keeps a pipeline's worth of entries since. A regression seed for both.
 #[test]
 fn the_cap_in_bytes_keeps_a_pipeline_of_entries_in_memory() {
-    let outcome = run_seed(&Options::swarm(87_792_068), false);
+    let outcome = run_seed(&as_found(Options::swarm(87_792_068)), false);
     if let Some(f) = outcome.failure {
         panic!("seed 87792068 failed: {f}");
     }
@@ -256,17 +256,24 @@ fn the_cap_in_bytes_keeps_a_pipeline_of_entries_in_memory() {
 /// from a peer; a claim told by the simulator now counts as heard.
 #[test]
 fn a_primary_may_execute_a_slot_a_claim_told_it_was_chosen() {
-    let outcome = run_seed(&Options::swarm(96_035_196).with_read_index(), false);
+    let outcome = run_seed(&as_found(Options::swarm(96_035_196).with_read_index()), false);
     if let Some(f) = outcome.failure {
         panic!("seed 96035196 failed: {f}");
     }
+}
+
+/// A seed found before promises and votes left from the runtime's I/O thread (2026-12-07),
+/// run as it was then: the new hand-over changes every seed's run, and a replay must tell the
+/// story it was written for (`rsl-sim --votes-from-core`).
+fn as_found(options: Options) -> Options {
+    options.as_found_before_votes_left_the_io_thread()
 }
 
 /// A `--reconfig` seed found before the swarm's late-votes and lost-tail knobs, with the
 /// fault mix it was found with (the knobs change the runs of the seeds that draw them, and a
 /// replay must tell the story it was written for).
 fn found_before_the_knobs(seed: u64) -> Options {
-    Options::swarm(seed).with_reconfiguration().without_primary_crash_knobs()
+    as_found(Options::swarm(seed).with_reconfiguration().without_primary_crash_knobs())
 }
 
 /// Seed 74099885 with `--reconfig`, where before the fix a replica whose newest checkpoint
@@ -293,7 +300,8 @@ fn a_replica_that_falls_back_to_an_older_checkpoint_reports_the_slots_it_lost() 
 fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
     // Seed 157 draws the grow-lost knob too, whose faulty disk moved to a voter and whose
     // tries repeat since 2026-12-06 (branch sim8): without it, it still falls back.
-    let outcome = run_seed(&Options { grow_lost_permille: 0, ..Options::swarm(157) }, false);
+    let outcome =
+        run_seed(&as_found(Options { grow_lost_permille: 0, ..Options::swarm(157) }), false);
     if let Some(f) = outcome.failure {
         panic!("seed 157 failed: {f}");
     }
@@ -307,7 +315,7 @@ fn a_truncation_keeps_the_commit_hint_ahead_of_a_checkpoint_fallback() {
 /// precondition on a promise panicked. Lost slots are now reported below the ballot asked.
 #[test]
 fn slots_lost_at_a_promise_are_reported_below_the_ballot_asked() {
-    let outcome = run_seed(&Options::swarm(83_104_527), false);
+    let outcome = run_seed(&as_found(Options::swarm(83_104_527)), false);
     if let Some(f) = outcome.failure {
         panic!("seed 83104527 failed: {f}");
     }
@@ -333,7 +341,7 @@ fn phase_1_judges_a_corrupt_slot_under_the_membership_that_governs_it() {
 /// now runs a fresh phase 1 when its phase 1 did not cover the membership it installs.
 #[test]
 fn a_primary_covers_a_new_membership_with_phase_1_before_proposing_under_it() {
-    let outcome = run_seed(&Options::swarm(950).with_reconfiguration(), false);
+    let outcome = run_seed(&as_found(Options::swarm(950).with_reconfiguration()), false);
     if let Some(f) = outcome.failure {
         panic!("seed 950 with --reconfig failed: {f}");
     }

@@ -78,10 +78,21 @@ impl ToConsensus {
 
 /// What the I/O thread is told, in order.
 pub(crate) enum ToIo {
-    /// Apply and make durable; then report the highest seq.
-    Writes(Vec<(u64, Write)>),
+    /// Apply `writes` and make them durable; then send `sends` (each once the writes up to
+    /// its seq are durable: all of them then, as each rests on a write queued with or before
+    /// it) and report the highest seq.
+    Writes { writes: Vec<(u64, Write)>, sends: Vec<SendWhenDurable> },
     /// Read log entries back for a lagging peer; answer with `Input::LogLoaded`.
     Load { token: u64, from: Slot, to: Slot },
+}
+
+/// A promise or a vote sealed for the transport, to leave once the writes up to `seq` are
+/// durable (`rsl_core::Action::SendWhenDurable`): the I/O thread sends it right after its
+/// sync, a hand-over to the consensus thread sooner than the core could.
+pub(crate) struct SendWhenDurable {
+    pub(crate) seq: u64,
+    pub(crate) to: u32,
+    pub(crate) sealed: crate::envelope::Sealed,
 }
 
 /// What the executor thread is told, in order.

@@ -175,6 +175,8 @@ impl Consensus {
         // Not a knob: the consensus thread ends each turn of events with `EndOfTurn`, so the
         // proposals of a turn share slots.
         core.propose_at_turn_end = true;
+        // Not a knob: a promise or a vote leaves from the I/O thread right after its sync.
+        core.held_sends_to_driver = true;
         // Not a knob: the transport's frame, less the envelope, bounds every message.
         core.message_bytes_max = crate::envelope::MESSAGE_BYTES_MAX;
     }

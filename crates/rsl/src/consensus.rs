@@ -17,7 +17,7 @@ use rsl_core::{
 };
 use rsl_net::Transport;
 
-use crate::channels::{ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
+use crate::channels::{SendWhenDurable, ToConsensus, ToExecutor, ToIo, ToShipping, Waiter};
 use crate::envelope::{open, Channel, Sealed};
 use crate::error::ReplicateError;
 use crate::shared::Shared;
@@ -64,6 +64,8 @@ pub(crate) struct Router {
     pub(crate) exec_out: Vec<ToExecutor>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Vec<(u64, Write)>,
+    /// The turn's promises and votes that leave from the I/O thread after its sync.
+    pub(crate) sends_when_durable: Vec<SendWhenDurable>,
     /// Encodes each large message body once for all its receivers.
     pub(crate) sealer: crate::envelope::Sealer,
     /// Membership calls waiting for the core, and the peer set (`membership`).
@@ -383,15 +385,17 @@ impl Router {
     }
 
     fn flush_writes(&mut self) {
-        if !self.writes.is_empty() {
+        if !self.writes.is_empty() || !self.sends_when_durable.is_empty() {
             let writes = std::mem::take(&mut self.writes);
-            let _ = self.io.send(ToIo::Writes(writes));
+            let sends = std::mem::take(&mut self.sends_when_durable);
+            let _ = self.io.send(ToIo::Writes { writes, sends });
         }
     }
-}
 
-impl Host<Waiter> for Router {
-    fn send(&mut self, to: ReplicaId, msg: Message) {
+    /// What every message needs before it leaves, whichever thread sends it: a commit point
+    /// it carries raises the lease's read index; a transfer's `StartElection` ends the lease.
+    /// Then it is sealed for the transport (counted as sent).
+    fn seal(&mut self, msg: &Message) -> Sealed {
         if let Some(commit) = commit_carried(&msg.body) {
             self.shared.lease.raise_index(commit.0);
         }
@@ -400,13 +404,23 @@ impl Host<Waiter> for Router {
             // from here on (the core stopped serving them when the transfer began).
             self.shared.lease.clear();
         }
-        let sealed = self.sealer.seal(&msg);
+        let sealed = self.sealer.seal(msg);
         self.shared.metrics.counters.bytes_sent.inc_by(sealed.len() as u64);
-        // Refused sends (queue full, peer down) are dropped and counted by the transport.
-        let _ = match sealed {
-            Sealed::Whole(bytes) => self.transport.send(to.0, bytes),
-            Sealed::Shared { head, tail } => self.transport.send_shared(to.0, head, tail),
-        };
+        sealed
+    }
+}
+
+impl Host<Waiter> for Router {
+    fn send(&mut self, to: ReplicaId, msg: Message) {
+        let sealed = self.seal(&msg);
+        crate::envelope::send_sealed(&*self.transport, to.0, sealed);
+    }
+
+    fn send_when_durable(&mut self, seq: u64, to: ReplicaId, msg: Message) {
+        // Handed to the I/O thread with the turn's writes, the one it waits for among them
+        // or before them: it leaves right after the sync that makes it durable.
+        let sealed = self.seal(&msg);
+        self.sends_when_durable.push(SendWhenDurable { seq, to: to.0, sealed });
     }
 
     fn persist(&mut self, seq: u64, write: Write) {

@@ -88,6 +88,15 @@ pub(crate) enum Sealed {
     Shared { head: Bytes, tail: Arc<SharedPayload> },
 }
 
+/// Queues a sealed payload for `to` on `transport`. A refused send (queue full, peer down)
+/// is dropped and counted by the transport, as a lost message.
+pub(crate) fn send_sealed(transport: &dyn rsl_net::Transport, to: u32, sealed: Sealed) {
+    let _ = match sealed {
+        Sealed::Whole(bytes) => transport.send(to, bytes),
+        Sealed::Shared { head, tail } => transport.send_shared(to, head, tail),
+    };
+}
+
 impl Sealed {
     pub(crate) fn len(&self) -> usize {
         match self {

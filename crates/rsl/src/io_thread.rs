@@ -1,6 +1,8 @@
 //! The I/O thread: applies the core's writes in order and makes each batch durable with one
-//! sync (group commit), then reports `Durable { seq }` to the consensus thread; reads log
-//! ranges back for lagging peers after the writes queued before them.
+//! sync (group commit), then sends the promises and votes that waited for those writes
+//! (`rsl_core::Action::SendWhenDurable`: they leave from here, without a hand-over back to
+//! the consensus thread first) and reports `Durable { seq }` to the consensus thread; reads
+//! log ranges back for lagging peers after the writes queued before them.
 //!
 //! A full disk (ENOSPC) neither wedges nor silently stops the replica: the I/O thread marks
 //! it (`Health::DiskFull`: writes are refused at the door with `ReplicateError::DiskFull`,
@@ -17,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rsl_core::{Input, Write};
+use rsl_net::Transport;
 use rsl_storage::{DurableEnd, Log, MetaStore};
 use rsl_store::{StorageDisk, StoreError};
 
-use crate::channels::{ToConsensus, ToIo};
+use crate::channels::{SendWhenDurable, ToConsensus, ToIo};
 use crate::shared::Shared;
 use crate::status::StopCause;
 
@@ -43,33 +46,43 @@ pub(crate) const DISK_FULL_RETRY_MS_MIN: u64 = 10;
 /// The longest wait between two tries (the wait doubles from the first up to this).
 pub(crate) const DISK_FULL_RETRY_MS_MAX: u64 = 1_000;
 
-/// The I/O thread: applies each batch of writes, syncs once, reports the highest seq.
-/// Every batch queued while the previous sync ran joins the next one (group commit).
+/// The I/O thread: applies each batch of writes, syncs once, sends what waited for the
+/// sync, reports the highest seq. Every batch queued while the previous sync ran joins the
+/// next one (group commit).
 pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
     disk: Store<L, M>,
     reopen: Reopen<L, M>,
     jobs: Receiver<ToIo>,
     events: Sender<ToConsensus>,
+    transport: Arc<dyn Transport>,
     shared: Arc<Shared>,
 ) {
     let mut io = Io { disk, reopen, poisoned: None, shared, epoch: Instant::now() };
     let mut batch: Vec<Write> = Vec::new();
+    let mut sends: Vec<SendWhenDurable> = Vec::new();
     let mut seq = 0;
     let mut loads = Vec::new();
     while let Ok(first) = jobs.recv() {
         for job in std::iter::once(first).chain(jobs.try_iter()) {
             match job {
-                ToIo::Writes(writes) => {
+                ToIo::Writes { writes, sends: waiting } => {
                     for (s, w) in writes {
                         assert!(s > seq, "writes out of seq order: {s} after {seq}");
                         seq = s;
                         batch.push(w);
                     }
+                    // Each rests on a write queued with it or before it (the core issued
+                    // that write before the message): durable once this batch is.
+                    for send in &waiting {
+                        assert!(send.seq <= seq, "a send waits for write {} of {seq}", send.seq);
+                    }
+                    sends.extend(waiting);
                 }
                 ToIo::Load { token, from, to } => loads.push((token, from, to)),
             }
         }
-        if !batch.is_empty() {
+        let synced = !batch.is_empty();
+        if synced {
             if let Err(e) = io.persist(&batch) {
                 if io.shared.is_running() {
                     // A replica that cannot persist must not vote: stop it, visibly, rather
@@ -80,9 +93,14 @@ pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
                 return;
             }
             batch.clear();
-            if events.send(ToConsensus::Durable { seq }).is_err() {
-                return;
-            }
+        }
+        // Every write up to `seq` is durable now (this batch's sync, or an earlier one's):
+        // what waited for them leaves first, then the core hears of the sync.
+        for send in sends.drain(..) {
+            crate::envelope::send_sealed(&*transport, send.to, send.sealed);
+        }
+        if synced && events.send(ToConsensus::Durable { seq }).is_err() {
+            return;
         }
         for (token, from, to) in loads.drain(..) {
             let entries = io.disk.load_log(from, to).unwrap_or_else(|e| {
@@ -168,5 +186,94 @@ impl<L: Log + 'static, M: MetaStore + 'static> Io<L, M> {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
         }
         self.shared.is_running()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use rsl_core::{Ballot, ReplicaId};
+    use rsl_net::SendError;
+    use rsl_storage::{LogOptions, MemDisk, MetaFiles, SegmentLog};
+
+    use super::*;
+    use crate::envelope::Sealed;
+
+    /// A transport that records, for each payload sent, how many syncs its disk had made.
+    struct SyncsAtSend {
+        disk: MemDisk,
+        sent: Mutex<Vec<(u32, Bytes, u64)>>,
+    }
+
+    impl Transport for SyncsAtSend {
+        fn id(&self) -> u32 {
+            1
+        }
+        fn send(&self, to: u32, payload: Bytes) -> Result<(), SendError> {
+            let syncs = self.disk.stats().file_syncs;
+            self.sent.lock().unwrap().push((to, payload, syncs));
+            Ok(())
+        }
+        fn peer_status(&self, _peer: u32) -> Option<rsl_net::PeerStatus> {
+            None
+        }
+    }
+
+    fn open(
+        mem: &MemDisk,
+    ) -> Store<SegmentLog<rsl_storage::MemMedia>, MetaFiles<rsl_storage::MemMedia>> {
+        let (log, report) = SegmentLog::open(mem.media(), LogOptions::default()).unwrap();
+        StorageDisk::new(log, &report, MetaFiles::open(mem.media()), true, 0).unwrap()
+    }
+
+    /// A promise or a vote handed to the I/O thread leaves only after the sync that makes
+    /// its write durable, and before the consensus thread hears of that sync; one whose write
+    /// is durable already leaves without another sync.
+    #[test]
+    fn what_waits_for_a_write_leaves_after_its_sync_and_before_the_report() {
+        let mem = MemDisk::new(1);
+        let disk = open(&mem);
+        let transport = Arc::new(SyncsAtSend { disk: mem.clone(), sent: Mutex::default() });
+        let (jobs_tx, jobs) = crossbeam_channel::unbounded();
+        let (events, reports) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared::new(1, 0, BTreeMap::new(), Duration::from_secs(1)));
+        let reopen_mem = mem.clone();
+        let reopen =
+            Reopen { place: "memory".to_string(), open: Box::new(move |_| Ok(open(&reopen_mem))) };
+        let thread_transport: Arc<dyn Transport> = transport.clone();
+        let io =
+            std::thread::spawn(move || run(disk, reopen, jobs, events, thread_transport, shared));
+
+        let syncs_before = mem.stats().file_syncs;
+        let vote = |seq| SendWhenDurable {
+            seq,
+            to: 2,
+            sealed: Sealed::Whole(Bytes::from(vec![seq as u8])),
+        };
+        let promise = Write::Promise(Ballot::new(1, ReplicaId(2)));
+        jobs_tx.send(ToIo::Writes { writes: vec![(1, promise)], sends: vec![vote(1)] }).unwrap();
+        let reported = reports.recv().unwrap();
+        assert!(matches!(reported, ToConsensus::Durable { seq: 1 }));
+        {
+            let sent = transport.sent.lock().unwrap();
+            assert_eq!(sent.len(), 1, "sent before the report");
+            assert!(
+                sent[0].2 > syncs_before,
+                "sent after the sync ({} syncs before)",
+                syncs_before
+            );
+        }
+        // Write 1 is durable: a message resting on it leaves with no write and no sync.
+        let syncs = mem.stats().file_syncs;
+        jobs_tx.send(ToIo::Writes { writes: Vec::new(), sends: vec![vote(1)] }).unwrap();
+        drop(jobs_tx);
+        io.join().unwrap();
+        let sent = transport.sent.lock().unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(mem.stats().file_syncs, syncs, "no sync for a write durable already");
+        assert!(reports.try_recv().is_err(), "no report without a sync");
     }
 }

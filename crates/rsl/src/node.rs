@@ -117,8 +117,9 @@ impl Node {
         let mut threads = Vec::new();
         let (disk, reopen) = (parts.disk, parts.reopen);
         let (durable, io_shared) = (events_tx.clone(), shared.clone());
+        let io_transport = parts.transport.clone();
         threads.push(spawn_named(format!("rsl-io-{id}"), move || {
-            crate::io_thread::run(disk, reopen, io_rx, durable, io_shared)
+            crate::io_thread::run(disk, reopen, io_rx, durable, io_transport, io_shared)
         })?);
 
         let (machine, exec_shared, exec_events) =
@@ -150,6 +151,7 @@ impl Node {
             exec_out: Vec::new(),
             shared: shared.clone(),
             writes: Vec::new(),
+            sends_when_durable: Vec::new(),
             sealer: Default::default(),
         };
         let consensus = Consensus::new(driver, router, parts.tick);

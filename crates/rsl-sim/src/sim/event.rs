@@ -54,6 +54,14 @@ pub(crate) enum Event {
         node: usize,
         incarnation: u64,
     },
+    /// A sync's report reaches the core (`Input::Durable`), a moment after the sync, as the
+    /// runtime's I/O thread hands it to the consensus thread. Dropped if the replica
+    /// restarted meanwhile (its new incarnation issued none of those writes).
+    Durable {
+        node: usize,
+        incarnation: u64,
+        seq: u64,
+    },
     /// The planted `AckBeforeSync`: a write reported durable before its fsync.
     EarlyDurable {
         node: usize,

@@ -681,6 +681,7 @@ impl Sim {
         node.recovered_corrupt = recovered_corrupt;
         node.transfer_asked = None;
         node.written.clear();
+        node.sends_when_durable.clear();
         node.heard_commit = recovered_commit;
         let can_lead = node.can_become_primary;
         self.checker.check_membership(status.id, status.executed, &status.membership);

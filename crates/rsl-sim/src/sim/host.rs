@@ -110,6 +110,14 @@ impl Host<u64> for SimHost<'_> {
         }
     }
 
+    fn send_when_durable(&mut self, seq: u64, to: ReplicaId, msg: Message) {
+        self.record("SendWhenDurable", &(seq, to), format_args!("SendWhenDurable({seq}, {msg:?})"));
+        if self.sim.options.storage_bug == Some(StorageBug::SendBeforeSync) {
+            return self.send(to, msg);
+        }
+        self.sim.nodes[self.node].sends_when_durable.push((seq, to, msg));
+    }
+
     fn persist(&mut self, seq: u64, write: Write) {
         self.record("Persist", &(seq, &write), format_args!("Persist({seq:?}, {write:?})"));
         let (sim, node) = (&mut *self.sim, self.node);
@@ -336,6 +344,11 @@ impl Sim {
     /// Hands an input (or a proposal or read) to an up replica: its driver steps the core
     /// and carries out the actions through the simulator as host, one by one, in order.
     pub(super) fn process(&mut self, node: usize, pending: Pending) {
+        if let Pending::Input(Input::Durable { seq }) = pending {
+            // A replica paused when its sync completed sends what waited for it on resuming,
+            // before its core hears of the sync, as the runtime's I/O thread would.
+            self.release_sends(node, seq);
+        }
         self.trace.event(self.now, "<-", &(node, &pending));
         if !matches!(pending, Pending::Input(Input::Tick)) {
             self.show(format_args!("r{} <- {:?}", node + 1, pending));
@@ -636,10 +649,42 @@ impl Sim {
                 _ => {}
             }
         }
-        if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
-            self.deliver(node, Pending::Input(Input::Durable { seq }));
+        if self.options.votes_from_core {
+            if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
+                self.deliver(node, Pending::Input(Input::Durable { seq }));
+            }
+        } else if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
+            // As the runtime's I/O thread: what waited for the sync leaves at once; the core
+            // hears of the sync a moment later (a hand-over between threads), and may step
+            // other inputs meanwhile.
+            if self.nodes[node].state == NodeState::Up {
+                self.release_sends(node, seq);
+            }
+            let handover = self.rng.range(0, self.options.delay_min);
+            self.schedule(handover, Event::Durable { node, incarnation, seq });
         }
         self.start_sync(node);
+    }
+
+    /// Sends the promises and votes of `node` that waited for writes up to `seq`, in the
+    /// order the core handed them over.
+    pub(super) fn release_sends(&mut self, node: usize, seq: u64) {
+        let waiting = &mut self.nodes[node].sends_when_durable;
+        if waiting.iter().all(|(s, ..)| *s > seq) {
+            return;
+        }
+        let (ready, still): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(s, ..)| *s <= seq);
+        self.nodes[node].sends_when_durable = still;
+        let mut host = SimHost {
+            sim: self,
+            node,
+            heartbeats: false,
+            refused: Vec::new(),
+            became_primary: None,
+        };
+        for (_, to, msg) in ready {
+            host.send(to, msg);
+        }
     }
 
     /// A replica answered a proposal or read: a scripted one is recorded at once, a client's

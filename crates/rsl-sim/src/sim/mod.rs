@@ -122,6 +122,10 @@ struct Node {
     primacy: Option<rsl_core::Ballot>,
     /// This incarnation's accepted records per slot: the ballots it wrote it at.
     written: BTreeMap<Slot, Vec<rsl_core::Ballot>>,
+    /// This incarnation's promises and votes handed over by the core to leave once their
+    /// write is durable (`Action::SendWhenDurable`), with that write's seq: sent as soon as
+    /// the disk's sync covers it, as the runtime's I/O thread does (`Sim::release_sends`).
+    sends_when_durable: Vec<(u64, ReplicaId, Message)>,
     /// This incarnation's tick count when it last adopted a primary (heard a heartbeat or
     /// accept from it): the stickiness check's view of the core's guard.
     heard: u64,
@@ -397,6 +401,7 @@ impl Sim {
                 notes: Vec::new(),
                 primacy: None,
                 written: BTreeMap::new(),
+                sends_when_durable: Vec::new(),
                 heard_commit: Slot::ZERO,
                 checkpoint_writing: false,
                 reports: BTreeMap::new(),
@@ -541,6 +546,8 @@ impl Sim {
         config.batch_requests_max = o.batch_requests_max;
         // As the runtime: a turn's proposals share slots (`Event::EndOfTurn`).
         config.propose_at_turn_end = true;
+        // As the runtime: a promise or a vote leaves as soon as the disk's sync covers it.
+        config.held_sends_to_driver = !o.votes_from_core;
         config.proposals_queued_max = o.proposals_queued_max;
         config.reads_queued_max = o.reads_queued_max;
         config.catchup_entries_max = o.catchup_entries_max;
@@ -616,8 +623,16 @@ impl Sim {
                     self.crash_with(id, true);
                 }
             }
+            Event::Durable { node, incarnation, seq } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.deliver(node, Pending::Input(Input::Durable { seq }));
+                }
+            }
             Event::EarlyDurable { node, incarnation, seq } => {
                 if self.nodes[node].incarnation == incarnation {
+                    if self.nodes[node].state == NodeState::Up {
+                        self.release_sends(node, seq);
+                    }
                     self.deliver(node, Pending::Input(Input::Durable { seq }));
                 }
             }
