@@ -656,11 +656,18 @@ impl Sim {
         } else if self.options.storage_bug != Some(StorageBug::AckBeforeSync) {
             // As the runtime's I/O thread: what waited for the sync leaves at once; the core
             // hears of the sync a moment later (a hand-over between threads), and may step
-            // other inputs meanwhile.
+            // other inputs meanwhile. One time in ten the consensus thread is busy for longer
+            // than a round trip, so that answers to the votes just sent (a commit point
+            // covering them, a prepare) can arrive before the core knows them durable.
             if self.nodes[node].state == NodeState::Up {
                 self.release_sends(node, seq);
             }
-            let handover = self.rng.range(0, self.options.delay_min);
+            let (min, max) = (self.options.delay_min, self.options.delay_max);
+            let handover = if self.rng.chance(100) {
+                self.rng.range(0, 2 * max + min)
+            } else {
+                self.rng.range(0, min)
+            };
             self.schedule(handover, Event::Durable { node, incarnation, seq });
         }
         self.start_sync(node);
