@@ -66,6 +66,8 @@ pub(crate) struct Router {
     pub(crate) writes: Vec<(u64, Write)>,
     /// The turn's promises and votes that leave from the I/O thread after its sync.
     pub(crate) sends_when_durable: Vec<SendWhenDurable>,
+    /// The turn's other messages, sealed, sent at its flush after its writes.
+    pub(crate) outbox: Vec<(u32, Sealed)>,
     /// Encodes each large message body once for all its receivers.
     pub(crate) sealer: crate::envelope::Sealer,
     /// Membership calls waiting for the core, and the peer set (`membership`).
@@ -247,10 +249,18 @@ impl Consensus {
     /// holds its lease after the turn.
     fn flush(&mut self, leased: bool) {
         self.publish_chosen(leased);
+        // The turn's writes first, so that the sync behind this replica's own votes starts
+        // while its messages travel; then the messages, all at once (one wake of the
+        // transport's thread for every peer); then the executor. On a machine whose cores
+        // are shared, each thread woken may take the core from this one: a write handed
+        // over last (after a send had woken the transport, and the peers' threads had run)
+        // started its sync a quarter of a millisecond after the request arrived, and a
+        // primary's own vote was the last to count.
+        self.router.flush_writes();
+        self.router.flush_sends();
         for message in self.router.exec_out.drain(..) {
             let _ = self.router.exec.send(message);
         }
-        self.router.flush_writes();
         self.router.sealer.end_turn();
         let core = self.driver.status();
         let view = View::of(&core, self.router.shared.health());
@@ -349,8 +359,9 @@ impl Consensus {
         for reply in router.changes.drain() {
             let _ = reply.send(Err(crate::error::MembershipError::Stopped));
         }
-        // What the last turn had for the executor goes before the shutdown (a stop flushed
-        // already; a removal mid-turn may not have).
+        // What the last turn had for the transport and the executor goes before the
+        // shutdown (a stop flushed already; a removal mid-turn may not have).
+        router.flush_sends();
         for message in router.exec_out.drain(..) {
             let _ = router.exec.send(message);
         }
@@ -392,6 +403,13 @@ impl Router {
         }
     }
 
+    /// Hands the turn's messages to the transport, in the order the core sent them.
+    fn flush_sends(&mut self) {
+        for (to, sealed) in self.outbox.drain(..) {
+            crate::envelope::send_sealed(&*self.transport, to, sealed);
+        }
+    }
+
     /// What every message needs before it leaves, whichever thread sends it: a commit point
     /// it carries raises the lease's read index; a transfer's `StartElection` ends the lease.
     /// Then it is sealed for the transport (counted as sent).
@@ -412,8 +430,9 @@ impl Router {
 
 impl Host<Waiter> for Router {
     fn send(&mut self, to: ReplicaId, msg: Message) {
+        // Sent at the turn's flush, after its writes (`Consensus::flush`).
         let sealed = self.seal(&msg);
-        crate::envelope::send_sealed(&*self.transport, to.0, sealed);
+        self.outbox.push((to.0, sealed));
     }
 
     fn send_when_durable(&mut self, seq: u64, to: ReplicaId, msg: Message) {

@@ -152,6 +152,7 @@ impl Node {
             shared: shared.clone(),
             writes: Vec::new(),
             sends_when_durable: Vec::new(),
+            outbox: Vec::new(),
             sealer: Default::default(),
         };
         let consensus = Consensus::new(driver, router, parts.tick);
