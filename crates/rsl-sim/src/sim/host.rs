@@ -40,6 +40,11 @@ struct SimHost<'a> {
 }
 
 impl SimHost<'_> {
+    /// The host of `node` for one step, which has done nothing yet.
+    fn new(sim: &mut Sim, node: usize) -> SimHost<'_> {
+        SimHost { sim, node, heartbeats: false, refused: Vec::new(), became_primary: None }
+    }
+
     /// Records an effect in the trace, as a value (`label` and `item`), and prints it when
     /// verbose as `r<i> -> <show>`.
     fn record<T: Hash + ?Sized>(&mut self, label: &str, item: &T, show: std::fmt::Arguments<'_>) {
@@ -356,13 +361,7 @@ impl Sim {
         // The driver leaves its node for the step: nothing the host does touches it, and a
         // host callback that did (a re-entrant step) would be a simulator bug.
         let mut driver = self.nodes[node].driver.take().expect("an up replica has a driver");
-        let mut host = SimHost {
-            sim: self,
-            node,
-            heartbeats: false,
-            refused: Vec::new(),
-            became_primary: None,
-        };
+        let mut host = SimHost::new(self, node);
         let mut lease_read = None;
         // A message from a primary (heartbeat or accept: the follower may adopt it) or a
         // prepare (the follower may promise it): what the stickiness check looks at.
@@ -682,13 +681,7 @@ impl Sim {
         }
         let (ready, still): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|(s, ..)| *s <= seq);
         self.nodes[node].sends_when_durable = still;
-        let mut host = SimHost {
-            sim: self,
-            node,
-            heartbeats: false,
-            refused: Vec::new(),
-            became_primary: None,
-        };
+        let mut host = SimHost::new(self, node);
         for (_, to, msg) in ready {
             host.send(to, msg);
         }
