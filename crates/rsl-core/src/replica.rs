@@ -673,12 +673,18 @@ impl Replica {
 
     /// Sends now.
     pub(crate) fn send(&self, to: ReplicaId, body: Body, out: &mut Vec<Action>) {
+        out.push(Action::Send { to, msg: self.message(to, body) });
+    }
+
+    /// A message from this replica, checked as every message it sends is: never to itself,
+    /// no promise or vote while it rebuilds.
+    fn message(&self, to: ReplicaId, body: Body) -> Message {
         require!(to != self.id, "sending {body:?} to itself");
         require!(
             self.rebuild.is_none() || !matches!(body, Body::Promise { .. } | Body::Accepted { .. }),
             "a rebuilding replica sends {body:?}"
         );
-        out.push(Action::Send { to, msg: Message { from: self.id, to, body } });
+        Message { from: self.id, to, body }
     }
 
     /// Sends once every write up to `seq` is durable (persist before send).
@@ -692,15 +698,8 @@ impl Replica {
         if seq <= self.durable || planted!(self, SendBeforePersist) {
             self.send(to, body, out);
         } else if self.config.held_sends_to_driver {
-            require!(to != self.id, "sending {body:?} to itself");
-            require!(
-                self.rebuild.is_none()
-                    || !matches!(body, Body::Promise { .. } | Body::Accepted { .. }),
-                "a rebuilding replica sends {body:?}"
-            );
             self.handed += 1;
-            let msg = Message { from: self.id, to, body };
-            out.push(Action::SendWhenDurable { seq, to, msg });
+            out.push(Action::SendWhenDurable { seq, to, msg: self.message(to, body) });
         } else {
             self.held.push(Held { seq, to, body });
         }
