@@ -8,7 +8,8 @@
 //! - [`SharedPayload`]: a payload in parts, built once and sent to several peers by
 //!   reference ([`Transport::send_shared`]): written with vectored writes, checksummed once.
 //! - [`TcpTransport`]: one TCP connection per pair of replicas, bounded per-peer queues with
-//!   backpressure ([`SendError::QueueFull`]), batched writes, reconnection with capped,
+//!   backpressure ([`SendError::QueueFull`]), batched writes, a small frame to an idle peer
+//!   written by the sending thread itself, reconnection with capped,
 //!   jittered exponential backoff, and optional mutual TLS ([`Security::MutualTls`]).
 //! - [`tls`]: loading a replica's certificates and checking identities; with the `certgen`
 //!   feature, `generate_cluster_certs` writes a cluster's CA, replica and client certificates
@@ -38,7 +39,7 @@
 //!     ends.push(TcpTransport::start_with_listener(config, listener)?);
 //! }
 //! let (one, _rx1) = &ends[0];
-//! one.send(2, bytes::Bytes::from_static(b"prepare 7"))?; // queued, never blocks
+//! one.send(2, bytes::Bytes::from_static(b"prepare 7"))?; // written or queued, never blocks
 //! let incoming = ends[1].1.recv().await.expect("transport running");
 //! assert_eq!((incoming.from, &incoming.payload[..]), (1, &b"prepare 7"[..]));
 //! # Ok(())
@@ -75,6 +76,7 @@
 mod certgen;
 pub mod config;
 mod crc;
+mod direct;
 pub mod frame;
 pub mod limits;
 mod parts;
@@ -143,7 +145,9 @@ pub trait Transport: Send + Sync {
     /// This replica's id.
     fn id(&self) -> ReplicaId;
 
-    /// Queues `payload` for `to`; fails at once if it cannot be queued.
+    /// Sends `payload` to `to` without waiting: written at once or queued (the TCP transport
+    /// writes a small frame to an idle peer from the caller's thread); fails at once if it
+    /// cannot be queued. Payloads sent from one thread arrive in the order they were sent.
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError>;
 
     /// Queues the payload `head` followed by `tail` for `to`, as one payload (the receiver

@@ -29,6 +29,12 @@ pub const HELLO_PAYLOAD_BYTES_MAX: usize = 12 + CLUSTER_NAME_BYTES_MAX;
 /// bytes (a single larger frame still goes out whole).
 pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
+/// A frame of at most this many bytes (header included), sent while nothing is queued for its
+/// peer over a plaintext connection, is written by the sender's own thread
+/// (`crate::direct`); a larger one always goes through the queue and the writer task, whose
+/// vectored writes do not copy it.
+pub const DIRECT_FRAME_BYTES_MAX: usize = 64 * 1024;
+
 /// A part of a shared payload (`crate::parts`) of at most this many bytes is copied into the
 /// writer's batch buffer; a larger one is written from where it is (a vectored write), so
 /// that a 16 MiB value is never copied on its way to the socket, and the small stretches

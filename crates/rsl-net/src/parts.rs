@@ -10,12 +10,10 @@
 //! payload sent whole (`crate::frame`): the receiver cannot tell the difference.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use crate::frame::{encode_frame, encode_frame_head, FrameKind, SharedPayload};
@@ -99,54 +97,13 @@ impl Batch {
         self.done.iter().any(|d| d.as_ptr() == part.as_ptr() && d.len() == part.len())
     }
 
-    /// Writes the whole batch.
-    pub(crate) async fn write_to(
-        &mut self,
-        writer: &mut (impl AsyncWrite + Unpin),
-    ) -> std::io::Result<()> {
-        if self.done.is_empty() {
-            // Only frames in the buffer: one plain write, as before parts existed.
-            return writer.write_all(&self.open).await;
-        }
+    /// The batch's bytes as stretches to write in order, for a writer that writes them
+    /// itself (`crate::direct`); the batch is empty once they are consumed.
+    pub(crate) fn stretches(&mut self) -> &mut VecDeque<Bytes> {
         if !self.open.is_empty() {
             self.done.push_back(self.open.split().freeze());
         }
-        let mut gather = Gather(&mut self.done);
-        writer.write_all_buf(&mut gather).await
-    }
-}
-
-/// The batch's stretches as one [`Buf`], written with vectored writes.
-struct Gather<'a>(&'a mut VecDeque<Bytes>);
-
-impl Buf for Gather<'_> {
-    fn remaining(&self) -> usize {
-        self.0.iter().map(Bytes::len).sum()
-    }
-
-    fn chunk(&self) -> &[u8] {
-        self.0.front().map_or(&[], |b| &b[..])
-    }
-
-    fn advance(&mut self, mut cnt: usize) {
-        while cnt > 0 {
-            let front = self.0.front_mut().expect("advanced past the end");
-            let n = cnt.min(front.len());
-            front.advance(n);
-            cnt -= n;
-            if front.is_empty() {
-                self.0.pop_front();
-            }
-        }
-    }
-
-    fn chunks_vectored<'b>(&'b self, dst: &mut [IoSlice<'b>]) -> usize {
-        let mut n = 0;
-        for (slot, chunk) in dst.iter_mut().zip(self.0.iter().filter(|c| !c.is_empty())) {
-            *slot = IoSlice::new(chunk);
-            n += 1;
-        }
-        n
+        &mut self.done
     }
 }
 

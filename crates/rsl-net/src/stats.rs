@@ -21,6 +21,9 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Socket writes of data; below `frames_sent` when queued frames were batched.
     pub write_batches: u64,
+    /// Data frames written by the sending thread itself, the peer being idle (counted in
+    /// `frames_sent` and `write_batches` too; see [`crate::TcpTransport`]'s `send`).
+    pub direct_writes: u64,
     /// Data frames received and handed to the application.
     pub frames_received: u64,
     /// Wire bytes (headers included) of the data frames received.
@@ -72,6 +75,7 @@ pub(crate) struct Counters {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) write_batches: AtomicU64,
+    pub(crate) direct_writes: AtomicU64,
     pub(crate) frames_received: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
     pub(crate) rejected_frames: AtomicU64,
@@ -105,6 +109,7 @@ impl Counters {
             frames_sent: self.frames_sent.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
             write_batches: self.write_batches.load(Relaxed),
+            direct_writes: self.direct_writes.load(Relaxed),
             frames_received: self.frames_received.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),
             rejected_frames: self.rejected_frames.load(Relaxed),

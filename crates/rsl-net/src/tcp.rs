@@ -6,7 +6,8 @@
 //! - one **listener** task accepts sockets and runs each handshake (TLS, hello) in its own
 //!   short-lived task, bounded by [`HANDSHAKES_PENDING_MAX`] and the handshake timeout;
 //! - one **peer** task per configured peer owns that peer's queue receiver and its current
-//!   connection, and runs the connection's reader and writer side by side. The peer set
+//!   connection, and runs the connection's reader and writer side by side; the writer shares
+//!   the connection's write side with senders that write directly (`crate::direct`). The peer set
 //!   changes at run time ([`TcpTransport::set_peers`], as the membership changes): a new
 //!   peer gets its task, a dropped one's task is aborted with its connection and queue.
 //!
@@ -15,9 +16,13 @@
 //! - **One connection per pair.** The replica with the lower id dials, the higher accepts; a
 //!   listener refuses a hello from a higher id. When a newer connection from the same peer is
 //!   accepted (the peer restarted before the old one was seen to fail), it replaces the old.
-//! - **`send` never waits on the network.** It only pushes onto a bounded queue and fails with
+//! - **`send` never waits on the network.** To an idle peer (connected, nothing queued,
+//!   nothing being written) a small frame is written at once by the sender's own thread with
+//!   one non-blocking write (`crate::direct`; what the socket does not take, the peer's writer
+//!   finishes first); otherwise it is pushed onto a bounded queue, and `send` fails with
 //!   [`SendError::QueueFull`] when the frame or byte bound is reached. Frames queued while the
-//!   peer is disconnected stay queued (up to the bound) and go out after reconnection.
+//!   peer is disconnected stay queued (up to the bound) and go out after reconnection. Either
+//!   way, the frames sent from one thread leave in the order they were sent.
 //! - **Nothing unauthenticated reaches the application.** Data frames are delivered only from
 //!   a connection whose hello named this cluster and a configured peer (and, with TLS, matched
 //!   the certificate). Any malformed, oversized, truncated or unexpected frame closes its
@@ -31,7 +36,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -45,6 +51,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
 use crate::config::{Backoff, ConfigError, Security, TransportConfig};
+use crate::direct::{Direct, Sink, WriteSide};
 use crate::frame::SharedPayload;
 use crate::frame::{
     decode_eof, decode_frame, frame_bytes, FrameError, FrameKind, Hello, HelloError,
@@ -133,8 +140,25 @@ impl ConnError {
 }
 
 /// A byte stream: plaintext TCP or TLS over TCP.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP stream itself if the connection is plaintext.
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Stream>>;
+}
+impl Stream for TcpStream {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Stream>> {
+        Ok(*self)
+    }
+}
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Stream>> {
+        Err(self)
+    }
+}
+impl Stream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Stream>> {
+        Err(self)
+    }
+}
 type Conn = Box<dyn Stream>;
 
 /// An established connection: the stream and any bytes read past the hello.
@@ -148,6 +172,11 @@ struct Peer {
     addr: SocketAddr,
     queue: mpsc::Sender<Outgoing>,
     queued_bytes: AtomicUsize,
+    /// Frames queued or being written, each counted out once it is written whole: a sender
+    /// writes directly only when there are none (`crate::direct`).
+    unwritten: AtomicUsize,
+    /// The connection's write side, for a sender's direct write (`crate::direct`).
+    side: WriteSide,
     accepted: mpsc::Sender<Established>,
     counters: PeerCounters,
 }
@@ -213,7 +242,9 @@ fn new_peer(
     let (accepted, accepted_rx) = mpsc::channel(2);
     let counters = PeerCounters::new(epoch);
     let queued_bytes = AtomicUsize::new(0);
-    let peer = Arc::new(Peer { id, addr, queue, queued_bytes, accepted, counters });
+    let (unwritten, side) = (AtomicUsize::new(0), WriteSide::default());
+    let peer =
+        Arc::new(Peer { id, addr, queue, queued_bytes, unwritten, side, accepted, counters });
     (peer, queue_rx, accepted_rx)
 }
 
@@ -445,7 +476,8 @@ impl Transport for TcpTransport {
 }
 
 impl TcpTransport {
-    /// Queues one payload for `to`, within the frame and queue bounds.
+    /// Writes one payload for `to` at once if the peer is idle (`crate::direct`), else queues
+    /// it, within the frame and queue bounds.
     fn enqueue(&self, to: ReplicaId, payload: Outgoing) -> Result<(), SendError> {
         let shared = &self.inner.shared;
         let bytes = payload.len();
@@ -453,6 +485,21 @@ impl TcpTransport {
             return Err(SendError::PayloadTooLarge { bytes });
         }
         let peer = shared.peer(to).ok_or(SendError::UnknownPeer(to))?;
+        match peer.side.try_send(&payload, &peer.unwritten) {
+            Direct::Queue => {}
+            // A failed socket loses the frame, as a batch begun on it is lost.
+            Direct::Failed => return Ok(()),
+            Direct::Written | Direct::Begun => {
+                let counters = &shared.counters;
+                counters.frames_sent.fetch_add(1, Relaxed);
+                counters.bytes_sent.fetch_add((FRAME_HEADER_BYTES + bytes) as u64, Relaxed);
+                counters.write_batches.fetch_add(1, Relaxed);
+                counters.direct_writes.fetch_add(1, Relaxed);
+                peer.counters.frames_sent.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+        }
+        peer.unwritten.fetch_add(1, AcqRel);
         let queued = peer.queued_bytes.fetch_add(bytes, Relaxed);
         let result = if queued + bytes > shared.config.queue_bytes_max {
             Err(SendError::QueueFull(to))
@@ -464,6 +511,7 @@ impl TcpTransport {
         };
         if result.is_err() {
             peer.queued_bytes.fetch_sub(bytes, Relaxed);
+            peer.unwritten.fetch_sub(1, Release);
         }
         if matches!(result, Err(SendError::QueueFull(_))) {
             shared.counters.queue_full_drops.fetch_add(1, Relaxed);
@@ -613,7 +661,6 @@ async fn run_peer(
             },
         };
         let connected_at = Instant::now();
-        connected(&shared, peer);
         let end = run_connection(&shared, peer, established, &mut queue, &mut accepted).await;
         peer.counters.set_connected(false);
         // A connection that lived at least the backoff cap proves the peer healthy; one that
@@ -686,18 +733,51 @@ async fn run_connection(
     queue: &mut mpsc::Receiver<Outgoing>,
     accepted: &mut mpsc::Receiver<Established>,
 ) -> ConnectionEnd {
-    let (reader, writer) = tokio::io::split(established.conn);
+    // A plaintext socket splits into halves of its own; a TLS stream's halves share its
+    // session through tokio's lock.
+    let (reader, sink): (Box<dyn AsyncRead + Send + Unpin>, Sink) =
+        match established.conn.into_plain() {
+            Ok(stream) => {
+                let (reader, writer) = stream.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
+            Err(conn) => {
+                let (reader, writer) = tokio::io::split(conn);
+                (Box::new(reader), Box::new(writer))
+            }
+        };
+    peer.side.attach(sink);
+    let _detach = Detach(peer);
+    // Connected once senders can write to it: a frame sent as soon as the peer is seen
+    // connected goes out directly.
+    connected(shared, peer);
     tokio::select! {
         result = read_loop(shared, peer, reader, established.buffered) => {
-            if let Err(error) = &result {
-                if error.is_frame_rejection() {
-                    shared.counters.reject_frame();
-                }
-            }
-            ConnectionEnd::Closed(result)
+            ConnectionEnd::closed(shared, result)
         }
-        result = write_loop(shared, peer, writer, queue) => ConnectionEnd::Closed(result),
+        result = write_loop(shared, peer, queue) => ConnectionEnd::Closed(result),
         Some(newer) = accepted.recv() => ConnectionEnd::Replaced(newer),
+    }
+}
+
+/// Ends senders' direct writes to a connection when its tasks stop, however they stop.
+struct Detach<'a>(&'a Peer);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        self.0.side.detach(&self.0.unwritten);
+    }
+}
+
+impl ConnectionEnd {
+    /// The reader's end, counted if the peer's bytes caused it.
+    fn closed(shared: &Shared, result: Result<(), ConnError>) -> ConnectionEnd {
+        if let Err(error) = &result {
+            if error.is_frame_rejection() {
+                shared.counters.reject_frame();
+            }
+        }
+        ConnectionEnd::Closed(result)
     }
 }
 
@@ -738,33 +818,69 @@ async fn read_loop(
 
 /// Takes frames from the queue and writes them, as many as are queued (up to
 /// `WRITE_BATCH_BYTES_MAX`) per write, large shared parts with vectored writes
-/// (`crate::parts`); writes a ping whenever the queue stays empty for the ping interval.
+/// (`crate::parts`); writes a ping whenever the queue stays empty for the ping interval; and
+/// finishes a frame a sender began writing itself (`crate::direct`). Every write goes through
+/// the peer's write side, shared with the senders that write directly.
 async fn write_loop(
     shared: &Shared,
     peer: &Peer,
-    mut writer: impl AsyncWrite + Unpin,
     queue: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<(), ConnError> {
     let mut batch = Batch::new();
     let ping = frame_bytes(FrameKind::Ping, b"");
     loop {
-        let first = match tokio::time::timeout(shared.config.ping_interval, queue.recv()).await {
-            Ok(Some(first)) => first,
-            Ok(None) => return Ok(()),
-            Err(_) => {
-                writer.write_all(&ping).await?;
-                writer.flush().await?;
+        let next = tokio::select! {
+            biased;
+            () = peer.side.resumed() => None,
+            next = tokio::time::timeout(shared.config.ping_interval, queue.recv()) => Some(next),
+        };
+        let first = match next {
+            // What is left of a sender's frame: written before any batch.
+            None => {
+                peer.side.write(&mut Default::default(), &peer.unwritten).await?;
+                continue;
+            }
+            Some(Ok(Some(first))) => first,
+            Some(Ok(None)) => return Ok(()),
+            Some(Err(_)) => {
+                // Counted as unwritten while it is written, so that no sender cuts it.
+                peer.unwritten.fetch_add(1, AcqRel);
+                let being_written = Unwritten::new(&peer.unwritten, 1);
+                peer.side.write(&mut [ping.clone()].into(), &peer.unwritten).await?;
+                drop(being_written);
                 shared.counters.pings_sent.fetch_add(1, Relaxed);
                 continue;
             }
         };
         let frames = fill_batch(first, queue, &mut batch, &peer.queued_bytes);
-        batch.write_to(&mut writer).await?;
-        writer.flush().await?;
+        let being_written = Unwritten::new(&peer.unwritten, frames);
+        let len = batch.len();
+        peer.side.write(batch.stretches(), &peer.unwritten).await?;
+        drop(being_written);
         shared.counters.write_batches.fetch_add(1, Relaxed);
         shared.counters.frames_sent.fetch_add(frames, Relaxed);
-        shared.counters.bytes_sent.fetch_add(batch.len() as u64, Relaxed);
+        shared.counters.bytes_sent.fetch_add(len as u64, Relaxed);
         peer.counters.frames_sent.fetch_add(frames, Relaxed);
+    }
+}
+
+/// A batch's frames, counted out of the peer's unwritten frames when dropped: once the batch
+/// is written whole, or when its connection fails or is replaced (the batch is then lost).
+struct Unwritten<'a> {
+    count: &'a AtomicUsize,
+    frames: usize,
+}
+
+impl<'a> Unwritten<'a> {
+    fn new(count: &'a AtomicUsize, frames: u64) -> Unwritten<'a> {
+        Unwritten { count, frames: frames as usize }
+    }
+}
+
+impl Drop for Unwritten<'_> {
+    fn drop(&mut self) {
+        let before = self.count.fetch_sub(self.frames, Release);
+        assert!(before >= self.frames, "unwritten frames underflow");
     }
 }
 

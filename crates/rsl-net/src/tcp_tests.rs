@@ -11,13 +11,12 @@ fn queue_of(payloads: &[Bytes]) -> (mpsc::Receiver<Outgoing>, AtomicUsize) {
     (rx, AtomicUsize::new(payloads.iter().map(Bytes::len).sum()))
 }
 
-/// What the batch writes, through a vectored writer.
+/// What the batch writes: its stretches, in order.
 fn written(batch: &mut Batch) -> BytesMut {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let mut out: Vec<u8> = Vec::new();
-    rt.block_on(batch.write_to(&mut out)).unwrap();
-    assert_eq!(out.len(), batch.len());
-    BytesMut::from(&out[..])
+    let len = batch.len();
+    let out: BytesMut = batch.stretches().drain(..).flat_map(|s| s.to_vec()).collect();
+    assert_eq!(out.len(), len);
+    out
 }
 
 fn decode_batch(batch: &mut Batch) -> Vec<Bytes> {

@@ -119,6 +119,97 @@ async fn concurrent_streams_arrive_complete_and_in_order() {
     }
 }
 
+/// Senders on several threads of their own (as the engine's consensus and I/O threads are)
+/// send to one peer: small frames that a sender writes itself when the peer is idle, shared
+/// payloads, frames a socket takes only in part, and frames too large to write directly that
+/// always queue. Each thread's frames must arrive complete, uncut and in its order, over the
+/// one connection; both ways of sending must have been taken.
+async fn senders_on_threads_of_their_own(certs: Option<&std::path::Path>) {
+    use rsl_net::limits::DIRECT_FRAME_BYTES_MAX;
+    let threads = 4u32;
+    let per_thread = 3_000u32;
+    // Every 7th frame is too large to write directly; every 5th nearly as large as allowed
+    // (a few of those fill the socket's buffers and go in part); the rest small.
+    let size = |seq: u32| match seq {
+        s if s % 7 == 3 => DIRECT_FRAME_BYTES_MAX + 1,
+        s if s % 5 == 1 => DIRECT_FRAME_BYTES_MAX - FRAME_HEADER_BYTES,
+        s => 8 + (s as usize * 37) % 300,
+    };
+    let body = move |thread: u32, seq: u32| {
+        let mut bytes = vec![(thread * 31 + seq) as u8; size(seq)];
+        bytes[..4].copy_from_slice(&thread.to_le_bytes());
+        bytes[4..8].copy_from_slice(&seq.to_le_bytes());
+        Bytes::from(bytes)
+    };
+    let (mut nodes, _) = start_cluster(&[1, 2], certs);
+    let (two, mut rx) = nodes.pop().unwrap();
+    let (one, _rx1) = nodes.pop().unwrap();
+    wait_connected(&one, 2, true).await;
+    // One at a time first: each finds the peer idle and is written by the sender itself (a
+    // ping the writer happens to be writing may make one queue).
+    for seq in 0..10u32 {
+        one.send(2, Bytes::from(seq.to_le_bytes().to_vec())).unwrap();
+        assert_eq!(&recv(&mut rx).await.payload[..], &seq.to_le_bytes()[..]);
+    }
+    let alone = one.stats().direct_writes;
+    assert!(alone >= 9, "frames sent to an idle peer were queued: {:?}", one.stats());
+    let senders: Vec<_> = (0..threads)
+        .map(|thread| {
+            let one = one.clone();
+            std::thread::spawn(move || {
+                for seq in 0..per_thread {
+                    let payload = body(thread, seq);
+                    loop {
+                        let result = if seq % 2 == 0 {
+                            one.send(2, payload.clone())
+                        } else {
+                            let (head, tail) = (payload.slice(..8), payload.slice(8..));
+                            let tail = std::sync::Arc::new(rsl_net::SharedPayload::new(vec![tail]));
+                            one.send_shared(2, head, tail)
+                        };
+                        match result {
+                            Ok(()) => break,
+                            Err(error) => assert_eq!(error, SendError::QueueFull(2)),
+                        }
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut next = vec![0u32; threads as usize];
+    for _ in 0..threads * per_thread {
+        let incoming = recv(&mut rx).await;
+        let thread = u32::from_le_bytes(incoming.payload[0..4].try_into().unwrap());
+        let seq = u32::from_le_bytes(incoming.payload[4..8].try_into().unwrap());
+        assert_eq!(seq, next[thread as usize], "gap or reordering from thread {thread}");
+        assert!(incoming.payload == body(thread, seq), "frame {seq} of thread {thread} altered");
+        next[thread as usize] += 1;
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    // (The writer counts a batch after its write: the last may not be counted yet.)
+    let stats = one.stats();
+    let total = (threads * per_thread) as u64 + 10;
+    assert!(stats.frames_sent <= total, "{stats:?}");
+    assert!(stats.direct_writes - alone < total - 10, "no frame was queued: {stats:?}");
+    assert_eq!((stats.connects, stats.reconnects), (1, 0), "{stats:?}");
+    assert_eq!(two.stats().rejected_frames, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_on_threads_of_their_own_write_directly_or_queue_in_order_in_plaintext() {
+    senders_on_threads_of_their_own(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_on_threads_of_their_own_write_directly_or_queue_in_order_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    rsl_net::generate_cluster_certs(dir.path(), CLUSTER, &[1, 2]).unwrap();
+    senders_on_threads_of_their_own(Some(dir.path())).await;
+}
+
 /// Payloads queued before the peer exists are kept, go out batched once it connects, and
 /// arrive whole and in order; a large payload crosses intact.
 #[tokio::test]

@@ -141,6 +141,11 @@ pub(crate) fn transport_counters(transport: TcpTransport) -> ReadAtScrape {
         let s = transport.stats();
         vec![
             ("rsl_net_frames_sent", "Data frames written to peers", s.frames_sent),
+            (
+                "rsl_net_direct_writes",
+                "Data frames written by the sending thread itself, the peer being idle",
+                s.direct_writes,
+            ),
             ("rsl_net_bytes_sent", "Wire bytes written to peers", s.bytes_sent),
             ("rsl_net_frames_received", "Data frames received from peers", s.frames_received),
             ("rsl_net_bytes_received", "Wire bytes received from peers", s.bytes_received),

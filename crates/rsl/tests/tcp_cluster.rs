@@ -239,6 +239,7 @@ fn status_and_metrics_report_peers_and_counters() {
             "rsl_sync_latency_seconds_count",
             "rsl_sync_latency_seconds_sum",
             "rsl_net_frames_sent_total",
+            "rsl_net_direct_writes_total",
             "rsl_net_bytes_sent_total",
             "rsl_net_frames_received_total",
             "rsl_net_bytes_received_total",
