@@ -42,7 +42,7 @@ use tokio::sync::Notify;
 
 use crate::frame::{encode_frame, encode_frame_head, FrameKind};
 use crate::limits::{DIRECT_FRAME_BYTES_MAX, FRAME_HEADER_BYTES};
-use crate::parts::Outgoing;
+use crate::parts::Payload;
 
 /// The bytes a write took; returns from the enclosing poll while it waits or on an error (a
 /// write that takes nothing is one).
@@ -63,14 +63,14 @@ pub(crate) type Sink = Box<dyn AsyncWrite + Send + Unpin>;
 /// The outcome of [`WriteSide::try_send`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Direct {
-    /// The whole frame was written.
+    /// The whole of the frames was written.
     Written,
-    /// Part of the frame (or none of it) was written, or it waits in the TLS session; the
-    /// writer task finishes it.
+    /// Part of the frames (or none of them) was written, or they wait in the TLS session;
+    /// the writer task finishes them.
     Begun,
-    /// The connection failed; the frame is dropped (the connection's tasks see the failure).
+    /// The connection failed; the frames are dropped (the connection's tasks see the failure).
     Failed,
-    /// The peer is busy or not connected, or the frame is large: queue it.
+    /// The peer is busy or not connected, or the frames are large: queue them.
     Queue,
 }
 
@@ -126,12 +126,12 @@ impl WriteSide {
         self.resume.notified().await
     }
 
-    /// Writes `payload`'s frame from the caller's thread if the peer is idle (see the module's
+    /// Writes `payloads`' frames, in order, from the caller's thread with one write if the
+    /// peer is idle and they fit in [`DIRECT_FRAME_BYTES_MAX`] together (see the module's
     /// invariants). `unwritten` is the peer's count of frames queued or being written.
-    pub(crate) fn try_send(&self, payload: &Outgoing, unwritten: &AtomicUsize) -> Direct {
-        if FRAME_HEADER_BYTES + payload.len() > DIRECT_FRAME_BYTES_MAX
-            || unwritten.load(Ordering::Acquire) != 0
-        {
+    pub(crate) fn try_send(&self, payloads: &[Payload], unwritten: &AtomicUsize) -> Direct {
+        let bytes: usize = payloads.iter().map(|p| FRAME_HEADER_BYTES + p.len()).sum();
+        if bytes > DIRECT_FRAME_BYTES_MAX || unwritten.load(Ordering::Acquire) != 0 {
             return Direct::Queue;
         }
         let mut guard = self.state.lock().expect("write side lock");
@@ -140,8 +140,10 @@ impl WriteSide {
         if state.rest.is_some() || state.unflushed || unwritten.load(Ordering::Acquire) != 0 {
             return Direct::Queue;
         }
-        let mut frame = BytesMut::with_capacity(FRAME_HEADER_BYTES + payload.len());
-        encode(payload, &mut frame);
+        let mut frame = BytesMut::with_capacity(bytes);
+        for payload in payloads {
+            encode(payload, &mut frame);
+        }
         // Polled once, never waiting: what the socket does not take now, the writer task
         // writes when it can (the waker registered here does nothing; the writer's own
         // replaces it when it polls).
@@ -235,18 +237,20 @@ fn advance(stretches: &mut VecDeque<Bytes>, mut count: usize) {
     }
 }
 
-/// Encodes `payload`'s data frame whole, its shared parts copied (a direct frame is small).
-fn encode(payload: &Outgoing, out: &mut BytesMut) {
+/// Appends `payload`'s data frame whole to `out`, its shared parts copied (a direct frame is
+/// small).
+fn encode(payload: &Payload, out: &mut BytesMut) {
+    let start = out.len();
     match payload {
-        Outgoing::Whole(payload) => encode_frame(FrameKind::Data, payload, out),
-        Outgoing::Shared { head, tail } => {
+        Payload::Whole(payload) => encode_frame(FrameKind::Data, payload, out),
+        Payload::Shared { head, tail } => {
             encode_frame_head(FrameKind::Data, head, tail, out);
             for part in tail.parts() {
                 out.extend_from_slice(part);
             }
         }
     }
-    debug_assert_eq!(out.len(), FRAME_HEADER_BYTES + payload.len());
+    debug_assert_eq!(out.len() - start, FRAME_HEADER_BYTES + payload.len());
 }
 
 #[cfg(test)]

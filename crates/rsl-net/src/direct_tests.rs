@@ -40,13 +40,13 @@ async fn a_frame_begun_is_finished_first_and_nothing_is_written_past_it() {
     let (socket, mut peer, _read) = pair().await;
     let side = WriteSide::default();
     let unwritten = AtomicUsize::new(0);
-    assert_eq!(side.try_send(&Outgoing::Whole(payload(0)), &unwritten), Direct::Queue);
+    assert_eq!(side.try_send(&[Payload::Whole(payload(0))], &unwritten), Direct::Queue);
     side.attach(Box::new(socket));
 
     // Nobody reads the peer: the socket's buffers fill and one frame goes in part.
     let mut sent = 0;
     loop {
-        match side.try_send(&Outgoing::Whole(payload(sent)), &unwritten) {
+        match side.try_send(&[Payload::Whole(payload(sent))], &unwritten) {
             Direct::Written => sent += 1,
             Direct::Begun => break,
             other => panic!("frame {sent}: {other:?}"),
@@ -57,7 +57,7 @@ async fn a_frame_begun_is_finished_first_and_nothing_is_written_past_it() {
     assert_eq!(unwritten.load(Ordering::Relaxed), 1, "the rest counts as unwritten");
     // While the rest waits, a sender must queue, whatever the socket would take.
     assert_eq!(
-        side.try_send(&Outgoing::Whole(Bytes::from_static(b"x")), &unwritten),
+        side.try_send(&[Payload::Whole(Bytes::from_static(b"x"))], &unwritten),
         Direct::Queue
     );
 
@@ -73,7 +73,7 @@ async fn a_frame_begun_is_finished_first_and_nothing_is_written_past_it() {
     assert!(batch.is_empty());
     assert_eq!(unwritten.load(Ordering::Relaxed), 0);
     // The peer idle again, a sender writes directly.
-    assert_eq!(side.try_send(&Outgoing::Whole(payload(begun + 2)), &unwritten), Direct::Written);
+    assert_eq!(side.try_send(&[Payload::Whole(payload(begun + 2))], &unwritten), Direct::Written);
 
     side.detach(&unwritten);
     drop(_read);
@@ -90,14 +90,14 @@ async fn a_connection_that_ends_drops_the_rest_and_its_count() {
     let unwritten = AtomicUsize::new(0);
     side.attach(Box::new(socket));
     let mut sent = 0;
-    while side.try_send(&Outgoing::Whole(payload(sent)), &unwritten) == Direct::Written {
+    while side.try_send(&[Payload::Whole(payload(sent))], &unwritten) == Direct::Written {
         sent += 1;
         assert!(sent < 10_000, "the socket never filled");
     }
     assert_eq!(unwritten.load(Ordering::Relaxed), 1);
     side.detach(&unwritten);
     assert_eq!(unwritten.load(Ordering::Relaxed), 0);
-    assert_eq!(side.try_send(&Outgoing::Whole(payload(0)), &unwritten), Direct::Queue);
+    assert_eq!(side.try_send(&[Payload::Whole(payload(0))], &unwritten), Direct::Queue);
 }
 
 #[tokio::test]
@@ -107,16 +107,20 @@ async fn a_busy_peer_or_a_large_frame_queues() {
     let unwritten = AtomicUsize::new(0);
     side.attach(Box::new(socket));
     let limit = DIRECT_FRAME_BYTES_MAX - FRAME_HEADER_BYTES;
-    let at_limit = Outgoing::Whole(Bytes::from(vec![1; limit]));
-    let over = Outgoing::Whole(Bytes::from(vec![1; limit + 1]));
-    assert_eq!(side.try_send(&over, &unwritten), Direct::Queue);
-    assert_eq!(side.try_send(&at_limit, &unwritten), Direct::Written);
+    let at_limit = Payload::Whole(Bytes::from(vec![1; limit]));
+    let over = Payload::Whole(Bytes::from(vec![1; limit + 1]));
+    assert_eq!(side.try_send(&[over], &unwritten), Direct::Queue);
+    assert_eq!(side.try_send(std::slice::from_ref(&at_limit), &unwritten), Direct::Written);
     unwritten.store(1, Ordering::Relaxed);
-    assert_eq!(side.try_send(&at_limit, &unwritten), Direct::Queue, "a frame is queued");
+    assert_eq!(
+        side.try_send(std::slice::from_ref(&at_limit), &unwritten),
+        Direct::Queue,
+        "a frame is queued"
+    );
 }
 
 fn frame_of(payload: &Bytes) -> Bytes {
     let mut out = BytesMut::new();
-    encode(&Outgoing::Whole(payload.clone()), &mut out);
+    encode(&Payload::Whole(payload.clone()), &mut out);
     out.freeze()
 }

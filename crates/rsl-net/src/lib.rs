@@ -94,6 +94,7 @@ use thiserror::Error;
 pub use certgen::{cert_file_names, generate_certs, generate_cluster_certs};
 pub use config::{BackoffConfig, ConfigError, Security, TransportConfig};
 pub use frame::{Frame, FrameError, FrameKind, SharedPayload};
+pub use parts::Payload;
 pub use ports::free_loopback_ports;
 pub use stats::{PeerStats, Stats};
 pub use tcp::{Incoming, StartError, TcpTransport};
@@ -162,6 +163,20 @@ pub trait Transport: Send + Sync {
         tail: std::sync::Arc<SharedPayload>,
     ) -> Result<(), SendError> {
         self.send(to, tail.concat_after(&head))
+    }
+
+    /// Sends `payloads` to `to`, in order, as [`Transport::send`] and
+    /// [`Transport::send_shared`] would one after another, and fails with the first refusal
+    /// (the payloads before it are sent, those after it are not). The TCP transport writes
+    /// them to an idle peer with one write; the default sends them one by one.
+    fn send_all(&self, to: ReplicaId, payloads: Vec<Payload>) -> Result<(), SendError> {
+        for payload in payloads {
+            match payload {
+                Payload::Whole(bytes) => self.send(to, bytes)?,
+                Payload::Shared { head, tail } => self.send_shared(to, head, tail)?,
+            }
+        }
+        Ok(())
     }
 
     /// Makes `peers` the peer set, as the membership changes (see

@@ -19,22 +19,34 @@ use tokio::sync::mpsc;
 use crate::frame::{encode_frame, encode_frame_head, FrameKind, SharedPayload};
 use crate::limits::{FRAME_HEADER_BYTES, PART_COPY_BYTES_MAX, WRITE_BATCH_BYTES_MAX};
 
-/// One payload in a peer's queue.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
+/// One payload to send: in one buffer, or a head of the receiver's own followed by a tail
+/// shared with other receivers ([`crate::Transport::send_shared`]). The receiver gets the
+/// concatenation either way.
+#[derive(Clone, Debug)]
+pub enum Payload {
     /// A payload in one buffer.
     Whole(Bytes),
     /// A head of the peer's own followed by a payload shared with other peers.
-    Shared { head: Bytes, tail: Arc<SharedPayload> },
+    Shared {
+        /// The receiver's own first bytes.
+        head: Bytes,
+        /// The bytes after them, built once for every receiver.
+        tail: Arc<SharedPayload>,
+    },
 }
 
-impl Outgoing {
+impl Payload {
     /// The payload's length in bytes.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
-            Outgoing::Whole(payload) => payload.len(),
-            Outgoing::Shared { head, tail } => head.len() + tail.len(),
+            Payload::Whole(payload) => payload.len(),
+            Payload::Shared { head, tail } => head.len() + tail.len(),
         }
+    }
+
+    /// Whether the payload has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -67,10 +79,10 @@ impl Batch {
     }
 
     /// Appends one data frame carrying `payload`.
-    fn push(&mut self, payload: &Outgoing) {
+    fn push(&mut self, payload: &Payload) {
         match payload {
-            Outgoing::Whole(payload) => encode_frame(FrameKind::Data, payload, &mut self.open),
-            Outgoing::Shared { head, tail } => {
+            Payload::Whole(payload) => encode_frame(FrameKind::Data, payload, &mut self.open),
+            Payload::Shared { head, tail } => {
                 encode_frame_head(FrameKind::Data, head, tail, &mut self.open);
                 for part in tail.parts().iter().filter(|p| !p.is_empty()) {
                     if part.len() <= PART_COPY_BYTES_MAX {
@@ -110,8 +122,8 @@ impl Batch {
 /// Fills `batch` (cleared first) with `first` and then every frame already queued, until
 /// the queue is empty or the batch reaches [`WRITE_BATCH_BYTES_MAX`]. Returns the frame count.
 pub(crate) fn fill_batch(
-    first: Outgoing,
-    queue: &mut mpsc::Receiver<Outgoing>,
+    first: Payload,
+    queue: &mut mpsc::Receiver<Payload>,
     batch: &mut Batch,
     queued_bytes: &AtomicUsize,
 ) -> u64 {

@@ -60,7 +60,7 @@ use crate::limits::{
     ACCEPT_ERROR_PAUSE, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, HANDSHAKES_PENDING_MAX,
     HELLO_PAYLOAD_BYTES_MAX, READ_CHUNK_BYTES_MIN,
 };
-use crate::parts::{fill_batch, Batch, Outgoing};
+use crate::parts::{fill_batch, Batch, Payload};
 use crate::stats::{Counters, PeerCounters, PeerStats, Stats};
 use crate::tls::{cert_names_replica, replica_server_name, TlsError};
 use crate::{PeerStatus, ReplicaId, SendError, Transport};
@@ -170,7 +170,7 @@ struct Established {
 struct Peer {
     id: ReplicaId,
     addr: SocketAddr,
-    queue: mpsc::Sender<Outgoing>,
+    queue: mpsc::Sender<Payload>,
     queued_bytes: AtomicUsize,
     /// Frames queued or being written, each counted out once it is written whole: a sender
     /// writes directly only when there are none (`crate::direct`).
@@ -237,7 +237,7 @@ fn new_peer(
     epoch: Instant,
     id: ReplicaId,
     addr: SocketAddr,
-) -> (Arc<Peer>, mpsc::Receiver<Outgoing>, mpsc::Receiver<Established>) {
+) -> (Arc<Peer>, mpsc::Receiver<Payload>, mpsc::Receiver<Established>) {
     let (queue, queue_rx) = mpsc::channel(config.queue_frames_max);
     let (accepted, accepted_rx) = mpsc::channel(2);
     let counters = PeerCounters::new(epoch);
@@ -448,7 +448,7 @@ impl Transport for TcpTransport {
     }
 
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError> {
-        self.enqueue(to, Outgoing::Whole(payload))
+        self.enqueue(to, Payload::Whole(payload))
     }
 
     fn send_shared(
@@ -457,7 +457,11 @@ impl Transport for TcpTransport {
         head: Bytes,
         tail: Arc<SharedPayload>,
     ) -> Result<(), SendError> {
-        self.enqueue(to, Outgoing::Shared { head, tail })
+        self.enqueue(to, Payload::Shared { head, tail })
+    }
+
+    fn send_all(&self, to: ReplicaId, payloads: Vec<Payload>) -> Result<(), SendError> {
+        self.enqueue_all(to, payloads)
     }
 
     fn set_peers(&self, peers: &BTreeMap<ReplicaId, SocketAddr>) -> Result<(), ConfigError> {
@@ -478,27 +482,52 @@ impl Transport for TcpTransport {
 impl TcpTransport {
     /// Writes one payload for `to` at once if the peer is idle (`crate::direct`), else queues
     /// it, within the frame and queue bounds.
-    fn enqueue(&self, to: ReplicaId, payload: Outgoing) -> Result<(), SendError> {
+    fn enqueue(&self, to: ReplicaId, payload: Payload) -> Result<(), SendError> {
+        self.enqueue_all(to, vec![payload])
+    }
+
+    /// Writes `payloads` for `to` at once, with one write, if the peer is idle and they are
+    /// small together (`crate::direct`), else queues them one by one, within the frame and
+    /// queue bounds: the first refused stops the rest.
+    fn enqueue_all(&self, to: ReplicaId, payloads: Vec<Payload>) -> Result<(), SendError> {
+        let shared = &self.inner.shared;
+        let peer = shared.peer(to).ok_or(SendError::UnknownPeer(to))?;
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let too_large = payloads.iter().position(|p| p.len() > FRAME_PAYLOAD_BYTES_MAX);
+        if too_large.is_none() {
+            match peer.side.try_send(&payloads, &peer.unwritten) {
+                Direct::Queue => {}
+                // A failed socket loses the frames, as a batch begun on it is lost.
+                Direct::Failed => return Ok(()),
+                Direct::Written | Direct::Begun => {
+                    let frames = payloads.len() as u64;
+                    let bytes: usize = payloads.iter().map(|p| FRAME_HEADER_BYTES + p.len()).sum();
+                    let counters = &shared.counters;
+                    counters.frames_sent.fetch_add(frames, Relaxed);
+                    counters.bytes_sent.fetch_add(bytes as u64, Relaxed);
+                    counters.write_batches.fetch_add(1, Relaxed);
+                    counters.direct_writes.fetch_add(frames, Relaxed);
+                    peer.counters.frames_sent.fetch_add(frames, Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+        for payload in payloads {
+            self.queue(&peer, payload)?;
+        }
+        Ok(())
+    }
+
+    /// Queues one payload for `peer`, within the frame and queue bounds.
+    fn queue(&self, peer: &Peer, payload: Payload) -> Result<(), SendError> {
         let shared = &self.inner.shared;
         let bytes = payload.len();
         if bytes > FRAME_PAYLOAD_BYTES_MAX {
             return Err(SendError::PayloadTooLarge { bytes });
         }
-        let peer = shared.peer(to).ok_or(SendError::UnknownPeer(to))?;
-        match peer.side.try_send(&payload, &peer.unwritten) {
-            Direct::Queue => {}
-            // A failed socket loses the frame, as a batch begun on it is lost.
-            Direct::Failed => return Ok(()),
-            Direct::Written | Direct::Begun => {
-                let counters = &shared.counters;
-                counters.frames_sent.fetch_add(1, Relaxed);
-                counters.bytes_sent.fetch_add((FRAME_HEADER_BYTES + bytes) as u64, Relaxed);
-                counters.write_batches.fetch_add(1, Relaxed);
-                counters.direct_writes.fetch_add(1, Relaxed);
-                peer.counters.frames_sent.fetch_add(1, Relaxed);
-                return Ok(());
-            }
-        }
+        let to = peer.id;
         peer.unwritten.fetch_add(1, AcqRel);
         let queued = peer.queued_bytes.fetch_add(bytes, Relaxed);
         let result = if queued + bytes > shared.config.queue_bytes_max {
@@ -644,7 +673,7 @@ enum ConnectionEnd {
 async fn run_peer(
     shared: Arc<Shared>,
     peer: Arc<Peer>,
-    mut queue: mpsc::Receiver<Outgoing>,
+    mut queue: mpsc::Receiver<Payload>,
     mut accepted: mpsc::Receiver<Established>,
 ) {
     let (id, peer) = (peer.id, &*peer);

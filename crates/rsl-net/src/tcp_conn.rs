@@ -10,7 +10,7 @@ pub(super) async fn run_connection(
     shared: &Shared,
     peer: &Peer,
     established: Established,
-    queue: &mut mpsc::Receiver<Outgoing>,
+    queue: &mut mpsc::Receiver<Payload>,
     accepted: &mut mpsc::Receiver<Established>,
 ) -> ConnectionEnd {
     // A plaintext socket splits into halves of its own; a TLS stream's halves share its
@@ -104,7 +104,7 @@ async fn read_loop(
 async fn write_loop(
     shared: &Shared,
     peer: &Peer,
-    queue: &mut mpsc::Receiver<Outgoing>,
+    queue: &mut mpsc::Receiver<Payload>,
 ) -> Result<(), ConnError> {
     let mut batch = Batch::new();
     let ping = frame_bytes(FrameKind::Ping, b"");

@@ -3,10 +3,10 @@
 use super::*;
 use crate::limits::{PART_COPY_BYTES_MAX, WRITE_BATCH_BYTES_MAX};
 
-fn queue_of(payloads: &[Bytes]) -> (mpsc::Receiver<Outgoing>, AtomicUsize) {
+fn queue_of(payloads: &[Bytes]) -> (mpsc::Receiver<Payload>, AtomicUsize) {
     let (tx, rx) = mpsc::channel(payloads.len().max(1));
     for payload in payloads {
-        tx.try_send(Outgoing::Whole(payload.clone())).unwrap();
+        tx.try_send(Payload::Whole(payload.clone())).unwrap();
     }
     (rx, AtomicUsize::new(payloads.iter().map(Bytes::len).sum()))
 }
@@ -36,7 +36,7 @@ fn one_batch_takes_every_queued_frame_in_order() {
     let (mut rx, queued) = queue_of(&payloads[1..]);
     queued.fetch_add(payloads[0].len(), Relaxed);
     let mut batch = Batch::new();
-    assert_eq!(fill_batch(Outgoing::Whole(payloads[0].clone()), &mut rx, &mut batch, &queued), 100);
+    assert_eq!(fill_batch(Payload::Whole(payloads[0].clone()), &mut rx, &mut batch, &queued), 100);
     assert_eq!(decode_batch(&mut batch), payloads);
     assert_eq!(queued.load(Relaxed), 0);
     assert!(rx.try_recv().is_err());
@@ -49,7 +49,7 @@ fn a_batch_stops_near_the_byte_maximum() {
     let (mut rx, queued) = queue_of(&payloads[1..]);
     queued.fetch_add(payload.len(), Relaxed);
     let mut batch = Batch::new();
-    let frames = fill_batch(Outgoing::Whole(payload.clone()), &mut rx, &mut batch, &queued);
+    let frames = fill_batch(Payload::Whole(payload.clone()), &mut rx, &mut batch, &queued);
     // Four payloads plus their headers reach the maximum: the fifth starts a new batch.
     assert_eq!(frames, 4);
     assert!(batch.len() >= WRITE_BATCH_BYTES_MAX);
@@ -74,8 +74,8 @@ fn a_shared_payload_is_written_from_where_it_is_in_every_batch() {
     for head in [&b"to peer 2"[..], b"to peer 3"] {
         let (tx, mut rx) = mpsc::channel(2);
         let after = Bytes::from_static(b"a heartbeat");
-        tx.try_send(Outgoing::Whole(after.clone())).unwrap();
-        let shared = Outgoing::Shared { head: Bytes::copy_from_slice(head), tail: tail.clone() };
+        tx.try_send(Payload::Whole(after.clone())).unwrap();
+        let shared = Payload::Shared { head: Bytes::copy_from_slice(head), tail: tail.clone() };
         let queued = AtomicUsize::new(shared.len() + after.len());
         let mut batch = Batch::new();
         assert_eq!(fill_batch(shared, &mut rx, &mut batch, &queued), 2);

@@ -210,6 +210,48 @@ async fn senders_on_threads_of_their_own_write_directly_or_queue_in_order_over_m
     senders_on_threads_of_their_own(Some(dir.path())).await;
 }
 
+/// Several payloads to an idle peer in one `send_all` go out in one write, in order, shared
+/// ones too; payloads too large together for one direct write queue, in order; a refused
+/// payload stops the ones after it.
+#[tokio::test]
+async fn several_payloads_in_one_call_go_in_one_write_to_an_idle_peer() {
+    use rsl_net::limits::DIRECT_FRAME_BYTES_MAX;
+    use rsl_net::Payload;
+    let (mut nodes, _) = start_cluster(&[1, 2], None);
+    let (_two, mut rx) = nodes.pop().unwrap();
+    let (one, _rx1) = nodes.pop().unwrap();
+    wait_connected(&one, 2, true).await;
+    let whole = |i: u8, len: usize| Bytes::from(vec![i; len]);
+    let tail = std::sync::Arc::new(rsl_net::SharedPayload::new(vec![whole(9, 300)]));
+    let mut sent: Vec<Payload> = (0..5).map(|i| Payload::Whole(whole(i, 100))).collect();
+    sent.push(Payload::Shared { head: whole(8, 10), tail: tail.clone() });
+    let before = one.stats();
+    one.send_all(2, sent).unwrap();
+    for i in 0..5 {
+        assert_eq!(recv(&mut rx).await.payload, whole(i, 100));
+    }
+    assert_eq!(recv(&mut rx).await.payload, tail.concat_after(&whole(8, 10)));
+    let after = one.stats();
+    assert_eq!(after.write_batches - before.write_batches, 1, "{after:?}");
+    assert_eq!(after.direct_writes - before.direct_writes, 6, "{after:?}");
+
+    // Two payloads that fit one at a time but not together: queued, in order.
+    let half = DIRECT_FRAME_BYTES_MAX / 2;
+    one.send_all(2, vec![Payload::Whole(whole(1, half)), Payload::Whole(whole(2, half))]).unwrap();
+    assert_eq!(recv(&mut rx).await.payload, whole(1, half));
+    assert_eq!(recv(&mut rx).await.payload, whole(2, half));
+    assert_eq!(one.stats().direct_writes, after.direct_writes, "written directly together");
+
+    // A payload over the frame maximum is refused and the one after it is not sent.
+    let huge = Payload::Whole(whole(0, FRAME_PAYLOAD_BYTES_MAX + 1));
+    let refused =
+        one.send_all(2, vec![Payload::Whole(whole(3, 10)), huge, Payload::Whole(whole(4, 10))]);
+    assert_eq!(refused, Err(SendError::PayloadTooLarge { bytes: FRAME_PAYLOAD_BYTES_MAX + 1 }));
+    one.send(2, whole(5, 10)).unwrap();
+    assert_eq!(recv(&mut rx).await.payload, whole(3, 10));
+    assert_eq!(recv(&mut rx).await.payload, whole(5, 10), "a payload after the refusal was sent");
+}
+
 /// Payloads queued before the peer exists are kept, go out batched once it connects, and
 /// arrive whole and in order; a large payload crosses intact.
 #[tokio::test]

@@ -403,11 +403,10 @@ impl Router {
         }
     }
 
-    /// Hands the turn's messages to the transport, in the order the core sent them.
+    /// Hands the turn's messages to the transport, each peer's in the order the core sent
+    /// them, all of a peer's in one call (one write to an idle peer).
     fn flush_sends(&mut self) {
-        for (to, sealed) in self.outbox.drain(..) {
-            crate::envelope::send_sealed(&*self.transport, to, sealed);
-        }
+        crate::envelope::send_sealed_all(&*self.transport, self.outbox.drain(..));
     }
 
     /// What every message needs before it leaves, whichever thread sends it: a commit point

@@ -78,31 +78,28 @@ pub(crate) const SHARED_PAYLOAD_BYTES_MIN: usize = 4 * 1024;
 /// reply): each holds its requests' payloads alive, so few.
 pub(crate) const RECENT_BODIES_MAX: usize = 4;
 
-/// A core message sealed for the transport.
-#[derive(Debug)]
-pub(crate) enum Sealed {
-    /// In one buffer.
-    Whole(Bytes),
-    /// The receiver's own head (envelope, version, sender, receiver), then a body encoded
-    /// once for every receiver.
-    Shared { head: Bytes, tail: Arc<SharedPayload> },
-}
+/// A core message sealed for the transport: in one buffer, or the receiver's own head
+/// (envelope, version, sender, receiver) then a body encoded once for every receiver.
+pub(crate) type Sealed = rsl_net::Payload;
 
-/// Queues a sealed payload for `to` on `transport`. A refused send (queue full, peer down)
-/// is dropped and counted by the transport, as a lost message.
-pub(crate) fn send_sealed(transport: &dyn rsl_net::Transport, to: u32, sealed: Sealed) {
-    let _ = match sealed {
-        Sealed::Whole(bytes) => transport.send(to, bytes),
-        Sealed::Shared { head, tail } => transport.send_shared(to, head, tail),
-    };
-}
-
-impl Sealed {
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Sealed::Whole(bytes) => bytes.len(),
-            Sealed::Shared { head, tail } => head.len() + tail.len(),
+/// Sends a turn's (or a sync's) sealed messages: each receiver's in the order they were
+/// sealed, with one call a receiver, so that the TCP transport writes them to an idle peer
+/// in one write. A refused send (queue full, peer down) is dropped and counted by the
+/// transport, as a lost message.
+pub(crate) fn send_sealed_all(
+    transport: &dyn rsl_net::Transport,
+    messages: impl IntoIterator<Item = (u32, Sealed)>,
+) {
+    // A handful of receivers: a list searched in order, not a map.
+    let mut by_peer: Vec<(u32, Vec<Sealed>)> = Vec::new();
+    for (to, sealed) in messages {
+        match by_peer.iter_mut().find(|(peer, _)| *peer == to) {
+            Some((_, list)) => list.push(sealed),
+            None => by_peer.push((to, vec![sealed])),
         }
+    }
+    for (to, list) in by_peer {
+        let _ = transport.send_all(to, list);
     }
 }
 
@@ -207,6 +204,47 @@ pub(crate) fn open(payload: &Bytes) -> Option<(Channel, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records each `send_all` call: its receiver and its payloads.
+    #[derive(Default)]
+    struct Calls(std::sync::Mutex<Vec<(u32, Vec<Bytes>)>>);
+
+    impl rsl_net::Transport for Calls {
+        fn id(&self) -> u32 {
+            1
+        }
+        fn send(&self, _: u32, _: Bytes) -> Result<(), rsl_net::SendError> {
+            panic!("sent alone, not with its receiver's other messages");
+        }
+        fn send_all(&self, to: u32, payloads: Vec<Sealed>) -> Result<(), rsl_net::SendError> {
+            let whole = payloads.iter().map(|p| match p {
+                Sealed::Whole(bytes) => bytes.clone(),
+                Sealed::Shared { head, tail } => tail.concat_after(head),
+            });
+            self.0.lock().unwrap().push((to, whole.collect()));
+            Ok(())
+        }
+        fn peer_status(&self, _: u32) -> Option<rsl_net::PeerStatus> {
+            None
+        }
+    }
+
+    /// A turn's messages leave with one call a receiver, each receiver's in the order they
+    /// were sealed.
+    #[test]
+    fn a_turns_messages_leave_in_one_call_a_receiver_in_order() {
+        let calls = Calls::default();
+        let message = |i: u8| (Bytes::from(vec![i]), Sealed::Whole(Bytes::from(vec![i])));
+        let turn = [(2, 0), (3, 1), (2, 2), (4, 3), (3, 4), (2, 5)];
+        send_sealed_all(&calls, turn.iter().map(|&(to, i)| (to, message(i).1)));
+        let calls = calls.0.into_inner().unwrap();
+        let expected: Vec<(u32, Vec<Bytes>)> = vec![
+            (2, [0, 2, 5].map(|i| message(i).0).to_vec()),
+            (3, [1, 4].map(|i| message(i).0).to_vec()),
+            (4, vec![message(3).0]),
+        ];
+        assert_eq!(calls, expected);
+    }
 
     #[test]
     fn envelopes_round_trip_and_unknown_channels_are_refused() {

@@ -96,9 +96,7 @@ pub(crate) fn run<L: Log + 'static, M: MetaStore + 'static>(
         }
         // Every write up to `seq` is durable now (this batch's sync, or an earlier one's):
         // what waited for them leaves first, then the core hears of the sync.
-        for send in sends.drain(..) {
-            crate::envelope::send_sealed(&*transport, send.to, send.sealed);
-        }
+        crate::envelope::send_sealed_all(&*transport, sends.drain(..).map(|s| (s.to, s.sealed)));
         if synced && events.send(ToConsensus::Durable { seq }).is_err() {
             return;
         }
