@@ -1,13 +1,16 @@
-//! A peer connection's write side, shared by its writer task and the senders: a small frame
-//! sent while nothing is queued for the peer is written by the sender itself, at once.
+//! A peer connection's write side, shared by its writer task and the senders: a burst of
+//! small frames sent with `Transport::send_all` while nothing is queued for the peer is
+//! written by the sender itself, at once, with one write.
 //!
 //! Without this, every frame is a hand-over: the sender pushes it onto the peer's queue and
 //! wakes the writer task on the transport's thread, which writes it. On a machine of few cores
 //! that wake costs more than the write (a switch of threads on the core, tens of
 //! microseconds), and it sits on the path of every replicated write twice: the primary's
 //! accept and the follower's vote. A sender that finds the peer idle (nothing queued, nothing
-//! being written, no frame half written) writes its frame with one non-blocking `write` from
-//! its own thread instead; a sender that finds it busy queues, as before.
+//! being written, no frame half written) writes its frames with one non-blocking `write` from
+//! its own thread instead; a sender that finds it busy queues, as before. `send` always
+//! queues: many tasks sending one frame each (forwarded client requests) are better served
+//! by the writer batching them than by a write each.
 //!
 //! Invariants:
 //!

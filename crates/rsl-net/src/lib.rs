@@ -8,8 +8,9 @@
 //! - [`SharedPayload`]: a payload in parts, built once and sent to several peers by
 //!   reference ([`Transport::send_shared`]): written with vectored writes, checksummed once.
 //! - [`TcpTransport`]: one TCP connection per pair of replicas, bounded per-peer queues with
-//!   backpressure ([`SendError::QueueFull`]), batched writes, a small frame to an idle peer
-//!   written by the sending thread itself, reconnection with capped,
+//!   backpressure ([`SendError::QueueFull`]), batched writes, a burst of small frames to an
+//!   idle peer written by the sending thread itself ([`Transport::send_all`]), reconnection
+//!   with capped,
 //!   jittered exponential backoff, and optional mutual TLS ([`Security::MutualTls`]).
 //! - [`tls`]: loading a replica's certificates and checking identities; with the `certgen`
 //!   feature, `generate_cluster_certs` writes a cluster's CA, replica and client certificates
@@ -39,7 +40,7 @@
 //!     ends.push(TcpTransport::start_with_listener(config, listener)?);
 //! }
 //! let (one, _rx1) = &ends[0];
-//! one.send(2, bytes::Bytes::from_static(b"prepare 7"))?; // written or queued, never blocks
+//! one.send(2, bytes::Bytes::from_static(b"prepare 7"))?; // queued, never blocks
 //! let incoming = ends[1].1.recv().await.expect("transport running");
 //! assert_eq!((incoming.from, &incoming.payload[..]), (1, &b"prepare 7"[..]));
 //! # Ok(())
@@ -146,9 +147,9 @@ pub trait Transport: Send + Sync {
     /// This replica's id.
     fn id(&self) -> ReplicaId;
 
-    /// Sends `payload` to `to` without waiting: written at once or queued (the TCP transport
-    /// writes a small frame to an idle peer from the caller's thread); fails at once if it
-    /// cannot be queued. Payloads sent from one thread arrive in the order they were sent.
+    /// Queues `payload` for `to`; fails at once if it cannot be queued. The TCP transport's
+    /// writer for the peer batches what every sender queued into its writes. Payloads sent
+    /// from one thread (by this and by [`Transport::send_all`]) arrive in the order sent.
     fn send(&self, to: ReplicaId, payload: Bytes) -> Result<(), SendError>;
 
     /// Queues the payload `head` followed by `tail` for `to`, as one payload (the receiver
@@ -167,8 +168,11 @@ pub trait Transport: Send + Sync {
 
     /// Sends `payloads` to `to`, in order, as [`Transport::send`] and
     /// [`Transport::send_shared`] would one after another, and fails with the first refusal
-    /// (the payloads before it are sent, those after it are not). The TCP transport writes
-    /// them to an idle peer with one write; the default sends them one by one.
+    /// (the payloads before it are sent, those after it are not). For a thread whose sends
+    /// come in bursts and wait on nobody else's (the engine's consensus thread at the end of
+    /// a turn, its I/O thread after a sync): the TCP transport writes them at once, with one
+    /// non-blocking write from the caller's thread, when the peer is idle (nothing queued,
+    /// nothing being written), and queues them otherwise. The default sends them one by one.
     fn send_all(&self, to: ReplicaId, payloads: Vec<Payload>) -> Result<(), SendError> {
         for payload in payloads {
             match payload {

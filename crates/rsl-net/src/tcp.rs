@@ -16,10 +16,10 @@
 //! - **One connection per pair.** The replica with the lower id dials, the higher accepts; a
 //!   listener refuses a hello from a higher id. When a newer connection from the same peer is
 //!   accepted (the peer restarted before the old one was seen to fail), it replaces the old.
-//! - **`send` never waits on the network.** To an idle peer (connected, nothing queued,
-//!   nothing being written) a small frame is written at once by the sender's own thread with
-//!   one non-blocking write (`crate::direct`; what the socket does not take, the peer's writer
-//!   finishes first); otherwise it is pushed onto a bounded queue, and `send` fails with
+//! - **`send` never waits on the network.** It pushes onto a bounded queue (`send_all`, to an
+//!   idle peer, writes a burst of small frames at once from the sender's own thread with one
+//!   non-blocking write instead: `crate::direct`; what the socket does not take, the peer's
+//!   writer finishes first), and fails with
 //!   [`SendError::QueueFull`] when the frame or byte bound is reached. Frames queued while the
 //!   peer is disconnected stay queued (up to the bound) and go out after reconnection. Either
 //!   way, the frames sent from one thread leave in the order they were sent.
@@ -480,10 +480,11 @@ impl Transport for TcpTransport {
 }
 
 impl TcpTransport {
-    /// Writes one payload for `to` at once if the peer is idle (`crate::direct`), else queues
-    /// it, within the frame and queue bounds.
+    /// Queues one payload for `to` for the peer's writer, which batches what every sender
+    /// queued, within the frame and queue bounds.
     fn enqueue(&self, to: ReplicaId, payload: Payload) -> Result<(), SendError> {
-        self.enqueue_all(to, vec![payload])
+        let peer = self.inner.shared.peer(to).ok_or(SendError::UnknownPeer(to))?;
+        self.queue(&peer, payload)
     }
 
     /// Writes `payloads` for `to` at once, with one write, if the peer is idle and they are

@@ -120,9 +120,9 @@ async fn concurrent_streams_arrive_complete_and_in_order() {
 }
 
 /// Senders on several threads of their own (as the engine's consensus and I/O threads are)
-/// send to one peer: small frames that a sender writes itself when the peer is idle, shared
-/// payloads, frames a socket takes only in part, and frames too large to write directly that
-/// always queue. Each thread's frames must arrive complete, uncut and in its order, over the
+/// send to one peer: queued frames, small frames that a sender writes itself when the peer is
+/// idle (`send_all`), shared payloads both ways, frames a socket takes only in part, and
+/// frames too large to write directly that always queue. Each thread's frames must arrive complete, uncut and in its order, over the
 /// one connection; both ways of sending must have been taken.
 async fn senders_on_threads_of_their_own(certs: Option<&std::path::Path>) {
     use rsl_net::limits::DIRECT_FRAME_BYTES_MAX;
@@ -148,7 +148,8 @@ async fn senders_on_threads_of_their_own(certs: Option<&std::path::Path>) {
     // One at a time first: each finds the peer idle and is written by the sender itself (a
     // ping the writer happens to be writing may make one queue).
     for seq in 0..10u32 {
-        one.send(2, Bytes::from(seq.to_le_bytes().to_vec())).unwrap();
+        let payload = Bytes::from(seq.to_le_bytes().to_vec());
+        one.send_all(2, vec![rsl_net::Payload::Whole(payload)]).unwrap();
         assert_eq!(&recv(&mut rx).await.payload[..], &seq.to_le_bytes()[..]);
     }
     let alone = one.stats().direct_writes;
@@ -160,12 +161,13 @@ async fn senders_on_threads_of_their_own(certs: Option<&std::path::Path>) {
                 for seq in 0..per_thread {
                     let payload = body(thread, seq);
                     loop {
-                        let result = if seq % 2 == 0 {
-                            one.send(2, payload.clone())
-                        } else {
-                            let (head, tail) = (payload.slice(..8), payload.slice(8..));
-                            let tail = std::sync::Arc::new(rsl_net::SharedPayload::new(vec![tail]));
-                            one.send_shared(2, head, tail)
+                        let (head, tail) = (payload.slice(..8), payload.slice(8..));
+                        let tail = std::sync::Arc::new(rsl_net::SharedPayload::new(vec![tail]));
+                        let result = match seq % 4 {
+                            0 => one.send(2, payload.clone()),
+                            1 => one.send_shared(2, head, tail),
+                            2 => one.send_all(2, vec![rsl_net::Payload::Whole(payload.clone())]),
+                            _ => one.send_all(2, vec![rsl_net::Payload::Shared { head, tail }]),
                         };
                         match result {
                             Ok(()) => break,
