@@ -39,13 +39,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
-use crate::frame::{encode_frame, encode_frame_head, FrameKind};
 use crate::limits::{DIRECT_FRAME_BYTES_MAX, FRAME_HEADER_BYTES};
-use crate::parts::Payload;
+use crate::parts::{Batch, Payload};
 
 /// The bytes a write took; returns from the enclosing poll while it waits or on an error (a
 /// write that takes nothing is one).
@@ -81,8 +80,8 @@ pub(crate) enum Direct {
 struct State {
     /// The connection's writing half while a connection is up.
     sink: Option<Sink>,
-    /// What is left of a frame a sender began: written before anything else.
-    rest: Option<Bytes>,
+    /// What is left of the frames a sender began: written before anything else.
+    rest: Option<VecDeque<Bytes>>,
     /// A sender's frame was taken whole by a TLS session that could not pass it all to the
     /// socket: flushed before anything else.
     unflushed: bool,
@@ -143,28 +142,31 @@ impl WriteSide {
         if state.rest.is_some() || state.unflushed || unwritten.load(Ordering::Acquire) != 0 {
             return Direct::Queue;
         }
-        let mut frame = BytesMut::with_capacity(bytes);
+        // Encoded as the writer's batches are: a large shared part is written from where it
+        // is, not copied.
+        let mut batch = Batch::with_capacity(bytes);
         for payload in payloads {
-            encode(payload, &mut frame);
+            batch.push(payload);
         }
+        let stretches = batch.stretches();
         // Polled once, never waiting: what the socket does not take now, the writer task
         // writes when it can (the waker registered here does nothing; the writer's own
         // replaces it when it polls).
         let mut cx = Context::from_waker(Waker::noop());
-        let written = match Pin::new(&mut *sink).poll_write(&mut cx, &frame) {
+        let written = match write_some(Pin::new(&mut **sink), &mut cx, stretches) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Direct::Failed,
             Poll::Ready(Ok(written)) => written,
             Poll::Pending => 0,
         };
-        if written == frame.len() {
+        advance(stretches, written);
+        if stretches.is_empty() {
             match Pin::new(&mut *sink).poll_flush(&mut cx) {
                 Poll::Ready(Ok(())) => return Direct::Written,
                 Poll::Ready(Err(_)) => return Direct::Failed,
                 Poll::Pending => state.unflushed = true,
             }
         } else {
-            frame.advance(written);
-            state.rest = Some(frame.freeze());
+            state.rest = Some(std::mem::take(stretches));
         }
         unwritten.fetch_add(1, Ordering::AcqRel);
         drop(guard);
@@ -197,8 +199,8 @@ impl WriteSide {
         };
         let mut sink = Pin::new(&mut **sink);
         while let Some(rest) = state.rest.as_mut() {
-            let written = ready_written!(sink.as_mut().poll_write(cx, rest));
-            rest.advance(written);
+            let written = ready_written!(write_some(sink.as_mut(), cx, rest));
+            advance(rest, written);
             if rest.is_empty() {
                 state.rest = None;
                 state.unflushed = true;
@@ -210,18 +212,29 @@ impl WriteSide {
             unwritten.fetch_sub(1, Ordering::Release);
         }
         while !stretches.is_empty() {
-            let slices = slices(stretches);
-            let written = ready_written!(sink.as_mut().poll_write_vectored(cx, &slices));
+            let written = ready_written!(write_some(sink.as_mut(), cx, stretches));
             advance(stretches, written);
         }
         sink.poll_flush(cx)
     }
 }
 
-/// The first stretches (up to a vector's worth) as slices for one vectored write.
-fn slices(stretches: &VecDeque<Bytes>) -> Vec<IoSlice<'_>> {
-    const SLICES_MAX: usize = 64;
-    stretches.iter().filter(|s| !s.is_empty()).take(SLICES_MAX).map(|s| IoSlice::new(s)).collect()
+/// The most stretches one vectored write takes.
+const SLICES_MAX: usize = 64;
+
+/// One vectored write of the first stretches (up to [`SLICES_MAX`]).
+fn write_some(
+    sink: Pin<&mut (dyn AsyncWrite + Send + Unpin)>,
+    cx: &mut Context<'_>,
+    stretches: &VecDeque<Bytes>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); SLICES_MAX];
+    let mut n = 0;
+    for (slot, stretch) in slices.iter_mut().zip(stretches.iter().filter(|s| !s.is_empty())) {
+        *slot = IoSlice::new(stretch);
+        n += 1;
+    }
+    sink.poll_write_vectored(cx, &slices[..n])
 }
 
 /// Drops the first `count` bytes of `stretches`.
@@ -238,22 +251,6 @@ fn advance(stretches: &mut VecDeque<Bytes>, mut count: usize) {
     while stretches.front().is_some_and(Bytes::is_empty) {
         stretches.pop_front();
     }
-}
-
-/// Appends `payload`'s data frame whole to `out`, its shared parts copied (a direct frame is
-/// small).
-fn encode(payload: &Payload, out: &mut BytesMut) {
-    let start = out.len();
-    match payload {
-        Payload::Whole(payload) => encode_frame(FrameKind::Data, payload, out),
-        Payload::Shared { head, tail } => {
-            encode_frame_head(FrameKind::Data, head, tail, out);
-            for part in tail.parts() {
-                out.extend_from_slice(part);
-            }
-        }
-    }
-    debug_assert_eq!(out.len() - start, FRAME_HEADER_BYTES + payload.len());
 }
 
 #[cfg(test)]

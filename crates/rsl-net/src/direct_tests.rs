@@ -6,6 +6,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
+use bytes::BytesMut;
+
 use crate::frame::decode_frame;
 
 /// A connected pair on loopback: the write half of one end, and the other end (not read).
@@ -35,6 +37,19 @@ fn frames(bytes: &[u8]) -> Vec<Bytes> {
     out
 }
 
+/// Sends frames 0, 1, ... directly to a peer that reads nothing until the socket takes one
+/// only in part; returns that frame's number.
+fn send_until_begun(side: &WriteSide, unwritten: &AtomicUsize) -> u32 {
+    for sent in 0..10_000 {
+        match side.try_send(&[Payload::Whole(payload(sent))], unwritten) {
+            Direct::Written => {}
+            Direct::Begun => return sent,
+            other => panic!("frame {sent}: {other:?}"),
+        }
+    }
+    panic!("the socket never filled");
+}
+
 #[tokio::test]
 async fn a_frame_begun_is_finished_first_and_nothing_is_written_past_it() {
     let (socket, mut peer, _read) = pair().await;
@@ -44,16 +59,7 @@ async fn a_frame_begun_is_finished_first_and_nothing_is_written_past_it() {
     side.attach(Box::new(socket));
 
     // Nobody reads the peer: the socket's buffers fill and one frame goes in part.
-    let mut sent = 0;
-    loop {
-        match side.try_send(&[Payload::Whole(payload(sent))], &unwritten) {
-            Direct::Written => sent += 1,
-            Direct::Begun => break,
-            other => panic!("frame {sent}: {other:?}"),
-        }
-        assert!(sent < 10_000, "the socket never filled");
-    }
-    let begun = sent;
+    let begun = send_until_begun(&side, &unwritten);
     assert_eq!(unwritten.load(Ordering::Relaxed), 1, "the rest counts as unwritten");
     // While the rest waits, a sender must queue, whatever the socket would take.
     assert_eq!(
@@ -89,11 +95,7 @@ async fn a_connection_that_ends_drops_the_rest_and_its_count() {
     let side = WriteSide::default();
     let unwritten = AtomicUsize::new(0);
     side.attach(Box::new(socket));
-    let mut sent = 0;
-    while side.try_send(&[Payload::Whole(payload(sent))], &unwritten) == Direct::Written {
-        sent += 1;
-        assert!(sent < 10_000, "the socket never filled");
-    }
+    send_until_begun(&side, &unwritten);
     assert_eq!(unwritten.load(Ordering::Relaxed), 1);
     side.detach(&unwritten);
     assert_eq!(unwritten.load(Ordering::Relaxed), 0);
@@ -120,7 +122,5 @@ async fn a_busy_peer_or_a_large_frame_queues() {
 }
 
 fn frame_of(payload: &Bytes) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(&Payload::Whole(payload.clone()), &mut out);
-    out.freeze()
+    crate::frame::frame_bytes(crate::frame::FrameKind::Data, payload)
 }

@@ -59,12 +59,14 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// The writer's batch: room for [`WRITE_BATCH_BYTES_MAX`], reused from write to write.
     pub(crate) fn new() -> Batch {
-        Batch {
-            done: VecDeque::new(),
-            open: BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX),
-            len: 0,
-        }
+        Batch::with_capacity(WRITE_BATCH_BYTES_MAX)
+    }
+
+    /// A batch with room for `bytes` of frames (a sender's direct write: `crate::direct`).
+    pub(crate) fn with_capacity(bytes: usize) -> Batch {
+        Batch { done: VecDeque::new(), open: BytesMut::with_capacity(bytes), len: 0 }
     }
 
     /// The bytes of the batch.
@@ -79,7 +81,7 @@ impl Batch {
     }
 
     /// Appends one data frame carrying `payload`.
-    fn push(&mut self, payload: &Payload) {
+    pub(crate) fn push(&mut self, payload: &Payload) {
         match payload {
             Payload::Whole(payload) => encode_frame(FrameKind::Data, payload, &mut self.open),
             Payload::Shared { head, tail } => {
