@@ -180,10 +180,19 @@ impl Message {
 
 /// Encodes one slot value on its own (the log's record payload), in the wire format.
 pub fn encode_value(value: &Value) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(1 + value_len(value)));
+    let mut out = Vec::with_capacity(1 + value_len(value));
+    encode_value_into(value, &mut out);
+    out
+}
+
+/// [`encode_value`] into `out`, cleared first: a caller that encodes value after value keeps
+/// one buffer, with no measuring pass and no allocation once it is large enough.
+pub fn encode_value_into(value: &Value, out: &mut Vec<u8>) {
+    out.clear();
+    let mut w = Writer(std::mem::take(out));
     w.byte(WIRE_VERSION);
     w.value(value);
-    w.0
+    *out = w.0;
 }
 
 /// The encoded length of a body (its tag and fields).

@@ -216,6 +216,9 @@ impl Meta {
     }
 }
 
+/// The largest encoding buffer kept from one accept to the next.
+const SCRATCH_KEPT_BYTES_MAX: usize = 1 << 20;
+
 /// Encodes a slot's value as a log payload.
 pub fn encode_value(value: &Value) -> Vec<u8> {
     rsl_core::message::encode_value(value)
@@ -238,6 +241,8 @@ pub struct StorageDisk<L: Log, M: MetaStore> {
     meta_dirty: bool,
     hint_dirty: bool,
     hint_written_ms: u64,
+    /// An accept's value is encoded here, then appended: one buffer kept for every write.
+    scratch: Vec<u8>,
 }
 
 impl<L: Log, M: MetaStore> StorageDisk<L, M> {
@@ -266,6 +271,7 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
             meta_dirty: false,
             hint_dirty: false,
             hint_written_ms: now_ms,
+            scratch: Vec::new(),
         };
         let torn = report.torn.as_ref().map_or(&[][..], |t| &t.records[..]);
         let mut new = false;
@@ -303,9 +309,14 @@ impl<L: Log, M: MetaStore> StorageDisk<L, M> {
                     self.state.suspects.remove(&e.slot.0);
                     self.meta_dirty = true;
                 }
-                let payload = encode_value(&e.value);
-                debug_assert!(decode_value(&payload).is_ok_and(|v| v == e.value), "round-trips");
-                self.log.append(e.slot.0, e.ballot.to_u128(), &payload)?;
+                rsl_core::message::encode_value_into(&e.value, &mut self.scratch);
+                let payload = &self.scratch;
+                debug_assert!(decode_value(payload).is_ok_and(|v| v == e.value), "round-trips");
+                self.log.append(e.slot.0, e.ballot.to_u128(), payload)?;
+                if self.scratch.capacity() > SCRATCH_KEPT_BYTES_MAX {
+                    // A large value's buffer is not kept for the small ones after it.
+                    self.scratch = Vec::new();
+                }
             }
             Write::Commit(s) => {
                 if *s > self.state.commit {

@@ -145,11 +145,16 @@ fn apply_op(bytes: &mut Vec<u8>, op: &FileOp) {
 }
 
 fn write_into(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
-    let end = offset as usize + data.len();
-    if bytes.len() < end {
-        bytes.resize(end, 0);
+    let offset = offset as usize;
+    if bytes.len() < offset {
+        // A hole before the write reads as zeros, as in a sparse file.
+        bytes.resize(offset, 0);
     }
-    bytes[offset as usize..end].copy_from_slice(data);
+    // Overwrites what is there, then appends the rest: the appended bytes are written once
+    // (a log's appends, nearly every write, were zero-filled and then copied over).
+    let inside = (bytes.len() - offset).min(data.len());
+    bytes[offset..offset + inside].copy_from_slice(&data[..inside]);
+    bytes.extend_from_slice(&data[inside..]);
 }
 
 fn apply_dir(names: &mut BTreeMap<String, u64>, op: &DirOp) {
@@ -664,6 +669,27 @@ mod tests {
                 let word = piece.concat();
                 assert!(!source.contains(&word), "`{word}` in the deterministic memory backend");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// A write lands as a file's would, wherever it falls: over the bytes there, past
+        /// the end, or after a hole (zeros). The model: grow with zeros, then copy.
+        #[test]
+        fn a_write_lands_as_over_a_zero_extended_file(
+            before in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            offset in 0u64..96,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut model = before.clone();
+            let end = offset as usize + data.len();
+            if model.len() < end {
+                model.resize(end, 0);
+            }
+            model[offset as usize..end].copy_from_slice(&data);
+            let mut bytes = before;
+            super::write_into(&mut bytes, offset, &data);
+            proptest::prop_assert_eq!(bytes, model);
         }
     }
 }
