@@ -86,6 +86,7 @@ mod checkpoint;
 pub mod config;
 mod consensus;
 mod data_dir;
+mod deadline;
 mod envelope;
 mod error;
 mod executor;

@@ -304,7 +304,7 @@ impl Node {
             };
             let answers = match sent {
                 Err(e) => vec![Err(e); at.len()],
-                Ok(()) => match tokio::time::timeout(timeout, rx).await {
+                Ok(()) => match crate::deadline::within(timeout, rx).await {
                     Ok(Ok(answers)) if answers.len() == at.len() => answers,
                     Ok(_) => vec![Err(self.shared.stop_error()); at.len()],
                     Err(_) => {
@@ -345,7 +345,7 @@ impl Node {
                 Err(oneshot::error::TryRecvError::Closed) => Err(()),
                 Err(oneshot::error::TryRecvError::Empty) => {
                     let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
-                    match tokio::time::timeout_at(at, rx).await {
+                    match crate::deadline::until(at, rx).await {
                         Ok(Ok(answer)) => Ok(answer),
                         Ok(Err(_)) => Err(()),
                         Err(_) => {
@@ -523,7 +523,7 @@ impl Node {
         rx: oneshot::Receiver<Result<Bytes, ReplicateError>>,
         timeout: Duration,
     ) -> Result<Bytes, ReplicateError> {
-        match tokio::time::timeout(timeout, rx).await {
+        match crate::deadline::within(timeout, rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(self.shared.stop_error()),
             Err(_) => {

@@ -521,7 +521,7 @@ impl PeerCalls {
         let deadline = std::time::Instant::now() + wait;
         async move {
             let (receiver, _forget) = sent?;
-            match tokio::time::timeout_at(deadline.into(), receiver).await {
+            match crate::deadline::until(deadline.into(), receiver).await {
                 Ok(Ok(outcome)) => outcome,
                 // The sender went with the waiting set: the replica stopped.
                 Ok(Err(_)) => Err(PeerCallError::ShuttingDown),
