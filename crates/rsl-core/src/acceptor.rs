@@ -368,7 +368,7 @@ impl Replica {
         let entry = LogEntry { slot, ballot, value: value.clone() };
         let seq = self.persist(Write::Accept(entry), out);
         self.corrupt.remove(&slot);
-        self.log.insert(slot, Entry { ballot, value, seq, chosen: false });
+        self.log.insert(slot, Entry::new(ballot, value, seq, false));
         seq
     }
 

@@ -89,7 +89,7 @@ impl Replica {
             let e = self.log.get(&slot).expect("a committed slot is missing from memory");
             require!(e.chosen, "executing {slot:?} that is not known chosen");
             let value = e.value.clone();
-            self.mem_bytes += crate::message::value_len(&value);
+            self.mem_bytes += e.bytes;
             self.settle_outcomes(slot, &value, out);
             let config = if let Value::Config(m) = &value { Some(m.clone()) } else { None };
             let settle = self.change_outcomes.contains_key(&slot).then(|| value.clone());
@@ -179,7 +179,7 @@ impl Replica {
             if first > self.executed {
                 break;
             }
-            let bytes = crate::message::value_len(&e.value);
+            let bytes = e.bytes;
             self.log.remove(&first);
             self.mem_bytes = self.mem_bytes.saturating_sub(bytes);
             self.mem_base = self.mem_base.max(first);
@@ -405,7 +405,7 @@ impl Replica {
         }
         let seq = self.persist(Write::Accept(e.clone()), out);
         self.corrupt.remove(&e.slot);
-        self.log.insert(e.slot, Entry { ballot: e.ballot, value: e.value, seq, chosen: true });
+        self.log.insert(e.slot, Entry::new(e.ballot, e.value, seq, true));
     }
 
     pub(crate) fn on_checkpoint_saved(&mut self, slot: Slot, out: &mut Vec<Action>) {
@@ -429,8 +429,7 @@ impl Replica {
     fn drop_log_through(&mut self, slot: Slot) {
         let kept = self.log.split_off(&slot.next());
         let dropped = std::mem::replace(&mut self.log, kept);
-        let bytes: usize =
-            dropped.range(..=self.executed).map(|(_, e)| crate::message::value_len(&e.value)).sum();
+        let bytes: usize = dropped.range(..=self.executed).map(|(_, e)| e.bytes).sum();
         invariant!(bytes <= self.mem_bytes, "dropped {bytes} bytes of {} counted", self.mem_bytes);
         self.mem_bytes -= bytes;
         self.corrupt = self.corrupt.split_off(&slot.next());

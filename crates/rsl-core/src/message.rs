@@ -212,10 +212,12 @@ pub fn entry_len(entry: &LogEntry) -> usize {
 
 /// The encoded length of a slot's value in an accept.
 pub fn slot_value_len(entry: &SlotValue) -> usize {
-    measure(|w| {
-        w.slot(entry.slot);
-        w.value(&entry.value);
-    })
+    slot_value_len_of(entry.slot, value_len(&entry.value))
+}
+
+/// [`slot_value_len`] of a value whose [`value_len`] is `value_bytes`.
+pub fn slot_value_len_of(slot: Slot, value_bytes: usize) -> usize {
+    measure(|w| w.slot(slot)) + value_bytes
 }
 
 /// The encoded length of an unknown slot in a promise.

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use crate::io::{Action, Notification, ReadId, ReadMode, ReconfigRefusal, Refusal, Write};
 use crate::limits::{LEARNERS_MAX, RESEND_BYTES_PER_TICK, VOTERS_MAX};
-use crate::message::{body_len, slot_value_len, split, Body, Packer};
+use crate::message::{body_len, slot_value_len, slot_value_len_of, split, Body, Packer};
 use crate::replica::{Ack, Entry, FastRead, InFlight, LinRead, Queued, Replica, Role, Transfer};
 use crate::types::{LogEntry, Membership, ReplicaId, Request, Slot, SlotValue, Value};
 
@@ -145,8 +145,9 @@ impl Replica {
         let seq = self.persist(Write::Accept(entry), out);
         let is_config = matches!(value, Value::Config(_));
         self.corrupt.remove(&slot);
-        self.log.insert(slot, Entry { ballot, value, seq, chosen: chosen.is_some() });
-        let bytes = crate::message::value_len(&self.log[&slot].value);
+        let entry = Entry::new(ballot, value, seq, chosen.is_some());
+        let bytes = entry.bytes;
+        self.log.insert(slot, entry);
         let l = self.primacy.as_mut().expect("primacy");
         let mut votes = BTreeSet::new();
         if planted!(self, CountOwnVoteBeforeDurable) {
@@ -180,11 +181,17 @@ impl Replica {
             let f = l.inflight.get_mut(s).expect("a new slot is in flight");
             (f.sent_at, f.sent_round) = (now, round);
         }
-        let entries =
-            slots.iter().map(|s| SlotValue { slot: *s, value: self.log[s].value.clone() });
+        // Each sized by its entry's measured length, not measured again.
+        let entries = slots.iter().map(|s| {
+            let e = &self.log[s];
+            (SlotValue { slot: *s, value: e.value.clone() }, slot_value_len_of(*s, e.bytes))
+        });
         let commit = self.commit;
         let packer = self.accept_packer(ballot, commit, crate::limits::WIRE_ITEMS_MAX);
-        let runs = split(entries, slot_value_len, packer);
+        let runs: Vec<Vec<SlotValue>> = split(entries, |(_, n)| *n, packer)
+            .into_iter()
+            .map(|run| run.into_iter().map(|(e, _)| e).collect())
+            .collect();
         for to in self.peers() {
             for entries in &runs {
                 let body = Body::Accept { ballot, commit, entries: entries.clone() };

@@ -125,6 +125,17 @@ pub(crate) struct Entry {
     pub(crate) seq: u64,
     /// Known chosen (the value every replica will execute in this slot).
     pub(crate) chosen: bool,
+    /// The value's encoded length (`message::value_len`), measured once: the primary sizes
+    /// its accepts by it, and the byte count of the executed entries in memory adds and
+    /// subtracts it (each a walk of the slot's requests, several a slot before).
+    pub(crate) bytes: usize,
+}
+
+impl Entry {
+    pub(crate) fn new(ballot: Ballot, value: Value, seq: u64, chosen: bool) -> Entry {
+        let bytes = crate::message::value_len(&value);
+        Entry { ballot, value, seq, chosen, bytes }
+    }
 }
 
 /// A message waiting for the write it depends on.
@@ -489,7 +500,7 @@ impl Replica {
                 continue;
             }
             let chosen = e.slot <= recovered.commit;
-            self.log.insert(e.slot, Entry { ballot: e.ballot, value: e.value, seq: 0, chosen });
+            self.log.insert(e.slot, Entry::new(e.ballot, e.value, 0, chosen));
         }
         // The persisted commit point says every slot up to it was in this log or a
         // checkpoint. A slot up to it that is in neither was lost: the newest checkpoint was

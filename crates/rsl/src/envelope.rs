@@ -115,13 +115,17 @@ pub(crate) struct Sealer {
 }
 
 impl Sealer {
-    /// Seals `msg`: whole when small, else its head and its body's shared encoding.
+    /// Seals `msg`: whole when small, else its head and its body's shared encoding. An
+    /// accept, a promise or a catch-up reply is encoded once whatever its size, its body kept
+    /// for its other receivers: a small one is then each receiver's head and a copy of that
+    /// encoding (a copy, not a second encoding: measuring an accept, then encoding it again
+    /// for each follower, was the primary's largest cost with thousands of callers).
     pub(crate) fn seal(&mut self, msg: &rsl_core::Message) -> Sealed {
-        let large = matches!(
+        let sharable = matches!(
             msg.body,
             Body::Accept { .. } | Body::CatchupReply { .. } | Body::Promise { .. }
-        ) && msg.encoded_len() >= SHARED_MESSAGE_BYTES_MIN;
-        if !large {
+        );
+        if !sharable {
             return Sealed::Whole(seal_message(msg));
         }
         let head = Bytes::from(msg.encode_header_after(&[Channel::Consensus as u8]));
@@ -135,6 +139,10 @@ impl Sealer {
                 tail
             }
         };
+        // The message's own length: the head carries the envelope's channel byte too.
+        if head.len() - 1 + tail.len() < SHARED_MESSAGE_BYTES_MIN {
+            return Sealed::Whole(tail.concat_after(&head));
+        }
         Sealed::Shared { head, tail }
     }
 
@@ -336,5 +344,49 @@ mod tests {
         let sealed = sealer.seal(&small);
         assert!(matches!(sealed, Sealed::Whole(_)));
         assert_eq!(received(&sealed), small);
+    }
+
+    /// A small accept to two followers is encoded once (its body kept for the second) and
+    /// sealed whole for each, byte for byte what encoding it whole gives.
+    #[test]
+    fn a_small_body_is_encoded_once_and_sealed_whole_for_each_receiver() {
+        let mut sealer = Sealer::default();
+        let to_2 = accept(5, &Bytes::from(vec![1u8; 100]));
+        let mut to_3 = to_2.clone();
+        to_3.to = rsl_core::ReplicaId(3);
+        let a = sealer.seal(&to_2);
+        assert_eq!(sealer.recent.len(), 1);
+        let b = sealer.seal(&to_3);
+        assert_eq!(sealer.recent.len(), 1, "encoded again for the second follower");
+        for (sealed, msg) in [(&a, &to_2), (&b, &to_3)] {
+            match sealed {
+                Sealed::Whole(bytes) => assert_eq!(bytes, &seal_message(msg)),
+                Sealed::Shared { .. } => panic!("a small message sealed shared"),
+            }
+        }
+    }
+
+    /// A message of exactly `SHARED_MESSAGE_BYTES_MIN` encoded bytes is sealed shared, one of
+    /// a byte less whole; each decodes to the message.
+    #[test]
+    fn the_shared_threshold_is_exact() {
+        let len = |payload: usize| accept(5, &Bytes::from(vec![3u8; payload])).encoded_len();
+        // Grow the payload until the message reaches the threshold exactly.
+        let mut payload = SHARED_MESSAGE_BYTES_MIN - len(0);
+        while len(payload) < SHARED_MESSAGE_BYTES_MIN {
+            payload += 1;
+        }
+        while len(payload) > SHARED_MESSAGE_BYTES_MIN {
+            payload -= 1;
+        }
+        assert_eq!(len(payload), SHARED_MESSAGE_BYTES_MIN, "no payload size meets the threshold");
+        assert_eq!(len(payload - 1), SHARED_MESSAGE_BYTES_MIN - 1);
+        let at = accept(5, &Bytes::from(vec![3u8; payload]));
+        let below = accept(6, &Bytes::from(vec![3u8; payload - 1]));
+        let mut sealer = Sealer::default();
+        let (shared, whole) = (sealer.seal(&at), sealer.seal(&below));
+        assert!(matches!(shared, Sealed::Shared { .. }), "at the threshold");
+        assert!(matches!(whole, Sealed::Whole(_)), "a byte below it");
+        assert_eq!((received(&shared), received(&whole)), (at, below));
     }
 }
