@@ -23,8 +23,8 @@ need_commands redis-benchmark:redis-tools redis-cli:redis-tools
 
 exes=("$@")
 if [ ${#exes[@]} -eq 0 ]; then
-  cargo build --release --locked -p rsl-kv
-  exes=("${CARGO_TARGET_DIR:-target}/release/rsl-kv")
+  kv_exe
+  exes=("$exe")
 fi
 cluster_pid="" writer_pid=""
 trap 'stop_pids "$writer_pid" "$cluster_pid"' EXIT

@@ -26,12 +26,7 @@ TEST=${TEST:-set}
 source scripts/bench-lib.sh
 need_commands redis-server:redis-server redis-benchmark:redis-tools
 
-if [ -n "${EXE:-}" ]; then
-  exe=$EXE
-else
-  cargo build --release --locked -p rsl-kv
-  exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
-fi
+kv_exe
 
 bench_workdir
 
@@ -51,9 +46,6 @@ redis_fsync_start "$work"
 
 # `stats`: "io_ticks_ms flushes flush_ms" of the device now (diskstats fields 13, 19, 20).
 stats() { awk -v d="$dev" '$3 == d { print $13, $19, $20 }' /proc/diskstats; }
-
-# `ticks PID...`: the user and system clock ticks the processes have used, summed.
-ticks() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ t += $14 + $15 } END { print t }'; }
 
 # `one NAME PORT PID...`: one run against PORT, whose server is the processes PID...; prints
 # its table line.

@@ -20,14 +20,7 @@ PIPELINE=${PIPELINE:-16}
 source scripts/bench-lib.sh
 need_commands redis-server:redis-server redis-benchmark:redis-tools
 
-# EXE: an rsl-kv binary built elsewhere (another tree, for a side-by-side run); by default
-# this tree's release build.
-if [ -n "${EXE:-}" ]; then
-  exe=$EXE
-else
-  cargo build --release --locked -p rsl-kv
-  exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
-fi
+kv_exe
 
 bench_workdir
 

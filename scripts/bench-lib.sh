@@ -23,6 +23,21 @@ stop_pids() {
   return 0
 }
 
+# `kv_exe`: sets `exe` to the rsl-kv binary to run: $EXE (one built elsewhere, another tree
+# for a side-by-side run) or, by default, this tree's release build, built now.
+kv_exe() {
+  if [ -n "${EXE:-}" ]; then
+    exe=$EXE
+  else
+    cargo build --release --locked -p rsl-kv
+    exe="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
+  fi
+}
+
+# `ticks PID...`: the user and system clock ticks (1/`getconf CLK_TCK` s) the processes have
+# used, summed.
+ticks() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ t += $14 + $15 } END { print t }'; }
+
 # `kv_cluster_start EXE DIR`: a local 3-replica rsl-kv cluster (`cluster --serve-only`), its
 # output in DIR/cluster.out and .err; waits (bounded) for its "ready" line, which follows the
 # election. Sets cluster_pid.

@@ -27,13 +27,12 @@ need_commands redis-benchmark:redis-tools
 
 exes=("$@")
 if [ ${#exes[@]} -eq 0 ]; then
-  cargo build --release --locked -p rsl-kv
-  exes=("${CARGO_TARGET_DIR:-target}/release/rsl-kv")
+  kv_exe
+  exes=("$exe")
 fi
 cluster_pid=""
 trap 'stop_pids "$cluster_pid"' EXIT
 trap 'exit 130' INT TERM
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  machine: $(nproc) CPUs, $(uname -sr)"
@@ -49,10 +48,10 @@ for _ in $(seq 1 "$ROUNDS"); do
     pids=$(grep -o 'pid [0-9]*' "$work/cluster.out" | awk '{ print $2 }')
     redis-benchmark -h 127.0.0.1 -p "$port" -t "$TEST" -d 64 -n $((N / 5)) -c "$CLIENTS" \
       -P "$PIPELINE" -q >/dev/null 2>&1
-    f0=$(ticks "$at_pid"); p0=$(ticks "$pid"); a0=0; for p in $pids; do a0=$((a0 + $(ticks "$p"))); done
+    f0=$(ticks "$at_pid"); p0=$(ticks "$pid"); a0=$(ticks $pids)
     rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -t "$TEST" -d 64 -n "$N" -c "$CLIENTS" \
       -P "$PIPELINE" --csv 2>/dev/null | tr -d '"' | awk -F, 'NR > 1 { print $2 }')
-    f1=$(ticks "$at_pid"); p1=$(ticks "$pid"); a1=0; for p in $pids; do a1=$((a1 + $(ticks "$p"))); done
+    f1=$(ticks "$at_pid"); p1=$(ticks "$pid"); a1=$(ticks $pids)
     awk -v e="$exe" -v p=$((p1 - p0)) -v a=$((a1 - a0)) -v n="$N" -v hz="$hz" -v rps="$rps" \
       -v f=$((f1 - f0)) -v at="$AT" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
         if (at == "follower") printf "%s: follower %.2f CPU-us/request, ", e, f * 1e6 / hz / n

@@ -25,10 +25,8 @@ FREQ=${FREQ:-999}
 source scripts/bench-lib.sh
 need_commands perf:linux-perf redis-benchmark:redis-tools
 
-if [ -z "${EXE:-}" ]; then
-  cargo build --release --locked -p rsl-kv
-  EXE="${CARGO_TARGET_DIR:-target}/release/rsl-kv"
-fi
+kv_exe
+EXE=$exe
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 
