@@ -15,7 +15,11 @@
 use bytes::Bytes;
 
 pub use crate::limits::WIRE_ITEMS_MAX;
-use crate::limits::{LIST_LEN_BYTES_MAX, MESSAGE_HEADER_BYTES_MAX};
+
+/// The fewest bytes a request takes in a batch: its four varints (proposer, incarnation,
+/// sequence number, payload length), one byte each at least.
+const REQUEST_BYTES_MIN: usize = 4;
+
 use crate::types::{
     Ballot, LogEntry, MemberInfo, Membership, ReplicaId, Request, RequestId, Slot, SlotValue,
     UnknownValue, Value,
@@ -232,70 +236,6 @@ fn measure(f: impl FnOnce(&mut Writer<Count>)) -> usize {
     let mut w = Writer(Count(0));
     f(&mut w);
     w.0 .0
-}
-
-/// Fills one message with list items, up to the message's byte limit and a count limit, so
-/// that no message the core builds is larger than `Config::message_bytes_max`. The first item
-/// always goes in: with consistent limits it fits (`Config::validate`); a value written under
-/// larger limits than the current ones is sent alone, and a transport with the smaller frame
-/// refuses it (docs/limits.md).
-#[derive(Debug)]
-pub(crate) struct Packer {
-    left: usize,
-    count: usize,
-    count_max: usize,
-}
-
-impl Packer {
-    /// A message of at most `message_bytes_max` bytes whose body, with its `lists` lists
-    /// empty, encodes to `empty_body` bytes; at most `count_max` items in all.
-    pub(crate) fn new(
-        message_bytes_max: usize,
-        empty_body: usize,
-        lists: usize,
-        count_max: usize,
-    ) -> Packer {
-        // An empty list's length takes one byte, a full one up to LIST_LEN_BYTES_MAX.
-        let used = MESSAGE_HEADER_BYTES_MAX + empty_body + lists * (LIST_LEN_BYTES_MAX - 1);
-        let count_max = count_max.clamp(1, WIRE_ITEMS_MAX);
-        Packer { left: message_bytes_max.saturating_sub(used), count: 0, count_max }
-    }
-
-    /// Takes an item of `len` encoded bytes if it fits (the first always does).
-    pub(crate) fn take(&mut self, len: usize) -> bool {
-        if self.count >= self.count_max || (self.count > 0 && len > self.left) {
-            return false;
-        }
-        self.left = self.left.saturating_sub(len);
-        self.count += 1;
-        true
-    }
-}
-
-/// Splits `items` into consecutive runs, each filling one message that `packer` describes
-/// (a fresh one per run); `len` is an item's encoded length.
-pub(crate) fn split<T>(
-    items: impl IntoIterator<Item = T>,
-    len: impl Fn(&T) -> usize,
-    packer: impl Fn() -> Packer,
-) -> Vec<Vec<T>> {
-    let mut runs = Vec::new();
-    let mut run = Vec::new();
-    let mut p = packer();
-    for item in items {
-        let n = len(&item);
-        if !p.take(n) {
-            runs.push(std::mem::take(&mut run));
-            p = packer();
-            let first = p.take(n);
-            debug_assert!(first, "the first item always fits");
-        }
-        run.push(item);
-    }
-    if !run.is_empty() {
-        runs.push(run);
-    }
-    runs
 }
 
 /// Decodes what [`encode_value`] wrote; never panics, whatever the bytes.
@@ -553,8 +493,11 @@ impl<S: Sink> Writer<S> {
     }
 }
 
+#[path = "message_pack.rs"]
+mod pack;
 #[path = "message_parts.rs"]
 mod parts;
+pub(crate) use pack::{split, Packer};
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -666,8 +609,30 @@ impl Reader<'_> {
             0 => Ok(Value::Noop),
             1 => {
                 let n = self.len()?;
-                let reqs = (0..n).map(|_| self.request()).collect::<Result<_, _>>()?;
-                Ok(Value::Batch(reqs))
+                // A request takes at least four bytes (four varints), so no longer count is
+                // valid; within it the batch is allocated once, at its size, and decoded in
+                // place (collected into a list, then copied, it was 4 % of batched load).
+                if n > self.remaining() / REQUEST_BYTES_MIN {
+                    return Err(DecodeError::TooLong(n as u64));
+                }
+                let mut failed = None;
+                let reqs: std::sync::Arc<[Request]> = (0..n)
+                    .map(|_| {
+                        if failed.is_none() {
+                            match self.request() {
+                                Ok(request) => return request,
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                        // After a failure: a filler, never seen (the decode fails).
+                        let id = RequestId { proposer: ReplicaId(0), incarnation: 0, seq: 0 };
+                        Request { id, payload: Bytes::new() }
+                    })
+                    .collect();
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(Value::Batch(reqs)),
+                }
             }
             2 => {
                 let (voters, learners) = (self.ids()?, self.ids()?);

@@ -260,3 +260,28 @@ fn a_shared_decode_does_not_copy_payloads() {
     let inside = bytes.as_ptr_range();
     assert!(inside.contains(&requests[0].payload.as_ptr()), "the payload was copied");
 }
+
+/// A batch is allocated at its count before its requests are decoded, so the count is held
+/// to what the bytes left could carry, four bytes a request at least: a batch of the smallest
+/// requests at that bound decodes, one more is refused before anything is allocated, and a
+/// request that fails part-way fails the whole value (no partial batch).
+#[test]
+fn a_batch_count_is_bounded_by_the_bytes_left() {
+    use rsl_core::message::{decode_value, encode_value};
+    let request = |seq| Request {
+        id: RequestId { proposer: ReplicaId(1), incarnation: 1, seq },
+        payload: Bytes::new(),
+    };
+    let batch = Value::Batch((0..100).map(request).collect());
+    let bytes = encode_value(&batch);
+    // The version, the tag, the count (one byte: 100), then 100 requests of four bytes.
+    assert_eq!(bytes.len(), 3 + 100 * 4);
+    assert_eq!(decode_value(&bytes), Ok(batch));
+    let mut over = bytes.clone();
+    over[2] = 101;
+    assert_eq!(decode_value(&over), Err(DecodeError::TooLong(101)));
+    // The last request's payload length says 5, with no byte left.
+    let mut cut = bytes.clone();
+    *cut.last_mut().unwrap() = 5;
+    assert_eq!(decode_value(&cut), Err(DecodeError::TooLong(5)));
+}
