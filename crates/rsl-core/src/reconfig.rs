@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use crate::io::{Action, MembershipOp, Notification, ReconfigRefusal, Write};
 use crate::limits::{LEARNERS_MAX, MEMBER_ADDR_BYTES_MAX, MEMBER_DATA_BYTES_MAX, VOTERS_MAX};
 use crate::message::Body;
-use crate::replica::{Removal, Replica};
+use crate::replica::{Removal, Replica, Role};
 use crate::types::{Membership, ReplicaId, Slot, Value};
 
 impl Replica {
@@ -282,6 +282,168 @@ impl Replica {
             let r = self.removal.as_mut().expect("removed");
             r.done = true;
             out.push(Action::Notify(Notification::Removed { slot: r.slot }));
+        }
+    }
+}
+
+/// The primary's side: proposing a change, waiting for its learners, answering it once it
+/// executes.
+impl Replica {
+    /// Proposes a configuration change. New voters join as learners first; the change that
+    /// makes them voters is proposed once they have caught up.
+    pub(crate) fn on_change_membership(&mut self, m: Membership, out: &mut Vec<Action>) {
+        let Some(l) = self.primacy.as_ref() else { return };
+        // One change in flight; a change still waiting for its learners may be replaced
+        // (e.g. when a new replica never came up). A primary handing over primacy proposes
+        // nothing more at its ballot (see `config_executed`).
+        let (voters, learners) = (m.voters.len(), m.learners.len());
+        let sized = (1..=VOTERS_MAX).contains(&voters) && learners <= LEARNERS_MAX;
+        if l.config_slot.is_some() || l.config_waiting.is_some() || l.transfer.is_some() || !sized {
+            return;
+        }
+        let promoted: Vec<ReplicaId> =
+            m.voters.iter().copied().filter(|v| !self.membership.is_voter(*v)).collect();
+        let m = m.with_info_from(&self.membership);
+        if promoted.is_empty() {
+            self.primacy.as_mut().expect("primacy").config_target = None;
+            return self.propose_config(m, None, out);
+        }
+        let missing: Vec<ReplicaId> =
+            promoted.into_iter().filter(|v| !self.membership.learners.contains(v)).collect();
+        if !missing.is_empty() {
+            let mut staged = self.membership.clone();
+            for id in &missing {
+                if let Some(info) = m.info.get(id) {
+                    staged.info.insert(*id, info.clone());
+                }
+            }
+            staged.learners.extend(missing);
+            self.primacy.as_mut().expect("primacy").config_target = Some(m);
+            self.propose_config(staged, None, out);
+        } else {
+            self.primacy.as_mut().expect("primacy").config_target = Some(m);
+        }
+        let l = self.primacy.as_ref().expect("primacy");
+        ensure!(l.config_target.is_some(), "a promotion without a target");
+        ensure!(
+            l.config_slot.is_some()
+                || l.config_waiting.is_some()
+                || !self.membership.learners.is_empty(),
+            "new voters are neither staged nor learners"
+        );
+    }
+
+    /// Proposes the configuration `m` (asked for by membership operation `op`, if one did)
+    /// once every slot before it has executed: at once when nothing is in flight, else when
+    /// the pipeline has drained (`propose_waiting_config`; new requests wait meanwhile).
+    ///
+    /// A configuration is computed from the membership this replica has executed, so it
+    /// must take the slot right after the last one executed: then every slot before it is
+    /// chosen, and the membership it was computed from is the one that governs its slot in
+    /// every future. Proposed after slots still in flight, it could land behind another
+    /// configuration that a later primary chose in one of them, and install a membership
+    /// computed from an older one (default seed 84907746: {1, 2, 3} plus a learner, proposed
+    /// behind four undecided slots, was chosen after {4, 5, 6, 7} had removed 1, 2 and 3,
+    /// and made the removed replicas the voters: no primary again).
+    pub(crate) fn propose_config(&mut self, m: Membership, op: Option<u64>, out: &mut Vec<Action>) {
+        let l = self.primacy.as_mut().expect("proposing a configuration without primacy");
+        ensure!(l.config_waiting.is_none(), "two configurations waiting");
+        l.config_waiting = Some((m, op));
+        self.propose_waiting_config(out);
+    }
+
+    /// Proposes the waiting configuration if every slot before the next one has executed.
+    pub(crate) fn propose_waiting_config(&mut self, out: &mut Vec<Action>) {
+        let Some(l) = self.primacy.as_mut() else { return };
+        let drained = planted!(self, ConfigBehindUndecided) || l.next_slot == self.executed.next();
+        if l.transfer.is_some() || l.config_slot.is_some() || !drained {
+            return;
+        }
+        let Some((m, op)) = l.config_waiting.take() else { return };
+        let slot = l.next_slot;
+        self.propose_slot(Value::Config(m.clone()), out);
+        if let Some(id) = op {
+            self.change_outcomes.insert(slot, (id, m));
+        }
+        ensure!(
+            self.primacy.as_ref().is_some_and(|l| l.config_slot == Some(slot)),
+            "a proposed configuration is not in flight"
+        );
+    }
+
+    /// After a configuration executes: promote the learners once they caught up.
+    pub(crate) fn config_tick(&mut self, out: &mut Vec<Action>) {
+        let commit = self.commit;
+        let Some(l) = self.primacy.as_ref() else { return };
+        let Some(target) = l.config_target.clone() else { return };
+        if l.config_slot.is_some() || l.config_waiting.is_some() || l.transfer.is_some() {
+            return;
+        }
+        // The same rule as a promotion by operation (`caught_up`): a recent acknowledgement
+        // of a commit point near ours and past the configuration that staged them. Before,
+        // any acknowledgement near our commit point counted, however old: learners cut off
+        // since they acknowledged their removal were made the voters, never learned it, and
+        // no primary was elected again (seed 75002710 with `--reconfig`).
+        let lag_max = self.config.catchup_entries_max as u64;
+        let stale = planted!(self, PromoteOnStaleAcks);
+        let caught_up =
+            target.voters.iter().filter(|v| !self.membership.is_voter(**v)).all(|v| match stale {
+                true => l.acks.get(v).is_some_and(|a| a.commit.0 + lag_max >= commit.0),
+                false => self.caught_up(*v),
+            });
+        if caught_up {
+            self.primacy.as_mut().expect("primacy").config_target = None;
+            let target = target.with_info_from(&self.membership);
+            self.propose_config(target, None, out);
+        }
+    }
+
+    /// Notes that a configuration was executed (the pipeline may resume).
+    pub(crate) fn config_executed(&mut self, slot: Slot, old: &Membership, out: &mut Vec<Action>) {
+        self.membership_changed(slot, out);
+        out.push(Action::Notify(Notification::ConfigurationChanged {
+            slot,
+            membership: self.membership.clone(),
+        }));
+        let removed: Vec<ReplicaId> =
+            old.replicas().filter(|r| !self.membership.replicas().any(|x| x == *r)).collect();
+        if let Some(l) = self.primacy.as_mut() {
+            if l.config_slot.is_some_and(|s| s <= slot) {
+                l.config_slot = None;
+            }
+            // Removed replicas keep hearing from us until they know they were removed;
+            // otherwise they would time out and stand for election forever.
+            l.departing.extend(removed.into_iter().map(|r| (r, slot)));
+        }
+        let voter = self.membership.is_voter(self.id);
+        match self.role {
+            Role::Primary | Role::Candidate if !voter => self.step_down(None, out),
+            Role::Follower | Role::Learner => self.role = self.follower_role(),
+            _ => {}
+        }
+        // The new membership governs the slots after this one. If this ballot's phase 1
+        // promises do not meet every quorum of it, such a quorum may have accepted there, at
+        // a lower ballot, a value we never saw (it may even count as chosen once this
+        // configuration is known): run a fresh phase 1, which needs a quorum of the new
+        // membership, before proposing anything more. Promises that meet every quorum do
+        // suffice (2 of the 4 voters after a promotion from 3), so most changes keep the
+        // ballot. A transferring primary proposes nothing more at this ballot anyway (it
+        // relinquishes if the transfer fails).
+        let uncovered = self.primacy.as_ref().is_some_and(|l| {
+            l.transfer.is_none() && !self.meets_every_quorum(&self.membership, &l.promisers)
+        });
+        if uncovered {
+            let ballot_before = self.promised;
+            self.counters.elections += 1;
+            self.step_down(None, out);
+            self.start_prepare(None, out);
+            ensure!(self.promised > ballot_before, "a reconfiguration's phase 1 not higher");
+        }
+        if let Some(l) = &self.primacy {
+            ensure!(
+                l.transfer.is_some() || self.meets_every_quorum(&self.membership, &l.promisers),
+                "a primary kept a ballot whose phase 1 misses the new membership"
+            );
         }
     }
 }
