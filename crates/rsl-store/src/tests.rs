@@ -280,3 +280,32 @@ fn the_largest_metadata_blob_is_within_meta_bytes_max() {
     assert!(META_BYTES_MAX - blob.len() < 3 * LIST_LEN_BYTES_MAX, "{}", blob.len());
     assert_eq!(Meta::decode(&blob).unwrap(), m);
 }
+
+/// Accepted values are encoded into one buffer kept from write to write: a large value after
+/// a small one, and a small one after it, each reads back as written (the buffer holds no
+/// bytes of an earlier value), and a buffer grown past `SCRATCH_KEPT_BYTES_MAX` is not kept.
+#[test]
+fn the_encoding_buffer_is_reused_but_not_kept_large() {
+    let disk = MemDisk::new(1);
+    let mut store = open(&disk);
+    let value = |slot: u64, len: usize| {
+        let id = RequestId { proposer: ReplicaId(1), incarnation: 1, seq: slot };
+        let request = Request { id, payload: vec![slot as u8; len].into() };
+        LogEntry {
+            slot: Slot(slot),
+            ballot: Ballot::new(1, ReplicaId(1)),
+            value: Value::Batch(vec![request].into()),
+        }
+    };
+    let small = value(1, 100);
+    let large = value(2, SCRATCH_KEPT_BYTES_MAX + 1);
+    let after = value(3, 50);
+    store.persist(&[Write::Accept(small.clone())], 0).unwrap();
+    assert!(store.scratch.capacity() > 0, "the buffer is kept");
+    store.persist(&[Write::Accept(large.clone())], 0).unwrap();
+    assert_eq!(store.scratch.capacity(), 0, "a buffer past the maximum is dropped");
+    store.persist(&[Write::Accept(after.clone())], 0).unwrap();
+    assert!(store.scratch.capacity() <= SCRATCH_KEPT_BYTES_MAX);
+    let loaded = store.load_log(Slot(1), Slot(4)).unwrap();
+    assert_eq!(loaded, vec![small, large, after]);
+}

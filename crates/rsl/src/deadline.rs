@@ -166,4 +166,22 @@ mod tests {
             drop(rt);
         }
     }
+
+    /// A thread keeps at most `POOLED_PER_THREAD_MAX` idle timers: given back one more, it
+    /// drops that one.
+    #[tokio::test(start_paused = true)]
+    async fn a_thread_keeps_at_most_its_maximum_of_idle_timers() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let idle = || POOL.with(|p| p.borrow().idle.len());
+        let taken: Vec<Pooled> =
+            (0..POOLED_PER_THREAD_MAX).map(|_| Pooled::take(deadline)).collect();
+        drop(taken);
+        assert_eq!(idle(), POOLED_PER_THREAD_MAX);
+        // The pool is full: taking one leaves room for one, so take them all and one more.
+        let taken: Vec<Pooled> =
+            (0..POOLED_PER_THREAD_MAX + 1).map(|_| Pooled::take(deadline)).collect();
+        assert_eq!(idle(), 0);
+        drop(taken);
+        assert_eq!(idle(), POOLED_PER_THREAD_MAX, "one more than the maximum kept");
+    }
 }
