@@ -24,7 +24,7 @@ ROUNDS=${ROUNDS:-3}
 TEST=${TEST:-set}
 
 source scripts/bench-lib.sh
-need_commands redis-server:redis-server redis-benchmark:redis-tools
+need_commands redis-server:redis-server redis-benchmark:redis-tools /usr/bin/time:time
 
 kv_exe
 

@@ -1,4 +1,4 @@
-# Sourced by bench-kv.sh, bench-curves.sh, profile-kv.sh, cpu-kv.sh and
+# Sourced by bench-kv.sh, bench-kv-disk.sh, bench-curves.sh, profile-kv.sh, cpu-kv.sh and
 # bench-follower-reads.sh: what a benchmark starts and stops, written once. Each function
 # exits the script with a message if what it starts does not come up.
 
