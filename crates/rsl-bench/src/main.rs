@@ -87,13 +87,11 @@ struct EmbeddedArgs {
     no_checkpoint_phase: bool,
     /// Run the replicas as an `rsl::LocalCluster`: an in-process network (no sockets; each
     /// message still encoded, checksummed and decoded) and memory disks, no files: the shape
-    /// of openraft's own benchmark (`scripts/bench-openraft.sh`). `--backend`, `--no-fsync`,
-    /// `--dir`, `--checkpoint-interval-slots` and `--log-kept-slots` do not apply (given, they are refused), and
-    /// there is no checkpoint phase.
-    #[arg(
-        long,
-        conflicts_with_all = ["backend", "no_fsync", "dir", "checkpoint_interval_slots", "log_kept_slots"]
-    )]
+    /// of openraft's own benchmark (`scripts/bench-openraft.sh`). `--backend`, `--no-fsync`
+    /// and `--dir` do not apply (given, they are refused), and there is no checkpoint phase;
+    /// `--checkpoint-interval-slots` and `--log-kept-slots` apply as to TCP replicas (the
+    /// checkpoints are kept in memory).
+    #[arg(long, conflicts_with_all = ["backend", "no_fsync", "dir"])]
     local: bool,
 }
 
@@ -369,7 +367,12 @@ async fn embedded(args: EmbeddedArgs) -> Result<()> {
         // Refused here with the knob's name, where `LocalCluster::start` (a test harness)
         // would panic.
         consensus.validate()?;
-        let options = LocalOptions { replicas: 3, consensus };
+        let options = LocalOptions {
+            replicas: 3,
+            consensus,
+            checkpoint_interval_slots: args.checkpoint_interval_slots,
+            log_kept_slots: args.log_kept_slots.unwrap_or(LocalOptions::default().log_kept_slots),
+        };
         let cluster = local.insert(LocalCluster::start(options, |_| Counter::new(state)));
         std::mem::take(&mut cluster.nodes)
     } else {

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 use rsl_core::{Membership, Slot};
-use rsl_storage::{CheckpointFiles, CheckpointStore, FsMedia};
+use rsl_storage::{CheckpointFiles, CheckpointStore, FsMedia, Media};
 
 use crate::channels::{checkpoint_saved, ToConsensus};
 use crate::state_machine::Snapshot;
 
-/// The checkpoint store shared by the checkpoint writer and checkpoint shipping.
-pub(crate) type Checkpoints = Arc<Mutex<CheckpointFiles<FsMedia>>>;
+/// The checkpoint store shared by the checkpoint writer and checkpoint shipping: files in
+/// the data directory (`C = FsMedia`), or memory (`MemMedia`, a `LocalCluster`'s replicas).
+pub(crate) type Checkpoints<C = FsMedia> = Arc<Mutex<CheckpointFiles<C>>>;
 
 /// Writes snapshots durably. Implementations must not block the caller.
 pub(crate) trait Checkpointer: Send + 'static {
@@ -30,18 +31,18 @@ pub(crate) trait Checkpointer: Send + 'static {
 }
 
 /// Writes checkpoints to the checkpoint store on a thread of their own, one at a time.
-pub(crate) struct FileCheckpointer {
-    store: Checkpoints,
+pub(crate) struct FileCheckpointer<C: Media = FsMedia> {
+    store: Checkpoints<C>,
     busy: Arc<AtomicBool>,
 }
 
-impl FileCheckpointer {
-    pub(crate) fn new(store: Checkpoints) -> FileCheckpointer {
+impl<C: Media> FileCheckpointer<C> {
+    pub(crate) fn new(store: Checkpoints<C>) -> FileCheckpointer<C> {
         FileCheckpointer { store, busy: Arc::new(AtomicBool::new(false)) }
     }
 }
 
-impl Checkpointer for FileCheckpointer {
+impl<C: Media + 'static> Checkpointer for FileCheckpointer<C> {
     fn start(
         &mut self,
         slot: Slot,
@@ -72,8 +73,8 @@ impl Checkpointer for FileCheckpointer {
     }
 }
 
-fn write_checkpoint(
-    store: &Checkpoints,
+fn write_checkpoint<C: Media>(
+    store: &Checkpoints<C>,
     slot: Slot,
     header: &[u8],
     snapshot: &dyn Snapshot,

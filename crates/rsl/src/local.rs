@@ -4,11 +4,16 @@
 
 use std::time::Duration;
 
-use rsl_storage::{DurableEnd, LogOptions, MemDisk, MetaFiles, SegmentLog};
+use std::sync::{Arc, Mutex};
+
+use rsl_storage::{
+    CheckpointFiles, CheckpointOptions, DurableEnd, LogOptions, MemDisk, MetaFiles, SegmentLog,
+};
 use rsl_store::{StorageDisk, StoreError};
 
 use crate::channels::EVENTS_QUEUED_MAX;
-use crate::config::Consensus;
+use crate::checkpoint::FileCheckpointer;
+use crate::config::{Consensus, Storage};
 use crate::hub::LocalHub;
 use crate::io_thread::Reopen;
 use crate::node::{Node, Parts};
@@ -16,20 +21,34 @@ use crate::peer_call::{Inbox, PeerCalls};
 use crate::state_machine::StateMachine;
 use crate::status::Role;
 
-/// Options of a local cluster: how many replicas, and the same consensus knobs as a
-/// replica's configuration (`[consensus]` in [`crate::NodeConfig`]; `tick_ms` is the tick and
-/// `call_timeout_ms` the calls' default deadline).
+/// Options of a local cluster: how many replicas, the same consensus knobs as a replica's
+/// configuration (`[consensus]` in [`crate::NodeConfig`]; `tick_ms` is the tick and
+/// `call_timeout_ms` the calls' default deadline), and when a replica checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalOptions {
     /// Replicas, with ids `1..=replicas`.
     pub replicas: u32,
     /// Consensus knobs, as in a replica's configuration.
     pub consensus: Consensus,
+    /// A replica checkpoints every this many executed slots (0: never), into memory, and
+    /// then drops its log below the checkpoint but `log_kept_slots`: as
+    /// `[storage] checkpoint_interval_slots` does for a replica on files. Without
+    /// checkpoints a replica's memory disk holds every slot it ever wrote.
+    pub checkpoint_interval_slots: u64,
+    /// Slots of log a replica keeps below its newest checkpoint, for peers that lag a little
+    /// (`[storage] log_kept_slots`); a peer further behind is sent the checkpoint.
+    pub log_kept_slots: u64,
 }
 
 impl Default for LocalOptions {
     fn default() -> Self {
-        LocalOptions { replicas: 3, consensus: Consensus::default() }
+        let storage = Storage::default();
+        LocalOptions {
+            replicas: 3,
+            consensus: Consensus::default(),
+            checkpoint_interval_slots: storage.checkpoint_interval_slots,
+            log_kept_slots: storage.log_kept_slots,
+        }
     }
 }
 
@@ -77,6 +96,8 @@ impl LocalCluster {
             .map(|(&id, mem)| {
                 let mut core = rsl_core::Config::new(id, ids.iter().copied());
                 options.consensus.apply(&mut core);
+                core.checkpoint_interval_slots = options.checkpoint_interval_slots;
+                core.log_kept_slots = options.log_kept_slots;
                 // Fixed seeds: these replicas start once, on fresh memory disks, and never
                 // rebuild (a rebuilding replica needs a seed it never had before: start.rs).
                 core.rng_seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(id);
@@ -92,6 +113,15 @@ impl LocalCluster {
                 let recovered = disk.recover().expect("a memory disk recovers");
                 let reopen =
                     Reopen { place: format!("memory of replica {id}"), open: Box::new(open) };
+                // Checkpoints in memory of their own (a disk apart from the log's), written
+                // and shipped to lagging peers as a file-backed replica's are.
+                let kept_max = Storage::default().checkpoints_kept;
+                let store = CheckpointFiles::open(
+                    MemDisk::ram(u64::from(id)).media(),
+                    CheckpointOptions { kept_max },
+                )
+                .expect("an empty memory disk opens as a checkpoint store");
+                let checkpoints = Arc::new(Mutex::new(store));
                 let events = crossbeam_channel::bounded(EVENTS_QUEUED_MAX);
                 let peer_calls = PeerCalls::new(id);
                 hub.register(id, Inbox { events: events.0.clone(), calls: peer_calls.clone() });
@@ -104,8 +134,8 @@ impl LocalCluster {
                     transport: hub.end(id),
                     recovered,
                     events,
-                    checkpointer: None,
-                    checkpoints: None,
+                    checkpointer: Some(Box::new(FileCheckpointer::new(checkpoints.clone()))),
+                    checkpoints: Some(checkpoints),
                     peer_calls,
                     members: ids.iter().map(|&id| (id, None)).collect(),
                     call_timeout: Duration::from_millis(options.consensus.call_timeout_ms),
@@ -169,5 +199,8 @@ impl Drop for LocalCluster {
     }
 }
 
+#[cfg(test)]
+#[path = "local/checkpoint_tests.rs"]
+mod checkpoint_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! - the **I/O thread** (`io_thread`) applies writes in order, one sync per batch (group
 //!   commit), and reports `Durable { seq }`;
 //! - the **executor thread** (`executor`) owns the application's state machine;
-//! - the **shipping thread** (`shipping`, file-backed replicas only) streams checkpoints to
+//! - the **shipping thread** (`shipping`) streams checkpoints to
 //!   and from lagging peers; the checkpoint writer (`checkpoint`) writes each snapshot out on
 //!   a short-lived thread of its own.
 //!
@@ -26,7 +26,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rsl_core::{Driver, Input, ReadMode, Recovered, ReplicaId, Slot};
 use rsl_net::Transport;
-use rsl_storage::{Log, MetaStore};
+use rsl_storage::{FsMedia, Log, Media, MetaStore};
 use tokio::sync::oneshot;
 
 use crate::channels::{ToConsensus, ToExecutor, ToIo};
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Node {
 }
 
 /// Everything a node needs to start, already opened.
-pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
+pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore, C: Media = FsMedia> {
     pub(crate) core: rsl_core::Config,
     pub(crate) tick: Duration,
     pub(crate) machine: S,
@@ -80,7 +80,7 @@ pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
     pub(crate) events: (Sender<ToConsensus>, Receiver<ToConsensus>),
     pub(crate) checkpointer: Option<Box<dyn Checkpointer>>,
     /// Where checkpoints live, for shipping them to lagging peers (none: no shipping).
-    pub(crate) checkpoints: Option<Checkpoints>,
+    pub(crate) checkpoints: Option<Checkpoints<C>>,
     /// Calls to and from other members; the transport already delivers to them.
     pub(crate) peer_calls: Arc<PeerCalls>,
     /// Every member, with its peer address where known.
@@ -90,11 +90,12 @@ pub(crate) struct Parts<S: StateMachine, L: Log, M: MetaStore> {
 }
 
 impl Node {
-    pub(crate) fn spawn<S, L, M>(parts: Parts<S, L, M>) -> Result<Node, StartError>
+    pub(crate) fn spawn<S, L, M, C>(parts: Parts<S, L, M, C>) -> Result<Node, StartError>
     where
         S: StateMachine,
         L: Log + 'static,
         M: MetaStore + 'static,
+        C: Media + 'static,
     {
         let id = parts.core.id.0;
         let request_bytes_max = parts.core.request_bytes_max;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use crossbeam_channel::{Receiver, Sender};
 use rsl_net::Transport;
-use rsl_storage::{CheckpointFiles, CheckpointStore, CheckpointWriter, FsMedia, Media};
+use rsl_storage::{CheckpointFiles, CheckpointStore, CheckpointWriter, Media};
 
 use crate::channels::{Install, ToConsensus, ToShipping};
 use crate::checkpoint::Checkpoints;
@@ -113,42 +113,42 @@ impl Frame {
     }
 }
 
-type Writer = CheckpointWriter<<FsMedia as Media>::File>;
-type Reader = <CheckpointFiles<FsMedia> as CheckpointStore>::Reader;
+type Writer<C> = CheckpointWriter<<C as Media>::File>;
+type Reader<C> = <CheckpointFiles<C> as CheckpointStore>::Reader;
 
 /// A checkpoint being received.
-struct Incoming {
+struct Incoming<C: Media> {
     from: u32,
     slot: u64,
     offset: u64,
-    writer: Writer,
+    writer: Writer<C>,
     progress: Instant,
 }
 
 /// A checkpoint being sent to one peer, kept open between its chunks.
-struct Outgoing {
+struct Outgoing<C: Media> {
     slot: u64,
     position: u64,
-    reader: Reader,
+    reader: Reader<C>,
 }
 
 /// The shipping thread's state.
-pub(crate) struct Shipping {
-    store: Checkpoints,
+pub(crate) struct Shipping<C: Media> {
+    store: Checkpoints<C>,
     transport: Arc<dyn Transport>,
     shared: Arc<Shared>,
     install: Sender<ToConsensus>,
-    incoming: Option<Incoming>,
-    outgoing: HashMap<u32, Outgoing>,
+    incoming: Option<Incoming<C>>,
+    outgoing: HashMap<u32, Outgoing<C>>,
 }
 
-impl Shipping {
+impl<C: Media + 'static> Shipping<C> {
     pub(crate) fn new(
-        store: Checkpoints,
+        store: Checkpoints<C>,
         transport: Arc<dyn Transport>,
         shared: Arc<Shared>,
         install: Sender<ToConsensus>,
-    ) -> Shipping {
+    ) -> Shipping<C> {
         Shipping { store, transport, shared, install, incoming: None, outgoing: HashMap::new() }
     }
 
@@ -308,7 +308,7 @@ impl Shipping {
     }
 
     /// Opens the checkpoint at `slot` and skips to `offset` of its data.
-    fn open_at(&mut self, slot: u64, offset: u64) -> Result<Reader, String> {
+    fn open_at(&mut self, slot: u64, offset: u64) -> Result<Reader<C>, String> {
         let (_, mut reader) =
             self.store.lock().expect("checkpoint lock").open(slot).map_err(|e| e.to_string())?;
         let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
