@@ -166,18 +166,24 @@ impl Message {
         Message::decode_from(Reader { bytes, shared: Some(bytes), pos: 0 })
     }
 
-    fn decode_from(mut r: Reader<'_>) -> Result<Message, DecodeError> {
-        let bytes = r.bytes;
-        let version = r.byte()?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError::Version(version));
-        }
-        let from = ReplicaId(r.u32()?);
-        let to = ReplicaId(r.u32()?);
+    /// [`Message::decode_shared`] of a message in two pieces: `head`, exactly its header
+    /// (as [`Message::encode_header_after`] writes it, without the prefix), and `body`, the
+    /// rest. An in-process transport hands every receiver of one accept the same encoded body
+    /// this way, without a copy of it per receiver.
+    pub fn decode_parts(head: &[u8], body: &Bytes) -> Result<Message, DecodeError> {
+        let mut h = Reader { bytes: head, shared: None, pos: 0 };
+        let (from, to) = h.header()?;
+        h.end()?;
+        let mut r = Reader { bytes: body, shared: Some(body), pos: 0 };
         let body = r.body()?;
-        if r.pos != bytes.len() {
-            return Err(DecodeError::Trailing(bytes.len() - r.pos));
-        }
+        r.end()?;
+        Ok(Message { from, to, body })
+    }
+
+    fn decode_from(mut r: Reader<'_>) -> Result<Message, DecodeError> {
+        let (from, to) = r.header()?;
+        let body = r.body()?;
+        r.end()?;
         Ok(Message { from, to, body })
     }
 }
@@ -509,6 +515,23 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
+    }
+
+    /// A message's header: the wire version (checked), sender and receiver.
+    fn header(&mut self) -> Result<(ReplicaId, ReplicaId), DecodeError> {
+        let version = self.byte()?;
+        if version != WIRE_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        Ok((ReplicaId(self.u32()?), ReplicaId(self.u32()?)))
+    }
+
+    /// Nothing may follow what was read.
+    fn end(&self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(DecodeError::Trailing(n)),
+        }
     }
 
     fn byte(&mut self) -> Result<u8, DecodeError> {

@@ -76,6 +76,7 @@ impl Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::DecodeError;
     use crate::types::{Ballot, ReplicaId, Request, RequestId, Slot, SlotValue, Value};
 
     fn request(seq: u64, len: usize) -> Request {
@@ -113,5 +114,46 @@ mod tests {
             parts.iter().for_each(|p| whole.extend_from_slice(p));
             assert_eq!(whole, msg.encode_after(&[7]));
         }
+    }
+
+    /// A message decoded from its head and its body apart is the message; the body's
+    /// payloads share the body's memory; a byte too many or too few in either piece, or
+    /// another wire version, is refused.
+    #[test]
+    fn a_message_decodes_from_its_head_and_body_apart() {
+        let body = Body::Accept {
+            ballot: Ballot { round: 3, replica: 1 },
+            commit: Slot(9),
+            entries: vec![SlotValue {
+                slot: Slot(10),
+                value: Value::Batch(vec![request(1, 200), request(2, 0)].into()),
+            }],
+        };
+        let msg = Message { from: ReplicaId(1), to: ReplicaId(3), body: body.clone() };
+        let head = msg.encode_header_after(&[]);
+        let rest: Vec<u8> = body.encode_parts(1 << 20).concat();
+        let rest = Bytes::from(rest);
+        let decoded = Message::decode_parts(&head, &rest).unwrap();
+        assert_eq!(decoded, msg);
+        let Body::Accept { entries, .. } = &decoded.body else { unreachable!() };
+        let Value::Batch(batch) = &entries[0].value else { unreachable!() };
+        let inside = rest.as_ptr_range();
+        assert!(inside.contains(&batch[0].payload.as_ptr()), "a payload copied, not shared");
+
+        let mut long_head = head.clone();
+        long_head.push(0);
+        assert_eq!(Message::decode_parts(&long_head, &rest), Err(DecodeError::Trailing(1)));
+        assert!(Message::decode_parts(&head[..head.len() - 1], &rest).is_err());
+        let mut long_body = rest.to_vec();
+        long_body.push(0);
+        let long_body = Bytes::from(long_body);
+        assert_eq!(Message::decode_parts(&head, &long_body), Err(DecodeError::Trailing(1)));
+        assert!(Message::decode_parts(&head, &rest.slice(..rest.len() - 1)).is_err());
+        let mut other_version = head.clone();
+        other_version[0] ^= 0xff;
+        assert!(matches!(
+            Message::decode_parts(&other_version, &rest),
+            Err(DecodeError::Version(_))
+        ));
     }
 }

@@ -113,13 +113,14 @@ pub struct SharedPayload {
     parts: Vec<Bytes>,
     len: usize,
     crc: OnceLock<u32>,
+    contiguous: OnceLock<Bytes>,
 }
 
 impl SharedPayload {
     /// The payload that is `parts`, concatenated.
     pub fn new(parts: Vec<Bytes>) -> SharedPayload {
         let len = parts.iter().map(Bytes::len).sum();
-        SharedPayload { parts, len, crc: OnceLock::new() }
+        SharedPayload { parts, len, crc: OnceLock::new(), contiguous: OnceLock::new() }
     }
 
     /// Its length in bytes.
@@ -141,6 +142,18 @@ impl SharedPayload {
     /// combined from it, so a payload sent to several peers is checksummed once.
     pub fn crc32c(&self) -> u32 {
         *self.crc.get_or_init(|| self.parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p)))
+    }
+
+    /// The payload in one buffer, made on the first call and kept: its one part as it is, or
+    /// its parts copied together once, however many receivers ask (an in-process transport,
+    /// whose receivers take the payload as it is).
+    pub fn contiguous(&self) -> Bytes {
+        self.contiguous
+            .get_or_init(|| match self.parts.as_slice() {
+                [one] => one.clone(),
+                parts => Bytes::from(parts.concat()),
+            })
+            .clone()
     }
 
     /// `head` followed by the payload, in one buffer (a copy: for a transport that cannot
@@ -474,6 +487,14 @@ mod tests {
             let whole = [head.clone(), parts.concat()].concat();
             prop_assert_eq!(&wire[..], &frame_bytes(kind, &whole)[..]);
             prop_assert_eq!(&tail.concat_after(&head)[..], &whole[..]);
+            // In one buffer: the parts in order, made once (the same memory every call), and
+            // a payload of one part is that part, not a copy.
+            let one = tail.contiguous();
+            prop_assert_eq!(&one[..], &parts.concat()[..]);
+            prop_assert_eq!(tail.contiguous().as_ptr(), one.as_ptr());
+            if let [only] = tail.parts() {
+                prop_assert_eq!(one.as_ptr(), only.as_ptr());
+            }
         }
 
         /// Arbitrary bytes never panic the decoder, and whatever it accepts re-encodes to

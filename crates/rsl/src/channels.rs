@@ -40,6 +40,10 @@ pub(crate) enum ToConsensus {
     Read { request: Bytes, mode: ReadMode, reply: Reply },
     /// A payload from peer `from` (authenticated by the transport), still in its envelope.
     Receive { from: u32, payload: Bytes },
+    /// A consensus message from peer `from` in two pieces, as an in-process transport
+    /// delivers a shared encoding: `head`, the envelope's channel byte and the message's
+    /// header, and `body`, the rest, the same memory for every receiver.
+    ReceiveParts { from: u32, head: Bytes, body: Bytes },
     /// The I/O thread made every write up to `seq` durable.
     Durable { seq: u64 },
     /// An input for the core as it is (control calls, loaded log, saved checkpoints).
@@ -64,7 +68,7 @@ impl ToConsensus {
             ToConsensus::Propose { .. } => "a proposal",
             ToConsensus::ProposeBatch { .. } => "a batch of proposals",
             ToConsensus::Read { .. } => "a read",
-            ToConsensus::Receive { .. } => "a peer message",
+            ToConsensus::Receive { .. } | ToConsensus::ReceiveParts { .. } => "a peer message",
             ToConsensus::Durable { .. } => "a durable report",
             ToConsensus::Core(_) => "a core input",
             ToConsensus::Learn { .. } => "what a primary said is chosen",

@@ -181,6 +181,7 @@ impl Consensus {
                 self.driver.read(request, mode, waiter, &mut self.router);
             }
             ToConsensus::Receive { from, payload } => self.receive(from, payload),
+            ToConsensus::ReceiveParts { from, head, body } => self.receive_parts(from, head, body),
             ToConsensus::Durable { seq } => self.step(Input::Durable { seq }),
             ToConsensus::Core(input) => self.step(input),
             ToConsensus::Learn { chosen, reply } => {
@@ -227,6 +228,24 @@ impl Consensus {
             // Delivered to `peer_call` before this queue; one here came by another path.
             Some((Channel::Calls, _)) => self.reject(from, "a peer call outside its inbox"),
             None => self.reject(from, "a payload in no known envelope"),
+        }
+    }
+
+    /// A consensus message in two pieces (`ToConsensus::ReceiveParts`): decoded as
+    /// [`Consensus::receive`] decodes one whole, its payloads sharing `body`.
+    fn receive_parts(&mut self, from: u32, head: Bytes, body: Bytes) {
+        let counters = &self.router.shared.metrics.counters;
+        counters.bytes_received.inc_by((head.len() + body.len()) as u64);
+        match head.split_first() {
+            Some((&c, header)) if c == Channel::Consensus as u8 => {
+                match Message::decode_parts(header, &body) {
+                    Ok(msg) if msg.from.0 == from => self.step(Input::Receive(msg)),
+                    Ok(_) | Err(_) => {
+                        self.reject(from, "a message that does not decode or lies about its sender")
+                    }
+                }
+            }
+            _ => self.reject(from, "a message in parts outside the consensus envelope"),
         }
     }
 

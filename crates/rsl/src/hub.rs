@@ -77,14 +77,16 @@ struct HubEnd {
     hub: LocalHub,
 }
 
-impl Transport for HubEnd {
-    fn id(&self) -> u32 {
-        self.me
-    }
-
-    fn send(&self, to: u32, payload: Bytes) -> Result<(), SendError> {
+impl HubEnd {
+    /// Delivers a payload of `bytes` to `to` with `deliver`, unless it is too large or the
+    /// link is cut.
+    fn deliver(
+        &self,
+        to: u32,
+        bytes: usize,
+        deliver: impl FnOnce(&Inbox, u32) -> bool,
+    ) -> Result<(), SendError> {
         // The same limit as TCP's frames, so that LocalCluster tests what a deployment does.
-        let bytes = payload.len();
         if bytes > rsl_net::limits::FRAME_PAYLOAD_BYTES_MAX {
             return Err(SendError::PayloadTooLarge { bytes });
         }
@@ -95,10 +97,33 @@ impl Transport for HubEnd {
         // Delivered outside the lock: a peer call's handler may answer at once, through it.
         let inbox = self.hub.inner.inboxes.read().expect("hub lock").get(&to).cloned();
         match inbox {
-            Some(inbox) if inbox.deliver(self.me, payload) => Ok(()),
+            Some(inbox) if deliver(&inbox, self.me) => Ok(()),
             Some(_) => Err(SendError::QueueFull(to)),
             None => Err(SendError::UnknownPeer(to)),
         }
+    }
+}
+
+impl Transport for HubEnd {
+    fn id(&self) -> u32 {
+        self.me
+    }
+
+    fn send(&self, to: u32, payload: Bytes) -> Result<(), SendError> {
+        self.deliver(to, payload.len(), |inbox, me| inbox.deliver(me, payload))
+    }
+
+    /// The shared tail is not copied for each receiver, as the default (`head` and `tail`
+    /// concatenated) would: a consensus message reaches the receiver in its two pieces, the
+    /// tail in one buffer that every receiver shares (`Inbox::deliver_shared`).
+    fn send_shared(
+        &self,
+        to: u32,
+        head: Bytes,
+        tail: Arc<rsl_net::SharedPayload>,
+    ) -> Result<(), SendError> {
+        let bytes = head.len() + tail.len();
+        self.deliver(to, bytes, |inbox, me| inbox.deliver_shared(me, head, &tail))
     }
 
     fn peer_status(&self, peer: u32) -> Option<PeerStatus> {

@@ -507,6 +507,22 @@ impl Inbox {
         }
         inbound(&self.events, from, payload)
     }
+
+    /// Delivers a payload that is `head` followed by `tail` (`Transport::send_shared`); a
+    /// consensus message goes to the consensus thread in its two pieces, its body `tail`'s
+    /// one buffer, shared by every receiver; anything else as [`Inbox::deliver`] does.
+    pub(crate) fn deliver_shared(
+        &self,
+        from: u32,
+        head: Bytes,
+        tail: &rsl_net::SharedPayload,
+    ) -> bool {
+        if head.first() != Some(&(crate::envelope::Channel::Consensus as u8)) {
+            return self.deliver(from, tail.concat_after(&head));
+        }
+        let body = tail.contiguous();
+        self.events.try_send(ToConsensus::ReceiveParts { from, head, body }).is_ok()
+    }
 }
 
 impl PeerCalls {

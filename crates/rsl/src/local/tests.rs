@@ -115,3 +115,30 @@ fn a_full_disk_refuses_writes_serves_reads_and_resumes_once_space_is_freed() {
         assert!(!reference.contains(&b"refused".to_vec()));
     });
 }
+
+/// An accept too large to be sealed whole goes through the hub as a shared encoding
+/// (`Transport::send_shared`: each follower gets the header and the one shared body apart),
+/// and every replica executes the request byte for byte.
+#[test]
+fn a_large_accept_reaches_every_follower_in_two_pieces() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let journals: Vec<Journal> = (0..3).map(|_| Journal::default()).collect();
+        let j = journals.clone();
+        let cluster =
+            LocalCluster::start(LocalOptions::default(), move |id| j[id as usize - 1].clone());
+        // Above the envelope's 64 KiB: sealed as a head and a shared body.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        write(&cluster, &big).await;
+        let p = primary(&cluster).await;
+        let commit = cluster.nodes[p].status().committed;
+        for node in &cluster.nodes {
+            node.read(Bytes::new(), ReadConsistency::AtLeast(commit)).await.unwrap();
+            assert_eq!(node.status().counters.rejected_messages, 0);
+        }
+        for (i, journal) in journals.iter().enumerate() {
+            let executed = journal.0.lock().unwrap();
+            assert!(executed.contains(&big), "replica {} lacks the request", i + 1);
+        }
+    });
+}
