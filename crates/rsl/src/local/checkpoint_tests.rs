@@ -4,12 +4,12 @@
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::tests::write;
 use super::{LocalCluster, LocalOptions};
-use crate::{ReadConsistency, ReplicateError, Snapshot, StateMachine};
+use crate::{ReadConsistency, Snapshot, StateMachine};
 
 /// The sum of the requests' first bytes; counts the checkpoints it loaded.
 struct Sum {
@@ -43,20 +43,6 @@ impl StateMachine for Sum {
         self.loads.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-}
-
-/// Writes `payload` until a primary acknowledges it; returns the primary's index.
-async fn write(cluster: &LocalCluster, payload: &[u8]) -> usize {
-    for _ in 0..200 {
-        let p = cluster.wait_for_primary(Duration::from_secs(10)).await.expect("a primary");
-        let p = cluster.nodes.iter().position(|n| n.id() == p.id()).unwrap();
-        match cluster.nodes[p].replicate(Bytes::copy_from_slice(payload)).await {
-            Ok(_) => return p,
-            Err(ReplicateError::NotPrimary { .. } | ReplicateError::Superseded { .. }) => {}
-            Err(e) => panic!("write failed: {e}"),
-        }
-    }
-    panic!("no write was acknowledged");
 }
 
 #[test]

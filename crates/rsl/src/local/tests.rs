@@ -45,12 +45,13 @@ async fn primary(cluster: &LocalCluster) -> usize {
     cluster.nodes.iter().position(|n| n.id() == p.id()).unwrap()
 }
 
-/// Writes until one is acknowledged (through whichever replica is primary).
-async fn write(cluster: &LocalCluster, payload: &[u8]) {
+/// Writes until one is acknowledged (through whichever replica is primary); returns the
+/// index of the replica that acknowledged it.
+pub(super) async fn write(cluster: &LocalCluster, payload: &[u8]) -> usize {
     for _ in 0..200 {
         let p = primary(cluster).await;
         match cluster.nodes[p].replicate(Bytes::copy_from_slice(payload)).await {
-            Ok(_) => return,
+            Ok(_) => return p,
             Err(ReplicateError::NotPrimary { .. } | ReplicateError::Superseded { .. }) => {}
             Err(e) => panic!("write failed: {e}"),
         }
